@@ -1,0 +1,91 @@
+"""The model IR: a typed DAG of per-trial numeric nodes shared by every front end and backend.
+
+Front ends (workbook reader, protobuf spec) build a :class:`Model`; backends (NumPy, CUDA)
+compile it. Nodes are frozen dataclasses, so equal sub-expressions compare and hash equal
+and a backend can evaluate each distinct node once per trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """A number that is the same in every trial (folded constants, constant cells)."""
+
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A constant rectangular range, row-major; only ever an argument, never a value."""
+
+    values: tuple[float, ...]
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One uncertain input: a distribution drawn once per trial from its own random stream.
+
+    ``stream`` is the input's index in ``Model.inputs``; the Philox key is derived from
+    (simulation seed, stream), or (``seed``, stream) when ``RiskSeed`` fixed one.
+    ``distribution`` is the @RISK name without the ``Risk`` prefix, lower-case
+    (``"normal"``, ``"triang"``, ``"lognorm2"``...); ``params`` keep @RISK's order.
+    """
+
+    stream: int
+    distribution: str
+    params: tuple[Node | Table, ...]
+    name: str
+    address: str
+    truncate: tuple[float | None, float | None] | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """An Excel operator or function applied element-wise over the trials of a chunk.
+
+    ``fn`` is lower-case: operators are ``add sub mul div pow neg percent eq ne lt le gt
+    ge``; functions keep their Excel name (``if``, ``iferror``, ``sum``, ``npv``...).
+    ``address`` is the cell the expression came from, for errors.
+    """
+
+    fn: str
+    args: tuple[Node | Table, ...]
+    address: str = ""
+
+
+Node: TypeAlias = Const | Sample | Apply
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A value the user asked to see (``RiskOutput``), with its distribution reported."""
+
+    name: str
+    address: str
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """A rank-correlation matrix over some inputs (``RiskCorrmat``), realised by a copula."""
+
+    name: str
+    streams: tuple[int, ...]
+    matrix: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A compiled model: inputs ordered by stream, outputs, correlations, warnings."""
+
+    inputs: tuple[Sample, ...]
+    outputs: tuple[Output, ...]
+    correlations: tuple[Correlation, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
