@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Command 2: set up and run every check: generated code current, buf lint, ruff, the test suite.
+# PostgreSQL-backed tests need PostgreSQL's server binaries; as root they are installed if absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh test,lint
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing PostgreSQL server binaries for the integration tests..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+.venv/bin/python scripts/gen_protos.py --check
+.venv/bin/buf lint
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"
