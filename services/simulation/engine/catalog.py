@@ -1,0 +1,315 @@
+"""The catalogue of functions a model may use: @RISK distributions, property functions, Excel.
+
+Every front end asks this module three questions: is a function supported (and with how many
+arguments), is it a distribution, and are its constant parameters valid. Distribution names
+are the ``Sample.distribution`` names of :mod:`ir` (the @RISK name without ``Risk``, lower
+case) and parameters keep @RISK's order and meaning:
+
+==============  =====================================  ==========================================
+name            parameters                             domain checked here
+==============  =====================================  ==========================================
+normal          mean, sd                               sd > 0
+triang          min, mode, max                         min <= mode <= max, min < max
+trigen          bottom, mode, top, bottom%, top%       bottom <= mode <= top, 0 <= b% < t% <= 100
+pert            min, mode, max                         min <= mode <= max, min < max
+uniform         min, max                               min < max
+lognorm         mean, sd (of the lognormal itself)     mean > 0, sd > 0
+lognorm2        mu, sigma (of the underlying normal)   sigma > 0
+discrete        {values}, {probabilities}              same length, p >= 0, sum(p) > 0
+binomial        n, p                                   n integer >= 0, 0 <= p <= 1
+poisson         lambda                                 lambda > 0
+expon           beta (the mean)                        beta > 0
+gamma           alpha, beta                            alpha > 0, beta > 0
+beta            alpha1, alpha2                         both > 0
+betageneral     alpha1, alpha2, min, max               both > 0, min < max
+weibull         alpha (shape), beta (scale)            both > 0
+cumul           min, max, {x}, {p}                     min < max, x increasing in [min, max],
+                                                       p non-decreasing in [0, 1], same length
+==============  =====================================  ==========================================
+
+Parameters that are not constants (another uncertain cell) are checked per trial by the
+backends instead: an invalid draw there is NaN (an Excel ``#NUM!``), never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import NoReturn
+
+from services.simulation.engine.errors import ParameterError
+
+#: Excel's limit on the number of arguments of a function call.
+MAX_ARGS = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """An @RISK distribution: its parameter names and which of them are constant tables."""
+
+    name: str
+    params: tuple[str, ...]
+    tables: frozenset[int] = frozenset()
+
+    @property
+    def risk_name(self) -> str:
+        """The spreadsheet spelling, e.g. ``RiskLognorm2``."""
+        return "Risk" + _RISK_SPELLING.get(self.name, self.name.capitalize())
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """An Excel function: its ``Apply.fn`` name and how many arguments it takes."""
+
+    name: str
+    min_args: int
+    max_args: int = MAX_ARGS
+
+
+_RISK_SPELLING = {"betageneral": "BetaGeneral", "lognorm2": "Lognorm2"}
+
+DISTRIBUTIONS: dict[str, Distribution] = {
+    d.name: d
+    for d in (
+        Distribution("normal", ("mean", "sd")),
+        Distribution("triang", ("min", "mode", "max")),
+        Distribution("trigen", ("bottom", "mode", "top", "bottom_pct", "top_pct")),
+        Distribution("pert", ("min", "mode", "max")),
+        Distribution("uniform", ("min", "max")),
+        Distribution("lognorm", ("mean", "sd")),
+        Distribution("lognorm2", ("mu", "sigma")),
+        Distribution("discrete", ("values", "probabilities"), frozenset({0, 1})),
+        Distribution("binomial", ("n", "p")),
+        Distribution("poisson", ("lambda",)),
+        Distribution("expon", ("beta",)),
+        Distribution("gamma", ("alpha", "beta")),
+        Distribution("beta", ("alpha1", "alpha2")),
+        Distribution("betageneral", ("alpha1", "alpha2", "min", "max")),
+        Distribution("weibull", ("alpha", "beta")),
+        Distribution("cumul", ("min", "max", "x", "p"), frozenset({2, 3})),
+    )
+}
+
+#: Property functions, allowed only as trailing arguments of a distribution.
+PROPERTIES: dict[str, Function] = {
+    f.name: f
+    for f in (
+        Function("riskname", 1, 1),
+        Function("risktruncate", 0, 2),
+        Function("riskcorrmat", 2, 3),
+        Function("riskseed", 1, 1),
+    )
+}
+
+#: ``RiskOutput()``, ``RiskOutput(name)`` or ``RiskOutput(name, range name, position)``.
+OUTPUT = Function("riskoutput", 0, 3)
+
+#: Excel operators (``Apply.fn`` names) with their arity.
+OPERATORS: dict[str, int] = {
+    "add": 2, "sub": 2, "mul": 2, "div": 2, "pow": 2, "eq": 2, "ne": 2, "lt": 2, "le": 2,
+    "gt": 2, "ge": 2, "concat": 2, "neg": 1, "percent": 1,
+}  # fmt: skip
+
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in (
+        Function("if", 2, 3),
+        Function("and", 1),
+        Function("or", 1),
+        Function("not", 1, 1),
+        Function("iferror", 2, 2),
+        Function("sum", 1),
+        Function("sumproduct", 1),
+        Function("average", 1),
+        Function("min", 1),
+        Function("max", 1),
+        Function("abs", 1, 1),
+        Function("exp", 1, 1),
+        Function("ln", 1, 1),
+        Function("log", 1, 2),
+        Function("log10", 1, 1),
+        Function("sqrt", 1, 1),
+        Function("power", 2, 2),
+        Function("round", 2, 2),
+        Function("roundup", 2, 2),
+        Function("rounddown", 2, 2),
+        Function("int", 1, 1),
+        Function("mod", 2, 2),
+        Function("sign", 1, 1),
+        Function("npv", 2),
+        Function("pv", 3, 5),
+        Function("fv", 3, 5),
+        Function("pmt", 3, 5),
+        Function("choose", 2),
+        Function("index", 2, 3),
+        Function("match", 2, 3),
+        Function("vlookup", 3, 4),
+    )
+}
+
+#: Functions whose arguments are ranges expanded into argument lists (or Tables).
+RANGE_FUNCTIONS = frozenset({"sum", "sumproduct", "average", "min", "max", "and", "or", "npv"})
+
+#: Functions taking a constant table: argument index → the table's position.
+TABLE_ARGUMENTS: dict[str, int] = {"index": 0, "match": 1, "vlookup": 1}
+
+
+def distribution(function_name: str) -> Distribution | None:
+    """The distribution for a spreadsheet name (``RiskNormal``/``normal``), else None."""
+    key = function_name.lower()
+    key = key[4:] if key.startswith("risk") else key
+    return DISTRIBUTIONS.get(key)
+
+
+def check_arity(function: str, count: int, lo: int, hi: int, location: str) -> None:
+    """Raise ParameterError when ``count`` arguments is outside ``[lo, hi]``."""
+    if lo <= count <= hi:
+        return
+    want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi < MAX_ARGS else f"at least {lo}"
+    raise ParameterError(f"takes {want} arguments, got {count}", location, function)
+
+
+Param = float | Sequence[float]
+
+
+def validate(dist: Distribution, params: Sequence[Param | None], location: str) -> None:
+    """Check the constant parameters of one distribution; ``None`` marks a non-constant one.
+
+    Raises :class:`ParameterError` naming ``location`` and the @RISK function, e.g.
+    ``Sheet1!B2: RiskNormal: sd must be > 0, got -1``.
+    """
+    fn = dist.risk_name
+    check_arity(fn, len(params), len(dist.params), len(dist.params), location)
+
+    def fail(reason: str) -> NoReturn:
+        raise ParameterError(reason, location, fn)
+
+    scalars: dict[str, float] = {}
+    tables: dict[str, tuple[float, ...]] = {}
+    for i, (pname, value) in enumerate(zip(dist.params, params, strict=True)):
+        if value is None:
+            continue
+        if i in dist.tables:
+            if isinstance(value, (int, float)):
+                value = (float(value),)
+            tables[pname] = tuple(float(v) for v in value)
+            if not all(math.isfinite(v) for v in tables[pname]):
+                fail(f"{pname} must be finite numbers")
+        else:
+            if not isinstance(value, (int, float)):
+                fail(f"{pname} must be a single number, not a range")
+            if not math.isfinite(value):
+                fail(f"{pname} must be a finite number, got {value}")
+            scalars[pname] = float(value)
+    _CHECKS[dist.name](scalars, tables, fail)
+
+
+_Scalars = dict[str, float]
+_Tables = dict[str, tuple[float, ...]]
+_Fail = Callable[[str], NoReturn]
+_Check = Callable[[_Scalars, _Tables, _Fail], None]
+
+
+def _positive(*names: str) -> _Check:
+    def check(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+        for n in names:
+            if n in s and s[n] <= 0:
+                fail(f"{n} must be > 0, got {_fmt(s[n])}")
+
+    return check
+
+
+def _ordered(lo: str, mid: str | None, hi: str) -> _Check:
+    def check(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+        if lo in s and hi in s and not s[lo] < s[hi]:
+            fail(f"{lo} ({_fmt(s[lo])}) must be < {hi} ({_fmt(s[hi])})")
+        if mid is None or mid not in s:
+            return
+        if lo in s and s[mid] < s[lo]:
+            fail(f"{mid} ({_fmt(s[mid])}) must be >= {lo} ({_fmt(s[lo])})")
+        if hi in s and s[mid] > s[hi]:
+            fail(f"{mid} ({_fmt(s[mid])}) must be <= {hi} ({_fmt(s[hi])})")
+
+    return check
+
+
+def _all(*checks: _Check) -> _Check:
+    def check(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+        for c in checks:
+            c(s, t, fail)
+
+    return check
+
+
+def _trigen_pcts(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+    b, p = s.get("bottom_pct"), s.get("top_pct")
+    if b is not None and not 0 <= b < 100:
+        fail(f"bottom_pct must be in [0, 100), got {_fmt(b)}")
+    if p is not None and not 0 < p <= 100:
+        fail(f"top_pct must be in (0, 100], got {_fmt(p)}")
+    if b is not None and p is not None and not b < p:
+        fail(f"bottom_pct ({_fmt(b)}) must be < top_pct ({_fmt(p)})")
+
+
+def _binomial(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+    n, p = s.get("n"), s.get("p")
+    if n is not None and (n < 0 or n != int(n)):
+        fail(f"n must be a whole number >= 0, got {_fmt(n)}")
+    if p is not None and not 0 <= p <= 1:
+        fail(f"p must be in [0, 1], got {_fmt(p)}")
+
+
+def _probabilities(values: str, probs: str) -> _Check:
+    def check(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+        v, p = t.get(values), t.get(probs)
+        if v is not None and p is not None and len(v) != len(p):
+            fail(f"{values} has {len(v)} entries but {probs} has {len(p)}")
+        if p is not None and any(x < 0 for x in p):
+            fail(f"{probs} must all be >= 0")
+        if p is not None and not sum(p) > 0:
+            fail(f"{probs} must sum to a positive number")
+
+    return check
+
+
+def _cumul(s: _Scalars, t: _Tables, fail: _Fail) -> None:
+    x, p = t.get("x"), t.get("p")
+    if x is not None and p is not None and len(x) != len(p):
+        fail(f"x has {len(x)} entries but p has {len(p)}")
+    if x is not None:
+        if any(b <= a for a, b in pairwise(x)):
+            fail("x must be strictly increasing")
+        lo, hi = s.get("min", -math.inf), s.get("max", math.inf)
+        if x and (x[0] < lo or x[-1] > hi):
+            fail(f"x must lie within [min, max] = [{_fmt(lo)}, {_fmt(hi)}]")
+    if p is not None:
+        if any(not 0 <= v <= 1 for v in p):
+            fail("p must lie in [0, 1]")
+        if any(b < a for a, b in pairwise(p)):
+            fail("p must be non-decreasing")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+_CHECKS: dict[str, _Check] = {
+    "normal": _positive("sd"),
+    "triang": _ordered("min", "mode", "max"),
+    "trigen": _all(_ordered("bottom", "mode", "top"), _trigen_pcts),
+    "pert": _ordered("min", "mode", "max"),
+    "uniform": _ordered("min", None, "max"),
+    "lognorm": _positive("mean", "sd"),
+    "lognorm2": _positive("sigma"),
+    "discrete": _probabilities("values", "probabilities"),
+    "binomial": _binomial,
+    "poisson": _positive("lambda"),
+    "expon": _positive("beta"),
+    "gamma": _positive("alpha", "beta"),
+    "beta": _positive("alpha1", "alpha2"),
+    "betageneral": _all(_positive("alpha1", "alpha2"), _ordered("min", None, "max")),
+    "weibull": _positive("alpha", "beta"),
+    "cumul": _all(_ordered("min", None, "max"), _cumul),
+}
