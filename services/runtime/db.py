@@ -1,0 +1,110 @@
+"""Async database access (SQLAlchemy 2) and per-service schema migrations.
+
+SQLite (aiosqlite) is the embedded default, tuned per connection for WAL, foreign
+keys and a busy timeout; PostgreSQL is reached through asyncpg.
+
+Migrations are Alembic revisions in each service's ``migrations/versions/`` folder,
+applied at start-up through Alembic's ``EnvironmentContext`` rather than an
+``env.py`` per service: Alembic gives ordered, versioned, reviewable revisions and
+``alembic_version`` bookkeeping on both databases, while one runner here keeps the
+six services from carrying six copies of the same ``env.py``. On PostgreSQL an
+advisory lock serialises replicas that start together.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = ["Database", "migrate"]
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url``; creates the SQLite file's directory if needed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _upgrade(connection: Connection, migrations: Path) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    script = ScriptDirectory.from_config(config)
+
+    def upgrade(revision, _context):
+        return script._upgrade_revs("head", revision)
+
+    with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:
+        env.configure(connection=connection, render_as_batch=True)
+        with env.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                lock_key = zlib.crc32(str(migrations.parent.name).encode())
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
+            env.run_migrations()
+
+
+async def migrate(engine: AsyncEngine, migrations: Path) -> None:
+    """Apply every pending Alembic revision under ``migrations`` (idempotent)."""
+    async with engine.connect() as connection:
+        await connection.run_sync(_upgrade, migrations)
+        await connection.commit()
+
+
+class Database:
+    """One service's engine plus a session factory; open once, close on shutdown."""
+
+    def __init__(self, url: str, migrations: Path | None = None) -> None:
+        self.url = url
+        self.migrations = migrations
+        self.engine = create_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    async def open(self) -> None:
+        """Run pending migrations."""
+        if self.migrations is not None:
+            await migrate(self.engine, self.migrations)
+
+    async def close(self) -> None:
+        """Dispose of every pooled connection."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
