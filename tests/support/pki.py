@@ -1,47 +1,35 @@
-"""A throwaway development PKI for tests: a CA plus SPIFFE certificates per name.
+"""Test certificates, issued by the one PKI implementation in ``services.runtime.pki``.
 
-Writes ``ca.crt``/``ca.key`` and ``<name>.crt``/``<name>.key`` into a directory, the
-layout services read from ``$ALEA_HOME/pki``. Certificates carry SAN URI
-``spiffe://alea/<name>``, DNS ``localhost`` and IP 127.0.0.1.
+``make_pki(directory)`` writes a fresh CA and one certificate per mesh identity (the
+layout services read from ``$ALEA_HOME/pki``); ``foreign_cert`` and ``expired_cert`` add
+the certificates the security tests need: one signed by a CA nobody trusts and one that
+has expired.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-SERVICE_NAMES = ("identity", "files", "simulation", "notification", "admin", "analytics")
-DEFAULT_NAMES = (*SERVICE_NAMES, "edge", "client")
+from services.runtime import pki
+from services.runtime.pki import IDENTITIES, SERVICES, cert_paths
 
+__all__ = [
+    "DEFAULT_NAMES",
+    "SERVICE_NAMES",
+    "expired_cert",
+    "foreign_cert",
+    "issue",
+    "make_ca",
+    "make_pki",
+    "read_identity",
+]
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-
-
-def _builder(subject: str, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-    )
+SERVICE_NAMES = SERVICES
+DEFAULT_NAMES = IDENTITIES
 
 
 def make_ca(
@@ -49,44 +37,27 @@ def make_ca(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """Create ``ca.crt``/``ca.key`` in ``directory`` and return them."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        _builder(common_name, name, key.public_key(), 30)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(directory / "ca.key", key)
-    return cert, key
+    ca = pki.create_ca(common_name)
+    ca.write(directory, "ca")
+    return ca.cert, ca.key
 
 
-def issue(directory: Path, name: str, ca_cert: x509.Certificate, ca_key, *, days: int = 30) -> None:
-    """Write ``<name>.crt``/``<name>.key`` signed by the CA, SAN ``spiffe://alea/<name>``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [
-            x509.UniformResourceIdentifier(f"spiffe://alea/{name}"),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-    )
-    usage = x509.ExtendedKeyUsage(
-        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    )
-    cert = (
-        _builder(name, ca_cert.subject, key.public_key(), days)
-        .add_extension(san, critical=False)
-        .add_extension(usage, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(directory / f"{name}.key", key)
+def issue(
+    directory: Path,
+    name: str,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    days: int = 30,
+) -> None:
+    """Write ``<name>.crt``/``<name>.key`` signed by the CA, SAN ``spiffe://alea/<name>``.
+
+    A negative ``days`` gives a certificate that expired that many days ago.
+    """
+    not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+    not_before = min(dt.datetime.now(dt.UTC), not_after) - dt.timedelta(days=1)
+    cert = pki.issue(pki.Issued(ca_cert, ca_key), name, not_before=not_before, not_after=not_after)
+    cert.write(directory, name)
 
 
 def make_pki(directory: Path, names: tuple[str, ...] = DEFAULT_NAMES) -> Path:
@@ -95,3 +66,26 @@ def make_pki(directory: Path, names: tuple[str, ...] = DEFAULT_NAMES) -> Path:
     for name in names:
         issue(directory, name, ca_cert, ca_key)
     return directory
+
+
+def read_identity(pki_dir: Path, name: str) -> tuple[bytes, bytes]:
+    """``(cert_pem, key_pem)`` of identity ``name`` under ``pki_dir``."""
+    crt, key = cert_paths(pki_dir, name)
+    return crt.read_bytes(), key.read_bytes()
+
+
+def foreign_cert(out_dir: Path, name: str = "client") -> tuple[Path, Path]:
+    """A certificate for ``name`` signed by a freshly made CA nobody trusts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return pki.issue(pki.create_ca("Some other CA"), name).write(out_dir, f"foreign-{name}")
+
+
+def expired_cert(pki_dir: Path, out_dir: Path, name: str = "client") -> tuple[Path, Path]:
+    """A certificate for ``name`` signed by the real CA that expired yesterday."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    cert = pki.issue(
+        pki.load(pki_dir, "ca"), name,
+        not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
+    )  # fmt: skip
+    return cert.write(out_dir, f"expired-{name}")
