@@ -1,0 +1,1 @@
+"""The files service: streamed uploads and downloads, encrypted at rest, quotas and sharing."""

@@ -1,0 +1,104 @@
+"""Blob storage: a deliberately small interface (put a stream, read a range, delete).
+
+Blobs hold only ciphertext (see :mod:`services.files.crypto`); the store knows nothing
+of files, tenants or keys, so an object store can be added by implementing
+:class:`BlobStore` (``put`` maps to a multipart upload completed at the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["BlobStore", "LocalBlobStore"]
+
+_KEY = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
+
+
+class BlobStore(Protocol):
+    """Where sealed blobs live."""
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store the stream under ``key`` and return its length.
+
+        The blob becomes readable only once the stream is complete; if the stream
+        raises or the task is cancelled, nothing is left behind.
+        """
+        ...
+
+    async def read(self, key: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer only at the end of the blob)."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a missing blob is not an error."""
+        ...
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root/objects``; partial uploads under ``root/tmp``.
+
+    A finished upload is fsynced and renamed into place (atomic on one filesystem).
+    ``tmp`` is emptied on construction: a crash mid-upload leaves nothing after restart.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._tmp = root / "tmp"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        for stale in self._tmp.iterdir():
+            stale.unlink(missing_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The file holding blob ``key`` (fanned out by its first two characters)."""
+        if not _KEY.match(key):
+            raise ValueError(f"invalid blob key {key!r}")
+        return self._objects / key[:2] / key
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        final = self.path(key)
+        temp = self._tmp / f"{key}.{uuid.uuid4().hex}.part"
+        handle = await asyncio.to_thread(open, temp, "xb")
+        written = 0
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(handle.write, chunk)
+                written += len(chunk)
+            await asyncio.to_thread(_commit, handle, temp, final)
+        except BaseException:
+            # Synchronous clean-up: a second cancellation cannot interrupt it.
+            handle.close()
+            temp.unlink(missing_ok=True)
+            raise
+        return written
+
+    async def read(self, key: str, offset: int, length: int) -> bytes:
+        return await asyncio.to_thread(_read, self.path(key), offset, length)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.path(key).unlink, True)
+
+    def temp_files(self) -> list[Path]:
+        """Partial uploads currently on disk (for tests and diagnostics)."""
+        return sorted(self._tmp.iterdir())
+
+
+def _commit(handle, temp: Path, final: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    final.parent.mkdir(exist_ok=True)
+    os.replace(temp, final)
+
+
+def _read(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(length)
