@@ -1,0 +1,327 @@
+"""Uniforms → distribution values by inverse CDF, with truncation and Latin Hypercube strata.
+
+Every distribution is its quantile function applied to the trial's own uniform, so a draw
+depends only on (seed, stream, trial). Parameters broadcast: each is a float or a float64
+array of the chunk's shape; trials whose parameters are outside the domain give NaN.
+Parameters are in @RISK order (see ``ir.Sample``); ``discrete`` and ``cumul`` take their
+value/probability lists as ``ir.Table``.
+
+Truncation (``RiskTruncate(lo, hi)``) maps ``u`` into ``[F(lo), F(hi)]`` before the
+quantile (``F(lo)`` is ``P(X < lo)`` for discrete distributions) and clips the result to
+``[lo, hi]`` against rounding.
+
+Latin Hypercube (``sampling="lhs"``): trials are grouped in blocks of ``LHS_BLOCK`` aligned
+to trial indices (block ``b`` holds trials ``[b*LHS_BLOCK, (b+1)*LHS_BLOCK)``). Within a
+block, trial ``t`` gets stratum ``s(t)`` = the rank of ``raw(seed, stream, t, domain=1)``
+among the block's domain-1 words (ties broken by trial index), and its uniform is built from
+the 52-bit integer ``(s(t) << 36) | (x >> 28)``, ``x`` its ordinary domain-0 word, converted
+like any other (``((k + 0.5) * 2**-52``). So each stratum ``[s/2**16, (s+1)/2**16)`` holds
+exactly one trial of each full block, and any chunking gives the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from . import rng
+from .ir import Table
+
+__all__ = ["DISTRIBUTIONS", "LHS_BLOCK", "lhs_uniforms", "sample"]
+
+LHS_BLOCK = 1 << 16
+_LHS_SHIFT = np.uint64(36)  # 52 bits = 16 stratum bits + 36 bits of jitter
+_TABLE_LIMIT = 1 << 20  # largest support tabulated for discrete quantiles
+
+Param = float | np.ndarray
+
+
+@dataclass(frozen=True)
+class _Dist:
+    ppf: Callable[..., np.ndarray]
+    cdf: Callable[..., Param]
+    valid: Callable[..., Param]
+    discrete: bool = False
+
+
+def _triang_ppf(u: np.ndarray, a: Param, c: Param, b: Param) -> np.ndarray:
+    width = b - a
+    split = (c - a) / width
+    left = a + np.sqrt(u * width * (c - a))
+    right = b - np.sqrt((1.0 - u) * width * (b - c))
+    return np.where(u < split, left, right)
+
+
+def _triang_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
+    width = b - a
+    left = (x - a) ** 2 / (width * (c - a))
+    right = 1.0 - (b - x) ** 2 / (width * (b - c))
+    return np.clip(np.where(x <= c, left, right), 0.0, 1.0)
+
+
+def _trigen_bounds(lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> tuple[Param, Param]:
+    """Min and max of the triangle whose ``plo``/``phi`` percentiles are ``lo``/``hi``.
+
+    With width ``w = max - min``, ``lo - min`` and ``max - hi`` are closed-form functions of
+    ``w``; ``w = (hi - lo) + (lo - min) + (max - hi)`` has one root, found by bisection.
+    """
+    p, q = plo / 100.0, 1.0 - phi / 100.0
+
+    def gaps(w: Param) -> tuple[Param, Param]:
+        below = 0.5 * (p * w + np.sqrt((p * w) ** 2 + 4.0 * p * w * (c - lo)))
+        above = 0.5 * (q * w + np.sqrt((q * w) ** 2 + 4.0 * q * w * (hi - c)))
+        return below, above
+
+    def excess(w: Param) -> Param:
+        below, above = gaps(w)
+        return (hi - lo) + below + above - w
+
+    low = np.asarray(hi - lo, dtype=np.float64)
+    high = np.maximum(low, 1e-300) * 2.0
+    for _ in range(2100):  # double until the root is bracketed (w ≤ 2**2100 · range)
+        grow = excess(high) > 0
+        if not np.any(grow):
+            break
+        high = np.where(grow, high * 2.0, high)
+    for _ in range(200):  # bisection to the last bit
+        mid = 0.5 * (low + high)
+        if np.all((mid == low) | (mid == high)):
+            break
+        positive = excess(mid) > 0
+        low, high = np.where(positive, mid, low), np.where(positive, high, mid)
+    below, above = gaps(high)
+    return lo - below, hi + above
+
+
+def _trigen(fn: Callable[..., Param]) -> Callable[..., Param]:
+    def apply(x: Param, lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> Param:
+        a, b = _trigen_bounds(lo, c, hi, plo, phi)
+        return fn(x, a, c, b)
+
+    return apply
+
+
+def _pert_shape(a: Param, c: Param, b: Param) -> tuple[Param, Param]:
+    width = b - a
+    return 1.0 + 4.0 * (c - a) / width, 1.0 + 4.0 * (b - c) / width
+
+
+def _pert_ppf(u: np.ndarray, a: Param, c: Param, b: Param) -> np.ndarray:
+    a1, a2 = _pert_shape(a, c, b)
+    return a + (b - a) * special.betaincinv(a1, a2, u)
+
+
+def _pert_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
+    a1, a2 = _pert_shape(a, c, b)
+    return special.betainc(a1, a2, np.clip((x - a) / (b - a), 0.0, 1.0))
+
+
+def _lognorm_moments(mean: Param, sd: Param) -> tuple[Param, Param]:
+    sigma2 = np.log1p((sd / mean) ** 2)
+    return np.log(mean) - 0.5 * sigma2, np.sqrt(sigma2)
+
+
+def _lognorm_ppf(u: np.ndarray, mean: Param, sd: Param) -> np.ndarray:
+    mu, sigma = _lognorm_moments(mean, sd)
+    return np.exp(mu + sigma * special.ndtri(u))
+
+
+def _lognorm_cdf(x: Param, mean: Param, sd: Param) -> Param:
+    mu, sigma = _lognorm_moments(mean, sd)
+    return special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / sigma)
+
+
+def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
+    """Values sorted ascending and their normalised cumulative probabilities."""
+    x = np.asarray(values.values, dtype=np.float64)
+    p = np.asarray(probs.values, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(p[order])
+    return x[order], cum / cum[-1]
+
+
+def _discrete_ppf(u: np.ndarray, values: Table, probs: Table) -> np.ndarray:
+    x, cum = _discrete_tables(values, probs)
+    return x[np.minimum(np.searchsorted(cum, u, side="left"), len(x) - 1)]
+
+
+def _discrete_cdf(x: Param, values: Table, probs: Table) -> Param:
+    xs, cum = _discrete_tables(values, probs)
+    idx = np.searchsorted(xs, x, side="right")
+    return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
+
+
+def _counting_ppf(dist: stats.rv_discrete) -> Callable[..., np.ndarray]:
+    """Quantile of a counting distribution: a CDF table searched when parameters are constant."""
+
+    def ppf(u: np.ndarray, *params: Param) -> np.ndarray:
+        if all(np.ndim(p) == 0 for p in params):
+            top = dist.ppf(1.0 - 2.0**-53, *params)
+            if np.isfinite(top) and top < _TABLE_LIMIT:
+                cum = dist.cdf(np.arange(int(top) + 1), *params)
+                idx = np.searchsorted(cum, u, side="left")
+                return np.minimum(idx, int(top)).astype(np.float64)
+        return np.asarray(dist.ppf(u, *params), dtype=np.float64)
+
+    return ppf
+
+
+def _cumul_ppf(u: np.ndarray, lo: Param, hi: Param, xs: Table, ps: Table) -> np.ndarray:
+    inner_x = np.asarray(xs.values, dtype=np.float64)
+    grid = np.concatenate(([0.0], np.asarray(ps.values, dtype=np.float64), [1.0]))
+    seg = np.clip(np.searchsorted(grid, u, side="left"), 1, len(grid) - 1)
+    k = len(inner_x)
+    x0 = np.where(seg == 1, lo, inner_x[np.clip(seg - 2, 0, max(k - 1, 0))] if k else lo)
+    x1 = np.where(seg == k + 1, hi, inner_x[np.clip(seg - 1, 0, max(k - 1, 0))] if k else hi)
+    p0, p1 = grid[seg - 1], grid[seg]
+    return x0 + (u - p0) / (p1 - p0) * (x1 - x0)
+
+
+def _cumul_cdf(x: Param, lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
+    if np.ndim(lo) or np.ndim(hi):
+        raise ValueError("RiskTruncate on a RiskCumul with random bounds is not supported")
+    grid_x = np.concatenate(([lo], np.asarray(xs.values, dtype=np.float64), [hi]))
+    grid_p = np.concatenate(([0.0], np.asarray(ps.values, dtype=np.float64), [1.0]))
+    return np.interp(x, grid_x, grid_p)
+
+
+def _cumul_valid(lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
+    inner = np.asarray(xs.values, dtype=np.float64)
+    ok_inner = bool(len(inner) == len(ps.values) and np.all(np.diff(inner) >= 0))
+    first = inner[0] if len(inner) else hi
+    last = inner[-1] if len(inner) else lo
+    return ok_inner & (lo < hi) & (lo <= first) & (last <= hi)
+
+
+def _weibull_ppf(u: np.ndarray, alpha: Param, beta: Param) -> np.ndarray:
+    return beta * (-np.log1p(-u)) ** (1.0 / alpha)
+
+
+def _ordered(a: Param, c: Param, b: Param) -> Param:
+    return (a <= c) & (c <= b) & (a < b)
+
+
+DISTRIBUTIONS: dict[str, _Dist] = {
+    "normal": _Dist(
+        lambda u, m, s: m + s * special.ndtri(u),
+        lambda x, m, s: special.ndtr((x - m) / s),
+        lambda m, s: s > 0,
+    ),
+    "triang": _Dist(_triang_ppf, _triang_cdf, _ordered),
+    "trigen": _Dist(
+        _trigen(_triang_ppf),
+        _trigen(_triang_cdf),
+        lambda lo, c, hi, plo, phi: _ordered(lo, c, hi) & (plo >= 0) & (plo < phi) & (phi <= 100),
+    ),
+    "pert": _Dist(_pert_ppf, _pert_cdf, _ordered),
+    "uniform": _Dist(
+        lambda u, a, b: a + (b - a) * u,
+        lambda x, a, b: np.clip((x - a) / (b - a), 0.0, 1.0),
+        lambda a, b: a < b,
+    ),
+    "lognorm": _Dist(_lognorm_ppf, _lognorm_cdf, lambda m, s: (m > 0) & (s > 0)),
+    "lognorm2": _Dist(
+        lambda u, mu, s: np.exp(mu + s * special.ndtri(u)),
+        lambda x, mu, s: special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / s),
+        lambda mu, s: s > 0,
+    ),
+    "discrete": _Dist(_discrete_ppf, _discrete_cdf, lambda x, p: True, discrete=True),
+    "binomial": _Dist(
+        _counting_ppf(stats.binom),
+        lambda x, n, p: special.bdtr(np.floor(x), n, p),
+        lambda n, p: (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1),
+        discrete=True,
+    ),
+    "poisson": _Dist(
+        _counting_ppf(stats.poisson),
+        lambda x, lam: special.pdtr(np.floor(x), lam),
+        lambda lam: lam > 0,
+        discrete=True,
+    ),
+    "expon": _Dist(
+        lambda u, beta: -beta * np.log1p(-u),
+        lambda x, beta: -np.expm1(-np.maximum(x, 0.0) / beta),
+        lambda beta: beta > 0,
+    ),
+    "gamma": _Dist(
+        lambda u, a, beta: beta * special.gammaincinv(a, u),
+        lambda x, a, beta: special.gammainc(a, np.maximum(x, 0.0) / beta),
+        lambda a, beta: (a > 0) & (beta > 0),
+    ),
+    "beta": _Dist(
+        lambda u, a1, a2: special.betaincinv(a1, a2, u),
+        lambda x, a1, a2: special.betainc(a1, a2, np.clip(x, 0.0, 1.0)),
+        lambda a1, a2: (a1 > 0) & (a2 > 0),
+    ),
+    "betageneral": _Dist(
+        lambda u, a1, a2, lo, hi: lo + (hi - lo) * special.betaincinv(a1, a2, u),
+        lambda x, a1, a2, lo, hi: special.betainc(a1, a2, np.clip((x - lo) / (hi - lo), 0.0, 1.0)),
+        lambda a1, a2, lo, hi: (a1 > 0) & (a2 > 0) & (lo < hi),
+    ),
+    "weibull": _Dist(
+        _weibull_ppf,
+        lambda x, alpha, beta: -np.expm1(-((np.maximum(x, 0.0) / beta) ** alpha)),
+        lambda alpha, beta: (alpha > 0) & (beta > 0),
+    ),
+    "cumul": _Dist(_cumul_ppf, _cumul_cdf, _cumul_valid),
+}
+
+
+def _truncated(
+    dist: _Dist, u: np.ndarray, params: tuple, lo: float | None, hi: float | None
+) -> np.ndarray:
+    if lo is None:
+        f_lo: Param = 0.0
+    else:  # P(X < lo): for a discrete distribution, the CDF just below lo
+        f_lo = dist.cdf(np.nextafter(lo, -np.inf) if dist.discrete else lo, *params)
+    f_hi = 1.0 if hi is None else dist.cdf(hi, *params)
+    mass = f_hi - f_lo
+    x = dist.ppf(f_lo + u * mass, *params)
+    x = np.where(mass > 0, x, np.nan)
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def sample(
+    distribution: str,
+    u: np.ndarray,
+    params: tuple[Param | Table, ...],
+    truncate: tuple[float | None, float | None] | None = None,
+) -> np.ndarray:
+    """Values of ``distribution`` at uniforms ``u`` (float64, shape ``(n,)``) → float64 ``(n,)``.
+
+    Non-finite or out-of-domain parameters give NaN for the trials concerned.
+    """
+    dist = DISTRIBUTIONS[distribution]
+    with np.errstate(all="ignore"):
+        valid = dist.valid(*params)
+        if truncate is not None and truncate != (None, None):
+            x = _truncated(dist, u, params, *truncate)
+        else:
+            x = dist.ppf(u, *params)
+        x = np.asarray(x, dtype=np.float64)
+        ok = valid
+        for p in params:
+            if not isinstance(p, Table):
+                ok = np.logical_and(ok, np.isfinite(p))
+        if np.ndim(ok) == 0:
+            return x if ok else np.full_like(u, np.nan)
+        return np.where(ok, x, np.nan)
+
+
+def lhs_uniforms(seed: int, stream: int, first: int, count: int) -> np.ndarray:
+    """Latin Hypercube uniforms in (0, 1) of trials ``[first, first + count)`` (see module doc)."""
+    words = rng.raw(seed, stream, first, count)
+    np.right_shift(words, np.uint64(28), out=words)
+    end = first + count
+    start_block = first // LHS_BLOCK
+    for block in range(start_block, (end - 1) // LHS_BLOCK + 1 if count else start_block):
+        base = block * LHS_BLOCK
+        keys = rng.raw(seed, stream, base, LHS_BLOCK, domain=1)
+        strata = np.empty(LHS_BLOCK, dtype=np.uint64)
+        strata[np.argsort(keys, kind="stable")] = np.arange(LHS_BLOCK, dtype=np.uint64)
+        lo, hi = max(first, base), min(end, base + LHS_BLOCK)
+        words[lo - first : hi - first] |= strata[lo - base : hi - base] << _LHS_SHIFT
+    return rng.words_to_unit(words)
