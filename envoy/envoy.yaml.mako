@@ -1,0 +1,214 @@
+## Alea edge: one mTLS listener for native gRPC and REST (gRPC-JSON transcoding), routing
+## each user-facing RPC of every running service to that service over mTLS.
+## Rendered by services/cli/mesh_envoy.py into $ALEA_HOME/envoy.yaml; the Python side
+## decides which services and RPCs exist (from the descriptor set), this file how they are served.
+<%def name="tls_certificate(name)">
+            - certificate_chain: {filename: "${pki}/${name}.crt"}
+              private_key: {filename: "${pki}/${name}.key"}
+</%def>\
+<%def name="transcoder(sse)">
+"@type": type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder
+proto_descriptor: "${descriptor}"
+services: [${", ".join(proto_services)}]
+convert_grpc_status: true
+max_request_body_size: ${max_request_bytes}
+request_validation_options:
+  reject_unknown_method: true
+  reject_unknown_query_parameters: true
+  reject_binding_body_field_collisions: true
+print_options:
+  add_whitespace: false
+  always_print_primitive_fields: true
+  preserve_proto_field_names: false
+% if sse:
+  stream_sse_style_delimited: true
+% else:
+  stream_newline_delimited: true
+% endif
+</%def>\
+admin:
+  address:
+    socket_address: {address: 127.0.0.1, port_value: ${admin_port}}
+
+static_resources:
+  listeners:
+  - name: edge
+    address:
+      socket_address: {address: ${listen_address}, port_value: ${edge_port}}
+    # Bounds what one connection may buffer; REST bodies are bounded by the transcoder.
+    per_connection_buffer_limit_bytes: 1048576
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            alpn_protocols: [h2, http/1.1]
+            tls_params: {tls_minimum_protocol_version: TLSv1_2}
+            tls_certificates:${tls_certificate("edge")}
+            validation_context:
+              trusted_ca: {filename: "${pki}/ca.crt"}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: edge
+          codec_type: AUTO
+          use_remote_address: true
+          # Client-chosen request ids are kept (they tie a client's logs to ours); missing
+          # ones are generated, and every response carries the id.
+          generate_request_id: true
+          preserve_external_request_id: true
+          always_set_request_id_in_response: true
+          # Upstreams learn the verified client identity, never a client-supplied header.
+          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: {uri: true}
+          stream_idle_timeout: 300s
+          request_headers_timeout: 10s
+          common_http_protocol_options: {idle_timeout: 600s, headers_with_underscores_action: REJECT_REQUEST}
+          http2_protocol_options: {max_concurrent_streams: 256}
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: "${access_log}"
+              log_format:
+                json_format:
+                  time: "%START_TIME%"
+                  request_id: "%REQ(X-REQUEST-ID)%"
+                  method: "%REQ(:METHOD)%"
+                  path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+                  route: "%ROUTE_NAME%"
+                  protocol: "%PROTOCOL%"
+                  status: "%RESPONSE_CODE%"
+                  grpc_status: "%GRPC_STATUS(CAMEL_STRING)%"
+                  flags: "%RESPONSE_FLAGS%"
+                  details: "%RESPONSE_CODE_DETAILS%"
+                  bytes_in: "%BYTES_RECEIVED%"
+                  bytes_out: "%BYTES_SENT%"
+                  duration_ms: "%DURATION%"
+                  upstream: "%UPSTREAM_CLUSTER%"
+                  upstream_ms: "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"
+                  client: "%DOWNSTREAM_PEER_URI_SAN%"
+                  peer: "%DOWNSTREAM_REMOTE_ADDRESS%"
+          route_config:
+            name: edge
+            virtual_hosts:
+            - name: alea
+              domains: ["*"]
+              routes:
+              # The transcoder settles its options from the route of the REST request
+              # before it rewrites the path, so SSE is chosen by this route and the
+              # request then re-routes by its gRPC method path below.
+              - name: rest-sse
+                match:
+                  prefix: "/v1/"
+                  headers:
+                  - name: accept
+                    string_match: {contains: text/event-stream}
+                direct_response: {status: 404}
+                typed_per_filter_config:
+                  envoy.filters.http.grpc_json_transcoder:
+${indent(capture(transcoder, sse=True), 20)}
+% for svc in services:
+  % for rpc in svc.rpcs:
+              - name: ${rpc.name}
+                match: {path: "${rpc.path}"}
+                route:
+                  cluster: ${svc.name}
+                  timeout: ${rpc.timeout}
+    % if rpc.streaming:
+                  idle_timeout: 0s
+    % endif
+    % if rpc.retry:
+                  retry_policy:
+                    retry_on: connect-failure,refused-stream,reset,unavailable
+                    num_retries: 2
+                    per_try_timeout: 5s
+                    retry_back_off: {base_interval: 0.025s, max_interval: 0.25s}
+    % endif
+  % endfor
+% endfor
+          http_filters:
+          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+              stat_prefix: edge_rate_limit
+              token_bucket:
+                max_tokens: ${rate_limit_burst}
+                tokens_per_fill: ${rate_limit_per_s}
+                fill_interval: 1s
+              # Both default to 0%, which turns the filter into a no-op.
+              filter_enabled:
+                runtime_key: edge_rate_limit_enabled
+                default_value: {numerator: 100, denominator: HUNDRED}
+              filter_enforced:
+                runtime_key: edge_rate_limit_enforced
+                default_value: {numerator: 100, denominator: HUNDRED}
+              # 429 for REST; gRPC callers get RESOURCE_EXHAUSTED rather than UNAVAILABLE.
+              rate_limited_as_resource_exhausted: true
+              response_headers_to_add:
+              - header: {key: x-alea-rate-limited, value: "true"}
+                append_action: OVERWRITE_IF_EXISTS_OR_ADD
+          - name: envoy.filters.http.grpc_json_transcoder
+            typed_config:
+${indent(capture(transcoder, sse=False), 14)}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              suppress_envoy_headers: false
+
+  clusters:
+% for svc in services:
+  - name: ${svc.name}
+    type: STATIC
+    connect_timeout: 2s
+    lb_policy: ROUND_ROBIN
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {max_concurrent_streams: 1000}
+    load_assignment:
+      cluster_name: ${svc.name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {address: 127.0.0.1, port_value: ${svc.port}}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: localhost
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:${tls_certificate("edge")}
+          validation_context:
+            trusted_ca: {filename: "${pki}/ca.crt"}
+            # The upstream must prove it is this very service, not just any mesh member.
+            match_typed_subject_alt_names:
+            - san_type: URI
+              matcher: {exact: "spiffe://alea/${svc.name}"}
+    health_checks:
+    - timeout: 1s
+      interval: 5s
+      no_traffic_interval: 5s
+      unhealthy_threshold: 2
+      healthy_threshold: 1
+      grpc_health_check: {}
+    circuit_breakers:
+      thresholds:
+      - priority: DEFAULT
+        max_connections: 1024
+        max_pending_requests: 1024
+        max_requests: 1024
+        max_retries: 8
+    outlier_detection:
+      consecutive_5xx: 5
+      consecutive_gateway_failure: 5
+      interval: 10s
+      base_ejection_time: 15s
+      max_ejection_percent: 100
+% endfor

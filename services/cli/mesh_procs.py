@@ -1,0 +1,284 @@
+"""Start, watch and stop the mesh's background processes (services and Envoy).
+
+Each process runs in its own session (it outlives the ``alea up`` that started it), logs to
+``$ALEA_HOME/logs/<name>.log`` and leaves ``$ALEA_HOME/run/<name>.pid``; the layout of the
+whole mesh (ports, database template) is kept in ``$ALEA_HOME/run/mesh.json`` so that
+``status``, ``down`` and ``demo`` find it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.cli import mesh_envoy
+from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
+from services.runtime.pki import ensure_pki
+
+__all__ = [
+    "MeshError",
+    "MeshLayout",
+    "implemented_services",
+    "is_alive",
+    "service_health",
+    "start_mesh",
+    "stop_mesh",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+EDGE_PORT = 8443
+ADMIN_PORT = 9901
+START_TIMEOUT = 60.0
+STOP_GRACE = 10.0
+
+
+class MeshError(RuntimeError):
+    """The mesh could not be started or stopped; the message says why and what to do."""
+
+
+def implemented_services() -> list[str]:
+    """Services with a ``services/<name>/__main__.py``, in the default port order."""
+    return [name for name in DEFAULT_PORTS if (ROOT / "services" / name / "__main__.py").exists()]
+
+
+@dataclass
+class MeshLayout:
+    """Where everything of one mesh lives: home directory, ports, database URL template."""
+
+    home: Path
+    services: dict[str, int] = field(default_factory=dict)  # name -> mTLS gRPC port
+    edge_port: int = EDGE_PORT
+    admin_port: int = ADMIN_PORT
+    database_url_template: str | None = None  # e.g. "postgresql+asyncpg://.../alea_{service}"
+    envoy_concurrency: int = 1
+    rate_limit_per_s: int = 1000
+    health_ports: dict[str, int] = field(default_factory=dict)
+
+    def health_port(self, name: str) -> int:
+        """Plaintext health port of ``name`` (gRPC port + 1000 unless set)."""
+        return self.health_ports.get(name) or self.services[name] + HEALTH_PORT_OFFSET
+
+    @property
+    def pki(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def pid_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def save(self) -> None:
+        """Record the layout in ``run/mesh.json``."""
+        data = {**asdict(self), "home": str(self.home)}
+        (self.run_dir / "mesh.json").write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, home: Path) -> MeshLayout:
+        """The layout saved by the last ``alea up`` in ``home``."""
+        path = home / "run" / "mesh.json"
+        if not path.exists():
+            raise MeshError(f"no mesh recorded in {home} (run 'alea up' first)")
+        data = json.loads(path.read_text())
+        return cls(**{**data, "home": Path(data["home"])})
+
+
+def _check_port_free(port: int, what: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise MeshError(
+                f"port {port} ({what}) is already in use: is a mesh already running "
+                "('alea status')? Otherwise choose other ports (see 'alea up --help')."
+            ) from None
+
+
+def _spawn(layout: MeshLayout, name: str, argv: list[str], env: dict[str, str]) -> int:
+    with layout.log_path(name).open("ab") as log:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    layout.pid_path(name).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def _service_env(layout: MeshLayout, name: str) -> dict[str, str]:
+    env = {
+        "ALEA_HOME": str(layout.home),
+        "ALEA_PORT": str(layout.services[name]),
+        "ALEA_HEALTH_PORT": str(layout.health_port(name)),
+    }
+    if "identity" in layout.services:
+        env["ALEA_IDENTITY_ADDRESS"] = f"localhost:{layout.services['identity']}"
+    if layout.database_url_template:
+        env["ALEA_DATABASE_URL"] = layout.database_url_template.format(service=name)
+    return env
+
+
+def read_pid(layout: MeshLayout, name: str) -> int | None:
+    """The pid recorded for ``name``, or None."""
+    try:
+        return int(layout.pid_path(name).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def service_health(port: int) -> str:
+    """``SERVING``, ``NOT_SERVING``… from the plaintext health port, or ``UNREACHABLE``."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def envoy_ready(admin_port: int) -> bool:
+    """Whether Envoy's admin ``/ready`` answers 200 (listeners up, clusters initialised)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file (empty if missing)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+def _wait(layout: MeshLayout, name: str, ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(read_pid(layout, name)):
+            raise MeshError(
+                f"{name} exited during start; the end of {layout.log_path(name)}:\n"
+                f"{log_tail(layout.log_path(name))}"
+            )
+        if ready():
+            return
+        time.sleep(0.1)
+    raise MeshError(
+        f"{name} not ready after {timeout:.0f}s; the end of {layout.log_path(name)}:\n"
+        f"{log_tail(layout.log_path(name))}"
+    )
+
+
+def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
+    """Start every service of ``layout`` and Envoy in front of them; wait until all are ready.
+
+    On failure everything already started is stopped again before :class:`MeshError`.
+    """
+    for name in layout.services:
+        if is_alive(read_pid(layout, name)):
+            raise MeshError(f"{name} is already running in {layout.home} ('alea down' first)")
+    for name, port in layout.services.items():
+        _check_port_free(port, name)
+        _check_port_free(layout.health_port(name), f"{name} health")
+    _check_port_free(layout.edge_port, "edge")
+    _check_port_free(layout.admin_port, "Envoy admin")
+    for directory in (layout.run_dir, layout.logs_dir, layout.home / "data"):
+        directory.mkdir(parents=True, exist_ok=True)
+    ensure_pki(layout.home)
+    layout.save()
+    try:
+        for name in layout.services:
+            _spawn(layout, name, [sys.executable, "-m", f"services.{name}"],
+                   _service_env(layout, name))  # fmt: skip
+        for name in layout.services:
+            port = layout.health_port(name)
+            _wait(layout, name, lambda p=port: service_health(p) == "SERVING", timeout)
+        config = render_envoy(layout)
+        _spawn(layout, "envoy", envoy_argv(layout, config), {})
+        _wait(layout, "envoy", lambda: envoy_ready(layout.admin_port), timeout)
+    except BaseException:
+        stop_mesh(layout)
+        raise
+
+
+def render_envoy(layout: MeshLayout) -> Path:
+    """Write ``$ALEA_HOME/envoy.yaml`` for the layout's services; return its path."""
+    settings = mesh_envoy.EdgeSettings(
+        edge_port=layout.edge_port,
+        admin_port=layout.admin_port,
+        pki=layout.pki,
+        access_log=layout.logs_dir / "envoy-access.log",
+        rate_limit_per_s=layout.rate_limit_per_s,
+        rate_limit_burst=layout.rate_limit_per_s * 2,
+    )
+    upstreams = [mesh_envoy.upstream(name, port) for name, port in layout.services.items()]
+    return mesh_envoy.render(settings, upstreams, layout.home / "envoy.yaml")
+
+
+def envoy_argv(layout: MeshLayout, config: Path) -> list[str]:
+    """Envoy's command line; hot restart is off so several meshes can share a host."""
+    return [
+        str(mesh_envoy.ENVOY_BINARY), "-c", str(config),
+        "--concurrency", str(layout.envoy_concurrency),
+        "--disable-hot-restart", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _ours(pid: int) -> bool:
+    # A pid file can outlive its process and the pid be reused: only signal our own kinds.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    return b"services." in cmdline or b"envoy" in cmdline
+
+
+def stop_mesh(layout: MeshLayout, grace: float = STOP_GRACE) -> list[str]:
+    """SIGTERM Envoy and every service, SIGKILL what outlives ``grace``; return what stopped."""
+    names = ["envoy", *layout.services]
+    pids = {n: p for n in names if (p := read_pid(layout, n)) and is_alive(p) and _ours(p)}
+    for pid in pids.values():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(is_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids.values():
+        if is_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for name in names:
+        layout.pid_path(name).unlink(missing_ok=True)
+    return list(pids)
