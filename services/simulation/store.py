@@ -1,0 +1,632 @@
+"""Persistence of models, simulations (the shared job queue), results and workers.
+
+The ``simulations`` table is the queue. A worker leases one job with a single
+``UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`` statement: on PostgreSQL the
+inner select takes ``FOR UPDATE SKIP LOCKED`` so replicas never wait on each other; on
+SQLite the whole statement runs under the database's single write lock, which makes the
+check "no live lease" and the take atomic (the equivalent of a conditional UPDATE in a
+``BEGIN IMMEDIATE`` transaction). Every lease bumps ``lease_epoch``; every later write of
+the worker (checkpoint, heartbeat, finish) is conditional on (owner, epoch, RUNNING), so a
+worker whose lease expired, or whose job was cancelled, learns it on its next write and
+stops without touching the job again.
+
+Times are UNIX seconds (floats) so both databases compare them the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from services.runtime.db import Database
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("request_id", String(128)),
+    Column("display_name", String(256), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_kind", String(16), nullable=False),
+    Column("compiled", LargeBinary, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("update_time", Float, nullable=False),
+    Column("delete_time", Float),
+)
+
+simulations = Table(
+    "simulations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("request_id", String(128)),
+    Column("model_id", String(36), nullable=False),
+    Column("cache_key", String(64), nullable=False),
+    Column("trials", BigInteger, nullable=False),
+    Column("chunk_trials", BigInteger, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("sampling", String(8), nullable=False),
+    Column("backend_preference", String(8), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_reason", Text, nullable=False),
+    Column("trials_done", BigInteger, nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("cached", Boolean, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_epoch", Integer, nullable=False),
+    Column("lease_expires", Float),
+    Column("checkpoint", LargeBinary),
+    Column("progress", JSON),
+    Column("create_time", Float, nullable=False),
+    Column("update_time", Float, nullable=False),
+    Column("start_time", Float),
+    Column("end_time", Float),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("simulation_id", String(36), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("create_time", Float, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("backend", String(16), nullable=False),
+    Column("devices", JSON, nullable=False),
+    Column("current_job", String(36)),
+    Column("heartbeat", Float, nullable=False),
+)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "QUEUED",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLED",
+)
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A stored model: the compiled IR (pickled) and a JSON summary of inputs/outputs/warnings."""
+
+    id: str
+    tenant_id: str
+    request_id: str | None
+    display_name: str
+    content_hash: str
+    source_kind: str
+    compiled: bytes
+    summary: dict[str, Any]
+    create_time: float
+    update_time: float
+    delete_time: float | None
+
+
+@dataclass(frozen=True)
+class SimulationRecord:
+    """One simulation job as stored; ``checkpoint`` is the merged statistics so far."""
+
+    id: str
+    tenant_id: str
+    user_id: str
+    request_id: str | None
+    model_id: str
+    cache_key: str
+    trials: int
+    chunk_trials: int
+    seed: int
+    sampling: str
+    backend_preference: str
+    priority: int
+    state: str
+    state_reason: str
+    trials_done: int
+    backend: str
+    cached: bool
+    lease_owner: str | None
+    lease_epoch: int
+    lease_expires: float | None
+    checkpoint: bytes | None
+    progress: dict[str, Any] | None
+    create_time: float
+    update_time: float
+    start_time: float | None
+    end_time: float | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to run one job, valid while (owner, epoch) still match the row."""
+
+    simulation: SimulationRecord
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the opaque token of the next (empty at the end)."""
+
+    items: list[Any]
+    next_token: str
+
+
+def _model(row: Any) -> ModelRecord:
+    return ModelRecord(**dict(row._mapping))
+
+
+def _simulation(row: Any) -> SimulationRecord:
+    return SimulationRecord(**dict(row._mapping))
+
+
+def encode_token(create_time: float, item_id: str) -> str:
+    """An opaque page token for keyset pagination on (create_time desc, id desc)."""
+    raw = json.dumps([create_time, item_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_token(token: str) -> tuple[float, str]:
+    """Inverse of :func:`encode_token`; raises ValueError on anything malformed."""
+    try:
+        create_time, item_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(create_time), str(item_id)
+    except Exception as exc:
+        raise ValueError("malformed page token") from exc
+
+
+def _keyset(table: Table, token: str):
+    create_time, item_id = decode_token(token)
+    return or_(
+        table.c.create_time < create_time,
+        and_(table.c.create_time == create_time, table.c.id < item_id),
+    )
+
+
+class Store:
+    """All SQL of the simulation service; every method is one short transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def insert_model(self, record: ModelRecord) -> ModelRecord:
+        """Insert; with a request id already used by the tenant, return the earlier model."""
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(insert(models).values(**record.__dict__))
+            return record
+        except IntegrityError:
+            existing = await self.model_by_request(record.tenant_id, record.request_id or "")
+            if existing is None:
+                raise
+            return existing
+
+    async def model_by_request(self, tenant_id: str, request_id: str) -> ModelRecord | None:
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(models).where(
+                        models.c.tenant_id == tenant_id, models.c.request_id == request_id
+                    )
+                )
+            ).first()
+        return _model(row) if row else None
+
+    async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord | None:
+        """The tenant's live model, or None (another tenant's model is None too)."""
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(models).where(
+                        models.c.id == model_id,
+                        models.c.tenant_id == tenant_id,
+                        models.c.delete_time.is_(None),
+                    )
+                )
+            ).first()
+        return _model(row) if row else None
+
+    async def compiled_model(self, model_id: str) -> bytes | None:
+        """The pickled IR of a model, deleted or not (running jobs keep their model)."""
+        async with self.db.transaction() as session:
+            return (
+                await session.execute(select(models.c.compiled).where(models.c.id == model_id))
+            ).scalar()
+
+    async def list_models(
+        self, tenant_id: str, page_size: int, token: str, display_name: str | None
+    ) -> Page:
+        query = select(models).where(
+            models.c.tenant_id == tenant_id, models.c.delete_time.is_(None)
+        )
+        if display_name is not None:
+            query = query.where(models.c.display_name == display_name)
+        if token:
+            query = query.where(_keyset(models, token))
+        query = query.order_by(models.c.create_time.desc(), models.c.id.desc()).limit(page_size + 1)
+        async with self.db.transaction() as session:
+            rows = [_model(r) for r in (await session.execute(query)).all()]
+        return _page(rows, page_size)
+
+    async def delete_model(self, tenant_id: str, model_id: str, now: float) -> bool:
+        """Soft delete (simulations and results keep pointing at it); False if absent."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(models)
+                .where(
+                    models.c.id == model_id,
+                    models.c.tenant_id == tenant_id,
+                    models.c.delete_time.is_(None),
+                )
+                .values(delete_time=now, update_time=now)
+            )
+        return result.rowcount == 1
+
+    # -- simulations ----------------------------------------------------------------------
+
+    async def insert_simulation(
+        self, record: SimulationRecord, result_data: dict[str, Any] | None = None
+    ) -> tuple[SimulationRecord, bool]:
+        """Insert (with its results when served from the cache); returns (record, created).
+
+        A request id the tenant already used returns the earlier simulation, not a new one.
+        """
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(insert(simulations).values(**record.__dict__))
+                if result_data is not None:
+                    await session.execute(
+                        insert(results).values(
+                            simulation_id=record.id,
+                            data=result_data,
+                            create_time=record.create_time,
+                        )
+                    )
+            return record, True
+        except IntegrityError:
+            if not record.request_id:
+                raise
+            existing = await self.simulation_by_request(record.tenant_id, record.request_id)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def simulation_by_request(
+        self, tenant_id: str, request_id: str
+    ) -> SimulationRecord | None:
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(simulations).where(
+                        simulations.c.tenant_id == tenant_id,
+                        simulations.c.request_id == request_id,
+                    )
+                )
+            ).first()
+        return _simulation(row) if row else None
+
+    async def get_simulation(self, simulation_id: str, tenant_id: str | None = None):
+        """The simulation (restricted to ``tenant_id`` when given), or None."""
+        query = select(simulations).where(simulations.c.id == simulation_id)
+        if tenant_id is not None:
+            query = query.where(simulations.c.tenant_id == tenant_id)
+        async with self.db.transaction() as session:
+            row = (await session.execute(query)).first()
+        return _simulation(row) if row else None
+
+    async def list_simulations(
+        self, tenant_id: str, page_size: int, token: str, filters: dict[str, str]
+    ) -> Page:
+        query = select(simulations).where(simulations.c.tenant_id == tenant_id)
+        for column, value in filters.items():
+            query = query.where(simulations.c[column] == value)
+        if token:
+            query = query.where(_keyset(simulations, token))
+        query = query.order_by(simulations.c.create_time.desc(), simulations.c.id.desc())
+        async with self.db.transaction() as session:
+            rows = (await session.execute(query.limit(page_size + 1))).all()
+        return _page([_simulation(r) for r in rows], page_size)
+
+    async def cached_result(
+        self, tenant_id: str, cache_key: str, not_before: float
+    ) -> dict[str, Any] | None:
+        """Results of the newest successful run with this key that ended after ``not_before``."""
+        query = (
+            select(results.c.data)
+            .join(simulations, simulations.c.id == results.c.simulation_id)
+            .where(
+                simulations.c.tenant_id == tenant_id,
+                simulations.c.cache_key == cache_key,
+                simulations.c.state == SUCCEEDED,
+                simulations.c.end_time >= not_before,
+            )
+            .order_by(simulations.c.end_time.desc())
+            .limit(1)
+        )
+        async with self.db.transaction() as session:
+            return (await session.execute(query)).scalar()
+
+    async def cancel(self, tenant_id: str, simulation_id: str, reason: str, now: float) -> bool:
+        """Move an active simulation to CANCELLED; False when it is not active (or absent)."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(
+                    simulations.c.id == simulation_id,
+                    simulations.c.tenant_id == tenant_id,
+                    simulations.c.state.in_(ACTIVE_STATES),
+                )
+                .values(
+                    state=CANCELLED,
+                    state_reason=reason,
+                    lease_owner=None,
+                    lease_expires=None,
+                    end_time=now,
+                    update_time=now,
+                )
+            )
+        return result.rowcount == 1
+
+    async def get_results(self, simulation_id: str) -> dict[str, Any] | None:
+        async with self.db.transaction() as session:
+            return (
+                await session.execute(
+                    select(results.c.data).where(results.c.simulation_id == simulation_id)
+                )
+            ).scalar()
+
+    # -- the queue ------------------------------------------------------------------------
+
+    async def lease(
+        self, owner: str, *, now: float, lease_seconds: float, prefer_gpu: bool
+    ) -> Lease | None:
+        """Take the next job: QUEUED, or RUNNING with an expired lease (a dead worker's).
+
+        Order: GPU-preferring jobs first for a GPU worker, then the tenant with the fewest
+        live leases (fair share), then priority (high first), then age.
+        """
+        candidate = simulations.alias("candidate")
+        other = simulations.alias("other")
+        tenant_running = (
+            select(func.count())
+            .select_from(other)
+            .where(
+                other.c.tenant_id == candidate.c.tenant_id,
+                other.c.state == RUNNING,
+                other.c.lease_expires >= now,
+            )
+            .scalar_subquery()
+        )
+        free = or_(candidate.c.lease_expires.is_(None), candidate.c.lease_expires < now)
+        order = [tenant_running.asc(), candidate.c.priority.desc(), candidate.c.create_time.asc()]
+        if prefer_gpu:
+            order.insert(0, case((candidate.c.backend_preference == "GPU", 0), else_=1))
+        pick = (
+            select(candidate.c.id)
+            .where(candidate.c.state.in_(ACTIVE_STATES), free)
+            .order_by(*order)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            update(simulations)
+            .where(
+                simulations.c.id == pick,
+                simulations.c.state.in_(ACTIVE_STATES),
+                or_(simulations.c.lease_expires.is_(None), simulations.c.lease_expires < now),
+            )
+            .values(
+                state=RUNNING,
+                lease_owner=owner,
+                lease_epoch=simulations.c.lease_epoch + 1,
+                lease_expires=now + lease_seconds,
+                start_time=func.coalesce(simulations.c.start_time, now),
+                update_time=now,
+            )
+            .returning(*simulations.c)
+        )
+        async with self.db.transaction() as session:
+            row = (await session.execute(statement)).first()
+        if row is None:
+            return None
+        record = _simulation(row)
+        return Lease(record, owner, record.lease_epoch)
+
+    def _held(self, lease: Lease):
+        return and_(
+            simulations.c.id == lease.simulation.id,
+            simulations.c.lease_owner == lease.owner,
+            simulations.c.lease_epoch == lease.epoch,
+            simulations.c.state == RUNNING,
+        )
+
+    async def checkpoint(
+        self,
+        lease: Lease,
+        *,
+        trials_done: int,
+        checkpoint: bytes,
+        progress: dict[str, Any],
+        backend: str,
+        now: float,
+        lease_seconds: float,
+    ) -> bool:
+        """Persist the merged statistics and extend the lease in one write; False if lost."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(self._held(lease))
+                .values(
+                    trials_done=trials_done,
+                    checkpoint=checkpoint,
+                    progress=progress,
+                    backend=backend,
+                    lease_expires=now + lease_seconds,
+                    update_time=now,
+                )
+            )
+        return result.rowcount == 1
+
+    async def heartbeat(self, lease: Lease, *, now: float, lease_seconds: float) -> bool:
+        """Extend the lease without new statistics (a long chunk); False if lost."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(self._held(lease))
+                .values(lease_expires=now + lease_seconds)
+            )
+        return result.rowcount == 1
+
+    async def finish(
+        self,
+        lease: Lease,
+        *,
+        result_data: dict[str, Any],
+        trials_done: int,
+        backend: str,
+        progress: dict[str, Any],
+        now: float,
+    ) -> bool:
+        """SUCCEEDED with its results, atomically; False (and nothing written) if lost."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(self._held(lease))
+                .values(
+                    state=SUCCEEDED,
+                    state_reason="",
+                    trials_done=trials_done,
+                    backend=backend,
+                    progress=progress,
+                    checkpoint=None,
+                    lease_owner=None,
+                    lease_expires=None,
+                    end_time=now,
+                    update_time=now,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            await session.execute(
+                insert(results).values(
+                    simulation_id=lease.simulation.id, data=result_data, create_time=now
+                )
+            )
+        return True
+
+    async def fail(self, lease: Lease, *, reason: str, now: float) -> bool:
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(self._held(lease))
+                .values(
+                    state=FAILED,
+                    state_reason=reason,
+                    lease_owner=None,
+                    lease_expires=None,
+                    end_time=now,
+                    update_time=now,
+                )
+            )
+        return result.rowcount == 1
+
+    async def release(self, lease: Lease, *, now: float) -> bool:
+        """Give a job back (graceful shutdown): its lease ends now, another worker resumes."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(self._held(lease))
+                .values(lease_owner=None, lease_expires=now, update_time=now)
+            )
+        return result.rowcount == 1
+
+    # -- workers and queue status ---------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, backend: str, devices: Sequence[dict[str, Any]], now: float
+    ) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(workers).where(workers.c.id == worker_id))
+            await session.execute(
+                insert(workers).values(
+                    id=worker_id, backend=backend, devices=list(devices), heartbeat=now
+                )
+            )
+
+    async def worker_heartbeat(self, worker_id: str, current_job: str | None, now: float) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(workers)
+                .where(workers.c.id == worker_id)
+                .values(current_job=current_job, heartbeat=now)
+            )
+
+    async def remove_worker(self, worker_id: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(workers).where(workers.c.id == worker_id))
+
+    async def queue_status(self, alive_after: float) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """(count per active state, live workers) for the whole service."""
+        async with self.db.transaction() as session:
+            counts = dict(
+                (
+                    await session.execute(
+                        select(simulations.c.state, func.count())
+                        .where(simulations.c.state.in_(ACTIVE_STATES))
+                        .group_by(simulations.c.state)
+                    )
+                ).all()
+            )
+            rows = (
+                await session.execute(
+                    select(workers).where(workers.c.heartbeat >= alive_after).order_by(workers.c.id)
+                )
+            ).all()
+        return counts, [dict(r._mapping) for r in rows]
+
+
+def _page(rows: list[Any], page_size: int) -> Page:
+    if len(rows) <= page_size:
+        return Page(rows, "")
+    last = rows[page_size - 1]
+    return Page(rows[:page_size], encode_token(last.create_time, last.id))

@@ -1,0 +1,136 @@
+"""The simulation store on SQLite and PostgreSQL: leases, fair share, checkpoints, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from services.simulation import store as s
+from services.simulation.store import SimulationRecord, Store
+
+NOW = 1_000_000.0
+
+
+def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) -> SimulationRecord:
+    values = dict(
+        id=str(uuid.uuid4()), tenant_id=tenant, user_id="u1", request_id=None,
+        model_id="m1", cache_key="k1", trials=1000, chunk_trials=100, seed=1,
+        sampling="mc", backend_preference="AUTO", priority=priority, state=s.QUEUED,
+        state_reason="", trials_done=0, backend="", cached=False, lease_owner=None,
+        lease_epoch=0, lease_expires=None, checkpoint=None, progress=None,
+        create_time=created, update_time=created, start_time=None, end_time=None,
+    )  # fmt: skip
+    values.update(kw)
+    return SimulationRecord(**values)
+
+
+async def lease(store: Store, owner: str = "w1", now: float = NOW, gpu: bool = False):
+    return await store.lease(owner, now=now, lease_seconds=10, prefer_gpu=gpu)
+
+
+async def test_concurrent_leases_never_share_a_job(store: Store):
+    for i in range(6):
+        await store.insert_simulation(job(created=NOW + i))
+    leases = await asyncio.gather(*(lease(store, f"w{i}") for i in range(8)))
+    taken = [x.simulation.id for x in leases if x is not None]
+    assert len(taken) == 6 and len(set(taken)) == 6
+    assert sum(x is None for x in leases) == 2
+
+
+async def test_fair_share_then_priority_then_age(store: Store):
+    busy = [job("busy", created=NOW + i) for i in range(3)]
+    for record in busy:
+        await store.insert_simulation(record)
+    first = await lease(store)
+    assert first.simulation.id == busy[0].id
+    low = job("quiet", created=NOW + 10)
+    high = job("quiet", created=NOW + 20, priority=5)
+    await store.insert_simulation(low)
+    await store.insert_simulation(high)
+    # "busy" already runs one job, so "quiet" goes next, its high priority first.
+    assert (await lease(store)).simulation.id == high.id
+    # One running each: equal priority, so the older job.
+    assert (await lease(store)).simulation.id == busy[1].id
+    assert (await lease(store)).simulation.id == low.id
+
+
+async def test_gpu_worker_takes_gpu_jobs_first(store: Store):
+    cpu_job = job(created=NOW)
+    gpu_job = job(created=NOW + 1, backend_preference="GPU")
+    await store.insert_simulation(cpu_job)
+    await store.insert_simulation(gpu_job)
+    assert (await lease(store, gpu=True)).simulation.id == gpu_job.id
+
+
+async def test_expired_lease_resumes_elsewhere_and_fences_the_old_worker(store: Store):
+    record = job()
+    await store.insert_simulation(record)
+    old = await lease(store, "w1")
+    ok = await store.checkpoint(
+        old, trials_done=300, checkpoint=b"ck", progress={}, backend="numpy",
+        now=NOW + 1, lease_seconds=10,
+    )  # fmt: skip
+    assert ok
+    assert await lease(store, "w2", now=NOW + 5) is None  # lease still live
+    new = await lease(store, "w2", now=NOW + 12)
+    assert new.simulation.trials_done == 300 and new.simulation.checkpoint == b"ck"
+    assert new.epoch == old.epoch + 1
+    lost = await store.checkpoint(
+        old, trials_done=400, checkpoint=b"x", progress={}, backend="numpy",
+        now=NOW + 13, lease_seconds=10,
+    )  # fmt: skip
+    assert not lost
+    assert not await store.finish(
+        old, result_data={}, trials_done=1000, backend="numpy", progress={}, now=NOW + 13
+    )
+    assert await store.finish(
+        new, result_data={"y": 1}, trials_done=1000, backend="numpy", progress={}, now=NOW + 14
+    )
+    done = await store.get_simulation(record.id)
+    assert done.state == s.SUCCEEDED and await store.get_results(record.id) == {"y": 1}
+
+
+async def test_cancel_fences_the_running_worker(store: Store):
+    record = job()
+    await store.insert_simulation(record)
+    held = await lease(store)
+    assert await store.cancel("t1", record.id, "by user", NOW + 1)
+    assert not await store.heartbeat(held, now=NOW + 2, lease_seconds=10)
+    assert not await store.cancel("t1", record.id, "again", NOW + 3)
+    assert (await store.get_simulation(record.id)).state == s.CANCELLED
+    assert not await store.cancel("t2", job().id, "absent", NOW)
+
+
+async def test_request_id_is_idempotent_per_tenant(store: Store):
+    first, created = await store.insert_simulation(job(request_id="r1"))
+    again, created_again = await store.insert_simulation(job(request_id="r1"))
+    other, created_other = await store.insert_simulation(job("t2", request_id="r1"))
+    assert created and not created_again and created_other
+    assert again.id == first.id and other.id != first.id
+
+
+async def test_tenant_scoping_and_pages(store: Store):
+    ids = []
+    for i in range(5):
+        record = job(created=NOW + i)
+        ids.append(record.id)
+        await store.insert_simulation(record)
+    await store.insert_simulation(job("t2"))
+    assert await store.get_simulation(ids[0], "t2") is None
+    page1 = await store.list_simulations("t1", 2, "", {})
+    page2 = await store.list_simulations("t1", 2, page1.next_token, {})
+    page3 = await store.list_simulations("t1", 2, page2.next_token, {})
+    seen = [r.id for r in page1.items + page2.items + page3.items]
+    assert seen == ids[::-1] and page3.next_token == ""
+    assert (await store.list_simulations("t1", 10, "", {"state": s.RUNNING})).items == []
+
+
+async def test_cache_lookup_respects_tenant_and_age(store: Store):
+    record = job()
+    await store.insert_simulation(record)
+    held = await lease(store)
+    await store.finish(held, result_data={"r": 1}, trials_done=1000, backend="numpy",
+                       progress={}, now=NOW + 5)  # fmt: skip
+    assert await store.cached_result("t1", "k1", NOW) == {"r": 1}
+    assert await store.cached_result("t1", "k1", NOW + 6) is None
+    assert await store.cached_result("t2", "k1", NOW) is None
