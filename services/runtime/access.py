@@ -1,0 +1,95 @@
+"""Who may call what: the mTLS peer table and the ``(alea.access.v1.rule)`` of each RPC.
+
+Two layers, both enforced before any handler runs:
+
+1. :data:`PEERS` — the one table of which mTLS identities (``spiffe://alea/<peer>``)
+   may open RPCs on each service at all. Users arrive through ``edge`` (or ``client``,
+   the CLI/test certificate); services call each other directly.
+2. The RPC's ``AccessRule`` read off the service descriptor: ``public`` (no user
+   credentials), ``internal`` (service peers only, optionally limited to
+   ``rule.peers``), or a least ``role`` for users; ``rule.peers`` on a user RPC names
+   services that may call it without user credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from google.protobuf import descriptor_pool
+
+__all__ = [
+    "PEERS",
+    "ROLE_RANK",
+    "SERVICES",
+    "USER_PEERS",
+    "MethodRule",
+    "method_rule",
+    "peer_identity",
+]
+
+SERVICES = ("identity", "files", "simulation", "notification", "admin", "analytics")
+USER_PEERS = frozenset({"edge", "client"})
+_ALL = frozenset(SERVICES)
+
+PEERS: dict[str, frozenset[str]] = {
+    # identity: every service authenticates API keys and reads quotas through it.
+    "identity": USER_PEERS | _ALL,
+    "files": USER_PEERS | {"simulation", "admin", "analytics"},
+    "simulation": USER_PEERS | {"admin", "analytics", "notification"},
+    "notification": USER_PEERS | {"simulation", "files", "admin", "identity"},
+    "admin": USER_PEERS | _ALL,
+    "analytics": USER_PEERS | _ALL,
+}
+"""Which mTLS peers may call each service (anything else is PERMISSION_DENIED)."""
+
+ROLE_RANK = {"viewer": 1, "analyst": 2, "admin": 3}
+"""Role order, matching ``alea.access.v1.Role`` numbers: viewer < analyst < admin."""
+
+_SPIFFE_PREFIX = "spiffe://alea/"
+# Framework services mounted on every server; any admitted peer may call them.
+_FRAMEWORK = ("grpc.health.v1.", "grpc.reflection.")
+
+
+@dataclass(frozen=True)
+class MethodRule:
+    """The access rule of one RPC, in runtime terms."""
+
+    public: bool = False
+    internal: bool = False
+    role: str = ""
+    peers: frozenset[str] = frozenset()
+    framework: bool = False
+
+
+def peer_identity(auth_context: dict[str, list[bytes]]) -> str | None:
+    """The ``<peer>`` of the client certificate's ``spiffe://alea/<peer>`` URI SAN, if any."""
+    for raw in auth_context.get("x509_subject_alternative_name", []):
+        value = raw.decode(errors="replace")
+        if value.startswith(_SPIFFE_PREFIX):
+            return value.removeprefix(_SPIFFE_PREFIX)
+    return None
+
+
+@cache
+def method_rule(full_method: str) -> MethodRule | None:
+    """The rule of ``/package.Service/Method``; None when the method declares none.
+
+    Importing the generated ``access_pb2`` registers the extension; the service's own
+    ``*_pb2`` must have been imported (it has, since its servicer is mounted).
+    """
+    from alea.access.v1 import access_pb2
+
+    name = full_method.lstrip("/").replace("/", ".")
+    if name.startswith(_FRAMEWORK):
+        return MethodRule(framework=True)
+    try:
+        method = descriptor_pool.Default().FindMethodByName(name)
+    except KeyError:
+        return None
+    options = method.GetOptions()
+    if not options.HasExtension(access_pb2.rule):
+        return None
+    rule = options.Extensions[access_pb2.rule]
+    role = access_pb2.Role.Name(rule.role).removeprefix("ROLE_").lower() if rule.role else ""
+    return MethodRule(rule.public, rule.internal, role, frozenset(rule.peers))

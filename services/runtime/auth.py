@@ -1,0 +1,126 @@
+"""Authentication of user credentials: JWT access tokens and API keys.
+
+Tokens are verified locally against identity's JWKS, fetched through a source
+callable and cached; an unknown ``kid`` triggers one refresh (rate limited, so a
+stream of forged ``kid`` values cannot hammer identity). Only ``EdDSA`` is accepted:
+``alg: none``, HMAC-with-the-public-key and other algorithm confusions fail before
+any signature check. API keys are resolved by a source callable (identity's
+internal VerifyApiKey) and cached for a few seconds, keyed by the secret's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import jwt
+
+from services.runtime.access import ROLE_RANK
+from services.runtime.context import Principal
+from services.runtime.errors import Unauthenticated
+
+__all__ = ["ALGORITHMS", "AUDIENCE", "ISSUER", "ApiKeyCache", "Authenticator", "TokenVerifier"]
+
+ISSUER = "alea-identity"
+AUDIENCE = "alea"
+ALGORITHMS = ("EdDSA",)
+JwksSource = Callable[[], Awaitable[list[dict[str, Any]]]]
+ApiKeySource = Callable[[str], Awaitable[tuple[Principal, float | None]]]
+"""Resolves a secret to (principal, expiry as epoch seconds or None); raises Unauthenticated."""
+
+
+class TokenVerifier:
+    """Verifies access tokens against a cached JWKS."""
+
+    def __init__(self, source: JwksSource, *, leeway: float = 30, min_refresh: float = 5) -> None:
+        self._source = source
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._leeway = leeway
+        self._min_refresh = min_refresh
+
+    async def _refresh(self) -> None:
+        if time.monotonic() - self._fetched_at < self._min_refresh:
+            return
+        keys = await self._source()
+        self._keys = {k["kid"]: jwt.PyJWK(k).key for k in keys if k.get("kid")}
+        self._fetched_at = time.monotonic()
+
+    async def _key(self, kid: str) -> Any:
+        if kid not in self._keys:
+            await self._refresh()
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise Unauthenticated("access token signed by an unknown key") from None
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; Unauthenticated for anything else."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("malformed access token") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthenticated(f"access token algorithm must be one of {', '.join(ALGORITHMS)}")
+        key = await self._key(str(header.get("kid", "")))
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=list(ALGORITHMS), audience=AUDIENCE, issuer=ISSUER,
+                leeway=self._leeway, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )  # fmt: skip
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("access token expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid access token: {exc}") from None
+        role = claims.get("role")
+        if role not in ROLE_RANK or not claims.get("tid"):
+            raise Unauthenticated("access token lacks a valid tenant or role")
+        return Principal(user_id=str(claims["sub"]), tenant_id=str(claims["tid"]), role=role)
+
+
+class ApiKeyCache:
+    """Resolves API keys through a source, remembering answers for ``ttl`` seconds."""
+
+    def __init__(self, source: ApiKeySource, *, ttl: float = 5, max_entries: int = 10_000) -> None:
+        self._source = source
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+
+    async def verify(self, secret: str) -> Principal:
+        """The principal of an active key; Unauthenticated for unknown/expired/revoked keys."""
+        digest = hashlib.sha256(secret.encode()).digest()
+        now = time.time()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal, expires = await self._source(secret)
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[digest] = (principal, min(now + self._ttl, expires or float("inf")))
+        return principal
+
+
+class Authenticator:
+    """Finds and checks the user credentials in request metadata."""
+
+    def __init__(self, tokens: TokenVerifier, api_keys: ApiKeyCache) -> None:
+        self.tokens = tokens
+        self.api_keys = api_keys
+
+    async def authenticate(self, metadata: Mapping[str, str]) -> Principal | None:
+        """The principal, None when the request carries no credentials, or Unauthenticated."""
+        authorization = metadata.get("authorization")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("authorization must be 'Bearer <access token>'")
+            return await self.tokens.verify(token.strip())
+        secret = metadata.get("x-api-key")
+        if secret is not None:
+            if not secret:
+                raise Unauthenticated("empty x-api-key")
+            return await self.api_keys.verify(secret)
+        return None

@@ -1,0 +1,227 @@
+"""The server interceptor every Alea service runs: one guard around every RPC.
+
+In order, before the handler: request id (``x-request-id`` or a new one, returned in
+trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
+``(alea.access.v1.rule)``, request validation (each message of a client stream too).
+Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), anything
+else to INTERNAL with an error id, one JSON log line and one duration sample per RPC.
+Unary and streaming handlers, async functions and async generators, are all wrapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import grpc
+from opentelemetry import trace
+
+from services.runtime import access
+from services.runtime.auth import Authenticator
+from services.runtime.context import Principal, principal_var, request_id_var
+from services.runtime.errors import (
+    AleaError,
+    PermissionDenied,
+    Unauthenticated,
+    internal_status,
+    to_status,
+)
+from services.runtime.telemetry import rpc_duration
+from services.runtime.validation import validate
+
+__all__ = ["RuntimeInterceptor"]
+
+log = logging.getLogger("alea.rpc")
+_MAX_REQUEST_ID = 128
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _request_id(metadata: dict[str, str]) -> str:
+    given = metadata.get("x-request-id", "")
+    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class _Rpc:
+    """Admission, error mapping and accounting of one RPC (an async context manager)."""
+
+    def __init__(self, guard: RuntimeInterceptor, method: str, context) -> None:
+        self.guard, self.method, self.context = guard, method, context
+        self.metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        self.request_id = _request_id(self.metadata)
+        self.peer: str | None = None
+        self.principal: Principal | None = None
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+
+    async def __aenter__(self) -> _Rpc:
+        self._tokens = (request_id_var.set(self.request_id), principal_var.set(None))
+        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+        trace.get_current_span().set_attribute("alea.request_id", self.request_id)
+        try:
+            self.principal = await self.guard.admit(self)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        principal_var.set(self.principal)
+        if self.principal is not None:
+            span = trace.get_current_span()
+            span.set_attribute("alea.tenant_id", self.principal.tenant_id)
+            span.set_attribute("alea.user_id", self.principal.user_id)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is None or isinstance(exc, GeneratorExit):
+                return
+            if isinstance(exc, asyncio.CancelledError):
+                self.code = grpc.StatusCode.CANCELLED
+                return
+            if isinstance(exc, grpc.aio.AbortError):
+                self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+                return
+            if isinstance(exc, AleaError):
+                self.code = exc.code
+                await self._abort(to_status(exc))  # raises AbortError
+            error_id, status = internal_status()
+            self.code = grpc.StatusCode.INTERNAL
+            log.error("unhandled error %s in %s", error_id, self.method, exc_info=exc,
+                      extra={"error_id": error_id})  # fmt: skip
+            await self._abort(status)
+        finally:
+            self._account()
+
+    async def _abort(self, status) -> None:
+        trailing = (
+            ("x-request-id", self.request_id),
+            ("grpc-status-details-bin", status.SerializeToString()),
+        )
+        await self.context.abort(_CODES[status.code], status.message, trailing)
+
+    def _account(self) -> None:
+        seconds = time.perf_counter() - self.started
+        principal = self.principal or Principal()
+        code = self.code.name
+        log.info(
+            "rpc", extra={
+                "method": self.method, "code": code, "duration_ms": round(seconds * 1000, 3),
+                "peer": self.peer or "", "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id or principal.service,
+            },
+        )  # fmt: skip
+        self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
+        for token, var in zip(self._tokens, (request_id_var, principal_var), strict=True):
+            var.reset(token)
+
+    async def requests(self, iterator: AsyncIterator) -> AsyncIterator:
+        """A client stream with every message validated."""
+        async for message in iterator:
+            validate(message)
+            yield message
+
+
+class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
+
+    def __init__(self, service: str, authenticator: Authenticator | None) -> None:
+        self.service = service
+        self.authenticator = authenticator
+        self.allowed_peers = access.PEERS.get(service, access.USER_PEERS)
+        self.durations = rpc_duration()
+
+    async def admit(self, rpc: _Rpc) -> Principal | None:
+        """The caller's principal (None for public and framework RPCs), or raise."""
+        rpc.peer = access.peer_identity(rpc.context.auth_context())
+        if rpc.peer not in self.allowed_peers:
+            raise PermissionDenied(
+                f"peer {rpc.peer or 'without identity'} may not call {self.service}"
+            )
+        rule = access.method_rule(rpc.method)
+        if rule is None:
+            raise PermissionDenied(f"{rpc.method} declares no access rule")
+        if rule.framework or rule.public:
+            return None
+        if rule.internal:
+            if rpc.peer in access.SERVICES and (not rule.peers or rpc.peer in rule.peers):
+                return Principal(service=rpc.peer)
+            raise PermissionDenied(f"{rpc.method} is internal to services")
+        user = await self._authenticate(rpc.metadata)
+        if user is None:
+            if rpc.peer in rule.peers:
+                return Principal(service=rpc.peer)
+            raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-api-key")
+        if rpc.peer not in access.USER_PEERS and rpc.peer not in rule.peers:
+            raise PermissionDenied(f"peer {rpc.peer} may not call {rpc.method} for users")
+        if access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(rule.role, 99):
+            raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
+        return user
+
+    async def _authenticate(self, metadata: dict[str, str]) -> Principal | None:
+        if self.authenticator is None:
+            raise Unauthenticated("this service cannot verify user credentials")
+        return await self.authenticator.authenticate(metadata)
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self._wrap(handler, handler_call_details.method)
+
+    def _wrap(self, handler, method: str):
+        def unary_request(behavior):
+            async def run(request, context):
+                async with _Rpc(self, method, context):
+                    validate(request)
+                    return await behavior(request, context)
+
+            return run
+
+        def stream_request(behavior):
+            async def run(request_iterator, context):
+                async with _Rpc(self, method, context) as rpc:
+                    return await behavior(rpc.requests(request_iterator), context)
+
+            return run
+
+        def streaming(behavior, streamed_request: bool):
+            if not inspect.isasyncgenfunction(behavior):
+                return (stream_request if streamed_request else unary_request)(behavior)
+
+            async def run(request, context):
+                async with _Rpc(self, method, context) as rpc:
+                    if streamed_request:
+                        request = rpc.requests(request)
+                    else:
+                        validate(request)
+                    async for response in behavior(request, context):
+                        yield response
+
+            return run
+
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                unary_request(handler.unary_unary), **serializers
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                streaming(handler.unary_stream, False), **serializers
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                stream_request(handler.stream_unary), **serializers
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            streaming(handler.stream_stream, True), **serializers
+        )

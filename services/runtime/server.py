@@ -1,0 +1,172 @@
+"""One bootstrap for every service: mTLS gRPC server, plaintext health port, shutdown.
+
+``create_server`` builds (``server, port``) — tests bind port 0 and use the port that
+comes back; ``serve`` runs it until SIGTERM/SIGINT, then flips health to NOT_SERVING
+and stops with a grace period; ``run`` is what a service's ``__main__`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.runtime import telemetry
+from services.runtime.auth import Authenticator
+from services.runtime.config import Settings, load_settings
+from services.runtime.db import Database
+from services.runtime.identity_client import remote_authenticator
+from services.runtime.interceptor import RuntimeInterceptor
+from services.runtime.logs import configure_logging
+from services.runtime.pki import ensure_pki
+
+__all__ = ["AleaServer", "Mount", "create_server", "run", "serve"]
+
+log = logging.getLogger(__name__)
+_MAX_MESSAGE = 64 * 1024 * 1024
+_OPTIONS = (
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A servicer, the generated ``add_*_to_server`` function and its service descriptor."""
+
+    descriptor: ServiceDescriptor
+    servicer: object
+    add: Callable[[object, grpc.aio.Server], None]
+
+
+@dataclass
+class AleaServer:
+    """The mTLS server, the plaintext health server and what to close on stop."""
+
+    service: str
+    grpc_server: grpc.aio.Server
+    health_server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    service_names: list[str]
+    health_port: int
+    grace: float
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start both servers and mark every service SERVING."""
+        await self.grpc_server.start()
+        await self.health_server.start()
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self) -> None:
+        """NOT_SERVING first (probes and the edge drain us), then stop with grace."""
+        await self.health.enter_graceful_shutdown()
+        try:
+            await self.grpc_server.stop(self.grace)
+        finally:
+            await self.health_server.stop(0)
+            for close in self.on_stop:
+                await close()
+
+
+def _server_credentials(pki_dir: Path, service: str) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [((pki_dir / f"{service}.key").read_bytes(), (pki_dir / f"{service}.crt").read_bytes())],
+        root_certificates=(pki_dir / "ca.crt").read_bytes(),
+        require_client_auth=True,
+    )
+
+
+def create_server(
+    service: str,
+    mounts: Sequence[Mount],
+    settings: Settings,
+    authenticator: Authenticator | None = None,
+) -> tuple[AleaServer, int]:
+    """Build (not start) the server of ``service``; returns it and its bound mTLS port.
+
+    Without an ``authenticator`` user credentials are checked remotely against
+    identity at ``settings.identity_address`` (JWKS and VerifyApiKey).
+    """
+    on_stop: list[Callable[[], Awaitable[None]]] = []
+    pki_dir = ensure_pki(settings.home)
+    if authenticator is None:
+        authenticator, close = remote_authenticator(settings, pki_dir)
+        on_stop.append(close)
+    server = grpc.aio.server(
+        interceptors=[
+            telemetry.server_interceptor(),
+            RuntimeInterceptor(service, authenticator),
+        ],
+        options=_OPTIONS,
+    )
+    names = [m.descriptor.full_name for m in mounts]
+    for mount in mounts:
+        mount.add(mount.servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server,
+    )  # fmt: skip
+    port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
+    health_server = grpc.aio.server(options=_OPTIONS)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+    health_port = health_server.add_insecure_port(f"[::]:{settings.health_port}")
+    alea_server = AleaServer(
+        service, server, health_server, health_servicer, names, health_port,
+        settings.shutdown_grace, on_stop,
+    )  # fmt: skip
+    return alea_server, port
+
+
+async def serve(server: AleaServer, stop: asyncio.Event | None = None) -> None:
+    """Start ``server`` and run until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        log.info("serving", extra={"health_port": server.health_port})
+        await stop.wait()
+        log.info("shutting down", extra={"grace_s": server.grace})
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await server.stop()
+
+
+Build = Callable[[Settings, Database], Awaitable[tuple[list[Mount], Authenticator | None]]]
+
+
+async def _main(service: str, build: Build, migrations: Path | None) -> None:
+    settings = load_settings(service)
+    configure_logging(service, settings.log_level)
+    telemetry.configure_telemetry(service, settings.otel_exporter)
+    database = Database(settings.database_url, migrations)
+    await database.open()
+    try:
+        mounts, authenticator = await build(settings, database)
+        server, port = create_server(service, mounts, settings, authenticator)
+        log.info("listening", extra={"port": port})
+        await serve(server)
+    finally:
+        await database.close()
+
+
+def run(service: str, build: Build, migrations: Path | None = None) -> None:
+    """Entry point of ``python -m services.<service>``: settings, logs, database, serve."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(service, build, migrations))

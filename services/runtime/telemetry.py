@@ -1,0 +1,62 @@
+"""OpenTelemetry wiring: tracer and meter providers, the gRPC server span, RPC metrics.
+
+The exporter is ``none`` (default), ``console``, or ``otlp`` when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and ``opentelemetry-exporter-otlp`` is installed;
+OTLP is optional so the default install stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+__all__ = ["configure_telemetry", "rpc_duration", "server_interceptor"]
+
+log = logging.getLogger(__name__)
+
+
+def _exporters(kind: str):
+    if kind == "console":
+        return ConsoleSpanExporter(), ConsoleMetricExporter()
+    if kind == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            log.warning("OTLP requested but opentelemetry-exporter-otlp is not installed")
+            return None, None
+        return OTLPSpanExporter(), OTLPMetricExporter()
+    return None, None
+
+
+def configure_telemetry(service: str, exporter: str) -> TracerProvider:
+    """Install global tracer and meter providers for ``service``; returns the tracer provider."""
+    resource = Resource.create({"service.name": f"alea-{service}", "service.namespace": "alea"})
+    span_exporter, metric_exporter = _exporters(exporter)
+    tracer_provider = TracerProvider(resource=resource)
+    if span_exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    return tracer_provider
+
+
+def server_interceptor(tracer_provider: TracerProvider | None = None):
+    """The OpenTelemetry grpc.aio server interceptor (one span per RPC)."""
+    return aio_server_interceptor(tracer_provider=tracer_provider)
+
+
+def rpc_duration() -> metrics.Histogram:
+    """Histogram of server RPC durations in seconds, by method and status code."""
+    meter = metrics.get_meter("alea.runtime")
+    return meter.create_histogram(
+        "rpc.server.duration", unit="s", description="Duration of inbound RPCs"
+    )
