@@ -57,6 +57,8 @@ models = Table(
     Column("display_name", String(256), nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("source_kind", String(16), nullable=False),
+    Column("file_id", String(36)),
+    Column("creator_id", String(64), nullable=False),
     Column("compiled", LargeBinary, nullable=False),
     Column("summary", JSON, nullable=False),
     Column("create_time", Float, nullable=False),
@@ -133,6 +135,8 @@ class ModelRecord:
     display_name: str
     content_hash: str
     source_kind: str
+    file_id: str | None
+    creator_id: str
     compiled: bytes
     summary: dict[str, Any]
     create_time: float

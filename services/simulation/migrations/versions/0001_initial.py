@@ -22,6 +22,8 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(256), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("source_kind", sa.String(16), nullable=False),
+        sa.Column("file_id", sa.String(36), nullable=True),
+        sa.Column("creator_id", sa.String(64), nullable=False),
         sa.Column("compiled", sa.LargeBinary, nullable=False),
         sa.Column("summary", sa.JSON, nullable=False),
         sa.Column("create_time", sa.Float, nullable=False),

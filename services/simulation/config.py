@@ -1,0 +1,60 @@
+"""Settings of the simulation service beyond the shared runtime ones (ALEA_SIMULATION_*).
+
+Parsed once at start-up; a malformed value fails naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.runtime.config import ConfigError
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Queue, worker and cache tuning; tests shorten the lease and the chunks."""
+
+    workers: int = 1
+    lease_seconds: float = 30.0
+    chunk_trials: int = 50_000
+    checkpoint_seconds: float = 1.0
+    poll_seconds: float = 0.5
+    cache_ttl_seconds: float = 24 * 3600.0
+    max_workbook_bytes: int = 20 * 1024 * 1024
+    exact_limit: int = 100_000
+
+
+_VARIABLES = {
+    "workers": ("ALEA_SIMULATION_WORKERS", int, 0),
+    "lease_seconds": ("ALEA_SIMULATION_LEASE_SECONDS", float, 0.5),
+    "chunk_trials": ("ALEA_SIMULATION_CHUNK_TRIALS", int, 1),
+    "checkpoint_seconds": ("ALEA_SIMULATION_CHECKPOINT_SECONDS", float, 0.0),
+    "poll_seconds": ("ALEA_SIMULATION_POLL_SECONDS", float, 0.01),
+    "cache_ttl_seconds": ("ALEA_SIMULATION_CACHE_TTL", float, 0.0),
+    "max_workbook_bytes": ("ALEA_SIMULATION_MAX_WORKBOOK_BYTES", int, 1),
+    "exact_limit": ("ALEA_SIMULATION_EXACT_LIMIT", int, 1),
+}
+
+
+def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
+    """Read every ``ALEA_SIMULATION_*`` variable (defaults in :class:`SimulationConfig`).
+
+    ``exact_limit`` bounds the trials whose samples are kept for exact percentiles; past
+    it the statistics switch to a sketch, which keeps every checkpoint small.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, float | int] = {}
+    for field, (name, kind, minimum) in _VARIABLES.items():
+        raw = env.get(name)
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        values[field] = value
+    return SimulationConfig(**values)  # type: ignore[arg-type]

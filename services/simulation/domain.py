@@ -1,0 +1,301 @@
+"""The simulation service's operations, free of gRPC: models, simulations, results, queue.
+
+Every operation takes the caller's tenant explicitly and treats another tenant's object
+as absent (NotFound). Refused models raise InvalidArgument naming the cell (``Sheet!A1``)
+or spec path; quotas raise ResourceExhausted naming the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import pickle
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.simulation import store as st
+from services.simulation.config import SimulationConfig
+from services.simulation.engine import ir
+from services.simulation.engine.errors import ModelError
+from services.simulation.hub import Event, Hub
+from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
+
+SAMPLINGS = ("mc", "lhs")
+BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU")
+MAX_TRIALS = 10**10
+MAX_PAGE_SIZE = 1000
+
+
+class Quotas(Protocol):
+    """The tenant's limits (identity): raise ResourceExhausted naming the limit."""
+
+    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
+
+
+FetchFile = Callable[[str], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Exactly one of a workbook (bytes), a file id in the files service, or a spec (dict)."""
+
+    workbook: bytes | None = None
+    file_id: str | None = None
+    spec: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """What CreateSimulation asks for, already in domain terms."""
+
+    model_id: str
+    trials: int
+    seed: int | None
+    sampling: str = "mc"
+    backend_preference: str = "AUTO"
+    priority: int = 0
+    request_id: str = ""
+    bypass_cache: bool = False
+
+
+def _describe(value: ir.Node | ir.Table) -> str:
+    if isinstance(value, ir.Const):
+        return f"{value.value:g}"
+    if isinstance(value, ir.Table):
+        return f"[{value.rows}x{value.cols}]"
+    return "…"  # another cell: varies per trial
+
+
+def summarise(model: ir.Model) -> dict[str, Any]:
+    """Inputs (name, address, distribution), outputs and warnings, as stored and shown."""
+    return {
+        "inputs": [
+            {
+                "name": s.name,
+                "address": s.address,
+                "distribution": f"{s.distribution}({', '.join(_describe(p) for p in s.params)})",
+            }
+            for s in model.inputs
+        ],
+        "outputs": [{"name": o.name, "address": o.address} for o in model.outputs],
+        "warnings": list(model.warnings),
+    }
+
+
+def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
+    """(model, content hash, source kind); raises InvalidArgument for a refused model."""
+    from services.simulation import engine
+
+    try:
+        if source.spec is not None:
+            canonical = json.dumps(source.spec, sort_keys=True, separators=(",", ":"))
+            model = engine.model_from_spec(source.spec)
+            return model, hashlib.sha256(canonical.encode()).hexdigest(), "spec"
+        assert source.workbook is not None
+        model = engine.load_workbook(source.workbook)
+        return model, hashlib.sha256(source.workbook).hexdigest(), "workbook"
+    except ModelError as exc:
+        field = exc.location or ("spec" if source.spec is not None else "workbook")
+        reason = f"{exc.function}: {exc.reason}" if exc.function else exc.reason
+        raise InvalidArgument(field, reason) from None
+
+
+def parse_filter(text: str, allowed: dict[str, tuple[str, ...] | None]) -> dict[str, str]:
+    """A small AIP-160 subset: ``field = value`` clauses joined by ``AND``.
+
+    ``allowed`` maps each filterable field to its permitted values (None: any string).
+    """
+    filters: dict[str, str] = {}
+    for clause in filter(None, (c.strip() for c in re.split(r"\s+AND\s+", text.strip()))):
+        match = re.fullmatch(r'(\w+)\s*=\s*"?([^"]*)"?', clause)
+        if match is None:
+            raise InvalidArgument("filter", f"expected `field = value`, got {clause!r}")
+        name, value = match.groups()
+        if name not in allowed:
+            raise InvalidArgument("filter", f"cannot filter on {name!r}; use {sorted(allowed)}")
+        values = allowed[name]
+        if values is not None and value not in values:
+            raise InvalidArgument("filter", f"{name} must be one of {', '.join(values)}")
+        filters[name] = value
+    return filters
+
+
+def _page_size(page_size: int) -> int:
+    if page_size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    return min(page_size or 50, MAX_PAGE_SIZE)
+
+
+class Simulations:
+    """Models, simulations and results of all tenants, over one store."""
+
+    def __init__(
+        self, store: Store, hub: Hub, config: SimulationConfig, *, quotas: Quotas | None = None,
+        fetch_file: FetchFile | None = None, wake: Callable[[], None] = lambda: None,
+        cancel_local: Callable[[str], None] = lambda _id: None,
+    ) -> None:  # fmt: skip
+        self.store, self.hub, self.config = store, hub, config
+        self.quotas, self.fetch_file = quotas, fetch_file
+        self.wake, self.cancel_local = wake, cancel_local
+
+    # -- models ---------------------------------------------------------------------------
+
+    async def create_model(
+        self, tenant_id: str, user_id: str, display_name: str, source: ModelSource,
+        request_id: str = "",
+    ) -> ModelRecord:
+        """Compile (once) and store a model; a reused request id returns the earlier one."""
+        if request_id:
+            earlier = await self.store.model_by_request(tenant_id, request_id)
+            if earlier is not None:
+                return earlier
+        file_id = source.file_id
+        if file_id is not None:
+            if self.fetch_file is None:
+                raise FailedPrecondition("the files service is not configured")
+            source = ModelSource(workbook=await self.fetch_file(file_id))
+        if source.workbook is not None and len(source.workbook) > self.config.max_workbook_bytes:
+            limit = self.config.max_workbook_bytes
+            raise InvalidArgument("workbook", f"larger than the {limit} byte limit")
+        model, content_hash, kind = await asyncio.to_thread(_compile, source)
+        now = time.time()
+        record = ModelRecord(
+            id=str(uuid.uuid4()), tenant_id=tenant_id, request_id=request_id or None,
+            display_name=display_name, content_hash=content_hash, source_kind=kind,
+            file_id=file_id, creator_id=user_id,
+            compiled=pickle.dumps(model), summary=summarise(model), create_time=now,
+            update_time=now, delete_time=None,
+        )  # fmt: skip
+        return await self.store.insert_model(record)
+
+    async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord:
+        record = await self.store.get_model(tenant_id, model_id)
+        if record is None:
+            raise NotFound("model", model_id)
+        return record
+
+    async def list_models(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
+        filters = parse_filter(text, {"display_name": None})
+        return await self.store.list_models(
+            tenant_id, _page_size(page_size), _token(token), filters.get("display_name")
+        )
+
+    async def delete_model(self, tenant_id: str, model_id: str) -> None:
+        if not await self.store.delete_model(tenant_id, model_id, time.time()):
+            raise NotFound("model", model_id)
+
+    # -- simulations ----------------------------------------------------------------------
+
+    def cache_key(self, model: ModelRecord, trials: int, seed: int, sampling: str) -> str:
+        """Results depend on these alone (plus the statistics settings that shape them)."""
+        parts = (model.content_hash, trials, seed, sampling, self.config.exact_limit)
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    async def create_simulation(
+        self, tenant_id: str, user_id: str, request: SimulationRequest
+    ) -> SimulationRecord:
+        """Queue a simulation (or answer from the cache); idempotent by request id."""
+        _check(request)
+        if request.request_id:
+            earlier = await self.store.simulation_by_request(tenant_id, request.request_id)
+            if earlier is not None:
+                return earlier
+        model = await self.get_model(tenant_id, request.model_id)
+        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        key = self.cache_key(model, request.trials, seed, request.sampling)
+        cached = None
+        if not request.bypass_cache and self.config.cache_ttl_seconds > 0:
+            not_before = time.time() - self.config.cache_ttl_seconds
+            cached = await self.store.cached_result(tenant_id, key, not_before)
+        now = time.time()
+        simulation_id = str(uuid.uuid4())
+        if cached is None and self.quotas is not None:
+            await self.quotas.reserve(tenant_id, request.trials, simulation_id)
+        record = SimulationRecord(
+            id=simulation_id, tenant_id=tenant_id, user_id=user_id,
+            request_id=request.request_id or None, model_id=model.id, cache_key=key,
+            trials=request.trials, chunk_trials=min(self.config.chunk_trials, request.trials),
+            seed=seed, sampling=request.sampling, backend_preference=request.backend_preference,
+            priority=request.priority, state=st.SUCCEEDED if cached else st.QUEUED,
+            state_reason="served from the result cache" if cached else "",
+            trials_done=request.trials if cached else 0, backend="cache" if cached else "",
+            cached=cached is not None, lease_owner=None, lease_epoch=0, lease_expires=None,
+            checkpoint=None, progress=None, create_time=now, update_time=now,
+            start_time=now if cached else None, end_time=now if cached else None,
+        )  # fmt: skip
+        stored, created = await self.store.insert_simulation(record, cached)
+        if created and not cached:
+            self.wake()
+        return stored
+
+    async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
+        record = await self.store.get_simulation(simulation_id, tenant_id)
+        if record is None:
+            raise NotFound("simulation", simulation_id)
+        return record
+
+    async def list_simulations(
+        self, tenant_id: str, page_size: int, token: str, text: str
+    ) -> Page:
+        states = (st.QUEUED, st.RUNNING, st.SUCCEEDED, st.FAILED, st.CANCELLED)
+        filters = parse_filter(text, {"state": states, "model_id": None})
+        return await self.store.list_simulations(
+            tenant_id, _page_size(page_size), _token(token), filters
+        )
+
+    async def cancel_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
+        """Cancel a queued or running simulation; a finished one is FAILED_PRECONDITION."""
+        record = await self.get_simulation(tenant_id, simulation_id)
+        if not await self.store.cancel(tenant_id, simulation_id, "cancelled by user", time.time()):
+            raise FailedPrecondition(f"simulation {simulation_id} is already {record.state}")
+        self.cancel_local(simulation_id)
+        record = await self.get_simulation(tenant_id, simulation_id)
+        self.hub.publish(simulation_id, record)
+        return record
+
+    async def watch(self, tenant_id: str, simulation_id: str) -> AsyncIterator[Event]:
+        """The current state, then progress, then the final state (see :meth:`Hub.watch`)."""
+        first = await self.get_simulation(tenant_id, simulation_id)
+        async for event in self.hub.watch(first):
+            yield event
+
+    async def get_results(
+        self, tenant_id: str, simulation_id: str
+    ) -> tuple[SimulationRecord, dict[str, Any]]:
+        """(simulation, results per output); FAILED_PRECONDITION until it has succeeded."""
+        record = await self.get_simulation(tenant_id, simulation_id)
+        data = await self.store.get_results(simulation_id)
+        if record.state != st.SUCCEEDED or data is None:
+            raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
+        return record, data
+
+    async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
+        return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
+
+
+def _token(token: str) -> str:
+    if token:
+        try:
+            st.decode_token(token)
+        except ValueError:
+            raise InvalidArgument("page_token", "malformed page token") from None
+    return token
+
+
+def _check(request: SimulationRequest) -> None:
+    if not 1 <= request.trials <= MAX_TRIALS:
+        raise InvalidArgument("trials", f"must be within 1..{MAX_TRIALS}")
+    if request.sampling not in SAMPLINGS:
+        raise InvalidArgument("sampling", f"must be one of {', '.join(SAMPLINGS)}")
+    if request.backend_preference not in BACKEND_PREFERENCES:
+        raise InvalidArgument("backend", f"must be one of {', '.join(BACKEND_PREFERENCES)}")
+    if request.seed is not None and not 0 <= request.seed < 2**63:
+        raise InvalidArgument("seed", "must be within 0..2^63-1")

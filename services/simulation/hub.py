@@ -1,0 +1,178 @@
+"""In-process fan-out of simulation events to any number of watchers.
+
+One :class:`Topic` per watched simulation holds only the latest snapshot and the latest
+progress; publishing replaces them and wakes every waiting watcher through one shared
+future, so publishing costs the same for one watcher or a thousand, and a slow watcher
+skips to the newest event instead of queueing. Topics are fed by this process's workers
+(every chunk) and, while anyone watches, by one poller per topic that reads the database
+at a modest rate, so watchers on a replica that does not run the job still follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from services.simulation.store import SimulationRecord
+
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a running simulation; ``running`` maps output → (mean, standard error)."""
+
+    trials_done: int
+    trials_total: int
+    trials_per_second: float
+    eta_seconds: float
+    running: dict[str, tuple[float, float]]
+
+
+Event = SimulationRecord | Progress
+Loader = Callable[[str], Awaitable[SimulationRecord | None]]
+
+
+class Topic:
+    """The latest state of one simulation and the watchers waiting for the next."""
+
+    def __init__(self) -> None:
+        self.snapshot: SimulationRecord | None = None
+        self.progress: Progress | None = None
+        self.version = 0
+        self.watchers = 0
+        self._changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.poller: asyncio.Task[None] | None = None
+
+    def publish(self, event: Event) -> None:
+        """Replace the latest snapshot or progress and wake every watcher."""
+        if isinstance(event, Progress):
+            self.progress = event
+        else:
+            if self.snapshot is not None and self.snapshot.update_time > event.update_time:
+                return  # an older read of the database must not overwrite a newer state
+            self.snapshot = event
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
+        changed.set_result(None)
+
+    async def wait(self, version: int, within: float) -> None:
+        """Return once the version moved past ``version``, or after ``within`` seconds."""
+        if self.version != version:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._changed), within)
+
+
+class Hub:
+    """The topics of this process, created on demand and dropped with their last watcher."""
+
+    def __init__(self, load: Loader, poll_interval: float, tick: float = 0.2) -> None:
+        self._load = load
+        self._topics: dict[str, Topic] = {}
+        self.poll_interval = poll_interval
+        self.tick = tick
+
+    def publish(self, simulation_id: str, event: Event) -> None:
+        """Deliver an event to the simulation's watchers, if anyone watches it."""
+        topic = self._topics.get(simulation_id)
+        if topic is not None:
+            topic.publish(event)
+
+    @property
+    def watchers(self) -> int:
+        """Watchers connected to this process (all simulations)."""
+        return sum(t.watchers for t in self._topics.values())
+
+    async def watch(self, first: SimulationRecord) -> AsyncIterator[Event]:
+        """Events of a simulation from ``first`` (its current state) until a terminal state.
+
+        Yields the snapshot first, then progress at every change and at least every
+        ``tick`` seconds while running (rate and ETA refreshed), and ends after the
+        terminal snapshot. Leaving the iterator early frees everything it held.
+        """
+        yield first
+        if first.state in TERMINAL:
+            return
+        topic = self._topics.get(first.id)
+        if topic is None:
+            topic = self._topics[first.id] = Topic()
+            topic.publish(first)
+            topic.poller = asyncio.create_task(self._poll(first.id, topic))
+        topic.watchers += 1
+        try:
+            async for event in self._follow(topic, first):
+                yield event
+        finally:
+            topic.watchers -= 1
+            if topic.watchers == 0 and self._topics.get(first.id) is topic:
+                del self._topics[first.id]
+                if topic.poller is not None:
+                    topic.poller.cancel()
+
+    async def _follow(self, topic: Topic, first: SimulationRecord) -> AsyncIterator[Event]:
+        last_state = first
+        version = -1
+        while True:
+            await topic.wait(version, self.tick)
+            version = topic.version
+            snapshot = topic.snapshot or last_state
+            if snapshot.state != last_state.state or snapshot.state in TERMINAL:
+                last_state = snapshot
+                yield snapshot
+                if snapshot.state in TERMINAL:
+                    return
+            # Every wake-up (a new chunk, or a tick with none) reports progress, so a
+            # watcher hears at least every ``tick`` seconds while the job runs.
+            if topic.progress is not None and snapshot.state == "RUNNING":
+                yield topic.progress
+
+    async def _poll(self, simulation_id: str, topic: Topic) -> None:
+        """Follow the database for a job run elsewhere (another replica or worker process)."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            record = await self._load(simulation_id)
+            if record is None:
+                continue
+            if record.progress and (
+                topic.progress is None or record.trials_done > topic.progress.trials_done
+            ):
+                topic.publish(progress_from_json(record.progress))
+            if topic.snapshot is None or record.update_time > topic.snapshot.update_time:
+                topic.publish(record)
+            if record.state in TERMINAL:
+                return
+
+
+def progress_to_json(progress: Progress) -> dict:
+    """The form persisted with each checkpoint (for watchers on other replicas)."""
+    return {
+        "trials_done": progress.trials_done,
+        "trials_total": progress.trials_total,
+        "trials_per_second": progress.trials_per_second,
+        "eta_seconds": progress.eta_seconds,
+        "running": {k: [_finite(m), _finite(se)] for k, (m, se) in progress.running.items()},
+    }
+
+
+def _finite(value: float) -> float | None:
+    # JSON (and PostgreSQL's json type) has no NaN; None stands for "not yet defined".
+    return value if math.isfinite(value) else None
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def progress_from_json(data: dict) -> Progress:
+    """Inverse of :func:`progress_to_json`."""
+    return Progress(
+        trials_done=int(data["trials_done"]),
+        trials_total=int(data["trials_total"]),
+        trials_per_second=float(data["trials_per_second"]),
+        eta_seconds=float(data["eta_seconds"]),
+        running={k: (_number(v[0]), _number(v[1])) for k, v in data["running"].items()},
+    )
