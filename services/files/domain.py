@@ -1,0 +1,374 @@
+"""Files domain: upload, download, metadata, sharing, quotas and master-key rotation.
+
+Who sees a file: its owner, the users it is shared with (read-only), and the admins of
+its tenant; for anyone else, and for every other tenant, it does not exist (NotFound).
+Only the owner or a tenant admin may delete or share it.
+
+An upload streams through SHA-256 and the chunk sealer straight into the blob store;
+the blob becomes visible only when the metadata row and the usage charge commit in one
+transaction. Any failure before that removes the blob, so an interrupted upload leaves
+nothing behind (the blob store's temp area is emptied at start for crashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import select, update
+
+from services.files import content, store
+from services.files.blobs import BlobStore
+from services.files.crypto import (
+    CHUNK_SIZE,
+    TAG_SIZE,
+    ChunkCipher,
+    IntegrityError,
+    MasterKeys,
+    Sealer,
+    chunk_count,
+    chunk_span,
+)
+from services.files.listing import Page, Query, list_files
+from services.runtime.context import Principal
+from services.runtime.db import Database
+from services.runtime.errors import (
+    DataLoss,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+
+__all__ = ["FileInfo", "Files", "NewFile", "QuotaSource", "StorageUsage"]
+
+
+class QuotaSource(Protocol):
+    """Where a tenant's storage limit comes from (identity's GetQuota)."""
+
+    async def storage_limit(self, tenant_id: str) -> int:
+        """Bytes the tenant may store."""
+        ...
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """What an upload declares before its bytes; ``size`` -1 when unknown, ``sha256`` hex or ''."""
+
+    name: str
+    content_type: str
+    size: int = -1
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A stored file as callers see it."""
+
+    id: str
+    tenant_id: str
+    owner_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    create_time: datetime
+    update_time: datetime
+    shared_with: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageUsage:
+    """A tenant's stored bytes and files against its limit."""
+
+    tenant_id: str
+    bytes_used: int
+    file_count: int
+    limit_bytes: int
+
+
+class Files:
+    """The files service's operations; every method acts for ``caller``."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        keys: MasterKeys,
+        quotas: QuotaSource,
+        max_file_bytes: int,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self._db, self._blobs, self._keys, self._quotas = db, blobs, keys, quotas
+        self._max_file_bytes = max_file_bytes
+        self._chunk_size = chunk_size
+
+    # -- upload --------------------------------------------------------------------------
+
+    async def upload(
+        self, caller: Principal, new: NewFile, data: AsyncIterable[bytes]
+    ) -> FileInfo:
+        """Store ``data`` encrypted; RESOURCE_EXHAUSTED before storing when over quota."""
+        if new.size > self._max_file_bytes:
+            raise InvalidArgument("size", f"exceeds the {self._max_file_bytes}-byte file limit")
+        tenant = caller.tenant_id
+        limit = await self._quotas.storage_limit(tenant)
+        async with self._db.sessions() as session:
+            used, _ = await store.usage(session, tenant)
+        if new.size > 0 and used + new.size > limit:
+            raise _over_quota(tenant, used, new.size, limit)
+
+        file_id = str(uuid.uuid4())
+        cipher, data_key, prefix = ChunkCipher.generate(file_id)
+        digest = hashlib.sha256()
+        checker = content.checker_for(new.name, new.content_type)
+        received = 0
+
+        async def sealed() -> AsyncIterator[bytes]:
+            nonlocal received
+            sealer = Sealer(cipher, self._chunk_size)
+            async for piece in data:
+                received += len(piece)
+                if received > self._max_file_bytes:
+                    raise InvalidArgument("size", f"exceeds the {self._max_file_bytes}-byte limit")
+                if new.size >= 0 and received > new.size:
+                    raise InvalidArgument("size", f"received more than the {new.size} declared")
+                if used + received > limit:
+                    raise _over_quota(tenant, used, received, limit)
+                digest.update(piece)
+                checker.feed(piece)
+                for chunk in sealer.feed(piece):
+                    yield chunk
+            yield sealer.finish()
+
+        await self._blobs.put(file_id, sealed())
+        try:
+            _check_complete(new, received, digest.hexdigest())
+            checker.finish()
+            key_id, wrapped = self._keys.wrap(data_key, file_id)
+            now = datetime.now(UTC)
+            row = {
+                "id": file_id, "tenant_id": tenant, "owner_id": caller.user_id,
+                "name": new.name, "content_type": new.content_type, "size": received,
+                "sha256": digest.hexdigest(), "key_id": key_id, "wrapped_key": wrapped,
+                "nonce_prefix": prefix, "chunk_size": self._chunk_size,
+                "create_time": now, "update_time": now,
+            }  # fmt: skip
+            async with self._db.transaction() as session:
+                if not await store.add_usage(session, tenant, received, limit):
+                    used, _ = await store.usage(session, tenant)
+                    raise _over_quota(tenant, used, received, limit)
+                await session.execute(store.files.insert().values(**row))
+        except BaseException:
+            await self._blobs.delete(file_id)
+            raise
+        return _info(row)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, caller: Principal, file_id: str) -> FileInfo:
+        """A file visible to the caller (NotFound otherwise)."""
+        row = await self._visible_row(caller, file_id)
+        return _info(row, await self._shared_with(file_id))
+
+    async def list(self, caller: Principal, query: Query) -> Page[FileInfo]:
+        """Files visible to the caller, filtered, ordered and paged."""
+        async with self._db.sessions() as session:
+            page = await list_files(session, caller, query)
+        return Page([_info(row) for row in page.items], page.next_page_token)
+
+    async def download(
+        self, caller: Principal, file_id: str, offset: int = 0, length: int = 0
+    ) -> tuple[FileInfo, AsyncIterator[bytes]]:
+        """The file and its plaintext bytes ``[offset, offset + length)`` (0 = to the end).
+
+        Chunks are authenticated as they are read: a tampered or truncated blob raises
+        DataLoss before any byte of the affected chunk is returned.
+        """
+        row = await self._visible_row(caller, file_id)
+        size = row["size"]
+        if offset < 0 or offset > size:
+            raise InvalidArgument("offset", f"must be within 0..{size}")
+        if length < 0:
+            raise InvalidArgument("length", "must not be negative")
+        length = length or size - offset
+        cipher = ChunkCipher(self._data_key(row), row["nonce_prefix"], file_id)
+        return _info(row), self._plaintext(cipher, row, offset, length)
+
+    async def _plaintext(
+        self, cipher: ChunkCipher, row: dict, offset: int, length: int
+    ) -> AsyncIterator[bytes]:
+        size, chunk_size, file_id = row["size"], row["chunk_size"], row["id"]
+        last = chunk_count(size, chunk_size) - 1
+        stride = chunk_size + TAG_SIZE
+        for index, start, end in chunk_span(offset, length, size, chunk_size):
+            plain_len = min(chunk_size, size - index * chunk_size)
+            try:
+                sealed = await self._blobs.read(file_id, index * stride, plain_len + TAG_SIZE)
+            except FileNotFoundError:
+                raise DataLoss(f"the blob of file {file_id} is missing") from None
+            try:
+                if len(sealed) != plain_len + TAG_SIZE:
+                    raise IntegrityError(f"chunk {index} is truncated")
+                plain = cipher.open(index, sealed, final=index == last)
+            except IntegrityError as exc:
+                raise DataLoss(f"file {file_id} failed its integrity check: {exc}") from None
+            yield plain[start:end]
+
+    async def usage(self, caller: Principal) -> StorageUsage:
+        """The caller's tenant storage usage and limit."""
+        limit = await self._quotas.storage_limit(caller.tenant_id)
+        async with self._db.sessions() as session:
+            used, count = await store.usage(session, caller.tenant_id)
+        return StorageUsage(caller.tenant_id, used, count, limit)
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def delete(self, caller: Principal, file_id: str) -> None:
+        """Remove the file, its shares and its blob, and give back its bytes."""
+        async with self._db.transaction() as session:
+            row = await self._visible_row(caller, file_id, session)
+            _require_manager(caller, row)
+            await store.delete_file(session, file_id)
+            await store.release_usage(session, row["tenant_id"], row["size"])
+        await self._blobs.delete(file_id)
+
+    async def share(self, caller: Principal, file_id: str, user_id: str) -> FileInfo:
+        """Let ``user_id`` (a user of the same tenant) read the file; idempotent."""
+        async with self._db.transaction() as session:
+            row = await self._visible_row(caller, file_id, session)
+            _require_manager(caller, row)
+            if user_id == row["owner_id"]:
+                raise InvalidArgument("user_id", "the owner already has access")
+            exists = await session.scalar(
+                select(store.shares.c.user_id).where(
+                    store.shares.c.file_id == file_id, store.shares.c.user_id == user_id
+                )
+            )
+            if not exists:
+                now = datetime.now(UTC)
+                await session.execute(
+                    store.shares.insert().values(file_id=file_id, user_id=user_id, create_time=now)
+                )
+                await session.execute(
+                    update(store.files).where(store.files.c.id == file_id).values(update_time=now)
+                )
+        return await self.get(caller, file_id)
+
+    async def unshare(self, caller: Principal, file_id: str, user_id: str) -> FileInfo:
+        """Revoke ``user_id``'s access; idempotent."""
+        async with self._db.transaction() as session:
+            row = await self._visible_row(caller, file_id, session)
+            _require_manager(caller, row)
+            await session.execute(
+                store.shares.delete().where(
+                    store.shares.c.file_id == file_id, store.shares.c.user_id == user_id
+                )
+            )
+        return await self.get(caller, file_id)
+
+    async def rotate_keys(self, batch: int = 500) -> int:
+        """Re-wrap every data key not under the current master key; returns how many."""
+        done = 0
+        while True:
+            async with self._db.transaction() as session:
+                rows = (
+                    await session.execute(
+                        select(store.files.c.id, store.files.c.key_id, store.files.c.wrapped_key)
+                        .where(store.files.c.key_id != self._keys.current_id)
+                        .limit(batch)
+                    )
+                ).all()
+                for file_id, key_id, wrapped in rows:
+                    new_id, rewrapped = self._rewrap(file_id, key_id, wrapped)
+                    await session.execute(
+                        update(store.files)
+                        .where(store.files.c.id == file_id, store.files.c.key_id == key_id)
+                        .values(key_id=new_id, wrapped_key=rewrapped)
+                    )
+            done += len(rows)
+            if len(rows) < batch:
+                return done
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _rewrap(self, file_id: str, key_id: str, wrapped: bytes) -> tuple[str, bytes]:
+        try:
+            return self._keys.rewrap(key_id, wrapped, file_id)
+        except KeyError:
+            raise FailedPrecondition(f"master key {key_id!r} is not configured") from None
+
+    def _data_key(self, row: dict) -> bytes:
+        try:
+            return self._keys.unwrap(row["key_id"], row["wrapped_key"], row["id"])
+        except KeyError:
+            raise FailedPrecondition(f"master key {row['key_id']!r} is not configured") from None
+        except IntegrityError as exc:
+            raise DataLoss(str(exc)) from None
+
+    async def _visible_row(self, caller: Principal, file_id: str, session=None) -> dict:
+        if session is None:
+            async with self._db.sessions() as fresh:
+                return await self._visible_row(caller, file_id, fresh)
+        row = (
+            await session.execute(
+                select(store.files).where(
+                    store.files.c.id == file_id, store.files.c.tenant_id == caller.tenant_id
+                )
+            )
+        ).mappings().first()
+        if row is None:
+            raise NotFound("file", file_id)
+        if caller.role == "admin" or row["owner_id"] == caller.user_id:
+            return dict(row)
+        shared = await session.scalar(
+            select(store.shares.c.user_id).where(
+                store.shares.c.file_id == file_id, store.shares.c.user_id == caller.user_id
+            )
+        )
+        if not shared:
+            raise NotFound("file", file_id)
+        return dict(row)
+
+    async def _shared_with(self, file_id: str) -> tuple[str, ...]:
+        async with self._db.sessions() as session:
+            users = await session.scalars(
+                select(store.shares.c.user_id)
+                .where(store.shares.c.file_id == file_id)
+                .order_by(store.shares.c.user_id)
+            )
+            return tuple(users)
+
+
+def _require_manager(caller: Principal, row: dict) -> None:
+    if caller.role != "admin" and row["owner_id"] != caller.user_id:
+        raise PermissionDenied("only the owner or a tenant admin may change this file")
+
+
+def _check_complete(new: NewFile, received: int, sha256: str) -> None:
+    if new.size >= 0 and received != new.size:
+        raise InvalidArgument("size", f"declared {new.size} bytes but received {received}")
+    if new.sha256 and new.sha256.lower() != sha256:
+        raise InvalidArgument("sha256", "does not match the SHA-256 of the received bytes")
+
+
+def _over_quota(tenant: str, used: int, adding: int, limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        "storage_bytes",
+        f"the tenant would store {used + adding} bytes, over its {limit}-byte quota",
+        subject=f"tenant:{tenant}",
+    )
+
+
+def _info(row, shared_with: tuple[str, ...] = ()) -> FileInfo:
+    return FileInfo(
+        id=row["id"], tenant_id=row["tenant_id"], owner_id=row["owner_id"], name=row["name"],
+        content_type=row["content_type"], size=row["size"], sha256=row["sha256"],
+        create_time=store.utc(row["create_time"]), update_time=store.utc(row["update_time"]),
+        shared_with=shared_with,
+    )  # fmt: skip

@@ -1,0 +1,235 @@
+"""The files domain against real SQLite and PostgreSQL databases and a real blob directory."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.files.blobs import LocalBlobStore
+from services.files.crypto import MasterKeys
+from services.files.domain import Files, NewFile
+from services.files.listing import Query
+from services.runtime.errors import (
+    DataLoss,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from tests.integration.files.conftest import FixedQuota, user
+
+TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
+
+
+async def pieces(data: bytes, size: int = 700) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def collect(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([piece async for piece in stream])
+
+
+async def put(files: Files, caller, data: bytes, name: str = "data.bin", **kw):
+    new = NewFile(name, kw.pop("content_type", "application/octet-stream"), len(data), **kw)
+    return await files.upload(caller, new, pieces(data))
+
+
+async def test_round_trip_ranges_and_hash(files: Files) -> None:
+    alice = user(TENANT_A)
+    data = os.urandom(5000)
+    info = await put(files, alice, data, sha256=hashlib.sha256(data).hexdigest())
+    assert info.size == 5000 and info.sha256 == hashlib.sha256(data).hexdigest()
+    _, stream = await files.download(alice, info.id)
+    assert await collect(stream) == data
+    for offset, length in [(0, 1), (1023, 2), (1024, 1024), (4999, 0), (5000, 0), (100, 10**6)]:
+        _, stream = await files.download(alice, info.id, offset, length)
+        expected = data[offset : offset + length] if length else data[offset:]
+        assert await collect(stream) == expected, (offset, length)
+    with pytest.raises(InvalidArgument) as err:
+        await files.download(alice, info.id, 5001)
+    assert err.value.violations[0][0] == "offset"
+
+
+async def test_empty_file(files: Files) -> None:
+    alice = user(TENANT_A)
+    info = await put(files, alice, b"")
+    _, stream = await files.download(alice, info.id)
+    assert await collect(stream) == b""
+
+
+async def test_no_plaintext_on_disk(files: Files, blobs: LocalBlobStore) -> None:
+    marker = b"PLAINTEXT-MARKER-" + uuid.uuid4().hex.encode()
+    await put(files, user(TENANT_A), marker * 200)
+    stored = b"".join(p.read_bytes() for p in blobs.root.rglob("*") if p.is_file())
+    assert stored and marker not in stored
+
+
+async def test_tampered_blob_is_data_loss(files: Files, blobs: LocalBlobStore) -> None:
+    alice = user(TENANT_A)
+    info = await put(files, alice, os.urandom(3000))
+    path = blobs.path(info.id)
+    blob = bytearray(path.read_bytes())
+    blob[1500] ^= 0x40
+    path.write_bytes(bytes(blob))
+    _, stream = await files.download(alice, info.id, 0, 1024)
+    assert len(await collect(stream)) == 1024  # the first chunk is intact
+    _, stream = await files.download(alice, info.id)
+    with pytest.raises(DataLoss):
+        await collect(stream)
+
+
+async def test_truncated_blob_is_data_loss(files: Files, blobs: LocalBlobStore) -> None:
+    alice = user(TENANT_A)
+    info = await put(files, alice, os.urandom(3000))
+    path = blobs.path(info.id)
+    path.write_bytes(path.read_bytes()[: 2 * (1024 + 16)])  # drop the final chunk
+    _, stream = await files.download(alice, info.id)
+    with pytest.raises(DataLoss):
+        await collect(stream)
+
+
+async def test_declared_size_and_hash_are_checked(files: Files, blobs: LocalBlobStore) -> None:
+    alice = user(TENANT_A)
+    with pytest.raises(InvalidArgument) as err:
+        await files.upload(alice, NewFile("a", "text/plain", 10), pieces(b"x" * 11))
+    assert err.value.violations[0][0] == "size"
+    with pytest.raises(InvalidArgument) as err:
+        await files.upload(alice, NewFile("a", "text/plain", 10), pieces(b"x" * 9))
+    assert err.value.violations[0][0] == "size"
+    with pytest.raises(InvalidArgument) as err:
+        await put(files, alice, b"abc", sha256="0" * 64)
+    assert err.value.violations[0][0] == "sha256"
+    assert not any(p.is_file() for p in blobs.root.rglob("*"))
+    assert (await files.usage(alice)).bytes_used == 0
+
+
+async def test_quota_declared_and_streamed(files: Files, quota: FixedQuota, blobs) -> None:
+    alice = user(TENANT_A)
+    quota.limits[TENANT_A] = 4000
+    await put(files, alice, b"x" * 3000)
+    with pytest.raises(ResourceExhausted):
+        await put(files, alice, b"x" * 1001)  # declared size refused up front
+    with pytest.raises(ResourceExhausted):  # undeclared size refused while streaming
+        await files.upload(alice, NewFile("u", "text/plain"), pieces(b"x" * 1500))
+    usage = await files.usage(alice)
+    assert (usage.bytes_used, usage.file_count, usage.limit_bytes) == (3000, 1, 4000)
+    assert len([p for p in blobs.root.rglob("*") if p.is_file()]) == 1
+    await put(files, alice, b"x" * 1000)  # exactly at the limit
+
+
+async def test_concurrent_uploads_keep_usage_exact(files: Files, quota: FixedQuota) -> None:
+    alice = user(TENANT_A)
+    quota.limits[TENANT_A] = 10 * 1000
+    results = await asyncio.gather(
+        *(put(files, alice, os.urandom(1000)) for _ in range(14)), return_exceptions=True
+    )
+    stored = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, ResourceExhausted)]
+    assert len(stored) + len(refused) == 14 and 1 <= len(stored) <= 10
+    usage = await files.usage(alice)
+    assert (usage.bytes_used, usage.file_count) == (1000 * len(stored), len(stored))
+    for info in stored:
+        await files.delete(alice, info.id)
+    usage = await files.usage(alice)
+    assert (usage.bytes_used, usage.file_count) == (0, 0)
+
+
+async def test_interrupted_upload_leaves_no_trace(files: Files, blobs: LocalBlobStore) -> None:
+    alice = user(TENANT_A)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"y" * 5000
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await files.upload(alice, NewFile("b", "text/plain", 10000), broken())
+    assert not any(p.is_file() for p in blobs.root.rglob("*"))
+    assert (await files.list(alice, Query())).items == []
+    assert (await files.usage(alice)).bytes_used == 0
+
+
+async def test_tenant_isolation_and_sharing(files: Files) -> None:
+    alice, bob, admin = user(TENANT_A), user(TENANT_A, "viewer"), user(TENANT_A, "admin")
+    mallory = user(TENANT_B, "admin")
+    info = await put(files, alice, b"secret")
+    for call in (files.get, files.download, files.delete):
+        with pytest.raises(NotFound):
+            await call(mallory, info.id)
+    with pytest.raises(NotFound):
+        await files.get(bob, info.id)  # same tenant, not shared
+    assert (await files.get(admin, info.id)).id == info.id
+    shared = await files.share(alice, info.id, bob.user_id)
+    assert shared.shared_with == (bob.user_id,)
+    _, stream = await files.download(bob, info.id)
+    assert await collect(stream) == b"secret"
+    assert [f.id for f in (await files.list(bob, Query())).items] == [info.id]
+    with pytest.raises(PermissionDenied):
+        await files.delete(bob, info.id)
+    with pytest.raises(PermissionDenied):
+        await files.share(bob, info.id, str(uuid.uuid4()))
+    await files.unshare(alice, info.id, bob.user_id)
+    with pytest.raises(NotFound):
+        await files.get(bob, info.id)
+    assert (await files.list(mallory, Query())).items == []
+    await files.delete(admin, info.id)
+    with pytest.raises(NotFound):
+        await files.get(alice, info.id)
+
+
+async def test_list_filters_orders_and_pages(files: Files) -> None:
+    alice = user(TENANT_A)
+    for i in range(5):
+        await put(files, alice, b"z" * (i + 1), name=f"report-{i}.csv", content_type="text/csv")
+    await put(files, alice, b"{}", name="other.json", content_type="application/json")
+    page = await files.list(alice, Query(page_size=2, filter='name = "report-*"', order_by="size"))
+    assert [f.size for f in page.items] == [1, 2]
+    page = await files.list(
+        alice,
+        Query(page_size=2, page_token=page.next_page_token, filter='name = "report-*"',
+              order_by="size"),
+    )  # fmt: skip
+    assert [f.size for f in page.items] == [3, 4]
+    page = await files.list(alice, Query(filter='content_type = "application/json"'))
+    assert [f.name for f in page.items] == ["other.json"] and page.next_page_token == ""
+    page = await files.list(alice, Query(filter='create_time < "2000-01-01T00:00:00Z"'))
+    assert page.items == []
+    page = await files.list(alice, Query(filter="size >= 4", order_by="size desc"))
+    assert [f.size for f in page.items] == [5, 4]
+    for bad, field in [
+        ("colour = red", "filter"),
+        ('create_time > "yesterday"', "filter"),
+        ("size = big", "filter"),
+    ]:
+        with pytest.raises(InvalidArgument) as err:
+            await files.list(alice, Query(filter=bad))
+        assert err.value.violations[0][0] == field
+    with pytest.raises(InvalidArgument) as err:
+        await files.list(alice, Query(order_by="owner"))
+    assert err.value.violations[0][0] == "order_by"
+    with pytest.raises(InvalidArgument) as err:
+        await files.list(alice, Query(page_token="garbage"))
+    assert err.value.violations[0][0] == "page_token"
+
+
+async def test_rotation_rewraps_without_touching_blobs(
+    database, blobs: LocalBlobStore, keys: MasterKeys, quota: FixedQuota
+) -> None:
+    alice = user(TENANT_A)
+    old = Files(database, blobs, keys, quota, 1 << 20, chunk_size=1024)
+    data = os.urandom(4000)
+    info = await put(old, alice, data)
+    blob_before = blobs.path(info.id).read_bytes()
+    rotated_keys = MasterKeys("k2", {**keys.keys, "k2": b"\x02" * 32})
+    rotated = Files(database, blobs, rotated_keys, quota, 1 << 20, chunk_size=1024)
+    assert await rotated.rotate_keys() == 1
+    assert await rotated.rotate_keys() == 0
+    assert blobs.path(info.id).read_bytes() == blob_before
+    only_new = Files(database, blobs, MasterKeys("k2", {"k2": b"\x02" * 32}), quota, 1 << 20)
+    _, stream = await only_new.download(alice, info.id)
+    assert await collect(stream) == data
