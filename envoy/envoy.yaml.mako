@@ -11,7 +11,6 @@
 proto_descriptor: "${descriptor}"
 services: [${", ".join(proto_services)}]
 convert_grpc_status: true
-max_request_body_size: ${max_request_bytes}
 request_validation_options:
   reject_unknown_method: true
   reject_unknown_query_parameters: true
@@ -35,7 +34,7 @@ static_resources:
   - name: edge
     address:
       socket_address: {address: ${listen_address}, port_value: ${edge_port}}
-    # Bounds what one connection may buffer; REST bodies are bounded by the transcoder.
+    # Bounds what one connection buffers before applying backpressure.
     per_connection_buffer_limit_bytes: 1048576
     filter_chains:
     - transport_socket:
@@ -77,7 +76,7 @@ static_resources:
                 json_format:
                   time: "%START_TIME%"
                   request_id: "%REQ(X-REQUEST-ID)%"
-                  method: "%REQ(:METHOD)%"
+                  method: "%REQ(X-ENVOY-ORIGINAL-METHOD?:METHOD)%"
                   path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"
                   route: "%ROUTE_NAME%"
                   protocol: "%PROTOCOL%"
@@ -92,6 +91,34 @@ static_resources:
                   upstream_ms: "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"
                   client: "%DOWNSTREAM_PEER_URI_SAN%"
                   peer: "%DOWNSTREAM_REMOTE_ADDRESS%"
+          # Envoy's own refusals (unknown REST method or query parameter, unparsable JSON, body
+          # too large, rate limited, upstream down) answer REST clients in the google.rpc.Status
+          # JSON shape the transcoder gives upstream errors; gRPC callers get grpc-status.
+          local_reply_config:
+            mappers:
+% for reply in local_replies:
+            - filter:
+                and_filter:
+                  filters:
+                  - status_code_filter:
+                      comparison:
+                        op: EQ
+                        value: {default_value: ${reply.http_status}, runtime_key: edge_reply_${reply.http_status}}
+                  - or_filter:
+                      filters:
+                      # a REST request: not gRPC, or gRPC only because the transcoder made it so
+                      - header_filter:
+                          header: {name: content-type, string_match: {prefix: application/grpc}, invert_match: true}
+                      - header_filter:
+                          header: {name: x-envoy-original-path, present_match: true}
+                      - header_filter:
+                          header: {name: content-type, present_match: false}
+  % if reply.send_status:
+              status_code: ${reply.send_status}
+  % endif
+              body_format_override:
+                json_format: {code: ${reply.grpc_code}, message: "${reply.message}"}
+% endfor
           route_config:
             name: edge
             virtual_hosts:
@@ -120,6 +147,10 @@ ${indent(capture(transcoder, sse=True), 20)}
                   timeout: ${rpc.timeout}
     % if rpc.streaming:
                   idle_timeout: 0s
+                typed_per_filter_config:
+                  envoy.filters.http.buffer:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    disabled: true
     % endif
     % if rpc.retry:
                   retry_policy:
@@ -151,6 +182,12 @@ ${indent(capture(transcoder, sse=True), 20)}
               response_headers_to_add:
               - header: {key: x-alea-rate-limited, value: "true"}
                 append_action: OVERWRITE_IF_EXISTS_OR_ADD
+          # Bounds request bodies (REST JSON and unary gRPC alike); streaming RPCs opt out
+          # on their routes, since a stream is not one body.
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: ${max_request_bytes}
           - name: envoy.filters.http.grpc_json_transcoder
             typed_config:
 ${indent(capture(transcoder, sse=False), 14)}

@@ -44,6 +44,29 @@ ENVOY_BINARY = _envoy_binary()
 _IDEMPOTENT_PREFIXES = ("Get", "List", "Search", "Verify")
 UNARY_TIMEOUT = "30s"
 
+@dataclass(frozen=True)
+class LocalReply:
+    """How REST clients see one kind of Envoy's own replies: a ``google.rpc.Status`` JSON."""
+
+    http_status: int
+    grpc_code: int
+    send_status: int | None = None  # the HTTP status sent instead, if any
+    message: str = "%LOCAL_REPLY_BODY%"
+
+
+def local_replies(max_request_bytes: int) -> tuple[LocalReply, ...]:
+    """The local replies the edge reshapes, by HTTP status."""
+    # A body over the limit is bad input, hence 400 / INVALID_ARGUMENT rather than 413.
+    too_large = f"request body larger than {max_request_bytes} bytes"
+    return (
+        LocalReply(400, 3),
+        LocalReply(404, 5),
+        LocalReply(413, 3, 400, too_large),
+        LocalReply(429, 8),
+        LocalReply(503, 14),
+        LocalReply(504, 4),
+    )
+
 
 @dataclass(frozen=True)
 class Rpc:
@@ -142,6 +165,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         max_request_bytes=settings.max_request_bytes,
         services=upstreams,
         indent=_indent,
+        local_replies=local_replies(settings.max_request_bytes),
         proto_services=[s for u in upstreams for s in u.proto_services],
     )
     out.parent.mkdir(parents=True, exist_ok=True)
