@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+import grpc
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 
 from services.files import content, store
 from services.files.blobs import BlobStore
@@ -37,6 +39,7 @@ from services.files.listing import Page, Query, list_files
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.errors import (
+    AleaError,
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
@@ -45,7 +48,7 @@ from services.runtime.errors import (
     ResourceExhausted,
 )
 
-__all__ = ["FileInfo", "Files", "NewFile", "QuotaSource", "StorageUsage"]
+__all__ = ["FileInfo", "Files", "NewFile", "OutOfRange", "QuotaSource", "StorageUsage"]
 
 
 class QuotaSource(Protocol):
@@ -56,14 +59,26 @@ class QuotaSource(Protocol):
         ...
 
 
+class OutOfRange(AleaError):
+    """A byte range starts beyond the end of the file."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"
+
+
 @dataclass(frozen=True)
 class NewFile:
-    """What an upload declares before its bytes; ``size`` -1 when unknown, ``sha256`` hex or ''."""
+    """What an upload declares before its bytes.
+
+    ``size`` is -1 when unknown, ``sha256`` lowercase hex or empty, ``request_id`` an
+    idempotency key or empty: a retry with the same key returns the first upload.
+    """
 
     name: str
     content_type: str
     size: int = -1
     sha256: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,8 @@ class Files:
         if new.size > self._max_file_bytes:
             raise InvalidArgument("size", f"exceeds the {self._max_file_bytes}-byte file limit")
         tenant = caller.tenant_id
+        if new.request_id and (earlier := await self._by_request(caller, new.request_id)):
+            return earlier
         limit = await self._quotas.storage_limit(tenant)
         async with self._db.sessions() as session:
             used, _ = await store.usage(session, tenant)
@@ -157,17 +174,34 @@ class Files:
                 "name": new.name, "content_type": new.content_type, "size": received,
                 "sha256": digest.hexdigest(), "key_id": key_id, "wrapped_key": wrapped,
                 "nonce_prefix": prefix, "chunk_size": self._chunk_size,
-                "create_time": now, "update_time": now,
+                "create_time": now, "update_time": now, "request_id": new.request_id or None,
             }  # fmt: skip
             async with self._db.transaction() as session:
                 if not await store.add_usage(session, tenant, received, limit):
                     used, _ = await store.usage(session, tenant)
                     raise _over_quota(tenant, used, received, limit)
                 await session.execute(store.files.insert().values(**row))
+        except SQLAlchemyIntegrityError:
+            await self._blobs.delete(file_id)
+            # Only the (tenant, request_id) key can clash: a concurrent retry won the race.
+            earlier = await self._by_request(caller, new.request_id) if new.request_id else None
+            if earlier is None:
+                raise
+            return earlier
         except BaseException:
             await self._blobs.delete(file_id)
             raise
         return _info(row)
+
+    async def _by_request(self, caller: Principal, request_id: str) -> FileInfo | None:
+        async with self._db.sessions() as session:
+            file_id = await session.scalar(
+                select(store.files.c.id).where(
+                    store.files.c.tenant_id == caller.tenant_id,
+                    store.files.c.request_id == request_id,
+                )
+            )
+        return await self.get(caller, file_id) if file_id else None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -192,10 +226,10 @@ class Files:
         """
         row = await self._visible_row(caller, file_id)
         size = row["size"]
-        if offset < 0 or offset > size:
-            raise InvalidArgument("offset", f"must be within 0..{size}")
-        if length < 0:
-            raise InvalidArgument("length", "must not be negative")
+        if offset < 0 or length < 0:
+            raise InvalidArgument("offset" if offset < 0 else "length", "must not be negative")
+        if offset > size:
+            raise OutOfRange(f"offset {offset} is beyond the end of the {size}-byte file")
         length = length or size - offset
         cipher = ChunkCipher(self._data_key(row), row["nonce_prefix"], file_id)
         return _info(row), self._plaintext(cipher, row, offset, length)
@@ -220,12 +254,12 @@ class Files:
                 raise DataLoss(f"file {file_id} failed its integrity check: {exc}") from None
             yield plain[start:end]
 
-    async def usage(self, caller: Principal) -> StorageUsage:
-        """The caller's tenant storage usage and limit."""
-        limit = await self._quotas.storage_limit(caller.tenant_id)
+    async def usage(self, tenant_id: str) -> StorageUsage:
+        """A tenant's storage usage and limit (the caller's tenant is checked by the API)."""
+        limit = await self._quotas.storage_limit(tenant_id)
         async with self._db.sessions() as session:
-            used, count = await store.usage(session, caller.tenant_id)
-        return StorageUsage(caller.tenant_id, used, count, limit)
+            used, count = await store.usage(session, tenant_id)
+        return StorageUsage(tenant_id, used, count, limit)
 
     # -- changes -------------------------------------------------------------------------
 

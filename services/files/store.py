@@ -49,6 +49,8 @@ files = Table(
     Column("chunk_size", Integer, nullable=False),
     Column("create_time", DateTime(timezone=True), nullable=False),
     Column("update_time", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(36), nullable=True),
+    Index("ux_files_tenant_request", "tenant_id", "request_id", unique=True),
     Index("ix_files_tenant_create", "tenant_id", "create_time"),
     Index("ix_files_key_id", "key_id"),
 )

@@ -37,6 +37,10 @@ def upgrade() -> None:
         Column("chunk_size", Integer, nullable=False),
         Column("create_time", DateTime(timezone=True), nullable=False),
         Column("update_time", DateTime(timezone=True), nullable=False),
+        Column("request_id", String(36), nullable=True),
+    )
+    op.create_index(
+        "ux_files_tenant_request", "files", ["tenant_id", "request_id"], unique=True
     )
     op.create_index("ix_files_tenant_create", "files", ["tenant_id", "create_time"])
     op.create_index("ix_files_key_id", "files", ["key_id"])
