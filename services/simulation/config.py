@@ -24,6 +24,7 @@ class SimulationConfig:
     cache_ttl_seconds: float = 24 * 3600.0
     max_workbook_bytes: int = 20 * 1024 * 1024
     exact_limit: int = 100_000
+    files_address: str = "localhost:50052"
 
 
 _VARIABLES = {
@@ -46,6 +47,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
     """
     env = os.environ if env is None else env
     values: dict[str, float | int] = {}
+    # ALEA_FILES_ADDRESS: where workbooks given by file id are downloaded from.
     for field, (name, kind, minimum) in _VARIABLES.items():
         raw = env.get(name)
         if not raw:
@@ -57,4 +59,5 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
         if value < minimum:
             raise ConfigError(f"{name} must be >= {minimum}, got {value}")
         values[field] = value
-    return SimulationConfig(**values)  # type: ignore[arg-type]
+    files_address = env.get("ALEA_FILES_ADDRESS") or SimulationConfig.files_address
+    return SimulationConfig(**values, files_address=files_address)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import pickle
 import re
 import secrets
@@ -39,16 +38,23 @@ class Quotas(Protocol):
     async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
 
 
-FetchFile = Callable[[str], Awaitable[bytes]]
+FetchFile = Callable[[str, tuple[tuple[str, str], ...]], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Exactly one of a workbook (bytes), a file id in the files service, or a spec (dict)."""
+    """Exactly one of a workbook (bytes), a file id in the files service, or a spec.
+
+    A file is downloaded with the caller's ``credentials`` (so their access rights apply).
+    ``spec`` is what the engine's ``model_from_spec`` takes (a ModelSpec message or its
+    dict form) and ``spec_bytes`` its canonical serialisation, which the content hash uses.
+    """
 
     workbook: bytes | None = None
     file_id: str | None = None
-    spec: dict[str, Any] | None = None
+    credentials: tuple[tuple[str, str], ...] = ()
+    spec: Any = None
+    spec_bytes: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,8 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
 
     try:
         if source.spec is not None:
-            canonical = json.dumps(source.spec, sort_keys=True, separators=(",", ":"))
             model = engine.model_from_spec(source.spec)
-            return model, hashlib.sha256(canonical.encode()).hexdigest(), "spec"
+            return model, hashlib.sha256(source.spec_bytes).hexdigest(), "spec"
         assert source.workbook is not None
         model = engine.load_workbook(source.workbook)
         return model, hashlib.sha256(source.workbook).hexdigest(), "workbook"
@@ -160,7 +165,7 @@ class Simulations:
         if file_id is not None:
             if self.fetch_file is None:
                 raise FailedPrecondition("the files service is not configured")
-            source = ModelSource(workbook=await self.fetch_file(file_id))
+            source = ModelSource(workbook=await self.fetch_file(file_id, source.credentials))
         if source.workbook is not None and len(source.workbook) > self.config.max_workbook_bytes:
             limit = self.config.max_workbook_bytes
             raise InvalidArgument("workbook", f"larger than the {limit} byte limit")
@@ -180,6 +185,11 @@ class Simulations:
         if record is None:
             raise NotFound("model", model_id)
         return record
+
+    async def output_addresses(self, model_id: str) -> dict[str, str]:
+        """Output name → cell address of a model, deleted or not (for results)."""
+        summary = await self.store.model_summary(model_id)
+        return {o["name"]: o["address"] for o in summary["outputs"]} if summary else {}
 
     async def list_models(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
         filters = parse_filter(text, {"display_name": None})

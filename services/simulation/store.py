@@ -276,6 +276,13 @@ class Store:
                 await session.execute(select(models.c.compiled).where(models.c.id == model_id))
             ).scalar()
 
+    async def model_summary(self, model_id: str) -> dict[str, Any] | None:
+        """A model's summary, deleted or not (results outlive their model)."""
+        async with self.db.transaction() as session:
+            return (
+                await session.execute(select(models.c.summary).where(models.c.id == model_id))
+            ).scalar()
+
     async def list_models(
         self, tenant_id: str, page_size: int, token: str, display_name: str | None
     ) -> Page:

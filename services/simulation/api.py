@@ -1,0 +1,133 @@
+"""The gRPC servicer: request → domain call → response, nothing else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from alea.simulation.v1 import simulation_pb2 as pb
+from alea.simulation.v1 import simulation_pb2_grpc
+from google.protobuf import empty_pb2
+
+from services.runtime.context import current_principal
+from services.simulation import convert
+from services.simulation.domain import ModelSource, SimulationRequest, Simulations
+from services.simulation.hub import Progress
+
+# Credentials forwarded when a workbook is fetched from the files service on the user's behalf.
+_FORWARDED = ("authorization", "x-api-key")
+
+
+class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
+    """SimulationService over :class:`Simulations`; the runtime interceptor maps errors."""
+
+    def __init__(self, domain: Simulations) -> None:
+        self.domain = domain
+
+    async def CreateModel(self, request: pb.CreateModelRequest, context) -> pb.Model:
+        principal = current_principal()
+        which = request.WhichOneof("source")
+        if which == "workbook":
+            source = ModelSource(workbook=request.workbook)
+        elif which == "file_id":
+            metadata = context.invocation_metadata() or ()
+            credentials = tuple((k, v) for k, v in metadata if k in _FORWARDED)
+            source = ModelSource(file_id=request.file_id, credentials=credentials)
+        else:
+            spec_bytes = request.spec.SerializeToString(deterministic=True)
+            source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
+        record = await self.domain.create_model(
+            principal.tenant_id, principal.user_id, request.display_name, source,
+            request.request_id,
+        )  # fmt: skip
+        return convert.model(record)
+
+    async def GetModel(self, request: pb.GetModelRequest, context) -> pb.Model:
+        tenant = current_principal().tenant_id
+        return convert.model(await self.domain.get_model(tenant, request.model_id))
+
+    async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
+        tenant = current_principal().tenant_id
+        page = await self.domain.list_models(
+            tenant, request.page_size, request.page_token, request.filter
+        )
+        return pb.ListModelsResponse(
+            models=[convert.model(m) for m in page.items], next_page_token=page.next_token
+        )
+
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context) -> empty_pb2.Empty:
+        await self.domain.delete_model(current_principal().tenant_id, request.model_id)
+        return empty_pb2.Empty()
+
+    async def CreateSimulation(self, request: pb.CreateSimulationRequest, context):
+        principal = current_principal()
+        wanted = SimulationRequest(
+            model_id=request.model_id, trials=request.trials,
+            seed=request.seed if request.HasField("seed") else None,
+            sampling=convert.SAMPLING_FROM_PROTO[request.sampling],
+            backend_preference=convert.PREFERENCE_FROM_PROTO[request.backend],
+            priority=request.priority, request_id=request.request_id,
+            bypass_cache=request.bypass_cache,
+        )  # fmt: skip
+        record = await self.domain.create_simulation(
+            principal.tenant_id, principal.user_id, wanted
+        )
+        return convert.simulation(record)
+
+    async def GetSimulation(self, request: pb.GetSimulationRequest, context) -> pb.Simulation:
+        tenant = current_principal().tenant_id
+        return convert.simulation(await self.domain.get_simulation(tenant, request.simulation_id))
+
+    async def ListSimulations(self, request: pb.ListSimulationsRequest, context):
+        tenant = current_principal().tenant_id
+        page = await self.domain.list_simulations(
+            tenant, request.page_size, request.page_token, request.filter
+        )
+        return pb.ListSimulationsResponse(
+            simulations=[convert.simulation(s) for s in page.items],
+            next_page_token=page.next_token,
+        )
+
+    async def CancelSimulation(self, request: pb.CancelSimulationRequest, context):
+        tenant = current_principal().tenant_id
+        record = await self.domain.cancel_simulation(tenant, request.simulation_id)
+        return convert.simulation(record)
+
+    async def WatchSimulation(
+        self, request: pb.WatchSimulationRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SimulationEvent]:
+        tenant = current_principal().tenant_id
+        async for event in self.domain.watch(tenant, request.simulation_id):
+            stamp = convert.timestamp(time.time())
+            if isinstance(event, Progress):
+                yield pb.SimulationEvent(event_time=stamp, progress=convert.progress(event))
+            else:
+                yield pb.SimulationEvent(event_time=stamp, simulation=convert.simulation(event))
+
+    async def GetResults(self, request: pb.GetResultsRequest, context) -> pb.Results:
+        tenant = current_principal().tenant_id
+        record, data = await self.domain.get_results(tenant, request.simulation_id)
+        return convert.results(record, data, await self.domain.output_addresses(record.model_id))
+
+    async def GetQueueStatus(self, request: pb.GetQueueStatusRequest, context):
+        counts, workers = await self.domain.queue_status()
+        devices = [
+            pb.GpuDevice(
+                worker_id=w["id"], name=d.get("name", ""), memory_bytes=d.get("memory_bytes", 0),
+                allocated_bytes=d.get("memory_bytes", 0) if w["current_job"] else 0,
+            )
+            for w in workers for d in w["devices"]
+        ]  # fmt: skip
+        return pb.QueueStatus(
+            queued=counts.get("QUEUED", 0), running=counts.get("RUNNING", 0),
+            workers=[
+                pb.Worker(
+                    id=w["id"], backend=convert.BACKEND_TO_PROTO.get(w["backend"], 0),
+                    current_simulation_id=w["current_job"] or "",
+                    heartbeat_time=convert.timestamp(w["heartbeat"]),
+                )
+                for w in workers
+            ],
+            gpu_devices=devices,
+        )  # fmt: skip

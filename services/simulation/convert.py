@@ -1,0 +1,139 @@
+"""Domain records ↔ protobuf messages of ``alea.simulation.v1`` (the only place that maps them)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from alea.simulation.v1 import model_spec_pb2
+from alea.simulation.v1 import simulation_pb2 as pb
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from services.simulation.hub import Progress
+from services.simulation.store import ModelRecord, SimulationRecord
+
+SAMPLING_FROM_PROTO = {
+    pb.SAMPLING_UNSPECIFIED: "mc",
+    pb.SAMPLING_MONTE_CARLO: "mc",
+    pb.SAMPLING_LATIN_HYPERCUBE: "lhs",
+}
+SAMPLING_TO_PROTO = {"mc": pb.SAMPLING_MONTE_CARLO, "lhs": pb.SAMPLING_LATIN_HYPERCUBE}
+PREFERENCE_FROM_PROTO = {
+    pb.BACKEND_PREFERENCE_UNSPECIFIED: "AUTO",
+    pb.BACKEND_PREFERENCE_AUTO: "AUTO",
+    pb.BACKEND_PREFERENCE_CPU: "CPU",
+    pb.BACKEND_PREFERENCE_GPU: "GPU",
+}
+PREFERENCE_TO_PROTO = {v: k for k, v in PREFERENCE_FROM_PROTO.items() if k}
+BACKEND_TO_PROTO = {"numpy": pb.BACKEND_CPU, "cuda": pb.BACKEND_GPU}
+_LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
+
+
+def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
+    """A Timestamp from UNIX seconds (None stays unset)."""
+    if seconds is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def _kind(distribution: str) -> int:
+    name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
+    return model_spec_pb2.DistributionKind.Value(f"DISTRIBUTION_KIND_{name}")
+
+
+def _warning(text: str) -> pb.ModelWarning:
+    match = _LOCATION.match(text)
+    if match is None:
+        return pb.ModelWarning(message=text)
+    return pb.ModelWarning(location=match.group(1), message=match.group(2))
+
+
+def model(record: ModelRecord) -> pb.Model:
+    """The Model message of a stored model."""
+    summary = record.summary
+    source = pb.MODEL_SOURCE_SPEC if record.source_kind == "spec" else pb.MODEL_SOURCE_WORKBOOK
+    return pb.Model(
+        id=record.id, tenant_id=record.tenant_id, display_name=record.display_name,
+        source=source, file_id=record.file_id or "", content_hash=record.content_hash,
+        inputs=[
+            pb.ModelInput(name=i["name"], address=i["address"],
+                          kind=_kind(i["distribution"].split("(")[0]), summary=i["distribution"])
+            for i in summary["inputs"]
+        ],
+        outputs=[pb.ModelOutput(name=o["name"], address=o["address"]) for o in summary["outputs"]],
+        warnings=[_warning(w) for w in summary["warnings"]],
+        creator_id=record.creator_id, create_time=timestamp(record.create_time),
+        update_time=timestamp(record.update_time),
+    )  # fmt: skip
+
+
+def simulation(record: SimulationRecord) -> pb.Simulation:
+    """The Simulation message of a stored job."""
+    return pb.Simulation(
+        id=record.id, tenant_id=record.tenant_id, model_id=record.model_id,
+        creator_id=record.user_id, state=pb.Simulation.State.Value(f"STATE_{record.state}"),
+        state_reason=record.state_reason, trials=record.trials, trials_done=record.trials_done,
+        seed=record.seed, sampling=SAMPLING_TO_PROTO[record.sampling],
+        backend_preference=PREFERENCE_TO_PROTO[record.backend_preference],
+        backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
+        priority=record.priority, cached=record.cached,
+        create_time=timestamp(record.create_time), update_time=timestamp(record.update_time),
+        start_time=timestamp(record.start_time), end_time=timestamp(record.end_time),
+    )  # fmt: skip
+
+
+def progress(event: Progress) -> pb.Progress:
+    """The Progress message of a progress event."""
+    eta = duration_pb2.Duration()
+    if math.isfinite(event.eta_seconds):
+        eta.FromNanoseconds(int(event.eta_seconds * 1e9))
+    return pb.Progress(
+        trials_done=event.trials_done, trials_total=event.trials_total,
+        trials_per_second=event.trials_per_second, eta=eta,
+        outputs=[
+            pb.OutputProgress(name=name, mean=mean, standard_error=se)
+            for name, (mean, se) in event.running.items()
+        ],
+    )  # fmt: skip
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
+    """One output's statistics from the engine's ``Results.to_dict()`` form."""
+    n = _number
+    return pb.OutputResults(
+        name=data["name"], address=address,
+        statistics=pb.Statistics(
+            count=data["count"], errors=data["errors"], mean=n(data["mean"]), std=n(data["std"]),
+            min=n(data["min"]), max=n(data["max"]), skewness=n(data["skewness"]),
+            kurtosis=n(data["kurtosis"]),
+        ),
+        percentiles=[pb.Percentile(percent=float(p), value=n(v))
+                     for p, v in sorted(data["percentiles"].items(), key=lambda kv: float(kv[0]))],
+        var_95=n(data["var_95"]), cvar_95=n(data["cvar_95"]),
+        histogram=pb.Histogram(bin_edges=[n(e) for e in data["histogram"]["edges"]],
+                               counts=data["histogram"]["counts"]),
+        cdf=[pb.CdfPoint(value=n(v), probability=n(p)) for v, p in data["cdf"]],
+        sensitivity=[pb.Sensitivity(input_name=name, spearman_rho=n(rho))
+                     for name, rho in data["sensitivity"]],
+        convergence=[pb.ConvergencePoint(trials=t, mean=n(m), standard_error=n(se))
+                     for t, m, se in data["convergence"]],
+        exact=bool(data.get("exact", True)),
+    )  # fmt: skip
+
+
+def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
+    """The Results message: the simulation's parameters and every output's statistics."""
+    return pb.Results(
+        simulation_id=record.id, model_id=record.model_id, trials=record.trials,
+        seed=record.seed, sampling=SAMPLING_TO_PROTO[record.sampling],
+        backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
+        outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
+        create_time=timestamp(record.end_time),
+    )  # fmt: skip
