@@ -47,12 +47,19 @@ class _Dist:
     discrete: bool = False
 
 
+def _affine(x: np.ndarray, scale: Param, shift: Param) -> np.ndarray:
+    """``shift + scale * x``, in place in ``x`` (a fresh array owned by the caller)."""
+    x *= scale
+    x += shift
+    return x
+
+
 def _triang_ppf(u: np.ndarray, a: Param, c: Param, b: Param) -> np.ndarray:
     width = b - a
-    split = (c - a) / width
-    left = a + np.sqrt(u * width * (c - a))
-    right = b - np.sqrt((1.0 - u) * width * (b - c))
-    return np.where(u < split, left, right)
+    below = u < (c - a) / width
+    t = np.where(below, u * (width * (c - a)), (1.0 - u) * (width * (b - c)))
+    np.sqrt(t, out=t)
+    return np.where(below, a + t, b - t)
 
 
 def _triang_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
@@ -206,7 +213,7 @@ def _ordered(a: Param, c: Param, b: Param) -> Param:
 
 DISTRIBUTIONS: dict[str, _Dist] = {
     "normal": _Dist(
-        lambda u, m, s: m + s * special.ndtri(u),
+        lambda u, m, s: _affine(special.ndtri(u, out=u), s, m),
         lambda x, m, s: special.ndtr((x - m) / s),
         lambda m, s: s > 0,
     ),
@@ -218,13 +225,13 @@ DISTRIBUTIONS: dict[str, _Dist] = {
     ),
     "pert": _Dist(_pert_ppf, _pert_cdf, _ordered),
     "uniform": _Dist(
-        lambda u, a, b: a + (b - a) * u,
+        lambda u, a, b: _affine(u, b - a, a),
         lambda x, a, b: np.clip((x - a) / (b - a), 0.0, 1.0),
         lambda a, b: a < b,
     ),
     "lognorm": _Dist(_lognorm_ppf, _lognorm_cdf, lambda m, s: (m > 0) & (s > 0)),
     "lognorm2": _Dist(
-        lambda u, mu, s: np.exp(mu + s * special.ndtri(u)),
+        lambda u, mu, s: np.exp(_affine(special.ndtri(u, out=u), s, mu), out=u),
         lambda x, mu, s: special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / s),
         lambda mu, s: s > 0,
     ),
@@ -291,6 +298,8 @@ def sample(
     truncate: tuple[float | None, float | None] | None = None,
 ) -> np.ndarray:
     """Values of ``distribution`` at uniforms ``u`` (float64, shape ``(n,)``) → float64 ``(n,)``.
+
+    ``u`` is consumed: its buffer may be overwritten by the result.
 
     Non-finite or out-of-domain parameters give NaN for the trials concerned.
     """

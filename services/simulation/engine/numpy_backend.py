@@ -1,0 +1,508 @@
+"""The CPU backend: an ``ir.Model`` compiled once into a vectorised evaluator over chunks of trials.
+
+Compilation orders the model's distinct nodes topologically; evaluating a chunk runs one
+NumPy operation per node over all the chunk's trials, releasing each intermediate array
+after its last use, so memory is bounded by the chunk size (about 8 bytes × trials × live
+nodes), never by the number of trials.
+
+Backend protocol (the CUDA runner implements it too)::
+
+    evaluator = compile_numpy(model, seed=seed, sampling="mc")   # or "lhs"
+    outputs, inputs = evaluator.evaluate(first_trial, count)
+
+``outputs``/``inputs`` map each output and input name to a float64 array of the trials
+``[first_trial, first_trial + count)``. Same (model, seed, sampling) ⇒ the same bits for a
+trial however the trials are chunked. Excel errors (``#DIV/0!``, ``#NUM!``, ``#N/A``) are NaN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import rng, sampling
+from .correlation import copula_factor, correlate
+from .errors import FormulaError, ModelError
+from .ir import Apply, Const, Model, Node, Sample, Table
+
+__all__ = ["FUNCTIONS", "Evaluator", "compile_numpy", "excel_round"]
+
+SAMPLINGS = ("mc", "lhs")
+TILE = sampling.LHS_BLOCK  # trials evaluated together: fits in cache, one LHS block
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Compute register ``slot``; ``args`` are register numbers or Tables."""
+
+    slot: int
+    kind: str  # "const" | "sample" | "apply"
+    node: Node
+    args: tuple[int | Table, ...]
+    fn: Callable[..., object] | None
+    release: tuple[int, ...]  # registers whose last use is this step
+
+
+class Evaluator:
+    """A model compiled for NumPy; ``evaluate`` any trial range, in any order, any times."""
+
+    backend = "numpy"
+
+    def __init__(
+        self, model: Model, seed: int, sampling_method: str, threads: int | None = None
+    ) -> None:
+        if sampling_method not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling_method!r}")
+        if not 0 <= seed <= rng.MAX_SEED:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        self.model = model
+        self.seed = seed
+        self.sampling = sampling_method
+        self.threads = threads or os.cpu_count() or 1
+        self._steps, self._slots = _schedule(model)
+        self._factors = [
+            (c.streams, copula_factor(c.matrix, c.name)) for c in model.correlations
+        ]
+
+    @property
+    def registers(self) -> int:
+        """Distinct nodes: an upper bound on the arrays alive at once (8 bytes per trial each)."""
+        return len(self._steps)
+
+    def _uniforms(self, first: int, count: int) -> dict[int, np.ndarray]:
+        draw = sampling.lhs_uniforms if self.sampling == "lhs" else rng.uniforms
+        u = {}
+        for s in self.model.inputs:
+            seed = self.seed if s.seed is None else s.seed
+            u[s.stream] = draw(seed, s.stream, first, count)
+        for streams, factor in self._factors:
+            for stream, v in zip(streams, correlate([u[s] for s in streams], factor), strict=True):
+                u[stream] = v
+        return u
+
+    def evaluate(
+        self, first_trial: int, count: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-trial float64 values of every output and input for ``[first_trial, +count)``.
+
+        The range is cut into tiles aligned to multiples of ``TILE`` trials (cache-sized, and
+        one Latin Hypercube block each), evaluated on ``threads`` threads (NumPy and SciPy
+        release the GIL); each trial's value depends only on its index, so neither the tiling
+        nor the thread count changes any bit.
+        """
+        if first_trial < 0 or count < 0:
+            raise ValueError("first_trial and count must be non-negative")
+        outputs = {o.name: np.empty(count) for o in self.model.outputs}
+        inputs = {s.name: np.empty(count) for s in self.model.inputs}
+        end = first_trial + count
+        starts = range(first_trial - first_trial % TILE, end, TILE)
+        tiles = [(max(a, first_trial), min(a + TILE, end)) for a in starts]
+
+        def fill(tile: tuple[int, int]) -> None:
+            lo, hi = tile
+            outs, ins = self._evaluate_tile(lo, hi - lo)
+            for target, values in ((outputs, outs), (inputs, ins)):
+                for name, v in values.items():
+                    target[name][lo - first_trial : hi - first_trial] = v
+
+        if self.threads > 1 and len(tiles) > 1:
+            with ThreadPoolExecutor(min(self.threads, len(tiles))) as pool:
+                list(pool.map(fill, tiles))
+        else:
+            for tile in tiles:
+                fill(tile)
+        return outputs, inputs
+
+    def _evaluate_tile(self, first: int, count: int) -> tuple[dict[str, object], dict[str, object]]:
+        u = self._uniforms(first, count)
+        regs: list[object] = [None] * len(self._steps)
+        with np.errstate(all="ignore"):
+            for step in self._steps:
+                regs[step.slot] = self._run(step, regs, u)
+                for r in step.release:
+                    regs[r] = None
+        outputs = {o.name: regs[self._slots[id(o.node)]] for o in self.model.outputs}
+        inputs = {s.name: regs[self._slots[id(s)]] for s in self.model.inputs}
+        return outputs, inputs
+
+    @staticmethod
+    def _run(step: _Step, regs: list[object], u: dict[int, np.ndarray]) -> object:
+        args = [a if isinstance(a, Table) else regs[a] for a in step.args]
+        if step.kind == "const":
+            assert isinstance(step.node, Const)
+            return float(step.node.value)
+        if step.kind == "sample":
+            node = step.node
+            assert isinstance(node, Sample)
+            u_stream = u.pop(node.stream)
+            return sampling.sample(node.distribution, u_stream, tuple(args), node.truncate)
+        assert step.fn is not None
+        return step.fn(*args)
+
+
+def compile_numpy(
+    model: Model, *, seed: int, sampling: str = "mc", threads: int | None = None
+) -> Evaluator:
+    """Compile ``model`` for the CPU; a ``ModelError`` names the cell of anything unsupported.
+
+    ``threads`` defaults to the number of CPUs; results do not depend on it.
+    """
+    return Evaluator(model, seed, sampling, threads)
+
+
+def _children(node: Node) -> tuple[Node | Table, ...]:
+    if isinstance(node, Apply):
+        return node.args
+    if isinstance(node, Sample):
+        return node.params
+    return ()
+
+
+def _schedule(model: Model) -> tuple[list[_Step], dict[int, int]]:
+    """Distinct nodes in topological order, and a register for every node object (by id).
+
+    Equal sub-expressions share a register: nodes are keyed bottom-up by (kind, operands'
+    registers), which costs O(size) even for deep chains (dataclass ``__hash__`` would
+    rehash whole subtrees at every level).
+    """
+    for i, s in enumerate(model.inputs):
+        if s.stream != i:
+            raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
+    slots: dict[int, int] = {}
+    by_key: dict[tuple, int] = {}
+    order: list[tuple[int, Node, tuple[int | Table, ...]]] = []
+    roots = [o.node for o in model.outputs] + list(model.inputs)
+    stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in slots:
+            continue
+        kids = [k for k in _children(node) if not isinstance(k, Table)]
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((k, False) for k in reversed(kids) if id(k) not in slots)
+            continue
+        args = tuple(k if isinstance(k, Table) else slots[id(k)] for k in _children(node))
+        key = _key(node, args)
+        if key not in by_key:
+            by_key[key] = len(order)
+            order.append((len(order), node, args))
+        slots[id(node)] = by_key[key]
+    kept = {slots[id(o.node)] for o in model.outputs} | {slots[id(s)] for s in model.inputs}
+    last_use: dict[int, int] = {}
+    for slot, _, args in order:
+        for a in args:
+            if isinstance(a, int):
+                last_use[a] = slot
+    releases: dict[int, list[int]] = {}
+    for reg, at in last_use.items():
+        if reg not in kept:
+            releases.setdefault(at, []).append(reg)
+    steps = [
+        _Step(slot, _kind(node), node, args, _function(node), tuple(releases.get(slot, ())))
+        for slot, node, args in order
+    ]
+    return steps, slots
+
+
+def _key(node: Node, args: tuple[int | Table, ...]) -> tuple:
+    if isinstance(node, Const):
+        return ("const", float(node.value))
+    if isinstance(node, Sample):
+        return ("sample", node.stream)
+    return ("apply", node.fn, args)
+
+
+def _kind(node: Node) -> str:
+    return "const" if isinstance(node, Const) else "sample" if isinstance(node, Sample) else "apply"
+
+
+def _function(node: Node) -> Callable[..., object] | None:
+    if isinstance(node, Sample):
+        if node.distribution not in sampling.DISTRIBUTIONS:
+            raise FormulaError("unsupported distribution", node.address, node.distribution)
+        return None
+    if not isinstance(node, Apply):
+        return None
+    fn = FUNCTIONS.get(node.fn)
+    if fn is None:
+        raise FormulaError("function not supported by the NumPy backend", node.address, node.fn)
+    return fn
+
+
+# --- Excel semantics over arrays ---------------------------------------------------------
+# Values are float64 arrays (or Python floats for constants); NaN is an Excel error and
+# propagates; booleans are 1.0/0.0. Every function works element-wise on whole chunks.
+
+_NAN = float("nan")
+# Excel works on 15 significant digits, so 2.675 (stored just below) rounds to 2.68 there;
+# a nudge of a few ulps before rounding reproduces that without string conversions.
+_NUDGE = 2.0**-50
+
+Value = object  # float | np.ndarray
+
+
+def _values(args: tuple) -> list:
+    """Flatten arguments: a Table contributes its values (row-major), others themselves."""
+    out: list = []
+    for a in args:
+        out.extend(a.values if isinstance(a, Table) else (a,))
+    return out
+
+
+def _error_if(mask: Value, value: Value) -> Value:
+    return np.where(mask, _NAN, value)
+
+
+def _div(a: Value, b: Value) -> Value:
+    return _error_if(np.equal(b, 0.0), np.divide(a, b))
+
+
+def _compare(op: Callable[[Value, Value], Value]) -> Callable[[Value, Value], Value]:
+    def compare(a: Value, b: Value) -> Value:
+        return _error_if(np.isnan(a) | np.isnan(b), np.asarray(op(a, b), dtype=np.float64))
+
+    return compare
+
+
+def _if(cond: Value, then: Value, other: Value = 0.0) -> Value:
+    return _error_if(np.isnan(cond), np.where(np.not_equal(cond, 0.0), then, other))
+
+
+def _logical(reduce: Callable[[Value, Value], Value]) -> Callable[..., Value]:
+    def apply(*args: Value) -> Value:
+        vals = _values(args)
+        acc: Value = np.not_equal(vals[0], 0.0)
+        err: Value = np.isnan(vals[0])
+        for v in vals[1:]:
+            acc = reduce(acc, np.not_equal(v, 0.0))
+            err = err | np.isnan(v)
+        return _error_if(err, np.asarray(acc, dtype=np.float64))
+
+    return apply
+
+
+def _not(a: Value) -> Value:
+    return _error_if(np.isnan(a), np.equal(a, 0.0).astype(np.float64))
+
+
+def _iferror(a: Value, alt: Value) -> Value:
+    return np.where(np.isfinite(a), a, alt)
+
+
+def _sum(*args: Value) -> Value:
+    vals = _values(args)
+    acc: Value = vals[0]
+    for v in vals[1:]:
+        acc = np.add(acc, v)
+    return acc
+
+
+def _average(*args: Value) -> Value:
+    vals = _values(args)
+    return np.divide(_sum(*vals), len(vals))
+
+
+def _extreme(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
+    def apply(*args: Value) -> Value:
+        vals = _values(args)
+        acc: Value = vals[0]
+        for v in vals[1:]:
+            acc = op(acc, v)
+        return acc
+
+    return apply
+
+
+def _sumproduct(*args: Value) -> Value:
+    """SUMPRODUCT of equal-shaped ranges: Tables as given, or ranges expanded into argument
+    lists, in which case the list holds the ranges one after another (two ranges by default:
+    the list splits in half)."""
+    if all(isinstance(a, Table) for a in args):
+        groups = [list(a.values) for a in args]
+    else:
+        vals = _values(args)
+        half = len(vals) // 2
+        groups = [vals[:half], vals[half:]] if len(vals) % 2 == 0 else [vals]
+    acc: Value = 0.0
+    for parts in zip(*groups, strict=True):
+        term: Value = parts[0]
+        for p in parts[1:]:
+            term = np.multiply(term, p)
+        acc = np.add(acc, term)
+    return acc
+
+
+def _log(a: Value, base: Value = 10.0) -> Value:
+    return np.divide(np.log(a), np.log(base))
+
+
+def _scale(digits: Value) -> Value:
+    return np.power(10.0, np.trunc(digits))
+
+
+def excel_round(x: Value, digits: Value) -> Value:
+    """Excel ROUND: half away from zero at ``digits`` decimals (negative: tens, hundreds...)."""
+    f = _scale(digits)
+    return np.sign(x) * np.floor(np.abs(x) * f * (1.0 + _NUDGE) + 0.5) / f
+
+
+def _roundup(x: Value, digits: Value) -> Value:
+    f = _scale(digits)
+    return np.sign(x) * np.ceil(np.abs(x) * f * (1.0 - _NUDGE)) / f
+
+
+def _rounddown(x: Value, digits: Value) -> Value:
+    f = _scale(digits)
+    return np.sign(x) * np.floor(np.abs(x) * f * (1.0 + _NUDGE)) / f
+
+
+def _mod(a: Value, b: Value) -> Value:
+    return _error_if(np.equal(b, 0.0), np.subtract(a, np.multiply(b, np.floor(np.divide(a, b)))))
+
+
+def _npv(rate: Value, *args: Value) -> Value:
+    acc: Value = 0.0
+    growth: Value = 1.0
+    base = np.add(1.0, rate)
+    for v in _values(args):
+        growth = np.multiply(growth, base)
+        acc = np.add(acc, np.divide(v, growth))
+    return acc
+
+
+def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value]:
+    """(1+r)^n, the payment factor (1+r·type)((1+r)^n-1)/r (n when r = 0), and r == 0."""
+    growth = np.power(np.add(1.0, rate), nper)
+    zero = np.equal(rate, 0.0)
+    factor = np.where(
+        zero, nper, np.multiply(np.add(1.0, np.multiply(rate, kind)), np.divide(growth - 1.0, rate))
+    )
+    return growth, factor, zero
+
+
+def _pv(rate: Value, nper: Value, pmt: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
+    growth, factor, _ = _annuity(rate, nper, kind)
+    return np.negative(np.divide(np.add(fv, np.multiply(pmt, factor)), growth))
+
+
+def _fv(rate: Value, nper: Value, pmt: Value, pv: Value = 0.0, kind: Value = 0.0) -> Value:
+    growth, factor, _ = _annuity(rate, nper, kind)
+    return np.negative(np.add(np.multiply(pv, growth), np.multiply(pmt, factor)))
+
+
+def _pmt(rate: Value, nper: Value, pv: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
+    growth, factor, _ = _annuity(rate, nper, kind)
+    return _div(np.negative(np.add(np.multiply(pv, growth), fv)), factor)
+
+
+def _choose(index: Value, *options: Value) -> Value:
+    k = np.floor(index)
+    acc: Value = _NAN
+    for i, v in enumerate(options, start=1):
+        acc = np.where(np.equal(k, i), v, acc)
+    return acc
+
+
+def _grid(table: Table) -> np.ndarray:
+    return np.asarray(table.values, dtype=np.float64).reshape(table.rows, table.cols)
+
+
+def _pick(grid: np.ndarray, row: Value, col: Value) -> Value:
+    r = np.floor(row) - 1.0
+    c = np.floor(col) - 1.0
+    ok = (r >= 0) & (r < grid.shape[0]) & (c >= 0) & (c < grid.shape[1])
+    ri = np.where(ok, r, 0).astype(np.intp)
+    ci = np.where(ok, c, 0).astype(np.intp)
+    return _error_if(~ok, grid[ri, ci])
+
+
+def _index(table: Table, row: Value, col: Value | None = None) -> Value:
+    grid = _grid(table)
+    if col is None:  # a single row or column indexed by one number
+        if grid.shape[0] == 1:
+            return _pick(grid, 1.0, row)
+        return _pick(grid, row, 1.0)
+    return _pick(grid, row, col)
+
+
+def _position(keys: np.ndarray, x: Value, match_type: Value) -> Value:
+    """1-based MATCH position of ``x`` in ``keys`` (NaN when absent), for a constant type."""
+    kind = float(np.asarray(match_type).flat[0]) if np.ndim(match_type) else float(match_type)
+    if kind == 0:
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        pos = np.minimum(np.searchsorted(sorted_keys, x, side="left"), len(keys) - 1)
+        return _error_if(sorted_keys[pos] != x, order[pos] + 1.0)
+    if kind > 0:  # largest value <= x, keys ascending
+        n = np.searchsorted(keys, x, side="right").astype(np.float64)
+    else:  # smallest value >= x, keys descending
+        n = np.searchsorted(-keys, np.negative(x), side="right").astype(np.float64)
+    return _error_if((n == 0) | np.isnan(x), n)
+
+
+def _match(x: Value, table: Table, match_type: Value = 1.0) -> Value:
+    return _position(np.asarray(table.values, dtype=np.float64), x, match_type)
+
+
+def _vlookup(x: Value, table: Table, col: Value, range_lookup: Value = 1.0) -> Value:
+    grid = _grid(table)
+    exact = 0.0 if np.all(np.equal(range_lookup, 0.0)) else 1.0
+    return _pick(grid, _position(grid[:, 0], x, exact), col)
+
+
+def _unsupported_text(*_args: Value) -> Value:
+    return _NAN  # text results have no numeric value (#VALUE! in arithmetic)
+
+
+FUNCTIONS: dict[str, Callable[..., Value]] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": _div,
+    "pow": np.power,
+    "neg": np.negative,
+    "percent": lambda a: np.divide(a, 100.0),
+    "eq": _compare(np.equal),
+    "ne": _compare(np.not_equal),
+    "lt": _compare(np.less),
+    "le": _compare(np.less_equal),
+    "gt": _compare(np.greater),
+    "ge": _compare(np.greater_equal),
+    "concat": _unsupported_text,
+    "if": _if,
+    "and": _logical(np.logical_and),
+    "or": _logical(np.logical_or),
+    "not": _not,
+    "iferror": _iferror,
+    "sum": _sum,
+    "sumproduct": _sumproduct,
+    "average": _average,
+    "min": _extreme(np.minimum),
+    "max": _extreme(np.maximum),
+    "abs": np.abs,
+    "exp": np.exp,
+    "ln": np.log,
+    "log": _log,
+    "log10": np.log10,
+    "sqrt": np.sqrt,
+    "power": np.power,
+    "round": excel_round,
+    "roundup": _roundup,
+    "rounddown": _rounddown,
+    "int": np.floor,
+    "mod": _mod,
+    "sign": np.sign,
+    "npv": _npv,
+    "pv": _pv,
+    "fv": _fv,
+    "pmt": _pmt,
+    "choose": _choose,
+    "index": _index,
+    "match": _match,
+    "vlookup": _vlookup,
+}
