@@ -48,7 +48,15 @@ from services.runtime.errors import (
     ResourceExhausted,
 )
 
-__all__ = ["FileInfo", "Files", "NewFile", "OutOfRange", "QuotaSource", "StorageUsage"]
+__all__ = [
+    "FileInfo",
+    "Files",
+    "NewFile",
+    "OutOfRange",
+    "QuotaSource",
+    "StorageUsage",
+    "rotate_master_keys",
+]
 
 
 class QuotaSource(Protocol):
@@ -306,36 +314,7 @@ class Files:
             )
         return await self.get(caller, file_id)
 
-    async def rotate_keys(self, batch: int = 500) -> int:
-        """Re-wrap every data key not under the current master key; returns how many."""
-        done = 0
-        while True:
-            async with self._db.transaction() as session:
-                rows = (
-                    await session.execute(
-                        select(store.files.c.id, store.files.c.key_id, store.files.c.wrapped_key)
-                        .where(store.files.c.key_id != self._keys.current_id)
-                        .limit(batch)
-                    )
-                ).all()
-                for file_id, key_id, wrapped in rows:
-                    new_id, rewrapped = self._rewrap(file_id, key_id, wrapped)
-                    await session.execute(
-                        update(store.files)
-                        .where(store.files.c.id == file_id, store.files.c.key_id == key_id)
-                        .values(key_id=new_id, wrapped_key=rewrapped)
-                    )
-            done += len(rows)
-            if len(rows) < batch:
-                return done
-
     # -- helpers -------------------------------------------------------------------------
-
-    def _rewrap(self, file_id: str, key_id: str, wrapped: bytes) -> tuple[str, bytes]:
-        try:
-            return self._keys.rewrap(key_id, wrapped, file_id)
-        except KeyError:
-            raise FailedPrecondition(f"master key {key_id!r} is not configured") from None
 
     def _data_key(self, row: dict) -> bytes:
         try:
@@ -377,6 +356,37 @@ class Files:
                 .order_by(store.shares.c.user_id)
             )
             return tuple(users)
+
+
+async def rotate_master_keys(db: Database, keys: MasterKeys, batch: int = 500) -> int:
+    """Re-wrap every data key not under ``keys.current_id``; returns how many were re-wrapped.
+
+    Blobs are untouched. Safe to rerun and to run while serving: each row is updated
+    only if its key id is still the one that was read.
+    """
+    done = 0
+    while True:
+        async with db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(store.files.c.id, store.files.c.key_id, store.files.c.wrapped_key)
+                    .where(store.files.c.key_id != keys.current_id)
+                    .limit(batch)
+                )
+            ).all()
+            for file_id, key_id, wrapped in rows:
+                try:
+                    new_id, rewrapped = keys.rewrap(key_id, wrapped, file_id)
+                except KeyError:
+                    raise FailedPrecondition(f"master key {key_id!r} is not configured") from None
+                await session.execute(
+                    update(store.files)
+                    .where(store.files.c.id == file_id, store.files.c.key_id == key_id)
+                    .values(key_id=new_id, wrapped_key=rewrapped)
+                )
+        done += len(rows)
+        if len(rows) < batch:
+            return done
 
 
 def _require_manager(caller: Principal, row: dict) -> None:

@@ -1,0 +1,75 @@
+"""Process entry points of the files service: serve, and rotate master keys.
+
+``python -m services.files`` serves; ``python -m services.files rotate-keys`` re-wraps
+every data key under the current master key (``--new-dev-key`` first adds a fresh
+development key to ``$ALEA_HOME/keys`` and makes it current).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from alea.files.v1 import files_pb2, files_pb2_grpc
+
+from services.files.api import FilesServicer
+from services.files.blobs import LocalBlobStore
+from services.files.config import add_dev_master_key, load_files_settings
+from services.files.domain import Files, rotate_master_keys
+from services.files.quota import IdentityQuota
+from services.runtime.clients import secure_channel
+from services.runtime.config import Settings, load_settings
+from services.runtime.db import Database
+from services.runtime.pki import ensure_pki
+from services.runtime.server import Mount, run
+
+__all__ = ["MIGRATIONS", "build", "main"]
+
+SERVICE = "files"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+async def build(settings: Settings, database: Database) -> tuple[list[Mount], None]:
+    """The files servicer wired to its blob store, master keys and identity's quotas."""
+    files_settings = load_files_settings(settings.home)
+    pki_dir = ensure_pki(settings.home)
+    identity = secure_channel(settings.identity_address, pki_dir, SERVICE)
+    files = Files(
+        database, LocalBlobStore(files_settings.blob_dir), files_settings.master_keys,
+        IdentityQuota(identity), files_settings.max_file_bytes,
+    )  # fmt: skip
+    mount = Mount(
+        files_pb2.DESCRIPTOR.services_by_name["FilesService"],
+        FilesServicer(files),
+        files_pb2_grpc.add_FilesServiceServicer_to_server,
+    )
+    return [mount], None
+
+
+async def _rotate(new_dev_key: bool) -> int:
+    settings = load_settings(SERVICE)
+    if new_dev_key:
+        print(f"added development master key {add_dev_master_key(settings.home)}")
+    keys = load_files_settings(settings.home).master_keys
+    database = Database(settings.database_url, MIGRATIONS)
+    await database.open()
+    try:
+        count = await rotate_master_keys(database, keys)
+    finally:
+        await database.close()
+    print(f"re-wrapped {count} data keys under master key {keys.current_id}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the command in ``argv`` (serve when empty); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m services.files", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    rotate = commands.add_parser("rotate-keys", help="re-wrap data keys under the current key")
+    rotate.add_argument("--new-dev-key", action="store_true", help="add a development key first")
+    args = parser.parse_args(argv)
+    if args.command == "rotate-keys":
+        return asyncio.run(_rotate(args.new_dev_key))
+    run(SERVICE, build, MIGRATIONS)
+    return 0
