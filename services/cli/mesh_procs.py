@@ -227,26 +227,33 @@ def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
         for name in layout.services:
             port = layout.health_port(name)
             _wait(layout, name, lambda p=port: service_health(p) == "SERVING", timeout)
-        config = render_envoy(layout)
-        _spawn(layout, "envoy", envoy_argv(layout, config), {})
-        _wait(layout, "envoy", lambda: envoy_ready(layout.admin_port), timeout)
+        start_edge(layout, timeout=timeout)
     except BaseException:
         stop_mesh(layout)
         raise
 
 
-def render_envoy(layout: MeshLayout) -> Path:
-    """Write ``$ALEA_HOME/envoy.yaml`` for the layout's services; return its path."""
+def start_edge(layout: MeshLayout, name: str = "envoy", timeout: float = START_TIMEOUT) -> None:
+    """Start an Envoy (pid/log/config named ``name``) in front of the layout's services."""
+    _check_port_free(layout.edge_port, "edge")
+    _check_port_free(layout.admin_port, "Envoy admin")
+    config = render_envoy(layout, name)
+    _spawn(layout, name, envoy_argv(layout, config), {})
+    _wait(layout, name, lambda: envoy_ready(layout.admin_port), timeout)
+
+
+def render_envoy(layout: MeshLayout, name: str = "envoy") -> Path:
+    """Write ``$ALEA_HOME/<name>.yaml`` for the layout's services; return its path."""
     settings = mesh_envoy.EdgeSettings(
         edge_port=layout.edge_port,
         admin_port=layout.admin_port,
         pki=layout.pki,
-        access_log=layout.logs_dir / "envoy-access.log",
+        access_log=layout.logs_dir / f"{name}-access.log",
         rate_limit_per_s=layout.rate_limit_per_s,
         rate_limit_burst=layout.rate_limit_per_s * 2,
     )
-    upstreams = [mesh_envoy.upstream(name, port) for name, port in layout.services.items()]
-    return mesh_envoy.render(settings, upstreams, layout.home / "envoy.yaml")
+    upstreams = [mesh_envoy.upstream(svc, port) for svc, port in layout.services.items()]
+    return mesh_envoy.render(settings, upstreams, layout.home / f"{name}.yaml")
 
 
 def envoy_argv(layout: MeshLayout, config: Path) -> list[str]:
@@ -267,9 +274,14 @@ def _ours(pid: int) -> bool:
     return b"services." in cmdline or b"envoy" in cmdline
 
 
-def stop_mesh(layout: MeshLayout, grace: float = STOP_GRACE) -> list[str]:
-    """SIGTERM Envoy and every service, SIGKILL what outlives ``grace``; return what stopped."""
-    names = ["envoy", *layout.services]
+def stop_mesh(
+    layout: MeshLayout, grace: float = STOP_GRACE, names: list[str] | None = None
+) -> list[str]:
+    """SIGTERM Envoy and every service (or just ``names``), SIGKILL what outlives ``grace``.
+
+    Returns the names of the processes that were running.
+    """
+    names = names or ["envoy", *layout.services]
     pids = {n: p for n in names if (p := read_pid(layout, n)) and is_alive(p) and _ours(p)}
     for pid in pids.values():
         os.kill(pid, signal.SIGTERM)

@@ -205,12 +205,14 @@ def ensure_pki(home: Path) -> Path:
     certificate is re-issued so that all of them chain to the same CA.
     """
     pki_dir = Path(home) / "pki"
+    if _complete(pki_dir):
+        return pki_dir  # also where the directory is a read-only mounted Secret
     pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(pki_dir / ".lock"):
         ca_crt, ca_key = cert_paths(pki_dir, "ca")
         if ca_crt.exists() and ca_key.exists():
             ca = load(pki_dir, "ca")
-            missing = [n for n in IDENTITIES if not all(p.exists() for p in cert_paths(pki_dir, n))]
+            missing = [n for n in IDENTITIES if not _present(pki_dir, n)]
         else:
             ca = create_ca()
             ca.write(pki_dir, "ca")
@@ -218,6 +220,14 @@ def ensure_pki(home: Path) -> Path:
         for name in missing:
             issue(ca, name).write(pki_dir, name)
     return pki_dir
+
+
+def _present(pki_dir: Path, name: str) -> bool:
+    return all(path.exists() for path in cert_paths(pki_dir, name))
+
+
+def _complete(pki_dir: Path) -> bool:
+    return all(_present(pki_dir, name) for name in ("ca", *IDENTITIES))
 
 
 def _now() -> dt.datetime:
