@@ -1,0 +1,185 @@
+"""Workers in-process on SQLite and PostgreSQL: run, checkpoint/resume, cancel, cache, watch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+
+import pytest
+
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.simulation.config import SimulationConfig
+from services.simulation.domain import SimulationRequest, Simulations
+from services.simulation.engine.numpy_backend import compile_numpy
+from services.simulation.engine.stats import Partial, StatsOptions
+from services.simulation.hub import Hub, Progress
+from services.simulation.store import Store
+from services.simulation.worker import Worker
+from tests.integration.simulation.models import insert_model, small_model
+
+CONFIG = SimulationConfig(
+    lease_seconds=2.0, chunk_trials=2_000, checkpoint_seconds=0.0, poll_seconds=0.05,
+    exact_limit=5_000,
+)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def workers(store: Store, hub: Hub, count: int = 1, config: SimulationConfig = CONFIG):
+    stop = asyncio.Event()
+    pool = [Worker(store, hub, config, backend="numpy") for _ in range(count)]
+    tasks = [asyncio.create_task(w.run(stop)) for w in pool]
+    try:
+        yield pool
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def wait_state(domain: Simulations, sim_id: str, states: tuple[str, ...], tenant="t1"):
+    for _ in range(2000):
+        record = await domain.get_simulation(tenant, sim_id)
+        if record.state in states:
+            return record
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"simulation {sim_id} stuck in {record.state}")
+
+
+async def wait_progress(store: Store, sim_id: str, trials: int):
+    for _ in range(5000):
+        record = await store.get_simulation(sim_id)
+        if record.trials_done >= trials:
+            return record
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"simulation {sim_id} made no progress")
+
+
+def reference(trials: int, seed: int, chunk: int, config: SimulationConfig = CONFIG) -> dict:
+    """The engine alone, chunked the same way, merged in order."""
+    evaluator = compile_numpy(small_model(), seed=seed)
+    options = StatsOptions(exact_limit=config.exact_limit)
+    partial = None
+    for first in range(0, trials, chunk):
+        outputs, inputs = evaluator.evaluate(first, min(chunk, trials - first))
+        part = Partial.from_chunk(first, outputs, inputs, options)
+        partial = part if partial is None else partial.merge(part)
+    return {name: r.to_dict() for name, r in partial.results().items()}
+
+
+@pytest.fixture
+def domain(store: Store) -> Simulations:
+    return Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+
+
+async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 9_000, 7))
+    assert sim.state == "QUEUED" and sim.chunk_trials == 2_000
+    async with workers(store, domain.hub):
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == "SUCCEEDED", done.state_reason
+    assert done.trials_done == 9_000 and done.backend == "numpy"
+    _, data = await domain.get_results("t1", sim.id)
+    assert data == reference(9_000, 7, 2_000)  # beyond exact_limit: same chunking, same bits
+
+
+async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 12_000, 3))
+    async with workers(store, domain.hub):
+        await wait_progress(store, sim.id, 4_000)
+    paused = await store.get_simulation(sim.id)  # stopped: checkpointed and released
+    assert paused.state == "RUNNING" and 0 < paused.trials_done < 12_000
+    assert paused.checkpoint is not None and paused.lease_owner is None
+    async with workers(store, domain.hub):
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == "SUCCEEDED" and done.lease_epoch == 2
+    assert (await domain.get_results("t1", sim.id))[1] == reference(12_000, 3, 2_000)
+
+
+async def test_cache_and_idempotency(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    request = SimulationRequest(model_id, 3_000, 11, request_id="r-1")
+    first = await domain.create_simulation("t1", "u1", request)
+    assert (await domain.create_simulation("t1", "u1", request)).id == first.id
+    async with workers(store, domain.hub):
+        await wait_state(domain, first.id, ("SUCCEEDED",))
+    again = await domain.create_simulation("t1", "u1", replace(request, request_id=""))
+    assert again.cached and again.state == "SUCCEEDED" and again.id != first.id
+    assert (await domain.get_results("t1", again.id))[1] == (
+        await domain.get_results("t1", first.id)
+    )[1]
+    fresh = await domain.create_simulation(
+        "t1", "u1", replace(request, request_id="", bypass_cache=True)
+    )
+    assert not fresh.cached and fresh.state == "QUEUED"
+
+
+async def test_cancel_stops_a_running_job(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**8, 1))
+    async with workers(store, domain.hub) as pool:
+        domain.cancel_local = lambda sim_id: [w.cancel(sim_id) for w in pool]
+        record = await wait_state(domain, sim.id, ("RUNNING",))
+        await wait_progress(store, sim.id, 1)
+        cancelled = await domain.cancel_simulation("t1", sim.id)
+        assert cancelled.state == "CANCELLED"
+        for _ in range(500):
+            if pool[0].job is None:
+                break
+            await asyncio.sleep(0.01)
+        assert pool[0].job is None  # the worker let go within a chunk
+    final = await store.get_simulation(sim.id)
+    assert final.state == "CANCELLED" and final.trials_done < 10**8
+    assert record.state == "RUNNING"
+    with pytest.raises(FailedPrecondition):
+        await domain.cancel_simulation("t1", sim.id)
+    with pytest.raises(FailedPrecondition):
+        await domain.get_results("t1", sim.id)
+
+
+async def test_other_tenants_see_nothing(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 100, 1))
+    with pytest.raises(NotFound):
+        await domain.get_model("t2", model_id)
+    with pytest.raises(NotFound):
+        await domain.create_simulation("t2", "u2", SimulationRequest(model_id, 100, 1))
+    for call in (domain.get_simulation, domain.cancel_simulation, domain.get_results):
+        with pytest.raises(NotFound):
+            await call("t2", sim.id)
+    with pytest.raises(NotFound):
+        await anext(domain.watch("t2", sim.id))
+    assert (await domain.list_simulations("t2", 10, "", "")).items == []
+
+
+async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    with pytest.raises(InvalidArgument) as error:
+        await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 0, 1))
+    assert error.value.violations[0][0] == "trials"
+    with pytest.raises(InvalidArgument) as error:
+        await domain.list_simulations("t1", 10, "", "colour = red")
+    assert error.value.violations[0][0] == "filter"
+    with pytest.raises(InvalidArgument) as error:
+        await domain.list_simulations("t1", 10, "not-a-token", "")
+    assert error.value.violations[0][0] == "page_token"
+
+
+async def test_watchers_get_state_progress_and_final_state(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 40_000, 5))
+
+    async def watch() -> list:
+        return [event async for event in domain.watch("t1", sim.id)]
+
+    watchers = [asyncio.create_task(watch()) for _ in range(50)]
+    await asyncio.sleep(0.1)
+    async with workers(store, domain.hub):
+        seen = await asyncio.gather(*watchers)
+    for events in seen:
+        assert events[0].state == "QUEUED" and events[-1].state == "SUCCEEDED"
+        progress = [e for e in events if isinstance(e, Progress)]
+        assert progress and progress[-1].trials_total == 40_000
+        assert set(progress[-1].running) == {"y", "z"}
+    assert domain.hub.watchers == 0  # every watcher released its topic
