@@ -67,9 +67,14 @@ class TokenVerifier:
         key = await self._key(str(header.get("kid", "")))
         try:
             claims = jwt.decode(
-                token, key, algorithms=list(ALGORITHMS), audience=AUDIENCE, issuer=ISSUER,
-                leeway=self._leeway, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )  # fmt: skip
+                token,
+                key,
+                algorithms=list(ALGORITHMS),
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("access token expired") from None
         except jwt.PyJWTError as exc:

@@ -48,9 +48,11 @@ def remote_authenticator(
                 raise Unauthenticated("invalid API key") from None
             raise Unavailable(f"identity unreachable for API keys: {exc.code().name}") from None
         principal = Principal(
-            user_id=answer.user_id, tenant_id=answer.tenant_id,
-            role=_ROLE_NAMES.get(answer.role, ""), api_key_id=answer.api_key_id,
-        )  # fmt: skip
+            user_id=answer.user_id,
+            tenant_id=answer.tenant_id,
+            role=_ROLE_NAMES.get(answer.role, ""),
+            api_key_id=answer.api_key_id,
+        )
         expires = answer.expire_time.seconds if answer.HasField("expire_time") else None
         return principal, expires
 

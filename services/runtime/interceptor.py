@@ -93,8 +93,13 @@ class _Rpc:
                 await self._abort(to_status(exc))  # raises AbortError
             error_id, status = internal_status()
             self.code = grpc.StatusCode.INTERNAL
-            log.error("unhandled error %s in %s", error_id, self.method, exc_info=exc,
-                      extra={"error_id": error_id})  # fmt: skip
+            log.error(
+                "unhandled error %s in %s",
+                error_id,
+                self.method,
+                exc_info=exc,
+                extra={"error_id": error_id},
+            )
             await self._abort(status)
         finally:
             self._account()
@@ -111,12 +116,16 @@ class _Rpc:
         principal = self.principal or Principal()
         code = self.code.name
         log.info(
-            "rpc", extra={
-                "method": self.method, "code": code, "duration_ms": round(seconds * 1000, 3),
-                "peer": self.peer or "", "tenant_id": principal.tenant_id,
+            "rpc",
+            extra={
+                "method": self.method,
+                "code": code,
+                "duration_ms": round(seconds * 1000, 3),
+                "peer": self.peer or "",
+                "tenant_id": principal.tenant_id,
                 "user_id": principal.user_id or principal.service,
             },
-        )  # fmt: skip
+        )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
         for token, var in zip(self._tokens, (request_id_var, principal_var), strict=True):
             var.reset(token)

@@ -117,17 +117,27 @@ def create_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME], server,
-    )  # fmt: skip
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
     port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
     health_server = grpc.aio.server(options=_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
     health_port = health_server.add_insecure_port(f"[::]:{settings.health_port}")
     alea_server = AleaServer(
-        service, server, health_server, health_servicer, names, health_port,
-        settings.shutdown_grace, on_stop,
-    )  # fmt: skip
+        service,
+        server,
+        health_server,
+        health_servicer,
+        names,
+        health_port,
+        settings.shutdown_grace,
+        on_stop,
+    )
     return alea_server, port
 
 

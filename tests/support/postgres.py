@@ -45,10 +45,25 @@ class PostgresServer:
 
     def _psql(self, sql: str) -> None:
         subprocess.run(
-            [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER,
-             "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def url(self, database: str) -> str:
         """The SQLAlchemy asyncpg URL of ``database``."""
@@ -71,18 +86,49 @@ def running_postgres() -> Iterator[PostgresServer]:
     port = free_port()
     run = subprocess.run
     try:
-        run(_as_server_user([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
-                             "-U", SUPERUSER, "--no-sync"]),
-            check=True, capture_output=True)  # fmt: skip
+        run(
+            _as_server_user(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    SUPERUSER,
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options,
-                             "-l", str(directory / "server.log"), "-w", "start"]),
-            check=True, capture_output=True)  # fmt: skip
+        run(
+            _as_server_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(directory / "server.log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         yield PostgresServer(directory, port)
     finally:
         if (data / "postmaster.pid").exists():
-            run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                 "-w", "stop"]), capture_output=True)  # fmt: skip
+            run(
+                _as_server_user(
+                    [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+                ),
+                capture_output=True,
+            )
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -93,8 +93,11 @@ def start_service(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
-            cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     service = ServiceProcess(name, process, port, health_port, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

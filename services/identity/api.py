@@ -1,0 +1,237 @@
+"""IdentityService servicer: translates protobuf ↔ domain and nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from alea.access.v1 import access_pb2
+from alea.identity.v1 import identity_pb2 as pb
+from alea.identity.v1 import identity_pb2_grpc
+from google.protobuf import empty_pb2, timestamp_pb2
+
+from services.identity.apikeys import ApiKeys
+from services.identity.domain import Accounts, Tokens
+from services.identity.quota import Quotas, QuotaView
+from services.identity.store import ApiKeyRow, TenantRow, UserRow
+from services.identity.tokens import SigningKeys
+from services.runtime.context import current_principal
+
+__all__ = ["IdentityServicer"]
+
+
+def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _role(name: str) -> int:
+    return access_pb2.Role.Value(f"ROLE_{name.upper()}")
+
+
+def _role_name(value: int) -> str:
+    return access_pb2.Role.Name(value).removeprefix("ROLE_").lower()
+
+
+def _tenant(row: TenantRow) -> pb.Tenant:
+    return pb.Tenant(
+        id=row.id,
+        display_name=row.display_name,
+        tier=pb.Tier.Value(f"TIER_{row.tier.upper()}"),
+        create_time=_ts(row.create_time),
+        update_time=_ts(row.update_time),
+    )
+
+
+def _user(row: UserRow) -> pb.User:
+    return pb.User(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        email=row.email,
+        display_name=row.display_name,
+        role=_role(row.role),
+        preferences=pb.Preferences(**row.preferences),
+        disabled=row.disabled,
+        create_time=_ts(row.create_time),
+        update_time=_ts(row.update_time),
+        last_login_time=_ts(row.last_login_time),
+    )
+
+
+def _preferences(message: pb.Preferences) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "locale": message.locale or None,
+        "default_trials": message.default_trials or None,
+        "notify_on_completion": message.notify_on_completion or None,
+    }
+    if message.HasField("default_seed"):
+        values["default_seed"] = message.default_seed
+    return values
+
+
+def _tokens(tokens: Tokens) -> pb.Tokens:
+    return pb.Tokens(
+        access_token=tokens.access_token,
+        token_type="Bearer",
+        expires_in=tokens.expires_in,
+        refresh_token=tokens.refresh_token,
+        refresh_expires_in=tokens.refresh_expires_in,
+    )
+
+
+def _api_key(row: ApiKeyRow) -> pb.ApiKey:
+    return pb.ApiKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        user_id=row.user_id,
+        display_name=row.display_name,
+        role=_role(row.role),
+        prefix=row.prefix,
+        expire_time=_ts(row.expire_time),
+        revoke_time=_ts(row.revoke_time),
+        last_used_time=_ts(row.last_used_time),
+        create_time=_ts(row.create_time),
+        update_time=_ts(row.update_time),
+    )
+
+
+def _quota(view: QuotaView) -> pb.Quota:
+    return pb.Quota(
+        tenant_id=view.tenant_id,
+        tier=pb.Tier.Value(f"TIER_{view.tier.upper()}"),
+        trials_per_month=view.limits.trials_per_month,
+        trials_per_simulation=view.limits.trials_per_simulation,
+        storage_bytes=view.limits.storage_bytes,
+        trials_used_this_month=view.trials_used,
+        period_start_time=_ts(view.period_start),
+    )
+
+
+class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+    """The IdentityService RPCs; access rules and validation ran before each handler."""
+
+    def __init__(
+        self, accounts: Accounts, api_keys: ApiKeys, quotas: Quotas, keys: SigningKeys
+    ) -> None:
+        self.accounts, self.api_keys, self.quotas, self.keys = accounts, api_keys, quotas, keys
+
+    async def Register(self, request: pb.RegisterRequest, context) -> pb.RegisterResponse:
+        tenant, user, tokens = await self.accounts.register(
+            request.tenant_display_name,
+            request.email,
+            request.password,
+            request.display_name,
+            request.request_id,
+        )
+        return pb.RegisterResponse(tenant=_tenant(tenant), user=_user(user), tokens=_tokens(tokens))
+
+    async def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
+        tokens, user = await self.accounts.login(request.email, request.password)
+        return pb.LoginResponse(tokens=_tokens(tokens), user=_user(user))
+
+    async def Refresh(self, request: pb.RefreshRequest, context) -> pb.RefreshResponse:
+        return pb.RefreshResponse(
+            tokens=_tokens(await self.accounts.refresh(request.refresh_token))
+        )
+
+    async def Logout(self, request: pb.LogoutRequest, context) -> empty_pb2.Empty:
+        await self.accounts.logout(request.refresh_token)
+        return empty_pb2.Empty()
+
+    async def GetTenant(self, request: pb.GetTenantRequest, context) -> pb.Tenant:
+        return _tenant(await self.accounts.get_tenant(current_principal(), request.tenant_id))
+
+    async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
+        user = await self.accounts.create_user(
+            current_principal(),
+            request.email,
+            request.password,
+            request.display_name,
+            _role_name(request.role),
+            request.request_id,
+        )
+        return _user(user)
+
+    async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
+        return _user(await self.accounts.get_user(current_principal(), request.user_id))
+
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.User:
+        given = request.user
+        values = {
+            "display_name": given.display_name,
+            "preferences": _preferences(given.preferences),
+            "role": _role_name(given.role) if given.role else "",
+            "disabled": given.disabled,
+        }
+        user = await self.accounts.update_user(
+            current_principal(), given.id, list(request.update_mask.paths), values
+        )
+        return _user(user)
+
+    async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
+        rows, token = await self.accounts.list_users(
+            current_principal(),
+            request.page_size,
+            request.page_token,
+            request.filter,
+            request.order_by,
+        )
+        return pb.ListUsersResponse(users=[_user(r) for r in rows], next_page_token=token)
+
+    async def SearchUsers(self, request: pb.SearchUsersRequest, context) -> pb.SearchUsersResponse:
+        rows, token = await self.accounts.search_users(
+            current_principal(), request.query, request.page_size, request.page_token
+        )
+        return pb.SearchUsersResponse(users=[_user(r) for r in rows], next_page_token=token)
+
+    async def CreateApiKey(
+        self, request: pb.CreateApiKeyRequest, context
+    ) -> pb.CreateApiKeyResponse:
+        expire = request.expire_time.ToDatetime(dt.UTC) if request.HasField("expire_time") else None
+        row, secret = await self.api_keys.create(
+            current_principal(),
+            request.display_name,
+            _role_name(request.role),
+            expire,
+            request.request_id,
+        )
+        return pb.CreateApiKeyResponse(api_key=_api_key(row), secret=secret)
+
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
+        rows, token = await self.api_keys.list(
+            current_principal(),
+            request.page_size,
+            request.page_token,
+            request.filter,
+            request.order_by,
+        )
+        return pb.ListApiKeysResponse(api_keys=[_api_key(r) for r in rows], next_page_token=token)
+
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.ApiKey:
+        return _api_key(await self.api_keys.revoke(current_principal(), request.api_key_id))
+
+    async def GetJwks(self, request: pb.GetJwksRequest, context) -> pb.GetJwksResponse:
+        return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in await self.keys.jwks()])
+
+    async def GetQuota(self, request: pb.GetQuotaRequest, context) -> pb.Quota:
+        return _quota(await self.quotas.get(current_principal(), request.tenant_id))
+
+    async def ReserveTrials(self, request: pb.ReserveTrialsRequest, context) -> pb.Quota:
+        view = await self.quotas.reserve(request.tenant_id, request.trials, request.request_id)
+        return _quota(view)
+
+    async def VerifyApiKey(
+        self, request: pb.VerifyApiKeyRequest, context
+    ) -> pb.VerifyApiKeyResponse:
+        principal, expires = await self.api_keys.verify(request.secret)
+        expire_time = _ts(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None
+        return pb.VerifyApiKeyResponse(
+            user_id=principal.user_id,
+            tenant_id=principal.tenant_id,
+            role=_role(principal.role),
+            api_key_id=principal.api_key_id,
+            expire_time=expire_time,
+        )

@@ -1,0 +1,118 @@
+"""Subscription tiers, their limits, and monthly trial reservations."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from services.identity.domain import now
+from services.identity.store import ReservationRow, TenantRow
+from services.runtime.context import Principal
+from services.runtime.db import Database
+from services.runtime.errors import NotFound, PermissionDenied, ResourceExhausted
+
+__all__ = ["TIERS", "Limits", "QuotaView", "Quotas"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a tier allows."""
+
+    trials_per_month: int
+    trials_per_simulation: int
+    storage_bytes: int
+
+
+TIERS = {
+    "free": Limits(10_000_000, 1_000_000, 1 << 30),
+    "pro": Limits(1_000_000_000, 100_000_000, 100 << 30),
+    "enterprise": Limits(100_000_000_000, 10_000_000_000, 10 << 40),
+}
+
+
+@dataclass(frozen=True)
+class QuotaView:
+    """A tenant's limits and its use in the current period."""
+
+    tenant_id: str
+    tier: str
+    limits: Limits
+    trials_used: int
+    period_start: dt.datetime
+
+
+def _period(at: dt.datetime) -> tuple[str, dt.datetime]:
+    start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.strftime("%Y-%m"), start
+
+
+class Quotas:
+    """Read quotas and reserve trials against them."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # Check-then-insert must not interleave: the lock covers one process (all of SQLite),
+        # the tenant row's FOR UPDATE covers PostgreSQL replicas.
+        self._lock = asyncio.Lock()
+
+    async def _view(self, session, tenant: TenantRow) -> QuotaView:
+        period, start = _period(now())
+        used = await session.scalar(
+            select(func.coalesce(func.sum(ReservationRow.trials), 0)).where(
+                ReservationRow.tenant_id == tenant.id, ReservationRow.period == period
+            )
+        )
+        return QuotaView(tenant.id, tenant.tier, TIERS[tenant.tier], int(used), start)
+
+    async def get(self, principal: Principal, tenant_id: str) -> QuotaView:
+        """The quota of ``tenant_id`` (default: the caller's). Users see only their own."""
+        if principal.is_service:
+            if not tenant_id:
+                raise PermissionDenied("a service must name the tenant")
+        elif tenant_id and tenant_id != principal.tenant_id:
+            raise NotFound("tenant", tenant_id)
+        wanted = tenant_id or principal.tenant_id
+        async with self._db.sessions() as session:
+            tenant = await session.get(TenantRow, wanted)
+            if tenant is None:
+                raise NotFound("tenant", wanted)
+            return await self._view(session, tenant)
+
+    async def reserve(self, tenant_id: str, trials: int, request_id: str) -> QuotaView:
+        """Reserve ``trials`` this month; a repeated ``request_id`` reserves nothing more."""
+        async with self._lock, self._db.transaction() as session:
+            tenant = await session.get(TenantRow, tenant_id, with_for_update=True)
+            if tenant is None:
+                raise NotFound("tenant", tenant_id)
+            if await session.get(ReservationRow, (tenant_id, request_id)) is not None:
+                return await self._view(session, tenant)
+            view = await self._view(session, tenant)
+            if trials > view.limits.trials_per_simulation:
+                raise ResourceExhausted(
+                    "trials_per_simulation",
+                    f"{trials} trials exceed the {tenant.tier} tier's "
+                    f"{view.limits.trials_per_simulation} per simulation",
+                    subject=f"tenants/{tenant_id}",
+                )
+            if view.trials_used + trials > view.limits.trials_per_month:
+                raise ResourceExhausted(
+                    "trials_per_month",
+                    f"{trials} more trials exceed the monthly {view.limits.trials_per_month} "
+                    f"({view.trials_used} used)",
+                    subject=f"tenants/{tenant_id}",
+                )
+            period, _ = _period(now())
+            session.add(
+                ReservationRow(
+                    tenant_id=tenant_id,
+                    request_id=request_id,
+                    period=period,
+                    trials=trials,
+                    create_time=now(),
+                )
+            )
+            await session.flush()
+            return await self._view(session, tenant)

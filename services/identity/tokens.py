@@ -1,0 +1,181 @@
+"""Signing keys and access tokens.
+
+Keys are Ed25519 (JWT ``EdDSA``), generated on first start and stored in identity's
+database so every identity replica signs with keys that all replicas publish. The
+private half is sealed with AES-256-GCM under a key-encryption key kept beside the
+service certificates (``$ALEA_HOME/pki/identity-signing.kek``, a mounted Secret in
+Kubernetes): a database dump or backup alone cannot mint tokens. Rotation retires
+the active key but keeps publishing it in the JWKS until every token it signed has
+expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import or_, select, update
+
+from services.identity.store import SigningKeyRow
+from services.runtime.auth import AUDIENCE, ISSUER
+from services.runtime.db import Database
+
+__all__ = ["AccessToken", "SigningKeys", "load_kek"]
+
+ACCESS_TTL = dt.timedelta(minutes=15)
+ROTATE_AFTER = dt.timedelta(days=30)
+# A retired key stays published this long after retirement: the longest token it signed
+# lives ACCESS_TTL, plus the verifiers' clock leeway.
+PUBLISH_AFTER_RETIRE = ACCESS_TTL + dt.timedelta(minutes=1)
+_CACHE_SECONDS = 60
+KEK_FILE = "identity-signing.kek"
+
+
+def load_kek(pki_dir: Path) -> bytes:
+    """The 32-byte key-encryption key, created (exclusively, 0600) on first start."""
+    path = pki_dir / KEK_FILE
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as file:
+            file.write(secrets.token_bytes(32))
+    kek = path.read_bytes()
+    if len(kek) != 32:
+        raise ValueError(f"{path} must hold exactly 32 bytes")
+    return kek
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A signed JWT and its lifetime in seconds."""
+
+    token: str
+    expires_in: int
+
+
+class SigningKeys:
+    """The tenant-independent key ring: sign access tokens, publish the JWKS, rotate."""
+
+    def __init__(self, db: Database, kek: bytes, *, access_ttl: dt.timedelta = ACCESS_TTL):
+        self._db = db
+        self._aead = AESGCM(kek)
+        self.access_ttl = access_ttl
+        self._active: tuple[str, Ed25519PrivateKey, float] | None = None
+
+    def _seal(self, kid: str, key: Ed25519PrivateKey) -> bytes:
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, raw, kid.encode())
+
+    def _unseal(self, row: SigningKeyRow) -> Ed25519PrivateKey:
+        nonce, sealed = row.private_key[:12], row.private_key[12:]
+        return Ed25519PrivateKey.from_private_bytes(
+            self._aead.decrypt(nonce, sealed, row.kid.encode())
+        )
+
+    async def rotate(self) -> str:
+        """Retire the active key(s) and create a new one; returns the new ``kid``."""
+        key = Ed25519PrivateKey.generate()
+        kid = uuid.uuid4().hex
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        jwk = {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64(public),
+            "kid": kid,
+            "use": "sig",
+            "alg": "EdDSA",
+        }
+        now = dt.datetime.now(dt.UTC)
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(SigningKeyRow)
+                .where(SigningKeyRow.retire_time.is_(None))
+                .values(retire_time=now)
+            )
+            session.add(
+                SigningKeyRow(
+                    kid=kid,
+                    algorithm="EdDSA",
+                    private_key=self._seal(kid, key),
+                    public_jwk=jwk,
+                    create_time=now,
+                    retire_time=None,
+                )
+            )
+        self._active = (kid, key, time.monotonic())
+        return kid
+
+    async def _signing_key(self) -> tuple[str, Ed25519PrivateKey]:
+        cached = self._active
+        if cached is not None and time.monotonic() - cached[2] < _CACHE_SECONDS:
+            return cached[0], cached[1]
+        async with self._db.sessions() as session:
+            row = await session.scalar(
+                select(SigningKeyRow)
+                .where(SigningKeyRow.retire_time.is_(None))
+                .order_by(SigningKeyRow.create_time.desc())
+                .limit(1)
+            )
+        if row is None or row.create_time < dt.datetime.now(dt.UTC) - ROTATE_AFTER:
+            await self.rotate()
+            assert self._active is not None
+            return self._active[0], self._active[1]
+        self._active = (row.kid, self._unseal(row), time.monotonic())
+        return row.kid, self._active[1]
+
+    async def jwks(self) -> list[dict[str, Any]]:
+        """Public keys that verify live tokens: the active key and recently retired ones."""
+        await self._signing_key()  # creates the first key on a fresh database
+        horizon = dt.datetime.now(dt.UTC) - PUBLISH_AFTER_RETIRE
+        async with self._db.sessions() as session:
+            rows = await session.scalars(
+                select(SigningKeyRow)
+                .where(
+                    or_(SigningKeyRow.retire_time.is_(None), SigningKeyRow.retire_time > horizon)
+                )
+                .order_by(SigningKeyRow.create_time.desc())
+            )
+            return [dict(row.public_jwk) for row in rows]
+
+    async def issue(self, user_id: str, tenant_id: str, role: str, session_id: str) -> AccessToken:
+        """A signed access token for a user's session."""
+        kid, key = await self._signing_key()
+        now = int(time.time())
+        ttl = int(self.access_ttl.total_seconds())
+        claims = {
+            "sub": user_id,
+            "tid": tenant_id,
+            "role": role,
+            "sid": session_id,
+            "iat": now,
+            "exp": now + ttl,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+        }
+        token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+        return AccessToken(token, ttl)
