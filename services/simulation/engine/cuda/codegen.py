@@ -1,0 +1,433 @@
+"""CUDA C source generated per ``ir.Model``: one fused kernel drawing, transforming, evaluating.
+
+Layout of the generated source (after :data:`prelude.PRELUDE`):
+
+* constant Tables as ``__constant__`` arrays (with a host copy for the CPU harness);
+* ``alea_draw(seed, block, first, count, x)``: for every input stream, one Philox4x64-10
+  block (counter ``(block, 0, 0, 0)``, key ``(seed, stream)``) gives the uniforms of trials
+  ``4 block .. 4 block + 3``, stored in the input array ``x`` (row ``stream``, stride
+  ``count``) exactly as ``rng.uniforms`` would produce them;
+* ``alea_trial(x, y, stride)``: one trial. Reads its uniforms from ``x``, applies the
+  Gaussian copula of each ``RiskCorrmat`` group (same summation order as
+  ``correlation.correlate``, without fused multiply-add), computes every distinct node of
+  the DAG as one ``const double`` statement, and writes the input values back into ``x`` and
+  the outputs into ``y``;
+* ``alea_kernel(seed, first, count, draw, x, y)``: each thread takes whole Philox blocks
+  (4 consecutive trials) in a grid-stride loop; with ``draw == 0`` the uniforms are taken as
+  already in ``x`` (Latin Hypercube uniforms computed by the host);
+* ``alea_host(seed, first, count, draw, x, y)``: the same loop on the CPU, for the harness.
+
+Every function except the kernel is ``__host__ __device__``; semantics mirror
+``numpy_backend`` and ``sampling`` (see :mod:`.prelude` for the numerical tolerances).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormulaError, ModelError
+from ..ir import Apply, Const, Model, Node, Sample, Table
+from .prelude import PRELUDE
+
+__all__ = ["CudaSource", "generate"]
+
+
+@dataclass(frozen=True)
+class CudaSource:
+    """Generated source and the order of its input rows and output rows."""
+
+    source: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """A hash of the source, to cache compiled modules."""
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+
+def literal(x: float) -> str:
+    """A C double literal that round-trips ``x`` exactly."""
+    if math.isnan(x):
+        return "NAN"
+    if math.isinf(x):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    return f"({float(x).hex()})" if x < 0 else float(x).hex()
+
+
+_CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
+_UNARY = {"neg": "(-{0})", "percent": "({0} / 100.0)", "abs": "fabs({0})", "exp": "exp({0})",
+          "ln": "log({0})", "log10": "log10({0})", "sqrt": "sqrt({0})", "int": "floor({0})",
+          "sign": "xl_sign({0})", "not": "xl_not({0})"}
+_BINARY = {"add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})",
+           "div": "xl_div({0}, {1})", "pow": "pow({0}, {1})", "power": "pow({0}, {1})",
+           "iferror": "xl_iferror({0}, {1})", "mod": "xl_mod({0}, {1})",
+           "round": "xl_round({0}, {1})", "roundup": "xl_roundup({0}, {1})",
+           "rounddown": "xl_rounddown({0}, {1})"}
+_VALID = {
+    "normal": "{1} > 0", "triang": "alea_ordered({0}, {1}, {2})",
+    "trigen": "valid_trigen({0}, {1}, {2}, {3}, {4})", "pert": "alea_ordered({0}, {1}, {2})",
+    "uniform": "{0} < {1}", "lognorm": "{0} > 0 && {1} > 0", "lognorm2": "{1} > 0",
+    "binomial": "{0} >= 0 && {0} == floor({0}) && {1} >= 0 && {1} <= 1", "poisson": "{0} > 0",
+    "expon": "{0} > 0", "gamma": "{0} > 0 && {1} > 0", "beta": "{0} > 0 && {1} > 0",
+    "betageneral": "{0} > 0 && {1} > 0 && {2} < {3}", "weibull": "{0} > 0 && {1} > 0",
+}
+_DISCRETE = {"discrete", "binomial", "poisson"}
+
+
+class _Writer:
+    """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.lines: list[str] = []
+        self.tables: list[str] = []
+        self._table_names: dict[tuple, str] = {}
+        self._names: dict[int, str] = {}
+        self._by_key: dict[tuple, str] = {}
+
+    # -- tables
+    def table(self, values: tuple[float, ...] | np.ndarray) -> str:
+        values = tuple(float(v) for v in values)
+        if values not in self._table_names:
+            name = f"t{len(self._table_names)}"
+            body = ", ".join(literal(v) for v in values) or "0.0"
+            self.tables.append(f"ALEA_TABLE({name}, {max(len(values), 1)}, {{{body}}})")
+            self._table_names[values] = name
+        return self._table_names[values]
+
+    # -- nodes
+    def name(self, node: Node) -> str:
+        """The C variable (or literal) holding ``node``, emitting statements as needed."""
+        stack: list[tuple[Node, bool]] = [(node, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if id(current) in self._names:
+                continue
+            kids = [k for k in _children(current) if not isinstance(k, Table)]
+            if not expanded:
+                stack.append((current, True))
+                stack.extend((k, False) for k in reversed(kids) if id(k) not in self._names)
+                continue
+            args = tuple(k if isinstance(k, Table) else self._names[id(k)]
+                         for k in _children(current))
+            key = (type(current).__name__, getattr(current, "fn", None),
+                   getattr(current, "stream", None), args,
+                   current.value if isinstance(current, Const) else None)
+            if key not in self._by_key:
+                self._by_key[key] = self._emit(current, args)
+            self._names[id(current)] = self._by_key[key]
+        return self._names[id(node)]
+
+    def _emit(self, node: Node, args: tuple) -> str:
+        if isinstance(node, Const):
+            return literal(node.value)
+        expr = self._sample(node, args) if isinstance(node, Sample) else self._apply(node, args)
+        var = f"v{len(self._by_key)}"
+        self.lines.append(f"  const double {var} = {expr};")
+        return var
+
+    def _sample(self, s: Sample, args: tuple) -> str:
+        d, u = s.distribution, f"u{s.stream}"
+        scalars = [a for a in args if not isinstance(a, Table)]
+        finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
+        if d == "discrete":
+            xs, cum = _discrete_tables(*args)
+            tail = f"{self.table(xs)}, {self.table(cum)}, {len(xs)}"
+            call = ("ppf_discrete({u}, " + tail + ")", "cdf_discrete({x}, " + tail + ")")
+            valid = "true"
+        elif d == "cumul":
+            lo, hi, xs, ps = args
+            tail = f"{lo}, {hi}, {self.table(xs.values)}, {self.table(ps.values)}, {len(xs.values)}"
+            call = ("ppf_cumul({u}, " + tail + ")", "cdf_cumul({x}, " + tail + ")")
+            valid = _cumul_valid(lo, hi, xs, ps)
+        elif d in _VALID:
+            rest = ", ".join(scalars)
+            call = (f"ppf_{d}({{u}}, {rest})", f"cdf_{d}({{x}}, {rest})")
+            valid = _VALID[d].format(*scalars)
+        else:
+            raise FormulaError("distribution not supported by the CUDA back end", s.address, d)
+        if s.truncate is None or s.truncate == (None, None):
+            value = call[0].format(u=u)
+        else:
+            lo, hi = s.truncate
+            below = np.nextafter(lo, -np.inf) if d in _DISCRETE and lo is not None else lo
+            flo = "0.0" if lo is None else call[1].format(x=literal(below))
+            fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
+            value = call[0].format(u=f"alea_trunc_u({u}, {flo}, {fhi})")
+            value = (f"alea_clip({value}, {'(-INFINITY)' if lo is None else literal(lo)}, "
+                     f"{'INFINITY' if hi is None else literal(hi)})")
+        return f"(({valid}) && {finite}) ? {value} : NAN"
+
+    def _apply(self, node: Apply, args: tuple) -> str:
+        fn = node.fn
+        if any(isinstance(a, Table) for a in args) and fn not in _TABLE_OK:
+            args = tuple(v for a in args for v in _flatten(a))
+        if fn in _UNARY and len(args) == 1:
+            return _UNARY[fn].format(*args)
+        if fn in _BINARY and len(args) == 2:
+            return _BINARY[fn].format(*args)
+        if fn in _CMP:
+            return f"xl_cmp({args[0]}, {args[1]}, {_CMP[fn]})"
+        handler = _SPECIAL.get(fn)
+        if handler is None:
+            raise FormulaError("function not supported by the CUDA back end", node.address, fn)
+        return handler(self, args)
+
+    # -- whole source
+    def source(self) -> CudaSource:
+        m = self.model
+        for i, s in enumerate(m.inputs):
+            if s.stream != i:
+                raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}",
+                                 s.address)
+        head = [f"  double u{s.stream} = x[{s.stream} * stride];" for s in m.inputs]
+        head += _copula_lines(m)
+        ins = [self.name(s) for s in m.inputs]
+        outs = [self.name(o.node) for o in m.outputs]
+        body = head + self.lines
+        body += [f"  x[{i} * stride] = {v};" for i, v in enumerate(ins)]
+        body += [f"  y[{j} * stride] = {v};" for j, v in enumerate(outs)]
+        draws = []
+        for s in m.inputs:
+            key = "seed" if s.seed is None else f"{s.seed}ULL"
+            draws.append(f"  alea_philox(block, 0, {key}, {s.stream}ULL, w); "
+                         f"alea_store(w, block, first, count, x + {s.stream} * count);")
+        src = "\n".join([
+            PRELUDE, _TABLE_MACRO, *self.tables,
+            f"#define ALEA_INPUTS {len(m.inputs)}", f"#define ALEA_OUTPUTS {len(m.outputs)}", "",
+            "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
+            "  u64 w[4];", *draws, "  (void)w; (void)seed;", "}", "",
+            "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {", *body, "}",
+            _LOOPS,
+        ])
+        return CudaSource(src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs))
+
+
+def generate(model: Model) -> CudaSource:
+    """CUDA C source for ``model``; raises ``FormulaError`` naming the cell of anything the
+    CUDA back end does not support."""
+    return _Writer(model).source()
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _children(node: Node) -> tuple:
+    if isinstance(node, Apply):
+        return node.args
+    if isinstance(node, Sample):
+        return node.params
+    return ()
+
+
+def _flatten(a) -> list[str]:
+    return [literal(v) for v in a.values] if isinstance(a, Table) else [a]
+
+
+def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
+    """As ``sampling._discrete_tables``: values ascending, normalised cumulative probabilities."""
+    x = np.asarray(values.values, dtype=np.float64)
+    p = np.asarray(probs.values, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(p[order])
+    return x[order], cum / cum[-1]
+
+
+def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
+    inner = np.asarray(xs.values, dtype=np.float64)
+    if not (len(inner) == len(ps.values) and np.all(np.diff(inner) >= 0)):
+        return "false"
+    first = literal(inner[0]) if len(inner) else hi
+    last = literal(inner[-1]) if len(inner) else lo
+    return f"{lo} < {hi} && {lo} <= {first} && {last} <= {hi}"
+
+
+def _fold(op: str, args: tuple) -> str:
+    acc = args[0]
+    for a in args[1:]:
+        acc = f"{op}({acc}, {a})"
+    return acc
+
+
+def _sum(args: tuple) -> str:
+    acc = args[0]
+    for a in args[1:]:
+        acc = f"({acc} + {a})"
+    return acc
+
+
+def _logical(op: str):
+    def emit(w: _Writer, args: tuple) -> str:
+        err = " || ".join(f"isnan({a})" for a in args)
+        body = f" {op} ".join(f"({a} != 0.0)" for a in args)
+        return f"(({err}) ? NAN : xl_bool({body}))"
+
+    return emit
+
+
+def _sumproduct(w: _Writer, args: tuple) -> str:
+    if all(isinstance(a, Table) for a in args):
+        groups = [_flatten(a) for a in args]
+    else:
+        vals = [v for a in args for v in _flatten(a)]
+        half = len(vals) // 2
+        groups = [vals[:half], vals[half:]] if len(vals) % 2 == 0 else [vals]
+    acc = "0.0"
+    for parts in zip(*groups, strict=True):
+        acc = f"({acc} + {' * '.join(parts) if len(parts) == 1 else _product(parts)})"
+    return acc
+
+
+def _product(parts) -> str:
+    acc = parts[0]
+    for p in parts[1:]:
+        acc = f"({acc} * {p})"
+    return acc
+
+
+def _npv(w: _Writer, args: tuple) -> str:
+    rate, values = args[0], args[1:]
+    acc, growth = "0.0", "1.0"
+    for v in values:
+        growth = f"({growth} * (1.0 + {rate}))"
+        acc = f"({acc} + {v} / {growth})"
+    return acc
+
+
+def _choose(w: _Writer, args: tuple) -> str:
+    acc = "NAN"
+    for i, v in enumerate(args[1:], start=1):
+        acc = f"(floor({args[0]}) == {i}.0 ? {v} : {acc})"
+    return acc
+
+
+def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
+    if not isinstance(t, Table):
+        raise FormulaError("needs a constant range", "", fn)
+    return w.table(t.values), t.rows, t.cols
+
+
+def _index(w: _Writer, args: tuple) -> str:
+    name, rows, cols = _table_arg(w, args[0], "index")
+    if len(args) == 2:
+        return f"xl_index({name}, {rows}, {cols}, {args[1]})"
+    return f"xl_pick({name}, {rows}, {cols}, {args[1]}, {args[2]})"
+
+
+def _match(w: _Writer, args: tuple) -> str:
+    name, rows, cols = _table_arg(w, args[1], "match")
+    kind = args[2] if len(args) > 2 else "1.0"
+    return f"xl_position({name}, {rows * cols}, 1, {args[0]}, {kind})"
+
+
+def _vlookup(w: _Writer, args: tuple) -> str:
+    name, rows, cols = _table_arg(w, args[1], "vlookup")
+    exact = f"(({args[3]}) == 0.0 ? 0.0 : 1.0)" if len(args) > 3 else "1.0"
+    return f"xl_vlookup({args[0]}, {name}, {rows}, {cols}, {args[2]}, {exact})"
+
+
+def _finance(name: str):
+    def emit(w: _Writer, args: tuple) -> str:
+        full = [*args, "0.0", "0.0"][:5]
+        return f"xl_{name}({', '.join(full)})"
+
+    return emit
+
+
+_TABLE_OK = {"index", "match", "vlookup", "sumproduct"}
+_SPECIAL = {
+    "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
+    "and": _logical("&&"),
+    "or": _logical("||"),
+    "sum": lambda w, a: _sum(a),
+    "average": lambda w, a: f"({_sum(a)} / {len(a)}.0)",
+    "min": lambda w, a: _fold("xl_min", a),
+    "max": lambda w, a: _fold("xl_max", a),
+    "log": lambda w, a: f"(log({a[0]}) / log({a[1] if len(a) > 1 else '10.0'}))",
+    "sumproduct": _sumproduct,
+    "npv": _npv,
+    "pv": _finance("pv"),
+    "fv": _finance("fv"),
+    "pmt": _finance("pmt"),
+    "choose": _choose,
+    "index": _index,
+    "match": _match,
+    "vlookup": _vlookup,
+    "concat": lambda w, a: "NAN",  # text has no numeric value, as in numpy_backend
+}
+
+
+def _copula_lines(model: Model) -> list[str]:
+    """z = normcdfinv(u); z' = L z summed in correlate()'s order, no FMA; u' = normcdf(z')."""
+    from ..correlation import copula_factor
+
+    lines = []
+    for g, corr in enumerate(model.correlations):
+        factor = copula_factor(corr.matrix, corr.name)
+        streams = corr.streams
+        for i, s in enumerate(streams):
+            lines.append(f"  const double z{g}_{i} = normcdfinv(u{s});")
+        for i, s in enumerate(streams):
+            acc = f"alea_mul({literal(factor[i, 0])}, z{g}_0)"
+            for j in range(1, i + 1):
+                acc = f"alea_add({acc}, alea_mul({literal(factor[i, j])}, z{g}_{j}))"
+            lines.append(f"  u{s} = fmin(fmax(normcdf({acc}), 0x1p-53), 1.0 - 0x1p-53);")
+    return lines
+
+
+_TABLE_MACRO = r"""
+#ifdef __CUDA_ARCH__
+#define ALEA_TABLE(name, n, ...) __constant__ double name[n] = __VA_ARGS__;
+#else
+#define ALEA_TABLE(name, n, ...) static const double name[n] = __VA_ARGS__;
+#endif
+/* products and sums of the copula must not fuse (bits as correlation.correlate) */
+ALEA_HD double alea_mul(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+ALEA_HD double alea_add(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+ALEA_HD void alea_store(const u64 w[4], u64 block, u64 first, u64 count, double* row) {
+  for (int k = 0; k < 4; ++k) {
+    u64 t = 4 * block + k;
+    if (t >= first && t < first + count) row[t - first] = alea_unit(w[k]);
+  }
+}
+"""
+
+_LOOPS = r"""
+ALEA_HD void alea_block(u64 seed, u64 block, u64 first, u64 count, int draw, double* x, double* y) {
+  if (draw) alea_draw(seed, block, first, count, x);
+  for (int k = 0; k < 4; ++k) {
+    u64 t = 4 * block + k;
+    if (t >= first && t < first + count) alea_trial(x + (t - first), y + (t - first), count);
+  }
+}
+
+extern "C" __global__ void alea_kernel(u64 seed, u64 first, u64 count, int draw,
+                                       double* x, double* y) {
+  u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;
+  u64 step = (u64)gridDim.x * blockDim.x;
+  for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < blocks; j += step)
+    alea_block(seed, b0 + j, first, count, draw, x, y);
+}
+
+__host__ void alea_host(u64 seed, u64 first, u64 count, int draw, double* x, double* y) {
+  u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;
+  for (u64 j = 0; j < blocks; ++j) alea_block(seed, b0 + j, first, count, draw, x, y);
+}
+"""

@@ -1,0 +1,357 @@
+# ruff: noqa: E501  (C source)
+"""The fixed part of every generated CUDA source: Philox, uniforms, Excel helpers, quantiles.
+
+Everything is ``__host__ __device__`` so the very same code is compiled for the GPU and, by
+``nvcc`` with the host compiler, for a CPU test harness. Conventions mirror ``rng.py`` and
+``sampling.py`` exactly; where the arithmetic differs (CUDA's ``normcdfinv``/``normcdf``
+against SciPy's ``ndtri``/``ndtr``; the incomplete gamma and beta functions below against
+SciPy's) values agree within about 1e-12 relative, checked by the tests.
+
+Incomplete gamma/beta: series and Lentz continued fractions (Numerical Recipes, 3rd ed.,
+6.2 and 6.4), inverted by Halley's method from NR's starting points, on the lower tail or
+the upper tail (whichever is smaller, so quantiles near 1 keep their precision). Counting
+distributions (binomial, Poisson) invert their CDF by bisection over the integers.
+"""
+
+PRELUDE = r"""
+#include <cmath>
+#include <cstdint>
+
+#define ALEA_HD __host__ __device__ __forceinline__
+typedef unsigned long long u64;
+
+/* ---- Philox4x64-10 (Random123), key = (seed, stream), counter = (i / 4, domain, 0, 0) */
+ALEA_HD u64 alea_mulhi(u64 a, u64 b) {
+#ifdef __CUDA_ARCH__
+  return __umul64hi(a, b);
+#else
+  return (u64)(((unsigned __int128)a * b) >> 64);
+#endif
+}
+
+ALEA_HD void alea_philox(u64 c0, u64 c1, u64 k0, u64 k1, u64 out[4]) {
+  u64 c2 = 0, c3 = 0;
+  for (int r = 0; r < 10; ++r) {
+    if (r) { k0 += 0x9E3779B97F4A7C15ULL; k1 += 0xBB67AE8584CAA73BULL; }
+    u64 h0 = alea_mulhi(0xD2E7470EE14C6C93ULL, c0), l0 = 0xD2E7470EE14C6C93ULL * c0;
+    u64 h1 = alea_mulhi(0xCA5A826395121157ULL, c2), l1 = 0xCA5A826395121157ULL * c2;
+    u64 n0 = h1 ^ c1 ^ k0, n2 = h0 ^ c3 ^ k1;
+    c0 = n0; c1 = l1; c2 = n2; c3 = l0;
+  }
+  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* u = ((x >> 12) + 0.5) * 2^-52: exact, in [2^-53, 1 - 2^-53] */
+ALEA_HD double alea_unit(u64 x) { return ((double)(x >> 12) + 0.5) * 0x1p-52; }
+
+/* ---- Excel semantics, exactly as numpy_backend: NaN is an error and propagates */
+ALEA_HD double xl_bool(bool c) { return c ? 1.0 : 0.0; }
+ALEA_HD double xl_div(double a, double b) { return b == 0.0 ? NAN : a / b; }
+ALEA_HD double xl_cmp(double a, double b, int op) {
+  if (isnan(a) || isnan(b)) return NAN;
+  switch (op) {
+    case 0: return xl_bool(a == b); case 1: return xl_bool(a != b);
+    case 2: return xl_bool(a < b);  case 3: return xl_bool(a <= b);
+    case 4: return xl_bool(a > b);  default: return xl_bool(a >= b);
+  }
+}
+ALEA_HD double xl_if(double c, double a, double b) { return isnan(c) ? NAN : (c != 0.0 ? a : b); }
+ALEA_HD double xl_not(double a) { return isnan(a) ? NAN : xl_bool(a == 0.0); }
+ALEA_HD double xl_iferror(double a, double b) { return isfinite(a) ? a : b; }
+ALEA_HD double xl_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmin(a, b); }
+ALEA_HD double xl_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmax(a, b); }
+ALEA_HD double xl_sign(double a) { return isnan(a) ? NAN : (double)((a > 0.0) - (a < 0.0)); }
+#define ALEA_NUDGE 0x1p-50  /* Excel's 15 significant digits, as numpy_backend._NUDGE */
+ALEA_HD double xl_scale(double d) { return pow(10.0, trunc(d)); }
+ALEA_HD double xl_round(double x, double d) {
+  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f * (1.0 + ALEA_NUDGE) + 0.5) / f;
+}
+ALEA_HD double xl_roundup(double x, double d) {
+  double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f * (1.0 - ALEA_NUDGE)) / f;
+}
+ALEA_HD double xl_rounddown(double x, double d) {
+  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f * (1.0 + ALEA_NUDGE)) / f;
+}
+ALEA_HD double xl_mod(double a, double b) { return b == 0.0 ? NAN : a - b * floor(a / b); }
+/* annuity payment factor: (1 + r type)((1+r)^n - 1)/r, or n when r = 0 */
+ALEA_HD double xl_factor(double r, double n, double kind, double growth) {
+  return r == 0.0 ? n : (1.0 + r * kind) * ((growth - 1.0) / r);
+}
+ALEA_HD double xl_pv(double r, double n, double pmt, double fv, double kind) {
+  double g = pow(1.0 + r, n); return -((fv + pmt * xl_factor(r, n, kind, g)) / g);
+}
+ALEA_HD double xl_fv(double r, double n, double pmt, double pv, double kind) {
+  double g = pow(1.0 + r, n); return -(pv * g + pmt * xl_factor(r, n, kind, g));
+}
+ALEA_HD double xl_pmt(double r, double n, double pv, double fv, double kind) {
+  double g = pow(1.0 + r, n); return xl_div(-(pv * g + fv), xl_factor(r, n, kind, g));
+}
+ALEA_HD double xl_pick(const double* t, int rows, int cols, double row, double col) {
+  double r = floor(row) - 1.0, c = floor(col) - 1.0;
+  if (!(r >= 0.0 && r < rows && c >= 0.0 && c < cols)) return NAN;
+  return t[(long)r * cols + (long)c];
+}
+ALEA_HD double xl_index(const double* t, int rows, int cols, double row) {  /* INDEX(t, k) */
+  return rows == 1 ? xl_pick(t, rows, cols, 1.0, row) : xl_pick(t, rows, cols, row, 1.0);
+}
+/* MATCH position (1-based) of x among n keys t[0], t[stride], ...; kind 0 exact (first
+   occurrence), > 0 largest key <= x (ascending keys), < 0 smallest key >= x (descending):
+   binary searches, like numpy.searchsorted in numpy_backend. */
+ALEA_HD double xl_position(const double* t, int n, int stride, double x, double kind) {
+  if (isnan(x) || isnan(kind)) return NAN;
+  if (kind == 0.0) {
+    for (int i = 0; i < n; ++i) if (t[i * stride] == x) return i + 1.0;
+    return NAN;
+  }
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    bool before = kind > 0.0 ? t[mid * stride] <= x : -t[mid * stride] <= -x;
+    if (before) lo = mid + 1; else hi = mid;
+  }
+  return lo == 0 ? NAN : (double)lo;
+}
+ALEA_HD double xl_vlookup(double x, const double* t, int rows, int cols, double col, double exact) {
+  return xl_pick(t, rows, cols, xl_position(t, rows, cols, x, exact), col);
+}
+
+/* ---- incomplete gamma and beta (NR3 6.2, 6.4) */
+#define ALEA_EPS 1e-16
+#define ALEA_FPMIN 1e-300
+ALEA_HD double alea_gser(double a, double x) {  /* P(a, x) by series, x < a + 1 */
+  double ap = a, sum = 1.0 / a, del = sum;
+  for (int i = 0; i < 100000; ++i) {
+    ap += 1.0; del *= x / ap; sum += del;
+    if (fabs(del) < fabs(sum) * ALEA_EPS) break;
+  }
+  return sum * exp(-x + a * log(x) - lgamma(a));
+}
+ALEA_HD double alea_gcf(double a, double x) {  /* Q(a, x) by continued fraction, x >= a + 1 */
+  double b = x + 1.0 - a, c = 1.0 / ALEA_FPMIN, d = 1.0 / b, h = d;
+  for (int i = 1; i < 100000; ++i) {
+    double an = -i * (i - a);
+    b += 2.0; d = an * d + b; if (fabs(d) < ALEA_FPMIN) d = ALEA_FPMIN;
+    c = b + an / c; if (fabs(c) < ALEA_FPMIN) c = ALEA_FPMIN;
+    d = 1.0 / d; double del = d * c; h *= del;
+    if (fabs(del - 1.0) <= ALEA_EPS) break;
+  }
+  return exp(-x + a * log(x) - lgamma(a)) * h;
+}
+ALEA_HD double alea_gammp(double a, double x) {
+  if (x <= 0.0) return 0.0;
+  return x < a + 1.0 ? alea_gser(a, x) : 1.0 - alea_gcf(a, x);
+}
+ALEA_HD double alea_gammq(double a, double x) {
+  if (x <= 0.0) return 1.0;
+  return x < a + 1.0 ? 1.0 - alea_gser(a, x) : alea_gcf(a, x);
+}
+ALEA_HD double alea_invgammp(double p, double a) {  /* x with P(a, x) = p */
+  double x, t, u, a1 = a - 1.0, gln = lgamma(a), lna1 = 0.0, afac = 0.0;
+  if (!(p > 0.0)) return p == 0.0 ? 0.0 : NAN;
+  if (!(p < 1.0)) return p == 1.0 ? INFINITY : NAN;
+  if (a > 1.0) {
+    lna1 = log(a1); afac = exp(a1 * (lna1 - 1.0) - gln);
+    double pp = p < 0.5 ? p : 1.0 - p;
+    t = sqrt(-2.0 * log(pp));
+    x = (2.30753 + t * 0.27061) / (1.0 + t * (0.99229 + t * 0.04481)) - t;
+    if (p < 0.5) x = -x;
+    x = fmax(1e-3, a * pow(1.0 - 1.0 / (9.0 * a) - x / (3.0 * sqrt(a)), 3));
+  } else {
+    t = 1.0 - a * (0.253 + a * 0.12);
+    x = p < t ? pow(p / t, 1.0 / a) : 1.0 - log(1.0 - (p - t) / (1.0 - t));
+  }
+  for (int j = 0; j < 40; ++j) {
+    if (x <= 0.0) return 0.0;
+    double err = p < 0.5 ? alea_gammp(a, x) - p : (1.0 - p) - alea_gammq(a, x);
+    t = a > 1.0 ? afac * exp(-(x - a1) + a1 * (log(x) - lna1)) : exp(-x + a1 * log(x) - gln);
+    if (t == 0.0) break;
+    u = err / t;
+    x -= (t = u / (1.0 - 0.5 * fmin(1.0, u * ((a - 1.0) / x - 1.0))));
+    if (x <= 0.0) x = 0.5 * (x + t);
+    if (fabs(t) <= 1e-15 * x) break;
+  }
+  return x;
+}
+ALEA_HD double alea_betacf(double a, double b, double x) {
+  double qab = a + b, qap = a + 1.0, qam = a - 1.0, c = 1.0, d = 1.0 - qab * x / qap;
+  if (fabs(d) < ALEA_FPMIN) d = ALEA_FPMIN;
+  d = 1.0 / d; double h = d;
+  for (int m = 1; m < 100000; ++m) {
+    int m2 = 2 * m;
+    double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+    d = 1.0 + aa * d; if (fabs(d) < ALEA_FPMIN) d = ALEA_FPMIN;
+    c = 1.0 + aa / c; if (fabs(c) < ALEA_FPMIN) c = ALEA_FPMIN;
+    d = 1.0 / d; h *= d * c;
+    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+    d = 1.0 + aa * d; if (fabs(d) < ALEA_FPMIN) d = ALEA_FPMIN;
+    c = 1.0 + aa / c; if (fabs(c) < ALEA_FPMIN) c = ALEA_FPMIN;
+    d = 1.0 / d; double del = d * c; h *= del;
+    if (fabs(del - 1.0) <= ALEA_EPS) break;
+  }
+  return h;
+}
+/* I_x(a, b); the upper tail 1 - I_x(a, b) = I_{1-x}(b, a) is obtained by swapping. */
+ALEA_HD double alea_betai(double a, double b, double x) {
+  if (x <= 0.0) return 0.0;
+  if (x >= 1.0) return 1.0;
+  double bt = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+  if (x < (a + 1.0) / (a + b + 2.0)) return bt * alea_betacf(a, b, x) / a;
+  return 1.0 - bt * alea_betacf(b, a, 1.0 - x) / b;
+}
+ALEA_HD double alea_invbetai(double p, double a, double b) {  /* x with I_x(a, b) = p */
+  double x, t, u, w, a1 = a - 1.0, b1 = b - 1.0;
+  if (!(p > 0.0)) return p == 0.0 ? 0.0 : NAN;
+  if (!(p < 1.0)) return p == 1.0 ? 1.0 : NAN;
+  if (a >= 1.0 && b >= 1.0) {
+    double pp = p < 0.5 ? p : 1.0 - p;
+    t = sqrt(-2.0 * log(pp));
+    x = (2.30753 + t * 0.27061) / (1.0 + t * (0.99229 + t * 0.04481)) - t;
+    if (p < 0.5) x = -x;
+    double al = (x * x - 3.0) / 6.0, h = 2.0 / (1.0 / (2.0 * a - 1.0) + 1.0 / (2.0 * b - 1.0));
+    w = (x * sqrt(al + h) / h) - (1.0 / (2.0 * b - 1) - 1.0 / (2.0 * a - 1.0)) * (al + 5.0 / 6.0 - 2.0 / (3.0 * h));
+    x = a / (a + b * exp(2.0 * w));
+  } else {
+    double lna = log(a / (a + b)), lnb = log(b / (a + b));
+    t = exp(a * lna) / a; u = exp(b * lnb) / b; w = t + u;
+    x = p < t / w ? pow(a * w * p, 1.0 / a) : 1.0 - pow(b * w * (1.0 - p), 1.0 / b);
+  }
+  double afac = -lgamma(a) - lgamma(b) + lgamma(a + b);
+  for (int j = 0; j < 40; ++j) {
+    if (x == 0.0 || x == 1.0) return x;
+    double err = p < 0.5 ? alea_betai(a, b, x) - p : alea_betai(b, a, 1.0 - x) - (1.0 - p);
+    if (p >= 0.5) err = -err;
+    t = exp(a1 * log(x) + b1 * log1p(-x) + afac);
+    if (t == 0.0) break;
+    u = err / t;
+    x -= (t = u / (1.0 - 0.5 * fmin(1.0, u * (a1 / x - b1 / (1.0 - x)))));
+    if (x <= 0.0) x = 0.5 * (x + t);
+    if (x >= 1.0) x = 0.5 * (x + t + 1.0);
+    if (fabs(t) <= 1e-15 * x && j > 0) break;
+  }
+  return x;
+}
+
+/* ---- distributions: quantile (ppf), CDF, validity; invalid parameters give NaN */
+ALEA_HD bool alea_ordered(double a, double c, double b) { return a <= c && c <= b && a < b; }
+ALEA_HD double ppf_normal(double u, double m, double s) { return m + s * normcdfinv(u); }
+ALEA_HD double cdf_normal(double x, double m, double s) { return normcdf((x - m) / s); }
+ALEA_HD double ppf_triang(double u, double a, double c, double b) {
+  double w = b - a;
+  return u < (c - a) / w ? a + sqrt(u * w * (c - a)) : b - sqrt((1.0 - u) * w * (b - c));
+}
+ALEA_HD double cdf_triang(double x, double a, double c, double b) {
+  double w = b - a;
+  double v = x <= c ? (x - a) * (x - a) / (w * (c - a)) : 1.0 - (b - x) * (b - x) / (w * (b - c));
+  return fmin(fmax(v, 0.0), 1.0);
+}
+/* Trigen: min and max of the triangle whose plo/phi percentiles are lo/hi, by bisection on
+   the width exactly as sampling._trigen_bounds. */
+ALEA_HD double alea_trigen_excess(double w, double lo, double c, double hi, double p, double q,
+                                  double* below, double* above) {
+  *below = 0.5 * (p * w + sqrt((p * w) * (p * w) + 4.0 * p * w * (c - lo)));
+  *above = 0.5 * (q * w + sqrt((q * w) * (q * w) + 4.0 * q * w * (hi - c)));
+  return (hi - lo) + *below + *above - w;
+}
+ALEA_HD void alea_trigen(double lo, double c, double hi, double plo, double phi, double* a, double* b) {
+  double p = plo / 100.0, q = 1.0 - phi / 100.0, below, above;
+  double low = hi - lo, high = fmax(low, 1e-300) * 2.0;
+  for (int i = 0; i < 2100 && alea_trigen_excess(high, lo, c, hi, p, q, &below, &above) > 0; ++i)
+    high *= 2.0;
+  for (int i = 0; i < 200; ++i) {
+    double mid = 0.5 * (low + high);
+    if (mid == low || mid == high) break;
+    if (alea_trigen_excess(mid, lo, c, hi, p, q, &below, &above) > 0) low = mid; else high = mid;
+  }
+  alea_trigen_excess(high, lo, c, hi, p, q, &below, &above);
+  *a = lo - below; *b = hi + above;
+}
+ALEA_HD double ppf_trigen(double u, double lo, double c, double hi, double plo, double phi) {
+  double a, b; alea_trigen(lo, c, hi, plo, phi, &a, &b); return ppf_triang(u, a, c, b);
+}
+ALEA_HD double cdf_trigen(double x, double lo, double c, double hi, double plo, double phi) {
+  double a, b; alea_trigen(lo, c, hi, plo, phi, &a, &b); return cdf_triang(x, a, c, b);
+}
+ALEA_HD bool valid_trigen(double lo, double c, double hi, double plo, double phi) {
+  return alea_ordered(lo, c, hi) && plo >= 0.0 && plo < phi && phi <= 100.0;
+}
+ALEA_HD double ppf_pert(double u, double a, double c, double b) {
+  double w = b - a;
+  return a + w * alea_invbetai(u, 1.0 + 4.0 * (c - a) / w, 1.0 + 4.0 * (b - c) / w);
+}
+ALEA_HD double cdf_pert(double x, double a, double c, double b) {
+  double w = b - a;
+  return alea_betai(1.0 + 4.0 * (c - a) / w, 1.0 + 4.0 * (b - c) / w, fmin(fmax((x - a) / w, 0.0), 1.0));
+}
+ALEA_HD double ppf_uniform(double u, double a, double b) { return a + (b - a) * u; }
+ALEA_HD double cdf_uniform(double x, double a, double b) { return fmin(fmax((x - a) / (b - a), 0.0), 1.0); }
+ALEA_HD double ppf_lognorm2(double u, double mu, double s) { return exp(mu + s * normcdfinv(u)); }
+ALEA_HD double cdf_lognorm2(double x, double mu, double s) { return normcdf((log(fmax(x, 0.0)) - mu) / s); }
+ALEA_HD double ppf_lognorm(double u, double m, double s) {
+  double s2 = log1p((s / m) * (s / m)); return ppf_lognorm2(u, log(m) - 0.5 * s2, sqrt(s2));
+}
+ALEA_HD double cdf_lognorm(double x, double m, double s) {
+  double s2 = log1p((s / m) * (s / m)); return cdf_lognorm2(x, log(m) - 0.5 * s2, sqrt(s2));
+}
+/* discrete: xs sorted ascending, cum normalised cumulative probabilities */
+ALEA_HD double ppf_discrete(double u, const double* xs, const double* cum, int n) {
+  int i = 0; while (i < n - 1 && cum[i] < u) ++i; return xs[i];
+}
+ALEA_HD double cdf_discrete(double x, const double* xs, const double* cum, int n) {
+  int i = 0; while (i < n && xs[i] <= x) ++i; return i > 0 ? cum[i - 1] : 0.0;
+}
+ALEA_HD double cdf_binomial(double x, double n, double p) {
+  double k = floor(x);
+  if (k < 0.0) return 0.0;
+  if (k >= n) return 1.0;
+  return alea_betai(n - k, k + 1.0, 1.0 - p);
+}
+ALEA_HD double ppf_binomial(double u, double n, double p) {
+  double lo = 0.0, hi = n;
+  while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_binomial(mid, n, p) >= u) hi = mid; else lo = mid + 1.0; }
+  return lo;
+}
+ALEA_HD double cdf_poisson(double x, double lam) {
+  double k = floor(x); return k < 0.0 ? 0.0 : alea_gammq(k + 1.0, lam);
+}
+ALEA_HD double ppf_poisson(double u, double lam) {
+  double lo = 0.0, hi = ceil(lam + 10.0 * sqrt(lam) + 10.0);
+  while (cdf_poisson(hi, lam) < u) hi *= 2.0;
+  while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_poisson(mid, lam) >= u) hi = mid; else lo = mid + 1.0; }
+  return lo;
+}
+ALEA_HD double ppf_expon(double u, double beta) { return -beta * log1p(-u); }
+ALEA_HD double cdf_expon(double x, double beta) { return -expm1(-fmax(x, 0.0) / beta); }
+ALEA_HD double ppf_gamma(double u, double a, double beta) { return beta * alea_invgammp(u, a); }
+ALEA_HD double cdf_gamma(double x, double a, double beta) { return alea_gammp(a, fmax(x, 0.0) / beta); }
+ALEA_HD double ppf_beta(double u, double a1, double a2) { return alea_invbetai(u, a1, a2); }
+ALEA_HD double cdf_beta(double x, double a1, double a2) { return alea_betai(a1, a2, fmin(fmax(x, 0.0), 1.0)); }
+ALEA_HD double ppf_betageneral(double u, double a1, double a2, double lo, double hi) {
+  return lo + (hi - lo) * alea_invbetai(u, a1, a2);
+}
+ALEA_HD double cdf_betageneral(double x, double a1, double a2, double lo, double hi) {
+  return alea_betai(a1, a2, fmin(fmax((x - lo) / (hi - lo), 0.0), 1.0));
+}
+ALEA_HD double ppf_weibull(double u, double alpha, double beta) { return beta * pow(-log1p(-u), 1.0 / alpha); }
+ALEA_HD double cdf_weibull(double x, double alpha, double beta) { return -expm1(-pow(fmax(x, 0.0) / beta, alpha)); }
+/* cumul: inner points xs/ps (n of them) between (lo, 0) and (hi, 1) */
+ALEA_HD double ppf_cumul(double u, double lo, double hi, const double* xs, const double* ps, int n) {
+  int seg = 1; while (seg < n + 1 && (seg - 1 < n ? ps[seg - 1] : 1.0) < u) ++seg;
+  double p0 = seg == 1 ? 0.0 : ps[seg - 2], p1 = seg == n + 1 ? 1.0 : ps[seg - 1];
+  double x0 = seg == 1 ? lo : xs[seg - 2], x1 = seg == n + 1 ? hi : xs[seg - 1];
+  return x0 + (u - p0) / (p1 - p0) * (x1 - x0);
+}
+ALEA_HD double cdf_cumul(double x, double lo, double hi, const double* xs, const double* ps, int n) {
+  if (x <= lo) return 0.0;
+  if (x >= hi) return 1.0;
+  double x0 = lo, p0 = 0.0;
+  for (int i = 0; i <= n; ++i) {
+    double x1 = i < n ? xs[i] : hi, p1 = i < n ? ps[i] : 1.0;
+    if (x < x1) return x1 > x0 ? p0 + (x - x0) / (x1 - x0) * (p1 - p0) : p1;
+    x0 = x1; p0 = p1;
+  }
+  return 1.0;
+}
+/* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi] */
+ALEA_HD double alea_trunc_u(double u, double flo, double fhi) { return fhi > flo ? flo + u * (fhi - flo) : NAN; }
+ALEA_HD double alea_clip(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
+"""
