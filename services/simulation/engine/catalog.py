@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import NoReturn
 
-from services.simulation.engine.errors import ParameterError
+from services.simulation.engine.errors import FormulaError, ParameterError
+from services.simulation.engine.ir import Table
 
 #: Excel's limit on the number of arguments of a function call.
 MAX_ARGS = 255
@@ -164,11 +165,11 @@ def distribution(function_name: str) -> Distribution | None:
 
 
 def check_arity(function: str, count: int, lo: int, hi: int, location: str) -> None:
-    """Raise ParameterError when ``count`` arguments is outside ``[lo, hi]``."""
+    """Raise FormulaError when ``count`` arguments is outside ``[lo, hi]``."""
     if lo <= count <= hi:
         return
     want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi < MAX_ARGS else f"at least {lo}"
-    raise ParameterError(f"takes {want} arguments, got {count}", location, function)
+    raise FormulaError(f"takes {want} arguments, got {count}", location, function)
 
 
 Param = float | Sequence[float]
@@ -313,3 +314,174 @@ _CHECKS: dict[str, _Check] = {
     "weibull": _positive("alpha", "beta"),
     "cumul": _all(_ordered("min", None, "max"), _cumul),
 }
+
+
+# --- Excel semantics on constants, used for constant folding ---------------------------------
+#
+# Errors are NaN, as in the backends' arrays: #DIV/0!, #NUM! (including overflow, since Excel
+# has no infinities), #N/A from lookups, #VALUE! from an out-of-range CHOOSE. NaN propagates
+# through every function except IFERROR, exactly as an Excel error does.
+
+NAN = math.nan
+
+
+def evaluate(fn: str, args: Sequence[float | Table]) -> float:
+    """The value of ``Apply(fn, args)`` when every argument is a constant."""
+    if fn in _TABLE_FNS:
+        value = _TABLE_FNS[fn](*args)
+    else:
+        nums = [float(a) for a in args]  # type: ignore[arg-type]
+        if fn == "iferror":
+            return nums[1] if math.isnan(nums[0]) else nums[0]
+        if fn == "if":
+            c, a, b = nums
+            return NAN if math.isnan(c) else a if c != 0 else b
+        if fn == "choose":
+            i = nums[0]
+            ok = not math.isnan(i) and 1 <= int(i) < len(nums)
+            return nums[int(i)] if ok else NAN
+        if any(math.isnan(x) for x in nums):
+            return NAN
+        try:
+            value = _SCALAR_FNS[fn](*nums)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            return NAN
+    value = float(value)
+    return value if math.isfinite(value) else NAN
+
+
+def _pow(a: float, b: float) -> float:
+    if a == 0 and b < 0:
+        return NAN
+    if a < 0 and b != int(b):
+        return NAN
+    return a**b
+
+
+def _round(x: float, digits: float, mode: str) -> float:
+    """Excel ROUND/ROUNDUP/ROUNDDOWN: scale by 10^digits, then half away / away / toward zero."""
+    scale = 10.0 ** int(digits)
+    y = abs(x) * scale
+    r = math.floor(y + 0.5) if mode == "half" else math.ceil(y) if mode == "up" else math.floor(y)
+    return math.copysign(r / scale, x) if r else 0.0
+
+
+def _tvm(rate: float, nper: float, pmt: float, pv: float, kind: float) -> tuple[float, float]:
+    """(growth (1+r)^n, annuity factor) shared by PV, FV and PMT."""
+    if rate == 0:
+        return 1.0, nper
+    g = (1 + rate) ** nper
+    return g, (1 + rate * (kind != 0)) * (g - 1) / rate
+
+
+def _pv(rate: float, nper: float, pmt: float, fv: float = 0, kind: float = 0) -> float:
+    g, a = _tvm(rate, nper, pmt, 0, kind)
+    return -(fv + pmt * a) / g
+
+
+def _fv(rate: float, nper: float, pmt: float, pv: float = 0, kind: float = 0) -> float:
+    g, a = _tvm(rate, nper, pmt, pv, kind)
+    return -(pv * g + pmt * a)
+
+
+def _pmt(rate: float, nper: float, pv: float, fv: float = 0, kind: float = 0) -> float:
+    g, a = _tvm(rate, nper, 0, pv, kind)
+    return -(fv + pv * g) / a
+
+
+def _log(x: float, base: float = 10.0) -> float:
+    return math.log(x) / math.log(base)
+
+
+def _mod(a: float, b: float) -> float:
+    return a - b * math.floor(a / b)
+
+
+def _average(*xs: float) -> float:
+    return sum(xs) / len(xs)
+
+
+def _npv(rate: float, *values: float) -> float:
+    return sum(v / (1 + rate) ** i for i, v in enumerate(values, start=1))
+
+
+def _cell(t: Table, row: float, col: float) -> float:
+    r, c = int(row), int(col)
+    if not (1 <= r <= t.rows and 1 <= c <= t.cols):
+        return NAN
+    return t.values[(r - 1) * t.cols + (c - 1)]
+
+
+def _match(x: float, t: Table, kind: float = 1) -> float:
+    """Position of ``x`` in a one-row or one-column table (1: sorted ascending, <=)."""
+    values = t.values
+    if math.isnan(x) or math.isnan(kind):
+        return NAN
+    if kind == 0:
+        return next((i + 1.0 for i, v in enumerate(values) if v == x), NAN)
+    if kind > 0:
+        hits = [i for i, v in enumerate(values) if v <= x]
+    else:
+        hits = [i for i, v in enumerate(values) if v >= x]
+    return NAN if not hits else float(max(hits) + 1)
+
+
+def _vlookup(x: float, t: Table, col: float, approximate: float = 1) -> float:
+    if math.isnan(x) or math.isnan(col) or not 1 <= int(col) <= t.cols:
+        return NAN
+    firsts = [t.values[r * t.cols] for r in range(t.rows)]
+    if approximate == 0:
+        row = next((r for r, v in enumerate(firsts) if v == x), None)
+    else:
+        row = max((r for r, v in enumerate(firsts) if v <= x), default=None)
+    return NAN if row is None else t.values[row * t.cols + int(col) - 1]
+
+
+def _truth(x: float) -> float:
+    return 1.0 if x else 0.0
+
+
+_SCALAR_FNS: dict[str, Callable[..., float]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": _pow,
+    "neg": lambda a: -a,
+    "percent": lambda a: a / 100,
+    "eq": lambda a, b: _truth(a == b),
+    "ne": lambda a, b: _truth(a != b),
+    "lt": lambda a, b: _truth(a < b),
+    "le": lambda a, b: _truth(a <= b),
+    "gt": lambda a, b: _truth(a > b),
+    "ge": lambda a, b: _truth(a >= b),
+    "and": lambda *xs: _truth(all(xs)),
+    "or": lambda *xs: _truth(any(xs)),
+    "not": lambda a: _truth(not a),
+    "sum": lambda *xs: sum(xs),
+    "average": _average,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "exp": math.exp,
+    "ln": math.log,
+    "log": _log,
+    "log10": math.log10,
+    "sqrt": math.sqrt,
+    "power": _pow,
+    "round": lambda x, d: _round(x, d, "half"),
+    "roundup": lambda x, d: _round(x, d, "up"),
+    "rounddown": lambda x, d: _round(x, d, "down"),
+    "int": math.floor,
+    "mod": _mod,
+    "sign": lambda x: float((x > 0) - (x < 0)),
+    "npv": _npv,
+    "pv": _pv,
+    "fv": _fv,
+    "pmt": _pmt,
+}
+
+_TABLE_FNS: dict[str, Callable[..., float]] = {"index": _cell, "match": _match, "vlookup": _vlookup}
+
+#: @RISK property functions that only describe an input for reports; accepted and ignored.
+IGNORED_PROPERTIES = frozenset({"riskstatic", "riskunits", "riskcategory", "riskcollect"})

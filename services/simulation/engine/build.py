@@ -1,0 +1,432 @@
+"""Cells and defined names → an ``ir.Model``: references, folding, inputs, outputs, correlations.
+
+:func:`build_model` starts from the cells holding ``RiskOutput`` and walks their references
+(ranges, other sheets, defined names), so only cells that reach an output become nodes.
+Cells are lowered in dependency order by an explicit stack (a 100,000-cell chain does not
+exhaust Python's stack); a cell met again while its own dependencies are being resolved is
+a :class:`CircularReference` naming the whole cycle.
+
+Everything that does not depend on an uncertain input folds to a ``Const`` with the same
+Excel semantics as the backends (:func:`catalog.evaluate`), and equal sub-expressions are
+one node object. Inputs get their streams in address order (sheet order, row, column, then
+left to right within a formula), so a stream does not change when an unrelated cell does.
+Formulas are lowered to nodes by :mod:`lowering`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from services.simulation.engine.errors import (
+    CircularReference,
+    CorrelationError,
+    FormulaError,
+    ModelError,
+)
+from services.simulation.engine.formula import (
+    Array,
+    Binary,
+    Call,
+    CellContent,
+    Expr,
+    Formula,
+    Name,
+    Ref,
+    Unary,
+    address,
+    column_letters,
+    parse,
+)
+from services.simulation.engine.ir import (
+    Apply,
+    Const,
+    Correlation,
+    Model,
+    Node,
+    Output,
+    Sample,
+    Table,
+)
+from services.simulation.engine.lowering import EMPTY, Lowerer
+
+Key = tuple[str, int, int]
+
+#: Eigenvalues of a correlation matrix down to this are rounding, not a broken matrix.
+_PSD_TOLERANCE = 1e-9
+
+
+@dataclass
+class Book:
+    """A workbook as plain data: what :mod:`workbook` reads and :mod:`spec` synthesises.
+
+    ``sheets`` maps each sheet title, in workbook order, to its non-empty cells keyed by
+    (row, column); text cells are ``str``, formulas :class:`Formula`, errors ``nan``.
+    ``names`` maps (scope sheet or None for workbook scope, upper-case name) to the name's
+    formula text (``Assumptions!$B$6``, ``0.08``). ``locate`` names a cell in errors
+    (default ``Sheet!A1``; specs name their field paths instead).
+    """
+
+    sheets: dict[str, dict[tuple[int, int], CellContent]]
+    names: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    locate: Callable[[str, int, int], str] = address
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A rectangular block of one sheet, resolved and clamped to the cells it holds."""
+
+    sheet: str
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return self.bottom - self.top + 1
+
+    @property
+    def cols(self) -> int:
+        """Number of columns."""
+        return self.right - self.left + 1
+
+    def contains(self, row: int, col: int) -> bool:
+        """Whether (row, col) lies inside."""
+        return self.top <= row <= self.bottom and self.left <= col <= self.right
+
+    def cells(self) -> Iterator[tuple[int, int]]:
+        """(row, col) of every cell, row by row."""
+        for row in range(self.top, self.bottom + 1):
+            for col in range(self.left, self.right + 1):
+                yield row, col
+
+
+def build_model(book: Book) -> Model:
+    """Compile ``book`` into a :class:`Model`; raises a :class:`ModelError` subclass naming
+    the sheet and cell (and function) of the first thing refused."""
+    graph = Graph(book)
+    outputs = graph.output_cells()
+    if not outputs:
+        raise ModelError("the model has no RiskOutput: nothing to simulate")
+    lowerer = Lowerer(graph)
+    graph.lower_cell = lowerer.lower_cell
+    for key in outputs:
+        graph.resolve(key)
+    found = []
+    for key in outputs:
+        lowerer.cell = key
+        node = lowerer.numeric(graph.values[key], "the output")  # type: ignore[arg-type]
+        found.append(
+            Output(lowerer.output_names.get(key, graph.locate(key)), graph.locate(key), node)
+        )
+    return _assemble(lowerer, found)
+
+
+def _assemble(lw: Lowerer, found: list[Output]) -> Model:
+    """Number the reachable inputs in address order and rebuild the DAG with those streams."""
+    nodes = _postorder([o.node for o in found])
+    samples = sorted(
+        (n for n in nodes if isinstance(n, Sample)), key=lambda s: lw.pending[id(s)][0]
+    )
+    stream_of = {id(s): i for i, s in enumerate(samples)}
+    names = _unique([s.name for s in samples], [s.address for s in samples])
+    new: dict[int, Node] = {}
+
+    def get(x: Node | Table) -> Node | Table:
+        return x if isinstance(x, Table) else new[id(x)]
+
+    for n in nodes:
+        if isinstance(n, Sample):
+            i = stream_of[id(n)]
+            new[id(n)] = replace(n, stream=i, params=tuple(map(get, n.params)), name=names[i])
+        elif isinstance(n, Apply):
+            args = tuple(map(get, n.args))
+            same = all(a is b for a, b in zip(args, n.args, strict=True))
+            new[id(n)] = n if same else Apply(n.fn, args, n.address)
+        else:
+            new[id(n)] = n
+    out_names = _unique([o.name for o in found], [o.address for o in found])
+    outputs = tuple(
+        Output(name, o.address, new[id(o.node)]) for name, o in zip(out_names, found, strict=True)
+    )
+    inputs = tuple(new[id(s)] for s in samples)
+    correlations = _correlations(lw, {id(s): stream_of[id(s)] for s in samples})
+    return Model(inputs, outputs, correlations, tuple(lw.warnings))  # type: ignore[arg-type]
+
+
+def _correlations(lw: Lowerer, stream_of: dict[int, int]) -> tuple[Correlation, ...]:
+    """One Correlation per RiskCorrmat matrix, over the inputs that reach an output."""
+    groups: dict[tuple[Range, str], dict[int, tuple[Sample, str]]] = {}
+    used: dict[int, str] = {}
+    for rng, label, position, sample, where in lw.corr:
+        members = groups.setdefault((rng, label), {})
+        if position in members:
+            raise CorrelationError(
+                f"position {position} of {label} used twice", where, "RiskCorrmat"
+            )
+        if id(sample) in used:
+            raise CorrelationError(
+                "an input may be in one correlation matrix only", where, "RiskCorrmat"
+            )
+        members[position] = (sample, where)
+        used[id(sample)] = label
+    result = []
+    for (rng, label), members in groups.items():
+        matrix = _matrix(lw, rng, label)
+        for position, (_, where) in members.items():
+            if not 1 <= position <= len(matrix):
+                size = f"{len(matrix)}x{len(matrix)}"
+                reason = f"position {position} is outside the {size} matrix {label}"
+                raise CorrelationError(reason, where, "RiskCorrmat")
+        kept = sorted((p, stream_of[id(s)]) for p, (s, _) in members.items() if id(s) in stream_of)
+        if len(kept) < 2:
+            continue
+        sub = tuple(tuple(matrix[p - 1][q - 1] for q, _ in kept) for p, _ in kept)
+        result.append(Correlation(label, tuple(s for _, s in kept), sub))
+    return tuple(result)
+
+
+def _matrix(lw: Lowerer, rng: Range, label: str) -> list[list[float]]:
+    """A valid rank-correlation matrix from constant cells (a blank triangle mirrors the other)."""
+    where = lw.graph.range_label(rng)
+
+    def fail(reason: str) -> CorrelationError:
+        return CorrelationError(f"{label}: {reason}", where, "RiskCorrmat")
+
+    if rng.rows != rng.cols:
+        raise fail(f"matrix must be square, got {rng.rows}x{rng.cols}")
+    n = rng.rows
+    cells: list[list[float | None]] = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            v = lw.cell_value(rng.sheet, rng.top + i, rng.left + j)
+            if isinstance(v, Const) and math.isfinite(v.value):
+                cells[i][j] = v.value
+            elif v is not EMPTY:
+                raise fail("matrix cells must be constant numbers")
+    m = np.full((n, n), np.nan)
+    for i in range(n):
+        for j in range(n):
+            m[i, j] = (
+                cells[i][j]
+                if cells[i][j] is not None
+                else (cells[j][i] if cells[j][i] is not None else np.nan)
+            )
+    if np.isnan(m).any():
+        raise fail("matrix has blank cells on both sides of the diagonal")
+    if np.abs(m).max() > 1:
+        raise fail("coefficients must lie in [-1, 1]")
+    if not np.all(np.diag(m) == 1):
+        raise fail("the diagonal must be all 1")
+    if not np.allclose(m, m.T, rtol=0, atol=1e-12):
+        raise fail("matrix is not symmetric")
+    smallest = float(np.linalg.eigvalsh(m).min())
+    if smallest < -_PSD_TOLERANCE:
+        raise fail(f"matrix is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
+    return m.tolist()
+
+
+def _postorder(roots: list[Node]) -> list[Node]:
+    """Distinct nodes (by identity) reachable from ``roots``, children before parents."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        kids = (
+            node.args
+            if isinstance(node, Apply)
+            else node.params
+            if isinstance(node, Sample)
+            else ()
+        )
+        stack.extend(
+            (k, False) for k in reversed(kids) if not isinstance(k, Table) and id(k) not in seen
+        )
+    return order
+
+
+def _unique(names: list[str], addresses: list[str]) -> list[str]:
+    """Names made unique: a repeated name gets its address, then a counter."""
+    counts = Counter(names)
+    out: list[str] = []
+    taken: set[str] = set()
+    for name, where in zip(names, addresses, strict=True):
+        candidate = name if counts[name] == 1 else f"{name} ({where})"
+        k = 2
+        while candidate in taken:
+            candidate, k = f"{name} ({where} #{k})", k + 1
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+class Graph:
+    """The cells of a book, parsed on demand and lowered once each in dependency order."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.sheet_names = {name.upper(): name for name in book.sheets}
+        self.sheet_order = {name: i for i, name in enumerate(book.sheets)}
+        self.asts: dict[Key, Expr] = {}
+        self.name_asts: dict[tuple[str | None, str], Expr] = {}
+        self.values: dict[Key, object] = {}
+        self.lower_cell: Callable[[Key, Expr], object] = _unset
+
+    def output_cells(self) -> list[Key]:
+        """Cells whose formula calls ``RiskOutput``, in address order."""
+        keys = []
+        for sheet, cells in self.book.sheets.items():
+            for (row, col), content in cells.items():
+                if isinstance(content, Formula) and "RISKOUTPUT" in content.text.upper():
+                    key = (sheet, row, col)
+                    if any(
+                        isinstance(e, Call) and e.name == "RISKOUTPUT" for e in walk(self.ast(key))
+                    ):
+                        keys.append(key)
+        return sorted(keys, key=self.order)
+
+    def order(self, key: Key) -> tuple[int, int, int]:
+        """Sort key of a cell: sheet order, row, column."""
+        return (self.sheet_order[key[0]], key[1], key[2])
+
+    def locate(self, key: Key) -> str:
+        """How errors name a cell."""
+        return self.book.locate(*key)
+
+    def ast(self, key: Key) -> Expr:
+        """The parsed formula of a formula cell (parsed once)."""
+        if key not in self.asts:
+            content = self.book.sheets[key[0]][key[1:]]
+            assert isinstance(content, Formula)
+            self.asts[key] = parse(content.text, self.locate(key))
+        return self.asts[key]
+
+    def resolve(self, root: Key) -> None:
+        """Lower ``root`` after everything it depends on, depth-first without recursion."""
+        if root in self.values:
+            return
+        active: dict[Key, int] = {root: 0}
+        stack: list[tuple[Key, Iterator[Key]]] = [(root, self.dependencies(root))]
+        while stack:
+            key, deps = stack[-1]
+            for dep in deps:
+                if dep in self.values:
+                    continue
+                if dep in active:
+                    cycle = [k for k, _ in stack[active[dep] :]] + [dep]
+                    path = " -> ".join(self.locate(k) for k in cycle)
+                    raise CircularReference(f"circular reference {path}", self.locate(dep))
+                active[dep] = len(stack)
+                stack.append((dep, self.dependencies(dep)))
+                break
+            else:
+                stack.pop()
+                del active[key]
+                self.values[key] = self.lower_cell(key, self.ast(key))
+
+    def dependencies(self, key: Key) -> Iterator[Key]:
+        """Formula cells that ``key``'s formula reads, directly or through defined names."""
+        seen: set[tuple[str | None, str]] = set()
+        pending = [(self.ast(key), key[0])]
+        while pending:
+            expr, sheet = pending.pop()
+            for e in walk(expr):
+                if isinstance(e, Ref):
+                    yield from self.formula_cells(self.range(e, sheet, key))
+                elif isinstance(e, Name):
+                    scope = self.name_key(e, sheet, key)
+                    if scope not in seen:
+                        seen.add(scope)
+                        pending.append((self.name_ast(scope), scope[0] or sheet))
+
+    def formula_cells(self, rng: Range) -> Iterator[Key]:
+        """Formula cells inside ``rng`` (scanning whichever is smaller: range or sheet)."""
+        cells = self.book.sheets[rng.sheet]
+        if rng.rows * rng.cols <= len(cells):
+            for row, col in rng.cells():
+                if isinstance(cells.get((row, col)), Formula):
+                    yield (rng.sheet, row, col)
+        else:
+            for (row, col), content in sorted(cells.items()):
+                if isinstance(content, Formula) and rng.contains(row, col):
+                    yield (rng.sheet, row, col)
+
+    def sheet(self, name: str | None, current: str, at: Key) -> str:
+        """The title of sheet ``name`` (case-insensitive), or ``current`` when None."""
+        if name is None:
+            return current
+        found = self.sheet_names.get(name.upper())
+        if found is None:
+            raise FormulaError(f"no sheet named {name!r}", self.locate(at))
+        return found
+
+    def range(self, ref: Ref, current: str, at: Key) -> Range:
+        """A reference resolved to its sheet and clamped to the cells the sheet holds."""
+        sheet = self.sheet(ref.sheet, current, at)
+        cells = self.book.sheets[sheet]
+        bottom, right = ref.bottom, ref.right
+        if not ref.is_cell and cells:
+            bottom = min(bottom, max(max(r for r, _ in cells), ref.top))
+            right = min(right, max(max(c for _, c in cells), ref.left))
+        return Range(sheet, ref.top, ref.left, bottom, right)
+
+    def name_key(self, name: Name, current: str, at: Key) -> tuple[str | None, str]:
+        """The defined name meant at ``at``: sheet scope first, then the workbook's."""
+        upper = name.name.upper()
+        sheet = current if name.sheet is None else self.sheet(name.sheet, current, at)
+        if (sheet, upper) in self.book.names:
+            return (sheet, upper)
+        if (None, upper) in self.book.names:
+            return (None, upper)
+        raise FormulaError(f"unknown name {name.name!r}", self.locate(at))
+
+    def name_ast(self, key: tuple[str | None, str]) -> Expr:
+        """The parsed definition of a defined name."""
+        if key not in self.name_asts:
+            self.name_asts[key] = parse(self.book.names[key], f"name {key[1]}")
+        return self.name_asts[key]
+
+    def range_label(self, rng: Range) -> str:
+        """``Sheet!A1:B2`` (or the located top-left cell for one cell)."""
+        first = self.locate((rng.sheet, rng.top, rng.left))
+        if rng.rows == rng.cols == 1:
+            return first
+        return f"{first}:{column_letters(rng.right)}{rng.bottom}"
+
+    def content(self, sheet: str, row: int, col: int) -> CellContent:
+        """What a cell holds, None when empty."""
+        return self.book.sheets[sheet].get((row, col))
+
+
+def _unset(key: Key, expr: Expr) -> object:
+    raise AssertionError("Graph.lower_cell is set by build_model")
+
+
+def walk(expr: Expr) -> Iterator[Expr]:
+    """Every sub-expression of ``expr``, parents first, left to right."""
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        yield e
+        if isinstance(e, Call):
+            stack.extend(reversed(e.args))
+        elif isinstance(e, Binary):
+            stack.extend((e.right, e.left))
+        elif isinstance(e, Unary):
+            stack.append(e.operand)
+        elif isinstance(e, Array):
+            stack.extend(x for row in reversed(e.rows) for x in reversed(row))
