@@ -64,9 +64,7 @@ class Evaluator:
         self.sampling = sampling_method
         self.threads = threads or os.cpu_count() or 1
         self._steps, self._slots = _schedule(model)
-        self._factors = [
-            (c.streams, copula_factor(c.matrix, c.name)) for c in model.correlations
-        ]
+        self._factors = [(c.streams, copula_factor(c.matrix, c.name)) for c in model.correlations]
 
     @property
     def registers(self) -> int:
@@ -239,9 +237,6 @@ def _function(node: Node) -> Callable[..., object] | None:
 # propagates; booleans are 1.0/0.0. Every function works element-wise on whole chunks.
 
 _NAN = float("nan")
-# Excel works on 15 significant digits, so 2.675 (stored just below) rounds to 2.68 there;
-# a nudge of a few ulps before rounding reproduces that without string conversions.
-_NUDGE = 2.0**-50
 
 Value = object  # float | np.ndarray
 
@@ -319,22 +314,18 @@ def _extreme(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
 
 
 def _sumproduct(*args: Value) -> Value:
-    """SUMPRODUCT of equal-shaped ranges: Tables as given, or ranges expanded into argument
-    lists, in which case the list holds the ranges one after another (two ranges by default:
-    the list splits in half)."""
-    if all(isinstance(a, Table) for a in args):
-        groups = [list(a.values) for a in args]
-    else:
-        vals = _values(args)
-        half = len(vals) // 2
-        groups = [vals[:half], vals[half:]] if len(vals) % 2 == 0 else [vals]
-    acc: Value = 0.0
-    for parts in zip(*groups, strict=True):
-        term: Value = parts[0]
-        for p in parts[1:]:
-            term = np.multiply(term, p)
-        acc = np.add(acc, term)
-    return acc
+    """SUMPRODUCT of constant Tables of one shape, or of a single range (its sum).
+
+    The front end lowers SUMPRODUCT over uncertain ranges to ``sum(mul(a1, b1), ...)``.
+    """
+    if len(args) > 1 and all(isinstance(a, Table) for a in args):
+        return float(np.sum(np.prod([np.asarray(a.values) for a in args], axis=0)))
+    return _sum(*args)
+
+
+def _pow(a: Value, b: Value) -> Value:
+    r = np.power(a, b)
+    return np.where(np.isfinite(r), r, _NAN)  # 0^-1 is #DIV/0!, overflow #NUM!
 
 
 def _log(a: Value, base: Value = 10.0) -> Value:
@@ -346,19 +337,23 @@ def _scale(digits: Value) -> Value:
 
 
 def excel_round(x: Value, digits: Value) -> Value:
-    """Excel ROUND: half away from zero at ``digits`` decimals (negative: tens, hundreds...)."""
+    """Excel ROUND: half away from zero at ``digits`` decimals (negative: tens, hundreds...).
+
+    The binary value is rounded (as ``catalog.evaluate`` folds constants): ``2.675`` is
+    stored just below and gives 2.67, where Excel, working on 15 digits, shows 2.68.
+    """
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f * (1.0 + _NUDGE) + 0.5) / f
+    return np.sign(x) * np.floor(np.abs(x) * f + 0.5) / f
 
 
 def _roundup(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.ceil(np.abs(x) * f * (1.0 - _NUDGE)) / f
+    return np.sign(x) * np.ceil(np.abs(x) * f) / f
 
 
 def _rounddown(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f * (1.0 + _NUDGE)) / f
+    return np.sign(x) * np.floor(np.abs(x) * f) / f
 
 
 def _mod(a: Value, b: Value) -> Value:
@@ -376,11 +371,15 @@ def _npv(rate: Value, *args: Value) -> Value:
 
 
 def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value]:
-    """(1+r)^n, the payment factor (1+r·type)((1+r)^n-1)/r (n when r = 0), and r == 0."""
+    """(1+r)^n, the payment factor (1+r·[type≠0])((1+r)^n-1)/r (n when r = 0), r == 0."""
     growth = np.power(np.add(1.0, rate), nper)
     zero = np.equal(rate, 0.0)
     factor = np.where(
-        zero, nper, np.multiply(np.add(1.0, np.multiply(rate, kind)), np.divide(growth - 1.0, rate))
+        zero,
+        nper,
+        np.multiply(
+            np.add(1.0, np.multiply(rate, np.not_equal(kind, 0.0))), np.divide(growth - 1.0, rate)
+        ),
     )
     return growth, factor, zero
 
@@ -431,18 +430,27 @@ def _index(table: Table, row: Value, col: Value | None = None) -> Value:
 
 
 def _position(keys: np.ndarray, x: Value, match_type: Value) -> Value:
-    """1-based MATCH position of ``x`` in ``keys`` (NaN when absent), for a constant type."""
+    """1-based MATCH position of ``x`` in ``keys`` (NaN when absent), for a constant type.
+
+    Same definition as ``catalog.evaluate`` (constant folding): exact → first equal key.
+    """
     kind = float(np.asarray(match_type).flat[0]) if np.ndim(match_type) else float(match_type)
     if kind == 0:
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         pos = np.minimum(np.searchsorted(sorted_keys, x, side="left"), len(keys) - 1)
         return _error_if(sorted_keys[pos] != x, order[pos] + 1.0)
-    if kind > 0:  # largest value <= x, keys ascending
-        n = np.searchsorted(keys, x, side="right").astype(np.float64)
-    else:  # smallest value >= x, keys descending
-        n = np.searchsorted(-keys, np.negative(x), side="right").astype(np.float64)
-    return _error_if((n == 0) | np.isnan(x), n)
+    # The last position whose key is <= x (type 1) or >= x (type -1): a binary search
+    # when the keys are sorted that way (the case Excel documents), else a scan.
+    signed = keys if kind > 0 else -keys
+    target = np.asarray(x if kind > 0 else np.negative(x), dtype=np.float64)
+    if np.all(np.diff(signed) >= 0):
+        n = np.searchsorted(signed, target, side="right").astype(np.float64)
+    else:
+        n = np.zeros(target.shape)
+        for i, k in enumerate(signed, start=1):
+            n = np.where(k <= target, float(i), n)
+    return _error_if((n == 0) | np.isnan(target), n)
 
 
 def _match(x: Value, table: Table, match_type: Value = 1.0) -> Value:
@@ -464,7 +472,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "sub": np.subtract,
     "mul": np.multiply,
     "div": _div,
-    "pow": np.power,
+    "pow": _pow,
     "neg": np.negative,
     "percent": lambda a: np.divide(a, 100.0),
     "eq": _compare(np.equal),
@@ -490,7 +498,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "log": _log,
     "log10": np.log10,
     "sqrt": np.sqrt,
-    "power": np.power,
+    "power": _pow,
     "round": excel_round,
     "roundup": _roundup,
     "rounddown": _rounddown,

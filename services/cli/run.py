@@ -1,0 +1,111 @@
+"""``alea run``: simulate a workbook model on this machine and print its statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from services.simulation import engine
+
+# Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
+REFUSED = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add ``alea run`` to the ``alea`` command."""
+    parser = subparsers.add_parser(
+        "run", help="simulate a workbook model locally", description=__doc__
+    )
+    parser.add_argument("model", type=Path, help="the .xlsx workbook (@RISK-style functions)")
+    parser.add_argument("--trials", type=_positive, default=10_000, help="number of trials")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed in [0, 2**64)")
+    parser.add_argument("--backend", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument("--sampling", choices=("mc", "lhs"), default="mc",
+                        help="Monte Carlo or Latin Hypercube")
+    parser.add_argument("--chunk-size", type=_positive, default=None, help="trials per chunk")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**64), got {text}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
+    try:
+        model = engine.load_workbook(args.model)
+    except engine.ModelError as exc:
+        print(exc, file=sys.stderr)
+        return REFUSED
+    except OSError as exc:
+        print(f"{args.model}: {exc.strerror or exc}", file=sys.stderr)
+        return REFUSED
+    backend = engine.resolve_backend(args.backend)
+    started = time.perf_counter()
+    partial = engine.simulate(model, trials=args.trials, seed=args.seed, sampling=args.sampling,
+                              backend=backend, chunk_size=args.chunk_size)
+    elapsed = time.perf_counter() - started
+    results = partial.results()
+    if args.json:
+        print(json.dumps(_summary(args, backend, elapsed, results)))
+    else:
+        print(_table(args, backend, elapsed, results))
+    return 0
+
+
+def _summary(args: argparse.Namespace, backend: str, elapsed: float,
+             results: dict[str, engine.Results]) -> dict[str, Any]:
+    keys = ("mean", "std", "min", "max", "skewness", "kurtosis", "percentiles", "var_95",
+            "cvar_95", "errors")
+    outputs = {}
+    for name, r in results.items():
+        data = r.to_dict()
+        entry = {k: data[k] for k in keys}
+        entry["sensitivity"] = [{"input": i, "rho": rho} for i, rho in data["sensitivity"]]
+        outputs[name] = entry
+    return {
+        "trials": args.trials,
+        "seed": args.seed,
+        "backend": backend,
+        "sampling": args.sampling,
+        "elapsed_seconds": elapsed,
+        "trials_per_second": args.trials / elapsed if elapsed > 0 else None,
+        "outputs": outputs,
+    }
+
+
+def _table(args: argparse.Namespace, backend: str, elapsed: float,
+           results: dict[str, engine.Results]) -> str:
+    head = (f"{args.trials:,} trials, seed {args.seed}, {args.sampling}, {backend}: "
+            f"{elapsed:.2f} s ({args.trials / max(elapsed, 1e-9):,.0f} trials/s)")
+    cols = ("output", "mean", "std", "min", "p5", "p50", "p95", "max", "errors")
+    rows = [cols]
+    for name, r in results.items():
+        p = r.percentiles
+        rows.append((name, *(f"{v:.6g}" for v in (r.mean, r.std, r.min, p[5], p[50], p[95],
+                                                   r.max)), str(r.errors)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    lines = [head, ""]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    for name, r in results.items():
+        top = ", ".join(f"{i} {rho:+.3f}" for i, rho in r.sensitivity[:5])
+        if top:
+            lines.append(f"\n{name} sensitivity (Spearman): {top}")
+    return "\n".join(lines)
