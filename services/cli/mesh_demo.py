@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.cli.edge_client import RestClient, edge_channel
@@ -77,7 +78,8 @@ def grpc_login(demo: Demo) -> str:
 def grpc_get_user(demo: Demo) -> str:
     user = demo.identity.GetUser(identity_pb2.GetUserRequest(user_id=demo.state["grpc_user"]),
                                  metadata=demo.grpc_auth(), timeout=30)  # fmt: skip
-    return f"GetUser: {user.display_name} <{user.email}>, role {user.role}"
+    role = access_pb2.Role.Name(user.role)
+    return f"GetUser: {user.display_name} <{user.email}>, role {role}"
 
 
 def grpc_list_users(demo: Demo) -> str:
