@@ -110,11 +110,11 @@ def stale_files(fresh: Path, current: Path) -> list[str]:
     return sorted(stale)
 
 
-def replace_gen(fresh: Path) -> None:
-    """Make gen/ exactly ``fresh``: stale generated files do not survive a regeneration."""
+def replace_gen(fresh: Path, gen: Path) -> None:
+    """Make ``gen`` exactly ``fresh``: stale generated files do not survive a regeneration."""
     for name in ("python", "descriptors"):
-        shutil.rmtree(GEN / name, ignore_errors=True)
-        shutil.copytree(fresh / name, GEN / name)
+        shutil.rmtree(gen / name, ignore_errors=True)
+        shutil.copytree(fresh / name, gen / name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,16 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="verify gen/ is current; change nothing"
     )
+    parser.add_argument(
+        "--gen-dir", type=Path, default=GEN, help="output directory (default: gen/)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="alea-gen-") as tmp:
         fresh = Path(tmp) / "gen"
         generate(fresh)
         if not args.check:
-            replace_gen(fresh)
+            replace_gen(fresh, args.gen_dir)
             return 0
-        stale = stale_files(fresh, GEN)
+        stale = stale_files(fresh, args.gen_dir)
     for line in stale:
-        print(f"stale: gen/{line}", file=sys.stderr)
+        print(f"stale: {args.gen_dir / line}", file=sys.stderr)
     if stale:
         print("gen/ is out of date: run scripts/gen_protos.py", file=sys.stderr)
     return 1 if stale else 0
