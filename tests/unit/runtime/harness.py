@@ -1,0 +1,68 @@
+"""In-process servers for runtime tests: the real bootstrap on port 0 in a temp ALEA_HOME."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from services.identity.app import MIGRATIONS, build
+from services.identity.tokens import SigningKeys, load_kek
+from services.runtime.auth import Authenticator
+from services.runtime.clients import secure_channel
+from services.runtime.config import Settings, load_settings
+from services.runtime.db import Database
+from services.runtime.server import AleaServer, Mount, create_server
+
+
+def settings_for(service: str, home: Path, **env: str) -> Settings:
+    """Settings on free ports under ``home``."""
+    base = {"ALEA_HOME": str(home), "ALEA_PORT": "0", "ALEA_SHUTDOWN_GRACE": "1"}
+    return load_settings(service, {**base, **env})
+
+
+@asynccontextmanager
+async def running(
+    service: str, mounts: Sequence[Mount], settings: Settings, auth: Authenticator | None
+) -> AsyncIterator[tuple[AleaServer, int]]:
+    """A started server; stopped (gracefully) on exit."""
+    server, port = create_server(service, mounts, settings, auth)
+    await server.start()
+    try:
+        yield server, port
+    finally:
+        await server.stop()
+
+
+@dataclass
+class Subject:
+    """A running in-process identity service and ways to reach it."""
+
+    server: AleaServer
+    port: int
+    home: Path
+    db: Database
+    keys: SigningKeys
+
+    def channel(self, identity: str = "client") -> grpc.aio.Channel:
+        return secure_channel(f"localhost:{self.port}", self.home / "pki", identity)
+
+
+@asynccontextmanager
+async def identity_in_process(home: Path, mounts_hook=None) -> AsyncIterator[Subject]:
+    """The identity service on SQLite under ``home``; ``mounts_hook`` may swap the servicer."""
+    settings = settings_for("identity", home)
+    db = Database(settings.database_url, MIGRATIONS)
+    await db.open()
+    try:
+        mounts, auth = await build(settings, db)
+        if mounts_hook is not None:
+            mounts = mounts_hook(mounts)
+        async with running("identity", mounts, settings, auth) as (server, port):
+            keys = SigningKeys(db, load_kek(home / "pki"))
+            yield Subject(server, port, home, db, keys)
+    finally:
+        await db.close()
