@@ -8,6 +8,7 @@ of files, tenants or keys, so an object store can be added by implementing
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import uuid
@@ -17,6 +18,7 @@ from typing import Protocol
 
 __all__ = ["BlobStore", "LocalBlobStore"]
 
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="blob-write")
 _KEY = re.compile(r"^[0-9a-f][0-9a-f-]{7,63}$")
 
 
@@ -67,15 +69,25 @@ class LocalBlobStore:
         temp = self._tmp / f"{key}.{uuid.uuid4().hex}.part"
         handle = await asyncio.to_thread(open, temp, "xb")
         written = 0
+        # One write in flight on the executor while the next chunk is produced.
+        pending: concurrent.futures.Future | None = None
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(handle.write, chunk)
+                if pending is not None:
+                    await asyncio.wrap_future(pending)
+                pending = _EXECUTOR.submit(handle.write, chunk)
                 written += len(chunk)
+            if pending is not None:
+                await asyncio.wrap_future(pending)
             await asyncio.to_thread(_commit, handle, temp, final)
         except BaseException:
-            # Synchronous clean-up: a second cancellation cannot interrupt it.
-            handle.close()
+            # Synchronous clean-up, so a second cancellation cannot interrupt it; the
+            # file is closed once a write still running in the executor has finished.
             temp.unlink(missing_ok=True)
+            if pending is not None and not pending.done():
+                pending.add_done_callback(lambda _: handle.close())
+            else:
+                handle.close()
             raise
         return written
 

@@ -127,7 +127,7 @@ class ChunkCipher:
         nonce = self._prefix + struct.pack(">I", index)
         return nonce, self._aad_head + struct.pack(">QB", index, final)
 
-    def seal(self, index: int, plaintext: bytes, final: bool) -> bytes:
+    def seal(self, index: int, plaintext: bytes | bytearray | memoryview, final: bool) -> bytes:
         """Encrypt chunk ``index``; ``final`` marks the file's last chunk."""
         nonce, aad = self._nonce_aad(index, final)
         return self._aead.encrypt(nonce, plaintext, aad)
@@ -155,22 +155,35 @@ class Sealer:
         self._index = 0
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Buffer ``data``; seal every full chunk that is known not to be the last."""
-        self._buffer += data
+        """Buffer ``data``; seal every full chunk that is known not to be the last.
+
+        Whole chunks inside ``data`` are sealed straight from it (no copy); only the
+        tail that may turn out to be the final chunk is buffered.
+        """
+        view = memoryview(data)
         out = []
-        # Strictly more than one chunk buffered: the first is certainly not final.
-        while len(self._buffer) > self._chunk_size:
-            piece = bytes(self._buffer[: self._chunk_size])
-            del self._buffer[: self._chunk_size]
-            out.append(self._cipher.seal(self._index, piece, final=False))
-            self._index += 1
+        while view:
+            if len(self._buffer) == self._chunk_size:  # full, and more bytes follow
+                out.append(self._seal(self._buffer, final=False))
+                self._buffer = bytearray()
+            if not self._buffer and len(view) > self._chunk_size:
+                out.append(self._seal(view[: self._chunk_size], final=False))
+                view = view[self._chunk_size :]
+                continue
+            take = self._chunk_size - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
         return out
+
+    def _seal(self, plaintext: bytes | bytearray | memoryview, final: bool) -> bytes:
+        sealed = self._cipher.seal(self._index, plaintext, final)
+        self._index += 1
+        return sealed
 
     def finish(self) -> bytes:
         """Seal what remains as the final chunk."""
-        sealed = self._cipher.seal(self._index, bytes(self._buffer), final=True)
-        self._buffer.clear()
-        self._index += 1
+        sealed = self._seal(self._buffer, final=True)
+        self._buffer = bytearray()
         return sealed
 
 

@@ -12,6 +12,7 @@ nothing behind (the blob store's temp area is emptied at start for crashes).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -154,9 +155,18 @@ class Files:
         checker = content.checker_for(new.name, new.content_type)
         received = 0
 
+        sealer = Sealer(cipher, self._chunk_size)
+
+        def absorb(piece: bytes) -> list[bytes]:
+            digest.update(piece)  # hashlib and the file writes release the GIL
+            checker.feed(piece)
+            return sealer.feed(piece)
+
         async def sealed() -> AsyncIterator[bytes]:
             nonlocal received
-            sealer = Sealer(cipher, self._chunk_size)
+            loop = asyncio.get_running_loop()
+            # One piece is hashed and sealed on a worker thread while the next arrives.
+            absorbing: asyncio.Future[list[bytes]] | None = None
             async for piece in data:
                 received += len(piece)
                 if received > self._max_file_bytes:
@@ -165,9 +175,12 @@ class Files:
                     raise InvalidArgument("size", f"received more than the {new.size} declared")
                 if used + received > limit:
                     raise _over_quota(tenant, used, received, limit)
-                digest.update(piece)
-                checker.feed(piece)
-                for chunk in sealer.feed(piece):
+                if absorbing is not None:
+                    for chunk in await absorbing:
+                        yield chunk
+                absorbing = loop.run_in_executor(None, absorb, piece)
+            if absorbing is not None:
+                for chunk in await absorbing:
                     yield chunk
             yield sealer.finish()
 
