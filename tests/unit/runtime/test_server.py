@@ -1,0 +1,77 @@
+"""The bootstrap: mTLS only with platform certificates, health and reflection, and a
+graceful stop that turns health NOT_SERVING before the server goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from alea.identity.v1 import identity_pb2 as pb
+from alea.identity.v1 import identity_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.support.pki import expired_cert, foreign_cert
+from tests.unit.runtime.harness import Subject, identity_in_process
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _channel(subject: Subject, crt: Path, key: Path) -> grpc.aio.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        (subject.home / "pki" / "ca.crt").read_bytes(), key.read_bytes(), crt.read_bytes()
+    )
+    return grpc.aio.secure_channel(f"localhost:{subject.port}", credentials)
+
+
+@pytest.mark.parametrize("make", ["foreign", "expired"])
+async def test_client_certificates_outside_the_platform_are_refused(
+    subject: Subject, tmp_path: Path, make: str
+) -> None:
+    if make == "foreign":
+        crt, key = foreign_cert(tmp_path)
+    else:
+        crt, key = expired_cert(subject.home / "pki", tmp_path)
+    stub = identity_pb2_grpc.IdentityServiceStub(_channel(subject, crt, key))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetJwks(pb.GetJwksRequest(), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_no_client_certificate_is_refused(subject: Subject) -> None:
+    credentials = grpc.ssl_channel_credentials((subject.home / "pki" / "ca.crt").read_bytes())
+    channel = grpc.aio.secure_channel(f"localhost:{subject.port}", credentials)
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetJwks(pb.GetJwksRequest(), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_health_and_reflection_on_the_mtls_port(subject: Subject) -> None:
+    channel = subject.channel()
+    health = health_pb2_grpc.HealthStub(channel)
+    answer = await health.Check(
+        health_pb2.HealthCheckRequest(service="alea.identity.v1.IdentityService")
+    )
+    assert answer.status == SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    async for response in reflection.ServerReflectionInfo(iter([request])):
+        names = {s.name for s in response.list_services_response.service}
+        assert "alea.identity.v1.IdentityService" in names
+        break
+
+
+async def test_stop_turns_health_not_serving_first(tmp_path: Path) -> None:
+    async with identity_in_process(tmp_path) as running:
+        port = running.server.health_port
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        seen = [(await watch.read()).status]
+        stopping = asyncio.create_task(running.server.stop())
+        seen.append((await watch.read()).status)
+        await stopping
+    assert seen == [SERVING, NOT_SERVING]

@@ -1,0 +1,126 @@
+"""Streaming handlers get the same guard: a files-shaped server authenticating remotely
+against the in-process identity (JWKS over mTLS), with client- and server-streaming RPCs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from alea.files.v1 import files_pb2, files_pb2_grpc
+from google.api import httpbody_pb2
+from grpc_status import rpc_status
+
+from services.runtime.clients import secure_channel
+from services.runtime.context import current_principal
+from services.runtime.errors import NotFound
+from services.runtime.server import Mount
+from tests.unit.runtime.harness import Subject, running, settings_for
+from tests.unit.runtime.test_interceptor import register, violations
+
+
+class FilesProbe(files_pb2_grpc.FilesServiceServicer):
+    """Echoes who called and how much arrived; fails on demand."""
+
+    async def Upload(self, request_iterator, context) -> files_pb2.File:
+        size = 0
+        async for message in request_iterator:
+            size += len(message.chunk)
+        return files_pb2.File(size_bytes=size, tenant_id=current_principal().tenant_id)
+
+    async def Download(self, request, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        yield httpbody_pb2.HttpBody(data=b"first")
+        if request.offset == 1:
+            raise NotFound("file", request.file_id)
+        raise RuntimeError("secret path /var/lib/keys")
+
+
+@pytest.fixture(scope="module")
+async def files(subject: Subject):
+    settings = settings_for(
+        "files", subject.home, ALEA_IDENTITY_ADDRESS=f"localhost:{subject.port}"
+    )
+    descriptor = files_pb2.DESCRIPTOR.services_by_name["FilesService"]
+    mount = Mount(descriptor, FilesProbe(), files_pb2_grpc.add_FilesServiceServicer_to_server)
+    async with running("files", [mount], settings, None) as (_, port):
+        yield f"localhost:{port}"
+
+
+def _stub(subject: Subject, address: str, identity: str = "client"):
+    return files_pb2_grpc.FilesServiceStub(secure_channel(address, subject.home / "pki", identity))
+
+
+@pytest.fixture(scope="module")
+async def analyst(subject: Subject):
+    admin = await register(subject)  # admins outrank the analyst rule of Upload
+    return admin, (("authorization", f"Bearer {admin.tokens.access_token}"),)
+
+
+def _upload(*messages: files_pb2.UploadRequest):
+    async def stream():
+        for message in messages:
+            yield message
+
+    return stream()
+
+
+async def test_client_stream_is_authenticated_remotely(subject: Subject, files, analyst) -> None:
+    admin, metadata = analyst
+    metadata_message = files_pb2.UploadRequest(metadata=files_pb2.FileMetadata(file_name="a.csv"))
+    chunks = [files_pb2.UploadRequest(chunk=b"x" * 10) for _ in range(3)]
+    result = await _stub(subject, files).Upload(
+        _upload(metadata_message, *chunks), metadata=metadata
+    )
+    assert (result.size_bytes, result.tenant_id) == (30, admin.tenant.id)
+
+
+async def test_client_stream_without_credentials_is_refused(subject: Subject, files) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _stub(subject, files).Upload(_upload(files_pb2.UploadRequest(chunk=b"x")))
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_every_streamed_message_is_validated(subject: Subject, files, analyst) -> None:
+    _, metadata = analyst
+    good = files_pb2.UploadRequest(chunk=b"x")
+    too_big = files_pb2.UploadRequest(chunk=b"x" * (1024 * 1024 + 1))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _stub(subject, files).Upload(_upload(good, good, too_big), metadata=metadata)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in violations(raised.value)] == ["chunk"]
+
+
+async def test_server_stream_maps_domain_errors_after_messages(
+    subject: Subject, files, analyst
+) -> None:
+    _, metadata = analyst
+    call = _stub(subject, files).Download(
+        files_pb2.DownloadRequest(file_id=_ID, offset=1), metadata=metadata
+    )
+    received = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for body in call:
+            received.append(body.data)
+    assert received == [b"first"]
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_server_stream_hides_unexpected_errors(subject: Subject, files, analyst) -> None:
+    _, metadata = analyst
+    call = _stub(subject, files).Download(files_pb2.DownloadRequest(file_id=_ID), metadata=metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call:
+            pass
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in raised.value.details()
+    assert rpc_status.from_call(raised.value) is not None
+
+
+_ID = "0b7e4c8e-4a57-4f0e-9a51-8d7e3c1c2b10"
+
+
+async def test_a_peer_missing_from_the_table_is_refused(subject: Subject, files) -> None:
+    stub = _stub(subject, files, "notification")  # PEERS: notification never calls files
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetFile(files_pb2.GetFileRequest(file_id=_ID))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
