@@ -3,9 +3,10 @@
 #
 #   scripts/check_breaking.sh [REF]
 #
-# Extracts REF's buf workspace (buf.yaml, protos, third_party) with `git archive`, so the working
-# tree is untouched, and runs `buf breaking` with the FILE rules of buf.yaml against it. Passes trivially when
-# REF does not exist or has no protos yet. buf is $BUF, else .venv/bin/buf, else buf on PATH.
+# Extracts REF's buf workspace (buf.yaml, protos, third_party) with `git archive`, so the
+# working tree is untouched, and runs `buf breaking` with the FILE rules of buf.yaml against
+# it. Passes trivially when REF does not exist or has no protos yet.
+# buf is $BUF, else .venv/bin/buf, else buf on PATH.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -11,8 +11,8 @@ import pytest
 
 from tests.contracts.protos import ROOT
 
-BUF = shutil.which("buf", path=str(ROOT / ".venv" / "bin")) or shutil.which("buf")
-pytestmark = pytest.mark.skipif(BUF is None, reason="buf is not installed (pip install buf-bin)")
+BUF = shutil.which("buf", path=str(ROOT / ".venv" / "bin")) or shutil.which("buf") or ""
+pytestmark = pytest.mark.skipif(not BUF, reason="buf is not installed (pip install buf-bin)")
 
 
 def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,8 @@ PUBLIC = {
 
 
 def rule(method: MethodDescriptor) -> access_pb2.AccessRule:
-    return method.GetOptions().Extensions[access_pb2.rule]
+    # protoc's stubs type extensions as plain FieldDescriptors, which types-protobuf rejects.
+    return method.GetOptions().Extensions[access_pb2.rule]  # type: ignore[index]
 
 
 def has_http(method: MethodDescriptor) -> bool:
@@ -34,7 +35,8 @@ def test_one_service_per_package() -> None:
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
 def test_rpc_declares_exactly_one_kind_of_access(method: MethodDescriptor) -> None:
-    assert method.GetOptions().HasExtension(access_pb2.rule), "no (alea.access.v1.rule)"
+    declared = method.GetOptions().HasExtension(access_pb2.rule)  # type: ignore[arg-type]
+    assert declared, "no (alea.access.v1.rule)"
     r = rule(method)
     kinds = [r.public, r.internal, r.role != access_pb2.ROLE_UNSPECIFIED]
     assert kinds.count(True) == 1, f"public/internal/role must be exactly one: {r}"

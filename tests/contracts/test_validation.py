@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import protovalidate
 import pytest
 from alea.files.v1 import files_pb2
@@ -19,7 +21,8 @@ def violations(message: Message) -> dict[str, str]:
     found = {}
     for violation in protovalidate.collect_violations(message):
         parts = []
-        for element in violation.proto.field.elements:
+        path = violation.proto.field
+        for element in path.elements if path else ():
             index = element.subscript.value if element.subscript is not None else None
             parts.append(element.field_name + (f"[{index}]" if index is not None else ""))
         found[".".join(parts)] = violation.proto.rule_id
@@ -42,8 +45,8 @@ def normal(mean: float, sd: float) -> model_spec_pb2.Distribution:
     )
 
 
-def spec(**changes) -> model_spec_pb2.ModelSpec:
-    fields = {
+def spec(**changes: Any) -> model_spec_pb2.ModelSpec:
+    fields: dict[str, Any] = {
         "inputs": [model_spec_pb2.InputSpec(name="revenue", distribution=normal(100, 10))],
         "expressions": [model_spec_pb2.ExpressionSpec(name="profit", formula="revenue * 0.2")],
         "outputs": [model_spec_pb2.OutputSpec(name="Profit", expression="profit")],
