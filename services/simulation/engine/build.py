@@ -403,7 +403,7 @@ class Graph:
     def range_label(self, rng: Range) -> str:
         """``Sheet!A1:B2`` (or the located top-left cell for one cell)."""
         first = self.locate((rng.sheet, rng.top, rng.left))
-        if rng.rows == rng.cols == 1:
+        if rng.rows == rng.cols == 1 or first == self.locate((rng.sheet, rng.bottom, rng.right)):
             return first
         return f"{first}:{column_letters(rng.right)}{rng.bottom}"
 

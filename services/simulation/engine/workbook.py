@@ -179,7 +179,7 @@ def _elements(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[str, dict[s
     try:
         for chunk in _stream(archive, name, archive.getinfo(name).file_size):
             parser.feed(chunk)
-            for _, elem in parser.read_events():
+            for _, elem in parser.read_events():  # type: ignore[misc]
                 assert isinstance(elem, Element)
                 yield elem.tag.rsplit("}", 1)[-1], dict(elem.attrib)
                 elem.clear()
