@@ -66,8 +66,9 @@ def _book(spec: model_spec_pb2.ModelSpec) -> Book:
         "Outputs": {},
     }
     names: dict[tuple[str | None, str], str] = {}
-    _define(names, [(i.name, f"inputs[{k}].name") for k, i in enumerate(spec.inputs)]
-            + [(e.name, f"expressions[{k}].name") for k, e in enumerate(spec.expressions)])  # fmt: skip
+    named = [(i.name, f"inputs[{k}].name") for k, i in enumerate(spec.inputs)]
+    named += [(e.name, f"expressions[{k}].name") for k, e in enumerate(spec.expressions)]
+    _check_names(named)
     corr = _correlation_positions(spec)
     for k, item in enumerate(spec.inputs):
         names[(None, item.name.upper())] = f"Inputs!$A${k + 1}"
@@ -81,14 +82,14 @@ def _book(spec: model_spec_pb2.ModelSpec) -> Book:
     for k, c in enumerate(spec.correlations):
         n = len(c.inputs)
         if len(c.matrix) != n * n:
-            raise ModelError(f"matrix has {len(c.matrix)} entries, expected {n * n}",
-                             f"correlations[{k}].matrix")  # fmt: skip
+            where = f"correlations[{k}].matrix"
+            raise ModelError(f"matrix has {len(c.matrix)} entries, expected {n * n}", where)
         sheets[f"Corr {k}"] = {(i // n + 1, i % n + 1): float(v) for i, v in enumerate(c.matrix)}
         names[(None, f"CORR.{k}")] = f"'Corr {k}'!$A$1:${_col(n)}${n}"
     return Book(sheets, names, _locator(spec))
 
 
-def _define(names: dict[tuple[str | None, str], str], entries: list[tuple[str, str]]) -> None:
+def _check_names(entries: list[tuple[str, str]]) -> None:
     """Check that names are usable as Excel names and unique (ignoring case)."""
     seen: set[str] = set()
     for name, where in entries:
