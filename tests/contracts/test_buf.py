@@ -26,6 +26,11 @@ def test_buf_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_protos_are_buf_formatted() -> None:
+    result = run(BUF, "format", "--diff", "--exit-code", "protos")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_buf_build(tmp_path: Path) -> None:
     result = run(BUF, "build", "-o", str(tmp_path / "image.binpb"))
     assert result.returncode == 0, result.stderr
