@@ -26,9 +26,15 @@ def _data(n: int = 20_000, seed: int = 7) -> tuple[dict, dict]:
 
 def _split(outputs, inputs, cuts, options=None) -> list[Partial]:
     bounds = [0, *cuts, len(next(iter(outputs.values())))]
-    return [Partial.from_chunk(lo, {k: v[lo:hi] for k, v in outputs.items()},
-                               {k: v[lo:hi] for k, v in inputs.items()}, options)
-            for lo, hi in itertools.pairwise(bounds)]
+    return [
+        Partial.from_chunk(
+            lo,
+            {k: v[lo:hi] for k, v in outputs.items()},
+            {k: v[lo:hi] for k, v in inputs.items()},
+            options,
+        )
+        for lo, hi in itertools.pairwise(bounds)
+    ]
 
 
 def _fold(parts: list[Partial]) -> Partial:
@@ -71,7 +77,8 @@ def test_results_match_numpy_and_scipy():
 
 
 @pytest.mark.parametrize(
-    "cuts", [[1], [5000], [1234, 5000, 5001, 19_999], list(range(997, 20_000, 997))])
+    "cuts", [[1], [5000], [1234, 5000, 5001, 19_999], list(range(997, 20_000, 997))]
+)
 def test_exact_regime_is_bit_identical_whatever_the_chunking(cuts):
     outputs, inputs = _data()
     whole = Partial.from_chunk(0, outputs, inputs).results()
@@ -104,8 +111,12 @@ def test_sketch_moments_match_exact():
     exact = Partial.from_chunk(0, outputs, inputs).results()["y"]
     opts = StatsOptions(exact_limit=100, reservoir_size=5000)
     sk = _fold(_split(outputs, inputs, list(range(50, 20_000, 1000)), opts)).results()["y"]
-    assert (sk.count, sk.errors, sk.min, sk.max) == (exact.count, exact.errors, exact.min,
-                                                     exact.max)
+    assert (sk.count, sk.errors, sk.min, sk.max) == (
+        exact.count,
+        exact.errors,
+        exact.min,
+        exact.max,
+    )
     for field in ("mean", "std", "skewness", "kurtosis"):
         assert getattr(sk, field) == pytest.approx(getattr(exact, field), rel=1e-10)
     assert sk.cvar_95 == pytest.approx(exact.cvar_95, rel=2e-3)
@@ -117,8 +128,14 @@ def test_sketch_moments_match_exact():
 @pytest.mark.parametrize("alpha", [0.01, 0.001])
 def test_sketch_quantile_error_bound(alpha):
     rng = np.random.default_rng(3)
-    x = np.concatenate([rng.lognormal(0, 3, 40_000), -rng.exponential(5, 20_000),
-                        np.zeros(100), rng.normal(0, 1e-6, 1000)])
+    x = np.concatenate(
+        [
+            rng.lognormal(0, 3, 40_000),
+            -rng.exponential(5, 20_000),
+            np.zeros(100),
+            rng.normal(0, 1e-6, 1000),
+        ]
+    )
     rng.shuffle(x)
     opts = StatsOptions(exact_limit=10, sketch_alpha=alpha)
     r = _fold(_split({"x": x}, {}, [30_000, 30_001], opts)).results()["x"]
@@ -168,8 +185,11 @@ def test_merge_refuses_out_of_order_and_mismatched():
 
 def test_all_errors_and_constant_output():
     n = 50
-    p = Partial.from_chunk(0, {"bad": np.full(n, np.nan), "flat": np.full(n, 2.0)},
-                           {"a": np.arange(n, dtype=np.float64)})
+    p = Partial.from_chunk(
+        0,
+        {"bad": np.full(n, np.nan), "flat": np.full(n, 2.0)},
+        {"a": np.arange(n, dtype=np.float64)},
+    )
     bad, flat = p.results()["bad"], p.results()["flat"]
     assert (bad.count, bad.errors) == (0, n) and math.isnan(bad.mean)
     assert bad.to_dict()["mean"] is None

@@ -130,8 +130,13 @@ def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         mean = np.where(nb == 0, ma, np.where(na == 0, mb, ma + dn * nb))
         m2 = m2a + m2b + d * dn * na * nb
         m3 = m3a + m3b + dn * dn * d * na * nb * (na - nb) + 3 * dn * (na * m2b - nb * m2a)
-        m4 = (m4a + m4b + dn**3 * d * na * nb * (na * na - na * nb + nb * nb)
-              + 6 * dn * dn * (na * na * m2b + nb * nb * m2a) + 4 * dn * (na * m3b - nb * m3a))
+        m4 = (
+            m4a
+            + m4b
+            + dn**3 * d * na * nb * (na * na - na * nb + nb * nb)
+            + 6 * dn * dn * (na * na * m2b + nb * nb * m2a)
+            + 4 * dn * (na * m3b - nb * m3a)
+        )
     return np.stack([n, mean, m2, m3, m4], axis=-1)
 
 
@@ -182,8 +187,9 @@ class _Sketch:
         log_gamma = math.log((1 + alpha) / (1 - alpha))
 
         def store(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            idx, cnt = np.unique(np.ceil(np.log(v) / log_gamma).astype(np.int64),
-                                 return_counts=True)
+            idx, cnt = np.unique(
+                np.ceil(np.log(v) / log_gamma).astype(np.int64), return_counts=True
+            )
             return idx, cnt.astype(np.int64)
 
         return _Sketch(alpha, store(x[x > 0]), store(-x[x < 0]), int(np.count_nonzero(x == 0)))
@@ -195,8 +201,12 @@ class _Sketch:
             np.add.at(cnt, inv, np.concatenate([a[1], b[1]]))
             return idx, cnt
 
-        return _Sketch(self.alpha, store(self.pos, other.pos), store(self.neg, other.neg),
-                       self.zeros + other.zeros)
+        return _Sketch(
+            self.alpha,
+            store(self.pos, other.pos),
+            store(self.neg, other.neg),
+            self.zeros + other.zeros,
+        )
 
     def sorted_values(self) -> tuple[np.ndarray, np.ndarray]:
         """(representative values ascending, counts) of all buckets."""
@@ -278,11 +288,14 @@ def _summarise(first: int, x: np.ndarray, keep_sketch: bool, alpha: float) -> _O
         acc = _combine(acc, m)
         conv.append(acc)
     return _Output(
-        moments=_moments(good), errors=int(x.size - good.size),
+        moments=_moments(good),
+        errors=int(x.size - good.size),
         lo=float(good.min()) if good.size else math.inf,
         hi=float(good.max()) if good.size else -math.inf,
-        conv_t=ts, conv_m=np.array(conv).reshape(-1, _M),
-        sketch=_Sketch.of(good, alpha) if keep_sketch else None)
+        conv_t=ts,
+        conv_m=np.array(conv).reshape(-1, _M),
+        sketch=_Sketch.of(good, alpha) if keep_sketch else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -298,9 +311,12 @@ class Partial:
     reservoir: _Reservoir | None = field(default=None)  # sketch regime
 
     @staticmethod
-    def from_chunk(first_trial: int, outputs: Mapping[str, np.ndarray],
-                   inputs: Mapping[str, np.ndarray],
-                   options: StatsOptions | None = None) -> Partial:
+    def from_chunk(
+        first_trial: int,
+        outputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray],
+        options: StatsOptions | None = None,
+    ) -> Partial:
         """Summarise one chunk: per-trial float64 values of each output and input by name."""
         options = options or StatsOptions()
         arrays = {f"o:{k}": np.asarray(v, dtype=np.float64) for k, v in outputs.items()}
@@ -310,13 +326,19 @@ class Partial:
             raise ValueError(f"chunk arrays must be 1-D of one length, got {sorted(sizes)}")
         count = next(iter(sizes))[0] if sizes else 0
         exact = count <= options.exact_limit
-        summaries = {k: _summarise(first_trial, arrays[f"o:{k}"], not exact,
-                                   options.sketch_alpha) for k in outputs}
+        summaries = {
+            k: _summarise(first_trial, arrays[f"o:{k}"], not exact, options.sketch_alpha)
+            for k in outputs
+        }
         return Partial(
-            options, first_trial, first_trial + count, summaries, tuple(inputs),
+            options,
+            first_trial,
+            first_trial + count,
+            summaries,
+            tuple(inputs),
             samples={k: [v] for k, v in arrays.items()} if exact else None,
-            reservoir=None if exact else _Reservoir.of(first_trial, arrays,
-                                                      options.reservoir_size))
+            reservoir=None if exact else _Reservoir.of(first_trial, arrays, options.reservoir_size),
+        )
 
     @property
     def trials(self) -> int:
@@ -326,25 +348,39 @@ class Partial:
     def merge(self, other: Partial) -> Partial:
         """The Partial of ``self`` followed by ``other``, which must start at ``end_trial``."""
         if other.first_trial != self.end_trial:
-            raise ValueError(f"cannot merge trials starting at {other.first_trial} after "
-                             f"trials ending at {self.end_trial}: merge in trial order")
-        if (other.options != self.options or set(other.outputs) != set(self.outputs)
-                or set(other.input_names) != set(self.input_names)):
+            raise ValueError(
+                f"cannot merge trials starting at {other.first_trial} after "
+                f"trials ending at {self.end_trial}: merge in trial order"
+            )
+        if (
+            other.options != self.options
+            or set(other.outputs) != set(self.outputs)
+            or set(other.input_names) != set(self.input_names)
+        ):
             raise ValueError("cannot merge partials with different options, outputs or inputs")
         end = other.end_trial
         if end - self.first_trial <= self.options.exact_limit:
             assert self.samples is not None and other.samples is not None
             samples = {k: v + other.samples[k] for k, v in self.samples.items()}
-            return replace(self, end_trial=end, samples=samples,
-                           outputs={k: _merge_out(v, other.outputs[k], None)
-                                    for k, v in self.outputs.items()})
+            return replace(
+                self,
+                end_trial=end,
+                samples=samples,
+                outputs={k: _merge_out(v, other.outputs[k], None) for k, v in self.outputs.items()},
+            )
         left, right = self._sketched(), other._sketched()
         assert left.reservoir is not None and right.reservoir is not None
-        outputs = {k: _merge_out(v, right.outputs[k], right.outputs[k].sketch)
-                   for k, v in left.outputs.items()}
-        return replace(left, end_trial=end, outputs=outputs, samples=None,
-                       reservoir=left.reservoir.merge(right.reservoir,
-                                                      self.options.reservoir_size))
+        outputs = {
+            k: _merge_out(v, right.outputs[k], right.outputs[k].sketch)
+            for k, v in left.outputs.items()
+        }
+        return replace(
+            left,
+            end_trial=end,
+            outputs=outputs,
+            samples=None,
+            reservoir=left.reservoir.merge(right.reservoir, self.options.reservoir_size),
+        )
 
     def _sketched(self) -> Partial:
         """This Partial in the sketch regime (samples turned into sketches and a reservoir)."""
@@ -382,9 +418,15 @@ class Partial:
     def to_bytes(self) -> bytes:
         """A self-contained ``.npz`` (no pickle) that :meth:`from_bytes` restores exactly."""
         arrays: dict[str, np.ndarray] = {}
-        meta = {"format": _FORMAT, "options": asdict(self.options), "first": self.first_trial,
-                "end": self.end_trial, "inputs": list(self.input_names),
-                "outputs": list(self.outputs), "exact": self.samples is not None}
+        meta = {
+            "format": _FORMAT,
+            "options": asdict(self.options),
+            "first": self.first_trial,
+            "end": self.end_trial,
+            "inputs": list(self.input_names),
+            "outputs": list(self.outputs),
+            "exact": self.samples is not None,
+        }
         for i, v in enumerate(self.outputs.values()):
             arrays[f"o{i}.m"] = v.moments
             arrays[f"o{i}.s"] = np.array([v.errors, v.lo, v.hi], dtype=np.float64)
@@ -418,16 +460,33 @@ class Partial:
             errors, lo, hi = a[f"o{i}.s"]
             sketch = None
             if f"o{i}.z" in a:
-                sketch = _Sketch(options.sketch_alpha, (a[f"o{i}.pi"], a[f"o{i}.pc"]),
-                                 (a[f"o{i}.ni"], a[f"o{i}.nc"]), int(a[f"o{i}.z"][0]))
-            outputs[k] = _Output(a[f"o{i}.m"], int(errors), float(lo), float(hi),
-                                 a[f"o{i}.ct"], a[f"o{i}.cm"], sketch)
+                sketch = _Sketch(
+                    options.sketch_alpha,
+                    (a[f"o{i}.pi"], a[f"o{i}.pc"]),
+                    (a[f"o{i}.ni"], a[f"o{i}.nc"]),
+                    int(a[f"o{i}.z"][0]),
+                )
+            outputs[k] = _Output(
+                a[f"o{i}.m"],
+                int(errors),
+                float(lo),
+                float(hi),
+                a[f"o{i}.ct"],
+                a[f"o{i}.cm"],
+                sketch,
+            )
         keys = [f"o:{k}" for k in meta["outputs"]] + [f"i:{k}" for k in meta["inputs"]]
         values = {key: a[f"v{j}"] for j, key in enumerate(keys)}
         exact = meta["exact"]
-        return Partial(options, meta["first"], meta["end"], outputs, tuple(meta["inputs"]),
-                       samples={k: [v] for k, v in values.items()} if exact else None,
-                       reservoir=None if exact else _Reservoir(a["rh"], values))
+        return Partial(
+            options,
+            meta["first"],
+            meta["end"],
+            outputs,
+            tuple(meta["inputs"]),
+            samples={k: [v] for k, v in values.items()} if exact else None,
+            reservoir=None if exact else _Reservoir(a["rh"], values),
+        )
 
 
 def _merge_out(a: _Output, b: _Output, b_sketch: _Sketch | None) -> _Output:
@@ -435,9 +494,15 @@ def _merge_out(a: _Output, b: _Output, b_sketch: _Sketch | None) -> _Output:
     sketch = None
     if a.sketch is not None and b_sketch is not None:
         sketch = a.sketch.merge(b_sketch)
-    return _Output(_combine(a.moments, b.moments), a.errors + b.errors,
-                   min(a.lo, b.lo), max(a.hi, b.hi), np.concatenate([a.conv_t, b.conv_t]),
-                   np.concatenate([a.conv_m, conv_m]).reshape(-1, _M), sketch)
+    return _Output(
+        _combine(a.moments, b.moments),
+        a.errors + b.errors,
+        min(a.lo, b.lo),
+        max(a.hi, b.hi),
+        np.concatenate([a.conv_t, b.conv_t]),
+        np.concatenate([a.conv_m, conv_m]).reshape(-1, _M),
+        sketch,
+    )
 
 
 # -------------------------------------------------------------------------- results
@@ -472,29 +537,44 @@ def _results(p: Partial, name: str, joined: dict[str, np.ndarray] | None) -> Res
             cdf_x[0], cdf_x[-1] = out.lo, out.hi
             cvar = out.sketch.tail_mean(k)
             reps, weights = out.sketch.sorted_values()
-            counts, edges = np.histogram(np.clip(reps, out.lo, out.hi), weights=weights,
-                                         bins=opts.histogram_bins, range=(out.lo, out.hi))
+            counts, edges = np.histogram(
+                np.clip(reps, out.lo, out.hi),
+                weights=weights,
+                bins=opts.histogram_bins,
+                range=(out.lo, out.hi),
+            )
         sens_values = p.reservoir.values
     if not n:
         pct = np.full(probs.size, math.nan)
         cdf_x, cvar = np.full(cdf_p.size, math.nan), math.nan
         counts, edges = np.zeros(0, dtype=np.int64), np.zeros(0)
     mean, std, skew, kurt = _describe(moments)
-    conv = [(int(t - p.first_trial), *_mean_se(m)) for t, m in zip(out.conv_t, out.conv_m,
-                                                                   strict=True)]
+    conv = [
+        (int(t - p.first_trial), *_mean_se(m)) for t, m in zip(out.conv_t, out.conv_m, strict=True)
+    ]
     if not conv or conv[-1][0] != p.trials:
         conv.append((p.trials, *_mean_se(out.moments)))
     return Results(
-        name=name, count=n, errors=out.errors, mean=mean, std=std,
-        min=float(out.lo) if n else math.nan, max=float(out.hi) if n else math.nan,
-        skewness=skew, kurtosis=kurt,
+        name=name,
+        count=n,
+        errors=out.errors,
+        mean=mean,
+        std=std,
+        min=float(out.lo) if n else math.nan,
+        max=float(out.hi) if n else math.nan,
+        skewness=skew,
+        kurtosis=kurt,
         percentiles={q: float(v) for q, v in zip(PERCENTILES, pct, strict=True)},
-        var_95=float(pct[PERCENTILES.index(5)]), cvar_95=cvar,
+        var_95=float(pct[PERCENTILES.index(5)]),
+        cvar_95=cvar,
         histogram=([float(e) for e in edges], [int(c) for c in counts]),
         cdf=[(float(v), float(q)) for v, q in zip(cdf_x, cdf_p, strict=True)],
-        sensitivity=_sensitivity(sens_values[f"o:{name}"],
-                                 {i: sens_values[f"i:{i}"] for i in p.input_names}),
-        convergence=conv, exact=joined is not None)
+        sensitivity=_sensitivity(
+            sens_values[f"o:{name}"], {i: sens_values[f"i:{i}"] for i in p.input_names}
+        ),
+        convergence=conv,
+        exact=joined is not None,
+    )
 
 
 def _mean_se(m: np.ndarray) -> tuple[float, float]:

@@ -60,21 +60,46 @@ def literal(x: float) -> str:
 
 
 _CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
-_UNARY = {"neg": "(-{0})", "percent": "({0} / 100.0)", "abs": "fabs({0})", "exp": "exp({0})",
-          "ln": "log({0})", "log10": "log10({0})", "sqrt": "sqrt({0})", "int": "floor({0})",
-          "sign": "xl_sign({0})", "not": "xl_not({0})"}
-_BINARY = {"add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})",
-           "div": "xl_div({0}, {1})", "pow": "pow({0}, {1})", "power": "pow({0}, {1})",
-           "iferror": "xl_iferror({0}, {1})", "mod": "xl_mod({0}, {1})",
-           "round": "xl_round({0}, {1})", "roundup": "xl_roundup({0}, {1})",
-           "rounddown": "xl_rounddown({0}, {1})"}
+_UNARY = {
+    "neg": "(-{0})",
+    "percent": "({0} / 100.0)",
+    "abs": "fabs({0})",
+    "exp": "exp({0})",
+    "ln": "log({0})",
+    "log10": "log10({0})",
+    "sqrt": "sqrt({0})",
+    "int": "floor({0})",
+    "sign": "xl_sign({0})",
+    "not": "xl_not({0})",
+}
+_BINARY = {
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "xl_div({0}, {1})",
+    "pow": "pow({0}, {1})",
+    "power": "pow({0}, {1})",
+    "iferror": "xl_iferror({0}, {1})",
+    "mod": "xl_mod({0}, {1})",
+    "round": "xl_round({0}, {1})",
+    "roundup": "xl_roundup({0}, {1})",
+    "rounddown": "xl_rounddown({0}, {1})",
+}
 _VALID = {
-    "normal": "{1} > 0", "triang": "alea_ordered({0}, {1}, {2})",
-    "trigen": "valid_trigen({0}, {1}, {2}, {3}, {4})", "pert": "alea_ordered({0}, {1}, {2})",
-    "uniform": "{0} < {1}", "lognorm": "{0} > 0 && {1} > 0", "lognorm2": "{1} > 0",
-    "binomial": "{0} >= 0 && {0} == floor({0}) && {1} >= 0 && {1} <= 1", "poisson": "{0} > 0",
-    "expon": "{0} > 0", "gamma": "{0} > 0 && {1} > 0", "beta": "{0} > 0 && {1} > 0",
-    "betageneral": "{0} > 0 && {1} > 0 && {2} < {3}", "weibull": "{0} > 0 && {1} > 0",
+    "normal": "{1} > 0",
+    "triang": "alea_ordered({0}, {1}, {2})",
+    "trigen": "valid_trigen({0}, {1}, {2}, {3}, {4})",
+    "pert": "alea_ordered({0}, {1}, {2})",
+    "uniform": "{0} < {1}",
+    "lognorm": "{0} > 0 && {1} > 0",
+    "lognorm2": "{1} > 0",
+    "binomial": "{0} >= 0 && {0} == floor({0}) && {1} >= 0 && {1} <= 1",
+    "poisson": "{0} > 0",
+    "expon": "{0} > 0",
+    "gamma": "{0} > 0 && {1} > 0",
+    "beta": "{0} > 0 && {1} > 0",
+    "betageneral": "{0} > 0 && {1} > 0 && {2} < {3}",
+    "weibull": "{0} > 0 && {1} > 0",
 }
 _DISCRETE = {"discrete", "binomial", "poisson"}
 
@@ -113,11 +138,16 @@ class _Writer:
                 stack.append((current, True))
                 stack.extend((k, False) for k in reversed(kids) if id(k) not in self._names)
                 continue
-            args = tuple(k if isinstance(k, Table) else self._names[id(k)]
-                         for k in _children(current))
-            key = (type(current).__name__, getattr(current, "fn", None),
-                   getattr(current, "stream", None), args,
-                   current.value if isinstance(current, Const) else None)
+            args = tuple(
+                k if isinstance(k, Table) else self._names[id(k)] for k in _children(current)
+            )
+            key = (
+                type(current).__name__,
+                getattr(current, "fn", None),
+                getattr(current, "stream", None),
+                args,
+                current.value if isinstance(current, Const) else None,
+            )
             if key not in self._by_key:
                 self._by_key[key] = self._emit(current, args)
             self._names[id(current)] = self._by_key[key]
@@ -159,8 +189,10 @@ class _Writer:
             flo = "0.0" if lo is None else call[1].format(x=literal(below))
             fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
             value = call[0].format(u=f"alea_trunc_u({u}, {flo}, {fhi})")
-            value = (f"alea_clip({value}, {'(-INFINITY)' if lo is None else literal(lo)}, "
-                     f"{'INFINITY' if hi is None else literal(hi)})")
+            value = (
+                f"alea_clip({value}, {'(-INFINITY)' if lo is None else literal(lo)}, "
+                f"{'INFINITY' if hi is None else literal(hi)})"
+            )
         return f"(({valid}) && {finite}) ? {value} : NAN"
 
     def _apply(self, node: Apply, args: tuple) -> str:
@@ -183,8 +215,7 @@ class _Writer:
         m = self.model
         for i, s in enumerate(m.inputs):
             if s.stream != i:
-                raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}",
-                                 s.address)
+                raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
         head = [f"  double u{s.stream} = x[{s.stream} * stride];" for s in m.inputs]
         head += _copula_lines(m)
         ins = [self.name(s) for s in m.inputs]
@@ -195,16 +226,30 @@ class _Writer:
         draws = []
         for s in m.inputs:
             key = "seed" if s.seed is None else f"{s.seed}ULL"
-            draws.append(f"  alea_philox(block, 0, {key}, {s.stream}ULL, w); "
-                         f"alea_store(w, block, first, count, x + {s.stream} * count);")
-        src = "\n".join([
-            PRELUDE, _TABLE_MACRO, *self.tables,
-            f"#define ALEA_INPUTS {len(m.inputs)}", f"#define ALEA_OUTPUTS {len(m.outputs)}", "",
-            "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
-            "  u64 w[4];", *draws, "  (void)w; (void)seed;", "}", "",
-            "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {", *body, "}",
-            _LOOPS,
-        ])
+            draws.append(
+                f"  alea_philox(block, 0, {key}, {s.stream}ULL, w); "
+                f"alea_store(w, block, first, count, x + {s.stream} * count);"
+            )
+        src = "\n".join(
+            [
+                PRELUDE,
+                _TABLE_MACRO,
+                *self.tables,
+                f"#define ALEA_INPUTS {len(m.inputs)}",
+                f"#define ALEA_OUTPUTS {len(m.outputs)}",
+                "",
+                "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
+                "  u64 w[4];",
+                *draws,
+                "  (void)w; (void)seed;",
+                "}",
+                "",
+                "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {",
+                *body,
+                "}",
+                _LOOPS,
+            ]
+        )
         return CudaSource(src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs))
 
 
@@ -271,23 +316,11 @@ def _logical(op: str):
 
 
 def _sumproduct(w: _Writer, args: tuple) -> str:
-    if all(isinstance(a, Table) for a in args):
-        groups = [_flatten(a) for a in args]
-    else:
-        vals = [v for a in args for v in _flatten(a)]
-        half = len(vals) // 2
-        groups = [vals[:half], vals[half:]] if len(vals) % 2 == 0 else [vals]
-    acc = "0.0"
-    for parts in zip(*groups, strict=True):
-        acc = f"({acc} + {' * '.join(parts) if len(parts) == 1 else _product(parts)})"
-    return acc
-
-
-def _product(parts) -> str:
-    acc = parts[0]
-    for p in parts[1:]:
-        acc = f"({acc} * {p})"
-    return acc
+    """Constant Tables fold (as numpy_backend); the front end lowers uncertain ranges to
+    ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
+    if len(args) > 1 and all(isinstance(a, Table) for a in args):
+        return literal(float(np.sum(np.prod([np.asarray(a.values) for a in args], axis=0))))
+    return _sum(tuple(v for a in args for v in _flatten(a)))
 
 
 def _npv(w: _Writer, args: tuple) -> str:
@@ -418,6 +451,7 @@ ALEA_HD void alea_block(u64 seed, u64 block, u64 first, u64 count, int draw, dou
   }
 }
 
+#ifndef ALEA_NO_KERNEL  /* the CPU harness needs no device code */
 extern "C" __global__ void alea_kernel(u64 seed, u64 first, u64 count, int draw,
                                        double* x, double* y) {
   u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;
@@ -425,6 +459,7 @@ extern "C" __global__ void alea_kernel(u64 seed, u64 first, u64 count, int draw,
   for (u64 j = blockIdx.x * (u64)blockDim.x + threadIdx.x; j < blocks; j += step)
     alea_block(seed, b0 + j, first, count, draw, x, y);
 }
+#endif
 
 __host__ void alea_host(u64 seed, u64 first, u64 count, int draw, double* x, double* y) {
   u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;

@@ -71,27 +71,40 @@ class HostHarness:
         path = Path(workdir) / f"harness_{src.key[:16]}.cu"
         path.write_text(src.source + _MAIN)
         self.exe = path.with_suffix("")
-        subprocess.run([nvcc, "-O2", "-w", "-o", str(self.exe), str(path)], check=True,
-                       capture_output=True, text=True)
+        subprocess.run(
+            [nvcc, "-DALEA_NO_KERNEL", "-Xcompiler", "-O1", "-w", "-o", str(self.exe), str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def raw(self, seed: int, stream: int, first: int, count: int) -> np.ndarray:
         """Raw Philox words of one stream for indices ``[first, first + count)``."""
-        out = subprocess.run([str(self.exe), "raw", str(seed), str(stream), str(first),
-                              str(count)], check=True, capture_output=True).stdout
+        out = subprocess.run(
+            [str(self.exe), "raw", str(seed), str(stream), str(first), str(count)],
+            check=True,
+            capture_output=True,
+        ).stdout
         return np.frombuffer(out, dtype=np.uint64)
 
-    def evaluate(self, seed: int, first: int, count: int,
-                 uniforms: np.ndarray | None = None) -> tuple[dict, dict]:
+    def evaluate(
+        self, seed: int, first: int, count: int, uniforms: np.ndarray | None = None
+    ) -> tuple[dict, dict]:
         """(outputs, inputs) by name, as ``Evaluator.evaluate``; ``uniforms`` (inputs × count)
         replaces the Philox draws (Latin Hypercube)."""
         draw = uniforms is None
         stdin = None if draw else np.ascontiguousarray(uniforms, dtype=np.float64).tobytes()
-        out = subprocess.run([str(self.exe), str(seed), str(first), str(count),
-                              "1" if draw else "0"], input=stdin, check=True,
-                             capture_output=True).stdout
+        out = subprocess.run(
+            [str(self.exe), str(seed), str(first), str(count), "1" if draw else "0"],
+            input=stdin,
+            check=True,
+            capture_output=True,
+        ).stdout
         values = np.frombuffer(out, dtype=np.float64)
         ni = len(self.src.inputs)
         x = values[: ni * count].reshape(ni, count)
-        y = values[ni * count:].reshape(len(self.src.outputs), count)
-        return (dict(zip(self.src.outputs, y, strict=True)),
-                dict(zip(self.src.inputs, x, strict=True)))
+        y = values[ni * count :].reshape(len(self.src.outputs), count)
+        return (
+            dict(zip(self.src.outputs, y, strict=True)),
+            dict(zip(self.src.inputs, x, strict=True)),
+        )

@@ -17,7 +17,7 @@ PRELUDE = r"""
 #include <cmath>
 #include <cstdint>
 
-#define ALEA_HD __host__ __device__ __forceinline__
+#define ALEA_HD __host__ __device__ inline
 typedef unsigned long long u64;
 
 /* ---- Philox4x64-10 (Random123), key = (seed, stream), counter = (i / 4, domain, 0, 0) */
@@ -61,21 +61,21 @@ ALEA_HD double xl_iferror(double a, double b) { return isfinite(a) ? a : b; }
 ALEA_HD double xl_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmin(a, b); }
 ALEA_HD double xl_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmax(a, b); }
 ALEA_HD double xl_sign(double a) { return isnan(a) ? NAN : (double)((a > 0.0) - (a < 0.0)); }
-#define ALEA_NUDGE 0x1p-50  /* Excel's 15 significant digits, as numpy_backend._NUDGE */
 ALEA_HD double xl_scale(double d) { return pow(10.0, trunc(d)); }
+ALEA_HD double xl_pow(double a, double b) { double r = pow(a, b); return isfinite(r) ? r : NAN; }
 ALEA_HD double xl_round(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f * (1.0 + ALEA_NUDGE) + 0.5) / f;
+  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
 }
 ALEA_HD double xl_roundup(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f * (1.0 - ALEA_NUDGE)) / f;
+  double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f) / f;
 }
 ALEA_HD double xl_rounddown(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f * (1.0 + ALEA_NUDGE)) / f;
+  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f) / f;
 }
 ALEA_HD double xl_mod(double a, double b) { return b == 0.0 ? NAN : a - b * floor(a / b); }
-/* annuity payment factor: (1 + r type)((1+r)^n - 1)/r, or n when r = 0 */
+/* annuity payment factor: (1 + r [type != 0])((1+r)^n - 1)/r, or n when r = 0 */
 ALEA_HD double xl_factor(double r, double n, double kind, double growth) {
-  return r == 0.0 ? n : (1.0 + r * kind) * ((growth - 1.0) / r);
+  return r == 0.0 ? n : (1.0 + r * xl_bool(kind != 0.0)) * ((growth - 1.0) / r);
 }
 ALEA_HD double xl_pv(double r, double n, double pmt, double fv, double kind) {
   double g = pow(1.0 + r, n); return -((fv + pmt * xl_factor(r, n, kind, g)) / g);
@@ -94,22 +94,18 @@ ALEA_HD double xl_pick(const double* t, int rows, int cols, double row, double c
 ALEA_HD double xl_index(const double* t, int rows, int cols, double row) {  /* INDEX(t, k) */
   return rows == 1 ? xl_pick(t, rows, cols, 1.0, row) : xl_pick(t, rows, cols, row, 1.0);
 }
-/* MATCH position (1-based) of x among n keys t[0], t[stride], ...; kind 0 exact (first
-   occurrence), > 0 largest key <= x (ascending keys), < 0 smallest key >= x (descending):
-   binary searches, like numpy.searchsorted in numpy_backend. */
+/* MATCH position (1-based) of x among n keys t[0], t[stride], ...: kind 0 exact (first
+   equal key), > 0 the last key <= x, < 0 the last key >= x (for keys sorted the way Excel
+   documents, the binary search of numpy_backend finds the same position). */
 ALEA_HD double xl_position(const double* t, int n, int stride, double x, double kind) {
   if (isnan(x) || isnan(kind)) return NAN;
-  if (kind == 0.0) {
-    for (int i = 0; i < n; ++i) if (t[i * stride] == x) return i + 1.0;
-    return NAN;
+  int hit = 0;
+  for (int i = 0; i < n; ++i) {
+    double k = t[i * stride];
+    if (kind == 0.0) { if (k == x) return i + 1.0; }
+    else if (kind > 0.0 ? k <= x : -k <= -x) hit = i + 1;
   }
-  int lo = 0, hi = n;
-  while (lo < hi) {
-    int mid = (lo + hi) / 2;
-    bool before = kind > 0.0 ? t[mid * stride] <= x : -t[mid * stride] <= -x;
-    if (before) lo = mid + 1; else hi = mid;
-  }
-  return lo == 0 ? NAN : (double)lo;
+  return hit == 0 ? NAN : (double)hit;
 }
 ALEA_HD double xl_vlookup(double x, const double* t, int rows, int cols, double col, double exact) {
   return xl_pick(t, rows, cols, xl_position(t, rows, cols, x, exact), col);

@@ -1,0 +1,162 @@
+"""Run generated CUDA source with PyCUDA: compile once per model, launch per chunk.
+
+``compile_cuda(model, seed=..., sampling=...)`` returns an evaluator with the backend
+protocol of ``numpy_backend`` (``backend == "cuda"``, ``evaluate(first_trial, count)``).
+Monte Carlo uniforms are drawn in the kernel (Philox, the same bits as ``rng.py``); Latin
+Hypercube uniforms need a sort over blocks of 65,536 trials and are computed on the host by
+``sampling.lhs_uniforms`` and uploaded. The Gaussian copula always runs in the kernel.
+
+PyCUDA is optional: without it (or without a device) :func:`gpu_available` is False and
+nothing here is imported by the CPU path. The primary context of device 0 is pushed around
+every call, so an evaluator may be used from any thread, one call at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from .. import rng, sampling
+from ..ir import Model
+from .codegen import CudaSource, generate
+
+__all__ = ["CudaEvaluator", "compile_cuda", "devices", "gpu_available"]
+
+_BLOCK = 128  # threads per block; each thread takes 4 trials per Philox block
+_lock = threading.Lock()
+_modules: dict[str, Any] = {}  # source key → compiled module (per process, device 0)
+_context: Any = None
+
+
+def gpu_available() -> bool:
+    """True when PyCUDA imports and sees at least one CUDA device; never raises."""
+    try:
+        import pycuda.driver as drv
+
+        drv.init()
+        return drv.Device.count() > 0
+    except Exception:  # no pycuda, no libcuda, no device, driver mismatch: all mean "no"
+        return False
+
+
+def devices() -> list[dict]:
+    """The CUDA devices seen (name, memory in bytes, compute capability); [] when none."""
+    if not gpu_available():
+        return []
+    import pycuda.driver as drv
+
+    out = []
+    for i in range(drv.Device.count()):
+        d = drv.Device(i)
+        major, minor = d.compute_capability()
+        out.append(
+            {
+                "index": i,
+                "name": d.name(),
+                "memory_bytes": int(d.total_memory()),
+                "compute_capability": f"{major}.{minor}",
+            }
+        )
+    return out
+
+
+class _Pushed:
+    """The primary context of device 0, current for the duration of a ``with`` block."""
+
+    def __enter__(self) -> Any:
+        global _context
+        import pycuda.driver as drv
+
+        with _lock:
+            if _context is None:
+                drv.init()
+                _context = drv.Device(0).retain_primary_context()
+        _context.push()
+        return _context
+
+    def __exit__(self, *exc: object) -> None:
+        import pycuda.driver as drv
+
+        drv.Context.pop()
+
+
+def _module(src: CudaSource) -> Any:
+    from pycuda.compiler import SourceModule
+
+    with _lock:
+        if src.key not in _modules:
+            _modules[src.key] = SourceModule(src.source, no_extern_c=True, options=["-w"])
+        return _modules[src.key]
+
+
+class CudaEvaluator:
+    """A model compiled for the GPU; ``evaluate`` any trial range, in any order."""
+
+    backend = "cuda"
+
+    def __init__(self, model: Model, seed: int, sampling_method: str = "mc") -> None:
+        if sampling_method not in ("mc", "lhs"):
+            raise ValueError(f"sampling must be 'mc' or 'lhs', got {sampling_method!r}")
+        if not 0 <= seed <= rng.MAX_SEED:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        self.model, self.seed, self.sampling = model, seed, sampling_method
+        self.source = generate(model)
+        with _Pushed():
+            self._kernel = _module(self.source).get_function("alea_kernel")
+
+    def _lhs(self, first: int, count: int) -> np.ndarray:
+        rows = [
+            sampling.lhs_uniforms(self.seed if s.seed is None else s.seed, s.stream, first, count)
+            for s in self.model.inputs
+        ]
+        return np.stack(rows) if rows else np.zeros((0, count))
+
+    def evaluate(
+        self, first_trial: int, count: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-trial float64 values of every output and input for ``[first_trial, +count)``."""
+        import pycuda.driver as drv
+        import pycuda.gpuarray as gpuarray
+
+        ni, no = len(self.source.inputs), len(self.source.outputs)
+        if count <= 0:
+            empty = np.zeros(0)
+            return (
+                {k: empty.copy() for k in self.source.outputs},
+                {k: empty.copy() for k in self.source.inputs},
+            )
+        with _Pushed():
+            draw = self.sampling == "mc"
+            x = (
+                gpuarray.empty((max(ni, 1), count), np.float64)
+                if draw
+                else gpuarray.to_gpu(self._lhs(first_trial, count))
+                if ni
+                else gpuarray.empty((1, count), np.float64)
+            )
+            y = gpuarray.empty((max(no, 1), count), np.float64)
+            blocks = (first_trial + count + 3) // 4 - first_trial // 4
+            sms = drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+            grid = max(1, min(-(-blocks // _BLOCK), sms * 64))
+            self._kernel(
+                np.uint64(self.seed),
+                np.uint64(first_trial),
+                np.uint64(count),
+                np.int32(draw),
+                x.gpudata,
+                y.gpudata,
+                block=(_BLOCK, 1, 1),
+                grid=(grid, 1),
+            )
+            xs, ys = x.get(), y.get()
+        return (
+            dict(zip(self.source.outputs, ys[:no], strict=True)),
+            dict(zip(self.source.inputs, xs[:ni], strict=True)),
+        )
+
+
+def compile_cuda(model: Model, *, seed: int, sampling: str = "mc") -> CudaEvaluator:
+    """Compile ``model`` for the GPU (cached per generated source); needs PyCUDA and a GPU."""
+    return CudaEvaluator(model, seed, sampling)
