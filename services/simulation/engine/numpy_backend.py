@@ -324,12 +324,13 @@ def _sumproduct(*args: Value) -> Value:
 
 
 def _pow(a: Value, b: Value) -> Value:
-    r = np.power(a, b)
-    return np.where(np.isfinite(r), r, _NAN)  # 0^-1 is #DIV/0!, overflow #NUM!
+    r = np.power(a, b)  # NumPy says 1 for 1^NaN and NaN^0; Excel propagates the error
+    return _error_if(np.isnan(a) | np.isnan(b) | ~np.isfinite(r), r)  # 0^-1, overflow
 
 
 def _log(a: Value, base: Value = 10.0) -> Value:
-    return np.divide(np.log(a), np.log(base))
+    ok = np.greater(a, 0.0) & np.greater(base, 0.0) & np.not_equal(base, 1.0)
+    return _error_if(~ok, np.divide(np.log(a), np.log(base)))
 
 
 def _scale(digits: Value) -> Value:
