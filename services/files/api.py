@@ -55,6 +55,20 @@ async def _one(piece: bytes) -> AsyncIterator[bytes]:
     yield piece
 
 
+# Where the upload's domain fields live in each request message.
+_UPLOAD_FIELDS = {
+    "size_bytes": "metadata.size_bytes",
+    "sha256": "metadata.sha256",
+    "content_type": "metadata.content_type",
+}
+_UPLOAD_BODY_FIELDS = {"size_bytes": "body.data", "content_type": "body.content_type"}
+
+
+def _in_request(error: InvalidArgument, fields: dict[str, str]) -> InvalidArgument:
+    """The same violations with domain field names replaced by request field paths."""
+    return InvalidArgument.of([(fields.get(f, f), reason) for f, reason in error.violations])
+
+
 class FilesServicer(files_pb2_grpc.FilesServiceServicer):
     """gRPC (and, through Envoy's transcoder, REST) face of :class:`Files`."""
 
@@ -78,7 +92,10 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
             meta.file_name, meta.content_type or DEFAULT_CONTENT_TYPE, meta.size_bytes,
             meta.sha256, meta.request_id,
         )  # fmt: skip
-        return to_file(await self._files.upload(current_principal(), new, chunks()))
+        try:
+            return to_file(await self._files.upload(current_principal(), new, chunks()))
+        except InvalidArgument as exc:
+            raise _in_request(exc, _UPLOAD_FIELDS) from None
 
     async def UploadBody(self, request, context) -> files_pb2.File:
         body = request.body
@@ -86,7 +103,10 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
             request.file_name, body.content_type or DEFAULT_CONTENT_TYPE, len(body.data),
             request_id=request.request_id,
         )  # fmt: skip
-        return to_file(await self._files.upload(current_principal(), new, _one(body.data)))
+        try:
+            return to_file(await self._files.upload(current_principal(), new, _one(body.data)))
+        except InvalidArgument as exc:
+            raise _in_request(exc, _UPLOAD_BODY_FIELDS) from None
 
     async def Download(self, request, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
         info, stream = await self._files.download(

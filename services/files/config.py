@@ -6,7 +6,7 @@ Without ``ALEA_FILES_MASTER_KEYS`` (development), the keys are read from
 ``$ALEA_HOME/keys/files-master-keys.json``, created with one random key (mode 0600) on
 first start; that file lives outside the repository and is never committed.
 ``ALEA_FILES_BLOB_DIR``     local blob directory (default ``$ALEA_HOME/blobs``).
-``ALEA_FILES_MAX_FILE_BYTES`` largest accepted file (default 1 GiB).
+``ALEA_FILES_MAX_FILE_BYTES`` largest accepted file (default 5 GiB).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from services.runtime.config import ConfigError
 __all__ = ["FilesSettings", "add_dev_master_key", "dev_key_file", "load_files_settings"]
 
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-DEFAULT_MAX_FILE_BYTES = 1 << 30
+DEFAULT_MAX_FILE_BYTES = 5 << 30
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ class _WorkbookCheck:
         was_short = len(self._data) < len(_ZIP_MAGIC)
         self._data += piece
         if len(self._data) > MAX_WORKBOOK_BYTES:
-            raise InvalidArgument("size", f"a workbook may be at most {MAX_WORKBOOK_BYTES} bytes")
+            limit = f"a workbook may be at most {MAX_WORKBOOK_BYTES} bytes"
+            raise InvalidArgument("size_bytes", limit)
         if was_short and len(self._data) >= len(_ZIP_MAGIC) and not self._is_zip():
             raise InvalidArgument("content_type", "a workbook must be an xlsx (zip) file")
 

@@ -138,8 +138,9 @@ class Files:
         self, caller: Principal, new: NewFile, data: AsyncIterable[bytes]
     ) -> FileInfo:
         """Store ``data`` encrypted; RESOURCE_EXHAUSTED before storing when over quota."""
+        too_big = f"exceeds the {self._max_file_bytes}-byte file limit"
         if new.size > self._max_file_bytes:
-            raise InvalidArgument("size", f"exceeds the {self._max_file_bytes}-byte file limit")
+            raise InvalidArgument("size_bytes", too_big)
         tenant = caller.tenant_id
         if new.request_id and (earlier := await self._by_request(caller, new.request_id)):
             return earlier
@@ -170,9 +171,9 @@ class Files:
             async for piece in data:
                 received += len(piece)
                 if received > self._max_file_bytes:
-                    raise InvalidArgument("size", f"exceeds the {self._max_file_bytes}-byte limit")
+                    raise InvalidArgument("size_bytes", too_big)
                 if new.size >= 0 and received > new.size:
-                    raise InvalidArgument("size", f"received more than the {new.size} declared")
+                    raise InvalidArgument("size_bytes", f"more than the {new.size} declared")
                 if used + received > limit:
                     raise _over_quota(tenant, used, received, limit)
                 if absorbing is not None:
@@ -409,7 +410,7 @@ def _require_manager(caller: Principal, row: dict) -> None:
 
 def _check_complete(new: NewFile, received: int, sha256: str) -> None:
     if new.size >= 0 and received != new.size:
-        raise InvalidArgument("size", f"declared {new.size} bytes but received {received}")
+        raise InvalidArgument("size_bytes", f"declared {new.size} bytes but received {received}")
     if new.sha256 and new.sha256.lower() != sha256:
         raise InvalidArgument("sha256", "does not match the SHA-256 of the received bytes")
 

@@ -97,10 +97,10 @@ async def test_declared_size_and_hash_are_checked(files: Files, blobs: LocalBlob
     alice = user(TENANT_A)
     with pytest.raises(InvalidArgument) as err:
         await files.upload(alice, NewFile("a", "text/plain", 10), pieces(b"x" * 11))
-    assert err.value.violations[0][0] == "size"
+    assert err.value.violations[0][0] == "size_bytes"
     with pytest.raises(InvalidArgument) as err:
         await files.upload(alice, NewFile("a", "text/plain", 10), pieces(b"x" * 9))
-    assert err.value.violations[0][0] == "size"
+    assert err.value.violations[0][0] == "size_bytes"
     with pytest.raises(InvalidArgument) as err:
         await put(files, alice, b"abc", sha256="0" * 64)
     assert err.value.violations[0][0] == "sha256"
