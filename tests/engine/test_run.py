@@ -1,0 +1,134 @@
+"""Chunked execution: bit-identical whatever the chunking or worker split, progress, cancel."""
+
+from __future__ import annotations
+
+import math
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from services.simulation import engine
+from services.simulation.engine.ir import Apply, Const, Model, Output, Sample
+from tests.engine import models
+
+EXACT_FIELDS = ("count", "errors", "mean", "std", "min", "max", "skewness", "kurtosis",
+                "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity")  # fmt: skip
+
+
+def _small() -> Model:
+    """The shared small model (Profit = (Revenue - Cost) * (1 - Tax)) as IR."""
+    rev = Sample(0, "normal", (Const(100.0), Const(10.0)), "Revenue", "Model!B1")
+    cost = Sample(1, "triang", (Const(20.0), Const(30.0), Const(50.0)), "Cost", "Model!B2")
+    tax = Sample(2, "uniform", (Const(0.1), Const(0.2)), "Tax", "Model!B3")
+    profit = Apply("mul", (Apply("sub", (rev, cost)), Apply("sub", (Const(1.0), tax))))
+    return Model((rev, cost, tax), (Output("Profit", "Model!B5", profit),))
+
+
+def _black_scholes() -> Model:
+    """Discounted call and put payoffs on a RiskLognorm2 terminal price (models.black_scholes)."""
+    s, k, r, vol, t = (models.BS_SPOT, models.BS_STRIKE, models.BS_RATE, models.BS_VOL,
+                       models.BS_TIME)  # fmt: skip
+    mu = math.log(s) + (r - vol**2 / 2) * t
+    price = Sample(0, "lognorm2", (Const(mu), Const(vol * math.sqrt(t))), "Terminal price",
+                   "Option!B7")  # fmt: skip
+    disc = Const(math.exp(-r * t))
+    call = Apply("mul", (disc, Apply("max", (Apply("sub", (price, Const(k))), Const(0.0)))))
+    put = Apply("mul", (disc, Apply("max", (Apply("sub", (Const(k), price)), Const(0.0)))))
+    return Model((price,), (Output("Call", "Option!B8", call), Output("Put", "Option!B9", put)))
+
+
+def _assert_same(a: engine.Partial, b: engine.Partial) -> None:
+    ra, rb = a.results(), b.results()
+    assert ra.keys() == rb.keys()
+    for name in ra:
+        da, db = ra[name].to_dict(), rb[name].to_dict()
+        for key in EXACT_FIELDS:
+            assert da[key] == db[key], (name, key)
+        # Convergence points are merged moments: equal to rounding, not always to the bit.
+        np.testing.assert_allclose(np.array(da["convergence"], dtype=float),
+                                   np.array(db["convergence"], dtype=float), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sampling", ["mc", "lhs"])
+def test_any_chunking_gives_the_same_bits(sampling: str) -> None:
+    m = _small()
+    whole = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend="cpu")
+    chunked = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend="cpu",
+                              chunk_size=33_333)
+    _assert_same(whole, chunked)
+
+
+def test_two_workers_merged_equal_one() -> None:
+    m = _small()
+    one = engine.simulate(m, trials=100_000, seed=3, chunk_size=40_000)
+    first = engine.simulate(m, trials=50_000, seed=3, chunk_size=7_000)
+    second = engine.simulate(m, trials=50_000, seed=3, first_trial=50_000, chunk_size=65_536)
+    _assert_same(one, first.merge(second))
+
+
+def test_black_scholes_matches_the_closed_form() -> None:
+    partial = engine.simulate(_black_scholes(), trials=400_000, seed=11)
+    results = partial.results()
+    for name, exact in models.EXPECTED_MEAN["black_scholes"].items():
+        r = results[name]
+        stderr = r.std / math.sqrt(r.count)
+        assert abs(r.mean - exact) < 4 * stderr, (name, r.mean, exact, stderr)
+
+
+def test_small_model_mean_and_sensitivity() -> None:
+    r = engine.simulate(_small(), trials=200_000, seed=1).results()["Profit"]
+    assert abs(r.mean - models.SMALL_MEAN) < 4 * r.std / math.sqrt(r.count)
+    assert [name for name, _ in r.sensitivity] == ["Revenue", "Cost", "Tax"]
+
+
+def test_progress_reports_each_chunk() -> None:
+    seen: list[tuple[int, int]] = []
+    engine.simulate(_small(), trials=10_000, seed=1, chunk_size=3_000,
+                    progress=lambda done, p: seen.append((done, p.trials)))
+    assert seen == [(3_000, 3_000), (6_000, 6_000), (9_000, 9_000), (10_000, 10_000)]
+
+
+def test_stop_cancels_between_chunks() -> None:
+    stop = threading.Event()
+    done: list[int] = []
+
+    def progress(trials: int, _: engine.Partial) -> None:
+        done.append(trials)
+        if trials >= 2_000:
+            stop.set()
+
+    with pytest.raises(engine.Cancelled, match="after 2000 of 10000"):
+        engine.simulate(_small(), trials=10_000, seed=1, chunk_size=1_000, progress=progress,
+                        stop=stop)
+    assert done == [1_000, 2_000]
+
+
+def test_backend_choice() -> None:
+    assert engine.resolve_backend("cpu") == "cpu"
+    assert engine.resolve_backend("auto") in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="backend"):
+        engine.resolve_backend("tpu")
+
+
+def test_default_chunk_size_scales_with_the_model() -> None:
+    small = engine.default_chunk_size(_small())
+    wide = Model(tuple(Sample(i, "normal", (Const(0.0), Const(1.0)), f"x{i}", f"A{i + 1}")
+                       for i in range(400)), ())  # fmt: skip
+    assert small == 1 << 20
+    assert engine.default_chunk_size(wide) == 1 << 16
+    assert small % (1 << 16) == 0
+
+
+def test_memory_stays_bounded_on_a_large_run() -> None:
+    options = engine.StatsOptions(exact_limit=1 << 16, reservoir_size=1_000)
+    n = 1 << 22  # 4M trials: all samples would be 96 MiB
+    m = _small()
+    engine.simulate(m, trials=1 << 17, seed=1, chunk_size=1 << 16, options=options)  # warm-up
+    tracemalloc.start()
+    partial = engine.simulate(m, trials=n, seed=1, chunk_size=1 << 18, options=options)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert partial.trials == n
+    assert peak < 48 << 20  # one chunk of outputs and inputs (8 MiB) plus tiles and sketches
