@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 from alea.access.v1 import access_pb2
-from google.api import annotations_pb2
-from google.protobuf.descriptor import MethodDescriptor
+from google.api import annotations_pb2, http_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 
 from tests.contracts.protos import SERVICES, descriptor_set, methods, services
 
@@ -47,6 +50,48 @@ def test_rpc_declares_exactly_one_kind_of_access(method: MethodDescriptor) -> No
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
 def test_user_rpcs_have_rest_and_internal_rpcs_have_none(method: MethodDescriptor) -> None:
     assert has_http(method) != rule(method).internal
+
+
+def bindings(method: MethodDescriptor) -> Iterator[tuple[str, str, http_pb2.HttpRule]]:
+    """(verb, path template, rule) of the RPC's http rule and its additional bindings."""
+    if not has_http(method):
+        return
+    primary = method.GetOptions().Extensions[annotations_pb2.http]
+    for binding in (primary, *primary.additional_bindings):
+        verb = binding.WhichOneof("pattern")
+        assert verb is not None, f"{method.full_name}: http rule without a pattern"
+        path = binding.custom.path if verb == "custom" else getattr(binding, verb)
+        yield verb, path, binding
+
+
+def field(message: Descriptor, dotted: str) -> FieldDescriptor | None:
+    """The field a dotted path names inside ``message``, or None."""
+    *parents, last = dotted.split(".")
+    for name in parents:
+        parent = message.fields_by_name.get(name)
+        if parent is None or parent.message_type is None:
+            return None
+        message = parent.message_type
+    return message.fields_by_name.get(last)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
+def test_http_templates_and_bodies_name_request_fields(method: MethodDescriptor) -> None:
+    for verb, path, binding in bindings(method):
+        assert path.startswith("/"), path
+        for variable in re.findall(r"\{([^}=]+)", path):
+            target = field(method.input_type, variable)
+            assert target is not None, f"{path}: no field {variable}"
+            assert target.type == FieldDescriptor.TYPE_STRING, f"{path}: {variable} not a string"
+        if verb in ("get", "delete"):
+            assert not binding.body, f"{verb} {path} cannot carry a body"
+        elif binding.body != "*":
+            assert binding.body in method.input_type.fields_by_name, f"body {binding.body}"
+
+
+def test_no_two_rpcs_share_a_rest_route() -> None:
+    routes = [(verb, path) for m in METHODS for verb, path, _ in bindings(m)]
+    assert len(routes) == len(set(routes))
 
 
 def test_public_rpcs_are_exactly_the_sign_in_ones() -> None:
