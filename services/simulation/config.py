@@ -18,7 +18,7 @@ class SimulationConfig:
 
     workers: int = 1
     lease_seconds: float = 30.0
-    chunk_trials: int = 200_000
+    chunk_trials: int = 1 << 18  # a multiple of the engine's 2**16 Latin Hypercube blocks
     checkpoint_seconds: float = 1.0
     poll_seconds: float = 0.5
     cache_ttl_seconds: float = 24 * 3600.0

@@ -26,7 +26,7 @@ PREFERENCE_FROM_PROTO = {
     pb.BACKEND_PREFERENCE_GPU: "GPU",
 }
 PREFERENCE_TO_PROTO = {v: k for k, v in PREFERENCE_FROM_PROTO.items() if k}
-BACKEND_TO_PROTO = {"numpy": pb.BACKEND_CPU, "cuda": pb.BACKEND_GPU}
+BACKEND_TO_PROTO = {"numpy": pb.BACKEND_CPU, "cpu": pb.BACKEND_CPU, "cuda": pb.BACKEND_GPU}
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
 
 

@@ -23,6 +23,8 @@ from services.simulation import store as st
 from services.simulation.config import SimulationConfig
 from services.simulation.engine import ir
 from services.simulation.engine.errors import ModelError
+from services.simulation.engine.spec import model_from_spec
+from services.simulation.engine.workbook import load_workbook
 from services.simulation.hub import Event, Hub
 from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
 
@@ -97,14 +99,12 @@ def summarise(model: ir.Model) -> dict[str, Any]:
 
 def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
     """(model, content hash, source kind); raises InvalidArgument for a refused model."""
-    from services.simulation import engine
-
     try:
         if source.spec is not None:
-            model = engine.model_from_spec(source.spec)
+            model = model_from_spec(source.spec)
             return model, hashlib.sha256(source.spec_bytes).hexdigest(), "spec"
         assert source.workbook is not None
-        model = engine.load_workbook(source.workbook)
+        model = load_workbook(source.workbook)
         return model, hashlib.sha256(source.workbook).hexdigest(), "workbook"
     except ModelError as exc:
         field = exc.location or ("spec" if source.spec is not None else "workbook")

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from services.simulation.config import SimulationConfig
+from services.simulation.engine.run import make_evaluator, resolve_backend
 from services.simulation.engine.stats import Partial, StatsOptions
 from services.simulation.hub import Hub, Progress, progress_to_json
 from services.simulation.store import Lease, Store
@@ -35,25 +36,14 @@ log = logging.getLogger(__name__)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
-    """("cuda", GPU devices) when the engine reports a usable GPU, else ("numpy", [])."""
-    try:
-        from services.simulation.engine.cuda import runner
-    except ImportError:
-        return "numpy", []
-    if not runner.gpu_available():
-        return "numpy", []
-    return "cuda", list(runner.devices()) if hasattr(runner, "devices") else []
+    """("cuda", GPU devices) when the engine sees a usable GPU, else ("cpu", [])."""
+    backend = resolve_backend("auto")
+    if backend != "cuda":
+        return backend, []
+    from services.simulation.engine.cuda import runner
 
-
-def compile_evaluator(model, *, seed: int, sampling: str, backend: str):
-    """The engine's evaluator for ``model`` on ``backend`` ("cuda" or "numpy")."""
-    if backend == "cuda":
-        from services.simulation.engine.cuda import runner
-
-        return runner.compile_cuda(model, seed=seed, sampling=sampling)
-    from services.simulation.engine.numpy_backend import compile_numpy
-
-    return compile_numpy(model, seed=seed, sampling=sampling)
+    devices = getattr(runner, "devices", None)
+    return backend, list(devices()) if devices is not None else []
 
 
 def _advance(evaluator, partial: Partial | None, first: int, count: int, options) -> Partial:
@@ -146,9 +136,9 @@ class Worker:
         sim = job.lease.simulation
         compiled = await self.store.compiled_model(sim.model_id)
         model = pickle.loads(compiled)
-        backend = "numpy" if sim.backend_preference == "CPU" else self.backend
+        backend = "cpu" if sim.backend_preference == "CPU" else self.backend
         evaluator = await asyncio.to_thread(
-            compile_evaluator, model, seed=sim.seed, sampling=sim.sampling, backend=backend
+            make_evaluator, model, seed=sim.seed, sampling=sim.sampling, backend=backend
         )
         partial = None
         if sim.checkpoint is not None:

@@ -27,7 +27,7 @@ CONFIG = SimulationConfig(
 @contextlib.asynccontextmanager
 async def workers(store: Store, hub: Hub, count: int = 1, config: SimulationConfig = CONFIG):
     stop = asyncio.Event()
-    pool = [Worker(store, hub, config, backend="numpy") for _ in range(count)]
+    pool = [Worker(store, hub, config, backend="cpu") for _ in range(count)]
     tasks = [asyncio.create_task(w.run(stop)) for w in pool]
     try:
         yield pool
