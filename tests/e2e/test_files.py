@@ -118,7 +118,6 @@ def disk_bytes(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
 
-@pytest.mark.slow
 def test_100_mb_round_trip_through_the_edge(files, users: FileUsers) -> None:
     data = os.urandom(100 * MIB)
     digest = hashlib.sha256(data).hexdigest()
