@@ -294,7 +294,8 @@ class Graph:
                 if isinstance(content, Formula) and "RISKOUTPUT" in content.text.upper():
                     key = (sheet, row, col)
                     if any(
-                        isinstance(e, Call) and e.name == "RISKOUTPUT" for e in walk(self.ast(key))
+                        isinstance(e, Call) and e.name.upper() == "RISKOUTPUT"
+                        for e in walk(self.ast(key))
                     ):
                         keys.append(key)
         return sorted(keys, key=self.order)

@@ -105,7 +105,7 @@ class Array:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A function call; ``name`` is upper-case without ``_xlfn.``-style prefixes."""
+    """A function call; ``name`` as written, without ``_xlfn.``-style prefixes."""
 
     name: str
     args: tuple[Expr, ...]
@@ -319,7 +319,7 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.type == Token.FUNC and tok.subtype == Token.CLOSE:
             self.next()
-            return Call(name.upper(), ())
+            return Call(name, ())
         while True:
             tok = self.peek()
             if (
@@ -336,7 +336,7 @@ class _Parser:
                 args.append(self.expression(0))
             tok = self.next()
             if tok.type == Token.FUNC and tok.subtype == Token.CLOSE:
-                return Call(name.upper(), tuple(args))
+                return Call(name, tuple(args))
             if not (tok.type == Token.SEP and tok.subtype == Token.ARG):
                 raise self.fail(f"unexpected {tok.value!r} in arguments of {name}")
 

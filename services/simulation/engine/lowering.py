@@ -124,6 +124,8 @@ class Lowerer:
         constants = [a.value if isinstance(a, Const) else a for a in args if not _random(a)]
         if len(constants) == len(args):
             return self.const(catalog.evaluate(fn, constants))  # type: ignore[arg-type]
+        if fn == "add" and self.const(0.0) in args:  # RiskOutput()+x: x + 0 is x
+            return next(a for a in args if a is not self.const(0.0))  # type: ignore[return-value]
         key = ("apply", fn, *(id(a) for a in args))
         if key not in self.nodes:
             self.nodes[key] = Apply(fn, tuple(args), self.where)

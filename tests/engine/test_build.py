@@ -1,0 +1,391 @@
+"""The builder: cells → IR, through real .xlsx files written by openpyxl."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+
+import pytest
+from openpyxl import Workbook
+from openpyxl.workbook.defined_name import DefinedName
+
+from services.simulation.engine.errors import (
+    CircularReference,
+    CorrelationError,
+    FormulaError,
+    ModelError,
+    ParameterError,
+)
+from services.simulation.engine.ir import Apply, Const, Model, Sample, Table
+from services.simulation.engine.workbook import load_workbook
+from tests.engine import models
+
+
+def xlsx(
+    cells: Mapping[str, object],
+    names: Mapping[str, str] | None = None,
+    local: Mapping[tuple[str, str], str] | None = None,
+) -> bytes:
+    """A workbook from ``{"Sheet!A1": value}``; sheets are created in first-seen order."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    for key, value in cells.items():
+        sheet, cell = key.rsplit("!", 1)
+        ws = wb[sheet] if sheet in wb.sheetnames else wb.create_sheet(sheet)
+        ws[cell] = value
+    for name, text in (names or {}).items():
+        wb.defined_names[name] = DefinedName(name, attr_text=text)
+    for (sheet, name), text in (local or {}).items():
+        wb[sheet].defined_names[name] = DefinedName(name, attr_text=text)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def build(cells: Mapping[str, object], **kw: Mapping) -> Model:  # type: ignore[type-arg]
+    return load_workbook(xlsx(cells, **kw))
+
+
+def const(model: Model, output: int = 0) -> float:
+    node = model.outputs[output].node
+    assert isinstance(node, Const), node
+    return node.value
+
+
+# --- the shared test models -------------------------------------------------------------------
+
+
+def test_small_model() -> None:
+    model = load_workbook(_bytes(models.small()))
+    assert [(s.stream, s.name, s.distribution, s.address) for s in model.inputs] == [
+        (0, "Revenue", "normal", "Model!B1"),
+        (1, "Cost", "triang", "Model!B2"),
+        (2, "Tax", "uniform", "Model!B3"),
+    ]
+    assert [(o.name, o.address) for o in model.outputs] == [("Profit", "Model!B5")]
+    assert model.inputs[1].params == (Const(20.0), Const(30.0), Const(50.0))
+
+
+def test_project_npv_crosses_sheets_and_uses_a_defined_name() -> None:
+    model = load_workbook(_bytes(models.project_npv()))
+    assert [s.name for s in model.inputs] == ["Units year 1", "Price", "Unit cost", "Growth"]
+    assert [o.name for o in model.outputs] == ["NPV", "Assumptions!B10"]
+    npv = model.outputs[0].node
+    assert isinstance(npv, Apply) and npv.fn == "sub"
+    inner = npv.args[0]
+    assert isinstance(inner, Apply) and inner.fn == "npv"
+    assert inner.args[0] == Const(models.NPV_RATE) and len(inner.args) == 1 + models.NPV_YEARS
+    # the final-year cash flow is the same node object in both outputs
+    assert model.outputs[1].node is inner.args[-1]
+
+
+def test_portfolio_correlates_the_first_five_assets() -> None:
+    model = load_workbook(_bytes(models.portfolio()))
+    assert len(model.inputs) == models.ASSETS
+    (corr,) = model.correlations
+    assert corr.name == "EquityCorr" and corr.streams == (0, 1, 2, 3, 4)
+    assert corr.matrix[0] == (1.0, 0.3, 0.3, 0.3, 0.3)
+    total = model.outputs[0].node
+    assert isinstance(total, Apply) and total.fn == "sum" and len(total.args) == models.ASSETS
+    assert all(isinstance(a, Apply) and a.fn == "mul" for a in total.args)
+
+
+def test_black_scholes_folds_the_lognormal_parameters() -> None:
+    model = load_workbook(_bytes(models.black_scholes()))
+    (price,) = model.inputs
+    mu = math.log(models.BS_SPOT) + (models.BS_RATE - models.BS_VOL**2 / 2) * models.BS_TIME
+    assert price.distribution == "lognorm2"
+    assert price.params == (Const(mu), Const(models.BS_VOL))
+
+
+@pytest.mark.parametrize("name", sorted(models.DISTRIBUTIONS))
+def test_one_model_per_distribution(name: str) -> None:
+    model = load_workbook(_bytes(models.distribution(name)))
+    (sample,) = model.inputs
+    assert sample.distribution == name
+    assert model.outputs[0].node is sample
+
+
+def test_fixed_mode_keeps_inputs_as_samples() -> None:
+    model = load_workbook(_bytes(models.small("fixed")))
+    assert [s.distribution for s in model.inputs] == ["discrete"] * 3
+    assert model.inputs[0].params == (Table((100.0,), 1, 1), Table((1.0,), 1, 1))
+
+
+def _bytes(wb: Workbook) -> bytes:
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+# --- references, names, folding, sharing --------------------------------------------------------
+
+
+def test_constant_cells_fold_with_excel_semantics() -> None:
+    model = build({"S!A1": 2.5, "S!A2": "=ROUND(A1,0)+ROUND(-A1,0)*10", "S!B1": "=RiskOutput()+A2"})
+    assert const(model) == 3 - 30
+    assert model.outputs[0].name == "S!B1"
+
+
+def test_blank_cells_are_zero_and_skipped_by_average() -> None:
+    model = build({"S!A1": 4, "S!A3": 8, "S!B1": "=RiskOutput()+AVERAGE(A1:A3)+A2"})
+    assert const(model) == 6
+
+
+def test_whole_column_ranges_are_clamped_to_the_sheet() -> None:
+    model = build(
+        {"S!A1": 1, "S!A2": 2, "S!A3": "=RiskNormal(0,1)", "S!B1": "=RiskOutput()+SUM(A:A)"}
+    )
+    node = model.outputs[0].node
+    assert isinstance(node, Apply) and node.fn == "sum" and len(node.args) == 3
+
+
+def test_sheet_scoped_names_shadow_workbook_names() -> None:
+    model = build(
+        {"A!A1": 1, "A!A2": 2, "A!B1": "=RiskOutput()+Rate", "B!B1": "=RiskOutput()+Rate"},
+        names={"Rate": "A!$A$1"},
+        local={("B", "Rate"): "A!$A$2"},
+    )
+    assert [const(model, 0), const(model, 1)] == [1, 2]
+
+
+def test_qualified_sheet_names_and_quoted_sheets() -> None:
+    model = build(
+        {
+            "My Sheet!A1": 5,
+            "Other!A1": "='My Sheet'!A1*2",
+            "Other!B1": "=RiskOutput()+A1+Other!Rate",
+        },
+        local={("Other", "Rate"): "0.5"},
+    )
+    assert const(model) == 10.5
+
+
+def test_only_cells_reaching_an_output_are_built() -> None:
+    model = build(
+        {
+            "S!A1": "=RiskNormal(0,1)",
+            "S!A2": "=RiskUniform(0,1)",  # never read
+            "S!A3": "=NOSUCHFUNCTION(1)",  # never read, so never refused
+            "S!B1": "=RiskOutput()+A1",
+        }
+    )
+    assert [s.address for s in model.inputs] == ["S!A1"]
+
+
+def test_streams_follow_addresses_not_discovery_order() -> None:
+    model = build(
+        {"S!A1": "=RiskNormal(0,1)", "S!A2": "=RiskNormal(0,2)", "S!B1": "=RiskOutput()+A2-A1"}
+    )
+    assert [(s.stream, s.address) for s in model.inputs] == [(0, "S!A1"), (1, "S!A2")]
+    assert model.inputs[1].params[1] == Const(2.0)
+
+
+def test_equal_sub_expressions_are_one_node() -> None:
+    model = build(
+        {
+            "S!A1": "=RiskNormal(0,1)",
+            "S!A2": "=EXP(A1)*2",
+            "S!A3": "=EXP(A1)*2",
+            "S!B1": "=RiskOutput()+A2",
+            "S!B2": "=RiskOutput()+A3",
+        }
+    )
+    a, b = (o.node for o in model.outputs)
+    assert isinstance(a, Apply) and isinstance(b, Apply)
+    assert a is b
+
+
+def test_a_deep_chain_does_not_exhaust_the_stack() -> None:
+    cells: dict[str, object] = {"S!A1": "=RiskNormal(0,1)"}
+    cells.update({f"S!A{r}": f"=A{r - 1}+1" for r in range(2, 3001)})
+    cells["S!B1"] = "=RiskOutput()+A3000"
+    node = build(cells).outputs[0].node
+    depth = 1
+    while isinstance(node, Apply):
+        node, depth = node.args[0], depth + 1
+    assert depth == 3000 and isinstance(node, Sample)
+
+
+def test_random_parameters_and_conditions_stay_in_the_graph() -> None:
+    model = build(
+        {
+            "S!A1": "=RiskUniform(1,2)",
+            "S!A2": "=RiskNormal(A1*10,1)",
+            "S!B1": "=RiskOutput()+IF(A2>15,A2,0)",
+        }
+    )
+    mean = model.inputs[1].params[0]
+    assert isinstance(mean, Apply) and mean.args[0] is model.inputs[0]
+    node = model.outputs[0].node
+    assert isinstance(node, Apply) and node.fn == "if"
+
+
+def test_constant_conditions_pick_a_branch() -> None:
+    model = build({"S!A1": "=RiskNormal(0,1)", "S!B1": '=RiskOutput()+IF(1>2,"no",A1)'})
+    assert model.outputs[0].node is model.inputs[0]
+
+
+def test_lookups_over_constant_tables() -> None:
+    cells: dict[str, object] = {f"T!A{r}": r for r in range(1, 4)}
+    cells.update({f"T!B{r}": r * 10 for r in range(1, 4)})
+    cells.update(
+        {
+            "T!C1": "=RiskUniform(1,3)",
+            "T!D1": "=RiskOutput()+VLOOKUP(C1,A1:B3,2)",
+            "T!D2": "=RiskOutput()+INDEX(B1:B3,MATCH(C1,A1:A3,1))",
+            "T!D3": "=RiskOutput()+INDEX(A1:B3,2,2)+CHOOSE(2,1,2,3)",
+        }
+    )
+    model = build(cells)
+    vlookup = model.outputs[0].node
+    table = Table((1.0, 10.0, 2.0, 20.0, 3.0, 30.0), 3, 2)
+    assert vlookup == Apply("vlookup", (model.inputs[0], table, Const(2.0), Const(1.0)), "T!D1")
+    index = model.outputs[1].node
+    assert index.fn == "index" and index.args[2] == Const(1.0)
+    assert const(model, 2) == 22
+
+
+def test_index_with_a_constant_position_picks_an_uncertain_cell() -> None:
+    model = build({"S!A1": "=RiskNormal(0,1)", "S!A2": 2, "S!B1": "=RiskOutput()+INDEX(A1:A2,1)"})
+    assert model.outputs[0].node is model.inputs[0]
+
+
+def test_financial_functions_get_all_their_arguments() -> None:
+    model = build({"S!A1": "=RiskUniform(0.01,0.1)", "S!B1": "=RiskOutput()+PMT(A1,10,1000)"})
+    pmt = model.outputs[0].node
+    assert pmt.fn == "pmt" and pmt.args[1:] == (Const(10.0), Const(1000.0), Const(0.0), Const(0.0))
+
+
+def test_property_functions() -> None:
+    model = build(
+        {
+            "S!A1": "Label",
+            "S!B1": "=RiskNormal(0,1,RiskTruncate(,2),RiskSeed(42),RiskStatic(0))",
+            "S!B2": '=RiskNormal(0,1,RiskName("Named"),RiskTruncate(-1))',
+            "S!C1": '=RiskOutput("Total","Group",1)+B1+B2',
+        }
+    )
+    first, second = model.inputs
+    assert (first.name, first.truncate, first.seed) == ("Label", (None, 2.0), 42)
+    assert (second.name, second.truncate) == ("Named", (-1.0, None))
+    assert model.outputs[0].name == "Total"
+    assert model.warnings == ("S!B1: RiskStatic ignored",)
+
+
+def test_duplicate_names_are_made_unique() -> None:
+    model = build(
+        {
+            "S!A1": '=RiskNormal(0,1,RiskName("x"))',
+            "S!A2": '=RiskNormal(0,1,RiskName("x"))',
+            "S!B1": '=RiskOutput("y")+A1',
+            "S!B2": '=RiskOutput("y")+A2',
+        }
+    )
+    assert [s.name for s in model.inputs] == ["x (S!A1)", "x (S!A2)"]
+    assert [o.name for o in model.outputs] == ["y (S!B1)", "y (S!B2)"]
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def refusal(cells: Mapping[str, object], kind: type[ModelError], **kw: Mapping) -> ModelError:  # type: ignore[type-arg]
+    with pytest.raises(kind) as err:
+        build(cells, **kw)
+    return err.value
+
+
+def test_no_output_is_refused() -> None:
+    err = refusal({"S!A1": "=RiskNormal(0,1)"}, ModelError)
+    assert "no RiskOutput" in str(err)
+
+
+def test_unsupported_function_names_cell_and_function() -> None:
+    err = refusal({"S!A1": "=RiskOutput()+STDEV(1,2)"}, FormulaError)
+    assert (err.location, err.function, err.reason) == ("S!A1", "STDEV", "unsupported function")
+
+
+def test_circular_reference_names_the_cycle() -> None:
+    err = refusal(
+        {"S!A1": "=B1+1", "S!B1": "=C1", "S!C1": "=A1", "S!D1": "=RiskOutput()+A1"},
+        CircularReference,
+    )
+    assert "S!A1 -> S!B1 -> S!C1 -> S!A1" in str(err)
+
+
+def test_self_reference_and_circular_names() -> None:
+    refusal({"S!A1": "=RiskOutput()+A1"}, CircularReference)
+    err = refusal({"S!A1": "=RiskOutput()+Loop"}, CircularReference, names={"Loop": "Loop+1"})
+    assert "Loop" in str(err)
+
+
+def test_text_in_arithmetic_names_the_cell() -> None:
+    err = refusal({"S!A1": "abc", "S!A2": "=A1*2", "S!B1": "=RiskOutput()+A2"}, FormulaError)
+    assert err.location == "S!A2" and "text 'abc'" in err.reason
+
+
+def test_invalid_distribution_parameters() -> None:
+    err = refusal({"S!A1": "=RiskOutput()+RiskNormal(0,-1)"}, ParameterError)
+    assert (err.location, err.function) == ("S!A1", "RiskNormal")
+    err = refusal({"S!B2": "=RiskOutput()+RiskTriang(3,2,1)"}, ParameterError)
+    assert (err.location, err.function) == ("S!B2", "RiskTriang")
+    err = refusal({"S!A1": "=RiskOutput()+RiskDiscrete({1,2,3},{1,2})"}, ParameterError)
+    assert "values has 3 entries" in err.reason
+    err = refusal({"S!A1": "=RiskOutput()+RiskDiscrete({1,2},{0,0})"}, ParameterError)
+    assert "positive" in err.reason
+
+
+def test_parameters_computed_from_constant_cells_are_checked_too() -> None:
+    err = refusal({"S!A1": -1, "S!B1": "=RiskOutput()+RiskNormal(0,A1*2)"}, ParameterError)
+    assert err.location == "S!B1" and "sd must be > 0, got -2" in err.reason
+
+
+def test_unknown_names_and_sheets() -> None:
+    assert "unknown name" in str(refusal({"S!A1": "=RiskOutput()+Nope"}, FormulaError))
+    assert "no sheet" in str(refusal({"S!A1": "=RiskOutput()+Nope!A1"}, FormulaError))
+
+
+def test_property_functions_only_inside_distributions() -> None:
+    err = refusal({"S!A1": '=RiskOutput()+RiskName("x")'}, FormulaError)
+    assert err.function == "RiskName"
+    refusal({"S!A1": "=RiskOutput()+RiskNormal(0,1,5)"}, FormulaError)
+    refusal({"S!A1": "=RiskOutput()+RiskNormal(0,1,RiskTruncate(5,1))"}, ParameterError)
+
+
+def _corr(matrix: list[list[float]]) -> dict[str, object]:
+    cells: dict[str, object] = {}
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            cells[f"C!{'ABC'[j]}{i + 1}"] = v
+        cells[f"S!A{i + 1}"] = f"=RiskNormal(0,1,RiskCorrmat(C!$A$1:$C$3,{i + 1}))"
+    cells["S!B1"] = "=RiskOutput()+A1+A2+A3"
+    return cells
+
+
+def test_valid_correlation_with_a_blank_triangle() -> None:
+    cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
+    del cells["C!A2"], cells["C!A3"], cells["C!B3"]
+    (corr,) = build(cells).correlations
+    assert corr.matrix == ((1, 0.5, 0.2), (0.5, 1, 0.1), (0.2, 0.1, 1))
+    assert corr.name == "C!A1:C3"
+
+
+@pytest.mark.parametrize(
+    ("matrix", "reason"),
+    [
+        ([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]], "not symmetric"),
+        ([[1, 0, 0], [0, 0.9, 0], [0, 0, 1]], "diagonal"),
+        ([[1, 1.5, 0], [1.5, 1, 0], [0, 0, 1]], "[-1, 1]"),
+        ([[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]], "positive semi-definite"),
+    ],
+)
+def test_invalid_correlation_matrices(matrix: list[list[float]], reason: str) -> None:
+    err = refusal(_corr(matrix), CorrelationError)
+    assert reason in err.reason and err.location == "C!A1:C3" and err.function == "RiskCorrmat"
+
+
+def test_correlation_positions_must_be_distinct() -> None:
+    cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
+    cells["S!A3"] = "=RiskNormal(0,1,RiskCorrmat(C!$A$1:$C$3,2))"
+    assert "used twice" in str(refusal(cells, CorrelationError))
