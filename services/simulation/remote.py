@@ -30,34 +30,23 @@ def _quota_violation(error: grpc.aio.AioRpcError) -> tuple[str, str]:
 
 
 class IdentityQuotas:
-    """The tenant's tier limits: trials per simulation, then a reservation for the month."""
+    """The tenant's tier limits, enforced by identity's ReserveTrials (per simulation and
+    per month, idempotent by reservation id)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = identity_pb2_grpc.IdentityServiceStub(channel)
 
     async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None:
+        request = identity_pb2.ReserveTrialsRequest(
+            tenant_id=tenant_id, trials=trials, request_id=reservation_id
+        )
         try:
-            quota = await self.stub.GetQuota(
-                identity_pb2.GetQuotaRequest(tenant_id=tenant_id), timeout=_TIMEOUT
-            )
-            if quota.trials_per_simulation and trials > quota.trials_per_simulation:
-                raise ResourceExhausted(
-                    "trials_per_simulation",
-                    f"{trials} trials exceed the {quota.trials_per_simulation} trials per "
-                    f"simulation of the {identity_pb2.Tier.Name(quota.tier)} tier",
-                    subject=f"tenant:{tenant_id}",
-                )
-            await self.stub.ReserveTrials(
-                identity_pb2.ReserveTrialsRequest(
-                    tenant_id=tenant_id, trials=trials, request_id=reservation_id
-                ),
-                timeout=_TIMEOUT,
-            )
+            await self.stub.ReserveTrials(request, timeout=_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 limit, description = _quota_violation(exc)
                 raise ResourceExhausted(limit, description, f"tenant:{tenant_id}") from None
-            raise Unavailable(f"identity could not check the quota: {exc.code().name}") from None
+            raise Unavailable(f"identity could not reserve trials: {exc.code().name}") from None
 
 
 async def fetch_file(
