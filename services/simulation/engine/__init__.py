@@ -15,7 +15,9 @@ from .errors import (
 )
 from .numpy_backend import Evaluator, compile_numpy
 from .run import Cancelled, default_chunk_size, make_evaluator, resolve_backend, simulate
+from .spec import model_from_spec
 from .stats import Partial, Results, StatsOptions
+from .workbook import load_workbook
 
 __all__ = [
     "Cancelled",
@@ -31,7 +33,9 @@ __all__ = [
     "WorkbookRejected",
     "compile_numpy",
     "default_chunk_size",
+    "load_workbook",
     "make_evaluator",
+    "model_from_spec",
     "resolve_backend",
     "simulate",
 ]
