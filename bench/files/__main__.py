@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
@@ -43,7 +44,7 @@ def _messages(data: bytes, sha256: str):
         yield files_pb2.UploadRequest(chunk=bytes(view[start : start + MIB]))
 
 
-async def _timed(coro) -> tuple[float, object]:
+async def _timed(coro) -> tuple[float, Any]:
     start = time.perf_counter()
     result = await coro
     return time.perf_counter() - start, result
@@ -82,8 +83,8 @@ async def run(mb: int, repeat: int, files_port: int, raw_port: int, pki: Path) -
         assert size == len(data)
         times["raw_down"].append(seconds)
         await stub.DeleteFile(files_pb2.DeleteFileRequest(file_id=stored.id), metadata=METADATA)
-    await files_channel.close()
-    await raw_channel.close()
+    await files_channel.close(None)
+    await raw_channel.close(None)
     return {key: mb / statistics.median(values) for key, values in times.items()}
 
 
@@ -103,6 +104,7 @@ def main() -> int:
             command, env={**os.environ, "ALEA_HOME": home},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+        assert server.stdout is not None and server.stdin is not None
         try:
             _, files_port, raw_port = server.stdout.readline().split()
             rates = asyncio.run(run(args.mb, args.repeat, int(files_port), int(raw_port), pki))

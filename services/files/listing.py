@@ -15,7 +15,7 @@ import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,7 +68,7 @@ class Page(Generic[T]):
     next_page_token: str
 
 
-def _value(field: str, raw: str) -> object:
+def _value(field: str, raw: str) -> Any:
     if field == "size_bytes":
         if not raw.isdigit():
             raise InvalidArgument("filter", f"size_bytes needs an integer, got {raw!r}")
