@@ -1,0 +1,231 @@
+"""The simulation service end to end through Envoy over native gRPC, on SQLite and PostgreSQL.
+
+Models from workbook bytes and from a spec, refusals naming the cell, idempotent
+CreateSimulation, a watched run to SUCCEEDED, results, the result cache, cancel, quotas,
+the queue status, 200 concurrent watchers, and every RPC refused across tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+
+import grpc
+import pytest
+from alea.simulation.v1 import model_spec_pb2, simulation_pb2_grpc
+from alea.simulation.v1 import simulation_pb2 as pb
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from tests.e2e.conftest import Account, register
+from tests.engine import models
+from tests.support.mesh import Mesh
+
+pytestmark = pytest.mark.integration
+State = pb.Simulation.State
+
+
+def workbook_bytes(book) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sims(edge: grpc.Channel) -> simulation_pb2_grpc.SimulationServiceStub:
+    return simulation_pb2_grpc.SimulationServiceStub(edge)
+
+
+@pytest.fixture(scope="module")
+def owner(identity) -> Account:
+    return register(identity, "sim-owner")
+
+
+@pytest.fixture(scope="module")
+def stranger(identity) -> Account:
+    return register(identity, "sim-stranger")
+
+
+@pytest.fixture(scope="module")
+def model(sims, owner: Account) -> pb.Model:
+    request = pb.CreateModelRequest(
+        display_name="small", workbook=workbook_bytes(models.small()),
+        request_id=str(uuid.uuid4()),
+    )  # fmt: skip
+    return sims.CreateModel(request, metadata=owner.metadata, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def finished(sims, owner: Account, model: pb.Model) -> tuple[pb.Simulation, list]:
+    """A 200k-trial run, watched from creation to its final state."""
+    created = sims.CreateSimulation(pb.CreateSimulationRequest(
+        model_id=model.id, trials=200_000, seed=7, request_id=str(uuid.uuid4()),
+    ), metadata=owner.metadata, timeout=30)  # fmt: skip
+    watch = pb.WatchSimulationRequest(simulation_id=created.id)
+    events = list(sims.WatchSimulation(watch, metadata=owner.metadata, timeout=120))
+    return created, events
+
+
+def details(error: grpc.RpcError, kind):
+    status = rpc_status.from_call(error)
+    found = []
+    for any_detail in status.details if status else ():
+        message = kind()
+        if any_detail.Unpack(message):
+            found.append(message)
+    return found
+
+
+def test_model_from_workbook_shows_inputs_outputs(model: pb.Model):
+    assert model.source == pb.MODEL_SOURCE_WORKBOOK and len(model.content_hash) == 64
+    assert {i.name for i in model.inputs} == {"Revenue", "Cost", "Tax"}
+    assert [(o.name, o.address) for o in model.outputs] == [("Profit", "Model!B5")]
+    normal = next(i for i in model.inputs if i.name == "Revenue")
+    assert normal.kind == model_spec_pb2.DISTRIBUTION_KIND_NORMAL and normal.address == "Model!B1"
+
+
+def test_refused_workbook_names_the_cell(sims, owner: Account):
+    book = models.small()
+    book["Model"]["B1"] = "=RiskNormal(0,-1)"
+    with pytest.raises(grpc.RpcError) as error:
+        sims.CreateModel(pb.CreateModelRequest(display_name="bad", workbook=workbook_bytes(book)),
+                         metadata=owner.metadata, timeout=30)  # fmt: skip
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    (bad,) = details(error.value, error_details_pb2.BadRequest)
+    assert bad.field_violations[0].field == "Model!B1"
+
+
+def test_model_from_spec(sims, owner: Account):
+    spec = model_spec_pb2.ModelSpec(
+        inputs=[model_spec_pb2.InputSpec(name="x", distribution=model_spec_pb2.Distribution(
+            kind=model_spec_pb2.DISTRIBUTION_KIND_UNIFORM, parameters=[0, 1]))],
+        expressions=[model_spec_pb2.ExpressionSpec(name="y", formula="2 * x")],
+        outputs=[model_spec_pb2.OutputSpec(name="y", expression="y")],
+    )  # fmt: skip
+    created = sims.CreateModel(pb.CreateModelRequest(display_name="spec", spec=spec),
+                               metadata=owner.metadata, timeout=30)  # fmt: skip
+    assert created.source == pb.MODEL_SOURCE_SPEC and [o.name for o in created.outputs] == ["y"]
+    fetched = sims.GetModel(pb.GetModelRequest(model_id=created.id), metadata=owner.metadata)
+    assert fetched.content_hash == created.content_hash
+
+
+def test_watched_run_succeeds_with_results(sims, owner: Account, finished):
+    created, events = finished
+    assert created.state == State.STATE_QUEUED
+    assert events[0].WhichOneof("event") == "simulation"
+    assert events[-1].simulation.state == State.STATE_SUCCEEDED
+    progress = [e.progress for e in events if e.WhichOneof("event") == "progress"]
+    assert progress and progress[-1].trials_total == 200_000
+    assert progress[-1].outputs[0].name == "Profit"
+    results = sims.GetResults(pb.GetResultsRequest(simulation_id=created.id),
+                              metadata=owner.metadata, timeout=30)  # fmt: skip
+    (profit,) = results.outputs
+    assert profit.name == "Profit" and profit.address == "Model!B5"
+    assert profit.statistics.count == 200_000
+    assert abs(profit.statistics.mean - models.SMALL_MEAN) < 5 * profit.statistics.std / 447
+    assert [p.percent for p in profit.percentiles] == [1, 5, 10, 25, 50, 75, 90, 95, 99]
+    assert sum(profit.histogram.counts) == 200_000
+    assert {s.input_name for s in profit.sensitivity} == {"Revenue", "Cost", "Tax"}
+    assert profit.convergence[-1].trials == 200_000
+
+
+def test_identical_request_is_served_from_cache(sims, owner: Account, model, finished):
+    created, _ = finished
+    again = sims.CreateSimulation(pb.CreateSimulationRequest(model_id=model.id, trials=200_000,
+                                  seed=7), metadata=owner.metadata, timeout=30)  # fmt: skip
+    assert again.cached and again.state == State.STATE_SUCCEEDED and again.id != created.id
+    first = sims.GetResults(pb.GetResultsRequest(simulation_id=created.id),
+                            metadata=owner.metadata)  # fmt: skip
+    cached = sims.GetResults(pb.GetResultsRequest(simulation_id=again.id),
+                             metadata=owner.metadata)  # fmt: skip
+    assert cached.outputs == first.outputs
+
+
+def test_create_simulation_is_idempotent(sims, owner: Account, model):
+    request = pb.CreateSimulationRequest(model_id=model.id, trials=1000, seed=1,
+                                         request_id=str(uuid.uuid4()), bypass_cache=True)
+    first = sims.CreateSimulation(request, metadata=owner.metadata, timeout=30)
+    second = sims.CreateSimulation(request, metadata=owner.metadata, timeout=30)
+    assert first.id == second.id
+    listed = sims.ListSimulations(pb.ListSimulationsRequest(page_size=1000),
+                                  metadata=owner.metadata)  # fmt: skip
+    assert [s.id for s in listed.simulations].count(first.id) == 1
+
+
+def test_cancel(sims, owner: Account):
+    portfolio = sims.CreateModel(pb.CreateModelRequest(
+        display_name="portfolio", workbook=workbook_bytes(models.portfolio())),
+        metadata=owner.metadata, timeout=60)  # fmt: skip
+    created = sims.CreateSimulation(pb.CreateSimulationRequest(
+        model_id=portfolio.id, trials=1_000_000, seed=3), metadata=owner.metadata)  # fmt: skip
+    cancelled = sims.CancelSimulation(pb.CancelSimulationRequest(simulation_id=created.id),
+                                      metadata=owner.metadata)  # fmt: skip
+    assert cancelled.state == State.STATE_CANCELLED and cancelled.state_reason
+    with pytest.raises(grpc.RpcError) as error:
+        sims.CancelSimulation(pb.CancelSimulationRequest(simulation_id=created.id),
+                              metadata=owner.metadata)  # fmt: skip
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_quota_names_the_limit(sims, owner: Account, model):
+    with pytest.raises(grpc.RpcError) as error:
+        sims.CreateSimulation(pb.CreateSimulationRequest(model_id=model.id, trials=10**9),
+                              metadata=owner.metadata)  # fmt: skip
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    (failure,) = details(error.value, error_details_pb2.QuotaFailure)
+    assert failure.violations[0].quota_id == "trials_per_simulation"
+
+
+def test_queue_status_shows_the_worker(sims, owner: Account):
+    status = sims.GetQueueStatus(pb.GetQueueStatusRequest(), metadata=owner.metadata)
+    assert status.workers and status.workers[0].backend in (pb.BACKEND_CPU, pb.BACKEND_GPU)
+
+
+def test_other_tenant_gets_not_found_everywhere(sims, stranger: Account, model, finished):
+    created, _ = finished
+    calls = [
+        (sims.GetModel, pb.GetModelRequest(model_id=model.id)),
+        (sims.DeleteModel, pb.DeleteModelRequest(model_id=model.id)),
+        (sims.CreateSimulation, pb.CreateSimulationRequest(model_id=model.id, trials=10)),
+        (sims.GetSimulation, pb.GetSimulationRequest(simulation_id=created.id)),
+        (sims.CancelSimulation, pb.CancelSimulationRequest(simulation_id=created.id)),
+        (sims.GetResults, pb.GetResultsRequest(simulation_id=created.id)),
+    ]
+    for call, request in calls:
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, metadata=stranger.metadata, timeout=30)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND, call
+    with pytest.raises(grpc.RpcError) as error:
+        watch = pb.WatchSimulationRequest(simulation_id=created.id)
+        list(sims.WatchSimulation(watch, metadata=stranger.metadata, timeout=30))
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    mine = pb.ListModelsRequest(page_size=100)
+    assert not sims.ListModels(mine, metadata=stranger.metadata).models
+    assert not sims.ListSimulations(pb.ListSimulationsRequest(),
+                                    metadata=stranger.metadata).simulations  # fmt: skip
+
+
+async def test_two_hundred_concurrent_watchers(mesh: Mesh, sims, owner: Account, model):
+    created = sims.CreateSimulation(pb.CreateSimulationRequest(
+        model_id=model.id, trials=1_000_000, seed=99, bypass_cache=True,
+    ), metadata=owner.metadata)  # fmt: skip
+    pki = mesh.pki
+    credentials = grpc.ssl_channel_credentials(
+        (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
+        (pki / "client.crt").read_bytes(),
+    )
+    async with grpc.aio.secure_channel(mesh.edge_address, credentials) as channel:
+        stub = simulation_pb2_grpc.SimulationServiceStub(channel)
+
+        async def watch() -> list:
+            call = stub.WatchSimulation(pb.WatchSimulationRequest(simulation_id=created.id),
+                                        metadata=owner.metadata, timeout=300)  # fmt: skip
+            return [event async for event in call]
+
+        seen = await asyncio.gather(*(watch() for _ in range(200)))
+    for events in seen:
+        assert events[-1].simulation.state == State.STATE_SUCCEEDED
+    final = sims.GetSimulation(pb.GetSimulationRequest(simulation_id=created.id),
+                               metadata=owner.metadata)  # fmt: skip
+    assert final.trials_done == 1_000_000
