@@ -27,13 +27,22 @@ def _small() -> dict[str, Any]:
     """The shared small model (tests.engine.models.small) as a spec."""
     return {
         "inputs": [
-            {"name": "Revenue", "distribution": {"kind": "DISTRIBUTION_KIND_NORMAL", "parameters": [100, 10]}},
-            {"name": "Cost", "distribution": {"kind": "DISTRIBUTION_KIND_TRIANG", "parameters": [20, 30, 50]}},
-            {"name": "Tax", "distribution": {"kind": "DISTRIBUTION_KIND_UNIFORM", "parameters": [0.1, 0.2]}},
+            {
+                "name": "Revenue",
+                "distribution": {"kind": "DISTRIBUTION_KIND_NORMAL", "parameters": [100, 10]},
+            },
+            {
+                "name": "Cost",
+                "distribution": {"kind": "DISTRIBUTION_KIND_TRIANG", "parameters": [20, 30, 50]},
+            },
+            {
+                "name": "Tax",
+                "distribution": {"kind": "DISTRIBUTION_KIND_UNIFORM", "parameters": [0.1, 0.2]},
+            },
         ],
         "expressions": [{"name": "profit", "formula": "(Revenue-Cost)*(1-Tax)"}],
         "outputs": [{"name": "Profit", "expression": "profit"}],
-    }  # fmt: skip
+    }
 
 
 def _rich() -> dict[str, Any]:
@@ -118,25 +127,97 @@ def _edit(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "kind", "location", "reason"),
     [
-        ("expressions.0.formula", "Revenue +* 2", FormulaError, "expressions[0].formula", "unexpected"),
-        ("expressions.0.formula", "STDEV(Revenue)", FormulaError, "expressions[0].formula", "unsupported"),
+        (
+            "expressions.0.formula",
+            "Revenue +* 2",
+            FormulaError,
+            "expressions[0].formula",
+            "unexpected",
+        ),
+        (
+            "expressions.0.formula",
+            "STDEV(Revenue)",
+            FormulaError,
+            "expressions[0].formula",
+            "unsupported",
+        ),
         ("expressions.0.formula", "Revenue & Cost", FormulaError, "expressions[0].formula", "&"),
-        ("expressions.0.formula", "profit+1", CircularReference, "expressions[0].formula", "circular"),
-        ("inputs.0.distribution.parameters", [0, -1], ParameterError, "inputs[0].distribution", "sd must be > 0"),
-        ("inputs.1.distribution.parameters", [3, 2], ParameterError, "inputs[1].distribution.parameters", "takes 3"),
-        ("inputs.3.distribution.probabilities", [0.5], ParameterError, "inputs[3].distribution", "3 entries"),
-        ("inputs.3.distribution.values", [], ParameterError, "inputs[3].distribution.values", "empty"),
-        ("inputs.0.distribution.kind", "DISTRIBUTION_KIND_UNSPECIFIED", ModelError, "inputs[0].distribution.kind", "not supported"),
+        (
+            "expressions.0.formula",
+            "profit+1",
+            CircularReference,
+            "expressions[0].formula",
+            "circular",
+        ),
+        (
+            "inputs.0.distribution.parameters",
+            [0, -1],
+            ParameterError,
+            "inputs[0].distribution",
+            "sd must be > 0",
+        ),
+        (
+            "inputs.1.distribution.parameters",
+            [3, 2],
+            ParameterError,
+            "inputs[1].distribution.parameters",
+            "takes 3",
+        ),
+        (
+            "inputs.3.distribution.probabilities",
+            [0.5],
+            ParameterError,
+            "inputs[3].distribution",
+            "3 entries",
+        ),
+        (
+            "inputs.3.distribution.values",
+            [],
+            ParameterError,
+            "inputs[3].distribution.values",
+            "empty",
+        ),
+        (
+            "inputs.0.distribution.kind",
+            "DISTRIBUTION_KIND_UNSPECIFIED",
+            ModelError,
+            "inputs[0].distribution.kind",
+            "not supported",
+        ),
         ("outputs.0.expression", "nope", FormulaError, "outputs[0].expression", "unknown name"),
         ("inputs.0.name", "A1", ModelError, "inputs[0].name", "cell reference"),
         ("inputs.0.name", "TRUE", ModelError, "inputs[0].name", "reserved"),
         ("expressions.0.name", "cost", ModelError, "expressions[0].name", "used twice"),
-        ("correlations.0.matrix", [1, 2, 2, 1], CorrelationError, "correlations[0].matrix", "[-1, 1]"),
-        ("correlations.0.matrix", [1, 0.5, 0.4, 1], CorrelationError, "correlations[0].matrix", "symmetric"),
-        ("correlations.0.matrix", [1, 0.5, 0.5], ModelError, "correlations[0].matrix", "expected 4"),
-        ("correlations.0.inputs", ["Revenue", "ghost"], ModelError, "correlations[0].inputs[1]", "no input"),
+        (
+            "correlations.0.matrix",
+            [1, 2, 2, 1],
+            CorrelationError,
+            "correlations[0].matrix",
+            "[-1, 1]",
+        ),
+        (
+            "correlations.0.matrix",
+            [1, 0.5, 0.4, 1],
+            CorrelationError,
+            "correlations[0].matrix",
+            "symmetric",
+        ),
+        (
+            "correlations.0.matrix",
+            [1, 0.5, 0.5],
+            ModelError,
+            "correlations[0].matrix",
+            "expected 4",
+        ),
+        (
+            "correlations.0.inputs",
+            ["Revenue", "ghost"],
+            ModelError,
+            "correlations[0].inputs[1]",
+            "no input",
+        ),
     ],
-)  # fmt: skip
+)
 def test_errors_name_the_spec_field(
     path: str, value: Any, kind: type[ModelError], location: str, reason: str
 ) -> None:
