@@ -15,6 +15,7 @@ analytically; ``DISTRIBUTIONS`` the exact mean and standard deviation of each di
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,6 +200,60 @@ def _black_scholes() -> tuple[float, float]:
     return call, call - BS_SPOT + disc
 
 
+# --- every supported Excel function, over three inputs and a constant table ----------------
+
+#: label → formula over x (B1), y (B2), z (B3) and the table D1:E3.
+FUNCTION_CASES: dict[str, str] = {
+    "arithmetic": "x+y*z-x/4",
+    "negation": "-x^2",
+    "percent": "x%*200",
+    "comparisons": "(x>y)+(x<=y)*2+(x=2.5)*4+(x<>y)*8+(y<z)*16+(y>=z)*32",
+    "if": "IF(x>y,x,y)+IF(y>0,1)",
+    "logic": "AND(x>0,y>0)+OR(x>0,y>0)*2+NOT(y>0)*4",
+    "iferror": "IFERROR(x/0,-1)+IFERROR(x,5)",
+    "sum": "SUM(B1:B3,1)",
+    "sumproduct": "SUMPRODUCT(D1:D3,E1:E3)*x+SUMPRODUCT(B1:B3,B1:B3)",
+    "average": "AVERAGE(B1:B3)",
+    "min max": "MIN(B1:B3)+MAX(B1:B3)*10",
+    "abs sign": "ABS(y)+SIGN(y)",
+    "exp ln": "EXP(z)+LN(x)",
+    "logs": "LOG(x)+LOG(x,2)+LOG10(x)",
+    "sqrt power": "SQRT(x)+POWER(x,z)",
+    "round": "ROUND(x,0)+ROUND(y,1)*10+ROUND(x*1000+0.4,-2)",
+    "roundup rounddown": "ROUNDUP(z*7,1)+ROUNDDOWN(y*3,1)",
+    "int mod": "INT(y)+MOD(y,1)+MOD(x,-2)",
+    "npv": "NPV(z,x,y,1)",
+    "pv": "PV(z/12,12,x)",
+    "fv": "FV(z/12,12,y,10,1)",
+    "pmt": "PMT(z,10,100*x)",
+    "choose": "CHOOSE(2,x,y,z)",
+    "index": "INDEX(D1:E3,2,2)+INDEX(D1:D3,3)",
+    "match": "MATCH(x,D1:D3,1)+MATCH(2,D1:D3,0)",
+    "vlookup": "VLOOKUP(x,D1:E3,2)+VLOOKUP(2,D1:E3,2,FALSE)",
+}
+FUNCTION_INPUTS = {"x": 2.5, "y": -1.25, "z": 0.3}
+
+
+def functions(mode: Mode = "fixed") -> Workbook:
+    """One output per Excel function family; inputs x, y, z are uncertain cells B1:B3."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Functions"
+    for row, (name, value) in enumerate(FUNCTION_INPUTS.items(), start=1):
+        ws.cell(row, 1, name)
+        ws.cell(row, 2, uncertain(f"RiskUniform({value},{value + 1})", value, mode))
+    for row in range(1, 4):
+        ws.cell(row, 4, row)
+        ws.cell(row, 5, row * 10)
+    for row, (label, formula) in enumerate(FUNCTION_CASES.items(), start=5):
+        text = formula
+        for name, ref in (("x", "$B$1"), ("y", "$B$2"), ("z", "$B$3")):
+            text = re.sub(rf"\b{name}\b", ref, text)
+        ws.cell(row, 1, label)
+        ws.cell(row, 2, f'=RiskOutput("{label}")+{text}')
+    return wb
+
+
 # --- one model per distribution ------------------------------------------------------------
 
 _TRIGEN_HALF_WIDTH = 3 / (1 - math.sqrt(0.2))  # symmetric Trigen(2,5,8,10,90) as a Triang
@@ -253,6 +308,7 @@ MODELS: dict[str, Callable[..., Workbook]] = {
     "project_npv": project_npv,
     "portfolio": portfolio,
     "black_scholes": black_scholes,
+    "functions": functions,
 }
 
 #: model name → output name → exact mean in ``"risk"`` mode.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
+import numpy as np
 import pytest
 from openpyxl import Workbook
 from openpyxl.workbook.defined_name import DefinedName
@@ -389,3 +392,31 @@ def test_correlation_positions_must_be_distinct() -> None:
     cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
     cells["S!A3"] = "=RiskNormal(0,1,RiskCorrmat(C!$A$1:$C$3,2))"
     assert "used twice" in str(refusal(cells, CorrelationError))
+
+
+# --- deterministic evaluation against the independent `formulas` engine -----------------------
+
+EXPECTED = json.loads((Path(__file__).parents[1] / "data" / "formulas_expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_constant_folding_matches_formulas(name: str) -> None:
+    model = load_workbook(_bytes(models.MODELS[name]("constant")))
+    got = {o.address: o.node for o in model.outputs}
+    assert set(got) == set(EXPECTED[name])
+    for where, value in EXPECTED[name].items():
+        assert isinstance(got[where], Const), where
+        assert got[where].value == pytest.approx(value, rel=1e-12, abs=1e-12), where  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_numpy_backend_matches_formulas_with_inputs_fixed(name: str) -> None:
+    backend = pytest.importorskip("services.simulation.engine.numpy_backend")
+    model = load_workbook(_bytes(models.MODELS[name]("fixed")))
+    assert model.inputs and all(s.distribution == "discrete" for s in model.inputs)
+    outputs, _ = backend.compile_numpy(model, seed=3).evaluate(0, 4)
+    for o in model.outputs:
+        expected = EXPECTED[name][o.address]
+        np.testing.assert_allclose(
+            outputs[o.name], expected, rtol=1e-12, atol=1e-12, err_msg=o.name
+        )
