@@ -2,10 +2,12 @@
 
 Service-to-service use: the simulation service reads a model's workbook with
 ``Download`` on behalf of the user who asked, forwarding that user's credentials
-(``authorization`` or ``x-api-key`` metadata) over its own mTLS channel. The peer table
-admits ``simulation`` to this service, and Download's access rule names no service
-peers, so a service can never read a file without a user of the file's tenant: tenant
-scoping and shares apply exactly as for the user.
+(``authorization`` or ``x-api-key`` metadata) over its own mTLS channel, so tenant
+scoping and shares apply exactly as for the user. The shared runtime admits a service
+peer carrying user credentials only when the RPC's access rule names it in ``peers``,
+so Download's rule needs ``peers: ["simulation"]``. That rule would also admit the
+service *without* user credentials; this servicer refuses such calls
+(PERMISSION_DENIED): a file is only ever read for a user of its tenant.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from google.protobuf import empty_pb2, timestamp_pb2
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
 from services.files.listing import Query
 from services.runtime.context import current_principal
-from services.runtime.errors import InvalidArgument, NotFound
+from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 
 __all__ = ["FilesServicer"]
 
@@ -109,8 +111,11 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
             raise _in_request(exc, _UPLOAD_BODY_FIELDS) from None
 
     async def Download(self, request, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
+        caller = current_principal()
+        if caller.is_service:
+            raise PermissionDenied("Download needs the credentials of a user of the file's tenant")
         info, stream = await self._files.download(
-            current_principal(), request.file_id, request.offset, request.length
+            caller, request.file_id, request.offset, request.length
         )
         content_type = info.content_type
         async for piece in stream:

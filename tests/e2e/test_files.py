@@ -292,3 +292,34 @@ def test_idempotent_upload_by_request_id(files, users: FileUsers) -> None:
     first = upload(files, users.analyst, b"once", request_id=request_id)
     again = upload(files, users.analyst, b"once", request_id=request_id)
     assert again.id == first.id
+
+
+@pytest.mark.xfail(
+    reason="needs peers: [simulation] in Download's access rule (files.proto, contracts): the "
+    "runtime admits a service forwarding user credentials only for RPCs naming it in peers",
+    raises=AssertionError,
+)
+def test_service_peer_downloads_only_with_forwarded_user_credentials(
+    mesh: Mesh, files, users: FileUsers
+) -> None:
+    """The simulation service reads a user's workbook with that user's credentials."""
+    stored = upload(files, users.analyst, b"model bytes")
+    request = files_pb2.DownloadRequest(file_id=stored.id)
+    with mesh.direct_channel("files", identity="simulation") as channel:
+        as_simulation = files_pb2_grpc.FilesServiceStub(channel)
+        try:
+            forwarded = b"".join(
+                m.data for m in as_simulation.Download(request, metadata=users.analyst.metadata)
+            )
+        except grpc.RpcError as exc:
+            raise AssertionError(f"forwarded credentials refused: {exc.details()}") from None
+        assert forwarded == b"model bytes"
+        with pytest.raises(grpc.RpcError) as err:
+            list(as_simulation.Download(request, timeout=30))
+        assert err.value.code() in (
+            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
+        )
+        stranger = users.stranger.metadata
+        assert code_of(as_simulation.Download, request, metadata=stranger) == (
+            grpc.StatusCode.NOT_FOUND
+        )
