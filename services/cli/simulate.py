@@ -1,0 +1,297 @@
+"""``alea simulate``, ``alea results`` and ``alea worker``: simulations on the running mesh.
+
+The commands talk to the edge over gRPC with mTLS (the client certificate from
+``$ALEA_HOME/pki``). The edge address is ``--edge``, else ``ALEA_EDGE_ADDRESS``, else the
+one recorded by ``alea up``, else ``localhost:8443``. Credentials, first found wins:
+``--token``/``ALEA_TOKEN`` (a JWT), ``--api-key``/``ALEA_API_KEY``, else a demo account:
+registered on first use and kept in ``$ALEA_HOME/cli/account.json``, logged in each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2 as pb
+from alea.simulation.v1 import simulation_pb2_grpc
+
+from services.cli.edge_client import edge_channel
+
+__all__ = ["DEMO_STEPS", "register"]
+
+Metadata = tuple[tuple[str, str], ...]
+_SAMPLING = {"mc": pb.SAMPLING_MONTE_CARLO, "lhs": pb.SAMPLING_LATIN_HYPERCUBE}
+_BACKEND = {"auto": pb.BACKEND_PREFERENCE_AUTO, "cpu": pb.BACKEND_PREFERENCE_CPU,
+            "gpu": pb.BACKEND_PREFERENCE_GPU}  # fmt: skip
+_SHOWN = ("5", "50", "95")
+
+
+def _home() -> Path:
+    return Path(os.environ.get("ALEA_HOME") or "./.alea").resolve()
+
+
+def _edge_address(args: argparse.Namespace) -> str:
+    if args.edge or os.environ.get("ALEA_EDGE_ADDRESS"):
+        return args.edge or os.environ["ALEA_EDGE_ADDRESS"]
+    recorded = _home() / "run" / "mesh.json"
+    if recorded.exists():
+        return f"localhost:{json.loads(recorded.read_text())['edge_port']}"
+    return "localhost:8443"
+
+
+def _demo_login(channel: grpc.Channel) -> Metadata:
+    """Log the demo account in, registering it (once) if this home has none yet."""
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    path = _home() / "cli" / "account.json"
+    if not path.exists():
+        email, password = f"cli-{uuid.uuid4().hex[:8]}@example.com", uuid.uuid4().hex
+        stub.Register(identity_pb2.RegisterRequest(
+            tenant_display_name="Alea CLI", email=email, password=password,
+            display_name="CLI user", request_id=str(uuid.uuid4()),
+        ), timeout=30)  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"email": email, "password": password}))
+        path.chmod(0o600)
+    account = json.loads(path.read_text())
+    login = stub.Login(identity_pb2.LoginRequest(**account), timeout=30)
+    return (("authorization", f"Bearer {login.tokens.access_token}"),)
+
+
+def _credentials(args: argparse.Namespace, channel: grpc.Channel) -> Metadata:
+    token = args.token or os.environ.get("ALEA_TOKEN")
+    if token:
+        return (("authorization", f"Bearer {token}"),)
+    api_key = args.api_key or os.environ.get("ALEA_API_KEY")
+    if api_key:
+        return (("x-api-key", api_key),)
+    return _demo_login(channel)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def summary_table(results: pb.Results) -> str:
+    """One line per output: mean, standard deviation, P5/P50/P95, min and max."""
+    header = ["output", "mean", "std", *(f"P{p}" for p in _SHOWN), "min", "max"]
+    rows = [header]
+    for out in results.outputs:
+        pct = {f"{p.percent:g}": p.value for p in out.percentiles}
+        s = out.statistics
+        rows.append([out.name, *(_number(v) for v in
+                     (s.mean, s.std, *(pct[p] for p in _SHOWN), s.min, s.max))])  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                  enumerate(zip(row, widths, strict=True))) for row in rows
+    )  # fmt: skip
+
+
+def _bar(progress: pb.Progress) -> str:
+    done, total = progress.trials_done, max(progress.trials_total, 1)
+    filled = int(30 * done / total)
+    eta = progress.eta.seconds + progress.eta.nanos / 1e9
+    return (f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} trials "
+            f"{progress.trials_per_second:,.0f}/s ETA {eta:.1f}s ")  # fmt: skip
+
+
+def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Simulation:
+    """Follow a simulation to its final state, drawing a progress bar on ``out``."""
+    last = None
+    request = pb.WatchSimulationRequest(simulation_id=simulation_id)
+    for event in stub.WatchSimulation(request, metadata=metadata):
+        if event.WhichOneof("event") == "progress":
+            out.write(_bar(event.progress))
+            out.flush()
+        else:
+            last = event.simulation
+    out.write("\n")
+    return last
+
+
+def plot(results: pb.Results, path: Path) -> None:
+    """Per output: a histogram with P5/P50/P95 markers and a tornado chart of Spearman rho."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outputs = list(results.outputs)
+    figure, axes = plt.subplots(len(outputs), 2, figsize=(12, 4 * len(outputs)), squeeze=False)
+    for (hist_ax, tornado_ax), out in zip(axes, outputs, strict=True):
+        edges, counts = list(out.histogram.bin_edges), list(out.histogram.counts)
+        if counts:
+            hist_ax.stairs(counts, edges, fill=True, alpha=0.6)
+        for p in out.percentiles:
+            if f"{p.percent:g}" in _SHOWN:
+                hist_ax.axvline(p.value, color="black", linestyle="--", linewidth=1)
+                hist_ax.annotate(f"P{p.percent:g}", (p.value, 0), xytext=(2, 4),
+                                 textcoords="offset points", rotation=90)  # fmt: skip
+        hist_ax.set(title=f"{out.name} ({out.address})", xlabel="value", ylabel="trials")
+        ranked = list(out.sensitivity)[:10][::-1]
+        tornado_ax.barh([s.input_name for s in ranked], [s.spearman_rho for s in ranked],
+                        color=["tab:red" if s.spearman_rho < 0 else "tab:blue" for s in ranked])
+        tornado_ax.axvline(0, color="black", linewidth=0.8)
+        tornado_ax.set(title=f"{out.name}: sensitivity", xlabel="Spearman rank correlation")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, Any, Metadata]:
+    channel = edge_channel(_edge_address(args), _home() / "pki")
+    metadata = _credentials(args, channel)
+    return channel, simulation_pb2_grpc.SimulationServiceStub(channel), metadata
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Create the model, start the simulation and, with --watch, follow it to the end."""
+    channel, stub, metadata = _connect(args)
+    with channel:
+        model = stub.CreateModel(pb.CreateModelRequest(
+            display_name=args.model.name, workbook=args.model.read_bytes(),
+            request_id=str(uuid.uuid4())), metadata=metadata, timeout=120)  # fmt: skip
+        request = pb.CreateSimulationRequest(
+            model_id=model.id, trials=args.trials, sampling=_SAMPLING[args.sampling],
+            backend=_BACKEND[args.backend], request_id=str(uuid.uuid4()),
+            bypass_cache=args.no_cache,
+        )  # fmt: skip
+        if args.seed is not None:
+            request.seed = args.seed
+        simulation = stub.CreateSimulation(request, metadata=metadata, timeout=30)
+        print(f"model {model.id}: {len(model.inputs)} inputs, "
+              f"{len(model.outputs)} outputs; simulation {simulation.id} "
+              f"{pb.Simulation.State.Name(simulation.state)}"
+              f"{' (cached)' if simulation.cached else ''}")  # fmt: skip
+        if not args.watch:
+            print(f"follow it with: alea results {simulation.id}")
+            return 0
+        final = simulation if simulation.cached else watch(stub, simulation.id, metadata)
+        if final.state != pb.Simulation.STATE_SUCCEEDED:
+            print(f"simulation {pb.Simulation.State.Name(final.state)}: {final.state_reason}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        results = stub.GetResults(pb.GetResultsRequest(simulation_id=simulation.id),
+                                  metadata=metadata, timeout=60)  # fmt: skip
+        print(summary_table(results))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """Print a finished simulation's summary and optionally plot it."""
+    channel, stub, metadata = _connect(args)
+    with channel:
+        results = stub.GetResults(pb.GetResultsRequest(simulation_id=args.simulation_id),
+                                  metadata=metadata, timeout=60)  # fmt: skip
+    print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
+    print(summary_table(results))
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run simulation workers only (the same as ``python -m services.simulation --worker``)."""
+    from services.simulation.service import main
+
+    main(["--worker"])
+    return 0
+
+
+def _guard(command):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except grpc.RpcError as exc:
+            print(f"alea {args.command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"alea {args.command}: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--edge", help="edge address (default: ALEA_EDGE_ADDRESS, alea up's)")
+    parser.add_argument("--token", help="access token (default: ALEA_TOKEN)")
+    parser.add_argument("--api-key", help="API key (default: ALEA_API_KEY)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``simulate``, ``results`` and ``worker`` subcommands."""
+    simulate = subparsers.add_parser("simulate", help="simulate a workbook on the running mesh")
+    simulate.add_argument("model", type=Path, help="the .xlsx workbook")
+    simulate.add_argument("--trials", type=int, required=True)
+    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--sampling", choices=sorted(_SAMPLING), default="mc")
+    simulate.add_argument("--backend", choices=sorted(_BACKEND), default="auto")
+    simulate.add_argument("--watch", action="store_true", help="follow progress, then summarise")
+    simulate.add_argument("--no-cache", action="store_true", help="bypass the result cache")
+    _add_connection(simulate)
+    simulate.set_defaults(func=_guard(cmd_simulate))
+    results = subparsers.add_parser("results", help="show (and plot) a simulation's results")
+    results.add_argument("simulation_id")
+    results.add_argument("--plot", type=Path, help="write histogram + tornado charts (PNG)")
+    _add_connection(results)
+    results.set_defaults(func=_guard(cmd_results))
+    worker = subparsers.add_parser("worker", help="run simulation workers against the database")
+    worker.set_defaults(func=cmd_worker)
+
+
+def demo_workbook() -> bytes:
+    """Profit = (revenue - cost) * (1 - tax) with three @RISK inputs, as .xlsx bytes."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Model"
+    sheet["A1"], sheet["B1"] = "Revenue", '=RiskNormal(100,10,RiskName("Revenue"))'
+    sheet["A2"], sheet["B2"] = "Cost", '=RiskTriang(20,30,50,RiskName("Cost"))'
+    sheet["A3"], sheet["B3"] = "Tax", '=RiskUniform(0.1,0.2,RiskName("Tax"))'
+    sheet["A5"], sheet["B5"] = "Profit", '=RiskOutput("Profit")+(B1-B2)*(1-B3)'
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def demo_simulate(demo: Any) -> str:
+    """alea demo step: a small workbook simulated over gRPC, watched to the end."""
+    stub = simulation_pb2_grpc.SimulationServiceStub(demo.channel)
+    metadata = demo.grpc_auth()
+    request = pb.CreateModelRequest(
+        display_name="demo", workbook=demo_workbook(), request_id=str(uuid.uuid4())
+    )
+    model = stub.CreateModel(request, metadata=metadata, timeout=60)
+    simulation = stub.CreateSimulation(pb.CreateSimulationRequest(
+        model_id=model.id, trials=100_000, seed=1, request_id=str(uuid.uuid4()),
+        bypass_cache=True), metadata=metadata, timeout=30)  # fmt: skip
+    with open(os.devnull, "w") as quiet:
+        final = watch(stub, simulation.id, metadata, out=quiet)
+    results = stub.GetResults(pb.GetResultsRequest(simulation_id=simulation.id),
+                              metadata=metadata, timeout=60)  # fmt: skip
+    demo.state["simulation_id"] = simulation.id
+    out = results.outputs[0]
+    return (f"CreateModel + CreateSimulation + WatchSimulation: {simulation.id} "
+            f"{pb.Simulation.State.Name(final.state)}, {out.name} mean "
+            f"{out.statistics.mean:.2f} over {results.trials:,} trials")  # fmt: skip
+
+
+def demo_queue_rest(demo: Any) -> str:
+    """alea demo step: the queue over REST."""
+    body = demo.rest_call("GET", "/v1/queue")
+    workers = body.get("workers", [])
+    return f"GET /v1/queue: {len(workers)} worker(s), {body.get('queued', 0)} queued"
+
+
+DEMO_STEPS = [("grpc", demo_simulate), ("rest", demo_queue_rest)]
