@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from pathlib import Path
 
 from alea.files.v1 import files_pb2, files_pb2_grpc
@@ -26,7 +27,10 @@ from services.runtime.server import Mount, run
 
 __all__ = ["MIGRATIONS", "build", "main"]
 
+log = logging.getLogger(__name__)
 SERVICE = "files"
+ORPHAN_AGE_S = 600
+"""A blob unreferenced for this long is an orphan of a crash (uploads commit in moments)."""
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -35,10 +39,14 @@ async def build(settings: Settings, database: Database) -> tuple[list[Mount], No
     files_settings = load_files_settings(settings.home)
     pki_dir = ensure_pki(settings.home)
     identity = secure_channel(settings.identity_address, pki_dir, SERVICE)
+    blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
     files = Files(
-        database, LocalBlobStore(files_settings.blob_dir), files_settings.master_keys,
-        IdentityQuota(identity), files_settings.max_file_bytes,
+        database, blobs, files_settings.master_keys, IdentityQuota(identity),
+        files_settings.max_file_bytes,
     )  # fmt: skip
+    removed = await files.sweep_orphans(blobs.keys_older_than(ORPHAN_AGE_S))
+    if removed:
+        log.warning("removed orphaned blobs", extra={"count": removed})
     mount = Mount(
         files_pb2.DESCRIPTOR.services_by_name["FilesService"],
         FilesServicer(files),

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterable
 from pathlib import Path
@@ -96,6 +97,15 @@ class LocalBlobStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, True)
+
+    def keys_older_than(self, seconds: float) -> list[str]:
+        """Keys of blobs last written more than ``seconds`` ago (for the orphan sweep)."""
+        cutoff = time.time() - seconds
+        return sorted(
+            path.name
+            for path in self._objects.glob("*/*")
+            if path.is_file() and path.stat().st_mtime < cutoff
+        )
 
     def temp_files(self) -> list[Path]:
         """Partial uploads currently on disk (for tests and diagnostics)."""

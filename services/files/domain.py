@@ -328,6 +328,28 @@ class Files:
             )
         return await self.get(caller, file_id)
 
+    async def sweep_orphans(self, keys: list[str]) -> int:
+        """Delete the blobs among ``keys`` that no file refers to; returns how many.
+
+        Such a blob is left only by a crash between an upload's rename into place and
+        its metadata commit: ciphertext that nothing can read or count. Callers pass
+        keys old enough that no upload can still be committing them.
+        """
+        removed = 0
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            async with self._db.sessions() as session:
+                known = set(
+                    await session.scalars(
+                        select(store.files.c.id).where(store.files.c.id.in_(batch))
+                    )
+                )
+            for key in batch:
+                if key not in known:
+                    await self._blobs.delete(key)
+                    removed += 1
+        return removed
+
     # -- helpers -------------------------------------------------------------------------
 
     def _data_key(self, row: dict) -> bytes:

@@ -248,3 +248,20 @@ async def test_request_id_makes_upload_idempotent(files: Files, blobs: LocalBlob
     usage = await files.usage(alice.tenant_id)
     assert (usage.bytes_used, usage.file_count) == (4 + 4, 2)
     assert len([p for p in blobs.root.rglob("*") if p.is_file()]) == 2
+
+
+async def test_orphan_sweep_keeps_referenced_blobs(files: Files, blobs: LocalBlobStore) -> None:
+    alice = user(TENANT_A)
+    kept = await put(files, alice, b"referenced")
+    orphan = str(uuid.uuid4())
+    await blobs.put(orphan, pieces(b"ciphertext of a crashed upload"))
+    fresh = str(uuid.uuid4())
+    await blobs.put(fresh, pieces(b"an upload committing right now"))
+    for key in (kept.id, orphan):
+        os.utime(blobs.path(key), (1, 1))  # long ago
+    assert sorted(blobs.keys_older_than(600)) == sorted([kept.id, orphan])
+    assert await files.sweep_orphans(blobs.keys_older_than(600)) == 1
+    assert not blobs.path(orphan).exists()
+    assert blobs.path(fresh).exists()
+    _, stream = await files.download(alice, kept.id)
+    assert await collect(stream) == b"referenced"
