@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,19 +25,6 @@ def _small() -> Model:
     tax = Sample(2, "uniform", (Const(0.1), Const(0.2)), "Tax", "Model!B3")
     profit = Apply("mul", (Apply("sub", (rev, cost)), Apply("sub", (Const(1.0), tax))))
     return Model((rev, cost, tax), (Output("Profit", "Model!B5", profit),))
-
-
-def _black_scholes() -> Model:
-    """Discounted call and put payoffs on a RiskLognorm2 terminal price (models.black_scholes)."""
-    s, k, r, vol, t = (models.BS_SPOT, models.BS_STRIKE, models.BS_RATE, models.BS_VOL,
-                       models.BS_TIME)  # fmt: skip
-    mu = math.log(s) + (r - vol**2 / 2) * t
-    price = Sample(0, "lognorm2", (Const(mu), Const(vol * math.sqrt(t))), "Terminal price",
-                   "Option!B7")  # fmt: skip
-    disc = Const(math.exp(-r * t))
-    call = Apply("mul", (disc, Apply("max", (Apply("sub", (price, Const(k))), Const(0.0)))))
-    put = Apply("mul", (disc, Apply("max", (Apply("sub", (Const(k), price)), Const(0.0)))))
-    return Model((price,), (Output("Call", "Option!B8", call), Output("Put", "Option!B9", put)))
 
 
 def _assert_same(a: engine.Partial, b: engine.Partial) -> None:
@@ -68,13 +56,41 @@ def test_two_workers_merged_equal_one() -> None:
     _assert_same(one, first.merge(second))
 
 
-def test_black_scholes_matches_the_closed_form() -> None:
-    partial = engine.simulate(_black_scholes(), trials=400_000, seed=11)
-    results = partial.results()
+@pytest.fixture(scope="module")
+def workbooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    for name, build in models.MODELS.items():
+        models.save(build("risk"), folder, name)
+    for name in models.DISTRIBUTIONS:
+        models.save(models.distribution(name), folder, f"dist_{name}")
+    return folder
+
+
+def test_black_scholes_matches_the_closed_form(workbooks: Path) -> None:
+    model = engine.load_workbook(workbooks / "black_scholes.xlsx")
+    results = engine.simulate(model, trials=400_000, seed=11).results()
     for name, exact in models.EXPECTED_MEAN["black_scholes"].items():
         r = results[name]
         stderr = r.std / math.sqrt(r.count)
         assert abs(r.mean - exact) < 4 * stderr, (name, r.mean, exact, stderr)
+
+
+@pytest.mark.parametrize("name", ["small", "project_npv", "portfolio"])
+def test_shared_models_hit_their_exact_means(workbooks: Path, name: str) -> None:
+    model = engine.load_workbook(workbooks / f"{name}.xlsx")
+    outputs, _ = engine.compile_numpy(model, seed=2).evaluate(0, 1 << 18)
+    for output, exact in models.EXPECTED_MEAN[name].items():
+        x = outputs[output]
+        assert abs(x.mean() - exact) < 4 * x.std() / math.sqrt(x.size), output
+
+
+@pytest.mark.parametrize("name", sorted(models.DISTRIBUTIONS))
+def test_each_distribution_from_its_workbook(workbooks: Path, name: str) -> None:
+    model = engine.load_workbook(workbooks / f"dist_{name}.xlsx")
+    (x,) = engine.compile_numpy(model, seed=4, sampling="lhs").evaluate(0, 1 << 16)[0].values()
+    _, mean, sd = models.DISTRIBUTIONS[name]
+    assert abs(x.mean() - mean) < 4 * sd / math.sqrt(x.size)
+    assert x.std() == pytest.approx(sd, rel=0.02)
 
 
 def test_small_model_mean_and_sensitivity() -> None:
