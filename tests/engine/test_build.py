@@ -420,3 +420,31 @@ def test_numpy_backend_matches_formulas_with_inputs_fixed(name: str) -> None:
         np.testing.assert_allclose(
             outputs[o.name], expected, rtol=1e-12, atol=1e-12, err_msg=o.name
         )
+
+
+# --- bounds on what a formula may make the builder read ----------------------------------------
+
+
+def test_a_sheet_sized_range_over_a_small_sheet_reads_only_its_cells() -> None:
+    model = build(
+        {"S!A1": 2, "S!B2": "=RiskNormal(0,1)", "T!A1": "=RiskOutput()+SUM(S!A1:XFD1048576)"}
+    )
+    node = model.outputs[0].node
+    assert isinstance(node, Apply) and node.args == (Const(2.0), model.inputs[0])
+
+
+def test_a_huge_table_is_refused() -> None:
+    err = refusal(
+        {"S!A1": "=RiskUniform(0,1)", "S!B1": "=RiskOutput()+MATCH(A1,C1:Z100000,1)"}, ModelError
+    )
+    assert "limit" in err.reason and err.location == "S!C1:Z100000"
+
+
+def test_the_total_cells_read_through_ranges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.simulation.engine import build as build_module
+
+    cells: dict[str, object] = {f"S!A{r}": r for r in range(1, 51)}
+    cells.update({f"S!B{r}": "=SUM($A$1:$A$50)" for r in range(1, 51)})
+    cells["S!C1"] = "=RiskOutput()+SUM(B1:B50)"
+    monkeypatch.setattr(build_module, "MAX_REFERENCED_CELLS", 1000)
+    assert "more than 1000 cells" in str(refusal(cells, ModelError))

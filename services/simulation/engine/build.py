@@ -29,6 +29,8 @@ from services.simulation.engine.errors import (
     ModelError,
 )
 from services.simulation.engine.formula import (
+    MAX_COL,
+    MAX_ROW,
     Array,
     Binary,
     Call,
@@ -58,6 +60,10 @@ Key = tuple[str, int, int]
 
 #: Eigenvalues of a correlation matrix down to this are rounding, not a broken matrix.
 _PSD_TOLERANCE = 1e-9
+MAX_RANGE_CELLS = 1_000_000
+"""Largest range read cell by cell as a table (lookups, SUMPRODUCT, correlation matrices)."""
+MAX_REFERENCED_CELLS = 20_000_000
+"""Most cells one build may visit through ranges: bounds the time of hostile models."""
 
 
 @dataclass
@@ -203,13 +209,13 @@ def _matrix(lw: Lowerer, rng: Range, label: str) -> list[list[float]]:
         raise fail(f"matrix must be square, got {rng.rows}x{rng.cols}")
     n = rng.rows
     cells: list[list[float | None]] = [[None] * n for _ in range(n)]
-    for i in range(n):
-        for j in range(n):
-            v = lw.cell_value(rng.sheet, rng.top + i, rng.left + j)
-            if isinstance(v, Const) and math.isfinite(v.value):
-                cells[i][j] = v.value
-            elif v is not EMPTY:
-                raise fail("matrix cells must be constant numbers")
+    for row, col in lw.graph.every(rng):
+        i, j = row - rng.top, col - rng.left
+        v = lw.cell_value(rng.sheet, row, col)
+        if isinstance(v, Const) and math.isfinite(v.value):
+            cells[i][j] = v.value
+        elif v is not EMPTY:
+            raise fail("matrix cells must be constant numbers")
     m = np.full((n, n), np.nan)
     for i in range(n):
         for j in range(n):
@@ -284,6 +290,9 @@ class Graph:
         self.asts: dict[Key, Expr] = {}
         self.name_asts: dict[tuple[str | None, str], Expr] = {}
         self.values: dict[Key, object] = {}
+        self.extents: dict[str, tuple[int, int]] = {}
+        self.sorted_keys: dict[str, list[tuple[int, int]]] = {}
+        self.visited = 0
         self.lower_cell: Callable[[Key, Expr], object] = _unset
 
     def output_cells(self) -> list[Key]:
@@ -355,16 +364,42 @@ class Graph:
                         pending.append((self.name_ast(scope), scope[0] or sheet))
 
     def formula_cells(self, rng: Range) -> Iterator[Key]:
-        """Formula cells inside ``rng`` (scanning whichever is smaller: range or sheet)."""
+        """Formula cells inside ``rng``, row by row."""
+        cells = self.book.sheets[rng.sheet]
+        for row, col in self.present(rng):
+            if isinstance(cells[(row, col)], Formula):
+                yield (rng.sheet, row, col)
+
+    def present(self, rng: Range) -> Iterator[tuple[int, int]]:
+        """Non-empty cells inside ``rng``, row by row, scanning the range or the sheet,
+        whichever is smaller, so a huge range over a small sheet costs the sheet's size."""
         cells = self.book.sheets[rng.sheet]
         if rng.rows * rng.cols <= len(cells):
-            for row, col in rng.cells():
-                if isinstance(cells.get((row, col)), Formula):
-                    yield (rng.sheet, row, col)
+            self.charge(rng.rows * rng.cols)
+            yield from (rc for rc in rng.cells() if rc in cells)
         else:
-            for (row, col), content in sorted(cells.items()):
-                if isinstance(content, Formula) and rng.contains(row, col):
-                    yield (rng.sheet, row, col)
+            self.charge(len(cells))
+            if rng.sheet not in self.sorted_keys:
+                self.sorted_keys[rng.sheet] = sorted(cells)
+            yield from (rc for rc in self.sorted_keys[rng.sheet] if rng.contains(*rc))
+
+    def every(self, rng: Range) -> Iterator[tuple[int, int]]:
+        """Every cell of ``rng``, blank or not, row by row (tables need their full shape)."""
+        if rng.rows * rng.cols > MAX_RANGE_CELLS:
+            raise ModelError(
+                f"range of {rng.rows * rng.cols} cells used as a table (limit {MAX_RANGE_CELLS})",
+                self.range_label(rng),
+            )
+        self.charge(rng.rows * rng.cols)
+        return rng.cells()
+
+    def charge(self, cells: int) -> None:
+        """Count cells visited through ranges; past the budget the model is refused."""
+        self.visited += cells
+        if self.visited > MAX_REFERENCED_CELLS:
+            raise ModelError(
+                f"the model reads more than {MAX_REFERENCED_CELLS} cells through ranges"
+            )
 
     def sheet(self, name: str | None, current: str, at: Key) -> str:
         """The title of sheet ``name`` (case-insensitive), or ``current`` when None."""
@@ -376,13 +411,19 @@ class Graph:
         return found
 
     def range(self, ref: Ref, current: str, at: Key) -> Range:
-        """A reference resolved to its sheet and clamped to the cells the sheet holds."""
+        """A reference resolved to its sheet; whole rows and columns end where the sheet does."""
         sheet = self.sheet(ref.sheet, current, at)
-        cells = self.book.sheets[sheet]
         bottom, right = ref.bottom, ref.right
-        if not ref.is_cell and cells:
-            bottom = min(bottom, max(max(r for r, _ in cells), ref.top))
-            right = min(right, max(max(c for _, c in cells), ref.left))
+        if sheet not in self.extents:
+            cells = self.book.sheets[sheet]
+            self.extents[sheet] = (
+                max((r for r, _ in cells), default=1),
+                max((c for _, c in cells), default=1),
+            )
+        if ref.top == 1 and bottom == MAX_ROW:  # whole columns
+            bottom = max(self.extents[sheet][0], ref.top)
+        if ref.left == 1 and right == MAX_COL:  # whole rows
+            right = max(self.extents[sheet][1], ref.left)
         return Range(sheet, ref.top, ref.left, bottom, right)
 
     def name_key(self, name: Name, current: str, at: Key) -> tuple[str | None, str]:

@@ -257,7 +257,7 @@ class Lowerer:
         for arg in args:
             rng = self.area(arg, sheet)
             if rng is not None:
-                for row, col in rng.cells():
+                for row, col in self.graph.present(rng):
                     v = self.cell_value(rng.sheet, row, col)
                     if isinstance(v, (Const, Apply, Sample)):
                         out.append(v)
@@ -280,7 +280,7 @@ class Lowerer:
                 return self.table([v.value], 1, 1)
             raise self.fail(f"{what} must be a constant range or array")
         values = []
-        for row, col in rng.cells():
+        for row, col in self.graph.every(rng):
             v = self.cell_value(rng.sheet, row, col)
             if v is EMPTY:
                 values.append(0.0)
@@ -301,7 +301,7 @@ class Lowerer:
                 return [self.const(x) for x in v.values]
             return [self.numeric(v, "SUMPRODUCT")]
         out = []
-        for row, col in rng.cells():
+        for row, col in self.graph.every(rng):
             v = self.cell_value(rng.sheet, row, col)
             out.append(v if isinstance(v, (Const, Apply, Sample)) else self.const(0.0))
         return out
