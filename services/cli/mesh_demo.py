@@ -19,6 +19,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.cli.edge_client import RestClient, edge_channel
 from services.cli.mesh_procs import MeshLayout
+from services.cli.simulate import DEMO_STEPS
 
 __all__ = ["STEPS", "Demo", "DemoError", "run"]
 
@@ -124,6 +125,7 @@ STEPS: list[tuple[str, Step]] = [
     ("rest", rest_login),
     ("rest", rest_get_user),
     ("rest", rest_list_users),
+    *DEMO_STEPS,
 ]
 
 
