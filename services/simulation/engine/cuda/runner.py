@@ -22,7 +22,7 @@ from .. import rng, sampling
 from ..ir import Model
 from .codegen import CudaSource, generate
 
-__all__ = ["CudaEvaluator", "compile_cuda", "devices", "gpu_available"]
+__all__ = ["CudaEvaluator", "compile_cuda", "context", "devices", "gpu_available"]
 
 _BLOCK = 128  # threads per block; each thread takes 4 trials per Philox block
 _lock = threading.Lock()
@@ -62,7 +62,7 @@ def devices() -> list[dict]:
     return out
 
 
-class _Pushed:
+class context:
     """The primary context of device 0, current for the duration of a ``with`` block."""
 
     def __enter__(self) -> Any:
@@ -103,7 +103,7 @@ class CudaEvaluator:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
         self.source = generate(model)
-        with _Pushed():
+        with context():
             self._kernel = _module(self.source).get_function("alea_kernel")
 
     def _lhs(self, first: int, count: int) -> np.ndarray:
@@ -113,43 +113,47 @@ class CudaEvaluator:
         ]
         return np.stack(rows) if rows else np.zeros((0, count))
 
-    def evaluate(
-        self, first_trial: int, count: int
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Per-trial float64 values of every output and input for ``[first_trial, +count)``."""
+    def launch(self, first_trial: int, count: int) -> tuple[Any, Any]:
+        """Run the kernel for ``count >= 1`` trials; (inputs, outputs) as device arrays of
+        shape (rows, count), left on the GPU. Call inside ``with context():``."""
         import pycuda.driver as drv
         import pycuda.gpuarray as gpuarray
 
         ni, no = len(self.source.inputs), len(self.source.outputs)
+        draw = self.sampling == "mc"
+        if draw or not ni:
+            x = gpuarray.empty((max(ni, 1), count), np.float64)
+        else:
+            x = gpuarray.to_gpu(self._lhs(first_trial, count))
+        y = gpuarray.empty((max(no, 1), count), np.float64)
+        blocks = (first_trial + count + 3) // 4 - first_trial // 4
+        device = drv.Context.get_device()
+        sms = device.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+        grid = max(1, min(-(-blocks // _BLOCK), sms * 64))
+        self._kernel(
+            np.uint64(self.seed),
+            np.uint64(first_trial),
+            np.uint64(count),
+            np.int32(draw),
+            x.gpudata,
+            y.gpudata,
+            block=(_BLOCK, 1, 1),
+            grid=(grid, 1),
+        )
+        return x, y
+
+    def evaluate(
+        self, first_trial: int, count: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-trial float64 values of every output and input for ``[first_trial, +count)``."""
+        ni, no = len(self.source.inputs), len(self.source.outputs)
         if count <= 0:
-            empty = np.zeros(0)
             return (
-                {k: empty.copy() for k in self.source.outputs},
-                {k: empty.copy() for k in self.source.inputs},
+                {k: np.zeros(0) for k in self.source.outputs},
+                {k: np.zeros(0) for k in self.source.inputs},
             )
-        with _Pushed():
-            draw = self.sampling == "mc"
-            x = (
-                gpuarray.empty((max(ni, 1), count), np.float64)
-                if draw
-                else gpuarray.to_gpu(self._lhs(first_trial, count))
-                if ni
-                else gpuarray.empty((1, count), np.float64)
-            )
-            y = gpuarray.empty((max(no, 1), count), np.float64)
-            blocks = (first_trial + count + 3) // 4 - first_trial // 4
-            sms = drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
-            grid = max(1, min(-(-blocks // _BLOCK), sms * 64))
-            self._kernel(
-                np.uint64(self.seed),
-                np.uint64(first_trial),
-                np.uint64(count),
-                np.int32(draw),
-                x.gpudata,
-                y.gpudata,
-                block=(_BLOCK, 1, 1),
-                grid=(grid, 1),
-            )
+        with context():
+            x, y = self.launch(first_trial, count)
             xs, ys = x.get(), y.get()
         return (
             dict(zip(self.source.outputs, ys[:no], strict=True)),
