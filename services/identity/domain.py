@@ -50,7 +50,10 @@ USER_COLUMNS: dict[str, Any] = {
     "create_time": UserRow.create_time,
     "update_time": UserRow.update_time,
 }
-_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) parameters
+# argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane): one lane because the
+# service handles many logins concurrently on few cores; check_needs_rehash on Login
+# upgrades stored hashes whenever these parameters are raised.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("timing equaliser for unknown emails")
 
 
