@@ -168,21 +168,26 @@ class Files:
             loop = asyncio.get_running_loop()
             # One piece is hashed and sealed on a worker thread while the next arrives.
             absorbing: asyncio.Future[list[bytes]] | None = None
-            async for piece in data:
-                received += len(piece)
-                if received > self._max_file_bytes:
-                    raise InvalidArgument("size_bytes", too_big)
-                if new.size >= 0 and received > new.size:
-                    raise InvalidArgument("size_bytes", f"more than the {new.size} declared")
-                if used + received > limit:
-                    raise _over_quota(tenant, used, received, limit)
+            try:
+                async for piece in data:
+                    received += len(piece)
+                    if received > self._max_file_bytes:
+                        raise InvalidArgument("size_bytes", too_big)
+                    if new.size >= 0 and received > new.size:
+                        raise InvalidArgument("size_bytes", f"more than the {new.size} declared")
+                    if used + received > limit:
+                        raise _over_quota(tenant, used, received, limit)
+                    if absorbing is not None:
+                        for chunk in await absorbing:
+                            yield chunk
+                    absorbing = loop.run_in_executor(None, absorb, piece)
                 if absorbing is not None:
                     for chunk in await absorbing:
                         yield chunk
-                absorbing = loop.run_in_executor(None, absorb, piece)
-            if absorbing is not None:
-                for chunk in await absorbing:
-                    yield chunk
+            finally:
+                if absorbing is not None and not absorbing.done():
+                    # The upload failed first; this piece's outcome no longer matters.
+                    absorbing.add_done_callback(lambda f: f.cancelled() or f.exception())
             yield sealer.finish()
 
         await self._blobs.put(file_id, sealed())

@@ -323,3 +323,16 @@ def test_service_peer_downloads_only_with_forwarded_user_credentials(
         assert code_of(as_simulation.Download, request, metadata=stranger) == (
             grpc.StatusCode.NOT_FOUND
         )
+
+
+def test_admin_service_reads_any_tenants_usage(mesh: Mesh, files, users: FileUsers) -> None:
+    """GetStorageUsage names admin and analytics as peers: no user, any tenant by id."""
+    expected = usage(files, users.analyst)
+    with mesh.direct_channel("files", identity="admin") as channel:
+        as_admin = files_pb2_grpc.FilesServiceStub(channel)
+        request = files_pb2.GetStorageUsageRequest(tenant_id=users.analyst.tenant_id)
+        seen = as_admin.GetStorageUsage(request, timeout=30)
+        assert (seen.used_bytes, seen.file_count) == (expected.used_bytes, expected.file_count)
+        with pytest.raises(grpc.RpcError) as err:
+            as_admin.GetStorageUsage(files_pb2.GetStorageUsageRequest(), timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
