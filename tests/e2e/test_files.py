@@ -213,12 +213,12 @@ def test_sharing_is_read_only_and_revocable(files, users: FileUsers) -> None:
 def test_interrupted_upload_leaves_no_trace(mesh: Mesh, files, users: FileUsers) -> None:
     before = usage(files, users.analyst)
     objects_before = sorted(p.name for p in (blob_root(mesh) / "objects").rglob("*"))
-    sent_half = threading.Event()
+    sent_half, release = threading.Event(), threading.Event()
 
     def half_then_hang():
         yield from messages(b"y" * (2 * MIB), declared=8 * MIB)
         sent_half.set()
-        time.sleep(60)  # the client "hangs" until the call is cancelled
+        release.wait(60)  # the client "hangs" until the call is cancelled
 
     call = files.Upload.future(half_then_hang(), metadata=users.analyst.metadata, timeout=120)
     assert sent_half.wait(30)
@@ -228,6 +228,7 @@ def test_interrupted_upload_leaves_no_trace(mesh: Mesh, files, users: FileUsers)
         time.sleep(0.05)  # wait for the server to start writing the partial blob
     assert any(temp.iterdir()), "the partial upload never reached the temp area"
     call.cancel()
+    release.set()
     deadline = time.monotonic() + 30
     while any(temp.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)  # the server learns of the cancellation asynchronously
