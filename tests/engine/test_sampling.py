@@ -183,3 +183,23 @@ def test_lhs_reduces_the_error_of_the_mean() -> None:
     lhs_err = np.sqrt(np.mean([x.mean() ** 2 for x in lhs]))
     mc_err = np.sqrt(np.mean([x.mean() ** 2 for x in mc]))
     assert lhs_err < mc_err / 20
+
+
+@pytest.mark.parametrize("name,params", [
+    ("gamma", (0.1, 1.0)), ("gamma", (0.5, 2.0)), ("gamma", (9.5, 1.0)), ("gamma", (200.0, 0.5)),
+    ("beta", (0.3, 0.7)), ("beta", (50.0, 60.0)), ("beta", (0.05, 3.0)), ("beta", (3.0, 0.05)),
+    ("beta", (0.01, 0.01)), ("pert", (0.0, 0.0, 1.0)), ("pert", (0.0, 1.0, 1.0)),
+])  # fmt: skip
+def test_tabulated_quantiles_match_scipy_across_shapes(name: str, params: tuple) -> None:
+    """Constant-shape gamma/beta quantiles are interpolated from a table: check its accuracy."""
+    u = np.concatenate([_u(20_000), [2.0**-53, 2.0**-52, 1e-10, 1 - 1e-10, 1 - 2.0**-53]])
+    if name == "gamma":
+        ref = params[1] * stats.gamma(params[0]).ppf(u)
+    elif name == "beta":
+        ref = stats.beta(*params).ppf(u)
+    else:
+        lo, mode, hi = params
+        ref = lo + (hi - lo) * stats.beta(1 + 4 * (mode - lo) / (hi - lo),
+                                          1 + 4 * (hi - mode) / (hi - lo)).ppf(u)
+    got = sampling.sample(name, u.copy(), params)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-300)

@@ -21,6 +21,8 @@ exactly one trial of each full block, and any chunking gives the same bits.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,6 +113,90 @@ def _trigen(fn: Callable[..., Param]) -> Callable[..., Param]:
     return apply
 
 
+# Gamma and beta quantiles (scipy's gammaincinv/betaincinv) cost microseconds per value.
+# With constant parameters they are tabulated once: exact values at knots equally spaced
+# in w = logit(u) over the whole range of uniforms (|w| <= 53 ln 2), then a cubic Hermite
+# interpolation in w of y = log(q) (gamma) or y = logit(q) (beta). Power-law tails become
+# straight lines in those coordinates, so the relative error of q is about 1e-12 or better
+# across the range (tested against SciPy to 1e-9). Random parameters use SciPy directly.
+_W_EDGE = 53 * math.log(2.0)
+_W_STEP = 1.0 / 128.0
+_KNOTS = math.ceil(2 * _W_EDGE / _W_STEP) + 1
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile_table(kind: str, params: tuple[float, ...]) -> tuple[np.ndarray, ...] | None:
+    """Per-cell cubic coefficients ``(c0, c1, c2, c3)`` of ``y(w)`` in cell units.
+
+    None when a knot is not finite (extreme shapes whose quantiles underflow): SciPy then.
+
+    Knot quantiles come from the nearer tail (``u = expit(w)`` below the median,
+    ``1 - u = expit(-w)`` above), so neither tail is limited by the rounding of ``u``;
+    ``log_slope`` is ``log(dy/dw)``, written to avoid overflow.
+    """
+    w = -_W_EDGE + _W_STEP * np.arange(_KNOTS)
+    p, pc = special.expit(w), special.expit(-w)
+    lower = w <= 0
+    with np.errstate(all="ignore"):
+        if kind == "gamma":
+            (a,) = params
+            q = np.where(lower, special.gammaincinv(a, p), special.gammainccinv(a, pc))
+            y = np.log(q)
+            log_slope = np.log(p * pc) - a * y + q + special.gammaln(a)
+        else:
+            a1, a2 = params
+            q = special.betaincinv(a1, a2, p)
+            c = special.betaincinv(a2, a1, pc)  # 1 - q, accurate near 1
+            log_q = np.where(lower, np.log(q), np.log1p(-c))
+            log_c = np.where(lower, np.log1p(-q), np.log(c))
+            y = log_q - log_c
+            log_slope = np.log(p * pc) - a1 * log_q - a2 * log_c + special.betaln(a1, a2)
+        slope = np.exp(log_slope) * _W_STEP
+    if not (np.all(np.isfinite(y)) and np.all(np.isfinite(slope))):
+        return None
+    rise = np.diff(y)
+    m0, m1 = slope[:-1], slope[1:]
+    return y[:-1], m0, 3.0 * rise - 2.0 * m0 - m1, m0 + m1 - 2.0 * rise
+
+
+def _hermite(u: np.ndarray, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray,
+             c3: np.ndarray) -> np.ndarray:
+    """The tabulated ``y`` at ``u``: cell ``j`` and offset ``s`` of ``logit(u)``."""
+    t = 1.0 - u
+    np.divide(u, t, out=t)
+    np.log(t, out=t)
+    t += _W_EDGE
+    t *= 1.0 / _W_STEP
+    j = t.astype(np.intp)
+    np.clip(j, 0, _KNOTS - 2, out=j)
+    s = t
+    s -= j
+    x = np.take(c3, j)
+    x *= s
+    x += np.take(c2, j)
+    x *= s
+    x += np.take(c1, j)
+    x *= s
+    x += np.take(c0, j)
+    return x
+
+
+def _gamma_quantile(u: np.ndarray, a: Param) -> np.ndarray:
+    table = None if np.ndim(a) else _quantile_table("gamma", (float(a),))
+    if table is None:
+        return special.gammaincinv(a, u)
+    y = _hermite(u, *table)
+    return np.exp(y, out=y)
+
+
+def _beta_quantile(u: np.ndarray, a1: Param, a2: Param) -> np.ndarray:
+    table = None if np.ndim(a1) or np.ndim(a2) else _quantile_table("beta", (float(a1), float(a2)))
+    if table is None:
+        return special.betaincinv(a1, a2, u)
+    y = _hermite(u, *table)
+    return special.expit(y, out=y)
+
+
 def _pert_shape(a: Param, c: Param, b: Param) -> tuple[Param, Param]:
     width = b - a
     return 1.0 + 4.0 * (c - a) / width, 1.0 + 4.0 * (b - c) / width
@@ -118,7 +204,7 @@ def _pert_shape(a: Param, c: Param, b: Param) -> tuple[Param, Param]:
 
 def _pert_ppf(u: np.ndarray, a: Param, c: Param, b: Param) -> np.ndarray:
     a1, a2 = _pert_shape(a, c, b)
-    return a + (b - a) * special.betaincinv(a1, a2, u)
+    return a + (b - a) * _beta_quantile(u, a1, a2)
 
 
 def _pert_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
@@ -254,17 +340,17 @@ DISTRIBUTIONS: dict[str, _Dist] = {
         lambda beta: beta > 0,
     ),
     "gamma": _Dist(
-        lambda u, a, beta: beta * special.gammaincinv(a, u),
+        lambda u, a, beta: beta * _gamma_quantile(u, a),
         lambda x, a, beta: special.gammainc(a, np.maximum(x, 0.0) / beta),
         lambda a, beta: (a > 0) & (beta > 0),
     ),
     "beta": _Dist(
-        lambda u, a1, a2: special.betaincinv(a1, a2, u),
+        lambda u, a1, a2: _beta_quantile(u, a1, a2),
         lambda x, a1, a2: special.betainc(a1, a2, np.clip(x, 0.0, 1.0)),
         lambda a1, a2: (a1 > 0) & (a2 > 0),
     ),
     "betageneral": _Dist(
-        lambda u, a1, a2, lo, hi: lo + (hi - lo) * special.betaincinv(a1, a2, u),
+        lambda u, a1, a2, lo, hi: lo + (hi - lo) * _beta_quantile(u, a1, a2),
         lambda x, a1, a2, lo, hi: special.betainc(a1, a2, np.clip((x - lo) / (hi - lo), 0.0, 1.0)),
         lambda a1, a2, lo, hi: (a1 > 0) & (a2 > 0) & (lo < hi),
     ),
