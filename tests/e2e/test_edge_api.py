@@ -12,8 +12,10 @@ import pytest
 from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.cli import mesh_demo
 from services.cli.edge_client import RestClient
 from tests.e2e.conftest import PASSWORD, Tenants
+from tests.support.mesh import Mesh
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +95,8 @@ def test_api_key_authenticates_over_both_transports(
     assert user.id == tenants.a.user_id
     assert reply.status == 200 and reply.body["id"] == tenants.a.user_id
 
+
+
+def test_demo_runs_against_the_whole_mesh(mesh: Mesh, capsys: pytest.CaptureFixture[str]) -> None:
+    assert mesh_demo.run(mesh.layout) == 0, capsys.readouterr()
+    assert " 0 skipped" in capsys.readouterr().out
