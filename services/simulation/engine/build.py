@@ -293,6 +293,7 @@ class Graph:
         self.extents: dict[str, tuple[int, int]] = {}
         self.sorted_keys: dict[str, list[tuple[int, int]]] = {}
         self.visited = 0
+        self.locations: dict[Key, str] = {}
         self.lower_cell: Callable[[Key, Expr], object] = _unset
 
     def output_cells(self) -> list[Key]:
@@ -314,8 +315,11 @@ class Graph:
         return (self.sheet_order[key[0]], key[1], key[2])
 
     def locate(self, key: Key) -> str:
-        """How errors name a cell."""
-        return self.book.locate(*key)
+        """How errors name a cell (computed once per cell)."""
+        where = self.locations.get(key)
+        if where is None:
+            where = self.locations[key] = self.book.locate(*key)
+        return where
 
     def ast(self, key: Key) -> Expr:
         """The parsed formula of a formula cell (parsed once)."""
