@@ -131,8 +131,9 @@ def _service_env(layout: MeshLayout, name: str) -> dict[str, str]:
         "ALEA_PORT": str(layout.services[name]),
         "ALEA_HEALTH_PORT": str(layout.health_port(name)),
     }
-    if "identity" in layout.services:
-        env["ALEA_IDENTITY_ADDRESS"] = f"localhost:{layout.services['identity']}"
+    # Where each service finds the others (ALEA_IDENTITY_ADDRESS, ALEA_FILES_ADDRESS, ...).
+    for other, port in layout.services.items():
+        env[f"ALEA_{other.upper()}_ADDRESS"] = f"localhost:{port}"
     if layout.database_url_template:
         env["ALEA_DATABASE_URL"] = layout.database_url_template.format(service=name)
     return env
