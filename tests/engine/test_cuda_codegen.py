@@ -303,3 +303,28 @@ def test_literals_round_trip_exactly():
         back = float.fromhex(literal(v).strip("()"))
         assert back == v and np.signbit(back) == np.signbit(v)
     assert literal(float("nan")) == "NAN" and literal(float("-inf")) == "(-INFINITY)"
+
+
+def test_tables_beyond_the_constant_bank_go_to_global_memory(harnesses, tmp_path):
+    x = Sample(0, "uniform", (Const(0.0), Const(9000.0)), "x", "T!A1")
+    small = Table(tuple(float(i) for i in range(10)), 10, 1)
+    big = Table(tuple(float(-i) for i in range(9000)), 9000, 1)
+    m = Model(
+        (x,),
+        (
+            Output("small", "T!B1", Apply("index", (small, Apply("mod", (x, Const(10.0)))))),
+            Output("big", "T!B2", Apply("index", (big, x))),
+        ),
+    )
+    src = generate(m).source
+    assert "ALEA_TABLE(t0, 10," in src and "ALEA_GLOBAL_TABLE(t1, 9000," in src
+    path = tmp_path / "tables.cu"
+    path.write_text(src)
+    done = subprocess.run(
+        [nvcc_path(), "-ptx", "-arch=sm_90", "-w", str(path), "-o", str(tmp_path / "tables.ptx")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs, _ = harnesses("tables", m).evaluate(3, 0, 500)
+    assert_close(outputs, compile_numpy(m, seed=3).evaluate(0, 500)[0], rtol=0)

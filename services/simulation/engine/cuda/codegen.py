@@ -59,6 +59,7 @@ def literal(x: float) -> str:
     return f"({float(x).hex()})" if x < 0 else float(x).hex()
 
 
+_CONSTANT_BYTES = 48 * 1024  # of the 64 KiB constant bank; larger tables live in global memory
 _CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
 _UNARY = {
     "neg": "(-{0})",
@@ -112,6 +113,7 @@ class _Writer:
         self.lines: list[str] = []
         self.tables: list[str] = []
         self._table_names: dict[tuple, str] = {}
+        self._table_bytes = 0
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
 
@@ -121,7 +123,9 @@ class _Writer:
         if values not in self._table_names:
             name = f"t{len(self._table_names)}"
             body = ", ".join(literal(v) for v in values) or "0.0"
-            self.tables.append(f"ALEA_TABLE({name}, {max(len(values), 1)}, {{{body}}})")
+            self._table_bytes += 8 * max(len(values), 1)
+            kind = "ALEA_TABLE" if self._table_bytes <= _CONSTANT_BYTES else "ALEA_GLOBAL_TABLE"
+            self.tables.append(f"{kind}({name}, {max(len(values), 1)}, {{{body}}})")
             self._table_names[values] = name
         return self._table_names[values]
 
@@ -416,8 +420,10 @@ def _copula_lines(model: Model) -> list[str]:
 _TABLE_MACRO = r"""
 #ifdef __CUDA_ARCH__
 #define ALEA_TABLE(name, n, ...) __constant__ double name[n] = __VA_ARGS__;
+#define ALEA_GLOBAL_TABLE(name, n, ...) __device__ const double name[n] = __VA_ARGS__;
 #else
 #define ALEA_TABLE(name, n, ...) static const double name[n] = __VA_ARGS__;
+#define ALEA_GLOBAL_TABLE(name, n, ...) static const double name[n] = __VA_ARGS__;
 #endif
 /* products and sums of the copula must not fuse (bits as correlation.correlate) */
 ALEA_HD double alea_mul(double a, double b) {
