@@ -255,7 +255,10 @@ class _Reservoir:
         return _Reservoir(_trial_hash(np.arange(first, first + n)), dict(values)).cut(size)
 
     def cut(self, size: int) -> _Reservoir:
-        keep = np.argsort(self.hashes, kind="stable")[:size]
+        keep = np.arange(self.hashes.size)
+        if self.hashes.size > size:  # hashes are distinct, so the partition is unique
+            keep = np.argpartition(self.hashes, size - 1)[:size]
+        keep = keep[np.argsort(self.hashes[keep])]
         return _Reservoir(self.hashes[keep], {k: v[keep] for k, v in self.values.items()})
 
     def merge(self, other: _Reservoir, size: int) -> _Reservoir:
