@@ -94,7 +94,7 @@ def _table(args: argparse.Namespace, backend: str, elapsed: float,
     head = (f"{args.trials:,} trials, seed {args.seed}, {args.sampling}, {backend}: "
             f"{elapsed:.2f} s ({args.trials / max(elapsed, 1e-9):,.0f} trials/s)")
     cols = ("output", "mean", "std", "min", "p5", "p50", "p95", "max", "errors")
-    rows = [cols]
+    rows: list[tuple[str, ...]] = [cols]
     for name, r in results.items():
         p = r.percentiles
         rows.append((name, *(f"{v:.6g}" for v in (r.mean, r.std, r.min, p[5], p[50], p[95],

@@ -203,3 +203,14 @@ def test_tabulated_quantiles_match_scipy_across_shapes(name: str, params: tuple)
                                           1 + 4 * (hi - mode) / (hi - lo)).ppf(u)
     got = sampling.sample(name, u.copy(), params)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-300)
+
+
+def test_truncated_cumul_with_constant_and_random_bounds() -> None:
+    u = _u(50_000)
+    x = sampling.sample("cumul", u.copy(), CUMUL, (3.0, None))
+    xp, fp = [0, 2, 5, 8, 10], [0, 0.2, 0.5, 0.9, 1]
+    f_lo = np.interp(3.0, xp, fp)
+    np.testing.assert_allclose(x, np.interp(f_lo + u * (1 - f_lo), fp, xp), rtol=1e-12)
+    random_min = np.where(u < 0.5, 0.0, -1.0)
+    y = sampling.sample("cumul", _u(50_000, stream=1), (random_min, *CUMUL[1:]), (3.0, None))
+    assert np.isfinite(y).all() and y.min() >= 3.0

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
 from .ir import Apply, Const, Model, Node, Sample, Table
 
-__all__ = ["FUNCTIONS", "Evaluator", "compile_numpy", "excel_round"]
+__all__ = ["FUNCTIONS", "Evaluator", "NumpyEvaluator", "compile_numpy", "excel_round"]
 
 SAMPLINGS = ("mc", "lhs")
 TILE = sampling.LHS_BLOCK  # trials evaluated together: fits in cache, one LHS block
@@ -47,7 +48,19 @@ class _Step:
     release: tuple[int, ...]  # registers whose last use is this step
 
 
-class Evaluator:
+class Evaluator(Protocol):
+    """The backend protocol: a compiled model that evaluates any range of trials."""
+
+    backend: str
+
+    def evaluate(
+        self, first_trial: int, count: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per-trial float64 values of every output and input, by name."""
+        ...
+
+
+class NumpyEvaluator:
     """A model compiled for NumPy; ``evaluate`` any trial range, in any order, any times."""
 
     backend = "numpy"
@@ -115,9 +128,9 @@ class Evaluator:
                 fill(tile)
         return outputs, inputs
 
-    def _evaluate_tile(self, first: int, count: int) -> tuple[dict[str, object], dict[str, object]]:
+    def _evaluate_tile(self, first: int, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
         u = self._uniforms(first, count)
-        regs: list[object] = [None] * len(self._steps)
+        regs: list[Any] = [None] * len(self._steps)
         with np.errstate(all="ignore"):
             for step in self._steps:
                 regs[step.slot] = self._run(step, regs, u)
@@ -128,7 +141,7 @@ class Evaluator:
         return outputs, inputs
 
     @staticmethod
-    def _run(step: _Step, regs: list[object], u: dict[int, np.ndarray]) -> object:
+    def _run(step: _Step, regs: list[Any], u: dict[int, np.ndarray]) -> Any:
         args = [a if isinstance(a, Table) else regs[a] for a in step.args]
         if step.kind == "const":
             assert isinstance(step.node, Const)
@@ -144,12 +157,12 @@ class Evaluator:
 
 def compile_numpy(
     model: Model, *, seed: int, sampling: str = "mc", threads: int | None = None
-) -> Evaluator:
+) -> NumpyEvaluator:
     """Compile ``model`` for the CPU; a ``ModelError`` names the cell of anything unsupported.
 
     ``threads`` defaults to the number of CPUs; results do not depend on it.
     """
-    return Evaluator(model, seed, sampling, threads)
+    return NumpyEvaluator(model, seed, sampling, threads)
 
 
 def _children(node: Node) -> tuple[Node | Table, ...]:
@@ -238,7 +251,7 @@ def _function(node: Node) -> Callable[..., object] | None:
 
 _NAN = float("nan")
 
-Value = object  # float | np.ndarray
+Value = Any  # a float (constant) or a float64 array over the chunk
 
 
 def _values(args: tuple) -> list:

@@ -59,8 +59,7 @@ def make_evaluator(
     if resolve_backend(backend) == "cuda":
         from .cuda.runner import compile_cuda
 
-        evaluator: Evaluator = compile_cuda(model, seed=seed, sampling=sampling)
-        return evaluator
+        return compile_cuda(model, seed=seed, sampling=sampling)
     return compile_numpy(model, seed=seed, sampling=sampling)
 
 

@@ -25,6 +25,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -43,9 +44,9 @@ Param = float | np.ndarray
 
 @dataclass(frozen=True)
 class _Dist:
-    ppf: Callable[..., np.ndarray]
-    cdf: Callable[..., Param]
-    valid: Callable[..., Param]
+    ppf: Callable[..., Any]
+    cdf: Callable[..., Any]
+    valid: Callable[..., Any]
     discrete: bool = False
 
 
@@ -274,11 +275,14 @@ def _cumul_ppf(u: np.ndarray, lo: Param, hi: Param, xs: Table, ps: Table) -> np.
 
 
 def _cumul_cdf(x: Param, lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
-    if np.ndim(lo) or np.ndim(hi):
-        raise ValueError("RiskTruncate on a RiskCumul with random bounds is not supported")
-    grid_x = np.concatenate(([lo], np.asarray(xs.values, dtype=np.float64), [hi]))
-    grid_p = np.concatenate(([0.0], np.asarray(ps.values, dtype=np.float64), [1.0]))
-    return np.interp(x, grid_x, grid_p)
+    inner = np.asarray(xs.values, dtype=np.float64)
+    grid = np.concatenate(([0.0], np.asarray(ps.values, dtype=np.float64), [1.0]))
+    k = len(inner)
+    seg = np.searchsorted(inner, x, side="right")
+    x0 = np.where(seg == 0, lo, inner[np.clip(seg - 1, 0, max(k - 1, 0))] if k else lo)
+    x1 = np.where(seg == k, hi, inner[np.clip(seg, 0, max(k - 1, 0))] if k else hi)
+    p = grid[seg] + (x - x0) / (x1 - x0) * (grid[seg + 1] - grid[seg])
+    return np.where(x <= lo, 0.0, np.where(x >= hi, 1.0, np.clip(p, 0.0, 1.0)))
 
 
 def _cumul_valid(lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
