@@ -196,10 +196,43 @@ ${indent(capture(transcoder, sse=False), 14)}
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
               suppress_envoy_headers: false
 
+% if health_port:
+  # Plaintext readiness for orchestrators (Kubernetes probes cannot present a client
+  # certificate); it fails while Envoy drains, so traffic moves away before shutdown.
+  - name: health
+    address:
+      socket_address: {address: ${listen_address}, port_value: ${health_port}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: health
+          route_config:
+            virtual_hosts:
+            - name: health
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                direct_response: {status: 404}
+          http_filters:
+          - name: envoy.filters.http.health_check
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+              pass_through_mode: false
+              headers:
+              - name: ":path"
+                string_match: {exact: /ready}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+
+% endif
   clusters:
 % for svc in services:
   - name: ${svc.name}
-    type: STATIC
+    type: ${"STATIC" if svc.host == "127.0.0.1" else "STRICT_DNS"}
+    dns_lookup_family: V4_ONLY
     connect_timeout: 2s
     lb_policy: ROUND_ROBIN
     typed_extension_protocol_options:
@@ -213,7 +246,7 @@ ${indent(capture(transcoder, sse=False), 14)}
       - lb_endpoints:
         - endpoint:
             address:
-              socket_address: {address: 127.0.0.1, port_value: ${svc.port}}
+              socket_address: {address: ${svc.host}, port_value: ${svc.port}}
     transport_socket:
       name: envoy.transport_sockets.tls
       typed_config:

@@ -9,6 +9,7 @@ List, Search) are retried; streams have no timeout.
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from alea.access.v1 import access_pb2
 from google.protobuf import descriptor_pb2
 from mako.template import Template
+
+from services.runtime.config import DEFAULT_PORTS
 
 __all__ = [
     "DESCRIPTOR_SET",
@@ -91,6 +94,7 @@ class Upstream:
     port: int
     proto_services: tuple[str, ...]
     rpcs: tuple[Rpc, ...]
+    host: str = "127.0.0.1"  # a DNS name (Kubernetes Service) is resolved by Envoy
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class EdgeSettings:
     access_log: Path
     listen_address: str = "127.0.0.1"
     descriptor: Path = DESCRIPTOR_SET
+    health_port: int | None = None  # plaintext /ready listener for orchestrator probes
     rate_limit_per_s: int = 1000
     rate_limit_burst: int = 2000
     # REST bodies above this are refused with 413 (inline workbooks are base64 in JSON).
@@ -140,10 +145,12 @@ def edge_rpcs(
     return tuple(proto_services), tuple(rpcs)
 
 
-def upstream(service: str, port: int, descriptor: Path = DESCRIPTOR_SET) -> Upstream:
-    """The :class:`Upstream` of ``service`` listening on ``port``."""
+def upstream(
+    service: str, port: int, host: str = "127.0.0.1", descriptor: Path = DESCRIPTOR_SET
+) -> Upstream:
+    """The :class:`Upstream` of ``service`` listening on ``host:port``."""
     proto_services, rpcs = edge_rpcs(service, descriptor)
-    return Upstream(service, port, proto_services, rpcs)
+    return Upstream(service, port, proto_services, rpcs, host)
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -157,6 +164,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         edge_port=settings.edge_port,
         admin_port=settings.admin_port,
         listen_address=settings.listen_address,
+        health_port=settings.health_port,
         pki=settings.pki,
         descriptor=settings.descriptor,
         access_log=settings.access_log,
@@ -173,3 +181,25 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
     tmp.write_text(text)
     tmp.replace(out)
     return out
+
+
+# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/base.
+KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
+
+
+def kubernetes_config() -> str:
+    """The edge configuration of k8s/base: every service behind its Kubernetes Service."""
+    settings = EdgeSettings(
+        edge_port=8443, admin_port=9901, health_port=8081, listen_address="0.0.0.0",
+        pki=Path("/etc/alea/pki"), access_log=Path("/dev/stdout"),
+        descriptor=Path("/app/gen/descriptors/alea.binpb"),
+    )  # fmt: skip
+    upstreams = [upstream(name, port, host=name) for name, port in DEFAULT_PORTS.items()]
+    with tempfile.TemporaryDirectory() as tmp:
+        return render(settings, upstreams, Path(tmp) / "envoy.yaml").read_text()
+
+
+if __name__ == "__main__":
+    # python -m services.cli.mesh_envoy: regenerate k8s/base/edge/envoy.yaml
+    KUBERNETES_CONFIG.write_text(kubernetes_config())
+    print(f"wrote {KUBERNETES_CONFIG.relative_to(ROOT)}")
