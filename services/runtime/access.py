@@ -8,7 +8,9 @@ Two layers, both enforced before any handler runs:
 2. The RPC's ``AccessRule`` read off the service descriptor: ``public`` (no user
    credentials), ``internal`` (service peers only, optionally limited to
    ``rule.peers``), or a least ``role`` for users; ``rule.peers`` on a user RPC names
-   services that may call it without user credentials.
+   services that may call it without user credentials. An admitted service may also call
+   a user RPC with the user's own credentials forwarded: the user's role and tenant then
+   apply exactly as through the edge (the simulation service reading a user's workbook).
 """
 
 from __future__ import annotations

@@ -295,11 +295,6 @@ def test_idempotent_upload_by_request_id(files, users: FileUsers) -> None:
     assert again.id == first.id
 
 
-@pytest.mark.xfail(
-    reason="needs peers: [simulation] in Download's access rule (files.proto, contracts): the "
-    "runtime admits a service forwarding user credentials only for RPCs naming it in peers",
-    raises=AssertionError,
-)
 def test_service_peer_downloads_only_with_forwarded_user_credentials(
     mesh: Mesh, files, users: FileUsers
 ) -> None:
