@@ -124,7 +124,8 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return False
 
-    async def _start_session(self, session: AsyncSession, user: UserRow) -> Tokens:
+    async def _open_session(self, session: AsyncSession, user: UserRow) -> tuple[str, str]:
+        """Add a session and its first refresh token; returns (session id, refresh secret)."""
         session_id = str(uuid.uuid4())
         session.add(
             SessionRow(
@@ -135,10 +136,11 @@ class Accounts:
                 revoke_time=None,
             )
         )
-        await session.flush()
-        return await self._new_tokens(session, user, session_id)
+        await session.flush()  # the refresh token's foreign key needs the session row
+        return session_id, self._add_refresh(session, session_id)
 
-    async def _new_tokens(self, session: AsyncSession, user: UserRow, session_id: str) -> Tokens:
+    @staticmethod
+    def _add_refresh(session: AsyncSession, session_id: str) -> str:
         refresh = "rt_" + secrets.token_urlsafe(32)
         session.add(
             RefreshTokenRow(
@@ -148,6 +150,11 @@ class Accounts:
                 use_time=None,
             )
         )
+        return refresh
+
+    async def _tokens(self, user: UserRow, session_id: str, refresh: str) -> Tokens:
+        # Signed after the transaction commits: signing may create or rotate a key, which
+        # is its own transaction (and SQLite has one writer at a time).
         access = await self._keys.issue(user.id, user.tenant_id, user.role, session_id)
         return Tokens(access.token, access.expires_in, refresh, int(REFRESH_TTL.total_seconds()))
 
@@ -167,41 +174,46 @@ class Accounts:
                 if not await self._verify(user.password_hash, password):
                     raise InvalidArgument("request_id", "already used for a different request")
                 tenant = await session.get_one(TenantRow, user.tenant_id)
-                return tenant, user, await self._start_session(session, user)
-            await self._ensure_email_free(session, email)
-            stamp = now()
-            tenant = TenantRow(
-                id=str(uuid.uuid4()),
-                display_name=tenant_name,
-                tier="free",
-                create_time=stamp,
-                update_time=stamp,
-            )
-            session.add(tenant)
-            await session.flush()
-            user = self._new_user(tenant.id, email, display_name, "admin", password_hash)
-            session.add(user)
-            remember(session, "register", request_id, digest, user.id)
-            await session.flush()
-            return tenant, user, await self._start_session(session, user)
+            else:
+                await self._ensure_email_free(session, email)
+                stamp = now()
+                tenant = TenantRow(
+                    id=str(uuid.uuid4()),
+                    display_name=tenant_name,
+                    tier="free",
+                    create_time=stamp,
+                    update_time=stamp,
+                )
+                session.add(tenant)
+                await session.flush()
+                user = self._new_user(tenant.id, email, display_name, "admin", password_hash)
+                session.add(user)
+                remember(session, "register", request_id, digest, user.id)
+                await session.flush()
+            opened = await self._open_session(session, user)
+        return tenant, user, await self._tokens(user, *opened)
 
     async def login(self, email: str, password: str) -> tuple[Tokens, UserRow]:
         """Tokens of a new session; one vague UNAUTHENTICATED for every failure."""
+        email = email.strip().lower()
+        async with self._db.sessions() as session:
+            found = await session.scalar(select(UserRow).where(UserRow.email == email))
+        valid = await self._verify(found.password_hash if found else _DUMMY_HASH, password)
+        if found is None or not valid or found.disabled:
+            raise Unauthenticated("wrong email or password, or the user is disabled")
+        rehash = (
+            await self._hash(password) if _hasher.check_needs_rehash(found.password_hash) else ""
+        )
         async with self._db.transaction() as session:
-            user = await session.scalar(
-                select(UserRow).where(UserRow.email == email.strip().lower())
-            )
-            valid = await self._verify(user.password_hash if user else _DUMMY_HASH, password)
-            if user is None or not valid or user.disabled:
-                raise Unauthenticated("wrong email or password, or the user is disabled")
+            user = await session.get_one(UserRow, found.id)
             user.last_login_time = now()
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = await self._hash(password)
-            return await self._start_session(session, user), user
+            if rehash:
+                user.password_hash = rehash
+            opened = await self._open_session(session, user)
+        return await self._tokens(user, *opened), user
 
     async def refresh(self, refresh_token: str) -> Tokens:
         """Rotate a refresh token. Reusing a rotated token revokes its whole session."""
-        reused = False
         async with self._db.transaction() as session:
             row = await session.get(RefreshTokenRow, _token_hash(refresh_token))
             if row is None or row.expire_time <= now():
@@ -210,14 +222,15 @@ class Accounts:
             user = await session.get_one(UserRow, live.user_id)
             if live.revoke_time is not None or user.disabled:
                 raise Unauthenticated("session ended")
-            if row.use_time is not None:
+            reused = row.use_time is not None
+            if reused:
                 live.revoke_time = now()  # a stolen token was replayed: end the session
-                reused = True
             else:
                 row.use_time = now()
-                return await self._new_tokens(session, user, live.id)
-        assert reused
-        raise Unauthenticated("refresh token already used; session revoked")
+                refresh = self._add_refresh(session, live.id)
+        if reused:  # raised after the commit, so that the revocation sticks
+            raise Unauthenticated("refresh token already used; session revoked")
+        return await self._tokens(user, live.id, refresh)
 
     async def logout(self, refresh_token: str) -> None:
         """End the session of ``refresh_token``."""

@@ -34,15 +34,27 @@ from sqlalchemy.ext.asyncio import (
 __all__ = ["Database", "UtcDateTime", "migrate"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_IMMEDIATE = "alea_sqlite_immediate"
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
+    # The driver's own transaction handling starts transactions late (at the first write),
+    # so a read-then-write loses updates; _begin_sqlite takes over instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # Write transactions take the write lock up front (BEGIN IMMEDIATE): two deferred
+    # transactions that both read and then write would otherwise fail with "database is
+    # locked" instead of waiting their turn. Reads stay deferred and run concurrently (WAL).
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -53,6 +65,7 @@ def create_engine(url: str) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -123,6 +136,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        On SQLite it holds the database's single write lock from the start, so keep it
+        short and never open a second ``transaction()`` inside one (it would wait on it).
+        Read-only work belongs in ``sessions()``.
+        """
         async with self.sessions() as session, session.begin():
+            if self.dialect == "sqlite":
+                await session.connection(execution_options={_IMMEDIATE: True})
             yield session

@@ -1,0 +1,36 @@
+"""Identity's domain on a fresh migrated SQLite database per test."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.identity.apikeys import ApiKeys
+from services.identity.domain import Accounts
+from services.identity.tokens import SigningKeys
+from services.runtime.db import Database
+
+MIGRATIONS = Path(__file__).parents[3] / "services" / "identity" / "migrations"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/identity.db", MIGRATIONS)
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def keys(db: Database) -> SigningKeys:
+    return SigningKeys(db, b"k" * 32)
+
+
+@pytest.fixture
+def accounts(db: Database, keys: SigningKeys) -> Accounts:
+    return Accounts(db, keys)
+
+
+@pytest.fixture
+def api_keys(db: Database, accounts: Accounts) -> ApiKeys:
+    return ApiKeys(db, accounts)

@@ -1,0 +1,75 @@
+"""Database runtime: SQLite tuning, serialised write transactions, migrations on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from services.runtime.db import Database
+from tests.support.postgres import postgres  # noqa: F401  (session fixture)
+
+IDENTITY_MIGRATIONS = Path(__file__).parents[3] / "services" / "identity" / "migrations"
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/nested/dir/x.db")
+    yield db
+    await db.close()
+
+
+async def test_sqlite_connections_are_tuned(sqlite: Database) -> None:
+    async with sqlite.sessions() as session:
+        pragmas = [
+            (await session.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        ]
+    assert pragmas == ["wal", 1, 10_000]
+
+
+async def test_concurrent_read_modify_write_transactions_do_not_collide(sqlite: Database) -> None:
+    async with sqlite.transaction() as session:
+        await session.execute(text("CREATE TABLE counter (n INTEGER)"))
+        await session.execute(text("INSERT INTO counter VALUES (0)"))
+
+    async def increment() -> None:
+        async with sqlite.transaction() as session:
+            n = (await session.execute(text("SELECT n FROM counter"))).scalar_one()
+            await asyncio.sleep(0.01)  # let the others read the same value if they can
+            await session.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+
+    await asyncio.gather(*(increment() for _ in range(8)))
+    async with sqlite.sessions() as session:
+        assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 8
+
+
+async def test_a_failed_transaction_rolls_back(sqlite: Database) -> None:
+    async with sqlite.transaction() as session:
+        await session.execute(text("CREATE TABLE t (n INTEGER)"))
+    with pytest.raises(RuntimeError):
+        async with sqlite.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+            raise RuntimeError("boom")
+    async with sqlite.sessions() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+@pytest.mark.integration
+async def test_migrations_run_once_on_postgresql(postgres) -> None:  # noqa: F811
+    url = postgres.create_database("migrations_test")
+    db = Database(url, IDENTITY_MIGRATIONS)
+    try:
+        await db.open()
+        await db.open()  # a restart finds nothing to do
+        async with db.sessions() as session:
+            version = await session.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.scalars().all() == ["0001"]
+            tables = await session.execute(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'")
+            )
+            assert tables.scalar_one() == 1
+    finally:
+        await db.close()
