@@ -1,0 +1,77 @@
+"""Where the NumPy back end spends a chunk: ``python -m bench.engine.profile [--trials N]``.
+
+Times, for each benchmark model, the phases of ``Evaluator.evaluate`` redone with the engine's
+own modules on one chunk: Philox uniforms (``rng.uniforms``), the copula
+(``correlation.correlate``), each distribution's inverse CDF (``sampling.sample``), and the
+rest (the DAG arithmetic and bookkeeping) as the difference from a whole ``evaluate``; next to
+NumPy's own Philox uniforms for the same draws. Best of three, one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from services.simulation.engine import compile_numpy, load_workbook, rng, sampling
+from services.simulation.engine.correlation import copula_factor, correlate
+from services.simulation.engine.ir import Const, Model
+from tests.engine import models as m
+
+
+def _best(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def phases(model: Model, n: int) -> dict[str, float]:
+    """Seconds per phase for ``n`` trials."""
+    out: dict[str, float] = defaultdict(float)
+    u = {s.stream: rng.uniforms(1, s.stream, 0, n) for s in model.inputs}
+    out["numpy Philox uniforms (reference)"] = _best(
+        lambda: np.random.Generator(np.random.Philox(1)).random(n * len(model.inputs))
+    )
+    out["rng.uniforms"] = _best(lambda: [rng.uniforms(1, s, 0, n) for s in u])
+    for c in model.correlations:
+        factor = copula_factor(c.matrix)
+        out["copula"] += _best(lambda c=c, f=factor: correlate([u[s] for s in c.streams], f))
+    for s in model.inputs:
+        if all(isinstance(p, Const) for p in s.params):
+            params = tuple(p.value for p in s.params)
+            out[f"inverse CDF {s.distribution}"] += _best(
+                lambda s=s, p=params: sampling.sample(s.distribution, u[s.stream], p, s.truncate)
+            )
+    evaluator = compile_numpy(model, seed=1)
+    total = _best(lambda: evaluator.evaluate(0, n))
+    out["rest of evaluate (DAG, threads)"] = total - sum(
+        v for k, v in out.items() if k != "numpy Philox uniforms (reference)"
+    )
+    out["evaluate total"] = total
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine.profile", description=__doc__)
+    parser.add_argument("--trials", type=int, default=262_144)
+    parser.add_argument("--models", nargs="*", default=["small", "project_npv", "portfolio"])
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            model = load_workbook(m.save(m.MODELS[name]("risk"), Path(tmp), name))
+            result = phases(model, args.trials)
+            print(f"{name}: {args.trials:,} trials, {len(model.inputs)} inputs")
+            for phase, seconds in result.items():
+                print(f"  {phase:40s} {seconds * 1e9 / args.trials:9.1f} ns/trial")
+
+
+if __name__ == "__main__":
+    main()
