@@ -203,3 +203,24 @@ def test_refusing_a_bomb_stays_within_a_small_memory_bound() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * 2**20  # the 64 MiB member is never inflated
+
+
+def test_shared_formulas_are_expanded_per_cell() -> None:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "S"
+    for r in range(1, 4):
+        ws.cell(r, 1, r)
+        ws.cell(r, 2, f"=A{r}*2")
+    ws["C1"] = "=RiskOutput()+SUM(B1:B3)"
+
+    def share(xml: bytes) -> bytes:
+        xml = xml.replace(b"<f>A1*2</f>", b'<f t="shared" ref="B1:B3" si="0">A1*2</f>')
+        return xml.replace(b"<f>A2*2</f>", b'<f t="shared" si="0"/>').replace(
+            b"<f>A3*2</f>", b'<f t="shared" si="0"/>'
+        )
+
+    data = _rewrite(_xlsx(wb), "xl/worksheets/sheet1.xml", share)
+    assert b'si="0"/>' in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
+    assert read_book(data).sheets["S"][(3, 2)] == Formula("=A3*2")
+    assert load_workbook(data).outputs[0].node.value == 12.0  # type: ignore[union-attr]
