@@ -49,16 +49,25 @@ def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
     try:
         model = engine.load_workbook(args.model)
+        backend = engine.resolve_backend(args.backend)
+        started = time.perf_counter()
+        partial = engine.simulate(
+            model,
+            trials=args.trials,
+            seed=args.seed,
+            sampling=args.sampling,
+            backend=backend,
+            chunk_size=args.chunk_size,
+        )
     except engine.ModelError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
     except OSError as exc:
         print(f"{args.model}: {exc.strerror or exc}", file=sys.stderr)
         return REFUSED
-    backend = engine.resolve_backend(args.backend)
-    started = time.perf_counter()
-    partial = engine.simulate(model, trials=args.trials, seed=args.seed, sampling=args.sampling,
-                              backend=backend, chunk_size=args.chunk_size)
+    except engine.BackendUnavailable as exc:
+        print(f"--backend {args.backend}: {exc}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - started
     results = partial.results()
     if args.json:

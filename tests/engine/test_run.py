@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services.simulation import engine
+from services.simulation.engine.cuda.runner import gpu_available
 from services.simulation.engine.ir import Apply, Const, Model, Output, Sample
 from tests.engine import models
 
@@ -123,9 +124,14 @@ def test_stop_cancels_between_chunks() -> None:
 
 def test_backend_choice() -> None:
     assert engine.resolve_backend("cpu") == "cpu"
-    assert engine.resolve_backend("auto") in ("cpu", "cuda")
     with pytest.raises(ValueError, match="backend"):
         engine.resolve_backend("tpu")
+    if gpu_available():
+        assert engine.resolve_backend("auto") == engine.resolve_backend("cuda") == "cuda"
+    else:
+        assert engine.resolve_backend("auto") == "cpu"
+        with pytest.raises(engine.BackendUnavailable, match="PyCUDA"):
+            engine.simulate(_small(), trials=10, seed=1, backend="cuda")
 
 
 def test_default_chunk_size_scales_with_the_model() -> None:

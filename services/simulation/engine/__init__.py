@@ -14,12 +14,20 @@ from .errors import (
     WorkbookRejected,
 )
 from .numpy_backend import Evaluator, compile_numpy
-from .run import Cancelled, default_chunk_size, make_evaluator, resolve_backend, simulate
+from .run import (
+    BackendUnavailable,
+    Cancelled,
+    default_chunk_size,
+    make_evaluator,
+    resolve_backend,
+    simulate,
+)
 from .spec import model_from_spec
 from .stats import Partial, Results, StatsOptions
 from .workbook import load_workbook
 
 __all__ = [
+    "BackendUnavailable",
     "Cancelled",
     "CircularReference",
     "CorrelationError",

@@ -39,17 +39,32 @@ class Cancelled(Exception):
     """The simulation was stopped (its ``stop`` event set); raised between chunks."""
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """``"cpu"`` or ``"cuda"``: ``auto`` is CUDA when PyCUDA imports and sees a GPU."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend != "auto":
-        return backend
+class BackendUnavailable(RuntimeError):
+    """The CUDA backend was asked for where PyCUDA or a GPU is missing."""
+
+
+def _gpu_available() -> bool:
     try:
         from .cuda.runner import gpu_available
     except ImportError:
-        return "cpu"
-    return "cuda" if gpu_available() else "cpu"
+        return False
+    return gpu_available()
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """``"cpu"`` or ``"cuda"``: ``auto`` is CUDA when PyCUDA imports and sees a GPU.
+
+    Raises ``BackendUnavailable`` for ``"cuda"`` without a usable GPU.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "cpu":
+        return backend
+    if _gpu_available():
+        return "cuda"
+    if backend == "cuda":
+        raise BackendUnavailable("the cuda backend needs PyCUDA and a CUDA device")
+    return "cpu"
 
 
 def make_evaluator(
