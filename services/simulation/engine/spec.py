@@ -75,7 +75,7 @@ def _book(spec: model_spec_pb2.ModelSpec) -> Book:
         sheets["Inputs"][(k + 1, 1)] = Formula(_input_formula(k, item, corr.get(item.name), sheets))
     for k, expr in enumerate(spec.expressions):
         names[(None, expr.name.upper())] = f"Expressions!$A${k + 1}"
-        sheets["Expressions"][(k + 1, 1)] = Formula("=" + expr.formula)
+        sheets["Expressions"][(k + 1, 1)] = Formula("=" + expr.formula.removeprefix("="))
     for k, out in enumerate(spec.outputs):
         label = out.name.replace('"', '""')
         sheets["Outputs"][(k + 1, 1)] = Formula(f'=RiskOutput("{label}")+{out.expression}')
