@@ -1,9 +1,10 @@
 """The CPU backend: an ``ir.Model`` compiled once into a vectorised evaluator over chunks of trials.
 
-Compilation orders the model's distinct nodes topologically; evaluating a chunk runs one
-NumPy operation per node over all the chunk's trials, releasing each intermediate array
-after its last use, so memory is bounded by the chunk size (about 8 bytes × trials × live
-nodes), never by the number of trials.
+Compilation orders the model's distinct nodes topologically. A chunk is evaluated in
+cache-sized tiles of trials (on all CPUs); within a tile each node is one NumPy operation
+over the tile's trials, and each intermediate array is released after its last use. Memory
+is the chunk's outputs and inputs (8 bytes per trial each) plus a few tiles of live
+intermediates: bounded by the chunk size, never by the number of trials.
 
 Backend protocol (the CUDA runner implements it too)::
 
