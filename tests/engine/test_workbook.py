@@ -9,6 +9,7 @@ import tracemalloc
 import zipfile
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
@@ -224,3 +225,9 @@ def test_shared_formulas_are_expanded_per_cell() -> None:
     assert b'si="0"/>' in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
     assert read_book(data).sheets["S"][(3, 2)] == Formula("=A3*2")
     assert load_workbook(data).outputs[0].node.value == 12.0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_committed_fixtures_are_the_shared_models(name: str) -> None:
+    path = Path(__file__).parents[1] / "data" / "workbooks" / f"{name}.xlsx"
+    assert load_workbook(path) == load_workbook(_xlsx(models.MODELS[name]()))
