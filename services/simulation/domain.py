@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import pickle
 import re
 import secrets
@@ -226,24 +227,30 @@ class Simulations:
             cached = await self.store.cached_result(tenant_id, key, not_before)
         now = time.time()
         simulation_id = str(uuid.uuid4())
+        chunk = min(self.config.chunk_trials, request.trials)
         if cached is None and self.quotas is not None:
             await self.quotas.reserve(tenant_id, request.trials, simulation_id)
         record = SimulationRecord(
             id=simulation_id, tenant_id=tenant_id, user_id=user_id,
             request_id=request.request_id or None, model_id=model.id, cache_key=key,
-            trials=request.trials, chunk_trials=min(self.config.chunk_trials, request.trials),
+            trials=request.trials, chunk_trials=chunk,
+            segment_trials=self._segment(chunk, request.trials),
             seed=seed, sampling=request.sampling, backend_preference=request.backend_preference,
             priority=request.priority, state=st.SUCCEEDED if cached else st.QUEUED,
             state_reason="served from the result cache" if cached else "",
             trials_done=request.trials if cached else 0, backend="cache" if cached else "",
-            cached=cached is not None, lease_owner=None, lease_epoch=0, lease_expires=None,
-            checkpoint=None, progress=None, create_time=now, update_time=now,
+            cached=cached is not None, progress=None, create_time=now, update_time=now,
             start_time=now if cached else None, end_time=now if cached else None,
         )  # fmt: skip
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:
             self.wake()
         return stored
+
+    def _segment(self, chunk: int, trials: int) -> int:
+        """Trials per segment: whole chunks, at most ``max_segments`` segments."""
+        chunks = math.ceil(trials / chunk)
+        return chunk * math.ceil(chunks / self.config.max_segments)
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
         record = await self.store.get_simulation(simulation_id, tenant_id)

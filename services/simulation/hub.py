@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -140,22 +141,16 @@ class Hub:
             if record.progress and (
                 topic.progress is None or record.trials_done > topic.progress.trials_done
             ):
-                topic.publish(progress_from_json(record.progress))
+                topic.publish(progress_of(record, time.time()))
             if topic.snapshot is None or record.update_time > topic.snapshot.update_time:
                 topic.publish(record)
             if record.state in TERMINAL:
                 return
 
 
-def progress_to_json(progress: Progress) -> dict:
-    """The form persisted with each checkpoint (for watchers on other replicas)."""
-    return {
-        "trials_done": progress.trials_done,
-        "trials_total": progress.trials_total,
-        "trials_per_second": progress.trials_per_second,
-        "eta_seconds": progress.eta_seconds,
-        "running": {k: [_finite(m), _finite(se)] for k, (m, se) in progress.running.items()},
-    }
+def running_to_json(running: dict[str, tuple[float, float]]) -> dict[str, list[float | None]]:
+    """Running (mean, standard error) per output as JSON (NaN, undefined yet, is None)."""
+    return {k: [_finite(m), _finite(se)] for k, (m, se) in running.items()}
 
 
 def _finite(value: float) -> float | None:
@@ -167,12 +162,14 @@ def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def progress_from_json(data: dict) -> Progress:
-    """Inverse of :func:`progress_to_json`."""
+def progress_of(record: SimulationRecord, now: float) -> Progress:
+    """Progress of a simulation from its row (its segments' last checkpoints)."""
+    data = record.progress or {"running": {}}
+    elapsed = now - record.start_time if record.start_time else 0.0
+    rate = record.trials_done / elapsed if elapsed > 0 else 0.0
+    left = record.trials - record.trials_done
     return Progress(
-        trials_done=int(data["trials_done"]),
-        trials_total=int(data["trials_total"]),
-        trials_per_second=float(data["trials_per_second"]),
-        eta_seconds=float(data["eta_seconds"]),
+        trials_done=record.trials_done, trials_total=record.trials, trials_per_second=rate,
+        eta_seconds=left / rate if rate > 0 else math.inf,
         running={k: (_number(v[0]), _number(v[1])) for k, v in data["running"].items()},
-    )
+    )  # fmt: skip

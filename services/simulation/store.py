@@ -1,16 +1,9 @@
-"""Persistence of models, simulations (the shared job queue), results and workers.
+"""Persistence of models, simulations, their segments (the job queue), results and workers.
 
-The ``simulations`` table is the queue. A worker leases one job with a single
-``UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`` statement: on PostgreSQL the
-inner select takes ``FOR UPDATE SKIP LOCKED`` so replicas never wait on each other; on
-SQLite the whole statement runs under the database's single write lock, which makes the
-check "no live lease" and the take atomic (the equivalent of a conditional UPDATE in a
-``BEGIN IMMEDIATE`` transaction). Every lease bumps ``lease_epoch``; every later write of
-the worker (checkpoint, heartbeat, finish) is conditional on (owner, epoch, RUNNING), so a
-worker whose lease expired, or whose job was cancelled, learns it on its next write and
-stops without touching the job again.
-
-Times are UNIX seconds (floats) so both databases compare them the same way.
+The schema lives here; the queue's statements (leases, checkpoints) live in ``queue.py``.
+A simulation's trials are split into segments when it is created (``segment_trials``
+each) so that several workers can run one large simulation at once. Times are UNIX
+seconds (floats) so both databases compare them the same way.
 """
 
 from __future__ import annotations
@@ -34,7 +27,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    case,
     delete,
     func,
     insert,
@@ -86,15 +78,33 @@ simulations = Table(
     Column("trials_done", BigInteger, nullable=False),
     Column("backend", String(16), nullable=False),
     Column("cached", Boolean, nullable=False),
+    Column("progress", JSON),
+    Column("create_time", Float, nullable=False),
+    Column("update_time", Float, nullable=False),
+    Column("start_time", Float),
+    Column("end_time", Float),
+    Column("segment_trials", BigInteger, nullable=False),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("simulation_id", String(36), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("backend_preference", String(8), nullable=False),
+    Column("first_trial", BigInteger, nullable=False),
+    Column("end_trial", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("trials_done", BigInteger, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_epoch", Integer, nullable=False),
     Column("lease_expires", Float),
     Column("checkpoint", LargeBinary),
     Column("progress", JSON),
     Column("create_time", Float, nullable=False),
-    Column("update_time", Float, nullable=False),
-    Column("start_time", Float),
-    Column("end_time", Float),
 )
 
 results = Table(
@@ -123,6 +133,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "CANCELLED",
 )
 ACTIVE_STATES = (QUEUED, RUNNING)
+PENDING, DONE = "PENDING", "DONE"  # segment states
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,7 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class SimulationRecord:
-    """One simulation job as stored; ``checkpoint`` is the merged statistics so far."""
+    """One simulation as stored; ``progress`` aggregates its segments' last checkpoints."""
 
     id: str
     tenant_id: str
@@ -165,24 +176,12 @@ class SimulationRecord:
     trials_done: int
     backend: str
     cached: bool
-    lease_owner: str | None
-    lease_epoch: int
-    lease_expires: float | None
-    checkpoint: bytes | None
     progress: dict[str, Any] | None
     create_time: float
     update_time: float
     start_time: float | None
     end_time: float | None
-
-
-@dataclass(frozen=True)
-class Lease:
-    """The right to run one job, valid while (owner, epoch) still match the row."""
-
-    simulation: SimulationRecord
-    owner: str
-    epoch: int
+    segment_trials: int
 
 
 @dataclass(frozen=True)
@@ -317,14 +316,17 @@ class Store:
     async def insert_simulation(
         self, record: SimulationRecord, result_data: dict[str, Any] | None = None
     ) -> tuple[SimulationRecord, bool]:
-        """Insert (with its results when served from the cache); returns (record, created).
+        """Insert with its segments, or with its results when served from the cache.
 
+        Returns (record, created).
         A request id the tenant already used returns the earlier simulation, not a new one.
         """
         try:
             async with self.db.transaction() as session:
                 await session.execute(insert(simulations).values(**record.__dict__))
-                if result_data is not None:
+                if result_data is None:
+                    await session.execute(insert(segments), _segments_of(record))
+                else:
                     await session.execute(
                         insert(results).values(
                             simulation_id=record.id,
@@ -406,14 +408,7 @@ class Store:
                     simulations.c.tenant_id == tenant_id,
                     simulations.c.state.in_(ACTIVE_STATES),
                 )
-                .values(
-                    state=CANCELLED,
-                    state_reason=reason,
-                    lease_owner=None,
-                    lease_expires=None,
-                    end_time=now,
-                    update_time=now,
-                )
+                .values(state=CANCELLED, state_reason=reason, end_time=now, update_time=now)
             )
         return result.rowcount == 1
 
@@ -424,172 +419,6 @@ class Store:
                     select(results.c.data).where(results.c.simulation_id == simulation_id)
                 )
             ).scalar()
-
-    # -- the queue ------------------------------------------------------------------------
-
-    async def lease(
-        self, owner: str, *, now: float, lease_seconds: float, prefer_gpu: bool
-    ) -> Lease | None:
-        """Take the next job: QUEUED, or RUNNING with an expired lease (a dead worker's).
-
-        Order: GPU-preferring jobs first for a GPU worker, then the tenant with the fewest
-        live leases (fair share), then priority (high first), then age.
-        """
-        candidate = simulations.alias("candidate")
-        other = simulations.alias("other")
-        tenant_running = (
-            select(func.count())
-            .select_from(other)
-            .where(
-                other.c.tenant_id == candidate.c.tenant_id,
-                other.c.state == RUNNING,
-                other.c.lease_expires >= now,
-            )
-            .scalar_subquery()
-        )
-        free = or_(candidate.c.lease_expires.is_(None), candidate.c.lease_expires < now)
-        order = [tenant_running.asc(), candidate.c.priority.desc(), candidate.c.create_time.asc()]
-        if prefer_gpu:
-            order.insert(0, case((candidate.c.backend_preference == "GPU", 0), else_=1))
-        pick = (
-            select(candidate.c.id)
-            .where(candidate.c.state.in_(ACTIVE_STATES), free)
-            .order_by(*order)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        statement = (
-            update(simulations)
-            .where(
-                simulations.c.id == pick,
-                simulations.c.state.in_(ACTIVE_STATES),
-                or_(simulations.c.lease_expires.is_(None), simulations.c.lease_expires < now),
-            )
-            .values(
-                state=RUNNING,
-                lease_owner=owner,
-                lease_epoch=simulations.c.lease_epoch + 1,
-                lease_expires=now + lease_seconds,
-                start_time=func.coalesce(simulations.c.start_time, now),
-                update_time=now,
-            )
-            .returning(*simulations.c)
-        )
-        async with self.db.transaction() as session:
-            row = (await session.execute(statement)).first()
-        if row is None:
-            return None
-        record = _simulation(row)
-        return Lease(record, owner, record.lease_epoch)
-
-    def _held(self, lease: Lease):
-        return and_(
-            simulations.c.id == lease.simulation.id,
-            simulations.c.lease_owner == lease.owner,
-            simulations.c.lease_epoch == lease.epoch,
-            simulations.c.state == RUNNING,
-        )
-
-    async def checkpoint(
-        self,
-        lease: Lease,
-        *,
-        trials_done: int,
-        checkpoint: bytes,
-        progress: dict[str, Any],
-        backend: str,
-        now: float,
-        lease_seconds: float,
-    ) -> bool:
-        """Persist the merged statistics and extend the lease in one write; False if lost."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(simulations)
-                .where(self._held(lease))
-                .values(
-                    trials_done=trials_done,
-                    checkpoint=checkpoint,
-                    progress=progress,
-                    backend=backend,
-                    lease_expires=now + lease_seconds,
-                    update_time=now,
-                )
-            )
-        return result.rowcount == 1
-
-    async def heartbeat(self, lease: Lease, *, now: float, lease_seconds: float) -> bool:
-        """Extend the lease without new statistics (a long chunk); False if lost."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(simulations)
-                .where(self._held(lease))
-                .values(lease_expires=now + lease_seconds)
-            )
-        return result.rowcount == 1
-
-    async def finish(
-        self,
-        lease: Lease,
-        *,
-        result_data: dict[str, Any],
-        trials_done: int,
-        backend: str,
-        progress: dict[str, Any],
-        now: float,
-    ) -> bool:
-        """SUCCEEDED with its results, atomically; False (and nothing written) if lost."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(simulations)
-                .where(self._held(lease))
-                .values(
-                    state=SUCCEEDED,
-                    state_reason="",
-                    trials_done=trials_done,
-                    backend=backend,
-                    progress=progress,
-                    checkpoint=None,
-                    lease_owner=None,
-                    lease_expires=None,
-                    end_time=now,
-                    update_time=now,
-                )
-            )
-            if result.rowcount != 1:
-                return False
-            await session.execute(
-                insert(results).values(
-                    simulation_id=lease.simulation.id, data=result_data, create_time=now
-                )
-            )
-        return True
-
-    async def fail(self, lease: Lease, *, reason: str, now: float) -> bool:
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(simulations)
-                .where(self._held(lease))
-                .values(
-                    state=FAILED,
-                    state_reason=reason,
-                    lease_owner=None,
-                    lease_expires=None,
-                    end_time=now,
-                    update_time=now,
-                )
-            )
-        return result.rowcount == 1
-
-    async def release(self, lease: Lease, *, now: float) -> bool:
-        """Give a job back (graceful shutdown): its lease ends now, another worker resumes."""
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                update(simulations)
-                .where(self._held(lease))
-                .values(lease_owner=None, lease_expires=now, update_time=now)
-            )
-        return result.rowcount == 1
 
     # -- workers and queue status ---------------------------------------------------------
 
@@ -634,6 +463,32 @@ class Store:
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]
+
+
+def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:
+    """The segments of a new simulation: consecutive ranges of ``segment_trials`` trials."""
+    size = record.segment_trials
+    return [
+        dict(
+            id=f"{record.id}/{i}",
+            simulation_id=record.id,
+            idx=i,
+            tenant_id=record.tenant_id,
+            priority=record.priority,
+            backend_preference=record.backend_preference,
+            first_trial=first,
+            end_trial=min(first + size, record.trials),
+            state=PENDING,
+            trials_done=0,
+            lease_owner=None,
+            lease_epoch=0,
+            lease_expires=None,
+            checkpoint=None,
+            progress=None,
+            create_time=record.create_time,
+        )
+        for i, first in enumerate(range(0, record.trials, size))
+    ]
 
 
 def _page(rows: list[Any], page_size: int) -> Page:

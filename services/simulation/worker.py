@@ -1,14 +1,16 @@
-"""Workers: lease jobs from the shared queue and run them chunk by chunk with checkpoints.
+"""Workers: lease segments from the shared queue and run them chunk by chunk with checkpoints.
 
-A job runs as fixed-size chunks of ``chunk_trials`` (stored on the job, so a job resumed
-by another worker is cut at the same trial indices). After each chunk the chunk's
-statistics are merged, in trial order, into the job's running :class:`Partial` and
-progress is published; the merged Partial (``to_bytes``) and the next trial index are
-persisted together with the lease extension (at most every ``checkpoint_seconds``, and
-always before the lease could lapse). A worker killed at any point loses at most the
-chunks since its last checkpoint: once its lease expires another worker resumes from the
-checkpoint, evaluates the same trials with the same counter-based random streams and
-merges in the same order, so the final results are bit-identical to an uninterrupted run.
+A simulation's trials are split into segments (``segment_trials`` each) and each segment
+into chunks of ``chunk_trials``, both fixed when the simulation is created. A worker
+leases one segment at a time; after each chunk the chunk's statistics are merged, in trial
+order, into the segment's :class:`Partial` and progress is published. The merged Partial
+(``to_bytes``) and the segment's trial count are persisted together with the lease
+extension (at most every ``checkpoint_seconds``, and before the lease could lapse). A
+worker killed at any point loses at most the chunks since its last checkpoint: once its
+lease expires another worker resumes from the checkpoint, evaluates the same trials with
+the same counter-based random streams and merges in the same order. When the last segment
+completes, the segments' Partials are merged in trial order into the results, so the
+final results are bit-identical whichever workers ran which segments, interrupted or not.
 
 NumPy work (compile, evaluate, merge, serialise) runs in a thread so the event loop keeps
 serving RPCs and watchers while a chunk computes.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import pickle
 import socket
@@ -29,8 +32,9 @@ from dataclasses import dataclass, field
 from services.simulation.config import SimulationConfig
 from services.simulation.engine.run import make_evaluator, resolve_backend
 from services.simulation.engine.stats import Partial, StatsOptions
-from services.simulation.hub import Hub, Progress, progress_to_json
-from services.simulation.store import Lease, Store
+from services.simulation.hub import Hub, Progress, running_to_json
+from services.simulation.queue import Lease, Queue, combine_progress
+from services.simulation.store import SimulationRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,16 @@ def _advance(evaluator, partial: Partial | None, first: int, count: int, options
     return chunk if partial is None else partial.merge(chunk)
 
 
-def _results(partial: Partial) -> dict:
+def _merge_results(blobs: list[bytes]) -> dict:
+    """The results of a simulation from its segments' final statistics, in trial order."""
+    partial = Partial.from_bytes(blobs[0])
+    for blob in blobs[1:]:
+        partial = partial.merge(Partial.from_bytes(blob))
     return {name: r.to_dict() for name, r in partial.results().items()}
+
+
+def _segment_progress(partial: Partial, trials: int) -> dict:
+    return {"trials": trials, "running": running_to_json(partial.running())}
 
 
 @dataclass
@@ -74,7 +86,9 @@ class Worker:
         self.backend, self.devices = backend, devices or []
         self.wake = wake or asyncio.Event()
         self.options = StatsOptions(exact_limit=config.exact_limit)
+        self.queue = Queue(store)
         self.job: _Job | None = None
+        self._compiled: tuple[tuple, object] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -82,16 +96,17 @@ class Worker:
             self.job.lost.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve the queue until ``stop``; a job in progress is checkpointed and released."""
+        """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
         try:
             while not stop.is_set():
-                lease = await self.store.lease(
+                lease = await self.queue.lease(
                     self.id, now=time.time(), lease_seconds=self.config.lease_seconds,
                     prefer_gpu=self.backend == "cuda",
                 )  # fmt: skip
                 if lease is None:
                     await self.store.worker_heartbeat(self.id, None, time.time())
+                    await self._finish_orphans()
                     await self._idle(stop)
                     continue
                 await self.store.worker_heartbeat(self.id, lease.simulation.id, time.time())
@@ -110,90 +125,124 @@ class Worker:
     async def _run(self, lease: Lease, stop: asyncio.Event) -> None:
         job = self.job = _Job(lease)
         heartbeat = asyncio.create_task(self._heartbeat(job))
+        sim_id = lease.simulation.id
         try:
-            await self._execute(job, stop)
+            if await self._execute(job, stop):
+                await self._finish(sim_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the model failed at run time: the job fails, not the worker
-            log.exception("simulation %s failed", lease.simulation.id)
-            await self.store.fail(lease, reason=f"{type(exc).__name__}: {exc}", now=time.time())
+            log.exception("simulation %s failed", sim_id)
+            await self.queue.fail(sim_id, reason=f"{type(exc).__name__}: {exc}", now=time.time())
         finally:
             heartbeat.cancel()
             self.job = None
-            await self._publish_state(lease.simulation.id)
+            await self._publish_state(sim_id)
 
     async def _heartbeat(self, job: _Job) -> None:
         """Keep the lease alive during long chunks; a refused beat means cancelled or lost."""
         while not job.lost.is_set():
             await asyncio.sleep(self.config.lease_seconds / 3)
-            held = await self.store.heartbeat(
+            held = await self.queue.heartbeat(
                 job.lease, now=time.time(), lease_seconds=self.config.lease_seconds
             )
             if not held:
                 job.lost.set()
 
-    async def _execute(self, job: _Job, stop: asyncio.Event) -> None:
-        sim = job.lease.simulation
-        compiled = await self.store.compiled_model(sim.model_id)
-        model = pickle.loads(compiled)
+    async def _evaluator(self, sim: SimulationRecord):
+        """The compiled model of ``sim``, reused across its segments."""
         backend = "cpu" if sim.backend_preference == "CPU" else self.backend
-        evaluator = await asyncio.to_thread(
-            make_evaluator, model, seed=sim.seed, sampling=sim.sampling, backend=backend
-        )
+        key = (sim.model_id, sim.seed, sim.sampling, backend)
+        if self._compiled is None or self._compiled[0] != key:
+            model = pickle.loads(await self.store.compiled_model(sim.model_id))
+            evaluator = await asyncio.to_thread(
+                make_evaluator, model, seed=sim.seed, sampling=sim.sampling, backend=backend
+            )
+            self._compiled = (key, evaluator)
+        return self._compiled[1]
+
+    async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
+        """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
+        lease, sim = job.lease, job.lease.simulation
+        evaluator = await self._evaluator(sim)
         partial = None
-        if sim.checkpoint is not None:
-            partial = await asyncio.to_thread(Partial.from_bytes, sim.checkpoint)
-        done = partial.end_trial if partial is not None else 0
+        if lease.checkpoint is not None:
+            partial = await asyncio.to_thread(Partial.from_bytes, lease.checkpoint)
+        done = lease.first_trial + lease.trials_done
         await self._publish_state(sim.id)
+        others: list[dict] = []
         started, done_at_start = time.monotonic(), done
-        running = partial.running() if partial is not None else {}
-        progress = Progress(done, sim.trials, 0.0, 0.0, running)
         last_write = started
-        while done < sim.trials:
+        while done < lease.end_trial:
             if job.lost.is_set():
-                return  # cancelled, or the lease went to another worker: touch nothing
+                return False  # cancelled, or the lease went to another worker: touch nothing
             if stop.is_set():
-                await self._checkpoint(job, partial, done, progress, evaluator.backend)
-                await self.store.release(job.lease, now=time.time())
-                return
-            count = min(sim.chunk_trials, sim.trials - done)
+                if partial is not None:
+                    await self._checkpoint(job, partial, done, evaluator.backend)
+                await self.queue.release(lease, now=time.time())
+                return False
+            count = min(sim.chunk_trials, lease.end_trial - done)
             partial = await asyncio.to_thread(
                 _advance, evaluator, partial, done, count, self.options
             )
             done += count
-            rate = (done - done_at_start) / max(time.monotonic() - started, 1e-9)
-            progress = Progress(
-                trials_done=done, trials_total=sim.trials, trials_per_second=rate,
-                eta_seconds=(sim.trials - done) / rate if rate > 0 else 0.0,
-                running=partial.running(),
-            )  # fmt: skip
-            self.hub.publish(sim.id, progress)
+            mine = _segment_progress(partial, done - lease.first_trial)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
             due = time.monotonic() - last_write >= self.config.checkpoint_seconds
-            if done < sim.trials and due:
-                if not await self._checkpoint(job, partial, done, progress, evaluator.backend):
-                    return
+            if done < lease.end_trial and due:
+                held, others = await self._checkpoint(job, partial, done, evaluator.backend)
+                if not held:
+                    return False
                 last_write = time.monotonic()
-        if job.lost.is_set():
-            return
-        data = await asyncio.to_thread(_results, partial)
-        await self.store.finish(
-            job.lease, result_data=data, trials_done=done, backend=evaluator.backend,
-            progress=progress_to_json(progress), now=time.time(),
-        )  # fmt: skip
+        if job.lost.is_set() or partial is None:
+            return False
+        held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
+        return held
 
-    async def _checkpoint(self, job: _Job, partial, done: int, progress, backend: str) -> bool:
-        if partial is None:
-            return True
+    async def _checkpoint(
+        self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
+    ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
-        held = await self.store.checkpoint(
-            job.lease, trials_done=done, checkpoint=blob, progress=progress_to_json(progress),
-            backend=backend, now=time.time(), lease_seconds=self.config.lease_seconds,
+        held, others = await self.queue.checkpoint(
+            job.lease, trials_done=done - job.lease.first_trial, checkpoint=blob,
+            progress=_segment_progress(partial, done - job.lease.first_trial), backend=backend,
+            now=time.time(), lease_seconds=self.config.lease_seconds, complete=complete,
         )  # fmt: skip
         if not held:
             job.lost.set()
-        return held
+        return held, others
+
+    def _publish_progress(self, sim: SimulationRecord, parts: list[dict], rate: float) -> None:
+        combined = combine_progress(parts)
+        total = combined["trials"]
+        left = sim.trials - total
+        self.hub.publish(sim.id, Progress(
+            trials_done=total, trials_total=sim.trials, trials_per_second=rate,
+            eta_seconds=left / rate if rate > 0 else 0.0,
+            running={k: (_nan(m), _nan(se)) for k, (m, se) in combined["running"].items()},
+        ))  # fmt: skip
+
+    async def _finish(self, simulation_id: str) -> None:
+        """Merge the segments into results once none is pending (whoever completes last)."""
+        if await self.queue.pending_segments(simulation_id):
+            return
+        blobs = await self.queue.segment_checkpoints(simulation_id)
+        data = await asyncio.to_thread(_merge_results, blobs)
+        backend = self._compiled[1].backend if self._compiled else self.backend
+        await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
+
+    async def _finish_orphans(self) -> None:
+        """Finish simulations whose finisher died after their last segment completed."""
+        for simulation_id in await self.queue.unfinished(time.time() - self.config.lease_seconds):
+            await self._finish(simulation_id)
+            await self._publish_state(simulation_id)
 
     async def _publish_state(self, simulation_id: str) -> None:
         record = await self.store.get_simulation(simulation_id)
         if record is not None:
             self.hub.publish(simulation_id, record)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value

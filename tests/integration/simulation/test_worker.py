@@ -20,7 +20,7 @@ from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
     lease_seconds=2.0, chunk_trials=2_000, checkpoint_seconds=0.0, poll_seconds=0.05,
-    exact_limit=5_000,
+    exact_limit=5_000, max_segments=3,
 )  # fmt: skip
 
 
@@ -54,16 +54,22 @@ async def wait_progress(store: Store, sim_id: str, trials: int):
     raise AssertionError(f"simulation {sim_id} made no progress")
 
 
-def reference(trials: int, seed: int, chunk: int, config: SimulationConfig = CONFIG) -> dict:
-    """The engine alone, chunked the same way, merged in order."""
+def reference(
+    trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
+) -> dict:
+    """The engine alone, cut into the same segments and chunks, merged in trial order."""
     evaluator = compile_numpy(small_model(), seed=seed)
     options = StatsOptions(exact_limit=config.exact_limit)
-    partial = None
-    for first in range(0, trials, chunk):
-        outputs, inputs = evaluator.evaluate(first, min(chunk, trials - first))
-        part = Partial.from_chunk(first, outputs, inputs, options)
-        partial = part if partial is None else partial.merge(part)
-    return {name: r.to_dict() for name, r in partial.results().items()}
+    merged = None
+    for start in range(0, trials, segment):
+        partial = None
+        for first in range(start, min(start + segment, trials), chunk):
+            count = min(chunk, start + segment - first, trials - first)
+            outputs, inputs = evaluator.evaluate(first, count)
+            part = Partial.from_chunk(first, outputs, inputs, options)
+            partial = part if partial is None else partial.merge(part)
+        merged = partial if merged is None else merged.merge(partial)
+    return {name: r.to_dict() for name, r in merged.results().items()}
 
 
 @pytest.fixture
@@ -74,13 +80,13 @@ def domain(store: Store) -> Simulations:
 async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     model_id = await insert_model(store)
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 9_000, 7))
-    assert sim.state == "QUEUED" and sim.chunk_trials == 2_000
+    assert sim.state == "QUEUED" and sim.chunk_trials == 2_000 and sim.segment_trials == 4_000
     async with workers(store, domain.hub):
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED", done.state_reason
     assert done.trials_done == 9_000 and done.backend == "numpy"
     _, data = await domain.get_results("t1", sim.id)
-    assert data == reference(9_000, 7, 2_000)  # beyond exact_limit: same chunking, same bits
+    assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
 
 
 async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, store: Store):
@@ -90,11 +96,10 @@ async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, stor
         await wait_progress(store, sim.id, 4_000)
     paused = await store.get_simulation(sim.id)  # stopped: checkpointed and released
     assert paused.state == "RUNNING" and 0 < paused.trials_done < 12_000
-    assert paused.checkpoint is not None and paused.lease_owner is None
-    async with workers(store, domain.hub):
+    async with workers(store, domain.hub, count=2):  # resumed by two workers at once
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
-    assert done.state == "SUCCEEDED" and done.lease_epoch == 2
-    assert (await domain.get_results("t1", sim.id))[1] == reference(12_000, 3, 2_000)
+    assert done.state == "SUCCEEDED" and done.trials_done == 12_000
+    assert (await domain.get_results("t1", sim.id))[1] == reference(12_000, 3, 2_000, 4_000)
 
 
 async def test_cache_and_idempotency(domain: Simulations, store: Store):

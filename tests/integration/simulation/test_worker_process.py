@@ -1,8 +1,8 @@
 """Worker processes (``python -m services.simulation --worker``) sharing one database queue.
 
-SIGKILL mid-run: the lease expires, a second worker process resumes from the last
-checkpoint and the results are bit-identical to an uninterrupted run. SIGTERM mid-run:
-the worker checkpoints and releases its lease, and a new process finishes the job.
+SIGKILL mid-run: the lease expires, the other worker process resumes the segment from its
+last checkpoint and the results are bit-identical to an uninterrupted run. SIGTERM
+mid-run: the worker checkpoints and releases its lease, and the other one finishes.
 """
 
 from __future__ import annotations
@@ -12,21 +12,24 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
+from sqlalchemy import select
 
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub
-from services.simulation.store import Store
+from services.simulation.store import Store, segments
 from tests.integration.simulation.models import insert_model
 from tests.integration.simulation.test_worker import reference, wait_progress, wait_state
 from tests.support.services import REPO_ROOT
 
 CONFIG = SimulationConfig(
-    lease_seconds=1.0, chunk_trials=20_000, checkpoint_seconds=0.0, exact_limit=50_000
+    lease_seconds=1.0, chunk_trials=50_000, checkpoint_seconds=0.0, exact_limit=50_000,
+    max_segments=4,
 )
-TRIALS = 300_000
+TRIALS = 800_000
 
 
 def start_worker(url: str, home) -> subprocess.Popen:
@@ -39,6 +42,16 @@ def start_worker(url: str, home) -> subprocess.Popen:
         [sys.executable, "-m", "services.simulation", "--worker"], cwd=REPO_ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def holders(store: Store) -> set[int]:
+    """Pids of the worker processes holding a segment lease now."""
+    query = select(segments.c.lease_owner).where(
+        segments.c.state == "PENDING", segments.c.lease_expires > time.time()
+    )
+    async with store.db.transaction() as session:
+        owners = (await session.execute(query)).scalars().all()
+    return {int(owner.split("-")[-2]) for owner in owners if owner}
 
 
 @pytest.fixture
@@ -55,24 +68,29 @@ async def test_interrupted_worker_process_loses_nothing(
     url = str(store.db.engine.url.render_as_string(hide_password=False))
     model_id = await insert_model(store)
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, TRIALS, 42))
-    # Two worker processes share the queue; the one that leased the job is interrupted
-    # and the idle one must resume it.
+    # Two worker processes share the simulation's segments; one of them is interrupted
+    # and the other must finish its own segments and the interrupted one's.
     processes = {p.pid: p for p in (start_worker(url, tmp_path), start_worker(url, tmp_path))}
     try:
-        running = await wait_progress(store, sim.id, 60_000)
-        holder = processes[int(running.lease_owner.split("-")[-2])]
-        holder.send_signal(sig)
-        await asyncio.to_thread(holder.wait, 30)
+        await wait_progress(store, sim.id, 100_000)
+        held = await holders(store)
+        while not held:  # between two segments, for a moment, nobody holds a lease
+            await asyncio.sleep(0.01)
+            held = await holders(store)
+        pid = next(iter(held))
+        processes[pid].send_signal(sig)
+        await asyncio.to_thread(processes[pid].wait, 30)
         interrupted = await store.get_simulation(sim.id)
         assert interrupted.trials_done < TRIALS
-        if sig == signal.SIGTERM:  # a graceful stop hands the job back at once
-            assert interrupted.lease_epoch == 2 or interrupted.lease_owner is None
+        if sig == signal.SIGTERM:  # a graceful stop hands its segment back at once
+            assert pid not in await holders(store)
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     finally:
         for process in processes.values():
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    assert done.state == "SUCCEEDED" and done.lease_epoch == 2
+    assert done.state == "SUCCEEDED" and done.trials_done == TRIALS
     _, data = await domain.get_results("t1", sim.id)
-    assert data == await asyncio.to_thread(reference, TRIALS, 42, 20_000, CONFIG)
+    expected = reference(TRIALS, 42, 50_000, sim.segment_trials, CONFIG)
+    assert data == expected

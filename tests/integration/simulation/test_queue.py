@@ -1,4 +1,5 @@
-"""The simulation store on SQLite and PostgreSQL: leases, fair share, checkpoints, idempotency."""
+"""The simulation store and queue on SQLite and PostgreSQL: segment leases, fair share,
+fencing, checkpoints, completion, idempotency, tenancy, pages and the result cache."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import uuid
 
 from services.simulation import store as s
+from services.simulation.queue import Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
 NOW = 1_000_000.0
@@ -16,23 +18,40 @@ def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) ->
         id=str(uuid.uuid4()), tenant_id=tenant, user_id="u1", request_id=None,
         model_id="m1", cache_key="k1", trials=1000, chunk_trials=100, seed=1,
         sampling="mc", backend_preference="AUTO", priority=priority, state=s.QUEUED,
-        state_reason="", trials_done=0, backend="", cached=False, lease_owner=None,
-        lease_epoch=0, lease_expires=None, checkpoint=None, progress=None,
+        state_reason="", trials_done=0, backend="", cached=False, progress=None,
         create_time=created, update_time=created, start_time=None, end_time=None,
+        segment_trials=1000,
     )  # fmt: skip
     values.update(kw)
     return SimulationRecord(**values)
 
 
 async def lease(store: Store, owner: str = "w1", now: float = NOW, gpu: bool = False):
-    return await store.lease(owner, now=now, lease_seconds=10, prefer_gpu=gpu)
+    return await Queue(store).lease(owner, now=now, lease_seconds=10, prefer_gpu=gpu)
 
 
-async def test_concurrent_leases_never_share_a_job(store: Store):
+async def checkpoint(store: Store, held, trials: int, now: float, complete: bool = False):
+    progress = {"trials": trials, "running": {"y": [1.0, 0.1]}}
+    return await Queue(store).checkpoint(
+        held, trials_done=trials, checkpoint=b"ck%d" % trials, progress=progress,
+        backend="numpy", now=now, lease_seconds=10, complete=complete,
+    )  # fmt: skip
+
+
+async def test_segments_split_the_trials(store: Store):
+    record = job(trials=2500, segment_trials=1000)
+    await store.insert_simulation(record)
+    taken = [await lease(store, f"w{i}") for i in range(4)]
+    ranges = [(x.first_trial, x.end_trial) for x in taken if x is not None]
+    assert ranges == [(0, 1000), (1000, 2000), (2000, 2500)] and taken[3] is None
+    assert (await store.get_simulation(record.id)).state == s.RUNNING
+
+
+async def test_concurrent_leases_never_share_a_segment(store: Store):
     for i in range(6):
         await store.insert_simulation(job(created=NOW + i))
     leases = await asyncio.gather(*(lease(store, f"w{i}") for i in range(8)))
-    taken = [x.simulation.id for x in leases if x is not None]
+    taken = [x.segment_id for x in leases if x is not None]
     assert len(taken) == 6 and len(set(taken)) == 6
     assert sum(x is None for x in leases) == 2
 
@@ -41,13 +60,12 @@ async def test_fair_share_then_priority_then_age(store: Store):
     busy = [job("busy", created=NOW + i) for i in range(3)]
     for record in busy:
         await store.insert_simulation(record)
-    first = await lease(store)
-    assert first.simulation.id == busy[0].id
+    assert (await lease(store)).simulation.id == busy[0].id
     low = job("quiet", created=NOW + 10)
     high = job("quiet", created=NOW + 20, priority=5)
     await store.insert_simulation(low)
     await store.insert_simulation(high)
-    # "busy" already runs one job, so "quiet" goes next, its high priority first.
+    # "busy" already runs one segment, so "quiet" goes next, its high priority first.
     assert (await lease(store)).simulation.id == high.id
     # One running each: equal priority, so the older job.
     assert (await lease(store)).simulation.id == busy[1].id
@@ -55,9 +73,8 @@ async def test_fair_share_then_priority_then_age(store: Store):
 
 
 async def test_gpu_worker_takes_gpu_jobs_first(store: Store):
-    cpu_job = job(created=NOW)
+    await store.insert_simulation(job(created=NOW))
     gpu_job = job(created=NOW + 1, backend_preference="GPU")
-    await store.insert_simulation(cpu_job)
     await store.insert_simulation(gpu_job)
     assert (await lease(store, gpu=True)).simulation.id == gpu_job.id
 
@@ -66,26 +83,21 @@ async def test_expired_lease_resumes_elsewhere_and_fences_the_old_worker(store: 
     record = job()
     await store.insert_simulation(record)
     old = await lease(store, "w1")
-    ok = await store.checkpoint(
-        old, trials_done=300, checkpoint=b"ck", progress={}, backend="numpy",
-        now=NOW + 1, lease_seconds=10,
-    )  # fmt: skip
-    assert ok
+    held, _ = await checkpoint(store, old, 300, NOW + 1)
+    assert held and (await store.get_simulation(record.id)).trials_done == 300
     assert await lease(store, "w2", now=NOW + 5) is None  # lease still live
     new = await lease(store, "w2", now=NOW + 12)
-    assert new.simulation.trials_done == 300 and new.simulation.checkpoint == b"ck"
+    assert new.trials_done == 300 and new.checkpoint == b"ck300"
     assert new.epoch == old.epoch + 1
-    lost = await store.checkpoint(
-        old, trials_done=400, checkpoint=b"x", progress={}, backend="numpy",
-        now=NOW + 13, lease_seconds=10,
-    )  # fmt: skip
-    assert not lost
-    assert not await store.finish(
-        old, result_data={}, trials_done=1000, backend="numpy", progress={}, now=NOW + 13
-    )
-    assert await store.finish(
-        new, result_data={"y": 1}, trials_done=1000, backend="numpy", progress={}, now=NOW + 14
-    )
+    assert not (await checkpoint(store, old, 400, NOW + 13))[0]
+    assert not await Queue(store).heartbeat(old, now=NOW + 13, lease_seconds=10)
+    assert (await checkpoint(store, new, 1000, NOW + 14, complete=True))[0]
+    queue = Queue(store)
+    assert await queue.pending_segments(record.id) == 0
+    assert await queue.segment_checkpoints(record.id) == [b"ck1000"]
+    assert await queue.unfinished(NOW + 20) == [record.id]  # its finisher never came
+    assert await queue.finish(record.id, result_data={"y": 1}, backend="numpy", now=NOW + 21)
+    assert not await queue.finish(record.id, result_data={"y": 2}, backend="numpy", now=NOW + 22)
     done = await store.get_simulation(record.id)
     assert done.state == s.SUCCEEDED and await store.get_results(record.id) == {"y": 1}
 
@@ -95,9 +107,10 @@ async def test_cancel_fences_the_running_worker(store: Store):
     await store.insert_simulation(record)
     held = await lease(store)
     assert await store.cancel("t1", record.id, "by user", NOW + 1)
-    assert not await store.heartbeat(held, now=NOW + 2, lease_seconds=10)
+    assert not await Queue(store).heartbeat(held, now=NOW + 2, lease_seconds=10)
     assert not await store.cancel("t1", record.id, "again", NOW + 3)
     assert (await store.get_simulation(record.id)).state == s.CANCELLED
+    assert await lease(store, "w2", now=NOW + 20) is None  # nothing left to run
     assert not await store.cancel("t2", job().id, "absent", NOW)
 
 
@@ -129,8 +142,16 @@ async def test_cache_lookup_respects_tenant_and_age(store: Store):
     record = job()
     await store.insert_simulation(record)
     held = await lease(store)
-    await store.finish(held, result_data={"r": 1}, trials_done=1000, backend="numpy",
-                       progress={}, now=NOW + 5)  # fmt: skip
+    await checkpoint(store, held, 1000, NOW + 1, complete=True)
+    await Queue(store).finish(record.id, result_data={"r": 1}, backend="numpy", now=NOW + 5)
     assert await store.cached_result("t1", "k1", NOW) == {"r": 1}
     assert await store.cached_result("t1", "k1", NOW + 6) is None
     assert await store.cached_result("t2", "k1", NOW) is None
+
+
+def test_progress_pools_segments():
+    a = {"trials": 100, "running": {"y": [1.0, 0.1]}}
+    b = {"trials": 300, "running": {"y": [3.0, 0.05]}}
+    pooled = combine_progress([a, b, None])
+    assert pooled["trials"] == 400 and pooled["running"]["y"][0] == 2.5
+    assert pooled["running"]["y"][1] > 0.05  # the means differ: the spread counts

@@ -1,0 +1,296 @@
+"""The shared job queue: segments leased from the database, checkpointed, completed.
+
+A worker leases one segment with a single ``UPDATE ... WHERE id = (SELECT ... LIMIT 1)
+RETURNING`` statement: on PostgreSQL the inner select takes ``FOR UPDATE SKIP LOCKED`` so
+replicas never wait on each other; on SQLite the whole statement runs under the
+database's single write lock, which makes the check "no live lease" and the take atomic
+(the equivalent of a conditional UPDATE in a ``BEGIN IMMEDIATE`` transaction). Every lease
+bumps ``lease_epoch``; every later write of the worker (checkpoint, heartbeat, completion)
+is conditional on (owner, epoch, segment PENDING, simulation RUNNING), so a worker whose
+lease expired, or whose simulation was cancelled, learns it on its next write and stops
+without touching anything again.
+
+When the last segment of a simulation completes, the worker that completed it merges
+every segment's statistics in trial order and finishes the simulation; a simulation whose
+finisher died is picked up by :meth:`Queue.unfinished` after a lease period.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+
+from services.simulation.store import (
+    ACTIVE_STATES,
+    DONE,
+    FAILED,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    SimulationRecord,
+    Store,
+    results,
+    segments,
+    simulations,
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to run one segment, valid while (owner, epoch) still match its row."""
+
+    simulation: SimulationRecord
+    segment_id: str
+    first_trial: int
+    end_trial: int
+    trials_done: int
+    checkpoint: bytes | None
+    owner: str
+    epoch: int
+
+
+def combine_progress(parts: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+    """Running mean and standard error per output over segments' ``{"trials", "running"}``.
+
+    Means are pooled by trial counts; variances (recovered from each standard error) by
+    the usual between/within decomposition. Good enough for progress, not for results.
+    """
+    parts = [p for p in parts if p and p.get("trials")]
+    total = sum(p["trials"] for p in parts)
+    combined: dict[str, list[float | None]] = {}
+    for name in parts[0]["running"] if parts else ():
+        rows = [(p["trials"], *p["running"][name]) for p in parts]
+        rows = [(n, m, se) for n, m, se in rows if m is not None]
+        n_all = sum(n for n, _, _ in rows)
+        if not n_all:
+            combined[name] = [None, None]
+            continue
+        mean = sum(n * m for n, m, _ in rows) / n_all
+        spread = sum((n - 1) * (se or 0.0) ** 2 * n + n * (m - mean) ** 2 for n, m, se in rows)
+        se = math.sqrt(spread / (n_all - 1) / n_all) if n_all > 1 else None
+        combined[name] = [mean, se]
+    return {"trials": total, "running": combined}
+
+
+class Queue:
+    """Leases and checkpoints of segments, over the simulation store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    async def lease(
+        self, owner: str, *, now: float, lease_seconds: float, prefer_gpu: bool
+    ) -> Lease | None:
+        """Take the next segment: never leased, or whose lease expired (a dead worker's).
+
+        Order: GPU-preferring work first for a GPU worker, then the tenant with the fewest
+        live leases (fair share), then priority (high first), then age, then trial order.
+        """
+        candidate = segments.alias("candidate")
+        other = segments.alias("other")
+        tenant_running = (
+            select(func.count())
+            .select_from(other)
+            .where(
+                other.c.tenant_id == candidate.c.tenant_id,
+                other.c.state == PENDING,
+                other.c.lease_expires >= now,
+            )
+            .scalar_subquery()
+        )
+        live = exists().where(
+            simulations.c.id == candidate.c.simulation_id, simulations.c.state.in_(ACTIVE_STATES)
+        )
+        free = or_(candidate.c.lease_expires.is_(None), candidate.c.lease_expires < now)
+        order = [
+            tenant_running.asc(), candidate.c.priority.desc(), candidate.c.create_time.asc(),
+            candidate.c.simulation_id, candidate.c.idx,
+        ]  # fmt: skip
+        if prefer_gpu:
+            order.insert(0, case((candidate.c.backend_preference == "GPU", 0), else_=1))
+        pick = (
+            select(candidate.c.id)
+            .where(candidate.c.state == PENDING, free, live)
+            .order_by(*order)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        take = (
+            update(segments)
+            .where(
+                segments.c.id == pick,
+                segments.c.state == PENDING,
+                or_(segments.c.lease_expires.is_(None), segments.c.lease_expires < now),
+            )
+            .values(
+                lease_owner=owner,
+                lease_epoch=segments.c.lease_epoch + 1,
+                lease_expires=now + lease_seconds,
+            )
+            .returning(*segments.c)
+        )
+        async with self.db.transaction() as session:
+            row = (await session.execute(take)).first()
+            if row is None:
+                return None
+            await session.execute(
+                update(simulations)
+                .where(simulations.c.id == row.simulation_id, simulations.c.state == QUEUED)
+                .values(state=RUNNING, start_time=now, update_time=now)
+            )
+        simulation = await self.store.get_simulation(row.simulation_id)
+        assert simulation is not None
+        return Lease(simulation, row.id, row.first_trial, row.end_trial, row.trials_done,
+                     row.checkpoint, owner, row.lease_epoch)  # fmt: skip
+
+    def _held(self, lease: Lease):
+        running = exists().where(
+            simulations.c.id == lease.simulation.id, simulations.c.state == RUNNING
+        )
+        return and_(
+            segments.c.id == lease.segment_id,
+            segments.c.lease_owner == lease.owner,
+            segments.c.lease_epoch == lease.epoch,
+            segments.c.state == PENDING,
+            running,
+        )
+
+    async def checkpoint(
+        self,
+        lease: Lease,
+        *,
+        trials_done: int,
+        checkpoint: bytes,
+        progress: dict[str, Any],
+        backend: str,
+        now: float,
+        lease_seconds: float,
+        complete: bool = False,
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """Persist a segment's statistics and extend its lease (or complete it) in one write.
+
+        ``progress`` is the segment's ``{"trials", "running"}``. Returns (still held, the
+        other segments' progress); the simulation's ``trials_done`` and combined
+        ``progress`` are refreshed from all its segments in the same transaction.
+        """
+        values: dict[str, Any] = dict(
+            trials_done=trials_done, checkpoint=checkpoint, progress=progress,
+            lease_expires=now + lease_seconds,
+        )  # fmt: skip
+        if complete:
+            values["state"] = DONE
+        sim_id = lease.simulation.id
+        async with self.db.transaction() as session:
+            held = update(segments).where(self._held(lease)).values(**values)
+            result = await session.execute(held)
+            if result.rowcount != 1:
+                return False, []
+            rows = (
+                await session.execute(
+                    select(segments.c.id, segments.c.trials_done, segments.c.progress).where(
+                        segments.c.simulation_id == sim_id
+                    )
+                )
+            ).all()
+            combined = combine_progress([r.progress for r in rows])
+            await session.execute(
+                update(simulations)
+                .where(simulations.c.id == sim_id)
+                .values(
+                    trials_done=sum(r.trials_done for r in rows),
+                    progress=combined,
+                    backend=backend,
+                    update_time=now,
+                )
+            )
+        return True, [r.progress for r in rows if r.id != lease.segment_id and r.progress]
+
+    async def heartbeat(self, lease: Lease, *, now: float, lease_seconds: float) -> bool:
+        """Extend the lease without new statistics (a long chunk); False if lost."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(segments).where(self._held(lease)).values(lease_expires=now + lease_seconds)
+            )
+        return result.rowcount == 1
+
+    async def release(self, lease: Lease, *, now: float) -> bool:
+        """Give a segment back (graceful shutdown): another worker resumes it at once."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(segments)
+                .where(self._held(lease))
+                .values(lease_owner=None, lease_expires=now)
+            )
+        return result.rowcount == 1
+
+    async def pending_segments(self, simulation_id: str) -> int:
+        async with self.db.transaction() as session:
+            return (
+                await session.execute(
+                    select(func.count()).where(
+                        segments.c.simulation_id == simulation_id, segments.c.state == PENDING
+                    )
+                )
+            ).scalar_one()
+
+    async def segment_checkpoints(self, simulation_id: str) -> list[bytes]:
+        """Every segment's final statistics, in trial order (all segments must be DONE)."""
+        async with self.db.transaction() as session:
+            rows = await session.execute(
+                select(segments.c.checkpoint)
+                .where(segments.c.simulation_id == simulation_id)
+                .order_by(segments.c.idx)
+            )
+            return [r.checkpoint for r in rows]
+
+    async def unfinished(self, older_than: float) -> list[str]:
+        """RUNNING simulations with every segment DONE, untouched since ``older_than``."""
+        pending = exists().where(
+            segments.c.simulation_id == simulations.c.id, segments.c.state == PENDING
+        )
+        async with self.db.transaction() as session:
+            rows = await session.execute(
+                select(simulations.c.id).where(
+                    simulations.c.state == RUNNING,
+                    ~pending,
+                    simulations.c.update_time < older_than,
+                )
+            )
+            return [r.id for r in rows]
+
+    async def finish(
+        self, simulation_id: str, *, result_data: dict[str, Any], backend: str, now: float
+    ) -> bool:
+        """SUCCEEDED with its results, atomically; False if it is no longer RUNNING."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(simulations.c.id == simulation_id, simulations.c.state == RUNNING)
+                .values(
+                    state=SUCCEEDED, state_reason="", backend=backend, end_time=now, update_time=now
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            await session.execute(
+                insert(results).values(
+                    simulation_id=simulation_id, data=result_data, create_time=now
+                )
+            )
+        return True
+
+    async def fail(self, simulation_id: str, *, reason: str, now: float) -> bool:
+        """The model failed at run time: the whole simulation FAILED with the reason."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(simulations)
+                .where(simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES))
+                .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
+            )
+        return result.rowcount == 1
