@@ -28,8 +28,12 @@ def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def _role(name: str) -> int:
-    return access_pb2.Role.Value(f"ROLE_{name.upper()}")
+def _role(name: str) -> str:
+    return f"ROLE_{name.upper()}"  # enum fields accept their value names
+
+
+def _tier(name: str) -> str:
+    return f"TIER_{name.upper()}"
 
 
 def _role_name(value: int) -> str:
@@ -40,7 +44,7 @@ def _tenant(row: TenantRow) -> pb.Tenant:
     return pb.Tenant(
         id=row.id,
         display_name=row.display_name,
-        tier=pb.Tier.Value(f"TIER_{row.tier.upper()}"),
+        tier=_tier(row.tier),
         create_time=_ts(row.create_time),
         update_time=_ts(row.update_time),
     )
@@ -101,7 +105,7 @@ def _api_key(row: ApiKeyRow) -> pb.ApiKey:
 def _quota(view: QuotaView) -> pb.Quota:
     return pb.Quota(
         tenant_id=view.tenant_id,
-        tier=pb.Tier.Value(f"TIER_{view.tier.upper()}"),
+        tier=_tier(view.tier),
         trials_per_month=view.limits.trials_per_month,
         trials_per_simulation=view.limits.trials_per_simulation,
         storage_bytes=view.limits.storage_bytes,

@@ -13,7 +13,7 @@ import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.identity.domain import Accounts, fingerprint, now, remember, replayed
 from services.identity.store import ApiKeyRow, UserRow
@@ -115,12 +115,7 @@ class ApiKeys:
         async with self._db.transaction() as session:
             await self._accounts.caller(session, principal)
             key = await session.get(ApiKeyRow, key_id)
-            visible = (
-                key is not None
-                and key.tenant_id == principal.tenant_id
-                and (principal.role == "admin" or key.user_id == principal.user_id)
-            )
-            if not visible:
+            if key is None or not _visible(key, principal):
                 raise NotFound("api key", key_id)
             if key.revoke_time is None:
                 key.revoke_time = key.update_time = now()
@@ -128,26 +123,29 @@ class ApiKeys:
 
     async def verify(self, secret: str) -> tuple[Principal, float | None]:
         """The principal of an active key and its expiry (epoch seconds), else Unauthenticated."""
-        async with self._db.transaction() as session:
-            key = await session.scalar(
-                select(ApiKeyRow).where(ApiKeyRow.secret_hash == _hash(secret))
-            )
-            stamp = now()
+        async with self._db.sessions() as session:
+            query = select(ApiKeyRow).where(ApiKeyRow.secret_hash == _hash(secret))
+            key = await session.scalar(query)
             user = await session.get(UserRow, key.user_id) if key else None
-            usable = (
-                key is not None
-                and user is not None
-                and key.revoke_time is None
-                and (key.expire_time is None or key.expire_time > stamp)
-                and not user.disabled
-            )
-            if not usable:
-                raise Unauthenticated("invalid, expired or revoked API key")
-            if key.last_used_time is None or key.last_used_time < stamp - TOUCH_EVERY:
-                key.last_used_time = stamp
-            role = min(key.role, user.role, key=ROLE_RANK.__getitem__)
-            principal = Principal(
-                user_id=key.user_id, tenant_id=key.tenant_id, role=role, api_key_id=key.id
-            )
-            expires = key.expire_time.timestamp() if key.expire_time else None
-            return principal, expires
+        stamp = now()
+        if key is None or user is None or not _usable(key, user, stamp):
+            raise Unauthenticated("invalid, expired or revoked API key")
+        if key.last_used_time is None or key.last_used_time < stamp - TOUCH_EVERY:
+            async with self._db.transaction() as session:
+                touch = update(ApiKeyRow).where(ApiKeyRow.id == key.id)
+                await session.execute(touch.values(last_used_time=stamp))
+        role = min(key.role, user.role, key=ROLE_RANK.__getitem__)
+        principal = Principal(
+            user_id=key.user_id, tenant_id=key.tenant_id, role=role, api_key_id=key.id
+        )
+        return principal, key.expire_time.timestamp() if key.expire_time else None
+
+
+def _visible(key: ApiKeyRow, principal: Principal) -> bool:
+    mine = principal.role == "admin" or key.user_id == principal.user_id
+    return key.tenant_id == principal.tenant_id and mine
+
+
+def _usable(key: ApiKeyRow, user: UserRow, at: dt.datetime) -> bool:
+    expired = key.expire_time is not None and key.expire_time <= at
+    return key.revoke_time is None and not expired and not user.disabled

@@ -90,8 +90,9 @@ def method_rule(full_method: str) -> MethodRule | None:
     except KeyError:
         return None
     options = method.GetOptions()
-    if not options.HasExtension(access_pb2.rule):
+    # The stubs type extensions generically; the generated descriptor is the right one.
+    if not options.HasExtension(access_pb2.rule):  # type: ignore[arg-type]
         return None
-    rule = options.Extensions[access_pb2.rule]
+    rule: access_pb2.AccessRule = options.Extensions[access_pb2.rule]  # type: ignore[index]
     role = access_pb2.Role.Name(rule.role).removeprefix("ROLE_").lower() if rule.role else ""
     return MethodRule(rule.public, rule.internal, role, frozenset(rule.peers))

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
@@ -61,7 +62,7 @@ class AleaError(Exception):
         super().__init__(message)
         self.message = message
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         """Typed ``google.rpc`` detail messages attached to the status."""
         return [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)]
 
@@ -81,7 +82,7 @@ class InvalidArgument(AleaError):
         first, *rest = violations
         return cls(first[0], first[1], *rest)
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         return [
             error_details_pb2.BadRequest(
                 field_violations=[
@@ -97,7 +98,7 @@ class _ResourceError(AleaError):
         super().__init__(message)
         self.kind, self.name = kind, name
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         return [error_details_pb2.ResourceInfo(resource_type=self.kind, resource_name=self.name)]
 
 
@@ -170,14 +171,14 @@ class ResourceExhausted(AleaError):
         super().__init__(message)
         self.limit, self.subject = limit, subject
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         violation = error_details_pb2.QuotaFailure.Violation(
             subject=self.subject, description=self.message, quota_id=self.limit
         )
         return [error_details_pb2.QuotaFailure(violations=[violation])]
 
 
-def _status(code: grpc.StatusCode, message: str, details: list[object]) -> status_pb2.Status:
+def _status(code: grpc.StatusCode, message: str, details: list[Message]) -> status_pb2.Status:
     packed = []
     for detail in details:
         item = any_pb2.Any()

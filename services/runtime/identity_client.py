@@ -57,4 +57,8 @@ def remote_authenticator(
         return principal, expires
 
     authenticator = Authenticator(TokenVerifier(jwks), ApiKeyCache(api_key))
-    return authenticator, channel.close
+
+    async def close() -> None:
+        await channel.close(None)
+
+    return authenticator, close

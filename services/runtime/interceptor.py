@@ -61,7 +61,8 @@ class _Rpc:
         self.started = time.perf_counter()
 
     async def __aenter__(self) -> _Rpc:
-        self._tokens = (request_id_var.set(self.request_id), principal_var.set(None))
+        self._request_token = request_id_var.set(self.request_id)
+        self._principal_token = principal_var.set(None)
         self.context.set_trailing_metadata((("x-request-id", self.request_id),))
         trace.get_current_span().set_attribute("alea.request_id", self.request_id)
         try:
@@ -127,8 +128,8 @@ class _Rpc:
             },
         )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
-        for token, var in zip(self._tokens, (request_id_var, principal_var), strict=True):
-            var.reset(token)
+        principal_var.reset(self._principal_token)
+        request_id_var.reset(self._request_token)
 
     async def requests(self, iterator: AsyncIterator) -> AsyncIterator:
         """A client stream with every message validated."""

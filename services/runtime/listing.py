@@ -133,7 +133,7 @@ def compile_order(
     text: str, columns: Mapping[str, ColumnClause], default: str = "create_time"
 ) -> list[ColumnElement[Any]]:
     """ORDER BY clauses for an AIP-132 ``order_by`` such as ``create_time desc, email``."""
-    clauses = []
+    clauses: list[ColumnElement[Any]] = []
     for part in (text or default).split(","):
         words = part.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -56,7 +57,7 @@ class AleaServer:
     service: str
     grpc_server: grpc.aio.Server
     health_server: grpc.aio.Server
-    health: health.aio.HealthServicer
+    health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped)
     service_names: list[str]
     health_port: int
     grace: float
@@ -114,7 +115,7 @@ def create_server(
     names = [m.descriptor.full_name for m in mounts]
     for mount in mounts:
         mount.add(mount.servicer, server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [

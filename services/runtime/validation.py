@@ -15,7 +15,8 @@ _validator = protovalidate.Validator()
 def field_path(violation: protovalidate.Violation) -> str:
     """A dotted path such as ``user.preferences.locale`` or ``items[2].name``."""
     parts: list[str] = []
-    for element in violation.proto.field.elements:
+    path = violation.proto.field
+    for element in path.elements if path is not None else ():
         part = element.field_name
         if element.subscript is not None:  # a protobuf-py Oneof: repeated index or map key
             part += f"[{element.subscript.value!r}]"
