@@ -230,4 +230,4 @@ def test_shared_formulas_are_expanded_per_cell() -> None:
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_committed_fixtures_are_the_shared_models(name: str) -> None:
     path = Path(__file__).parents[1] / "data" / "workbooks" / f"{name}.xlsx"
-    assert load_workbook(path) == load_workbook(_xlsx(models.MODELS[name]()))
+    assert load_workbook(path) == load_workbook(_xlsx(models.MODELS[name]("risk")))
