@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from services.simulation.config import SimulationConfig
+from services.simulation.engine.numpy_backend import compile_numpy
 from services.simulation.engine.run import make_evaluator, resolve_backend
 from services.simulation.engine.stats import Partial, StatsOptions
 from services.simulation.hub import Hub, Progress, running_to_json
@@ -155,11 +156,17 @@ class Worker:
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
             model = pickle.loads(await self.store.compiled_model(sim.model_id))
-            evaluator = await asyncio.to_thread(
-                make_evaluator, model, seed=sim.seed, sampling=sim.sampling, backend=backend
-            )
+            evaluator = await asyncio.to_thread(self._compile, model, sim, backend)
             self._compiled = (key, evaluator)
         return self._compiled[1]
+
+    def _compile(self, model, sim: SimulationRecord, backend: str):
+        if resolve_backend(backend) == "cpu" and self.config.engine_threads:
+            # Several worker processes on one host each take a share of the cores.
+            return compile_numpy(
+                model, seed=sim.seed, sampling=sim.sampling, threads=self.config.engine_threads
+            )
+        return make_evaluator(model, seed=sim.seed, sampling=sim.sampling, backend=backend)
 
     async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
         """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
