@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.runtime import telemetry
 from services.runtime.auth import Authenticator
-from services.runtime.config import Settings, load_settings
+from services.runtime.config import ConfigError, Settings, load_settings
 from services.runtime.db import Database
 from services.runtime.identity_client import remote_authenticator
 from services.runtime.interceptor import RuntimeInterceptor
@@ -165,19 +166,27 @@ Build = Callable[[Settings, Database], Awaitable[tuple[list[Mount], Authenticato
 async def _main(service: str, build: Build, migrations: Path | None) -> None:
     settings = load_settings(service)
     configure_logging(service, settings.log_level)
-    telemetry.configure_telemetry(service, settings.otel_exporter)
+    shutdown_telemetry = telemetry.configure_telemetry(service, settings.otel_exporter)
     database = Database(settings.database_url, migrations)
-    await database.open()
     try:
+        await database.open()
         mounts, authenticator = await build(settings, database)
         server, port = create_server(service, mounts, settings, authenticator)
         log.info("listening", extra={"port": port})
         await serve(server)
     finally:
         await database.close()
+        shutdown_telemetry()
 
 
 def run(service: str, build: Build, migrations: Path | None = None) -> None:
-    """Entry point of ``python -m services.<service>``: settings, logs, database, serve."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(service, build, migrations))
+    """Entry point of ``python -m services.<service>``: settings, logs, database, serve.
+
+    A configuration error exits with status 2 and one line naming the variable.
+    """
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_main(service, build, migrations))
+    except ConfigError as exc:
+        print(f"alea-{service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

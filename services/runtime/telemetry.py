@@ -8,6 +8,7 @@ OTLP is optional so the default install stays light.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -36,17 +37,24 @@ def _exporters(kind: str):
     return None, None
 
 
-def configure_telemetry(service: str, exporter: str) -> TracerProvider:
-    """Install global tracer and meter providers for ``service``; returns the tracer provider."""
+def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
+    """Install global tracer and meter providers for ``service``; returns their shutdown,
+    which flushes what is still buffered."""
     resource = Resource.create({"service.name": f"alea-{service}", "service.namespace": "alea"})
     span_exporter, metric_exporter = _exporters(exporter)
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
-    return tracer_provider
+    metrics.set_meter_provider(meter_provider)
+
+    def shutdown() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    return shutdown
 
 
 def server_interceptor(tracer_provider: TracerProvider | None = None):

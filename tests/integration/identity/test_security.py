@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.db import Database
 from tests.integration.identity.conftest import Identity, auth
-from tests.support.services import start_service
 
 pytestmark = pytest.mark.integration
 
@@ -100,11 +99,3 @@ def test_internal_rpcs_are_closed_to_the_edge(identity: Identity) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         identity.stub("edge").ReserveTrials(request)
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
-
-
-def test_sigterm_drains_and_exits_cleanly(tmp_path) -> None:
-    process = start_service("identity", tmp_path)
-    assert process.stop() == 0
-    log = process.log()
-    assert '"msg": "shutting down"' in log
-    assert "Traceback" not in log

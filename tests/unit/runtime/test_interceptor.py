@@ -3,6 +3,7 @@ request ids, validation → field violations, peer checks, role checks, INTERNAL
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -15,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from services.identity.api import IdentityServicer
+from services.runtime.logs import JsonFormatter
 from services.runtime.server import Mount
 from tests.unit.runtime.harness import Subject, identity_in_process
 
@@ -158,3 +160,18 @@ async def test_unexpected_errors_are_internal_with_an_id_and_no_internals(
     assert error_id in error.details()
     (record,) = [r for r in caplog.records if getattr(r, "error_id", None) == error_id]
     assert record.exc_info is not None and "hunter2" in str(record.exc_info[1])
+
+
+async def test_one_log_line_per_rpc_with_its_facts(
+    subject: Subject, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = await register(subject)
+    metadata = (*bearer(admin), ("x-request-id", "log-me"))
+    with caplog.at_level(logging.INFO, logger="alea.rpc"):
+        await stub(subject).GetUser(pb.GetUserRequest(user_id=admin.user.id), metadata=metadata)
+    (record,) = [r for r in caplog.records if r.name == "alea.rpc"]
+    assert record.method == "/alea.identity.v1.IdentityService/GetUser"
+    assert (record.code, record.peer, record.tenant_id) == ("OK", "client", admin.tenant.id)
+    assert record.user_id == admin.user.id and record.duration_ms > 0
+    line = json.loads(JsonFormatter("identity").format(record))
+    assert line["method"] == record.method and line["level"] == "info"
