@@ -234,7 +234,7 @@ FUNCTION_CASES: dict[str, str] = {
 FUNCTION_INPUTS = {"x": 2.5, "y": -1.25, "z": 0.3}
 
 
-def functions(mode: Mode = "fixed") -> Workbook:
+def functions(mode: Mode = "risk") -> Workbook:
     """One output per Excel function family; inputs x, y, z are uncertain cells B1:B3."""
     wb = Workbook()
     ws = wb.active
