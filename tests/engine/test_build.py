@@ -136,6 +136,11 @@ def test_blank_cells_are_zero_and_skipped_by_average() -> None:
     assert const(model) == 6
 
 
+def test_logical_cells_are_skipped_in_ranges_but_count_when_referenced() -> None:
+    model = build({"S!A1": True, "S!A2": 3, "S!B1": "=RiskOutput()+SUM(A1:A2)+A1"})
+    assert const(model) == 4
+
+
 def test_whole_column_ranges_are_clamped_to_the_sheet() -> None:
     model = build(
         {"S!A1": 1, "S!A2": 2, "S!A3": "=RiskNormal(0,1)", "S!B1": "=RiskOutput()+SUM(A:A)"}

@@ -258,6 +258,8 @@ class Lowerer:
             rng = self.area(arg, sheet)
             if rng is not None:
                 for row, col in self.graph.present(rng):
+                    if isinstance(self.graph.content(rng.sheet, row, col), bool):
+                        continue  # Excel's SUM, AVERAGE... skip logical values in ranges
                     v = self.cell_value(rng.sheet, row, col)
                     if isinstance(v, (Const, Apply, Sample)):
                         out.append(v)
