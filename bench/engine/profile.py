@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +44,14 @@ def phases(model: Model, n: int) -> dict[str, float]:
     out["rng.uniforms"] = _best(lambda: [rng.uniforms(1, s, 0, n) for s in u])
     for c in model.correlations:
         factor = copula_factor(c.matrix)
-        out["copula"] += _best(lambda c=c, f=factor: correlate([u[s] for s in c.streams], f))
+        streams = c.streams
+        out["copula"] += _best(partial(correlate, [u[s] for s in streams], factor))
     for s in model.inputs:
-        if all(isinstance(p, Const) for p in s.params):
-            params = tuple(p.value for p in s.params)
-            out[f"inverse CDF {s.distribution}"] += _best(
-                lambda s=s, p=params: sampling.sample(s.distribution, u[s.stream], p, s.truncate)
-            )
+        consts = [p for p in s.params if isinstance(p, Const)]
+        if len(consts) == len(s.params):
+            params = tuple(p.value for p in consts)
+            dist, us, cut = s.distribution, u[s.stream], s.truncate
+            out[f"inverse CDF {dist}"] += _best(partial(sampling.sample, dist, us, params, cut))
     evaluator = compile_numpy(model, seed=1)
     total = _best(lambda: evaluator.evaluate(0, n))
     out["rest of evaluate (DAG, threads)"] = total - sum(

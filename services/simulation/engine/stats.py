@@ -155,7 +155,8 @@ def _grid_between(lo: int, hi: int) -> np.ndarray:
     if hi <= max(lo, 9):
         return np.zeros(0, dtype=np.int64)
     steps = (10, 15, 20, 25, 30, 40, 50, 60, 70, 80)
-    out, scale = [], 1
+    out: list[int] = []
+    scale = 1
     while scale * 10 <= hi:
         out.extend(s * scale for s in steps if lo < s * scale <= hi)
         scale *= 10
@@ -440,13 +441,16 @@ class Partial:
                 arrays[f"o{i}.ni"], arrays[f"o{i}.nc"] = sk.neg
                 arrays[f"o{i}.z"] = np.array([sk.zeros], dtype=np.int64)
         keys = [f"o:{k}" for k in self.outputs] + [f"i:{k}" for k in self.input_names]
-        values = self._joined() if self.samples is not None else self.reservoir.values
+        if self.reservoir is not None:
+            values = self.reservoir.values
+            arrays["rh"] = self.reservoir.hashes
+        else:
+            values = self._joined()
         for j, key in enumerate(keys):
             arrays[f"v{j}"] = values[key]
-        if self.reservoir is not None:
-            arrays["rh"] = self.reservoir.hashes
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     @staticmethod

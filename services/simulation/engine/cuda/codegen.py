@@ -189,8 +189,10 @@ class _Writer:
             value = call[0].format(u=u)
         else:
             lo, hi = s.truncate
-            below = np.nextafter(lo, -np.inf) if d in _DISCRETE and lo is not None else lo
-            flo = "0.0" if lo is None else call[1].format(x=literal(below))
+            flo = "0.0"
+            if lo is not None:  # P(X < lo): for a discrete distribution, the CDF just below lo
+                below = float(np.nextafter(lo, -np.inf)) if d in _DISCRETE else lo
+                flo = call[1].format(x=literal(below))
             fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
             value = call[0].format(u=f"alea_trunc_u({u}, {flo}, {fhi})")
             value = (

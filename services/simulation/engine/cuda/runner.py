@@ -155,6 +155,7 @@ class CudaEvaluator:
         with context():
             x, y = self.launch(first_trial, count)
             xs, ys = x.get(), y.get()
+            del x, y  # free device memory while the context is current
         return (
             dict(zip(self.source.outputs, ys[:no], strict=True)),
             dict(zip(self.source.inputs, xs[:ni], strict=True)),
