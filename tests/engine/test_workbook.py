@@ -55,7 +55,7 @@ def _refused(data: bytes, reason: str) -> None:
     assert reason in str(err.value)
 
 
-def test_a_valid_workbook_is_read_from_bytes_a_path_or_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_valid_workbook_is_read_from_bytes_a_path_or_a_file(tmp_path: Path) -> None:
     data = _xlsx()
     path = tmp_path / "small.xlsx"
     path.write_bytes(data)
