@@ -4,7 +4,9 @@ Tokens are verified locally against identity's JWKS, fetched through a source
 callable and cached; an unknown ``kid`` triggers one refresh (rate limited, so a
 stream of forged ``kid`` values cannot hammer identity). Only ``EdDSA`` is accepted:
 ``alg: none``, HMAC-with-the-public-key and other algorithm confusions fail before
-any signature check. API keys are resolved by a source callable (identity's
+any signature check. A verified token's principal is remembered (by the token's hash)
+until the token expires, so a client repeating its token costs one dictionary lookup
+rather than a signature check. API keys are resolved by a source callable (identity's
 internal VerifyApiKey) and cached for a few seconds, keyed by the secret's hash.
 """
 
@@ -34,8 +36,17 @@ ApiKeySource = Callable[[str], Awaitable[tuple[Principal, float | None]]]
 class TokenVerifier:
     """Verifies access tokens against a cached JWKS."""
 
-    def __init__(self, source: JwksSource, *, leeway: float = 30, min_refresh: float = 5) -> None:
+    def __init__(
+        self,
+        source: JwksSource,
+        *,
+        leeway: float = 30,
+        min_refresh: float = 5,
+        max_remembered: int = 10_000,
+    ) -> None:
         self._source = source
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
+        self._max_remembered = max_remembered
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._leeway = leeway
@@ -58,6 +69,17 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; Unauthenticated for anything else."""
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and remembered[1] + self._leeway > time.time():
+            return remembered[0]
+        principal, expires = await self._verify(token)
+        if len(self._verified) >= self._max_remembered:
+            self._verified.clear()
+        self._verified[digest] = (principal, expires)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -82,7 +104,8 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLE_RANK or not claims.get("tid"):
             raise Unauthenticated("access token lacks a valid tenant or role")
-        return Principal(user_id=str(claims["sub"]), tenant_id=str(claims["tid"]), role=role)
+        principal = Principal(user_id=str(claims["sub"]), tenant_id=str(claims["tid"]), role=role)
+        return principal, float(claims["exp"])
 
 
 class ApiKeyCache:
