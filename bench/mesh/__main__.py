@@ -1,17 +1,21 @@
 """``python -m bench.mesh``: unary RPC throughput and latency through the edge vs direct.
 
-One run starts, on loopback under a temporary ALEA_HOME, the identity service and an
-Envoy edge in front of it (the code of ``alea up``), plus a bare grpc.aio echo server, then
-measures the same authenticated ``GetUser`` four ways, side by side, at each concurrency:
+One run starts, on loopback under a temporary ALEA_HOME, the identity service with an
+Envoy edge in front of it (the code of ``alea up``), and a bare grpc.aio server speaking the
+identity contract (``bench.mesh.echo``) with a second, identically configured Envoy in front
+of it. It then measures ``GetUser`` side by side at each concurrency, for both servers:
 
-- ``echo``:        bare grpc.aio unary echo over mTLS (the transport floor);
-- ``direct gRPC``: identity service straight over mTLS;
+- ``direct gRPC``: straight to the server over mTLS;
 - ``edge gRPC``:   through Envoy, native gRPC (mTLS both hops);
-- ``edge REST``:   through Envoy, ``GET /v1/users/{id}`` transcoded to gRPC (HTTP/1.1 keep-alive).
+- ``edge REST``:   through Envoy, ``GET /v1/users/{id}`` transcoded (HTTP/1.1 keep-alive).
 
-With ``--pin`` (default) the load generator runs on CPU 0 and every server process (Envoy,
-identity, echo) on CPU 1, so the two halves do not steal each other's core. The edge's rate
-limit is raised so that it does not shape the measurement. Loops are bounded by time and count.
+The bare server shows what the edge itself costs; the identity service (JWT check, tenant
+scoping, database read, logs, traces) shows what a real call costs end to end.
+
+With ``--pin`` (default) the load generator runs on CPU 0 and every server process (both
+Envoys, identity, echo) on CPU 1, so the two halves do not steal each other's core. The
+edges' rate limit is raised so that it does not shape the measurement. Loops are bounded
+by time and count.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -36,9 +41,8 @@ from pathlib import Path
 import grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
-from bench.mesh.echo import METHOD as ECHO_METHOD
 from services.cli.edge_client import ssl_context
-from services.cli.mesh_procs import MeshLayout, read_pid, start_mesh, stop_mesh
+from services.cli.mesh_procs import MeshLayout, read_pid, start_edge, start_mesh, stop_mesh
 from services.runtime.pki import ensure_pki
 
 Call = Callable[[], Awaitable[None]]
@@ -146,100 +150,117 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
         edge_port=_free_port(), admin_port=_free_port(), rate_limit_per_s=1_000_000,
     )  # fmt: skip
     echo_port = _free_port()
+    echo_layout = dataclasses.replace(
+        layout, services={"identity": echo_port}, edge_port=_free_port(), admin_port=_free_port()
+    )
     echo = subprocess.Popen([sys.executable, "-m", "bench.mesh.echo", str(echo_port), str(pki)])
     try:
         start_mesh(layout)
+        start_edge(echo_layout, "envoy-echo")
         if args.pin:
             _pin(os.getpid(), 0)
-            for pid in (echo.pid, read_pid(layout, "identity"), read_pid(layout, "envoy")):
+            names = ("identity", "envoy", "envoy-echo")
+            for pid in [echo.pid, *(read_pid(layout, n) for n in names)]:
                 _pin(pid or 0, 1)
-        return asyncio.run(_measure_all(args, layout, echo_port))
+        return asyncio.run(_measure_all(args, layout, echo_layout))
     finally:
-        stop_mesh(layout)
+        stop_mesh(layout, names=["envoy-echo", "envoy", "identity"])
         echo.terminate()
         echo.wait()
 
 
-async def _measure_all(
-    args: argparse.Namespace, layout: MeshLayout, echo_port: int
-) -> list[Result]:
-    credentials = _grpc_credentials(layout.pki)
-    direct = grpc.aio.secure_channel(f"localhost:{layout.services['identity']}", credentials)
-    edge = grpc.aio.secure_channel(f"localhost:{layout.edge_port}", credentials)
-    echo = grpc.aio.secure_channel(f"localhost:{echo_port}", credentials)
-    password = "bench password 0123"
-    registered = await identity_pb2_grpc.IdentityServiceStub(direct).Register(
+async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
+    """Register a tenant on the real identity service: (access token, user id)."""
+    reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
         identity_pb2.RegisterRequest(
             tenant_display_name="bench", email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
-            password=password, display_name="Bench", request_id=str(uuid.uuid4()),
+            password="bench password 0123", display_name="Bench", request_id=str(uuid.uuid4()),
         ), timeout=30,
     )  # fmt: skip
-    token = registered.tokens.access_token
-    user_id = registered.user.id
-    auth = (("authorization", f"Bearer {token}"),)
-    request = identity_pb2.GetUserRequest(user_id=user_id)
+    return reply.tokens.access_token, reply.user.id
+
+
+async def _measure_all(
+    args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout
+) -> list[Result]:
+    credentials = _grpc_credentials(layout.pki)
     rest_context = ssl_context(layout.pki / "ca.crt", layout.pki / "client.crt",
                                layout.pki / "client.key")  # fmt: skip
-    rest_headers = {"authorization": f"Bearer {token}"}
-    echo_call = echo.unary_unary(ECHO_METHOD)
-    payload = request.SerializeToString()
-    await echo_call(payload, timeout=30, wait_for_ready=True)  # started beside the mesh
+    channels: list[grpc.aio.Channel] = []
 
-    def grpc_get(channel: grpc.aio.Channel) -> Callable[[], Call]:
-        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+    def channel(port: int) -> grpc.aio.Channel:
+        channels.append(grpc.aio.secure_channel(f"localhost:{port}", credentials))
+        return channels[-1]
+
+    token, user_id = await _account(channel(layout.services["identity"]))
+    auth = (("authorization", f"Bearer {token}"),)
+    request = identity_pb2.GetUserRequest(user_id=user_id)
+
+    def grpc_target(port: int) -> Callable[[], Call]:
+        stub = identity_pb2_grpc.IdentityServiceStub(channel(port))
 
         async def call() -> None:
             await stub.GetUser(request, metadata=auth, timeout=10)
 
         return lambda: call
 
-    def echo_maker() -> Call:
-        async def call() -> None:
-            await echo_call(payload, timeout=10)
+    def rest_target(port: int) -> Callable[[], Call]:
+        def make() -> Call:
+            connection = RestConnection("localhost", port, rest_context, dict(auth))
+            return lambda: connection.get(f"/v1/users/{user_id}")
 
-        return call
+        return make
 
-    def rest_maker() -> Call:
-        connection = RestConnection("localhost", layout.edge_port, rest_context, rest_headers)
-        return lambda: connection.get(f"/v1/users/{user_id}")
-
-    targets = [
-        ("echo", echo_maker), ("direct gRPC", grpc_get(direct)),
-        ("edge gRPC", grpc_get(edge)), ("edge REST", rest_maker),
-    ]  # fmt: skip
+    targets = []
+    for server, ports in (("echo", echo_layout), ("identity", layout)):
+        await grpc_target(ports.edge_port)()()  # both edges route before measuring
+        targets += [
+            (f"{server} direct gRPC", grpc_target(ports.services["identity"])),
+            (f"{server} edge gRPC", grpc_target(ports.edge_port)),
+            (f"{server} edge REST", rest_target(ports.edge_port)),
+        ]
     results = []
     for concurrency in args.concurrency:
         for name, maker in targets:
             results.append(await measure(name, maker, concurrency, args.seconds, args.max_requests))
-    for channel in (direct, edge, echo):
-        await channel.close()
+    for open_channel in channels:
+        await open_channel.close()
     return results
 
 
 def report(results: list[Result], pinned: bool) -> str:
-    """The results as a table, with ratios to the direct call at the same concurrency."""
+    """The results as a table, with ratios to the same server called directly."""
     lines = [
-        f"{'target':<13}{'conc':>5}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
+        f"{'target':<22}{'conc':>5}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
         f"{'QPS/direct':>12}{'+p50 ms':>9}",
     ]
     by_key = {(r.target, r.concurrency): r for r in results}
+
+    def direct(r: Result) -> Result:
+        return by_key[(r.target.split()[0] + " direct gRPC", r.concurrency)]
+
     for r in results:
-        base = by_key[("direct gRPC", r.concurrency)]
+        base = direct(r)
         lines.append(
-            f"{r.target:<13}{r.concurrency:>5}{r.qps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.target:<22}{r.concurrency:>5}{r.qps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.errors:>5}{r.qps / base.qps:>12.2f}{r.p50_ms - base.p50_ms:>+9.2f}"
         )
-    concurrencies = sorted({r.concurrency for r in results})
-    low, high = concurrencies[0], concurrencies[-1]
-    rest_ratio = by_key[("edge REST", high)].qps / by_key[("direct gRPC", high)].qps
-    added = by_key[("edge gRPC", low)].p50_ms - by_key[("direct gRPC", low)].p50_ms
-    lines += [
-        "",
-        f"edge REST / direct gRPC QPS at concurrency {high}: {rest_ratio:.2f} (target >= 0.7)",
-        f"edge gRPC adds {added:.2f} ms p50 at concurrency {low} (target <= 0.5)",
-        "placement: " + ("load generator on CPU 0; Envoy (1 worker), identity and echo on CPU 1"
-                         if pinned else "unpinned (the OS scheduler places every process)"),
-    ]  # fmt: skip
+    low, high = min(r.concurrency for r in results), max(r.concurrency for r in results)
+    lines.append("")
+    for server in ("echo", "identity"):
+        rest = by_key[(f"{server} edge REST", high)]
+        edge = by_key[(f"{server} edge gRPC", low)]
+        lines += [
+            f"{server}: edge REST / direct gRPC QPS at concurrency {high}: "
+            f"{rest.qps / direct(rest).qps:.2f} (target >= 0.7)",
+            f"{server}: edge gRPC adds {edge.p50_ms - direct(edge).p50_ms:.2f} ms p50 "
+            f"at concurrency {low} (target <= 0.5)",
+        ]
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines.append(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
+    lines.append("placement: " + (
+        "load generator on CPU 0; both Envoys (1 worker each), identity and echo on CPU 1"
+        if pinned else "unpinned (the OS scheduler places every process)"))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -1,8 +1,10 @@
-"""``python -m bench.mesh.echo PORT PKI_DIR``: the reference, a bare grpc.aio unary echo.
+"""``python -m bench.mesh.echo PORT PKI_DIR``: the reference, a bare grpc.aio server.
 
-Serves ``/bench.Echo/Echo`` (bytes in, the same bytes out, no protobuf) over mTLS with the
-identity service's certificate, so the only difference from the real service is the work
-the service does (interceptors, validation, database), not the transport.
+It answers ``IdentityService.GetUser`` by echoing the requested id, with no interceptors,
+validation or database, over mTLS with the identity certificate. Because it speaks the
+identity contract, the edge can route (and transcode REST) to it exactly as to the real
+service: the gap between the two is the service's own work, the gap between it direct and
+it through Envoy is the edge's.
 """
 
 from __future__ import annotations
@@ -12,26 +14,29 @@ import sys
 from pathlib import Path
 
 import grpc
+from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
-METHOD = "/bench.Echo/Echo"
 
+class EchoIdentity(identity_pb2_grpc.IdentityServiceServicer):
+    """GetUser only: the user whose id was asked for."""
 
-async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-    return request
+    async def GetUser(
+        self, request: identity_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> identity_pb2.User:
+        return identity_pb2.User(id=request.user_id, email="echo@example.com")
 
 
 async def serve(port: int, pki: Path) -> None:
-    """Serve the echo on 127.0.0.1:``port`` until killed."""
+    """Serve on 127.0.0.1:``port`` until killed."""
     credentials = grpc.ssl_server_credentials(
         [((pki / "identity.key").read_bytes(), (pki / "identity.crt").read_bytes())],
         root_certificates=(pki / "ca.crt").read_bytes(),
         require_client_auth=True,
     )
     server = grpc.aio.server()
-    handler = grpc.unary_unary_rpc_method_handler(_echo)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),)
-    )
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(EchoIdentity(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     server.add_secure_port(f"127.0.0.1:{port}", credentials)
     await server.start()
     await server.wait_for_termination()
