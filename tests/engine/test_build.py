@@ -458,3 +458,13 @@ def test_the_total_cells_read_through_ranges_are_bounded(monkeypatch: pytest.Mon
     cells["S!C1"] = "=RiskOutput()+SUM(B1:B50)"
     monkeypatch.setattr(build_module, "MAX_REFERENCED_CELLS", 1000)
     assert "more than 1000 cells" in str(refusal(cells, ModelError))
+
+
+def test_the_number_of_formula_cells_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.simulation.engine import build as build_module
+
+    cells: dict[str, object] = {"S!A1": "=RiskNormal(0,1)"}
+    cells.update({f"S!A{r}": f"=A{r - 1}+1" for r in range(2, 30)})
+    cells["S!B1"] = "=RiskOutput()+A29"
+    monkeypatch.setattr(build_module, "MAX_FORMULA_CELLS", 20)
+    assert "more than 20 formula cells" in str(refusal(cells, ModelError))

@@ -60,6 +60,8 @@ Key = tuple[str, int, int]
 
 #: Eigenvalues of a correlation matrix down to this are rounding, not a broken matrix.
 _PSD_TOLERANCE = 1e-9
+MAX_FORMULA_CELLS = 200_000
+"""Most formula cells one model may compile (parsing and lowering cost ~0.5 ms each)."""
 MAX_RANGE_CELLS = 1_000_000
 """Largest range read cell by cell as a table (lookups, SUMPRODUCT, correlation matrices)."""
 MAX_REFERENCED_CELLS = 20_000_000
@@ -350,6 +352,8 @@ class Graph:
             else:
                 stack.pop()
                 del active[key]
+                if len(self.values) >= MAX_FORMULA_CELLS:
+                    raise ModelError(f"more than {MAX_FORMULA_CELLS} formula cells reach an output")
                 self.values[key] = self.lower_cell(key, self.ast(key))
 
     def dependencies(self, key: Key) -> Iterator[Key]:
