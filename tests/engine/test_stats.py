@@ -161,6 +161,9 @@ def test_round_trip_both_regimes():
         head = Partial.from_bytes(rest[0].merge(rest[1]).to_bytes())
         assert head.merge(rest[2]).results() == p.results()
     assert b"pickle" not in p.to_bytes()
+    for junk in (b"", b"junk", p.to_bytes()[:100]):
+        with pytest.raises(ValueError, match="checkpoint"):
+            Partial.from_bytes(junk)
 
 
 def test_running_reports_mean_and_standard_error():

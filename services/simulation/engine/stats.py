@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
@@ -456,9 +457,12 @@ class Partial:
     @staticmethod
     def from_bytes(data: bytes) -> Partial:
         """Restore a Partial written by :meth:`to_bytes`."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-        meta = json.loads(a["meta"].tobytes())
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                a = {k: z[k] for k in z.files}
+            meta = json.loads(a["meta"].tobytes())
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ValueError("not a statistics checkpoint written by Partial.to_bytes") from exc
         if meta.get("format") != _FORMAT:
             raise ValueError(f"unsupported statistics format {meta.get('format')!r}")
         options = StatsOptions(**meta["options"])
