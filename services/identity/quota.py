@@ -12,7 +12,7 @@ from services.identity.domain import now
 from services.identity.store import ReservationRow, TenantRow
 from services.runtime.context import Principal
 from services.runtime.db import Database
-from services.runtime.errors import NotFound, PermissionDenied, ResourceExhausted
+from services.runtime.errors import InvalidArgument, NotFound, ResourceExhausted
 
 __all__ = ["TIERS", "Limits", "QuotaView", "Quotas"]
 
@@ -71,7 +71,7 @@ class Quotas:
         """The quota of ``tenant_id`` (default: the caller's). Users see only their own."""
         if principal.is_service:
             if not tenant_id:
-                raise PermissionDenied("a service must name the tenant")
+                raise InvalidArgument("tenant_id", "required when a service asks")
         elif tenant_id and tenant_id != principal.tenant_id:
             raise NotFound("tenant", tenant_id)
         wanted = tenant_id or principal.tenant_id

@@ -62,3 +62,7 @@ def test_users_see_only_their_own_quota(identity: Identity) -> None:
     request = pb.GetQuotaRequest(tenant_id=b.tenant.id)
     assert code_of(identity.stub().GetQuota, request, metadata=auth(a)) == grpc.StatusCode.NOT_FOUND
     assert identity.stub("files").GetQuota(request).tenant_id == b.tenant.id
+    with pytest.raises(grpc.RpcError) as raised:
+        identity.stub("files").GetQuota(pb.GetQuotaRequest())
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tenant_id" in raised.value.details()
