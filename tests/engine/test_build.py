@@ -271,18 +271,23 @@ def test_financial_functions_get_all_their_arguments() -> None:
     )
 
 
+BIG_SEED = 2**53 + 1  # not exactly a double: only text keeps it
+
+
 def test_property_functions() -> None:
     model = build(
         {
             "S!A1": "Label",
             "S!B1": "=RiskNormal(0,1,RiskTruncate(,2),RiskSeed(42),RiskStatic(0))",
-            "S!B2": '=RiskNormal(0,1,RiskName("Named"),RiskTruncate(-1))',
-            "S!C1": '=RiskOutput("Total","Group",1)+B1+B2',
+            "S!B2": f'=RiskNormal(0,1,RiskName("Named"),RiskTruncate(-1),RiskSeed("{BIG_SEED}"))',
+            "S!B3": "=RiskNormal(0,1,RiskTruncate())",
+            "S!C1": '=RiskOutput("Total","Group",1)+B1+B2+B3',
         }
     )
-    first, second = model.inputs
+    first, second, third = model.inputs
     assert (first.name, first.truncate, first.seed) == ("Label", (None, 2.0), 42)
-    assert (second.name, second.truncate) == ("Named", (-1.0, None))
+    assert (second.name, second.truncate, second.seed) == ("Named", (-1.0, None), BIG_SEED)
+    assert third.truncate == (None, None)
     assert model.outputs[0].name == "Total"
     assert model.warnings == ("S!B1: RiskStatic ignored",)
 

@@ -55,7 +55,7 @@ def _rich() -> dict[str, Any]:
                 "values": [1, 2, 3],
                 "probabilities": [0.2, 0.5, 0.3],
             },
-            "seed": "7",
+            "seed": "18446744073709551557",
             "truncateMin": 1.5,
         },
         {
@@ -103,7 +103,7 @@ def test_inputs_keep_tables_truncation_seed_and_correlation() -> None:
     model = model_from_spec(_rich())
     units, share = model.inputs[3], model.inputs[4]
     assert units.params == (Table((1.0, 2.0, 3.0), 1, 3), Table((0.2, 0.5, 0.3), 1, 3))
-    assert (units.seed, units.truncate) == (7, (1.5, None))
+    assert (units.seed, units.truncate) == (18446744073709551557, (1.5, None))
     assert share.params[:2] == (Const(0.0), Const(10.0)) and share.truncate == (None, 8.0)
     (corr,) = model.correlations
     assert (corr.name, corr.streams, corr.matrix) == ("revenue-cost", (0, 1), ((1, 0.5), (0.5, 1)))

@@ -59,7 +59,8 @@ class _Properties:
 
 
 class Lowerer:
-    """Lowers the cells of one :class:`Graph`; :meth:`finish` assembles the :class:`Model`."""
+    """Lowers the cells of one :class:`Graph`, recording what :func:`build.build_model` needs
+    to assemble the model: inputs with their address order, correlations, output names."""
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -124,8 +125,9 @@ class Lowerer:
         constants = [a.value if isinstance(a, Const) else a for a in args if not _random(a)]
         if len(constants) == len(args):
             return self.const(catalog.evaluate(fn, constants))  # type: ignore[arg-type]
-        if fn == "add" and self.const(0.0) in args:  # RiskOutput()+x: x + 0 is x
-            return next(a for a in args if a is not self.const(0.0))  # type: ignore[return-value]
+        zero = self.const(0.0)
+        if fn == "add" and any(a is zero for a in args):  # RiskOutput()+x: x + 0 is x
+            return next(a for a in args if a is not zero)  # type: ignore[return-value]
         key = ("apply", fn, *(id(a) for a in args))
         if key not in self.nodes:
             self.nodes[key] = Apply(fn, tuple(args), self.where)
@@ -505,7 +507,7 @@ class Lowerer:
 
     def truncation(self, fn: str, values: list[Value | Range]) -> tuple[float | None, float | None]:
         bounds: list[float | None] = []
-        for v in [*values, EMPTY][:2]:
+        for v in [*values, EMPTY, EMPTY][:2]:
             if v is EMPTY:
                 bounds.append(None)
             elif isinstance(v, Const) and not math.isnan(v.value):
@@ -518,11 +520,16 @@ class Lowerer:
         return lo, hi
 
     def seed(self, fn: str, value: Value | Range) -> int:
-        if not isinstance(value, Const) or not (
-            0 <= value.value < _SEED_LIMIT and value.value == int(value.value)
-        ):
+        """A constant whole number, or digits as text (exact beyond 2^53, as specs need)."""
+        if isinstance(value, str) and value.strip().isdigit():
+            seed = int(value)
+        elif isinstance(value, Const) and math.isfinite(value.value):
+            seed = int(value.value) if value.value == int(value.value) else -1
+        else:
+            seed = -1
+        if not 0 <= seed < _SEED_LIMIT:
             raise ParameterError("RiskSeed needs a whole number in [0, 2^64)", self.where, fn)
-        return int(value.value)
+        return seed
 
     def corrmat(self, fn: str, args: tuple[Expr, ...], sheet: str) -> tuple[Range, str, int]:
         rng = self.area(args[0], sheet)

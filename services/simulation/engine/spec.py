@@ -151,7 +151,7 @@ def _input_formula(
         hi = repr(item.truncate_max) if item.HasField("truncate_max") else ""
         props.append(f"RiskTruncate({lo},{hi})")
     if item.HasField("seed"):
-        props.append(f"RiskSeed({item.seed})")
+        props.append(f'RiskSeed("{item.seed}")')  # as text: exact for every uint64
     if corr is not None:
         props.append(f"RiskCorrmat(CORR.{corr[0]},{corr[1]})")
     return f"={dist.risk_name}({','.join(params + props)})"
