@@ -24,6 +24,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
 
     def __init__(self, domain: Simulations) -> None:
         self.domain = domain
+        self._last_event: tuple[object, pb.SimulationEvent] | None = None
 
     async def CreateModel(self, request: pb.CreateModelRequest, context) -> pb.Model:
         principal = current_principal()
@@ -99,11 +100,19 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     ) -> AsyncIterator[pb.SimulationEvent]:
         tenant = current_principal().tenant_id
         async for event in self.domain.watch(tenant, request.simulation_id):
-            stamp = convert.timestamp(time.time())
-            if isinstance(event, Progress):
-                yield pb.SimulationEvent(event_time=stamp, progress=convert.progress(event))
-            else:
-                yield pb.SimulationEvent(event_time=stamp, simulation=convert.simulation(event))
+            yield self._event_message(event)
+
+    def _event_message(self, event: Progress | object) -> pb.SimulationEvent:
+        """The message of an event, converted once however many watchers receive it."""
+        if self._last_event is not None and self._last_event[0] is event:
+            return self._last_event[1]
+        stamp = convert.timestamp(time.time())
+        if isinstance(event, Progress):
+            message = pb.SimulationEvent(event_time=stamp, progress=convert.progress(event))
+        else:
+            message = pb.SimulationEvent(event_time=stamp, simulation=convert.simulation(event))
+        self._last_event = (event, message)
+        return message
 
     async def GetResults(self, request: pb.GetResultsRequest, context) -> pb.Results:
         tenant = current_principal().tenant_id

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,6 +57,12 @@ class Topic:
             if self.snapshot is not None and self.snapshot.update_time > event.update_time:
                 return  # an older read of the database must not overwrite a newer state
             self.snapshot = event
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
+        changed.set_result(None)
+
+    def touch(self) -> None:
+        """Wake every watcher without new data (a tick: they re-report the latest)."""
         self.version += 1
         changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
         changed.set_result(None)
@@ -118,7 +125,8 @@ class Hub:
         last_state = first
         version = -1
         while True:
-            await topic.wait(version, self.tick)
+            # The topic's own ticker wakes everyone each ``tick``; the timeout is a backstop.
+            await topic.wait(version, 5 * self.tick)
             version = topic.version
             snapshot = topic.snapshot or last_state
             if snapshot.state != last_state.state or snapshot.state in TERMINAL:
@@ -132,9 +140,17 @@ class Hub:
                 yield topic.progress
 
     async def _poll(self, simulation_id: str, topic: Topic) -> None:
-        """Follow the database for a job run elsewhere (another replica or worker process)."""
-        while True:
-            await asyncio.sleep(self.poll_interval)
+        """Tick every ``tick`` seconds (one timer for all watchers) and, every
+        ``poll_interval``, follow the database for a job run elsewhere (another replica or
+        worker process)."""
+        polls_every = max(1, round(self.poll_interval / self.tick))
+        for beat in itertools.count(1):
+            seen = topic.version
+            await asyncio.sleep(self.tick)
+            if topic.version == seen:
+                topic.touch()
+            if beat % polls_every:
+                continue
             record = await self._load(simulation_id)
             if record is None:
                 continue

@@ -179,7 +179,8 @@ async def test_watchers_get_state_progress_and_final_state(domain: Simulations, 
         return [event async for event in domain.watch("t1", sim.id)]
 
     watchers = [asyncio.create_task(watch()) for _ in range(50)]
-    await asyncio.sleep(0.1)
+    while domain.hub.watchers < 50:  # noqa: ASYNC110  (every watcher subscribed)
+        await asyncio.sleep(0.01)
     async with workers(store, domain.hub):
         seen = await asyncio.gather(*watchers)
     for events in seen:

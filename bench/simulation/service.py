@@ -1,0 +1,195 @@
+"""Measurements through the running service: a mesh (identity, simulation, Envoy) driven
+over gRPC through the edge, and bare worker processes sharing one SQLite queue."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2 as pb
+from alea.simulation.v1 import simulation_pb2_grpc
+
+from services.cli.edge_client import edge_channel
+from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
+from tests.support.services import REPO_ROOT, free_port
+
+
+class Mesh:
+    """Identity, simulation and Envoy as processes under a temporary home (free ports)."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="alea-bench-sim-"))
+        names = ("identity", "simulation")
+        self.layout = MeshLayout(
+            home=self.home, services={n: free_port() for n in names},
+            health_ports={n: free_port() for n in names}, edge_port=free_port(),
+            admin_port=free_port(),
+        )  # fmt: skip
+
+    def __enter__(self) -> Mesh:
+        start_mesh(self.layout)
+        self.address = f"localhost:{self.layout.edge_port}"
+        self.channel = edge_channel(self.address, self.layout.pki)
+        self.stub = simulation_pb2_grpc.SimulationServiceStub(self.channel)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.channel.close()
+        stop_mesh(self.layout)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def tenant(self, workbook: bytes) -> tuple[tuple[tuple[str, str], ...], str]:
+        """A fresh tenant (a fresh monthly quota) with the model stored: (metadata, model id)."""
+        identity = identity_pb2_grpc.IdentityServiceStub(self.channel)
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        reply = identity.Register(identity_pb2.RegisterRequest(
+            tenant_display_name="bench", email=email, password="bench password 123",
+            display_name="bench", request_id=str(uuid.uuid4())), timeout=30)  # fmt: skip
+        metadata = (("authorization", f"Bearer {reply.tokens.access_token}"),)
+        request = pb.CreateModelRequest(display_name="bench", workbook=workbook)
+        model = self.stub.CreateModel(request, metadata=metadata, timeout=60)
+        return metadata, model.id
+
+    def run(self, workbook: bytes, trials: int, watchers: int = 0) -> tuple[float, list[float]]:
+        """(trials/s from CreateSimulation to the final event, RPC latencies meanwhile)."""
+        metadata, model_id = self.tenant(workbook)
+        latencies: list[float] = []
+        done = threading.Event()
+        prober = threading.Thread(target=self._probe, args=(metadata, latencies, done))
+        started = time.perf_counter()
+        sim = self.stub.CreateSimulation(pb.CreateSimulationRequest(
+            model_id=model_id, trials=trials, seed=1, bypass_cache=True), metadata=metadata)
+        prober.start()
+        final = asyncio.run(self._watch(sim.id, metadata, watchers + 1))
+        elapsed = time.perf_counter() - started
+        done.set()
+        prober.join()
+        assert final == pb.Simulation.STATE_SUCCEEDED, pb.Simulation.State.Name(final)
+        return trials / elapsed, latencies
+
+    def idle_latencies(self, count: int = 200) -> list[float]:
+        metadata, _ = self.tenant(_tiny_workbook())
+        latencies: list[float] = []
+        done = threading.Event()
+        threading.Timer(count * 0.01, done.set).start()
+        self._probe(metadata, latencies, done)
+        return latencies
+
+    def _probe(self, metadata, latencies: list[float], done: threading.Event) -> None:
+        """Sequential GetQueueStatus calls: how responsive the service's event loop is."""
+        while not done.is_set():
+            begin = time.perf_counter()
+            self.stub.GetQueueStatus(pb.GetQueueStatusRequest(), metadata=metadata, timeout=30)
+            latencies.append(time.perf_counter() - begin)
+            time.sleep(0.01)
+
+    async def _watch(self, simulation_id: str, metadata, count: int) -> int:
+        pki = self.layout.pki
+        credentials = grpc.ssl_channel_credentials(
+            (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
+            (pki / "client.crt").read_bytes(),
+        )
+        async with grpc.aio.secure_channel(self.address, credentials) as channel:
+            stub = simulation_pb2_grpc.SimulationServiceStub(channel)
+
+            async def follow() -> int:
+                last = 0
+                call = stub.WatchSimulation(pb.WatchSimulationRequest(
+                    simulation_id=simulation_id), metadata=metadata)  # fmt: skip
+                async for event in call:
+                    if event.WhichOneof("event") == "simulation":
+                        last = event.simulation.state
+                return last
+
+            states = await asyncio.gather(*(follow() for _ in range(count)))
+        return states[0]
+
+
+def _tiny_workbook() -> bytes:
+    from services.cli.simulate import demo_workbook
+
+    return demo_workbook()
+
+
+def workbook_bytes(book) -> bytes:
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def worker_processes(model, trials: int, processes: int, threads: int) -> float:
+    """trials/s of one simulation shared by ``processes`` worker processes (one SQLite queue)."""
+    from services.runtime.db import Database
+    from services.simulation.config import SimulationConfig
+    from services.simulation.domain import SimulationRequest, Simulations
+    from services.simulation.hub import Hub
+    from services.simulation.service import MIGRATIONS
+    from services.simulation.store import Store
+    from tests.integration.simulation.models import insert_model
+
+    home = Path(tempfile.mkdtemp(prefix="alea-bench-workers-"))
+    url = f"sqlite+aiosqlite:///{home / 'simulation.db'}"
+    env = {**os.environ, "ALEA_HOME": str(home), "ALEA_DATABASE_URL": url,
+           "ALEA_SIMULATION_ENGINE_THREADS": str(threads),
+           "ALEA_SIMULATION_POLL_SECONDS": "0.05"}  # fmt: skip
+
+    async def poll(store, done) -> None:
+        # The queue lives in the database: polling it is what is being measured.
+        while not await done(store):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+    async def run() -> float:
+        database = Database(url, MIGRATIONS)
+        await database.open()
+        store = Store(database)
+        try:
+            # Every worker up and polling before the clock starts.
+            await poll(store, lambda s: _workers_at_least(s, processes))
+            domain = Simulations(store, Hub(store.get_simulation, 0.5), SimulationConfig())
+            model_id = await insert_model(store, "bench", model)
+            started = time.perf_counter()
+            sim = await domain.create_simulation("bench", "u", SimulationRequest(
+                model_id, trials, 1, bypass_cache=True))  # fmt: skip
+            await poll(store, lambda s: _finished(s, sim.id))
+            return trials / (time.perf_counter() - started)
+        finally:
+            await database.close()
+
+    workers = [subprocess.Popen([sys.executable, "-m", "services.simulation", "--worker"],
+                                cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(processes)]  # fmt: skip
+    try:
+        return asyncio.run(run())
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _workers_at_least(store, count: int) -> bool:
+    return len((await store.queue_status(time.time() - 60))[1]) >= count
+
+
+async def _finished(store, simulation_id: str) -> bool:
+    record = await store.get_simulation(simulation_id)
+    if record.state in ("FAILED", "CANCELLED"):
+        raise RuntimeError(f"simulation {record.state}: {record.state_reason}")
+    return record.state == "SUCCEEDED"
+
+
+def p50_ms(latencies: list[float]) -> float:
+    return statistics.median(latencies) * 1000 if latencies else float("nan")
