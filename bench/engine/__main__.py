@@ -121,6 +121,9 @@ def _gpu(model: Model, trials: int) -> dict[str, float]:
                 ev.launch(0, count)
             drv.Context.synchronize()
             rates[f"{key}_rate"] = 3 * count / (time.perf_counter() - start)
+        start = time.perf_counter()
+        runner.compile_cuda(model, seed=1).evaluate(0, count)  # with the copy to the host
+        rates["gpu_evaluate_rate"] = count / (time.perf_counter() - start)
     return rates
 
 
@@ -154,7 +157,8 @@ def report(name: str, r: dict[str, float]) -> list[str]:
             f"  GPU kernel {r['gpu_rate']:,.0f} trials/s; raw Philox kernel "
             f"{r['gpu_philox_rate']:,.0f} trials/s; ratio {ratio:.2f} "
             f"({_verdict(ratio >= TARGETS['gpu_philox'])} >= "
-            f"{TARGETS['gpu_philox']})"
+            f"{TARGETS['gpu_philox']}); evaluate() with the copy to the host "
+            f"{r['gpu_evaluate_rate']:,.0f} trials/s"
         )
     return lines
 
