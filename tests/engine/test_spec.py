@@ -200,7 +200,7 @@ def _edit(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
             [1, 0.5, 0.4, 1],
             CorrelationError,
             "correlations[0].matrix",
-            "symmetric",
+            "'revenue-cost': matrix is not symmetric",
         ),
         (
             "correlations.0.matrix",
@@ -225,6 +225,7 @@ def test_errors_name_the_spec_field(
         model_from_spec(_edit(_rich(), path, value))
     assert err.value.location == location
     assert reason in err.value.reason
+    assert "CORR." not in str(err.value)
 
 
 def test_an_input_in_two_correlations_is_refused() -> None:

@@ -28,7 +28,7 @@ from google.protobuf import json_format
 
 from services.simulation.engine import catalog
 from services.simulation.engine.build import Book, build_model
-from services.simulation.engine.errors import ModelError, ParameterError
+from services.simulation.engine.errors import CorrelationError, ModelError, ParameterError
 from services.simulation.engine.formula import (
     CellContent,
     Formula,
@@ -50,8 +50,12 @@ def model_from_spec(spec: model_spec_pb2.ModelSpec | Mapping[str, Any]) -> Model
         except json_format.ParseError as exc:
             raise ModelError(f"not a ModelSpec: {exc}", "spec") from None
     book = _book(spec)
-    model = build_model(book)
     names = {f"CORR.{k}": c.name for k, c in enumerate(spec.correlations)}
+    try:
+        model = build_model(book)
+    except CorrelationError as exc:  # say the matrix's own name, not its synthetic one
+        reason = re.sub(r"CORR\.\d+", lambda m: repr(names[m[0]]), exc.reason)
+        raise CorrelationError(reason, exc.location, exc.function) from None
     return replace(
         model, correlations=tuple(replace(c, name=names[c.name]) for c in model.correlations)
     )
