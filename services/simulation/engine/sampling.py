@@ -248,16 +248,25 @@ def _discrete_cdf(x: Param, values: Table, probs: Table) -> Param:
     return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
 
 
+@functools.lru_cache(maxsize=256)
+def _counting_table(dist: stats.rv_discrete, params: tuple[float, ...]) -> np.ndarray | None:
+    """CDF at 0, 1, ... up to the quantile of the largest uniform; None if too long."""
+    top = dist.ppf(1.0 - 2.0**-53, *params)
+    if not (np.isfinite(top) and top < _TABLE_LIMIT):
+        return None
+    return np.asarray(dist.cdf(np.arange(int(top) + 1), *params), dtype=np.float64)
+
+
 def _counting_ppf(dist: stats.rv_discrete) -> Callable[..., np.ndarray]:
     """Quantile of a counting distribution: a CDF table searched when parameters are constant."""
 
     def ppf(u: np.ndarray, *params: Param) -> np.ndarray:
         if all(np.ndim(p) == 0 for p in params):
-            top = dist.ppf(1.0 - 2.0**-53, *params)
-            if np.isfinite(top) and top < _TABLE_LIMIT:
-                cum = dist.cdf(np.arange(int(top) + 1), *params)
+            with np.errstate(all="ignore"):
+                cum = _counting_table(dist, tuple(float(p) for p in params))
+            if cum is not None:
                 idx = np.searchsorted(cum, u, side="left")
-                return np.minimum(idx, int(top)).astype(np.float64)
+                return np.minimum(idx, len(cum) - 1).astype(np.float64)
         return np.asarray(dist.ppf(u, *params), dtype=np.float64)
 
     return ppf
