@@ -175,3 +175,13 @@ async def test_one_log_line_per_rpc_with_its_facts(
     assert record.user_id == admin.user.id and record.duration_ms > 0
     line = json.loads(JsonFormatter("identity").format(record))
     assert line["method"] == record.method and line["level"] == "info"
+
+
+async def test_a_service_may_relay_a_users_own_token(subject: Subject) -> None:
+    admin = await register(subject)
+    request = pb.GetUserRequest(user_id=admin.user.id)
+    user = await stub(subject, "simulation").GetUser(request, metadata=bearer(admin))
+    assert user.id == admin.user.id
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub(subject, "simulation").GetUser(request)  # GetUser names no peers
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
