@@ -15,7 +15,7 @@ to trial indices (block ``b`` holds trials ``[b*LHS_BLOCK, (b+1)*LHS_BLOCK)``). 
 block, trial ``t`` gets stratum ``s(t)`` = the rank of ``raw(seed, stream, t, domain=1)``
 among the block's domain-1 words (ties broken by trial index), and its uniform is built from
 the 52-bit integer ``(s(t) << 36) | (x >> 28)``, ``x`` its ordinary domain-0 word, converted
-like any other (``((k + 0.5) * 2**-52``). So each stratum ``[s/2**16, (s+1)/2**16)`` holds
+like any other (``(k + 0.5) * 2**-52``). So each stratum ``[s/2**16, (s+1)/2**16)`` holds
 exactly one trial of each full block, and any chunking gives the same bits.
 """
 
