@@ -224,7 +224,7 @@ async def _measure_all(
         for name, maker in targets:
             results.append(await measure(name, maker, concurrency, args.seconds, args.max_requests))
     for open_channel in channels:
-        await open_channel.close()
+        await open_channel.close(grace=None)
     return results
 
 

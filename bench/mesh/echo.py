@@ -36,7 +36,8 @@ async def serve(port: int, pki: Path) -> None:
     )
     server = grpc.aio.server()
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(EchoIdentity(), server)
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     server.add_secure_port(f"127.0.0.1:{port}", credentials)
     await server.start()
     await server.wait_for_termination()

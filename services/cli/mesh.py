@@ -40,7 +40,7 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"alea: {name} must be an integer, got {raw!r}") from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``up``, ``down``, ``status`` and ``demo`` subcommands."""
     up = subparsers.add_parser("up", help="start every implemented service and the Envoy edge")
     up.add_argument("--services", help="comma-separated services (default: every implemented one)")

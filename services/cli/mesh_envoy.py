@@ -133,7 +133,7 @@ def edge_rpcs(
             full = f"{package}.{svc.name}"
             proto_services.append(full)
             for method in svc.method:
-                if method.options.Extensions[access_pb2.rule].internal:
+                if method.options.Extensions[access_pb2.rule].internal:  # type: ignore[index]
                     continue
                 rpcs.append(Rpc(
                     name=f"{service}.{method.name}",

@@ -8,6 +8,7 @@ whole mesh (ports, database template) is kept in ``$ALEA_HOME/run/mesh.json`` so
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -170,6 +171,10 @@ def service_health(port: int) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+def _serving(port: int) -> bool:
+    return service_health(port) == "SERVING"
+
+
 def envoy_ready(admin_port: int) -> bool:
     """Whether Envoy's admin ``/ready`` answers 200 (listeners up, clusters initialised)."""
     try:
@@ -226,8 +231,8 @@ def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
             _spawn(layout, name, [sys.executable, "-m", f"services.{name}"],
                    _service_env(layout, name))  # fmt: skip
         for name in layout.services:
-            port = layout.health_port(name)
-            _wait(layout, name, lambda p=port: service_health(p) == "SERVING", timeout)
+            serving = functools.partial(_serving, layout.health_port(name))
+            _wait(layout, name, serving, timeout)
         start_edge(layout, timeout=timeout)
     except BaseException:
         stop_mesh(layout)

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -62,7 +63,7 @@ class Mesh:
         """A gRPC channel straight to ``service``, bypassing the edge."""
         return edge_channel(f"localhost:{self.layout.services[service]}", self.pki, identity)
 
-    def extra_edge(self, name: str, **changes: int) -> MeshLayout:
+    def extra_edge(self, name: str, **changes: Any) -> MeshLayout:
         """Start a second Envoy named ``name`` in front of the same services.
 
         ``changes`` override layout fields (e.g. ``rate_limit_per_s=1``); it gets fresh
