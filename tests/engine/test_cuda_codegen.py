@@ -333,3 +333,26 @@ def test_tables_beyond_the_constant_bank_go_to_global_memory(harnesses, tmp_path
     _nvcc(tmp_path, src, "-ptx")
     outputs, _ = harnesses("tables", m).evaluate(3, 0, 500)
     assert_close(outputs, compile_numpy(m, seed=3).evaluate(0, 500)[0], rtol=0)
+
+
+def test_quantiles_for_extreme_shapes(harnesses):
+    """Incomplete gamma/beta inversion against SciPy far from the test models' parameters."""
+    cases = [("gamma", (a, 1.0)) for a in (0.05, 0.3, 1.0, 30.0, 1000.0)]
+    cases += [("beta", ab) for ab in ((0.1, 0.1), (0.5, 3.0), (50.0, 0.7), (400.0, 600.0))]
+    cases += [
+        ("binomial", (1000.0, 0.01)),
+        ("binomial", (1e5, 0.5)),
+        ("poisson", (0.01,)),
+        ("poisson", (1e4,)),
+    ]
+    inputs = tuple(
+        Sample(i, d, tuple(Const(v) for v in p), f"{d}{p}", f"X!A{i + 1}")
+        for i, (d, p) in enumerate(cases)
+    )
+    m = Model(inputs, (Output("first", "X!B1", inputs[0]),))
+    _, got = harnesses("shapes", m).evaluate(9, 0, 20_000)
+    _, want = compile_numpy(m, seed=9).evaluate(0, 20_000)
+    assert_close(got, want)
+    for d, p in cases:
+        if d in ("binomial", "poisson"):
+            np.testing.assert_array_equal(got[f"{d}{p}"], want[f"{d}{p}"])

@@ -5,7 +5,9 @@ Everything is ``__host__ __device__`` so the very same code is compiled for the 
 ``nvcc`` with the host compiler, for a CPU test harness. Conventions mirror ``rng.py`` and
 ``sampling.py`` exactly; where the arithmetic differs (CUDA's ``normcdfinv``/``normcdf``
 against SciPy's ``ndtri``/``ndtr``; the incomplete gamma and beta functions below against
-SciPy's) values agree within about 1e-12 relative, checked by the tests.
+SciPy's) quantiles agree within 1e-12 relative for shape parameters of 0.5 and more, and
+within 1e-10 down to shapes of 0.05 (measured over 200,000 draws each; the tests check
+1e-9); counting distributions (binomial, Poisson) give the same integers.
 
 Incomplete gamma/beta: series and Lentz continued fractions (Numerical Recipes, 3rd ed.,
 6.2 and 6.4), inverted by Halley's method from NR's starting points, on the lower tail or
