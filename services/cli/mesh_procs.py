@@ -214,7 +214,7 @@ def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
 
     On failure everything already started is stopped again before :class:`MeshError`.
     """
-    for name in layout.services:
+    for name in ["envoy", *layout.services]:
         if is_alive(read_pid(layout, name)):
             raise MeshError(f"{name} is already running in {layout.home} ('alea down' first)")
     for name, port in layout.services.items():

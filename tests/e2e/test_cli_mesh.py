@@ -75,6 +75,17 @@ def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path: Path) -> None:
     assert f"port {port} (edge) is already in use" in up.stderr
 
 
+def test_up_shows_the_log_of_a_service_that_dies_during_start(tmp_path: Path) -> None:
+    env = {"ALEA_EDGE_PORT": str(free_port()), "ALEA_EDGE_ADMIN_PORT": str(free_port()),
+           "ALEA_PORT_OFFSET": str(free_port() - 50051)}  # fmt: skip
+    up = alea(tmp_path, env, "up", "--services", "identity",
+              "--database-url-template", "mysql://db/{service}")  # fmt: skip
+    assert up.returncode == 1
+    assert "identity exited during start" in up.stderr
+    assert "ALEA_DATABASE_URL" in up.stderr  # the service's own error, from its log
+    assert not list((tmp_path / "run").glob("*.pid"))
+
+
 def test_down_stops_everything(running: tuple[Path, dict[str, str]]) -> None:
     # Last in this module: it ends the mesh the tests above shared.
     home, env = running
