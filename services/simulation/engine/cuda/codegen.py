@@ -157,6 +157,12 @@ class _Writer:
             self._names[id(current)] = self._by_key[key]
         return self._names[id(node)]
 
+    def aux(self, expr: str) -> str:
+        """A helper statement of a node's computation (keeps long expressions linear)."""
+        var = f"a{len(self.lines)}"
+        self.lines.append(f"  const double {var} = {expr};")
+        return var
+
     def _emit(self, node: Node, args: tuple) -> str:
         if isinstance(node, Const):
             return literal(node.value)
@@ -330,11 +336,13 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
 
 
 def _npv(w: _Writer, args: tuple) -> str:
+    """As numpy_backend: growth multiplied by (1 + rate) per period, terms summed in order."""
     rate, values = args[0], args[1:]
+    base = w.aux(f"(1.0 + {rate})")
     acc, growth = "0.0", "1.0"
     for v in values:
-        growth = f"({growth} * (1.0 + {rate}))"
-        acc = f"({acc} + {v} / {growth})"
+        growth = w.aux(f"({growth} * {base})")
+        acc = w.aux(f"({acc} + {v} / {growth})")
     return acc
 
 
