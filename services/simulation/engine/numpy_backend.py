@@ -303,12 +303,21 @@ def _iferror(a: Value, alt: Value) -> Value:
     return np.where(np.isfinite(a), a, alt)
 
 
-def _sum(*args: Value) -> Value:
-    vals = _values(args)
+def _fold(op: np.ufunc, vals: list) -> Value:
+    """``op`` over the values left to right, accumulating in place once an array is ours."""
     acc: Value = vals[0]
+    owned = False
     for v in vals[1:]:
-        acc = np.add(acc, v)
+        if owned and np.ndim(v) <= 1:
+            op(acc, v, out=acc)
+        else:
+            acc = op(acc, v)
+            owned = np.ndim(acc) == 1
     return acc
+
+
+def _sum(*args: Value) -> Value:
+    return _fold(np.add, _values(args))
 
 
 def _average(*args: Value) -> Value:
@@ -316,13 +325,9 @@ def _average(*args: Value) -> Value:
     return np.divide(_sum(*vals), len(vals))
 
 
-def _extreme(op: Callable[[Value, Value], Value]) -> Callable[..., Value]:
+def _extreme(op: np.ufunc) -> Callable[..., Value]:
     def apply(*args: Value) -> Value:
-        vals = _values(args)
-        acc: Value = vals[0]
-        for v in vals[1:]:
-            acc = op(acc, v)
-        return acc
+        return _fold(op, _values(args))
 
     return apply
 
