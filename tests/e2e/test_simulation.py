@@ -229,3 +229,21 @@ async def test_two_hundred_concurrent_watchers(mesh: Mesh, sims, owner: Account,
     final = sims.GetSimulation(pb.GetSimulationRequest(simulation_id=created.id),
                                metadata=owner.metadata)  # fmt: skip
     assert final.trials_done == 1_000_000
+
+
+def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account):
+    from alea.files.v1 import files_pb2, files_pb2_grpc
+
+    data = workbook_bytes(models.small())
+
+    def messages():
+        yield files_pb2.UploadRequest(metadata=files_pb2.FileMetadata(
+            file_name="small.xlsx", size_bytes=len(data)))  # fmt: skip
+        yield files_pb2.UploadRequest(chunk=data)
+
+    stored = files_pb2_grpc.FilesServiceStub(edge).Upload(
+        messages(), metadata=owner.metadata, timeout=60
+    )
+    model = sims.CreateModel(pb.CreateModelRequest(display_name="from file", file_id=stored.id),
+                             metadata=owner.metadata, timeout=60)  # fmt: skip
+    assert model.file_id == stored.id and [o.name for o in model.outputs] == ["Profit"]
