@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -473,3 +474,67 @@ def test_the_number_of_formula_cells_is_bounded(monkeypatch: pytest.MonkeyPatch)
     cells["S!B1"] = "=RiskOutput()+A29"
     monkeypatch.setattr(build_module, "MAX_FORMULA_CELLS", 20)
     assert "more than 20 formula cells" in str(refusal(cells, ModelError))
+
+
+# --- random formulas: a refusal is always a ModelError, never a crash ----------------------------
+
+_ATOMS = [
+    "1",
+    "2.5",
+    "-3",
+    "A1",
+    "B1:B3",
+    "A:A",
+    "Rate",
+    "TRUE",
+    '"x"',
+    "#N/A",
+    "{1,2;3,4}",
+    "",
+    "T!A1",
+]
+_FUNCTIONS = [
+    "SUM", "IF", "AND", "IFERROR", "SUMPRODUCT", "AVERAGE", "MIN", "MAX", "LN", "LOG", "ROUND",
+    "MOD", "NPV", "PV", "CHOOSE", "INDEX", "MATCH", "VLOOKUP", "RiskNormal", "RiskDiscrete",
+    "RiskOutput", "RiskName", "RiskTruncate", "RiskCorrmat", "NOPE",
+]  # fmt: skip
+_OPERATORS = ["+", "-", "*", "/", "^", "&", "=", "<", ":", " ", ","]
+
+
+def _random_formula(rnd: random.Random, depth: int = 0) -> str:
+    r = rnd.random()
+    if depth > 3 or r < 0.3:
+        return rnd.choice(_ATOMS)
+    if r < 0.55:
+        return (
+            _random_formula(rnd, depth + 1)
+            + rnd.choice(_OPERATORS)
+            + _random_formula(rnd, depth + 1)
+        )
+    if r < 0.65:
+        return "-(" + _random_formula(rnd, depth + 1) + ")%"
+    args = ",".join(_random_formula(rnd, depth + 1) for _ in range(rnd.randint(0, 4)))
+    return f"{rnd.choice(_FUNCTIONS)}({args})"
+
+
+def test_random_formulas_build_or_raise_model_errors() -> None:
+    from services.simulation.engine.build import Book, build_model
+    from services.simulation.engine.formula import Formula
+
+    rnd = random.Random(20261122)
+    outcomes = {"built": 0, "refused": 0}
+    for _ in range(1500):
+        cells = {
+            (1, 1): Formula("=" + _random_formula(rnd)),
+            (2, 1): Formula("=RiskNormal(0,1)"),
+            (1, 2): Formula("=RiskOutput()+" + _random_formula(rnd)),
+            (2, 2): "text",
+            (3, 2): 5.0,
+        }
+        book = Book({"S": cells, "T": {(1, 1): 3.0}}, {(None, "RATE"): "S!$B$3"})
+        try:
+            build_model(book)
+            outcomes["built"] += 1
+        except ModelError:
+            outcomes["refused"] += 1
+    assert min(outcomes.values()) > 100, outcomes  # both paths were exercised

@@ -328,6 +328,8 @@ NAN = math.nan
 def evaluate(fn: str, args: Sequence[float | Table]) -> float:
     """The value of ``Apply(fn, args)`` when every argument is a constant."""
     if fn in _TABLE_FNS:
+        if any(not isinstance(a, Table) and not math.isfinite(a) for a in args):
+            return NAN
         value = _TABLE_FNS[fn](*args)
     else:
         nums = [float(a) for a in args]  # type: ignore[arg-type]
@@ -460,8 +462,8 @@ _SCALAR_FNS: dict[str, Callable[..., float]] = {
     "not": lambda a: _truth(not a),
     "sum": lambda *xs: sum(xs),
     "average": _average,
-    "min": min,
-    "max": max,
+    "min": lambda *xs: min(xs),
+    "max": lambda *xs: max(xs),
     "abs": abs,
     "exp": math.exp,
     "ln": math.log,
