@@ -231,7 +231,7 @@ async def test_two_hundred_concurrent_watchers(mesh: Mesh, sims, owner: Account,
     assert final.trials_done == 1_000_000
 
 
-def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account):
+def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account, stranger: Account):
     from alea.files.v1 import files_pb2, files_pb2_grpc
 
     data = workbook_bytes(models.small())
@@ -247,3 +247,7 @@ def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account):
     model = sims.CreateModel(pb.CreateModelRequest(display_name="from file", file_id=stored.id),
                              metadata=owner.metadata, timeout=60)  # fmt: skip
     assert model.file_id == stored.id and [o.name for o in model.outputs] == ["Profit"]
+    with pytest.raises(grpc.RpcError) as error:  # another tenant's file does not exist for them
+        sims.CreateModel(pb.CreateModelRequest(display_name="theirs", file_id=stored.id),
+                         metadata=stranger.metadata, timeout=60)  # fmt: skip
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
