@@ -304,18 +304,17 @@ def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
     return f"{lo} < {hi} && {lo} <= {first} && {last} <= {hi}"
 
 
-def _fold(op: str, args: tuple) -> str:
+def _fold(w: _Writer, op: str, args: tuple) -> str:
+    """``op`` applied left to right, one helper statement per step (no deep nesting)."""
     acc = args[0]
-    for a in args[1:]:
-        acc = f"{op}({acc}, {a})"
-    return acc
+    for a in args[1:-1]:
+        acc = w.aux(f"{op}({acc}, {a})")
+    return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
 def _sum(args: tuple) -> str:
-    acc = args[0]
-    for a in args[1:]:
-        acc = f"({acc} + {a})"
-    return acc
+    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting."""
+    return f"({' + '.join(args)})"
 
 
 def _logical(op: str):
@@ -347,10 +346,9 @@ def _npv(w: _Writer, args: tuple) -> str:
 
 
 def _choose(w: _Writer, args: tuple) -> str:
-    acc = "NAN"
-    for i, v in enumerate(args[1:], start=1):
-        acc = f"(floor({args[0]}) == {i}.0 ? {v} : {acc})"
-    return acc
+    k = w.aux(f"floor({args[0]})")
+    cases = " : ".join(f"{k} == {i}.0 ? {v}" for i, v in enumerate(args[1:], start=1))
+    return f"({cases} : NAN)"
 
 
 def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
@@ -393,8 +391,8 @@ _SPECIAL = {
     "or": _logical("||"),
     "sum": lambda w, a: _sum(a),
     "average": lambda w, a: f"({_sum(a)} / {len(a)}.0)",
-    "min": lambda w, a: _fold("xl_min", a),
-    "max": lambda w, a: _fold("xl_max", a),
+    "min": lambda w, a: _fold(w, "xl_min", a),
+    "max": lambda w, a: _fold(w, "xl_max", a),
     "log": lambda w, a: f"(log({a[0]}) / log({a[1] if len(a) > 1 else '10.0'}))",
     "sumproduct": _sumproduct,
     "npv": _npv,
