@@ -356,3 +356,21 @@ def test_quantiles_for_extreme_shapes(harnesses):
     for d, p in cases:
         if d in ("binomial", "poisson"):
             np.testing.assert_array_equal(got[f"{d}{p}"], want[f"{d}{p}"])
+
+
+def test_wide_argument_lists(harnesses, tmp_path):
+    """300 uncertain cells in SUM, MIN, CHOOSE and NPV: no nesting limit, same values."""
+    xs = tuple(
+        Sample(i, "normal", (Const(0.0), Const(1.0)), f"x{i}", f"W!A{i + 1}") for i in range(300)
+    )
+    pick = Apply("mul", (Apply("abs", (xs[0],)), Const(100.0)))
+    calls = {"sum": xs, "min": xs, "choose": (pick, *xs), "npv": (Const(0.05), *xs)}
+    m = Model(
+        xs,
+        tuple(
+            Output(fn, f"W!B{i}", Apply(fn, a)) for i, (fn, a) in enumerate(calls.items(), start=1)
+        ),
+    )
+    _nvcc(tmp_path, generate(m).source, "-ptx", "-Xcicc", "-O1")
+    outputs, _ = harnesses("wide", m).evaluate(3, 0, 1000)
+    assert_close(outputs, compile_numpy(m, seed=3).evaluate(0, 1000)[0])
