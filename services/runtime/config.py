@@ -49,19 +49,6 @@ class Settings:
         """Directory holding ca.crt and <name>.crt/<name>.key."""
         return self.home / "pki"
 
-    @property
-    def data_dir(self) -> Path:
-        """Directory for embedded SQLite databases."""
-        return self.home / "data"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.home / "run"
-
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)

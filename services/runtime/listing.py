@@ -99,7 +99,9 @@ def _literal(raw: str, column: ColumnClause) -> Any:
 
 
 def compile_filter(
-    text: str, columns: Mapping[str, ColumnClause], values: Mapping[str, Mapping[str, Any]] = {}
+    text: str,
+    columns: Mapping[str, ColumnClause],
+    values: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ColumnElement[bool] | None:
     """SQL condition for an AIP-160 filter over ``columns`` (None when empty).
 
@@ -121,7 +123,7 @@ def compile_filter(
             raise InvalidArgument("filter", f"unknown field {name!r}; filterable: {allowed}")
         column = columns[name]
         value = _literal(match["value"], column)
-        if name in values:
+        if values and name in values:
             if value not in values[name]:
                 raise InvalidArgument("filter", f"{value!r} is not a valid {name}")
             value = values[name][value]
