@@ -1,32 +1,50 @@
-"""``alea up / status / demo / down`` as a user runs them: the real command, real processes.
+"""``alea up / status / demo / down`` as a user runs them, starting real processes.
 
 Runs the identity service alone (quick to start) under a temporary ALEA_HOME, on ports
-chosen through the environment knobs, never the defaults.
+chosen through the environment knobs, never the defaults. ``alea up`` runs as its own
+process once; the other commands call the same entry point (``services.cli.main.main``)
+in this process, which spares the command's start-up time on each call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from services.cli.main import main
 from services.cli.mesh_procs import MeshLayout, stop_mesh
 from tests.support.services import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
 
-def alea(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``alea ARGS`` with ``ALEA_HOME=home`` and ``env``."""
+def alea_process(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``alea ARGS`` command as a process with ``ALEA_HOME=home`` and ``env``."""
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args], cwd=REPO_ROOT, text=True,
         capture_output=True, timeout=120, env={**os.environ, "ALEA_HOME": str(home), **env},
     )  # fmt: skip
+
+
+def alea(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Call the ``alea`` entry point with ARGS, ``ALEA_HOME=home`` and ``env``, in-process."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, {"ALEA_HOME": str(home), **env}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main(list(args))
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +53,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     home = tmp_path_factory.mktemp("alea-home")
     env = {"ALEA_EDGE_PORT": str(free_port()), "ALEA_EDGE_ADMIN_PORT": str(free_port()),
            "ALEA_PORT_OFFSET": str(free_port() - 50051)}  # fmt: skip
-    up = alea(home, env, "up", "--services", "identity")
+    up = alea_process(home, env, "up", "--services", "identity")
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield home, env
