@@ -231,3 +231,11 @@ def test_shared_formulas_are_expanded_per_cell() -> None:
 def test_committed_fixtures_are_the_shared_models(name: str) -> None:
     path = Path(__file__).parents[1] / "data" / "workbooks" / f"{name}.xlsx"
     assert load_workbook(path) == load_workbook(_xlsx(models.MODELS[name]("risk")))
+
+
+def test_a_sheet_openpyxl_cannot_parse_is_refused_not_crashed() -> None:
+    data = _rewrite(
+        _xlsx(), "xl/worksheets/sheet1.xml", lambda old: old.replace(b"summaryBelow=", b"bogus=")
+    )
+    assert b"bogus=" in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
+    _refused(data, "unreadable workbook")

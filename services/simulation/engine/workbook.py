@@ -29,7 +29,7 @@ from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from services.simulation.engine.build import Book, build_model
-from services.simulation.engine.errors import FormulaError, WorkbookRejected
+from services.simulation.engine.errors import FormulaError, ModelError, WorkbookRejected
 from services.simulation.engine.formula import (
     MAX_COL,
     MAX_ROW,
@@ -84,12 +84,14 @@ def read_book(source: str | Path | bytes | IO[bytes]) -> Book:
         _check_structure(archive)
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except WorkbookRejected:
-        raise
     except Exception as exc:  # openpyxl raises many types for malformed parts
         raise WorkbookRejected(f"unreadable workbook: {exc}") from None
     try:
         return _book(wb)
+    except ModelError:
+        raise
+    except Exception as exc:  # read-only mode parses the sheets lazily, here
+        raise WorkbookRejected(f"unreadable workbook: {exc}") from None
     finally:
         wb.close()
 
