@@ -404,6 +404,24 @@ def test_invalid_correlation_matrices(matrix: list[list[float]], reason: str) ->
     assert reason in err.reason and err.location == "C!A1:C3" and err.function == "RiskCorrmat"
 
 
+def test_one_matrix_however_it_is_spelled() -> None:
+    cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
+    cells["S!A2"] = "=RiskNormal(0,1,RiskCorrmat(corr,2))"
+    cells["S!A3"] = "=RiskNormal(0,1,RiskCorrmat(CORR,3))"
+    (corr,) = build(cells, names={"Corr": "C!$A$1:$C$3"}).correlations
+    assert corr.streams == (0, 1, 2) and corr.name == "C!A1:C3"
+
+
+def test_instances_of_one_matrix_are_separate_correlations() -> None:
+    cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
+    for r in range(1, 4):
+        cells[f"S!A{r + 3}"] = f'=RiskNormal(0,1,RiskCorrmat(C!$A$1:$C$3,{r},"second"))'
+    cells["S!B1"] = "=RiskOutput()+SUM(A1:A6)"
+    first, second = build(cells).correlations
+    assert first.streams == (0, 1, 2) and second.streams == (3, 4, 5)
+    assert second.name == "C!A1:C3 (second)"
+
+
 def test_correlation_positions_must_be_distinct() -> None:
     cells = _corr([[1, 0.5, 0.2], [0.5, 1, 0.1], [0.2, 0.1, 1]])
     cells["S!A3"] = "=RiskNormal(0,1,RiskCorrmat(C!$A$1:$C$3,2))"

@@ -170,10 +170,10 @@ def _assemble(lw: Lowerer, found: list[Output]) -> Model:
 
 def _correlations(lw: Lowerer, stream_of: dict[int, int]) -> tuple[Correlation, ...]:
     """One Correlation per RiskCorrmat matrix, over the inputs that reach an output."""
-    groups: dict[tuple[Range, str], dict[int, tuple[Sample, str]]] = {}
-    used: dict[int, str] = {}
-    for rng, label, position, sample, where in lw.corr:
-        members = groups.setdefault((rng, label), {})
+    groups: dict[tuple[Range, str], tuple[str, dict[int, tuple[Sample, str]]]] = {}
+    used: set[int] = set()
+    for rng, instance, first_label, position, sample, where in lw.corr:
+        label, members = groups.setdefault((rng, instance), (first_label, {}))
         if position in members:
             raise CorrelationError(
                 f"position {position} of {label} used twice", where, "RiskCorrmat"
@@ -183,9 +183,9 @@ def _correlations(lw: Lowerer, stream_of: dict[int, int]) -> tuple[Correlation, 
                 "an input may be in one correlation matrix only", where, "RiskCorrmat"
             )
         members[position] = (sample, where)
-        used[id(sample)] = label
+        used.add(id(sample))
     result = []
-    for (rng, label), members in groups.items():
+    for (rng, _), (label, members) in groups.items():
         matrix = _matrix(lw, rng, label)
         for position, (_, where) in members.items():
             if not 1 <= position <= len(matrix):

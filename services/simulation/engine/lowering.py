@@ -55,7 +55,7 @@ class _Properties:
     name: str | None = None
     truncate: tuple[float | None, float | None] | None = None
     seed: int | None = None
-    corrmat: tuple[Range, str, int] | None = None
+    corrmat: tuple[Range, str, str, int] | None = None
 
 
 class Lowerer:
@@ -70,7 +70,7 @@ class Lowerer:
         self.tables: dict[tuple[object, ...], Table] = {}
         self.names_in_use: set[tuple[str | None, str]] = set()
         self.pending: dict[int, tuple[tuple[int, ...], Key]] = {}  # id(Sample) → sort key, cell
-        self.corr: list[tuple[Range, str, int, Sample, str]] = []
+        self.corr: list[tuple[Range, str, str, int, Sample, str]] = []
         self.output_names: dict[Key, str] = {}
         self.warnings: list[str] = []
 
@@ -476,8 +476,7 @@ class Lowerer:
         self.pending[id(node)] = ((*self.graph.order(self.cell), self.occurrence), self.cell)
         self.nodes[("sample", id(node))] = node  # keeps the object (and its id) alive
         if props.corrmat is not None:
-            rng, label, position = props.corrmat
-            self.corr.append((rng, label, position, node, self.where))
+            self.corr.append((*props.corrmat, node, self.where))
         return node
 
     def properties(self, fn: str, args: tuple[Expr, ...], sheet: str) -> _Properties:
@@ -531,7 +530,8 @@ class Lowerer:
             raise ParameterError("RiskSeed needs a whole number in [0, 2^64)", self.where, fn)
         return seed
 
-    def corrmat(self, fn: str, args: tuple[Expr, ...], sheet: str) -> tuple[Range, str, int]:
+    def corrmat(self, fn: str, args: tuple[Expr, ...], sheet: str) -> tuple[Range, str, str, int]:
+        """(matrix range, instance, label, position): one matrix is one range and instance."""
         rng = self.area(args[0], sheet)
         if rng is None:
             raise self.fail("RiskCorrmat needs the matrix as a range or a defined name", fn)
@@ -539,10 +539,12 @@ class Lowerer:
         if not isinstance(position, Const) or position.value != int(position.value):
             raise self.fail("RiskCorrmat position must be a whole number", fn)
         label = args[0].name if isinstance(args[0], Name) else self.graph.range_label(rng)
+        instance = ""
         if len(args) > 2:
-            instance = self.lower(args[2], sheet)
-            label += f" ({instance if isinstance(instance, str) else _constant(instance)})"
-        return rng, label, int(position.value)
+            value = self.lower(args[2], sheet)
+            instance = value if isinstance(value, str) else f"{_constant(value)}"
+            label += f" ({instance})"
+        return rng, instance, label, int(position.value)
 
     def label(self) -> str:
         """Default input name: the nearest text to the left on the same row, else the cell."""
