@@ -8,8 +8,12 @@ Every builder takes ``mode``, which decides what an uncertain cell holds:
   can be compared with a deterministic Excel engine;
 - ``"constant"``: the nominal value itself, so any Excel engine (``formulas``) can compute it.
 
-``EXPECTED_MEAN`` holds the exact mean of each output in ``"risk"`` mode where one is known
-analytically; ``DISTRIBUTIONS`` the exact mean and standard deviation of each distribution.
+``MODELS`` maps each model's name to its builder (small, project_npv, portfolio, black_scholes,
+functions: every supported Excel function). ``EXPECTED_MEAN`` holds the exact mean of each
+output in ``"risk"`` mode where one is known analytically; ``DISTRIBUTIONS`` the exact mean and
+standard deviation of each distribution (``distribution(name)`` builds its one-input model).
+Deterministic values of every model, computed by the independent ``formulas`` engine in
+``"constant"`` mode, are in tests/data/formulas_expected.json (tests/data/make_formulas_expected.py).
 """
 
 from __future__ import annotations
