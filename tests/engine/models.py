@@ -13,7 +13,8 @@ functions: every supported Excel function). ``EXPECTED_MEAN`` holds the exact me
 output in ``"risk"`` mode where one is known analytically; ``DISTRIBUTIONS`` the exact mean and
 standard deviation of each distribution (``distribution(name)`` builds its one-input model).
 Deterministic values of every model, computed by the independent ``formulas`` engine in
-``"constant"`` mode, are in tests/data/formulas_expected.json (tests/data/make_formulas_expected.py).
+``"constant"`` mode, are in tests/data/formulas_expected.json (written by
+tests/data/make_formulas_expected.py).
 """
 
 from __future__ import annotations
