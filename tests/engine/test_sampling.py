@@ -214,3 +214,11 @@ def test_truncated_cumul_with_constant_and_random_bounds() -> None:
     random_min = np.where(u < 0.5, 0.0, -1.0)
     y = sampling.sample("cumul", _u(50_000, stream=1), (random_min, *CUMUL[1:]), (3.0, None))
     assert np.isfinite(y).all() and y.min() >= 3.0
+
+
+def test_lhs_strata_of_different_inputs_are_independent() -> None:
+    block = sampling.LHS_BLOCK
+    strata = [np.floor(sampling.lhs_uniforms(5, s, 0, block) * block) for s in range(4)]
+    rho = stats.spearmanr(np.column_stack(strata)).statistic
+    off_diagonal = rho[~np.eye(4, dtype=bool)]
+    assert np.abs(off_diagonal).max() < 4 / math.sqrt(block)

@@ -12,8 +12,9 @@ quantile (``F(lo)`` is ``P(X < lo)`` for discrete distributions) and clips the r
 
 Latin Hypercube (``sampling="lhs"``): trials are grouped in blocks of ``LHS_BLOCK`` aligned
 to trial indices (block ``b`` holds trials ``[b*LHS_BLOCK, (b+1)*LHS_BLOCK)``). Within a
-block, trial ``t`` gets stratum ``s(t)`` = the rank of ``raw(seed, stream, t, domain=1)``
-among the block's domain-1 words (ties broken by trial index), and its uniform is built from
+block, trial ``t`` gets stratum ``s(t)`` = the rank of its key among the block's keys, the
+key being ``raw(seed, stream, t, domain=1)`` with its low 16 bits replaced by ``t``'s index
+in the block (so keys are unique and any sort agrees), and its uniform is built from
 the 52-bit integer ``(s(t) << 36) | (x >> 28)``, ``x`` its ordinary domain-0 word, converted
 like any other (``(k + 0.5) * 2**-52``). So each stratum ``[s/2**16, (s+1)/2**16)`` holds
 exactly one trial of each full block, and any chunking gives the same bits.
@@ -37,6 +38,8 @@ __all__ = ["DISTRIBUTIONS", "LHS_BLOCK", "lhs_uniforms", "sample"]
 
 LHS_BLOCK = 1 << 16
 _LHS_SHIFT = np.uint64(36)  # 52 bits = 16 stratum bits + 36 bits of jitter
+_BLOCK_INDEX = np.arange(LHS_BLOCK, dtype=np.uint64)
+_KEY_MASK = ~np.uint64(0xFFFF)
 _TABLE_LIMIT = 1 << 20  # largest support tabulated for discrete quantiles
 
 Param = float | np.ndarray
@@ -428,8 +431,10 @@ def lhs_uniforms(seed: int, stream: int, first: int, count: int) -> np.ndarray:
     for block in range(start_block, (end - 1) // LHS_BLOCK + 1 if count else start_block):
         base = block * LHS_BLOCK
         keys = rng.raw(seed, stream, base, LHS_BLOCK, domain=1)
+        keys &= _KEY_MASK
+        keys |= _BLOCK_INDEX  # unique keys: any sort gives the same order
         strata = np.empty(LHS_BLOCK, dtype=np.uint64)
-        strata[np.argsort(keys, kind="stable")] = np.arange(LHS_BLOCK, dtype=np.uint64)
+        strata[np.argsort(keys)] = _BLOCK_INDEX
         lo, hi = max(first, base), min(end, base + LHS_BLOCK)
         words[lo - first : hi - first] |= strata[lo - base : hi - base] << _LHS_SHIFT
     return rng.words_to_unit(words)
