@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from services.identity.domain import Accounts, fingerprint, now, remember, replayed
+from services.identity.domain import Accounts, fingerprint, now, remember, replayed, writing
 from services.identity.store import ApiKeyRow, UserRow
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
@@ -66,7 +66,7 @@ class ApiKeys:
         if ROLE_RANK[role] > ROLE_RANK[principal.role]:
             raise PermissionDenied("an API key's role cannot exceed its creator's")
         digest = fingerprint(principal.user_id, display_name, role, expire_time)
-        async with self._db.transaction() as session:
+        async with writing(self._db) as session:
             await self._accounts.caller(session, principal)
             earlier = await replayed(session, principal.tenant_id, request_id, digest)
             if earlier is not None:

@@ -12,12 +12,15 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity.store import IdempotencyRow, RefreshTokenRow, SessionRow, TenantRow, UserRow
@@ -26,6 +29,7 @@ from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -35,7 +39,7 @@ from services.runtime.errors import (
 )
 from services.runtime.listing import compile_filter, compile_order, page_of
 
-__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed"]
+__all__ = ["Accounts", "Tokens", "fingerprint", "now", "remember", "replayed", "writing"]
 
 REFRESH_TTL = dt.timedelta(days=30)
 PREFERENCE_FIELDS = ("locale", "default_trials", "default_seed", "notify_on_completion")
@@ -90,6 +94,17 @@ def remember(session: AsyncSession, scope: str, request_id: str, digest: str, ri
                 create_time=now(),
             )
         )
+
+
+@asynccontextmanager
+async def writing(db: Database) -> AsyncIterator[AsyncSession]:
+    """A transaction in which losing a unique-key race (two creates of one email or one
+    request id at once) is ABORTED, which clients retry, rather than INTERNAL."""
+    try:
+        async with db.transaction() as session:
+            yield session
+    except IntegrityError:
+        raise Aborted("a concurrent request changed the same data; retry") from None
 
 
 def _token_hash(secret: str) -> str:
@@ -167,7 +182,7 @@ class Accounts:
         email = email.strip().lower()
         digest = fingerprint(tenant_name, email, display_name)
         password_hash = await self._hash(password)
-        async with self._db.transaction() as session:
+        async with writing(self._db) as session:
             earlier = await replayed(session, "register", request_id, digest)
             if earlier is not None:
                 user = await session.get_one(UserRow, earlier)
@@ -292,7 +307,7 @@ class Accounts:
         email = email.strip().lower()
         digest = fingerprint(email, display_name, role)
         password_hash = await self._hash(password)
-        async with self._db.transaction() as session:
+        async with writing(self._db) as session:
             await self.caller(session, principal)
             earlier = await replayed(session, principal.tenant_id, request_id, digest)
             if earlier is not None:

@@ -126,3 +126,25 @@ def test_another_tenant_is_not_found(identity: Identity) -> None:
     assert (
         code_of(identity.stub().GetTenant, request, metadata=auth(a)) == grpc.StatusCode.NOT_FOUND
     )
+
+
+def test_racing_registrations_of_one_email_never_fail_internally(identity: Identity) -> None:
+    email = f"{uuid.uuid4().hex}@example.com"
+    stub = identity.stub()
+    request = pb.RegisterRequest(
+        tenant_display_name="Race", email=email, password=PASSWORD, display_name="R"
+    )
+    futures = [stub.Register.future(request) for _ in range(6)]
+    codes = []
+    for future in futures:
+        try:
+            future.result()
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.append(exc.code())
+    assert codes.count(grpc.StatusCode.OK) == 1
+    assert set(codes) <= {
+        grpc.StatusCode.OK,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.ABORTED,
+    }
