@@ -230,7 +230,10 @@ class Accounts:
     async def refresh(self, refresh_token: str) -> Tokens:
         """Rotate a refresh token. Reusing a rotated token revokes its whole session."""
         async with self._db.transaction() as session:
-            row = await session.get(RefreshTokenRow, _token_hash(refresh_token))
+            # Locked (PostgreSQL): two refreshes racing with one token must not both rotate it.
+            row = await session.get(
+                RefreshTokenRow, _token_hash(refresh_token), with_for_update=True
+            )
             if row is None or row.expire_time <= now():
                 raise Unauthenticated("invalid or expired refresh token")
             live = await session.get_one(SessionRow, row.session_id)
@@ -318,8 +321,10 @@ class Accounts:
             remember(session, principal.tenant_id, request_id, digest, user.id)
             return user
 
-    async def _tenant_user(self, session: AsyncSession, principal: Principal, user_id: str):
-        user = await session.get(UserRow, user_id)
+    async def _tenant_user(
+        self, session: AsyncSession, principal: Principal, user_id: str, *, lock: bool = False
+    ) -> UserRow:
+        user = await session.get(UserRow, user_id, with_for_update=lock)
         if user is None or user.tenant_id != principal.tenant_id:
             raise NotFound("user", user_id)
         return user
@@ -340,7 +345,7 @@ class Accounts:
                 raise InvalidArgument("update_mask", f"{path!r} cannot be updated")
         async with self._db.transaction() as session:
             caller = await self.caller(session, principal)
-            user = await self._tenant_user(session, principal, user_id)
+            user = await self._tenant_user(session, principal, user_id, lock=True)
             needs_admin = user.id != caller.id or any(p in ADMIN_PATHS for p in paths)
             if needs_admin and caller.role != "admin":
                 raise PermissionDenied("only an admin may change other users, roles or disabled")
