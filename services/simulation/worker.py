@@ -47,8 +47,7 @@ def detect_backend() -> tuple[str, list[dict]]:
         return backend, []
     from services.simulation.engine.cuda import runner
 
-    devices = getattr(runner, "devices", None)
-    return backend, list(devices()) if devices is not None else []
+    return backend, runner.devices()
 
 
 def _advance(evaluator, partial: Partial | None, first: int, count: int, options) -> Partial:
