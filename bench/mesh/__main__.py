@@ -9,6 +9,10 @@ of it. It then measures ``GetUser`` side by side at each concurrency, for both s
 - ``edge gRPC``:   through Envoy, native gRPC (mTLS both hops);
 - ``edge REST``:   through Envoy, ``GET /v1/users/{id}`` transcoded (HTTP/1.1 keep-alive).
 
+``server us`` and ``edge us`` are the CPU time per call of the server and of Envoy (all
+threads, from /proc): unlike throughput and latency they barely depend on what else the
+machine runs, which on a shared 2-core host is most of the noise.
+
 The bare server shows what the edge itself costs; the identity service (JWT check, tenant
 scoping, database read, logs, traces) shows what a real call costs end to end.
 
@@ -59,6 +63,8 @@ class Result:
     qps: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float  # CPU time of the server process per successful call
+    edge_cpu_us: float  # CPU time of Envoy per successful call (0 when not through the edge)
 
 
 def _free_port() -> int:
@@ -74,9 +80,25 @@ def _pin(pid: int, cpu: int) -> None:
             os.sched_setaffinity(int(task), {cpu})
 
 
-async def measure(
-    target: str, make_call: Callable[[], Call], concurrency: int, seconds: float, cap: int
-) -> Result:
+def _cpu_seconds(pid: int | None) -> float:
+    # utime + stime of every thread of the process: what it cost, whatever else ran.
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to call, and which processes serve it (their CPU time is charged to it)."""
+
+    name: str
+    make_call: Callable[[], Call]
+    server_pid: int
+    edge_pid: int | None = None
+
+
+async def measure(target: Target, concurrency: int, seconds: float, cap: int) -> Result:
     """Run ``concurrency`` workers, each with its own call, for ``seconds`` or ``cap`` calls."""
     latencies: list[float] = []
     errors = 0
@@ -93,20 +115,24 @@ async def measure(
                 continue
             latencies.append(time.perf_counter() - started)
 
-    calls = [make_call() for _ in range(concurrency)]
+    calls = [target.make_call() for _ in range(concurrency)]
     deadline = time.perf_counter() + min(0.5, seconds / 4)  # warm-up, not recorded
     await asyncio.gather(*(worker(c) for c in calls))
     latencies.clear()
     errors = 0
+    cpu = [_cpu_seconds(target.server_pid), _cpu_seconds(target.edge_pid)]
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(worker(c) for c in calls))
     elapsed = time.perf_counter() - started
-    if not latencies:
-        raise RuntimeError(f"{target}: every call failed ({errors} errors)")
+    n = len(latencies)
+    if not n:
+        raise RuntimeError(f"{target.name}: every call failed ({errors} errors)")
+    server_us = (_cpu_seconds(target.server_pid) - cpu[0]) / n * 1e6
+    edge_us = (_cpu_seconds(target.edge_pid) - cpu[1]) / n * 1e6
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Result(target, concurrency, len(latencies), errors, len(latencies) / elapsed,
-                  cuts[49] * 1000, cuts[98] * 1000)  # fmt: skip
+    return Result(target.name, concurrency, n, errors, n / elapsed, cuts[49] * 1000,
+                  cuts[98] * 1000, server_us, edge_us)  # fmt: skip
 
 
 class RestConnection:
@@ -157,12 +183,13 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
     try:
         start_mesh(layout)
         start_edge(echo_layout, "envoy-echo")
+        names = ("identity", "envoy", "envoy-echo")
         if args.pin:
             _pin(os.getpid(), 0)
-            names = ("identity", "envoy", "envoy-echo")
             for pid in [echo.pid, *(read_pid(layout, n) for n in names)]:
                 _pin(pid or 0, 1)
-        return asyncio.run(_measure_all(args, layout, echo_layout))
+        pids = {"echo": echo.pid, **{n: read_pid(layout, n) or 0 for n in names}}
+        return asyncio.run(_measure_all(args, layout, echo_layout, pids))
     finally:
         stop_mesh(layout, names=["envoy-echo", "envoy", "identity"])
         echo.terminate()
@@ -181,7 +208,7 @@ async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
 
 
 async def _measure_all(
-    args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout
+    args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout, pids: dict[str, int]
 ) -> list[Result]:
     credentials = _grpc_credentials(layout.pki)
     rest_context = ssl_context(layout.pki / "ca.crt", layout.pki / "client.crt",
@@ -212,20 +239,21 @@ async def _measure_all(
         return make
 
     targets = []
-    for server, ports in (("echo", echo_layout), ("identity", layout)):
+    for server, ports, edge in (("echo", echo_layout, "envoy-echo"), ("identity", layout, "envoy")):
         await grpc_target(ports.edge_port)()()  # both edges route before measuring
+        served, edge_pid = pids[server], pids[edge]
         targets += [
-            (f"{server} direct gRPC", grpc_target(ports.services["identity"])),
-            (f"{server} edge gRPC", grpc_target(ports.edge_port)),
-            (f"{server} edge REST", rest_target(ports.edge_port)),
+            Target(f"{server} direct gRPC", grpc_target(ports.services["identity"]), served),
+            Target(f"{server} edge gRPC", grpc_target(ports.edge_port), served, edge_pid),
+            Target(f"{server} edge REST", rest_target(ports.edge_port), served, edge_pid),
         ]
     # Rounds interleave every target, so drift in the machine's load hits them alike.
     rounds: dict[tuple[str, int], list[Result]] = {}
     for _ in range(args.rounds):
         for concurrency in args.concurrency:
-            for name, maker in targets:
-                result = await measure(name, maker, concurrency, args.seconds, args.max_requests)
-                rounds.setdefault((name, concurrency), []).append(result)
+            for target in targets:
+                result = await measure(target, concurrency, args.seconds, args.max_requests)
+                rounds.setdefault((target.name, concurrency), []).append(result)
     for open_channel in channels:
         await open_channel.close(grace=None)
     return [sorted(rs, key=lambda r: r.qps)[len(rs) // 2] for rs in rounds.values()]
@@ -235,7 +263,7 @@ def report(results: list[Result], pinned: bool) -> str:
     """The results as a table, with ratios to the same server called directly."""
     lines = [
         f"{'target':<22}{'conc':>5}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
-        f"{'QPS/direct':>12}{'+p50 ms':>9}",
+        f"{'QPS/direct':>12}{'+p50 ms':>9}{'server us':>11}{'edge us':>9}",
     ]
     by_key = {(r.target, r.concurrency): r for r in results}
 
@@ -247,6 +275,7 @@ def report(results: list[Result], pinned: bool) -> str:
         lines.append(
             f"{r.target:<22}{r.concurrency:>5}{r.qps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.errors:>5}{r.qps / base.qps:>12.2f}{r.p50_ms - base.p50_ms:>+9.2f}"
+            f"{r.server_cpu_us:>11.0f}{r.edge_cpu_us:>9.0f}"
         )
     low, high = min(r.concurrency for r in results), max(r.concurrency for r in results)
     lines.append("")
