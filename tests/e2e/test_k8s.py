@@ -100,3 +100,18 @@ def test_edge_config_is_rendered_from_the_current_template() -> None:
     assert KUBERNETES_CONFIG.read_text() == kubernetes_config(), (
         "k8s/base/edge/envoy.yaml is stale: run python -m services.cli.mesh_envoy"
     )
+
+
+def test_prod_denies_ingress_except_to_the_edge_and_from_callers() -> None:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed: overlays and components are not rendered")
+    policies = _by_kind(_render("overlays/prod"), "NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
+    for name, port in DEFAULT_PORTS.items():
+        (rule,) = policies[f"{name}-callers"]["spec"]["ingress"]
+        callers = {s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in rule["from"]}
+        assert "edge" in callers and rule["ports"] == [{"port": port, "protocol": "TCP"}], name
+    assert "simulation" in {
+        s["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for s in policies["files-callers"]["spec"]["ingress"][0]["from"]
+    }
