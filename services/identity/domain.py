@@ -262,10 +262,13 @@ class Accounts:
     # -- tenant and users ------------------------------------------------------------------
 
     async def caller(self, session: AsyncSession, principal: Principal) -> UserRow:
-        """The calling user, re-checked: a disabled user's live tokens stop working here."""
+        """The calling user, re-checked against the database: identity honours at once what
+        other services learn only when the access token expires (disabled, demoted)."""
         user = await session.get(UserRow, principal.user_id)
         if user is None or user.disabled or user.tenant_id != principal.tenant_id:
             raise Unauthenticated("user is disabled or no longer exists")
+        if ROLE_RANK[user.role] < ROLE_RANK.get(principal.role, 0):
+            raise Unauthenticated("role changed since this token was issued; refresh it")
         return user
 
     async def get_tenant(self, principal: Principal, tenant_id: str) -> TenantRow:

@@ -170,3 +170,23 @@ def test_search_users_within_the_tenant(identity: Identity) -> None:
     assert [u.display_name for u in found.users] == ["Zed Zebra_1"]
     none = identity.stub().SearchUsers(pb.SearchUsersRequest(query="%"), metadata=auth(admin))
     assert list(none.users) == []
+
+
+def test_a_demoted_users_old_token_loses_its_power_here(identity: Identity) -> None:
+    admin = identity.register()
+    second, second_login = add_user(identity, admin, access_pb2.ROLE_ADMIN)
+    update(identity, admin, pb.User(id=second.id, role=access_pb2.ROLE_VIEWER), "role")
+    request = pb.CreateUserRequest(
+        email=f"{uuid.uuid4().hex}@example.com",
+        password=PASSWORD,
+        display_name="Late",
+        role=access_pb2.ROLE_VIEWER,
+    )
+    call = identity.stub().CreateUser
+    assert code_of(call, request, metadata=auth(second_login)) == grpc.StatusCode.UNAUTHENTICATED
+    refreshed = identity.stub().Refresh(
+        pb.RefreshRequest(refresh_token=second_login.tokens.refresh_token)
+    )
+    assert code_of(call, request, metadata=auth(refreshed.tokens.access_token)) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
