@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Command 2: set up and run every check: generated code current, buf lint, ruff, the test suite.
+# Command 2: set up and run every check: generated code current, buf lint and breaking
+# (against ALEA_BREAKING_AGAINST, default the previous commit), ruff, the test suite.
 # PostgreSQL-backed tests need PostgreSQL's server binaries; as root they are installed if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +11,6 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &
 fi
 .venv/bin/python scripts/gen_protos.py --check
 .venv/bin/buf lint
+scripts/check_breaking.sh "${ALEA_BREAKING_AGAINST:-HEAD~1}"
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

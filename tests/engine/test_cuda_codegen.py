@@ -361,7 +361,7 @@ def test_quantiles_for_extreme_shapes(harnesses):
 def test_wide_argument_lists(harnesses, tmp_path):
     """300 uncertain cells in SUM, MIN, CHOOSE and NPV: no nesting limit, same values."""
     xs = tuple(
-        Sample(i, "normal", (Const(0.0), Const(1.0)), f"x{i}", f"W!A{i + 1}") for i in range(300)
+        Sample(i, "uniform", (Const(-1.0), Const(1.0)), f"x{i}", f"W!A{i + 1}") for i in range(300)
     )
     pick = Apply("mul", (Apply("abs", (xs[0],)), Const(100.0)))
     calls = {"sum": xs, "min": xs, "choose": (pick, *xs), "npv": (Const(0.05), *xs)}

@@ -71,8 +71,10 @@ class HostHarness:
         path = Path(workdir) / f"harness_{src.key[:16]}.cu"
         path.write_text(src.source + _MAIN)
         self.exe = path.with_suffix("")
+        # Host code only, unoptimised: it compiles in seconds even for wide models, and the
+        # harness runs few trials.
         subprocess.run(
-            [nvcc, "-DALEA_NO_KERNEL", "-Xcompiler", "-O1", "-w", "-o", str(self.exe), str(path)],
+            [nvcc, "-DALEA_NO_KERNEL", "-Xcompiler", "-O0", "-w", "-o", str(self.exe), str(path)],
             check=True,
             capture_output=True,
             text=True,

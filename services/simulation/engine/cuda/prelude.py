@@ -20,6 +20,8 @@ PRELUDE = r"""
 #include <cstdint>
 
 #define ALEA_HD __host__ __device__ inline
+/* iterative special functions stay calls: compile time and registers of the fused kernel */
+#define ALEA_HD_CALL __host__ __device__ __noinline__
 typedef unsigned long long u64;
 
 /* ---- Philox4x64-10 (Random123), key = (seed, stream), counter = (i / 4, domain, 0, 0) */
@@ -116,7 +118,7 @@ ALEA_HD double xl_vlookup(double x, const double* t, int rows, int cols, double 
 /* ---- incomplete gamma and beta (NR3 6.2, 6.4) */
 #define ALEA_EPS 1e-16
 #define ALEA_FPMIN 1e-300
-ALEA_HD double alea_gser(double a, double x) {  /* P(a, x) by series, x < a + 1 */
+ALEA_HD_CALL double alea_gser(double a, double x) {  /* P(a, x) by series, x < a + 1 */
   double ap = a, sum = 1.0 / a, del = sum;
   for (int i = 0; i < 100000; ++i) {
     ap += 1.0; del *= x / ap; sum += del;
@@ -124,7 +126,7 @@ ALEA_HD double alea_gser(double a, double x) {  /* P(a, x) by series, x < a + 1 
   }
   return sum * exp(-x + a * log(x) - lgamma(a));
 }
-ALEA_HD double alea_gcf(double a, double x) {  /* Q(a, x) by continued fraction, x >= a + 1 */
+ALEA_HD_CALL double alea_gcf(double a, double x) {  /* Q(a, x) by continued fraction, x >= a + 1 */
   double b = x + 1.0 - a, c = 1.0 / ALEA_FPMIN, d = 1.0 / b, h = d;
   for (int i = 1; i < 100000; ++i) {
     double an = -i * (i - a);
@@ -143,7 +145,7 @@ ALEA_HD double alea_gammq(double a, double x) {
   if (x <= 0.0) return 1.0;
   return x < a + 1.0 ? 1.0 - alea_gser(a, x) : alea_gcf(a, x);
 }
-ALEA_HD double alea_invgammp(double p, double a) {  /* x with P(a, x) = p */
+ALEA_HD_CALL double alea_invgammp(double p, double a) {  /* x with P(a, x) = p */
   double x, t, u, a1 = a - 1.0, gln = lgamma(a), lna1 = 0.0, afac = 0.0;
   if (!(p > 0.0)) return p == 0.0 ? 0.0 : NAN;
   if (!(p < 1.0)) return p == 1.0 ? INFINITY : NAN;
@@ -170,7 +172,7 @@ ALEA_HD double alea_invgammp(double p, double a) {  /* x with P(a, x) = p */
   }
   return x;
 }
-ALEA_HD double alea_betacf(double a, double b, double x) {
+ALEA_HD_CALL double alea_betacf(double a, double b, double x) {
   double qab = a + b, qap = a + 1.0, qam = a - 1.0, c = 1.0, d = 1.0 - qab * x / qap;
   if (fabs(d) < ALEA_FPMIN) d = ALEA_FPMIN;
   d = 1.0 / d; double h = d;
@@ -196,7 +198,7 @@ ALEA_HD double alea_betai(double a, double b, double x) {
   if (x < (a + 1.0) / (a + b + 2.0)) return bt * alea_betacf(a, b, x) / a;
   return 1.0 - bt * alea_betacf(b, a, 1.0 - x) / b;
 }
-ALEA_HD double alea_invbetai(double p, double a, double b) {  /* x with I_x(a, b) = p */
+ALEA_HD_CALL double alea_invbetai(double p, double a, double b) {  /* x with I_x(a, b) = p */
   double x, t, u, w, a1 = a - 1.0, b1 = b - 1.0;
   if (!(p > 0.0)) return p == 0.0 ? 0.0 : NAN;
   if (!(p < 1.0)) return p == 1.0 ? 1.0 : NAN;
@@ -250,7 +252,7 @@ ALEA_HD double alea_trigen_excess(double w, double lo, double c, double hi, doub
   *above = 0.5 * (q * w + sqrt((q * w) * (q * w) + 4.0 * q * w * (hi - c)));
   return (hi - lo) + *below + *above - w;
 }
-ALEA_HD void alea_trigen(double lo, double c, double hi, double plo, double phi, double* a, double* b) {
+ALEA_HD_CALL void alea_trigen(double lo, double c, double hi, double plo, double phi, double* a, double* b) {
   double p = plo / 100.0, q = 1.0 - phi / 100.0, below, above;
   double low = hi - lo, high = fmax(low, 1e-300) * 2.0;
   for (int i = 0; i < 2100 && alea_trigen_excess(high, lo, c, hi, p, q, &below, &above) > 0; ++i)
@@ -303,7 +305,7 @@ ALEA_HD double cdf_binomial(double x, double n, double p) {
   if (k >= n) return 1.0;
   return alea_betai(n - k, k + 1.0, 1.0 - p);
 }
-ALEA_HD double ppf_binomial(double u, double n, double p) {
+ALEA_HD_CALL double ppf_binomial(double u, double n, double p) {
   double lo = 0.0, hi = n;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_binomial(mid, n, p) >= u) hi = mid; else lo = mid + 1.0; }
   return lo;
@@ -311,7 +313,7 @@ ALEA_HD double ppf_binomial(double u, double n, double p) {
 ALEA_HD double cdf_poisson(double x, double lam) {
   double k = floor(x); return k < 0.0 ? 0.0 : alea_gammq(k + 1.0, lam);
 }
-ALEA_HD double ppf_poisson(double u, double lam) {
+ALEA_HD_CALL double ppf_poisson(double u, double lam) {
   double lo = 0.0, hi = ceil(lam + 10.0 * sqrt(lam) + 10.0);
   while (cdf_poisson(hi, lam) < u) hi *= 2.0;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_poisson(mid, lam) >= u) hi = mid; else lo = mid + 1.0; }
