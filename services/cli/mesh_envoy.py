@@ -23,11 +23,16 @@ from services.runtime.config import DEFAULT_PORTS
 __all__ = [
     "DESCRIPTOR_SET",
     "ENVOY_BINARY",
+    "KUBERNETES_CONFIG",
     "EdgeSettings",
+    "LocalReply",
     "Rpc",
     "Upstream",
     "edge_rpcs",
+    "kubernetes_config",
+    "local_replies",
     "render",
+    "upstream",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,11 +29,19 @@ from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
 from services.runtime.pki import ensure_pki
 
 __all__ = [
+    "ADMIN_PORT",
+    "EDGE_PORT",
     "MeshError",
     "MeshLayout",
+    "envoy_argv",
+    "envoy_ready",
     "implemented_services",
     "is_alive",
+    "log_tail",
+    "read_pid",
+    "render_envoy",
     "service_health",
+    "start_edge",
     "start_mesh",
     "stop_mesh",
 ]
