@@ -112,6 +112,8 @@ def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Si
             out.flush()
         else:
             last = event.simulation
+    if last is not None:  # the final state: the bar ends where the simulation ended
+        out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials)))
     out.write("\n")
     return last
 
