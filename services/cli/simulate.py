@@ -112,8 +112,9 @@ def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Si
             out.flush()
         else:
             last = event.simulation
-    if last is not None:  # the final state: the bar ends where the simulation ended
-        out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials)))
+    assert last is not None, "the stream always starts with the simulation's state"
+    # The final state: the bar ends where the simulation ended.
+    out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials)))
     out.write("\n")
     return last
 
@@ -228,7 +229,7 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="API key (default: ALEA_API_KEY)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate``, ``results`` and ``worker`` subcommands."""
     simulate = subparsers.add_parser("simulate", help="simulate a workbook on the running mesh")
     simulate.add_argument("model", type=Path, help="the .xlsx workbook")

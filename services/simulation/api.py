@@ -14,6 +14,7 @@ from services.runtime.context import current_principal
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
 from services.simulation.hub import Progress
+from services.simulation.store import SimulationRecord
 
 # Credentials forwarded when a workbook is fetched from the files service on the user's behalf.
 _FORWARDED = ("authorization", "x-api-key")
@@ -102,7 +103,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         async for event in self.domain.watch(tenant, request.simulation_id):
             yield self._event_message(event)
 
-    def _event_message(self, event: Progress | object) -> pb.SimulationEvent:
+    def _event_message(self, event: Progress | SimulationRecord) -> pb.SimulationEvent:
         """The message of an event, converted once however many watchers receive it."""
         if self._last_event is not None and self._last_event[0] is event:
             return self._last_event[1]

@@ -53,7 +53,7 @@ class Lease:
     epoch: int
 
 
-def combine_progress(parts: list[dict[str, Any]]) -> dict[str, list[float | None]]:
+def combine_progress(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Running mean and standard error per output over segments' ``{"trials", "running"}``.
 
     Means are pooled by trial counts; variances (recovered from each standard error) by

@@ -92,8 +92,8 @@ async def serve_service(settings: Settings, config: SimulationConfig) -> None:
     finally:
         stop.set()
         await running
-        await identity.close()
-        await files.close()
+        await identity.close(None)
+        await files.close(None)
         await database.close()
 
 

@@ -448,7 +448,7 @@ class Store:
     async def queue_status(self, alive_after: float) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(count per active state, live workers) for the whole service."""
         async with self.db.transaction() as session:
-            counts = dict(
+            counts: dict[str, int] = dict(
                 (
                     await session.execute(
                         select(simulations.c.state, func.count())

@@ -28,6 +28,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.simulation.config import SimulationConfig
 from services.simulation.engine.numpy_backend import compile_numpy
@@ -88,7 +89,7 @@ class Worker:
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple, object] | None = None
+        self._compiled: tuple[tuple, Any] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -154,7 +155,9 @@ class Worker:
         backend = "cpu" if sim.backend_preference == "CPU" else self.backend
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
-            model = pickle.loads(await self.store.compiled_model(sim.model_id))
+            compiled = await self.store.compiled_model(sim.model_id)
+            assert compiled is not None, f"model {sim.model_id} vanished"
+            model = pickle.loads(compiled)
             evaluator = await asyncio.to_thread(self._compile, model, sim, backend)
             self._compiled = (key, evaluator)
         return self._compiled[1]
