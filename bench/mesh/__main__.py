@@ -47,6 +47,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.cli.edge_client import ssl_context
 from services.cli.mesh_procs import MeshLayout, read_pid, start_edge, start_mesh, stop_mesh
+from services.runtime.clients import channel_credentials
 from services.runtime.pki import ensure_pki
 
 Call = Callable[[], Awaitable[None]]
@@ -161,13 +162,6 @@ class RestConnection:
             raise RuntimeError(f"HTTP {status.decode()}")
 
 
-def _grpc_credentials(pki: Path) -> grpc.ChannelCredentials:
-    return grpc.ssl_channel_credentials(
-        (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
-        (pki / "client.crt").read_bytes(),
-    )  # fmt: skip
-
-
 def run(args: argparse.Namespace, home: Path) -> list[Result]:
     """Start the processes, measure every target at every concurrency, stop everything."""
     pki = ensure_pki(home)
@@ -210,7 +204,7 @@ async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
 async def _measure_all(
     args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout, pids: dict[str, int]
 ) -> list[Result]:
-    credentials = _grpc_credentials(layout.pki)
+    credentials = channel_credentials(layout.pki, "client")
     rest_context = ssl_context(layout.pki / "ca.crt", layout.pki / "client.crt",
                                layout.pki / "client.key")  # fmt: skip
     channels: list[grpc.aio.Channel] = []

@@ -15,17 +15,14 @@ from typing import Any
 
 import grpc
 
+from services.runtime.clients import channel_credentials
+
 __all__ = ["RestClient", "RestReply", "edge_channel", "ssl_context"]
 
 
 def edge_channel(address: str, pki: Path, identity: str = "client") -> grpc.Channel:
     """A TLS channel to ``address`` with ``<identity>.crt``/``.key`` as client certificate."""
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=(pki / "ca.crt").read_bytes(),
-        private_key=(pki / f"{identity}.key").read_bytes(),
-        certificate_chain=(pki / f"{identity}.crt").read_bytes(),
-    )
-    return grpc.secure_channel(address, credentials)
+    return grpc.secure_channel(address, channel_credentials(pki, identity))
 
 
 def ssl_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:

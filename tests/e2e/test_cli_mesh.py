@@ -21,7 +21,7 @@ from unittest import mock
 import pytest
 
 from services.cli.main import main
-from services.cli.mesh_procs import MeshLayout, stop_mesh
+from services.cli.mesh_procs import MeshLayout, is_alive, stop_mesh
 from tests.support.services import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.integration
@@ -112,12 +112,6 @@ def test_down_stops_everything(running: tuple[Path, dict[str, str]]) -> None:
     down = alea(home, env, "down")
 
     assert down.returncode == 0 and "stopped: envoy, identity" in down.stdout
-    assert not any(_running(pid) for pid in pids)
+    assert not any(is_alive(pid) for pid in pids)
     assert not list((home / "run").glob("*.pid"))
 
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
