@@ -191,7 +191,7 @@ def test_too_many_sheets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_malformed_xml_is_refused() -> None:
     data = _rewrite(_xlsx(), "xl/worksheets/sheet1.xml", lambda old: old[: len(old) // 2])
-    _refused(data, "not well-formed XML")
+    _refused(data, "unreadable workbook")
 
 
 def test_refusing_a_bomb_stays_within_a_small_memory_bound() -> None:
@@ -239,3 +239,24 @@ def test_a_sheet_openpyxl_cannot_parse_is_refused_not_crashed() -> None:
     )
     assert b"bogus=" in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
     _refused(data, "unreadable workbook")
+
+
+def test_a_million_real_cells_are_counted_and_refused() -> None:
+    """No lowered limit here: a sheet that really holds MAX_CELLS + 1 cells."""
+    rows = b"".join(
+        b'<row r="%d"><c r="A%d"><v>%d</v></c></row>' % (r, r, r)
+        for r in range(1, workbook.MAX_CELLS + 2)
+    )
+
+    def flood(old: bytes) -> bytes:
+        old = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1"', old)
+        return re.sub(
+            rb"<sheetData>.*</sheetData>|<sheetData ?/>",
+            b"<sheetData>" + rows + b"</sheetData>",
+            old,
+            flags=re.S,
+        )
+
+    data = _rewrite(_xlsx(Workbook()), "xl/worksheets/sheet1.xml", flood)
+    assert len(data) < workbook.MAX_FILE_BYTES
+    _refused(data, f"more than {workbook.MAX_CELLS} cells")

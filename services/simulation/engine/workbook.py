@@ -64,6 +64,8 @@ MAX_SHARED_STRINGS_BYTES = 64 * 2**20
 _CHUNK = 2**20
 _XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
 _DOCTYPE = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+_TAG = re.compile(rb"<(?:[\w.-]+:)?(c|si|dimension)(?=[\s/>])([^>]*)")
+_REF = re.compile(rb"\bref\s*=\s*[\"']([^\"']*)")
 
 
 def load_workbook(source: str | Path | bytes | IO[bytes]) -> Model:
@@ -194,6 +196,23 @@ def _elements(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[str, dict[s
         raise WorkbookRejected(f"{name} is not well-formed XML: {exc}") from None
 
 
+def _tags(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[bytes, bytes]]:
+    """(local name, attribute text) of each ``c``, ``si`` and ``dimension`` start tag of a
+    member, found by a byte scan: counting a million cells is a regex pass, not an XML parse
+    (openpyxl parses the XML afterwards; a tag is never split, the scan stops at the last ``<``).
+    """
+    tail = b""
+    for chunk in _stream(archive, name, archive.getinfo(name).file_size):
+        buffer = tail + chunk
+        cut = buffer.rfind(b"<")
+        cut = len(buffer) if cut < 0 else cut
+        for m in _TAG.finditer(buffer, 0, cut):
+            yield m[1], m[2]
+        tail = buffer[cut:] if len(buffer) - cut <= _CHUNK else b""
+    for m in _TAG.finditer(tail):
+        yield m[1], m[2]
+
+
 def _check_structure(archive: zipfile.ZipFile) -> None:
     """Count sheets, declared and actual cells, and shared strings, before openpyxl reads."""
     sheets = sum(1 for tag, _ in _elements(archive, "xl/workbook.xml") if tag == "sheet")
@@ -204,22 +223,24 @@ def _check_structure(archive: zipfile.ZipFile) -> None:
         if archive.getinfo("xl/sharedStrings.xml").file_size > MAX_SHARED_STRINGS_BYTES:
             raise WorkbookRejected(f"shared strings larger than {MAX_SHARED_STRINGS_BYTES} bytes")
         count = 0
-        for tag, _ in _elements(archive, "xl/sharedStrings.xml"):
-            count += tag == "si"
+        for tag, _ in _tags(archive, "xl/sharedStrings.xml"):
+            count += tag == b"si"
             if count > MAX_SHARED_STRINGS:
                 raise WorkbookRejected(f"more than {MAX_SHARED_STRINGS} shared strings")
     cells = 0
     for name in names:
         if posixpath.dirname(name) != "xl/worksheets" or not name.endswith(".xml"):
             continue
-        for tag, attrs in _elements(archive, name):
-            if tag == "dimension":
-                declared = _area(attrs.get("ref", ""))
+        for tag, attrs in _tags(archive, name):
+            if tag == b"dimension":
+                ref = _REF.search(attrs)
+                declared = _area(ref[1].decode("ascii", "replace")) if ref else 0
                 if declared > MAX_CELLS:
                     raise WorkbookRejected(
-                        f"{name} declares {attrs.get('ref')} ({declared} cells, limit {MAX_CELLS})"
+                        f"{name} declares {ref[1].decode('ascii', 'replace')} "  # type: ignore[index]
+                        f"({declared} cells, limit {MAX_CELLS})"
                     )
-            elif tag == "c":
+            elif tag == b"c":
                 cells += 1
                 if cells > MAX_CELLS:
                     raise WorkbookRejected(f"workbook has more than {MAX_CELLS} cells")
