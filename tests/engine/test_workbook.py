@@ -168,6 +168,15 @@ def test_too_many_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     _refused(_xlsx(wb), "more than 20 cells")
 
 
+def test_a_real_million_string_table_is_refused() -> None:
+    count = workbook.MAX_SHARED_STRINGS + 1
+    items = b"".join(b"<si><t>s%d</t></si>" % i for i in range(count))
+    table = (
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">%s</sst>' % items
+    )
+    _refused(_add(_xlsx(), "xl/sharedStrings.xml", table), f"more than {count - 1} shared strings")
+
+
 def test_a_huge_shared_strings_table(monkeypatch: pytest.MonkeyPatch) -> None:
     items = b"".join(b"<si><t>label %d</t></si>" % i for i in range(30))
     table = (
@@ -181,12 +190,16 @@ def test_a_huge_shared_strings_table(monkeypatch: pytest.MonkeyPatch) -> None:
     _refused(data, "shared strings larger than 100 bytes")
 
 
-def test_too_many_sheets(monkeypatch: pytest.MonkeyPatch) -> None:
-    wb = Workbook()
-    for i in range(4):
-        wb.create_sheet(f"S{i}")
-    monkeypatch.setattr(workbook, "MAX_SHEETS", 3)
-    _refused(_xlsx(wb), "5 sheets (limit 3)")
+def test_too_many_sheets() -> None:
+    """A workbook part listing MAX_SHEETS + 1 sheets, no lowered limit."""
+    count = workbook.MAX_SHEETS + 1
+    entries = b"".join(
+        b'<sheet name="S%d" sheetId="%d" r:id="rId1"/>' % (i, i + 1) for i in range(count)
+    )
+    data = _rewrite(
+        _xlsx(), "xl/workbook.xml", lambda old: re.sub(rb"<sheet [^>]*/>", entries, old, count=1)
+    )
+    _refused(data, f"{count} sheets (limit {workbook.MAX_SHEETS})")
 
 
 def test_malformed_xml_is_refused() -> None:
