@@ -115,6 +115,13 @@ def test_declared_sizes_over_the_limits(monkeypatch: pytest.MonkeyPatch) -> None
     _refused(data, "uncompressed (limit 1048576)")
 
 
+def test_a_large_part_openpyxl_would_hold_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _rewrite(_xlsx(), "xl/styles.xml", lambda old: old + b"<!-- %s -->" % (b"x" * 20000))
+    monkeypatch.setattr(workbook, "MAX_PART_BYTES", 16000)
+    _refused(data, "xl/styles.xml declares")
+    read_book(_xlsx())  # worksheets are streamed, so they are not held to this limit
+
+
 def test_a_member_lying_about_its_size_is_refused() -> None:
     """The directory says 100 bytes but the data inflates to far more: cut off, bad CRC."""
     data = bytearray(_xlsx())

@@ -48,6 +48,9 @@ MAX_MEMBER_BYTES = 256 * 2**20
 """Largest uncompressed size of one zip member."""
 MAX_TOTAL_BYTES = 512 * 2**20
 """Largest uncompressed size of all members together."""
+MAX_PART_BYTES = 16 * 2**20
+"""Largest uncompressed XML part other than worksheets (streamed) and shared strings: openpyxl
+builds a whole tree of such parts (styles, workbook, relationships) in memory."""
 MAX_RATIO = 200
 """Highest compression ratio of a member larger than :data:`RATIO_FLOOR_BYTES`."""
 RATIO_FLOOR_BYTES = 2**20
@@ -129,6 +132,17 @@ def check_directory(archive: zipfile.ZipFile) -> None:
         if size > MAX_MEMBER_BYTES:
             raise WorkbookRejected(
                 f"{info.filename} declares {size} bytes (limit {MAX_MEMBER_BYTES})"
+            )
+        streamed = posixpath.dirname(info.filename) == "xl/worksheets"
+        xml = info.filename.endswith((".xml", ".rels"))
+        if (
+            xml
+            and not streamed
+            and info.filename != "xl/sharedStrings.xml"
+            and size > MAX_PART_BYTES
+        ):
+            raise WorkbookRejected(
+                f"{info.filename} declares {size} bytes (limit {MAX_PART_BYTES})"
             )
         ratio = size / max(info.compress_size, 1)
         if size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
