@@ -36,8 +36,6 @@ KEY_COLUMNS: dict[str, Any] = {
     "revoked": ApiKeyRow.revoke_time.is_not(None),
 }
 ROLE_VALUES = {f"ROLE_{r.upper()}": r for r in ROLE_RANK}
-# Creating keys hands out standing credentials; viewers only read (see ROLE_RANK).
-CREATE_MIN_ROLE = "analyst"
 
 
 def _hash(secret: str) -> str:
@@ -61,8 +59,6 @@ class ApiKeys:
     ) -> tuple[ApiKeyRow, str]:
         """A new key and its secret. On an idempotent replay the secret is empty:
         it was shown once and identity cannot show it again."""
-        if ROLE_RANK[principal.role] < ROLE_RANK[CREATE_MIN_ROLE]:
-            raise PermissionDenied(f"creating API keys needs role {CREATE_MIN_ROLE}")
         if ROLE_RANK[role] > ROLE_RANK[principal.role]:
             raise PermissionDenied("an API key's role cannot exceed its creator's")
         digest = fingerprint(principal.user_id, display_name, role, expire_time)

@@ -36,7 +36,7 @@ class ParameterError(ModelError):
 
 
 class CorrelationError(ModelError):
-    """A correlation matrix that is not symmetric, not unit-diagonal or not positive semi-definite."""
+    """A correlation matrix that is not symmetric, unit-diagonal and positive semi-definite."""
 
 
 class WorkbookRejected(ModelError):

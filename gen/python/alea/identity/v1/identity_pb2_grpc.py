@@ -200,8 +200,9 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateApiKey(self, request, context):
-        """Creates an API key for the caller with a role no higher than the caller's own. The secret
-        is returned once, in this response only; identity keeps only its hash.
+        """Creates an API key for the caller with a role no higher than the caller's own; viewers
+        cannot create keys. The secret is returned once, in this response only; identity keeps
+        only its hash.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
