@@ -7,9 +7,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from services.simulation import engine
+if TYPE_CHECKING:
+    from services.simulation import engine
 
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
@@ -47,6 +48,9 @@ def _seed(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
+    # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
+    from services.simulation import engine
+
     try:
         model = engine.load_workbook(args.model)
         backend = engine.resolve_backend(args.backend)
