@@ -129,30 +129,24 @@ def check_directory(archive: zipfile.ZipFile) -> None:
     total = 0
     for info in infos:
         size = info.file_size
-        if size > MAX_MEMBER_BYTES:
-            raise WorkbookRejected(
-                f"{info.filename} declares {size} bytes (limit {MAX_MEMBER_BYTES})"
-            )
-        streamed = posixpath.dirname(info.filename) == "xl/worksheets"
-        xml = info.filename.endswith((".xml", ".rels"))
-        if (
-            xml
-            and not streamed
-            and info.filename != "xl/sharedStrings.xml"
-            and size > MAX_PART_BYTES
-        ):
-            raise WorkbookRejected(
-                f"{info.filename} declares {size} bytes (limit {MAX_PART_BYTES})"
-            )
         ratio = size / max(info.compress_size, 1)
         if size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
             raise WorkbookRejected(f"{info.filename} compresses {ratio:.0f}:1, a zip bomb")
+        limit = MAX_PART_BYTES if _held_whole(info.filename) else MAX_MEMBER_BYTES
+        if size > limit:
+            raise WorkbookRejected(f"{info.filename} declares {size} bytes (limit {limit})")
         total += size
     if total > MAX_TOTAL_BYTES:
         raise WorkbookRejected(f"zip declares {total} bytes uncompressed (limit {MAX_TOTAL_BYTES})")
 
 
 _check_directory = check_directory  # the name services/files imports today
+
+
+def _held_whole(name: str) -> bool:
+    """XML parts openpyxl parses into one tree (worksheets are streamed, strings counted)."""
+    streamed = posixpath.dirname(name) == "xl/worksheets" or name == "xl/sharedStrings.xml"
+    return name.endswith((".xml", ".rels")) and not streamed
 
 
 def _check_contents(archive: zipfile.ZipFile) -> None:
