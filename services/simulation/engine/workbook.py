@@ -1,14 +1,15 @@
 """Read an .xlsx workbook into a :class:`Book`, refusing hostile files within fixed bounds.
 
 Before openpyxl sees a byte, the file is checked as a zip: its size, its number of members,
-every member's declared uncompressed size and compression ratio, and the declared total.
-Every member is then inflated once as a stream, counting bytes against the same caps
-(a member that inflates past its declared size, or a bad CRC, is refused) and rejecting
-XML document type declarations (entity-expansion bombs). The workbook part, each worksheet
-and the shared-strings table are scanned with a streaming parser for the number of sheets,
-declared sheet dimensions, cells and shared strings. Only then does openpyxl read the file,
-in read-only (streaming) mode. So memory and time are bounded by the constants below,
-whatever the file claims.
+every member's declared uncompressed size and compression ratio (parts openpyxl parses whole
+have a tighter limit than streamed worksheets), and the declared total. Every member is then
+inflated once as a stream, counting bytes against the same caps (a member that inflates past
+its declared size, or a bad CRC, is refused) and rejecting XML document type declarations
+(entity-expansion bombs). The workbook part is parsed for its number of sheets; worksheets
+and the shared-strings table are byte-scanned, chunk by chunk, for declared dimensions, cells
+and strings. Only then does openpyxl read the file, in read-only (streaming) mode, and
+anything it fails on is a :class:`WorkbookRejected`. So memory and time are bounded by the
+constants below, whatever the file claims.
 """
 
 from __future__ import annotations
