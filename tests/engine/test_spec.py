@@ -185,8 +185,11 @@ def _edit(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
             "not supported",
         ),
         ("outputs.0.expression", "nope", FormulaError, "outputs[0].expression", "unknown name"),
+        ("outputs.0.expression", "profit+1", ModelError, "outputs[0].expression", "the name of"),
+        ("outputs.0.name", " ", ModelError, "outputs[0].name", "needs a name"),
         ("inputs.0.name", "A1", ModelError, "inputs[0].name", "cell reference"),
         ("inputs.0.name", "TRUE", ModelError, "inputs[0].name", "reserved"),
+        ("inputs.0.name", "a b", ModelError, "inputs[0].name", "not a name"),
         ("expressions.0.name", "cost", ModelError, "expressions[0].name", "used twice"),
         (
             "correlations.0.matrix",

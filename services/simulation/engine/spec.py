@@ -40,6 +40,7 @@ from services.simulation.engine.ir import Model
 
 _KIND_PREFIX = "DISTRIBUTION_KIND_"
 _CORR_SHEET = re.compile(r"Corr (\d+)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # ModelSpec's own name pattern
 
 
 def model_from_spec(spec: model_spec_pb2.ModelSpec | Mapping[str, Any]) -> Model:
@@ -81,6 +82,12 @@ def _book(spec: model_spec_pb2.ModelSpec) -> Book:
         names[(None, expr.name.upper())] = f"Expressions!$A${k + 1}"
         sheets["Expressions"][(k + 1, 1)] = Formula("=" + expr.formula.removeprefix("="))
     for k, out in enumerate(spec.outputs):
+        if not out.name.strip():
+            raise ModelError("an output needs a name", f"outputs[{k}].name")
+        if not _NAME.fullmatch(out.expression):
+            raise ModelError(
+                "must be the name of an input or expression", f"outputs[{k}].expression"
+            )
         label = out.name.replace('"', '""')
         sheets["Outputs"][(k + 1, 1)] = Formula(f'=RiskOutput("{label}")+{out.expression}')
     for k, c in enumerate(spec.correlations):
@@ -97,7 +104,9 @@ def _check_names(entries: list[tuple[str, str]]) -> None:
     """Check that names are usable as Excel names and unique (ignoring case)."""
     seen: set[str] = set()
     for name, where in entries:
-        if not name or not isinstance(parse_reference(name, where), Name) or "." in name:
+        if not _NAME.fullmatch(name):
+            raise ModelError(f"{name!r} is not a name: letters, digits and _, at most 64", where)
+        if not isinstance(parse_reference(name, where), Name):
             raise ModelError(f"{name!r} is not a usable name (it reads as a cell reference)", where)
         if name.upper() in ("TRUE", "FALSE") or name.upper() in seen:
             raise ModelError(f"name {name!r} is reserved or used twice", where)
