@@ -189,3 +189,19 @@ async def test_watchers_get_state_progress_and_final_state(domain: Simulations, 
         assert progress and progress[-1].trials_total == 40_000
         assert set(progress[-1].running) == {"y", "z"}
     assert domain.hub.watchers == 0  # every watcher released its topic
+
+
+async def test_a_watcher_that_leaves_frees_its_topic(domain: Simulations, store: Store):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**8, 2))
+    stream = domain.watch("t1", sim.id)
+    assert (await anext(stream)).state == "QUEUED"
+    following = asyncio.ensure_future(anext(stream))  # subscribed, waiting for an event
+    await asyncio.sleep(0.3)
+    assert domain.hub.watchers == 1
+    following.cancel()  # the client went away
+    with contextlib.suppress(asyncio.CancelledError):
+        await following
+    await stream.aclose()
+    assert domain.hub.watchers == 0 and not domain.hub._topics
+    await domain.cancel_simulation("t1", sim.id)
