@@ -114,6 +114,7 @@ class _Writer:
         self.tables: list[str] = []
         self._table_names: dict[tuple, str] = {}
         self._table_bytes = 0
+        self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
 
@@ -169,10 +170,13 @@ class _Writer:
         expr = self._sample(node, args) if isinstance(node, Sample) else self._apply(node, args)
         var = f"v{len(self._by_key)}"
         self.lines.append(f"  const double {var} = {expr};")
+        if isinstance(node, Sample):  # store at once: the value need not stay in a register
+            self.lines.append(f"  x[{node.stream} * stride] = {var};")
         return var
 
     def _sample(self, s: Sample, args: tuple) -> str:
-        d, u = s.distribution, f"u{s.stream}"
+        u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
+        d = s.distribution
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
         if d == "discrete":
@@ -228,20 +232,16 @@ class _Writer:
         for i, s in enumerate(m.inputs):
             if s.stream != i:
                 raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
-        head = [f"  double u{s.stream} = x[{s.stream} * stride];" for s in m.inputs]
+        head = [f"  double u{s} = x[{s} * stride];" for s in sorted(self._correlated)]
         head += _copula_lines(m)
         ins = [self.name(s) for s in m.inputs]
         outs = [self.name(o.node) for o in m.outputs]
         body = head + self.lines
-        body += [f"  x[{i} * stride] = {v};" for i, v in enumerate(ins)]
+        assert len(set(ins)) == len(ins)  # one statement, and one store, per input
         body += [f"  y[{j} * stride] = {v};" for j, v in enumerate(outs)]
-        draws = []
-        for s in m.inputs:
-            key = "seed" if s.seed is None else f"{s.seed}ULL"
-            draws.append(
-                f"  alea_philox(block, 0, {key}, {s.stream}ULL, w); "
-                f"alea_store(w, block, first, count, x + {s.stream} * count);"
-            )
+        fixed = [
+            f"    case {i.stream}: return {i.seed}ULL;" for i in m.inputs if i.seed is not None
+        ]
         src = "\n".join(
             [
                 PRELUDE,
@@ -250,10 +250,21 @@ class _Writer:
                 f"#define ALEA_INPUTS {len(m.inputs)}",
                 f"#define ALEA_OUTPUTS {len(m.outputs)}",
                 "",
+                "ALEA_HD u64 alea_key(u64 seed, int stream) {  /* RiskSeed fixes some keys */",
+                "  switch (stream) {",
+                *fixed,
+                "    default: return seed;",
+                "  }",
+                "}",
+                "",
                 "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
-                "  u64 w[4];",
-                *draws,
-                "  (void)w; (void)seed;",
+                "/* one Philox block at a time: unrolled, the blocks fill the registers */",
+                "#pragma unroll 1",
+                "  for (int s = 0; s < ALEA_INPUTS; ++s) {",
+                "    u64 w[4];",
+                "    alea_philox(block, 0, alea_key(seed, s), (u64)s, w);",
+                "    alea_store(w, block, first, count, x + (u64)s * count);",
+                "  }",
                 "}",
                 "",
                 "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {",
