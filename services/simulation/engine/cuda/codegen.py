@@ -2,7 +2,8 @@
 
 Layout of the generated source (after :data:`prelude.PRELUDE`):
 
-* constant Tables as ``__constant__`` arrays (with a host copy for the CPU harness);
+* constant Tables as ``__constant__`` arrays (beyond 48 KiB in global memory), with a host
+  copy for the CPU harness;
 * ``alea_draw(seed, block, first, count, x)``: for every input stream, one Philox4x64-10
   block (counter ``(block, 0, 0, 0)``, key ``(seed, stream)``) gives the uniforms of trials
   ``4 block .. 4 block + 3``, stored in the input array ``x`` (row ``stream``, stride
@@ -10,8 +11,9 @@ Layout of the generated source (after :data:`prelude.PRELUDE`):
 * ``alea_trial(x, y, stride)``: one trial. Reads its uniforms from ``x``, applies the
   Gaussian copula of each ``RiskCorrmat`` group (same summation order as
   ``correlation.correlate``, without fused multiply-add), computes every distinct node of
-  the DAG as one ``const double`` statement, and writes the input values back into ``x`` and
-  the outputs into ``y``;
+  the DAG as one ``const double`` statement (long argument lists and NPV use helper
+  statements, so the source stays linear and shallow), stores each input's value into ``x``
+  as soon as it is drawn, and the outputs into ``y``;
 * ``alea_kernel(seed, first, count, draw, x, y)``: each thread takes whole Philox blocks
   (4 consecutive trials) in a grid-stride loop; with ``draw == 0`` the uniforms are taken as
   already in ``x`` (Latin Hypercube uniforms computed by the host);
