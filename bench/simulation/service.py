@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -24,6 +25,16 @@ from alea.simulation.v1 import simulation_pb2_grpc
 from services.cli.edge_client import edge_channel
 from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
 from tests.support.services import REPO_ROOT, free_port
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulation through the service."""
+
+    client_rate: float  # trials/s from CreateSimulation to the final event at the client
+    service_rate: float  # trials/s between the simulation's start and end times
+    events_per_second: float  # progress events one watcher received while it ran
+    latencies: list[float]  # GetQueueStatus round trips meanwhile
 
 
 class Mesh:
@@ -62,8 +73,10 @@ class Mesh:
         model = self.stub.CreateModel(request, metadata=metadata, timeout=60)
         return metadata, model.id
 
-    def run(self, workbook: bytes, trials: int, watchers: int = 0) -> tuple[float, list[float]]:
-        """(trials/s from CreateSimulation to the final event, RPC latencies meanwhile)."""
+    def run(self, workbook: bytes, trials: int, watchers: int = 0, probe: bool = False) -> Run:
+        """One simulation from CreateSimulation to its final event, watched ``watchers + 1``
+        times; with ``probe``, GetQueueStatus latencies are measured meanwhile (a separate
+        run: the probe's own load would count against the throughput)."""
         metadata, model_id = self.tenant(workbook)
         latencies: list[float] = []
         done = threading.Event()
@@ -71,13 +84,16 @@ class Mesh:
         started = time.perf_counter()
         sim = self.stub.CreateSimulation(pb.CreateSimulationRequest(
             model_id=model_id, trials=trials, seed=1, bypass_cache=True), metadata=metadata)
-        prober.start()
-        final = asyncio.run(self._watch(sim.id, metadata, watchers + 1))
+        if probe:
+            prober.start()
+        final, progress_events = asyncio.run(self._watch(sim.id, metadata, watchers + 1))
         elapsed = time.perf_counter() - started
         done.set()
-        prober.join()
-        assert final == pb.Simulation.STATE_SUCCEEDED, pb.Simulation.State.Name(final)
-        return trials / elapsed, latencies
+        if probe:
+            prober.join()
+        assert final.state == pb.Simulation.STATE_SUCCEEDED, final.state_reason
+        running = (final.end_time.ToNanoseconds() - final.start_time.ToNanoseconds()) / 1e9
+        return Run(trials / elapsed, trials / running, progress_events / running, latencies)
 
     def idle_latencies(self, count: int = 200) -> list[float]:
         metadata, _ = self.tenant(_tiny_workbook())
@@ -95,7 +111,8 @@ class Mesh:
             latencies.append(time.perf_counter() - begin)
             time.sleep(0.01)
 
-    async def _watch(self, simulation_id: str, metadata, count: int) -> int:
+    async def _watch(self, simulation_id: str, metadata, count: int) -> tuple[pb.Simulation, int]:
+        """(the final state, progress events the first watcher received)."""
         pki = self.layout.pki
         credentials = grpc.ssl_channel_credentials(
             (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
@@ -104,17 +121,18 @@ class Mesh:
         async with grpc.aio.secure_channel(self.address, credentials) as channel:
             stub = simulation_pb2_grpc.SimulationServiceStub(channel)
 
-            async def follow() -> int:
-                last = 0
+            async def follow() -> tuple[pb.Simulation, int]:
+                last, progress = pb.Simulation(), 0
                 call = stub.WatchSimulation(pb.WatchSimulationRequest(
                     simulation_id=simulation_id), metadata=metadata)  # fmt: skip
                 async for event in call:
                     if event.WhichOneof("event") == "simulation":
-                        last = event.simulation.state
-                return last
+                        last = event.simulation
+                    else:
+                        progress += 1
+                return last, progress
 
-            states = await asyncio.gather(*(follow() for _ in range(count)))
-        return states[0]
+            return (await asyncio.gather(*(follow() for _ in range(count))))[0]
 
 
 def _tiny_workbook() -> bytes:
