@@ -185,19 +185,7 @@ def test_pmt_matches_a_known_mortgage_payment() -> None:
     )
 
 
-# Excel has no infinities: LN(0) is #NUM!, NaN when folded; the NumPy backend gives -inf.
-_BACKEND_GAPS = {("ln", (0,))}
-
-
-@pytest.mark.parametrize(
-    ("fn", "args", "expected"),
-    [
-        pytest.param(*case, marks=pytest.mark.xfail(reason="NumPy backend gives -inf, not NaN"))
-        if case[:2] in _BACKEND_GAPS
-        else case
-        for case in FOLDS
-    ],
-)
+@pytest.mark.parametrize(("fn", "args", "expected"), FOLDS)
 def test_folding_agrees_with_the_numpy_backend(
     fn: str, args: tuple[object, ...], expected: float
 ) -> None:

@@ -347,6 +347,14 @@ def _pow(a: Value, b: Value) -> Value:
     return _error_if(np.isnan(a) | np.isnan(b) | ~np.isfinite(r), r)  # 0^-1, overflow
 
 
+def _ln(a: Value) -> Value:
+    return _error_if(~np.greater(a, 0.0), np.log(a))  # Excel: #NUM! for 0 too, not -inf
+
+
+def _log10(a: Value) -> Value:
+    return _error_if(~np.greater(a, 0.0), np.log10(a))
+
+
 def _log(a: Value, base: Value = 10.0) -> Value:
     ok = np.greater(a, 0.0) & np.greater(base, 0.0) & np.not_equal(base, 1.0)
     return _error_if(~ok, np.divide(np.log(a), np.log(base)))
@@ -514,9 +522,9 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "max": _extreme(np.maximum),
     "abs": np.abs,
     "exp": np.exp,
-    "ln": np.log,
+    "ln": _ln,
     "log": _log,
-    "log10": np.log10,
+    "log10": _log10,
     "sqrt": np.sqrt,
     "power": _pow,
     "round": excel_round,
