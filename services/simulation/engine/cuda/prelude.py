@@ -66,7 +66,14 @@ ALEA_HD double xl_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN 
 ALEA_HD double xl_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmax(a, b); }
 ALEA_HD double xl_sign(double a) { return isnan(a) ? NAN : (double)((a > 0.0) - (a < 0.0)); }
 ALEA_HD double xl_scale(double d) { return pow(10.0, trunc(d)); }
-ALEA_HD double xl_pow(double a, double b) { double r = pow(a, b); return isfinite(r) ? r : NAN; }
+ALEA_HD double xl_pow(double a, double b) {  /* 1^NaN and NaN^0 stay errors; 0^-1, overflow */
+  double r = pow(a, b); return (isnan(a) || isnan(b) || !isfinite(r)) ? NAN : r;
+}
+ALEA_HD double xl_ln(double a) { return a > 0.0 ? log(a) : NAN; }  /* #NUM! for 0 too */
+ALEA_HD double xl_log10(double a) { return a > 0.0 ? log10(a) : NAN; }
+ALEA_HD double xl_log(double a, double base) {
+  return (a > 0.0 && base > 0.0 && base != 1.0) ? log(a) / log(base) : NAN;
+}
 ALEA_HD double xl_round(double x, double d) {
   double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
 }
