@@ -21,6 +21,7 @@ class SimulationConfig:
     chunk_trials: int = 1 << 18  # a multiple of the engine's 2**16 Latin Hypercube blocks
     checkpoint_seconds: float = 1.0
     max_segments: int = 16
+    min_segment_trials: int = 1 << 20  # a segment's fixed costs stay small beside its work
     engine_threads: int = 0  # 0: the engine's default (one per CPU)
     poll_seconds: float = 0.5
     cache_ttl_seconds: float = 24 * 3600.0
@@ -35,6 +36,7 @@ _VARIABLES = {
     "chunk_trials": ("ALEA_SIMULATION_CHUNK_TRIALS", int, 1),
     "checkpoint_seconds": ("ALEA_SIMULATION_CHECKPOINT_SECONDS", float, 0.0),
     "max_segments": ("ALEA_SIMULATION_MAX_SEGMENTS", int, 1),
+    "min_segment_trials": ("ALEA_SIMULATION_MIN_SEGMENT_TRIALS", int, 1),
     "engine_threads": ("ALEA_SIMULATION_ENGINE_THREADS", int, 0),
     "poll_seconds": ("ALEA_SIMULATION_POLL_SECONDS", float, 0.01),
     "cache_ttl_seconds": ("ALEA_SIMULATION_CACHE_TTL", float, 0.0),

@@ -248,9 +248,11 @@ class Simulations:
         return stored
 
     def _segment(self, chunk: int, trials: int) -> int:
-        """Trials per segment: whole chunks, at most ``max_segments`` segments."""
+        """Trials per segment: whole chunks, at most ``max_segments`` segments, and at
+        least ``min_segment_trials`` (rounded up to whole chunks) unless that is all."""
         chunks = math.ceil(trials / chunk)
-        return chunk * math.ceil(chunks / self.config.max_segments)
+        fewest = math.ceil(self.config.min_segment_trials / chunk)
+        return chunk * max(math.ceil(chunks / self.config.max_segments), fewest)
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
         record = await self.store.get_simulation(simulation_id, tenant_id)

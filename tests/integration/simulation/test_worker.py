@@ -20,7 +20,7 @@ from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
     lease_seconds=2.0, chunk_trials=2_000, checkpoint_seconds=0.0, poll_seconds=0.05,
-    exact_limit=5_000, max_segments=3,
+    exact_limit=5_000, max_segments=3, min_segment_trials=1,
 )  # fmt: skip
 
 
@@ -91,15 +91,15 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
 
 async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, store: Store):
     model_id = await insert_model(store)
-    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 12_000, 3))
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 120_000, 3))
     async with workers(store, domain.hub):
         await wait_progress(store, sim.id, 4_000)
     paused = await store.get_simulation(sim.id)  # stopped: checkpointed and released
-    assert paused.state == "RUNNING" and 0 < paused.trials_done < 12_000
+    assert paused.state == "RUNNING" and 0 < paused.trials_done < 120_000
     async with workers(store, domain.hub, count=2):  # resumed by two workers at once
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
-    assert done.state == "SUCCEEDED" and done.trials_done == 12_000
-    assert (await domain.get_results("t1", sim.id))[1] == reference(12_000, 3, 2_000, 4_000)
+    assert done.state == "SUCCEEDED" and done.trials_done == 120_000
+    assert (await domain.get_results("t1", sim.id))[1] == reference(120_000, 3, 2_000, 40_000)
 
 
 async def test_cache_and_idempotency(domain: Simulations, store: Store):

@@ -27,7 +27,7 @@ from tests.support.services import REPO_ROOT
 
 CONFIG = SimulationConfig(
     lease_seconds=1.0, chunk_trials=50_000, checkpoint_seconds=0.0, exact_limit=50_000,
-    max_segments=4,
+    max_segments=4, min_segment_trials=1,
 )
 TRIALS = 800_000
 
