@@ -1,6 +1,8 @@
 """``python -m bench.simulation``: the simulation service against the engine alone.
 
-Side by side in one run, on the 10-year project NPV workbook (tests/engine/models.py):
+Side by side in one run, on a workbook of tests/engine/models.py (default: the 50-input
+portfolio, heavy enough per trial that a 1,000,000-trial run, the FREE tier's most, is
+not dominated by a job's fixed costs):
 
 1. trials/s end to end through the service (CreateSimulation through Envoy until the
    final WatchSimulation event) vs the engine's ``simulate`` in this process; target ≥ 0.9×;
@@ -38,11 +40,14 @@ def main() -> None:
                         help="trials per service run (the FREE tier allows 1,000,000)")
     parser.add_argument("--worker-trials", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", choices=("small", "project_npv", "portfolio"),
+                        default="portfolio", help="a model of tests/engine/models.py")
     args = parser.parse_args()
-    workbook = workbook_bytes(models.project_npv())
+    workbook = workbook_bytes(getattr(models, args.model)())
     model = load_workbook(workbook)
-    print(f"model: project NPV ({len(model.inputs)} inputs); {os.cpu_count()} CPUs; "
-          "mesh, Envoy and this client share them (no pinning)")
+    print(f"model: {args.model} ({len(model.inputs)} inputs); {os.cpu_count()} CPUs; "
+          f"mesh, Envoy and this client share them (no pinning); "
+          f"load average before: {os.getloadavg()[0]:.1f}")
 
     rows = []
     with Mesh() as mesh:
