@@ -38,7 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.simulation", description=__doc__)
     parser.add_argument("--trials", type=int, default=1_000_000,
                         help="trials per service run (the FREE tier allows 1,000,000)")
-    parser.add_argument("--worker-trials", type=int, default=2_000_000)
+    parser.add_argument("--worker-trials", type=int, default=1 << 21,
+                        help="trials of the shared run: two segments of 2**20")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", choices=("small", "project_npv", "portfolio"),
                         default="portfolio", help="a model of tests/engine/models.py")

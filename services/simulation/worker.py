@@ -179,6 +179,9 @@ class Worker:
             partial = await asyncio.to_thread(Partial.from_bytes, lease.checkpoint)
         done = lease.first_trial + lease.trials_done
         await self._publish_state(sim.id)
+        # Progress from the start, so watchers hear figures before the first chunk ends.
+        start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
+        self._publish_progress(sim, start, 0.0)
         others: list[dict] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
