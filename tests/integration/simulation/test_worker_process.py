@@ -29,7 +29,7 @@ CONFIG = SimulationConfig(
     lease_seconds=1.0, chunk_trials=50_000, checkpoint_seconds=0.0, exact_limit=50_000,
     max_segments=4, min_segment_trials=1,
 )
-TRIALS = 800_000
+TRIALS = 3_000_000
 
 
 def start_worker(url: str, home) -> subprocess.Popen:
