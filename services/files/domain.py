@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -333,7 +333,7 @@ class Files:
             )
         return await self.get(caller, file_id)
 
-    async def sweep_orphans(self, keys: list[str]) -> int:
+    async def sweep_orphans(self, keys: Sequence[str]) -> int:
         """Delete the blobs among ``keys`` that no file refers to; returns how many.
 
         Such a blob is left only by a crash between an upload's rename into place and
