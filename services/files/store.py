@@ -8,7 +8,6 @@ an increment nor pass the quota together (this holds on SQLite and PostgreSQL al
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -27,9 +26,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.runtime.db import rowcount
 
 __all__ = ["files", "metadata", "shares", "storage_usage"]
 
@@ -123,7 +123,7 @@ async def add_usage(session: AsyncSession, tenant_id: str, size: int, limit: int
             file_count=storage_usage.c.file_count + 1,
         )
     )
-    return cast(CursorResult, result).rowcount == 1
+    return rowcount(result) == 1
 
 
 async def release_usage(session: AsyncSession, tenant_id: str, size: int) -> None:

@@ -18,12 +18,13 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, TypeDecorator, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "UtcDateTime", "migrate"]
+__all__ = ["Database", "UtcDateTime", "migrate", "rowcount"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
@@ -146,3 +147,12 @@ class Database:
             if self.dialect == "sqlite":
                 await session.connection(execution_options={_IMMEDIATE: True})
             yield session
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE or DELETE run through ``session.execute``.
+
+    SQLAlchemy returns a ``CursorResult`` for DML but types ``execute`` as ``Result``;
+    conditional updates (leases, quotas) read their outcome from this count.
+    """
+    return cast(CursorResult[Any], result).rowcount

@@ -133,7 +133,8 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             queued=counts.get("QUEUED", 0), running=counts.get("RUNNING", 0),
             workers=[
                 pb.Worker(
-                    id=w["id"], backend=convert.BACKEND_TO_PROTO.get(w["backend"], 0),
+                    id=w["id"],
+                    backend=convert.BACKEND_TO_PROTO.get(w["backend"], pb.BACKEND_UNSPECIFIED),
                     current_simulation_id=w["current_job"] or "",
                     heartbeat_time=convert.timestamp(w["heartbeat"]),
                 )

@@ -6,7 +6,6 @@ import math
 import re
 from typing import Any
 
-from alea.simulation.v1 import model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -39,9 +38,10 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def _kind(distribution: str) -> int:
+def _kind(distribution: str) -> str:
+    """The DistributionKind value name of an engine distribution (messages take names)."""
     name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
-    return model_spec_pb2.DistributionKind.Value(f"DISTRIBUTION_KIND_{name}")
+    return f"DISTRIBUTION_KIND_{name}"
 
 
 def _warning(text: str) -> pb.ModelWarning:
@@ -74,7 +74,7 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
     """The Simulation message of a stored job."""
     return pb.Simulation(
         id=record.id, tenant_id=record.tenant_id, model_id=record.model_id,
-        creator_id=record.user_id, state=pb.Simulation.State.Value(f"STATE_{record.state}"),
+        creator_id=record.user_id, state=f"STATE_{record.state}",
         state_reason=record.state_reason, trials=record.trials, trials_done=record.trials_done,
         seed=record.seed, sampling=SAMPLING_TO_PROTO[record.sampling],
         backend_preference=PREFERENCE_TO_PROTO[record.backend_preference],

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 
+from services.runtime.db import rowcount
 from services.simulation.store import (
     ACTIVE_STATES,
     DONE,
@@ -189,7 +190,7 @@ class Queue:
         async with self.db.transaction() as session:
             held = update(segments).where(self._held(lease)).values(**values)
             result = await session.execute(held)
-            if result.rowcount != 1:
+            if rowcount(result) != 1:
                 return False, []
             rows = (
                 await session.execute(
@@ -217,7 +218,7 @@ class Queue:
             result = await session.execute(
                 update(segments).where(self._held(lease)).values(lease_expires=now + lease_seconds)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def release(self, lease: Lease, *, now: float) -> bool:
         """Give a segment back (graceful shutdown): another worker resumes it at once."""
@@ -227,7 +228,7 @@ class Queue:
                 .where(self._held(lease))
                 .values(lease_owner=None, lease_expires=now)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def pending_segments(self, simulation_id: str) -> int:
         async with self.db.transaction() as session:
@@ -276,7 +277,7 @@ class Queue:
                     state=SUCCEEDED, state_reason="", backend=backend, end_time=now, update_time=now
                 )
             )
-            if result.rowcount != 1:
+            if rowcount(result) != 1:
                 return False
             await session.execute(
                 insert(results).values(
@@ -293,4 +294,4 @@ class Queue:
                 .where(simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES))
                 .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1

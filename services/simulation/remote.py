@@ -21,7 +21,7 @@ _TIMEOUT = 10.0
 
 def _quota_violation(error: grpc.aio.AioRpcError) -> tuple[str, str]:
     """(quota id, description) from identity's QuotaFailure detail, if it sent one."""
-    status = rpc_status.from_call(error)
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]  # aio errors carry the trailers too
     for detail in status.details if status else ():
         failure = error_details_pb2.QuotaFailure()
         if detail.Unpack(failure) and failure.violations:

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from services.runtime.db import Database
+from services.runtime.db import Database, rowcount
 
 metadata = MetaData()
 
@@ -309,7 +309,7 @@ class Store:
                 )
                 .values(delete_time=now, update_time=now)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     # -- simulations ----------------------------------------------------------------------
 
@@ -410,7 +410,7 @@ class Store:
                 )
                 .values(state=CANCELLED, state_reason=reason, end_time=now, update_time=now)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def get_results(self, simulation_id: str) -> dict[str, Any] | None:
         async with self.db.transaction() as session:
