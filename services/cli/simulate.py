@@ -269,7 +269,7 @@ def demo_workbook() -> bytes:
 
 
 def demo_simulate(demo: Any) -> str:
-    """alea demo step: a small workbook simulated over gRPC, watched to the end."""
+    """alea demo step: a small workbook simulated over gRPC, its live progress drawn."""
     stub = simulation_pb2_grpc.SimulationServiceStub(demo.channel)
     metadata = demo.grpc_auth()
     request = pb.CreateModelRequest(
@@ -277,17 +277,18 @@ def demo_simulate(demo: Any) -> str:
     )
     model = stub.CreateModel(request, metadata=metadata, timeout=60)
     simulation = stub.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=model.id, trials=100_000, seed=1, request_id=str(uuid.uuid4()),
+        model_id=model.id, trials=1_000_000, seed=1, request_id=str(uuid.uuid4()),
         bypass_cache=True), metadata=metadata, timeout=30)  # fmt: skip
-    with open(os.devnull, "w") as quiet:
-        final = watch(stub, simulation.id, metadata, out=quiet)
+    final = watch(stub, simulation.id, metadata, out=sys.stdout)
     results = stub.GetResults(pb.GetResultsRequest(simulation_id=simulation.id),
                               metadata=metadata, timeout=60)  # fmt: skip
     demo.state["simulation_id"] = simulation.id
     out = results.outputs[0]
+    shown = {f"{p.percent:g}": p.value for p in out.percentiles}
     return (f"CreateModel + CreateSimulation + WatchSimulation: {simulation.id} "
-            f"{pb.Simulation.State.Name(final.state)}, {out.name} mean "
-            f"{out.statistics.mean:.2f} over {results.trials:,} trials")  # fmt: skip
+            f"{pb.Simulation.State.Name(final.state)}, {out.name} over {results.trials:,} "
+            f"trials: mean {out.statistics.mean:.2f}, P5 {shown['5']:.2f}, "
+            f"P50 {shown['50']:.2f}, P95 {shown['95']:.2f}")  # fmt: skip
 
 
 def demo_queue_rest(demo: Any) -> str:

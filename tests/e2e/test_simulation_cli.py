@@ -46,4 +46,6 @@ def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
     assert mesh_demo.run(mesh.layout) == 0
     printed = capsys.readouterr().out
     assert "WatchSimulation" in printed and "SUCCEEDED" in printed
+    assert "1,000,000/1,000,000 trials" in printed  # the live progress bar reached the end
+    assert re.search(r"mean [\d.]+, P5 [\d.]+, P50 [\d.]+, P95 [\d.]+", printed)
     assert "GET /v1/queue" in printed
