@@ -121,6 +121,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         return convert.results(record, data, await self.domain.output_addresses(record.model_id))
 
     async def GetQueueStatus(self, request: pb.GetQueueStatusRequest, context):
+        caller = current_principal()
         counts, workers = await self.domain.queue_status()
         devices = [
             pb.GpuDevice(
@@ -135,7 +136,11 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
                 pb.Worker(
                     id=w["id"],
                     backend=convert.BACKEND_TO_PROTO.get(w["backend"], pb.BACKEND_UNSPECIFIED),
-                    current_simulation_id=w["current_job"] or "",
+                    # Another tenant's simulation id is not the caller's to see; a service
+                    # peer (admin's overview) sees every id.
+                    current_simulation_id=w["current_job"] or ""
+                    if caller.is_service or w["job_tenant"] == caller.tenant_id
+                    else "",
                     heartbeat_time=convert.timestamp(w["heartbeat"]),
                 )
                 for w in workers

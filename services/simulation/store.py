@@ -446,8 +446,9 @@ class Store:
             await session.execute(delete(workers).where(workers.c.id == worker_id))
 
     async def queue_status(self, alive_after: float) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """(count per active state, live workers) for the whole service."""
-        async with self.db.transaction() as session:
+        """(count per active state, live workers) for the whole service; each worker row
+        carries ``job_tenant``, the tenant of its current simulation (None when idle)."""
+        async with self.db.sessions() as session:
             counts: dict[str, int] = dict(
                 (
                     await session.execute(
@@ -459,7 +460,12 @@ class Store:
             )
             rows = (
                 await session.execute(
-                    select(workers).where(workers.c.heartbeat >= alive_after).order_by(workers.c.id)
+                    select(workers, simulations.c.tenant_id.label("job_tenant"))
+                    .select_from(
+                        workers.outerjoin(simulations, simulations.c.id == workers.c.current_job)
+                    )
+                    .where(workers.c.heartbeat >= alive_after)
+                    .order_by(workers.c.id)
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]

@@ -182,6 +182,32 @@ def test_queue_status_shows_the_worker(sims, owner: Account):
     assert status.workers and status.workers[0].backend in (pb.BACKEND_CPU, pb.BACKEND_GPU)
 
 
+def test_queue_status_hides_other_tenants_simulation_ids(sims, identity, stranger: Account):
+    """While a tenant's simulation runs, its owner sees its id on the worker; others do not."""
+    owner = register(identity, "queue-owner")
+    book = sims.CreateModel(pb.CreateModelRequest(
+        display_name="small", workbook=workbook_bytes(models.small()),
+        request_id=str(uuid.uuid4())), metadata=owner.metadata, timeout=60)  # fmt: skip
+    running = sims.CreateSimulation(pb.CreateSimulationRequest(
+        model_id=book.id, trials=1_000_000, seed=3, request_id=str(uuid.uuid4()),
+        bypass_cache=True), metadata=owner.metadata, timeout=30)  # fmt: skip
+    seen_by_owner = seen_by_stranger = False
+    for _ in range(2000):  # bounded: the run lasts well under a minute
+        ids = {w.current_simulation_id for w in sims.GetQueueStatus(
+            pb.GetQueueStatusRequest(), metadata=owner.metadata).workers}  # fmt: skip
+        if running.id in ids:
+            seen_by_owner = True
+            others = {w.current_simulation_id for w in sims.GetQueueStatus(
+                pb.GetQueueStatusRequest(), metadata=stranger.metadata).workers}  # fmt: skip
+            seen_by_stranger |= running.id in others
+        state = sims.GetSimulation(pb.GetSimulationRequest(simulation_id=running.id),
+                                   metadata=owner.metadata).state  # fmt: skip
+        if state in (pb.Simulation.STATE_SUCCEEDED, pb.Simulation.STATE_FAILED):
+            break
+    assert seen_by_owner, "the owner never saw its running simulation on a worker"
+    assert not seen_by_stranger
+
+
 def test_other_tenant_gets_not_found_everywhere(sims, stranger: Account, model, finished):
     created, _ = finished
     calls = [
