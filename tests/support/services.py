@@ -14,6 +14,7 @@ The process inherits ``os.environ`` plus ``ALEA_HOME``, free ``ALEA_PORT`` and
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,11 +29,27 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Test servers listen below Linux's ephemeral range (32768-60999): a port taken from that
+# range with bind(port 0) can be grabbed by any outgoing connection (a health check, Envoy
+# dialling an upstream) before the server it was meant for binds it.
+_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1, free a moment ago and not handed out before by this process."""
+    for _ in range(1000):
+        port = random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found in 20000-31999")
 
 
 @dataclass
