@@ -104,17 +104,19 @@ def _bar(progress: pb.Progress) -> str:
 
 def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Simulation:
     """Follow a simulation to its final state, drawing a progress bar on ``out``."""
-    last = None
+    last, rate = None, 0.0
     request = pb.WatchSimulationRequest(simulation_id=simulation_id)
     for event in stub.WatchSimulation(request, metadata=metadata):
         if event.WhichOneof("event") == "progress":
+            rate = event.progress.trials_per_second
             out.write(_bar(event.progress))
             out.flush()
         else:
             last = event.simulation
     assert last is not None, "the stream always starts with the simulation's state"
-    # The final state: the bar ends where the simulation ended.
-    out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials)))
+    # The final state: the bar ends where the simulation ended, at the last rate seen.
+    out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials,
+                               trials_per_second=rate)))  # fmt: skip
     out.write("\n")
     return last
 
