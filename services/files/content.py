@@ -13,7 +13,7 @@ import zipfile
 
 from services.runtime.errors import InvalidArgument
 from services.simulation.engine.errors import WorkbookRejected
-from services.simulation.engine.workbook import MAX_FILE_BYTES, _check_directory
+from services.simulation.engine.workbook import MAX_FILE_BYTES, check_directory
 
 __all__ = ["MAX_WORKBOOK_BYTES", "check_zip_directory", "checker_for"]
 
@@ -74,7 +74,7 @@ def check_zip_directory(data: bytes) -> None:
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            _check_directory(archive)
+            check_directory(archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise InvalidArgument("content_type", f"not a readable xlsx (zip): {exc}") from None
     except WorkbookRejected as exc:
