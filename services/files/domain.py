@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-import grpc
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 
@@ -40,11 +39,11 @@ from services.files.listing import Page, Query, list_files
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.errors import (
-    AleaError,
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     ResourceExhausted,
 )
@@ -53,7 +52,6 @@ __all__ = [
     "FileInfo",
     "Files",
     "NewFile",
-    "OutOfRange",
     "QuotaSource",
     "StorageUsage",
     "rotate_master_keys",
@@ -66,13 +64,6 @@ class QuotaSource(Protocol):
     async def storage_limit(self, tenant_id: str) -> int:
         """Bytes the tenant may store."""
         ...
-
-
-class OutOfRange(AleaError):
-    """A byte range starts beyond the end of the file."""
-
-    code = grpc.StatusCode.OUT_OF_RANGE
-    reason = "OUT_OF_RANGE"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Hierarchy::
     ├── ResourceExhausted(limit, ...)      → RESOURCE_EXHAUSTED + QuotaFailure
     ├── Aborted(reason)                    → ABORTED + ErrorInfo
     ├── Unavailable(reason)                → UNAVAILABLE + ErrorInfo
+    ├── OutOfRange(reason)                 → OUT_OF_RANGE + ErrorInfo
     └── DataLoss(reason)                   → DATA_LOSS + ErrorInfo
 
 Domain code raises these; :func:`to_status` is the only place they become gRPC
@@ -38,6 +39,7 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "NotFound",
+    "OutOfRange",
     "PermissionDenied",
     "ResourceExhausted",
     "Unauthenticated",
@@ -153,6 +155,13 @@ class Unavailable(AleaError):
 
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
+
+
+class OutOfRange(AleaError):
+    """A position (e.g. a byte offset) lies past the end of the object."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = "OUT_OF_RANGE"
 
 
 class DataLoss(AleaError):

@@ -12,12 +12,13 @@ import pytest
 
 from services.files.blobs import LocalBlobStore
 from services.files.crypto import MasterKeys
-from services.files.domain import Files, NewFile, OutOfRange, rotate_master_keys
+from services.files.domain import Files, NewFile, rotate_master_keys
 from services.files.listing import Query
 from services.runtime.errors import (
     DataLoss,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     ResourceExhausted,
 )
