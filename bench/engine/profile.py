@@ -25,11 +25,14 @@ from services.simulation.engine.ir import Const, Model
 from tests.engine import models as m
 
 
-def _best(fn: Callable[[], object]) -> float:
+def _best(fn: Callable[..., object], *inputs: np.ndarray) -> float:
+    """Best of three calls of ``fn(*inputs)``, each on fresh copies of ``inputs`` made untimed
+    (``sampling.sample`` overwrites its uniforms, so a reused array would be garbage input)."""
     best = float("inf")
     for _ in range(3):
+        args = [a.copy() for a in inputs]
         start = time.perf_counter()
-        fn()
+        fn(*args)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -50,8 +53,8 @@ def phases(model: Model, n: int) -> dict[str, float]:
         consts = [p for p in s.params if isinstance(p, Const)]
         if len(consts) == len(s.params):
             params = tuple(p.value for p in consts)
-            dist, us, cut = s.distribution, u[s.stream], s.truncate
-            out[f"inverse CDF {dist}"] += _best(partial(sampling.sample, dist, us, params, cut))
+            fn = partial(sampling.sample, s.distribution, params=params, truncate=s.truncate)
+            out[f"inverse CDF {s.distribution}"] += _best(fn, u[s.stream])
     evaluator = compile_numpy(model, seed=1)
     total = _best(lambda: evaluator.evaluate(0, n))
     out["rest of evaluate (DAG, threads)"] = total - sum(
