@@ -9,7 +9,7 @@ from typing import Any
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from services.simulation.hub import Progress
+from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
 
 SAMPLING_FROM_PROTO = {
@@ -100,13 +100,9 @@ def progress(event: Progress) -> pb.Progress:
     )  # fmt: skip
 
 
-def _number(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
     """One output's statistics from the engine's ``Results.to_dict()`` form."""
-    n = _number
+    n = number_or_nan
     return pb.OutputResults(
         name=data["name"], address=address,
         statistics=pb.Statistics(

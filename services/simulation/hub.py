@@ -174,7 +174,8 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _number(value: float | None) -> float:
+def number_or_nan(value: float | None) -> float:
+    """The inverse of JSON's None for "not yet defined": NaN."""
     return math.nan if value is None else float(value)
 
 
@@ -187,5 +188,5 @@ def progress_of(record: SimulationRecord, now: float) -> Progress:
     return Progress(
         trials_done=record.trials_done, trials_total=record.trials, trials_per_second=rate,
         eta_seconds=left / rate if rate > 0 else math.inf,
-        running={k: (_number(v[0]), _number(v[1])) for k, v in data["running"].items()},
+        running={k: (number_or_nan(v[0]), number_or_nan(v[1])) for k, v in data["running"].items()},
     )  # fmt: skip

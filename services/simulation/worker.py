@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import pickle
 import socket
@@ -34,7 +33,7 @@ from services.simulation.config import SimulationConfig
 from services.simulation.engine.numpy_backend import compile_numpy
 from services.simulation.engine.run import make_evaluator, resolve_backend
 from services.simulation.engine.stats import Partial, StatsOptions
-from services.simulation.hub import Hub, Progress, running_to_json
+from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
@@ -232,7 +231,10 @@ class Worker:
         self.hub.publish(sim.id, Progress(
             trials_done=total, trials_total=sim.trials, trials_per_second=rate,
             eta_seconds=left / rate if rate > 0 else 0.0,
-            running={k: (_nan(m), _nan(se)) for k, (m, se) in combined["running"].items()},
+            running={
+                k: (number_or_nan(m), number_or_nan(se))
+                for k, (m, se) in combined["running"].items()
+            },
         ))  # fmt: skip
 
     async def _finish(self, simulation_id: str) -> None:
@@ -254,7 +256,3 @@ class Worker:
         record = await self.store.get_simulation(simulation_id)
         if record is not None:
             self.hub.publish(simulation_id, record)
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
