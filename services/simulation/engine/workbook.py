@@ -141,9 +141,6 @@ def check_directory(archive: zipfile.ZipFile) -> None:
         raise WorkbookRejected(f"zip declares {total} bytes uncompressed (limit {MAX_TOTAL_BYTES})")
 
 
-_check_directory = check_directory  # the name services/files imports today
-
-
 def _held_whole(name: str) -> bool:
     """XML parts openpyxl parses into one tree (worksheets are streamed, strings counted)."""
     streamed = posixpath.dirname(name) == "xl/worksheets" or name == "xl/sharedStrings.xml"
