@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from services.simulation.engine import catalog
+from services.simulation.engine import catalog, numpy_backend
 from services.simulation.engine.errors import FormulaError, ParameterError
 from services.simulation.engine.ir import Table
 from tests.engine import models
@@ -189,9 +189,8 @@ def test_pmt_matches_a_known_mortgage_payment() -> None:
 def test_folding_agrees_with_the_numpy_backend(
     fn: str, args: tuple[object, ...], expected: float
 ) -> None:
-    backend = pytest.importorskip("services.simulation.engine.numpy_backend")
     vector = [a if isinstance(a, Table) else np.full(3, float(a)) for a in args]  # type: ignore[arg-type]
     with np.errstate(all="ignore"):
-        got = np.broadcast_to(np.asarray(backend.FUNCTIONS[fn](*vector), dtype=float), (3,))
+        got = np.broadcast_to(np.asarray(numpy_backend.FUNCTIONS[fn](*vector), dtype=float), (3,))
     folded = catalog.evaluate(fn, args)  # type: ignore[arg-type]
     np.testing.assert_array_equal(got, np.full(3, folded))
