@@ -158,7 +158,7 @@ def test_tampered_ciphertext_is_data_loss(mesh: Mesh, files, direct, users: File
     assert download(files, users.analyst, stored.id, 0, 200_000) == data[:200_000]
 
 
-def test_quota_exceeded_before_storing(mesh: Mesh, files, users: FileUsers) -> None:
+def test_quota_exceeded_before_storing(files, users: FileUsers) -> None:
     before = usage(files, users.analyst)
     too_big = before.quota_bytes - before.used_bytes + 1
     with pytest.raises(grpc.RpcError) as err:
