@@ -334,7 +334,9 @@ class Accounts:
 
     async def get_user(self, principal: Principal, user_id: str) -> UserRow:
         async with self._db.sessions() as session:
-            await self.caller(session, principal)
+            caller = await self.caller(session, principal)
+            if caller.id == user_id:  # reading oneself: the row is already loaded
+                return caller
             return await self._tenant_user(session, principal, user_id)
 
     async def update_user(

@@ -1,4 +1,4 @@
-"""Domain rules that the RPC tests cannot reach without waiting: expiry of keys and tokens."""
+"""Domain rules that the RPC tests cannot reach: expiry of keys and tokens, queries per call."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts
@@ -67,3 +67,16 @@ async def test_a_reused_create_id_with_other_fields_is_refused(accounts: Account
     with pytest.raises(InvalidArgument) as raised:
         await accounts.create_user(admin, "d@example.com", PASSWORD, "D", "viewer", rid)
     assert raised.value.violations[0][0] == "request_id"
+
+
+async def test_get_user_of_oneself_reads_the_row_once(db: Database, accounts: Accounts) -> None:
+    admin = await _admin(accounts)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    user = await accounts.get_user(admin, admin.user_id)
+    assert user.id == admin.user_id
+    assert sum("FROM users" in s for s in statements) == 1, statements
