@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from services.cli import mesh_demo
 from services.cli.mesh_procs import (
@@ -21,13 +20,9 @@ from services.cli.mesh_procs import (
     start_mesh,
     stop_mesh,
 )
-from services.runtime.config import DEFAULT_PORTS
+from services.runtime.config import DEFAULT_PORTS, alea_home
 
 __all__ = ["register"]
-
-
-def _home() -> Path:
-    return Path(os.environ.get("ALEA_HOME") or "./.alea").resolve()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -87,7 +82,7 @@ def _layout_from_args(args: argparse.Namespace) -> MeshLayout:
     if args.database_url_template and "{service}" not in args.database_url_template:
         raise MeshError("--database-url-template needs a {service} placeholder")
     return MeshLayout(
-        home=_home(),
+        home=alea_home(),
         services={name: DEFAULT_PORTS[name] + args.port_offset for name in wanted},
         edge_port=args.edge_port,
         admin_port=args.admin_port,
@@ -122,7 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     """Stop every process of the mesh."""
     try:
-        layout = MeshLayout.load(_home())
+        layout = MeshLayout.load(alea_home())
     except MeshError as exc:
         print(f"alea down: {exc}", file=sys.stderr)
         return 1
@@ -134,7 +129,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each process's pid and health; non-zero if anything is down."""
     try:
-        layout = MeshLayout.load(_home())
+        layout = MeshLayout.load(alea_home())
     except MeshError as exc:
         print(f"alea status: {exc}", file=sys.stderr)
         return 1
@@ -157,7 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo against the mesh recorded in ``$ALEA_HOME``."""
     try:
-        layout = MeshLayout.load(_home())
+        layout = MeshLayout.load(alea_home())
     except MeshError as exc:
         print(f"alea demo: {exc}", file=sys.stderr)
         return 1

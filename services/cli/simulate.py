@@ -23,6 +23,7 @@ from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 
 from services.cli.edge_client import edge_channel
+from services.runtime.config import alea_home
 
 __all__ = ["DEMO_STEPS", "register"]
 
@@ -33,14 +34,10 @@ _BACKEND = {"auto": pb.BACKEND_PREFERENCE_AUTO, "cpu": pb.BACKEND_PREFERENCE_CPU
 _SHOWN = ("5", "50", "95")
 
 
-def _home() -> Path:
-    return Path(os.environ.get("ALEA_HOME") or "./.alea").resolve()
-
-
 def _edge_address(args: argparse.Namespace) -> str:
     if args.edge or os.environ.get("ALEA_EDGE_ADDRESS"):
         return args.edge or os.environ["ALEA_EDGE_ADDRESS"]
-    recorded = _home() / "run" / "mesh.json"
+    recorded = alea_home() / "run" / "mesh.json"
     if recorded.exists():
         return f"localhost:{json.loads(recorded.read_text())['edge_port']}"
     return "localhost:8443"
@@ -49,7 +46,7 @@ def _edge_address(args: argparse.Namespace) -> str:
 def _demo_login(channel: grpc.Channel) -> Metadata:
     """Log the demo account in, registering it (once) if this home has none yet."""
     stub = identity_pb2_grpc.IdentityServiceStub(channel)
-    path = _home() / "cli" / "account.json"
+    path = alea_home() / "cli" / "account.json"
     if not path.exists():
         email, password = f"cli-{uuid.uuid4().hex[:8]}@example.com", uuid.uuid4().hex
         stub.Register(identity_pb2.RegisterRequest(
@@ -151,7 +148,7 @@ def plot(results: pb.Results, path: Path) -> None:
 
 
 def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, Any, Metadata]:
-    channel = edge_channel(_edge_address(args), _home() / "pki")
+    channel = edge_channel(_edge_address(args), alea_home() / "pki")
     metadata = _credentials(args, channel)
     return channel, simulation_pb2_grpc.SimulationServiceStub(channel), metadata
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_PORTS", "ConfigError", "Settings", "load_settings"]
+__all__ = ["DEFAULT_PORTS", "ConfigError", "Settings", "alea_home", "load_settings"]
 
 DEFAULT_PORTS: dict[str, int] = {
     "identity": 50051,
@@ -92,6 +92,12 @@ def _grace(env: Mapping[str, str]) -> float:
     return value
 
 
+def alea_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$ALEA_HOME`` (default ``./.alea``) as an absolute path: PKI, data, logs, pid files."""
+    env = os.environ if env is None else env
+    return Path(env.get("ALEA_HOME") or "./.alea").resolve()
+
+
 def load_settings(service: str, env: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings of ``service`` from ``env`` (default: ``os.environ``).
 
@@ -100,7 +106,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     becomes ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
     """
     env = os.environ if env is None else env
-    home = Path(env.get("ALEA_HOME") or "./.alea").resolve()
+    home = alea_home(env)
     default_port = DEFAULT_PORTS.get(service, 0)
     port = _port(env, "ALEA_PORT", default_port)
     health_default = port + HEALTH_PORT_OFFSET if port else 0
