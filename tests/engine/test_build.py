@@ -23,6 +23,7 @@ from services.simulation.engine.errors import (
     ParameterError,
 )
 from services.simulation.engine.ir import Apply, Const, Model, Sample, Table
+from services.simulation.engine.numpy_backend import compile_numpy
 from services.simulation.engine.workbook import load_workbook
 from tests.engine import models
 
@@ -445,10 +446,9 @@ def test_constant_folding_matches_formulas(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_numpy_backend_matches_formulas_with_inputs_fixed(name: str) -> None:
-    backend = pytest.importorskip("services.simulation.engine.numpy_backend")
     model = load_workbook(_bytes(models.MODELS[name]("fixed")))
     assert model.inputs and all(s.distribution == "discrete" for s in model.inputs)
-    outputs, _ = backend.compile_numpy(model, seed=3).evaluate(0, 4)
+    outputs, _ = compile_numpy(model, seed=3).evaluate(0, 4)
     for o in model.outputs:
         expected = EXPECTED[name][o.address]
         np.testing.assert_allclose(

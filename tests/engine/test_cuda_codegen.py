@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from services.simulation.engine import rng, sampling
+from services.simulation.engine import load_workbook, rng, sampling
 from services.simulation.engine.cuda import generate
 from services.simulation.engine.cuda.codegen import literal
 from services.simulation.engine.cuda.harness import HostHarness, nvcc_path
@@ -187,10 +187,6 @@ def model(key: str, tmp_path) -> Model:
     """A hand-built model, or a shared test workbook through the front end."""
     if key in HAND_MODELS:
         return HAND_MODELS[key]()
-    try:
-        from services.simulation.engine import load_workbook
-    except ImportError:
-        pytest.skip("the workbook front end (engine.load_workbook) is not available")
     return load_workbook(wb.save(WORKBOOKS[key](), tmp_path, key))
 
 
