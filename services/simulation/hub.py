@@ -57,9 +57,7 @@ class Topic:
             if self.snapshot is not None and self.snapshot.update_time > event.update_time:
                 return  # an older read of the database must not overwrite a newer state
             self.snapshot = event
-        self.version += 1
-        changed, self._changed = self._changed, asyncio.get_running_loop().create_future()
-        changed.set_result(None)
+        self.touch()
 
     def touch(self) -> None:
         """Wake every watcher without new data (a tick: they re-report the latest)."""
