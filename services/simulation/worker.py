@@ -129,8 +129,6 @@ class Worker:
         try:
             if await self._execute(job, stop):
                 await self._finish(sim_id)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the model failed at run time: the job fails, not the worker
             log.exception("simulation %s failed", sim_id)
             await self.queue.fail(sim_id, reason=f"{type(exc).__name__}: {exc}", now=time.time())
