@@ -179,12 +179,13 @@ class Files:
                 if absorbing is not None and not absorbing.done():
                     # The upload failed first; this piece's outcome no longer matters.
                     absorbing.add_done_callback(lambda f: f.cancelled() or f.exception())
+            # Refused before the last chunk, so an incomplete upload never reaches objects/.
+            _check_complete(new, received, digest.hexdigest())
+            checker.finish()
             yield sealer.finish()
 
         await self._blobs.put(file_id, sealed())
         try:
-            _check_complete(new, received, digest.hexdigest())
-            checker.finish()
             key_id, wrapped = self._keys.wrap(data_key, file_id)
             now = datetime.now(UTC)
             row = {

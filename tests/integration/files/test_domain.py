@@ -105,6 +105,8 @@ async def test_declared_size_and_hash_are_checked(files: Files, blobs: LocalBlob
     with pytest.raises(InvalidArgument) as err:
         await put(files, alice, b"abc", sha256="0" * 64)
     assert err.value.violations[0][0] == "sha256"
+    # Refused before the commit: not even a fan-out directory of objects/ was created.
+    assert not any((blobs.root / "objects").iterdir())
     assert not any(p.is_file() for p in blobs.root.rglob("*"))
     assert (await files.usage(alice.tenant_id)).bytes_used == 0
 
