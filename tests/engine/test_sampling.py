@@ -107,6 +107,19 @@ def test_vector_parameters_match_scalar_ones() -> None:
                                   stats.binom.ppf(u, n, 0.4))
 
 
+@pytest.mark.parametrize("a,c,b", [(20.0, 30.0, 50.0), (0.0, 0.0, 1.0), (0.0, 1.0, 1.0),
+                                   (-3.5, 2.25, 1e6), (-0.1, 0.05, 0.2)])
+def test_triangular_constant_parameters_give_the_bits_of_per_trial_ones(a, c, b) -> None:
+    """Constant parameters take a branch-free path; it must not change a single bit."""
+    u = np.concatenate([_u(10_000), [2.0**-53, 1 - 2.0**-53]])
+    if b > a:
+        u = np.concatenate([u, [(c - a) / (b - a)]])  # exactly at the mode's quantile
+    per_trial = [np.full(u.size, p) for p in (a, c, b)]
+    want = sampling.sample("triang", u.copy(), tuple(per_trial))
+    np.testing.assert_array_equal(sampling.sample("triang", u.copy(), (a, c, b)), want)
+    assert np.all((want >= a) & (want <= b))
+
+
 @pytest.mark.parametrize("name,params", [
     ("normal", (0.0, np.array([1.0, -1.0, 0.0, np.nan]))),
     ("triang", (np.array([0.0, 3.0, 0.0, 0.0]), 2.0, np.array([4.0, 4.0, 0.0, np.inf]))),
