@@ -33,6 +33,7 @@ SAMPLINGS = ("mc", "lhs")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU")
 MAX_TRIALS = 10**10
 MAX_PAGE_SIZE = 1000
+_RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
 
 class Quotas(Protocol):
@@ -229,7 +230,14 @@ class Simulations:
         simulation_id = str(uuid.uuid4())
         chunk = min(self.config.chunk_trials, request.trials)
         if cached is None and self.quotas is not None:
-            await self.quotas.reserve(tenant_id, request.trials, simulation_id)
+            # Keyed by the request id when there is one, so a retry after a failure between
+            # the reservation and the insert (or a concurrent duplicate) reserves once.
+            reservation = (
+                str(uuid.uuid5(_RESERVATIONS, request.request_id))
+                if request.request_id
+                else simulation_id
+            )
+            await self.quotas.reserve(tenant_id, request.trials, reservation)
         record = SimulationRecord(
             id=simulation_id, tenant_id=tenant_id, user_id=user_id,
             request_id=request.request_id or None, model_id=model.id, cache_key=key,

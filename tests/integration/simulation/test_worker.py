@@ -120,6 +120,41 @@ async def test_cache_and_idempotency(domain: Simulations, store: Store):
     assert not fresh.cached and fresh.state == "QUEUED"
 
 
+class Ledger:
+    """Trial reservations by id, idempotent like identity's ReserveTrials."""
+
+    def __init__(self) -> None:
+        self.reserved: dict[str, int] = {}
+
+    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None:
+        self.reserved.setdefault(f"{tenant_id}/{reservation_id}", trials)
+
+
+async def test_a_retried_request_reserves_its_trials_once(store: Store, monkeypatch):
+    ledger = Ledger()
+    domain = Simulations(store, Hub(store.get_simulation, 0.05), CONFIG, quotas=ledger)
+    model_id = await insert_model(store)
+    request = SimulationRequest(model_id, 3_000, 11, request_id="r-1")
+    insert = store.insert_simulation
+
+    async def fail_once(*args):
+        monkeypatch.setattr(store, "insert_simulation", insert)
+        raise ConnectionError("the database went away after the reservation")
+
+    monkeypatch.setattr(store, "insert_simulation", fail_once)
+    with pytest.raises(ConnectionError):
+        await domain.create_simulation("t1", "u1", request)
+    first = await domain.create_simulation("t1", "u1", request)
+    same = await asyncio.gather(*(domain.create_simulation("t1", "u1", request) for _ in range(3)))
+    assert {s.id for s in same} == {first.id}
+    assert sum(ledger.reserved.values()) == 3_000
+    await domain.create_simulation("t1", "u1", replace(request, request_id="", bypass_cache=True))
+    await domain.create_simulation("t1", "u1", replace(request, request_id="r-2"))
+    other = replace(request, model_id=await insert_model(store, "t2"))
+    await domain.create_simulation("t2", "u1", other)  # the same request id in another tenant
+    assert sum(ledger.reserved.values()) == 4 * 3_000
+
+
 async def test_cancel_stops_a_running_job(domain: Simulations, store: Store):
     model_id = await insert_model(store)
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**8, 1))
