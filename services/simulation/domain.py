@@ -288,8 +288,15 @@ class Simulations:
         return record
 
     async def watch(self, tenant_id: str, simulation_id: str) -> AsyncIterator[Event]:
-        """The current state, then progress, then the final state (see :meth:`Hub.watch`)."""
-        first = await self.get_simulation(tenant_id, simulation_id)
+        """The current state, then progress, then the final state (see :meth:`Hub.watch`).
+
+        A simulation already watched here starts from the hub's copy of its state, kept
+        current by its workers and poller, so that a crowd of watchers joining at once
+        costs one database read, not one each (the engine shares this process's cores).
+        """
+        first = self.hub.latest(simulation_id)
+        if first is None or first.tenant_id != tenant_id:
+            first = await self.get_simulation(tenant_id, simulation_id)
         async for event in self.hub.watch(first):
             yield event
 

@@ -88,6 +88,11 @@ class Hub:
         if topic is not None:
             topic.publish(event)
 
+    def latest(self, simulation_id: str) -> SimulationRecord | None:
+        """The newest state of a simulation someone already watches here, else None."""
+        topic = self._topics.get(simulation_id)
+        return topic.snapshot if topic is not None else None
+
     @property
     def watchers(self) -> int:
         """Watchers connected to this process (all simulations)."""

@@ -226,6 +226,37 @@ async def test_watchers_get_state_progress_and_final_state(domain: Simulations, 
     assert domain.hub.watchers == 0  # every watcher released its topic
 
 
+async def test_watchers_joining_a_watched_simulation_share_its_state(
+    domain: Simulations, store: Store, monkeypatch
+):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**8, 2))
+    first = domain.watch("t1", sim.id)
+    assert (await anext(first)).state == "QUEUED"
+    following = asyncio.ensure_future(anext(first))
+    while domain.hub.watchers < 1:  # noqa: ASYNC110  (the first watcher subscribed)
+        await asyncio.sleep(0.01)
+    reads = []
+    get_simulation = store.get_simulation
+
+    async def counted(*args):
+        reads.append(args)
+        return await get_simulation(*args)
+
+    monkeypatch.setattr(store, "get_simulation", counted)
+    joined = [domain.watch("t1", sim.id) for _ in range(20)]
+    assert [(await anext(stream)).id for stream in joined] == [sim.id] * 20
+    assert reads == []  # the crowd started from the hub's copy
+    with pytest.raises(NotFound):  # which never serves another tenant
+        await anext(domain.watch("t2", sim.id))
+    following.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await following
+    for stream in (first, *joined):
+        await stream.aclose()
+    await domain.cancel_simulation("t1", sim.id)
+
+
 async def test_a_watcher_that_leaves_frees_its_topic(domain: Simulations, store: Store):
     model_id = await insert_model(store)
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**8, 2))
