@@ -147,9 +147,17 @@ class Hub:
         ``poll_interval``, follow the database for a job run elsewhere (another replica or
         worker process)."""
         polls_every = max(1, round(self.poll_interval / self.tick))
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
         for beat in itertools.count(1):
             seen = topic.version
-            await asyncio.sleep(self.tick)
+            # Beats on a fixed grid, so the time spent waking watchers does not stretch every
+            # interval; beats a held-up loop missed are skipped rather than sent in a burst.
+            next_beat += self.tick
+            now = loop.time()
+            if next_beat < now:
+                next_beat += math.ceil((now - next_beat) / self.tick) * self.tick
+            await asyncio.sleep(next_beat - now)
             if topic.version == seen:
                 topic.touch()
             if beat % polls_every:

@@ -13,7 +13,9 @@ completes, the segments' Partials are merged in trial order into the results, so
 final results are bit-identical whichever workers ran which segments, interrupted or not.
 
 NumPy work (compile, evaluate, merge, serialise) runs in a thread so the event loop keeps
-serving RPCs and watchers while a chunk computes.
+serving RPCs and watchers while a chunk computes; the next chunk starts as soon as one
+ends, before its progress is published and its checkpoint written, so neither a busy event
+loop nor a checkpoint leaves the engine idle.
 """
 
 from __future__ import annotations
@@ -182,32 +184,49 @@ class Worker:
         others: list[dict] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
-        while done < lease.end_trial:
+        running = self._start_chunk(evaluator, partial, done, lease.end_trial, sim.chunk_trials)
+        while running is not None:
+            count, computing = running
+            partial = await computing
+            done += count
             if job.lost.is_set():
                 return False  # cancelled, or the lease went to another worker: touch nothing
-            if stop.is_set():
-                if partial is not None:
-                    await self._checkpoint(job, partial, done, evaluator.backend)
+            if stop.is_set() and done < lease.end_trial:
+                await self._checkpoint(job, partial, done, evaluator.backend)
                 await self.queue.release(lease, now=time.time())
                 return False
-            count = min(sim.chunk_trials, lease.end_trial - done)
-            partial = await asyncio.to_thread(
-                _advance, evaluator, partial, done, count, self.options
+            # The next chunk computes while this one is published and checkpointed, so the
+            # engine never waits on the event loop (busy with watchers or RPCs) in between.
+            running = self._start_chunk(
+                evaluator, partial, done, lease.end_trial, sim.chunk_trials
             )
-            done += count
             mine = _segment_progress(partial, done - lease.first_trial)
             elapsed = max(time.monotonic() - started, 1e-9)
             self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
             due = time.monotonic() - last_write >= self.config.checkpoint_seconds
-            if done < lease.end_trial and due:
+            if running is not None and due:
                 held, others = await self._checkpoint(job, partial, done, evaluator.backend)
                 if not held:
+                    with contextlib.suppress(Exception):
+                        await running[1]  # let the thread finish; its chunk is not ours now
                     return False
                 last_write = time.monotonic()
         if job.lost.is_set() or partial is None:
             return False
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
+
+    def _start_chunk(
+        self, evaluator, partial: Partial | None, done: int, end: int, chunk: int
+    ) -> tuple[int, asyncio.Future[Partial]] | None:
+        """(trials, the future of the Partial that includes them), or None at ``end``."""
+        if done >= end:
+            return None
+        count = min(chunk, end - done)
+        computing = asyncio.ensure_future(
+            asyncio.to_thread(_advance, evaluator, partial, done, count, self.options)
+        )
+        return count, computing
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
