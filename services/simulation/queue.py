@@ -192,6 +192,11 @@ class Queue:
             result = await session.execute(held)
             if rowcount(result) != 1:
                 return False, []
+            # Concurrent checkpoints of sibling segments queue on the simulation's row
+            # (PostgreSQL; SQLite has one writer anyway), so each reads the segments only
+            # once the one before has committed, and the last total written is complete.
+            lock = select(simulations.c.id).where(simulations.c.id == sim_id).with_for_update()
+            await session.execute(lock)
             rows = (
                 await session.execute(
                     select(segments.c.id, segments.c.trials_done, segments.c.progress).where(

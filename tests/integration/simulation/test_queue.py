@@ -155,3 +155,18 @@ def test_progress_pools_segments():
     pooled = combine_progress([a, b, None])
     assert pooled["trials"] == 400 and pooled["running"]["y"][0] == 2.5
     assert pooled["running"]["y"][1] > 0.05  # the means differ: the spread counts
+
+
+async def test_concurrent_checkpoints_keep_every_segment_in_the_total(store: Store):
+    # Two workers completing the two segments of one simulation at the same moment: the
+    # one committing last must count the other's trials, not an older copy of them.
+    for attempt in range(5):
+        record = job(trials=2000, segment_trials=1000, created=NOW + attempt)
+        await store.insert_simulation(record)
+        a, b = await lease(store, "w1", NOW + attempt), await lease(store, "w2", NOW + attempt)
+        await asyncio.gather(
+            checkpoint(store, a, 1000, NOW + attempt + 1, complete=True),
+            checkpoint(store, b, 1000, NOW + attempt + 1, complete=True),
+        )
+        done = await store.get_simulation(record.id)
+        assert done.trials_done == 2000 and done.progress["trials"] == 2000
