@@ -224,7 +224,11 @@ def _keyset(table: Table, token: str):
 
 
 class Store:
-    """All SQL of the simulation service; every method is one short transaction."""
+    """All SQL of the simulation service; every method is one short transaction.
+
+    Reads use plain sessions, so on SQLite they never queue for the single write lock
+    that checkpoints and leases hold (WAL lets them run beside a writer).
+    """
 
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -244,7 +248,7 @@ class Store:
             return existing
 
     async def model_by_request(self, tenant_id: str, request_id: str) -> ModelRecord | None:
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -256,7 +260,7 @@ class Store:
 
     async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord | None:
         """The tenant's live model, or None (another tenant's model is None too)."""
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -270,14 +274,14 @@ class Store:
 
     async def compiled_model(self, model_id: str) -> bytes | None:
         """The pickled IR of a model, deleted or not (running jobs keep their model)."""
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             return (
                 await session.execute(select(models.c.compiled).where(models.c.id == model_id))
             ).scalar()
 
     async def model_summary(self, model_id: str) -> dict[str, Any] | None:
         """A model's summary, deleted or not (results outlive their model)."""
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             return (
                 await session.execute(select(models.c.summary).where(models.c.id == model_id))
             ).scalar()
@@ -293,7 +297,7 @@ class Store:
         if token:
             query = query.where(_keyset(models, token))
         query = query.order_by(models.c.create_time.desc(), models.c.id.desc()).limit(page_size + 1)
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             rows = [_model(r) for r in (await session.execute(query)).all()]
         return _page(rows, page_size)
 
@@ -346,7 +350,7 @@ class Store:
     async def simulation_by_request(
         self, tenant_id: str, request_id: str
     ) -> SimulationRecord | None:
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             row = (
                 await session.execute(
                     select(simulations).where(
@@ -362,7 +366,7 @@ class Store:
         query = select(simulations).where(simulations.c.id == simulation_id)
         if tenant_id is not None:
             query = query.where(simulations.c.tenant_id == tenant_id)
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             row = (await session.execute(query)).first()
         return _simulation(row) if row else None
 
@@ -375,7 +379,7 @@ class Store:
         if token:
             query = query.where(_keyset(simulations, token))
         query = query.order_by(simulations.c.create_time.desc(), simulations.c.id.desc())
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             rows = (await session.execute(query.limit(page_size + 1))).all()
         return _page([_simulation(r) for r in rows], page_size)
 
@@ -395,7 +399,7 @@ class Store:
             .order_by(simulations.c.end_time.desc())
             .limit(1)
         )
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             return (await session.execute(query)).scalar()
 
     async def cancel(self, tenant_id: str, simulation_id: str, reason: str, now: float) -> bool:
@@ -413,7 +417,7 @@ class Store:
         return rowcount(result) == 1
 
     async def get_results(self, simulation_id: str) -> dict[str, Any] | None:
-        async with self.db.transaction() as session:
+        async with self.db.sessions() as session:
             return (
                 await session.execute(
                     select(results.c.data).where(results.c.simulation_id == simulation_id)

@@ -170,3 +170,17 @@ async def test_concurrent_checkpoints_keep_every_segment_in_the_total(store: Sto
         )
         done = await store.get_simulation(record.id)
         assert done.trials_done == 2000 and done.progress["trials"] == 2000
+
+
+async def test_reads_do_not_wait_for_a_writer(store: Store):
+    # Watchers, pollers and Get/List calls read while workers write checkpoints: on
+    # SQLite a read must not queue for the single write lock (nor fail once it times out).
+    record = job()
+    await store.insert_simulation(record)
+    queue = Queue(store)
+    async with store.db.transaction() as session:
+        await session.execute(s.simulations.update().values(update_time=NOW + 1))
+        assert (await store.get_simulation(record.id)).update_time == NOW
+        assert len((await store.list_simulations("t1", 10, "", {})).items) == 1
+        assert await store.get_results(record.id) is None
+        assert await queue.pending_segments(record.id) == 1
