@@ -81,7 +81,6 @@ class Queue:
     """Leases and checkpoints of segments, over the simulation store."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
         self.db = store.db
 
     async def lease(
@@ -145,8 +144,9 @@ class Queue:
                 .where(simulations.c.id == row.simulation_id, simulations.c.state == QUEUED)
                 .values(state=RUNNING, start_time=now, update_time=now)
             )
-        simulation = await self.store.get_simulation(row.simulation_id)
-        assert simulation is not None
+            # Read in the same transaction: the lease and its simulation are one snapshot.
+            query = select(simulations).where(simulations.c.id == row.simulation_id)
+            simulation = SimulationRecord(**(await session.execute(query)).one()._mapping)
         return Lease(simulation, row.id, row.first_trial, row.end_trial, row.trials_done,
                      row.checkpoint, owner, row.lease_epoch)  # fmt: skip
 
