@@ -386,7 +386,11 @@ class Store:
     async def cached_result(
         self, tenant_id: str, cache_key: str, not_before: float
     ) -> dict[str, Any] | None:
-        """Results of the newest successful run with this key that ended after ``not_before``."""
+        """Results of the newest successful run with this key that ended after ``not_before``.
+
+        Only runs count: a simulation served from the cache copies results as old as their
+        run, so counting it would keep results alive past the age limit forever.
+        """
         query = (
             select(results.c.data)
             .join(simulations, simulations.c.id == results.c.simulation_id)
@@ -394,6 +398,7 @@ class Store:
                 simulations.c.tenant_id == tenant_id,
                 simulations.c.cache_key == cache_key,
                 simulations.c.state == SUCCEEDED,
+                simulations.c.cached.is_(False),
                 simulations.c.end_time >= not_before,
             )
             .order_by(simulations.c.end_time.desc())

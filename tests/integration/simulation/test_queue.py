@@ -184,3 +184,16 @@ async def test_reads_do_not_wait_for_a_writer(store: Store):
         assert len((await store.list_simulations("t1", 10, "", {})).items) == 1
         assert await store.get_results(record.id) is None
         assert await queue.pending_segments(record.id) == 1
+
+
+async def test_a_cache_hit_does_not_renew_the_results_age(store: Store):
+    record = job()
+    await store.insert_simulation(record)
+    held = await lease(store)
+    await checkpoint(store, held, 1000, NOW + 1, complete=True)
+    await Queue(store).finish(record.id, result_data={"r": 1}, backend="numpy", now=NOW + 5)
+    hit = job(created=NOW + 50, state=s.SUCCEEDED, cached=True, backend="cache",
+              trials_done=1000, start_time=NOW + 50, end_time=NOW + 50)  # fmt: skip
+    await store.insert_simulation(hit, {"r": 1})
+    # The results were computed at NOW + 5: past the age limit, whoever served them since.
+    assert await store.cached_result("t1", "k1", NOW + 6) is None
