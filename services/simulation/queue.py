@@ -34,6 +34,7 @@ from services.simulation.store import (
     SUCCEEDED,
     SimulationRecord,
     Store,
+    drop_segments,
     results,
     segments,
     simulations,
@@ -294,6 +295,7 @@ class Queue:
     async def fail(self, simulation_id: str, *, reason: str, now: float) -> bool:
         """The model failed at run time: the whole simulation FAILED with the reason."""
         async with self.db.transaction() as session:
+            await session.execute(drop_segments(simulation_id))
             result = await session.execute(
                 update(simulations)
                 .where(simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES))

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -133,7 +134,7 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "CANCELLED",
 )
 ACTIVE_STATES = (QUEUED, RUNNING)
-PENDING, DONE = "PENDING", "DONE"  # segment states
+PENDING, DONE, DROPPED = "PENDING", "DONE", "DROPPED"  # segment states (DROPPED: cancelled)
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,9 @@ class Store:
     async def cancel(self, tenant_id: str, simulation_id: str, reason: str, now: float) -> bool:
         """Move an active simulation to CANCELLED; False when it is not active (or absent)."""
         async with self.db.transaction() as session:
+            await session.execute(
+                drop_segments(simulation_id, simulations.c.tenant_id == tenant_id)
+            )
             result = await session.execute(
                 update(simulations)
                 .where(
@@ -478,6 +482,24 @@ class Store:
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]
+
+
+def drop_segments(simulation_id: str, *where: Any):
+    """The statement taking an active simulation's unfinished segments out of the queue.
+
+    Run it just before the simulation's own update when that stops it: the lease scan
+    and the fair share count then skip them (and their worker is fenced at once). Segment
+    rows first, then the simulation's, is the order leases and checkpoints lock them in
+    too, so PostgreSQL never sees a deadlock.
+    """
+    active = exists().where(
+        simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES), *where
+    )
+    return (
+        update(segments)
+        .where(segments.c.simulation_id == simulation_id, segments.c.state == PENDING, active)
+        .values(state=DROPPED)
+    )
 
 
 def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:

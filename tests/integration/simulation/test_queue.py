@@ -197,3 +197,22 @@ async def test_a_cache_hit_does_not_renew_the_results_age(store: Store):
     await store.insert_simulation(hit, {"r": 1})
     # The results were computed at NOW + 5: past the age limit, whoever served them since.
     assert await store.cached_result("t1", "k1", NOW + 6) is None
+
+
+async def test_a_stopped_simulation_leaves_nothing_in_the_queue(store: Store):
+    busy = job("busy", trials=2000, segment_trials=1000)
+    await store.insert_simulation(busy)
+    assert (await lease(store, "w1")).simulation.id == busy.id
+    assert await store.cancel("busy", busy.id, "by user", NOW + 1)
+    failed = job("busy", created=NOW + 1)
+    await store.insert_simulation(failed)
+    assert await Queue(store).fail(failed.id, reason="boom", now=NOW + 2)
+    assert await Queue(store).pending_segments(busy.id) == 0
+    assert await Queue(store).pending_segments(failed.id) == 0
+    # The cancelled segment's lease no longer counts as work "busy" runs: its next job
+    # (the older) goes before the quiet tenant's.
+    mine = job("busy", created=NOW + 2)
+    quiet = job("quiet", created=NOW + 3)
+    await store.insert_simulation(mine)
+    await store.insert_simulation(quiet)
+    assert (await lease(store, "w2", NOW + 3)).simulation.id == mine.id
