@@ -78,6 +78,12 @@ def combine_progress(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"trials": total, "running": combined}
 
 
+def _free(table, now: float):
+    """A segment to lease: pending and never leased, or its lease expired."""
+    expired = or_(table.c.lease_expires.is_(None), table.c.lease_expires < now)
+    return and_(table.c.state == PENDING, expired)
+
+
 class Queue:
     """Leases and checkpoints of segments, over the simulation store."""
 
@@ -107,7 +113,6 @@ class Queue:
         live = exists().where(
             simulations.c.id == candidate.c.simulation_id, simulations.c.state.in_(ACTIVE_STATES)
         )
-        free = or_(candidate.c.lease_expires.is_(None), candidate.c.lease_expires < now)
         order = [
             tenant_running.asc(), candidate.c.priority.desc(), candidate.c.create_time.asc(),
             candidate.c.simulation_id, candidate.c.idx,
@@ -116,7 +121,7 @@ class Queue:
             order.insert(0, case((candidate.c.backend_preference == "GPU", 0), else_=1))
         pick = (
             select(candidate.c.id)
-            .where(candidate.c.state == PENDING, free, live)
+            .where(_free(candidate, now), live)
             .order_by(*order)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -126,8 +131,7 @@ class Queue:
             update(segments)
             .where(
                 segments.c.id == pick,
-                segments.c.state == PENDING,
-                or_(segments.c.lease_expires.is_(None), segments.c.lease_expires < now),
+                _free(segments, now),
             )
             .values(
                 lease_owner=owner,

@@ -362,7 +362,9 @@ class Store:
             ).first()
         return _simulation(row) if row else None
 
-    async def get_simulation(self, simulation_id: str, tenant_id: str | None = None):
+    async def get_simulation(
+        self, simulation_id: str, tenant_id: str | None = None
+    ) -> SimulationRecord | None:
         """The simulation (restricted to ``tenant_id`` when given), or None."""
         query = select(simulations).where(simulations.c.id == simulation_id)
         if tenant_id is not None:
