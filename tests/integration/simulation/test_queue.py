@@ -216,3 +216,21 @@ async def test_a_stopped_simulation_leaves_nothing_in_the_queue(store: Store):
     await store.insert_simulation(mine)
     await store.insert_simulation(quiet)
     assert (await lease(store, "w2", NOW + 3)).simulation.id == mine.id
+
+
+async def test_cancel_racing_checkpoints_has_the_last_word(store: Store):
+    # Cancel takes segment rows then the simulation's, like checkpoints: no deadlock on
+    # PostgreSQL, and no checkpoint lands on the simulation after it was cancelled.
+    for attempt in range(5):
+        record = job(trials=2000, segment_trials=1000, created=NOW + attempt)
+        await store.insert_simulation(record)
+        a, b = await lease(store, "w1", NOW + attempt), await lease(store, "w2", NOW + attempt)
+        cancelled, *_ = await asyncio.gather(
+            store.cancel("t1", record.id, "by user", NOW + attempt + 2),
+            checkpoint(store, a, 1000, NOW + attempt + 1, complete=True),
+            checkpoint(store, b, 500, NOW + attempt + 1),
+        )
+        done = await store.get_simulation(record.id)
+        assert cancelled and done.state == s.CANCELLED
+        assert done.update_time == done.end_time == NOW + attempt + 2
+        assert await Queue(store).pending_segments(record.id) == 0
