@@ -28,6 +28,7 @@ import pickle
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,20 @@ def _segment_progress(partial: Partial, trials: int) -> dict:
     return {"trials": trials, "running": running_to_json(partial.running())}
 
 
+class _EngineFailure(Exception):
+    """The model failed at run time (a NumPy/CUDA error, a broken model): the simulation
+    fails. Anything else (the database, the network) only interrupts the segment, whose
+    lease lapses so that it resumes from its last checkpoint."""
+
+
+async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a thread; its failure is the model's."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception as exc:
+        raise _EngineFailure(f"{type(exc).__name__}: {exc}") from exc
+
+
 @dataclass
 class _Job:
     lease: Lease
@@ -102,20 +117,28 @@ class Worker:
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
         try:
             while not stop.is_set():
-                lease = await self.queue.lease(
-                    self.id, now=time.time(), lease_seconds=self.config.lease_seconds,
-                    prefer_gpu=self.backend == "cuda",
-                )  # fmt: skip
-                if lease is None:
-                    await self.store.worker_heartbeat(self.id, None, time.time())
-                    await self._finish_orphans()
+                try:
+                    await self._serve_once(stop)
+                except Exception:  # the database or a peer is away: wait, then try again
+                    log.exception("worker %s could not reach the queue; retrying", self.id)
                     await self._idle(stop)
-                    continue
-                await self.store.worker_heartbeat(self.id, lease.simulation.id, time.time())
-                await self._run(lease, stop)
         finally:
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
+
+    async def _serve_once(self, stop: asyncio.Event) -> None:
+        """Lease and run one segment, or tidy up and wait when there is none."""
+        lease = await self.queue.lease(
+            self.id, now=time.time(), lease_seconds=self.config.lease_seconds,
+            prefer_gpu=self.backend == "cuda",
+        )  # fmt: skip
+        if lease is None:
+            await self.store.worker_heartbeat(self.id, None, time.time())
+            await self._finish_orphans()
+            await self._idle(stop)
+            return
+        await self.store.worker_heartbeat(self.id, lease.simulation.id, time.time())
+        await self._run(lease, stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
@@ -131,21 +154,29 @@ class Worker:
         try:
             if await self._execute(job, stop):
                 await self._finish(sim_id)
-        except Exception as exc:  # the model failed at run time: the job fails, not the worker
+        except _EngineFailure as exc:  # the job fails, not the worker
             log.exception("simulation %s failed", sim_id)
-            await self.queue.fail(sim_id, reason=f"{type(exc).__name__}: {exc}", now=time.time())
+            await self.queue.fail(sim_id, reason=str(exc), now=time.time())
+        except Exception:
+            # Not the model's fault: the lease lapses and the segment resumes, here or on
+            # another worker, from its last checkpoint.
+            log.exception("simulation %s interrupted; it resumes from its checkpoint", sim_id)
         finally:
             heartbeat.cancel()
             self.job = None
-            await self._publish_state(sim_id)
+        await self._publish_state(sim_id)
 
     async def _heartbeat(self, job: _Job) -> None:
         """Keep the lease alive during long chunks; a refused beat means cancelled or lost."""
         while not job.lost.is_set():
             await asyncio.sleep(self.config.lease_seconds / 3)
-            held = await self.queue.heartbeat(
-                job.lease, now=time.time(), lease_seconds=self.config.lease_seconds
-            )
+            try:
+                held = await self.queue.heartbeat(
+                    job.lease, now=time.time(), lease_seconds=self.config.lease_seconds
+                )
+            except Exception:  # a missed beat; fencing stops us if the lease lapses meanwhile
+                log.warning("lease heartbeat of %s failed", job.lease.simulation.id, exc_info=True)
+                continue
             if not held:
                 job.lost.set()
 
@@ -155,13 +186,14 @@ class Worker:
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.model_id)
-            assert compiled is not None, f"model {sim.model_id} vanished"
-            model = pickle.loads(compiled)
-            evaluator = await asyncio.to_thread(self._compile, model, sim, backend)
+            if compiled is None:
+                raise _EngineFailure(f"model {sim.model_id} no longer exists")
+            evaluator = await _engine(self._compile, compiled, sim, backend)
             self._compiled = (key, evaluator)
         return self._compiled[1]
 
-    def _compile(self, model, sim: SimulationRecord, backend: str):
+    def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
+        model = pickle.loads(compiled)
         if resolve_backend(backend) == "cpu" and self.config.engine_threads:
             # Several worker processes on one host each take a share of the cores.
             return compile_numpy(
@@ -175,7 +207,7 @@ class Worker:
         evaluator = await self._evaluator(sim)
         partial = None
         if lease.checkpoint is not None:
-            partial = await asyncio.to_thread(Partial.from_bytes, lease.checkpoint)
+            partial = await _engine(Partial.from_bytes, lease.checkpoint)
         done = lease.first_trial + lease.trials_done
         await self._publish_state(sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
@@ -224,7 +256,7 @@ class Worker:
             return None
         count = min(chunk, end - done)
         computing = asyncio.ensure_future(
-            asyncio.to_thread(_advance, evaluator, partial, done, count, self.options)
+            _engine(_advance, evaluator, partial, done, count, self.options)
         )
         return count, computing
 
@@ -259,7 +291,7 @@ class Worker:
         if await self.queue.pending_segments(simulation_id):
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
-        data = await asyncio.to_thread(_merge_results, blobs)
+        data = await _engine(_merge_results, blobs)
         backend = self._compiled[1].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 

@@ -7,13 +7,16 @@ import contextlib
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
+from services.simulation.engine import ir
 from services.simulation.engine.numpy_backend import compile_numpy
 from services.simulation.engine.stats import Partial, StatsOptions
 from services.simulation.hub import Hub, Progress
+from services.simulation.queue import Queue
 from services.simulation.store import Store
 from services.simulation.worker import Worker
 from tests.integration.simulation.models import insert_model, small_model
@@ -100,6 +103,52 @@ async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, stor
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED" and done.trials_done == 120_000
     assert (await domain.get_results("t1", sim.id))[1] == reference(120_000, 3, 2_000, 40_000)
+
+
+def fail_once(monkeypatch, cls, name: str) -> list:
+    """Make ``cls.name`` raise a database error on its first call only; returns the calls."""
+    original, calls = getattr(cls, name), []
+
+    async def flaky(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, ConnectionError("the database went away"))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, flaky)
+    return calls
+
+
+async def test_a_database_error_interrupts_a_segment_but_loses_nothing(
+    domain: Simulations, store: Store, monkeypatch
+):
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 9_000, 7))
+    checkpoints = fail_once(monkeypatch, Queue, "checkpoint")
+    leases = fail_once(monkeypatch, Queue, "lease")
+    async with workers(store, domain.hub):
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == "SUCCEEDED", done.state_reason  # resumed once its lease lapsed
+    assert len(checkpoints) > 1 and len(leases) > 1  # both failed once, and the worker went on
+    _, data = await domain.get_results("t1", sim.id)
+    assert data == reference(9_000, 7, 2_000, 4_000)
+
+
+async def test_a_model_that_fails_at_run_time_fails_only_its_simulation(
+    domain: Simulations, store: Store
+):
+    a = ir.Sample(0, "uniform", (ir.Const(0.0), ir.Const(1.0)), "a", "Sheet1!A1")
+    broken = ir.Apply("no_such_function", (a,), "Sheet1!B1")
+    bad_id = await insert_model(store, model=ir.Model((a,), (ir.Output("y", "Sheet1!B1", broken),)))
+    bad = await domain.create_simulation("t1", "u1", SimulationRequest(bad_id, 3_000, 1))
+    good = await domain.create_simulation(
+        "t1", "u1", SimulationRequest(await insert_model(store), 3_000, 1)
+    )
+    async with workers(store, domain.hub):
+        failed = await wait_state(domain, bad.id, ("SUCCEEDED", "FAILED"))
+        done = await wait_state(domain, good.id, ("SUCCEEDED", "FAILED"))
+    assert failed.state == "FAILED" and "no_such_function" in failed.state_reason
+    assert done.state == "SUCCEEDED"  # the same worker went on to the next job
 
 
 async def test_cache_and_idempotency(domain: Simulations, store: Store):
