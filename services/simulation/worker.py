@@ -217,32 +217,38 @@ class Worker:
         started, done_at_start = time.monotonic(), done
         last_write = started
         running = self._start_chunk(evaluator, partial, done, lease.end_trial, sim.chunk_trials)
-        while running is not None:
-            count, computing = running
-            partial = await computing
-            done += count
-            if job.lost.is_set():
-                return False  # cancelled, or the lease went to another worker: touch nothing
-            if stop.is_set() and done < lease.end_trial:
-                await self._checkpoint(job, partial, done, evaluator.backend)
-                await self.queue.release(lease, now=time.time())
-                return False
-            # The next chunk computes while this one is published and checkpointed, so the
-            # engine never waits on the event loop (busy with watchers or RPCs) in between.
-            running = self._start_chunk(
-                evaluator, partial, done, lease.end_trial, sim.chunk_trials
-            )
-            mine = _segment_progress(partial, done - lease.first_trial)
-            elapsed = max(time.monotonic() - started, 1e-9)
-            self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
-            due = time.monotonic() - last_write >= self.config.checkpoint_seconds
-            if running is not None and due:
-                held, others = await self._checkpoint(job, partial, done, evaluator.backend)
-                if not held:
-                    with contextlib.suppress(Exception):
-                        await running[1]  # let the thread finish; its chunk is not ours now
+        try:
+            while running is not None:
+                count, computing = running
+                partial = await computing
+                done += count
+                if job.lost.is_set():
+                    return False  # cancelled, or the lease went to another worker: touch nothing
+                if stop.is_set() and done < lease.end_trial:
+                    await self._checkpoint(job, partial, done, evaluator.backend)
+                    await self.queue.release(lease, now=time.time())
                     return False
-                last_write = time.monotonic()
+                # The next chunk computes while this one is published and checkpointed, so the
+                # engine never waits on the event loop (busy with watchers or RPCs) in between.
+                running = self._start_chunk(
+                    evaluator, partial, done, lease.end_trial, sim.chunk_trials
+                )
+                mine = _segment_progress(partial, done - lease.first_trial)
+                elapsed = max(time.monotonic() - started, 1e-9)
+                self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
+                due = time.monotonic() - last_write >= self.config.checkpoint_seconds
+                if running is not None and due:
+                    held, others = await self._checkpoint(job, partial, done, evaluator.backend)
+                    if not held:
+                        return False
+                    last_write = time.monotonic()
+        finally:
+            if running is not None and not running[1].done():
+                # Leaving with a chunk in flight (lease lost, or an error while checkpointing):
+                # wait for its thread, so the engine is free before the next job; the chunk
+                # itself is not ours any more.
+                with contextlib.suppress(Exception):
+                    await running[1]
         if job.lost.is_set() or partial is None:
             return False
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
