@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Command 2: set up and run every check: generated code current, buf lint and breaking
-# (against ALEA_BREAKING_AGAINST, default the previous commit), ruff, mypy, the test suite.
+# (against ALEA_BREAKING_AGAINST, default the previous commit), ruff check and format, mypy, the test suite.
 # PostgreSQL-backed tests need PostgreSQL's server binaries; as root they are installed if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +13,6 @@ fi
 .venv/bin/buf lint
 scripts/check_breaking.sh "${ALEA_BREAKING_AGAINST:-HEAD~1}"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy services bench
 .venv/bin/python -m pytest "$@"

@@ -32,8 +32,10 @@ from services.runtime.pki import ensure_pki
 
 MIB = 1024 * 1024
 METADATA = (("x-api-key", API_KEY),)
-OPTIONS = (("grpc.ssl_target_name_override", "localhost"),
-           ("grpc.max_receive_message_length", 64 << 20))  # fmt: skip
+OPTIONS = (
+    ("grpc.ssl_target_name_override", "localhost"),
+    ("grpc.max_receive_message_length", 64 << 20),
+)
 
 
 def _messages(data: bytes, sha256: str):
@@ -101,9 +103,12 @@ def main() -> int:
             command = ["taskset", "-c", "1", *command]
             os.sched_setaffinity(0, {0})
         server = subprocess.Popen(
-            command, env={**os.environ, "ALEA_HOME": home},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            command,
+            env={**os.environ, "ALEA_HOME": home},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert server.stdout is not None and server.stdin is not None
         try:
             _, files_port, raw_port = server.stdout.readline().split()

@@ -91,18 +91,23 @@ def raw_server(home: Path) -> tuple[grpc.aio.Server, int]:
 
 async def main() -> None:
     home = Path(os.environ["ALEA_HOME"])
-    settings = load_settings("files", {"ALEA_HOME": str(home), "ALEA_PORT": "0",
-                                       "ALEA_LOG_LEVEL": "WARNING"})  # fmt: skip
+    settings = load_settings(
+        "files", {"ALEA_HOME": str(home), "ALEA_PORT": "0", "ALEA_LOG_LEVEL": "WARNING"}
+    )
     database = Database(f"sqlite+aiosqlite:///{home / 'files.db'}", MIGRATIONS)
     await database.open()
     files = Files(
-        database, LocalBlobStore(home / "blobs"), MasterKeys("k", {"k": os.urandom(32)}),
-        Unlimited(), max_file_bytes=1 << 34,
-    )  # fmt: skip
+        database,
+        LocalBlobStore(home / "blobs"),
+        MasterKeys("k", {"k": os.urandom(32)}),
+        Unlimited(),
+        max_file_bytes=1 << 34,
+    )
     mount = Mount(
-        files_pb2.DESCRIPTOR.services_by_name["FilesService"], FilesServicer(files),
+        files_pb2.DESCRIPTOR.services_by_name["FilesService"],
+        FilesServicer(files),
         files_pb2_grpc.add_FilesServiceServicer_to_server,
-    )  # fmt: skip
+    )
     authenticator = Authenticator(TokenVerifier(_no_jwks), ApiKeyCache(_api_key))
     server, port = create_server("files", [mount], settings, authenticator)
     raw, raw_port = raw_server(home)

@@ -132,8 +132,17 @@ async def measure(target: Target, concurrency: int, seconds: float, cap: int) ->
     server_us = (_cpu_seconds(target.server_pid) - cpu[0]) / n * 1e6
     edge_us = (_cpu_seconds(target.edge_pid) - cpu[1]) / n * 1e6
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Result(target.name, concurrency, n, errors, n / elapsed, cuts[49] * 1000,
-                  cuts[98] * 1000, server_us, edge_us)  # fmt: skip
+    return Result(
+        target.name,
+        concurrency,
+        n,
+        errors,
+        n / elapsed,
+        cuts[49] * 1000,
+        cuts[98] * 1000,
+        server_us,
+        edge_us,
+    )
 
 
 class RestConnection:
@@ -166,9 +175,13 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
     """Start the processes, measure every target at every concurrency, stop everything."""
     pki = ensure_pki(home)
     layout = MeshLayout(
-        home=home, services={"identity": _free_port()}, health_ports={"identity": _free_port()},
-        edge_port=_free_port(), admin_port=_free_port(), rate_limit_per_s=1_000_000,
-    )  # fmt: skip
+        home=home,
+        services={"identity": _free_port()},
+        health_ports={"identity": _free_port()},
+        edge_port=_free_port(),
+        admin_port=_free_port(),
+        rate_limit_per_s=1_000_000,
+    )
     echo_port = _free_port()
     echo_layout = dataclasses.replace(
         layout, services={"identity": echo_port}, edge_port=_free_port(), admin_port=_free_port()
@@ -194,10 +207,14 @@ async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
     """Register a tenant on the real identity service: (access token, user id)."""
     reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
         identity_pb2.RegisterRequest(
-            tenant_display_name="bench", email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
-            password="bench password 0123", display_name="Bench", request_id=str(uuid.uuid4()),
-        ), timeout=30,
-    )  # fmt: skip
+            tenant_display_name="bench",
+            email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
+            password="bench password 0123",
+            display_name="Bench",
+            request_id=str(uuid.uuid4()),
+        ),
+        timeout=30,
+    )
     return reply.tokens.access_token, reply.user.id
 
 
@@ -205,8 +222,9 @@ async def _measure_all(
     args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout, pids: dict[str, int]
 ) -> list[Result]:
     credentials = channel_credentials(layout.pki, "client")
-    rest_context = ssl_context(layout.pki / "ca.crt", layout.pki / "client.crt",
-                               layout.pki / "client.key")  # fmt: skip
+    rest_context = ssl_context(
+        layout.pki / "ca.crt", layout.pki / "client.crt", layout.pki / "client.key"
+    )
     channels: list[grpc.aio.Channel] = []
 
     def channel(port: int) -> grpc.aio.Channel:
@@ -284,23 +302,33 @@ def report(results: list[Result], pinned: bool) -> str:
         ]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines.append(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
-    lines.append("placement: " + (
-        "load generator on CPU 0; both Envoys (1 worker each), identity and echo on CPU 1"
-        if pinned else "unpinned (the OS scheduler places every process)"))  # fmt: skip
+    lines.append(
+        "placement: "
+        + (
+            "load generator on CPU 0; both Envoys (1 worker each), identity and echo on CPU 1"
+            if pinned
+            else "unpinned (the OS scheduler places every process)"
+        )
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark, print the table."""
-    parser = argparse.ArgumentParser(prog="python -m bench.mesh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.mesh",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="measurements per target; the median by QPS is shown")  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measurements per target; the median by QPS is shown"
+    )
     parser.add_argument("--max-requests", type=int, default=200_000, help="per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="leave CPU placement to the OS")  # fmt: skip
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="leave CPU placement to the OS"
+    )
     args = parser.parse_args(argv)
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         args.pin = False

@@ -36,19 +36,33 @@ def engine_rate(model, trials: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.simulation", description=__doc__)
-    parser.add_argument("--trials", type=int, default=1_000_000,
-                        help="trials per service run (the FREE tier allows 1,000,000)")
-    parser.add_argument("--worker-trials", type=int, default=1 << 21,
-                        help="trials of the shared run: two segments of 2**20")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=1_000_000,
+        help="trials per service run (the FREE tier allows 1,000,000)",
+    )
+    parser.add_argument(
+        "--worker-trials",
+        type=int,
+        default=1 << 21,
+        help="trials of the shared run: two segments of 2**20",
+    )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--model", choices=("small", "project_npv", "portfolio"),
-                        default="portfolio", help="a model of tests/engine/models.py")
+    parser.add_argument(
+        "--model",
+        choices=("small", "project_npv", "portfolio"),
+        default="portfolio",
+        help="a model of tests/engine/models.py",
+    )
     args = parser.parse_args()
     workbook = workbook_bytes(getattr(models, args.model)())
     model = load_workbook(workbook)
-    print(f"model: {args.model} ({len(model.inputs)} inputs); {os.cpu_count()} CPUs; "
-          f"mesh, Envoy and this client share them (no pinning); "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+    print(
+        f"model: {args.model} ({len(model.inputs)} inputs); {os.cpu_count()} CPUs; "
+        f"mesh, Envoy and this client share them (no pinning); "
+        f"load average before: {os.getloadavg()[0]:.1f}"
+    )
 
     rows = []
     with Mesh() as mesh:
@@ -77,10 +91,14 @@ def main() -> None:
         ratio = value / reference
         mark = "ok" if ratio >= target else "MISSED"
         print(f"{name:<28}{value:>14,.0f}{reference:>14,.0f}{ratio:>8.2f}{target:>7.2f}  {mark}")
-    print(f"GetQueueStatus p50 through the edge: idle {p50_ms(idle):.2f} ms, "
-          f"while simulating {p50_ms(busy):.2f} ms ({len(busy)} calls)")
-    print(f"progress events per second per watcher: {best.events_per_second:.1f} alone, "
-          f"{crowded.events_per_second:.1f} among 101 watchers")
+    print(
+        f"GetQueueStatus p50 through the edge: idle {p50_ms(idle):.2f} ms, "
+        f"while simulating {p50_ms(busy):.2f} ms ({len(busy)} calls)"
+    )
+    print(
+        f"progress events per second per watcher: {best.events_per_second:.1f} alone, "
+        f"{crowded.events_per_second:.1f} among 101 watchers"
+    )
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
 
 

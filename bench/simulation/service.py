@@ -44,10 +44,12 @@ class Mesh:
         self.home = Path(tempfile.mkdtemp(prefix="alea-bench-sim-"))
         names = ("identity", "simulation")
         self.layout = MeshLayout(
-            home=self.home, services={n: free_port() for n in names},
-            health_ports={n: free_port() for n in names}, edge_port=free_port(),
+            home=self.home,
+            services={n: free_port() for n in names},
+            health_ports={n: free_port() for n in names},
+            edge_port=free_port(),
             admin_port=free_port(),
-        )  # fmt: skip
+        )
 
     def __enter__(self) -> Mesh:
         start_mesh(self.layout)
@@ -65,9 +67,16 @@ class Mesh:
         """A fresh tenant (a fresh monthly quota) with the model stored: (metadata, model id)."""
         identity = identity_pb2_grpc.IdentityServiceStub(self.channel)
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        reply = identity.Register(identity_pb2.RegisterRequest(
-            tenant_display_name="bench", email=email, password="bench password 123",
-            display_name="bench", request_id=str(uuid.uuid4())), timeout=30)  # fmt: skip
+        reply = identity.Register(
+            identity_pb2.RegisterRequest(
+                tenant_display_name="bench",
+                email=email,
+                password="bench password 123",
+                display_name="bench",
+                request_id=str(uuid.uuid4()),
+            ),
+            timeout=30,
+        )
         metadata = (("authorization", f"Bearer {reply.tokens.access_token}"),)
         request = pb.CreateModelRequest(display_name="bench", workbook=workbook)
         model = self.stub.CreateModel(request, metadata=metadata, timeout=60)
@@ -82,8 +91,10 @@ class Mesh:
         done = threading.Event()
         prober = threading.Thread(target=self._probe, args=(metadata, latencies, done))
         started = time.perf_counter()
-        sim = self.stub.CreateSimulation(pb.CreateSimulationRequest(
-            model_id=model_id, trials=trials, seed=1, bypass_cache=True), metadata=metadata)
+        sim = self.stub.CreateSimulation(
+            pb.CreateSimulationRequest(model_id=model_id, trials=trials, seed=1, bypass_cache=True),
+            metadata=metadata,
+        )
         if probe:
             prober.start()
         final, progress_events = asyncio.run(self._watch(sim.id, metadata, watchers + 1))
@@ -115,7 +126,8 @@ class Mesh:
         """(the final state, progress events the first watcher received)."""
         pki = self.layout.pki
         credentials = grpc.ssl_channel_credentials(
-            (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
+            (pki / "ca.crt").read_bytes(),
+            (pki / "client.key").read_bytes(),
             (pki / "client.crt").read_bytes(),
         )
         async with grpc.aio.secure_channel(self.address, credentials) as channel:
@@ -123,8 +135,9 @@ class Mesh:
 
             async def follow() -> tuple[pb.Simulation, int]:
                 last, progress = pb.Simulation(), 0
-                call = stub.WatchSimulation(pb.WatchSimulationRequest(
-                    simulation_id=simulation_id), metadata=metadata)  # fmt: skip
+                call = stub.WatchSimulation(
+                    pb.WatchSimulationRequest(simulation_id=simulation_id), metadata=metadata
+                )
                 async for event in call:
                     if event.WhichOneof("event") == "simulation":
                         last = event.simulation
@@ -159,9 +172,13 @@ def worker_processes(model, trials: int, processes: int, threads: int) -> float:
 
     home = Path(tempfile.mkdtemp(prefix="alea-bench-workers-"))
     url = f"sqlite+aiosqlite:///{home / 'simulation.db'}"
-    env = {**os.environ, "ALEA_HOME": str(home), "ALEA_DATABASE_URL": url,
-           "ALEA_SIMULATION_ENGINE_THREADS": str(threads),
-           "ALEA_SIMULATION_POLL_SECONDS": "0.05"}  # fmt: skip
+    env = {
+        **os.environ,
+        "ALEA_HOME": str(home),
+        "ALEA_DATABASE_URL": url,
+        "ALEA_SIMULATION_ENGINE_THREADS": str(threads),
+        "ALEA_SIMULATION_POLL_SECONDS": "0.05",
+    }
 
     async def poll(store, done) -> None:
         # The queue lives in the database: polling it is what is being measured.
@@ -178,16 +195,24 @@ def worker_processes(model, trials: int, processes: int, threads: int) -> float:
             domain = Simulations(store, Hub(store.get_simulation, 0.5), SimulationConfig())
             model_id = await insert_model(store, "bench", model)
             started = time.perf_counter()
-            sim = await domain.create_simulation("bench", "u", SimulationRequest(
-                model_id, trials, 1, bypass_cache=True))  # fmt: skip
+            sim = await domain.create_simulation(
+                "bench", "u", SimulationRequest(model_id, trials, 1, bypass_cache=True)
+            )
             await poll(store, lambda s: _finished(s, sim.id))
             return trials / (time.perf_counter() - started)
         finally:
             await database.close()
 
-    workers = [subprocess.Popen([sys.executable, "-m", "services.simulation", "--worker"],
-                                cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL) for _ in range(processes)]  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.simulation", "--worker"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
     try:
         return asyncio.run(run())
     finally:

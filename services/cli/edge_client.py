@@ -51,8 +51,7 @@ class RestClient:
     """JSON over HTTPS to the edge, one persistent connection (not thread-safe)."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout: float = 30.0):
-        self._connection = http.client.HTTPSConnection(host, port, context=context,
-                                                       timeout=timeout)  # fmt: skip
+        self._connection = http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
 
     @classmethod
     def for_pki(cls, host: str, port: int, pki: Path, identity: str = "client") -> RestClient:

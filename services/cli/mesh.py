@@ -46,19 +46,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "postgresql+asyncpg://alea@localhost/alea_{service} (default: SQLite in $ALEA_HOME/data; "
         "env ALEA_DATABASE_URL_TEMPLATE)",
     )
-    up.add_argument("--edge-port", type=int, default=_env_int("ALEA_EDGE_PORT", EDGE_PORT),
-                    help="TLS port of the edge (env ALEA_EDGE_PORT, default %(default)s)")
-    up.add_argument("--admin-port", type=int,
-                    default=_env_int("ALEA_EDGE_ADMIN_PORT", ADMIN_PORT),
-                    help="Envoy admin port on 127.0.0.1 (env ALEA_EDGE_ADMIN_PORT, "
-                    "default %(default)s)")
-    up.add_argument("--port-offset", type=int, default=_env_int("ALEA_PORT_OFFSET", 0),
-                    help="added to every service's default port, e.g. to run a second mesh "
-                    "(env ALEA_PORT_OFFSET)")
-    up.add_argument("--rate-limit", type=int, default=_env_int("ALEA_EDGE_RATE_LIMIT", 1000),
-                    help="edge requests per second before RESOURCE_EXHAUSTED / 429 "
-                    "(env ALEA_EDGE_RATE_LIMIT, default %(default)s)")
-    up.set_defaults(func=cmd_up)  # fmt: skip
+    up.add_argument(
+        "--edge-port",
+        type=int,
+        default=_env_int("ALEA_EDGE_PORT", EDGE_PORT),
+        help="TLS port of the edge (env ALEA_EDGE_PORT, default %(default)s)",
+    )
+    up.add_argument(
+        "--admin-port",
+        type=int,
+        default=_env_int("ALEA_EDGE_ADMIN_PORT", ADMIN_PORT),
+        help="Envoy admin port on 127.0.0.1 (env ALEA_EDGE_ADMIN_PORT, default %(default)s)",
+    )
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=_env_int("ALEA_PORT_OFFSET", 0),
+        help="added to every service's default port, e.g. to run a second mesh "
+        "(env ALEA_PORT_OFFSET)",
+    )
+    up.add_argument(
+        "--rate-limit",
+        type=int,
+        default=_env_int("ALEA_EDGE_RATE_LIMIT", 1000),
+        help="edge requests per second before RESOURCE_EXHAUSTED / 429 "
+        "(env ALEA_EDGE_RATE_LIMIT, default %(default)s)",
+    )
+    up.set_defaults(func=cmd_up)
 
     down = subparsers.add_parser("down", help="stop the mesh started by 'alea up'")
     down.set_defaults(func=cmd_down)

@@ -62,39 +62,59 @@ class Demo:
 
 
 def grpc_register(demo: Demo) -> str:
-    reply = demo.identity.Register(identity_pb2.RegisterRequest(
-        tenant_display_name=f"Demo gRPC {demo.suffix}", email=f"grpc-{demo.suffix}@example.com",
-        password=DEMO_PASSWORD, display_name="Ada (gRPC)", request_id=str(uuid.uuid4()),
-    ), timeout=30)  # fmt: skip
+    reply = demo.identity.Register(
+        identity_pb2.RegisterRequest(
+            tenant_display_name=f"Demo gRPC {demo.suffix}",
+            email=f"grpc-{demo.suffix}@example.com",
+            password=DEMO_PASSWORD,
+            display_name="Ada (gRPC)",
+            request_id=str(uuid.uuid4()),
+        ),
+        timeout=30,
+    )
     demo.state["grpc_user"] = reply.user.id
     return f"Register: tenant {reply.tenant.id}, admin {reply.user.email}"
 
 
 def grpc_login(demo: Demo) -> str:
-    reply = demo.identity.Login(identity_pb2.LoginRequest(
-        email=f"grpc-{demo.suffix}@example.com", password=DEMO_PASSWORD), timeout=30)  # fmt: skip
+    reply = demo.identity.Login(
+        identity_pb2.LoginRequest(email=f"grpc-{demo.suffix}@example.com", password=DEMO_PASSWORD),
+        timeout=30,
+    )
     demo.state["grpc_token"] = reply.tokens.access_token
     return f"Login: {reply.tokens.token_type} token, expires in {reply.tokens.expires_in}s"
 
 
 def grpc_get_user(demo: Demo) -> str:
-    user = demo.identity.GetUser(identity_pb2.GetUserRequest(user_id=demo.state["grpc_user"]),
-                                 metadata=demo.grpc_auth(), timeout=30)  # fmt: skip
+    user = demo.identity.GetUser(
+        identity_pb2.GetUserRequest(user_id=demo.state["grpc_user"]),
+        metadata=demo.grpc_auth(),
+        timeout=30,
+    )
     role = access_pb2.Role.Name(user.role)
     return f"GetUser: {user.display_name} <{user.email}>, role {role}"
 
 
 def grpc_list_users(demo: Demo) -> str:
-    reply = demo.identity.ListUsers(identity_pb2.ListUsersRequest(page_size=10),
-                                    metadata=demo.grpc_auth(), timeout=30)  # fmt: skip
+    reply = demo.identity.ListUsers(
+        identity_pb2.ListUsersRequest(page_size=10), metadata=demo.grpc_auth(), timeout=30
+    )
     return f"ListUsers: {len(reply.users)} user(s) in the tenant"
 
 
 def rest_register(demo: Demo) -> str:
-    body = demo.rest_call("POST", "/v1/auth:register", {
-        "tenantDisplayName": f"Demo REST {demo.suffix}", "email": f"rest-{demo.suffix}@example.com",
-        "password": DEMO_PASSWORD, "displayName": "Grace (REST)", "requestId": str(uuid.uuid4()),
-    }, auth=False)  # fmt: skip
+    body = demo.rest_call(
+        "POST",
+        "/v1/auth:register",
+        {
+            "tenantDisplayName": f"Demo REST {demo.suffix}",
+            "email": f"rest-{demo.suffix}@example.com",
+            "password": DEMO_PASSWORD,
+            "displayName": "Grace (REST)",
+            "requestId": str(uuid.uuid4()),
+        },
+        auth=False,
+    )
     demo.state["rest_user"] = body["user"]["id"]
     return f"POST /v1/auth:register: tenant {body['tenant']['id']}, admin {body['user']['email']}"
 
@@ -135,8 +155,11 @@ def run(layout: MeshLayout) -> int:
     """Run every step against the edge of ``layout``, printing each; 0 if all succeeded."""
     address = f"localhost:{layout.edge_port}"
     print(f"demo through the edge at {address} (mTLS client certificate {layout.pki}/client.crt)")
-    demo = Demo(layout, edge_channel(address, layout.pki),
-                RestClient.for_pki("localhost", layout.edge_port, layout.pki))  # fmt: skip
+    demo = Demo(
+        layout,
+        edge_channel(address, layout.pki),
+        RestClient.for_pki("localhost", layout.edge_port, layout.pki),
+    )
     skipped = 0
     try:
         for service, transport, step in STEPS:
@@ -148,8 +171,11 @@ def run(layout: MeshLayout) -> int:
             try:
                 what = step(demo)
             except (grpc.RpcError, DemoError, OSError) as exc:
-                detail = f"{exc.code().name}: {exc.details()}" if isinstance(exc, grpc.RpcError) \
-                    else str(exc)  # fmt: skip
+                detail = (
+                    f"{exc.code().name}: {exc.details()}"
+                    if isinstance(exc, grpc.RpcError)
+                    else str(exc)
+                )
                 print(f"  [{transport:4}] {step.__name__} FAILED: {detail}", file=sys.stderr)
                 return 1
             print(f"  [{transport:4}] {what}  ({(time.perf_counter() - started) * 1000:.0f} ms)")

@@ -52,6 +52,7 @@ ENVOY_BINARY = _envoy_binary()
 _IDEMPOTENT_PREFIXES = ("Get", "List", "Search", "Verify")
 UNARY_TIMEOUT = "30s"
 
+
 @dataclass(frozen=True)
 class LocalReply:
     """How REST clients see one kind of Envoy's own replies: a ``google.rpc.Status`` JSON."""
@@ -140,13 +141,15 @@ def edge_rpcs(
             for method in svc.method:
                 if method.options.Extensions[access_pb2.rule].internal:  # type: ignore[index]
                     continue
-                rpcs.append(Rpc(
-                    name=f"{service}.{method.name}",
-                    path=f"/{full}/{method.name}",
-                    streaming=method.server_streaming or method.client_streaming,
-                    retry=method.name.startswith(_IDEMPOTENT_PREFIXES)
-                    and not method.client_streaming,
-                ))
+                rpcs.append(
+                    Rpc(
+                        name=f"{service}.{method.name}",
+                        path=f"/{full}/{method.name}",
+                        streaming=method.server_streaming or method.client_streaming,
+                        retry=method.name.startswith(_IDEMPOTENT_PREFIXES)
+                        and not method.client_streaming,
+                    )
+                )
     return tuple(proto_services), tuple(rpcs)
 
 
@@ -195,10 +198,14 @@ KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
 def kubernetes_config() -> str:
     """The edge configuration of k8s/base: every service behind its Kubernetes Service."""
     settings = EdgeSettings(
-        edge_port=8443, admin_port=9901, health_port=8081, listen_address="0.0.0.0",
-        pki=Path("/etc/alea/pki"), access_log=Path("/dev/stdout"),
+        edge_port=8443,
+        admin_port=9901,
+        health_port=8081,
+        listen_address="0.0.0.0",
+        pki=Path("/etc/alea/pki"),
+        access_log=Path("/dev/stdout"),
         descriptor=Path("/app/gen/descriptors/alea.binpb"),
-    )  # fmt: skip
+    )
     upstreams = [upstream(name, port, host=name) for name, port in DEFAULT_PORTS.items()]
     with tempfile.TemporaryDirectory() as tmp:
         return render(settings, upstreams, Path(tmp) / "envoy.yaml").read_text()

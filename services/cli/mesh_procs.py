@@ -127,9 +127,14 @@ def _check_port_free(port: int, what: str) -> None:
 def _spawn(layout: MeshLayout, name: str, argv: list[str], env: dict[str, str]) -> int:
     with layout.log_path(name).open("ab") as log:
         process = subprocess.Popen(
-            argv, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     layout.pid_path(name).write_text(f"{process.pid}\n")
     return process.pid
 
@@ -236,8 +241,9 @@ def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
     layout.save()
     try:
         for name in layout.services:
-            _spawn(layout, name, [sys.executable, "-m", f"services.{name}"],
-                   _service_env(layout, name))  # fmt: skip
+            _spawn(
+                layout, name, [sys.executable, "-m", f"services.{name}"], _service_env(layout, name)
+            )
         for name in layout.services:
             serving = functools.partial(_serving, layout.health_port(name))
             _wait(layout, name, serving, timeout)
@@ -273,10 +279,15 @@ def render_envoy(layout: MeshLayout, name: str = "envoy") -> Path:
 def envoy_argv(layout: MeshLayout, config: Path) -> list[str]:
     """Envoy's command line; hot restart is off so several meshes can share a host."""
     return [
-        str(mesh_envoy.ENVOY_BINARY), "-c", str(config),
-        "--concurrency", str(layout.envoy_concurrency),
-        "--disable-hot-restart", "--log-level", "warning",
-    ]  # fmt: skip
+        str(mesh_envoy.ENVOY_BINARY),
+        "-c",
+        str(config),
+        "--concurrency",
+        str(layout.envoy_concurrency),
+        "--disable-hot-restart",
+        "--log-level",
+        "warning",
+    ]
 
 
 def _ours(pid: int) -> bool:

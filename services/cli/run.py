@@ -25,8 +25,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trials", type=_positive, default=10_000, help="number of trials")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed in [0, 2**64)")
     parser.add_argument("--backend", choices=("cpu", "cuda", "auto"), default="auto")
-    parser.add_argument("--sampling", choices=("mc", "lhs"), default="mc",
-                        help="Monte Carlo or Latin Hypercube")
+    parser.add_argument(
+        "--sampling", choices=("mc", "lhs"), default="mc", help="Monte Carlo or Latin Hypercube"
+    )
     parser.add_argument("--chunk-size", type=_positive, default=None, help="trials per chunk")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -81,10 +82,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace, backend: str, elapsed: float,
-             results: dict[str, engine.Results]) -> dict[str, Any]:
-    keys = ("mean", "std", "min", "max", "skewness", "kurtosis", "percentiles", "var_95",
-            "cvar_95", "errors")
+def _summary(
+    args: argparse.Namespace, backend: str, elapsed: float, results: dict[str, engine.Results]
+) -> dict[str, Any]:
+    keys = (
+        "mean",
+        "std",
+        "min",
+        "max",
+        "skewness",
+        "kurtosis",
+        "percentiles",
+        "var_95",
+        "cvar_95",
+        "errors",
+    )
     outputs = {}
     for name, r in results.items():
         data = r.to_dict()
@@ -102,21 +114,33 @@ def _summary(args: argparse.Namespace, backend: str, elapsed: float,
     }
 
 
-def _table(args: argparse.Namespace, backend: str, elapsed: float,
-           results: dict[str, engine.Results]) -> str:
-    head = (f"{args.trials:,} trials, seed {args.seed}, {args.sampling}, {backend}: "
-            f"{elapsed:.2f} s ({args.trials / max(elapsed, 1e-9):,.0f} trials/s)")
+def _table(
+    args: argparse.Namespace, backend: str, elapsed: float, results: dict[str, engine.Results]
+) -> str:
+    head = (
+        f"{args.trials:,} trials, seed {args.seed}, {args.sampling}, {backend}: "
+        f"{elapsed:.2f} s ({args.trials / max(elapsed, 1e-9):,.0f} trials/s)"
+    )
     cols = ("output", "mean", "std", "min", "p5", "p50", "p95", "max", "errors")
     rows: list[tuple[str, ...]] = [cols]
     for name, r in results.items():
         p = r.percentiles
-        rows.append((name, *(f"{v:.6g}" for v in (r.mean, r.std, r.min, p[5], p[50], p[95],
-                                                   r.max)), str(r.errors)))
+        rows.append(
+            (
+                name,
+                *(f"{v:.6g}" for v in (r.mean, r.std, r.min, p[5], p[50], p[95], r.max)),
+                str(r.errors),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
     lines = [head, ""]
     for row in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     for name, r in results.items():
         top = ", ".join(f"{i} {rho:+.3f}" for i, rho in r.sensitivity[:5])
         if top:

@@ -29,8 +29,11 @@ __all__ = ["DEMO_STEPS", "register"]
 
 Metadata = tuple[tuple[str, str], ...]
 _SAMPLING = {"mc": pb.SAMPLING_MONTE_CARLO, "lhs": pb.SAMPLING_LATIN_HYPERCUBE}
-_BACKEND = {"auto": pb.BACKEND_PREFERENCE_AUTO, "cpu": pb.BACKEND_PREFERENCE_CPU,
-            "gpu": pb.BACKEND_PREFERENCE_GPU}  # fmt: skip
+_BACKEND = {
+    "auto": pb.BACKEND_PREFERENCE_AUTO,
+    "cpu": pb.BACKEND_PREFERENCE_CPU,
+    "gpu": pb.BACKEND_PREFERENCE_GPU,
+}
 _SHOWN = ("5", "50", "95")
 
 
@@ -49,10 +52,16 @@ def _demo_login(channel: grpc.Channel) -> Metadata:
     path = alea_home() / "cli" / "account.json"
     if not path.exists():
         email, password = f"cli-{uuid.uuid4().hex[:8]}@example.com", uuid.uuid4().hex
-        stub.Register(identity_pb2.RegisterRequest(
-            tenant_display_name="Alea CLI", email=email, password=password,
-            display_name="CLI user", request_id=str(uuid.uuid4()),
-        ), timeout=30)  # fmt: skip
+        stub.Register(
+            identity_pb2.RegisterRequest(
+                tenant_display_name="Alea CLI",
+                email=email,
+                password=password,
+                display_name="CLI user",
+                request_id=str(uuid.uuid4()),
+            ),
+            timeout=30,
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"email": email, "password": password}))
         path.chmod(0o600)
@@ -82,21 +91,30 @@ def summary_table(results: pb.Results) -> str:
     for out in results.outputs:
         pct = {f"{p.percent:g}": p.value for p in out.percentiles}
         s = out.statistics
-        rows.append([out.name, *(_number(v) for v in
-                     (s.mean, s.std, *(pct[p] for p in _SHOWN), s.min, s.max))])  # fmt: skip
+        rows.append(
+            [
+                out.name,
+                *(_number(v) for v in (s.mean, s.std, *(pct[p] for p in _SHOWN), s.min, s.max)),
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join(
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                  enumerate(zip(row, widths, strict=True))) for row in rows
-    )  # fmt: skip
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
 
 
 def _bar(progress: pb.Progress) -> str:
     done, total = progress.trials_done, max(progress.trials_total, 1)
     filled = int(30 * done / total)
     eta = progress.eta.seconds + progress.eta.nanos / 1e9
-    return (f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} trials "
-            f"{progress.trials_per_second:,.0f}/s ETA {eta:.1f}s ")  # fmt: skip
+    return (
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} trials "
+        f"{progress.trials_per_second:,.0f}/s ETA {eta:.1f}s "
+    )
 
 
 def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Simulation:
@@ -112,8 +130,13 @@ def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Si
             last = event.simulation
     assert last is not None, "the stream always starts with the simulation's state"
     # The final state: the bar ends where the simulation ended, at the last rate seen.
-    out.write(_bar(pb.Progress(trials_done=last.trials_done, trials_total=last.trials,
-                               trials_per_second=rate)))  # fmt: skip
+    out.write(
+        _bar(
+            pb.Progress(
+                trials_done=last.trials_done, trials_total=last.trials, trials_per_second=rate
+            )
+        )
+    )
     out.write("\n")
     return last
 
@@ -134,12 +157,20 @@ def plot(results: pb.Results, path: Path) -> None:
         for p in out.percentiles:
             if f"{p.percent:g}" in _SHOWN:
                 hist_ax.axvline(p.value, color="black", linestyle="--", linewidth=1)
-                hist_ax.annotate(f"P{p.percent:g}", (p.value, 0), xytext=(2, 4),
-                                 textcoords="offset points", rotation=90)  # fmt: skip
+                hist_ax.annotate(
+                    f"P{p.percent:g}",
+                    (p.value, 0),
+                    xytext=(2, 4),
+                    textcoords="offset points",
+                    rotation=90,
+                )
         hist_ax.set(title=f"{out.name} ({out.address})", xlabel="value", ylabel="trials")
         ranked = list(out.sensitivity)[:10][::-1]
-        tornado_ax.barh([s.input_name for s in ranked], [s.spearman_rho for s in ranked],
-                        color=["tab:red" if s.spearman_rho < 0 else "tab:blue" for s in ranked])
+        tornado_ax.barh(
+            [s.input_name for s in ranked],
+            [s.spearman_rho for s in ranked],
+            color=["tab:red" if s.spearman_rho < 0 else "tab:blue" for s in ranked],
+        )
         tornado_ax.axvline(0, color="black", linewidth=0.8)
         tornado_ax.set(title=f"{out.name}: sensitivity", xlabel="Spearman rank correlation")
     figure.tight_layout()
@@ -157,31 +188,45 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Create the model, start the simulation and, with --watch, follow it to the end."""
     channel, stub, metadata = _connect(args)
     with channel:
-        model = stub.CreateModel(pb.CreateModelRequest(
-            display_name=args.model.name, workbook=args.model.read_bytes(),
-            request_id=str(uuid.uuid4())), metadata=metadata, timeout=120)  # fmt: skip
+        model = stub.CreateModel(
+            pb.CreateModelRequest(
+                display_name=args.model.name,
+                workbook=args.model.read_bytes(),
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=metadata,
+            timeout=120,
+        )
         request = pb.CreateSimulationRequest(
-            model_id=model.id, trials=args.trials, sampling=_SAMPLING[args.sampling],
-            backend=_BACKEND[args.backend], request_id=str(uuid.uuid4()),
+            model_id=model.id,
+            trials=args.trials,
+            sampling=_SAMPLING[args.sampling],
+            backend=_BACKEND[args.backend],
+            request_id=str(uuid.uuid4()),
             bypass_cache=args.no_cache,
-        )  # fmt: skip
+        )
         if args.seed is not None:
             request.seed = args.seed
         simulation = stub.CreateSimulation(request, metadata=metadata, timeout=30)
-        print(f"model {model.id}: {len(model.inputs)} inputs, "
-              f"{len(model.outputs)} outputs; simulation {simulation.id} "
-              f"{pb.Simulation.State.Name(simulation.state)}"
-              f"{' (cached)' if simulation.cached else ''}")  # fmt: skip
+        print(
+            f"model {model.id}: {len(model.inputs)} inputs, "
+            f"{len(model.outputs)} outputs; simulation {simulation.id} "
+            f"{pb.Simulation.State.Name(simulation.state)}"
+            f"{' (cached)' if simulation.cached else ''}"
+        )
         if not args.watch:
             print(f"follow it with: alea results {simulation.id}")
             return 0
         final = simulation if simulation.cached else watch(stub, simulation.id, metadata)
         if final.state != pb.Simulation.STATE_SUCCEEDED:
-            print(f"simulation {pb.Simulation.State.Name(final.state)}: {final.state_reason}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"simulation {pb.Simulation.State.Name(final.state)}: {final.state_reason}",
+                file=sys.stderr,
+            )
             return 1
-        results = stub.GetResults(pb.GetResultsRequest(simulation_id=simulation.id),
-                                  metadata=metadata, timeout=60)  # fmt: skip
+        results = stub.GetResults(
+            pb.GetResultsRequest(simulation_id=simulation.id), metadata=metadata, timeout=60
+        )
         print(summary_table(results))
     return 0
 
@@ -190,8 +235,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     """Print a finished simulation's summary and optionally plot it."""
     channel, stub, metadata = _connect(args)
     with channel:
-        results = stub.GetResults(pb.GetResultsRequest(simulation_id=args.simulation_id),
-                                  metadata=metadata, timeout=60)  # fmt: skip
+        results = stub.GetResults(
+            pb.GetResultsRequest(simulation_id=args.simulation_id), metadata=metadata, timeout=60
+        )
     print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
     print(summary_table(results))
     if args.plot:
@@ -275,19 +321,30 @@ def demo_simulate(demo: Any) -> str:
         display_name="demo", workbook=demo_workbook(), request_id=str(uuid.uuid4())
     )
     model = stub.CreateModel(request, metadata=metadata, timeout=60)
-    simulation = stub.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=model.id, trials=1_000_000, seed=1, request_id=str(uuid.uuid4()),
-        bypass_cache=True), metadata=metadata, timeout=30)  # fmt: skip
+    simulation = stub.CreateSimulation(
+        pb.CreateSimulationRequest(
+            model_id=model.id,
+            trials=1_000_000,
+            seed=1,
+            request_id=str(uuid.uuid4()),
+            bypass_cache=True,
+        ),
+        metadata=metadata,
+        timeout=30,
+    )
     final = watch(stub, simulation.id, metadata, out=sys.stdout)
-    results = stub.GetResults(pb.GetResultsRequest(simulation_id=simulation.id),
-                              metadata=metadata, timeout=60)  # fmt: skip
+    results = stub.GetResults(
+        pb.GetResultsRequest(simulation_id=simulation.id), metadata=metadata, timeout=60
+    )
     demo.state["simulation_id"] = simulation.id
     out = results.outputs[0]
     shown = {f"{p.percent:g}": p.value for p in out.percentiles}
-    return (f"CreateModel + CreateSimulation + WatchSimulation: {simulation.id} "
-            f"{pb.Simulation.State.Name(final.state)}, {out.name} over {results.trials:,} "
-            f"trials: mean {out.statistics.mean:.2f}, P5 {shown['5']:.2f}, "
-            f"P50 {shown['50']:.2f}, P95 {shown['95']:.2f}")  # fmt: skip
+    return (
+        f"CreateModel + CreateSimulation + WatchSimulation: {simulation.id} "
+        f"{pb.Simulation.State.Name(final.state)}, {out.name} over {results.trials:,} "
+        f"trials: mean {out.statistics.mean:.2f}, P5 {shown['5']:.2f}, "
+        f"P50 {shown['50']:.2f}, P95 {shown['95']:.2f}"
+    )
 
 
 def demo_queue_rest(demo: Any) -> str:

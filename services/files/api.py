@@ -38,19 +38,27 @@ def _timestamp(value) -> timestamp_pb2.Timestamp:
 def to_file(info: FileInfo) -> files_pb2.File:
     """The API form of a stored file."""
     return files_pb2.File(
-        id=info.id, tenant_id=info.tenant_id, owner_id=info.owner_id, file_name=info.name,
-        content_type=info.content_type, size_bytes=info.size, sha256=info.sha256,
-        shared_with=info.shared_with, create_time=_timestamp(info.create_time),
+        id=info.id,
+        tenant_id=info.tenant_id,
+        owner_id=info.owner_id,
+        file_name=info.name,
+        content_type=info.content_type,
+        size_bytes=info.size,
+        sha256=info.sha256,
+        shared_with=info.shared_with,
+        create_time=_timestamp(info.create_time),
         update_time=_timestamp(info.update_time),
-    )  # fmt: skip
+    )
 
 
 def to_usage(usage: StorageUsage) -> files_pb2.StorageUsage:
     """The API form of a tenant's storage usage."""
     return files_pb2.StorageUsage(
-        tenant_id=usage.tenant_id, used_bytes=usage.bytes_used,
-        quota_bytes=usage.limit_bytes, file_count=usage.file_count,
-    )  # fmt: skip
+        tenant_id=usage.tenant_id,
+        used_bytes=usage.bytes_used,
+        quota_bytes=usage.limit_bytes,
+        file_count=usage.file_count,
+    )
 
 
 async def _one(piece: bytes) -> AsyncIterator[bytes]:
@@ -91,9 +99,12 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
                 yield message.chunk
 
         new = NewFile(
-            meta.file_name, meta.content_type or DEFAULT_CONTENT_TYPE, meta.size_bytes,
-            meta.sha256, meta.request_id,
-        )  # fmt: skip
+            meta.file_name,
+            meta.content_type or DEFAULT_CONTENT_TYPE,
+            meta.size_bytes,
+            meta.sha256,
+            meta.request_id,
+        )
         try:
             return to_file(await self._files.upload(current_principal(), new, chunks()))
         except InvalidArgument as exc:
@@ -102,9 +113,11 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
     async def UploadBody(self, request, context) -> files_pb2.File:
         body = request.body
         new = NewFile(
-            request.file_name, body.content_type or DEFAULT_CONTENT_TYPE, len(body.data),
+            request.file_name,
+            body.content_type or DEFAULT_CONTENT_TYPE,
+            len(body.data),
             request_id=request.request_id,
-        )  # fmt: skip
+        )
         try:
             return to_file(await self._files.upload(current_principal(), new, _one(body.data)))
         except InvalidArgument as exc:

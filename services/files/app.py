@@ -41,9 +41,12 @@ async def build(settings: Settings, database: Database) -> tuple[list[Mount], No
     identity = secure_channel(settings.identity_address, pki_dir, SERVICE)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
     files = Files(
-        database, blobs, files_settings.master_keys, IdentityQuota(identity),
+        database,
+        blobs,
+        files_settings.master_keys,
+        IdentityQuota(identity),
         files_settings.max_file_bytes,
-    )  # fmt: skip
+    )
     removed = await files.sweep_orphans(blobs.keys_older_than(ORPHAN_AGE_S))
     if removed:
         log.warning("removed orphaned blobs", extra={"count": removed})

@@ -125,9 +125,7 @@ class Files:
 
     # -- upload --------------------------------------------------------------------------
 
-    async def upload(
-        self, caller: Principal, new: NewFile, data: AsyncIterable[bytes]
-    ) -> FileInfo:
+    async def upload(self, caller: Principal, new: NewFile, data: AsyncIterable[bytes]) -> FileInfo:
         """Store ``data`` encrypted; RESOURCE_EXHAUSTED before storing when over quota."""
         too_big = f"exceeds the {self._max_file_bytes}-byte file limit"
         if new.size > self._max_file_bytes:
@@ -189,12 +187,21 @@ class Files:
             key_id, wrapped = self._keys.wrap(data_key, file_id)
             now = datetime.now(UTC)
             row = {
-                "id": file_id, "tenant_id": tenant, "owner_id": caller.user_id,
-                "name": new.name, "content_type": new.content_type, "size": received,
-                "sha256": digest.hexdigest(), "key_id": key_id, "wrapped_key": wrapped,
-                "nonce_prefix": prefix, "chunk_size": self._chunk_size,
-                "create_time": now, "update_time": now, "request_id": new.request_id or None,
-            }  # fmt: skip
+                "id": file_id,
+                "tenant_id": tenant,
+                "owner_id": caller.user_id,
+                "name": new.name,
+                "content_type": new.content_type,
+                "size": received,
+                "sha256": digest.hexdigest(),
+                "key_id": key_id,
+                "wrapped_key": wrapped,
+                "nonce_prefix": prefix,
+                "chunk_size": self._chunk_size,
+                "create_time": now,
+                "update_time": now,
+                "request_id": new.request_id or None,
+            }
             async with self._db.transaction() as session:
                 if not await store.add_usage(session, tenant, received, limit):
                     used, _ = await store.usage(session, tenant)
@@ -362,12 +369,16 @@ class Files:
             async with self._db.sessions() as fresh:
                 return await self._visible_row(caller, file_id, fresh)
         row = (
-            await session.execute(
-                select(store.files).where(
-                    store.files.c.id == file_id, store.files.c.tenant_id == caller.tenant_id
+            (
+                await session.execute(
+                    select(store.files).where(
+                        store.files.c.id == file_id, store.files.c.tenant_id == caller.tenant_id
+                    )
                 )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             raise NotFound("file", file_id)
         if caller.role == "admin" or row["owner_id"] == caller.user_id:
@@ -444,8 +455,14 @@ def _over_quota(tenant: str, used: int, adding: int, limit: int) -> ResourceExha
 
 def _info(row, shared_with: tuple[str, ...] = ()) -> FileInfo:
     return FileInfo(
-        id=row["id"], tenant_id=row["tenant_id"], owner_id=row["owner_id"], name=row["name"],
-        content_type=row["content_type"], size=row["size"], sha256=row["sha256"],
-        create_time=store.utc(row["create_time"]), update_time=store.utc(row["update_time"]),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        owner_id=row["owner_id"],
+        name=row["name"],
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+        create_time=store.utc(row["create_time"]),
+        update_time=store.utc(row["update_time"]),
         shared_with=shared_with,
-    )  # fmt: skip
+    )

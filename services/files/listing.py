@@ -30,9 +30,13 @@ __all__ = ["Page", "Query", "list_files"]
 T = TypeVar("T")
 _TERM = re.compile(r'^\s*(\w+)\s*(<=|>=|!=|=|<|>)\s*(?:"((?:[^"\\]|\\.)*)"|(\S+))\s*$')
 _OPS = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}  # fmt: skip
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 _FIELD_OPS = {
     "file_name": {"=", "!="},
     "content_type": {"=", "!="},

@@ -40,9 +40,12 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
         record = await self.domain.create_model(
-            principal.tenant_id, principal.user_id, request.display_name, source,
+            principal.tenant_id,
+            principal.user_id,
+            request.display_name,
+            source,
             request.request_id,
-        )  # fmt: skip
+        )
         return convert.model(record)
 
     async def GetModel(self, request: pb.GetModelRequest, context) -> pb.Model:
@@ -65,16 +68,16 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     async def CreateSimulation(self, request: pb.CreateSimulationRequest, context):
         principal = current_principal()
         wanted = SimulationRequest(
-            model_id=request.model_id, trials=request.trials,
+            model_id=request.model_id,
+            trials=request.trials,
             seed=request.seed if request.HasField("seed") else None,
             sampling=convert.SAMPLING_FROM_PROTO[request.sampling],
             backend_preference=convert.PREFERENCE_FROM_PROTO[request.backend],
-            priority=request.priority, request_id=request.request_id,
+            priority=request.priority,
+            request_id=request.request_id,
             bypass_cache=request.bypass_cache,
-        )  # fmt: skip
-        record = await self.domain.create_simulation(
-            principal.tenant_id, principal.user_id, wanted
         )
+        record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)
 
     async def GetSimulation(self, request: pb.GetSimulationRequest, context) -> pb.Simulation:
@@ -125,13 +128,17 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         counts, workers = await self.domain.queue_status()
         devices = [
             pb.GpuDevice(
-                worker_id=w["id"], name=d.get("name", ""), memory_bytes=d.get("memory_bytes", 0),
+                worker_id=w["id"],
+                name=d.get("name", ""),
+                memory_bytes=d.get("memory_bytes", 0),
                 allocated_bytes=d.get("memory_bytes", 0) if w["current_job"] else 0,
             )
-            for w in workers for d in w["devices"]
-        ]  # fmt: skip
+            for w in workers
+            for d in w["devices"]
+        ]
         return pb.QueueStatus(
-            queued=counts.get("QUEUED", 0), running=counts.get("RUNNING", 0),
+            queued=counts.get("QUEUED", 0),
+            running=counts.get("RUNNING", 0),
             workers=[
                 pb.Worker(
                     id=w["id"],
@@ -146,4 +153,4 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
                 for w in workers
             ],
             gpu_devices=devices,
-        )  # fmt: skip
+        )

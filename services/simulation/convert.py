@@ -56,33 +56,51 @@ def model(record: ModelRecord) -> pb.Model:
     summary = record.summary
     source = pb.MODEL_SOURCE_SPEC if record.source_kind == "spec" else pb.MODEL_SOURCE_WORKBOOK
     return pb.Model(
-        id=record.id, tenant_id=record.tenant_id, display_name=record.display_name,
-        source=source, file_id=record.file_id or "", content_hash=record.content_hash,
+        id=record.id,
+        tenant_id=record.tenant_id,
+        display_name=record.display_name,
+        source=source,
+        file_id=record.file_id or "",
+        content_hash=record.content_hash,
         inputs=[
-            pb.ModelInput(name=i["name"], address=i["address"],
-                          kind=_kind(i["distribution"].split("(")[0]), summary=i["distribution"])
+            pb.ModelInput(
+                name=i["name"],
+                address=i["address"],
+                kind=_kind(i["distribution"].split("(")[0]),
+                summary=i["distribution"],
+            )
             for i in summary["inputs"]
         ],
         outputs=[pb.ModelOutput(name=o["name"], address=o["address"]) for o in summary["outputs"]],
         warnings=[_warning(w) for w in summary["warnings"]],
-        creator_id=record.creator_id, create_time=timestamp(record.create_time),
+        creator_id=record.creator_id,
+        create_time=timestamp(record.create_time),
         update_time=timestamp(record.update_time),
-    )  # fmt: skip
+    )
 
 
 def simulation(record: SimulationRecord) -> pb.Simulation:
     """The Simulation message of a stored job."""
     return pb.Simulation(
-        id=record.id, tenant_id=record.tenant_id, model_id=record.model_id,
-        creator_id=record.user_id, state=f"STATE_{record.state}",
-        state_reason=record.state_reason, trials=record.trials, trials_done=record.trials_done,
-        seed=record.seed, sampling=SAMPLING_TO_PROTO[record.sampling],
+        id=record.id,
+        tenant_id=record.tenant_id,
+        model_id=record.model_id,
+        creator_id=record.user_id,
+        state=f"STATE_{record.state}",
+        state_reason=record.state_reason,
+        trials=record.trials,
+        trials_done=record.trials_done,
+        seed=record.seed,
+        sampling=SAMPLING_TO_PROTO[record.sampling],
         backend_preference=PREFERENCE_TO_PROTO[record.backend_preference],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
-        priority=record.priority, cached=record.cached,
-        create_time=timestamp(record.create_time), update_time=timestamp(record.update_time),
-        start_time=timestamp(record.start_time), end_time=timestamp(record.end_time),
-    )  # fmt: skip
+        priority=record.priority,
+        cached=record.cached,
+        create_time=timestamp(record.create_time),
+        update_time=timestamp(record.update_time),
+        start_time=timestamp(record.start_time),
+        end_time=timestamp(record.end_time),
+    )
 
 
 def progress(event: Progress) -> pb.Progress:
@@ -91,45 +109,64 @@ def progress(event: Progress) -> pb.Progress:
     if math.isfinite(event.eta_seconds):
         eta.FromNanoseconds(int(event.eta_seconds * 1e9))
     return pb.Progress(
-        trials_done=event.trials_done, trials_total=event.trials_total,
-        trials_per_second=event.trials_per_second, eta=eta,
+        trials_done=event.trials_done,
+        trials_total=event.trials_total,
+        trials_per_second=event.trials_per_second,
+        eta=eta,
         outputs=[
             pb.OutputProgress(name=name, mean=mean, standard_error=se)
             for name, (mean, se) in event.running.items()
         ],
-    )  # fmt: skip
+    )
 
 
 def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
     """One output's statistics from the engine's ``Results.to_dict()`` form."""
     n = number_or_nan
     return pb.OutputResults(
-        name=data["name"], address=address,
+        name=data["name"],
+        address=address,
         statistics=pb.Statistics(
-            count=data["count"], errors=data["errors"], mean=n(data["mean"]), std=n(data["std"]),
-            min=n(data["min"]), max=n(data["max"]), skewness=n(data["skewness"]),
+            count=data["count"],
+            errors=data["errors"],
+            mean=n(data["mean"]),
+            std=n(data["std"]),
+            min=n(data["min"]),
+            max=n(data["max"]),
+            skewness=n(data["skewness"]),
             kurtosis=n(data["kurtosis"]),
         ),
-        percentiles=[pb.Percentile(percent=float(p), value=n(v))
-                     for p, v in sorted(data["percentiles"].items(), key=lambda kv: float(kv[0]))],
-        var_95=n(data["var_95"]), cvar_95=n(data["cvar_95"]),
-        histogram=pb.Histogram(bin_edges=[n(e) for e in data["histogram"]["edges"]],
-                               counts=data["histogram"]["counts"]),
+        percentiles=[
+            pb.Percentile(percent=float(p), value=n(v))
+            for p, v in sorted(data["percentiles"].items(), key=lambda kv: float(kv[0]))
+        ],
+        var_95=n(data["var_95"]),
+        cvar_95=n(data["cvar_95"]),
+        histogram=pb.Histogram(
+            bin_edges=[n(e) for e in data["histogram"]["edges"]], counts=data["histogram"]["counts"]
+        ),
         cdf=[pb.CdfPoint(value=n(v), probability=n(p)) for v, p in data["cdf"]],
-        sensitivity=[pb.Sensitivity(input_name=name, spearman_rho=n(rho))
-                     for name, rho in data["sensitivity"]],
-        convergence=[pb.ConvergencePoint(trials=t, mean=n(m), standard_error=n(se))
-                     for t, m, se in data["convergence"]],
+        sensitivity=[
+            pb.Sensitivity(input_name=name, spearman_rho=n(rho))
+            for name, rho in data["sensitivity"]
+        ],
+        convergence=[
+            pb.ConvergencePoint(trials=t, mean=n(m), standard_error=n(se))
+            for t, m, se in data["convergence"]
+        ],
         exact=bool(data.get("exact", True)),
-    )  # fmt: skip
+    )
 
 
 def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
     """The Results message: the simulation's parameters and every output's statistics."""
     return pb.Results(
-        simulation_id=record.id, model_id=record.model_id, trials=record.trials,
-        seed=record.seed, sampling=SAMPLING_TO_PROTO[record.sampling],
+        simulation_id=record.id,
+        model_id=record.model_id,
+        trials=record.trials,
+        seed=record.seed,
+        sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
         create_time=timestamp(record.end_time),
-    )  # fmt: skip
+    )

@@ -144,10 +144,16 @@ class Simulations:
     """Models, simulations and results of all tenants, over one store."""
 
     def __init__(
-        self, store: Store, hub: Hub, config: SimulationConfig, *, quotas: Quotas | None = None,
-        fetch_file: FetchFile | None = None, wake: Callable[[], None] = lambda: None,
+        self,
+        store: Store,
+        hub: Hub,
+        config: SimulationConfig,
+        *,
+        quotas: Quotas | None = None,
+        fetch_file: FetchFile | None = None,
+        wake: Callable[[], None] = lambda: None,
         cancel_local: Callable[[str], None] = lambda _id: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store, self.hub, self.config = store, hub, config
         self.quotas, self.fetch_file = quotas, fetch_file
         self.wake, self.cancel_local = wake, cancel_local
@@ -155,7 +161,11 @@ class Simulations:
     # -- models ---------------------------------------------------------------------------
 
     async def create_model(
-        self, tenant_id: str, user_id: str, display_name: str, source: ModelSource,
+        self,
+        tenant_id: str,
+        user_id: str,
+        display_name: str,
+        source: ModelSource,
         request_id: str = "",
     ) -> ModelRecord:
         """Compile (once) and store a model; a reused request id returns the earlier one."""
@@ -174,12 +184,20 @@ class Simulations:
         model, content_hash, kind = await asyncio.to_thread(_compile, source)
         now = time.time()
         record = ModelRecord(
-            id=str(uuid.uuid4()), tenant_id=tenant_id, request_id=request_id or None,
-            display_name=display_name, content_hash=content_hash, source_kind=kind,
-            file_id=file_id, creator_id=user_id,
-            compiled=pickle.dumps(model), summary=summarise(model), create_time=now,
-            update_time=now, delete_time=None,
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            request_id=request_id or None,
+            display_name=display_name,
+            content_hash=content_hash,
+            source_kind=kind,
+            file_id=file_id,
+            creator_id=user_id,
+            compiled=pickle.dumps(model),
+            summary=summarise(model),
+            create_time=now,
+            update_time=now,
+            delete_time=None,
+        )
         return await self.store.insert_model(record)
 
     async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord:
@@ -239,17 +257,30 @@ class Simulations:
             )
             await self.quotas.reserve(tenant_id, request.trials, reservation)
         record = SimulationRecord(
-            id=simulation_id, tenant_id=tenant_id, user_id=user_id,
-            request_id=request.request_id or None, model_id=model.id, cache_key=key,
-            trials=request.trials, chunk_trials=chunk,
+            id=simulation_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            request_id=request.request_id or None,
+            model_id=model.id,
+            cache_key=key,
+            trials=request.trials,
+            chunk_trials=chunk,
             segment_trials=self._segment(chunk, request.trials),
-            seed=seed, sampling=request.sampling, backend_preference=request.backend_preference,
-            priority=request.priority, state=st.SUCCEEDED if cached else st.QUEUED,
+            seed=seed,
+            sampling=request.sampling,
+            backend_preference=request.backend_preference,
+            priority=request.priority,
+            state=st.SUCCEEDED if cached else st.QUEUED,
             state_reason="served from the result cache" if cached else "",
-            trials_done=request.trials if cached else 0, backend="cache" if cached else "",
-            cached=cached is not None, progress=None, create_time=now, update_time=now,
-            start_time=now if cached else None, end_time=now if cached else None,
-        )  # fmt: skip
+            trials_done=request.trials if cached else 0,
+            backend="cache" if cached else "",
+            cached=cached is not None,
+            progress=None,
+            create_time=now,
+            update_time=now,
+            start_time=now if cached else None,
+            end_time=now if cached else None,
+        )
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:
             self.wake()
@@ -268,9 +299,7 @@ class Simulations:
             raise NotFound("simulation", simulation_id)
         return record
 
-    async def list_simulations(
-        self, tenant_id: str, page_size: int, token: str, text: str
-    ) -> Page:
+    async def list_simulations(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
         states = (st.QUEUED, st.RUNNING, st.SUCCEEDED, st.FAILED, st.CANCELLED)
         filters = parse_filter(text, {"state": states, "model_id": None})
         return await self.store.list_simulations(

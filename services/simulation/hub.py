@@ -197,7 +197,9 @@ def progress_of(record: SimulationRecord, now: float) -> Progress:
     rate = record.trials_done / elapsed if elapsed > 0 else 0.0
     left = record.trials - record.trials_done
     return Progress(
-        trials_done=record.trials_done, trials_total=record.trials, trials_per_second=rate,
+        trials_done=record.trials_done,
+        trials_total=record.trials,
+        trials_per_second=rate,
         eta_seconds=left / rate if rate > 0 else math.inf,
         running={k: (number_or_nan(v[0]), number_or_nan(v[1])) for k, v in data["running"].items()},
-    )  # fmt: skip
+    )

@@ -114,9 +114,12 @@ class Queue:
             simulations.c.id == candidate.c.simulation_id, simulations.c.state.in_(ACTIVE_STATES)
         )
         order = [
-            tenant_running.asc(), candidate.c.priority.desc(), candidate.c.create_time.asc(),
-            candidate.c.simulation_id, candidate.c.idx,
-        ]  # fmt: skip
+            tenant_running.asc(),
+            candidate.c.priority.desc(),
+            candidate.c.create_time.asc(),
+            candidate.c.simulation_id,
+            candidate.c.idx,
+        ]
         if prefer_gpu:
             order.insert(0, case((candidate.c.backend_preference == "GPU", 0), else_=1))
         pick = (
@@ -152,8 +155,16 @@ class Queue:
             # Read in the same transaction: the lease and its simulation are one snapshot.
             query = select(simulations).where(simulations.c.id == row.simulation_id)
             simulation = SimulationRecord(**(await session.execute(query)).one()._mapping)
-        return Lease(simulation, row.id, row.first_trial, row.end_trial, row.trials_done,
-                     row.checkpoint, owner, row.lease_epoch)  # fmt: skip
+        return Lease(
+            simulation,
+            row.id,
+            row.first_trial,
+            row.end_trial,
+            row.trials_done,
+            row.checkpoint,
+            owner,
+            row.lease_epoch,
+        )
 
     def _held(self, lease: Lease):
         running = exists().where(
@@ -186,9 +197,11 @@ class Queue:
         ``progress`` are refreshed from all its segments in the same transaction.
         """
         values: dict[str, Any] = dict(
-            trials_done=trials_done, checkpoint=checkpoint, progress=progress,
+            trials_done=trials_done,
+            checkpoint=checkpoint,
+            progress=progress,
             lease_expires=now + lease_seconds,
-        )  # fmt: skip
+        )
         if complete:
             values["state"] = DONE
         sim_id = lease.simulation.id

@@ -75,9 +75,14 @@ async def serve_service(settings: Settings, config: SimulationConfig) -> None:
             worker.cancel(simulation_id)
 
     domain = Simulations(
-        store, hub, config, quotas=remote.IdentityQuotas(identity), fetch_file=fetch,
-        wake=workers[0].wake.set if workers else lambda: None, cancel_local=cancel_local,
-    )  # fmt: skip
+        store,
+        hub,
+        config,
+        quotas=remote.IdentityQuotas(identity),
+        fetch_file=fetch,
+        wake=workers[0].wake.set if workers else lambda: None,
+        cancel_local=cancel_local,
+    )
     mount = Mount(
         simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"],
         SimulationServicer(domain),

@@ -95,9 +95,15 @@ class Worker:
     """One job at a time: lease, run, checkpoint, finish; loops until ``stop`` is set."""
 
     def __init__(
-        self, store: Store, hub: Hub, config: SimulationConfig, *, backend: str,
-        devices: list[dict] | None = None, wake: asyncio.Event | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        store: Store,
+        hub: Hub,
+        config: SimulationConfig,
+        *,
+        backend: str,
+        devices: list[dict] | None = None,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store, self.hub, self.config = store, hub, config
         self.backend, self.devices = backend, devices or []
@@ -129,9 +135,11 @@ class Worker:
     async def _serve_once(self, stop: asyncio.Event) -> None:
         """Lease and run one segment, or tidy up and wait when there is none."""
         lease = await self.queue.lease(
-            self.id, now=time.time(), lease_seconds=self.config.lease_seconds,
+            self.id,
+            now=time.time(),
+            lease_seconds=self.config.lease_seconds,
             prefer_gpu=self.backend == "cuda",
-        )  # fmt: skip
+        )
         if lease is None:
             await self.store.worker_heartbeat(self.id, None, time.time())
             await self._finish_orphans()
@@ -271,10 +279,15 @@ class Worker:
     ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
         held, others = await self.queue.checkpoint(
-            job.lease, trials_done=done - job.lease.first_trial, checkpoint=blob,
-            progress=_segment_progress(partial, done - job.lease.first_trial), backend=backend,
-            now=time.time(), lease_seconds=self.config.lease_seconds, complete=complete,
-        )  # fmt: skip
+            job.lease,
+            trials_done=done - job.lease.first_trial,
+            checkpoint=blob,
+            progress=_segment_progress(partial, done - job.lease.first_trial),
+            backend=backend,
+            now=time.time(),
+            lease_seconds=self.config.lease_seconds,
+            complete=complete,
+        )
         if not held:
             job.lost.set()
         return held, others
@@ -283,14 +296,19 @@ class Worker:
         combined = combine_progress(parts)
         total = combined["trials"]
         left = sim.trials - total
-        self.hub.publish(sim.id, Progress(
-            trials_done=total, trials_total=sim.trials, trials_per_second=rate,
-            eta_seconds=left / rate if rate > 0 else 0.0,
-            running={
-                k: (number_or_nan(m), number_or_nan(se))
-                for k, (m, se) in combined["running"].items()
-            },
-        ))  # fmt: skip
+        self.hub.publish(
+            sim.id,
+            Progress(
+                trials_done=total,
+                trials_total=sim.trials,
+                trials_per_second=rate,
+                eta_seconds=left / rate if rate > 0 else 0.0,
+                running={
+                    k: (number_or_nan(m), number_or_nan(se))
+                    for k, (m, se) in combined["running"].items()
+                },
+            ),
+        )
 
     async def _finish(self, simulation_id: str) -> None:
         """Merge the segments into results once none is pending (whoever completes last)."""

@@ -69,10 +69,16 @@ def rest(mesh: Mesh) -> Iterator[RestClient]:  # noqa: F811
 def register(identity: identity_pb2_grpc.IdentityServiceStub, label: str) -> Account:
     """Register a new tenant and return its first admin."""
     email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-    reply = identity.Register(identity_pb2.RegisterRequest(
-        tenant_display_name=f"Tenant {label}", email=email, password=PASSWORD,
-        display_name=label, request_id=str(uuid.uuid4()),
-    ), timeout=30)  # fmt: skip
+    reply = identity.Register(
+        identity_pb2.RegisterRequest(
+            tenant_display_name=f"Tenant {label}",
+            email=email,
+            password=PASSWORD,
+            display_name=label,
+            request_id=str(uuid.uuid4()),
+        ),
+        timeout=30,
+    )
     return Account(reply.tenant.id, reply.user.id, email, reply.tokens.access_token)
 
 
@@ -81,9 +87,16 @@ def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     """Tenant A (admin + viewer) and tenant B, registered once per mesh."""
     a, b = register(identity, "a"), register(identity, "b")
     email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
-    viewer = identity.CreateUser(identity_pb2.CreateUserRequest(
-        email=email, password=PASSWORD, display_name="Viewer",
-        role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4()),
-    ), metadata=a.metadata, timeout=30)  # fmt: skip
+    viewer = identity.CreateUser(
+        identity_pb2.CreateUserRequest(
+            email=email,
+            password=PASSWORD,
+            display_name="Viewer",
+            role=access_pb2.ROLE_VIEWER,
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=a.metadata,
+        timeout=30,
+    )
     login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     return Tenants(a, Account(a.tenant_id, viewer.id, email, login.tokens.access_token), b)

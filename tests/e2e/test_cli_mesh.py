@@ -30,9 +30,13 @@ pytestmark = pytest.mark.integration
 def alea_process(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``alea ARGS`` command as a process with ``ALEA_HOME=home`` and ``env``."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args], cwd=REPO_ROOT, text=True,
-        capture_output=True, timeout=120, env={**os.environ, "ALEA_HOME": str(home), **env},
-    )  # fmt: skip
+        [sys.executable, "-m", "services.cli.main", *args],
+        cwd=REPO_ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "ALEA_HOME": str(home), **env},
+    )
 
 
 def alea(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,8 +55,11 @@ def alea(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPro
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     """``alea up --services identity`` on free ports; ``alea down`` afterwards."""
     home = tmp_path_factory.mktemp("alea-home")
-    env = {"ALEA_EDGE_PORT": str(free_port()), "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-           "ALEA_PORT_OFFSET": str(free_port() - 50051)}  # fmt: skip
+    env = {
+        "ALEA_EDGE_PORT": str(free_port()),
+        "ALEA_EDGE_ADMIN_PORT": str(free_port()),
+        "ALEA_PORT_OFFSET": str(free_port() - 50051),
+    }
     up = alea_process(home, env, "up", "--services", "identity")
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -86,18 +93,31 @@ def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {"ALEA_EDGE_PORT": str(port), "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-               "ALEA_PORT_OFFSET": str(free_port() - 50051)}  # fmt: skip
+        env = {
+            "ALEA_EDGE_PORT": str(port),
+            "ALEA_EDGE_ADMIN_PORT": str(free_port()),
+            "ALEA_PORT_OFFSET": str(free_port() - 50051),
+        }
         up = alea(tmp_path, env, "up", "--services", "identity")
     assert up.returncode == 1
     assert f"port {port} (edge) is already in use" in up.stderr
 
 
 def test_up_shows_the_log_of_a_service_that_dies_during_start(tmp_path: Path) -> None:
-    env = {"ALEA_EDGE_PORT": str(free_port()), "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-           "ALEA_PORT_OFFSET": str(free_port() - 50051)}  # fmt: skip
-    up = alea(tmp_path, env, "up", "--services", "identity",
-              "--database-url-template", "mysql://db/{service}")  # fmt: skip
+    env = {
+        "ALEA_EDGE_PORT": str(free_port()),
+        "ALEA_EDGE_ADMIN_PORT": str(free_port()),
+        "ALEA_PORT_OFFSET": str(free_port() - 50051),
+    }
+    up = alea(
+        tmp_path,
+        env,
+        "up",
+        "--services",
+        "identity",
+        "--database-url-template",
+        "mysql://db/{service}",
+    )
     assert up.returncode == 1
     assert "identity exited during start" in up.stderr
     assert "ALEA_DATABASE_URL" in up.stderr  # the service's own error, from its log
@@ -114,4 +134,3 @@ def test_down_stops_everything(running: tuple[Path, dict[str, str]]) -> None:
     assert down.returncode == 0 and "stopped: envoy, identity" in down.stdout
     assert not any(is_alive(pid) for pid in pids)
     assert not list((home / "run").glob("*.pid"))
-

@@ -24,18 +24,25 @@ def test_grpc_register_login_and_read_own_user(
     identity: identity_pb2_grpc.IdentityServiceStub,
 ) -> None:
     email = f"g-{uuid.uuid4().hex[:8]}@example.com"
-    registered = identity.Register(identity_pb2.RegisterRequest(
-        tenant_display_name="Acme", email=email, password=PASSWORD, display_name="Ada",
-        request_id=str(uuid.uuid4()),
-    ), timeout=30)  # fmt: skip
+    registered = identity.Register(
+        identity_pb2.RegisterRequest(
+            tenant_display_name="Acme",
+            email=email,
+            password=PASSWORD,
+            display_name="Ada",
+            request_id=str(uuid.uuid4()),
+        ),
+        timeout=30,
+    )
     login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     auth = (("authorization", f"Bearer {login.tokens.access_token}"),)
 
     user, call = identity.GetUser.with_call(
         identity_pb2.GetUserRequest(user_id=registered.user.id), metadata=auth, timeout=30
     )
-    listed = identity.ListUsers(identity_pb2.ListUsersRequest(page_size=10), metadata=auth,
-                                timeout=30)  # fmt: skip
+    listed = identity.ListUsers(
+        identity_pb2.ListUsersRequest(page_size=10), metadata=auth, timeout=30
+    )
 
     assert (user.email, user.tenant_id) == (email, registered.tenant.id)
     assert [u.id for u in listed.users] == [registered.user.id]
@@ -45,10 +52,17 @@ def test_grpc_register_login_and_read_own_user(
 
 def test_rest_register_login_and_read_own_user(rest: RestClient) -> None:
     email = f"r-{uuid.uuid4().hex[:8]}@example.com"
-    registered = rest.request("POST", "/v1/auth:register", {
-        "tenantDisplayName": "Acme", "email": email, "password": PASSWORD,
-        "displayName": "Grace", "requestId": str(uuid.uuid4()),
-    })  # fmt: skip
+    registered = rest.request(
+        "POST",
+        "/v1/auth:register",
+        {
+            "tenantDisplayName": "Acme",
+            "email": email,
+            "password": PASSWORD,
+            "displayName": "Grace",
+            "requestId": str(uuid.uuid4()),
+        },
+    )
     assert registered.status == 200, registered.text
     login = rest.request("POST", "/v1/auth:login", {"email": email, "password": PASSWORD})
     assert login.status == 200, login.text
@@ -66,8 +80,11 @@ def test_rest_register_login_and_read_own_user(rest: RestClient) -> None:
 
 def test_client_request_id_is_kept(rest: RestClient, tenants: Tenants) -> None:
     request_id = str(uuid.uuid4())
-    reply = rest.request("GET", f"/v1/users/{tenants.a.user_id}",
-                         headers={**tenants.a.headers, "x-request-id": request_id})  # fmt: skip
+    reply = rest.request(
+        "GET",
+        f"/v1/users/{tenants.a.user_id}",
+        headers={**tenants.a.headers, "x-request-id": request_id},
+    )
     assert reply.status == 200, reply.text
     assert reply.headers["x-request-id"] == request_id
 
@@ -81,20 +98,24 @@ def test_public_jwks_over_rest(rest: RestClient) -> None:
 def test_api_key_authenticates_over_both_transports(
     identity: identity_pb2_grpc.IdentityServiceStub, rest: RestClient, tenants: Tenants
 ) -> None:
-    created = identity.CreateApiKey(identity_pb2.CreateApiKeyRequest(
-        display_name="ci", role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4())),
+    created = identity.CreateApiKey(
+        identity_pb2.CreateApiKeyRequest(
+            display_name="ci", role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4())
+        ),
         metadata=tenants.a.metadata,
-        timeout=30)  # fmt: skip
+        timeout=30,
+    )
     key = (("x-api-key", created.secret),)
 
-    user = identity.GetUser(identity_pb2.GetUserRequest(user_id=tenants.a.user_id),
-                            metadata=key, timeout=30)  # fmt: skip
-    reply = rest.request("GET", f"/v1/users/{tenants.a.user_id}",
-                         headers={"x-api-key": created.secret})  # fmt: skip
+    user = identity.GetUser(
+        identity_pb2.GetUserRequest(user_id=tenants.a.user_id), metadata=key, timeout=30
+    )
+    reply = rest.request(
+        "GET", f"/v1/users/{tenants.a.user_id}", headers={"x-api-key": created.secret}
+    )
 
     assert user.id == tenants.a.user_id
     assert reply.status == 200 and reply.body["id"] == tenants.a.user_id
-
 
 
 def test_demo_runs_against_the_whole_mesh(mesh: Mesh, capsys: pytest.CaptureFixture[str]) -> None:

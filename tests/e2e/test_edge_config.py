@@ -31,9 +31,11 @@ def _methods() -> dict[str, descriptor_pb2.MethodDescriptorProto]:
     files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes()).file
     return {
         f"/{f.package}.{s.name}/{m.name}": m
-        for f in files if f.package.startswith("alea.") and f.package != "alea.access.v1"
-        for s in f.service for m in s.method
-    }  # fmt: skip
+        for f in files
+        if f.package.startswith("alea.") and f.package != "alea.access.v1"
+        for s in f.service
+        for m in s.method
+    }
 
 
 def _routes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -26,9 +26,14 @@ INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
 def _register(**overrides: str) -> dict[str, str]:
-    body = {"tenantDisplayName": "Acme", "email": f"i-{uuid.uuid4().hex[:8]}@example.com",
-            "password": PASSWORD, "displayName": "Ada", "requestId": str(uuid.uuid4())}
-    return {**body, **overrides}  # fmt: skip
+    body = {
+        "tenantDisplayName": "Acme",
+        "email": f"i-{uuid.uuid4().hex[:8]}@example.com",
+        "password": PASSWORD,
+        "displayName": "Ada",
+        "requestId": str(uuid.uuid4()),
+    }
+    return {**body, **overrides}
 
 
 def _violations(body: dict) -> list[str]:
@@ -51,8 +56,11 @@ def test_rest_bad_field_is_400_naming_it(rest: RestClient, field: str, value: st
     reply = rest.request("POST", "/v1/auth:register", _register(**{field: value}))
     assert reply.status == 400, reply.text
     assert reply.body["code"] == INVALID_ARGUMENT
-    proto_name = {"displayName": "display_name", "tenantDisplayName": "tenant_display_name",
-                  "requestId": "request_id"}.get(field, field)  # fmt: skip
+    proto_name = {
+        "displayName": "display_name",
+        "tenantDisplayName": "tenant_display_name",
+        "requestId": "request_id",
+    }.get(field, field)
     assert proto_name in _violations(reply.body), reply.text
 
 
@@ -60,8 +68,11 @@ def test_rest_bad_field_is_400_naming_it(rest: RestClient, field: str, value: st
 def test_grpc_bad_field_is_invalid_argument_naming_it(
     identity: identity_pb2_grpc.IdentityServiceStub, field: str, value: str
 ) -> None:
-    proto = {"tenantDisplayName": "tenant_display_name", "displayName": "display_name",
-             "requestId": "request_id"}  # fmt: skip
+    proto = {
+        "tenantDisplayName": "tenant_display_name",
+        "displayName": "display_name",
+        "requestId": "request_id",
+    }
     fields = {proto.get(k, k): v for k, v in _register(**{field: value}).items()}
     with pytest.raises(grpc.RpcError) as caught:
         identity.Register(identity_pb2.RegisterRequest(**fields), timeout=30)

@@ -45,8 +45,10 @@ def test_rest_beyond_the_bucket_is_429(mesh: Mesh, limited_port: int) -> None:
     client.close()
     refused = [r for r in replies if r.status == 429]
     assert refused, [r.status for r in replies]
-    assert refused[0].body == {"code": grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-                               "message": "local_rate_limited"}  # fmt: skip
+    assert refused[0].body == {
+        "code": grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        "message": "local_rate_limited",
+    }
     assert {r.status for r in replies} <= {200, 429}
 
 

@@ -87,8 +87,15 @@ def _b64(data: dict[str, object]) -> str:
 
 def _claims(account: Account) -> dict[str, object]:
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    return {"sub": account.user_id, "tid": account.tenant_id, "role": "admin", "iat": now,
-            "exp": now + 600, "iss": ISSUER, "aud": AUDIENCE}  # fmt: skip
+    return {
+        "sub": account.user_id,
+        "tid": account.tenant_id,
+        "role": "admin",
+        "iat": now,
+        "exp": now + 600,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
 
 
 def _expired_token(mesh: Mesh, account: Account) -> str:
@@ -96,8 +103,11 @@ def _expired_token(mesh: Mesh, account: Account) -> str:
 
     async def mint() -> str:
         template = mesh.layout.database_url_template
-        url = template.format(service="identity") if template else \
-            f"sqlite+aiosqlite:///{mesh.layout.home / 'data' / 'identity.db'}"  # fmt: skip
+        url = (
+            template.format(service="identity")
+            if template
+            else f"sqlite+aiosqlite:///{mesh.layout.home / 'data' / 'identity.db'}"
+        )
         db = Database(url)
         await db.open()
         try:
@@ -112,8 +122,9 @@ def _expired_token(mesh: Mesh, account: Account) -> str:
 
 def _bad_tokens(mesh: Mesh, account: Account) -> dict[str, str | None]:
     kid = jwt.get_unverified_header(account.token)["kid"]
-    forged = jwt.encode(_claims(account), Ed25519PrivateKey.generate(), algorithm="EdDSA",
-                        headers={"kid": kid})  # fmt: skip
+    forged = jwt.encode(
+        _claims(account), Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+    )
     return {
         "missing": None,
         "expired": _expired_token(mesh, account),
@@ -133,8 +144,9 @@ def test_bad_tokens_are_unauthenticated_over_grpc(
     token = _bad_tokens(mesh, tenants.a)[case]
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     with pytest.raises(grpc.RpcError) as caught:
-        identity.GetUser(identity_pb2.GetUserRequest(user_id=tenants.a.user_id),
-                         metadata=metadata, timeout=30)  # fmt: skip
+        identity.GetUser(
+            identity_pb2.GetUserRequest(user_id=tenants.a.user_id), metadata=metadata, timeout=30
+        )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -161,8 +173,9 @@ def test_expired_token_is_otherwise_valid(mesh: Mesh, tenants: Tenants) -> None:
 def test_viewer_cannot_create_api_keys(
     identity: identity_pb2_grpc.IdentityServiceStub, rest: RestClient, tenants: Tenants
 ) -> None:
-    request = identity_pb2.CreateApiKeyRequest(display_name="nope", role=access_pb2.ROLE_VIEWER,
-                                               request_id=str(uuid.uuid4()))  # fmt: skip
+    request = identity_pb2.CreateApiKeyRequest(
+        display_name="nope", role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4())
+    )
     with pytest.raises(grpc.RpcError) as caught:
         identity.CreateApiKey(request, metadata=tenants.viewer.metadata, timeout=30)
     body = {"displayName": "nope", "role": "ROLE_VIEWER", "requestId": str(uuid.uuid4())}
@@ -176,8 +189,11 @@ def test_tenant_a_cannot_see_tenant_b_users(
     identity: identity_pb2_grpc.IdentityServiceStub, rest: RestClient, tenants: Tenants
 ) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        identity.GetUser(identity_pb2.GetUserRequest(user_id=tenants.b.user_id),
-                         metadata=tenants.a.metadata, timeout=30)  # fmt: skip
+        identity.GetUser(
+            identity_pb2.GetUserRequest(user_id=tenants.b.user_id),
+            metadata=tenants.a.metadata,
+            timeout=30,
+        )
     reply = rest.request("GET", f"/v1/users/{tenants.b.user_id}", headers=tenants.a.headers)
     own = rest.request("GET", f"/v1/users/{tenants.b.user_id}", headers=tenants.b.headers)
 
@@ -189,17 +205,28 @@ def test_tenant_a_cannot_see_tenant_b_users(
 def test_revoked_api_key_is_refused(
     identity: identity_pb2_grpc.IdentityServiceStub, rest: RestClient, tenants: Tenants
 ) -> None:
-    created = identity.CreateApiKey(identity_pb2.CreateApiKeyRequest(
-        display_name="short-lived", role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4())),
-        metadata=tenants.a.metadata, timeout=30)  # fmt: skip
-    identity.RevokeApiKey(identity_pb2.RevokeApiKeyRequest(api_key_id=created.api_key.id),
-                          metadata=tenants.a.metadata, timeout=30)  # fmt: skip
+    created = identity.CreateApiKey(
+        identity_pb2.CreateApiKeyRequest(
+            display_name="short-lived", role=access_pb2.ROLE_VIEWER, request_id=str(uuid.uuid4())
+        ),
+        metadata=tenants.a.metadata,
+        timeout=30,
+    )
+    identity.RevokeApiKey(
+        identity_pb2.RevokeApiKeyRequest(api_key_id=created.api_key.id),
+        metadata=tenants.a.metadata,
+        timeout=30,
+    )
 
     with pytest.raises(grpc.RpcError) as caught:
-        identity.GetUser(identity_pb2.GetUserRequest(user_id=tenants.a.user_id),
-                         metadata=(("x-api-key", created.secret),), timeout=30)  # fmt: skip
-    reply = rest.request("GET", f"/v1/users/{tenants.a.user_id}",
-                         headers={"x-api-key": created.secret})  # fmt: skip
+        identity.GetUser(
+            identity_pb2.GetUserRequest(user_id=tenants.a.user_id),
+            metadata=(("x-api-key", created.secret),),
+            timeout=30,
+        )
+    reply = rest.request(
+        "GET", f"/v1/users/{tenants.a.user_id}", headers={"x-api-key": created.secret}
+    )
 
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert reply.status == 401, reply.text
@@ -214,8 +241,9 @@ def test_internal_rpcs_are_not_routed_at_the_edge(mesh: Mesh, tenants: Tenants) 
         with pytest.raises(grpc.RpcError) as verify:
             stub.VerifyApiKey(identity_pb2.VerifyApiKeyRequest(secret="x"), timeout=10)
         with pytest.raises(grpc.RpcError) as reserve:
-            stub.ReserveTrials(identity_pb2.ReserveTrialsRequest(), metadata=tenants.a.metadata,
-                               timeout=10)  # fmt: skip
+            stub.ReserveTrials(
+                identity_pb2.ReserveTrialsRequest(), metadata=tenants.a.metadata, timeout=10
+            )
     assert verify.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert reserve.value.code() == grpc.StatusCode.UNIMPLEMENTED
 

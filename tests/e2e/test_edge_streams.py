@@ -24,14 +24,27 @@ def finished_simulation(mesh: Mesh, tenants: Tenants) -> str:
     if "simulation" not in mesh.layout.services:
         pytest.skip("the simulation service is not implemented")
     rest = mesh.rest()
-    model = rest.request("POST", "/v1/models", {
-        "displayName": "stream", "workbook": workbook_b64(models.small()),
-    }, headers=tenants.a.headers)  # fmt: skip
+    model = rest.request(
+        "POST",
+        "/v1/models",
+        {
+            "displayName": "stream",
+            "workbook": workbook_b64(models.small()),
+        },
+        headers=tenants.a.headers,
+    )
     assert model.status == 200, model.text
-    started = rest.request("POST", "/v1/simulations", {
-        "modelId": model.body["id"], "trials": "2000", "seed": "7",
-        "requestId": str(uuid.uuid4()),
-    }, headers=tenants.a.headers)  # fmt: skip
+    started = rest.request(
+        "POST",
+        "/v1/simulations",
+        {
+            "modelId": model.body["id"],
+            "trials": "2000",
+            "seed": "7",
+            "requestId": str(uuid.uuid4()),
+        },
+        headers=tenants.a.headers,
+    )
     assert started.status == 200, started.text
     # Watching to the end (NDJSON) makes the SSE watch below replay a finished simulation.
     rest.request("GET", f"/v1/simulations/{started.body['id']}:watch", headers=tenants.a.headers)
@@ -42,8 +55,9 @@ def finished_simulation(mesh: Mesh, tenants: Tenants) -> str:
 def test_watch_is_ndjson_by_default(
     rest: RestClient, tenants: Tenants, finished_simulation: str
 ) -> None:
-    reply = rest.request("GET", f"/v1/simulations/{finished_simulation}:watch",
-                         headers=tenants.a.headers)  # fmt: skip
+    reply = rest.request(
+        "GET", f"/v1/simulations/{finished_simulation}:watch", headers=tenants.a.headers
+    )
     assert reply.status == 200, reply.text
     events = [json.loads(line) for line in reply.text.splitlines() if line.strip()]
     assert events[-1]["simulation"]["state"] == "STATE_SUCCEEDED"
@@ -52,8 +66,11 @@ def test_watch_is_ndjson_by_default(
 def test_watch_is_server_sent_events_on_request(
     rest: RestClient, tenants: Tenants, finished_simulation: str
 ) -> None:
-    reply = rest.request("GET", f"/v1/simulations/{finished_simulation}:watch",
-                         headers={**tenants.a.headers, "accept": "text/event-stream"})  # fmt: skip
+    reply = rest.request(
+        "GET",
+        f"/v1/simulations/{finished_simulation}:watch",
+        headers={**tenants.a.headers, "accept": "text/event-stream"},
+    )
     assert reply.status == 200, reply.text
     frames = [f for f in reply.text.split("\n\n") if f.strip()]
     assert frames and all(f.startswith("data: ") for f in frames), reply.text[:300]

@@ -46,10 +46,17 @@ class FileUsers:
 
 def _add_user(identity, admin: Account, role: int, label: str) -> Account:
     email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-    user = identity.CreateUser(identity_pb2.CreateUserRequest(
-        email=email, password=PASSWORD, display_name=label, role=role,
-        request_id=str(uuid.uuid4()),
-    ), metadata=admin.metadata, timeout=30)  # fmt: skip
+    user = identity.CreateUser(
+        identity_pb2.CreateUserRequest(
+            email=email,
+            password=PASSWORD,
+            display_name=label,
+            role=role,
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=admin.metadata,
+        timeout=30,
+    )
     login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     return Account(admin.tenant_id, user.id, email, login.tokens.access_token)
 
@@ -129,8 +136,11 @@ def test_100_mb_round_trip_through_the_edge(files, users: FileUsers) -> None:
         middle = download(files, users.analyst, stored.id, offset=50 * MIB - 7, length=3 * MIB)
         assert middle == data[50 * MIB - 7 : 53 * MIB - 7]
     finally:
-        files.DeleteFile(files_pb2.DeleteFileRequest(file_id=stored.id),
-                         metadata=users.analyst.metadata, timeout=30)  # fmt: skip
+        files.DeleteFile(
+            files_pb2.DeleteFileRequest(file_id=stored.id),
+            metadata=users.analyst.metadata,
+            timeout=30,
+        )
 
 
 def test_no_plaintext_on_disk(mesh: Mesh, files, users: FileUsers) -> None:
@@ -180,9 +190,11 @@ def test_other_tenant_gets_not_found(files, direct, users: FileUsers) -> None:
             (stub.GetFile, files_pb2.GetFileRequest(file_id=stored.id)),
             (stub.Download, files_pb2.DownloadRequest(file_id=stored.id)),
             (stub.DeleteFile, files_pb2.DeleteFileRequest(file_id=stored.id)),
-            (stub.ShareFile, files_pb2.ShareFileRequest(file_id=stored.id,
-                                                        user_id=users.stranger.user_id)),
-        ]:  # fmt: skip
+            (
+                stub.ShareFile,
+                files_pb2.ShareFileRequest(file_id=stored.id, user_id=users.stranger.user_id),
+            ),
+        ]:
             assert code_of(call, request, metadata=stranger) == grpc.StatusCode.NOT_FOUND
     listed = files.ListFiles(files_pb2.ListFilesRequest(), metadata=stranger, timeout=30)
     assert stored.id not in {f.id for f in listed.files}
@@ -247,9 +259,16 @@ def test_concurrent_uploads_keep_usage_exact(files, users: FileUsers) -> None:
     assert after.used_bytes - before.used_bytes == sum(sizes)
     assert after.file_count - before.file_count == len(sizes)
     with ThreadPoolExecutor(len(sizes)) as pool:
-        list(pool.map(lambda f: files.DeleteFile(
-            files_pb2.DeleteFileRequest(file_id=f.id), metadata=users.analyst.metadata, timeout=30
-        ), stored))  # fmt: skip
+        list(
+            pool.map(
+                lambda f: files.DeleteFile(
+                    files_pb2.DeleteFileRequest(file_id=f.id),
+                    metadata=users.analyst.metadata,
+                    timeout=30,
+                ),
+                stored,
+            )
+        )
     final = usage(files, users.analyst)
     assert (final.used_bytes, final.file_count) == (before.used_bytes, before.file_count)
 
@@ -313,7 +332,8 @@ def test_service_peer_downloads_only_with_forwarded_user_credentials(
         with pytest.raises(grpc.RpcError) as err:
             list(as_simulation.Download(request, timeout=30))
         assert err.value.code() in (
-            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
+            grpc.StatusCode.UNAUTHENTICATED,
+            grpc.StatusCode.PERMISSION_DENIED,
         )
         stranger = users.stranger.metadata
         assert code_of(as_simulation.Download, request, metadata=stranger) == (

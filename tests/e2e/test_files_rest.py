@@ -31,8 +31,12 @@ def stranger(identity) -> Account:
 
 def put(rest: RestClient, account: Account, name: str, data: bytes, content_type: str):
     query = urllib.parse.urlencode({"fileName": name}, quote_via=urllib.parse.quote)
-    return rest.request("POST", f"/v1/files:upload?{query}", raw=data,
-                        headers={**account.headers, "content-type": content_type})  # fmt: skip
+    return rest.request(
+        "POST",
+        f"/v1/files:upload?{query}",
+        raw=data,
+        headers={**account.headers, "content-type": content_type},
+    )
 
 
 def test_rest_upload_download_list_delete(rest: RestClient, owner: Account) -> None:

@@ -25,11 +25,21 @@ TARGETS = ["base", "overlays/dev", "overlays/prod"] if KUBECTL else ["base"]
 
 def _render(target: str) -> list[dict[str, Any]]:
     if KUBECTL:
-        text = subprocess.run([KUBECTL, "kustomize", str(K8S / target)], check=True,
-                              capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+        text = subprocess.run(
+            [KUBECTL, "kustomize", str(K8S / target)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         return [d for d in YAML(typ="safe").load_all(text) if d]
-    return [d for f in sorted((K8S / target).glob("*.yaml")) if f.name != "kustomization.yaml"
-            for d in YAML(typ="safe").load_all(f.read_text()) if d]  # fmt: skip
+    return [
+        d
+        for f in sorted((K8S / target).glob("*.yaml"))
+        if f.name != "kustomization.yaml"
+        for d in YAML(typ="safe").load_all(f.read_text())
+        if d
+    ]
 
 
 @pytest.fixture(scope="module", params=TARGETS)

@@ -50,18 +50,26 @@ def stranger(identity) -> Account:
 @pytest.fixture(scope="module")
 def model(sims, owner: Account) -> pb.Model:
     request = pb.CreateModelRequest(
-        display_name="small", workbook=workbook_bytes(models.small()),
+        display_name="small",
+        workbook=workbook_bytes(models.small()),
         request_id=str(uuid.uuid4()),
-    )  # fmt: skip
+    )
     return sims.CreateModel(request, metadata=owner.metadata, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def finished(sims, owner: Account, model: pb.Model) -> tuple[pb.Simulation, list]:
     """A 200k-trial run, watched from creation to its final state."""
-    created = sims.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=model.id, trials=200_000, seed=7, request_id=str(uuid.uuid4()),
-    ), metadata=owner.metadata, timeout=30)  # fmt: skip
+    created = sims.CreateSimulation(
+        pb.CreateSimulationRequest(
+            model_id=model.id,
+            trials=200_000,
+            seed=7,
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=owner.metadata,
+        timeout=30,
+    )
     watch = pb.WatchSimulationRequest(simulation_id=created.id)
     events = list(sims.WatchSimulation(watch, metadata=owner.metadata, timeout=120))
     return created, events
@@ -89,8 +97,11 @@ def test_refused_workbook_names_the_cell(sims, owner: Account):
     book = models.small()
     book["Model"]["B1"] = "=RiskNormal(0,-1)"
     with pytest.raises(grpc.RpcError) as error:
-        sims.CreateModel(pb.CreateModelRequest(display_name="bad", workbook=workbook_bytes(book)),
-                         metadata=owner.metadata, timeout=30)  # fmt: skip
+        sims.CreateModel(
+            pb.CreateModelRequest(display_name="bad", workbook=workbook_bytes(book)),
+            metadata=owner.metadata,
+            timeout=30,
+        )
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     (bad,) = details(error.value, error_details_pb2.BadRequest)
     assert bad.field_violations[0].field == "Model!B1"
@@ -98,13 +109,20 @@ def test_refused_workbook_names_the_cell(sims, owner: Account):
 
 def test_model_from_spec(sims, owner: Account):
     spec = model_spec_pb2.ModelSpec(
-        inputs=[model_spec_pb2.InputSpec(name="x", distribution=model_spec_pb2.Distribution(
-            kind=model_spec_pb2.DISTRIBUTION_KIND_UNIFORM, parameters=[0, 1]))],
+        inputs=[
+            model_spec_pb2.InputSpec(
+                name="x",
+                distribution=model_spec_pb2.Distribution(
+                    kind=model_spec_pb2.DISTRIBUTION_KIND_UNIFORM, parameters=[0, 1]
+                ),
+            )
+        ],
         expressions=[model_spec_pb2.ExpressionSpec(name="y", formula="2 * x")],
         outputs=[model_spec_pb2.OutputSpec(name="y", expression="y")],
-    )  # fmt: skip
-    created = sims.CreateModel(pb.CreateModelRequest(display_name="spec", spec=spec),
-                               metadata=owner.metadata, timeout=30)  # fmt: skip
+    )
+    created = sims.CreateModel(
+        pb.CreateModelRequest(display_name="spec", spec=spec), metadata=owner.metadata, timeout=30
+    )
     assert created.source == pb.MODEL_SOURCE_SPEC and [o.name for o in created.outputs] == ["y"]
     fetched = sims.GetModel(pb.GetModelRequest(model_id=created.id), metadata=owner.metadata)
     assert fetched.content_hash == created.content_hash
@@ -118,8 +136,9 @@ def test_watched_run_succeeds_with_results(sims, owner: Account, finished):
     progress = [e.progress for e in events if e.WhichOneof("event") == "progress"]
     assert progress and progress[-1].trials_total == 200_000
     assert progress[-1].outputs[0].name == "Profit"
-    results = sims.GetResults(pb.GetResultsRequest(simulation_id=created.id),
-                              metadata=owner.metadata, timeout=30)  # fmt: skip
+    results = sims.GetResults(
+        pb.GetResultsRequest(simulation_id=created.id), metadata=owner.metadata, timeout=30
+    )
     (profit,) = results.outputs
     assert profit.name == "Profit" and profit.address == "Model!B5"
     assert profit.statistics.count == 200_000
@@ -132,46 +151,58 @@ def test_watched_run_succeeds_with_results(sims, owner: Account, finished):
 
 def test_identical_request_is_served_from_cache(sims, owner: Account, model, finished):
     created, _ = finished
-    again = sims.CreateSimulation(pb.CreateSimulationRequest(model_id=model.id, trials=200_000,
-                                  seed=7), metadata=owner.metadata, timeout=30)  # fmt: skip
+    again = sims.CreateSimulation(
+        pb.CreateSimulationRequest(model_id=model.id, trials=200_000, seed=7),
+        metadata=owner.metadata,
+        timeout=30,
+    )
     assert again.cached and again.state == State.STATE_SUCCEEDED and again.id != created.id
-    first = sims.GetResults(pb.GetResultsRequest(simulation_id=created.id),
-                            metadata=owner.metadata)  # fmt: skip
-    cached = sims.GetResults(pb.GetResultsRequest(simulation_id=again.id),
-                             metadata=owner.metadata)  # fmt: skip
+    first = sims.GetResults(pb.GetResultsRequest(simulation_id=created.id), metadata=owner.metadata)
+    cached = sims.GetResults(pb.GetResultsRequest(simulation_id=again.id), metadata=owner.metadata)
     assert cached.outputs == first.outputs
 
 
 def test_create_simulation_is_idempotent(sims, owner: Account, model):
-    request = pb.CreateSimulationRequest(model_id=model.id, trials=1000, seed=1,
-                                         request_id=str(uuid.uuid4()), bypass_cache=True)
+    request = pb.CreateSimulationRequest(
+        model_id=model.id, trials=1000, seed=1, request_id=str(uuid.uuid4()), bypass_cache=True
+    )
     first = sims.CreateSimulation(request, metadata=owner.metadata, timeout=30)
     second = sims.CreateSimulation(request, metadata=owner.metadata, timeout=30)
     assert first.id == second.id
-    listed = sims.ListSimulations(pb.ListSimulationsRequest(page_size=1000),
-                                  metadata=owner.metadata)  # fmt: skip
+    listed = sims.ListSimulations(
+        pb.ListSimulationsRequest(page_size=1000), metadata=owner.metadata
+    )
     assert [s.id for s in listed.simulations].count(first.id) == 1
 
 
 def test_cancel(sims, owner: Account):
-    portfolio = sims.CreateModel(pb.CreateModelRequest(
-        display_name="portfolio", workbook=workbook_bytes(models.portfolio())),
-        metadata=owner.metadata, timeout=60)  # fmt: skip
-    created = sims.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=portfolio.id, trials=1_000_000, seed=3), metadata=owner.metadata)  # fmt: skip
-    cancelled = sims.CancelSimulation(pb.CancelSimulationRequest(simulation_id=created.id),
-                                      metadata=owner.metadata)  # fmt: skip
+    portfolio = sims.CreateModel(
+        pb.CreateModelRequest(
+            display_name="portfolio", workbook=workbook_bytes(models.portfolio())
+        ),
+        metadata=owner.metadata,
+        timeout=60,
+    )
+    created = sims.CreateSimulation(
+        pb.CreateSimulationRequest(model_id=portfolio.id, trials=1_000_000, seed=3),
+        metadata=owner.metadata,
+    )
+    cancelled = sims.CancelSimulation(
+        pb.CancelSimulationRequest(simulation_id=created.id), metadata=owner.metadata
+    )
     assert cancelled.state == State.STATE_CANCELLED and cancelled.state_reason
     with pytest.raises(grpc.RpcError) as error:
-        sims.CancelSimulation(pb.CancelSimulationRequest(simulation_id=created.id),
-                              metadata=owner.metadata)  # fmt: skip
+        sims.CancelSimulation(
+            pb.CancelSimulationRequest(simulation_id=created.id), metadata=owner.metadata
+        )
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_quota_names_the_limit(sims, owner: Account, model):
     with pytest.raises(grpc.RpcError) as error:
-        sims.CreateSimulation(pb.CreateSimulationRequest(model_id=model.id, trials=10**9),
-                              metadata=owner.metadata)  # fmt: skip
+        sims.CreateSimulation(
+            pb.CreateSimulationRequest(model_id=model.id, trials=10**9), metadata=owner.metadata
+        )
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     (failure,) = details(error.value, error_details_pb2.QuotaFailure)
     assert failure.violations[0].quota_id == "trials_per_simulation"
@@ -185,23 +216,46 @@ def test_queue_status_shows_the_worker(sims, owner: Account):
 def test_queue_status_hides_other_tenants_simulation_ids(sims, identity, stranger: Account):
     """While a tenant's simulation runs, its owner sees its id on the worker; others do not."""
     owner = register(identity, "queue-owner")
-    book = sims.CreateModel(pb.CreateModelRequest(
-        display_name="small", workbook=workbook_bytes(models.small()),
-        request_id=str(uuid.uuid4())), metadata=owner.metadata, timeout=60)  # fmt: skip
-    running = sims.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=book.id, trials=1_000_000, seed=3, request_id=str(uuid.uuid4()),
-        bypass_cache=True), metadata=owner.metadata, timeout=30)  # fmt: skip
+    book = sims.CreateModel(
+        pb.CreateModelRequest(
+            display_name="small",
+            workbook=workbook_bytes(models.small()),
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=owner.metadata,
+        timeout=60,
+    )
+    running = sims.CreateSimulation(
+        pb.CreateSimulationRequest(
+            model_id=book.id,
+            trials=1_000_000,
+            seed=3,
+            request_id=str(uuid.uuid4()),
+            bypass_cache=True,
+        ),
+        metadata=owner.metadata,
+        timeout=30,
+    )
     seen_by_owner = seen_by_stranger = False
     for _ in range(2000):  # bounded: the run lasts well under a minute
-        ids = {w.current_simulation_id for w in sims.GetQueueStatus(
-            pb.GetQueueStatusRequest(), metadata=owner.metadata).workers}  # fmt: skip
+        ids = {
+            w.current_simulation_id
+            for w in sims.GetQueueStatus(
+                pb.GetQueueStatusRequest(), metadata=owner.metadata
+            ).workers
+        }
         if running.id in ids:
             seen_by_owner = True
-            others = {w.current_simulation_id for w in sims.GetQueueStatus(
-                pb.GetQueueStatusRequest(), metadata=stranger.metadata).workers}  # fmt: skip
+            others = {
+                w.current_simulation_id
+                for w in sims.GetQueueStatus(
+                    pb.GetQueueStatusRequest(), metadata=stranger.metadata
+                ).workers
+            }
             seen_by_stranger |= running.id in others
-        state = sims.GetSimulation(pb.GetSimulationRequest(simulation_id=running.id),
-                                   metadata=owner.metadata).state  # fmt: skip
+        state = sims.GetSimulation(
+            pb.GetSimulationRequest(simulation_id=running.id), metadata=owner.metadata
+        ).state
         if state in (pb.Simulation.STATE_SUCCEEDED, pb.Simulation.STATE_FAILED):
             break
     assert seen_by_owner, "the owner never saw its running simulation on a worker"
@@ -228,32 +282,44 @@ def test_other_tenant_gets_not_found_everywhere(sims, stranger: Account, model, 
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
     mine = pb.ListModelsRequest(page_size=100)
     assert not sims.ListModels(mine, metadata=stranger.metadata).models
-    assert not sims.ListSimulations(pb.ListSimulationsRequest(),
-                                    metadata=stranger.metadata).simulations  # fmt: skip
+    assert not sims.ListSimulations(
+        pb.ListSimulationsRequest(), metadata=stranger.metadata
+    ).simulations
 
 
 async def test_two_hundred_concurrent_watchers(mesh: Mesh, sims, owner: Account, model):
-    created = sims.CreateSimulation(pb.CreateSimulationRequest(
-        model_id=model.id, trials=1_000_000, seed=99, bypass_cache=True,
-    ), metadata=owner.metadata)  # fmt: skip
+    created = sims.CreateSimulation(
+        pb.CreateSimulationRequest(
+            model_id=model.id,
+            trials=1_000_000,
+            seed=99,
+            bypass_cache=True,
+        ),
+        metadata=owner.metadata,
+    )
     pki = mesh.pki
     credentials = grpc.ssl_channel_credentials(
-        (pki / "ca.crt").read_bytes(), (pki / "client.key").read_bytes(),
+        (pki / "ca.crt").read_bytes(),
+        (pki / "client.key").read_bytes(),
         (pki / "client.crt").read_bytes(),
     )
     async with grpc.aio.secure_channel(mesh.edge_address, credentials) as channel:
         stub = simulation_pb2_grpc.SimulationServiceStub(channel)
 
         async def watch() -> list:
-            call = stub.WatchSimulation(pb.WatchSimulationRequest(simulation_id=created.id),
-                                        metadata=owner.metadata, timeout=300)  # fmt: skip
+            call = stub.WatchSimulation(
+                pb.WatchSimulationRequest(simulation_id=created.id),
+                metadata=owner.metadata,
+                timeout=300,
+            )
             return [event async for event in call]
 
         seen = await asyncio.gather(*(watch() for _ in range(200)))
     for events in seen:
         assert events[-1].simulation.state == State.STATE_SUCCEEDED
-    final = sims.GetSimulation(pb.GetSimulationRequest(simulation_id=created.id),
-                               metadata=owner.metadata)  # fmt: skip
+    final = sims.GetSimulation(
+        pb.GetSimulationRequest(simulation_id=created.id), metadata=owner.metadata
+    )
     assert final.trials_done == 1_000_000
 
 
@@ -263,17 +329,24 @@ def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account, stra
     data = workbook_bytes(models.small())
 
     def messages():
-        yield files_pb2.UploadRequest(metadata=files_pb2.FileMetadata(
-            file_name="small.xlsx", size_bytes=len(data)))  # fmt: skip
+        yield files_pb2.UploadRequest(
+            metadata=files_pb2.FileMetadata(file_name="small.xlsx", size_bytes=len(data))
+        )
         yield files_pb2.UploadRequest(chunk=data)
 
     stored = files_pb2_grpc.FilesServiceStub(edge).Upload(
         messages(), metadata=owner.metadata, timeout=60
     )
-    model = sims.CreateModel(pb.CreateModelRequest(display_name="from file", file_id=stored.id),
-                             metadata=owner.metadata, timeout=60)  # fmt: skip
+    model = sims.CreateModel(
+        pb.CreateModelRequest(display_name="from file", file_id=stored.id),
+        metadata=owner.metadata,
+        timeout=60,
+    )
     assert model.file_id == stored.id and [o.name for o in model.outputs] == ["Profit"]
     with pytest.raises(grpc.RpcError) as error:  # another tenant's file does not exist for them
-        sims.CreateModel(pb.CreateModelRequest(display_name="theirs", file_id=stored.id),
-                         metadata=stranger.metadata, timeout=60)  # fmt: skip
+        sims.CreateModel(
+            pb.CreateModelRequest(display_name="theirs", file_id=stored.id),
+            metadata=stranger.metadata,
+            timeout=60,
+        )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND

@@ -22,8 +22,12 @@ def alea(mesh: Mesh, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ALEA_HOME": str(mesh.layout.home)}
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args, "--edge", mesh.edge_address],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_simulate_watch_then_results_with_plot(mesh: Mesh, tmp_path):

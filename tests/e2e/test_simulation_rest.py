@@ -38,15 +38,29 @@ def stranger(identity) -> Account:
 
 
 def test_rest_model_simulation_watch_results(rest: RestClient, owner: Account, stranger):
-    created = rest.request("POST", "/v1/models", {
-        "displayName": "small", "workbook": workbook_b64(models.small()),
-    }, headers=owner.headers)  # fmt: skip
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {
+            "displayName": "small",
+            "workbook": workbook_b64(models.small()),
+        },
+        headers=owner.headers,
+    )
     assert created.status == 200, created.text
     assert [o["name"] for o in created.body["outputs"]] == ["Profit"]
-    started = rest.request("POST", "/v1/simulations", {
-        "modelId": created.body["id"], "trials": "50000", "seed": "5",
-        "sampling": "SAMPLING_LATIN_HYPERCUBE", "requestId": str(uuid.uuid4()),
-    }, headers=owner.headers)  # fmt: skip
+    started = rest.request(
+        "POST",
+        "/v1/simulations",
+        {
+            "modelId": created.body["id"],
+            "trials": "50000",
+            "seed": "5",
+            "sampling": "SAMPLING_LATIN_HYPERCUBE",
+            "requestId": str(uuid.uuid4()),
+        },
+        headers=owner.headers,
+    )
     assert started.status == 200, started.text
     sim_id = started.body["id"]
     assert started.body["state"] == "STATE_QUEUED"
@@ -73,7 +87,11 @@ def test_rest_model_simulation_watch_results(rest: RestClient, owner: Account, s
 def test_rest_refused_model_names_the_cell(rest: RestClient, owner: Account):
     book = models.small()
     book["Model"]["B2"] = "=RiskTriang(5,2,1)"
-    refused = rest.request("POST", "/v1/models", {
-        "displayName": "bad", "workbook": workbook_b64(book)}, headers=owner.headers)  # fmt: skip
+    refused = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "bad", "workbook": workbook_b64(book)},
+        headers=owner.headers,
+    )
     assert refused.status == 400, refused.text
     assert "Model!B2" in refused.text

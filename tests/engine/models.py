@@ -177,9 +177,15 @@ def black_scholes(mode: Mode = "risk") -> Workbook:
     ws = wb.active
     ws.title = "Option"
     for i, (label, value) in enumerate(
-        [("Spot", BS_SPOT), ("Strike", BS_STRIKE), ("Rate", BS_RATE), ("Volatility", BS_VOL),
-         ("Years", BS_TIME)], start=1,
-    ):  # fmt: skip
+        [
+            ("Spot", BS_SPOT),
+            ("Strike", BS_STRIKE),
+            ("Rate", BS_RATE),
+            ("Volatility", BS_VOL),
+            ("Years", BS_TIME),
+        ],
+        start=1,
+    ):
         ws.cell(i, 1, label)
         ws.cell(i, 2, value)
     forward = BS_SPOT * math.exp(BS_RATE * BS_TIME)

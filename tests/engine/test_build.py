@@ -512,10 +512,32 @@ _ATOMS = [
     "T!A1",
 ]
 _FUNCTIONS = [
-    "SUM", "IF", "AND", "IFERROR", "SUMPRODUCT", "AVERAGE", "MIN", "MAX", "LN", "LOG", "ROUND",
-    "MOD", "NPV", "PV", "CHOOSE", "INDEX", "MATCH", "VLOOKUP", "RiskNormal", "RiskDiscrete",
-    "RiskOutput", "RiskName", "RiskTruncate", "RiskCorrmat", "NOPE",
-]  # fmt: skip
+    "SUM",
+    "IF",
+    "AND",
+    "IFERROR",
+    "SUMPRODUCT",
+    "AVERAGE",
+    "MIN",
+    "MAX",
+    "LN",
+    "LOG",
+    "ROUND",
+    "MOD",
+    "NPV",
+    "PV",
+    "CHOOSE",
+    "INDEX",
+    "MATCH",
+    "VLOOKUP",
+    "RiskNormal",
+    "RiskDiscrete",
+    "RiskOutput",
+    "RiskName",
+    "RiskTruncate",
+    "RiskCorrmat",
+    "NOPE",
+]
 _OPERATORS = ["+", "-", "*", "/", "^", "&", "=", "<", ":", " ", ","]
 
 

@@ -52,9 +52,23 @@ def test_names_follow_risk_spelling() -> None:
     assert catalog.DISTRIBUTIONS["lognorm2"].risk_name == "RiskLognorm2"
     assert catalog.distribution("RiskNope") is None
     assert set(catalog.DISTRIBUTIONS) == {
-        "normal", "triang", "trigen", "pert", "uniform", "lognorm", "lognorm2", "discrete",
-        "binomial", "poisson", "expon", "gamma", "beta", "betageneral", "weibull", "cumul",
-    }  # fmt: skip
+        "normal",
+        "triang",
+        "trigen",
+        "pert",
+        "uniform",
+        "lognorm",
+        "lognorm2",
+        "discrete",
+        "binomial",
+        "poisson",
+        "expon",
+        "gamma",
+        "beta",
+        "betageneral",
+        "weibull",
+        "cumul",
+    }
 
 
 INVALID = [

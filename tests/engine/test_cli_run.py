@@ -19,8 +19,11 @@ ROOT = Path(__file__).parents[2]
 def alea(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", "run", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,10 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_json_summary_is_one_object_and_chunking_does_not_change_it(small: Path) -> None:
-    runs = [alea(small, "--trials", "20000", "--seed", "5", "--backend", "cpu", "--json", *extra)
-            for extra in ((), ("--chunk-size", "3000"))]  # fmt: skip
+    runs = [
+        alea(small, "--trials", "20000", "--seed", "5", "--backend", "cpu", "--json", *extra)
+        for extra in ((), ("--chunk-size", "3000"))
+    ]
     for run in runs:
         assert run.returncode == 0, run.stderr
     first, second = (json.loads(r.stdout) for r in runs)

@@ -10,12 +10,14 @@ from services.simulation.engine import rng, sampling
 from services.simulation.engine.correlation import copula_factor, correlate
 from services.simulation.engine.errors import CorrelationError
 
-TARGET = np.array([
-    [1.0, 0.6, -0.3, 0.2],
-    [0.6, 1.0, -0.1, 0.0],
-    [-0.3, -0.1, 1.0, 0.4],
-    [0.2, 0.0, 0.4, 1.0],
-])  # fmt: skip
+TARGET = np.array(
+    [
+        [1.0, 0.6, -0.3, 0.2],
+        [0.6, 1.0, -0.1, 0.0],
+        [-0.3, -0.1, 1.0, 0.4],
+        [0.2, 0.0, 0.4, 1.0],
+    ]
+)
 
 
 def _uniforms(first: int, count: int, k: int = 4) -> list[np.ndarray]:
@@ -25,12 +27,14 @@ def _uniforms(first: int, count: int, k: int = 4) -> list[np.ndarray]:
 def test_achieved_spearman_within_001_of_target() -> None:
     n = 1 << 19
     u = correlate(_uniforms(0, n), copula_factor(TARGET))
-    values = np.column_stack([
-        sampling.sample("gamma", u[0], (2.0, 1.0)),
-        sampling.sample("normal", u[1], (0.0, 1.0)),
-        sampling.sample("triang", u[2], (0.0, 1.0, 3.0)),
-        sampling.sample("poisson", u[3], (20.0,)),
-    ])  # fmt: skip
+    values = np.column_stack(
+        [
+            sampling.sample("gamma", u[0], (2.0, 1.0)),
+            sampling.sample("normal", u[1], (0.0, 1.0)),
+            sampling.sample("triang", u[2], (0.0, 1.0, 3.0)),
+            sampling.sample("poisson", u[3], (20.0,)),
+        ]
+    )
     achieved = stats.spearmanr(values).statistic
     assert np.abs(achieved - TARGET).max() < 0.01
 

@@ -44,9 +44,33 @@ def test_sum_of_independent_inputs() -> None:
 # folding) element by element: a cell gives the same value folded or sampled.
 GRID = [-2.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 2.675, 3.0, 1e3, math.nan]
 ONE = ["neg", "percent", "not", "abs", "exp", "ln", "log10", "sqrt", "int", "sign"]
-TWO = ["add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge", "iferror", "and",
-       "or", "sum", "average", "min", "max", "log", "power", "round", "roundup", "rounddown",
-       "mod", "npv"]  # fmt: skip
+TWO = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "iferror",
+    "and",
+    "or",
+    "sum",
+    "average",
+    "min",
+    "max",
+    "log",
+    "power",
+    "round",
+    "roundup",
+    "rounddown",
+    "mod",
+    "npv",
+]
 THREE = ["if", "choose", "sum", "npv", "pv", "fv", "pmt", "min"]
 
 
@@ -55,8 +79,9 @@ def _finite_or_nan(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, np.nan)
 
 
-@pytest.mark.parametrize("fn,arity", [(f, 1) for f in ONE] + [(f, 2) for f in TWO]
-                         + [(f, 3) for f in THREE])  # fmt: skip
+@pytest.mark.parametrize(
+    "fn,arity", [(f, 1) for f in ONE] + [(f, 2) for f in TWO] + [(f, 3) for f in THREE]
+)
 def test_functions_agree_with_constant_folding(fn: str, arity: int) -> None:
     combos = list(itertools.product(GRID, repeat=arity))
     if fn in ("round", "roundup", "rounddown"):
@@ -67,18 +92,21 @@ def test_functions_agree_with_constant_folding(fn: str, arity: int) -> None:
     with np.errstate(all="ignore"):
         got = _finite_or_nan(FUNCTIONS[fn](*columns))
     expected = np.array([catalog.evaluate(fn, list(c)) for c in combos])
-    np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True,
-                               err_msg=f"{fn}: args {combos}")
+    np.testing.assert_allclose(
+        got, expected, rtol=1e-12, equal_nan=True, err_msg=f"{fn}: args {combos}"
+    )
 
 
 @np.errstate(all="ignore")
 def test_excel_specific_semantics() -> None:
     f = FUNCTIONS
-    np.testing.assert_array_equal(f["round"](np.array([2.5, -2.5, 0.125, 1234.5]),
-                                             np.array([0.0, 0.0, 2.0, -2.0])),
-                                  [3.0, -3.0, 0.13, 1200.0])  # fmt: skip
-    np.testing.assert_array_equal(f["mod"](np.array([-7.0, 7.0, 7.0]), np.array([3.0, -3.0, 0.0])),
-                                  [2.0, -2.0, np.nan])
+    np.testing.assert_array_equal(
+        f["round"](np.array([2.5, -2.5, 0.125, 1234.5]), np.array([0.0, 0.0, 2.0, -2.0])),
+        [3.0, -3.0, 0.13, 1200.0],
+    )
+    np.testing.assert_array_equal(
+        f["mod"](np.array([-7.0, 7.0, 7.0]), np.array([3.0, -3.0, 0.0])), [2.0, -2.0, np.nan]
+    )
     assert np.isnan(f["div"](np.array([1.0]), np.array([0.0]))).all()
     assert f["pmt"](0.05 / 12, 360.0, 200_000.0) == pytest.approx(-1073.64, abs=0.01)
     assert f["pv"](0.08, 10.0, -100.0) == pytest.approx(671.008, abs=1e-3)
@@ -90,22 +118,27 @@ def test_lookups_over_constant_tables() -> None:
     f = FUNCTIONS
     table = Table((1.0, 10.0, 2.0, 20.0, 4.0, 40.0), 3, 2)
     x = np.array([0.5, 1.0, 2.5, 4.0, 9.0, np.nan])
-    np.testing.assert_array_equal(f["vlookup"](x, table, 2.0, 1.0),
-                                  [np.nan, 10, 20, 40, 40, np.nan])
-    np.testing.assert_array_equal(f["vlookup"](x, table, 2.0, 0.0),
-                                  [np.nan, 10, np.nan, 40, np.nan, np.nan])
+    np.testing.assert_array_equal(
+        f["vlookup"](x, table, 2.0, 1.0), [np.nan, 10, 20, 40, 40, np.nan]
+    )
+    np.testing.assert_array_equal(
+        f["vlookup"](x, table, 2.0, 0.0), [np.nan, 10, np.nan, 40, np.nan, np.nan]
+    )
     keys = Table((3.0, 1.0, 2.0), 3, 1)
     np.testing.assert_array_equal(f["match"](np.array([2.0, 5.0]), keys, 0.0), [3.0, np.nan])
-    np.testing.assert_array_equal(f["match"](np.array([2.5]), Table((3.0, 2.0, 1.0), 1, 3), -1.0),
-                                  [1.0])
-    np.testing.assert_array_equal(f["index"](table, np.array([1.0, 3.0, 4.0]), 2.0),
-                                  [10.0, 40.0, np.nan])
+    np.testing.assert_array_equal(
+        f["match"](np.array([2.5]), Table((3.0, 2.0, 1.0), 1, 3), -1.0), [1.0]
+    )
+    np.testing.assert_array_equal(
+        f["index"](table, np.array([1.0, 3.0, 4.0]), 2.0), [10.0, 40.0, np.nan]
+    )
     np.testing.assert_array_equal(f["index"](Table((5.0, 6.0, 7.0), 1, 3), np.array([2.0])), [6.0])
     for fn in ("match", "vlookup"):
         args = (keys, 1.0) if fn == "match" else (table, 2.0, 1.0)
         for xv in (0.0, 1.5, 2.0, 3.5, 9.0):
-            assert np.array_equal(f[fn](np.array([xv]), *args),
-                                  [catalog.evaluate(fn, [xv, *args])], equal_nan=True)
+            assert np.array_equal(
+                f[fn](np.array([xv]), *args), [catalog.evaluate(fn, [xv, *args])], equal_nan=True
+            )
 
 
 def test_if_evaluates_both_branches_and_iferror_catches() -> None:

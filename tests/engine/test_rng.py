@@ -49,9 +49,16 @@ def test_known_answers_reference_and_numpy(vector: dict) -> None:
     assert tuple(int(w) for w in words) == expected
 
 
-@pytest.mark.parametrize("seed,stream,first,count", [
-    (0, 0, 0, 13), (42, 7, 5, 9), (M64, 3, (1 << 40) + 1, 6), (9, M64, 3, 4), (1, 2, 0, 0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "seed,stream,first,count",
+    [
+        (0, 0, 0, 13),
+        (42, 7, 5, 9),
+        (M64, 3, (1 << 40) + 1, 6),
+        (9, M64, 3, 4),
+        (1, 2, 0, 0),
+    ],
+)
 def test_raw_follows_documented_mapping(seed: int, stream: int, first: int, count: int) -> None:
     got = rng.raw(seed, stream, first, count)
     assert got.dtype == np.uint64 and got.shape == (count,)

@@ -15,8 +15,22 @@ from services.simulation.engine.cuda.runner import gpu_available
 from services.simulation.engine.ir import Apply, Const, Model, Output, Sample
 from tests.engine import models
 
-EXACT_FIELDS = ("count", "errors", "mean", "std", "min", "max", "skewness", "kurtosis",
-                "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity")  # fmt: skip
+EXACT_FIELDS = (
+    "count",
+    "errors",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "skewness",
+    "kurtosis",
+    "percentiles",
+    "var_95",
+    "cvar_95",
+    "histogram",
+    "cdf",
+    "sensitivity",
+)
 
 
 def _small() -> Model:
@@ -36,16 +50,20 @@ def _assert_same(a: engine.Partial, b: engine.Partial) -> None:
         for key in EXACT_FIELDS:
             assert da[key] == db[key], (name, key)
         # Convergence points are merged moments: equal to rounding, not always to the bit.
-        np.testing.assert_allclose(np.array(da["convergence"], dtype=float),
-                                   np.array(db["convergence"], dtype=float), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.array(da["convergence"], dtype=float),
+            np.array(db["convergence"], dtype=float),
+            rtol=1e-12,
+        )
 
 
 @pytest.mark.parametrize("sampling", ["mc", "lhs"])
 def test_any_chunking_gives_the_same_bits(sampling: str) -> None:
     m = _small()
     whole = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend="cpu")
-    chunked = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend="cpu",
-                              chunk_size=33_333)
+    chunked = engine.simulate(
+        m, trials=150_000, seed=7, sampling=sampling, backend="cpu", chunk_size=33_333
+    )
     _assert_same(whole, chunked)
 
 
@@ -102,8 +120,13 @@ def test_small_model_mean_and_sensitivity() -> None:
 
 def test_progress_reports_each_chunk() -> None:
     seen: list[tuple[int, int]] = []
-    engine.simulate(_small(), trials=10_000, seed=1, chunk_size=3_000,
-                    progress=lambda done, p: seen.append((done, p.trials)))
+    engine.simulate(
+        _small(),
+        trials=10_000,
+        seed=1,
+        chunk_size=3_000,
+        progress=lambda done, p: seen.append((done, p.trials)),
+    )
     assert seen == [(3_000, 3_000), (6_000, 6_000), (9_000, 9_000), (10_000, 10_000)]
 
 
@@ -117,8 +140,9 @@ def test_stop_cancels_between_chunks() -> None:
             stop.set()
 
     with pytest.raises(engine.Cancelled, match="after 2000 of 10000"):
-        engine.simulate(_small(), trials=10_000, seed=1, chunk_size=1_000, progress=progress,
-                        stop=stop)
+        engine.simulate(
+            _small(), trials=10_000, seed=1, chunk_size=1_000, progress=progress, stop=stop
+        )
     assert done == [1_000, 2_000]
 
 
@@ -136,8 +160,12 @@ def test_backend_choice() -> None:
 
 def test_default_chunk_size_scales_with_the_model() -> None:
     small = engine.default_chunk_size(_small())
-    wide = Model(tuple(Sample(i, "normal", (Const(0.0), Const(1.0)), f"x{i}", f"A{i + 1}")
-                       for i in range(400)), ())  # fmt: skip
+    wide = Model(
+        tuple(
+            Sample(i, "normal", (Const(0.0), Const(1.0)), f"x{i}", f"A{i + 1}") for i in range(400)
+        ),
+        (),
+    )
     assert small == 1 << 20
     assert engine.default_chunk_size(wide) == 1 << 16
     assert small % (1 << 16) == 0

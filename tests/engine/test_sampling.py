@@ -33,8 +33,10 @@ CASES = {
     "uniform": ((5.0, 15.0), stats.uniform(5, 10)),
     "lognorm": ((10.0, 3.0), stats.lognorm(LN_SIGMA, scale=math.exp(LN_MU))),
     "lognorm2": ((1.0, 0.5), stats.lognorm(0.5, scale=math.e)),
-    "discrete": ((Table((1.0, 2.0, 3.0), 1, 3), Table((1.0, 2.0, 1.0), 1, 3)),
-                 stats.rv_discrete(values=([1, 2, 3], [0.25, 0.5, 0.25]))),
+    "discrete": (
+        (Table((1.0, 2.0, 3.0), 1, 3), Table((1.0, 2.0, 1.0), 1, 3)),
+        stats.rv_discrete(values=([1, 2, 3], [0.25, 0.5, 0.25])),
+    ),
     "binomial": ((10.0, 0.3), stats.binom(10, 0.3)),
     "poisson": ((4.0,), stats.poisson(4)),
     "expon": ((5.0,), stats.expon(scale=5)),
@@ -42,7 +44,7 @@ CASES = {
     "beta": ((2.0, 5.0), stats.beta(2, 5)),
     "betageneral": ((2.0, 5.0, 10.0, 20.0), stats.beta(2, 5, loc=10, scale=10)),
     "weibull": ((2.0, 10.0), stats.weibull_min(2, scale=10)),
-}  # fmt: skip
+}
 CUMUL = (0.0, 10.0, Table((2.0, 5.0, 8.0), 1, 3), Table((0.2, 0.5, 0.9), 1, 3))
 
 
@@ -103,12 +105,15 @@ def test_vector_parameters_match_scalar_ones() -> None:
     got = sampling.sample("normal", u.copy(), (means, 2.0))
     np.testing.assert_array_equal(got, means + 2.0 * stats.norm.ppf(u))
     n = np.floor(np.linspace(0, 20, 1000))
-    np.testing.assert_array_equal(sampling.sample("binomial", u.copy(), (n, 0.4)),
-                                  stats.binom.ppf(u, n, 0.4))
+    np.testing.assert_array_equal(
+        sampling.sample("binomial", u.copy(), (n, 0.4)), stats.binom.ppf(u, n, 0.4)
+    )
 
 
-@pytest.mark.parametrize("a,c,b", [(20.0, 30.0, 50.0), (0.0, 0.0, 1.0), (0.0, 1.0, 1.0),
-                                   (-3.5, 2.25, 1e6), (-0.1, 0.05, 0.2)])
+@pytest.mark.parametrize(
+    "a,c,b",
+    [(20.0, 30.0, 50.0), (0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (-3.5, 2.25, 1e6), (-0.1, 0.05, 0.2)],
+)
 def test_triangular_constant_parameters_give_the_bits_of_per_trial_ones(a, c, b) -> None:
     """Constant parameters take a branch-free path; it must not change a single bit."""
     u = np.concatenate([_u(10_000), [2.0**-53, 1 - 2.0**-53]])
@@ -120,14 +125,17 @@ def test_triangular_constant_parameters_give_the_bits_of_per_trial_ones(a, c, b)
     assert np.all((want >= a) & (want <= b))
 
 
-@pytest.mark.parametrize("name,params", [
-    ("normal", (0.0, np.array([1.0, -1.0, 0.0, np.nan]))),
-    ("triang", (np.array([0.0, 3.0, 0.0, 0.0]), 2.0, np.array([4.0, 4.0, 0.0, np.inf]))),
-    ("uniform", (np.array([0.0, 2.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0, np.nan]))),
-    ("gamma", (np.array([1.0, -1.0, 0.0, 2.0]), np.array([1.0, 1.0, 1.0, 0.0]))),
-    ("poisson", (np.array([2.0, -2.0, 0.0, np.nan]),)),
-    ("binomial", (np.array([5.0, 2.5, -1.0, 5.0]), np.array([0.5, 0.5, 0.5, 1.5]))),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("normal", (0.0, np.array([1.0, -1.0, 0.0, np.nan]))),
+        ("triang", (np.array([0.0, 3.0, 0.0, 0.0]), 2.0, np.array([4.0, 4.0, 0.0, np.inf]))),
+        ("uniform", (np.array([0.0, 2.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0, np.nan]))),
+        ("gamma", (np.array([1.0, -1.0, 0.0, 2.0]), np.array([1.0, 1.0, 1.0, 0.0]))),
+        ("poisson", (np.array([2.0, -2.0, 0.0, np.nan]),)),
+        ("binomial", (np.array([5.0, 2.5, -1.0, 5.0]), np.array([0.5, 0.5, 0.5, 1.5]))),
+    ],
+)
 def test_invalid_per_trial_parameters_give_nan(name: str, params: tuple) -> None:
     x = sampling.sample(name, _u(4), params)
     assert np.isfinite(x[0])
@@ -161,8 +169,9 @@ def test_truncated_discrete_keeps_conditional_probabilities() -> None:
     assert support.tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
     pmf = stats.poisson(4).pmf(support)
     np.testing.assert_allclose(counts / N, pmf / pmf.sum(), atol=0.005)
-    z = sampling.sample("discrete", _u(), (Table((1.0, 2.0, 3.0), 1, 3), Table((1.0,) * 3, 1, 3)),
-                        (1.5, 3.0))
+    z = sampling.sample(
+        "discrete", _u(), (Table((1.0, 2.0, 3.0), 1, 3), Table((1.0,) * 3, 1, 3)), (1.5, 3.0)
+    )
     assert set(np.unique(z)) == {2.0, 3.0}
 
 
@@ -190,19 +199,32 @@ def test_lhs_is_chunk_invariant() -> None:
 
 def test_lhs_reduces_the_error_of_the_mean() -> None:
     block = sampling.LHS_BLOCK
-    lhs = [sampling.sample("normal", sampling.lhs_uniforms(1, s, 0, block), (0.0, 1.0))
-           for s in range(20)]
+    lhs = [
+        sampling.sample("normal", sampling.lhs_uniforms(1, s, 0, block), (0.0, 1.0))
+        for s in range(20)
+    ]
     mc = [sampling.sample("normal", rng.uniforms(1, s, 0, block), (0.0, 1.0)) for s in range(20)]
     lhs_err = np.sqrt(np.mean([x.mean() ** 2 for x in lhs]))
     mc_err = np.sqrt(np.mean([x.mean() ** 2 for x in mc]))
     assert lhs_err < mc_err / 20
 
 
-@pytest.mark.parametrize("name,params", [
-    ("gamma", (0.1, 1.0)), ("gamma", (0.5, 2.0)), ("gamma", (9.5, 1.0)), ("gamma", (200.0, 0.5)),
-    ("beta", (0.3, 0.7)), ("beta", (50.0, 60.0)), ("beta", (0.05, 3.0)), ("beta", (3.0, 0.05)),
-    ("beta", (0.01, 0.01)), ("pert", (0.0, 0.0, 1.0)), ("pert", (0.0, 1.0, 1.0)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("gamma", (0.1, 1.0)),
+        ("gamma", (0.5, 2.0)),
+        ("gamma", (9.5, 1.0)),
+        ("gamma", (200.0, 0.5)),
+        ("beta", (0.3, 0.7)),
+        ("beta", (50.0, 60.0)),
+        ("beta", (0.05, 3.0)),
+        ("beta", (3.0, 0.05)),
+        ("beta", (0.01, 0.01)),
+        ("pert", (0.0, 0.0, 1.0)),
+        ("pert", (0.0, 1.0, 1.0)),
+    ],
+)
 def test_tabulated_quantiles_match_scipy_across_shapes(name: str, params: tuple) -> None:
     """Constant-shape gamma/beta quantiles are interpolated from a table: check its accuracy."""
     u = np.concatenate([_u(20_000), [2.0**-53, 2.0**-52, 1e-10, 1 - 1e-10, 1 - 2.0**-53]])
@@ -212,8 +234,9 @@ def test_tabulated_quantiles_match_scipy_across_shapes(name: str, params: tuple)
         ref = stats.beta(*params).ppf(u)
     else:
         lo, mode, hi = params
-        ref = lo + (hi - lo) * stats.beta(1 + 4 * (mode - lo) / (hi - lo),
-                                          1 + 4 * (hi - mode) / (hi - lo)).ppf(u)
+        ref = lo + (hi - lo) * stats.beta(
+            1 + 4 * (mode - lo) / (hi - lo), 1 + 4 * (hi - mode) / (hi - lo)
+        ).ppf(u)
     got = sampling.sample(name, u.copy(), params)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-300)
 

@@ -85,7 +85,9 @@ def expired_cert(pki_dir: Path, out_dir: Path, name: str = "client") -> tuple[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     cert = pki.issue(
-        pki.load(pki_dir, "ca"), name,
-        not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
-    )  # fmt: skip
+        pki.load(pki_dir, "ca"),
+        name,
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
+    )
     return cert.write(out_dir, f"expired-{name}")

@@ -109,9 +109,21 @@ OUTPUT = Function("riskoutput", 0, 3)
 
 #: Excel operators (``Apply.fn`` names) with their arity.
 OPERATORS: dict[str, int] = {
-    "add": 2, "sub": 2, "mul": 2, "div": 2, "pow": 2, "eq": 2, "ne": 2, "lt": 2, "le": 2,
-    "gt": 2, "ge": 2, "concat": 2, "neg": 1, "percent": 1,
-}  # fmt: skip
+    "add": 2,
+    "sub": 2,
+    "mul": 2,
+    "div": 2,
+    "pow": 2,
+    "eq": 2,
+    "ne": 2,
+    "lt": 2,
+    "le": 2,
+    "gt": 2,
+    "ge": 2,
+    "concat": 2,
+    "neg": 1,
+    "percent": 1,
+}
 
 FUNCTIONS: dict[str, Function] = {
     f.name: f

@@ -134,10 +134,19 @@ Expr: TypeAlias = (
 
 # Binding powers: (left, right) for infix operators; left-associative everywhere as in Excel.
 _INFIX = {
-    "=": ("eq", 1), "<>": ("ne", 1), "<": ("lt", 1), "<=": ("le", 1), ">": ("gt", 1),
-    ">=": ("ge", 1), "&": ("concat", 2), "+": ("add", 3), "-": ("sub", 3), "*": ("mul", 4),
-    "/": ("div", 4), "^": ("pow", 5),
-}  # fmt: skip
+    "=": ("eq", 1),
+    "<>": ("ne", 1),
+    "<": ("lt", 1),
+    "<=": ("le", 1),
+    ">": ("gt", 1),
+    ">=": ("ge", 1),
+    "&": ("concat", 2),
+    "+": ("add", 3),
+    "-": ("sub", 3),
+    "*": ("mul", 4),
+    "/": ("div", 4),
+    "^": ("pow", 5),
+}
 _PERCENT_BP = 6
 _PREFIX_BP = 7
 _PREFIXES = ("_xlfn.", "_xlws.", "_xll.")

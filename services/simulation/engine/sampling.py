@@ -184,8 +184,9 @@ def _quantile_table(kind: str, params: tuple[float, ...]) -> tuple[np.ndarray, .
     return y[:-1], m0, 3.0 * rise - 2.0 * m0 - m1, m0 + m1 - 2.0 * rise
 
 
-def _hermite(u: np.ndarray, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray,
-             c3: np.ndarray) -> np.ndarray:
+def _hermite(
+    u: np.ndarray, c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, c3: np.ndarray
+) -> np.ndarray:
     """The tabulated ``y`` at ``u``: cell ``j`` and offset ``s`` of ``logit(u)``."""
     t = 1.0 - u
     np.divide(u, t, out=t)

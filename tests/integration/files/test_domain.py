@@ -194,9 +194,13 @@ async def test_list_filters_orders_and_pages(files: Files) -> None:
     assert [f.size for f in page.items] == [1, 2]
     page = await files.list(
         alice,
-        Query(page_size=2, page_token=page.next_page_token, filter='file_name = "report-*"',
-              order_by="size_bytes"),
-    )  # fmt: skip
+        Query(
+            page_size=2,
+            page_token=page.next_page_token,
+            filter='file_name = "report-*"',
+            order_by="size_bytes",
+        ),
+    )
     assert [f.size for f in page.items] == [3, 4]
     page = await files.list(alice, Query(filter='content_type = "application/json"'))
     assert [f.name for f in page.items] == ["other.json"] and page.next_page_token == ""

@@ -41,21 +41,21 @@ async def test_rotate_keys_command(tmp_path: Path) -> None:
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "services.files", "rotate-keys", "--new-dev-key"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "re-wrapped 1 data keys" in done.stdout
 
     new = load_files_settings(tmp_path, {}).master_keys
     assert new.current_id != old.current_id
     async with db.sessions() as session:
-        key_id = await session.scalar(
-            store.files.select().with_only_columns(store.files.c.key_id)
-        )
+        key_id = await session.scalar(store.files.select().with_only_columns(store.files.c.key_id))
     assert key_id == new.current_id
     assert blobs.path(stored.id).read_bytes() == blob  # data not re-encrypted
-    _, stream = await Files(db, blobs, new, FixedQuota(1 << 20), 1 << 20).download(
-        alice, stored.id
-    )
+    _, stream = await Files(db, blobs, new, FixedQuota(1 << 20), 1 << 20).download(alice, stored.id)
     assert b"".join([piece async for piece in stream]) == b"hello"
     await db.close()

@@ -25,10 +25,19 @@ async def insert_model(store: Store, tenant: str = "t1", model: ir.Model | None 
     model = model or small_model()
     now = time.time()
     record = ModelRecord(
-        id=str(uuid.uuid4()), tenant_id=tenant, request_id=None, display_name="small",
-        content_hash=uuid.uuid4().hex, source_kind="spec", file_id=None, creator_id="u1",
-        compiled=pickle.dumps(model), summary=summarise(model), create_time=now,
-        update_time=now, delete_time=None,
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        tenant_id=tenant,
+        request_id=None,
+        display_name="small",
+        content_hash=uuid.uuid4().hex,
+        source_kind="spec",
+        file_id=None,
+        creator_id="u1",
+        compiled=pickle.dumps(model),
+        summary=summarise(model),
+        create_time=now,
+        update_time=now,
+        delete_time=None,
+    )
     await store.insert_model(record)
     return record.id

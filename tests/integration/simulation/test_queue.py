@@ -15,13 +15,30 @@ NOW = 1_000_000.0
 
 def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) -> SimulationRecord:
     values = dict(
-        id=str(uuid.uuid4()), tenant_id=tenant, user_id="u1", request_id=None,
-        model_id="m1", cache_key="k1", trials=1000, chunk_trials=100, seed=1,
-        sampling="mc", backend_preference="AUTO", priority=priority, state=s.QUEUED,
-        state_reason="", trials_done=0, backend="", cached=False, progress=None,
-        create_time=created, update_time=created, start_time=None, end_time=None,
+        id=str(uuid.uuid4()),
+        tenant_id=tenant,
+        user_id="u1",
+        request_id=None,
+        model_id="m1",
+        cache_key="k1",
+        trials=1000,
+        chunk_trials=100,
+        seed=1,
+        sampling="mc",
+        backend_preference="AUTO",
+        priority=priority,
+        state=s.QUEUED,
+        state_reason="",
+        trials_done=0,
+        backend="",
+        cached=False,
+        progress=None,
+        create_time=created,
+        update_time=created,
+        start_time=None,
+        end_time=None,
         segment_trials=1000,
-    )  # fmt: skip
+    )
     values.update(kw)
     return SimulationRecord(**values)
 
@@ -33,9 +50,15 @@ async def lease(store: Store, owner: str = "w1", now: float = NOW, gpu: bool = F
 async def checkpoint(store: Store, held, trials: int, now: float, complete: bool = False):
     progress = {"trials": trials, "running": {"y": [1.0, 0.1]}}
     return await Queue(store).checkpoint(
-        held, trials_done=trials, checkpoint=b"ck%d" % trials, progress=progress,
-        backend="numpy", now=now, lease_seconds=10, complete=complete,
-    )  # fmt: skip
+        held,
+        trials_done=trials,
+        checkpoint=b"ck%d" % trials,
+        progress=progress,
+        backend="numpy",
+        now=now,
+        lease_seconds=10,
+        complete=complete,
+    )
 
 
 async def test_segments_split_the_trials(store: Store):
@@ -192,8 +215,15 @@ async def test_a_cache_hit_does_not_renew_the_results_age(store: Store):
     held = await lease(store)
     await checkpoint(store, held, 1000, NOW + 1, complete=True)
     await Queue(store).finish(record.id, result_data={"r": 1}, backend="numpy", now=NOW + 5)
-    hit = job(created=NOW + 50, state=s.SUCCEEDED, cached=True, backend="cache",
-              trials_done=1000, start_time=NOW + 50, end_time=NOW + 50)  # fmt: skip
+    hit = job(
+        created=NOW + 50,
+        state=s.SUCCEEDED,
+        cached=True,
+        backend="cache",
+        trials_done=1000,
+        start_time=NOW + 50,
+        end_time=NOW + 50,
+    )
     await store.insert_simulation(hit, {"r": 1})
     # The results were computed at NOW + 5: past the age limit, whoever served them since.
     assert await store.cached_result("t1", "k1", NOW + 6) is None

@@ -22,9 +22,14 @@ from services.simulation.worker import Worker
 from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
-    lease_seconds=2.0, chunk_trials=2_000, checkpoint_seconds=0.0, poll_seconds=0.05,
-    exact_limit=5_000, max_segments=3, min_segment_trials=1,
-)  # fmt: skip
+    lease_seconds=2.0,
+    chunk_trials=2_000,
+    checkpoint_seconds=0.0,
+    poll_seconds=0.05,
+    exact_limit=5_000,
+    max_segments=3,
+    min_segment_trials=1,
+)
 
 
 @contextlib.asynccontextmanager

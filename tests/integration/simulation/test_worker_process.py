@@ -26,22 +26,33 @@ from tests.integration.simulation.test_worker import reference, wait_progress, w
 from tests.support.services import REPO_ROOT
 
 CONFIG = SimulationConfig(
-    lease_seconds=1.0, chunk_trials=50_000, checkpoint_seconds=0.0, exact_limit=50_000,
-    max_segments=4, min_segment_trials=1,
+    lease_seconds=1.0,
+    chunk_trials=50_000,
+    checkpoint_seconds=0.0,
+    exact_limit=50_000,
+    max_segments=4,
+    min_segment_trials=1,
 )
 TRIALS = 3_000_000
 
 
 def start_worker(url: str, home) -> subprocess.Popen:
     env = {
-        **os.environ, "ALEA_HOME": str(home), "ALEA_DATABASE_URL": url,
-        "ALEA_SIMULATION_LEASE_SECONDS": "1", "ALEA_SIMULATION_POLL_SECONDS": "0.05",
-        "ALEA_SIMULATION_CHECKPOINT_SECONDS": "0", "ALEA_SIMULATION_EXACT_LIMIT": "50000",
-    }  # fmt: skip
+        **os.environ,
+        "ALEA_HOME": str(home),
+        "ALEA_DATABASE_URL": url,
+        "ALEA_SIMULATION_LEASE_SECONDS": "1",
+        "ALEA_SIMULATION_POLL_SECONDS": "0.05",
+        "ALEA_SIMULATION_CHECKPOINT_SECONDS": "0",
+        "ALEA_SIMULATION_EXACT_LIMIT": "50000",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "services.simulation", "--worker"], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, "-m", "services.simulation", "--worker"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def holders(store: Store) -> set[int]:

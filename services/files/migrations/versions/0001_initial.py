@@ -39,16 +39,12 @@ def upgrade() -> None:
         Column("update_time", DateTime(timezone=True), nullable=False),
         Column("request_id", String(36), nullable=True),
     )
-    op.create_index(
-        "ux_files_tenant_request", "files", ["tenant_id", "request_id"], unique=True
-    )
+    op.create_index("ux_files_tenant_request", "files", ["tenant_id", "request_id"], unique=True)
     op.create_index("ix_files_tenant_create", "files", ["tenant_id", "create_time"])
     op.create_index("ix_files_key_id", "files", ["key_id"])
     op.create_table(
         "file_shares",
-        Column(
-            "file_id", String(36), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
-        ),
+        Column("file_id", String(36), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
         Column("user_id", String(36), primary_key=True),
         Column("create_time", DateTime(timezone=True), nullable=False),
     )

@@ -104,7 +104,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "trial_reservations", "idempotency_keys", "signing_keys", "api_keys",
-        "refresh_tokens", "sessions", "users", "tenants",
-    ):  # fmt: skip
+        "trial_reservations",
+        "idempotency_keys",
+        "signing_keys",
+        "api_keys",
+        "refresh_tokens",
+        "sessions",
+        "users",
+        "tenants",
+    ):
         op.drop_table(table)

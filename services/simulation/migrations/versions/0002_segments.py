@@ -39,8 +39,9 @@ def upgrade() -> None:
     op.create_index("ix_segments_simulation", "segments", ["simulation_id", "idx"])
     op.create_index("ix_segments_state", "segments", ["state", "lease_expires"])
     with op.batch_alter_table("simulations") as batch:
-        batch.add_column(sa.Column("segment_trials", sa.BigInteger, nullable=False,
-                                   server_default="0"))  # fmt: skip
+        batch.add_column(
+            sa.Column("segment_trials", sa.BigInteger, nullable=False, server_default="0")
+        )
         batch.drop_index("ix_simulations_state")
         for column in ("lease_owner", "lease_epoch", "lease_expires", "checkpoint"):
             batch.drop_column(column)
