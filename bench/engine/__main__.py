@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.engine import excel, hand
-from services.simulation.engine import compile_numpy, default_chunk_size, load_workbook, simulate
-from services.simulation.engine.ir import Model
+from services.engine import compile_numpy, default_chunk_size, load_workbook, simulate
+from services.engine.ir import Model
 from tests.engine import models as m
 
 TARGETS = {"numpy": 1.0, "pycel": 1000.0, "rng": 2.0, "gpu_philox": 0.5}
@@ -96,13 +96,13 @@ def measure(
 
 def _gpu(model: Model, trials: int) -> dict[str, float]:
     """Kernel-only rates of the model and of a raw Philox kernel (same draws), on a GPU."""
-    from services.simulation.engine.cuda import runner
+    from services.engine.cuda import runner
 
     if not runner.gpu_available():
         return {}
     import pycuda.driver as drv
 
-    from services.simulation.engine.ir import Const, Output, Sample
+    from services.engine.ir import Const, Output, Sample
 
     uniforms = tuple(
         Sample(i, "uniform", (Const(0.0), Const(1.0)), f"u{i}", "")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from services.simulation.engine import compile_numpy, load_workbook, rng, sampling
-from services.simulation.engine.correlation import copula_factor, correlate
-from services.simulation.engine.ir import Const, Model
+from services.engine import compile_numpy, load_workbook, rng, sampling
+from services.engine.correlation import copula_factor, correlate
+from services.engine.ir import Const, Model
 from tests.engine import models as m
 
 

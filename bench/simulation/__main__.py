@@ -22,8 +22,8 @@ import os
 import time
 
 from bench.simulation.service import Mesh, p50_ms, workbook_bytes, worker_processes
-from services.simulation.engine import StatsOptions, simulate
-from services.simulation.engine.workbook import load_workbook
+from services.engine import StatsOptions, simulate
+from services.engine.workbook import load_workbook
 from tests.engine import models
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from services.simulation import engine
+    from services import engine
 
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
@@ -50,7 +50,7 @@ def _seed(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
     # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
-    from services.simulation import engine
+    from services import engine
 
     try:
         model = engine.load_workbook(args.model)

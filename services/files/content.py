@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import zipfile
 
+from services.engine.errors import WorkbookRejected
+from services.engine.workbook import MAX_FILE_BYTES, check_directory
 from services.runtime.errors import InvalidArgument
-from services.simulation.engine.errors import WorkbookRejected
-from services.simulation.engine.workbook import MAX_FILE_BYTES, check_directory
 
 __all__ = ["MAX_WORKBOOK_BYTES", "check_zip_directory", "checker_for"]
 

@@ -19,13 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.engine import ir
+from services.engine.errors import ModelError
+from services.engine.spec import model_from_spec
+from services.engine.workbook import load_workbook
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
-from services.simulation.engine import ir
-from services.simulation.engine.errors import ModelError
-from services.simulation.engine.spec import model_from_spec
-from services.simulation.engine.workbook import load_workbook
 from services.simulation.hub import Event, Hub
 from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
 

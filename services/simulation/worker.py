@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.engine.numpy_backend import compile_numpy
+from services.engine.run import make_evaluator, resolve_backend
+from services.engine.stats import Partial, StatsOptions
 from services.simulation.config import SimulationConfig
-from services.simulation.engine.numpy_backend import compile_numpy
-from services.simulation.engine.run import make_evaluator, resolve_backend
-from services.simulation.engine.stats import Partial, StatsOptions
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
@@ -48,7 +48,7 @@ def detect_backend() -> tuple[str, list[dict]]:
     backend = resolve_backend("auto")
     if backend != "cuda":
         return backend, []
-    from services.simulation.engine.cuda import runner
+    from services.engine.cuda import runner
 
     return backend, runner.devices()
 

@@ -15,16 +15,16 @@ import pytest
 from openpyxl import Workbook
 from openpyxl.workbook.defined_name import DefinedName
 
-from services.simulation.engine.errors import (
+from services.engine.errors import (
     CircularReference,
     CorrelationError,
     FormulaError,
     ModelError,
     ParameterError,
 )
-from services.simulation.engine.ir import Apply, Const, Model, Sample, Table
-from services.simulation.engine.numpy_backend import compile_numpy
-from services.simulation.engine.workbook import load_workbook
+from services.engine.ir import Apply, Const, Model, Sample, Table
+from services.engine.numpy_backend import compile_numpy
+from services.engine.workbook import load_workbook
 from tests.engine import models
 
 
@@ -475,7 +475,7 @@ def test_a_huge_table_is_refused() -> None:
 
 
 def test_the_total_cells_read_through_ranges_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.simulation.engine import build as build_module
+    from services.engine import build as build_module
 
     cells: dict[str, object] = {f"S!A{r}": r for r in range(1, 51)}
     cells.update({f"S!B{r}": "=SUM($A$1:$A$50)" for r in range(1, 51)})
@@ -485,7 +485,7 @@ def test_the_total_cells_read_through_ranges_are_bounded(monkeypatch: pytest.Mon
 
 
 def test_the_number_of_formula_cells_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.simulation.engine import build as build_module
+    from services.engine import build as build_module
 
     cells: dict[str, object] = {"S!A1": "=RiskNormal(0,1)"}
     cells.update({f"S!A{r}": f"=A{r - 1}+1" for r in range(2, 30)})
@@ -558,8 +558,8 @@ def _random_formula(rnd: random.Random, depth: int = 0) -> str:
 
 
 def test_random_formulas_build_or_raise_model_errors() -> None:
-    from services.simulation.engine.build import Book, build_model
-    from services.simulation.engine.formula import Formula
+    from services.engine.build import Book, build_model
+    from services.engine.formula import Formula
 
     rnd = random.Random(20261122)
     outcomes = {"built": 0, "refused": 0}

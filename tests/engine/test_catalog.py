@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from services.simulation.engine import catalog, numpy_backend
-from services.simulation.engine.errors import FormulaError, ParameterError
-from services.simulation.engine.ir import Table
+from services.engine import catalog, numpy_backend
+from services.engine.errors import FormulaError, ParameterError
+from services.engine.ir import Table
 from tests.engine import models
 
 WHERE = "Sheet1!B2"

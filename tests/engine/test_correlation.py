@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services.simulation.engine import rng, sampling
-from services.simulation.engine.correlation import copula_factor, correlate
-from services.simulation.engine.errors import CorrelationError
+from services.engine import rng, sampling
+from services.engine.correlation import copula_factor, correlate
+from services.engine.errors import CorrelationError
 
 TARGET = np.array(
     [

@@ -1,7 +1,7 @@
 """Generated CUDA source, proven without a GPU.
 
 Every test model is compiled to PTX by ``nvcc -ptx -arch=sm_90``; the same source is compiled
-for this CPU by ``nvcc`` (host harness, :mod:`services.simulation.engine.cuda.harness`), which
+for this CPU by ``nvcc`` (host harness, :mod:`services.engine.cuda.harness`), which
 runs the kernel's own ``__host__ __device__`` functions: its Philox words must equal NumPy's
 bit for bit and its inputs and outputs must equal the NumPy back end's within 1e-9 relative
 (the quantile functions differ in their last bits: CUDA ``normcdfinv`` against SciPy
@@ -15,13 +15,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from services.simulation.engine import load_workbook, rng, sampling
-from services.simulation.engine.cuda import generate
-from services.simulation.engine.cuda.codegen import literal
-from services.simulation.engine.cuda.harness import HostHarness, nvcc_path
-from services.simulation.engine.errors import FormulaError
-from services.simulation.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
-from services.simulation.engine.numpy_backend import compile_numpy
+from services.engine import load_workbook, rng, sampling
+from services.engine.cuda import generate
+from services.engine.cuda.codegen import literal
+from services.engine.cuda.harness import HostHarness, nvcc_path
+from services.engine.errors import FormulaError
+from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
+from services.engine.numpy_backend import compile_numpy
 from tests.engine import models as wb
 
 pytestmark = pytest.mark.skipif(nvcc_path() is None, reason="nvcc is not installed")

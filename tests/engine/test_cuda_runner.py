@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.simulation.engine import rng
-from services.simulation.engine.cuda.runner import compile_cuda, devices, gpu_available
-from services.simulation.engine.ir import Const, Model, Output, Sample
-from services.simulation.engine.numpy_backend import compile_numpy
+from services.engine import rng
+from services.engine.cuda.runner import compile_cuda, devices, gpu_available
+from services.engine.ir import Const, Model, Output, Sample
+from services.engine.numpy_backend import compile_numpy
 from tests.engine.test_cuda_codegen import HAND_MODELS, assert_close
 
 GPU = gpu_available()

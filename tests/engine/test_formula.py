@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.simulation.engine.errors import FormulaError
-from services.simulation.engine.formula import (
+from services.engine.errors import FormulaError
+from services.engine.formula import (
     MAX_COL,
     MAX_ROW,
     Array,

@@ -9,10 +9,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from services.simulation.engine import catalog
-from services.simulation.engine.errors import FormulaError
-from services.simulation.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
-from services.simulation.engine.numpy_backend import FUNCTIONS, compile_numpy
+from services.engine import catalog
+from services.engine.errors import FormulaError
+from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
+from services.engine.numpy_backend import FUNCTIONS, compile_numpy
 
 
 def normal(stream: int, mean: object = 0.0, sd: object = 1.0, **kw: object) -> Sample:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.simulation.engine import rng
+from services.engine import rng
 
 DATA = Path(__file__).parents[1] / "data"
 M64 = (1 << 64) - 1

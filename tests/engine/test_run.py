@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.simulation import engine
-from services.simulation.engine.cuda.runner import gpu_available
-from services.simulation.engine.ir import Apply, Const, Model, Output, Sample
+from services import engine
+from services.engine.cuda.runner import gpu_available
+from services.engine.ir import Apply, Const, Model, Output, Sample
 from tests.engine import models
 
 EXACT_FIELDS = (

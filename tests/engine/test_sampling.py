@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services.simulation.engine import rng, sampling
-from services.simulation.engine.ir import Table
+from services.engine import rng, sampling
+from services.engine.ir import Table
 from tests.engine.models import DISTRIBUTIONS as EXACT
 
 N = 200_000

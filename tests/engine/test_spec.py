@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from alea.simulation.v1 import model_spec_pb2
 
-from services.simulation.engine.errors import (
+from services.engine.errors import (
     CircularReference,
     CorrelationError,
     FormulaError,
     ModelError,
     ParameterError,
 )
-from services.simulation.engine.ir import Const, Table
-from services.simulation.engine.spec import model_from_spec
-from services.simulation.engine.workbook import load_workbook
+from services.engine.ir import Const, Table
+from services.engine.spec import model_from_spec
+from services.engine.workbook import load_workbook
 from tests.engine import models
 
 
@@ -78,7 +78,7 @@ def _rich() -> dict[str, Any]:
 
 
 def test_the_spec_and_the_workbook_give_the_same_simulation() -> None:
-    from services.simulation.engine.numpy_backend import compile_numpy
+    from services.engine.numpy_backend import compile_numpy
 
     buf = io.BytesIO()
     models.small().save(buf)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from services.simulation.engine.stats import PERCENTILES, Partial, StatsOptions
+from services.engine.stats import PERCENTILES, Partial, StatsOptions
 
 
 def _data(n: int = 20_000, seed: int = 7) -> tuple[dict, dict]:

@@ -15,10 +15,10 @@ import pytest
 from openpyxl import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
 
-from services.simulation.engine import workbook
-from services.simulation.engine.errors import FormulaError, WorkbookRejected
-from services.simulation.engine.formula import Formula
-from services.simulation.engine.workbook import load_workbook, read_book
+from services.engine import workbook
+from services.engine.errors import FormulaError, WorkbookRejected
+from services.engine.formula import Formula
+from services.engine.workbook import load_workbook, read_book
 from tests.engine import models
 
 

@@ -6,8 +6,8 @@ import pickle
 import time
 import uuid
 
+from services.engine import ir
 from services.simulation.domain import summarise
-from services.simulation.engine import ir
 from services.simulation.store import ModelRecord, Store
 
 

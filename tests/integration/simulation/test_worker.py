@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from services.engine import ir
+from services.engine.numpy_backend import compile_numpy
+from services.engine.stats import Partial, StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
-from services.simulation.engine import ir
-from services.simulation.engine.numpy_backend import compile_numpy
-from services.simulation.engine.stats import Partial, StatsOptions
 from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store

@@ -29,9 +29,9 @@ import openpyxl
 from openpyxl.utils.datetime import to_excel
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-from services.simulation.engine.build import Book, build_model
-from services.simulation.engine.errors import FormulaError, ModelError, WorkbookRejected
-from services.simulation.engine.formula import (
+from services.engine.build import Book, build_model
+from services.engine.errors import FormulaError, ModelError, WorkbookRejected
+from services.engine.formula import (
     MAX_COL,
     MAX_ROW,
     CellContent,
@@ -39,7 +39,7 @@ from services.simulation.engine.formula import (
     address,
     column_number,
 )
-from services.simulation.engine.ir import Model
+from services.engine.ir import Model
 
 MAX_FILE_BYTES = 64 * 2**20
 """Largest .xlsx file accepted (compressed)."""

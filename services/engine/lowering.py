@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.simulation.engine import catalog
-from services.simulation.engine.errors import (
+from services.engine import catalog
+from services.engine.errors import (
     CircularReference,
     FormulaError,
     ParameterError,
 )
-from services.simulation.engine.formula import (
+from services.engine.formula import (
     Array,
     Binary,
     Bool,
@@ -34,10 +34,10 @@ from services.simulation.engine.formula import (
     Text,
     Unary,
 )
-from services.simulation.engine.ir import Apply, Const, Node, Sample, Table
+from services.engine.ir import Apply, Const, Node, Sample, Table
 
 if TYPE_CHECKING:
-    from services.simulation.engine.build import Graph, Key, Range
+    from services.engine.build import Graph, Key, Range
 
 
 class _Empty:

@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 
-from services.simulation.engine.errors import FormulaError
+from services.engine.errors import FormulaError
 
 #: Excel's own limits: formula length (characters) and function nesting depth, plus a
 #: parser recursion bound so a hostile formula cannot exhaust the Python stack.

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import NoReturn
 
-from services.simulation.engine.errors import FormulaError, ParameterError
-from services.simulation.engine.ir import Table
+from services.engine.errors import FormulaError, ParameterError
+from services.engine.ir import Table
 
 #: Excel's limit on the number of arguments of a function call.
 MAX_ARGS = 255

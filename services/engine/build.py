@@ -22,13 +22,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from services.simulation.engine.errors import (
+from services.engine.errors import (
     CircularReference,
     CorrelationError,
     FormulaError,
     ModelError,
 )
-from services.simulation.engine.formula import (
+from services.engine.formula import (
     MAX_COL,
     MAX_ROW,
     Array,
@@ -44,7 +44,7 @@ from services.simulation.engine.formula import (
     column_letters,
     parse,
 )
-from services.simulation.engine.ir import (
+from services.engine.ir import (
     Apply,
     Const,
     Correlation,
@@ -54,7 +54,7 @@ from services.simulation.engine.ir import (
     Sample,
     Table,
 )
-from services.simulation.engine.lowering import EMPTY, Lowerer
+from services.engine.lowering import EMPTY, Lowerer
 
 Key = tuple[str, int, int]
 

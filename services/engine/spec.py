@@ -26,17 +26,17 @@ from typing import Any
 from alea.simulation.v1 import model_spec_pb2
 from google.protobuf import json_format
 
-from services.simulation.engine import catalog
-from services.simulation.engine.build import Book, build_model
-from services.simulation.engine.errors import CorrelationError, ModelError, ParameterError
-from services.simulation.engine.formula import (
+from services.engine import catalog
+from services.engine.build import Book, build_model
+from services.engine.errors import CorrelationError, ModelError, ParameterError
+from services.engine.formula import (
     CellContent,
     Formula,
     Name,
     column_letters,
     parse_reference,
 )
-from services.simulation.engine.ir import Model
+from services.engine.ir import Model
 
 _KIND_PREFIX = "DISTRIBUTION_KIND_"
 _CORR_SHEET = re.compile(r"Corr (\d+)")
