@@ -29,8 +29,6 @@ from services.engine.errors import (
     ModelError,
 )
 from services.engine.formula import (
-    MAX_COL,
-    MAX_ROW,
     Array,
     Binary,
     Call,
@@ -40,8 +38,6 @@ from services.engine.formula import (
     Name,
     Ref,
     Unary,
-    address,
-    column_letters,
     parse,
 )
 from services.engine.ir import (
@@ -55,6 +51,7 @@ from services.engine.ir import (
     Table,
 )
 from services.engine.lowering import EMPTY, Lowerer
+from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters
 
 Key = tuple[str, int, int]
 

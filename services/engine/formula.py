@@ -15,13 +15,12 @@ from typing import TypeAlias
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 
 from services.engine.errors import FormulaError
+from services.engine.sheet import MAX_COL, MAX_ROW, column_number
 
 #: Excel's own limits: formula length (characters) and function nesting depth, plus a
 #: parser recursion bound so a hostile formula cannot exhaust the Python stack.
 MAX_FORMULA_LENGTH = 8192
 MAX_DEPTH = 100
-MAX_ROW = 1_048_576
-MAX_COL = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,35 +159,6 @@ _AREA = re.compile(
     r"|(?P<rows>\$?(?P<w1>[0-9]+):\$?(?P<w2>[0-9]+))"
     r"|(?P<name>[A-Za-z_\\][A-Za-z0-9_.\\?]*))$"
 )
-
-
-def column_number(letters: str) -> int:
-    """``"A"`` → 1, ``"XFD"`` → 16384."""
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def column_letters(n: int) -> str:
-    """1 → ``"A"``, 16384 → ``"XFD"``."""
-    out = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
-def address(sheet: str, row: int, col: int) -> str:
-    """``Sheet!A1``, quoting sheet names as Excel does when they need it."""
-    return f"{quote_sheet(sheet)}!{column_letters(col)}{row}"
-
-
-def quote_sheet(sheet: str) -> str:
-    """``My Sheet`` → ``'My Sheet'``; plain names unchanged."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", sheet):
-        return sheet
-    return "'" + sheet.replace("'", "''") + "'"
 
 
 def parse_reference(text: str, location: str = "") -> Ref | Name:

@@ -25,7 +25,6 @@ class SimulationConfig:
     engine_threads: int = 0  # 0: the engine's default (one per CPU)
     poll_seconds: float = 0.5
     cache_ttl_seconds: float = 24 * 3600.0
-    max_workbook_bytes: int = 20 * 1024 * 1024
     exact_limit: int = 100_000
     files_address: str = "localhost:50052"
 
@@ -40,7 +39,6 @@ _VARIABLES = {
     "engine_threads": ("ALEA_SIMULATION_ENGINE_THREADS", int, 0),
     "poll_seconds": ("ALEA_SIMULATION_POLL_SECONDS", float, 0.01),
     "cache_ttl_seconds": ("ALEA_SIMULATION_CACHE_TTL", float, 0.0),
-    "max_workbook_bytes": ("ALEA_SIMULATION_MAX_WORKBOOK_BYTES", int, 1),
     "exact_limit": ("ALEA_SIMULATION_EXACT_LIMIT", int, 1),
 }
 

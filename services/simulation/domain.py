@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from services.engine import ir
 from services.engine.errors import ModelError
+from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -178,9 +179,8 @@ class Simulations:
             if self.fetch_file is None:
                 raise FailedPrecondition("the files service is not configured")
             source = ModelSource(workbook=await self.fetch_file(file_id, source.credentials))
-        if source.workbook is not None and len(source.workbook) > self.config.max_workbook_bytes:
-            limit = self.config.max_workbook_bytes
-            raise InvalidArgument("workbook", f"larger than the {limit} byte limit")
+        if source.workbook is not None and len(source.workbook) > MAX_WORKBOOK_BYTES:
+            raise InvalidArgument("workbook", TOO_LARGE)
         model, content_hash, kind = await asyncio.to_thread(_compile, source)
         now = time.time()
         record = ModelRecord(

@@ -6,8 +6,6 @@ import pytest
 
 from services.engine.errors import FormulaError
 from services.engine.formula import (
-    MAX_COL,
-    MAX_ROW,
     Array,
     Binary,
     Bool,
@@ -19,12 +17,10 @@ from services.engine.formula import (
     Ref,
     Text,
     Unary,
-    address,
-    column_letters,
-    column_number,
     parse,
     parse_reference,
 )
+from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters, column_number
 
 N = Number
 
