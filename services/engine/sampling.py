@@ -34,7 +34,7 @@ from scipy import special, stats
 from . import rng
 from .ir import Table
 
-__all__ = ["DISTRIBUTIONS", "LHS_BLOCK", "lhs_uniforms", "sample"]
+__all__ = ["DISTRIBUTIONS", "LHS_BLOCK", "discrete_tables", "lhs_uniforms", "sample"]
 
 LHS_BLOCK = 1 << 16
 _LHS_SHIFT = np.uint64(36)  # 52 bits = 16 stratum bits + 36 bits of jitter
@@ -253,7 +253,7 @@ def _lognorm_cdf(x: Param, mean: Param, sd: Param) -> Param:
     return special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / sigma)
 
 
-def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
+def discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
     """Values sorted ascending and their normalised cumulative probabilities."""
     x = np.asarray(values.values, dtype=np.float64)
     p = np.asarray(probs.values, dtype=np.float64)
@@ -263,12 +263,12 @@ def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarra
 
 
 def _discrete_ppf(u: np.ndarray, values: Table, probs: Table) -> np.ndarray:
-    x, cum = _discrete_tables(values, probs)
+    x, cum = discrete_tables(values, probs)
     return x[np.minimum(np.searchsorted(cum, u, side="left"), len(x) - 1)]
 
 
 def _discrete_cdf(x: Param, values: Table, probs: Table) -> Param:
-    xs, cum = _discrete_tables(values, probs)
+    xs, cum = discrete_tables(values, probs)
     idx = np.searchsorted(xs, x, side="right")
     return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import FormulaError, ModelError
 from ..ir import Apply, Const, Model, Node, Sample, Table
+from ..sampling import discrete_tables
 from .prelude import PRELUDE
 
 __all__ = ["CudaSource", "generate"]
@@ -182,7 +183,7 @@ class _Writer:
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
         if d == "discrete":
-            xs, cum = _discrete_tables(*args)
+            xs, cum = discrete_tables(*args)
             tail = f"{self.table(xs)}, {self.table(cum)}, {len(xs)}"
             call = ("ppf_discrete({u}, " + tail + ")", "cdf_discrete({x}, " + tail + ")")
             valid = "true"
@@ -297,15 +298,6 @@ def _children(node: Node) -> tuple:
 
 def _flatten(a) -> list[str]:
     return [literal(v) for v in a.values] if isinstance(a, Table) else [a]
-
-
-def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
-    """As ``sampling._discrete_tables``: values ascending, normalised cumulative probabilities."""
-    x = np.asarray(values.values, dtype=np.float64)
-    p = np.asarray(probs.values, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    cum = np.cumsum(p[order])
-    return x[order], cum / cum[-1]
 
 
 def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
