@@ -49,6 +49,7 @@ from services.engine.ir import (
     Output,
     Sample,
     Table,
+    postorder,
 )
 from services.engine.lowering import EMPTY, Lowerer
 from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters
@@ -135,7 +136,7 @@ def build_model(book: Book) -> Model:
 
 def _assemble(lw: Lowerer, found: list[Output]) -> Model:
     """Number the reachable inputs in address order and rebuild the DAG with those streams."""
-    nodes = _postorder([o.node for o in found])
+    nodes = postorder([o.node for o in found])
     samples = sorted(
         (n for n in nodes if isinstance(n, Sample)), key=lambda s: lw.pending[id(s)][0]
     )
@@ -235,33 +236,6 @@ def _matrix(lw: Lowerer, rng: Range, label: str) -> list[list[float]]:
     if smallest < -_PSD_TOLERANCE:
         raise fail(f"matrix is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
     return m.tolist()
-
-
-def _postorder(roots: list[Node]) -> list[Node]:
-    """Distinct nodes (by identity) reachable from ``roots``, children before parents."""
-    order: list[Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        kids = (
-            node.args
-            if isinstance(node, Apply)
-            else node.params
-            if isinstance(node, Sample)
-            else ()
-        )
-        stack.extend(
-            (k, False) for k in reversed(kids) if not isinstance(k, Table) and id(k) not in seen
-        )
-    return order
 
 
 def _unique(names: list[str], addresses: list[str]) -> list[str]:

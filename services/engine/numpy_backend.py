@@ -29,7 +29,7 @@ import numpy as np
 from . import rng, sampling
 from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
-from .ir import Apply, Const, Model, Node, Sample, Table
+from .ir import Apply, Const, Model, Node, Sample, Table, children
 
 __all__ = ["FUNCTIONS", "Evaluator", "NumpyEvaluator", "compile_numpy", "excel_round"]
 
@@ -166,14 +166,6 @@ def compile_numpy(
     return NumpyEvaluator(model, seed, sampling, threads)
 
 
-def _children(node: Node) -> tuple[Node | Table, ...]:
-    if isinstance(node, Apply):
-        return node.args
-    if isinstance(node, Sample):
-        return node.params
-    return ()
-
-
 def _schedule(model: Model) -> tuple[list[_Step], dict[int, int]]:
     """Distinct nodes in topological order, and a register for every node object (by id).
 
@@ -193,12 +185,12 @@ def _schedule(model: Model) -> tuple[list[_Step], dict[int, int]]:
         node, expanded = stack.pop()
         if id(node) in slots:
             continue
-        kids = [k for k in _children(node) if not isinstance(k, Table)]
+        kids = [k for k in children(node) if not isinstance(k, Table)]
         if not expanded:
             stack.append((node, True))
             stack.extend((k, False) for k in reversed(kids) if id(k) not in slots)
             continue
-        args = tuple(k if isinstance(k, Table) else slots[id(k)] for k in _children(node))
+        args = tuple(k if isinstance(k, Table) else slots[id(k)] for k in children(node))
         key = _key(node, args)
         if key not in by_key:
             by_key[key] = len(order)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import pickle
 import re
 import secrets
 import time
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 from services.engine import ir
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
+from services.engine.serial import dump_model
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -192,7 +192,7 @@ class Simulations:
             source_kind=kind,
             file_id=file_id,
             creator_id=user_id,
-            compiled=pickle.dumps(model),
+            compiled=dump_model(model),
             summary=summarise(model),
             create_time=now,
             update_time=now,

@@ -139,7 +139,7 @@ PENDING, DONE, DROPPED = "PENDING", "DONE", "DROPPED"  # segment states (DROPPED
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A stored model: the compiled IR (pickled) and a JSON summary of inputs/outputs/warnings."""
+    """A stored model: the compiled IR (``engine.serial``) and a JSON summary of it."""
 
     id: str
     tenant_id: str
@@ -274,7 +274,7 @@ class Store:
         return _model(row) if row else None
 
     async def compiled_model(self, model_id: str) -> bytes | None:
-        """The pickled IR of a model, deleted or not (running jobs keep their model)."""
+        """The stored IR of a model (``engine.serial``), deleted or not (running jobs keep it)."""
         async with self.db.sessions() as session:
             return (
                 await session.execute(select(models.c.compiled).where(models.c.id == model_id))

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import socket
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any
 
 from services.engine.numpy_backend import compile_numpy
 from services.engine.run import make_evaluator, resolve_backend
+from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
@@ -201,7 +201,7 @@ class Worker:
         return self._compiled[1]
 
     def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
-        model = pickle.loads(compiled)
+        model = load_model(compiled)
         if resolve_backend(backend) == "cpu" and self.config.engine_threads:
             # Several worker processes on one host each take a share of the cores.
             return compile_numpy(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FormulaError, ModelError
-from ..ir import Apply, Const, Model, Node, Sample, Table
+from ..ir import Apply, Const, Model, Node, Sample, Table, children
 from ..sampling import discrete_tables
 from .prelude import PRELUDE
 
@@ -141,13 +141,13 @@ class _Writer:
             current, expanded = stack.pop()
             if id(current) in self._names:
                 continue
-            kids = [k for k in _children(current) if not isinstance(k, Table)]
+            kids = [k for k in children(current) if not isinstance(k, Table)]
             if not expanded:
                 stack.append((current, True))
                 stack.extend((k, False) for k in reversed(kids) if id(k) not in self._names)
                 continue
             args = tuple(
-                k if isinstance(k, Table) else self._names[id(k)] for k in _children(current)
+                k if isinstance(k, Table) else self._names[id(k)] for k in children(current)
             )
             key = (
                 type(current).__name__,
@@ -286,14 +286,6 @@ def generate(model: Model) -> CudaSource:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _children(node: Node) -> tuple:
-    if isinstance(node, Apply):
-        return node.args
-    if isinstance(node, Sample):
-        return node.params
-    return ()
 
 
 def _flatten(a) -> list[str]:
