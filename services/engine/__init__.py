@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     )
     from .numpy_backend import Evaluator, compile_numpy
     from .run import (
+        BACKENDS,
         BackendUnavailable,
         Cancelled,
+        Run,
         default_chunk_size,
         make_evaluator,
         resolve_backend,
@@ -47,8 +49,10 @@ _HOMES = {
     ),
     "numpy_backend": ("Evaluator", "compile_numpy"),
     "run": (
+        "BACKENDS",
         "BackendUnavailable",
         "Cancelled",
+        "Run",
         "default_chunk_size",
         "make_evaluator",
         "resolve_backend",
@@ -61,6 +65,7 @@ _HOMES = {
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
+    "BACKENDS",
     "BackendUnavailable",
     "Cancelled",
     "CircularReference",
@@ -71,6 +76,7 @@ __all__ = [
     "ParameterError",
     "Partial",
     "Results",
+    "Run",
     "StatsOptions",
     "WorkbookRejected",
     "compile_numpy",

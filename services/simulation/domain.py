@@ -31,7 +31,7 @@ from services.simulation.hub import Event, Hub
 from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
 
 SAMPLINGS = ("mc", "lhs")
-BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU")
+BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
 MAX_PAGE_SIZE = 1000
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id

@@ -31,8 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.engine.numpy_backend import compile_numpy
-from services.engine.run import make_evaluator, resolve_backend
+from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.simulation.config import SimulationConfig
@@ -44,19 +43,17 @@ log = logging.getLogger(__name__)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
-    """("cuda", GPU devices) when the engine sees a usable GPU, else ("cpu", [])."""
+    """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
     backend = resolve_backend("auto")
-    if backend != "cuda":
+    if backend != "gpu":
         return backend, []
     from services.engine.cuda import runner
 
     return backend, runner.devices()
 
 
-def _advance(evaluator, partial: Partial | None, first: int, count: int, options) -> Partial:
-    outputs, inputs = evaluator.evaluate(first, count)
-    chunk = Partial.from_chunk(first, outputs, inputs, options)
-    return chunk if partial is None else partial.merge(chunk)
+# A simulation's backend preference → the engine back end a worker of each kind runs it on.
+_BACKEND_OF_PREFERENCE = {"CPU": "cpu", "NATIVE": "native", "NUMPY": "numpy"}
 
 
 def _merge_results(blobs: list[bytes]) -> dict:
@@ -138,7 +135,7 @@ class Worker:
             self.id,
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
-            prefer_gpu=self.backend == "cuda",
+            prefer_gpu=self.backend == "gpu",
         )
         if lease is None:
             await self.store.worker_heartbeat(self.id, None, time.time())
@@ -190,7 +187,9 @@ class Worker:
 
     async def _evaluator(self, sim: SimulationRecord):
         """The compiled model of ``sim``, reused across its segments."""
-        backend = "cpu" if sim.backend_preference == "CPU" else self.backend
+        backend = _BACKEND_OF_PREFERENCE.get(
+            sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
+        )
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.model_id)
@@ -201,13 +200,15 @@ class Worker:
         return self._compiled[1]
 
     def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
-        model = load_model(compiled)
-        if resolve_backend(backend) == "cpu" and self.config.engine_threads:
-            # Several worker processes on one host each take a share of the cores.
-            return compile_numpy(
-                model, seed=sim.seed, sampling=sim.sampling, threads=self.config.engine_threads
-            )
-        return make_evaluator(model, seed=sim.seed, sampling=sim.sampling, backend=backend)
+        # Several worker processes on one host each take a share of the cores.
+        threads = self.config.engine_threads or None
+        return make_evaluator(
+            load_model(compiled),
+            seed=sim.seed,
+            sampling=sim.sampling,
+            backend=backend,
+            threads=threads,
+        )
 
     async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
         """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
@@ -216,7 +217,15 @@ class Worker:
         partial = None
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
-        done = lease.first_trial + lease.trials_done
+        run = Run(
+            evaluator,
+            first_trial=lease.first_trial,
+            end_trial=lease.end_trial,
+            chunk_size=sim.chunk_trials,
+            options=self.options,
+            partial=partial,
+        )
+        done = run.done
         await self._publish_state(sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
@@ -224,7 +233,7 @@ class Worker:
         others: list[dict] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
-        running = self._start_chunk(evaluator, partial, done, lease.end_trial, sim.chunk_trials)
+        running = self._start_chunk(run)
         try:
             while running is not None:
                 count, computing = running
@@ -238,9 +247,7 @@ class Worker:
                     return False
                 # The next chunk computes while this one is published and checkpointed, so the
                 # engine never waits on the event loop (busy with watchers or RPCs) in between.
-                running = self._start_chunk(
-                    evaluator, partial, done, lease.end_trial, sim.chunk_trials
-                )
+                running = self._start_chunk(run)
                 mine = _segment_progress(partial, done - lease.first_trial)
                 elapsed = max(time.monotonic() - started, 1e-9)
                 self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
@@ -262,17 +269,12 @@ class Worker:
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
 
-    def _start_chunk(
-        self, evaluator, partial: Partial | None, done: int, end: int, chunk: int
-    ) -> tuple[int, asyncio.Future[Partial]] | None:
-        """(trials, the future of the Partial that includes them), or None at ``end``."""
-        if done >= end:
+    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[Partial]] | None:
+        """(trials, the future of the Partial that includes them), or None at the end."""
+        if run.finished:
             return None
-        count = min(chunk, end - done)
-        computing = asyncio.ensure_future(
-            _engine(_advance, evaluator, partial, done, count, self.options)
-        )
-        return count, computing
+        count = min(run.chunk_size, run.end_trial - run.done)
+        return count, asyncio.ensure_future(_engine(run.step))
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False

@@ -462,6 +462,7 @@ ALEA_HD void alea_block(u64 seed, u64 block, u64 first, u64 count, int draw, dou
   }
 }
 
+#ifdef __CUDACC__  /* the native library brings its own driver (services/engine/native.py) */
 #ifndef ALEA_NO_KERNEL  /* the CPU harness needs no device code */
 extern "C" __global__ void alea_kernel(u64 seed, u64 first, u64 count, int draw,
                                        double* x, double* y) {
@@ -476,4 +477,5 @@ __host__ void alea_host(u64 seed, u64 first, u64 count, int draw, double* x, dou
   u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;
   for (u64 j = 0; j < blocks; ++j) alea_block(seed, b0 + j, first, count, draw, x, y);
 }
+#endif
 """

@@ -1,7 +1,7 @@
 """Run generated CUDA source with PyCUDA: compile once per model, launch per chunk.
 
 ``compile_cuda(model, seed=..., sampling=...)`` returns an evaluator with the backend
-protocol of ``numpy_backend`` (``backend == "cuda"``, ``evaluate(first_trial, count)``).
+protocol of ``numpy_backend`` (``backend == "gpu"``, ``evaluate(first_trial, count)``).
 Monte Carlo uniforms are drawn in the kernel (Philox, the same bits as ``rng.py``); Latin
 Hypercube uniforms need a sort over blocks of 65,536 trials and are computed on the host by
 ``sampling.lhs_uniforms`` and uploaded. The Gaussian copula always runs in the kernel.
@@ -94,7 +94,7 @@ def _module(src: CudaSource) -> Any:
 class CudaEvaluator:
     """A model compiled for the GPU; ``evaluate`` any trial range, in any order."""
 
-    backend = "cuda"
+    backend = "gpu"
 
     def __init__(self, model: Model, seed: int, sampling_method: str = "mc") -> None:
         if sampling_method not in ("mc", "lhs"):

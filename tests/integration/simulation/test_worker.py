@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
-from services.engine.numpy_backend import compile_numpy
+from services.engine.run import make_evaluator, resolve_backend
 from services.engine.stats import Partial, StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation.config import SimulationConfig
@@ -30,12 +30,13 @@ CONFIG = SimulationConfig(
     max_segments=3,
     min_segment_trials=1,
 )
+CPU = resolve_backend("cpu")  # what a CPU worker runs: native where a C compiler exists
 
 
 @contextlib.asynccontextmanager
 async def workers(store: Store, hub: Hub, count: int = 1, config: SimulationConfig = CONFIG):
     stop = asyncio.Event()
-    pool = [Worker(store, hub, config, backend="cpu") for _ in range(count)]
+    pool = [Worker(store, hub, config, backend=CPU) for _ in range(count)]
     tasks = [asyncio.create_task(w.run(stop)) for w in pool]
     try:
         yield pool
@@ -66,7 +67,7 @@ def reference(
     trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
 ) -> dict:
     """The engine alone, cut into the same segments and chunks, merged in trial order."""
-    evaluator = compile_numpy(small_model(), seed=seed)
+    evaluator = make_evaluator(small_model(), seed=seed, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
@@ -92,7 +93,7 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     async with workers(store, domain.hub):
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED", done.state_reason
-    assert done.trials_done == 9_000 and done.backend == "numpy"
+    assert done.trials_done == 9_000 and done.backend == CPU
     _, data = await domain.get_results("t1", sim.id)
     assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
 
