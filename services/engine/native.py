@@ -57,9 +57,10 @@ static void alea_fill(u64 seed, u64 b, double* xs) {
 
 /* Trials [first, first + count): outputs into y (row j at y + j * stride), the inputs listed
    in keep into x (row k at x + k * stride). u: uniforms given (Latin Hypercube), row s at
-   u + s * ustride, or NULL to draw them here. Returns 0, or -1 if out of memory. */
+   u + s * ustride, or NULL to draw them here; q: the quantile tables (CudaSource.data).
+   Returns 0, or -1 if out of memory. */
 int alea_values(u64 seed, u64 first, u64 count, const double* u, u64 ustride, double* y,
-                double* x, u64 stride, const int* keep, int nkeep) {
+                double* x, u64 stride, const int* keep, int nkeep, const double* q) {
   double* xs = (double*)malloc(sizeof(double) * 4 * (ALEA_INPUTS + 1));
   double* ys = (double*)malloc(sizeof(double) * 4 * (ALEA_OUTPUTS + 1));
   if (!xs || !ys) { free(xs); free(ys); return -1; }
@@ -72,7 +73,7 @@ int alea_values(u64 seed, u64 first, u64 count, const double* u, u64 ustride, do
     } else {
       alea_fill(seed, b, xs);
     }
-    for (u64 t = lo; t < hi; ++t) alea_trial(xs + (t - t0), ys + (t - t0), 4);
+    for (u64 t = lo; t < hi; ++t) alea_trial(xs + (t - t0), ys + (t - t0), 4, q);
     for (u64 t = lo; t < hi; ++t) {
       for (int j = 0; j < ALEA_OUTPUTS; ++j) y[j * stride + (t - first)] = ys[j * 4 + (t - t0)];
       for (int k = 0; k < nkeep; ++k) x[k * stride + (t - first)] = xs[keep[k] * 4 + (t - t0)];
@@ -173,14 +174,17 @@ def _load(path: Path) -> ctypes.CDLL:
                 ctypes.c_uint64,
                 ctypes.c_void_p,
                 ctypes.c_int,
+                ctypes.c_void_p,
             ]
             _libraries[path] = lib
         return _libraries[path]
 
 
-def native_source(model: Model) -> str:
-    """The C source of ``model``'s library: the generated source and :data:`DRIVER`."""
-    return generate(model).source + DRIVER
+def native_source(model: Model) -> tuple[str, np.ndarray]:
+    """The C source of ``model``'s library (the generated source and :data:`DRIVER`) and the
+    tables its quantiles read (constant parameters: computed once, here)."""
+    generated = generate(model, tabulate=True)
+    return generated.source + DRIVER, generated.data
 
 
 def _address(a: np.ndarray | None) -> int | None:
@@ -201,7 +205,8 @@ class NativeEvaluator:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
         self.threads = threads or os.cpu_count() or 1
-        self.library = build(native_source(model))
+        source, self._data = native_source(model)
+        self.library = build(source)
         self._lib = _load(self.library)
 
     def _uniforms(self, first: int, count: int) -> np.ndarray:
@@ -239,6 +244,7 @@ class NativeEvaluator:
                     count,
                     _address(keep),
                     len(keep),
+                    _address(self._data),
                 )
             )
 

@@ -34,7 +34,20 @@ from scipy import special, stats
 from . import rng
 from .ir import Table
 
-__all__ = ["DISTRIBUTIONS", "LHS_BLOCK", "discrete_tables", "lhs_uniforms", "sample"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "KNOTS",
+    "LHS_BLOCK",
+    "W_EDGE",
+    "W_STEP",
+    "discrete_tables",
+    "lhs_uniforms",
+    "quantile_table",
+    "sample",
+    "tabulated",
+    "trigen_bounds",
+    "truncation_cdfs",
+]
 
 LHS_BLOCK = 1 << 16
 _LHS_SHIFT = np.uint64(36)  # 52 bits = 16 stratum bits + 36 bits of jitter
@@ -96,7 +109,7 @@ def _triang_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
     return np.clip(np.where(x <= c, left, right), 0.0, 1.0)
 
 
-def _trigen_bounds(lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> tuple[Param, Param]:
+def trigen_bounds(lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> tuple[Param, Param]:
     """Min and max of the triangle whose ``plo``/``phi`` percentiles are ``lo``/``hi``.
 
     With width ``w = max - min``, ``lo - min`` and ``max - hi`` are closed-form functions of
@@ -132,7 +145,7 @@ def _trigen_bounds(lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> tu
 
 def _trigen(fn: Callable[..., Param]) -> Callable[..., Param]:
     def apply(x: Param, lo: Param, c: Param, hi: Param, plo: Param, phi: Param) -> Param:
-        a, b = _trigen_bounds(lo, c, hi, plo, phi)
+        a, b = trigen_bounds(lo, c, hi, plo, phi)
         return fn(x, a, c, b)
 
     return apply
@@ -280,6 +293,29 @@ def _discrete_cdf(x: Param, values: Table, probs: Table) -> Param:
     return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
 
 
+def tabulated(distribution: str, params: tuple[float | Table, ...]) -> np.ndarray | None:
+    """The table this sampler reads the quantiles of ``distribution`` from, for these
+    constant parameters, or None where it computes them otherwise.
+
+    ``gamma``, ``beta``, ``pert`` and ``betageneral``: :func:`quantile_table` (its rows
+    ``a0 .. a5``); ``binomial`` and ``poisson``: the CDF at 0, 1, ... (searched).
+    """
+    if not all(isinstance(p, float) for p in params):
+        return None
+    p = tuple(float(v) for v in params)  # type: ignore[arg-type]
+    with np.errstate(all="ignore"):
+        if distribution == "gamma":
+            return quantile_table("gamma", p[:1])
+        if distribution in ("beta", "betageneral"):
+            return quantile_table("beta", p[:2])
+        if distribution == "pert":
+            a1, a2 = _pert_shape(*p)
+            return quantile_table("beta", (float(a1), float(a2)))
+        if distribution in _COUNTING:
+            return _counting_table(_COUNTING[distribution], p)
+    return None
+
+
 @functools.lru_cache(maxsize=256)
 def _counting_table(dist: stats.rv_discrete, params: tuple[float, ...]) -> np.ndarray | None:
     """CDF at 0, 1, ... up to the quantile of the largest uniform; None if too long."""
@@ -302,6 +338,9 @@ def _counting_ppf(dist: stats.rv_discrete) -> Callable[..., np.ndarray]:
         return np.asarray(dist.ppf(u, *params), dtype=np.float64)
 
     return ppf
+
+
+_COUNTING = {"binomial": stats.binom, "poisson": stats.poisson}
 
 
 def _cumul_ppf(u: np.ndarray, lo: Param, hi: Param, xs: Table, ps: Table) -> np.ndarray:
@@ -368,13 +407,13 @@ DISTRIBUTIONS: dict[str, _Dist] = {
     ),
     "discrete": _Dist(_discrete_ppf, _discrete_cdf, lambda x, p: True, discrete=True),
     "binomial": _Dist(
-        _counting_ppf(stats.binom),
+        _counting_ppf(_COUNTING["binomial"]),
         lambda x, n, p: special.bdtr(np.floor(x), n, p),
         lambda n, p: (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1),
         discrete=True,
     ),
     "poisson": _Dist(
-        _counting_ppf(stats.poisson),
+        _counting_ppf(_COUNTING["poisson"]),
         lambda x, lam: special.pdtr(np.floor(x), lam),
         lambda lam: lam > 0,
         discrete=True,
@@ -408,14 +447,25 @@ DISTRIBUTIONS: dict[str, _Dist] = {
 }
 
 
+def truncation_cdfs(
+    distribution: str, params: tuple, lo: float | None, hi: float | None
+) -> tuple[Param, Param]:
+    """``(P(X < lo), P(X <= hi))`` of a truncation window (0 and 1 for an open side)."""
+    dist = DISTRIBUTIONS[distribution]
+    with np.errstate(all="ignore"):
+        if lo is None:
+            f_lo: Param = 0.0
+        else:  # P(X < lo): for a discrete distribution, the CDF just below lo
+            f_lo = dist.cdf(np.nextafter(lo, -np.inf) if dist.discrete else lo, *params)
+        f_hi = 1.0 if hi is None else dist.cdf(hi, *params)
+    return f_lo, f_hi
+
+
 def _truncated(
-    dist: _Dist, u: np.ndarray, params: tuple, lo: float | None, hi: float | None
+    distribution: str, u: np.ndarray, params: tuple, lo: float | None, hi: float | None
 ) -> np.ndarray:
-    if lo is None:
-        f_lo: Param = 0.0
-    else:  # P(X < lo): for a discrete distribution, the CDF just below lo
-        f_lo = dist.cdf(np.nextafter(lo, -np.inf) if dist.discrete else lo, *params)
-    f_hi = 1.0 if hi is None else dist.cdf(hi, *params)
+    dist = DISTRIBUTIONS[distribution]
+    f_lo, f_hi = truncation_cdfs(distribution, params, lo, hi)
     mass = f_hi - f_lo
     x = dist.ppf(f_lo + u * mass, *params)
     x = np.where(mass > 0, x, np.nan)
@@ -438,7 +488,7 @@ def sample(
     with np.errstate(all="ignore"):
         valid = dist.valid(*params)
         if truncate is not None and truncate != (None, None):
-            x = _truncated(dist, u, params, *truncate)
+            x = _truncated(distribution, u, params, *truncate)
         else:
             x = dist.ppf(u, *params)
         x = np.asarray(x, dtype=np.float64)

@@ -89,12 +89,12 @@ def test_latin_hypercube_matches_the_numpy_backend() -> None:
 
 def test_libraries_are_cached_by_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALEA_HOME", str(tmp_path))
-    source = native.native_source(wb_model := random_parameters())
+    source, _ = native.native_source(wb_model := random_parameters())
     first = native.build(source)
     assert first.parent == tmp_path / "cache" / "native" and first.stat().st_size > 0
     stamp = first.stat().st_mtime_ns
     assert native.build(source) == first and first.stat().st_mtime_ns == stamp
-    other = native.build(native.native_source(functions()))
+    other = native.build(native.native_source(functions())[0])
     assert other != first
     assert native.compile_native(wb_model, seed=1).library == first
 
@@ -103,7 +103,7 @@ def test_concurrent_builders_leave_one_whole_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALEA_HOME", str(tmp_path))
-    source = native.native_source(random_parameters())
+    source, _ = native.native_source(random_parameters())
     paths: list[Path] = []
     threads = [
         threading.Thread(target=lambda: paths.append(native.build(source))) for _ in range(4)

@@ -8,7 +8,7 @@ Layout of the generated source (after :data:`prelude.PRELUDE`):
   block (counter ``(block, 0, 0, 0)``, key ``(seed, stream)``) gives the uniforms of trials
   ``4 block .. 4 block + 3``, stored in the input array ``x`` (row ``stream``, stride
   ``count``) exactly as ``rng.uniforms`` would produce them;
-* ``alea_trial(x, y, stride)``: one trial. Reads its uniforms from ``x``, applies the
+* ``alea_trial(x, y, stride, q)``: one trial. Reads its uniforms from ``x``, applies the
   Gaussian copula of each ``RiskCorrmat`` group (same summation order as
   ``correlation.correlate``, without fused multiply-add), computes every distinct node of
   the DAG as one ``const double`` statement (long argument lists and NPV use helper
@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import FormulaError, ModelError
 from ..ir import Apply, Const, Model, Node, Sample, Table, children
-from ..sampling import discrete_tables
+from .. import sampling
+from ..sampling import discrete_tables, trigen_bounds
 from .prelude import PRELUDE
 
 __all__ = ["CudaSource", "generate"]
@@ -41,11 +42,16 @@ __all__ = ["CudaSource", "generate"]
 
 @dataclass(frozen=True)
 class CudaSource:
-    """Generated source and the order of its input rows and output rows."""
+    """Generated source, the order of its input and output rows, and its tables.
+
+    ``data`` (float64) is what the trial function reads through ``q``: the quantile tables
+    of constant-parameter distributions, when generated with ``tabulate``; else empty.
+    """
 
     source: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    data: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def key(self) -> str:
@@ -111,8 +117,11 @@ _DISCRETE = {"discrete", "binomial", "poisson"}
 class _Writer:
     """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, tabulate: bool) -> None:
         self.model = model
+        self.tabulate = tabulate
+        self.data: list[np.ndarray] = []
+        self._data_size = 0
         self.lines: list[str] = []
         self.tables: list[str] = []
         self._table_names: dict[tuple, str] = {}
@@ -120,6 +129,7 @@ class _Writer:
         self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
+        self._offsets: list[tuple[int, np.ndarray]] = []
 
     # -- tables
     def table(self, values: tuple[float, ...] | np.ndarray) -> str:
@@ -132,6 +142,18 @@ class _Writer:
             self.tables.append(f"{kind}({name}, {max(len(values), 1)}, {{{body}}})")
             self._table_names[values] = name
         return self._table_names[values]
+
+    def datum(self, table: np.ndarray) -> int:
+        """The offset in ``q`` of one of the sampler's (cached) tables, stored once."""
+        for offset, seen in self._offsets:
+            if seen is table:
+                return offset
+        offset = self._data_size
+        values = _layout(table)
+        self.data.append(values)
+        self._offsets.append((offset, table))
+        self._data_size += values.size
+        return offset
 
     # -- nodes
     def name(self, node: Node) -> str:
@@ -182,6 +204,12 @@ class _Writer:
         d = s.distribution
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
+        constants = _constants(s)
+        valid = ""
+        if d == "trigen" and constants is not None:  # its triangle, found once
+            valid = _VALID[d].format(*scalars)
+            a, b = (float(v) for v in trigen_bounds(*constants))  # type: ignore[arg-type]
+            d, scalars = "triang", [literal(a), scalars[1], literal(b)]
         if d == "discrete":
             xs, cum = discrete_tables(*args)
             tail = f"{self.table(xs)}, {self.table(cum)}, {len(xs)}"
@@ -195,18 +223,25 @@ class _Writer:
         elif d in _VALID:
             rest = ", ".join(scalars)
             call = (f"ppf_{d}({{u}}, {rest})", f"cdf_{d}({{x}}, {rest})")
-            valid = _VALID[d].format(*scalars)
+            valid = valid or _VALID[d].format(*scalars)
+            table = sampling.tabulated(d, constants) if self.tabulate and constants else None
+            if table is not None:
+                call = (f"tab_{d}({{u}}, q + {self.datum(table)}, {rest})", call[1])
         else:
             raise FormulaError("distribution not supported by the CUDA back end", s.address, d)
         if s.truncate is None or s.truncate == (None, None):
             value = call[0].format(u=u)
         else:
             lo, hi = s.truncate
-            flo = "0.0"
-            if lo is not None:  # P(X < lo): for a discrete distribution, the CDF just below lo
-                below = float(np.nextafter(lo, -np.inf)) if d in _DISCRETE else lo
-                flo = call[1].format(x=literal(below))
-            fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
+            if constants is not None:  # the window's probabilities, once for the model
+                cdfs = sampling.truncation_cdfs(s.distribution, constants, lo, hi)
+                flo, fhi = (literal(float(f)) for f in cdfs)
+            else:
+                flo = "0.0"
+                if lo is not None:  # P(X < lo): for a discrete distribution, the CDF below lo
+                    below = float(np.nextafter(lo, -np.inf)) if d in _DISCRETE else lo
+                    flo = call[1].format(x=literal(below))
+                fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
             value = call[0].format(u=f"alea_trunc_u({u}, {flo}, {fhi})")
             value = (
                 f"alea_clip({value}, {'(-INFINITY)' if lo is None else literal(lo)}, "
@@ -247,6 +282,9 @@ class _Writer:
         ]
         src = "\n".join(
             [
+                f"#define ALEA_W_EDGE {literal(sampling.W_EDGE)}",
+                f"#define ALEA_W_SCALE {literal(1.0 / sampling.W_STEP)}",
+                f"#define ALEA_KNOTS {sampling.KNOTS}",
                 PRELUDE,
                 _TABLE_MACRO,
                 *self.tables,
@@ -270,22 +308,44 @@ class _Writer:
                 "  }",
                 "}",
                 "",
-                "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {",
+                "ALEA_HD void alea_trial(double* x, double* y, u64 stride, const double* q) {",
                 *body,
                 "}",
                 _LOOPS,
             ]
         )
-        return CudaSource(src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs))
+        data = np.concatenate(self.data) if self.data else np.zeros(0)
+        return CudaSource(
+            src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs), data
+        )
 
 
-def generate(model: Model) -> CudaSource:
+def generate(model: Model, *, tabulate: bool = False) -> CudaSource:
     """CUDA C source for ``model``; raises ``FormulaError`` naming the cell of anything the
-    CUDA back end does not support."""
-    return _Writer(model).source()
+    CUDA back end does not support.
+
+    With ``tabulate``, constant-parameter distributions whose quantile is iterative (gamma,
+    beta, PERT, binomial, Poisson) read it from the sampler's own tables, passed at run time
+    as ``CudaSource.data`` (the native back end); without, the kernel iterates.
+    """
+    return _Writer(model, tabulate).source()
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _constants(s: Sample) -> tuple[float | Table, ...] | None:
+    """The parameters of ``s`` when none varies between trials, else None."""
+    if not all(isinstance(p, Const | Table) for p in s.params):
+        return None
+    return tuple(p.value if isinstance(p, Const) else p for p in s.params)  # type: ignore[union-attr]
+
+
+def _layout(table: np.ndarray) -> np.ndarray:
+    """A sampler's table as ``alea_quintic`` and ``alea_count`` read it."""
+    if table.ndim == 2:  # quintic rows a0..a5 → the six coefficients of each cell together
+        return np.ascontiguousarray(table.T).ravel()
+    return np.concatenate([[float(table.size)], table])
 
 
 def _flatten(a) -> list[str]:
@@ -458,7 +518,7 @@ ALEA_HD void alea_block(u64 seed, u64 block, u64 first, u64 count, int draw, dou
   if (draw) alea_draw(seed, block, first, count, x);
   for (int k = 0; k < 4; ++k) {
     u64 t = 4 * block + k;
-    if (t >= first && t < first + count) alea_trial(x + (t - first), y + (t - first), count);
+    if (t >= first && t < first + count) alea_trial(x + (t - first), y + (t - first), count, 0);
   }
 }
 

@@ -420,6 +420,41 @@ ALEA_HD double cdf_cumul(double x, double lo, double hi, const double* xs, const
   }
   return 1.0;
 }
+/* ---- quantiles read from the tables the sampler builds for constant parameters
+   (sampling.tabulated), passed in by the native back end: the same cells and the same
+   arithmetic as sampling._interpolate (quintic in logit u) and the counting search */
+ALEA_HD double alea_quintic(double u, const double* c) {
+  double t = 1.0 - u;
+  t = u / t;
+  t = log(t);
+  t += ALEA_W_EDGE;
+  t *= ALEA_W_SCALE;
+  long j = !(t > 0.0) ? 0 : t > ALEA_KNOTS - 2 ? ALEA_KNOTS - 2 : (long)t;
+  double s = t - (double)j;
+  const double* a = c + 6 * j;
+  return ((((a[5] * s + a[4]) * s + a[3]) * s + a[2]) * s + a[1]) * s + a[0];
+}
+ALEA_HD double alea_expit(double y) { return 1.0 / (1.0 + exp(-y)); }
+ALEA_HD double alea_count(double u, const double* c) {  /* c: n, then the CDF at 0 .. n-1 */
+  long n = (long)c[0], lo = 0, hi = n;
+  while (lo < hi) { long mid = lo + (hi - lo) / 2; if (c[1 + mid] < u) lo = mid + 1; else hi = mid; }
+  return (double)(lo < n - 1 ? lo : n - 1);
+}
+ALEA_HD double tab_gamma(double u, const double* c, double a, double beta) {
+  return beta * exp(alea_quintic(u, c));
+}
+ALEA_HD double tab_beta(double u, const double* c, double a1, double a2) {
+  return alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_pert(double u, const double* c, double a, double m, double b) {
+  return a + (b - a) * alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_betageneral(double u, const double* c, double a1, double a2, double lo, double hi) {
+  return lo + (hi - lo) * alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_binomial(double u, const double* c, double n, double p) { return alea_count(u, c); }
+ALEA_HD double tab_poisson(double u, const double* c, double lam) { return alea_count(u, c); }
+
 /* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi] */
 ALEA_HD double alea_trunc_u(double u, double flo, double fhi) { return fhi > flo ? flo + u * (fhi - flo) : NAN; }
 ALEA_HD double alea_clip(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
