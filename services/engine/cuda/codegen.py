@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import sampling
 from ..errors import FormulaError, ModelError
 from ..ir import Apply, Const, Model, Node, Sample, Table, children
-from .. import sampling
 from ..sampling import discrete_tables, trigen_bounds
 from .prelude import PRELUDE
 
