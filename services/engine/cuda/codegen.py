@@ -336,9 +336,15 @@ def generate(model: Model, *, tabulate: bool = False) -> CudaSource:
 
 def _constants(s: Sample) -> tuple[float | Table, ...] | None:
     """The parameters of ``s`` when none varies between trials, else None."""
-    if not all(isinstance(p, Const | Table) for p in s.params):
-        return None
-    return tuple(p.value if isinstance(p, Const) else p for p in s.params)  # type: ignore[union-attr]
+    values: list[float | Table] = []
+    for p in s.params:
+        if isinstance(p, Const):
+            values.append(p.value)
+        elif isinstance(p, Table):
+            values.append(p)
+        else:
+            return None
+    return tuple(values)
 
 
 def _layout(table: np.ndarray) -> np.ndarray:
