@@ -14,6 +14,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from . import native
 from .ir import Model
@@ -38,6 +39,15 @@ _CHUNK_BYTES = 128 << 20
 
 Progress = Callable[[int, Partial], None]
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Summariser(Protocol):
+    """A back end that computes a chunk's statistics while evaluating it (native)."""
+
+    def summarise(self, first_trial: int, count: int, options: StatsOptions) -> Partial:
+        """The Partial of trials ``[first_trial, +count)`` in the sketch regime."""
+        ...
 
 
 class Cancelled(Exception):
@@ -160,10 +170,19 @@ class Run:
         return self._started and self.done >= self.end_trial
 
     def step(self) -> Partial:
-        """Evaluate and summarise the next chunk; the Partial of every trial so far."""
+        """Evaluate and summarise the next chunk; the Partial of every trial so far.
+
+        Once the run is past ``options.exact_limit`` (samples no longer kept), a back end
+        that computes statistics in its own loop (:class:`Summariser`) does so; otherwise
+        the chunk's values are summarised here.
+        """
         count = min(self.chunk_size, self.end_trial - self.done)
-        outputs, inputs = self.evaluator.evaluate(self.done, count)
-        chunk = Partial.from_chunk(self.done, outputs, inputs, self.options)
+        streamed = self.done + count - self.first_trial > self.options.exact_limit
+        if streamed and isinstance(self.evaluator, Summariser):
+            chunk = self.evaluator.summarise(self.done, count, self.options)
+        else:
+            outputs, inputs = self.evaluator.evaluate(self.done, count)
+            chunk = Partial.from_chunk(self.done, outputs, inputs, self.options)
         self.partial = chunk if self.partial is None else self.partial.merge(chunk)
         self.done += count
         self._started = True

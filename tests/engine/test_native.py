@@ -23,6 +23,7 @@ from services import engine
 from services.engine import native, rng, sampling
 from services.engine.ir import Const, Model, Output, Sample
 from services.engine.numpy_backend import compile_numpy
+from services.engine.stats import Partial, StatsOptions
 from tests.engine import models as wb
 from tests.engine.ir_models import (
     HAND_MODELS,
@@ -160,3 +161,42 @@ def test_a_failing_build_falls_back_unless_native_was_asked_for(
     assert engine.make_evaluator(functions(), seed=1, backend="auto").backend in ("numpy", "gpu")
     with pytest.raises(engine.BackendUnavailable, match="the C compiler failed"):
         engine.make_evaluator(functions(), seed=1, backend="native")
+
+
+MERGED_MOMENTS = ("mean", "std", "skewness", "kurtosis", "convergence")
+
+
+def _same_statistics(a: Partial, b: Partial) -> None:
+    """Equal to the bit but for moments, merged in another order (within 1e-11)."""
+    ra, rb = a.results(), b.results()
+    assert ra.keys() == rb.keys()
+    for name in ra:
+        da, db = ra[name].to_dict(), rb[name].to_dict()
+        for key in da.keys() - set(MERGED_MOMENTS):
+            assert da[key] == db[key], (name, key)
+        for key in MERGED_MOMENTS:
+            np.testing.assert_allclose(
+                np.array(da[key], dtype=float), np.array(db[key], dtype=float), rtol=1e-11
+            )
+
+
+@pytest.mark.parametrize("make", [functions, random_parameters], ids=["functions", "random"])
+def test_statistics_in_the_loop_equal_those_of_the_values(make) -> None:
+    ev = native.compile_native(make(), seed=5, threads=3)
+    options = StatsOptions(exact_limit=1000, reservoir_size=700)
+    first, count = 12_345, 70_001
+    streamed = ev.summarise(first, count, options)
+    assert streamed.samples is None
+    _same_statistics(streamed, Partial.from_chunk(first, *ev.evaluate(first, count), options))
+
+
+def test_sketch_regime_is_chunk_and_thread_invariant() -> None:
+    m = functions()
+    options = StatsOptions(exact_limit=10_000, reservoir_size=2_000)
+    one = engine.simulate(m, trials=300_000, seed=2, backend="native", options=options)
+    ev = native.compile_native(m, seed=2, threads=1)
+    other = engine.simulate(
+        m, trials=300_000, seed=2, options=options, chunk_size=77_777, evaluator=ev
+    )
+    assert not next(iter(one.results().values())).exact
+    _same_statistics(one, other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
@@ -200,3 +201,32 @@ def test_all_errors_and_constant_output():
     assert math.isnan(flat.sensitivity[0][1])  # undefined for a constant output
     json.dumps(bad.to_dict())
     json.dumps(flat.to_dict())
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads():
+    """Format 1 kept log buckets (DDSketch); they are recounted in this format's buckets."""
+    outputs, inputs = _data()
+    opts = StatsOptions(exact_limit=1000, reservoir_size=500)
+    current = _fold(_split(outputs, inputs, [5000], opts))
+    with np.load(io.BytesIO(current.to_bytes()), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    log_gamma = math.log((1 + opts.sketch_alpha) / (1 - opts.sketch_alpha))
+    for i, name in enumerate(meta["outputs"]):
+        x = outputs[name][np.isfinite(outputs[name])]
+        for sign, v in (("p", x[x > 0]), ("n", -x[x < 0])):
+            idx, cnt = np.unique(
+                np.ceil(np.log(v) / log_gamma).astype(np.int64), return_counts=True
+            )
+            arrays[f"o{i}.{sign}i"], arrays[f"o{i}.{sign}c"] = idx, cnt.astype(np.int64)
+    arrays["meta"] = np.frombuffer(json.dumps({**meta, "format": 1}).encode(), dtype=np.uint8)
+    old = io.BytesIO()
+    np.savez(old, allow_pickle=False, **arrays)
+    restored = Partial.from_bytes(old.getvalue()).results()
+    for name, r in current.results().items():
+        got = restored[name]
+        assert (got.count, got.mean, got.min, got.max) == (r.count, r.mean, r.min, r.max)
+        for q in PERCENTILES:  # two roundings of at most alpha each
+            assert got.percentiles[q] == pytest.approx(
+                r.percentiles[q], rel=2.1 * opts.sketch_alpha
+            )
