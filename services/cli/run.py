@@ -57,7 +57,13 @@ def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
     # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
     from services import engine
+    from services.engine import memory
 
+    try:
+        memory.budget()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return REFUSED
     try:
         model = engine.load_workbook(args.model)
         evaluator = engine.make_evaluator(

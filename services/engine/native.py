@@ -357,11 +357,21 @@ class NativeEvaluator:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
         self.threads = threads or os.cpu_count() or 1
-        self.kept = tuple(range(len(model.inputs))) if kept is None else kept
-        self._keep = np.array(self.kept, dtype=np.intc)
+        self.keep(tuple(range(len(model.inputs))) if kept is None else kept)
         source, self._data = native_source(model)
         self.library = build(source)
         self._lib = _load(self.library)
+
+    def keep(self, kept: tuple[int, ...]) -> None:
+        """Hand back the values of these inputs (streams) only."""
+        self.kept = kept
+        self._keep = np.array(kept, dtype=np.intc)
+
+    @property
+    def bytes_per_trial(self) -> int:
+        """Memory ``evaluate`` allocates per trial: the outputs and kept inputs."""
+        uniforms = len(self.model.inputs) if self.sampling == "lhs" else 0
+        return 8 * (len(self.model.outputs) + len(self.kept) + uniforms)
 
     def _uniforms(self, first: int, count: int) -> np.ndarray | None:
         """Latin Hypercube uniforms, (inputs, count), or None: Monte Carlo draws them inside."""

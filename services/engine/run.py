@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from . import native
+from . import memory, native
 from .ir import Model
 from .numpy_backend import Evaluator, compile_numpy
 from .stats import Partial, StatsOptions
@@ -209,17 +209,22 @@ def simulate(
     before each chunk and raises :class:`Cancelled` once set. Same arguments ⇒ the same
     bits, whatever ``chunk_size``. ``evaluator`` (from :func:`make_evaluator` with the same
     seed and sampling) replaces ``backend``, so a caller can say which back end ran.
+    The run stays within ``ALEA_ENGINE_MEMORY_BYTES`` (:mod:`.memory`): chunks and the
+    statistics kept shrink for a wide model, and one that cannot fit is a ``ModelError``.
     """
     if trials < 0 or first_trial < 0:
         raise ValueError("trials and first_trial must be non-negative")
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     if evaluator is None:
         evaluator = make_evaluator(model, seed=seed, sampling=sampling, backend=backend)
+    planned = memory.plan(evaluator, model, options or StatsOptions())
     run = Run(
         evaluator,
         first_trial=first_trial,
         end_trial=first_trial + trials,
-        chunk_size=chunk_size or default_chunk_size(model),
-        options=options or StatsOptions(),
+        chunk_size=planned.chunk_within(chunk_size or default_chunk_size(model)),
+        options=planned.options,
     )
     while not run.finished:
         if stop is not None and stop.is_set():

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.engine import memory
 from services.runtime.config import ConfigError
 
 
@@ -63,5 +64,9 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
         if value < minimum:
             raise ConfigError(f"{name} must be >= {minimum}, got {value}")
         values[field] = value
+    try:  # the engine reads its own setting; a bad one stops the service here, not a job
+        memory.budget(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     files_address = env.get("ALEA_FILES_ADDRESS") or SimulationConfig.files_address
     return SimulationConfig(**values, files_address=files_address)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.engine import ir
+from services.engine import ir, memory
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.serial import dump_model
@@ -105,10 +105,13 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
     try:
         if source.spec is not None:
             model = model_from_spec(source.spec)
-            return model, hashlib.sha256(source.spec_bytes).hexdigest(), "spec"
-        assert source.workbook is not None
-        model = load_workbook(source.workbook)
-        return model, hashlib.sha256(source.workbook).hexdigest(), "workbook"
+            content, kind = source.spec_bytes, "spec"
+        else:
+            assert source.workbook is not None
+            model = load_workbook(source.workbook)
+            content, kind = source.workbook, "workbook"
+        memory.check_fits(model)  # one trial must fit the engine's memory budget
+        return model, hashlib.sha256(content).hexdigest(), kind
     except ModelError as exc:
         field = exc.location or ("spec" if source.spec is not None else "workbook")
         reason = f"{exc.function}: {exc.reason}" if exc.function else exc.reason

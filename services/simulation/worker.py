@@ -31,6 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.engine import memory
+from services.engine.memory import Plan
+from services.engine.numpy_backend import Evaluator
 from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
@@ -108,7 +111,7 @@ class Worker:
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple, Any] | None = None
+        self._compiled: tuple[tuple, tuple[Evaluator, Plan]] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -185,8 +188,8 @@ class Worker:
             if not held:
                 job.lost.set()
 
-    async def _evaluator(self, sim: SimulationRecord):
-        """The compiled model of ``sim``, reused across its segments."""
+    async def _evaluator(self, sim: SimulationRecord) -> tuple[Evaluator, Plan]:
+        """The compiled model of ``sim`` and its memory plan, reused across its segments."""
         backend = _BACKEND_OF_PREFERENCE.get(
             sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
         )
@@ -195,25 +198,24 @@ class Worker:
             compiled = await self.store.compiled_model(sim.model_id)
             if compiled is None:
                 raise _EngineFailure(f"model {sim.model_id} no longer exists")
-            evaluator = await _engine(self._compile, compiled, sim, backend)
-            self._compiled = (key, evaluator)
+            self._compiled = (key, await _engine(self._compile, compiled, sim, backend))
         return self._compiled[1]
 
-    def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
+    def _compile(
+        self, compiled: bytes, sim: SimulationRecord, backend: str
+    ) -> tuple[Evaluator, Plan]:
+        model = load_model(compiled)
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
-        return make_evaluator(
-            load_model(compiled),
-            seed=sim.seed,
-            sampling=sim.sampling,
-            backend=backend,
-            threads=threads,
+        evaluator = make_evaluator(
+            model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads
         )
+        return evaluator, memory.plan(evaluator, model, self.options)
 
     async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
         """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
         lease, sim = job.lease, job.lease.simulation
-        evaluator = await self._evaluator(sim)
+        evaluator, plan = await self._evaluator(sim)
         partial = None
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
@@ -221,8 +223,8 @@ class Worker:
             evaluator,
             first_trial=lease.first_trial,
             end_trial=lease.end_trial,
-            chunk_size=sim.chunk_trials,
-            options=self.options,
+            chunk_size=plan.chunk_within(sim.chunk_trials),
+            options=plan.options,
             partial=partial,
         )
         done = run.done
@@ -318,7 +320,7 @@ class Worker:
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
         data = await _engine(_merge_results, blobs)
-        backend = self._compiled[1].backend if self._compiled else self.backend
+        backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 
     async def _finish_orphans(self) -> None:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
-from services.engine.run import make_evaluator, resolve_backend
-from services.engine.stats import Partial, StatsOptions
+from services.engine.run import Run, make_evaluator, resolve_backend
+from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
@@ -66,17 +66,16 @@ async def wait_progress(store: Store, sim_id: str, trials: int):
 def reference(
     trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
 ) -> dict:
-    """The engine alone, cut into the same segments and chunks, merged in trial order."""
+    """The engine alone (its chunk loop), cut into the same segments and chunks, merged in
+    trial order."""
     evaluator = make_evaluator(small_model(), seed=seed, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
-        partial = None
-        for first in range(start, min(start + segment, trials), chunk):
-            count = min(chunk, start + segment - first, trials - first)
-            outputs, inputs = evaluator.evaluate(first, count)
-            part = Partial.from_chunk(first, outputs, inputs, options)
-            partial = part if partial is None else partial.merge(part)
+        end = min(start + segment, trials)
+        run = Run(evaluator, first_trial=start, end_trial=end, chunk_size=chunk, options=options)
+        while not run.finished:
+            partial = run.step()
         merged = partial if merged is None else merged.merge(partial)
     return {name: r.to_dict() for name, r in merged.results().items()}
 
