@@ -17,9 +17,12 @@ from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from services.engine.errors import FormulaError
 from services.engine.sheet import MAX_COL, MAX_ROW, column_number
 
-#: Excel's own limits: formula length (characters) and function nesting depth, plus a
-#: parser recursion bound so a hostile formula cannot exhaust the Python stack.
-MAX_FORMULA_LENGTH = 8192
+#: Formula length in characters (Excel's editor stops at 8,192; files written by other tools
+#: go beyond, and parsing and lowering are linear), and nesting depth: parentheses,
+#: function calls and prefix signs (Excel allows 64 levels of functions); the parser and
+#: lowering recurse once per level, so this bounds their stack. Chains of operators
+#: (``=A1+A1+...``) are not nesting: they are lowered iteratively, whatever their length.
+MAX_FORMULA_LENGTH = 65_536
 MAX_DEPTH = 100
 
 
@@ -238,7 +241,7 @@ class _Parser:
     def expression(self, min_bp: int) -> Expr:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.fail(f"nesting deeper than {MAX_DEPTH}")
+            raise self.fail(f"formula nests deeper than {MAX_DEPTH} levels")
         left = self.prefix()
         while (tok := self.peek()) is not None:
             if tok.type == Token.OP_POST and tok.value == "%":
