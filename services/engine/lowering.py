@@ -480,6 +480,7 @@ class Lowerer:
         catalog.validate(dist, [_constant(p) for p in params], self.where)
         self.occurrence += 1
         props = self.properties(fn, expr.args[n:], sheet)
+        catalog.check_domain(dist, params, props.truncate, self.where)
         name = props.name or self.label()
         node = Sample(
             stream=len(self.pending),

@@ -325,8 +325,37 @@ def _counting_table(dist: stats.rv_discrete, params: tuple[float, ...]) -> np.nd
     return np.asarray(dist.cdf(np.arange(int(top) + 1), *params), dtype=np.float64)
 
 
-def _counting_ppf(dist: stats.rv_discrete) -> Callable[..., np.ndarray]:
-    """Quantile of a counting distribution: a CDF table searched when parameters are constant."""
+# Counts with a variance beyond APPROX_VARIANCE (Poisson means, binomial n p (1 - p) above
+# about a million) are drawn from the normal approximation with the Cornish-Fisher skewness
+# term and a continuity correction, ceil(mean + sd (z + skew (z^2 - 1) / 6) - 1/2): exact
+# quantiles would need a CDF table of millions of entries or seconds of root finding per
+# draw, and the approximation's error (of order 1 / variance in the CDF) is far below what
+# any run of trials can detect. The native back end computes the very same expression.
+APPROX_VARIANCE = 2.0**20
+
+
+def _cornish_fisher(u: np.ndarray, mean: Param, sd: Param, skew: Param, top: Param) -> Param:
+    z = special.ndtri(u)
+    return np.clip(np.ceil(mean + sd * (z + skew * (z * z - 1.0) / 6.0) - 0.5), 0.0, top)
+
+
+def _poisson_moments(lam: Param) -> tuple[Param, Param, Param, Param, Param]:
+    """(variance, mean, sd, skewness, largest value)."""
+    sd = np.sqrt(lam)
+    return lam, lam, sd, 1.0 / sd, np.inf
+
+
+def _binomial_moments(n: Param, p: Param) -> tuple[Param, Param, Param, Param, Param]:
+    var = n * p * (1.0 - p)
+    sd = np.sqrt(var)
+    return var, n * p, sd, (1.0 - 2.0 * p) / sd, n
+
+
+def _counting_ppf(
+    dist: stats.rv_discrete, moments: Callable[..., tuple[Param, ...]]
+) -> Callable[..., np.ndarray]:
+    """Quantile of a counting distribution: a CDF table searched when parameters are constant
+    (and the table short), the normal approximation for huge variances, else SciPy."""
 
     def ppf(u: np.ndarray, *params: Param) -> np.ndarray:
         if all(np.ndim(p) == 0 for p in params):
@@ -335,7 +364,14 @@ def _counting_ppf(dist: stats.rv_discrete) -> Callable[..., np.ndarray]:
             if cum is not None:
                 idx = np.searchsorted(cum, u, side="left")
                 return np.minimum(idx, len(cum) - 1).astype(np.float64)
-        return np.asarray(dist.ppf(u, *params), dtype=np.float64)
+        u, *full = np.broadcast_arrays(u, *params)
+        var, *shape = moments(*full)
+        approx = var > APPROX_VARIANCE
+        out = np.asarray(_cornish_fisher(u, *shape), dtype=np.float64)
+        exact = ~approx
+        if np.any(exact):
+            out[exact] = dist.ppf(u[exact], *(p[exact] for p in full))
+        return out
 
     return ppf
 
@@ -407,13 +443,13 @@ DISTRIBUTIONS: dict[str, _Dist] = {
     ),
     "discrete": _Dist(_discrete_ppf, _discrete_cdf, lambda x, p: True, discrete=True),
     "binomial": _Dist(
-        _counting_ppf(_COUNTING["binomial"]),
+        _counting_ppf(_COUNTING["binomial"], _binomial_moments),
         lambda x, n, p: special.bdtr(np.floor(x), n, p),
         lambda n, p: (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1),
         discrete=True,
     ),
     "poisson": _Dist(
-        _counting_ppf(_COUNTING["poisson"]),
+        _counting_ppf(_COUNTING["poisson"], _poisson_moments),
         lambda x, lam: special.pdtr(np.floor(x), lam),
         lambda lam: lam > 0,
         discrete=True,

@@ -123,10 +123,11 @@ _M = 5  # a moments vector: (n, mean, M2, M3, M4), M_k = sum (x - mean)^k
 def _moments(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return np.zeros(_M)
-    mean = x.mean()
-    d = x - mean
-    d2 = d * d
-    return np.array([x.size, mean, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()])
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow to inf, never raise
+        mean = x.mean()
+        d = x - mean
+        d2 = d * d
+        return np.array([x.size, mean, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()])
 
 
 def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,7 +135,7 @@ def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na, ma, m2a, m3a, m4a = np.moveaxis(a, -1, 0)
     nb, mb, m2b, m3b, m4b = np.moveaxis(b, -1, 0)
     n = na + nb
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow to inf, never raise
         d = mb - ma
         dn = np.where(n > 0, d / n, 0.0)
         mean = np.where(nb == 0, ma, np.where(na == 0, mb, ma + dn * nb))
@@ -651,7 +652,7 @@ def _results(
             pct = np.quantile(srt, probs)
             cdf_x = np.quantile(srt, cdf_p)
             cvar = float(srt[:k].mean())
-            counts, edges = np.histogram(srt, bins=opts.histogram_bins)
+            counts, edges = np.histogram(srt, bins=_bins(srt[0], srt[-1], opts.histogram_bins))
         sens_values = joined
     else:
         assert out.sketch is not None and p.reservoir is not None
@@ -667,7 +668,7 @@ def _results(
             counts, edges = np.histogram(
                 np.clip(reps, out.lo, out.hi),
                 weights=weights,
-                bins=opts.histogram_bins,
+                bins=_bins(out.lo, out.hi, opts.histogram_bins),
                 range=(out.lo, out.hi),
             )
         sens_values = p.reservoir.values
@@ -702,6 +703,15 @@ def _results(
         convergence=conv,
         exact=joined is not None,
     )
+
+
+def _bins(lo: float, hi: float, bins: int) -> int | np.ndarray:
+    """``bins`` equal bins over [lo, hi]; their edges when ``hi - lo`` overflows a double
+    (values near ±1.8e308), where NumPy would refuse to make them."""
+    if math.isfinite(float(hi) - float(lo)):
+        return bins
+    t = np.linspace(0.0, 1.0, bins + 1)
+    return lo * (1.0 - t) + hi * t
 
 
 def _mean_se(m: np.ndarray) -> tuple[float, float]:

@@ -156,8 +156,22 @@ def functions() -> Model:
     return Model((a, b, k), tuple(outputs), (corr,))
 
 
+def huge_counts() -> Model:
+    """Counts of huge variance (the normal approximation), constant and per trial."""
+    lam = Sample(0, "uniform", _c(5e6, 6e6), "lambda", "H!A1")
+    inputs = [
+        lam,
+        Sample(1, "poisson", _c(4e6), "poisson", "H!A2"),
+        Sample(2, "binomial", _c(1e9, 0.01), "binomial", "H!A3"),
+        Sample(3, "poisson", (lam,), "poisson of lambda", "H!A4"),
+        Sample(4, "poisson", _c(4e6), "truncated", "H!A5", truncate=(3.999e6, 4.001e6)),
+    ]
+    return Model(tuple(inputs), tuple(Output(s.name, s.address, s) for s in inputs[1:]))
+
+
 HAND_MODELS = {
     "distributions": distributions,
+    "huge_counts": huge_counts,
     "random_parameters": random_parameters,
     "functions": functions,
 }

@@ -261,3 +261,22 @@ def test_lhs_strata_of_different_inputs_are_independent() -> None:
     rho = stats.spearmanr(np.column_stack(strata)).statistic
     off_diagonal = rho[~np.eye(4, dtype=bool)]
     assert np.abs(off_diagonal).max() < 4 / math.sqrt(block)
+
+
+@pytest.mark.parametrize(
+    "name,params,mean,var,skew",
+    [
+        ("poisson", (4e6,), 4e6, 4e6, 1 / math.sqrt(4e6)),
+        ("poisson", (1e15,), 1e15, 1e15, 1 / math.sqrt(1e15)),
+        ("binomial", (1e9, 0.01), 1e7, 1e9 * 0.01 * 0.99, 0.98 / math.sqrt(1e9 * 0.01 * 0.99)),
+    ],
+)
+def test_huge_counts_use_the_normal_approximation(name, params, mean, var, skew) -> None:
+    """Whole numbers with the distribution's mean, variance and skewness, in milliseconds."""
+    x = sampling.sample(name, _u(200_000), params)
+    assert np.all(x == np.floor(x)) and np.all(x >= 0)
+    assert abs(x.mean() - mean) < 5 * math.sqrt(var / x.size)
+    assert x.var() == pytest.approx(var, rel=0.02)
+    assert stats.skew(x) == pytest.approx(skew, abs=5 * math.sqrt(6 / x.size))
+    per_trial = sampling.sample(name, _u(1000), tuple(np.full(1000, p) for p in params))
+    np.testing.assert_array_equal(per_trial, x[:1000])

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -230,3 +231,17 @@ def test_a_checkpoint_of_the_previous_format_still_loads():
             assert got.percentiles[q] == pytest.approx(
                 r.percentiles[q], rel=2.1 * opts.sketch_alpha
             )
+
+
+@pytest.mark.parametrize("exact_limit", [1_000_000, 2])
+def test_values_near_the_double_range_never_raise(exact_limit):
+    """Spread over ±1.7e308, the histogram's range overflows a double: bins still come out."""
+    x = np.array([-1.7e308, 1.7e308, 0.0, 1e300])
+    opts = StatsOptions(exact_limit=exact_limit)
+    parts = _split({"y": x}, {"a": np.arange(4.0)}, [2], opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _fold(parts).results()["y"]
+    assert (r.count, r.min, r.max) == (4, -1.7e308, 1.7e308)
+    assert sum(r.histogram[1]) == 4 and all(math.isfinite(e) for e in r.histogram[0])
+    json.dumps(r.to_dict())

@@ -285,6 +285,7 @@ class _Writer:
                 f"#define ALEA_W_EDGE {literal(sampling.W_EDGE)}",
                 f"#define ALEA_W_SCALE {literal(1.0 / sampling.W_STEP)}",
                 f"#define ALEA_KNOTS {sampling.KNOTS}",
+                f"#define ALEA_APPROX_VARIANCE {literal(sampling.APPROX_VARIANCE)}",
                 PRELUDE,
                 _TABLE_MACRO,
                 *self.tables,

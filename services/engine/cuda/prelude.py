@@ -374,7 +374,15 @@ ALEA_HD double cdf_binomial(double x, double n, double p) {
   if (k >= n) return 1.0;
   return alea_betai(n - k, k + 1.0, 1.0 - p);
 }
+/* counts of huge variance: the normal approximation of sampling._cornish_fisher */
+ALEA_HD double alea_cornish(double u, double mean, double sd, double skew, double top) {
+  double z = normcdfinv(u);
+  return fmin(fmax(ceil(mean + sd * (z + skew * (z * z - 1.0) / 6.0) - 0.5), 0.0), top);
+}
 ALEA_HD_CALL double ppf_binomial(double u, double n, double p) {
+  double var = n * p * (1.0 - p);
+  if (var > ALEA_APPROX_VARIANCE)
+    return alea_cornish(u, n * p, sqrt(var), (1.0 - 2.0 * p) / sqrt(var), n);
   double lo = 0.0, hi = n;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_binomial(mid, n, p) >= u) hi = mid; else lo = mid + 1.0; }
   return lo;
@@ -383,6 +391,7 @@ ALEA_HD double cdf_poisson(double x, double lam) {
   double k = floor(x); return k < 0.0 ? 0.0 : alea_gammq(k + 1.0, lam);
 }
 ALEA_HD_CALL double ppf_poisson(double u, double lam) {
+  if (lam > ALEA_APPROX_VARIANCE) return alea_cornish(u, lam, sqrt(lam), 1.0 / sqrt(lam), INFINITY);
   double lo = 0.0, hi = ceil(lam + 10.0 * sqrt(lam) + 10.0);
   while (cdf_poisson(hi, lam) < u) hi *= 2.0;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_poisson(mid, lam) >= u) hi = mid; else lo = mid + 1.0; }
@@ -457,5 +466,7 @@ ALEA_HD double tab_poisson(double u, const double* c, double lam) { return alea_
 
 /* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi] */
 ALEA_HD double alea_trunc_u(double u, double flo, double fhi) { return fhi > flo ? flo + u * (fhi - flo) : NAN; }
-ALEA_HD double alea_clip(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
+ALEA_HD double alea_clip(double x, double lo, double hi) {  /* NaN stays NaN, as np.clip */
+  return isnan(x) ? x : fmin(fmax(x, lo), hi);
+}
 """
