@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from . import memory, native
+from .errors import FormulaError
 from .ir import Model
 from .numpy_backend import Evaluator, compile_numpy
 from .stats import Partial, StatsOptions
@@ -121,6 +122,10 @@ def make_evaluator(
             if backend == "native":
                 raise BackendUnavailable(f"the native back end failed: {exc}") from None
             _fall_back(f"the native build failed: {exc}")
+        except FormulaError as exc:  # the NumPy back end says so too, if it lacks it as well
+            if backend == "native":
+                raise
+            _fall_back(f"the native back end cannot compile this model: {exc}")
     return compile_numpy(model, seed=seed, sampling=sampling, threads=threads)
 
 

@@ -28,6 +28,7 @@ class SimulationConfig:
     cache_ttl_seconds: float = 24 * 3600.0
     exact_limit: int = 100_000
     files_address: str = "localhost:50052"
+    max_attempts: int = 3  # leases of a segment without progress before it fails
 
 
 _VARIABLES = {
@@ -41,6 +42,7 @@ _VARIABLES = {
     "poll_seconds": ("ALEA_SIMULATION_POLL_SECONDS", float, 0.01),
     "cache_ttl_seconds": ("ALEA_SIMULATION_CACHE_TTL", float, 0.0),
     "exact_limit": ("ALEA_SIMULATION_EXACT_LIMIT", int, 1),
+    "max_attempts": ("ALEA_SIMULATION_MAX_ATTEMPTS", int, 1),
 }
 
 

@@ -106,6 +106,7 @@ segments = Table(
     Column("checkpoint", LargeBinary),
     Column("progress", JSON),
     Column("create_time", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # leases since progress
 )
 
 results = Table(
@@ -525,6 +526,7 @@ def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:
             checkpoint=None,
             progress=None,
             create_time=record.create_time,
+            attempts=0,
         )
         for i, first in enumerate(range(0, record.trials, size))
     ]

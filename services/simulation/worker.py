@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.engine import memory
+from services.engine.errors import ModelError
 from services.engine.memory import Plan
 from services.engine.numpy_backend import Evaluator
-from services.engine.run import Run, make_evaluator, resolve_backend
+from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.simulation.config import SimulationConfig
@@ -82,7 +83,21 @@ async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args)
     except Exception as exc:
-        raise _EngineFailure(f"{type(exc).__name__}: {exc}") from exc
+        raise _EngineFailure(failure_reason(exc)) from exc
+
+
+def failure_reason(exc: Exception) -> str:
+    """What a FAILED simulation tells its user: a sentence, never an exception's text."""
+    if isinstance(exc, ModelError | BackendUnavailable):
+        return str(exc)  # written for users: names the cell, the limit or the back end
+    if isinstance(exc, MemoryError):
+        return (
+            "the engine ran out of memory on this model: raise ALEA_ENGINE_MEMORY_BYTES "
+            "or the worker's memory, or simplify the model"
+        )
+    error_id = uuid.uuid4().hex[:12]
+    log.error("engine failure %s", error_id, exc_info=exc)
+    return f"the engine failed on this model (error {error_id}, in the worker's log)"
 
 
 @dataclass
@@ -139,6 +154,7 @@ class Worker:
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
             prefer_gpu=self.backend == "gpu",
+            max_attempts=self.config.max_attempts,
         )
         if lease is None:
             await self.store.worker_heartbeat(self.id, None, time.time())
@@ -204,7 +220,10 @@ class Worker:
     def _compile(
         self, compiled: bytes, sim: SimulationRecord, backend: str
     ) -> tuple[Evaluator, Plan]:
-        model = load_model(compiled)
+        try:
+            model = load_model(compiled)
+        except ValueError as exc:
+            raise ModelError(f"the stored model cannot be read: {exc}") from None
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
         evaluator = make_evaluator(

@@ -228,7 +228,11 @@ class _Writer:
             if table is not None:
                 call = (f"tab_{d}({{u}}, q + {self.datum(table)}, {rest})", call[1])
         else:
-            raise FormulaError("distribution not supported by the CUDA back end", s.address, d)
+            raise FormulaError(
+                "distribution not supported by the generated-code back ends (native, gpu)",
+                s.address,
+                d,
+            )
         if s.truncate is None or s.truncate == (None, None):
             value = call[0].format(u=u)
         else:
@@ -261,7 +265,11 @@ class _Writer:
             return f"xl_cmp({args[0]}, {args[1]}, {_CMP[fn]})"
         handler = _SPECIAL.get(fn)
         if handler is None:
-            raise FormulaError("function not supported by the CUDA back end", node.address, fn)
+            raise FormulaError(
+                "function not supported by the generated-code back ends (native, gpu)",
+                node.address,
+                fn,
+            )
         return handler(self, args)
 
     # -- whole source

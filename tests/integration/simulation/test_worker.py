@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
+from services.engine.errors import ModelError
 from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -18,7 +19,7 @@ from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
-from services.simulation.worker import Worker
+from services.simulation.worker import Worker, failure_reason
 from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
@@ -325,3 +326,11 @@ async def test_a_watcher_that_leaves_frees_its_topic(domain: Simulations, store:
     await stream.aclose()
     assert domain.hub.watchers == 0 and not domain.hub._topics
     await domain.cancel_simulation("t1", sim.id)
+
+
+def test_failure_reasons_are_sentences_not_exceptions() -> None:
+    assert failure_reason(ModelError("no output", "Model!B1")) == "Model!B1: no output"
+    assert "ALEA_ENGINE_MEMORY_BYTES" in failure_reason(MemoryError())
+    reason = failure_reason(ZeroDivisionError("float division by zero"))
+    assert reason.startswith("the engine failed on this model (error ")
+    assert "ZeroDivision" not in reason and "division" not in reason
