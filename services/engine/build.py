@@ -261,6 +261,7 @@ class Graph:
         self.sheet_names = {name.upper(): name for name in book.sheets}
         self.sheet_order = {name: i for i, name in enumerate(book.sheets)}
         self.asts: dict[Key, Expr] = {}
+        self.parsed: dict[str, Expr] = {}
         self.name_asts: dict[tuple[str | None, str], Expr] = {}
         self.values: dict[Key, object] = {}
         self.extents: dict[str, tuple[int, int]] = {}
@@ -295,11 +296,16 @@ class Graph:
         return where
 
     def ast(self, key: Key) -> Expr:
-        """The parsed formula of a formula cell (parsed once)."""
+        """The parsed formula of a formula cell (parsed once, and once per distinct text:
+        ASTs are immutable and references in them relative to nothing, so a column of
+        ``=RiskNormal(1,0.1)`` shares one)."""
         if key not in self.asts:
             content = self.book.sheets[key[0]][key[1:]]
             assert isinstance(content, Formula)
-            self.asts[key] = parse(content.text, self.locate(key))
+            parsed = self.parsed.get(content.text)
+            if parsed is None:
+                parsed = self.parsed[content.text] = parse(content.text, self.locate(key))
+            self.asts[key] = parsed
         return self.asts[key]
 
     def resolve(self, root: Key) -> None:

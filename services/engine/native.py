@@ -2,7 +2,9 @@
 
 The source the CUDA kernel is generated from (:mod:`.cuda.codegen`) is plain C99 once its
 CUDA qualifiers are macros (:mod:`.cuda.prelude`); :data:`DRIVER` adds the CPU loop. It is
-compiled once per model at ``-O3`` into a shared library, cached under
+compiled once per model at ``-O3`` (``-O0`` past a few thousand lines: the optimisers take
+time superlinear in a function's length, a minute and more for a 50,000-cell chain) into a
+shared library, cached under
 ``$ALEA_HOME/cache/native/<sha256>.so`` (the hash covers the source, the flags and the
 compiler), and called through ``ctypes``, which releases the GIL: a chunk is cut into
 contiguous ranges of whole Philox blocks, one per CPU thread, all running at once.
@@ -42,7 +44,8 @@ from .stats import ChunkSummary, Partial, StatsOptions, bucket_bits, convergence
 __all__ = ["DRIVER", "NativeEvaluator", "NativeUnavailable", "available", "compile_native"]
 
 SAMPLINGS = ("mc", "lhs")
-_FLAGS = ("-std=gnu11", "-O3", "-fPIC", "-shared", "-w", "-ffp-contract=off", "-fno-math-errno")
+_FLAGS = ("-std=gnu11", "-fPIC", "-shared", "-w", "-ffp-contract=off", "-fno-math-errno")
+_O3_LINES = 3000  # beyond, -O0: -O1 to -O3 take time superlinear in a function's length
 _BLOCK = 4  # trials per Philox block
 
 DRIVER = r"""
@@ -254,7 +257,8 @@ def build(source: str) -> Path:
     cc = compiler()
     if cc is None:
         raise NativeUnavailable(available() or "no C compiler")
-    key = hashlib.sha256("\0".join((source, *_FLAGS, _identity(cc))).encode()).hexdigest()
+    flags = (*_FLAGS, "-O3" if source.count("\n") <= _O3_LINES else "-O0")
+    key = hashlib.sha256("\0".join((source, *flags, _identity(cc))).encode()).hexdigest()
     folder = cache_dir()
     target = folder / f"{key}.so"
     if target.exists():
@@ -264,7 +268,7 @@ def build(source: str) -> Path:
     os.close(fd)
     try:
         done = subprocess.run(
-            [cc, *_FLAGS, "-o", tmp, "-x", "c", "-", "-lm"],
+            [cc, *flags, "-o", tmp, "-x", "c", "-", "-lm"],
             input=source,
             capture_output=True,
             text=True,

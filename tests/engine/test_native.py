@@ -21,7 +21,7 @@ import pytest
 
 from services import engine
 from services.engine import native, rng, sampling
-from services.engine.ir import Const, Model, Output, Sample
+from services.engine.ir import Apply, Const, Model, Output, Sample
 from services.engine.numpy_backend import compile_numpy
 from services.engine.stats import Partial, StatsOptions
 from tests.engine import models as wb
@@ -200,3 +200,25 @@ def test_sketch_regime_is_chunk_and_thread_invariant() -> None:
     )
     assert not next(iter(one.results().values())).exact
     _same_statistics(one, other)
+
+
+def test_wide_and_long_models_compile_in_proportion_to_their_cells() -> None:
+    """A column of identical inputs is one loop and their SUM another; a long chain of cells
+    compiles at -O0 (linear in the model); both give NumPy's values."""
+    column = tuple(
+        Sample(i, "normal", (Const(1.0), Const(0.1)), f"c{i}", f"A{i + 1}") for i in range(5000)
+    )
+    odd = Sample(5000, "triang", (Const(0.0), Const(1.0), Const(3.0)), "odd", "B1")
+    total = Apply("sum", (*column[:2500], odd, *column[2500:]))
+    chain = Apply("add", (odd, Const(1.0)))
+    for _ in range(4000):
+        chain = Apply("mul", (Apply("add", (chain, Const(1.0))), Const(0.5)))
+    m = Model((*column, odd), (Output("total", "C1", total), Output("chain", "C2", chain)))
+    source, _ = native.native_source(m)
+    assert source.count("\n") < 9000  # 8000 statements for the chain, a few for the column
+    assert "for (int k = 0; k < 5000; ++k) x[k * stride] = " in source  # the column's values
+    assert "for (int k = 2500; k < 5000; ++k) s" in source  # and the second half of its SUM
+    ev = native.compile_native(m, seed=4)
+    outputs, _ = ev.evaluate(0, 2000)
+    want, _ = compile_numpy(m, seed=4).evaluate(0, 2000)
+    assert_close(outputs, want)

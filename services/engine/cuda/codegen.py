@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,8 +200,43 @@ class _Writer:
             self.lines.append(f"  x[{node.stream} * stride] = {var};")
         return var
 
-    def _sample(self, s: Sample, args: tuple) -> str:
-        u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
+    def inputs(self) -> list[str]:
+        """Every input's value, in stream order. A run of at least ``_RUN`` inputs of one
+        distribution with the same constant parameters (a column of ``=RiskNormal(1,0.1)``)
+        is one loop, storing each value in ``x``, where later statements read it."""
+        m = self.model
+        i = 0
+        while i < len(m.inputs):
+            first = m.inputs[i]
+            j = i + 1
+            while j < len(m.inputs) and self._alike(first, m.inputs[j]):
+                j += 1
+            if j - i >= _RUN:
+                args = tuple(p if isinstance(p, Table) else self.name(p) for p in first.params)
+                value = self._sample(first, args, "x[k * stride]")
+                self.lines.append(f"  for (int k = {i}; k < {j}; ++k) x[k * stride] = {value};")
+                for s in m.inputs[i:j]:
+                    self._names[id(s)] = f"x[{s.stream} * stride]"
+            else:
+                for s in m.inputs[i:j]:
+                    self.name(s)
+            i = j
+        return [self._names[id(s)] for s in m.inputs]
+
+    def _alike(self, a: Sample, b: Sample) -> bool:
+        """Whether ``b`` transforms its uniform exactly as ``a`` does (constant parameters)."""
+        uncorrelated = a.stream not in self._correlated and b.stream not in self._correlated
+        return (
+            uncorrelated
+            and a.distribution == b.distribution
+            and a.truncate == b.truncate
+            and _constants(a) is not None
+            and _constants(a) == _constants(b)
+        )
+
+    def _sample(self, s: Sample, args: tuple, u: str = "") -> str:
+        if not u:
+            u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
         d = s.distribution
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
@@ -280,7 +316,7 @@ class _Writer:
                 raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
         head = [f"  double u{s} = x[{s} * stride];" for s in sorted(self._correlated)]
         head += _copula_lines(m)
-        ins = [self.name(s) for s in m.inputs]
+        ins = self.inputs()
         outs = [self.name(o.node) for o in m.outputs]
         body = head + self.lines
         assert len(set(ins)) == len(ins)  # one statement, and one store, per input
@@ -384,9 +420,52 @@ def _fold(w: _Writer, op: str, args: tuple) -> str:
     return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
-def _sum(args: tuple) -> str:
-    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting."""
-    return f"({' + '.join(args)})"
+_RUN = 16  # consecutive inputs from which a loop is shorter than a statement each
+_TERMS = 64  # terms per statement of a long sum
+_STORED = re.compile(r"x\[(\d+) \* stride\]")
+
+
+def _sum(w: _Writer, args: tuple) -> str:
+    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting. A long
+    sum is a running total over statements of at most ``_TERMS`` terms, and consecutive
+    inputs (``SUM(A1:A100000)``) a loop, so the source grows with the model's cells and
+    not with its range sizes."""
+    if len(args) <= _TERMS:
+        return f"({' + '.join(args)})"
+    total = f"s{len(w.lines)}"
+    w.lines.append(f"  double {total} = {args[0]};")
+    pending: list[str] = []
+    for start, end, term in _runs(args[1:]):
+        if term is None:
+            pending.append(args[1 + start])
+            continue
+        if pending:
+            w.lines.append(f"  {total} = {' + '.join([total, *pending])};")
+            pending = []
+        w.lines.append(f"  for (int k = {start}; k < {end}; ++k) {total} += x[k * stride];")
+    for i in range(0, len(pending), _TERMS):
+        w.lines.append(f"  {total} = {' + '.join([total, *pending[i : i + _TERMS]])};")
+    return total
+
+
+def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
+    """``args`` as (start, end, None) for one term, or (first stream, end stream, "x") for
+    at least ``_RUN`` consecutive stored inputs ``x[k * stride]``, in order."""
+    out: list[tuple[int, int, str | None]] = []
+    i = 0
+    while i < len(args):
+        m = _STORED.fullmatch(args[i])
+        j = i + 1
+        if m is not None:
+            first = int(m[1])
+            while j < len(args) and args[j] == f"x[{first + j - i} * stride]":
+                j += 1
+        if m is not None and j - i >= _RUN:
+            out.append((int(m[1]), int(m[1]) + j - i, "x"))
+        else:
+            out.extend((k, k + 1, None) for k in range(i, j))
+        i = j
+    return out
 
 
 def _logical(op: str):
@@ -403,7 +482,7 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
     ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
     if len(args) > 1 and all(isinstance(a, Table) for a in args):
         return literal(float(np.sum(np.prod([np.asarray(a.values) for a in args], axis=0))))
-    return _sum(tuple(v for a in args for v in _flatten(a)))
+    return _sum(w, tuple(v for a in args for v in _flatten(a)))
 
 
 def _npv(w: _Writer, args: tuple) -> str:
@@ -461,8 +540,8 @@ _SPECIAL = {
     "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
     "and": _logical("&&"),
     "or": _logical("||"),
-    "sum": lambda w, a: _sum(a),
-    "average": lambda w, a: f"({_sum(a)} / {len(a)}.0)",
+    "sum": _sum,
+    "average": lambda w, a: f"({_sum(w, a)} / {len(a)}.0)",
     "min": lambda w, a: _fold(w, "xl_min", a),
     "max": lambda w, a: _fold(w, "xl_max", a),
     "log": lambda w, a: f"xl_log({a[0]}, {a[1] if len(a) > 1 else '10.0'})",
