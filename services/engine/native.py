@@ -2,9 +2,9 @@
 
 The source the CUDA kernel is generated from (:mod:`.cuda.codegen`) is plain C99 once its
 CUDA qualifiers are macros (:mod:`.cuda.prelude`); :data:`DRIVER` adds the CPU loop. It is
-compiled once per model at ``-O3`` (``-O0`` past a few thousand lines: the optimisers take
-time superlinear in a function's length, a minute and more for a 50,000-cell chain) into a
-shared library, cached under
+compiled once per model at ``-O3`` (``-O1`` past a few thousand lines, for half the build
+time; the trial function comes in pieces, :mod:`.cuda.pieces`, so either is linear in the
+model's size) into a shared library, cached under
 ``$ALEA_HOME/cache/native/<sha256>.so`` (the hash covers the source, the flags and the
 compiler), and called through ``ctypes``, which releases the GIL: a chunk is cut into
 contiguous ranges of whole Philox blocks, one per CPU thread, all running at once.
@@ -45,7 +45,7 @@ __all__ = ["DRIVER", "NativeEvaluator", "NativeUnavailable", "available", "compi
 
 SAMPLINGS = ("mc", "lhs")
 _FLAGS = ("-std=gnu11", "-fPIC", "-shared", "-w", "-ffp-contract=off", "-fno-math-errno")
-_O3_LINES = 3000  # beyond, -O0: -O1 to -O3 take time superlinear in a function's length
+_O3_LINES = 4000  # beyond, -O1: twice as fast to build (the trial function is in pieces)
 _BLOCK = 4  # trials per Philox block
 
 DRIVER = r"""
@@ -248,23 +248,30 @@ def cache_dir() -> Path:
     return alea_home() / "cache" / "native"
 
 
-def build(source: str) -> Path:
-    """The shared library of ``source``, compiled once and cached by hash.
+def _compiler() -> str:
+    cc = compiler()
+    if cc is None:
+        raise NativeUnavailable(available() or "no C compiler")
+    return cc
+
+
+def build(source: str, stem: str | None = None) -> Path:
+    """The shared library of ``source``, compiled once and cached under the hash of the
+    source, the flags and the compiler (or under ``stem``, see :func:`library`).
 
     Concurrent builders (workers sharing ``$ALEA_HOME``) each compile to a private temporary
     file and rename it into place atomically, so a reader never sees a partial library.
     """
-    cc = compiler()
-    if cc is None:
-        raise NativeUnavailable(available() or "no C compiler")
-    flags = (*_FLAGS, "-O3" if source.count("\n") <= _O3_LINES else "-O0")
-    key = hashlib.sha256("\0".join((source, *flags, _identity(cc))).encode()).hexdigest()
+    cc = _compiler()
+    flags = (*_FLAGS, "-O3" if source.count("\n") <= _O3_LINES else "-O1")
+    if stem is None:
+        stem = hashlib.sha256("\0".join((source, *flags, _identity(cc))).encode()).hexdigest()
     folder = cache_dir()
-    target = folder / f"{key}.so"
+    target = folder / f"{stem}.so"
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key[:16]}-", suffix=".so")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem[:16]}-", suffix=".so")
     os.close(fd)
     try:
         done = subprocess.run(
@@ -280,6 +287,50 @@ def build(source: str) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
+
+
+def library(model: Model, key: str | None = None) -> tuple[Path, np.ndarray]:
+    """The library of ``model`` and the tables its quantiles read.
+
+    With ``key`` (a hash of the model's stored form, e.g. of ``serial.dump_model``), both are
+    found in the cache without generating the source (a cached build in milliseconds); the
+    cache name also covers the engine's own code and the compiler, so an upgrade rebuilds.
+    """
+    stem = None
+    if key is not None:
+        parts = (key, _engine_fingerprint(), _identity(_compiler()))
+        stem = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        path, tables = cache_dir() / f"{stem}.so", cache_dir() / f"{stem}.npy"
+        if path.exists() and tables.exists():
+            return path, np.load(tables, allow_pickle=False)
+    source, data = native_source(model)
+    if stem is not None:
+        _save_atomically(cache_dir() / f"{stem}.npy", data)
+    return build(source, stem), data
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_fingerprint() -> str:
+    """A hash of the code that generates sources and tables: a new engine, new libraries."""
+    from . import correlation, ir
+    from .cuda import codegen, prelude
+
+    digest = hashlib.sha256()
+    for module in (codegen, prelude, correlation, ir, sampling):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(DRIVER.encode())
+    return digest.hexdigest()
+
+
+def _save_atomically(path: Path, data: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".npy")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.save(out, data, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 _libraries: dict[Path, ctypes.CDLL] = {}
@@ -354,6 +405,7 @@ class NativeEvaluator:
         sampling_method: str = "mc",
         threads: int | None = None,
         kept: tuple[int, ...] | None = None,
+        key: str | None = None,
     ) -> None:
         if sampling_method not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling_method!r}")
@@ -362,8 +414,7 @@ class NativeEvaluator:
         self.model, self.seed, self.sampling = model, seed, sampling_method
         self.threads = threads or os.cpu_count() or 1
         self.keep(tuple(range(len(model.inputs))) if kept is None else kept)
-        source, self._data = native_source(model)
-        self.library = build(source)
+        self.library, self._data = library(model, key)
         self._lib = _load(self.library)
 
     def keep(self, kept: tuple[int, ...]) -> None:
@@ -542,7 +593,9 @@ def compile_native(
     sampling: str = "mc",
     threads: int | None = None,
     kept: tuple[int, ...] | None = None,
+    key: str | None = None,
 ) -> NativeEvaluator:
     """Compile ``model`` for this CPU (cached); raises :class:`NativeUnavailable` without a C
-    compiler. ``threads`` defaults to the number of CPUs; results do not depend on it."""
-    return NativeEvaluator(model, seed, sampling, threads, kept)
+    compiler. ``threads`` defaults to the number of CPUs; results do not depend on it.
+    ``key``: a hash of the model's stored form, to find its library without generating it."""
+    return NativeEvaluator(model, seed, sampling, threads, kept, key)

@@ -104,11 +104,13 @@ def make_evaluator(
     sampling: str = "mc",
     backend: str = "auto",
     threads: int | None = None,
+    key: str | None = None,
 ) -> Evaluator:
     """The evaluator of ``model`` on ``backend`` (see :func:`resolve_backend`).
 
     A model the native build fails on runs on NumPy instead (logged), unless ``native`` was
-    asked for by name. ``threads`` (default: one per CPU) never changes results.
+    asked for by name. ``threads`` (default: one per CPU) never changes results. ``key`` (a
+    hash of the model's stored form) finds a cached native library without generating it.
     """
     chosen = resolve_backend(backend)
     if chosen == "gpu":
@@ -117,7 +119,9 @@ def make_evaluator(
         return compile_cuda(model, seed=seed, sampling=sampling)
     if chosen == "native":
         try:
-            return native.compile_native(model, seed=seed, sampling=sampling, threads=threads)
+            return native.compile_native(
+                model, seed=seed, sampling=sampling, threads=threads, key=key
+            )
         except native.NativeUnavailable as exc:
             if backend == "native":
                 raise BackendUnavailable(f"the native back end failed: {exc}") from None

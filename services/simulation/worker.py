@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -227,7 +228,12 @@ class Worker:
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
         evaluator = make_evaluator(
-            model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads
+            model,
+            seed=sim.seed,
+            sampling=sim.sampling,
+            backend=backend,
+            threads=threads,
+            key=hashlib.sha256(compiled).hexdigest(),  # the cached library, found at once
         )
         return evaluator, memory.plan(evaluator, model, self.options)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from services.engine import load_workbook
-from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
+from services.engine.ir import Apply, Const, Correlation, Model, Node, Output, Sample, Table
 from tests.engine import models as wb
 
 RTOL = 1e-9
@@ -169,9 +169,25 @@ def huge_counts() -> Model:
     return Model(tuple(inputs), tuple(Output(s.name, s.address, s) for s in inputs[1:]))
 
 
+def long_model() -> Model:
+    """A trial function long enough to be cut into pieces (cuda.pieces): correlated inputs
+    first, 600 distinct ones summed across the cuts, early values read at the end."""
+    corr = tuple(Sample(i, "normal", _c(i, 1), f"c{i}", f"L!A{i + 1}") for i in range(3))
+    xs = tuple(Sample(3 + i, "uniform", _c(i, i + 1.5), f"x{i}", f"L!B{i + 1}") for i in range(600))
+    total = Apply("sum", xs)
+    chain: Node = corr[0]
+    for x in xs[::3]:
+        chain = Apply("add", (Apply("mul", (chain, Const(0.5))), Apply("sqrt", (x,))))
+    late = Apply("mul", (corr[2], Apply("add", (chain, xs[0]))))
+    outputs = (Output("total", "L!C1", total), Output("late", "L!C2", late))
+    matrix = ((1.0, 0.5, 0.2), (0.5, 1.0, 0.3), (0.2, 0.3, 1.0))
+    return Model((*corr, *xs), outputs, (Correlation("C", (0, 1, 2), matrix),))
+
+
 HAND_MODELS = {
     "distributions": distributions,
     "huge_counts": huge_counts,
+    "long": long_model,
     "random_parameters": random_parameters,
     "functions": functions,
 }

@@ -30,6 +30,7 @@ from tests.engine.ir_models import (
     WORKBOOKS,
     assert_close,
     functions,
+    huge_counts,
     model,
     random_parameters,
 )
@@ -222,3 +223,24 @@ def test_wide_and_long_models_compile_in_proportion_to_their_cells() -> None:
     outputs, _ = ev.evaluate(0, 2000)
     want, _ = compile_numpy(m, seed=4).evaluate(0, 2000)
     assert_close(outputs, want)
+
+
+def test_a_keyed_library_is_found_without_generating_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers key the cache by their stored model: a cached build skips code generation."""
+    monkeypatch.setenv("ALEA_HOME", str(tmp_path))
+    m = huge_counts()  # tables too: they are cached beside the library
+    first = native.compile_native(m, seed=1, key="stored-model-hash")
+    want, _ = first.evaluate(0, 500)
+
+    def no_codegen(model: Model) -> None:
+        raise AssertionError("the source was generated again")
+
+    monkeypatch.setattr(native, "native_source", no_codegen)
+    again = native.compile_native(m, seed=1, key="stored-model-hash")
+    assert again.library == first.library
+    got, _ = again.evaluate(0, 500)
+    assert_close(got, want, rtol=0)
+    with pytest.raises(AssertionError, match="generated again"):
+        native.compile_native(m, seed=1, key="another model")

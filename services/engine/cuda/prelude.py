@@ -131,6 +131,12 @@ ALEA_HD double xl_scale(double d) { return pow(10.0, trunc(d)); }
 ALEA_HD double xl_pow(double a, double b) {  /* 1^NaN and NaN^0 stay errors; 0^-1, overflow */
   double r = pow(a, b); return (isnan(a) || isnan(b) || !isfinite(r)) ? NAN : r;
 }
+ALEA_HD double xl_powi(double a, int k) {  /* a^k by squaring, errors as xl_pow */
+  double r = 1.0, b = a;
+  for (int n = k < 0 ? -k : k; n; n >>= 1, b *= b) if (n & 1) r *= b;
+  if (k < 0) r = 1.0 / r;
+  return (isnan(a) || !isfinite(r)) ? NAN : r;
+}
 ALEA_HD double xl_ln(double a) { return a > 0.0 ? log(a) : NAN; }  /* #NUM! for 0 too */
 ALEA_HD double xl_log10(double a) { return a > 0.0 ? log10(a) : NAN; }
 ALEA_HD double xl_log(double a, double base) {

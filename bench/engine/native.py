@@ -1,0 +1,128 @@
+"""What the native back end's time goes to, and what it costs to build and to hold.
+
+* :func:`split`: seconds per trial of RNG (the model's inputs as ``Uniform(0,1)``: Philox
+  words and their conversion), transforms (the model's own distributions and copula, the
+  inputs as outputs), formulas (the whole model) and statistics (``simulate`` over
+  ``evaluate``), each the difference of two runs of the same size on the same threads.
+* :func:`compile_times`: a model's build with an empty cache and with the cached library.
+* :func:`wide_model_rss`: the peak memory of a 100,000-input model simulated for 10,000
+  trials, in a child process of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from services.engine import native, simulate
+from services.engine.ir import Const, Model, Output, Sample
+from services.engine.serial import dump_model
+from services.engine.stats import StatsOptions
+
+SERVICE_OPTIONS = StatsOptions(exact_limit=100_000)  # the simulation service's default
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    """Fastest of ``repeat`` calls of ``fn``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _uniforms_of(model: Model) -> Model:
+    inputs = tuple(
+        Sample(s.stream, "uniform", (Const(0.0), Const(1.0)), s.name, s.address, seed=s.seed)
+        for s in model.inputs
+    )
+    return Model(inputs, (Output("u", "", inputs[0]),))
+
+
+def _inputs_of(model: Model) -> Model:
+    return replace(model, outputs=tuple(Output(s.name, s.address, s) for s in model.inputs))
+
+
+def split(model: Model, trials: int, repeat: int) -> dict[str, float]:
+    """Nanoseconds per trial of each phase (see the module docstring), and the total."""
+
+    def evaluate(m: Model) -> float:
+        ev = native.compile_native(m, seed=1)
+        return best(lambda: ev.evaluate(0, trials), repeat)
+
+    rng, transforms = evaluate(_uniforms_of(model)), evaluate(_inputs_of(model))
+    ev = native.compile_native(model, seed=1)
+    whole = best(lambda: ev.evaluate(0, trials), repeat)
+    stats = best(
+        lambda: simulate(model, trials=trials, seed=1, evaluator=ev, options=SERVICE_OPTIONS),
+        repeat,
+    )
+    per = 1e9 / trials
+    return {
+        "rng": rng * per,
+        "transforms": max(transforms - rng, 0.0) * per,
+        "formulas": max(whole - transforms, 0.0) * per,
+        "statistics": max(stats - whole, 0.0) * per,
+        "total": stats * per,
+    }
+
+
+def compile_times(model: Model) -> tuple[float, float]:
+    """(seconds to build with an empty cache, seconds when the library is cached), as a
+    worker does: the model's stored form at hand, its hash finds the library."""
+    stored = dump_model(model)
+    saved = os.environ.get("ALEA_HOME")
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["ALEA_HOME"] = home
+        try:
+            start = time.perf_counter()
+            native.compile_native(model, seed=1, key=hashlib.sha256(stored).hexdigest())
+            cold = time.perf_counter() - start
+            native._libraries.clear()  # the cached path dlopens the library again
+            start = time.perf_counter()
+            native.compile_native(model, seed=1, key=hashlib.sha256(stored).hexdigest())
+            cached = time.perf_counter() - start
+        finally:
+            if saved is None:
+                os.environ.pop("ALEA_HOME")
+            else:
+                os.environ["ALEA_HOME"] = saved
+    return cold, cached
+
+
+_WIDE = """
+import json, resource, sys, time
+from services.engine import simulate
+from services.engine.ir import Apply, Const, Model, Output, Sample
+n, trials = int(sys.argv[1]), int(sys.argv[2])
+normal = (Const(1.0), Const(0.1))
+xs = tuple(Sample(i, "normal", normal, f"A{i + 1}", f"Model!A{i + 1}") for i in range(n))
+model = Model(xs, (Output("total", "Model!B1", Apply("sum", xs)),))
+start = time.perf_counter()
+result = simulate(model, trials=trials, seed=1, backend="native").results()["total"]
+print(json.dumps({"seconds": time.perf_counter() - start, "mean": result.mean,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def wide_model_rss(inputs: int = 100_000, trials: int = 10_000) -> dict[str, float]:
+    """Peak RSS (bytes), seconds and mean of the wide model, in a child process."""
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _WIDE, str(inputs), str(trials)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
