@@ -447,7 +447,7 @@ def _pow(a: float, b: float) -> float:
         return NAN
     if a < 0 and b != int(b):
         return NAN
-    return a**b
+    return float(a**b)
 
 
 def _round(x: float, digits: float, mode: str) -> float:

@@ -238,7 +238,8 @@ class Lowerer:
         catalog.check_arity(expr.name, len(expr.args), fn.min_args, fn.max_args, self.where)
         handler = getattr(self, f"fn_{lname}", None)
         if handler is not None:
-            return handler(expr.args, sheet)
+            lowered: Value | Range = handler(expr.args, sheet)
+            return lowered
         return self.apply(lname, [self.numeric(self.lower(a, sheet), expr.name) for a in expr.args])
 
     def output(self, expr: Call, sheet: str) -> Const:

@@ -230,17 +230,21 @@ def _interpolate(u: np.ndarray, table: np.ndarray) -> np.ndarray:
 def _gamma_quantile(u: np.ndarray, a: Param) -> np.ndarray:
     table = None if np.ndim(a) else quantile_table("gamma", (float(a),))
     if table is None:
-        return special.gammaincinv(a, u)
+        exact: np.ndarray = special.gammaincinv(a, u)
+        return exact
     y = _interpolate(u, table)
-    return np.exp(y, out=y)
+    q: np.ndarray = np.exp(y, out=y)
+    return q
 
 
 def _beta_quantile(u: np.ndarray, a1: Param, a2: Param) -> np.ndarray:
     table = None if np.ndim(a1) or np.ndim(a2) else quantile_table("beta", (float(a1), float(a2)))
     if table is None:
-        return special.betaincinv(a1, a2, u)
+        exact: np.ndarray = special.betaincinv(a1, a2, u)
+        return exact
     y = _interpolate(u, table)
-    return special.expit(y, out=y)
+    q: np.ndarray = special.expit(y, out=y)
+    return q
 
 
 def _pert_shape(a: Param, c: Param, b: Param) -> tuple[Param, Param]:
@@ -255,7 +259,8 @@ def _pert_ppf(u: np.ndarray, a: Param, c: Param, b: Param) -> np.ndarray:
 
 def _pert_cdf(x: Param, a: Param, c: Param, b: Param) -> Param:
     a1, a2 = _pert_shape(a, c, b)
-    return special.betainc(a1, a2, np.clip((x - a) / (b - a), 0.0, 1.0))
+    p: Param = special.betainc(a1, a2, np.clip((x - a) / (b - a), 0.0, 1.0))
+    return p
 
 
 def _lognorm_moments(mean: Param, sd: Param) -> tuple[Param, Param]:
@@ -265,12 +270,14 @@ def _lognorm_moments(mean: Param, sd: Param) -> tuple[Param, Param]:
 
 def _lognorm_ppf(u: np.ndarray, mean: Param, sd: Param) -> np.ndarray:
     mu, sigma = _lognorm_moments(mean, sd)
-    return np.exp(mu + sigma * special.ndtri(u))
+    x: np.ndarray = np.exp(mu + sigma * special.ndtri(u))
+    return x
 
 
 def _lognorm_cdf(x: Param, mean: Param, sd: Param) -> Param:
     mu, sigma = _lognorm_moments(mean, sd)
-    return special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / sigma)
+    p: Param = special.ndtr((np.log(np.maximum(x, 0.0)) - mu) / sigma)
+    return p
 
 
 def discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
@@ -336,7 +343,8 @@ APPROX_VARIANCE = 2.0**20
 
 def _cornish_fisher(u: np.ndarray, mean: Param, sd: Param, skew: Param, top: Param) -> Param:
     z = special.ndtri(u)
-    return np.clip(np.ceil(mean + sd * (z + skew * (z * z - 1.0) / 6.0) - 0.5), 0.0, top)
+    x: Param = np.clip(np.ceil(mean + sd * (z + skew * (z * z - 1.0) / 6.0) - 0.5), 0.0, top)
+    return x
 
 
 def _poisson_moments(lam: Param) -> tuple[Param, Param, Param, Param, Param]:
@@ -387,7 +395,8 @@ def _cumul_ppf(u: np.ndarray, lo: Param, hi: Param, xs: Table, ps: Table) -> np.
     x0 = np.where(seg == 1, lo, inner_x[np.clip(seg - 2, 0, max(k - 1, 0))] if k else lo)
     x1 = np.where(seg == k + 1, hi, inner_x[np.clip(seg - 1, 0, max(k - 1, 0))] if k else hi)
     p0, p1 = grid[seg - 1], grid[seg]
-    return x0 + (u - p0) / (p1 - p0) * (x1 - x0)
+    x: np.ndarray = x0 + (u - p0) / (p1 - p0) * (x1 - x0)
+    return x
 
 
 def _cumul_cdf(x: Param, lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
@@ -410,7 +419,8 @@ def _cumul_valid(lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
 
 
 def _weibull_ppf(u: np.ndarray, alpha: Param, beta: Param) -> np.ndarray:
-    return beta * (-np.log1p(-u)) ** (1.0 / alpha)
+    x: np.ndarray = beta * (-np.log1p(-u)) ** (1.0 / alpha)
+    return x
 
 
 def _ordered(a: Param, c: Param, b: Param) -> Param:
@@ -484,7 +494,7 @@ DISTRIBUTIONS: dict[str, _Dist] = {
 
 
 def truncation_cdfs(
-    distribution: str, params: tuple, lo: float | None, hi: float | None
+    distribution: str, params: tuple[Param | Table, ...], lo: float | None, hi: float | None
 ) -> tuple[Param, Param]:
     """``(P(X < lo), P(X <= hi))`` of a truncation window (0 and 1 for an open side)."""
     dist = DISTRIBUTIONS[distribution]
@@ -498,7 +508,11 @@ def truncation_cdfs(
 
 
 def _truncated(
-    distribution: str, u: np.ndarray, params: tuple, lo: float | None, hi: float | None
+    distribution: str,
+    u: np.ndarray,
+    params: tuple[Param | Table, ...],
+    lo: float | None,
+    hi: float | None,
 ) -> np.ndarray:
     dist = DISTRIBUTIONS[distribution]
     f_lo, f_hi = truncation_cdfs(distribution, params, lo, hi)

@@ -173,7 +173,7 @@ def _from_pickle(data: bytes) -> Model:
 
 def _num(x: float) -> float | str:
     """A float as JSON: itself when finite, else ``"nan"``, ``"inf"`` or ``"-inf"``."""
-    return x if math.isfinite(x) else repr(float(x))
+    return float(x) if math.isfinite(x) else repr(float(x))
 
 
 def _bound(x: float | None) -> float | str | None:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +71,9 @@ def literal(x: float) -> str:
         return "INFINITY" if x > 0 else "(-INFINITY)"
     return f"({float(x).hex()})" if x < 0 else float(x).hex()
 
+
+Args = tuple[Any, ...]
+"""A node's operands as C: expressions (``str``), and ``Table``s where a function takes a range."""
 
 _CONSTANT_BYTES = 48 * 1024  # of the 64 KiB constant bank; larger tables live in global memory
 _CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
@@ -124,11 +129,11 @@ class _Writer:
         self._data_size = 0
         self.lines: list[str] = []
         self.tables: list[str] = []
-        self._table_names: dict[tuple, str] = {}
+        self._table_names: dict[tuple[float, ...], str] = {}
         self._table_bytes = 0
         self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
-        self._by_key: dict[tuple, str] = {}
+        self._by_key: dict[tuple[object, ...], str] = {}
         self._offsets: list[tuple[int, np.ndarray]] = []
 
     # -- tables
@@ -189,7 +194,7 @@ class _Writer:
         self.lines.append(f"  const double {var} = {expr};")
         return var
 
-    def _emit(self, node: Node, args: tuple) -> str:
+    def _emit(self, node: Node, args: Args) -> str:
         if isinstance(node, Const):
             return literal(node.value)
         expr = self._sample(node, args) if isinstance(node, Sample) else self._apply(node, args)
@@ -233,7 +238,7 @@ class _Writer:
             and _constants(a) == _constants(b)
         )
 
-    def _sample(self, s: Sample, args: tuple, u: str = "") -> str:
+    def _sample(self, s: Sample, args: Args, u: str = "") -> str:
         if not u:
             u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
         d = s.distribution
@@ -288,7 +293,7 @@ class _Writer:
             )
         return f"(({valid}) && {finite}) ? {value} : NAN"
 
-    def _apply(self, node: Apply, args: tuple) -> str:
+    def _apply(self, node: Apply, args: Args) -> str:
         fn = node.fn
         if any(isinstance(a, Table) for a in args) and fn not in _TABLE_OK:
             args = tuple(v for a in args for v in _flatten(a))
@@ -396,7 +401,7 @@ def _layout(table: np.ndarray) -> np.ndarray:
     return np.concatenate([[float(table.size)], table])
 
 
-def _flatten(a) -> list[str]:
+def _flatten(a: str | Table) -> list[str]:
     return [literal(v) for v in a.values] if isinstance(a, Table) else [a]
 
 
@@ -409,7 +414,7 @@ def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
     return f"{lo} < {hi} && {lo} <= {first} && {last} <= {hi}"
 
 
-def _fold(w: _Writer, op: str, args: tuple) -> str:
+def _fold(w: _Writer, op: str, args: Args) -> str:
     """``op`` applied left to right, one helper statement per step (no deep nesting)."""
     acc = args[0]
     for a in args[1:-1]:
@@ -422,7 +427,7 @@ _TERMS = 64  # terms per statement of a long sum
 _STORED = re.compile(r"x\[(\d+) \* stride\]")
 
 
-def _sum(w: _Writer, args: tuple) -> str:
+def _sum(w: _Writer, args: Args) -> str:
     """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting. A long
     sum is a running total over statements of at most ``_TERMS`` terms, and consecutive
     inputs (``SUM(A1:A100000)``) a loop, so the source grows with the model's cells and
@@ -445,7 +450,7 @@ def _sum(w: _Writer, args: tuple) -> str:
     return total
 
 
-def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
+def _runs(args: Args) -> list[tuple[int, int, str | None]]:
     """``args`` as (start, end, None) for one term, or (first stream, end stream, "x") for
     at least ``_RUN`` consecutive stored inputs ``x[k * stride]``, in order."""
     out: list[tuple[int, int, str | None]] = []
@@ -465,8 +470,8 @@ def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
     return out
 
 
-def _logical(op: str):
-    def emit(w: _Writer, args: tuple) -> str:
+def _logical(op: str) -> Callable[[_Writer, Args], str]:
+    def emit(w: _Writer, args: Args) -> str:
         err = " || ".join(f"isnan({a})" for a in args)
         body = f" {op} ".join(f"({a} != 0.0)" for a in args)
         return f"(({err}) ? NAN : xl_bool({body}))"
@@ -474,7 +479,7 @@ def _logical(op: str):
     return emit
 
 
-def _sumproduct(w: _Writer, args: tuple) -> str:
+def _sumproduct(w: _Writer, args: Args) -> str:
     """Constant Tables fold (as numpy_backend); the front end lowers uncertain ranges to
     ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
     if len(args) > 1 and all(isinstance(a, Table) for a in args):
@@ -482,7 +487,7 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
     return _sum(w, tuple(v for a in args for v in _flatten(a)))
 
 
-def _npv(w: _Writer, args: tuple) -> str:
+def _npv(w: _Writer, args: Args) -> str:
     """As numpy_backend: growth multiplied by (1 + rate) per period, terms summed in order."""
     rate, values = args[0], args[1:]
     base = w.aux(f"(1.0 + {rate})")
@@ -493,7 +498,7 @@ def _npv(w: _Writer, args: tuple) -> str:
     return acc
 
 
-def _pow(args: tuple) -> str:
+def _pow(args: Args) -> str:
     """``^``: a small whole constant exponent by multiplications (within a few ulps of
     ``pow``, several times faster: growth factors ``(1+g)^(year-1)``), else ``pow``; Excel's
     errors either way (NaN in, overflow out)."""
@@ -513,39 +518,39 @@ def _whole(text: str) -> int | None:
     return int(value) if math.isfinite(value) and value == int(value) else None
 
 
-def _choose(w: _Writer, args: tuple) -> str:
+def _choose(w: _Writer, args: Args) -> str:
     k = w.aux(f"floor({args[0]})")
     cases = " : ".join(f"{k} == {i}.0 ? {v}" for i, v in enumerate(args[1:], start=1))
     return f"({cases} : NAN)"
 
 
-def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
+def _table_arg(w: _Writer, t: str | Table, fn: str) -> tuple[str, int, int]:
     if not isinstance(t, Table):
         raise FormulaError("needs a constant range", "", fn)
     return w.table(t.values), t.rows, t.cols
 
 
-def _index(w: _Writer, args: tuple) -> str:
+def _index(w: _Writer, args: Args) -> str:
     name, rows, cols = _table_arg(w, args[0], "index")
     if len(args) == 2:
         return f"xl_index({name}, {rows}, {cols}, {args[1]})"
     return f"xl_pick({name}, {rows}, {cols}, {args[1]}, {args[2]})"
 
 
-def _match(w: _Writer, args: tuple) -> str:
+def _match(w: _Writer, args: Args) -> str:
     name, rows, cols = _table_arg(w, args[1], "match")
     kind = args[2] if len(args) > 2 else "1.0"
     return f"xl_position({name}, {rows * cols}, 1, {args[0]}, {kind})"
 
 
-def _vlookup(w: _Writer, args: tuple) -> str:
+def _vlookup(w: _Writer, args: Args) -> str:
     name, rows, cols = _table_arg(w, args[1], "vlookup")
     exact = f"(({args[3]}) == 0.0 ? 0.0 : 1.0)" if len(args) > 3 else "1.0"
     return f"xl_vlookup({args[0]}, {name}, {rows}, {cols}, {args[2]}, {exact})"
 
 
-def _finance(name: str):
-    def emit(w: _Writer, args: tuple) -> str:
+def _finance(name: str) -> Callable[[_Writer, Args], str]:
+    def emit(w: _Writer, args: Args) -> str:
         full = [*args, "0.0", "0.0"][:5]
         return f"xl_{name}({', '.join(full)})"
 
@@ -553,7 +558,7 @@ def _finance(name: str):
 
 
 _TABLE_OK = {"index", "match", "vlookup", "sumproduct"}
-_SPECIAL = {
+_SPECIAL: dict[str, Callable[[_Writer, Args], str]] = {
     "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
     "and": _logical("&&"),
     "or": _logical("||"),

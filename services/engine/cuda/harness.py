@@ -91,7 +91,7 @@ class HostHarness:
 
     def evaluate(
         self, seed: int, first: int, count: int, uniforms: np.ndarray | None = None
-    ) -> tuple[dict, dict]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(outputs, inputs) by name, as ``Evaluator.evaluate``; ``uniforms`` (inputs × count)
         replaces the Philox draws (Latin Hypercube)."""
         draw = uniforms is None

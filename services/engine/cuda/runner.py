@@ -36,12 +36,12 @@ def gpu_available() -> bool:
         import pycuda.driver as drv
 
         drv.init()
-        return drv.Device.count() > 0
+        return bool(drv.Device.count() > 0)
     except Exception:  # no pycuda, no libcuda, no device, driver mismatch: all mean "no"
         return False
 
 
-def devices() -> list[dict]:
+def devices() -> list[dict[str, Any]]:
     """The CUDA devices seen (name, memory in bytes, compute capability); [] when none."""
     if not gpu_available():
         return []
