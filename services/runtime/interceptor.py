@@ -2,7 +2,8 @@
 
 In order, before the handler: request id (``x-request-id`` or a new one, returned in
 trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
-``(alea.access.v1.rule)``, request validation (each message of a client stream too).
+``(alea.access.v1.rule)``, request validation (each message of a client stream too; a
+request whose bytes do not parse is INVALID_ARGUMENT, see ``validation.Undecodable``).
 Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), anything
 else to INTERNAL with an error id, one JSON log line and one duration sample per RPC.
 Unary and streaming handlers, async functions and async generators, are all wrapped.
@@ -32,7 +33,7 @@ from services.runtime.errors import (
     to_status,
 )
 from services.runtime.telemetry import rpc_duration
-from services.runtime.validation import validate
+from services.runtime.validation import tolerant, validate
 
 __all__ = ["RuntimeInterceptor"]
 
@@ -215,7 +216,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             return run
 
         serializers = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:

@@ -165,3 +165,34 @@ def test_rest_list_for_a_single_value_names_the_field(rest: RestClient) -> None:
     reply = rest.request("POST", "/v1/auth:login", {"email": ["a"], "password": "x"})
     assert reply.status == 400, reply.text
     assert _violations(reply.body) == ["email"], reply.text
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/users/%FF", "user_id"),
+        ("/v1/users?pageToken=%FF", "page_token"),
+        ("/v1/files/%C3%28", "file_id"),
+        ("/v1/files?filter=%FF", "filter"),
+        ("/v1/simulations/%FF", "simulation_id"),
+        ("/v1/simulations/%FF:watch", "simulation_id"),
+        ("/v1/simulations?orderBy=%FF%FE", "order_by"),
+        ("/v1/models/%ED%A0%80", "model_id"),  # an encoded UTF-16 surrogate
+    ],
+)
+def test_rest_invalid_utf8_is_400_naming_the_field(
+    rest: RestClient, tenants: Tenants, path: str, field: str
+) -> None:
+    reply = rest.request("GET", path, headers=tenants.a.headers)
+    assert reply.status == 400, reply.text
+    assert reply.body["code"] == INVALID_ARGUMENT
+    assert _violations(reply.body) == [field], reply.text
+    assert "DecodeError" not in reply.text and "<class" not in reply.text
+
+
+def test_rest_invalid_utf8_on_the_public_login_is_400(rest: RestClient) -> None:
+    reply = rest.request(
+        "POST", "/v1/auth:login", raw=b'{"email": "\xff@example.com", "password": "x"}'
+    )
+    assert reply.status == 400, reply.text
+    assert reply.body["code"] == INVALID_ARGUMENT
