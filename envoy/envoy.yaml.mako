@@ -298,15 +298,16 @@ ${indent(capture(transcoder, sse=True), 20)}
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: ${max_request_bytes}
-          # Finishes REST replies the transcoder shapes only partly (after it on the way out):
-          # server streams are labelled NDJSON, and its own 400s (a JSON value of the wrong
-          # type, two members of a oneof) get google.rpc.BadRequest naming the field.
+          # edge.lua: drops request headers that cannot be gRPC metadata, and finishes REST
+          # replies the transcoder shapes only partly (after it on the way out): server
+          # streams are labelled NDJSON, and its own 400s (a JSON value of the wrong type, two
+          # members of a oneof) get google.rpc.BadRequest naming the field.
           - name: envoy.filters.http.lua
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
               default_source_code:
                 inline_string: |
-${indent(rest_replies_lua, 18)}
+${indent(edge_lua, 18)}
           - name: envoy.filters.http.grpc_json_transcoder
             typed_config:
 ${indent(capture(transcoder, sse=False), 14)}

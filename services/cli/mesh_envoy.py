@@ -37,7 +37,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.mako"
-REST_REPLIES_LUA = ROOT / "envoy" / "rest_replies.lua"
+EDGE_LUA = ROOT / "envoy" / "edge.lua"
 DESCRIPTOR_SET = ROOT / "gen" / "descriptors" / "alea.binpb"
 OPENAPI_DOCUMENT = ROOT / "gen" / "openapi" / "alea.json"
 # Envoy serves /openapi.json itself, as a direct response of at most this size.
@@ -210,7 +210,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         max_connections=settings.max_connections,
         max_direct_response_bytes=MAX_OPENAPI_BYTES,
         openapi=settings.openapi,
-        rest_replies_lua=REST_REPLIES_LUA.read_text(),
+        edge_lua=EDGE_LUA.read_text(),
         reflection_services=REFLECTION_SERVICES,
         services=upstreams,
         indent=_indent,

@@ -309,3 +309,12 @@ def test_openapi_document_is_served_and_names_every_routed_rest_binding(
     assert ("get", "/v1/simulations/{simulation_id}:watch") in operations
     assert ("get", "/.well-known/jwks.json") in operations
     assert len(operations) >= 30
+
+
+def test_headers_that_cannot_be_grpc_metadata_are_dropped(rest: RestClient, tenants) -> None:
+    # Valid HTTP/1.1, invalid gRPC metadata: before, the service refused the call as INTERNAL.
+    odd = {"%zk4k+": "x", "a|b": "y", "x-latin": "caf\xe9"}
+    reply = rest.request(
+        "GET", f"/v1/users/{tenants.a.user_id}", headers={**tenants.a.headers, **odd}
+    )
+    assert reply.status == 200, reply.text

@@ -1,4 +1,23 @@
--- Runs on every response of the edge, after the gRPC-JSON transcoder (see envoy.yaml.mako).
+-- Runs on every request of the edge before the gRPC-JSON transcoder, and on every response
+-- after it (see envoy.yaml.mako).
+
+-- Headers travel upstream as gRPC metadata, whose keys are [0-9a-z_.-] and whose values are
+-- printable ASCII (or any bytes for "-bin" keys); gRPC refuses a whole call with another
+-- header as INTERNAL. HTTP allows more, and a header Alea does not know means nothing to it,
+-- so such headers are dropped here.
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local invalid = {}
+  for key, value in pairs(headers) do
+    local binary = key:sub(-4) == "-bin"
+    if key:sub(1, 1) ~= ":" and (key:find("[^0-9a-z_.%-]") or (not binary and value:find("[^\32-\126]"))) then
+      invalid[#invalid + 1] = key
+    end
+  end
+  for _, key in ipairs(invalid) do
+    headers:remove(key)
+  end
+end
 
 -- A REST reply of a server-streaming RPC is newline-delimited JSON, one message a line.
 local function label_ndjson(handle, headers)
