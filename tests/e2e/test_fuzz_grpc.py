@@ -21,14 +21,14 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.internal import encoder
 from google.protobuf.message import Message
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.cli.mesh_envoy import edge_rpcs
 from services.cli.mesh_procs import implemented_services
 from services.runtime.reflection import _load_contracts
 from tests.e2e.conftest import Tenants
-from tests.support.fuzz import CASES, leaked
+from tests.support.fuzz import CASES, fixed_budget, leaked
 from tests.support.mesh import Mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -185,14 +185,7 @@ def test_every_grpc_method_survives_generated_input(
     metadata = () if public else tenants.a.metadata
 
     @given(data=spoiled(method.input_type))
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
+    @fixed_budget(EXAMPLES)
     def survives(data: bytes) -> None:
         CASES[f"gRPC {method.containing_service.name}"] += 1
         try:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.cli.mesh_envoy import OPENAPI_DOCUMENT
 from services.cli.mesh_procs import implemented_services
 from tests.e2e.conftest import Tenants
-from tests.support.fuzz import CASES, leaked
+from tests.support.fuzz import CASES, fixed_budget, leaked
 from tests.support.mesh import Mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,14 +57,7 @@ def test_every_rest_operation_survives_generated_input(
     )
 
     @given(case=cases)
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-        database=None,
-    )
+    @fixed_budget(EXAMPLES)
     def survives(case: schemathesis.Case) -> None:
         response = case.call(
             base_url=f"https://localhost:{mesh.layout.edge_port}",

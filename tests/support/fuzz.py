@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["CASES", "LEAKS", "leaked"]
+from hypothesis import HealthCheck, Phase, settings
+
+__all__ = ["CASES", "LEAKS", "fixed_budget", "leaked"]
 
 CASES: Counter[str] = Counter()
 """Cases sent, by ``"<transport> <service>"``."""
@@ -20,3 +22,16 @@ LEAKS = ("Traceback", "<class", "DecodeError", "Exception", "sqlalchemy", "async
 def leaked(text: str) -> str | None:
     """The first internal-looking word in ``text``, or None."""
     return next((word for word in LEAKS if word in text), None)
+
+
+def fixed_budget(examples: int) -> settings:
+    """Hypothesis settings for CI: ``examples`` cases, reproducible, no deadline per case,
+    no shrinking (a failure is reported as found) and no example database."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
