@@ -163,10 +163,10 @@ def workbook_bytes(book) -> bytes:
 def worker_processes(model, trials: int, processes: int, threads: int) -> float:
     """trials/s of one simulation shared by ``processes`` worker processes (one SQLite queue)."""
     from services.runtime.db import Database
+    from services.simulation.app import MIGRATIONS
     from services.simulation.config import SimulationConfig
     from services.simulation.domain import SimulationRequest, Simulations
     from services.simulation.hub import Hub
-    from services.simulation.service import MIGRATIONS
     from services.simulation.store import Store
     from tests.integration.simulation.models import insert_model
 

@@ -14,15 +14,16 @@ from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import Settings
 from services.runtime.db import Database
+from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
-from services.runtime.server import Mount
+from services.runtime.server import Mount, Service
 
 __all__ = ["MIGRATIONS", "build"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def build(settings: Settings, db: Database) -> tuple[list[Mount], Authenticator]:
+async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     """The identity servicer, and an authenticator that checks credentials in-process:
     identity is the source of keys, so it neither calls itself nor caches API keys
     (a revoked key stops working at once here)."""
@@ -35,4 +36,4 @@ async def build(settings: Settings, db: Database) -> tuple[list[Mount], Authenti
     mount = Mount(descriptor, servicer, identity_pb2_grpc.add_IdentityServiceServicer_to_server)
     verifier = TokenVerifier(keys.jwks, min_refresh=0)
     authenticator = Authenticator(verifier, ApiKeyCache(api_keys.verify, ttl=0))
-    return [mount], authenticator
+    return Service([mount], authenticator)

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,10 +39,13 @@ _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id 
 class Quotas(Protocol):
     """The tenant's limits (identity): raise ResourceExhausted naming the limit."""
 
-    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
+    async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
 
 
-FetchFile = Callable[[str, tuple[tuple[str, str], ...]], Awaitable[bytes]]
+class Files(Protocol):
+    """Workbooks stored in the files service, read with the user's own credentials."""
+
+    async def download(self, file_id: str, credentials: Sequence[tuple[str, str]]) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,12 @@ class Simulations:
         config: SimulationConfig,
         *,
         quotas: Quotas | None = None,
-        fetch_file: FetchFile | None = None,
+        files: Files | None = None,
         wake: Callable[[], None] = lambda: None,
         cancel_local: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.store, self.hub, self.config = store, hub, config
-        self.quotas, self.fetch_file = quotas, fetch_file
+        self.quotas, self.files = quotas, files
         self.wake, self.cancel_local = wake, cancel_local
 
     # -- models ---------------------------------------------------------------------------
@@ -175,9 +178,9 @@ class Simulations:
                 return earlier
         file_id = source.file_id
         if file_id is not None:
-            if self.fetch_file is None:
+            if self.files is None:
                 raise FailedPrecondition("the files service is not configured")
-            source = ModelSource(workbook=await self.fetch_file(file_id, source.credentials))
+            source = ModelSource(workbook=await self.files.download(file_id, source.credentials))
         if source.workbook is not None and len(source.workbook) > self.config.max_workbook_bytes:
             limit = self.config.max_workbook_bytes
             raise InvalidArgument("workbook", f"larger than the {limit} byte limit")
@@ -255,7 +258,7 @@ class Simulations:
                 if request.request_id
                 else simulation_id
             )
-            await self.quotas.reserve(tenant_id, request.trials, reservation)
+            await self.quotas.reserve_trials(tenant_id, request.trials, reservation)
         record = SimulationRecord(
             id=simulation_id,
             tenant_id=tenant_id,

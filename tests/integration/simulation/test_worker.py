@@ -180,7 +180,7 @@ class Ledger:
     def __init__(self) -> None:
         self.reserved: dict[str, int] = {}
 
-    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None:
+    async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None:
         self.reserved.setdefault(f"{tenant_id}/{reservation_id}", trials)
 
 
