@@ -228,7 +228,7 @@ async def _workers_at_least(store, count: int) -> bool:
 
 
 async def _finished(store, simulation_id: str) -> bool:
-    record = await store.get_simulation(simulation_id)
+    record = await store.get_simulation("bench", simulation_id)
     if record.state in ("FAILED", "CANCELLED"):
         raise RuntimeError(f"simulation {record.state}: {record.state_reason}")
     return record.state == "SUCCEEDED"

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import math
 import pickle
-import re
 import secrets
 import time
 import uuid
@@ -24,15 +23,15 @@ from services.engine.errors import ModelError
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.listing import ListRequest, Page
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Event, Hub
-from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
+from services.simulation.store import ModelRecord, SimulationRecord, Store
 
 SAMPLINGS = ("mc", "lhs")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU")
 MAX_TRIALS = 10**10
-MAX_PAGE_SIZE = 1000
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
 
@@ -117,32 +116,6 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
         raise InvalidArgument(field, reason) from None
 
 
-def parse_filter(text: str, allowed: dict[str, tuple[str, ...] | None]) -> dict[str, str]:
-    """A small AIP-160 subset: ``field = value`` clauses joined by ``AND``.
-
-    ``allowed`` maps each filterable field to its permitted values (None: any string).
-    """
-    filters: dict[str, str] = {}
-    for clause in filter(None, (c.strip() for c in re.split(r"\s+AND\s+", text.strip()))):
-        match = re.fullmatch(r'(\w+)\s*=\s*"?([^"]*)"?', clause)
-        if match is None:
-            raise InvalidArgument("filter", f"expected `field = value`, got {clause!r}")
-        name, value = match.groups()
-        if name not in allowed:
-            raise InvalidArgument("filter", f"cannot filter on {name!r}; use {sorted(allowed)}")
-        values = allowed[name]
-        if values is not None and value not in values:
-            raise InvalidArgument("filter", f"{name} must be one of {', '.join(values)}")
-        filters[name] = value
-    return filters
-
-
-def _page_size(page_size: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(page_size or 50, MAX_PAGE_SIZE)
-
-
 class Simulations:
     """Models, simulations and results of all tenants, over one store."""
 
@@ -209,16 +182,13 @@ class Simulations:
             raise NotFound("model", model_id)
         return record
 
-    async def output_addresses(self, model_id: str) -> dict[str, str]:
+    async def output_addresses(self, tenant_id: str, model_id: str) -> dict[str, str]:
         """Output name → cell address of a model, deleted or not (for results)."""
-        summary = await self.store.model_summary(model_id)
+        summary = await self.store.model_summary(tenant_id, model_id)
         return {o["name"]: o["address"] for o in summary["outputs"]} if summary else {}
 
-    async def list_models(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
-        filters = parse_filter(text, {"display_name": None})
-        return await self.store.list_models(
-            tenant_id, _page_size(page_size), _token(token), filters.get("display_name")
-        )
+    async def list_models(self, tenant_id: str, request: ListRequest) -> Page[ModelRecord]:
+        return await self.store.list_models(tenant_id, request)
 
     async def delete_model(self, tenant_id: str, model_id: str) -> None:
         if not await self.store.delete_model(tenant_id, model_id, time.time()):
@@ -297,17 +267,15 @@ class Simulations:
         return chunk * max(math.ceil(chunks / self.config.max_segments), fewest)
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
-        record = await self.store.get_simulation(simulation_id, tenant_id)
+        record = await self.store.get_simulation(tenant_id, simulation_id)
         if record is None:
             raise NotFound("simulation", simulation_id)
         return record
 
-    async def list_simulations(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
-        states = (st.QUEUED, st.RUNNING, st.SUCCEEDED, st.FAILED, st.CANCELLED)
-        filters = parse_filter(text, {"state": states, "model_id": None})
-        return await self.store.list_simulations(
-            tenant_id, _page_size(page_size), _token(token), filters
-        )
+    async def list_simulations(
+        self, tenant_id: str, request: ListRequest
+    ) -> Page[SimulationRecord]:
+        return await self.store.list_simulations(tenant_id, request)
 
     async def cancel_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
         """Cancel a queued or running simulation; a finished one is FAILED_PRECONDITION."""
@@ -337,7 +305,7 @@ class Simulations:
     ) -> tuple[SimulationRecord, dict[str, Any]]:
         """(simulation, results per output); FAILED_PRECONDITION until it has succeeded."""
         record = await self.get_simulation(tenant_id, simulation_id)
-        data = await self.store.get_results(simulation_id)
+        data = await self.store.get_results(tenant_id, simulation_id)
         if record.state != st.SUCCEEDED or data is None:
             raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
         return record, data
@@ -345,15 +313,6 @@ class Simulations:
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
-
-
-def _token(token: str) -> str:
-    if token:
-        try:
-            st.decode_token(token)
-        except ValueError:
-            raise InvalidArgument("page_token", "malformed page token") from None
-    return token
 
 
 def _check(request: SimulationRequest) -> None:
