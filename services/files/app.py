@@ -18,6 +18,7 @@ from services.files.api import FilesServicer
 from services.files.blobs import LocalBlobStore
 from services.files.config import add_dev_master_key, load_files_settings
 from services.files.domain import Files, rotate_master_keys
+from services.files.store import FileStore
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
 from services.runtime.peers import Peers
@@ -37,7 +38,7 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
     files_settings = load_files_settings(settings.home)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
     files = Files(
-        database,
+        FileStore(database),
         blobs,
         files_settings.master_keys,
         peers.identity,
@@ -62,7 +63,7 @@ async def _rotate(new_dev_key: bool) -> int:
     database = Database(settings.database_url, MIGRATIONS)
     await database.open()
     try:
-        count = await rotate_master_keys(database, keys)
+        count = await rotate_master_keys(FileStore(database), keys)
     finally:
         await database.close()
     print(f"re-wrapped {count} data keys under master key {keys.current_id}")
