@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from services.identity.app import MIGRATIONS, build
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import Authenticator
 from services.runtime.clients import secure_channel
@@ -64,7 +65,7 @@ async def identity_in_process(home: Path, mounts_hook=None) -> AsyncIterator[Sub
         if mounts_hook is not None:
             mounts = mounts_hook(mounts)
         async with running("identity", mounts, settings, auth) as (server, port):
-            keys = SigningKeys(db, load_kek(home / "pki"))
+            keys = SigningKeys(IdentityStore(db), load_kek(home / "pki"))
             yield Subject(server, port, home, db, keys)
     finally:
         await db.close()
