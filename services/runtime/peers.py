@@ -50,7 +50,7 @@ def _failed(
 
 
 class IdentityClient:
-    """Identity: signing keys, API keys, trial quotas and storage limits."""
+    """Identity: signing keys, API keys, trial quotas, storage limits, preferences."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
@@ -94,6 +94,18 @@ class IdentityClient:
         except grpc.aio.AioRpcError as exc:
             passing = frozenset({_CODE.RESOURCE_EXHAUSTED})
             raise _failed("identity", "reserve trials", exc, passing) from None
+
+    async def default_seed(self, user_id: str, credentials: Credentials) -> int | None:
+        """The seed the user prefers when a simulation leaves it unset (None: no
+        preference), read with the user's own ``credentials``."""
+        request = identity_pb2.GetUserRequest(user_id=user_id)
+        try:
+            user = await self._stub.GetUser(request, metadata=credentials, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            passing = frozenset({_CODE.UNAUTHENTICATED})
+            raise _failed("identity", "read the user's preferences", exc, passing) from None
+        preferences = user.preferences
+        return preferences.default_seed if preferences.HasField("default_seed") else None
 
     async def storage_limit(self, tenant_id: str) -> int:
         """Bytes the tenant may store."""

@@ -21,6 +21,12 @@ from services.simulation.store import SimulationRecord
 _FORWARDED = ("authorization", "x-api-key")
 
 
+def _credentials(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
+    """The caller's own credentials, to act on their behalf towards another service."""
+    metadata = context.invocation_metadata() or ()
+    return tuple((k, v) for k, v in metadata if k in _FORWARDED and isinstance(v, str))
+
+
 def _list_request(request: pb.ListModelsRequest | pb.ListSimulationsRequest) -> ListRequest:
     return ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
 
@@ -38,9 +44,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         if which == "workbook":
             source = ModelSource(workbook=request.workbook)
         elif which == "file_id":
-            metadata = context.invocation_metadata() or ()
-            credentials = tuple((k, v) for k, v in metadata if k in _FORWARDED)
-            source = ModelSource(file_id=request.file_id, credentials=credentials)
+            source = ModelSource(file_id=request.file_id, credentials=_credentials(context))
         else:
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
@@ -79,6 +83,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             priority=request.priority,
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
+            credentials=_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)

@@ -62,6 +62,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         config,
         quotas=peers.identity,
         files=peers.files,
+        users=peers.identity,
         wake=workers[0].wake.set if workers else lambda: None,
         cancel_local=cancel_local,
     )

@@ -41,6 +41,14 @@ class Quotas(Protocol):
     async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
 
 
+class Users(Protocol):
+    """Users' preferences (identity), read with the user's own credentials."""
+
+    async def default_seed(
+        self, user_id: str, credentials: Sequence[tuple[str, str]]
+    ) -> int | None: ...
+
+
 class Files(Protocol):
     """Workbooks stored in the files service, read with the user's own credentials."""
 
@@ -75,6 +83,8 @@ class SimulationRequest:
     priority: int = 0
     request_id: str = ""
     bypass_cache: bool = False
+    # The caller's own credentials: their preferences are read with them when seed is None.
+    credentials: tuple[tuple[str, str], ...] = ()
 
 
 def _describe(value: ir.Node | ir.Table) -> str:
@@ -127,11 +137,12 @@ class Simulations:
         *,
         quotas: Quotas | None = None,
         files: Files | None = None,
+        users: Users | None = None,
         wake: Callable[[], None] = lambda: None,
         cancel_local: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.store, self.hub, self.config = store, hub, config
-        self.quotas, self.files = quotas, files
+        self.quotas, self.files, self.users = quotas, files, users
         self.wake, self.cancel_local = wake, cancel_local
 
     # -- models ---------------------------------------------------------------------------
@@ -191,8 +202,15 @@ class Simulations:
         return await self.store.list_models(tenant_id, request)
 
     async def delete_model(self, tenant_id: str, model_id: str) -> None:
-        if not await self.store.delete_model(tenant_id, model_id, time.time()):
+        """Delete a model; FAILED_PRECONDITION while one of its simulations is queued or
+        running (its results and finished simulations keep their model)."""
+        outcome = await self.store.delete_model(tenant_id, model_id, time.time())
+        if outcome == "absent":
             raise NotFound("model", model_id)
+        if outcome == "in use":
+            raise FailedPrecondition(
+                f"model {model_id} has queued or running simulations; cancel them first"
+            )
 
     # -- simulations ----------------------------------------------------------------------
 
@@ -211,7 +229,7 @@ class Simulations:
             if earlier is not None:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
-        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling)
         cached = None
         if not request.bypass_cache and self.config.cache_ttl_seconds > 0:
@@ -259,6 +277,22 @@ class Simulations:
             self.wake()
         return stored
 
+    async def _seed(self, user_id: str, request: SimulationRequest) -> int:
+        """The request's seed; unset, the user's default seed, else a random one."""
+        if request.seed is not None:
+            return request.seed
+        preferred = None
+        if self.users is not None:
+            preferred = await self.users.default_seed(user_id, request.credentials)
+        if preferred is None:
+            return secrets.randbits(63)
+        if not 0 <= preferred < 2**63:
+            raise FailedPrecondition(
+                f"seed is unset and the default seed of your preferences ({preferred}) is "
+                "not within 0..2^63-1: set seed, or change preferences.default_seed"
+            )
+        return preferred
+
     def _segment(self, chunk: int, trials: int) -> int:
         """Trials per segment: whole chunks, at most ``max_segments`` segments, and at
         least ``min_segment_trials`` (rounded up to whole chunks) unless that is all."""
@@ -278,10 +312,9 @@ class Simulations:
         return await self.store.list_simulations(tenant_id, request)
 
     async def cancel_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
-        """Cancel a queued or running simulation; a finished one is FAILED_PRECONDITION."""
-        record = await self.get_simulation(tenant_id, simulation_id)
+        """Cancel a queued or running simulation; a finished one is returned as it is."""
         if not await self.store.cancel(tenant_id, simulation_id, "cancelled by user", time.time()):
-            raise FailedPrecondition(f"simulation {simulation_id} is already {record.state}")
+            return await self.get_simulation(tenant_id, simulation_id)  # ended, or NotFound
         self.cancel_local(simulation_id)
         record = await self.get_simulation(tenant_id, simulation_id)
         self.hub.publish(simulation_id, record)

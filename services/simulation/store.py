@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from services.runtime.db import Database, rowcount
+from services.runtime.errors import NotFound
 from services.runtime.listing import (
     Listing,
     ListRequest,
@@ -322,19 +323,40 @@ class Store:
         items, token = query.page(rows)
         return Page([ModelRecord(**item) for item in items], token)
 
-    async def delete_model(self, tenant_id: str, model_id: str, now: float) -> bool:
-        """Soft delete (simulations and results keep pointing at it); False if absent."""
+    async def delete_model(
+        self, tenant_id: str, model_id: str, now: float
+    ) -> Literal["deleted", "absent", "in use"]:
+        """Soft delete (simulations and results keep pointing at it), unless one of its
+        simulations is queued or running ("in use").
+
+        The model's row is locked first (PostgreSQL; SQLite's write lock serialises it
+        anyway) and :meth:`insert_simulation` locks it too, so a simulation created
+        meanwhile is either counted here or refused there.
+        """
+        live = (
+            models.c.id == model_id,
+            models.c.tenant_id == tenant_id,
+            models.c.delete_time.is_(None),
+        )
         async with self.db.transaction() as session:
-            result = await session.execute(
-                update(models)
+            found = await session.scalar(select(models.c.id).where(*live).with_for_update())
+            if found is None:
+                return "absent"
+            active = await session.scalar(
+                select(func.count())
+                .select_from(simulations)
                 .where(
-                    models.c.id == model_id,
-                    models.c.tenant_id == tenant_id,
-                    models.c.delete_time.is_(None),
+                    simulations.c.tenant_id == tenant_id,
+                    simulations.c.model_id == model_id,
+                    simulations.c.state.in_(ACTIVE_STATES),
                 )
-                .values(delete_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if active:
+                return "in use"
+            await session.execute(
+                update(models).where(*live).values(delete_time=now, update_time=now)
+            )
+        return "deleted"
 
     # -- simulations ----------------------------------------------------------------------
 
@@ -344,10 +366,18 @@ class Store:
         """Insert with its segments, or with its results when served from the cache.
 
         Returns (record, created).
-        A request id the tenant already used returns the earlier simulation, not a new one.
+        A request id the tenant already used returns the earlier simulation, not a new one;
+        a model deleted since the caller read it is NotFound (see :meth:`delete_model`).
         """
         try:
             async with self.db.transaction() as session:
+                deleted = await session.scalar(
+                    select(models.c.delete_time)
+                    .where(models.c.tenant_id == record.tenant_id, models.c.id == record.model_id)
+                    .with_for_update(read=True)
+                )
+                if deleted is not None:
+                    raise NotFound("model", record.model_id)
                 await session.execute(insert(simulations).values(**record.__dict__))
                 if result_data is None:
                     await session.execute(insert(segments), _segments_of(record))

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
+from services.runtime.errors import NotFound
 from services.runtime.listing import ListRequest
 from services.simulation import store as s
 from services.simulation.queue import Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
+from tests.integration.simulation.models import insert_model
 
 NOW = 1_000_000.0
 
@@ -266,3 +270,33 @@ async def test_cancel_racing_checkpoints_has_the_last_word(store: Store):
         assert cancelled and done.state == s.CANCELLED
         assert done.update_time == done.end_time == NOW + attempt + 2
         assert await Queue(store).pending_segments(record.id) == 0
+
+
+async def test_a_model_in_use_is_not_deleted_and_a_deleted_one_takes_no_simulation(store: Store):
+    model_id = await insert_model(store)
+    running = job(model_id=model_id)
+    await store.insert_simulation(running)
+    assert await store.delete_model("t1", model_id, NOW) == "in use"
+    assert await store.delete_model("t2", model_id, NOW) == "absent"  # another tenant's
+    await store.cancel("t1", running.id, "by user", NOW + 1)
+    assert await store.delete_model("t1", model_id, NOW + 2) == "deleted"
+    assert await store.delete_model("t1", model_id, NOW + 3) == "absent"
+    with pytest.raises(NotFound):
+        await store.insert_simulation(job(model_id=model_id))
+
+
+async def test_delete_model_and_create_simulation_racing_leave_no_orphan(store: Store):
+    for _ in range(5):
+        model_id = await insert_model(store)
+        record = job(model_id=model_id)
+        deleted, inserted = await asyncio.gather(
+            store.delete_model("t1", model_id, NOW),
+            store.insert_simulation(record),
+            return_exceptions=True,
+        )
+        # Either the simulation came first and the model stays, or the delete did and the
+        # simulation was refused: never a queued simulation of a deleted model.
+        if deleted == "deleted":
+            assert isinstance(inserted, NotFound)
+        else:
+            assert deleted == "in use" and inserted == (record, True)
