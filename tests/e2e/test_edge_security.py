@@ -25,6 +25,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.cli.edge_client import RestClient, edge_channel, ssl_context
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import API_KEY_CACHE_SECONDS, AUDIENCE, ISSUER
 from services.runtime.db import Database
@@ -112,7 +113,9 @@ def _expired_token(mesh: Mesh, account: Account) -> str:
         db = Database(url)
         await db.open()
         try:
-            keys = SigningKeys(db, load_kek(mesh.pki), access_ttl=dt.timedelta(minutes=-10))
+            keys = SigningKeys(
+                IdentityStore(db), load_kek(mesh.pki), access_ttl=dt.timedelta(minutes=-10)
+            )
             token = await keys.issue(account.user_id, account.tenant_id, "admin", "e2e")
         finally:
             await db.close()
