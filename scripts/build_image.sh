@@ -3,6 +3,7 @@
 #
 #   scripts/build_image.sh            # localhost/alea:<git revision>, also tagged localhost/alea:dev
 #   ALEA_IMAGE=registry.example.com/alea scripts/build_image.sh   # another name, same tags
+#   scripts/build_image.sh --cuda     # localhost/alea-cuda:<revision> from Containerfile.cuda
 #
 # No registry is needed: the base is a Debian bookworm root filesystem debootstrapped from
 # the apt mirror this host uses (ALEA_DEBIAN_MIRROR to choose another), and the Python
@@ -12,15 +13,23 @@
 # changed. Builds with buildah (daemonless, chroot isolation); with ALEA_BUILDER=docker,
 # or where buildah is missing and a Docker daemon answers, with `docker build`.
 # Needs root for debootstrap and buildah (rootless buildah works once the base exists).
-# The CUDA variant: Containerfile.cuda (its header says how it is built).
+# The CUDA variant starts from NVIDIA's CUDA image (a registry must be reachable) with
+# Ubuntu 24.04's Python 3.12, and adds PyCUDA from its sdist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-IMAGE=${ALEA_IMAGE:-localhost/alea}
 CACHE=${ALEA_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/alea-build}
 SUITE=bookworm
 BASE_PACKAGES=python3.11,ca-certificates
+if [ "${1:-}" = --cuda ]; then
+  VARIANT=cuda IMAGE=${ALEA_IMAGE:-localhost/alea-cuda} CONTAINERFILE=Containerfile.cuda
+  PYTHON_VERSION=3.12 GLIBC_MINOR=39  # Ubuntu 24.04
+else
+  VARIANT=cpu IMAGE=${ALEA_IMAGE:-localhost/alea} CONTAINERFILE=Containerfile
+  PYTHON_VERSION=3.11 GLIBC_MINOR=36  # Debian bookworm
+fi
+ABI=cp${PYTHON_VERSION/./}
 # Runtime dependencies are the project's, less those only a developer uses: grpcio-tools
 # generates code (gen/ is committed) and matplotlib draws `alea results --plot`.
 IMAGE_EXCLUDES="grpcio-tools matplotlib"
@@ -92,7 +101,7 @@ base_image() {
   echo "$tag"
 }
 
-# --- wheels: every runtime dependency for CPython 3.11 on manylinux x86_64/aarch64 ----------
+# --- wheels: every runtime dependency for the image's CPython, as manylinux wheels ---------
 wheels_dir() {
   local requirements key dir platforms
   requirements=$("$PY" - "$IMAGE_EXCLUDES" <<'PY'
@@ -103,17 +112,26 @@ for dep in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
         print(dep)
 PY
 )
-  # Debian bookworm has glibc 2.36: any manylinux wheel up to that runs in the image.
-  platforms=$(for v in $(seq 36 -1 17); do printf -- '--platform manylinux_2_%s_%s ' "$v" "$(uname -m)"; done)
-  key=$(printf '%s\n%s cp311 v1' "$requirements" "$platforms" | sha)
+  # Any manylinux wheel up to the image's glibc runs in it.
+  platforms=$(for v in $(seq "$GLIBC_MINOR" -1 17); do
+    printf -- '--platform manylinux_2_%s_%s ' "$v" "$(uname -m)"; done)
+  key=$(printf '%s\n%s %s %s v1' "$requirements" "$platforms" "$ABI" "$VARIANT" | sha)
   dir=$CACHE/wheels-$key
   if [ ! -f "$dir/.complete" ]; then
     log "downloading wheels for the image into $dir ..."
     rm -rf "$dir" && mkdir -p "$dir"
     printf '%s\n' "$requirements" > "$dir/requirements.txt"
+    local extra=()
+    # PyCUDA has no wheels: its sdist, its dependencies and what building it needs.
+    [ "$VARIANT" = cuda ] && extra=(pytools platformdirs mako siphash24 setuptools wheel)
+    # shellcheck disable=SC2086  # $platforms is a list of options
     "$PY" -m pip download --quiet --dest "$dir" --only-binary=:all: \
-      --python-version 3.11 --implementation cp --abi cp311 $platforms \
-      --requirement "$dir/requirements.txt" pip 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+      --python-version "$PYTHON_VERSION" --implementation cp --abi "$ABI" $platforms \
+      --requirement "$dir/requirements.txt" pip "${extra[@]}" 2>&1 \
+      | grep -v "is ignored: it is neither" >&2 || true
+    if [ "$VARIANT" = cuda ]; then
+      "$PY" -m pip download --quiet --dest "$dir" --no-deps --no-binary=:all: pycuda
+    fi
     ls "$dir"/pip-*.whl >/dev/null 2>&1 || { echo "build_image: wheel download failed" >&2; exit 1; }
     touch "$dir/.complete"
   fi
@@ -122,15 +140,15 @@ PY
 
 mkdir -p "$CACHE"
 started=$SECONDS
-base=$(base_image)
+base=
+[ "$VARIANT" = cpu ] && base=$(base_image)
 wheels=$(wheels_dir)
 
 context=$(mktemp -d "$CACHE/context.XXXXXX")
 trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/wheels" "$context/app"
 # Hard links when the cache shares a filesystem with the context (it does: both in $CACHE).
-cp -l "$wheels"/*.whl "$wheels/requirements.txt" "$context/wheels/" 2>/dev/null \
-  || cp "$wheels"/*.whl "$wheels/requirements.txt" "$context/wheels/"
+cp -l "$wheels"/* "$context/wheels/" 2>/dev/null || cp "$wheels"/* "$context/wheels/"
 ln "$(ls "$context"/wheels/pip-*.whl | head -1)" "$context/wheels/pip.whl" 2>/dev/null \
   || cp "$(ls "$context"/wheels/pip-*.whl | head -1)" "$context/wheels/pip.whl"
 tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - services gen envoy \
@@ -140,16 +158,18 @@ revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ "$revision" != unknown ] && [ -n "$(git status --porcelain -- services gen envoy)" ]; then
   revision=$revision-dirty
 fi
-log "building $IMAGE:$revision with $builder (base $base)"
+build_args=()
+[ -n "$base" ] && build_args=(--build-arg "BASE=$base")
+log "building $IMAGE:$revision from $CONTAINERFILE with $builder ${base:+(base $base)}"
 if [ "$builder" = buildah ]; then
-  buildah bud --quiet --layers --isolation chroot --build-arg BASE="$base" \
-    -f "$ROOT/Containerfile" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
-  size=$(buildah inspect --type image --format '{{.FromImageID}}' "$IMAGE:$revision" >/dev/null \
-         && podman image inspect --format '{{.Size}}' "$IMAGE:$revision" 2>/dev/null || echo 0)
+  buildah bud --quiet --layers --isolation chroot "${build_args[@]}" \
+    -f "$ROOT/$CONTAINERFILE" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
+  size=$(buildah images --noheading --format '{{.Size}}' "$IMAGE:$revision" | head -1)
 else
-  DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build --quiet --build-arg BASE="$base" \
-    -f "$ROOT/Containerfile" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
-  size=$(docker image inspect --format '{{.Size}}' "$IMAGE:$revision")
+  DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build --quiet "${build_args[@]}" \
+    -f "$ROOT/$CONTAINERFILE" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
+  size="$(($(docker image inspect --format '{{.Size}}' "$IMAGE:$revision") / 1000000)) MB"
 fi
 log "built in $((SECONDS - started)) s"
-printf '%s:%s %s MB\n' "$IMAGE" "$revision" "$((size / 1000000))"
+# The last line is the image and its uncompressed size (what scripts and tests read).
+printf '%s:%s %s\n' "$IMAGE" "$revision" "$size"
