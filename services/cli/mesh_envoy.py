@@ -24,6 +24,7 @@ __all__ = [
     "DESCRIPTOR_SET",
     "ENVOY_BINARY",
     "KUBERNETES_CONFIG",
+    "KUBERNETES_PLANNED_CONFIG",
     "EdgeSettings",
     "LocalReply",
     "Rpc",
@@ -191,12 +192,14 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
     return out
 
 
-# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/base.
+# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/: the
+# base routes the services that exist, the planned-services component all of them.
 KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
+KUBERNETES_PLANNED_CONFIG = ROOT / "k8s" / "components" / "planned-services" / "edge" / "envoy.yaml"
 
 
-def kubernetes_config() -> str:
-    """The edge configuration of k8s/base: every service behind its Kubernetes Service."""
+def kubernetes_config(services: list[str]) -> str:
+    """The edge configuration for Kubernetes: ``services`` behind their Kubernetes Services."""
     settings = EdgeSettings(
         edge_port=8443,
         admin_port=9901,
@@ -206,12 +209,19 @@ def kubernetes_config() -> str:
         access_log=Path("/dev/stdout"),
         descriptor=Path("/app/gen/descriptors/alea.binpb"),
     )
-    upstreams = [upstream(name, port, host=name) for name, port in DEFAULT_PORTS.items()]
+    upstreams = [upstream(name, DEFAULT_PORTS[name], host=name) for name in services]
     with tempfile.TemporaryDirectory() as tmp:
         return render(settings, upstreams, Path(tmp) / "envoy.yaml").read_text()
 
 
 if __name__ == "__main__":
-    # python -m services.cli.mesh_envoy: regenerate k8s/base/edge/envoy.yaml
-    KUBERNETES_CONFIG.write_text(kubernetes_config())
-    print(f"wrote {KUBERNETES_CONFIG.relative_to(ROOT)}")
+    # python -m services.cli.mesh_envoy: regenerate the edge configurations in k8s/
+    from services.cli.mesh_procs import implemented_services
+
+    for path, services in (
+        (KUBERNETES_CONFIG, implemented_services()),
+        (KUBERNETES_PLANNED_CONFIG, list(DEFAULT_PORTS)),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(kubernetes_config(services))
+        print(f"wrote {path.relative_to(ROOT)}")
