@@ -141,7 +141,12 @@ PY
 mkdir -p "$CACHE"
 started=$SECONDS
 base=
-[ "$VARIANT" = cpu ] && base=$(base_image)
+if [ "$VARIANT" = cpu ]; then
+  base=$(base_image)
+  # The name Containerfile's BASE defaults to, so that other images can build on it too.
+  if [ "$builder" = buildah ]; then buildah tag "$base" localhost/alea-base:$SUITE
+  else docker tag "$base" localhost/alea-base:$SUITE; fi
+fi
 wheels=$(wheels_dir)
 
 context=$(mktemp -d "$CACHE/context.XXXXXX")
