@@ -32,6 +32,7 @@ __all__ = [
     "edge_rpcs",
     "kubernetes_config",
     "local_replies",
+    "otlp_collector",
     "render",
     "upstream",
 ]
@@ -119,6 +120,21 @@ class EdgeSettings:
     rate_limit_burst: int = 2000
     # REST bodies above this are refused with 413 (inline workbooks are base64 in JSON).
     max_request_bytes: int = 32 * 1024 * 1024
+    # OpenTelemetry collector (host, port) for the edge's spans; None: no tracing.
+    otlp_collector: tuple[str, int] | None = None
+
+
+def otlp_collector(endpoint: str | None) -> tuple[str, int] | None:
+    """(host, port) of an ``OTEL_EXPORTER_OTLP_ENDPOINT`` such as ``http://collector:4317``."""
+    if not endpoint:
+        return None
+    address = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT must be [scheme://]host:port, got {endpoint!r}"
+        )
+    return host.strip("[]"), int(port)
 
 
 def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
@@ -180,6 +196,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         rate_limit_per_s=settings.rate_limit_per_s,
         rate_limit_burst=settings.rate_limit_burst,
         max_request_bytes=settings.max_request_bytes,
+        otlp_collector=settings.otlp_collector,
         services=upstreams,
         indent=_indent,
         local_replies=local_replies(settings.max_request_bytes),

@@ -325,6 +325,8 @@ def render_envoy(layout: MeshLayout, name: str = "envoy") -> Path:
         access_log=layout.logs_dir / f"{name}-access.log",
         rate_limit_per_s=layout.rate_limit_per_s,
         rate_limit_burst=layout.rate_limit_per_s * 2,
+        # The edge's spans go where the services send theirs.
+        otlp_collector=mesh_envoy.otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
     )
     upstreams = [mesh_envoy.upstream(svc, port) for svc, port in layout.services.items()]
     return mesh_envoy.render(settings, upstreams, layout.home / f"{name}.yaml")

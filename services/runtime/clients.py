@@ -1,10 +1,16 @@
-"""mTLS channels for service-to-service calls, using the calling service's own certificate."""
+"""mTLS channels for service-to-service calls, using the calling service's own certificate.
+
+Every channel carries the OpenTelemetry client interceptors: each call is a client span,
+and the W3C ``traceparent`` of the current span travels in its metadata, so the callee's
+server span joins the caller's trace.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 __all__ = ["channel_credentials", "secure_channel"]
 
@@ -31,4 +37,9 @@ def channel_credentials(pki_dir: Path, identity: str) -> grpc.ChannelCredentials
 
 def secure_channel(address: str, pki_dir: Path, identity: str) -> grpc.aio.Channel:
     """An mTLS ``grpc.aio`` channel to ``address`` as ``spiffe://alea/<identity>``."""
-    return grpc.aio.secure_channel(address, channel_credentials(pki_dir, identity), _OPTIONS)
+    return grpc.aio.secure_channel(
+        address,
+        channel_credentials(pki_dir, identity),
+        _OPTIONS,
+        interceptors=aio_client_interceptors(),
+    )
