@@ -112,7 +112,17 @@ class KubePlay:
         with self.file.open("w") as out:
             YAML().dump_all([*others, *workloads], out)
         ips = [arg for ip in self.pods.values() for arg in ("--ip", ip)]
-        play = podman("kube", "play", "--network", self.network, *ips, str(self.file), check=False)
+        # --replace: pods a killed earlier run left behind are replaced, not in the way.
+        play = podman(
+            "kube",
+            "play",
+            "--replace",
+            "--network",
+            self.network,
+            *ips,
+            str(self.file),
+            check=False,
+        )
         if play.returncode != 0:
             raise RuntimeError(f"podman kube play failed:\n{play.stdout}\n{play.stderr}")
 
