@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
@@ -18,7 +18,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-__all__ = ["configure_telemetry", "rpc_duration", "server_interceptor"]
+__all__ = [
+    "configure_telemetry",
+    "context_of",
+    "rpc_duration",
+    "server_interceptor",
+    "traceparent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +74,16 @@ def rpc_duration() -> metrics.Histogram:
     return meter.create_histogram(
         "rpc.server.duration", unit="s", description="Duration of inbound RPCs"
     )
+
+
+def traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to carry a trace into work done later
+    (a queued simulation); None outside any trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_of(parent: str | None) -> context.Context:
+    """The context whose span is ``parent`` (a ``traceparent``); the empty one for None."""
+    return propagate.extract({"traceparent": parent} if parent else {})

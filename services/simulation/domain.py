@@ -23,6 +23,7 @@ from services.engine import ir
 from services.engine.errors import ModelError
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
+from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
@@ -280,6 +281,7 @@ class Simulations:
             update_time=now,
             start_time=now if cached else None,
             end_time=now if cached else None,
+            trace_context=telemetry.traceparent(),
         )
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:

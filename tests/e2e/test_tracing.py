@@ -2,9 +2,10 @@
 
 The mesh (every service and Envoy, as processes) exports to an OTLP/gRPC receiver started
 here. A REST CreateSimulation through the edge yields one trace with spans from Envoy,
-simulation and identity (simulation reserves the trials there); a REST CreateModel from a
-file yields one with Envoy, simulation and files (the workbook's download). Every span's
-parent is in the same trace, down from Envoy's root; RPC metrics arrive by OTLP too.
+simulation and identity (simulation reserves the trials there), and the worker's queue
+wait, segment and checkpoints; a REST CreateModel from a file yields one with Envoy,
+simulation and files (the workbook's download). Every span's parent is in the same trace,
+down from Envoy's root. RPC and worker metrics arrive by OTLP too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tests.support.mesh import Mesh, start_test_mesh
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration
+WORKER_SPANS = frozenset({"simulation.queue_wait", "simulation.segment", "simulation.checkpoint"})
+SERVER = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +45,19 @@ def traced() -> Iterator[tuple[Mesh, OtlpReceiver]]:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _trace(receiver: OtlpReceiver, rpc: str, services: set[str]) -> list[ReceivedSpan]:
+def _trace(
+    receiver: OtlpReceiver, rpc: str, services: set[str], names: frozenset[str] = frozenset()
+) -> list[ReceivedSpan]:
     """The spans of the trace rooted at Envoy in which ``rpc`` was served, once ``services``
-    all reported to it (Envoy flushes its spans every few seconds)."""
+    all reported to it and spans named ``names`` arrived (Envoy flushes every few seconds)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         spans = receiver.spans()
         for root in (s for s in spans if s.service == "alea-edge" and not s.parent_span_id):
             trace = [s for s in spans if s.trace_id == root.trace_id]
             served = any(s.name.endswith(f"/{rpc}") for s in trace)
-            if served and services <= {s.service for s in trace}:
+            complete = names <= {s.name for s in trace}
+            if served and complete and services <= {s.service for s in trace}:
                 return trace
         time.sleep(0.25)
     raise AssertionError(f"no new trace with {services}: {receiver.spans()}")
@@ -102,11 +108,19 @@ def test_a_rest_create_simulation_is_one_trace_through_edge_simulation_and_ident
     )
     rest.close()
     assert created.status == 200, created.text
-    trace = _trace(receiver, "CreateSimulation", {"alea-edge", "alea-simulation", "alea-identity"})
+    services = {"alea-edge", "alea-simulation", "alea-identity"}
+    trace = _trace(receiver, "CreateSimulation", services, WORKER_SPANS)
     _assert_one_tree(trace)
-    by_service = {s.service: s for s in trace}
     assert any(s.name.endswith("ReserveTrials") for s in trace if s.service == "alea-identity")
-    assert by_service["alea-simulation"].parent_span_id in {s.span_id for s in trace}
+    # The worker's spans hang under the CreateSimulation that queued the work, checkpoints
+    # under their segment.
+    (create,) = [s for s in trace if s.name.endswith("/CreateSimulation") and s.kind == SERVER]
+    by_name = {s.name: s for s in trace}
+    assert by_name["simulation.queue_wait"].parent_span_id == create.span_id
+    assert by_name["simulation.segment"].parent_span_id == create.span_id
+    segments = {s.span_id for s in trace if s.name == "simulation.segment"}
+    checkpoints = [s for s in trace if s.name == "simulation.checkpoint"]
+    assert checkpoints and all(c.parent_span_id in segments for c in checkpoints)
 
 
 def test_a_rest_create_model_from_a_file_is_one_trace_through_edge_simulation_and_files(
@@ -139,9 +153,15 @@ def test_a_rest_create_model_from_a_file_is_one_trace_through_edge_simulation_an
     assert any(s.name.endswith("/Download") for s in trace if s.service == "alea-files")
 
 
-def test_rpc_metrics_are_exported_by_otlp(traced: tuple[Mesh, OtlpReceiver]) -> None:
+def test_rpc_and_worker_metrics_are_exported_by_otlp(traced: tuple[Mesh, OtlpReceiver]) -> None:
     _, receiver = traced
+    expected = {
+        ("alea-identity", "rpc.server.duration"),
+        ("alea-simulation", "alea.simulation.trials"),
+        ("alea-simulation", "alea.simulation.workers"),
+        ("alea-simulation", "alea.simulation.workers.busy"),
+    }
     deadline = time.monotonic() + 15
-    while ("alea-identity", "rpc.server.duration") not in receiver.metrics():
-        assert time.monotonic() < deadline, receiver.metrics()
+    while not expected <= receiver.metrics():
+        assert time.monotonic() < deadline, expected - receiver.metrics()
         time.sleep(0.25)
