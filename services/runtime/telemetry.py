@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
@@ -51,7 +52,11 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
+    # Metrics are always scrapeable (GET /metrics on the health port), and pushed by OTLP
+    # when an exporter is configured.
+    readers: list = [PrometheusMetricReader()]
+    if metric_exporter:
+        readers.append(PeriodicExportingMetricReader(metric_exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)

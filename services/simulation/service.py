@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
+from opentelemetry import metrics
 
 from services.runtime import telemetry
 from services.runtime.clients import secure_channel
@@ -29,6 +30,7 @@ from services.simulation.api import SimulationServicer
 from services.simulation.config import SimulationConfig, load_config
 from services.simulation.domain import Simulations
 from services.simulation.hub import Hub
+from services.simulation.queue import Queue
 from services.simulation.store import Store
 from services.simulation.worker import Worker, detect_backend
 
@@ -48,6 +50,28 @@ def make_workers(store: Store, hub: Hub, config: SimulationConfig, count: int) -
 
 async def _run_workers(workers: list[Worker], stop: asyncio.Event) -> None:
     await asyncio.gather(*(w.run(stop) for w in workers))
+
+
+async def _measure_queue(queue: Queue, stop: asyncio.Event, every: float = 5.0) -> None:
+    """Keep the ``alea.simulation.queue.depth`` gauge current (read every ``every`` s)."""
+    depth = 0
+
+    def observe(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        return [metrics.Observation(depth)]
+
+    metrics.get_meter("alea.simulation").create_observable_gauge(
+        "alea.simulation.queue.depth",
+        callbacks=[observe],
+        unit="{segment}",
+        description="Segments of the queue not completed yet (waiting or running)",
+    )
+    while not stop.is_set():
+        try:
+            depth = await queue.depth()
+        except Exception:  # the database is away: the gauge keeps its last value
+            log.warning("could not read the queue depth", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -91,7 +115,7 @@ async def serve_service(settings: Settings, config: SimulationConfig) -> None:
     server, port = create_server("simulation", [mount], settings)
     log.info("listening", extra={"port": port, "workers": len(workers)})
     stop = asyncio.Event()
-    running = asyncio.create_task(_run_workers(workers, stop))
+    running = asyncio.gather(_run_workers(workers, stop), _measure_queue(Queue(store), stop))
     try:
         await serve(server, stop)
     finally:

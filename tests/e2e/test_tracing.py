@@ -14,6 +14,8 @@ import base64
 import shutil
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 from alea.files.v1 import files_pb2, files_pb2_grpc
 
+from services.cli.mesh_procs import service_health
 from services.cli.simulate import demo_workbook
 from tests.support.mesh import Mesh, start_test_mesh
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
@@ -160,8 +163,25 @@ def test_rpc_and_worker_metrics_are_exported_by_otlp(traced: tuple[Mesh, OtlpRec
         ("alea-simulation", "alea.simulation.trials"),
         ("alea-simulation", "alea.simulation.workers"),
         ("alea-simulation", "alea.simulation.workers.busy"),
+        ("alea-simulation", "alea.simulation.queue.depth"),
     }
     deadline = time.monotonic() + 15
     while not expected <= receiver.metrics():
         assert time.monotonic() < deadline, expected - receiver.metrics()
         time.sleep(0.25)
+
+
+def test_the_health_port_serves_a_prometheus_scrape(traced: tuple[Mesh, OtlpReceiver]) -> None:
+    mesh, _ = traced
+    port = mesh.layout.health_port("simulation")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        assert reply.status == 200
+        assert reply.headers["Content-Type"].startswith("text/plain")
+        text = reply.read().decode()
+    for metric in ("rpc_server_duration", "alea_simulation_workers", "alea_simulation_queue_depth"):
+        assert f"\n{metric}" in text, metric
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/nonesuch", timeout=10)
+    assert missing.value.code == 404
+    # The same port still answers gRPC health checks (the mesh's readiness used it too).
+    assert service_health(port) == "SERVING"
