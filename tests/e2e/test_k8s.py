@@ -162,6 +162,17 @@ def test_services_have_native_grpc_probes_on_the_health_port(
         assert env["ALEA_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "alea-database"
 
 
+def test_services_are_scraped_by_prometheus_on_the_health_port(
+    manifests: list[dict[str, Any]],
+) -> None:
+    deployments = by_kind(manifests, "Deployment")
+    for name in set(DEFAULT_PORTS) & set(deployments):
+        annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(DEFAULT_PORTS[name] + HEALTH_PORT_OFFSET)
+        assert annotations["prometheus.io/path"] == "/metrics"
+
+
 def test_every_container_with_ports_is_probed(manifests: list[dict[str, Any]]) -> None:
     for name, pod in pod_specs(manifests).items():
         for container in pod["containers"]:
