@@ -1,16 +1,13 @@
-"""mTLS channels for service-to-service calls, using the calling service's own certificate.
-
-Every channel carries the OpenTelemetry client interceptors: each call is a client span,
-and the W3C ``traceparent`` of the current span travels in its metadata, so the callee's
-server span joins the caller's trace.
-"""
+"""mTLS channels presenting a certificate of the platform PKI (a service's own, or the
+``client`` certificate of the CLI and tests). Services open theirs through
+:class:`services.runtime.peers.Peers`, which adds tracing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 __all__ = ["channel_credentials", "secure_channel"]
 
@@ -35,11 +32,12 @@ def channel_credentials(pki_dir: Path, identity: str) -> grpc.ChannelCredentials
     )
 
 
-def secure_channel(address: str, pki_dir: Path, identity: str) -> grpc.aio.Channel:
+def secure_channel(
+    address: str,
+    pki_dir: Path,
+    identity: str,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
     """An mTLS ``grpc.aio`` channel to ``address`` as ``spiffe://alea/<identity>``."""
-    return grpc.aio.secure_channel(
-        address,
-        channel_credentials(pki_dir, identity),
-        _OPTIONS,
-        interceptors=aio_client_interceptors(),
-    )
+    credentials = channel_credentials(pki_dir, identity)
+    return grpc.aio.secure_channel(address, credentials, _OPTIONS, interceptors=interceptors)

@@ -280,20 +280,21 @@ class Queue:
             )
             return [r.checkpoint for r in rows]
 
-    async def unfinished(self, older_than: float) -> list[str]:
-        """RUNNING simulations with every segment DONE, untouched since ``older_than``."""
+    async def unfinished(self, older_than: float) -> list[tuple[str, str]]:
+        """(tenant, id) of RUNNING simulations with every segment DONE, untouched since
+        ``older_than``."""
         pending = exists().where(
             segments.c.simulation_id == simulations.c.id, segments.c.state == PENDING
         )
         async with self.db.sessions() as session:
             rows = await session.execute(
-                select(simulations.c.id).where(
+                select(simulations.c.tenant_id, simulations.c.id).where(
                     simulations.c.state == RUNNING,
                     ~pending,
                     simulations.c.update_time < older_than,
                 )
             )
-            return [r.id for r in rows]
+            return [(r.tenant_id, r.id) for r in rows]
 
     async def finish(
         self, simulation_id: str, *, result_data: dict[str, Any], backend: str, now: float

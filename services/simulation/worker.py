@@ -218,7 +218,7 @@ class Worker:
         finally:
             heartbeat.cancel()
             self.job = None
-        await self._publish_state(sim_id)
+        await self._publish_state(lease.simulation.tenant_id, sim_id)
 
     async def _heartbeat(self, job: _Job) -> None:
         """Keep the lease alive during long chunks; a refused beat means cancelled or lost."""
@@ -239,7 +239,7 @@ class Worker:
         backend = "cpu" if sim.backend_preference == "CPU" else self.backend
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
-            compiled = await self.store.compiled_model(sim.model_id)
+            compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
                 raise _EngineFailure(f"model {sim.model_id} no longer exists")
             evaluator = await _engine(self._compile, compiled, sim, backend)
@@ -263,7 +263,7 @@ class Worker:
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
         done = lease.first_trial + lease.trials_done
-        await self._publish_state(sim.id)
+        await self._publish_state(sim.tenant_id, sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
         self._publish_progress(sim, start, 0.0)
@@ -375,11 +375,12 @@ class Worker:
 
     async def _finish_orphans(self) -> None:
         """Finish simulations whose finisher died after their last segment completed."""
-        for simulation_id in await self.queue.unfinished(time.time() - self.config.lease_seconds):
+        older_than = time.time() - self.config.lease_seconds
+        for tenant_id, simulation_id in await self.queue.unfinished(older_than):
             await self._finish(simulation_id)
-            await self._publish_state(simulation_id)
+            await self._publish_state(tenant_id, simulation_id)
 
-    async def _publish_state(self, simulation_id: str) -> None:
-        record = await self.store.get_simulation(simulation_id)
+    async def _publish_state(self, tenant_id: str, simulation_id: str) -> None:
+        record = await self.store.get_simulation(tenant_id, simulation_id)
         if record is not None:
             self.hub.publish(simulation_id, record)

@@ -231,7 +231,7 @@ def test_keda_queue_depth_queries_return_one_integer_on_the_real_schema(
     from sqlalchemy import text
 
     from services.runtime.db import Database
-    from services.simulation.service import MIGRATIONS
+    from services.simulation.app import MIGRATIONS
 
     queries = queue_queries(tmp_path_factory)
     assert queries and all("COALESCE" in q for q in queries.values())

@@ -10,11 +10,13 @@ from pathlib import Path
 import grpc
 
 from services.identity.app import MIGRATIONS, build
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import Authenticator
 from services.runtime.clients import secure_channel
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
+from services.runtime.peers import Peers
 from services.runtime.server import AleaServer, Mount, create_server
 
 
@@ -64,11 +66,12 @@ async def identity_in_process(home: Path, mounts_hook=None) -> AsyncIterator[Sub
     db = Database(settings.database_url, MIGRATIONS)
     await db.open()
     try:
-        mounts, auth = await build(settings, db)
+        service = await build(settings, db, Peers(settings))
+        mounts, auth = list(service.mounts), service.authenticator
         if mounts_hook is not None:
             mounts = mounts_hook(mounts)
         async with running("identity", mounts, settings, auth) as (server, port):
-            keys = SigningKeys(db, load_kek(home / "pki"))
+            keys = SigningKeys(IdentityStore(db), load_kek(home / "pki"))
             yield Subject(server, port, home, db, keys)
     finally:
         await db.close()
