@@ -358,15 +358,16 @@ def _ours(pid: int) -> bool:
 def stop_mesh(
     layout: MeshLayout, grace: float = STOP_GRACE, names: list[str] | None = None
 ) -> list[str]:
-    """SIGTERM Envoy and every service, SIGKILL what outlives ``grace``; or just ``names``,
-    processes started outside the supervisor (such as :func:`start_edge`'s).
+    """SIGTERM Envoy and every service (or just ``names``), SIGKILL what outlives ``grace``.
 
-    Without ``names`` the supervisor is asked to stop everything first (so that nothing is
-    restarted meanwhile); what still runs after it, or without it, is stopped by pid.
-    Returns the names of the processes that were running.
+    When the supervisor is running and any of ``names`` is one of its processes, it is
+    asked to stop everything first (so that nothing is restarted meanwhile); what still
+    runs after it (processes it does not own, such as :func:`start_edge`'s) is stopped by
+    pid. Returns the names of the processes that were running.
     """
     running: list[str] = []
-    if names is None and supervisor_alive(layout):
+    supervised = {"envoy", *layout.services}
+    if (names is None or supervised & set(names)) and supervisor_alive(layout):
         with contextlib.suppress(MeshError):
             status = supervisor_request(layout, {"op": "status"})
             running = [p["name"] for p in status["processes"] if p["state"] != "STOPPED"]

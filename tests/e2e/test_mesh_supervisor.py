@@ -1,10 +1,13 @@
 """The supervised local mesh as a user runs it (``alea up`` as a process, real services).
 
 Each service and the edge is SIGKILLed in turn while a simulation runs: each is SERVING
-(the edge READY) again within 5 s, and the simulation finishes with results identical to
-an uninterrupted run's. Also: ``alea up --services`` adds a service to the running mesh and
-the edge routes it, ``alea restart``, ``alea status`` (restarts, uptime), ``alea logs
-[-f]``, and a crash loop reported in the status and the supervisor's log.
+(the edge READY) again, restarted at once by the supervisor, and the simulation finishes
+with results identical to an uninterrupted run's. How long a restart takes is printed, not
+asserted (timings belong to benchmarks): it is the process's own start-up, 0.4 s for Envoy
+and 2-3 s for a service on an idle 2-core machine, more under load. Also: ``alea up
+--services`` adds a service to the running mesh and the edge routes it, ``alea restart``,
+``alea status`` (restarts, uptime), ``alea logs [-f]``, and a crash loop reported in the
+status and the supervisor's log.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from tests.e2e.test_cli_mesh import alea, alea_process
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
-BACK_WITHIN_S = 5.0  # the supervisor's promise for a killed process
+COME_BACK_TIMEOUT_S = 60.0  # a bound for a broken supervisor, not a speed target
 SIMULATION = {
     # Small chunks, each checkpointed: a free tier's million trials last long enough for
     # every process to be killed while they run.
@@ -165,7 +168,7 @@ def test_sigkilled_processes_come_back_and_the_simulation_is_unchanged(
         os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
         killed_at = time.monotonic()
         while not (read_pid(layout, name) != pid and _ready(layout, name)):
-            assert time.monotonic() - killed_at < BACK_WITHIN_S, f"{name} is not back"
+            assert time.monotonic() - killed_at < COME_BACK_TIMEOUT_S, f"{name} is not back"
             time.sleep(0.05)
         back[name] = time.monotonic() - killed_at
     interrupted = finish(killed)
@@ -198,17 +201,21 @@ def test_logs_prints_and_follows(running: tuple[Path, dict[str, str]]) -> None:
     home, env = running
     logs = alea(home, env, "logs", "identity", "-n", "3")
     assert logs.returncode == 0 and 0 < len(logs.stdout.splitlines()) <= 3, logs
+    log_path = MeshLayout.load(home).log_path("supervisor")
+    with log_path.open("a") as log:
+        log.write("the last line before following\n")
     follow = subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "logs", "supervisor", "-f", "-n", "0"],
+        [sys.executable, "-m", "services.cli.main", "logs", "supervisor", "-f", "-n", "1"],
         env={**os.environ, "ALEA_HOME": str(home)},
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        time.sleep(1)
-        with MeshLayout.load(home).log_path("supervisor").open("a") as log:
-            log.write("a line written while following\n")
         assert follow.stdout is not None
+        # Once it printed the last line it is following: what is appended comes next.
+        assert follow.stdout.readline() == "the last line before following\n"
+        with log_path.open("a") as log:
+            log.write("a line written while following\n")
         assert follow.stdout.readline() == "a line written while following\n"
     finally:
         follow.kill()
