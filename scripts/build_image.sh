@@ -169,7 +169,8 @@ log "building $IMAGE:$revision from $CONTAINERFILE with $builder ${base:+(base $
 if [ "$builder" = buildah ]; then
   buildah bud --quiet --layers --isolation chroot "${build_args[@]}" \
     -f "$ROOT/$CONTAINERFILE" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
-  size=$(buildah images --noheading --format '{{.Size}}' "$IMAGE:$revision" | head -1)
+  # awk reads every line (head would end the pipe early: SIGPIPE under pipefail).
+  size=$(buildah images --noheading --format '{{.Size}}' "$IMAGE:$revision" | awk 'NR == 1')
 else
   DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build --quiet "${build_args[@]}" \
     -f "$ROOT/$CONTAINERFILE" -t "$IMAGE:$revision" -t "$IMAGE:dev" "$context" >/dev/null
