@@ -1,13 +1,12 @@
 """OpenTelemetry wiring: tracer and meter providers, the gRPC server span, RPC metrics.
 
-The exporter is ``none`` (default), ``console``, or ``otlp`` when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and ``opentelemetry-exporter-otlp`` is installed;
-OTLP is optional so the default install stays light.
+The exporter is ``none`` (default), ``console``, or ``otlp`` (OTLP/gRPC) when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Metrics are also always readable by a Prometheus
+scrape (``GET /metrics`` on the health port, :mod:`services.runtime.health_port`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from opentelemetry import context, metrics, propagate, trace
@@ -27,19 +26,15 @@ __all__ = [
     "traceparent",
 ]
 
-log = logging.getLogger(__name__)
-
 
 def _exporters(kind: str):
     if kind == "console":
         return ConsoleSpanExporter(), ConsoleMetricExporter()
     if kind == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            log.warning("OTLP requested but opentelemetry-exporter-otlp is not installed")
-            return None, None
+        # Imported only when used: a service without a collector does not pay for it.
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
         return OTLPSpanExporter(), OTLPMetricExporter()
     return None, None
 
