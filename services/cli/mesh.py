@@ -179,12 +179,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_layout(command: str) -> MeshLayout | None:
+    """The mesh recorded in ``$ALEA_HOME``, or None after saying why there is none."""
+    try:
+        return MeshLayout.load(alea_home())
+    except MeshError as exc:
+        print(f"alea {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     """Stop every process of the mesh."""
-    try:
-        layout = MeshLayout.load(alea_home())
-    except MeshError as exc:
-        print(f"alea down: {exc}", file=sys.stderr)
+    layout = _recorded_layout("down")
+    if layout is None:
         return 1
     stopped = stop_mesh(layout)
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -201,10 +208,8 @@ def _uptime(seconds: float | None) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each process's pid, health, restarts and uptime; non-zero if anything is down."""
-    try:
-        layout = MeshLayout.load(alea_home())
-    except MeshError as exc:
-        print(f"alea status: {exc}", file=sys.stderr)
+    layout = _recorded_layout("status")
+    if layout is None:
         return 1
     supervised: dict[str, dict] = {}
     if supervisor_alive(layout):
@@ -276,10 +281,8 @@ def _log_file(layout: MeshLayout, name: str) -> Path:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the end of a process's log; with ``-f`` keep printing what is appended."""
-    try:
-        layout = MeshLayout.load(alea_home())
-    except MeshError as exc:
-        print(f"alea logs: {exc}", file=sys.stderr)
+    layout = _recorded_layout("logs")
+    if layout is None:
         return 1
     path = _log_file(layout, args.service)
     if not path.exists():
@@ -305,9 +308,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo against the mesh recorded in ``$ALEA_HOME``."""
-    try:
-        layout = MeshLayout.load(alea_home())
-    except MeshError as exc:
-        print(f"alea demo: {exc}", file=sys.stderr)
+    layout = _recorded_layout("demo")
+    if layout is None:
         return 1
     return mesh_demo.run(layout)
