@@ -1,59 +1,18 @@
-"""The simulation engine: models (workbook or spec) → IR → NumPy/CUDA evaluation → statistics.
+"""The simulation engine: models (workbook or spec) → IR → native/NumPy/CUDA → statistics.
 
 Reproducibility promise: the same model, seed and sampling method give the same bits for
-every trial on one backend, however the trials are chunked or split over workers; CPU and
-GPU draw the same uniforms (Philox4x64-10, see :mod:`.rng`).
+every trial on one backend, however the trials are chunked or split over workers; every
+backend draws the same uniforms (Philox4x64-10, see :mod:`.rng`).
+
+Names are imported on first use, so that ``services.engine.guard`` and
+``services.engine.errors`` load without NumPy, SciPy or openpyxl (the files service checks
+workbooks with the guard alone).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
-
-# Names are imported on first use: a service that needs one corner of the engine (files
-# checks workbooks) does not pay for SciPy and the back ends at start-up.
-_EXPORTS = {
-    "BackendUnavailable": "run",
-    "Cancelled": "run",
-    "CircularReference": "errors",
-    "CorrelationError": "errors",
-    "Evaluator": "numpy_backend",
-    "FormulaError": "errors",
-    "ModelError": "errors",
-    "ParameterError": "errors",
-    "Partial": "stats",
-    "Results": "stats",
-    "StatsOptions": "stats",
-    "WorkbookRejected": "errors",
-    "compile_numpy": "numpy_backend",
-    "default_chunk_size": "run",
-    "load_workbook": "workbook",
-    "make_evaluator": "run",
-    "model_from_spec": "spec",
-    "resolve_backend": "run",
-    "simulate": "run",
-}
-__all__ = [
-    "BackendUnavailable",
-    "Cancelled",
-    "CircularReference",
-    "CorrelationError",
-    "Evaluator",
-    "FormulaError",
-    "ModelError",
-    "ParameterError",
-    "Partial",
-    "Results",
-    "StatsOptions",
-    "WorkbookRejected",
-    "compile_numpy",
-    "default_chunk_size",
-    "load_workbook",
-    "make_evaluator",
-    "model_from_spec",
-    "resolve_backend",
-    "simulate",
-]
 
 if TYPE_CHECKING:
     from .errors import (
@@ -66,8 +25,10 @@ if TYPE_CHECKING:
     )
     from .numpy_backend import Evaluator, compile_numpy
     from .run import (
+        BACKENDS,
         BackendUnavailable,
         Cancelled,
+        Run,
         default_chunk_size,
         make_evaluator,
         resolve_backend,
@@ -77,8 +38,59 @@ if TYPE_CHECKING:
     from .stats import Partial, Results, StatsOptions
     from .workbook import load_workbook
 
+_HOMES = {
+    "errors": (
+        "CircularReference",
+        "CorrelationError",
+        "FormulaError",
+        "ModelError",
+        "ParameterError",
+        "WorkbookRejected",
+    ),
+    "numpy_backend": ("Evaluator", "compile_numpy"),
+    "run": (
+        "BACKENDS",
+        "BackendUnavailable",
+        "Cancelled",
+        "Run",
+        "default_chunk_size",
+        "make_evaluator",
+        "resolve_backend",
+        "simulate",
+    ),
+    "spec": ("model_from_spec",),
+    "stats": ("Partial", "Results", "StatsOptions"),
+    "workbook": ("load_workbook",),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "Cancelled",
+    "CircularReference",
+    "CorrelationError",
+    "Evaluator",
+    "FormulaError",
+    "ModelError",
+    "ParameterError",
+    "Partial",
+    "Results",
+    "Run",
+    "StatsOptions",
+    "WorkbookRejected",
+    "compile_numpy",
+    "default_chunk_size",
+    "load_workbook",
+    "make_evaluator",
+    "model_from_spec",
+    "resolve_backend",
+    "simulate",
+]
+
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    module = _MODULE_OF.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
