@@ -67,7 +67,5 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
             "ALEA_SIMULATION_CACHE_TTL", default.cache_ttl_seconds, minimum=0.0
         ),
         exact_limit=read.integer("ALEA_SIMULATION_EXACT_LIMIT", default.exact_limit, minimum=1),
-        max_attempts=read.integer(
-            "ALEA_SIMULATION_MAX_ATTEMPTS", default.max_attempts, minimum=1
-        ),
+        max_attempts=read.integer("ALEA_SIMULATION_MAX_ATTEMPTS", default.max_attempts, minimum=1),
     )
