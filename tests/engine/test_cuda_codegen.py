@@ -15,14 +15,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from services.engine import load_workbook, rng, sampling
+from services.engine import load_workbook, rng, sampling, xlerror
 from services.engine.cuda import generate
 from services.engine.cuda.codegen import literal
 from services.engine.cuda.harness import HostHarness, nvcc_path
+from services.engine.distributions import FAMILIES
 from services.engine.errors import FormulaError
 from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
 from services.engine.numpy_backend import compile_numpy
 from tests.engine import models as wb
+from tests.engine.test_distributions import TABLE
 
 pytestmark = pytest.mark.skipif(nvcc_path() is None, reason="nvcc is not installed")
 
@@ -57,6 +59,11 @@ _PARAMS = {
     "betageneral": _c(2, 5, 10, 20),
     "weibull": _c(2, 10),
     "cumul": (*_c(0, 10), _t(2, 5, 8), _t(0.2, 0.5, 0.9)),
+    **{
+        name: tuple(p if isinstance(p, Table) else Const(float(p)) for p in ref.params)
+        for name, ref in TABLE.items()
+        if name in FAMILIES
+    },
 }
 _TRUNCATE = {
     "normal": (8.0, 13.0),
@@ -67,6 +74,12 @@ _TRUNCATE = {
     "beta": (0.1, 0.5),
     "triang": (1.5, 5.0),
     "expon": (None, 3.0),
+    "student": (-1.0, 2.0),
+    "invgauss": (1.0, None),
+    "negbin": (1.0, 6.0),
+    "general": (3.0, 8.0),
+    "cumuld": (None, 6.0),
+    "hypergeo": (2.0, None),
 }
 
 
@@ -310,7 +323,9 @@ def test_literals_round_trip_exactly():
     for v in [0.0, -0.0, 1 / 3, -2.5e-310, 1.7976931348623157e308, 5e-324, -np.pi]:
         back = float.fromhex(literal(v).strip("()"))
         assert back == v and np.signbit(back) == np.signbit(v)
-    assert literal(float("nan")) == "NAN" and literal(float("-inf")) == "(-INFINITY)"
+    assert literal(float("-inf")) == "(-INFINITY)"
+    assert literal(xlerror.NA) == '__builtin_nan("7")'  # an Excel error keeps its code
+    assert literal(float("nan")) == '__builtin_nan("6")'  # any other NaN is #NUM!
 
 
 def test_tables_beyond_the_constant_bank_go_to_global_memory(harnesses, tmp_path):

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import xlerror
 from ..errors import FormulaError, ModelError
+from ..excel import registry
 from ..ir import Apply, Const, Model, Node, Sample, Table
 from .prelude import PRELUDE
 
@@ -53,9 +56,9 @@ class CudaSource:
 
 
 def literal(x: float) -> str:
-    """A C double literal that round-trips ``x`` exactly."""
+    """A C double literal that round-trips ``x`` exactly (an Excel error keeps its code)."""
     if math.isnan(x):
-        return "NAN"
+        return f'__builtin_nan("{xlerror.code(x)}")'
     if math.isinf(x):
         return "INFINITY" if x > 0 else "(-INFINITY)"
     return f"({float(x).hex()})" if x < 0 else float(x).hex()
@@ -107,6 +110,35 @@ _VALID = {
 _DISCRETE = {"discrete", "binomial", "poisson"}
 
 
+@dataclass(frozen=True)
+class _Family:
+    """How the source samples a registered distribution family (see ``register_distribution``)."""
+
+    valid: str
+    function: str
+    units: tuple[str, ...]
+    arguments: Callable[[list[str], list[Table], Callable[..., str]], str] | None
+
+
+_FAMILIES: dict[str, _Family] = {}
+
+
+def register_distribution(
+    name: str,
+    valid: str,
+    function: str,
+    units: tuple[str, ...],
+    arguments: Callable[[list[str], list[Table], Callable[..., str]], str] | None,
+    discrete: bool,
+) -> None:
+    """Sample ``name`` by ``ppf_<function>(u, args)`` and ``cdf_<function>(x, args)`` from the
+    C++ ``units``; ``valid`` formats the scalar parameters into the validity test; without
+    ``arguments(scalars, tables, table)`` the arguments are the scalar parameters."""
+    _FAMILIES[name] = _Family(valid, function, units, arguments)
+    if discrete:
+        _DISCRETE.add(name)
+
+
 class _Writer:
     """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
 
@@ -119,6 +151,7 @@ class _Writer:
         self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
+        self.units: set[str] = set()
 
     # -- tables
     def table(self, values: tuple[float, ...] | np.ndarray) -> str:
@@ -166,6 +199,14 @@ class _Writer:
         self.lines.append(f"  const double {var} = {expr};")
         return var
 
+    def array(self, values: tuple[str, ...]) -> str:
+        """A local, mutable array of values (arguments of a variadic primitive)."""
+        var = f"a{len(self.lines)}"
+        self.lines.append(
+            f"  double {var}[{max(len(values), 1)}] = {{{', '.join(values) or '0.0'}}};"
+        )
+        return var
+
     def _emit(self, node: Node, args: tuple) -> str:
         if isinstance(node, Const):
             return literal(node.value)
@@ -195,6 +236,20 @@ class _Writer:
             rest = ", ".join(scalars)
             call = (f"ppf_{d}({{u}}, {rest})", f"cdf_{d}({{x}}, {rest})")
             valid = _VALID[d].format(*scalars)
+        elif d in _FAMILIES:
+            family = _FAMILIES[d]
+            self.units.update(family.units)
+            tables = [a for a in args if isinstance(a, Table)]
+            rest = (
+                family.arguments(scalars, tables, self.table)
+                if family.arguments is not None
+                else ", ".join(scalars)
+            )
+            call = (
+                f"ppf_{family.function}({{u}}, {rest})",
+                f"cdf_{family.function}({{x}}, {rest})",
+            )
+            valid = family.valid.format(*scalars)
         else:
             raise FormulaError("distribution not supported by the CUDA back end", s.address, d)
         if s.truncate is None or s.truncate == (None, None):
@@ -215,6 +270,10 @@ class _Writer:
 
     def _apply(self, node: Apply, args: tuple) -> str:
         fn = node.fn
+        prim = registry.PRIMITIVES.get(fn)
+        if prim is not None:
+            self.units.update(prim.units)
+            return self.primitive(prim, args)
         if any(isinstance(a, Table) for a in args) and fn not in _TABLE_OK:
             args = tuple(v for a in args for v in _flatten(a))
         if fn in _UNARY and len(args) == 1:
@@ -227,6 +286,18 @@ class _Writer:
         if handler is None:
             raise FormulaError("function not supported by the CUDA back end", node.address, fn)
         return handler(self, args)
+
+    def primitive(self, prim: registry.Primitive, args: tuple) -> str:
+        """``cpp(args)``: a Table is ``table, rows, cols``; a variadic tail is one array."""
+        head = args if prim.fixed is None else args[: prim.fixed]
+        parts = [
+            f"{self.table(a.values)}, {a.rows}, {a.cols}" if isinstance(a, Table) else a
+            for a in head
+        ]
+        if prim.fixed is not None:
+            tail = tuple(v for a in args[prim.fixed :] for v in _flatten(a))
+            parts += [self.array(tail), str(len(tail))]
+        return f"{prim.cpp}({', '.join(parts)})"
 
     # -- whole source
     def source(self) -> CudaSource:
@@ -247,6 +318,7 @@ class _Writer:
         src = "\n".join(
             [
                 PRELUDE,
+                registry.cpp_units(self.units),
                 _TABLE_MACRO,
                 *self.tables,
                 f"#define ALEA_INPUTS {len(m.inputs)}",
