@@ -95,19 +95,21 @@ class Lowerer:
         self.cell, self.occurrence = key, 0
         self.in_progress.append(key)
         try:
-            value = self.lower(expr, key[0])
-            if isinstance(value, Grid) and value.rows * value.cols == 1:
-                value = value.items[0]
-            if isinstance(value, Table) and len(value.values) == 1:
-                value = self.const(value.values[0])
-            if not isinstance(value, (Const, Apply, Sample, Table, Grid, str, _Empty)):
-                raise self.fail("a formula must give one value, not a range")
-            if isinstance(value, (Grid, Table)):
-                raise self.fail("a formula must give one value, not an array")
-            return value
+            return self.one_value(self.lower(expr, key[0]))
         finally:
             self.in_progress.pop()
             self.cell, self.occurrence = saved
+
+    def one_value(self, value: Value | Range) -> Scalar:
+        """What the cell itself holds of a formula's value: an array's (or a range's) first
+        item, where Excel's dynamic arrays would spill the rest into the cells below and to
+        the right (a warning says so; spilled cells are not modelled)."""
+        if isinstance(value, (Const, Apply, Sample, str, _Empty)):
+            return value
+        grid = self.grid(value)
+        if grid.rows * grid.cols > 1:
+            self.warn("an array result in one cell: its first value is used (no spill)")
+        return grid.items[0]
 
     def cell_value(self, sheet: str, row: int, col: int) -> Value:
         """The value of any cell: formulas lowered (on demand if needed), constants converted."""

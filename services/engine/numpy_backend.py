@@ -318,8 +318,15 @@ def _fold(op: np.ufunc, vals: list) -> Value:
     return acc
 
 
+def _first_error(result: Value, vals: list | tuple) -> Value:
+    """``result``, its NaN trials replaced by the first error among ``vals`` (the payload a
+    NaN operand passes through arithmetic is the hardware's choice, not Excel's)."""
+    return propagate(result, *vals) if np.isnan(result).any() else result
+
+
 def _sum(*args: Value) -> Value:
-    return _fold(np.add, _values(args))
+    vals = _values(args)
+    return _first_error(_fold(np.add, vals), vals)
 
 
 def _average(*args: Value) -> Value:
@@ -329,7 +336,17 @@ def _average(*args: Value) -> Value:
 
 def _extreme(op: np.ufunc) -> Callable[..., Value]:
     def apply(*args: Value) -> Value:
-        return _fold(op, _values(args))
+        vals = _values(args)
+        return _first_error(_fold(op, vals), vals)
+
+    return apply
+
+
+def _arithmetic(op: Callable[..., Value]) -> Callable[..., Value]:
+    """An operator or function with Excel's error rule: the first error argument."""
+
+    def apply(*args: Value) -> Value:
+        return _first_error(op(*args), args)
 
     return apply
 
@@ -377,17 +394,17 @@ def excel_round(x: Value, digits: Value) -> Value:
     stored just below and gives 2.67, where Excel, working on 15 digits, shows 2.68.
     """
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f + 0.5) / f
+    return propagate(np.sign(x) * np.floor(np.abs(x) * f + 0.5) / f, x, digits)
 
 
 def _roundup(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.ceil(np.abs(x) * f) / f
+    return propagate(np.sign(x) * np.ceil(np.abs(x) * f) / f, x, digits)
 
 
 def _rounddown(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f) / f
+    return propagate(np.sign(x) * np.floor(np.abs(x) * f) / f, x, digits)
 
 
 def _mod(a: Value, b: Value) -> Value:
@@ -402,7 +419,7 @@ def _npv(rate: Value, *args: Value) -> Value:
     for v in _values(args):
         growth = np.multiply(growth, base)
         acc = np.add(acc, np.divide(v, growth))
-    return acc
+    return _first_error(acc, (rate, *_values(args)))
 
 
 def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value]:
@@ -421,17 +438,20 @@ def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value
 
 def _pv(rate: Value, nper: Value, pmt: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return np.negative(np.divide(np.add(fv, np.multiply(pmt, factor)), growth))
+    r = np.negative(np.divide(np.add(fv, np.multiply(pmt, factor)), growth))
+    return propagate(r, rate, nper, pmt, fv, kind)
 
 
 def _fv(rate: Value, nper: Value, pmt: Value, pv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return np.negative(np.add(np.multiply(pv, growth), np.multiply(pmt, factor)))
+    r = np.negative(np.add(np.multiply(pv, growth), np.multiply(pmt, factor)))
+    return propagate(r, rate, nper, pmt, pv, kind)
 
 
 def _pmt(rate: Value, nper: Value, pv: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return _div(np.negative(np.add(np.multiply(pv, growth), fv)), factor)
+    r = _div(np.negative(np.add(np.multiply(pv, growth), fv)), factor)
+    return propagate(r, rate, nper, pv, fv, kind)
 
 
 def _choose(index: Value, *options: Value) -> Value:
@@ -503,13 +523,13 @@ def _unsupported_text(*_args: Value) -> Value:
 
 
 FUNCTIONS: dict[str, Callable[..., Value]] = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
+    "add": _arithmetic(np.add),
+    "sub": _arithmetic(np.subtract),
+    "mul": _arithmetic(np.multiply),
     "div": _div,
     "pow": _pow,
-    "neg": np.negative,
-    "percent": lambda a: np.divide(a, 100.0),
+    "neg": _arithmetic(np.negative),
+    "percent": _arithmetic(lambda a: np.divide(a, 100.0)),
     "eq": _compare(np.equal),
     "ne": _compare(np.not_equal),
     "lt": _compare(np.less),
@@ -527,19 +547,19 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "average": _average,
     "min": _extreme(np.minimum),
     "max": _extreme(np.maximum),
-    "abs": np.abs,
-    "exp": np.exp,
+    "abs": _arithmetic(np.abs),
+    "exp": _arithmetic(np.exp),
     "ln": _ln,
     "log": _log,
     "log10": _log10,
-    "sqrt": np.sqrt,
+    "sqrt": _arithmetic(np.sqrt),
     "power": _pow,
     "round": excel_round,
     "roundup": _roundup,
     "rounddown": _rounddown,
-    "int": np.floor,
+    "int": _arithmetic(np.floor),
     "mod": _mod,
-    "sign": np.sign,
+    "sign": _arithmetic(np.sign),
     "npv": _npv,
     "pv": _pv,
     "fv": _fv,

@@ -67,24 +67,24 @@ def literal(x: float) -> str:
 _CONSTANT_BYTES = 48 * 1024  # of the 64 KiB constant bank; larger tables live in global memory
 _CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
 _UNARY = {
-    "neg": "(-{0})",
-    "percent": "({0} / 100.0)",
-    "abs": "fabs({0})",
-    "exp": "exp({0})",
+    "neg": "xl_neg({0})",
+    "percent": "xl_div({0}, 100.0)",
+    "abs": "xl_abs({0})",
+    "exp": "xl_exp({0})",
     "ln": "xl_ln({0})",
     "log10": "xl_log10({0})",
-    "sqrt": "sqrt({0})",
-    "int": "floor({0})",
+    "sqrt": "xl_sqrt({0})",
+    "int": "xl_int({0})",
     "sign": "xl_sign({0})",
     "not": "xl_not({0})",
 }
 _BINARY = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
+    "add": "xl_add({0}, {1})",
+    "sub": "xl_sub({0}, {1})",
+    "mul": "xl_mul({0}, {1})",
     "div": "xl_div({0}, {1})",
-    "pow": "pow({0}, {1})",
-    "power": "pow({0}, {1})",
+    "pow": "xl_pow({0}, {1})",
+    "power": "xl_pow({0}, {1})",
     "iferror": "xl_iferror({0}, {1})",
     "mod": "xl_mod({0}, {1})",
     "round": "xl_round({0}, {1})",
@@ -397,16 +397,23 @@ def _fold(w: _Writer, op: str, args: tuple) -> str:
     return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
-def _sum(args: tuple) -> str:
-    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting."""
-    return f"({' + '.join(args)})"
+def _first_error(args: tuple, otherwise: str) -> str:
+    """The first error among ``args``, else ``otherwise``."""
+    chain = " : ".join(f"isnan({a}) ? {a}" for a in args)
+    return f"({chain} : {otherwise})"
+
+
+def _sum(w: _Writer, args: tuple) -> str:
+    """Left to right like numpy_backend's loop (``+`` associates left, so no nesting); a
+    NaN sum is the first error among the terms."""
+    total = w.aux(f"({' + '.join(args)})")
+    return f"(isnan({total}) ? {_first_error(args, total)} : {total})"
 
 
 def _logical(op: str):
     def emit(w: _Writer, args: tuple) -> str:
-        err = " || ".join(f"isnan({a})" for a in args)
         body = f" {op} ".join(f"({a} != 0.0)" for a in args)
-        return f"(({err}) ? NAN : xl_bool({body}))"
+        return _first_error(args, f"xl_bool({body})")
 
     return emit
 
@@ -416,7 +423,7 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
     ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
     if len(args) > 1 and all(isinstance(a, Table) for a in args):
         return literal(float(np.sum(np.prod([np.asarray(a.values) for a in args], axis=0))))
-    return _sum(tuple(v for a in args for v in _flatten(a)))
+    return _sum(w, tuple(v for a in args for v in _flatten(a)))
 
 
 def _npv(w: _Writer, args: tuple) -> str:
@@ -427,13 +434,13 @@ def _npv(w: _Writer, args: tuple) -> str:
     for v in values:
         growth = w.aux(f"({growth} * {base})")
         acc = w.aux(f"({acc} + {v} / {growth})")
-    return acc
+    return _first_error((rate, *values), acc)
 
 
 def _choose(w: _Writer, args: tuple) -> str:
-    k = w.aux(f"floor({args[0]})")
+    k = w.aux(f"xl_int({args[0]})")
     cases = " : ".join(f"{k} == {i}.0 ? {v}" for i, v in enumerate(args[1:], start=1))
-    return f"({cases} : NAN)"
+    return f"(isnan({k}) ? {k} : {cases} : XL_VALUE)"
 
 
 def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
@@ -474,8 +481,8 @@ _SPECIAL = {
     "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
     "and": _logical("&&"),
     "or": _logical("||"),
-    "sum": lambda w, a: _sum(a),
-    "average": lambda w, a: f"({_sum(a)} / {len(a)}.0)",
+    "sum": _sum,
+    "average": lambda w, a: f"({_sum(w, a)} / {len(a)}.0)",
     "min": lambda w, a: _fold(w, "xl_min", a),
     "max": lambda w, a: _fold(w, "xl_max", a),
     "log": lambda w, a: f"xl_log({a[0]}, {a[1] if len(a) > 1 else '10.0'})",
@@ -488,7 +495,7 @@ _SPECIAL = {
     "index": _index,
     "match": _match,
     "vlookup": _vlookup,
-    "concat": lambda w, a: "NAN",  # text has no numeric value, as in numpy_backend
+    "concat": lambda w, a: "XL_VALUE",  # text has no numeric value, as in numpy_backend
 }
 
 

@@ -19,13 +19,21 @@ from ..xlerror import CPP as _ERRORS
 
 PRELUDE = (
     r"""
+#ifdef __CUDACC__
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-
 #define ALEA_HD __host__ __device__ inline
 /* iterative special functions stay calls: compile time and registers of the fused kernel */
 #define ALEA_HD_CALL __host__ __device__ __noinline__
+#else  /* the same source as C99, for the system C compiler */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#define ALEA_HD static inline
+#define ALEA_HD_CALL static __attribute__((noinline))
+#endif
 typedef unsigned long long u64;
 """
     + _ERRORS
@@ -71,6 +79,15 @@ ALEA_HD double xl_cmp(double a, double b, int op) {
 ALEA_HD double xl_if(double c, double a, double b) { return isnan(c) ? c : (c != 0.0 ? a : b); }
 ALEA_HD double xl_not(double a) { return isnan(a) ? a : xl_bool(a == 0.0); }
 ALEA_HD double xl_iferror(double a, double b) { return isfinite(a) ? a : b; }
+/* arithmetic keeps the first error operand (hardware may pass either NaN, or a canonical one) */
+ALEA_HD double xl_add(double a, double b) { double r = a + b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_sub(double a, double b) { double r = a - b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_mul(double a, double b) { double r = a * b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_neg(double a) { return isnan(a) ? a : -a; }
+ALEA_HD double xl_abs(double a) { return isnan(a) ? a : fabs(a); }
+ALEA_HD double xl_exp(double a) { return isnan(a) ? a : exp(a); }
+ALEA_HD double xl_sqrt(double a) { return isnan(a) ? a : sqrt(a); }
+ALEA_HD double xl_int(double a) { return isnan(a) ? a : floor(a); }
 ALEA_HD double xl_min(double a, double b) { XL_ERR2(a, b); return fmin(a, b); }
 ALEA_HD double xl_max(double a, double b) { XL_ERR2(a, b); return fmax(a, b); }
 ALEA_HD double xl_sign(double a) { return isnan(a) ? a : (double)((a > 0.0) - (a < 0.0)); }
@@ -89,13 +106,13 @@ ALEA_HD double xl_log(double a, double base) {
   return base == 1.0 ? XL_DIV0 : log(a) / log(base);
 }
 ALEA_HD double xl_round(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
 }
 ALEA_HD double xl_roundup(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f) / f;
 }
 ALEA_HD double xl_rounddown(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f) / f;
 }
 ALEA_HD double xl_mod(double a, double b) { XL_ERR2(a, b); return b == 0.0 ? XL_DIV0 : a - b * floor(a / b); }
 /* annuity payment factor: (1 + r [type != 0])((1+r)^n - 1)/r, or n when r = 0 */
@@ -103,12 +120,15 @@ ALEA_HD double xl_factor(double r, double n, double kind, double growth) {
   return r == 0.0 ? n : (1.0 + r * xl_bool(kind != 0.0)) * ((growth - 1.0) / r);
 }
 ALEA_HD double xl_pv(double r, double n, double pmt, double fv, double kind) {
+  XL_ERR5(r, n, pmt, fv, kind);
   double g = pow(1.0 + r, n); return -((fv + pmt * xl_factor(r, n, kind, g)) / g);
 }
 ALEA_HD double xl_fv(double r, double n, double pmt, double pv, double kind) {
+  XL_ERR5(r, n, pmt, pv, kind);
   double g = pow(1.0 + r, n); return -(pv * g + pmt * xl_factor(r, n, kind, g));
 }
 ALEA_HD double xl_pmt(double r, double n, double pv, double fv, double kind) {
+  XL_ERR5(r, n, pv, fv, kind);
   double g = pow(1.0 + r, n); return xl_div(-(pv * g + fv), xl_factor(r, n, kind, g));
 }
 ALEA_HD double xl_pick(const double* t, int rows, int cols, double row, double col) {

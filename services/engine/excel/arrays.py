@@ -49,8 +49,10 @@ def elementwise(fn: Callable[..., Value]) -> Callable[..., Value]:
     """``fn`` over its arguments with Excel's error rule and #NUM! for overflow."""
 
     def apply(*args: Value) -> Value:
+        # NumPy scalars, not Python floats: a division by zero is inf, never an exception
+        values = [a if isinstance(a, Table) else np.asarray(a, dtype=np.float64) for a in args]
         with np.errstate(all="ignore"):
-            return propagate(finite(fn(*args)), *args)
+            return propagate(finite(fn(*values)), *args)
 
     apply.__name__ = getattr(fn, "__name__", "elementwise")
     return apply
@@ -83,19 +85,25 @@ def shaped(result: np.ndarray, values: Sequence[Value]) -> Value:
     return result
 
 
-def over_values(fixed: int, compute: Callable[..., Any]) -> Callable[..., Value]:
+def over_values(
+    fixed: int, compute: Callable[..., Any], head_first: bool = True
+) -> Callable[..., Value]:
     """A variadic primitive: ``compute(rows, *head)`` over the stacked values (rows ×
-    trials) after ``fixed`` leading arguments, with Excel's error rule (the values' first
-    error, then the leading arguments') and #NUM! for overflow."""
+    trials) after ``fixed`` leading arguments, with Excel's error rule (an error among the
+    leading arguments, then the values' first one; ``head_first=False`` the other way round)
+    and #NUM! for overflow."""
 
     def apply(*args: Value) -> Value:
-        head, values = args[:fixed], args[fixed:]
+        head = [np.asarray(a, dtype=np.float64) for a in args[:fixed]]
+        values = args[fixed:]
         rows = stack(values)
         anyerr, first = first_error(rows)
         with np.errstate(all="ignore"):
             result = np.asarray(compute(rows, *head), dtype=np.float64)
-        result = np.where(anyerr, first, finite(result))
-        result = propagate(result, *head)
+        if head_first:
+            result = propagate(np.where(anyerr, first, finite(result)), *head)
+        else:
+            result = np.where(anyerr, first, propagate(finite(result), *head))
         return shaped(np.atleast_1d(result), [*head, *values])
 
     return apply

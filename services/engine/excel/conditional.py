@@ -26,6 +26,7 @@ from services.engine.excel import forms, registry
 from services.engine.excel import text as xltext
 from services.engine.excel.arrays import over_values
 from services.engine.excel.lookup import _wildcard
+from services.engine.formula import Binary
 from services.engine.ir import Apply, Const, Node, Sample
 from services.engine.values import EMPTY, Grid, Scalar, Value
 
@@ -74,7 +75,8 @@ for _op, _c in _C_OPS.items():
 @dataclass(frozen=True)
 class Criterion:
     """A parsed criterion: ``op`` and an operand that is a number, text, logical, an error
-    code, a per-trial node, or None for the empty operand (``""``, ``"="``, ``"<>"``)."""
+    code, a per-trial node (``logical`` True: a logical value per trial), or None for the
+    empty operand (``""``, ``"="``, ``"<>"``)."""
 
     op: str
     number: float | None = None
@@ -84,8 +86,24 @@ class Criterion:
     node: Node | None = None
 
 
-def parse(lw: Lowerer, value: Scalar) -> Criterion:
+def lower_criterion(lw: Lowerer, expr: Expr, sheet: str) -> Any:
+    """A criterion argument lowered: its value, or the criterion ``">"&x`` states for an
+    uncertain number x (an operator joined to a number per trial; the number is compared as
+    it is, where Excel would first write it with 15 digits)."""
+    if isinstance(expr, Binary) and expr.op == "concat":
+        left = lw.lower(expr.left, sheet)
+        ops = dict(_PREFIXES)
+        if isinstance(left, str) and left in ops:
+            right = lw.lower(expr.right, sheet)
+            if isinstance(right, (Apply, Sample)):
+                return Criterion(ops[left], node=right, logical=lw.is_logical(right) or None)
+    return lw.lower(expr, sheet)
+
+
+def parse(lw: Lowerer, value: Scalar | Criterion) -> Criterion:
     """The criterion a value states."""
+    if isinstance(value, Criterion):
+        return value
     if isinstance(value, (Apply, Sample)):
         return Criterion("eq", node=value)
     if value is EMPTY:
@@ -120,17 +138,19 @@ def condition(lw: Lowerer, crit: Criterion, cell: Scalar) -> Node:
     def result(flag: bool) -> Node:
         return lw.boolean(flag)
 
+    if crit.node is not None and crit.logical:  # a logical value per trial
+        if lw.is_logical(cell) and isinstance(cell, (Const, Apply, Sample)):
+            return lw.apply(f"crit_{crit.op}", [cell, crit.node], logical=True)
+        return result(negate)
     if crit.node is not None:
-        if isinstance(cell, (Const, Apply, Sample)) and not lw.is_logical(cell):
-            return lw.apply("crit_eq", [cell, crit.node], logical=True)
+        if cell is EMPTY or lw.is_logical(cell):
+            return result(negate)
         if isinstance(cell, str):
             n = xltext.to_number(cell)
-            return (
-                lw.apply("crit_eq", [lw.const(n), crit.node], logical=True)
-                if n is not None
-                else lw.FALSE
-            )
-        return lw.FALSE
+            if n is None:
+                return result(negate)
+            cell = lw.const(n)
+        return lw.apply(f"crit_{crit.op}", [cell, crit.node], logical=True)  # type: ignore[list-item]
     empty_operand = (
         crit.number is None and crit.text is None and crit.logical is None and not crit.error
     )
@@ -194,7 +214,7 @@ def _resized(lw: Lowerer, expr: Expr, sheet: str, rows: int, cols: int) -> Grid:
 
 
 def _conditions(
-    lw: Lowerer, pairs: list[tuple[Expr, Expr]], sheet: str, crit_values: list[Scalar]
+    lw: Lowerer, pairs: list[tuple[Expr, Expr]], sheet: str, crit_values: list[Any]
 ) -> tuple[list[Node], tuple[int, int]] | None:
     """One condition per cell: the AND of every (range, criterion) pair; None when the
     ranges differ in shape."""
@@ -297,9 +317,9 @@ def _if_single(kind: str) -> Any:
 
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
         tested, _ = _cells(lw, args[0], sheet)
-        criterion = lw.lower(args[1], sheet)
+        criterion = lower_criterion(lw, args[1], sheet)
 
-        def one(v: list[Scalar]) -> Node:
+        def one(v: list[Any]) -> Node:
             conds = [condition(lw, parse(lw, v[0]), cell) for cell in tested.items]
             if kind == "count":
                 return _aggregate(lw, kind, conds, [])
@@ -310,6 +330,8 @@ def _if_single(kind: str) -> Any:
                 return lw.error("#VALUE!")
             return _aggregate(lw, kind, conds, list(source.items))
 
+        if isinstance(criterion, Criterion):
+            return one([criterion])
         return lw.broadcast(one, [criterion])
 
     return lower
@@ -323,15 +345,18 @@ def _if_many(kind: str) -> Any:
         if len(rest) % 2 or not rest:
             raise lw.fail("takes range and criterion pairs", kind.upper() + "IFS")
         pairs = [(rest[i], rest[i + 1]) for i in range(0, len(rest), 2)]
-        crit_values = []
+        crit_values: list[Any] = []
         for _, c in pairs:
-            value = lw.lower(c, sheet)
+            value = lower_criterion(lw, c, sheet)
+            if isinstance(value, Criterion):
+                crit_values.append(value)
+                continue
             if lw.is_array(value):
                 raise lw.fail("criteria must be single values", kind.upper() + "IFS")
             crit_values.append(
                 lw.numeric(value, "a criterion") if isinstance(value, Grid) else value
             )
-        found = _conditions(lw, pairs, sheet, crit_values)  # type: ignore[arg-type]
+        found = _conditions(lw, pairs, sheet, crit_values)
         if found is None:
             return lw.error("#VALUE!")
         conds, shape = found

@@ -103,6 +103,7 @@ ALEA_HD double xl_serial(double y, double m, double d) {
   return first + d - 1.0;
 }
 ALEA_HD bool xl_valid_serial(double s) { return s >= 0.0 && s < 2958466.0; }
+ALEA_HD bool xl_isleap(double y) { return (fmod(y, 4.0) == 0.0 && fmod(y, 100.0) != 0.0) || fmod(y, 400.0) == 0.0; }
 ALEA_HD double xl_days_in_month(double y, double m) { return xl_serial(y, m + 1.0, 1.0) - xl_serial(y, m, 1.0); }
 """
 registry.unit("calendar", _CALENDAR_CPP)
@@ -116,7 +117,7 @@ def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **
 
 
 def _date(y: Any, m: Any, d: Any) -> Any:
-    y, m, d = np.trunc(y), np.trunc(m), np.trunc(d)
+    y, m, d = np.floor(y), np.floor(m), np.floor(d)
     y = np.where((y >= 0) & (y < 1900), y + 1900.0, y)
     s = serial(y, m, d)
     return np.where((y < 0) | (y >= 10000) | ~_valid(s), NUM, s)
@@ -126,7 +127,7 @@ _fn(
     "DATE",
     _date,
     """ALEA_HD double xl_date(double y, double m, double d) {
-  XL_ERR3(y, m, d); y = trunc(y); m = trunc(m); d = trunc(d);
+  XL_ERR3(y, m, d); y = floor(y); m = floor(m); d = floor(d);
   if (y >= 0.0 && y < 1900.0) y += 1900.0;
   if (y < 0.0 || y >= 10000.0) return XL_NUM;
   double s = xl_serial(y, m, d); return xl_valid_serial(s) ? s : XL_NUM;
@@ -234,7 +235,8 @@ _fn(
 
 
 def _is_last_of_feb(y: Any, m: Any, d: Any) -> Any:
-    return (m == 2) & (d == _days_in_month(y, m))
+    """The last day of February on the real calendar (29 February 1900 never is)."""
+    return (m == 2) & (d == 28.0 + _isleap(y))
 
 
 def _days360(start: Any, end: Any, european: Any) -> Any:
@@ -261,7 +263,7 @@ _fn(
   else {
     a = fmin(d1, 30.0);
     b = a == 30.0 ? fmin(d2, 30.0) : d2;
-    if (m1 == 2.0 && d1 == xl_days_in_month(y1, m1)) a = 30.0;
+    if (m1 == 2.0 && d1 == 28.0 + (xl_isleap(y1) ? 1.0 : 0.0)) a = 30.0;
   }
   return 360.0 * (y2 - y1) + 30.0 * (m2 - m1) + (b - a);
 }
@@ -315,15 +317,14 @@ def _yearfrac(start: Any, end: Any, basis: Any) -> Any:
 _fn(
     "YEARFRAC",
     _yearfrac,
-    """ALEA_HD bool xl_isleap(double y) { return (fmod(y, 4.0) == 0.0 && fmod(y, 100.0) != 0.0) || fmod(y, 400.0) == 0.0; }
-ALEA_HD double xl_yearfrac(double start, double end, double basis) {
+    """ALEA_HD double xl_yearfrac(double start, double end, double basis) {
   XL_ERR3(start, end, basis); double b = trunc(basis);
   if (!xl_valid_serial(start) || !xl_valid_serial(end) || b < 0.0 || b > 4.0) return XL_NUM;
   double lo = floor(fmin(start, end)), hi = floor(fmax(start, end)), y1, m1, d1, y2, m2, d2;
   xl_ymd(lo, &y1, &m1, &d1); xl_ymd(hi, &y2, &m2, &d2);
   double actual = hi - lo;
   if (b == 0.0) {
-    bool feb1 = m1 == 2.0 && d1 == xl_days_in_month(y1, m1), feb2 = m2 == 2.0 && d2 == xl_days_in_month(y2, m2);
+    bool feb1 = m1 == 2.0 && d1 == 28.0 + (xl_isleap(y1) ? 1.0 : 0.0), feb2 = m2 == 2.0 && d2 == 28.0 + (xl_isleap(y2) ? 1.0 : 0.0);
     double a = d1, c = d2;
     if ((d1 == 31.0 && d2 == 31.0) || (d1 == 30.0 && d2 == 31.0) || (feb1 && feb2)) c = 30.0;
     if (d1 == 31.0 || feb1) a = 30.0;
@@ -457,7 +458,7 @@ registry.primitive("workday", elementwise(_workday), "xl_workday", ("workday",))
 
 def _with_holidays(fn: str, what: str) -> Any:
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
-        a, b = lw.scalar(args[0], sheet, what), lw.scalar(args[1], sheet, what)
+        a, b = (forms.strict_scalar(lw, x, sheet, what) for x in args[:2])
         table = (
             lw.table_arg(args[2], sheet, f"the {what} holidays")
             if len(args) > 2
@@ -489,12 +490,14 @@ def _datedif(unit: str) -> Any:
         elif unit == "YM":
             dm = (m2 - m1) - (d2 < d1)
             r = dm + 12.0 * (dm < 0)
-        elif unit == "MD":
-            prev = serial(y2, m2 - (d2 < d1), d1)
-            r = e - prev
-        else:  # YD
-            anniversary = serial(y2 - ((m2 < m1) | ((m2 == m1) & (d2 < d1))), m1, d1)
-            r = e - anniversary
+        elif unit == "MD":  # the start's month (the next one when the day is earlier), end's day
+            later = d2 < d1
+            m = m1 + later
+            roll = m > 12
+            r = serial(y1 + roll, np.where(roll, 1.0, m), d2 - (later & roll)) - s
+        else:  # YD: the start's year (the next one when the date is earlier), end's day
+            later = (m2 < m1) | ((m2 == m1) & (d2 < d1))
+            r = serial(y1 + later, m2, d2) - s
         return np.where(ok, r, NUM)
 
     return apply
@@ -505,8 +508,8 @@ _DATEDIF_CPP = {
     "Y": "return y2 - y1 - ((m2 < m1 || (m2 == m1 && d2 < d1)) ? 1.0 : 0.0);",
     "M": "return (y2 - y1) * 12.0 + m2 - m1 - (d2 < d1 ? 1.0 : 0.0);",
     "YM": "double dm = (m2 - m1) - (d2 < d1 ? 1.0 : 0.0); return dm < 0.0 ? dm + 12.0 : dm;",
-    "MD": "return e - xl_serial(y2, m2 - (d2 < d1 ? 1.0 : 0.0), d1);",
-    "YD": "return e - xl_serial(y2 - ((m2 < m1 || (m2 == m1 && d2 < d1)) ? 1.0 : 0.0), m1, d1);",
+    "MD": "bool later = d2 < d1; double m = m1 + (later ? 1.0 : 0.0); bool roll = m > 12.0; return xl_serial(y1 + (roll ? 1.0 : 0.0), roll ? 1.0 : m, d2 - ((later && roll) ? 1.0 : 0.0)) - s;",
+    "YD": "bool later = m2 < m1 || (m2 == m1 && d2 < d1); return xl_serial(y1 + (later ? 1.0 : 0.0), m2, d2) - s;",
 }
 for _unit, _body in _DATEDIF_CPP.items():
     _prim = f"datedif.{_unit.lower()}"

@@ -2,11 +2,10 @@
 """Financial functions: time value of money, loan schedules, depreciation, IRR and friends.
 
 Sign conventions are Excel's: cash paid out is negative. The iterative ones (IRR, XIRR,
-RATE) run Newton's method per trial from the guess (default 10%), the same steps in NumPy
-and C++, stopping when a step is below 1e-12 relative; a rate at or below -100%, a
-non-finite step or 100 steps without convergence is #NUM!, as is IRR/XIRR of cash flows that
-do not change sign. Where several rates solve the equation, the one reached from the guess is
-returned, as Excel does.
+RATE) are solved per trial by :mod:`.solver` (Newton's method from the guess, default 10%,
+then a bracketing search): a rate above -100% or #NUM!, as is IRR/XIRR of cash flows that do
+not change sign. Where several rates solve the equation, the one Newton's method reaches
+from the guess is returned, as Excel does.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from services.engine.excel import forms, registry
+from services.engine.excel import forms, registry, solver
 from services.engine.excel.arrays import DIV0, NUM, over_values
 from services.engine.excel.mathtrig import array_items
 from services.engine.ir import Node
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
     from services.engine.lowering import Lowerer
 
 CATEGORY = "Financial"
-_STEPS = 100
-_TOL = 1e-12
 
 
 def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **kw: Any) -> None:
@@ -173,34 +170,28 @@ _fn(
 
 
 def _rate(n: Any, pmt: Any, pv: Any, fv: Any, kind: Any, guess: Any) -> Any:
-    """Newton's method on the annuity equation, per trial."""
+    """The rate of the annuity equation pv (1+r)^n + pmt (1 + r type) ((1+r)^n - 1)/r + fv = 0."""
     shape = np.broadcast_shapes(*(np.shape(a) for a in (n, pmt, pv, fv, kind, guess)))
-    r = np.broadcast_to(np.asarray(guess, dtype=np.float64), shape).copy()
-    done = np.zeros(shape, dtype=bool)
-    w = (kind != 0).astype(np.float64)
-    for _ in range(_STEPS):
-        with np.errstate(all="ignore"):
-            g = np.power(1.0 + r, n)
-            f = pv * g + pmt * (1.0 + r * w) * (g - 1.0) / r + fv
-            df = n * pv * g / (1.0 + r) + pmt * (
-                w * (g - 1.0) / r + (1.0 + r * w) * (n * g / ((1.0 + r) * r) - (g - 1.0) / (r * r))
-            )
-            step = f / df
-        nxt = r - step
-        converged = np.abs(step) <= _TOL * np.maximum(1.0, np.abs(r))
-        r = np.where(done, r, nxt)
-        done |= converged | ~np.isfinite(step)
-        if done.all():
-            break
-    ok = done & np.isfinite(r) & (r > -1.0)
-    with np.errstate(all="ignore"):
-        g = np.power(1.0 + r, n)
-        residual = pv * g + pmt * (1.0 + r * w) * (g - 1.0) / r + fv
-    scale = (
-        np.abs(pv) * np.abs(g) + np.abs(pmt) * np.abs(n) * np.maximum(1.0, np.abs(g)) + np.abs(fv)
-    )
-    ok &= np.abs(residual) <= 1e-6 * np.maximum(scale, 1e-300)
-    return np.where(ok, r, NUM)
+    size = int(np.prod(shape)) if shape else 1
+    n, pmt, pv, fv = (np.broadcast_to(a, shape).reshape(size) for a in (n, pmt, pv, fv))
+    w = np.broadcast_to(np.not_equal(kind, 0).astype(np.float64), shape).reshape(size)
+
+    def f_df(r: np.ndarray, trials: Any) -> tuple[np.ndarray, np.ndarray]:
+        nn, p, v, f0, ww = n[trials], pmt[trials], pv[trials], fv[trials], w[trials]
+        g = np.power(1.0 + r, nn)
+        zero = r == 0
+        rs = np.where(zero, 1.0, r)
+        f = v * g + p * (1.0 + r * ww) * (g - 1.0) / rs + f0
+        df = nn * v * g / (1.0 + r) + p * (
+            ww * (g - 1.0) / rs
+            + (1.0 + r * ww) * (nn * g / ((1.0 + r) * rs) - (g - 1.0) / (rs * rs))
+        )
+        f = np.where(zero, v + p * nn + f0, f)
+        df = np.where(zero, v * nn + p * (ww * nn + nn * (nn - 1.0) / 2.0), df)
+        return f, df
+
+    r = solver.solve(f_df, guess, shape)
+    return np.where(np.isfinite(r) & (r > -1.0), r, NUM)
 
 
 _fn(
@@ -208,24 +199,15 @@ _fn(
     _rate,
     """ALEA_HD double xl_rate(double n, double pmt, double pv, double fv, double kind, double guess) {
   XL_ERR6(n, pmt, pv, fv, kind, guess);
-  double r = guess, w = kind != 0.0 ? 1.0 : 0.0; bool done = false;
-  for (int i = 0; i < 100 && !done; ++i) {
-    double g = pow(1.0 + r, n);
-    double f = pv * g + pmt * (1.0 + r * w) * (g - 1.0) / r + fv;
-    double df = n * pv * g / (1.0 + r) + pmt * (w * (g - 1.0) / r + (1.0 + r * w) * (n * g / ((1.0 + r) * r) - (g - 1.0) / (r * r)));
-    double step = f / df;
-    done = !isfinite(step) || fabs(step) <= 1e-12 * fmax(1.0, fabs(r));
-    if (isfinite(step)) r -= step;
-  }
-  if (!done || !isfinite(r) || !(r > -1.0)) return XL_NUM;
-  double g = pow(1.0 + r, n), residual = pv * g + pmt * (1.0 + r * w) * (g - 1.0) / r + fv;
-  double scale = fabs(pv) * fabs(g) + fabs(pmt) * fabs(n) * fmax(1.0, fabs(g)) + fabs(fv);
-  return fabs(residual) <= 1e-6 * fmax(scale, 1e-300) ? r : XL_NUM;
+  double p[5] = {n, pmt, pv, fv, kind != 0.0 ? 1.0 : 0.0};
+  double r = xl_solve(p, 0, 0, 0, guess);
+  return (isfinite(r) && r > -1.0) ? r : XL_NUM;
 }
 """,
     3,
     (0.0, 0.0, 0.1),
     verified="numpy_financial",
+    needs=("solver",),
 )
 
 # --- depreciation and rates -------------------------------------------------------------------------
@@ -403,7 +385,7 @@ _fn(
 
 
 def _fvschedule(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
-    acc = lw.scalar(args[0], sheet, "FVSCHEDULE")
+    acc = forms.strict_scalar(lw, args[0], sheet, "FVSCHEDULE")
     one = lw.const(1.0)
     for item in array_items(lw, args[1], sheet):
         if item is EMPTY:
@@ -419,67 +401,44 @@ registry.function("FVSCHEDULE", CATEGORY, 2, 2, _fvschedule)
 # --- internal rates of return -----------------------------------------------------------------------
 
 
-def _newton(f_df: Any, guess: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Newton steps from ``guess`` (kept above -1); (rate, converged) per trial."""
-    r = np.broadcast_to(np.asarray(guess, dtype=np.float64), shape).copy()
-    done = np.zeros(shape, dtype=bool)
-    good = np.zeros(shape, dtype=bool)
-    for _ in range(_STEPS):
-        with np.errstate(all="ignore"):
-            f, df = f_df(r)
-            step = f / df
-        finite = np.isfinite(step)
-        nxt = r - np.where(finite, step, 0.0)
-        nxt = np.where(nxt <= -1.0, 0.5 * (r - 1.0), nxt)  # stay above -100%
-        converged = finite & (np.abs(step) <= _TOL * np.maximum(1.0, np.abs(r)))
-        good = np.where(done, good, converged)
-        r = np.where(done, r, nxt)
-        done |= converged | ~finite
-        if done.all():
-            break
-    return r, good & np.isfinite(r)
+def _discounting(values: np.ndarray, t: np.ndarray) -> solver.Function:
+    """f(r) = sum v_i (1+r)^-t_i and f'(r), for trials selected by ``trials``."""
+
+    def f_df(r: np.ndarray, trials: Any) -> tuple[np.ndarray, np.ndarray]:
+        v = values[:, trials]
+        tt = t if t.shape[1] == 1 else t[:, trials]
+        x = 1.0 / (1.0 + r)
+        powers = np.power(x, tt)
+        return (v * powers).sum(axis=0), -(tt * v * powers * x).sum(axis=0)
+
+    return f_df
 
 
 def _irr(rows: np.ndarray, guess: Any) -> Any:
     n = rows.shape[0]
-    t = np.arange(n, dtype=np.float64).reshape(-1, *([1] * (rows.ndim - 1)))
-
-    def f_df(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = 1.0 / (1.0 + r)
-        powers = np.power(x, t)
-        return (rows * powers).sum(axis=0), -(t * rows * powers * x).sum(axis=0)
-
     shape = np.broadcast_shapes(rows.shape[1:], np.shape(guess))
-    r, ok = _newton(f_df, guess, shape)
+    values = np.broadcast_to(rows, (n, *shape)).reshape(n, -1)
+    t = np.arange(n, dtype=np.float64).reshape(-1, 1)
+    r = solver.solve(_discounting(values, t), guess, shape)
     sign_change = (rows > 0).any(axis=0) & (rows < 0).any(axis=0)
-    return np.where(ok & sign_change, r, NUM)
+    return np.where(sign_change & np.isfinite(r), r, NUM)
 
 
-_NEWTON_CPP = r"""
-/* IRR / XIRR: Newton from the guess, kept above -1; #NUM! without convergence */
-ALEA_HD double xl_irr_solve(const double* v, const double* t, int n, double guess) {
-  bool pos = false, neg = false;
+_DISCOUNTING_CPP = r"""
+/* the rate of return of flows v at times t (periods 0, 1, ... when t is null) */
+ALEA_HD double xl_rate_of_return(const double* v, const double* t, int n, double guess) {
+  int pos = 0, neg = 0;
   for (int i = 0; i < n; ++i) { pos = pos || v[i] > 0.0; neg = neg || v[i] < 0.0; }
   if (!(pos && neg)) return XL_NUM;
-  double r = guess;
-  for (int k = 0; k < 100; ++k) {
-    double x = 1.0 / (1.0 + r), f = 0.0, df = 0.0;
-    for (int i = 0; i < n; ++i) { double ti = t ? t[i] : (double)i, p = pow(x, ti); f += v[i] * p; df -= ti * v[i] * p * x; }
-    double step = f / df;
-    if (!isfinite(step)) return XL_NUM;
-    double next = r - step;
-    if (next <= -1.0) next = 0.5 * (r - 1.0);
-    if (fabs(step) <= 1e-12 * fmax(1.0, fabs(r))) return isfinite(r) ? r : XL_NUM;
-    r = next;
-  }
-  return XL_NUM;
+  double r = xl_solve(0, v, t, n, guess);
+  return isfinite(r) ? r : XL_NUM;
 }
 """
-registry.unit("irr_solve", _NEWTON_CPP)
+registry.unit("discounting", _DISCOUNTING_CPP, ("solver",))
 registry.unit(
     "irr",
-    "ALEA_HD double xl_irr(double guess, double* v, int n) { XL_ERRV(v, n); XL_ERR1(guess); return xl_irr_solve(v, 0, n, guess); }\n",
-    ("irr_solve", "stats"),
+    "ALEA_HD double xl_irr(double guess, double* v, int n) { XL_ERR1(guess); XL_ERRV(v, n); return xl_rate_of_return(v, 0, n, guess); }\n",
+    ("discounting", "stats"),
 )
 registry.primitive("irr", over_values(1, _irr), "xl_irr", ("irr",), fixed=1)
 
@@ -510,7 +469,7 @@ def _mirr(rows: np.ndarray, finance: Any, reinvest: Any) -> Any:
 registry.unit(
     "mirr",
     """ALEA_HD double xl_mirr(double fr, double rr, double* v, int n) {
-  XL_ERRV(v, n); XL_ERR2(fr, rr);
+  XL_ERR2(fr, rr); XL_ERRV(v, n);
   double numer = 0.0, denom = 0.0; bool pos = false, neg = false;
   for (int i = 0; i < n; ++i) {
     if (v[i] > 0.0) { numer += v[i] / pow(1.0 + rr, (double)i); pos = true; }
@@ -551,16 +510,14 @@ def _xnpv(rows: np.ndarray, rate: Any) -> Any:
 
 def _xirr(rows: np.ndarray, guess: Any) -> Any:
     values, t, valid = _dated(rows)
-
-    def f_df(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = 1.0 / (1.0 + r)
-        powers = np.power(x, t)
-        return (values * powers).sum(axis=0), -(t * values * powers * x).sum(axis=0)
-
+    n = values.shape[0]
     shape = np.broadcast_shapes(rows.shape[1:], np.shape(guess))
-    r, ok = _newton(f_df, guess, shape)
+    flat_v = np.broadcast_to(values, (n, *shape)).reshape(n, -1)
+    flat_t = np.broadcast_to(t, (n, *shape)).reshape(n, -1)
+    r = solver.solve(_discounting(flat_v, flat_t), guess, shape)
     sign_change = (values > 0).any(axis=0) & (values < 0).any(axis=0)
-    return np.where(ok & sign_change & valid & (np.asarray(guess) >= 0), r, NUM)
+    ok = sign_change & valid & (np.asarray(guess) >= 0) & np.isfinite(r)
+    return np.where(ok, r, NUM)
 
 
 registry.unit(
@@ -579,7 +536,7 @@ registry.unit(
 registry.unit(
     "xnpv",
     """ALEA_HD double xl_xnpv(double rate, double* v, int n2) {
-  XL_ERRV(v, n2); XL_ERR1(rate);
+  XL_ERR1(rate); XL_ERRV(v, n2);
   int n = n2 / 2; if (!xl_dated(v, n2, v + n) || !(rate > 0.0)) return XL_NUM;
   double s = 0.0; for (int i = 0; i < n; ++i) s += v[i] / pow(1.0 + rate, v[n + i]);
   return xl_num(s);
@@ -590,12 +547,12 @@ registry.unit(
 registry.unit(
     "xirr",
     """ALEA_HD double xl_xirr(double guess, double* v, int n2) {
-  XL_ERRV(v, n2); XL_ERR1(guess);
+  XL_ERR1(guess); XL_ERRV(v, n2);
   int n = n2 / 2; if (!xl_dated(v, n2, v + n) || guess < 0.0) return XL_NUM;
-  return xl_irr_solve(v, v + n, n, guess);
+  return xl_rate_of_return(v, v + n, n, guess);
 }
 """,
-    ("dated", "irr_solve", "stats"),
+    ("dated", "discounting", "stats"),
 )
 registry.primitive("xnpv", over_values(1, _xnpv), "xl_xnpv", ("xnpv",), fixed=1)
 registry.primitive("xirr", over_values(1, _xirr), "xl_xirr", ("xirr",), fixed=1)
@@ -604,10 +561,12 @@ registry.primitive("xirr", over_values(1, _xirr), "xl_xirr", ("xirr",), fixed=1)
 def _dated_lower(fn: str, what: str, rate_first: bool) -> Any:
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
         if rate_first:
-            head, values_arg, dates_arg = [lw.scalar(args[0], sheet, what)], args[1], args[2]
+            head = [forms.strict_scalar(lw, args[0], sheet, what)]
+            values_arg, dates_arg = args[1], args[2]
         else:
             values_arg, dates_arg = args[0], args[1]
-            head = [lw.scalar(args[2], sheet, what) if len(args) > 2 else lw.const(0.1)]
+            guess = forms.strict_scalar(lw, args[2], sheet, what) if len(args) > 2 else None
+            head = [guess or lw.const(0.1)]
         values, dates = array_items(lw, values_arg, sheet), array_items(lw, dates_arg, sheet)
         if len(values) != len(dates) or not values:
             return lw.error("#NUM!")

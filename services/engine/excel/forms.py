@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.engine.excel.registry import Lowering
 from services.engine.ir import Apply, Const, Node, Sample, Table
-from services.engine.values import EMPTY, Grid, Scalar
+from services.engine.values import EMPTY, Grid, Scalar, Value
 
 if TYPE_CHECKING:
     from services.engine.formula import Expr
@@ -25,22 +25,56 @@ if TYPE_CHECKING:
 
 
 def elementwise(
-    fn: str, required: int, defaults: Sequence[float] = (), label: str = "", logical: bool = False
+    fn: str,
+    required: int,
+    defaults: Sequence[float] = (),
+    label: str = "",
+    logical: bool = False,
+    strict: bool = False,
+    flags: Sequence[int] = (),
 ) -> Lowering:
     """``Apply(fn, numbers)``: ``required`` arguments, then optional ones whose ``defaults``
-    fill the call when they are left out."""
+    fill the call when they are left out.
+
+    ``strict``: a logical argument is #VALUE! (Excel's Analysis ToolPak functions: EDATE,
+    EFFECT, GCD, YEARFRAC...). ``flags``: positions of TRUE/FALSE arguments such as
+    ``cumulative``, where text other than "TRUE" or "FALSE" is #VALUE!.
+    """
     what = label or fn.upper()
+
+    def argument(lw: Lowerer, i: int, v: Scalar) -> Node:
+        if strict and lw.is_logical(v):
+            return lw.error("#VALUE!")
+        if i in flags and isinstance(v, str):
+            word = v.strip().upper()
+            return lw.boolean(word == "TRUE") if word in ("TRUE", "FALSE") else lw.error("#VALUE!")
+        return lw.numeric(v, what)
 
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Any:
         values = [lw.lower(a, sheet) for a in args]
         tail = [lw.const(d) for d in defaults[len(args) - required :]]
 
         def one(scalars: list[Scalar]) -> Node:
-            return lw.apply(fn, [*(lw.numeric(v, what) for v in scalars), *tail], logical)
+            nodes = [argument(lw, i, v) for i, v in enumerate(scalars)]
+            return lw.apply(fn, [*nodes, *tail], logical)
 
         return lw.broadcast(one, values)
 
     return lower
+
+
+def strict_scalar(lw: Lowerer, expr: Expr, sheet: str, what: str) -> Node:
+    """One number, where a logical value is #VALUE! (Analysis ToolPak functions)."""
+    value = lw.lower(expr, sheet)
+    return lw.error("#VALUE!") if lw.is_logical(value) else lw.numeric(value, what)
+
+
+def flag(lw: Lowerer, value: Value, what: str) -> Node:
+    """A TRUE/FALSE argument: text reads only as "TRUE" or "FALSE", anything else #VALUE!."""
+    if isinstance(value, str):
+        word = value.strip().upper()
+        return lw.boolean(word == "TRUE") if word in ("TRUE", "FALSE") else lw.error("#VALUE!")
+    return lw.numeric(value, what)
 
 
 def items(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> list[tuple[Scalar, bool]]:
@@ -129,6 +163,49 @@ def constant(value: float, logical: bool = False) -> Lowering:
     return lower
 
 
+#: Excel's Analysis ToolPak functions refuse a logical argument with #VALUE!.
+ANALYSIS_TOOLPAK = frozenset(
+    {
+        "EDATE",
+        "EOMONTH",
+        "EFFECT",
+        "NOMINAL",
+        "ERF",
+        "ERF.PRECISE",
+        "ERFC",
+        "ERFC.PRECISE",
+        "FACTDOUBLE",
+        "MROUND",
+        "ISEVEN",
+        "ISODD",
+        "QUOTIENT",
+        "YEARFRAC",
+    }
+)
+#: Argument positions of ``cumulative`` flags.
+CUMULATIVE = {
+    "NORM.DIST": 3,
+    "NORMDIST": 3,
+    "LOGNORM.DIST": 3,
+    "EXPON.DIST": 2,
+    "EXPONDIST": 2,
+    "GAMMA.DIST": 3,
+    "GAMMADIST": 3,
+    "BETA.DIST": 3,
+    "BINOM.DIST": 3,
+    "BINOMDIST": 3,
+    "POISSON.DIST": 2,
+    "POISSON": 2,
+    "WEIBULL.DIST": 3,
+    "WEIBULL": 3,
+    "T.DIST": 2,
+    "CHISQ.DIST": 2,
+    "F.DIST": 3,
+    "NEGBINOM.DIST": 3,
+    "HYPGEOM.DIST": 4,
+}
+
+
 def scalar(
     name: str,
     category: str,
@@ -141,6 +218,8 @@ def scalar(
     logical: bool = False,
     needs: Sequence[str] = (),
     primitive: str = "",
+    strict: bool = False,
+    flags: Sequence[int] = (),
 ) -> None:
     """Register an element-wise Excel function and its primitive in one go.
 
@@ -156,11 +235,13 @@ def scalar(
     if prim not in registry.PRIMITIVES:
         registry.unit(prim, cpp, needs)
         registry.primitive(prim, wrap(numpy), cname, (prim,))
+    strict = strict or name in ANALYSIS_TOOLPAK
+    flags = (*flags, CUMULATIVE[name]) if name in CUMULATIVE else flags
     registry.function(
         name,
         category,
         required,
         required + len(defaults),
-        elementwise(prim, required, defaults, name, logical),
+        elementwise(prim, required, defaults, name, logical, strict, flags),
         verified,
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from services.engine.excel import forms, registry
-from services.engine.excel.arrays import NA, REF, over_values, propagate, shaped, stack
+from services.engine.excel.arrays import NA, REF, propagate, shaped, stack
 from services.engine.formula import MAX_COL, MAX_ROW, Missing, Name, Ref, parse_reference
 from services.engine.ir import Apply, Const, Node, Sample, Table
 from services.engine.values import EMPTY, Grid, Scalar, Value
@@ -104,8 +104,13 @@ def _lookup_t(x: Any, mode: Any, search: Any, table: Table) -> Any:
         return propagate(_table_positions(table, x, mode, search), x)
 
 
-def _lookup_v(rows: np.ndarray, x: Any, mode: Any, search: Any) -> Any:
-    return _scan(rows, x, float(np.asarray(mode).flat[0]), float(np.asarray(search).flat[0]))
+def _lookup_v(x: Any, mode: Any, search: Any, *keys: Any) -> Any:
+    """Positions among keys that vary per trial (an error key is skipped, not the result)."""
+    rows = stack(keys)
+    m, s = float(np.asarray(mode).flat[0]), float(np.asarray(search).flat[0])
+    with np.errstate(invalid="ignore"):
+        found = propagate(np.atleast_1d(_scan(rows, x, m, s)), x)
+    return shaped(np.atleast_1d(found), [x, *keys])
 
 
 _LOOKUP_CPP = r"""
@@ -138,7 +143,7 @@ ALEA_HD double xl_lookup_v(double x, double mode, double search, double* v, int 
 """
 registry.unit("lookup", _LOOKUP_CPP)
 registry.primitive("lookup_t", _lookup_t, "xl_lookup_t", ("lookup",))
-registry.primitive("lookup_v", over_values(3, _lookup_v), "xl_lookup_v", ("lookup",), fixed=3)
+registry.primitive("lookup_v", _lookup_v, "xl_lookup_v", ("lookup",), fixed=3)
 
 
 def _index_v(rows: np.ndarray, nrows: Any, ncols: Any, r: Any, c: Any) -> Any:
@@ -239,15 +244,14 @@ def position(
     if isinstance(x, Const) and math.isnan(x.value):
         return x
     per_trial = [k for k in keys if isinstance(k, (Apply, Sample))]
-    if not isinstance(x, (Apply, Sample)) and not per_trial:
+    constant = not isinstance(x, (Apply, Sample))
+    if constant and (not per_trial or not forms.is_number(lw, x)):
+        # text, logical values and blanks never meet the per-trial numbers (skipped)
         found = static_position(lw, x, keys, mode, search, wildcards)
         return lw.error("#N/A") if found is None else lw.const(found)
-    if isinstance(x, str) or x is EMPTY:
-        x = lw.numeric(x, "a lookup")  # text meets per-trial numbers: it matches none
-        if isinstance(x, Const) and math.isnan(x.value):
-            return lw.error("#N/A")
+    logical = lw.is_logical(x)  # a per-trial TRUE/FALSE meets logical keys only
     numeric = [
-        k if forms.is_number(lw, k) else lw.error("#N/A")  # non-numbers never match numbers
+        k if (lw.is_logical(k) if logical else forms.is_number(lw, k)) else lw.error("#N/A")
         for k in keys
     ]
     head = [x, lw.const(mode), lw.const(search)]
@@ -357,7 +361,9 @@ def _vh_lookup(vertical: bool) -> Any:
             picks = [
                 pick(lw, pos, _column(g, j) if vertical else _row(g, j), what) for j in range(width)
             ]
-            return lw.apply("choose", [index, *(lw.numeric(p, what) for p in picks)])
+            chosen = lw.apply("choose", [index, *(lw.numeric(p, what) for p in picks)])
+            beyond = lw.apply("ge", [index, lw.const(width + 1.0)])
+            return lw.apply("if", [beyond, lw.error("#REF!"), chosen])
 
         return lw.broadcast(one, [x])
 
@@ -384,6 +390,8 @@ def _xlookup(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
     x = lw.lower(args[0], sheet)
 
     def one(v: list[Scalar]) -> Scalar:
+        if isinstance(v[0], Const) and math.isnan(v[0].value):
+            return v[0]  # an error to look up is the result, whatever if_not_found says
         pos = position(
             lw, v[0], list(keys_grid.items), mode, 1.0 if search > 0 else -1.0, match_mode == 2
         )
@@ -402,7 +410,10 @@ def _xlookup(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
             return not_found if math.isnan(pos.value) else value
         missing_node = lw.apply("isna", [pos], logical=True)
         alt = lw.numeric(not_found, "XLOOKUP")
-        return lw.apply("if", [missing_node, alt, lw.numeric(value, "XLOOKUP")])
+        found = lw.apply("if", [missing_node, alt, lw.numeric(value, "XLOOKUP")])
+        if isinstance(v[0], (Apply, Sample)):  # an error to look up is the result
+            return lw.apply("if", [lw.apply("iserror", [v[0]], logical=True), v[0], found])
+        return found
 
     return lw.broadcast(one, [x])
 
@@ -454,10 +465,20 @@ def _index(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
     values = [lw.const(0.0) if v is EMPTY else v for v in g.items]
     if any(isinstance(v, str) for v in values):
         raise lw.fail("INDEX that may return text needs a constant position", "INDEX")
+    r, c = _whole_is_first(lw, r), _whole_is_first(lw, c)
     if all(isinstance(v, Const) for v in values):
         table = lw.table([v.value for v in values], g.rows, g.cols)  # type: ignore[union-attr]
         return lw.apply("index", [table, r, c])
     return lw.apply("index_v", [lw.const(g.rows), lw.const(g.cols), r, c, *values])  # type: ignore[list-item]
+
+
+def _whole_is_first(lw: Lowerer, k: Node) -> Node:
+    """A per-trial INDEX position: 0 (the whole row or column, an array in one cell) is its
+    first item, as for a constant position (see ``Lowerer.one_value``)."""
+    if isinstance(k, Const):
+        return k
+    zero = lw.apply("and", [lw.apply("ge", [k, lw.const(0.0)]), lw.apply("lt", [k, lw.const(1.0)])])
+    return lw.apply("if", [zero, lw.const(1.0), k])
 
 
 def _choose(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
@@ -563,10 +584,17 @@ def indirect_area(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Range | No
         return None
 
 
-def _reference_value(area: Any) -> Any:
+def _reference_value(area: Any, first: int) -> Any:
+    """The value at the reference ``area`` makes; an error argument (from ``first`` on) is
+    the result, any other reference that cannot be made is #REF!."""
+
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Any:
         rng = area(lw, args, sheet)
         if rng is None:
+            for a in args[first:]:
+                v = None if isinstance(a, Missing) else lw.lower(a, sheet)
+                if isinstance(v, Const) and math.isnan(v.value):
+                    return v
             return lw.error("#REF!")
         return lw.cell_value(rng.sheet, rng.top, rng.left) if rng.rows == rng.cols == 1 else rng
 
@@ -682,5 +710,7 @@ for _name, _lo, _hi, _lower, _verified in (
     ("MMULT", 2, 2, _mmult, "numpy"),
 ):
     registry.function(_name, CATEGORY, _lo, _hi, _lower, _verified)
-registry.function("OFFSET", CATEGORY, 3, 5, _reference_value(offset_area), runs="compile time")
-registry.function("INDIRECT", CATEGORY, 1, 2, _reference_value(indirect_area), runs="compile time")
+registry.function("OFFSET", CATEGORY, 3, 5, _reference_value(offset_area, 1), runs="compile time")
+registry.function(
+    "INDIRECT", CATEGORY, 1, 2, _reference_value(indirect_area, 0), runs="compile time"
+)

@@ -12,8 +12,8 @@ from scipy import special
 from services.engine.excel import forms, registry
 from services.engine.excel.arrays import DIV0, NUM, propagate, stack
 from services.engine.excel.arrays import elementwise as wrap
-from services.engine.ir import Const, Node
-from services.engine.values import Scalar
+from services.engine.ir import Apply, Const, Node, Sample
+from services.engine.values import EMPTY, Scalar
 
 if TYPE_CHECKING:
     from services.engine.formula import Expr
@@ -424,9 +424,30 @@ registry.unit(
 registry.primitive("lcm2", wrap(_lcm2), "xl_lcm2", ("lcm2",))
 
 
+def strict_numbers(
+    lw: Lowerer, args: tuple[Expr, ...], sheet: str, what: str, blanks: bool = False
+) -> list[Node] | None:
+    """Every value a number (Analysis ToolPak rule): None when any is text, logical or a blank
+    cell (``blanks``: blank cells are left out instead); text given directly is coerced."""
+    out: list[Node] = []
+    for arg in args:
+        rng = lw.area(arg, sheet)
+        if rng is not None:
+            values = [v for v in lw.grid(rng).items if not (blanks and v is EMPTY)]
+            if any(not forms.is_number(lw, v) for v in values):
+                return None
+            out.extend(v for v in values if isinstance(v, (Const, Apply, Sample)))
+            continue
+        value = lw.lower(arg, sheet)
+        if lw.is_logical(value):
+            return None
+        out.append(lw.numeric(value, what))
+    return out
+
+
 def _gcd_lcm(fn: str, what: str) -> Any:
     def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
-        values = forms.numbers(lw, args, sheet, what)
+        values = strict_numbers(lw, args, sheet, what)
         if not values:
             return lw.error("#VALUE!")
         acc = lw.apply(fn, [values[0], values[0]]) if len(values) == 1 else values[0]
@@ -458,7 +479,8 @@ def _sumsq(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
 
 
 def _multinomial(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
-    return lw.apply("multinomial", forms.numbers(lw, args, sheet, "MULTINOMIAL"))
+    values = strict_numbers(lw, args, sheet, "MULTINOMIAL", blanks=True)
+    return lw.apply("multinomial", values) if values else lw.error("#VALUE!")
 
 
 def _multinomial_np(*xs: Any) -> Any:

@@ -38,17 +38,12 @@ def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **
     )
 
 
-def _alias(
-    name: str, primitive: str, required: int, defaults: tuple = (), verified: str = "formulas"
-) -> None:
-    registry.function(
-        name,
-        CATEGORY,
-        required,
-        required + len(defaults),
-        forms.elementwise(primitive, required, defaults, name),
-        verified,
-    )
+def _alias(name: str, primitive: str, required: int, defaults: tuple = ()) -> None:
+    """A second name (often the pre-2010 one) of a registered primitive."""
+    flags = (forms.CUMULATIVE[name],) if name in forms.CUMULATIVE else ()
+    strict = name in forms.ANALYSIS_TOOLPAK
+    lower = forms.elementwise(primitive, required, defaults, name, flags=flags, strict=strict)
+    registry.function(name, CATEGORY, required, required + len(defaults), lower)
 
 
 def _cum(flag: Any, cdf: Any, pdf: Any) -> Any:
@@ -100,7 +95,7 @@ def _std_normal(kind: str) -> Any:
             first = lw.numeric(v[0], kind)
             if kind == "NORM.S.INV" or kind == "NORMSINV":
                 return lw.apply("norm.inv", [first, zero, one])
-            cum = lw.numeric(v[1], kind) if len(v) > 1 else one
+            cum = forms.flag(lw, v[1], kind) if len(v) > 1 else one
             return lw.apply("norm.dist", [first, zero, one, cum])
 
         return lw.broadcast(apply, values)
@@ -384,7 +379,7 @@ _alias("POISSON", "poisson.dist", 3)
 
 def _negbinom_dist(f: Any, s: Any, p: Any, cum: Any) -> Any:
     f, s = np.trunc(f), np.trunc(s)
-    bad = (p < 0) | (p > 1) | (f < 0) | (s < 1)
+    bad = (p <= 0) | (p > 1) | (f < 0) | (s < 1)
     r = _cum(cum, stats.nbinom.cdf(f, s, p), stats.nbinom.pmf(f, s, p))
     return np.where(bad, NUM, r)
 
@@ -394,8 +389,7 @@ _fn(
     _negbinom_dist,
     """ALEA_HD double xl_negbinom_dist(double f, double s, double p, double cum) {
   XL_ERR4(f, s, p, cum); f = trunc(f); s = trunc(s);
-  if (p < 0.0 || p > 1.0 || f < 0.0 || s < 1.0) return XL_NUM;
-  if (p == 0.0) return 0.0;
+  if (p <= 0.0 || p > 1.0 || f < 0.0 || s < 1.0) return XL_NUM;  /* no successes: #NUM! */
   if (p == 1.0) return cum != 0.0 ? 1.0 : (f == 0.0 ? 1.0 : 0.0);
   if (cum != 0.0) return alea_betai(s, f + 1.0, p);
   return exp(lgamma(f + s) - lgamma(f + 1.0) - lgamma(s) + s * log(p) + f * log1p(-p));
@@ -696,10 +690,10 @@ def _erf2(lo: Any, hi: Any) -> Any:
 
 
 def _erf_lower(lw: Any, args: tuple, sheet: str) -> Any:
-    lo = lw.scalar(args[0], sheet, "ERF")
+    lo = forms.strict_scalar(lw, args[0], sheet, "ERF")
     if len(args) == 1:
         return lw.apply("erf.precise", [lo])
-    return lw.apply("erf2", [lo, lw.scalar(args[1], sheet, "ERF")])
+    return lw.apply("erf2", [lo, forms.strict_scalar(lw, args[1], sheet, "ERF")])
 
 
 _fn(

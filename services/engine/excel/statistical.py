@@ -59,11 +59,17 @@ ALEA_HD double xl_at_rank(const double* v, int n, double r) {
 )
 
 
-def _prim(name: str, fixed: int, compute: Callable[..., Any], cpp: str) -> None:
-    registry.unit(name, cpp, ("stats",))
-    registry.primitive(
-        name, over_values(fixed, compute), "xl_" + name.replace(".", "_"), (name,), fixed
-    )
+def _prim(
+    name: str,
+    fixed: int,
+    compute: Callable[..., Any],
+    cpp: str,
+    head_first: bool = True,
+    needs: tuple[str, ...] = (),
+) -> None:
+    registry.unit(name, cpp, ("stats", *needs))
+    numpy = over_values(fixed, compute, head_first)
+    registry.primitive(name, numpy, "xl_" + name.replace(".", "_"), (name,), fixed)
 
 
 def _lower(fn: str, what: str, gather: Callable[..., list[Node]] = forms.numbers) -> Any:
@@ -174,7 +180,7 @@ def _kth(largest: bool) -> Callable[..., Any]:
     def compute(rows: np.ndarray, k: Any) -> Any:
         n = rows.shape[0]
         kk = np.ceil(np.asarray(k, dtype=np.float64))
-        bad = (kk < 1) | (kk > n)
+        bad = ~((kk >= 1) & (kk <= n))
         if n == 0:
             return np.where(bad, NUM, NUM)
         srt = np.sort(rows, axis=0)
@@ -193,7 +199,7 @@ for _name, _largest in (("large", True), ("small", False)):
         _kth(_largest),
         f"""
 ALEA_HD double xl_{_name}(double k, double* v, int n) {{
-  XL_ERRV(v, n); XL_ERR1(k); k = ceil(k);
+  XL_ERR1(k); XL_ERRV(v, n); k = ceil(k);
   if (k < 1.0 || k > n) return XL_NUM;
   xl_sort(v, n); return {pick};
 }}
@@ -208,10 +214,10 @@ def _percentile(exclusive: bool) -> Callable[..., Any]:
         p = np.asarray(p, dtype=np.float64)
         if exclusive:
             r = p * (n + 1) - 1.0
-            bad = (r < 0) | (r > n - 1) | (p <= 0) | (p >= 1)
+            bad = ~((r >= 0) & (r <= n - 1) & (p > 0) & (p < 1))
         else:
             r = p * (n - 1)
-            bad = (p < 0) | (p > 1)
+            bad = ~((p >= 0) & (p <= 1))
         if n == 0:
             return np.full(np.broadcast_shapes(p.shape, rows.shape[1:]), NUM)
         srt = np.sort(rows, axis=0)
@@ -232,7 +238,7 @@ _prim(
     _percentile(False),
     """
 ALEA_HD double xl_percentile_inc(double p, double* v, int n) {
-  XL_ERRV(v, n); XL_ERR1(p);
+  XL_ERR1(p); XL_ERRV(v, n);
   if (n == 0 || p < 0.0 || p > 1.0) return XL_NUM;
   xl_sort(v, n); return xl_at_rank(v, n, p * (n - 1));
 }
@@ -244,7 +250,7 @@ _prim(
     _percentile(True),
     """
 ALEA_HD double xl_percentile_exc(double p, double* v, int n) {
-  XL_ERRV(v, n); XL_ERR1(p);
+  XL_ERR1(p); XL_ERRV(v, n);
   double r = p * (n + 1) - 1.0;
   if (n == 0 || p <= 0.0 || p >= 1.0 || r < 0.0 || r > n - 1) return XL_NUM;
   xl_sort(v, n); return xl_at_rank(v, n, r);
@@ -259,24 +265,41 @@ for _name, _prim_name in (
     _register(_name, _with(_prim_name, _name), 2, 2)
 
 
-def _quartile(prim: str, lowest: int, highest: int, what: str) -> Any:
-    """QUARTILE(array, q) = PERCENTILE(array, q/4) for a whole q in [lowest, highest]."""
+def _quartile(exclusive: bool) -> Callable[..., Any]:
+    """QUARTILE(array, q) = PERCENTILE(array, q/4) for a whole q in 0..4 (1..3 exclusive);
+    an error among the values comes before a q out of range."""
+    percentile = _percentile(exclusive)
+    lowest, highest = (1.0, 3.0) if exclusive else (0.0, 4.0)
 
-    def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
-        values = forms.numbers(lw, args[:1], sheet, what)
-        q = lw.apply("trunc", [lw.scalar(args[1], sheet, what), lw.const(0.0)])
-        ok = lw.apply(
-            "and", [lw.apply("ge", [q, lw.const(lowest)]), lw.apply("le", [q, lw.const(highest)])]
-        )
-        p = lw.apply("if", [ok, lw.apply("div", [q, lw.const(4.0)]), lw.error("#NUM!")])
-        return lw.apply(prim, [p, *values])
+    def compute(rows: np.ndarray, q: Any) -> Any:
+        q = np.trunc(np.asarray(q, dtype=np.float64))
+        bad = ~((q >= lowest) & (q <= highest))
+        return np.where(bad, NUM, percentile(rows, np.where(bad, 0.5, q / 4.0)))
 
-    return lower
+    return compute
 
 
-_register("QUARTILE", _quartile("percentile.inc", 0, 4, "QUARTILE"), 2, 2)
-_register("QUARTILE.INC", _quartile("percentile.inc", 0, 4, "QUARTILE.INC"), 2, 2)
-_register("QUARTILE.EXC", _quartile("percentile.exc", 1, 3, "QUARTILE.EXC"), 2, 2)
+for _name, _exc in (("quartile.inc", False), ("quartile.exc", True)):
+    _lo, _hi = (1.0, 3.0) if _exc else (0.0, 4.0)
+    _prim(
+        _name,
+        1,
+        _quartile(_exc),
+        f"""
+ALEA_HD double xl_{_name.replace(".", "_")}(double q, double* v, int n) {{
+  XL_ERR1(q); XL_ERRV(v, n); q = trunc(q);
+  if (q < {_lo!r} || q > {_hi!r}) return XL_NUM;
+  return xl_percentile_{_name[-3:]}(q / 4.0, v, n);
+}}
+""",
+        needs=("percentile." + _name[-3:],),
+    )
+for _name, _prim_name in (
+    ("QUARTILE", "quartile.inc"),
+    ("QUARTILE.INC", "quartile.inc"),
+    ("QUARTILE.EXC", "quartile.exc"),
+):
+    _register(_name, _with(_prim_name, _name), 2, 2)
 
 
 def _rank(average: bool) -> Callable[..., Any]:
@@ -299,7 +322,7 @@ for _name, _avg in (("rank.eq", False), ("rank.avg", True)):
         _rank(_avg),
         f"""
 ALEA_HD double xl_{_name.replace(".", "_")}(double x, double order, double* v, int n) {{
-  XL_ERRV(v, n); XL_ERR2(x, order);
+  XL_ERR2(x, order); XL_ERRV(v, n);
   int above = 0, below = 0, equal = 0;
   for (int i = 0; i < n; ++i) {{ above += v[i] > x; below += v[i] < x; equal += v[i] == x; }}
   if (equal == 0) return XL_NA;
@@ -353,9 +376,9 @@ def _percentrank(exclusive: bool) -> Callable[..., Any]:
         k = np.where(exact, less, pos - 1 + (x - lo) / np.where(hi > lo, hi - lo, 1.0))
         r = (k + 1.0) / (n + 1.0) if exclusive else np.where(n > 1, k / max(n - 1, 1), 1.0)
         scale = np.power(10.0, digits)
-        r = np.floor(r * scale + 1e-9) / scale
-        bad = (x < srt[0]) | (x > srt[-1])
-        return np.where(digits < 1, NUM, np.where(bad, NA, r))
+        r = np.trunc(r * scale) / scale
+        outside = (x < srt[0]) | (x > srt[-1])
+        return np.where(outside, NA, np.where(digits < 1, NUM, r))
 
     return compute
 
@@ -367,18 +390,18 @@ for _name, _exc in (("percentrank.inc", False), ("percentrank.exc", True)):
         _percentrank(_exc),
         f"""
 ALEA_HD double xl_{_name.replace(".", "_")}(double x, double sig, double* v, int n) {{
-  XL_ERRV(v, n); XL_ERR2(x, sig);
+  XL_ERR2(x, sig); XL_ERRV(v, n);
   double digits = trunc(sig);
-  if (digits < 1.0) return XL_NUM;
   if (n == 0) return XL_NA;
   xl_sort(v, n);
   if (x < v[0] || x > v[n - 1]) return XL_NA;
+  if (digits < 1.0) return XL_NUM;
   int less = 0, exact = 0; for (int i = 0; i < n; ++i) {{ less += v[i] < x; exact |= v[i] == x; }}
   double k;
   if (exact) k = less;
   else {{ int pos = less < 1 ? 1 : (less > n - 1 ? n - 1 : less); double lo = v[pos - 1], hi = v[pos]; k = pos - 1 + (x - lo) / (hi > lo ? hi - lo : 1.0); }}
   double r = {"(k + 1.0) / (n + 1.0)" if _exc else "n > 1 ? k / (n - 1) : 1.0"};
-  double scale = pow(10.0, digits); return floor(r * scale + 1e-9) / scale;
+  double scale = pow(10.0, digits); return trunc(r * scale) / scale;
 }}
 """,
     )
@@ -608,7 +631,7 @@ for _name, _prim_name in (
 def _trimmean(rows: np.ndarray, p: Any) -> Any:
     n = rows.shape[0]
     p = np.asarray(p, dtype=np.float64)
-    bad = (p < 0) | (p >= 1) | (n == 0)
+    bad = ~((p >= 0) & (p < 1)) | (n == 0)
     k = np.where(bad, 0, np.floor(n * np.where(bad, 0.0, p) / 2.0)).astype(np.intp)
     if n == 0:
         return np.full(np.broadcast_shapes(p.shape, rows.shape[1:]), NUM)
@@ -619,7 +642,7 @@ def _trimmean(rows: np.ndarray, p: Any) -> Any:
     return np.where(bad, NUM, r)
 
 
-_prim(
+_prim(  # the array's errors before p's, as formulas (unlike LARGE or PERCENTILE)
     "trimmean",
     1,
     _trimmean,
@@ -630,6 +653,7 @@ _prim(
   double s = 0.0; for (int i = k; i < n - k; ++i) s += v[i]; return s / (n - 2 * k);
 }
 """,
+    head_first=False,
 )
 _register("TRIMMEAN", _with("trimmean", "TRIMMEAN"), 2, 2)
 
@@ -673,7 +697,7 @@ def _paired(kind: str) -> Callable[..., Any]:
 
 _PAIRED_CPP = """
 ALEA_HD double xl_{cname}({head}double* v, int n2) {{
-  XL_ERRV(v, n2);{check_head}
+  {check_head}XL_ERRV(v, n2);
   int n = n2 / 2; if (n == 0) return XL_DIV0;
   const double* xs = v + {x_off}; const double* ys = v + {y_off};
   double mx = xl_mean(xs, n), my = xl_mean(ys, n), sxy = 0.0, sxx = 0.0, syy = 0.0;
@@ -700,7 +724,7 @@ for _kind, _body in _PAIRED_BODY.items():
         _PAIRED_CPP.format(
             cname=_kind.replace(".", "_"),
             head="double x, " if _kind == "forecast" else "",
-            check_head=" XL_ERR1(x);" if _kind == "forecast" else "",
+            check_head="XL_ERR1(x); " if _kind == "forecast" else "",
             x_off="n" if swapped else "0",
             y_off="0" if swapped else "n",
             body=_body,

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from services.engine.excel import registry
-from services.engine.ir import Const
+from services.engine.ir import Apply, Const, Sample
 from services.engine.values import EMPTY, Scalar
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _right(lw: Lowerer, v: list[Scalar]) -> Any:
     if n is None or n < 0:
         return lw.error("#VALUE!")
     s = _s(lw, v[0])
-    return s[len(s) - int(n) :] if n else ""
+    return s[max(len(s) - int(n), 0) :] if n else ""
 
 
 def _mid(lw: Lowerer, v: list[Scalar]) -> Any:
@@ -202,16 +202,30 @@ def _concat(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Any:
     return "".join(parts)
 
 
+_LETTERS = re.compile(r"[^\W\d_]+")  # a word of PROPER: letters, accented ones too
+
+
+def _value_of(what: str) -> Any:
+    """VALUE(x): the number in constant text, or an uncertain number as it is."""
+    textual = _textual(_value, what)
+
+    def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Any:
+        v = lw.lower(args[0], sheet)
+        if isinstance(v, (Apply, Sample)):
+            return lw.error("#VALUE!") if lw.is_logical(v) else v
+        return textual(lw, args, sheet)
+
+    return lower
+
+
 _FUNCTIONS: dict[str, tuple[int, int, Any]] = {
-    "VALUE": (1, 1, _value),
-    "NUMBERVALUE": (1, 1, _value),
     "LEN": (1, 1, lambda lw, v: float(len(_s(lw, v[0])))),
     "LEFT": (1, 2, _left),
     "RIGHT": (1, 2, _right),
     "MID": (3, 3, _mid),
     "UPPER": (1, 1, lambda lw, v: _s(lw, v[0]).upper()),
     "LOWER": (1, 1, lambda lw, v: _s(lw, v[0]).lower()),
-    "PROPER": (1, 1, lambda lw, v: re.sub(r"[A-Za-z]+", lambda m: m[0].capitalize(), _s(lw, v[0]))),
+    "PROPER": (1, 1, lambda lw, v: _LETTERS.sub(lambda m: m[0].capitalize(), _s(lw, v[0]))),
     "TRIM": (1, 1, lambda lw, v: re.sub(" +", " ", _s(lw, v[0])).strip(" ")),
     "EXACT": (2, 2, lambda lw, v: lw.boolean(_s(lw, v[0]) == _s(lw, v[1]))),
     "FIND": (2, 3, _find(True)),
@@ -223,4 +237,6 @@ _FUNCTIONS: dict[str, tuple[int, int, Any]] = {
 }
 for _name, (_lo, _hi, _fn) in _FUNCTIONS.items():
     registry.function(_name, CATEGORY, _lo, _hi, _textual(_fn, _name), runs="compile time")
+for _name in ("VALUE", "NUMBERVALUE"):
+    registry.function(_name, CATEGORY, 1, 1, _value_of(_name))
 registry.function("CONCAT", CATEGORY, 1, registry.MAX_ARGS, _concat, runs="compile time")
