@@ -112,17 +112,23 @@ def _gamma_q(u: np.ndarray, a: Param) -> np.ndarray:
 def _beta_odds(u: np.ndarray, a1: Param, a2: Param) -> np.ndarray:
     """``q / (1 - q)`` for the Beta(a1, a2) quantile q, exact in both tails."""
     if np.ndim(a1) == 0 and np.ndim(a2) == 0:
-        table = sampling._quantile_table("beta", (float(a1), float(a2)))
+        table = sampling.quantile_table("beta", (float(a1), float(a2)))
         if table is not None:
-            y = sampling._hermite(np.array(u, dtype=np.float64, copy=True), *table)
+            y = sampling._interpolate(np.array(u, dtype=np.float64, copy=True), table)
             return np.exp(y, out=y)
     q = special.betaincinv(a1, a2, u)
     c = special.betaincinv(a2, a1, 1.0 - u)
     return np.where(q < 0.5, q / (1.0 - q), (1.0 - c) / c)
 
 
+def _exact(*params: Param) -> tuple[Param, ...]:
+    """Moments that never call for the normal approximation (these families are exact)."""
+    zero = np.zeros(np.broadcast_shapes(*(np.shape(p) for p in params)))
+    return zero, zero, zero, zero, zero
+
+
 def _counting(dist: stats.rv_discrete, order: Callable[..., tuple]) -> Callable[..., Any]:
-    base = sampling._counting_ppf(dist)
+    base = sampling._counting_ppf(dist, _exact)
 
     def ppf(u: np.ndarray, *params: Param) -> np.ndarray:
         return base(u, *order(*params))
@@ -1172,7 +1178,7 @@ _family(
 
 
 def _trigen_mean(lo: float, c: float, hi: float, plo: float, phi: float) -> float:
-    a, b = sampling._trigen_bounds(lo, c, hi, plo, phi)
+    a, b = sampling.trigen_bounds(lo, c, hi, plo, phi)
     return float((a + c + b) / 3)
 
 

@@ -221,13 +221,36 @@ class Lowerer:
             return self.name(expr, sheet)
         if isinstance(expr, Array):
             return self.array(expr)
-        if isinstance(expr, Unary):
-            operand = self.lower(expr.operand, sheet)
-            return self.broadcast(lambda v: self.apply(expr.op, [self.numeric(v[0])]), [operand])
-        if isinstance(expr, Binary):
-            left, right = self.lower(expr.left, sheet), self.lower(expr.right, sheet)
-            return self.broadcast(lambda v: self.operate(expr.op, v[0], v[1]), [left, right])
+        if isinstance(expr, Unary | Binary):
+            return self.operators(expr, sheet)
         return self.call(expr, sheet)
+
+    def operators(self, expr: Unary | Binary, sheet: str) -> Value:
+        """A chain of operators, down its left spine without recursion.
+
+        ``=A1+A1+...+A1`` parses into thousands of nested left operands (and ``=A1%%%...``
+        into nested percents) without nesting parentheses, so the parser's depth limit does
+        not bound it; right operands are bounded by that limit.
+        """
+        spine: list[Unary | Binary] = []
+        node: Expr = expr
+        while isinstance(node, Unary | Binary):
+            spine.append(node)
+            node = node.operand if isinstance(node, Unary) else node.left
+        value = self.lower(node, sheet)
+        for op in reversed(spine):
+            if isinstance(op, Unary):
+                value = self.broadcast(self._unary(op.op), [value])
+            else:
+                right = self.lower(op.right, sheet)
+                value = self.broadcast(self._binary(op.op), [value, right])
+        return value  # type: ignore[return-value]
+
+    def _unary(self, fn: str) -> Callable[[list[Scalar]], Value]:
+        return lambda v: self.apply(fn, [self.numeric(v[0])])
+
+    def _binary(self, fn: str) -> Callable[[list[Scalar]], Value]:
+        return lambda v: self.operate(fn, v[0], v[1])
 
     def name(self, expr: Name, sheet: str) -> Value | Range:
         key = self.graph.name_key(expr, sheet, self.cell)

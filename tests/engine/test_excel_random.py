@@ -7,14 +7,17 @@ sensitivity ranking like any @RISK input, and the same per trial on every back e
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from services import engine
+from services.engine import native
 from services.engine.build import Book, build_model
 from services.engine.cuda import generate
-from services.engine.cuda.harness import HostHarness, nvcc_path
+from services.engine.cuda.harness import nvcc_path
 from services.engine.formula import Formula
 from services.engine.numpy_backend import compile_numpy
 
@@ -93,10 +96,19 @@ def test_bounds_checked() -> None:
     assert (out["x"] == 4).all()
 
 
-@pytest.mark.skipif(nvcc_path() is None, reason="nvcc is not installed")
-def test_generated_source_draws_the_same(tmp_path) -> None:
+@pytest.mark.skipif(native.available() is not None, reason="no C compiler")
+def test_native_draws_the_same() -> None:
     model = _rand_model()
     want, _ = compile_numpy(model, seed=9).evaluate(0, 1000)
-    got, _ = HostHarness(generate(model), tmp_path).evaluate(9, 0, 1000)
+    got, _ = native.compile_native(model, seed=9).evaluate(0, 1000)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-12)
+
+
+@pytest.mark.skipif(nvcc_path() is None, reason="nvcc is not installed")
+def test_generated_source_compiles_to_ptx(tmp_path) -> None:
+    path = tmp_path / "rand.cu"
+    path.write_text(generate(_rand_model()).source)
+    command = [nvcc_path(), "-ptx", "-arch=sm_90", "-Xcicc", "-O1", "-w", str(path)]
+    done = subprocess.run([*command, "-o", str(tmp_path / "rand.ptx")], capture_output=True)  # type: ignore[list-item]
+    assert done.returncode == 0, done.stderr[-3000:]

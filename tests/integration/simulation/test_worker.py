@@ -10,15 +10,17 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
-from services.engine.numpy_backend import compile_numpy
-from services.engine.stats import Partial, StatsOptions
+from services.engine.errors import ModelError
+from services.engine.run import Run, make_evaluator, resolve_backend
+from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.listing import ListRequest
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
-from services.simulation.worker import Worker
+from services.simulation.worker import Worker, failure_reason
 from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
@@ -30,12 +32,13 @@ CONFIG = SimulationConfig(
     max_segments=3,
     min_segment_trials=1,
 )
+CPU = resolve_backend("cpu")  # what a CPU worker runs: native where a C compiler exists
 
 
 @contextlib.asynccontextmanager
 async def workers(store: Store, hub: Hub, count: int = 1, config: SimulationConfig = CONFIG):
     stop = asyncio.Event()
-    pool = [Worker(store, hub, config, backend="cpu") for _ in range(count)]
+    pool = [Worker(store, hub, config, backend=CPU) for _ in range(count)]
     tasks = [asyncio.create_task(w.run(stop)) for w in pool]
     try:
         yield pool
@@ -55,7 +58,7 @@ async def wait_state(domain: Simulations, sim_id: str, states: tuple[str, ...], 
 
 async def wait_progress(store: Store, sim_id: str, trials: int):
     for _ in range(5000):
-        record = await store.get_simulation(sim_id)
+        record = await store.get_simulation("t1", sim_id)
         if record.trials_done >= trials:
             return record
         await asyncio.sleep(0.002)
@@ -65,17 +68,16 @@ async def wait_progress(store: Store, sim_id: str, trials: int):
 def reference(
     trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
 ) -> dict:
-    """The engine alone, cut into the same segments and chunks, merged in trial order."""
-    evaluator = compile_numpy(small_model(), seed=seed)
+    """The engine alone (its chunk loop), cut into the same segments and chunks, merged in
+    trial order."""
+    evaluator = make_evaluator(small_model(), seed=seed, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
-        partial = None
-        for first in range(start, min(start + segment, trials), chunk):
-            count = min(chunk, start + segment - first, trials - first)
-            outputs, inputs = evaluator.evaluate(first, count)
-            part = Partial.from_chunk(first, outputs, inputs, options)
-            partial = part if partial is None else partial.merge(part)
+        end = min(start + segment, trials)
+        run = Run(evaluator, first_trial=start, end_trial=end, chunk_size=chunk, options=options)
+        while not run.finished:
+            partial = run.step()
         merged = partial if merged is None else merged.merge(partial)
     return {name: r.to_dict() for name, r in merged.results().items()}
 
@@ -92,7 +94,7 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     async with workers(store, domain.hub):
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED", done.state_reason
-    assert done.trials_done == 9_000 and done.backend == "numpy"
+    assert done.trials_done == 9_000 and done.backend == CPU
     _, data = await domain.get_results("t1", sim.id)
     assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
 
@@ -102,7 +104,7 @@ async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, stor
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 120_000, 3))
     async with workers(store, domain.hub):
         await wait_progress(store, sim.id, 4_000)
-    paused = await store.get_simulation(sim.id)  # stopped: checkpointed and released
+    paused = await store.get_simulation("t1", sim.id)  # stopped: checkpointed and released
     assert paused.state == "RUNNING" and 0 < paused.trials_done < 120_000
     async with workers(store, domain.hub, count=2):  # resumed by two workers at once
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
@@ -180,7 +182,7 @@ class Ledger:
     def __init__(self) -> None:
         self.reserved: dict[str, int] = {}
 
-    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None:
+    async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None:
         self.reserved.setdefault(f"{tenant_id}/{reservation_id}", trials)
 
 
@@ -223,11 +225,10 @@ async def test_cancel_stops_a_running_job(domain: Simulations, store: Store):
                 break
             await asyncio.sleep(0.01)
         assert pool[0].job is None  # the worker let go within a chunk
-    final = await store.get_simulation(sim.id)
+    final = await store.get_simulation("t1", sim.id)
     assert final.state == "CANCELLED" and final.trials_done < 10**8
     assert record.state == "RUNNING"
-    with pytest.raises(FailedPrecondition):
-        await domain.cancel_simulation("t1", sim.id)
+    assert await domain.cancel_simulation("t1", sim.id) == final  # ended: nothing changes
     with pytest.raises(FailedPrecondition):
         await domain.get_results("t1", sim.id)
 
@@ -244,7 +245,7 @@ async def test_other_tenants_see_nothing(domain: Simulations, store: Store):
             await call("t2", sim.id)
     with pytest.raises(NotFound):
         await anext(domain.watch("t2", sim.id))
-    assert (await domain.list_simulations("t2", 10, "", "")).items == []
+    assert (await domain.list_simulations("t2", ListRequest())).items == []
 
 
 async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
@@ -253,10 +254,10 @@ async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
         await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 0, 1))
     assert error.value.violations[0][0] == "trials"
     with pytest.raises(InvalidArgument) as error:
-        await domain.list_simulations("t1", 10, "", "colour = red")
+        await domain.list_simulations("t1", ListRequest(filter="colour = red"))
     assert error.value.violations[0][0] == "filter"
     with pytest.raises(InvalidArgument) as error:
-        await domain.list_simulations("t1", 10, "not-a-token", "")
+        await domain.list_simulations("t1", ListRequest(page_token="not-a-token"))
     assert error.value.violations[0][0] == "page_token"
 
 
@@ -325,3 +326,11 @@ async def test_a_watcher_that_leaves_frees_its_topic(domain: Simulations, store:
     await stream.aclose()
     assert domain.hub.watchers == 0 and not domain.hub._topics
     await domain.cancel_simulation("t1", sim.id)
+
+
+def test_failure_reasons_are_sentences_not_exceptions() -> None:
+    assert failure_reason(ModelError("no output", "Model!B1")) == "Model!B1: no output"
+    assert "ALEA_ENGINE_MEMORY_BYTES" in failure_reason(MemoryError())
+    reason = failure_reason(ZeroDivisionError("float division by zero"))
+    assert reason.startswith("the engine failed on this model (error ")
+    assert "ZeroDivision" not in reason and "division" not in reason
