@@ -146,6 +146,7 @@ class Risk:
             truncate = tuple(None if b is None else b - props.shift for b in truncate)  # type: ignore[assignment]
         if props.truncate_p is not None:
             truncate = self.percentile_bounds(dist, params, props.truncate_p)
+        catalog.check_domain(dist, params, truncate, self.lw.where)
         node = self.new_input(
             dist.name, tuple(params), props.name or self.label(), truncate, props.seed
         )
