@@ -25,6 +25,7 @@ from services.files.app import MIGRATIONS
 from services.files.blobs import LocalBlobStore
 from services.files.crypto import MasterKeys
 from services.files.domain import Files
+from services.files.store import FileStore
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import load_settings
 from services.runtime.context import Principal
@@ -97,7 +98,7 @@ async def main() -> None:
     database = Database(f"sqlite+aiosqlite:///{home / 'files.db'}", MIGRATIONS)
     await database.open()
     files = Files(
-        database,
+        FileStore(database),
         LocalBlobStore(home / "blobs"),
         MasterKeys("k", {"k": os.urandom(32)}),
         Unlimited(),

@@ -1,25 +1,29 @@
-"""``python -m bench.mesh``: unary RPC throughput and latency through the edge vs direct.
+"""``python -m bench.mesh``: each service's simple read beside a bare grpc.aio server.
 
-One run starts, on loopback under a temporary ALEA_HOME, the identity service with an
-Envoy edge in front of it (the code of ``alea up``), and a bare grpc.aio server speaking the
-identity contract (``bench.mesh.echo``) with a second, identically configured Envoy in front
-of it. It then measures ``GetUser`` side by side at each concurrency, for both servers:
+One run starts, on loopback under a temporary ALEA_HOME, the identity, files and
+simulation services with an Envoy edge in front of them (the code of ``alea up``, SQLite),
+and a bare grpc.aio server speaking the identity contract (``bench.mesh.echo``) with a
+second, identically configured Envoy in front of it. It then measures, side by side at
+each concurrency, the echo's ``GetUser`` and each service's simple read — identity
+``GetUser``, files ``GetFile``, simulation ``GetSimulation`` — each three ways:
 
 - ``direct gRPC``: straight to the server over mTLS;
 - ``edge gRPC``:   through Envoy, native gRPC (mTLS both hops);
-- ``edge REST``:   through Envoy, ``GET /v1/users/{id}`` transcoded (HTTP/1.1 keep-alive).
+- ``edge REST``:   through Envoy, the RPC's ``GET`` route transcoded (HTTP/1.1 keep-alive).
 
 ``server us`` and ``edge us`` are the CPU time per call of the server and of Envoy (all
 threads, from /proc): unlike throughput and latency they barely depend on what else the
 machine runs, which on a shared 2-core host is most of the noise.
 
-The bare server shows what the edge itself costs; the identity service (JWT check, tenant
-scoping, database read, logs, traces) shows what a real call costs end to end.
+The bare server shows what the gRPC stack and the edge cost; a service's read (JWT check,
+tenant scoping, database read, logs, traces, metrics) what a real call costs end to end.
+The summary gives each service's server CPU per call and its direct QPS as a ratio to the
+bare server's (targets: at most 1,000 us per call, at least 0.5x).
 
 With ``--pin`` (default) the load generator runs on CPU 0 and every server process (both
-Envoys, identity, echo) on CPU 1, so the two halves do not steal each other's core. The
-edges' rate limit is raised so that it does not shape the measurement. Loops are bounded
-by time and count.
+Envoys, the services, echo) on CPU 1, so the two halves do not steal each other's core.
+The edges' rate limit is raised so that it does not shape the measurement. Loops are
+bounded by time and count.
 """
 
 from __future__ import annotations
@@ -38,15 +42,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
+from google.protobuf.message import Message
 
 from services.cli.edge_client import ssl_context
 from services.cli.mesh_procs import MeshLayout, read_pid, start_edge, start_mesh, stop_mesh
+from services.cli.simulate import demo_workbook
 from services.runtime.clients import channel_credentials
 from services.runtime.pki import ensure_pki
 
@@ -171,13 +180,18 @@ class RestConnection:
             raise RuntimeError(f"HTTP {status.decode()}")
 
 
+SERVICES = ("identity", "files", "simulation")
+TARGET_QPS_RATIO = 0.5
+TARGET_SERVER_US = 1000
+
+
 def run(args: argparse.Namespace, home: Path) -> list[Result]:
     """Start the processes, measure every target at every concurrency, stop everything."""
     pki = ensure_pki(home)
     layout = MeshLayout(
         home=home,
-        services={"identity": _free_port()},
-        health_ports={"identity": _free_port()},
+        services={name: _free_port() for name in SERVICES},
+        health_ports={name: _free_port() for name in SERVICES},
         edge_port=_free_port(),
         admin_port=_free_port(),
         rate_limit_per_s=1_000_000,
@@ -187,10 +201,10 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
         layout, services={"identity": echo_port}, edge_port=_free_port(), admin_port=_free_port()
     )
     echo = subprocess.Popen([sys.executable, "-m", "bench.mesh.echo", str(echo_port), str(pki)])
+    names = (*SERVICES, "envoy", "envoy-echo")
     try:
         start_mesh(layout)
         start_edge(echo_layout, "envoy-echo")
-        names = ("identity", "envoy", "envoy-echo")
         if args.pin:
             _pin(os.getpid(), 0)
             for pid in [echo.pid, *(read_pid(layout, n) for n in names)]:
@@ -198,14 +212,26 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
         pids = {"echo": echo.pid, **{n: read_pid(layout, n) or 0 for n in names}}
         return asyncio.run(_measure_all(args, layout, echo_layout, pids))
     finally:
-        stop_mesh(layout, names=["envoy-echo", "envoy", "identity"])
+        stop_mesh(layout, names=list(reversed(names)))
         echo.terminate()
         echo.wait()
 
 
-async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
-    """Register a tenant on the real identity service: (access token, user id)."""
-    reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
+@dataclass(frozen=True)
+class Read:
+    """One service's simple read: its stub, method, request and REST route."""
+
+    server: str  # "echo" or the service's name
+    stub: Callable[[grpc.aio.Channel], Any]
+    method: str
+    request: Message
+    rest_path: str
+
+
+async def _fixtures(channel: Callable[[str], grpc.aio.Channel]) -> tuple[str, list[Read]]:
+    """Register a tenant, upload a file and queue a simulation: (token, the reads)."""
+    identity = identity_pb2_grpc.IdentityServiceStub(channel("identity"))
+    reply = await identity.Register(
         identity_pb2.RegisterRequest(
             tenant_display_name="bench",
             email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
@@ -215,7 +241,59 @@ async def _account(channel: grpc.aio.Channel) -> tuple[str, str]:
         ),
         timeout=30,
     )
-    return reply.tokens.access_token, reply.user.id
+    auth = (("authorization", f"Bearer {reply.tokens.access_token}"),)
+    data = b"a small file to read the metadata of"
+
+    async def upload() -> AsyncIterator[files_pb2.UploadRequest]:
+        meta = files_pb2.FileMetadata(file_name="bench.txt", size_bytes=len(data))
+        yield files_pb2.UploadRequest(metadata=meta)
+        yield files_pb2.UploadRequest(chunk=data)
+
+    files = files_pb2_grpc.FilesServiceStub(channel("files"))
+    stored = await files.Upload(upload(), metadata=auth, timeout=30)
+    simulations = simulation_pb2_grpc.SimulationServiceStub(channel("simulation"))
+    model = await simulations.CreateModel(
+        simulation_pb2.CreateModelRequest(display_name="bench", workbook=demo_workbook()),
+        metadata=auth,
+        timeout=60,
+    )
+    simulation = await simulations.CreateSimulation(
+        simulation_pb2.CreateSimulationRequest(model_id=model.id, trials=1000, seed=1),
+        metadata=auth,
+        timeout=30,
+    )
+    user = identity_pb2.GetUserRequest(user_id=reply.user.id)
+    reads = [
+        Read(
+            "echo",
+            identity_pb2_grpc.IdentityServiceStub,
+            "GetUser",
+            user,
+            f"/v1/users/{user.user_id}",
+        ),
+        Read(
+            "identity",
+            identity_pb2_grpc.IdentityServiceStub,
+            "GetUser",
+            user,
+            f"/v1/users/{user.user_id}",
+        ),
+        Read(
+            "files",
+            files_pb2_grpc.FilesServiceStub,
+            "GetFile",
+            files_pb2.GetFileRequest(file_id=stored.id),
+            f"/v1/files/{stored.id}",
+        ),
+        Read(
+            "simulation",
+            simulation_pb2_grpc.SimulationServiceStub,
+            "GetSimulation",
+            simulation_pb2.GetSimulationRequest(simulation_id=simulation.id),
+            f"/v1/simulations/{simulation.id}",
+        ),
+    ]
+    return reply.tokens.access_token, reads
 
 
 async def _measure_all(
@@ -231,33 +309,39 @@ async def _measure_all(
         channels.append(grpc.aio.secure_channel(f"localhost:{port}", credentials))
         return channels[-1]
 
-    token, user_id = await _account(channel(layout.services["identity"]))
+    token, reads = await _fixtures(lambda name: channel(layout.services[name]))
     auth = (("authorization", f"Bearer {token}"),)
-    request = identity_pb2.GetUserRequest(user_id=user_id)
 
-    def grpc_target(port: int) -> Callable[[], Call]:
-        stub = identity_pb2_grpc.IdentityServiceStub(channel(port))
+    def grpc_target(read: Read, port: int) -> Callable[[], Call]:
+        method = getattr(read.stub(channel(port)), read.method)
 
         async def call() -> None:
-            await stub.GetUser(request, metadata=auth, timeout=10)
+            await method(read.request, metadata=auth, timeout=10)
 
         return lambda: call
 
-    def rest_target(port: int) -> Callable[[], Call]:
+    def rest_target(read: Read, port: int) -> Callable[[], Call]:
         def make() -> Call:
             connection = RestConnection("localhost", port, rest_context, dict(auth))
-            return lambda: connection.get(f"/v1/users/{user_id}")
+            return lambda: connection.get(read.rest_path)
 
         return make
 
     targets = []
-    for server, ports, edge in (("echo", echo_layout, "envoy-echo"), ("identity", layout, "envoy")):
-        await grpc_target(ports.edge_port)()()  # both edges route before measuring
-        served, edge_pid = pids[server], pids[edge]
+    for read in reads:
+        ports = echo_layout if read.server == "echo" else layout
+        direct = ports.services["identity" if read.server == "echo" else read.server]
+        await grpc_target(read, ports.edge_port)()()  # the edge routes before measuring
+        served = pids[read.server]
+        edge_pid = pids["envoy-echo" if read.server == "echo" else "envoy"]
         targets += [
-            Target(f"{server} direct gRPC", grpc_target(ports.services["identity"]), served),
-            Target(f"{server} edge gRPC", grpc_target(ports.edge_port), served, edge_pid),
-            Target(f"{server} edge REST", rest_target(ports.edge_port), served, edge_pid),
+            Target(f"{read.server} direct gRPC", grpc_target(read, direct), served),
+            Target(
+                f"{read.server} edge gRPC", grpc_target(read, ports.edge_port), served, edge_pid
+            ),
+            Target(
+                f"{read.server} edge REST", rest_target(read, ports.edge_port), served, edge_pid
+            ),
         ]
     # Rounds interleave every target, so drift in the machine's load hits them alike.
     rounds: dict[tuple[str, int], list[Result]] = {}
@@ -272,9 +356,10 @@ async def _measure_all(
 
 
 def report(results: list[Result], pinned: bool) -> str:
-    """The results as a table, with ratios to the same server called directly."""
+    """The results as a table, with ratios to the same server called directly, then each
+    service's simple read against the bare server and the targets."""
     lines = [
-        f"{'target':<22}{'conc':>5}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
+        f"{'target':<24}{'conc':>5}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>5}"
         f"{'QPS/direct':>12}{'+p50 ms':>9}{'server us':>11}{'edge us':>9}",
     ]
     by_key = {(r.target, r.concurrency): r for r in results}
@@ -285,27 +370,44 @@ def report(results: list[Result], pinned: bool) -> str:
     for r in results:
         base = direct(r)
         lines.append(
-            f"{r.target:<22}{r.concurrency:>5}{r.qps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+            f"{r.target:<24}{r.concurrency:>5}{r.qps:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
             f"{r.errors:>5}{r.qps / base.qps:>12.2f}{r.p50_ms - base.p50_ms:>+9.2f}"
             f"{r.server_cpu_us:>11.0f}{r.edge_cpu_us:>9.0f}"
         )
     low, high = min(r.concurrency for r in results), max(r.concurrency for r in results)
+    bare = by_key[("echo direct gRPC", high)]
+    lines += [
+        "",
+        f"simple reads, direct gRPC at concurrency {high}, beside the bare server "
+        f"({bare.qps:.0f} QPS, {bare.server_cpu_us:.0f} us server CPU per call):",
+    ]
+    for server, rpc in (
+        ("identity", "GetUser"),
+        ("files", "GetFile"),
+        ("simulation", "GetSimulation"),
+    ):
+        read = by_key[(f"{server} direct gRPC", high)]
+        ratio = read.qps / bare.qps
+        lines.append(
+            f"  {server:<11}{rpc:<14}{read.server_cpu_us:>6.0f} us per call "
+            f"(target <= {TARGET_SERVER_US}), {ratio:.2f}x the bare QPS "
+            f"(target >= {TARGET_QPS_RATIO})"
+        )
     lines.append("")
-    for server in ("echo", "identity"):
+    for server in ("echo", *SERVICES):
         rest = by_key[(f"{server} edge REST", high)]
         edge = by_key[(f"{server} edge gRPC", low)]
-        lines += [
+        lines.append(
             f"{server}: edge REST / direct gRPC QPS at concurrency {high}: "
-            f"{rest.qps / direct(rest).qps:.2f} (target >= 0.7)",
-            f"{server}: edge gRPC adds {edge.p50_ms - direct(edge).p50_ms:.2f} ms p50 "
-            f"at concurrency {low} (target <= 0.5)",
-        ]
+            f"{rest.qps / direct(rest).qps:.2f}; edge gRPC adds "
+            f"{edge.p50_ms - direct(edge).p50_ms:.2f} ms p50 at concurrency {low}"
+        )
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines.append(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
     lines.append(
         "placement: "
         + (
-            "load generator on CPU 0; both Envoys (1 worker each), identity and echo on CPU 1"
+            "load generator on CPU 0; both Envoys (1 worker each), the services and echo on CPU 1"
             if pinned
             else "unpinned (the OS scheduler places every process)"
         )

@@ -163,10 +163,10 @@ def workbook_bytes(book) -> bytes:
 def worker_processes(model, trials: int, processes: int, threads: int) -> float:
     """trials/s of one simulation shared by ``processes`` worker processes (one SQLite queue)."""
     from services.runtime.db import Database
+    from services.simulation.app import MIGRATIONS
     from services.simulation.config import SimulationConfig
     from services.simulation.domain import SimulationRequest, Simulations
     from services.simulation.hub import Hub
-    from services.simulation.service import MIGRATIONS
     from services.simulation.store import Store
     from tests.integration.simulation.models import insert_model
 
@@ -228,7 +228,7 @@ async def _workers_at_least(store, count: int) -> bool:
 
 
 async def _finished(store, simulation_id: str) -> bool:
-    record = await store.get_simulation(simulation_id)
+    record = await store.get_simulation("bench", simulation_id)
     if record.state in ("FAILED", "CANCELLED"):
         raise RuntimeError(f"simulation {record.state}: {record.state_reason}")
     return record.state == "SUCCEEDED"

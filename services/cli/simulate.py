@@ -250,9 +250,10 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run simulation workers only (the same as ``python -m services.simulation --worker``)."""
-    from services.simulation.service import main
+    from services.runtime.server import run
+    from services.simulation.app import MIGRATIONS, build_workers
 
-    main(["--worker"])
+    run("simulation", build_workers, MIGRATIONS)
     return 0
 
 

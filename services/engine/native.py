@@ -44,7 +44,17 @@ from .stats import ChunkSummary, Partial, StatsOptions, bucket_bits, convergence
 __all__ = ["DRIVER", "NativeEvaluator", "NativeUnavailable", "available", "compile_native"]
 
 SAMPLINGS = ("mc", "lhs")
-_FLAGS = ("-std=gnu11", "-fPIC", "-shared", "-w", "-ffp-contract=off", "-fno-math-errno")
+# -Wl,--no-undefined: a C function the source calls but nobody defines fails the build
+# (a shared library would otherwise build and fail only when loaded).
+_FLAGS = (
+    "-std=gnu11",
+    "-fPIC",
+    "-shared",
+    "-w",
+    "-ffp-contract=off",
+    "-fno-math-errno",
+    "-Wl,--no-undefined",
+)
 _O3_LINES = 4000  # beyond, -O1: twice as fast to build (the trial function is in pieces)
 _BLOCK = 4  # trials per Philox block
 
@@ -311,14 +321,12 @@ def library(model: Model, key: str | None = None) -> tuple[Path, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _engine_fingerprint() -> str:
-    """A hash of the code that generates sources and tables: a new engine, new libraries."""
-    from . import correlation, ir
-    from .cuda import codegen, prelude
-
+    """A hash of the engine's code (codegen, the Excel registry's C, the distributions'
+    tables, this driver...): any change to the engine, new libraries."""
+    package = Path(__file__).parent
     digest = hashlib.sha256()
-    for module in (codegen, prelude, correlation, ir, sampling):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    digest.update(DRIVER.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -369,7 +377,10 @@ _SEGMENT = 1024  # ALEA_SEGMENT of the driver
 def _load(path: Path) -> ctypes.CDLL:
     with _lock:
         if path not in _libraries:
-            lib = ctypes.CDLL(str(path))
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError as exc:
+                raise NativeUnavailable(f"the compiled library does not load: {exc}") from None
             for name, (restype, argtypes) in _SIGNATURES.items():
                 function = getattr(lib, name)
                 function.restype, function.argtypes = restype, argtypes

@@ -1,9 +1,9 @@
 """The files service: streamed uploads and downloads, encrypted at rest, quotas and sharing.
 
-Reading order: ``api`` (servicer) → ``domain`` (operations and access rules) →
-``store`` (tables) / ``listing`` (ListFiles) / ``blobs`` (ciphertext storage) /
-``crypto`` (chunked AES-256-GCM, wrapped data keys) / ``content`` (workbook checks);
-``config`` parses the files settings, ``app`` wires the process.
+Reading order: ``app`` (wiring) → ``api`` (servicer) → ``domain`` (operations and access
+rules) → ``store`` (every query, ListFiles' fields included) / ``blobs`` (ciphertext
+storage) / ``crypto`` (chunked AES-256-GCM, wrapped data keys) / ``content`` (workbook
+checks); ``config`` parses the files settings.
 
 Master key rotation: give every replica the new key (``ALEA_FILES_MASTER_KEYS`` with
 both keys, ``ALEA_FILES_MASTER_KEY_ID`` = the new id) and restart them, then run

@@ -19,9 +19,9 @@ from google.api import httpbody_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
-from services.files.listing import Query
 from services.runtime.context import current_principal
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
+from services.runtime.listing import ListRequest
 
 __all__ = ["FilesServicer"]
 
@@ -144,7 +144,7 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         return to_file(await self._files.get(current_principal(), request.file_id))
 
     async def ListFiles(self, request, context) -> files_pb2.ListFilesResponse:
-        query = Query(request.page_size, request.page_token, request.filter, request.order_by)
+        query = ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
         page = await self._files.list(current_principal(), query)
         return files_pb2.ListFilesResponse(
             files=[to_file(info) for info in page.items], next_page_token=page.next_page_token

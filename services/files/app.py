@@ -18,12 +18,11 @@ from services.files.api import FilesServicer
 from services.files.blobs import LocalBlobStore
 from services.files.config import add_dev_master_key, load_files_settings
 from services.files.domain import Files, rotate_master_keys
-from services.files.quota import IdentityQuota
-from services.runtime.clients import secure_channel
+from services.files.store import FileStore
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
-from services.runtime.pki import ensure_pki
-from services.runtime.server import Mount, run
+from services.runtime.peers import Peers
+from services.runtime.server import Mount, Service, run
 
 __all__ = ["MIGRATIONS", "build", "main"]
 
@@ -34,17 +33,15 @@ ORPHAN_AGE_S = 600
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-async def build(settings: Settings, database: Database) -> tuple[list[Mount], None]:
+async def build(settings: Settings, database: Database, peers: Peers) -> Service:
     """The files servicer wired to its blob store, master keys and identity's quotas."""
     files_settings = load_files_settings(settings.home)
-    pki_dir = ensure_pki(settings.home)
-    identity = secure_channel(settings.identity_address, pki_dir, SERVICE)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
     files = Files(
-        database,
+        FileStore(database),
         blobs,
         files_settings.master_keys,
-        IdentityQuota(identity),
+        peers.identity,
         files_settings.max_file_bytes,
     )
     removed = await files.sweep_orphans(blobs.keys_older_than(ORPHAN_AGE_S))
@@ -55,7 +52,7 @@ async def build(settings: Settings, database: Database) -> tuple[list[Mount], No
         FilesServicer(files),
         files_pb2_grpc.add_FilesServiceServicer_to_server,
     )
-    return [mount], None
+    return Service([mount])
 
 
 async def _rotate(new_dev_key: bool) -> int:
@@ -66,7 +63,7 @@ async def _rotate(new_dev_key: bool) -> int:
     database = Database(settings.database_url, MIGRATIONS)
     await database.open()
     try:
-        count = await rotate_master_keys(database, keys)
+        count = await rotate_master_keys(FileStore(database), keys)
     finally:
         await database.close()
     print(f"re-wrapped {count} data keys under master key {keys.current_id}")

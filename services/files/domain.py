@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
-
-from services.files import content, store
+from services.files import content
 from services.files.blobs import BlobStore
 from services.files.crypto import (
     CHUNK_SIZE,
@@ -35,10 +32,10 @@ from services.files.crypto import (
     chunk_count,
     chunk_span,
 )
-from services.files.listing import Page, Query, list_files
+from services.files.store import FileRecord, FileStore
 from services.runtime.context import Principal
-from services.runtime.db import Database
 from services.runtime.errors import (
+    AlreadyExists,
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
@@ -47,6 +44,7 @@ from services.runtime.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from services.runtime.listing import ListRequest, Page
 
 __all__ = [
     "FileInfo",
@@ -112,14 +110,14 @@ class Files:
 
     def __init__(
         self,
-        db: Database,
+        store: FileStore,
         blobs: BlobStore,
         keys: MasterKeys,
         quotas: QuotaSource,
         max_file_bytes: int,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        self._db, self._blobs, self._keys, self._quotas = db, blobs, keys, quotas
+        self._store, self._blobs, self._keys, self._quotas = store, blobs, keys, quotas
         self._max_file_bytes = max_file_bytes
         self._chunk_size = chunk_size
 
@@ -134,8 +132,7 @@ class Files:
         if new.request_id and (earlier := await self._by_request(caller, new.request_id)):
             return earlier
         limit = await self._quotas.storage_limit(tenant)
-        async with self._db.sessions() as session:
-            used, _ = await store.usage(session, tenant)
+        used, _ = await self._store.usage(tenant)
         if new.size > 0 and used + new.size > limit:
             raise _over_quota(tenant, used, new.size, limit)
 
@@ -186,28 +183,26 @@ class Files:
         try:
             key_id, wrapped = self._keys.wrap(data_key, file_id)
             now = datetime.now(UTC)
-            row = {
-                "id": file_id,
-                "tenant_id": tenant,
-                "owner_id": caller.user_id,
-                "name": new.name,
-                "content_type": new.content_type,
-                "size": received,
-                "sha256": digest.hexdigest(),
-                "key_id": key_id,
-                "wrapped_key": wrapped,
-                "nonce_prefix": prefix,
-                "chunk_size": self._chunk_size,
-                "create_time": now,
-                "update_time": now,
-                "request_id": new.request_id or None,
-            }
-            async with self._db.transaction() as session:
-                if not await store.add_usage(session, tenant, received, limit):
-                    used, _ = await store.usage(session, tenant)
-                    raise _over_quota(tenant, used, received, limit)
-                await session.execute(store.files.insert().values(**row))
-        except SQLAlchemyIntegrityError:
+            record = FileRecord(
+                id=file_id,
+                tenant_id=tenant,
+                owner_id=caller.user_id,
+                name=new.name,
+                content_type=new.content_type,
+                size=received,
+                sha256=digest.hexdigest(),
+                key_id=key_id,
+                wrapped_key=wrapped,
+                nonce_prefix=prefix,
+                chunk_size=self._chunk_size,
+                create_time=now,
+                update_time=now,
+                request_id=new.request_id or None,
+            )
+            if not await self._store.insert(record, limit):
+                used, _ = await self._store.usage(tenant)
+                raise _over_quota(tenant, used, received, limit)
+        except AlreadyExists:
             await self._blobs.delete(file_id)
             # Only the (tenant, request_id) key can clash: a concurrent retry won the race.
             earlier = await self._by_request(caller, new.request_id) if new.request_id else None
@@ -217,30 +212,24 @@ class Files:
         except BaseException:
             await self._blobs.delete(file_id)
             raise
-        return _info(row)
+        return _info(record)
 
     async def _by_request(self, caller: Principal, request_id: str) -> FileInfo | None:
-        async with self._db.sessions() as session:
-            file_id = await session.scalar(
-                select(store.files.c.id).where(
-                    store.files.c.tenant_id == caller.tenant_id,
-                    store.files.c.request_id == request_id,
-                )
-            )
+        file_id = await self._store.id_by_request(caller.tenant_id, request_id)
         return await self.get(caller, file_id) if file_id else None
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, caller: Principal, file_id: str) -> FileInfo:
         """A file visible to the caller (NotFound otherwise)."""
-        row = await self._visible_row(caller, file_id)
-        return _info(row, await self._shared_with(file_id))
+        record, shared_with = await self._visible(caller, file_id)
+        return _info(record, shared_with)
 
-    async def list(self, caller: Principal, query: Query) -> Page[FileInfo]:
+    async def list(self, caller: Principal, request: ListRequest) -> Page[FileInfo]:
         """Files visible to the caller, filtered, ordered and paged."""
-        async with self._db.sessions() as session:
-            page = await list_files(session, caller, query)
-        return Page([_info(row) for row in page.items], page.next_page_token)
+        visible_to = None if caller.role == "admin" else caller.user_id
+        page = await self._store.list(caller.tenant_id, request, visible_to)
+        return Page([_info(record) for record in page.items], page.next_page_token)
 
     async def download(
         self, caller: Principal, file_id: str, offset: int = 0, length: int = 0
@@ -250,20 +239,20 @@ class Files:
         Chunks are authenticated as they are read: a tampered or truncated blob raises
         DataLoss before any byte of the affected chunk is returned.
         """
-        row = await self._visible_row(caller, file_id)
-        size = row["size"]
+        record, _ = await self._visible(caller, file_id)
+        size = record.size
         if offset < 0 or length < 0:
             raise InvalidArgument("offset" if offset < 0 else "length", "must not be negative")
         if offset > size:
             raise OutOfRange(f"offset {offset} is beyond the end of the {size}-byte file")
         length = length or size - offset
-        cipher = ChunkCipher(self._data_key(row), row["nonce_prefix"], file_id)
-        return _info(row), self._plaintext(cipher, row, offset, length)
+        cipher = ChunkCipher(self._data_key(record), record.nonce_prefix, file_id)
+        return _info(record), self._plaintext(cipher, record, offset, length)
 
     async def _plaintext(
-        self, cipher: ChunkCipher, row: dict, offset: int, length: int
+        self, cipher: ChunkCipher, record: FileRecord, offset: int, length: int
     ) -> AsyncIterator[bytes]:
-        size, chunk_size, file_id = row["size"], row["chunk_size"], row["id"]
+        size, chunk_size, file_id = record.size, record.chunk_size, record.id
         last = chunk_count(size, chunk_size) - 1
         stride = chunk_size + TAG_SIZE
         for index, start, end in chunk_span(offset, length, size, chunk_size):
@@ -283,53 +272,34 @@ class Files:
     async def usage(self, tenant_id: str) -> StorageUsage:
         """A tenant's storage usage and limit (the caller's tenant is checked by the API)."""
         limit = await self._quotas.storage_limit(tenant_id)
-        async with self._db.sessions() as session:
-            used, count = await store.usage(session, tenant_id)
+        used, count = await self._store.usage(tenant_id)
         return StorageUsage(tenant_id, used, count, limit)
 
     # -- changes -------------------------------------------------------------------------
 
     async def delete(self, caller: Principal, file_id: str) -> None:
         """Remove the file, its shares and its blob, and give back its bytes."""
-        async with self._db.transaction() as session:
-            row = await self._visible_row(caller, file_id, session)
-            _require_manager(caller, row)
-            await store.delete_file(session, file_id)
-            await store.release_usage(session, row["tenant_id"], row["size"])
+        record, _ = await self._visible(caller, file_id)
+        _require_manager(caller, record)
+        if not await self._store.delete(caller.tenant_id, file_id):
+            raise NotFound("file", file_id)  # a concurrent delete came first
         await self._blobs.delete(file_id)
 
     async def share(self, caller: Principal, file_id: str, user_id: str) -> FileInfo:
         """Let ``user_id`` (a user of the same tenant) read the file; idempotent."""
-        async with self._db.transaction() as session:
-            row = await self._visible_row(caller, file_id, session)
-            _require_manager(caller, row)
-            if user_id == row["owner_id"]:
-                raise InvalidArgument("user_id", "the owner already has access")
-            exists = await session.scalar(
-                select(store.shares.c.user_id).where(
-                    store.shares.c.file_id == file_id, store.shares.c.user_id == user_id
-                )
-            )
-            if not exists:
-                now = datetime.now(UTC)
-                await session.execute(
-                    store.shares.insert().values(file_id=file_id, user_id=user_id, create_time=now)
-                )
-                await session.execute(
-                    update(store.files).where(store.files.c.id == file_id).values(update_time=now)
-                )
+        record, _ = await self._visible(caller, file_id)
+        _require_manager(caller, record)
+        if user_id == record.owner_id:
+            raise InvalidArgument("user_id", "the owner already has access")
+        if not await self._store.share(caller.tenant_id, file_id, user_id, datetime.now(UTC)):
+            raise NotFound("file", file_id)
         return await self.get(caller, file_id)
 
     async def unshare(self, caller: Principal, file_id: str, user_id: str) -> FileInfo:
         """Revoke ``user_id``'s access; idempotent."""
-        async with self._db.transaction() as session:
-            row = await self._visible_row(caller, file_id, session)
-            _require_manager(caller, row)
-            await session.execute(
-                store.shares.delete().where(
-                    store.shares.c.file_id == file_id, store.shares.c.user_id == user_id
-                )
-            )
+        record, _ = await self._visible(caller, file_id)
+        _require_manager(caller, record)
+        await self._store.unshare(caller.tenant_id, file_id, user_id)
         return await self.get(caller, file_id)
 
     async def sweep_orphans(self, keys: Sequence[str]) -> int:
@@ -342,12 +312,7 @@ class Files:
         removed = 0
         for start in range(0, len(keys), 500):
             batch = keys[start : start + 500]
-            async with self._db.sessions() as session:
-                known = set(
-                    await session.scalars(
-                        select(store.files.c.id).where(store.files.c.id.in_(batch))
-                    )
-                )
+            known = await self._store.known(batch)
             for key in batch:
                 if key not in known:
                     await self._blobs.delete(key)
@@ -356,85 +321,49 @@ class Files:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _data_key(self, row: dict) -> bytes:
+    def _data_key(self, record: FileRecord) -> bytes:
         try:
-            return self._keys.unwrap(row["key_id"], row["wrapped_key"], row["id"])
+            return self._keys.unwrap(record.key_id, record.wrapped_key, record.id)
         except KeyError:
-            raise FailedPrecondition(f"master key {row['key_id']!r} is not configured") from None
+            raise FailedPrecondition(f"master key {record.key_id!r} is not configured") from None
         except IntegrityError as exc:
             raise DataLoss(str(exc)) from None
 
-    async def _visible_row(self, caller: Principal, file_id: str, session=None) -> dict:
-        if session is None:
-            async with self._db.sessions() as fresh:
-                return await self._visible_row(caller, file_id, fresh)
-        row = (
-            (
-                await session.execute(
-                    select(store.files).where(
-                        store.files.c.id == file_id, store.files.c.tenant_id == caller.tenant_id
-                    )
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
+    async def _visible(self, caller: Principal, file_id: str) -> tuple[FileRecord, tuple[str, ...]]:
+        """The file and whom it is shared with, if the caller may see it; else NotFound."""
+        found = await self._store.get(caller.tenant_id, file_id)
+        if found is None:
             raise NotFound("file", file_id)
-        if caller.role == "admin" or row["owner_id"] == caller.user_id:
-            return dict(row)
-        shared = await session.scalar(
-            select(store.shares.c.user_id).where(
-                store.shares.c.file_id == file_id, store.shares.c.user_id == caller.user_id
-            )
-        )
-        if not shared:
+        record, shared_with = found
+        if caller.role == "admin" or record.owner_id == caller.user_id:
+            return found
+        if caller.user_id not in shared_with:
             raise NotFound("file", file_id)
-        return dict(row)
-
-    async def _shared_with(self, file_id: str) -> tuple[str, ...]:
-        async with self._db.sessions() as session:
-            users = await session.scalars(
-                select(store.shares.c.user_id)
-                .where(store.shares.c.file_id == file_id)
-                .order_by(store.shares.c.user_id)
-            )
-            return tuple(users)
+        return found
 
 
-async def rotate_master_keys(db: Database, keys: MasterKeys, batch: int = 500) -> int:
+async def rotate_master_keys(store: FileStore, keys: MasterKeys, batch: int = 500) -> int:
     """Re-wrap every data key not under ``keys.current_id``; returns how many were re-wrapped.
 
-    Blobs are untouched. Safe to rerun and to run while serving: each row is updated
-    only if its key id is still the one that was read.
+    Blobs are untouched. Safe to rerun and to run while serving (see ``rewrap_keys``).
     """
+
+    def rewrap(file_id: str, key_id: str, wrapped: bytes) -> tuple[str, bytes]:
+        try:
+            return keys.rewrap(key_id, wrapped, file_id)
+        except KeyError:
+            raise FailedPrecondition(f"master key {key_id!r} is not configured") from None
+
     done = 0
     while True:
-        async with db.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(store.files.c.id, store.files.c.key_id, store.files.c.wrapped_key)
-                    .where(store.files.c.key_id != keys.current_id)
-                    .limit(batch)
-                )
-            ).all()
-            for file_id, key_id, wrapped in rows:
-                try:
-                    new_id, rewrapped = keys.rewrap(key_id, wrapped, file_id)
-                except KeyError:
-                    raise FailedPrecondition(f"master key {key_id!r} is not configured") from None
-                await session.execute(
-                    update(store.files)
-                    .where(store.files.c.id == file_id, store.files.c.key_id == key_id)
-                    .values(key_id=new_id, wrapped_key=rewrapped)
-                )
-        done += len(rows)
-        if len(rows) < batch:
+        count = await store.rewrap_keys(keys.current_id, rewrap, batch)
+        done += count
+        if count < batch:
             return done
 
 
-def _require_manager(caller: Principal, row: dict) -> None:
-    if caller.role != "admin" and row["owner_id"] != caller.user_id:
+def _require_manager(caller: Principal, record: FileRecord) -> None:
+    if caller.role != "admin" and record.owner_id != caller.user_id:
         raise PermissionDenied("only the owner or a tenant admin may change this file")
 
 
@@ -453,16 +382,16 @@ def _over_quota(tenant: str, used: int, adding: int, limit: int) -> ResourceExha
     )
 
 
-def _info(row, shared_with: tuple[str, ...] = ()) -> FileInfo:
+def _info(record: FileRecord, shared_with: tuple[str, ...] = ()) -> FileInfo:
     return FileInfo(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        owner_id=row["owner_id"],
-        name=row["name"],
-        content_type=row["content_type"],
-        size=row["size"],
-        sha256=row["sha256"],
-        create_time=store.utc(row["create_time"]),
-        update_time=store.utc(row["update_time"]),
+        id=record.id,
+        tenant_id=record.tenant_id,
+        owner_id=record.owner_id,
+        name=record.name,
+        content_type=record.content_type,
+        size=record.size,
+        sha256=record.sha256,
+        create_time=record.create_time,
+        update_time=record.update_time,
         shared_with=shared_with,
     )

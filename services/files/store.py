@@ -1,18 +1,21 @@
-"""Persistence of file metadata, shares and per-tenant storage usage (SQLAlchemy Core).
+"""Persistence of file metadata, shares and per-tenant storage usage: all of files' SQL.
 
-Usage is changed only by conditional single-statement updates inside the same
-transaction as the metadata row, so concurrent uploads of one tenant can neither lose
-an increment nor pass the quota together (this holds on SQLite and PostgreSQL alike).
+:class:`FileStore` is a repository returning :class:`FileRecord` dataclasses; every
+method over a tenant's files takes the tenant first. Usage is changed only by
+conditional single-statement updates inside the same transaction as the metadata row,
+so concurrent uploads of one tenant can neither lose an increment nor pass the quota
+together (this holds on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -23,15 +26,18 @@ from sqlalchemy import (
     and_,
     delete,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import rowcount
+from services.runtime.db import Database, UtcDateTime, rowcount
+from services.runtime.errors import AlreadyExists
+from services.runtime.listing import Listing, ListRequest, Page, number, text, timestamp
 
-__all__ = ["files", "metadata", "shares", "storage_usage"]
+__all__ = ["FILES", "FileRecord", "FileStore", "files", "metadata", "shares", "storage_usage"]
 
 metadata = MetaData()
 
@@ -49,8 +55,8 @@ files = Table(
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("nonce_prefix", LargeBinary, nullable=False),
     Column("chunk_size", Integer, nullable=False),
-    Column("create_time", DateTime(timezone=True), nullable=False),
-    Column("update_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("update_time", UtcDateTime, nullable=False),
     Column("request_id", String(36), nullable=True),
     Index("ux_files_tenant_request", "tenant_id", "request_id", unique=True),
     Index("ix_files_tenant_create", "tenant_id", "create_time"),
@@ -62,7 +68,7 @@ shares = Table(
     metadata,
     Column("file_id", String(36), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", String(36), primary_key=True),
-    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
     Index("ix_file_shares_user", "user_id"),
 )
 
@@ -74,14 +80,202 @@ storage_usage = Table(
     Column("file_count", BigInteger, nullable=False),
 )
 
+FILES = Listing(
+    {
+        "file_name": text(files.c.name),
+        "content_type": text(files.c.content_type),
+        "owner_id": text(files.c.owner_id, sortable=False),
+        "size_bytes": number(files.c.size),
+        "create_time": timestamp(files.c.create_time),
+        "update_time": timestamp(files.c.update_time),
+    },
+    key=files.c.id,
+    default_order="create_time desc",
+)
+"""ListFiles: the fields its ``filter`` and ``order_by`` take (see files.proto)."""
 
-def utc(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file's metadata row: what it is, whose, and how its blob is sealed."""
+
+    id: str
+    tenant_id: str
+    owner_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    key_id: str
+    wrapped_key: bytes
+    nonce_prefix: bytes
+    chunk_size: int
+    create_time: dt.datetime
+    update_time: dt.datetime
+    request_id: str | None
 
 
-async def usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
-    """(bytes used, file count) of a tenant; zeros before its first upload."""
+Rewrap = Callable[[str, str, bytes], tuple[str, bytes]]
+"""(file id, key id, wrapped key) → (new key id, re-wrapped key)."""
+
+
+class FileStore:
+    """Every read and write of the files service's tables; one transaction per method."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, tenant_id: str, file_id: str) -> tuple[FileRecord, tuple[str, ...]] | None:
+        """A file of the tenant and the users it is shared with (sorted), or None."""
+        async with self.db.sessions() as session:
+            row = (
+                await session.execute(
+                    select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            users = await session.scalars(
+                select(shares.c.user_id)
+                .where(shares.c.file_id == file_id)
+                .order_by(shares.c.user_id)
+            )
+            return FileRecord(**row._mapping), tuple(users)
+
+    async def id_by_request(self, tenant_id: str, request_id: str) -> str | None:
+        """The file an upload with this idempotency key created, if any."""
+        async with self.db.sessions() as session:
+            return await session.scalar(
+                select(files.c.id).where(
+                    files.c.tenant_id == tenant_id, files.c.request_id == request_id
+                )
+            )
+
+    async def usage(self, tenant_id: str) -> tuple[int, int]:
+        """(bytes used, file count) of a tenant; zeros before its first upload."""
+        async with self.db.sessions() as session:
+            return await _usage(session, tenant_id)
+
+    async def list(
+        self, tenant_id: str, request: ListRequest, visible_to: str | None
+    ) -> Page[FileRecord]:
+        """A page of the tenant's files (only those ``visible_to`` owns or was shared,
+        unless None); InvalidArgument for a bad filter, order or token."""
+        query = FILES.query(request, tenant_id, visible_to or "")
+        statement = select(files).where(files.c.tenant_id == tenant_id)
+        if visible_to is not None:
+            shared = select(shares.c.file_id).where(shares.c.user_id == visible_to)
+            statement = statement.where(or_(files.c.owner_id == visible_to, files.c.id.in_(shared)))
+        async with self.db.sessions() as session:
+            rows = (await session.execute(query.apply(statement))).all()
+        items, token = query.page(rows)
+        return Page([FileRecord(**item) for item in items], token)
+
+    async def known(self, file_ids: Sequence[str]) -> set[str]:
+        """Which of ``file_ids`` name a file of any tenant (blobs are keyed by file id)."""
+        async with self.db.sessions() as session:
+            return set(await session.scalars(select(files.c.id).where(files.c.id.in_(file_ids))))
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def insert(self, record: FileRecord, limit: int) -> bool:
+        """Store the row and charge its bytes if the tenant stays within ``limit``.
+
+        False (and nothing stored) when it would not; AlreadyExists when the tenant's
+        request id was taken meanwhile by a concurrent upload.
+        """
+        try:
+            async with self.db.transaction() as session:
+                if not await _charge(session, record.tenant_id, record.size, limit):
+                    return False
+                await session.execute(insert(files).values(**asdict(record)))
+            return True
+        except IntegrityError:
+            raise AlreadyExists("upload", record.request_id or record.id) from None
+
+    async def delete(self, tenant_id: str, file_id: str) -> bool:
+        """Remove the file and its shares and give back its bytes; False if already gone."""
+        async with self.db.transaction() as session:
+            size = await session.scalar(
+                select(files.c.size).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+            )
+            if size is None:
+                return False
+            await session.execute(delete(shares).where(shares.c.file_id == file_id))
+            await session.execute(delete(files).where(files.c.id == file_id))
+            await session.execute(
+                update(storage_usage)
+                .where(storage_usage.c.tenant_id == tenant_id)
+                .values(
+                    bytes_used=storage_usage.c.bytes_used - size,
+                    file_count=storage_usage.c.file_count - 1,
+                )
+            )
+        return True
+
+    async def share(self, tenant_id: str, file_id: str, user_id: str, now: dt.datetime) -> bool:
+        """Let ``user_id`` read the file (idempotent; a new share moves the file's update
+        time on); False when the file is gone."""
+        try:
+            async with self.db.transaction() as session:
+                if not await _exists(session, tenant_id, file_id):
+                    return False
+                exists = await session.scalar(
+                    select(shares.c.user_id).where(
+                        shares.c.file_id == file_id, shares.c.user_id == user_id
+                    )
+                )
+                if not exists:
+                    await session.execute(
+                        insert(shares).values(file_id=file_id, user_id=user_id, create_time=now)
+                    )
+                    await session.execute(
+                        update(files).where(files.c.id == file_id).values(update_time=now)
+                    )
+            return True
+        except IntegrityError:  # deleted by a concurrent transaction after our check
+            return False
+
+    async def unshare(self, tenant_id: str, file_id: str, user_id: str) -> None:
+        """Revoke ``user_id``'s access (idempotent)."""
+        owned = select(files.c.id).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+        async with self.db.transaction() as session:
+            await session.execute(
+                delete(shares).where(shares.c.file_id.in_(owned), shares.c.user_id == user_id)
+            )
+
+    async def rewrap_keys(self, current_key_id: str, rewrap: Rewrap, batch: int) -> int:
+        """Re-wrap up to ``batch`` data keys not under ``current_key_id``; returns how many.
+
+        Each row is updated only if its key id is still the one read, so this is safe to
+        run while serving and to rerun.
+        """
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(files.c.id, files.c.key_id, files.c.wrapped_key)
+                    .where(files.c.key_id != current_key_id)
+                    .limit(batch)
+                )
+            ).all()
+            for file_id, key_id, wrapped in rows:
+                new_id, rewrapped = rewrap(file_id, key_id, wrapped)
+                await session.execute(
+                    update(files)
+                    .where(files.c.id == file_id, files.c.key_id == key_id)
+                    .values(key_id=new_id, wrapped_key=rewrapped)
+                )
+        return len(rows)
+
+
+async def _exists(session: AsyncSession, tenant_id: str, file_id: str) -> bool:
+    query = select(files.c.id).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+    return await session.scalar(query) is not None
+
+
+async def _usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
     row = (
         await session.execute(
             select(storage_usage.c.bytes_used, storage_usage.c.file_count).where(
@@ -92,24 +286,19 @@ async def usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def _ensure_usage_row(session: AsyncSession, tenant_id: str) -> None:
+async def _charge(session: AsyncSession, tenant_id: str, size: int, limit: int) -> bool:
+    """Charge ``size`` bytes and one file if the total stays within ``limit``."""
     exists = await session.scalar(
         select(storage_usage.c.tenant_id).where(storage_usage.c.tenant_id == tenant_id)
     )
-    if exists:
-        return
-    try:
-        async with session.begin_nested():
-            await session.execute(
-                insert(storage_usage).values(tenant_id=tenant_id, bytes_used=0, file_count=0)
-            )
-    except IntegrityError:
-        pass  # a concurrent first upload of the same tenant created it
-
-
-async def add_usage(session: AsyncSession, tenant_id: str, size: int, limit: int) -> bool:
-    """Charge ``size`` bytes and one file if the total stays within ``limit``."""
-    await _ensure_usage_row(session, tenant_id)
+    if not exists:
+        try:
+            async with session.begin_nested():
+                await session.execute(
+                    insert(storage_usage).values(tenant_id=tenant_id, bytes_used=0, file_count=0)
+                )
+        except IntegrityError:
+            pass  # a concurrent first upload of the same tenant created it
     result = await session.execute(
         update(storage_usage)
         .where(
@@ -124,21 +313,3 @@ async def add_usage(session: AsyncSession, tenant_id: str, size: int, limit: int
         )
     )
     return rowcount(result) == 1
-
-
-async def release_usage(session: AsyncSession, tenant_id: str, size: int) -> None:
-    """Give back ``size`` bytes and one file."""
-    await session.execute(
-        update(storage_usage)
-        .where(storage_usage.c.tenant_id == tenant_id)
-        .values(
-            bytes_used=storage_usage.c.bytes_used - size,
-            file_count=storage_usage.c.file_count - 1,
-        )
-    )
-
-
-async def delete_file(session: AsyncSession, file_id: str) -> None:
-    """Remove a file row (its shares cascade; deleted explicitly for SQLite without FKs)."""
-    await session.execute(delete(shares).where(shares.c.file_id == file_id))
-    await session.execute(delete(files).where(files.c.id == file_id))

@@ -13,9 +13,10 @@ from google.protobuf import empty_pb2, timestamp_pb2
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts, Tokens
 from services.identity.quota import Quotas, QuotaView
-from services.identity.store import ApiKeyRow, TenantRow, UserRow
+from services.identity.store import ApiKey, Tenant, User
 from services.identity.tokens import SigningKeys
 from services.runtime.context import current_principal
+from services.runtime.listing import ListRequest
 
 __all__ = ["IdentityServicer"]
 
@@ -40,7 +41,7 @@ def _role_name(value: int) -> str:
     return access_pb2.Role.Name(value).removeprefix("ROLE_").lower()
 
 
-def _tenant(row: TenantRow) -> pb.Tenant:
+def _tenant(row: Tenant) -> pb.Tenant:
     return pb.Tenant(
         id=row.id,
         display_name=row.display_name,
@@ -50,7 +51,7 @@ def _tenant(row: TenantRow) -> pb.Tenant:
     )
 
 
-def _user(row: UserRow) -> pb.User:
+def _user(row: User) -> pb.User:
     return pb.User(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -86,7 +87,7 @@ def _tokens(tokens: Tokens) -> pb.Tokens:
     )
 
 
-def _api_key(row: ApiKeyRow) -> pb.ApiKey:
+def _api_key(row: ApiKey) -> pb.ApiKey:
     return pb.ApiKey(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -100,6 +101,10 @@ def _api_key(row: ApiKeyRow) -> pb.ApiKey:
         create_time=_ts(row.create_time),
         update_time=_ts(row.update_time),
     )
+
+
+def _list_request(request: pb.ListUsersRequest | pb.ListApiKeysRequest) -> ListRequest:
+    return ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
 
 
 def _quota(view: QuotaView) -> pb.Quota:
@@ -176,20 +181,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return _user(user)
 
     async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
-        rows, token = await self.accounts.list_users(
-            current_principal(),
-            request.page_size,
-            request.page_token,
-            request.filter,
-            request.order_by,
+        page = await self.accounts.list_users(current_principal(), _list_request(request))
+        return pb.ListUsersResponse(
+            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
         )
-        return pb.ListUsersResponse(users=[_user(r) for r in rows], next_page_token=token)
 
     async def SearchUsers(self, request: pb.SearchUsersRequest, context) -> pb.SearchUsersResponse:
-        rows, token = await self.accounts.search_users(
-            current_principal(), request.query, request.page_size, request.page_token
+        paging = ListRequest(request.page_size, request.page_token)
+        page = await self.accounts.search_users(current_principal(), request.query, paging)
+        return pb.SearchUsersResponse(
+            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
         )
-        return pb.SearchUsersResponse(users=[_user(r) for r in rows], next_page_token=token)
 
     async def CreateApiKey(
         self, request: pb.CreateApiKeyRequest, context
@@ -205,14 +207,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return pb.CreateApiKeyResponse(api_key=_api_key(row), secret=secret)
 
     async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
-        rows, token = await self.api_keys.list(
-            current_principal(),
-            request.page_size,
-            request.page_token,
-            request.filter,
-            request.order_by,
+        page = await self.api_keys.list(current_principal(), _list_request(request))
+        return pb.ListApiKeysResponse(
+            api_keys=[_api_key(k) for k in page.items], next_page_token=page.next_page_token
         )
-        return pb.ListApiKeysResponse(api_keys=[_api_key(r) for r in rows], next_page_token=token)
 
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.ApiKey:
         return _api_key(await self.api_keys.revoke(current_principal(), request.api_key_id))

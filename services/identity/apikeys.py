@@ -11,31 +11,19 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
-from typing import Any
 
-from sqlalchemy import select, update
-
-from services.identity.domain import Accounts, fingerprint, now, remember, replayed, writing
-from services.identity.store import ApiKeyRow, UserRow
+from services.identity.domain import Accounts, fingerprint, now, replayed
+from services.identity.store import ApiKey, IdentityStore, User
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
-from services.runtime.db import Database
 from services.runtime.errors import NotFound, PermissionDenied, Unauthenticated
-from services.runtime.listing import compile_filter, compile_order, page_of
+from services.runtime.listing import ListRequest, Page
 
 __all__ = ["ApiKeys"]
 
 SECRET_PREFIX = "alea_"
 # Writing last_used_time on every request would turn each read into a write.
 TOUCH_EVERY = dt.timedelta(minutes=1)
-KEY_COLUMNS: dict[str, Any] = {
-    "user_id": ApiKeyRow.user_id,
-    "role": ApiKeyRow.role,
-    "display_name": ApiKeyRow.display_name,
-    "create_time": ApiKeyRow.create_time,
-    "revoked": ApiKeyRow.revoke_time.is_not(None),
-}
-ROLE_VALUES = {f"ROLE_{r.upper()}": r for r in ROLE_RANK}
 
 
 def _hash(secret: str) -> str:
@@ -45,8 +33,8 @@ def _hash(secret: str) -> str:
 class ApiKeys:
     """Create, list, revoke and verify API keys."""
 
-    def __init__(self, db: Database, accounts: Accounts) -> None:
-        self._db = db
+    def __init__(self, store: IdentityStore, accounts: Accounts) -> None:
+        self._store = store
         self._accounts = accounts
 
     async def create(
@@ -56,22 +44,25 @@ class ApiKeys:
         role: str,
         expire_time: dt.datetime | None,
         request_id: str,
-    ) -> tuple[ApiKeyRow, str]:
+    ) -> tuple[ApiKey, str]:
         """A new key and its secret. On an idempotent replay the secret is empty:
         it was shown once and identity cannot show it again."""
         if ROLE_RANK[role] > ROLE_RANK[principal.role]:
             raise PermissionDenied("an API key's role cannot exceed its creator's")
         digest = fingerprint(principal.user_id, display_name, role, expire_time)
-        async with writing(self._db) as session:
-            await self._accounts.caller(session, principal)
-            earlier = await replayed(session, principal.tenant_id, request_id, digest)
+        tenant = principal.tenant_id
+        async with self._store.writing() as writes:
+            await self._accounts.caller(writes, principal)
+            earlier = await replayed(writes, tenant, request_id, digest)
             if earlier is not None:
-                return await session.get_one(ApiKeyRow, earlier), ""
+                key = await writes.api_key(tenant, earlier)
+                assert key is not None
+                return key, ""
             secret = SECRET_PREFIX + secrets.token_urlsafe(32)
             stamp = now()
-            key = ApiKeyRow(
+            key = ApiKey(
                 id=str(uuid.uuid4()),
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant,
                 user_id=principal.user_id,
                 display_name=display_name,
                 role=role,
@@ -83,53 +74,41 @@ class ApiKeys:
                 create_time=stamp,
                 update_time=stamp,
             )
-            session.add(key)
-            remember(session, principal.tenant_id, request_id, digest, key.id)
+            await writes.add_api_key(key)
+            if request_id:
+                await writes.remember(tenant, request_id, digest, key.id, stamp)
             return key, secret
 
-    async def list(
-        self, principal: Principal, page_size: int, page_token: str, filter_: str, order_by: str
-    ) -> tuple[list[ApiKeyRow], str]:
+    async def list(self, principal: Principal, request: ListRequest) -> Page[ApiKey]:
         """The caller's keys, or all of the tenant's keys for an admin."""
-        page = page_of(
-            page_size, page_token, principal.tenant_id, principal.user_id, filter_, order_by
-        )
-        query = select(ApiKeyRow).where(ApiKeyRow.tenant_id == principal.tenant_id)
-        if principal.role != "admin":
-            query = query.where(ApiKeyRow.user_id == principal.user_id)
-        condition = compile_filter(filter_, KEY_COLUMNS, {"role": ROLE_VALUES})
-        if condition is not None:
-            query = query.where(condition)
-        query = query.order_by(*compile_order(order_by, KEY_COLUMNS), ApiKeyRow.id)
-        async with self._db.sessions() as session:
-            await self._accounts.caller(session, principal)
-            rows = list(await session.scalars(query.offset(page.offset).limit(page.size)))
-        return rows, page.next_token(len(rows))
+        owner = None if principal.role == "admin" else principal.user_id
+        async with self._store.reading() as reads:
+            await self._accounts.caller(reads, principal)
+            return await reads.api_keys(principal.tenant_id, request, owner)
 
-    async def revoke(self, principal: Principal, key_id: str) -> ApiKeyRow:
+    async def revoke(self, principal: Principal, key_id: str) -> ApiKey:
         """Revoke a key (own, or any in the tenant for an admin); revoking twice is a no-op."""
-        async with self._db.transaction() as session:
-            await self._accounts.caller(session, principal)
-            key = await session.get(ApiKeyRow, key_id)
+        async with self._store.writing() as writes:
+            await self._accounts.caller(writes, principal)
+            key = await writes.api_key(principal.tenant_id, key_id)
             if key is None or not _visible(key, principal):
                 raise NotFound("api key", key_id)
-            if key.revoke_time is None:
-                key.revoke_time = key.update_time = now()
-            return key
+            await writes.revoke_api_key(key.tenant_id, key.id, now())
+            revoked = await writes.api_key(key.tenant_id, key.id)
+        assert revoked is not None
+        return revoked
 
     async def verify(self, secret: str) -> tuple[Principal, float | None]:
         """The principal of an active key and its expiry (epoch seconds), else Unauthenticated."""
-        async with self._db.sessions() as session:
-            query = select(ApiKeyRow).where(ApiKeyRow.secret_hash == _hash(secret))
-            key = await session.scalar(query)
-            user = await session.get(UserRow, key.user_id) if key else None
+        async with self._store.reading() as reads:
+            found = await reads.api_key_by_secret(_hash(secret))
         stamp = now()
-        if key is None or user is None or not _usable(key, user, stamp):
+        if found is None or not _usable(*found, stamp):
             raise Unauthenticated("invalid, expired or revoked API key")
+        key, user = found
         if key.last_used_time is None or key.last_used_time < stamp - TOUCH_EVERY:
-            async with self._db.transaction() as session:
-                touch = update(ApiKeyRow).where(ApiKeyRow.id == key.id)
-                await session.execute(touch.values(last_used_time=stamp))
+            async with self._store.writing() as writes:
+                await writes.touch_api_key(key.tenant_id, key.id, stamp)
         role = min(key.role, user.role, key=ROLE_RANK.__getitem__)
         principal = Principal(
             user_id=key.user_id, tenant_id=key.tenant_id, role=role, api_key_id=key.id
@@ -137,11 +116,11 @@ class ApiKeys:
         return principal, key.expire_time.timestamp() if key.expire_time else None
 
 
-def _visible(key: ApiKeyRow, principal: Principal) -> bool:
+def _visible(key: ApiKey, principal: Principal) -> bool:
     mine = principal.role == "admin" or key.user_id == principal.user_id
     return key.tenant_id == principal.tenant_id and mine
 
 
-def _usable(key: ApiKeyRow, user: UserRow, at: dt.datetime) -> bool:
+def _usable(key: ApiKey, user: User, at: dt.datetime) -> bool:
     expired = key.expire_time is not None and key.expire_time <= at
     return key.revoke_time is None and not expired and not user.disabled

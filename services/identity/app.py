@@ -10,29 +10,32 @@ from services.identity.api import IdentityServicer
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts
 from services.identity.quota import Quotas
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import Settings
 from services.runtime.db import Database
+from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
-from services.runtime.server import Mount
+from services.runtime.server import Mount, Service
 
 __all__ = ["MIGRATIONS", "build"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def build(settings: Settings, db: Database) -> tuple[list[Mount], Authenticator]:
+async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     """The identity servicer, and an authenticator that checks credentials in-process:
     identity is the source of keys, so it neither calls itself nor caches API keys
     (a revoked key stops working at once here)."""
-    keys = SigningKeys(db, load_kek(ensure_pki(settings.home)))
+    store = IdentityStore(db)
+    keys = SigningKeys(store, load_kek(ensure_pki(settings.home)))
     await keys.jwks()  # creates the first signing key before the first request
-    accounts = Accounts(db, keys)
-    api_keys = ApiKeys(db, accounts)
-    servicer = IdentityServicer(accounts, api_keys, Quotas(db), keys)
+    accounts = Accounts(store, keys)
+    api_keys = ApiKeys(store, accounts)
+    servicer = IdentityServicer(accounts, api_keys, Quotas(store), keys)
     descriptor = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"]
     mount = Mount(descriptor, servicer, identity_pb2_grpc.add_IdentityServiceServicer_to_server)
     verifier = TokenVerifier(keys.jwks, min_refresh=0)
     authenticator = Authenticator(verifier, ApiKeyCache(api_keys.verify, ttl=0))
-    return [mount], authenticator
+    return Service([mount], authenticator)

@@ -8,28 +8,30 @@ result, a different request under the same id is INVALID_ARGUMENT.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.store import IdempotencyRow, RefreshTokenRow, SessionRow, TenantRow, UserRow
+from services.identity.store import (
+    IdentityStore,
+    Reads,
+    RefreshToken,
+    Session,
+    Tenant,
+    User,
+    Writes,
+)
 from services.identity.tokens import SigningKeys
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
-from services.runtime.db import Database
 from services.runtime.errors import (
-    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -37,23 +39,14 @@ from services.runtime.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from services.runtime.listing import compile_filter, compile_order, page_of
+from services.runtime.listing import ListRequest, Page
 
-__all__ = ["Accounts", "Tokens", "fingerprint", "now", "remember", "replayed", "writing"]
+__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed"]
 
 REFRESH_TTL = dt.timedelta(days=30)
 PREFERENCE_FIELDS = ("locale", "default_trials", "default_seed", "notify_on_completion")
 SELF_PATHS = {"display_name", "preferences", *(f"preferences.{f}" for f in PREFERENCE_FIELDS)}
 ADMIN_PATHS = {"role", "disabled"}
-ROLE_VALUES = {f"ROLE_{r.upper()}": r for r in ROLE_RANK}
-USER_COLUMNS: dict[str, Any] = {
-    "email": UserRow.email,
-    "display_name": UserRow.display_name,
-    "role": UserRow.role,
-    "disabled": UserRow.disabled,
-    "create_time": UserRow.create_time,
-    "update_time": UserRow.update_time,
-}
 # argon2id at OWASP's recommended floor (19 MiB, 2 passes, 1 lane): one lane because the
 # service handles many logins concurrently on few cores; check_needs_rehash on Login
 # upgrades stored hashes whenever these parameters are raised.
@@ -70,41 +63,16 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-async def replayed(session: AsyncSession, scope: str, request_id: str, digest: str) -> str | None:
+async def replayed(reads: Reads, scope: str, request_id: str, digest: str) -> str | None:
     """The id created earlier under ``request_id`` in ``scope``, if any."""
     if not request_id:
         return None
-    row = await session.get(IdempotencyRow, (scope, request_id))
-    if row is None:
+    earlier = await reads.idempotent(scope, request_id)
+    if earlier is None:
         return None
-    if row.fingerprint != digest:
+    if earlier[0] != digest:
         raise InvalidArgument("request_id", "already used for a different request")
-    return row.resource_id
-
-
-def remember(session: AsyncSession, scope: str, request_id: str, digest: str, rid: str) -> None:
-    """Record that ``request_id`` created ``rid`` (no-op without a request id)."""
-    if request_id:
-        session.add(
-            IdempotencyRow(
-                scope=scope,
-                request_id=request_id,
-                fingerprint=digest,
-                resource_id=rid,
-                create_time=now(),
-            )
-        )
-
-
-@asynccontextmanager
-async def writing(db: Database) -> AsyncIterator[AsyncSession]:
-    """A transaction in which losing a unique-key race (two creates of one email or one
-    request id at once) is ABORTED, which clients retry, rather than INTERNAL."""
-    try:
-        async with db.transaction() as session:
-            yield session
-    except IntegrityError:
-        raise Aborted("a concurrent request changed the same data; retry") from None
+    return earlier[1]
 
 
 def _token_hash(secret: str) -> str:
@@ -124,8 +92,8 @@ class Tokens:
 class Accounts:
     """Register, sign in, manage and find users."""
 
-    def __init__(self, db: Database, keys: SigningKeys) -> None:
-        self._db = db
+    def __init__(self, store: IdentityStore, keys: SigningKeys) -> None:
+        self._store = store
         self._keys = keys
 
     # -- credentials ---------------------------------------------------------------------
@@ -139,35 +107,20 @@ class Accounts:
         except (VerificationError, InvalidHashError):
             return False
 
-    async def _open_session(self, session: AsyncSession, user: UserRow) -> tuple[str, str]:
+    async def _open_session(self, writes: Writes, user: User) -> tuple[str, str]:
         """Add a session and its first refresh token; returns (session id, refresh secret)."""
         session_id = str(uuid.uuid4())
-        session.add(
-            SessionRow(
-                id=session_id,
-                user_id=user.id,
-                tenant_id=user.tenant_id,
-                create_time=now(),
-                revoke_time=None,
-            )
-        )
-        await session.flush()  # the refresh token's foreign key needs the session row
-        return session_id, self._add_refresh(session, session_id)
+        await writes.add_session(Session(session_id, user.id, user.tenant_id, now(), None))
+        return session_id, await self._add_refresh(writes, session_id)
 
     @staticmethod
-    def _add_refresh(session: AsyncSession, session_id: str) -> str:
+    async def _add_refresh(writes: Writes, session_id: str) -> str:
         refresh = "rt_" + secrets.token_urlsafe(32)
-        session.add(
-            RefreshTokenRow(
-                token_hash=_token_hash(refresh),
-                session_id=session_id,
-                expire_time=now() + REFRESH_TTL,
-                use_time=None,
-            )
-        )
+        token = RefreshToken(_token_hash(refresh), session_id, now() + REFRESH_TTL, None)
+        await writes.add_refresh_token(token)
         return refresh
 
-    async def _tokens(self, user: UserRow, session_id: str, refresh: str) -> Tokens:
+    async def _tokens(self, user: User, session_id: str, refresh: str) -> Tokens:
         # Signed after the transaction commits: signing may create or rotate a key, which
         # is its own transaction (and SQLite has one writer at a time).
         access = await self._keys.issue(user.id, user.tenant_id, user.role, session_id)
@@ -177,128 +130,110 @@ class Accounts:
 
     async def register(
         self, tenant_name: str, email: str, password: str, display_name: str, request_id: str
-    ) -> tuple[TenantRow, UserRow, Tokens]:
+    ) -> tuple[Tenant, User, Tokens]:
         """A new tenant (FREE tier) with its first user, an admin, signed in."""
         email = email.strip().lower()
         digest = fingerprint(tenant_name, email, display_name)
         password_hash = await self._hash(password)
-        async with writing(self._db) as session:
-            earlier = await replayed(session, "register", request_id, digest)
+        async with self._store.writing() as writes:
+            earlier = await replayed(writes, "register", request_id, digest)
             if earlier is not None:
-                user = await session.get_one(UserRow, earlier)
+                user = await writes.user_by_email(email)
+                if user is None or user.id != earlier:
+                    raise InvalidArgument("request_id", "already used for a different request")
                 if not await self._verify(user.password_hash, password):
                     raise InvalidArgument("request_id", "already used for a different request")
-                tenant = await session.get_one(TenantRow, user.tenant_id)
+                tenant = await writes.tenant(user.tenant_id)
+                assert tenant is not None
             else:
-                await self._ensure_email_free(session, email)
+                await self._ensure_email_free(writes, email)
                 stamp = now()
-                tenant = TenantRow(
-                    id=str(uuid.uuid4()),
-                    display_name=tenant_name,
-                    tier="free",
-                    create_time=stamp,
-                    update_time=stamp,
-                )
-                session.add(tenant)
-                await session.flush()
-                user = self._new_user(tenant.id, email, display_name, "admin", password_hash)
-                session.add(user)
-                remember(session, "register", request_id, digest, user.id)
-                await session.flush()
-            opened = await self._open_session(session, user)
+                tenant = Tenant(str(uuid.uuid4()), tenant_name, "free", stamp, stamp)
+                await writes.add_tenant(tenant)
+                user = _new_user(tenant.id, email, display_name, "admin", password_hash)
+                await writes.add_user(user)
+                if request_id:
+                    await writes.remember("register", request_id, digest, user.id, stamp)
+            opened = await self._open_session(writes, user)
         return tenant, user, await self._tokens(user, *opened)
 
-    async def login(self, email: str, password: str) -> tuple[Tokens, UserRow]:
+    async def login(self, email: str, password: str) -> tuple[Tokens, User]:
         """Tokens of a new session; one vague UNAUTHENTICATED for every failure."""
         email = email.strip().lower()
-        async with self._db.sessions() as session:
-            found = await session.scalar(select(UserRow).where(UserRow.email == email))
+        async with self._store.reading() as reads:
+            found = await reads.user_by_email(email)
         valid = await self._verify(found.password_hash if found else _DUMMY_HASH, password)
         if found is None or not valid or found.disabled:
             raise Unauthenticated("wrong email or password, or the user is disabled")
         rehash = (
             await self._hash(password) if _hasher.check_needs_rehash(found.password_hash) else ""
         )
-        async with self._db.transaction() as session:
-            user = await session.get_one(UserRow, found.id)
-            user.last_login_time = now()
-            if rehash:
-                user.password_hash = rehash
-            opened = await self._open_session(session, user)
+        stamp = now()
+        changes: dict[str, Any] = {"last_login_time": stamp}
+        if rehash:
+            changes["password_hash"] = rehash
+        async with self._store.writing() as writes:
+            await writes.change_user(found.tenant_id, found.id, **changes)
+            opened = await self._open_session(writes, found)
+        user = dataclasses.replace(found, **changes)
         return await self._tokens(user, *opened), user
 
     async def refresh(self, refresh_token: str) -> Tokens:
         """Rotate a refresh token. Reusing a rotated token revokes its whole session."""
-        async with self._db.transaction() as session:
+        async with self._store.writing() as writes:
             # Locked (PostgreSQL): two refreshes racing with one token must not both rotate it.
-            row = await session.get(
-                RefreshTokenRow, _token_hash(refresh_token), with_for_update=True
-            )
-            if row is None or row.expire_time <= now():
+            token = await writes.refresh_token(_token_hash(refresh_token), lock=True)
+            if token is None or token.expire_time <= now():
                 raise Unauthenticated("invalid or expired refresh token")
-            live = await session.get_one(SessionRow, row.session_id)
-            user = await session.get_one(UserRow, live.user_id)
-            if live.revoke_time is not None or user.disabled:
+            live = await writes.session(token.session_id)
+            user = await writes.user(live.tenant_id, live.user_id) if live else None
+            if live is None or user is None or live.revoke_time is not None or user.disabled:
                 raise Unauthenticated("session ended")
-            reused = row.use_time is not None
+            reused = token.use_time is not None
             if reused:
-                live.revoke_time = now()  # a stolen token was replayed: end the session
+                await writes.end_session(live.id, now())  # a stolen token was replayed
             else:
-                row.use_time = now()
-                refresh = self._add_refresh(session, live.id)
+                await writes.use_refresh_token(token.token_hash, now())
+                refresh = await self._add_refresh(writes, live.id)
         if reused:  # raised after the commit, so that the revocation sticks
             raise Unauthenticated("refresh token already used; session revoked")
         return await self._tokens(user, live.id, refresh)
 
     async def logout(self, refresh_token: str) -> None:
         """End the session of ``refresh_token``."""
-        async with self._db.transaction() as session:
-            row = await session.get(RefreshTokenRow, _token_hash(refresh_token))
-            if row is None:
+        async with self._store.writing() as writes:
+            token = await writes.refresh_token(_token_hash(refresh_token))
+            if token is None:
                 raise Unauthenticated("invalid refresh token")
-            live = await session.get_one(SessionRow, row.session_id)
-            live.revoke_time = live.revoke_time or now()
+            await writes.end_session(token.session_id, now())
 
     # -- tenant and users ------------------------------------------------------------------
 
-    async def caller(self, session: AsyncSession, principal: Principal) -> UserRow:
+    @staticmethod
+    async def caller(reads: Reads, principal: Principal) -> User:
         """The calling user, re-checked against the database: identity honours at once what
         other services learn only when the access token expires (disabled, demoted)."""
-        user = await session.get(UserRow, principal.user_id)
-        if user is None or user.disabled or user.tenant_id != principal.tenant_id:
+        user = await reads.user(principal.tenant_id, principal.user_id)
+        if user is None or user.disabled:
             raise Unauthenticated("user is disabled or no longer exists")
         if ROLE_RANK[user.role] < ROLE_RANK.get(principal.role, 0):
             raise Unauthenticated("role changed since this token was issued; refresh it")
         return user
 
-    async def get_tenant(self, principal: Principal, tenant_id: str) -> TenantRow:
-        async with self._db.sessions() as session:
-            await self.caller(session, principal)
-            tenant = await session.get(TenantRow, tenant_id)
-        if tenant is None or tenant.id != principal.tenant_id:
+    async def get_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
+        if tenant_id != principal.tenant_id:
+            raise NotFound("tenant", tenant_id)
+        async with self._store.reading() as reads:
+            await self.caller(reads, principal)
+            tenant = await reads.tenant(tenant_id)
+        if tenant is None:
             raise NotFound("tenant", tenant_id)
         return tenant
 
-    async def _ensure_email_free(self, session: AsyncSession, email: str) -> None:
-        if await session.scalar(select(UserRow.id).where(UserRow.email == email)):
-            raise AlreadyExists("user", email)
-
     @staticmethod
-    def _new_user(tenant_id: str, email: str, name: str, role: str, password_hash: str) -> UserRow:
-        stamp = now()
-        return UserRow(
-            id=str(uuid.uuid4()),
-            tenant_id=tenant_id,
-            email=email,
-            display_name=name,
-            role=role,
-            password_hash=password_hash,
-            preferences={},
-            disabled=False,
-            create_time=stamp,
-            update_time=stamp,
-            last_login_time=None,
-        )
+    async def _ensure_email_free(reads: Reads, email: str) -> None:
+        if await reads.user_by_email(email) is not None:
+            raise AlreadyExists("user", email)
 
     async def create_user(
         self,
@@ -308,63 +243,68 @@ class Accounts:
         display_name: str,
         role: str,
         request_id: str,
-    ) -> UserRow:
+    ) -> User:
         """Add a user to the caller's tenant (the access rule already demands an admin)."""
         email = email.strip().lower()
         digest = fingerprint(email, display_name, role)
         password_hash = await self._hash(password)
-        async with writing(self._db) as session:
-            await self.caller(session, principal)
-            earlier = await replayed(session, principal.tenant_id, request_id, digest)
+        tenant = principal.tenant_id
+        async with self._store.writing() as writes:
+            await self.caller(writes, principal)
+            earlier = await replayed(writes, tenant, request_id, digest)
             if earlier is not None:
-                return await session.get_one(UserRow, earlier)
-            await self._ensure_email_free(session, email)
-            user = self._new_user(principal.tenant_id, email, display_name, role, password_hash)
-            session.add(user)
-            remember(session, principal.tenant_id, request_id, digest, user.id)
+                user = await writes.user(tenant, earlier)
+                assert user is not None
+                return user
+            await self._ensure_email_free(writes, email)
+            user = _new_user(tenant, email, display_name, role, password_hash)
+            await writes.add_user(user)
+            if request_id:
+                await writes.remember(tenant, request_id, digest, user.id, user.create_time)
             return user
 
-    async def _tenant_user(
-        self, session: AsyncSession, principal: Principal, user_id: str, *, lock: bool = False
-    ) -> UserRow:
-        user = await session.get(UserRow, user_id, with_for_update=lock)
-        if user is None or user.tenant_id != principal.tenant_id:
+    async def get_user(self, principal: Principal, user_id: str) -> User:
+        async with self._store.reading() as reads:
+            caller = await self.caller(reads, principal)
+            if caller.id == user_id:  # reading oneself: the row is already loaded
+                return caller
+            user = await reads.user(principal.tenant_id, user_id)
+        if user is None:
             raise NotFound("user", user_id)
         return user
 
-    async def get_user(self, principal: Principal, user_id: str) -> UserRow:
-        async with self._db.sessions() as session:
-            caller = await self.caller(session, principal)
-            if caller.id == user_id:  # reading oneself: the row is already loaded
-                return caller
-            return await self._tenant_user(session, principal, user_id)
-
     async def update_user(
         self, principal: Principal, user_id: str, paths: list[str], values: dict[str, Any]
-    ) -> UserRow:
+    ) -> User:
         """Apply the masked fields. Self: name and preferences; admins: anyone, role, disabled."""
         if not paths:
             raise InvalidArgument("update_mask", "must name at least one field")
         for path in paths:
             if path not in SELF_PATHS | ADMIN_PATHS:
                 raise InvalidArgument("update_mask", f"{path!r} cannot be updated")
-        async with self._db.transaction() as session:
-            caller = await self.caller(session, principal)
-            user = await self._tenant_user(session, principal, user_id, lock=True)
+        async with self._store.writing() as writes:
+            caller = await self.caller(writes, principal)
+            user = await writes.user(principal.tenant_id, user_id, lock=True)
+            if user is None:
+                raise NotFound("user", user_id)
             needs_admin = user.id != caller.id or any(p in ADMIN_PATHS for p in paths)
             if needs_admin and caller.role != "admin":
                 raise PermissionDenied("only an admin may change other users, roles or disabled")
-            await self._apply(session, user, paths, values)
-            user.update_time = now()
-            return user
+            changes = await self._changes(writes, user, paths, values)
+            changes["update_time"] = now()
+            await writes.change_user(user.tenant_id, user.id, **changes)
+        return dataclasses.replace(user, **changes)
 
-    async def _apply(self, session, user: UserRow, paths: list[str], values: dict[str, Any]):
+    async def _changes(
+        self, reads: Reads, user: User, paths: list[str], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
         preferences = dict(user.preferences)
         for path in paths:
             if path == "display_name":
                 if not values["display_name"].strip():
                     raise InvalidArgument("user.display_name", "must not be empty")
-                user.display_name = values["display_name"]
+                changes["display_name"] = values["display_name"]
             elif path == "preferences":
                 preferences = dict(values["preferences"])
             elif path.startswith("preferences."):
@@ -373,62 +313,48 @@ class Accounts:
             elif path == "role":
                 if values["role"] not in ROLE_RANK:
                     raise InvalidArgument("user.role", "must be a defined role")
-                await self._keep_an_admin(session, user, values["role"] == "admin")
-                user.role = values["role"]
+                await self._keep_an_admin(reads, user, values["role"] == "admin")
+                changes["role"] = values["role"]
             elif path == "disabled":
-                await self._keep_an_admin(session, user, not values["disabled"])
-                user.disabled = values["disabled"]
-        user.preferences = {k: v for k, v in preferences.items() if v is not None}
+                await self._keep_an_admin(reads, user, not values["disabled"])
+                changes["disabled"] = values["disabled"]
+        changes["preferences"] = {k: v for k, v in preferences.items() if v is not None}
+        return changes
 
-    async def _keep_an_admin(self, session: AsyncSession, user: UserRow, stays: bool) -> None:
+    @staticmethod
+    async def _keep_an_admin(reads: Reads, user: User, stays: bool) -> None:
         if user.role != "admin" or user.disabled or stays:
             return
-        others = await session.scalar(
-            select(func.count())
-            .select_from(UserRow)
-            .where(
-                UserRow.tenant_id == user.tenant_id,
-                UserRow.role == "admin",
-                UserRow.disabled.is_(False),
-                UserRow.id != user.id,
-            )
-        )
-        if not others:
+        if not await reads.other_active_admins(user.tenant_id, user.id):
             raise FailedPrecondition("a tenant must keep at least one active admin")
 
-    async def list_users(
-        self, principal: Principal, page_size: int, page_token: str, filter_: str, order_by: str
-    ) -> tuple[list[UserRow], str]:
-        """A page of the tenant's users and the next page token."""
-        page = page_of(page_size, page_token, principal.tenant_id, filter_, order_by)
-        query = select(UserRow).where(UserRow.tenant_id == principal.tenant_id)
-        condition = compile_filter(filter_, USER_COLUMNS, {"role": ROLE_VALUES})
-        if condition is not None:
-            query = query.where(condition)
-        query = query.order_by(*compile_order(order_by, USER_COLUMNS), UserRow.id)
-        return await self._page(principal, query, page)
+    async def list_users(self, principal: Principal, request: ListRequest) -> Page[User]:
+        """A page of the tenant's users."""
+        async with self._store.reading() as reads:
+            await self.caller(reads, principal)
+            return await reads.users(principal.tenant_id, request)
 
     async def search_users(
-        self, principal: Principal, text: str, page_size: int, page_token: str
-    ) -> tuple[list[UserRow], str]:
+        self, principal: Principal, text: str, request: ListRequest
+    ) -> Page[User]:
         """Users whose email or display name contains ``text``, case-insensitively."""
-        page = page_of(page_size, page_token, principal.tenant_id, "search", text)
-        needle = text.lower()
-        query = (
-            select(UserRow)
-            .where(UserRow.tenant_id == principal.tenant_id)
-            .where(
-                or_(
-                    func.lower(UserRow.email).contains(needle, autoescape=True),
-                    func.lower(UserRow.display_name).contains(needle, autoescape=True),
-                )
-            )
-            .order_by(UserRow.email, UserRow.id)
-        )
-        return await self._page(principal, query, page)
+        async with self._store.reading() as reads:
+            await self.caller(reads, principal)
+            return await reads.search_users(principal.tenant_id, text.lower(), request)
 
-    async def _page(self, principal: Principal, query, page) -> tuple[list[UserRow], str]:
-        async with self._db.sessions() as session:
-            await self.caller(session, principal)
-            rows = list(await session.scalars(query.offset(page.offset).limit(page.size)))
-        return rows, page.next_token(len(rows))
+
+def _new_user(tenant_id: str, email: str, name: str, role: str, password_hash: str) -> User:
+    stamp = now()
+    return User(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        email=email,
+        display_name=name,
+        role=role,
+        password_hash=password_hash,
+        preferences={},
+        disabled=False,
+        create_time=stamp,
+        update_time=stamp,
+        last_login_time=None,
+    )

@@ -6,12 +6,9 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
 from services.identity.domain import now
-from services.identity.store import ReservationRow, TenantRow
+from services.identity.store import IdentityStore, Reads, Tenant
 from services.runtime.context import Principal
-from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound, ResourceExhausted
 
 __all__ = ["TIERS", "Limits", "QuotaView", "Quotas"]
@@ -52,20 +49,17 @@ def _period(at: dt.datetime) -> tuple[str, dt.datetime]:
 class Quotas:
     """Read quotas and reserve trials against them."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, store: IdentityStore) -> None:
+        self._store = store
         # Check-then-insert must not interleave: the lock covers one process (all of SQLite),
         # the tenant row's FOR UPDATE covers PostgreSQL replicas.
         self._lock = asyncio.Lock()
 
-    async def _view(self, session, tenant: TenantRow) -> QuotaView:
+    @staticmethod
+    async def _view(reads: Reads, tenant: Tenant) -> QuotaView:
         period, start = _period(now())
-        used = await session.scalar(
-            select(func.coalesce(func.sum(ReservationRow.trials), 0)).where(
-                ReservationRow.tenant_id == tenant.id, ReservationRow.period == period
-            )
-        )
-        return QuotaView(tenant.id, tenant.tier, TIERS[tenant.tier], int(used), start)
+        used = await reads.trials_used(tenant.id, period)
+        return QuotaView(tenant.id, tenant.tier, TIERS[tenant.tier], used, start)
 
     async def get(self, principal: Principal, tenant_id: str) -> QuotaView:
         """The quota of ``tenant_id`` (default: the caller's). Users see only their own."""
@@ -75,21 +69,21 @@ class Quotas:
         elif tenant_id and tenant_id != principal.tenant_id:
             raise NotFound("tenant", tenant_id)
         wanted = tenant_id or principal.tenant_id
-        async with self._db.sessions() as session:
-            tenant = await session.get(TenantRow, wanted)
+        async with self._store.reading() as reads:
+            tenant = await reads.tenant(wanted)
             if tenant is None:
                 raise NotFound("tenant", wanted)
-            return await self._view(session, tenant)
+            return await self._view(reads, tenant)
 
     async def reserve(self, tenant_id: str, trials: int, request_id: str) -> QuotaView:
         """Reserve ``trials`` this month; a repeated ``request_id`` reserves nothing more."""
-        async with self._lock, self._db.transaction() as session:
-            tenant = await session.get(TenantRow, tenant_id, with_for_update=True)
+        async with self._lock, self._store.writing() as writes:
+            tenant = await writes.tenant(tenant_id, lock=True)
             if tenant is None:
                 raise NotFound("tenant", tenant_id)
-            if await session.get(ReservationRow, (tenant_id, request_id)) is not None:
-                return await self._view(session, tenant)
-            view = await self._view(session, tenant)
+            if await writes.reserved(tenant_id, request_id):
+                return await self._view(writes, tenant)
+            view = await self._view(writes, tenant)
             if trials > view.limits.trials_per_simulation:
                 raise ResourceExhausted(
                     "trials_per_simulation",
@@ -105,14 +99,5 @@ class Quotas:
                     subject=f"tenants/{tenant_id}",
                 )
             period, _ = _period(now())
-            session.add(
-                ReservationRow(
-                    tenant_id=tenant_id,
-                    request_id=request_id,
-                    period=period,
-                    trials=trials,
-                    create_time=now(),
-                )
-            )
-            await session.flush()
-            return await self._view(session, tenant)
+            await writes.reserve(tenant_id, request_id, period, trials, now())
+            return await self._view(writes, tenant)

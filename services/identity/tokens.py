@@ -25,11 +25,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import or_, select, update
 
-from services.identity.store import SigningKeyRow
+from services.identity.store import IdentityStore, SigningKey
 from services.runtime.auth import AUDIENCE, ISSUER
-from services.runtime.db import Database
 
 __all__ = ["AccessToken", "SigningKeys", "load_kek"]
 
@@ -74,8 +72,10 @@ class AccessToken:
 class SigningKeys:
     """The tenant-independent key ring: sign access tokens, publish the JWKS, rotate."""
 
-    def __init__(self, db: Database, kek: bytes, *, access_ttl: dt.timedelta = ACCESS_TTL):
-        self._db = db
+    def __init__(
+        self, store: IdentityStore, kek: bytes, *, access_ttl: dt.timedelta = ACCESS_TTL
+    ) -> None:
+        self._store = store
         self._aead = AESGCM(kek)
         self.access_ttl = access_ttl
         self._active: tuple[str, Ed25519PrivateKey, float] | None = None
@@ -89,7 +89,7 @@ class SigningKeys:
         nonce = secrets.token_bytes(12)
         return nonce + self._aead.encrypt(nonce, raw, kid.encode())
 
-    def _unseal(self, row: SigningKeyRow) -> Ed25519PrivateKey:
+    def _unseal(self, row: SigningKey) -> Ed25519PrivateKey:
         nonce, sealed = row.private_key[:12], row.private_key[12:]
         return Ed25519PrivateKey.from_private_bytes(
             self._aead.decrypt(nonce, sealed, row.kid.encode())
@@ -111,22 +111,9 @@ class SigningKeys:
             "alg": "EdDSA",
         }
         now = dt.datetime.now(dt.UTC)
-        async with self._db.transaction() as session:
-            await session.execute(
-                update(SigningKeyRow)
-                .where(SigningKeyRow.retire_time.is_(None))
-                .values(retire_time=now)
-            )
-            session.add(
-                SigningKeyRow(
-                    kid=kid,
-                    algorithm="EdDSA",
-                    private_key=self._seal(kid, key),
-                    public_jwk=jwk,
-                    create_time=now,
-                    retire_time=None,
-                )
-            )
+        sealed = SigningKey(kid, "EdDSA", self._seal(kid, key), jwk, now, None)
+        async with self._store.writing() as writes:
+            await writes.rotate_signing_key(sealed)
         self._active = (kid, key, time.monotonic())
         return kid
 
@@ -134,13 +121,8 @@ class SigningKeys:
         cached = self._active
         if cached is not None and time.monotonic() - cached[2] < _CACHE_SECONDS:
             return cached[0], cached[1]
-        async with self._db.sessions() as session:
-            row = await session.scalar(
-                select(SigningKeyRow)
-                .where(SigningKeyRow.retire_time.is_(None))
-                .order_by(SigningKeyRow.create_time.desc())
-                .limit(1)
-            )
+        async with self._store.reading() as reads:
+            row = await reads.active_signing_key()
         if row is None or row.create_time < dt.datetime.now(dt.UTC) - ROTATE_AFTER:
             await self.rotate()
             assert self._active is not None
@@ -152,15 +134,8 @@ class SigningKeys:
         """Public keys that verify live tokens: the active key and recently retired ones."""
         await self._signing_key()  # creates the first key on a fresh database
         horizon = dt.datetime.now(dt.UTC) - PUBLISH_AFTER_RETIRE
-        async with self._db.sessions() as session:
-            rows = await session.scalars(
-                select(SigningKeyRow)
-                .where(
-                    or_(SigningKeyRow.retire_time.is_(None), SigningKeyRow.retire_time > horizon)
-                )
-                .order_by(SigningKeyRow.create_time.desc())
-            )
-            return [dict(row.public_jwk) for row in rows]
+        async with self._store.reading() as reads:
+            return await reads.published_keys(horizon)
 
     async def issue(self, user_id: str, tenant_id: str, role: str, session_id: str) -> AccessToken:
         """A signed access token for a user's session."""

@@ -1,7 +1,10 @@
-"""mTLS channels for service-to-service calls, using the calling service's own certificate."""
+"""mTLS channels presenting a certificate of the platform PKI (a service's own, or the
+``client`` certificate of the CLI and tests). Services open theirs through
+:class:`services.runtime.peers.Peers`, which adds tracing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -29,6 +32,12 @@ def channel_credentials(pki_dir: Path, identity: str) -> grpc.ChannelCredentials
     )
 
 
-def secure_channel(address: str, pki_dir: Path, identity: str) -> grpc.aio.Channel:
+def secure_channel(
+    address: str,
+    pki_dir: Path,
+    identity: str,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
+) -> grpc.aio.Channel:
     """An mTLS ``grpc.aio`` channel to ``address`` as ``spiffe://alea/<identity>``."""
-    return grpc.aio.secure_channel(address, channel_credentials(pki_dir, identity), _OPTIONS)
+    credentials = channel_credentials(pki_dir, identity)
+    return grpc.aio.secure_channel(address, credentials, _OPTIONS, interceptors=interceptors)

@@ -1,17 +1,28 @@
 """Service settings, parsed once from the ALEA_* environment variables.
 
-A missing or malformed setting raises :class:`ConfigError` naming the variable,
-so a misconfigured process fails at start-up rather than on its first request.
+:class:`Environment` is the one parser of environment variables: the runtime's
+:func:`load_settings` and every service's own settings (``services/<name>/config.py``)
+read through it, so a missing or malformed value always raises :class:`ConfigError`
+naming the variable, and a misconfigured process fails at start-up (exit status 2, see
+``runtime.server.run``) rather than on its first request.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["DEFAULT_PORTS", "ConfigError", "Settings", "alea_home", "load_settings"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "ConfigError",
+    "Environment",
+    "Settings",
+    "alea_home",
+    "load_settings",
+]
 
 DEFAULT_PORTS: dict[str, int] = {
     "identity": 50051,
@@ -24,78 +35,111 @@ DEFAULT_PORTS: dict[str, int] = {
 HEALTH_PORT_OFFSET = 1000
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXPORTERS = ("none", "console", "otlp")
+_DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+_N = TypeVar("_N", int, float)
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class Environment:
+    """Typed reads of environment variables; an empty variable counts as unset.
+
+    Every method returns ``default`` when the variable is unset and raises
+    :class:`ConfigError` naming the variable when its value does not parse or is out
+    of range.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+
+    def text(self, name: str, default: str) -> str:
+        """The raw value."""
+        return self.env.get(name) or default
+
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        """A whole number within ``minimum..maximum`` (either bound optional)."""
+        raw = self.env.get(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        return self._bounded(name, value, minimum, maximum)
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        """A real number, at least ``minimum`` when given."""
+        raw = self.env.get(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        return self._bounded(name, value, minimum, None)
+
+    def port(self, name: str, default: int) -> int:
+        """A TCP port, 0..65535 (0: any free port)."""
+        return self.integer(name, default, minimum=0, maximum=65535)
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        """One of ``allowed``, compared case-insensitively; returned as spelled there."""
+        value = self.env.get(name) or default
+        for option in allowed:
+            if option.lower() == value.lower():
+                return option
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    @staticmethod
+    def _bounded(name: str, value: _N, low: _N | None, high: _N | None) -> _N:
+        if low is not None and value < low:
+            raise ConfigError(f"{name} must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise ConfigError(f"{name} must be <= {high}, got {value}")
+        return value
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything a service process reads from its environment."""
+    """Everything the runtime reads from a service's environment."""
 
     service: str
     home: Path
     port: int
     health_port: int
     database_url: str
-    identity_address: str
     log_level: str
     otel_exporter: str
     shutdown_grace: float
+    addresses: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def pki_dir(self) -> Path:
         """Directory holding ca.crt and <name>.crt/<name>.key."""
         return self.home / "pki"
 
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer port, got {raw!r}") from None
-    if not 0 <= value <= 65535:
-        raise ConfigError(f"{name} must be within 0..65535, got {value}")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name) or default
-    normalised = value.upper() if allowed is _LOG_LEVELS else value.lower()
-    if normalised not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return normalised
-
-
-def _database_url(env: Mapping[str, str], service: str, home: Path) -> str:
-    url = env.get("ALEA_DATABASE_URL") or f"sqlite+aiosqlite:///{home / 'data' / service}.db"
-    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        raise ConfigError(
-            "ALEA_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
-            f"got {url.split(':', 1)[0]!r}"
-        )
-    return url
-
-
-def _grace(env: Mapping[str, str]) -> float:
-    raw = env.get("ALEA_SHUTDOWN_GRACE") or "5"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"ALEA_SHUTDOWN_GRACE must be seconds, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"ALEA_SHUTDOWN_GRACE must be >= 0, got {value}")
-    return value
+    def address(self, peer: str) -> str:
+        """Where ``peer`` (another service) listens: ``ALEA_<PEER>_ADDRESS``."""
+        return self.addresses[peer]
 
 
 def alea_home(env: Mapping[str, str] | None = None) -> Path:
     """``$ALEA_HOME`` (default ``./.alea``) as an absolute path: PKI, data, logs, pid files."""
-    env = os.environ if env is None else env
-    return Path(env.get("ALEA_HOME") or "./.alea").resolve()
+    return Path(Environment(env).text("ALEA_HOME", "./.alea")).resolve()
+
+
+def _database_url(environment: Environment, service: str, home: Path) -> str:
+    url = environment.text("ALEA_DATABASE_URL", f"sqlite+aiosqlite:///{home / 'data' / service}.db")
+    if not url.startswith(_DATABASES):
+        raise ConfigError(
+            f"ALEA_DATABASE_URL must start with {' or '.join(_DATABASES)}, "
+            f"got {url.split(':', 1)[0]!r}"
+        )
+    return url
 
 
 def load_settings(service: str, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,22 +147,25 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
 
     Health port defaults to the gRPC port + 1000; port 0 (tests) keeps health on 0 too.
     The OpenTelemetry exporter is ``ALEA_OTEL_EXPORTER`` (none/console/otlp), and
-    becomes ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+    becomes ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Every other service
+    is found at ``ALEA_<NAME>_ADDRESS``, by default ``localhost`` on its default port.
     """
-    env = os.environ if env is None else env
-    home = alea_home(env)
-    default_port = DEFAULT_PORTS.get(service, 0)
-    port = _port(env, "ALEA_PORT", default_port)
+    environment = Environment(env)
+    home = alea_home(environment.env)
+    port = environment.port("ALEA_PORT", DEFAULT_PORTS.get(service, 0))
     health_default = port + HEALTH_PORT_OFFSET if port else 0
-    exporter_default = "otlp" if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
+    exporter_default = "otlp" if environment.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
     return Settings(
         service=service,
         home=home,
         port=port,
-        health_port=_port(env, "ALEA_HEALTH_PORT", health_default),
-        database_url=_database_url(env, service, home),
-        identity_address=env.get("ALEA_IDENTITY_ADDRESS") or "localhost:50051",
-        log_level=_choice(env, "ALEA_LOG_LEVEL", "INFO", _LOG_LEVELS),
-        otel_exporter=_choice(env, "ALEA_OTEL_EXPORTER", exporter_default, _EXPORTERS),
-        shutdown_grace=_grace(env),
+        health_port=environment.port("ALEA_HEALTH_PORT", health_default),
+        database_url=_database_url(environment, service, home),
+        log_level=environment.choice("ALEA_LOG_LEVEL", "INFO", _LOG_LEVELS),
+        otel_exporter=environment.choice("ALEA_OTEL_EXPORTER", exporter_default, _EXPORTERS),
+        shutdown_grace=environment.number("ALEA_SHUTDOWN_GRACE", 5.0, minimum=0.0),
+        addresses={
+            peer: environment.text(f"ALEA_{peer.upper()}_ADDRESS", f"localhost:{default}")
+            for peer, default in DEFAULT_PORTS.items()
+        },
     )

@@ -20,6 +20,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
+import sqlalchemy.exc
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
@@ -32,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "UtcDateTime", "migrate", "rowcount"]
+__all__ = ["Database", "UtcDateTime", "is_outage", "migrate", "rowcount"]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
@@ -156,3 +158,25 @@ def rowcount(result: Result[Any]) -> int:
     conditional updates (leases, quotas) read their outcome from this count.
     """
     return cast(CursorResult[Any], result).rowcount
+
+
+_OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means the database could not be reached (down, restarting, the
+    connection lost) rather than a fault of the statement: the client should retry."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, _OUTAGES):
+        return True
+    cause = getattr(error, "orig", None) or error.__cause__
+    return cause is not None and cause is not error and is_outage(cause)

@@ -17,17 +17,22 @@ Hierarchy::
 
 Domain code raises these; :func:`to_status` is the only place they become gRPC
 statuses. Anything else becomes INTERNAL with an opaque error id (see :func:`internal_status`).
+:func:`from_rpc_error` is the inverse, the one client-side boundary: a peer service's
+status becomes the same domain error again (a peer that failed or cannot be reached,
+whatever the code, is :class:`Unavailable`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TypeVar
 
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 __all__ = [
     "DOMAIN",
@@ -44,11 +49,15 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "from_rpc_error",
+    "from_status",
     "internal_status",
     "to_status",
 ]
 
 DOMAIN = "alea.dev"
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_D = TypeVar("_D", bound=Message)
 
 FieldViolation = tuple[str, str]
 """A (field path, description) pair; the field may be ``Sheet!A1`` for workbook cells."""
@@ -209,3 +218,70 @@ def internal_status() -> tuple[str, status_pb2.Status]:
     )
     message = f"internal error (error id {error_id})"
     return error_id, _status(grpc.StatusCode.INTERNAL, message, [info])
+
+
+# Codes that say the peer failed or could not be reached rather than what was wrong with
+# the request: the caller sees UNAVAILABLE (retry later), never the peer's INTERNAL.
+_PEER_FAILURES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.OK,
+    }
+)
+_BY_CODE: dict[grpc.StatusCode, type[AleaError]] = {
+    cls.code: cls
+    for cls in (
+        FailedPrecondition,
+        PermissionDenied,
+        Unauthenticated,
+        Aborted,
+        OutOfRange,
+        DataLoss,
+    )
+}
+
+
+def _detail(status: status_pb2.Status, kind: type[_D]) -> _D | None:
+    for packed in status.details:
+        if packed.Is(kind.DESCRIPTOR):
+            detail = kind()
+            packed.Unpack(detail)
+            return detail
+    return None
+
+
+def from_status(status: status_pb2.Status) -> AleaError:
+    """The domain error of a ``google.rpc.Status``: the inverse of :func:`to_status`."""
+    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    message = status.message
+    if code in _PEER_FAILURES:
+        return Unavailable(message or code.name)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        bad = _detail(status, error_details_pb2.BadRequest)
+        found = [(v.field, v.description) for v in bad.field_violations] if bad else []
+        return InvalidArgument.of(found or [("", message)])
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS):
+        info = _detail(status, error_details_pb2.ResourceInfo)
+        kind, name = (info.resource_type, info.resource_name) if info else ("resource", "")
+        resource = NotFound if code is grpc.StatusCode.NOT_FOUND else AlreadyExists
+        return resource(kind, name)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        quota = _detail(status, error_details_pb2.QuotaFailure)
+        if quota and quota.violations:
+            first = quota.violations[0]
+            return ResourceExhausted(first.quota_id, first.description or message, first.subject)
+        return ResourceExhausted("", message)
+    return _BY_CODE[code](message)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> AleaError:
+    """The domain error a peer's failed call stands for (its rich status when it sent one)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]  # aio errors carry trailers too
+    if status is None:
+        status = status_pb2.Status(code=error.code().value[0], message=error.details() or "")
+    return from_status(status)

@@ -1,10 +1,27 @@
-"""AIP-132/158/160 list support shared by every service: page tokens, filters, ordering.
+"""Paging, filtering and ordering of every List RPC (AIP-132, AIP-158, AIP-160).
 
-Page tokens are opaque (base64url JSON of an offset plus a fingerprint of the query),
-so a token reused with a different filter or order is INVALID_ARGUMENT. Filters are
-the AIP-160 subset every List here needs: comparisons ``field OP value`` joined by
-``AND``, where OP is one of ``= != < <= > >=`` and value is a quoted string, number,
-``true``/``false`` or an RFC 3339 timestamp (quoted) for time fields.
+Each listed resource declares once, in its service's ``store.py``, a :class:`Listing`:
+which API fields filter and sort, the column behind each, and how values of the field
+are written (:func:`text`, :func:`number`, :func:`flag`, :func:`timestamp`,
+:func:`enum`). ``Listing.query(request, *scope)`` checks a request against it and
+raises InvalidArgument naming ``filter``, ``order_by``, ``page_size`` or
+``page_token``; the resulting :class:`Query` adds the conditions, the order and the
+page bounds to a SELECT, and cuts the rows into a page and the next page token.
+
+Filters are the AIP-160 subset the contracts document: comparisons ``field OP value``
+joined by ``AND``. Text is compared with ``=`` / ``!=`` (``*`` matches any run of
+characters: ``file_name = "*.xlsx"``); numbers and times with any of ``= != < <= > >=``;
+booleans are ``true`` / ``false``; enums are written as their value names, as in the
+contracts' examples (``state = "STATE_RUNNING"``); times are quoted RFC 3339
+(``create_time > "2026-01-01T00:00:00Z"``). Quotes around text and enum values are
+optional. ``order_by`` is a comma-separated list of sortable fields, each optionally
+``asc`` or ``desc``.
+
+Page tokens are keyset cursors (base64url JSON): the sort values of the last row
+returned, and a fingerprint of the scope, filter and order. Rows inserted or changed
+while a client pages therefore never shift a page (no row is skipped or returned twice
+for an unchanged order), and a token used with a different query is INVALID_ARGUMENT.
+Every sort ends with the resource's unique key, so the order is total.
 """
 
 from __future__ import annotations
@@ -14,135 +31,313 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy import ColumnElement, Row, Select, and_, false, or_
 
 from services.runtime.errors import InvalidArgument
 
-__all__ = ["DEFAULT_PAGE_SIZE", "Page", "compile_filter", "compile_order", "page_of"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "Field",
+    "ListRequest",
+    "Listing",
+    "Page",
+    "Query",
+    "enum",
+    "flag",
+    "number",
+    "text",
+    "timestamp",
+]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+EQUALITY = frozenset({"=", "!="})
+COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
 _TERM = re.compile(
-    r"""\s*(?P<field>[a-z_][a-z0-9_.]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*
-        (?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']+)\s*""",
+    r"""\s*(?P<field>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*
+        (?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^\s"]+))\s*""",
     re.VERBOSE,
 )
-_OPS = {
-    "=": lambda c, v: c == v,
-    "!=": lambda c, v: c != v,
-    "<": lambda c, v: c < v,
-    "<=": lambda c, v: c <= v,
-    ">": lambda c, v: c > v,
-    ">=": lambda c, v: c >= v,
-}
+_AND = re.compile(r"\s+AND\s+")
+_ESCAPE = re.compile(r"\\(.)")
+_INTEGER = re.compile(r"-?[0-9]+")
+_SORT_LABEL = "_sort{}"
+T = TypeVar("T")
+
+
+class Kind(Enum):
+    """How values of a field are written in a filter."""
+
+    TEXT = "text"
+    NUMBER = "an integer"
+    FLAG = "true or false"
+    TIME = 'a quoted RFC 3339 time such as "2026-01-01T00:00:00Z"'
+    ENUM = "one of its value names"
 
 
 @dataclass(frozen=True)
-class Page:
-    """Where a page starts and how many rows to return."""
+class Field:
+    """One API field of a listed resource; build it with the functions below."""
 
-    offset: int
+    column: ColumnElement[Any]
+    kind: Kind
+    ops: frozenset[str]
+    sortable: bool
+    # ENUM: API name → stored value, or a tuple of the stored values it stands for
+    values: Mapping[str, Any] = field(default_factory=dict)
+    epoch: bool = False  # TIME stored as UNIX seconds rather than a datetime
+
+
+def text(column: ColumnElement[Any], *, sortable: bool = True) -> Field:
+    """A string field: ``=`` and ``!=``, where ``*`` is a wildcard."""
+    return Field(column, Kind.TEXT, EQUALITY, sortable)
+
+
+def number(column: ColumnElement[Any], *, sortable: bool = True) -> Field:
+    """An integer field: every comparison."""
+    return Field(column, Kind.NUMBER, COMPARISONS, sortable)
+
+
+def flag(column: ColumnElement[Any]) -> Field:
+    """A boolean field: ``= true``, ``!= false``..."""
+    return Field(column, Kind.FLAG, EQUALITY, False)
+
+
+def timestamp(column: ColumnElement[Any], *, epoch: bool = False, sortable: bool = True) -> Field:
+    """A time field: every comparison with a quoted RFC 3339 time; ``epoch`` when the
+    column holds UNIX seconds."""
+    return Field(column, Kind.TIME, COMPARISONS, sortable, epoch=epoch)
+
+
+def enum(column: ColumnElement[Any], values: Mapping[str, Any]) -> Field:
+    """An enum field: ``=`` and ``!=`` with the API's value names, mapped to ``values``
+    (a tuple when one name stands for several stored values)."""
+    return Field(column, Kind.ENUM, EQUALITY, False, values)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing and the token of the next (empty on the last page)."""
+
+    items: list[T]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """The AIP-132 parameters of a List RPC, as the request carried them."""
+
+    page_size: int = 0
+    page_token: str = ""
+    filter: str = ""
+    order_by: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A checked list request, ready to apply to a SELECT of the resource's rows."""
+
+    conditions: tuple[ColumnElement[bool], ...]
+    order: tuple[tuple[Field, bool], ...]  # (field, descending), ending with the unique key
+    after: tuple[Any, ...] | None  # sort values of the last row of the previous page
     size: int
     fingerprint: str
 
-    def next_token(self, returned: int) -> str:
-        """The token of the following page, or empty when this page was the last."""
-        if returned < self.size:
-            return ""
-        payload = json.dumps({"o": self.offset + returned, "f": self.fingerprint}).encode()
-        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    def apply(self, statement: Select[Any]) -> Select[Any]:
+        """``statement`` filtered, resumed after the previous page, ordered and limited
+        to one row more than the page (which tells whether another page follows)."""
+        keys = [f.column.label(_SORT_LABEL.format(i)) for i, (f, _) in enumerate(self.order)]
+        statement = statement.add_columns(*keys).where(*self.conditions)
+        if self.after is not None:
+            statement = statement.where(self._resume())
+        ordering = [f.column.desc() if desc else f.column.asc() for f, desc in self.order]
+        return statement.order_by(*ordering).limit(self.size + 1)
+
+    def _resume(self) -> ColumnElement[bool]:
+        # (a, b, id) after (x, y, z): a > x OR (a = x AND (b > y OR (b = y AND id > z))),
+        # with < for the descending keys.
+        assert self.after is not None
+        condition: ColumnElement[bool] = false()
+        for (f, desc), value in reversed(list(zip(self.order, self.after, strict=True))):
+            beyond = f.column < value if desc else f.column > value
+            condition = or_(beyond, and_(f.column == value, condition))
+        return condition
+
+    def page(self, rows: Sequence[Row[Any]]) -> tuple[list[dict[str, Any]], str]:
+        """The rows of this page (as mappings, without the sort keys) and the next token."""
+        labels = [_SORT_LABEL.format(i) for i in range(len(self.order))]
+        items = [
+            {k: v for k, v in row._mapping.items() if k not in labels} for row in rows[: self.size]
+        ]
+        if len(rows) <= self.size:
+            return items, ""
+        last = rows[self.size - 1]._mapping
+        cursor = [_encode(last[label]) for label in labels]
+        payload = json.dumps({"a": cursor, "q": self.fingerprint}, separators=(",", ":"))
+        return items, base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def page_of(page_size: int, page_token: str, *query: str) -> Page:
-    """Decode ``page_token`` for the query described by ``query`` (filter, order, ...)."""
-    size = page_size or DEFAULT_PAGE_SIZE
-    if not 0 < size <= MAX_PAGE_SIZE:
-        raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
-    fingerprint = hashlib.sha256("\x00".join(query).encode()).hexdigest()[:16]
-    if not page_token:
-        return Page(0, size, fingerprint)
-    try:
-        padded = page_token + "=" * (-len(page_token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded))
-        offset = int(data["o"])
-        same_query = data["f"] == fingerprint
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument("page_token", "malformed page token") from None
-    if not same_query or offset < 0:
-        raise InvalidArgument("page_token", "page token belongs to a different query")
-    return Page(offset, size, fingerprint)
+class Listing:
+    """What a List RPC of one resource accepts: its fields, default order and unique key."""
 
+    def __init__(
+        self, fields: Mapping[str, Field], *, key: ColumnElement[Any], default_order: str
+    ) -> None:
+        self.fields = dict(fields)
+        self.key = text(key)
+        self.default_order = default_order
+        self._parse_order(default_order)  # a wrong default fails at import, not per request
 
-def _literal(raw: str, column: ColumnClause) -> Any:
-    if raw[0] in "\"'":
-        text = raw[1:-1].encode().decode("unicode_escape")
-    elif raw in ("true", "false"):
-        return raw == "true"
-    else:
-        try:
-            return float(raw) if "." in raw else int(raw)
-        except ValueError:
-            text = raw
-    python_type = getattr(column.type, "python_type", str)
-    if python_type is dt.datetime:
-        try:
-            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument("filter", f"{text!r} is not an RFC 3339 timestamp") from None
-    return text
+    def query(self, request: ListRequest, *scope: str) -> Query:
+        """Check ``request`` (scope: whatever else selects the rows, e.g. the tenant)."""
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 0 < size <= MAX_PAGE_SIZE:
+            raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+        conditions = tuple(self._conditions(request.filter))
+        order = self._parse_order(request.order_by or self.default_order)
+        parts = ("\x00".join(scope), request.filter.strip(), request.order_by.strip())
+        fingerprint = hashlib.sha256("\x01".join(parts).encode()).hexdigest()[:16]
+        after = self._cursor(request.page_token, fingerprint, order) if request.page_token else None
+        return Query(conditions, order, after, size, fingerprint)
 
+    # -- order_by -------------------------------------------------------------------------
 
-def compile_filter(
-    text: str,
-    columns: Mapping[str, ColumnClause],
-    values: Mapping[str, Mapping[str, Any]] | None = None,
-) -> ColumnElement[bool] | None:
-    """SQL condition for an AIP-160 filter over ``columns`` (None when empty).
+    def _parse_order(self, text_: str) -> tuple[tuple[Field, bool], ...]:
+        sortable = sorted(name for name, f in self.fields.items() if f.sortable)
+        order: list[tuple[Field, bool]] = []
+        seen: set[str] = set()
+        for part in text_.split(","):
+            words = part.split()
+            if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
+                raise InvalidArgument(
+                    "order_by", f"cannot parse {part.strip()!r}: expected `field` or `field desc`"
+                )
+            name = words[0]
+            if name not in self.fields or not self.fields[name].sortable:
+                raise InvalidArgument(
+                    "order_by", f"cannot sort by {name!r}; sortable: {', '.join(sortable)}"
+                )
+            if name in seen:
+                raise InvalidArgument("order_by", f"{name!r} appears twice")
+            seen.add(name)
+            order.append((self.fields[name], words[-1] == "desc"))
+        order.append((self.key, order[-1][1]))  # the unique key makes the order total
+        return tuple(order)
 
-    ``values`` translates API spellings to stored ones per field, e.g.
-    ``{"role": {"ROLE_ADMIN": "admin"}}``.
-    """
-    if not text.strip():
-        return None
-    conditions = []
-    for clause in re.split(r"\s+AND\s+", text.strip()):
-        match = _TERM.fullmatch(clause)
+    # -- filter ---------------------------------------------------------------------------
+
+    def _conditions(self, text_: str) -> list[ColumnElement[bool]]:
+        if not text_.strip():
+            return []
+        return [self._condition(term) for term in _AND.split(text_.strip())]
+
+    def _condition(self, term: str) -> ColumnElement[bool]:
+        match = _TERM.fullmatch(term)
         if match is None:
             raise InvalidArgument(
-                "filter", f"cannot parse {clause.strip()!r}: expected field OP value"
+                "filter", f"cannot parse {term.strip()!r}: expected `field OP value`"
             )
-        name = match["field"]
-        if name not in columns:
-            allowed = ", ".join(sorted(columns))
-            raise InvalidArgument("filter", f"unknown field {name!r}; filterable: {allowed}")
-        column = columns[name]
-        value = _literal(match["value"], column)
-        if values and name in values:
-            if value not in values[name]:
-                raise InvalidArgument("filter", f"{value!r} is not a valid {name}")
-            value = values[name][value]
-        conditions.append(_OPS[match["op"]](column, value))
-    return and_(*conditions)
+        name, op = match["field"], match["op"]
+        if name not in self.fields:
+            known = ", ".join(sorted(self.fields))
+            raise InvalidArgument("filter", f"cannot filter on {name!r}; filterable: {known}")
+        found = self.fields[name]
+        if op not in found.ops:
+            allowed = " ".join(sorted(found.ops))
+            raise InvalidArgument("filter", f"{name} takes the operators {allowed}, not {op}")
+        quoted = match["quoted"]
+        raw = _ESCAPE.sub(r"\1", quoted) if quoted is not None else match["bare"]
+        value = _value(name, found, raw, quoted is not None)
+        column = found.column
+        if found.kind is Kind.TEXT and "*" in raw:
+            escaped = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = column.like(escaped.replace("*", "%"), escape="\\")
+            return like if op == "=" else ~like
+        if isinstance(value, tuple):
+            return column.in_(value) if op == "=" else column.not_in(value)
+        return _compare(column, op, value)
+
+    # -- page tokens ----------------------------------------------------------------------
+
+    def _cursor(
+        self, token: str, fingerprint: str, order: tuple[tuple[Field, bool], ...]
+    ) -> tuple[Any, ...]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            cursor, same_query = data["a"], data["q"] == fingerprint
+            if not isinstance(cursor, list) or len(cursor) != len(order):
+                raise ValueError("cursor length")
+            values = tuple(_decode(f, v) for (f, _), v in zip(order, cursor, strict=True))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("page_token", "malformed page token") from None
+        if not same_query:
+            raise InvalidArgument("page_token", "page token belongs to a different query")
+        return values
 
 
-def compile_order(
-    text: str, columns: Mapping[str, ColumnClause], default: str = "create_time"
-) -> list[ColumnElement[Any]]:
-    """ORDER BY clauses for an AIP-132 ``order_by`` such as ``create_time desc, email``."""
-    clauses: list[ColumnElement[Any]] = []
-    for part in (text or default).split(","):
-        words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise InvalidArgument("order_by", f"cannot parse {part.strip()!r}")
-        if words[0] not in columns:
-            allowed = ", ".join(sorted(columns))
-            raise InvalidArgument("order_by", f"unknown field {words[0]!r}; sortable: {allowed}")
-        column = columns[words[0]]
-        clauses.append(column.desc() if words[-1] == "desc" else column.asc())
-    return clauses
+def _value(name: str, found: Field, raw: str, quoted: bool) -> Any:
+    """The stored form of a filter value, or InvalidArgument naming what was expected."""
+    wrong = InvalidArgument("filter", f"{name} needs {found.kind.value}, got {raw!r}")
+    if found.kind is Kind.TEXT:
+        return raw
+    if found.kind is Kind.ENUM:
+        if raw not in found.values:
+            names = ", ".join(found.values)
+            raise InvalidArgument("filter", f"{name} must be one of {names}, got {raw!r}")
+        return found.values[raw]
+    if found.kind is Kind.NUMBER:
+        if quoted or not _INTEGER.fullmatch(raw):
+            raise wrong
+        return int(raw)
+    if found.kind is Kind.FLAG:
+        if quoted or raw not in ("true", "false"):
+            raise wrong
+        return raw == "true"
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise wrong from None
+    if moment.tzinfo is None:
+        raise InvalidArgument("filter", f"{name} needs a time zone (Z or +hh:mm), got {raw!r}")
+    moment = moment.astimezone(dt.UTC)
+    return moment.timestamp() if found.epoch else moment
+
+
+def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    return column >= value
+
+
+def _encode(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def _decode(found: Field, value: Any) -> Any:
+    """A cursor value back in the column's Python type; ValueError when it cannot be one."""
+    if found.kind is Kind.TIME and not found.epoch:
+        if not isinstance(value, str):
+            raise ValueError("time")
+        return dt.datetime.fromisoformat(value)
+    if found.kind is Kind.TEXT and not isinstance(value, str):
+        raise ValueError("text")
+    if found.kind is Kind.FLAG and not isinstance(value, bool):
+        raise ValueError("flag")
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("value")

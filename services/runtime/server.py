@@ -1,8 +1,12 @@
-"""One bootstrap for every service: mTLS gRPC server, plaintext health port, shutdown.
+"""One bootstrap for every service: mTLS gRPC server, plaintext health port, background
+tasks, shutdown.
 
 ``create_server`` builds (``server, port``) — tests bind port 0 and use the port that
 comes back; ``serve`` runs it until SIGTERM/SIGINT, then flips health to NOT_SERVING
-and stops with a grace period; ``run`` is what a service's ``__main__`` calls.
+and stops with a grace period; ``run`` is what a service's ``__main__`` calls: settings,
+JSON logs, telemetry, database (migrated), the service's ``build``, then serving and
+the service's background tasks side by side until a signal, and on the way out the
+tasks, peer channels and database closed and the buffered telemetry flushed.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,24 +24,30 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from services.runtime import telemetry
-from services.runtime.auth import Authenticator
+from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import ConfigError, Settings, load_settings
 from services.runtime.db import Database
-from services.runtime.identity_client import remote_authenticator
+from services.runtime.health_port import HealthPort
 from services.runtime.interceptor import RuntimeInterceptor
 from services.runtime.logs import configure_logging
+from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
+from services.runtime.reflection import add_reflection
 
-__all__ = ["AleaServer", "Mount", "create_server", "run", "serve"]
+__all__ = ["AleaServer", "Background", "Build", "Mount", "Service", "create_server", "run", "serve"]
 
 log = logging.getLogger(__name__)
 _MAX_MESSAGE = 64 * 1024 * 1024
+# Above what the edge lets through (60 KiB of headers, plus the REST path it copies into
+# x-envoy-original-path), so no request is refused here for its size as RESOURCE_EXHAUSTED.
+_MAX_METADATA = 192 * 1024
 _OPTIONS = (
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_metadata_size", _MAX_METADATA),
+    ("grpc.absolute_max_metadata_size", _MAX_METADATA),
     ("grpc.so_reuseport", 0),
 )
 
@@ -51,6 +61,26 @@ class Mount:
     add: Callable[[object, grpc.aio.Server], None]
 
 
+Background = Callable[[asyncio.Event], Awaitable[None]]
+"""A task running beside the server (simulation workers): it returns soon after the
+event is set, which happens on SIGTERM/SIGINT before the server stops."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a service's ``build`` returns.
+
+    ``mounts``: the servicers to serve (none: a process of background tasks only, such
+    as ``python -m services.simulation --worker``). ``authenticator``: how user
+    credentials are checked; None verifies them against identity (JWKS, VerifyApiKey).
+    ``background``: tasks run for the life of the process.
+    """
+
+    mounts: Sequence[Mount]
+    authenticator: Authenticator | None = None
+    background: Sequence[Background] = ()
+
+
 @dataclass
 class AleaServer:
     """The mTLS server, the plaintext health server and what to close on stop."""
@@ -60,14 +90,19 @@ class AleaServer:
     health_server: grpc.aio.Server
     health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped)
     service_names: list[str]
-    health_port: int
+    health_front: HealthPort  # the health port: gRPC health relayed, GET /metrics answered
     grace: float
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def health_port(self) -> int:
+        return self.health_front.port
 
     async def start(self) -> None:
         """Start both servers and mark every service SERVING."""
         await self.grpc_server.start()
         await self.health_server.start()
+        await self.health_front.start()
         for name in ("", *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -77,6 +112,7 @@ class AleaServer:
         try:
             await self.grpc_server.stop(self.grace)
         finally:
+            await self.health_front.stop()
             await self.health_server.stop(0)
             for close in self.on_stop:
                 await close()
@@ -90,22 +126,33 @@ def _server_credentials(pki_dir: Path, service: str) -> grpc.ServerCredentials:
     )
 
 
+def remote_authenticator(peers: Peers) -> Authenticator:
+    """User credentials checked against identity: its JWKS (cached, refreshed for an
+    unknown key id) and VerifyApiKey (answers cached for a few seconds)."""
+    identity = peers.identity
+    return Authenticator(TokenVerifier(identity.jwks), ApiKeyCache(identity.verify_api_key))
+
+
 def create_server(
     service: str,
     mounts: Sequence[Mount],
     settings: Settings,
     authenticator: Authenticator | None = None,
+    peers: Peers | None = None,
 ) -> tuple[AleaServer, int]:
     """Build (not start) the server of ``service``; returns it and its bound mTLS port.
 
     Without an ``authenticator`` user credentials are checked remotely against
-    identity at ``settings.identity_address`` (JWKS and VerifyApiKey).
+    identity through ``peers`` (a ``Peers`` of its own, closed with the server, when
+    none is given).
     """
     on_stop: list[Callable[[], Awaitable[None]]] = []
     pki_dir = ensure_pki(settings.home)
     if authenticator is None:
-        authenticator, close = remote_authenticator(settings, pki_dir)
-        on_stop.append(close)
+        if peers is None:
+            peers = Peers(settings)
+            on_stop.append(peers.close)
+        authenticator = remote_authenticator(peers)
     server = grpc.aio.server(
         interceptors=[
             telemetry.server_interceptor(),
@@ -118,25 +165,19 @@ def create_server(
         mount.add(mount.servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    add_reflection(server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
     port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
     health_server = grpc.aio.server(options=_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-    health_port = health_server.add_insecure_port(f"[::]:{settings.health_port}")
+    # The gRPC health server listens on loopback; the health port itself is HealthPort's.
+    internal_port = health_server.add_insecure_port("127.0.0.1:0")
     alea_server = AleaServer(
         service,
         server,
         health_server,
         health_servicer,
         names,
-        health_port,
+        HealthPort(settings.health_port, internal_port),
         settings.shutdown_grace,
         on_stop,
     )
@@ -146,35 +187,77 @@ def create_server(
 async def serve(server: AleaServer, stop: asyncio.Event | None = None) -> None:
     """Start ``server`` and run until SIGTERM/SIGINT (or ``stop`` is set), then drain."""
     stop = stop or asyncio.Event()
+    with _stop_on_signals(stop):
+        try:
+            await server.start()
+            log.info("serving", extra={"health_port": server.health_port})
+            await stop.wait()
+            log.info("shutting down", extra={"grace_s": server.grace})
+        finally:
+            await server.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await server.start()
-        log.info("serving", extra={"health_port": server.health_port})
-        await stop.wait()
-        log.info("shutting down", extra={"grace_s": server.grace})
+        yield
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await server.stop()
 
 
-Build = Callable[[Settings, Database], Awaitable[tuple[list[Mount], Authenticator | None]]]
+class BackgroundTaskFailed(Exception):
+    """A background task ended by an unexpected error; the process exits with status 1."""
+
+
+async def _background(tasks: Sequence[Background], stop: asyncio.Event) -> None:
+    """Run ``tasks`` until ``stop``; the first one to fail stops the process."""
+
+    async def guarded(task: Background) -> None:
+        try:
+            await task(stop)
+        except Exception as exc:
+            log.critical("background task failed; stopping", exc_info=exc)
+            stop.set()
+            raise BackgroundTaskFailed(str(exc)) from exc
+
+    await asyncio.gather(*(guarded(task) for task in tasks))
+
+
+Build = Callable[[Settings, Database, Peers], Awaitable[Service]]
+"""A service's wiring: its servicers, authenticator and background tasks."""
 
 
 async def _main(service: str, build: Build, migrations: Path | None) -> None:
     settings = load_settings(service)
     configure_logging(service, settings.log_level)
     shutdown_telemetry = telemetry.configure_telemetry(service, settings.otel_exporter)
+    ensure_pki(settings.home)
     database = Database(settings.database_url, migrations)
+    peers = Peers(settings)
+    stop = asyncio.Event()
     try:
         await database.open()
-        mounts, authenticator = await build(settings, database)
-        server, port = create_server(service, mounts, settings, authenticator)
-        log.info("listening", extra={"port": port})
-        await serve(server)
+        wiring = await build(settings, database, peers)
+        tasks = asyncio.create_task(_background(wiring.background, stop))
+        try:
+            if wiring.mounts:
+                server, port = create_server(
+                    service, wiring.mounts, settings, wiring.authenticator, peers
+                )
+                log.info("listening", extra={"port": port, "tasks": len(wiring.background)})
+                await serve(server, stop)
+            else:
+                with _stop_on_signals(stop):
+                    await stop.wait()
+        finally:
+            stop.set()
+            await tasks
     finally:
+        await peers.close()
         await database.close()
         shutdown_telemetry()
 
@@ -182,7 +265,8 @@ async def _main(service: str, build: Build, migrations: Path | None) -> None:
 def run(service: str, build: Build, migrations: Path | None = None) -> None:
     """Entry point of ``python -m services.<service>``: settings, logs, database, serve.
 
-    A configuration error exits with status 2 and one line naming the variable.
+    A configuration error exits with status 2 and one line naming the variable; a
+    background task that fails stops the process with status 1.
     """
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -190,3 +274,5 @@ def run(service: str, build: Build, migrations: Path | None = None) -> None:
     except ConfigError as exc:
         print(f"alea-{service}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except BackgroundTaskFailed:
+        raise SystemExit(1) from None

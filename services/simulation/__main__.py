@@ -2,6 +2,7 @@
 
 import sys
 
-from services.simulation.service import main
+from services.runtime.server import run
+from services.simulation.app import MIGRATIONS, build, build_workers
 
-main(sys.argv[1:])
+run("simulation", build_workers if "--worker" in sys.argv[1:] else build, MIGRATIONS)

@@ -11,6 +11,7 @@ from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.runtime.context import current_principal
+from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
 from services.simulation.hub import Progress
@@ -18,6 +19,16 @@ from services.simulation.store import SimulationRecord
 
 # Credentials forwarded when a workbook is fetched from the files service on the user's behalf.
 _FORWARDED = ("authorization", "x-api-key")
+
+
+def _credentials(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
+    """The caller's own credentials, to act on their behalf towards another service."""
+    metadata = context.invocation_metadata() or ()
+    return tuple((k, v) for k, v in metadata if k in _FORWARDED and isinstance(v, str))
+
+
+def _list_request(request: pb.ListModelsRequest | pb.ListSimulationsRequest) -> ListRequest:
+    return ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
 
 
 class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
@@ -33,9 +44,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         if which == "workbook":
             source = ModelSource(workbook=request.workbook)
         elif which == "file_id":
-            metadata = context.invocation_metadata() or ()
-            credentials = tuple((k, v) for k, v in metadata if k in _FORWARDED)
-            source = ModelSource(file_id=request.file_id, credentials=credentials)
+            source = ModelSource(file_id=request.file_id, credentials=_credentials(context))
         else:
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
@@ -54,11 +63,9 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
 
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
         tenant = current_principal().tenant_id
-        page = await self.domain.list_models(
-            tenant, request.page_size, request.page_token, request.filter
-        )
+        page = await self.domain.list_models(tenant, _list_request(request))
         return pb.ListModelsResponse(
-            models=[convert.model(m) for m in page.items], next_page_token=page.next_token
+            models=[convert.model(m) for m in page.items], next_page_token=page.next_page_token
         )
 
     async def DeleteModel(self, request: pb.DeleteModelRequest, context) -> empty_pb2.Empty:
@@ -76,6 +83,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             priority=request.priority,
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
+            credentials=_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)
@@ -86,12 +94,10 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
 
     async def ListSimulations(self, request: pb.ListSimulationsRequest, context):
         tenant = current_principal().tenant_id
-        page = await self.domain.list_simulations(
-            tenant, request.page_size, request.page_token, request.filter
-        )
+        page = await self.domain.list_simulations(tenant, _list_request(request))
         return pb.ListSimulationsResponse(
             simulations=[convert.simulation(s) for s in page.items],
-            next_page_token=page.next_token,
+            next_page_token=page.next_page_token,
         )
 
     async def CancelSimulation(self, request: pb.CancelSimulationRequest, context):
@@ -121,7 +127,8 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     async def GetResults(self, request: pb.GetResultsRequest, context) -> pb.Results:
         tenant = current_principal().tenant_id
         record, data = await self.domain.get_results(tenant, request.simulation_id)
-        return convert.results(record, data, await self.domain.output_addresses(record.model_id))
+        addresses = await self.domain.output_addresses(tenant, record.model_id)
+        return convert.results(record, data, addresses)
 
     async def GetQueueStatus(self, request: pb.GetQueueStatusRequest, context):
         caller = current_principal()

@@ -1,21 +1,27 @@
 """Settings of the simulation service beyond the shared runtime ones (ALEA_SIMULATION_*).
 
-Parsed once at start-up; a malformed value fails naming the variable.
+Parsed once at start-up through the runtime's :class:`Environment`; a malformed value
+fails naming the variable (the process exits with status 2).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.engine import memory
-from services.runtime.config import ConfigError
+from services.runtime.config import ConfigError, Environment
+
+__all__ = ["SimulationConfig", "load_config"]
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Queue, worker and cache tuning; tests shorten the lease and the chunks."""
+    """Queue, worker and cache tuning; tests shorten the lease and the chunks.
+
+    ``exact_limit`` bounds the trials whose samples are kept for exact percentiles; past
+    it the statistics switch to a sketch, which keeps every checkpoint small.
+    """
 
     workers: int = 1
     lease_seconds: float = 30.0
@@ -27,48 +33,39 @@ class SimulationConfig:
     poll_seconds: float = 0.5
     cache_ttl_seconds: float = 24 * 3600.0
     exact_limit: int = 100_000
-    files_address: str = "localhost:50052"
     max_attempts: int = 3  # leases of a segment without progress before it fails
 
 
-_VARIABLES = {
-    "workers": ("ALEA_SIMULATION_WORKERS", int, 0),
-    "lease_seconds": ("ALEA_SIMULATION_LEASE_SECONDS", float, 0.5),
-    "chunk_trials": ("ALEA_SIMULATION_CHUNK_TRIALS", int, 1),
-    "checkpoint_seconds": ("ALEA_SIMULATION_CHECKPOINT_SECONDS", float, 0.0),
-    "max_segments": ("ALEA_SIMULATION_MAX_SEGMENTS", int, 1),
-    "min_segment_trials": ("ALEA_SIMULATION_MIN_SEGMENT_TRIALS", int, 1),
-    "engine_threads": ("ALEA_SIMULATION_ENGINE_THREADS", int, 0),
-    "poll_seconds": ("ALEA_SIMULATION_POLL_SECONDS", float, 0.01),
-    "cache_ttl_seconds": ("ALEA_SIMULATION_CACHE_TTL", float, 0.0),
-    "exact_limit": ("ALEA_SIMULATION_EXACT_LIMIT", int, 1),
-    "max_attempts": ("ALEA_SIMULATION_MAX_ATTEMPTS", int, 1),
-}
-
-
 def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
-    """Read every ``ALEA_SIMULATION_*`` variable (defaults in :class:`SimulationConfig`).
-
-    ``exact_limit`` bounds the trials whose samples are kept for exact percentiles; past
-    it the statistics switch to a sketch, which keeps every checkpoint small.
-    """
-    env = os.environ if env is None else env
-    values: dict[str, float | int] = {}
-    # ALEA_FILES_ADDRESS: where workbooks given by file id are downloaded from.
-    for field, (name, kind, minimum) in _VARIABLES.items():
-        raw = env.get(name)
-        if not raw:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-        values[field] = value
+    """Read every ``ALEA_SIMULATION_*`` variable (defaults in :class:`SimulationConfig`)."""
+    read = Environment(env)
     try:  # the engine reads its own setting; a bad one stops the service here, not a job
         memory.budget(env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    files_address = env.get("ALEA_FILES_ADDRESS") or SimulationConfig.files_address
-    return SimulationConfig(**values, files_address=files_address)  # type: ignore[arg-type]
+    default = SimulationConfig()
+    return SimulationConfig(
+        workers=read.integer("ALEA_SIMULATION_WORKERS", default.workers, minimum=0),
+        lease_seconds=read.number(
+            "ALEA_SIMULATION_LEASE_SECONDS", default.lease_seconds, minimum=0.5
+        ),
+        chunk_trials=read.integer("ALEA_SIMULATION_CHUNK_TRIALS", default.chunk_trials, minimum=1),
+        checkpoint_seconds=read.number(
+            "ALEA_SIMULATION_CHECKPOINT_SECONDS", default.checkpoint_seconds, minimum=0.0
+        ),
+        max_segments=read.integer("ALEA_SIMULATION_MAX_SEGMENTS", default.max_segments, minimum=1),
+        min_segment_trials=read.integer(
+            "ALEA_SIMULATION_MIN_SEGMENT_TRIALS", default.min_segment_trials, minimum=1
+        ),
+        engine_threads=read.integer(
+            "ALEA_SIMULATION_ENGINE_THREADS", default.engine_threads, minimum=0
+        ),
+        poll_seconds=read.number(
+            "ALEA_SIMULATION_POLL_SECONDS", default.poll_seconds, minimum=0.01
+        ),
+        cache_ttl_seconds=read.number(
+            "ALEA_SIMULATION_CACHE_TTL", default.cache_ttl_seconds, minimum=0.0
+        ),
+        exact_limit=read.integer("ALEA_SIMULATION_EXACT_LIMIT", default.exact_limit, minimum=1),
+        max_attempts=read.integer("ALEA_SIMULATION_MAX_ATTEMPTS", default.max_attempts, minimum=1),
+    )

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,26 +23,38 @@ from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.serial import dump_model
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
+from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.listing import ListRequest, Page
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Event, Hub
-from services.simulation.store import ModelRecord, Page, SimulationRecord, Store
+from services.simulation.store import ModelRecord, SimulationRecord, Store
 
 SAMPLINGS = ("mc", "lhs")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
-MAX_PAGE_SIZE = 1000
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
 
 class Quotas(Protocol):
     """The tenant's limits (identity): raise ResourceExhausted naming the limit."""
 
-    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
+    async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None: ...
 
 
-FetchFile = Callable[[str, tuple[tuple[str, str], ...]], Awaitable[bytes]]
+class Users(Protocol):
+    """Users' preferences (identity), read with the user's own credentials."""
+
+    async def default_seed(
+        self, user_id: str, credentials: Sequence[tuple[str, str]]
+    ) -> int | None: ...
+
+
+class Files(Protocol):
+    """Workbooks stored in the files service, read with the user's own credentials."""
+
+    async def download(self, file_id: str, credentials: Sequence[tuple[str, str]]) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class SimulationRequest:
     priority: int = 0
     request_id: str = ""
     bypass_cache: bool = False
+    # The caller's own credentials: their preferences are read with them when seed is None.
+    credentials: tuple[tuple[str, str], ...] = ()
 
 
 def _describe(value: ir.Node | ir.Table) -> str:
@@ -118,32 +131,6 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
         raise InvalidArgument(field, reason) from None
 
 
-def parse_filter(text: str, allowed: dict[str, tuple[str, ...] | None]) -> dict[str, str]:
-    """A small AIP-160 subset: ``field = value`` clauses joined by ``AND``.
-
-    ``allowed`` maps each filterable field to its permitted values (None: any string).
-    """
-    filters: dict[str, str] = {}
-    for clause in filter(None, (c.strip() for c in re.split(r"\s+AND\s+", text.strip()))):
-        match = re.fullmatch(r'(\w+)\s*=\s*"?([^"]*)"?', clause)
-        if match is None:
-            raise InvalidArgument("filter", f"expected `field = value`, got {clause!r}")
-        name, value = match.groups()
-        if name not in allowed:
-            raise InvalidArgument("filter", f"cannot filter on {name!r}; use {sorted(allowed)}")
-        values = allowed[name]
-        if values is not None and value not in values:
-            raise InvalidArgument("filter", f"{name} must be one of {', '.join(values)}")
-        filters[name] = value
-    return filters
-
-
-def _page_size(page_size: int) -> int:
-    if page_size < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(page_size or 50, MAX_PAGE_SIZE)
-
-
 class Simulations:
     """Models, simulations and results of all tenants, over one store."""
 
@@ -154,12 +141,13 @@ class Simulations:
         config: SimulationConfig,
         *,
         quotas: Quotas | None = None,
-        fetch_file: FetchFile | None = None,
+        files: Files | None = None,
+        users: Users | None = None,
         wake: Callable[[], None] = lambda: None,
         cancel_local: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self.store, self.hub, self.config = store, hub, config
-        self.quotas, self.fetch_file = quotas, fetch_file
+        self.quotas, self.files, self.users = quotas, files, users
         self.wake, self.cancel_local = wake, cancel_local
 
     # -- models ---------------------------------------------------------------------------
@@ -179,9 +167,9 @@ class Simulations:
                 return earlier
         file_id = source.file_id
         if file_id is not None:
-            if self.fetch_file is None:
+            if self.files is None:
                 raise FailedPrecondition("the files service is not configured")
-            source = ModelSource(workbook=await self.fetch_file(file_id, source.credentials))
+            source = ModelSource(workbook=await self.files.download(file_id, source.credentials))
         if source.workbook is not None and len(source.workbook) > MAX_WORKBOOK_BYTES:
             raise InvalidArgument("workbook", TOO_LARGE)
         model, content_hash, kind = await asyncio.to_thread(_compile, source)
@@ -209,20 +197,24 @@ class Simulations:
             raise NotFound("model", model_id)
         return record
 
-    async def output_addresses(self, model_id: str) -> dict[str, str]:
+    async def output_addresses(self, tenant_id: str, model_id: str) -> dict[str, str]:
         """Output name → cell address of a model, deleted or not (for results)."""
-        summary = await self.store.model_summary(model_id)
+        summary = await self.store.model_summary(tenant_id, model_id)
         return {o["name"]: o["address"] for o in summary["outputs"]} if summary else {}
 
-    async def list_models(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
-        filters = parse_filter(text, {"display_name": None})
-        return await self.store.list_models(
-            tenant_id, _page_size(page_size), _token(token), filters.get("display_name")
-        )
+    async def list_models(self, tenant_id: str, request: ListRequest) -> Page[ModelRecord]:
+        return await self.store.list_models(tenant_id, request)
 
     async def delete_model(self, tenant_id: str, model_id: str) -> None:
-        if not await self.store.delete_model(tenant_id, model_id, time.time()):
+        """Delete a model; FAILED_PRECONDITION while one of its simulations is queued or
+        running (its results and finished simulations keep their model)."""
+        outcome = await self.store.delete_model(tenant_id, model_id, time.time())
+        if outcome == "absent":
             raise NotFound("model", model_id)
+        if outcome == "in use":
+            raise FailedPrecondition(
+                f"model {model_id} has queued or running simulations; cancel them first"
+            )
 
     # -- simulations ----------------------------------------------------------------------
 
@@ -241,7 +233,7 @@ class Simulations:
             if earlier is not None:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
-        seed = request.seed if request.seed is not None else secrets.randbits(63)
+        seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling)
         cached = None
         if not request.bypass_cache and self.config.cache_ttl_seconds > 0:
@@ -258,7 +250,7 @@ class Simulations:
                 if request.request_id
                 else simulation_id
             )
-            await self.quotas.reserve(tenant_id, request.trials, reservation)
+            await self.quotas.reserve_trials(tenant_id, request.trials, reservation)
         record = SimulationRecord(
             id=simulation_id,
             tenant_id=tenant_id,
@@ -283,11 +275,28 @@ class Simulations:
             update_time=now,
             start_time=now if cached else None,
             end_time=now if cached else None,
+            trace_context=telemetry.traceparent(),
         )
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:
             self.wake()
         return stored
+
+    async def _seed(self, user_id: str, request: SimulationRequest) -> int:
+        """The request's seed; unset, the user's default seed, else a random one."""
+        if request.seed is not None:
+            return request.seed
+        preferred = None
+        if self.users is not None:
+            preferred = await self.users.default_seed(user_id, request.credentials)
+        if preferred is None:
+            return secrets.randbits(63)
+        if not 0 <= preferred < 2**63:
+            raise FailedPrecondition(
+                f"seed is unset and the default seed of your preferences ({preferred}) is "
+                "not within 0..2^63-1: set seed, or change preferences.default_seed"
+            )
+        return preferred
 
     def _segment(self, chunk: int, trials: int) -> int:
         """Trials per segment: whole chunks, at most ``max_segments`` segments, and at
@@ -297,23 +306,20 @@ class Simulations:
         return chunk * max(math.ceil(chunks / self.config.max_segments), fewest)
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
-        record = await self.store.get_simulation(simulation_id, tenant_id)
+        record = await self.store.get_simulation(tenant_id, simulation_id)
         if record is None:
             raise NotFound("simulation", simulation_id)
         return record
 
-    async def list_simulations(self, tenant_id: str, page_size: int, token: str, text: str) -> Page:
-        states = (st.QUEUED, st.RUNNING, st.SUCCEEDED, st.FAILED, st.CANCELLED)
-        filters = parse_filter(text, {"state": states, "model_id": None})
-        return await self.store.list_simulations(
-            tenant_id, _page_size(page_size), _token(token), filters
-        )
+    async def list_simulations(
+        self, tenant_id: str, request: ListRequest
+    ) -> Page[SimulationRecord]:
+        return await self.store.list_simulations(tenant_id, request)
 
     async def cancel_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord:
-        """Cancel a queued or running simulation; a finished one is FAILED_PRECONDITION."""
-        record = await self.get_simulation(tenant_id, simulation_id)
+        """Cancel a queued or running simulation; a finished one is returned as it is."""
         if not await self.store.cancel(tenant_id, simulation_id, "cancelled by user", time.time()):
-            raise FailedPrecondition(f"simulation {simulation_id} is already {record.state}")
+            return await self.get_simulation(tenant_id, simulation_id)  # ended, or NotFound
         self.cancel_local(simulation_id)
         record = await self.get_simulation(tenant_id, simulation_id)
         self.hub.publish(simulation_id, record)
@@ -337,7 +343,7 @@ class Simulations:
     ) -> tuple[SimulationRecord, dict[str, Any]]:
         """(simulation, results per output); FAILED_PRECONDITION until it has succeeded."""
         record = await self.get_simulation(tenant_id, simulation_id)
-        data = await self.store.get_results(simulation_id)
+        data = await self.store.get_results(tenant_id, simulation_id)
         if record.state != st.SUCCEEDED or data is None:
             raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
         return record, data
@@ -345,15 +351,6 @@ class Simulations:
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
-
-
-def _token(token: str) -> str:
-    if token:
-        try:
-            st.decode_token(token)
-        except ValueError:
-            raise InvalidArgument("page_token", "malformed page token") from None
-    return token
 
 
 def _check(request: SimulationRequest) -> None:

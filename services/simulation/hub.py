@@ -35,7 +35,8 @@ class Progress:
 
 
 Event = SimulationRecord | Progress
-Loader = Callable[[str], Awaitable[SimulationRecord | None]]
+Loader = Callable[[str, str], Awaitable[SimulationRecord | None]]
+"""Reads a simulation by (tenant, id): ``Store.get_simulation``."""
 
 
 class Topic:
@@ -112,7 +113,7 @@ class Hub:
         if topic is None:
             topic = self._topics[first.id] = Topic()
             topic.publish(first)
-            topic.poller = asyncio.create_task(self._poll(first.id, topic))
+            topic.poller = asyncio.create_task(self._poll(first, topic))
         topic.watchers += 1
         try:
             async for event in self._follow(topic, first):
@@ -142,7 +143,7 @@ class Hub:
             if topic.progress is not None and snapshot.state == "RUNNING":
                 yield topic.progress
 
-    async def _poll(self, simulation_id: str, topic: Topic) -> None:
+    async def _poll(self, first: SimulationRecord, topic: Topic) -> None:
         """Tick every ``tick`` seconds (one timer for all watchers) and, every
         ``poll_interval``, follow the database for a job run elsewhere (another replica or
         worker process)."""
@@ -162,7 +163,7 @@ class Hub:
                 topic.touch()
             if beat % polls_every:
                 continue
-            record = await self._load(simulation_id)
+            record = await self._load(first.tenant_id, first.id)
             if record is None:
                 continue
             if record.progress and (

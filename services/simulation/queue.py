@@ -290,6 +290,13 @@ class Queue:
                 )
             ).scalar_one()
 
+    async def depth(self) -> int:
+        """Segments not completed yet, waiting or running: the queue depth (the same count
+        KEDA scales workers on, k8s/components/keda)."""
+        async with self.db.sessions() as session:
+            query = select(func.count()).where(segments.c.state == PENDING)
+            return int((await session.execute(query)).scalar_one())
+
     async def segment_checkpoints(self, simulation_id: str) -> list[bytes]:
         """Every segment's final statistics, in trial order (all segments must be DONE)."""
         async with self.db.sessions() as session:
@@ -300,20 +307,21 @@ class Queue:
             )
             return [r.checkpoint for r in rows]
 
-    async def unfinished(self, older_than: float) -> list[str]:
-        """RUNNING simulations with every segment DONE, untouched since ``older_than``."""
+    async def unfinished(self, older_than: float) -> list[tuple[str, str]]:
+        """(tenant, id) of RUNNING simulations with every segment DONE, untouched since
+        ``older_than``."""
         pending = exists().where(
             segments.c.simulation_id == simulations.c.id, segments.c.state == PENDING
         )
         async with self.db.sessions() as session:
             rows = await session.execute(
-                select(simulations.c.id).where(
+                select(simulations.c.tenant_id, simulations.c.id).where(
                     simulations.c.state == RUNNING,
                     ~pending,
                     simulations.c.update_time < older_than,
                 )
             )
-            return [r.id for r in rows]
+            return [(r.tenant_id, r.id) for r in rows]
 
     async def finish(
         self, simulation_id: str, *, result_data: dict[str, Any], backend: str, now: float

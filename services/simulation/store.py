@@ -8,11 +8,9 @@ seconds (floats) so both databases compare them the same way.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -26,18 +24,27 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     delete,
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from services.runtime.db import Database, rowcount
+from services.runtime.errors import NotFound
+from services.runtime.listing import (
+    Listing,
+    ListRequest,
+    Page,
+    enum,
+    flag,
+    number,
+    text,
+    timestamp,
+)
 
 metadata = MetaData()
 
@@ -85,6 +92,7 @@ simulations = Table(
     Column("start_time", Float),
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
+    Column("trace_context", String(128)),  # W3C traceparent of the creating request
 )
 
 segments = Table(
@@ -184,14 +192,51 @@ class SimulationRecord:
     start_time: float | None
     end_time: float | None
     segment_trials: int
+    trace_context: str | None = None  # W3C traceparent of the request that created it
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing and the opaque token of the next (empty at the end)."""
+MODELS = Listing(
+    {
+        "display_name": text(models.c.display_name),
+        "source": enum(
+            models.c.source_kind,
+            {"MODEL_SOURCE_WORKBOOK": "workbook", "MODEL_SOURCE_SPEC": "spec"},
+        ),
+        "create_time": timestamp(models.c.create_time, epoch=True),
+        "update_time": timestamp(models.c.update_time, epoch=True),
+    },
+    key=models.c.id,
+    default_order="create_time desc",
+)
+"""ListModels: the fields its ``filter`` and ``order_by`` take (see simulation.proto)."""
 
-    items: list[Any]
-    next_token: str
+SIMULATIONS = Listing(
+    {
+        "state": enum(
+            simulations.c.state,
+            {f"STATE_{s}": s for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)},
+        ),
+        "model_id": text(simulations.c.model_id, sortable=False),
+        # The engine's back end as the contract names it: "numpy" and "cpu" both ran on
+        # CPU; a cached or not yet started simulation has none.
+        "backend": enum(
+            simulations.c.backend,
+            {
+                "BACKEND_UNSPECIFIED": ("", "cache"),
+                "BACKEND_CPU": ("numpy", "cpu"),
+                "BACKEND_GPU": ("cuda",),
+            },
+        ),
+        "cached": flag(simulations.c.cached),
+        "trials": number(simulations.c.trials),
+        "priority": number(simulations.c.priority),
+        "create_time": timestamp(simulations.c.create_time, epoch=True),
+        "update_time": timestamp(simulations.c.update_time, epoch=True),
+    },
+    key=simulations.c.id,
+    default_order="create_time desc",
+)
+"""ListSimulations: the fields its ``filter`` and ``order_by`` take (see simulation.proto)."""
 
 
 def _model(row: Any) -> ModelRecord:
@@ -202,31 +247,11 @@ def _simulation(row: Any) -> SimulationRecord:
     return SimulationRecord(**dict(row._mapping))
 
 
-def encode_token(create_time: float, item_id: str) -> str:
-    """An opaque page token for keyset pagination on (create_time desc, id desc)."""
-    raw = json.dumps([create_time, item_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_token(token: str) -> tuple[float, str]:
-    """Inverse of :func:`encode_token`; raises ValueError on anything malformed."""
-    try:
-        create_time, item_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(create_time), str(item_id)
-    except Exception as exc:
-        raise ValueError("malformed page token") from exc
-
-
-def _keyset(table: Table, token: str):
-    create_time, item_id = decode_token(token)
-    return or_(
-        table.c.create_time < create_time,
-        and_(table.c.create_time == create_time, table.c.id < item_id),
-    )
-
-
 class Store:
     """All SQL of the simulation service; every method is one short transaction.
+
+    Every method over a tenant's rows takes the tenant first: another tenant's row is
+    absent. The worker registry and the queue's counts belong to the service itself.
 
     Reads use plain sessions, so on SQLite they never queue for the single write lock
     that checkpoints and leases hold (WAL lets them run beside a writer).
@@ -274,48 +299,67 @@ class Store:
             ).first()
         return _model(row) if row else None
 
-    async def compiled_model(self, model_id: str) -> bytes | None:
+    async def compiled_model(self, tenant_id: str, model_id: str) -> bytes | None:
         """The stored IR of a model (``engine.serial``), deleted or not (running jobs keep it)."""
+        query = select(models.c.compiled).where(
+            models.c.tenant_id == tenant_id, models.c.id == model_id
+        )
         async with self.db.sessions() as session:
-            return (
-                await session.execute(select(models.c.compiled).where(models.c.id == model_id))
-            ).scalar()
+            return (await session.execute(query)).scalar()
 
-    async def model_summary(self, model_id: str) -> dict[str, Any] | None:
+    async def model_summary(self, tenant_id: str, model_id: str) -> dict[str, Any] | None:
         """A model's summary, deleted or not (results outlive their model)."""
+        query = select(models.c.summary).where(
+            models.c.tenant_id == tenant_id, models.c.id == model_id
+        )
         async with self.db.sessions() as session:
-            return (
-                await session.execute(select(models.c.summary).where(models.c.id == model_id))
-            ).scalar()
+            return (await session.execute(query)).scalar()
 
-    async def list_models(
-        self, tenant_id: str, page_size: int, token: str, display_name: str | None
-    ) -> Page:
-        query = select(models).where(
+    async def list_models(self, tenant_id: str, request: ListRequest) -> Page[ModelRecord]:
+        """A page of the tenant's live models; InvalidArgument for a bad filter, order or token."""
+        query = MODELS.query(request, tenant_id)
+        statement = select(models).where(
             models.c.tenant_id == tenant_id, models.c.delete_time.is_(None)
         )
-        if display_name is not None:
-            query = query.where(models.c.display_name == display_name)
-        if token:
-            query = query.where(_keyset(models, token))
-        query = query.order_by(models.c.create_time.desc(), models.c.id.desc()).limit(page_size + 1)
         async with self.db.sessions() as session:
-            rows = [_model(r) for r in (await session.execute(query)).all()]
-        return _page(rows, page_size)
+            rows = (await session.execute(query.apply(statement))).all()
+        items, token = query.page(rows)
+        return Page([ModelRecord(**item) for item in items], token)
 
-    async def delete_model(self, tenant_id: str, model_id: str, now: float) -> bool:
-        """Soft delete (simulations and results keep pointing at it); False if absent."""
+    async def delete_model(
+        self, tenant_id: str, model_id: str, now: float
+    ) -> Literal["deleted", "absent", "in use"]:
+        """Soft delete (simulations and results keep pointing at it), unless one of its
+        simulations is queued or running ("in use").
+
+        The model's row is locked first (PostgreSQL; SQLite's write lock serialises it
+        anyway) and :meth:`insert_simulation` locks it too, so a simulation created
+        meanwhile is either counted here or refused there.
+        """
+        live = (
+            models.c.id == model_id,
+            models.c.tenant_id == tenant_id,
+            models.c.delete_time.is_(None),
+        )
         async with self.db.transaction() as session:
-            result = await session.execute(
-                update(models)
+            found = await session.scalar(select(models.c.id).where(*live).with_for_update())
+            if found is None:
+                return "absent"
+            active = await session.scalar(
+                select(func.count())
+                .select_from(simulations)
                 .where(
-                    models.c.id == model_id,
-                    models.c.tenant_id == tenant_id,
-                    models.c.delete_time.is_(None),
+                    simulations.c.tenant_id == tenant_id,
+                    simulations.c.model_id == model_id,
+                    simulations.c.state.in_(ACTIVE_STATES),
                 )
-                .values(delete_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if active:
+                return "in use"
+            await session.execute(
+                update(models).where(*live).values(delete_time=now, update_time=now)
+            )
+        return "deleted"
 
     # -- simulations ----------------------------------------------------------------------
 
@@ -325,10 +369,18 @@ class Store:
         """Insert with its segments, or with its results when served from the cache.
 
         Returns (record, created).
-        A request id the tenant already used returns the earlier simulation, not a new one.
+        A request id the tenant already used returns the earlier simulation, not a new one;
+        a model deleted since the caller read it is NotFound (see :meth:`delete_model`).
         """
         try:
             async with self.db.transaction() as session:
+                deleted = await session.scalar(
+                    select(models.c.delete_time)
+                    .where(models.c.tenant_id == record.tenant_id, models.c.id == record.model_id)
+                    .with_for_update(read=True)
+                )
+                if deleted is not None:
+                    raise NotFound("model", record.model_id)
                 await session.execute(insert(simulations).values(**record.__dict__))
                 if result_data is None:
                     await session.execute(insert(segments), _segments_of(record))
@@ -363,29 +415,25 @@ class Store:
             ).first()
         return _simulation(row) if row else None
 
-    async def get_simulation(
-        self, simulation_id: str, tenant_id: str | None = None
-    ) -> SimulationRecord | None:
-        """The simulation (restricted to ``tenant_id`` when given), or None."""
-        query = select(simulations).where(simulations.c.id == simulation_id)
-        if tenant_id is not None:
-            query = query.where(simulations.c.tenant_id == tenant_id)
+    async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord | None:
+        """The tenant's simulation, or None (another tenant's simulation is None too)."""
+        query = select(simulations).where(
+            simulations.c.tenant_id == tenant_id, simulations.c.id == simulation_id
+        )
         async with self.db.sessions() as session:
             row = (await session.execute(query)).first()
         return _simulation(row) if row else None
 
     async def list_simulations(
-        self, tenant_id: str, page_size: int, token: str, filters: dict[str, str]
-    ) -> Page:
-        query = select(simulations).where(simulations.c.tenant_id == tenant_id)
-        for column, value in filters.items():
-            query = query.where(simulations.c[column] == value)
-        if token:
-            query = query.where(_keyset(simulations, token))
-        query = query.order_by(simulations.c.create_time.desc(), simulations.c.id.desc())
+        self, tenant_id: str, request: ListRequest
+    ) -> Page[SimulationRecord]:
+        """A page of the tenant's simulations; InvalidArgument for a bad filter, order or token."""
+        query = SIMULATIONS.query(request, tenant_id)
+        statement = select(simulations).where(simulations.c.tenant_id == tenant_id)
         async with self.db.sessions() as session:
-            rows = (await session.execute(query.limit(page_size + 1))).all()
-        return _page([_simulation(r) for r in rows], page_size)
+            rows = (await session.execute(query.apply(statement))).all()
+        items, token = query.page(rows)
+        return Page([SimulationRecord(**item) for item in items], token)
 
     async def cached_result(
         self, tenant_id: str, cache_key: str, not_before: float
@@ -428,13 +476,14 @@ class Store:
             )
         return rowcount(result) == 1
 
-    async def get_results(self, simulation_id: str) -> dict[str, Any] | None:
+    async def get_results(self, tenant_id: str, simulation_id: str) -> dict[str, Any] | None:
+        query = (
+            select(results.c.data)
+            .join(simulations, simulations.c.id == results.c.simulation_id)
+            .where(simulations.c.tenant_id == tenant_id, results.c.simulation_id == simulation_id)
+        )
         async with self.db.sessions() as session:
-            return (
-                await session.execute(
-                    select(results.c.data).where(results.c.simulation_id == simulation_id)
-                )
-            ).scalar()
+            return (await session.execute(query)).scalar()
 
     # -- workers and queue status ---------------------------------------------------------
 
@@ -530,10 +579,3 @@ def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:
         )
         for i, first in enumerate(range(0, record.trials, size))
     ]
-
-
-def _page(rows: list[Any], page_size: int) -> Page:
-    if len(rows) <= page_size:
-        return Page(rows, "")
-    last = rows[page_size - 1]
-    return Page(rows[:page_size], encode_token(last.create_time, last.id))

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import metrics, trace
+
 from services.engine import memory
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
@@ -39,12 +41,27 @@ from services.engine.numpy_backend import Evaluator
 from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
+from services.runtime import telemetry
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
 log = logging.getLogger(__name__)
+# Worker spans join the trace of the request that created the simulation (its traceparent
+# is stored with it): the wait in the queue, each segment a worker runs, each checkpoint.
+tracer = trace.get_tracer("alea.simulation.worker")
+_meter = metrics.get_meter("alea.simulation.worker")
+# Trials per second is the rate of the counter; utilisation is busy over workers.
+trials_counter = _meter.create_counter(
+    "alea.simulation.trials", unit="{trial}", description="Trials evaluated by workers"
+)
+workers_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers", unit="{worker}", description="Workers serving the queue"
+)
+busy_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers.busy", unit="{worker}", description="Workers running a segment"
+)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
@@ -137,6 +154,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
+        workers_gauge.add(1, {"backend": self.backend})
         try:
             while not stop.is_set():
                 try:
@@ -145,6 +163,7 @@ class Worker:
                     log.exception("worker %s could not reach the queue; retrying", self.id)
                     await self._idle(stop)
         finally:
+            workers_gauge.add(-1, {"backend": self.backend})
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
 
@@ -173,6 +192,33 @@ class Worker:
         self.wake.clear()
 
     async def _run(self, lease: Lease, stop: asyncio.Event) -> None:
+        sim = lease.simulation
+        parent = telemetry.context_of(sim.trace_context)
+        attributes: dict[str, str | int] = {
+            "alea.simulation.id": sim.id,
+            "alea.segment.id": lease.segment_id,
+            "alea.worker.id": self.id,
+        }
+        # From the simulation's creation to this lease (a resumed segment waited that long too).
+        tracer.start_span(
+            "simulation.queue_wait",
+            context=parent,
+            start_time=int(sim.create_time * 1e9),
+            attributes=attributes,
+        ).end()
+        segment: dict[str, str | int] = {
+            **attributes,
+            "alea.segment.first_trial": lease.first_trial + lease.trials_done,
+            "alea.segment.end_trial": lease.end_trial,
+        }
+        busy_gauge.add(1, {"backend": self.backend})
+        try:
+            with tracer.start_as_current_span("simulation.segment", parent, attributes=segment):
+                await self._run_segment(lease, stop)
+        finally:
+            busy_gauge.add(-1, {"backend": self.backend})
+
+    async def _run_segment(self, lease: Lease, stop: asyncio.Event) -> None:
         job = self.job = _Job(lease)
         heartbeat = asyncio.create_task(self._heartbeat(job))
         sim_id = lease.simulation.id
@@ -189,7 +235,7 @@ class Worker:
         finally:
             heartbeat.cancel()
             self.job = None
-        await self._publish_state(sim_id)
+        await self._publish_state(lease.simulation.tenant_id, sim_id)
 
     async def _heartbeat(self, job: _Job) -> None:
         """Keep the lease alive during long chunks; a refused beat means cancelled or lost."""
@@ -212,7 +258,7 @@ class Worker:
         )
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
-            compiled = await self.store.compiled_model(sim.model_id)
+            compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
                 raise _EngineFailure(f"model {sim.model_id} no longer exists")
             self._compiled = (key, await _engine(self._compile, compiled, sim, backend))
@@ -253,7 +299,7 @@ class Worker:
             partial=partial,
         )
         done = run.done
-        await self._publish_state(sim.id)
+        await self._publish_state(sim.tenant_id, sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
         self._publish_progress(sim, start, 0.0)
@@ -266,6 +312,7 @@ class Worker:
                 count, computing = running
                 partial = await computing
                 done += count
+                trials_counter.add(count, {"backend": evaluator.backend})
                 if job.lost.is_set():
                     return False  # cancelled, or the lease went to another worker: touch nothing
                 if stop.is_set() and done < lease.end_trial:
@@ -305,6 +352,13 @@ class Worker:
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
+    ) -> tuple[bool, list[dict]]:
+        attributes = {"alea.trials_done": done - job.lease.first_trial, "alea.complete": complete}
+        with tracer.start_as_current_span("simulation.checkpoint", attributes=attributes):
+            return await self._write_checkpoint(job, partial, done, backend, complete)
+
+    async def _write_checkpoint(
+        self, job: _Job, partial: Partial, done: int, backend: str, complete: bool
     ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
         held, others = await self.queue.checkpoint(
@@ -350,11 +404,12 @@ class Worker:
 
     async def _finish_orphans(self) -> None:
         """Finish simulations whose finisher died after their last segment completed."""
-        for simulation_id in await self.queue.unfinished(time.time() - self.config.lease_seconds):
+        older_than = time.time() - self.config.lease_seconds
+        for tenant_id, simulation_id in await self.queue.unfinished(older_than):
             await self._finish(simulation_id)
-            await self._publish_state(simulation_id)
+            await self._publish_state(tenant_id, simulation_id)
 
-    async def _publish_state(self, simulation_id: str) -> None:
-        record = await self.store.get_simulation(simulation_id)
+    async def _publish_state(self, tenant_id: str, simulation_id: str) -> None:
+        record = await self.store.get_simulation(tenant_id, simulation_id)
         if record is not None:
             self.hub.publish(simulation_id, record)

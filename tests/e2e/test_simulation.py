@@ -13,8 +13,10 @@ import uuid
 
 import grpc
 import pytest
+from alea.identity.v1 import identity_pb2
 from alea.simulation.v1 import model_spec_pb2, simulation_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
+from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -175,7 +177,9 @@ def test_create_simulation_is_idempotent(sims, owner: Account, model):
     assert [s.id for s in listed.simulations].count(first.id) == 1
 
 
-def test_cancel(sims, owner: Account):
+def test_cancel_and_delete_model_follow_the_contract(sims, owner: Account):
+    """Cancelling a finished simulation changes nothing and returns it; a model cannot be
+    deleted while one of its simulations is queued or running."""
     portfolio = sims.CreateModel(
         pb.CreateModelRequest(
             display_name="portfolio", workbook=workbook_bytes(models.portfolio())
@@ -187,15 +191,70 @@ def test_cancel(sims, owner: Account):
         pb.CreateSimulationRequest(model_id=portfolio.id, trials=1_000_000, seed=3),
         metadata=owner.metadata,
     )
-    cancelled = sims.CancelSimulation(
-        pb.CancelSimulationRequest(simulation_id=created.id), metadata=owner.metadata
-    )
-    assert cancelled.state == State.STATE_CANCELLED and cancelled.state_reason
+    delete = pb.DeleteModelRequest(model_id=portfolio.id)
     with pytest.raises(grpc.RpcError) as error:
-        sims.CancelSimulation(
-            pb.CancelSimulationRequest(simulation_id=created.id), metadata=owner.metadata
-        )
+        sims.DeleteModel(delete, metadata=owner.metadata)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cancel them first" in error.value.details()
+    cancel = pb.CancelSimulationRequest(simulation_id=created.id)
+    cancelled = sims.CancelSimulation(cancel, metadata=owner.metadata)
+    assert cancelled.state == State.STATE_CANCELLED and cancelled.state_reason
+    again = sims.CancelSimulation(cancel, metadata=owner.metadata)
+    assert again == cancelled  # finished: nothing changed
+    sims.DeleteModel(delete, metadata=owner.metadata)
+    with pytest.raises(grpc.RpcError) as error:
+        sims.GetModel(pb.GetModelRequest(model_id=portfolio.id), metadata=owner.metadata)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as error:
+        sims.CreateSimulation(
+            pb.CreateSimulationRequest(model_id=portfolio.id, trials=1000, seed=3),
+            metadata=owner.metadata,
+        )
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    finished = sims.GetSimulation(
+        pb.GetSimulationRequest(simulation_id=created.id), metadata=owner.metadata
+    )
+    assert finished.model_id == portfolio.id  # simulations keep their deleted model
+
+
+def test_an_unset_seed_is_the_users_default_seed_else_random(
+    sims, identity, owner: Account, model: pb.Model
+):
+    def seed_of_a_new_simulation() -> int:
+        created = sims.CreateSimulation(
+            pb.CreateSimulationRequest(model_id=model.id, trials=1000, bypass_cache=True),
+            metadata=owner.metadata,
+            timeout=30,
+        )
+        return created.seed
+
+    random_seeds = {seed_of_a_new_simulation() for _ in range(2)}
+    assert len(random_seeds) == 2  # no preference: a fresh random seed each time
+    user = identity_pb2.User(
+        id=owner.user_id, preferences=identity_pb2.Preferences(default_seed=424242)
+    )
+    identity.UpdateUser(
+        identity_pb2.UpdateUserRequest(
+            user=user, update_mask=field_mask_pb2.FieldMask(paths=["preferences.default_seed"])
+        ),
+        metadata=owner.metadata,
+    )
+    try:
+        assert seed_of_a_new_simulation() == 424242
+        explicit = sims.CreateSimulation(
+            pb.CreateSimulationRequest(model_id=model.id, trials=1000, seed=5),
+            metadata=owner.metadata,
+            timeout=30,
+        )
+        assert explicit.seed == 5  # a seed in the request always wins
+    finally:
+        identity.UpdateUser(
+            identity_pb2.UpdateUserRequest(
+                user=identity_pb2.User(id=owner.user_id),
+                update_mask=field_mask_pb2.FieldMask(paths=["preferences.default_seed"]),
+            ),
+            metadata=owner.metadata,
+        )
 
 
 def test_quota_names_the_limit(sims, owner: Account, model):

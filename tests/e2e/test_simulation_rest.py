@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import urllib.parse
 import uuid
 
 import pytest
@@ -95,3 +96,49 @@ def test_rest_refused_model_names_the_cell(rest: RestClient, owner: Account):
     )
     assert refused.status == 400, refused.text
     assert "Model!B2" in refused.text
+
+
+def test_list_filters_and_orders_as_the_contract_documents(rest: RestClient, owner: Account):
+    """The proto's own examples pass through the edge; junk ``order_by`` and filter values
+    that are not the contract's spellings are 400 naming the parameter."""
+    model = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "listed", "workbook": workbook_b64(models.small())},
+        headers=owner.headers,
+    )
+    assert model.status == 200, model.text
+    done = rest.request(
+        "POST",
+        "/v1/simulations",
+        {"modelId": model.body["id"], "trials": "1000", "seed": "3"},
+        headers=owner.headers,
+    )
+    assert done.status == 200, done.text
+
+    def listing(path: str, **query: str):
+        return rest.request(
+            "GET",
+            f"{path}?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}",
+            headers=owner.headers,
+        )
+
+    example = f'state = "STATE_RUNNING" AND model_id = "{model.body["id"]}"'
+    assert listing("/v1/simulations", filter=example).status == 200
+    mine = listing(
+        "/v1/simulations",
+        filter=f'model_id = "{model.body["id"]}"',
+        orderBy="priority desc, create_time",
+    )
+    assert [s["id"] for s in mine.body["simulations"]] == [done.body["id"]]
+    sources = listing("/v1/models", filter='source = "MODEL_SOURCE_WORKBOOK"')
+    assert model.body["id"] in [m["id"] for m in sources.body["models"]]
+    for path, query, parameter in (
+        ("/v1/simulations", {"filter": 'state = "RUNNING"'}, "filter"),
+        ("/v1/simulations", {"orderBy": "id; drop table simulations"}, "order_by"),
+        ("/v1/models", {"orderBy": "create_time sideways"}, "order_by"),
+        ("/v1/models", {"pageToken": "not-a-token"}, "page_token"),
+    ):
+        refused = listing(path, **query)
+        assert refused.status == 400, refused.text
+        assert parameter in refused.text

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from services.engine import load_workbook
+from services.engine.distributions import FAMILIES
 from services.engine.ir import Apply, Const, Correlation, Model, Node, Output, Sample, Table
 from tests.engine import models as wb
+from tests.engine.test_distributions import TABLE
 
 RTOL = 1e-9
 
@@ -43,6 +45,11 @@ _PARAMS = {
     "betageneral": _c(2, 5, 10, 20),
     "weibull": _c(2, 10),
     "cumul": (*_c(0, 10), _t(2, 5, 8), _t(0.2, 0.5, 0.9)),
+    **{  # the families of services.engine.distributions, as tests/engine/test_distributions.py
+        name: tuple(p if isinstance(p, Table) else Const(float(p)) for p in ref.params)
+        for name, ref in TABLE.items()
+        if name in FAMILIES
+    },
 }
 _TRUNCATE = {
     "normal": (8.0, 13.0),
@@ -53,6 +60,12 @@ _TRUNCATE = {
     "beta": (0.1, 0.5),
     "triang": (1.5, 5.0),
     "expon": (None, 3.0),
+    "student": (-1.0, 2.0),
+    "invgauss": (1.0, None),
+    "negbin": (1.0, 6.0),
+    "general": (3.0, 8.0),
+    "cumuld": (None, 6.0),
+    "hypergeo": (2.0, None),
 }
 
 
@@ -171,7 +184,10 @@ def huge_counts() -> Model:
 
 def long_model() -> Model:
     """A trial function long enough to be cut into pieces (cuda.pieces): correlated inputs
-    first, 600 distinct ones summed across the cuts, early values read at the end."""
+    first, 600 distinct ones summed across the cuts, early values read at the end; then
+    sums too long for one statement (a running total and a first-error flag over several
+    statements) beside a variadic primitive (its arguments a local array), as many as
+    make cuts fall after a flag and after an array (test_pieces checks the first)."""
     corr = tuple(Sample(i, "normal", _c(i, 1), f"c{i}", f"L!A{i + 1}") for i in range(3))
     xs = tuple(Sample(3 + i, "uniform", _c(i, i + 1.5), f"x{i}", f"L!B{i + 1}") for i in range(600))
     total = Apply("sum", xs)
@@ -179,7 +195,16 @@ def long_model() -> Model:
     for x in xs[::3]:
         chain = Apply("add", (Apply("mul", (chain, Const(0.5))), Apply("sqrt", (x,))))
     late = Apply("mul", (corr[2], Apply("add", (chain, xs[0]))))
-    outputs = (Output("total", "L!C1", total), Output("late", "L!C2", late))
+    spans: list[Node] = []
+    for k in range(144):
+        spans.append(Apply("sum", tuple(xs[(k + 7 * j) % 600] for j in range(70))))
+        small = (Apply("int", (Apply("sqrt", (xs[(5 * k + j) % 600],)),)) for j in range(3))
+        spans.append(Apply("multinomial", tuple(small)))
+    outputs = (
+        Output("total", "L!C1", total),
+        Output("late", "L!C2", late),
+        Output("spans", "L!C3", Apply("sum", tuple(spans))),
+    )
     matrix = ((1.0, 0.5, 0.2), (0.5, 1.0, 0.3), (0.2, 0.3, 1.0))
     return Model((*corr, *xs), outputs, (Correlation("C", (0, 1, 2), matrix),))
 

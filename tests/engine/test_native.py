@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,7 +21,9 @@ import numpy as np
 import pytest
 
 from services import engine
-from services.engine import native, rng, sampling
+from services.engine import native, numpy_backend, rng, run, sampling
+from services.engine.errors import FormulaError
+from services.engine.excel import registry
 from services.engine.ir import Apply, Const, Model, Output, Sample
 from services.engine.numpy_backend import compile_numpy
 from services.engine.stats import Partial, StatsOptions
@@ -162,6 +165,44 @@ def test_a_failing_build_falls_back_unless_native_was_asked_for(
     assert engine.make_evaluator(functions(), seed=1, backend="auto").backend in ("numpy", "gpu")
     with pytest.raises(engine.BackendUnavailable, match="the C compiler failed"):
         engine.make_evaluator(functions(), seed=1, backend="native")
+
+
+@pytest.mark.parametrize(
+    ("cpp", "units", "reason"),
+    [
+        ("", (), "test.negate: function has no C implementation"),
+        ("xl_neg", ("test_unit",), "test.negate: function has no C implementation (C units"),
+        ("xl_test_unwritten", (), "undefined reference to `xl_test_unwritten'"),
+    ],
+    ids=["no C", "no unit", "no C function"],
+)
+def test_a_function_without_c_runs_on_numpy_saying_why(
+    cpp: str,
+    units: tuple[str, ...],
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A function the Excel registry has no C for yet (or C that does not build) runs on
+    NumPy where the CPU back end was asked for, and the log says which; asked for by name,
+    the native back end refuses."""
+    monkeypatch.setenv("ALEA_HOME", str(tmp_path))
+    negate = registry.Primitive("test.negate", np.negative, cpp, units)
+    monkeypatch.setitem(registry.PRIMITIVES, "test.negate", negate)
+    monkeypatch.setitem(numpy_backend.FUNCTIONS, "test.negate", np.negative)
+    x = Sample(0, "normal", (Const(0.0), Const(1.0)), "x", "T!A1")
+    m = Model((x,), (Output("y", "T!B1", Apply("test.negate", (x,))),))
+    run._fall_back.cache_clear()  # it says each reason once per process
+    with caplog.at_level(logging.WARNING):
+        evaluator = engine.make_evaluator(m, seed=1, backend="cpu")
+    assert evaluator.backend == "numpy"
+    assert "using the NumPy back end" in caplog.text and reason in caplog.text
+    outputs, inputs = evaluator.evaluate(0, 100)
+    np.testing.assert_array_equal(outputs["y"], -inputs["x"])
+    assert engine.simulate(m, trials=5000, seed=1, backend="cpu").results()["y"].count == 5000
+    with pytest.raises((FormulaError, engine.BackendUnavailable), match=re.escape(reason)):
+        engine.make_evaluator(m, seed=1, backend="native")
 
 
 MERGED_MOMENTS = ("mean", "std", "skewness", "kurtosis", "convergence")

@@ -1,4 +1,6 @@
-"""The NumPy backend: Excel semantics per trial, node sharing, invariance, bounded memory."""
+"""The NumPy back end: Excel semantics per trial, node sharing, invariance, bounded memory.
+
+Tests that take ``compile_model`` run on every CPU back end (native too, conftest.py)."""
 
 from __future__ import annotations
 
@@ -29,11 +31,11 @@ def model(outputs: dict[str, object], *inputs: Sample, correlations=()) -> Model
     return Model(inputs, outs, tuple(correlations))
 
 
-def test_sum_of_independent_inputs() -> None:
+def test_sum_of_independent_inputs(compile_model) -> None:
     a, b, c = normal(0, 1.0, 2.0), sample(1, "uniform", 0.0, 6.0), sample(2, "expon", 3.0)
     m = model({"S": Apply("add", (Apply("add", (a, b)), c))}, a, b, c)
     n = 1 << 18
-    outputs, inputs = compile_numpy(m, seed=5).evaluate(0, n)
+    outputs, inputs = compile_model(m, seed=5).evaluate(0, n)
     s = outputs["S"]
     assert np.array_equal(s, (inputs["x0"] + inputs["x1"]) + inputs["x2"])
     assert abs(s.mean() - 7.0) < 4 * 4.0 / math.sqrt(n)
@@ -141,21 +143,21 @@ def test_lookups_over_constant_tables() -> None:
             )
 
 
-def test_if_evaluates_both_branches_and_iferror_catches() -> None:
+def test_if_evaluates_both_branches_and_iferror_catches(compile_model) -> None:
     x = normal(0)
     ratio = Apply("div", (Const(1.0), Apply("gt", (x, Const(0.0)))))  # #DIV/0! when x <= 0
     out = Apply("iferror", (ratio, Const(-1.0)))
     pick = Apply("if", (Apply("gt", (x, Const(0.0))), x, Apply("neg", (x,))))
-    outputs, inputs = compile_numpy(model({"r": out, "abs": pick}, x), seed=1).evaluate(0, 1000)
+    outputs, inputs = compile_model(model({"r": out, "abs": pick}, x), seed=1).evaluate(0, 1000)
     np.testing.assert_array_equal(outputs["r"], np.where(inputs["x0"] > 0, 1.0, -1.0))
     np.testing.assert_array_equal(outputs["abs"], np.abs(inputs["x0"]))
 
 
-def test_random_parameters_and_per_trial_nan() -> None:
+def test_random_parameters_and_per_trial_nan(compile_model) -> None:
     mean = sample(0, "uniform", 10.0, 20.0)
     sd = normal(1, 0.5, 1.0)  # negative in ~31% of trials: those trials are #NUM!
     y = normal(2, mean, sd)
-    outputs, inputs = compile_numpy(model({"y": y}, mean, sd, y), seed=3).evaluate(0, 1 << 16)
+    outputs, inputs = compile_model(model({"y": y}, mean, sd, y), seed=3).evaluate(0, 1 << 16)
     bad = inputs["x1"] <= 0
     assert np.isnan(outputs["y"][bad]).all() and np.isfinite(outputs["y"][~bad]).all()
     assert bad.mean() == pytest.approx(0.3085, abs=0.01)
@@ -173,20 +175,20 @@ def test_equal_subexpressions_share_one_register() -> None:
     np.testing.assert_array_equal(outputs["c"], np.full(100, 3.0))
 
 
-def test_deep_chain_compiles_without_recursion() -> None:
+def test_deep_chain_compiles_without_recursion(compile_model) -> None:
     x = normal(0)
     node: object = x
     for _ in range(20_000):
         node = Apply("add", (node, Const(1.0)))
-    outputs, inputs = compile_numpy(model({"deep": node}, x), seed=1).evaluate(0, 8)
+    outputs, inputs = compile_model(model({"deep": node}, x), seed=1).evaluate(0, 8)
     np.testing.assert_allclose(outputs["deep"], inputs["x0"] + 20_000.0)
 
 
-def test_unsupported_function_names_its_cell() -> None:
+def test_unsupported_function_names_its_cell(compile_model) -> None:
     x = normal(0)
     bad = Apply("vlookdown", (x,), "Calc!C7")
     with pytest.raises(FormulaError, match="Calc!C7") as err:
-        compile_numpy(model({"o": bad}, x), seed=1)
+        compile_model(model({"o": bad}, x), seed=1)
     assert err.value.function == "vlookdown"
 
 
@@ -200,11 +202,11 @@ def _mixed_model() -> Model:
 
 
 @pytest.mark.parametrize("sampling", ["mc", "lhs"])
-def test_bits_do_not_depend_on_chunks_or_threads(sampling: str) -> None:
+def test_bits_do_not_depend_on_chunks_or_threads(sampling: str, compile_model) -> None:
     m = _mixed_model()
     n = (1 << 17) + 123
-    whole, ins = compile_numpy(m, seed=9, sampling=sampling, threads=1).evaluate(0, n)
-    ev = compile_numpy(m, seed=9, sampling=sampling, threads=2)
+    whole, ins = compile_model(m, seed=9, sampling=sampling, threads=1).evaluate(0, n)
+    ev = compile_model(m, seed=9, sampling=sampling, threads=2)
     cuts = [0, 1, 70_000, 70_001, (1 << 17) + 5, n]
     parts = [ev.evaluate(a, b - a) for a, b in itertools.pairwise(cuts)]
     assert np.array_equal(np.concatenate([p[0]["total"] for p in parts]), whole["total"])
@@ -212,10 +214,10 @@ def test_bits_do_not_depend_on_chunks_or_threads(sampling: str) -> None:
         assert np.array_equal(np.concatenate([p[1][name] for p in parts]), ins[name])
 
 
-def test_seed_and_riskseed() -> None:
+def test_seed_and_riskseed(compile_model) -> None:
     m = _mixed_model()
-    one = compile_numpy(m, seed=1).evaluate(0, 100)[1]
-    two = compile_numpy(m, seed=2).evaluate(0, 100)[1]
+    one = compile_model(m, seed=1).evaluate(0, 100)[1]
+    two = compile_model(m, seed=2).evaluate(0, 100)[1]
     assert not np.array_equal(one["x0"], two["x0"])
     assert np.array_equal(one["e"], two["e"])  # RiskSeed(77) fixes this input's stream
 

@@ -77,9 +77,7 @@ def _rich() -> dict[str, Any]:
     return spec
 
 
-def test_the_spec_and_the_workbook_give_the_same_simulation() -> None:
-    from services.engine.numpy_backend import compile_numpy
-
+def test_the_spec_and_the_workbook_give_the_same_simulation(compile_model) -> None:
     buf = io.BytesIO()
     models.small().save(buf)
     from_book = load_workbook(buf.getvalue())
@@ -87,8 +85,8 @@ def test_the_spec_and_the_workbook_give_the_same_simulation() -> None:
     assert [(s.name, s.distribution, s.params) for s in from_spec.inputs] == [
         (s.name, s.distribution, s.params) for s in from_book.inputs
     ]
-    a = compile_numpy(from_book, seed=11).evaluate(0, 1000)
-    b = compile_numpy(from_spec, seed=11).evaluate(0, 1000)
+    a = compile_model(from_book, seed=11).evaluate(0, 1000)
+    b = compile_model(from_spec, seed=11).evaluate(0, 1000)
     np.testing.assert_array_equal(a[0]["Profit"], b[0]["Profit"])
 
 
@@ -136,7 +134,7 @@ def _edit(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ),
         (
             "expressions.0.formula",
-            "STDEV(Revenue)",
+            "CUBEVALUE(Revenue)",
             FormulaError,
             "expressions[0].formula",
             "unsupported",

@@ -6,7 +6,9 @@ pieces of :data:`PIECE` statements, each a function of its own that is never inl
 same model builds in a second. Values that cross a cut are spilled: the piece that last
 writes one stores it in the trial's scratch array ``r`` (one slot per value) and the pieces
 that read it later load it from there. Names in the generated statements are ``v``, ``a``,
-``s``, ``u`` followed by digits and ``z<group>_<k>``; a statement defines at most one.
+``s``, ``u``, ``f`` followed by digits and ``z<group>_<k>``; a statement defines at most one,
+a ``double`` or an ``int`` (a flag). A local array (the arguments of a variadic primitive)
+is read by the next statement alone, so no cut falls between the two.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import re
 __all__ = ["PIECE", "trial_function"]
 
 PIECE = 256
-_NAME = re.compile(r"\b[vasuz]\d+(?:_\d+)?\b")
-_DEFINES = re.compile(r"^\s*(?:const )?double ([vasuz]\d+(?:_\d+)?) =")
+_NAME = re.compile(r"\b[vasufz]\d+(?:_\d+)?\b")
+_DEFINES = re.compile(r"^\s*(?:const )?(double|int) ([vasufz]\d+(?:_\d+)?) =")
+_ARRAY = re.compile(r"^\s*double [a-z]\d+\[")
 _SIGNATURE = "double* x, double* y, u64 stride, const double* q"
 
 
@@ -28,10 +31,15 @@ def trial_function(body: list[str], head: int) -> list[str]:
     place) stay in the first piece."""
     if len(body) <= PIECE:
         return [f"ALEA_HD void alea_trial({_SIGNATURE}) {{", *body, "}"]
-    first = max(head, PIECE)
-    cuts = [0, *range(first, len(body), PIECE), len(body)]
+    cuts = [0]
+    for cut in range(max(head, PIECE), len(body), PIECE):
+        while cut < len(body) and _ARRAY.match(body[cut - 1]):
+            cut += 1
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(len(body))
     pieces = [body[a:b] for a, b in itertools.pairwise(cuts) if b > a]
-    defined: dict[str, int] = {}
+    defined: dict[str, tuple[int, str]] = {}
     names: list[set[str]] = []
     for p, lines in enumerate(pieces):
         seen: set[str] = set()
@@ -39,7 +47,7 @@ def trial_function(body: list[str], head: int) -> list[str]:
             seen.update(_NAME.findall(line))
             found = _DEFINES.match(line)
             if found:
-                defined.setdefault(found[1], p)
+                defined.setdefault(found[2], (p, found[1]))
         names.append(seen)
     later: list[set[str]] = [set() for _ in pieces]
     for p in range(len(pieces) - 2, -1, -1):
@@ -47,12 +55,12 @@ def trial_function(body: list[str], head: int) -> list[str]:
     slots: dict[str, int] = {}
     out: list[str] = []
     for p, lines in enumerate(pieces):
-        loads = sorted(v for v in names[p] if defined.get(v, p) < p)
+        loads = sorted(v for v in names[p] if v in defined and defined[v][0] < p)
         stores = sorted(v for v in names[p] & later[p] if v in defined)
         for v in (*loads, *stores):
             slots.setdefault(v, len(slots))
         out.append(f"ALEA_HD_CALL void alea_piece{p}({_SIGNATURE}, double* r) {{")
-        out += [f"  double {v} = r[{slots[v]}];" for v in loads]
+        out += [f"  {defined[v][1]} {v} = r[{slots[v]}];" for v in loads]
         out += lines
         out += [f"  r[{slots[v]}] = {v};" for v in stores]
         out.append("}")

@@ -11,6 +11,7 @@ import pytest
 from services.files.blobs import LocalBlobStore
 from services.files.crypto import MasterKeys
 from services.files.domain import Files
+from services.files.store import FileStore
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
@@ -63,4 +64,6 @@ def keys() -> MasterKeys:
 
 @pytest.fixture
 def files(database: Database, blobs: LocalBlobStore, keys: MasterKeys, quota: FixedQuota) -> Files:
-    return Files(database, blobs, keys, quota, max_file_bytes=4 * 1024 * 1024, chunk_size=1024)
+    return Files(
+        FileStore(database), blobs, keys, quota, max_file_bytes=4 * 1024 * 1024, chunk_size=1024
+    )

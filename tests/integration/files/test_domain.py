@@ -13,7 +13,7 @@ import pytest
 from services.files.blobs import LocalBlobStore
 from services.files.crypto import MasterKeys
 from services.files.domain import Files, NewFile, rotate_master_keys
-from services.files.listing import Query
+from services.files.store import FileStore
 from services.runtime.errors import (
     DataLoss,
     InvalidArgument,
@@ -22,6 +22,7 @@ from services.runtime.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
+from services.runtime.listing import ListRequest as Query
 from tests.integration.files.conftest import FixedQuota, user
 
 TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
@@ -230,15 +231,17 @@ async def test_rotation_rewraps_without_touching_blobs(
     database, blobs: LocalBlobStore, keys: MasterKeys, quota: FixedQuota
 ) -> None:
     alice = user(TENANT_A)
-    old = Files(database, blobs, keys, quota, 1 << 20, chunk_size=1024)
+    old = Files(FileStore(database), blobs, keys, quota, 1 << 20, chunk_size=1024)
     data = os.urandom(4000)
     info = await put(old, alice, data)
     blob_before = blobs.path(info.id).read_bytes()
     rotated_keys = MasterKeys("k2", {**keys.keys, "k2": b"\x02" * 32})
-    assert await rotate_master_keys(database, rotated_keys) == 1
-    assert await rotate_master_keys(database, rotated_keys) == 0
+    assert await rotate_master_keys(FileStore(database), rotated_keys) == 1
+    assert await rotate_master_keys(FileStore(database), rotated_keys) == 0
     assert blobs.path(info.id).read_bytes() == blob_before
-    only_new = Files(database, blobs, MasterKeys("k2", {"k2": b"\x02" * 32}), quota, 1 << 20)
+    only_new = Files(
+        FileStore(database), blobs, MasterKeys("k2", {"k2": b"\x02" * 32}), quota, 1 << 20
+    )
     _, stream = await only_new.download(alice, info.id)
     assert await collect(stream) == data
 

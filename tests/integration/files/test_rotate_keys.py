@@ -14,6 +14,7 @@ from services.files.app import MIGRATIONS
 from services.files.blobs import LocalBlobStore
 from services.files.config import load_files_settings
 from services.files.domain import Files, NewFile
+from services.files.store import FileStore
 from services.runtime.db import Database
 from tests.integration.files.conftest import FixedQuota, user
 
@@ -33,7 +34,7 @@ async def test_rotate_keys_command(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs")
     old = load_files_settings(tmp_path, {}).master_keys  # creates the development key file
     alice = user(str(uuid.uuid4()))
-    stored = await Files(db, blobs, old, FixedQuota(1 << 20), 1 << 20).upload(
+    stored = await Files(FileStore(db), blobs, old, FixedQuota(1 << 20), 1 << 20).upload(
         alice, NewFile("a.txt", "text/plain", 5), _one(b"hello")
     )
     blob = blobs.path(stored.id).read_bytes()
@@ -56,6 +57,8 @@ async def test_rotate_keys_command(tmp_path: Path) -> None:
         key_id = await session.scalar(store.files.select().with_only_columns(store.files.c.key_id))
     assert key_id == new.current_id
     assert blobs.path(stored.id).read_bytes() == blob  # data not re-encrypted
-    _, stream = await Files(db, blobs, new, FixedQuota(1 << 20), 1 << 20).download(alice, stored.id)
+    _, stream = await Files(FileStore(db), blobs, new, FixedQuota(1 << 20), 1 << 20).download(
+        alice, stored.id
+    )
     assert b"".join([piece async for piece in stream]) == b"hello"
     await db.close()

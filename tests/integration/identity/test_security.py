@@ -14,6 +14,7 @@ import pytest
 from alea.identity.v1 import identity_pb2 as pb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.db import Database
 from tests.integration.identity.conftest import Identity, auth
@@ -79,7 +80,9 @@ def test_expired_token(identity: Identity) -> None:
 
     async def mint() -> str:
         db = Database(identity.database_url)
-        keys = SigningKeys(db, load_kek(identity.home / "pki"), access_ttl=dt.timedelta(minutes=-5))
+        keys = SigningKeys(
+            IdentityStore(db), load_kek(identity.home / "pki"), access_ttl=dt.timedelta(minutes=-5)
+        )
         try:
             user = registered.user
             return (await keys.issue(user.id, user.tenant_id, "admin", "s")).token

@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
+from services.runtime.errors import NotFound
+from services.runtime.listing import ListRequest
 from services.simulation import store as s
 from services.simulation.queue import Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
+from tests.integration.simulation.models import insert_model
 
 NOW = 1_000_000.0
 
@@ -67,7 +72,7 @@ async def test_segments_split_the_trials(store: Store):
     taken = [await lease(store, f"w{i}") for i in range(4)]
     ranges = [(x.first_trial, x.end_trial) for x in taken if x is not None]
     assert ranges == [(0, 1000), (1000, 2000), (2000, 2500)] and taken[3] is None
-    assert (await store.get_simulation(record.id)).state == s.RUNNING
+    assert (await store.get_simulation("t1", record.id)).state == s.RUNNING
 
 
 async def test_concurrent_leases_never_share_a_segment(store: Store):
@@ -107,7 +112,7 @@ async def test_expired_lease_resumes_elsewhere_and_fences_the_old_worker(store: 
     await store.insert_simulation(record)
     old = await lease(store, "w1")
     held, _ = await checkpoint(store, old, 300, NOW + 1)
-    assert held and (await store.get_simulation(record.id)).trials_done == 300
+    assert held and (await store.get_simulation("t1", record.id)).trials_done == 300
     assert await lease(store, "w2", now=NOW + 5) is None  # lease still live
     new = await lease(store, "w2", now=NOW + 12)
     assert new.trials_done == 300 and new.checkpoint == b"ck300"
@@ -118,11 +123,11 @@ async def test_expired_lease_resumes_elsewhere_and_fences_the_old_worker(store: 
     queue = Queue(store)
     assert await queue.pending_segments(record.id) == 0
     assert await queue.segment_checkpoints(record.id) == [b"ck1000"]
-    assert await queue.unfinished(NOW + 20) == [record.id]  # its finisher never came
+    assert await queue.unfinished(NOW + 20) == [("t1", record.id)]  # its finisher never came
     assert await queue.finish(record.id, result_data={"y": 1}, backend="numpy", now=NOW + 21)
     assert not await queue.finish(record.id, result_data={"y": 2}, backend="numpy", now=NOW + 22)
-    done = await store.get_simulation(record.id)
-    assert done.state == s.SUCCEEDED and await store.get_results(record.id) == {"y": 1}
+    done = await store.get_simulation("t1", record.id)
+    assert done.state == s.SUCCEEDED and await store.get_results("t1", record.id) == {"y": 1}
 
 
 async def test_cancel_fences_the_running_worker(store: Store):
@@ -132,7 +137,7 @@ async def test_cancel_fences_the_running_worker(store: Store):
     assert await store.cancel("t1", record.id, "by user", NOW + 1)
     assert not await Queue(store).heartbeat(held, now=NOW + 2, lease_seconds=10)
     assert not await store.cancel("t1", record.id, "again", NOW + 3)
-    assert (await store.get_simulation(record.id)).state == s.CANCELLED
+    assert (await store.get_simulation("t1", record.id)).state == s.CANCELLED
     assert await lease(store, "w2", now=NOW + 20) is None  # nothing left to run
     assert not await store.cancel("t2", job().id, "absent", NOW)
 
@@ -152,13 +157,14 @@ async def test_tenant_scoping_and_pages(store: Store):
         ids.append(record.id)
         await store.insert_simulation(record)
     await store.insert_simulation(job("t2"))
-    assert await store.get_simulation(ids[0], "t2") is None
-    page1 = await store.list_simulations("t1", 2, "", {})
-    page2 = await store.list_simulations("t1", 2, page1.next_token, {})
-    page3 = await store.list_simulations("t1", 2, page2.next_token, {})
+    assert await store.get_simulation("t2", ids[0]) is None
+    page1 = await store.list_simulations("t1", ListRequest(2))
+    page2 = await store.list_simulations("t1", ListRequest(2, page1.next_page_token))
+    page3 = await store.list_simulations("t1", ListRequest(2, page2.next_page_token))
     seen = [r.id for r in page1.items + page2.items + page3.items]
-    assert seen == ids[::-1] and page3.next_token == ""
-    assert (await store.list_simulations("t1", 10, "", {"state": s.RUNNING})).items == []
+    assert seen == ids[::-1] and page3.next_page_token == ""
+    running = ListRequest(10, filter='state = "STATE_RUNNING"')
+    assert (await store.list_simulations("t1", running)).items == []
 
 
 async def test_cache_lookup_respects_tenant_and_age(store: Store):
@@ -191,7 +197,7 @@ async def test_concurrent_checkpoints_keep_every_segment_in_the_total(store: Sto
             checkpoint(store, a, 1000, NOW + attempt + 1, complete=True),
             checkpoint(store, b, 1000, NOW + attempt + 1, complete=True),
         )
-        done = await store.get_simulation(record.id)
+        done = await store.get_simulation("t1", record.id)
         assert done.trials_done == 2000 and done.progress["trials"] == 2000
 
 
@@ -203,9 +209,9 @@ async def test_reads_do_not_wait_for_a_writer(store: Store):
     queue = Queue(store)
     async with store.db.transaction() as session:
         await session.execute(s.simulations.update().values(update_time=NOW + 1))
-        assert (await store.get_simulation(record.id)).update_time == NOW
-        assert len((await store.list_simulations("t1", 10, "", {})).items) == 1
-        assert await store.get_results(record.id) is None
+        assert (await store.get_simulation("t1", record.id)).update_time == NOW
+        assert len((await store.list_simulations("t1", ListRequest())).items) == 1
+        assert await store.get_results("t1", record.id) is None
         assert await queue.pending_segments(record.id) == 1
 
 
@@ -260,10 +266,40 @@ async def test_cancel_racing_checkpoints_has_the_last_word(store: Store):
             checkpoint(store, a, 1000, NOW + attempt + 1, complete=True),
             checkpoint(store, b, 500, NOW + attempt + 1),
         )
-        done = await store.get_simulation(record.id)
+        done = await store.get_simulation("t1", record.id)
         assert cancelled and done.state == s.CANCELLED
         assert done.update_time == done.end_time == NOW + attempt + 2
         assert await Queue(store).pending_segments(record.id) == 0
+
+
+async def test_a_model_in_use_is_not_deleted_and_a_deleted_one_takes_no_simulation(store: Store):
+    model_id = await insert_model(store)
+    running = job(model_id=model_id)
+    await store.insert_simulation(running)
+    assert await store.delete_model("t1", model_id, NOW) == "in use"
+    assert await store.delete_model("t2", model_id, NOW) == "absent"  # another tenant's
+    await store.cancel("t1", running.id, "by user", NOW + 1)
+    assert await store.delete_model("t1", model_id, NOW + 2) == "deleted"
+    assert await store.delete_model("t1", model_id, NOW + 3) == "absent"
+    with pytest.raises(NotFound):
+        await store.insert_simulation(job(model_id=model_id))
+
+
+async def test_delete_model_and_create_simulation_racing_leave_no_orphan(store: Store):
+    for _ in range(5):
+        model_id = await insert_model(store)
+        record = job(model_id=model_id)
+        deleted, inserted = await asyncio.gather(
+            store.delete_model("t1", model_id, NOW),
+            store.insert_simulation(record),
+            return_exceptions=True,
+        )
+        # Either the simulation came first and the model stays, or the delete did and the
+        # simulation was refused: never a queued simulation of a deleted model.
+        if deleted == "deleted":
+            assert isinstance(inserted, NotFound)
+        else:
+            assert deleted == "in use" and inserted == (record, True)
 
 
 async def test_a_segment_that_kills_its_workers_fails_its_simulation(store: Store):
@@ -276,7 +312,7 @@ async def test_a_segment_that_kills_its_workers_fails_its_simulation(store: Stor
     for i in range(3):  # each worker dies before its first checkpoint; its lease expires
         assert await lease(store, f"w{i + 1}", now=NOW + 20 * (i + 1)) is not None
     assert await lease(store, "w4", now=NOW + 80) is None
-    failed = await store.get_simulation(record.id)
+    failed = await store.get_simulation(record.tenant_id, record.id)
     assert failed.state == s.FAILED
     assert failed.state_reason.startswith("trials 0 to 999 were started 3 times")
     assert await lease(store, "w5", now=NOW + 100) is None  # and nothing is left to lease

@@ -81,7 +81,7 @@ async def test_restart_with_a_simulation_in_flight(store: Store, tmp_path):
                     break
             watch.cancel()
         assert simulation.stop() == 0  # SIGTERM: checkpoint, release, drain
-        stopped = await store.get_simulation(runs[0].id)
+        stopped = await store.get_simulation(reply.tenant.id, runs[0].id)
         assert stopped.state == "RUNNING" and 0 < stopped.trials_done < 1_000_000
         simulation = start_service("simulation", tmp_path, env)
         finals = []

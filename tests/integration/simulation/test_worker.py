@@ -14,6 +14,7 @@ from services.engine.errors import ModelError
 from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.runtime.listing import ListRequest
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
@@ -57,7 +58,7 @@ async def wait_state(domain: Simulations, sim_id: str, states: tuple[str, ...], 
 
 async def wait_progress(store: Store, sim_id: str, trials: int):
     for _ in range(5000):
-        record = await store.get_simulation(sim_id)
+        record = await store.get_simulation("t1", sim_id)
         if record.trials_done >= trials:
             return record
         await asyncio.sleep(0.002)
@@ -103,7 +104,7 @@ async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, stor
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 120_000, 3))
     async with workers(store, domain.hub):
         await wait_progress(store, sim.id, 4_000)
-    paused = await store.get_simulation(sim.id)  # stopped: checkpointed and released
+    paused = await store.get_simulation("t1", sim.id)  # stopped: checkpointed and released
     assert paused.state == "RUNNING" and 0 < paused.trials_done < 120_000
     async with workers(store, domain.hub, count=2):  # resumed by two workers at once
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
@@ -181,7 +182,7 @@ class Ledger:
     def __init__(self) -> None:
         self.reserved: dict[str, int] = {}
 
-    async def reserve(self, tenant_id: str, trials: int, reservation_id: str) -> None:
+    async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None:
         self.reserved.setdefault(f"{tenant_id}/{reservation_id}", trials)
 
 
@@ -224,11 +225,10 @@ async def test_cancel_stops_a_running_job(domain: Simulations, store: Store):
                 break
             await asyncio.sleep(0.01)
         assert pool[0].job is None  # the worker let go within a chunk
-    final = await store.get_simulation(sim.id)
+    final = await store.get_simulation("t1", sim.id)
     assert final.state == "CANCELLED" and final.trials_done < 10**8
     assert record.state == "RUNNING"
-    with pytest.raises(FailedPrecondition):
-        await domain.cancel_simulation("t1", sim.id)
+    assert await domain.cancel_simulation("t1", sim.id) == final  # ended: nothing changes
     with pytest.raises(FailedPrecondition):
         await domain.get_results("t1", sim.id)
 
@@ -245,7 +245,7 @@ async def test_other_tenants_see_nothing(domain: Simulations, store: Store):
             await call("t2", sim.id)
     with pytest.raises(NotFound):
         await anext(domain.watch("t2", sim.id))
-    assert (await domain.list_simulations("t2", 10, "", "")).items == []
+    assert (await domain.list_simulations("t2", ListRequest())).items == []
 
 
 async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
@@ -254,10 +254,10 @@ async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
         await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 0, 1))
     assert error.value.violations[0][0] == "trials"
     with pytest.raises(InvalidArgument) as error:
-        await domain.list_simulations("t1", 10, "", "colour = red")
+        await domain.list_simulations("t1", ListRequest(filter="colour = red"))
     assert error.value.violations[0][0] == "filter"
     with pytest.raises(InvalidArgument) as error:
-        await domain.list_simulations("t1", 10, "not-a-token", "")
+        await domain.list_simulations("t1", ListRequest(page_token="not-a-token"))
     assert error.value.violations[0][0] == "page_token"
 
 

@@ -102,7 +102,7 @@ async def test_interrupted_worker_process_loses_nothing(
         pid = next(iter(held))
         processes[pid].send_signal(sig)
         await asyncio.to_thread(processes[pid].wait, 30)
-        interrupted = await store.get_simulation(sim.id)
+        interrupted = await store.get_simulation("t1", sim.id)
         assert interrupted.trials_done < TRIALS
         if sig == signal.SIGTERM:  # a graceful stop hands its segment back at once
             assert pid not in await holders(store)

@@ -7,6 +7,7 @@ import pytest
 
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys
 from services.runtime.db import Database
 
@@ -22,15 +23,20 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def keys(db: Database) -> SigningKeys:
-    return SigningKeys(db, b"k" * 32)
+def store(db: Database) -> IdentityStore:
+    return IdentityStore(db)
 
 
 @pytest.fixture
-def accounts(db: Database, keys: SigningKeys) -> Accounts:
-    return Accounts(db, keys)
+def keys(store: IdentityStore) -> SigningKeys:
+    return SigningKeys(store, b"k" * 32)
 
 
 @pytest.fixture
-def api_keys(db: Database, accounts: Accounts) -> ApiKeys:
-    return ApiKeys(db, accounts)
+def accounts(store: IdentityStore, keys: SigningKeys) -> Accounts:
+    return Accounts(store, keys)
+
+
+@pytest.fixture
+def api_keys(store: IdentityStore, accounts: Accounts) -> ApiKeys:
+    return ApiKeys(store, accounts)

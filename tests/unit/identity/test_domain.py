@@ -10,7 +10,8 @@ from sqlalchemy import event, update
 
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts
-from services.identity.store import ApiKeyRow, RefreshTokenRow
+from services.identity.store import api_keys as api_key_table
+from services.identity.store import refresh_tokens
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, Unauthenticated
@@ -31,7 +32,7 @@ async def test_an_expired_api_key_is_refused(db: Database, accounts, api_keys: A
     assert principal.role == "viewer" and expires == pytest.approx(soon.timestamp())
     async with db.transaction() as session:
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-        await session.execute(update(ApiKeyRow).values(expire_time=past))
+        await session.execute(update(api_key_table).values(expire_time=past))
     with pytest.raises(Unauthenticated):
         await api_keys.verify(secret)
 
@@ -50,8 +51,8 @@ async def test_an_expired_refresh_token_is_refused(db: Database, accounts: Accou
     digest = hashlib.sha256(tokens.refresh_token.encode()).hexdigest()
     async with db.transaction() as session:
         await session.execute(
-            update(RefreshTokenRow)
-            .where(RefreshTokenRow.token_hash == digest)
+            update(refresh_tokens)
+            .where(refresh_tokens.c.token_hash == digest)
             .values(expire_time=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
         )
     with pytest.raises(Unauthenticated):

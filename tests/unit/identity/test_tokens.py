@@ -9,7 +9,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import select, update
 
-from services.identity.store import SigningKeyRow
+from services.identity.store import IdentityStore, SigningKey, signing_keys
 from services.identity.tokens import PUBLISH_AFTER_RETIRE, SigningKeys, load_kek
 from services.runtime.db import Database
 
@@ -33,10 +33,10 @@ async def test_first_use_creates_one_published_key(keys: SigningKeys) -> None:
 async def test_private_keys_are_sealed_under_the_kek(db: Database, keys: SigningKeys) -> None:
     await keys.jwks()
     async with db.sessions() as session:
-        row = await session.scalar(select(SigningKeyRow))
+        row = SigningKey(**(await session.execute(select(signing_keys))).one()._mapping)
     assert len(row.private_key) == 12 + 32 + 16  # nonce, Ed25519 seed, GCM tag
     with pytest.raises(InvalidTag):
-        SigningKeys(db, b"x" * 32)._unseal(row)
+        SigningKeys(IdentityStore(db), b"x" * 32)._unseal(row)
 
 
 async def test_rotation_keeps_the_old_key_until_its_tokens_expire(
@@ -49,14 +49,14 @@ async def test_rotation_keeps_the_old_key_until_its_tokens_expire(
     long_ago = dt.datetime.now(dt.UTC) - PUBLISH_AFTER_RETIRE - dt.timedelta(seconds=1)
     async with db.transaction() as session:
         await session.execute(
-            update(SigningKeyRow).where(SigningKeyRow.kid == old).values(retire_time=long_ago)
+            update(signing_keys).where(signing_keys.c.kid == old).values(retire_time=long_ago)
         )
     assert {k["kid"] for k in await keys.jwks()} == {new}
 
 
 async def test_a_replica_signs_with_the_shared_key(db: Database, keys: SigningKeys) -> None:
     (jwk,) = await keys.jwks()
-    replica = SigningKeys(db, b"k" * 32)
+    replica = SigningKeys(IdentityStore(db), b"k" * 32)
     token = await replica.issue("u", "t", "admin", "s")
     assert jwt.get_unverified_header(token.token)["kid"] == jwk["kid"]
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from services.identity.app import MIGRATIONS, build
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import Authenticator
 from services.runtime.clients import secure_channel
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
+from services.runtime.peers import Peers
 from services.runtime.server import AleaServer, Mount, create_server
 
 
@@ -46,9 +48,15 @@ class Subject:
     home: Path
     db: Database
     keys: SigningKeys
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, identity: str = "client") -> grpc.aio.Channel:
-        return secure_channel(f"localhost:{self.port}", self.home / "pki", identity)
+        """A channel presenting ``identity``'s certificate, kept for the module: a stub alone
+        does not keep an intercepted channel from being collected (and closed)."""
+        if identity not in self._channels:
+            address = f"localhost:{self.port}"
+            self._channels[identity] = secure_channel(address, self.home / "pki", identity)
+        return self._channels[identity]
 
 
 @asynccontextmanager
@@ -58,11 +66,12 @@ async def identity_in_process(home: Path, mounts_hook=None) -> AsyncIterator[Sub
     db = Database(settings.database_url, MIGRATIONS)
     await db.open()
     try:
-        mounts, auth = await build(settings, db)
+        service = await build(settings, db, Peers(settings))
+        mounts, auth = list(service.mounts), service.authenticator
         if mounts_hook is not None:
             mounts = mounts_hook(mounts)
         async with running("identity", mounts, settings, auth) as (server, port):
-            keys = SigningKeys(db, load_kek(home / "pki"))
+            keys = SigningKeys(IdentityStore(db), load_kek(home / "pki"))
             yield Subject(server, port, home, db, keys)
     finally:
         await db.close()

@@ -17,6 +17,7 @@ from alea.identity.v1 import identity_pb2 as pb
 from alea.identity.v1 import identity_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
 from tests.unit.runtime.harness import Subject
 from tests.unit.runtime.test_interceptor import register
@@ -125,7 +126,7 @@ async def test_unknown_kid(subject: Subject, admin: pb.RegisterResponse) -> None
 
 async def test_expired_token(subject: Subject, admin: pb.RegisterResponse) -> None:
     kek = load_kek(subject.home / "pki")
-    stale = SigningKeys(subject.db, kek, access_ttl=dt.timedelta(minutes=-5))
+    stale = SigningKeys(IdentityStore(subject.db), kek, access_ttl=dt.timedelta(minutes=-5))
     token = await stale.issue(admin.user.id, admin.user.tenant_id, "admin", "s")
     assert "expired" in await _refused(
         subject, admin.user, (("authorization", f"Bearer {token.token}"),)

@@ -62,3 +62,57 @@ def test_internal_status_reveals_only_an_error_id() -> None:
     assert status.code == grpc.StatusCode.INTERNAL.value[0]
     assert status.message == f"internal error (error id {error_id})"
     assert _unpack(status, error_details_pb2.ErrorInfo).metadata["error_id"] == error_id
+
+
+def _rpc_error(status) -> grpc.aio.AioRpcError:
+    """A failed call as a client sees it: the code, the message and the rich status."""
+    trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
+    code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, status.message)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.InvalidArgument.of([("file_id", "must be a UUID"), ("Sheet1!B2", "bad")]),
+        errors.NotFound("file", "42"),
+        errors.AlreadyExists("user", "a@b.c"),
+        errors.ResourceExhausted("trials_per_month", "too many", "tenants/1"),
+        errors.FailedPrecondition("simulation is RUNNING"),
+        errors.PermissionDenied("needs role admin"),
+        errors.Unauthenticated("expired"),
+        errors.Aborted("retry"),
+        errors.OutOfRange("offset past the end"),
+        errors.DataLoss("chunk 3 failed its integrity check"),
+        errors.Unavailable("database unreachable"),
+    ],
+)
+def test_from_rpc_error_is_the_inverse_of_to_status(error: errors.AleaError) -> None:
+    back = errors.from_rpc_error(_rpc_error(errors.to_status(error)))
+    assert type(back) is type(error)
+    assert back.message == error.message
+    assert errors.to_status(back) == errors.to_status(error)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.CANCELLED,
+    ],
+)
+def test_a_peer_that_failed_is_unavailable_to_its_caller(code: grpc.StatusCode) -> None:
+    failure = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "boom")
+    assert isinstance(errors.from_rpc_error(failure), errors.Unavailable)
+
+
+def test_a_status_without_details_keeps_its_code_and_message() -> None:
+    plain = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad email"
+    )
+    back = errors.from_rpc_error(plain)
+    assert isinstance(back, errors.InvalidArgument)
+    assert back.violations == [("", "bad email")]

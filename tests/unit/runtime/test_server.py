@@ -4,6 +4,9 @@ graceful stop that turns health NOT_SERVING before the server goes away."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -14,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.pki import expired_cert, foreign_cert
+from tests.support.services import REPO_ROOT
 from tests.unit.runtime.harness import Subject, identity_in_process
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -75,3 +79,40 @@ async def test_stop_turns_health_not_serving_first(tmp_path: Path) -> None:
         seen.append((await watch.read()).status)
         await stopping
     assert seen == [SERVING, NOT_SERVING]
+
+
+_BACKGROUND_SERVICE = """
+import asyncio, sys
+from services.runtime.server import Service, run
+
+async def task(stop):
+    if sys.argv[1] == "fail":
+        raise RuntimeError("the queue is gone")
+    await asyncio.sleep(0.1)
+    stop.set()  # a task may end the process cleanly, as SIGTERM would
+
+async def build(settings, db, peers):
+    return Service([], background=[task])
+
+run("simulation", build)
+"""
+
+
+@pytest.mark.parametrize(("outcome", "status"), [("fail", 1), ("stop", 0)])
+def test_background_tasks_run_until_stop_and_a_failure_exits_1(
+    tmp_path: Path, outcome: str, status: int
+) -> None:
+    env = {**os.environ, "ALEA_HOME": str(tmp_path), "ALEA_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", _BACKGROUND_SERVICE, outcome],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == status, done.stderr
+    failed = '"msg": "background task failed; stopping"' in done.stderr
+    assert failed == (outcome == "fail")
+    if failed:
+        assert "the queue is gone" in done.stderr

@@ -1,0 +1,139 @@
+"""The process contract every service shares through ``runtime.server.run``: a malformed
+setting exits 2 naming the variable, SIGTERM flushes the buffered traces and exits 0,
+and a trace continues across a service-to-service call."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.runtime.clients import channel_credentials
+from tests.engine import models
+from tests.support.services import REPO_ROOT, ServiceProcess, start_service
+
+pytestmark = pytest.mark.integration
+
+COMMANDS = {
+    "identity": ["services.identity"],
+    "files": ["services.files"],
+    "simulation": ["services.simulation"],
+    "simulation workers": ["services.simulation", "--worker"],
+}
+BAD_SETTINGS = [
+    (command, variable, value)
+    for command in COMMANDS
+    for variable, value in (("ALEA_PORT", "not-a-port"), ("ALEA_SHUTDOWN_GRACE", "soon"))
+] + [
+    ("simulation", "ALEA_SIMULATION_WORKERS", "many"),
+    ("simulation workers", "ALEA_SIMULATION_LEASE_SECONDS", "-1"),
+    ("files", "ALEA_FILES_MAX_FILE_BYTES", "big"),
+]
+
+
+@pytest.mark.parametrize(("command", "variable", "value"), BAD_SETTINGS)
+def test_a_malformed_setting_stops_start_up_with_status_2(
+    tmp_path: Path, command: str, variable: str, value: str
+) -> None:
+    env = {**os.environ, "ALEA_HOME": str(tmp_path), variable: value}
+    done = subprocess.run(
+        [sys.executable, "-m", *COMMANDS[command]],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert variable in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in a process's output: its log lines and its console spans."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (start := text.find("{", at)) != -1:
+        try:
+            value, at = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            at = start + 1
+            continue
+        found.append(value)
+    return found
+
+
+def _spans(process: ServiceProcess) -> dict[str, dict[str, Any]]:
+    """The process's server spans by RPC name (the last of each name)."""
+    return {o["name"]: o for o in _objects(process.log()) if "context" in o and "name" in o}
+
+
+@pytest.mark.parametrize("name", ["identity", "files", "simulation"])
+def test_sigterm_flushes_the_traces_and_exits_0(tmp_path: Path, name: str) -> None:
+    process = start_service(name, tmp_path, {"ALEA_OTEL_EXPORTER": "console"})
+    credentials = channel_credentials(tmp_path / "pki", "client")
+    with grpc.secure_channel(process.address, credentials) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), metadata=(("x-request-id", f"flush-{name}"),)
+        )
+    assert process.stop() == 0
+    span = _spans(process)["/grpc.health.v1.Health/Check"]  # buffered until the exit
+    assert span["attributes"]["alea.request_id"] == f"flush-{name}"
+    lines = _objects(process.log())
+    assert any(o.get("msg") == "rpc" and o.get("request_id") == f"flush-{name}" for o in lines)
+    assert any(o.get("msg") == "shutting down" for o in lines)
+    assert "Traceback" not in process.log()
+
+
+def test_a_trace_continues_from_simulation_into_identity(tmp_path: Path) -> None:
+    console = {"ALEA_OTEL_EXPORTER": "console"}
+    identity = start_service("identity", tmp_path, console)
+    simulation = start_service(
+        "simulation",
+        tmp_path,
+        {**console, "ALEA_IDENTITY_ADDRESS": identity.address, "ALEA_SIMULATION_WORKERS": "0"},
+    )
+    credentials = channel_credentials(tmp_path / "pki", "client")
+    try:
+        with grpc.secure_channel(identity.address, credentials) as channel:
+            reply = identity_pb2_grpc.IdentityServiceStub(channel).Register(
+                identity_pb2.RegisterRequest(
+                    tenant_display_name="trace",
+                    email=f"trace-{uuid.uuid4().hex[:8]}@example.com",
+                    password="trace password 123",
+                    display_name="T",
+                ),
+                timeout=30,
+            )
+        auth = (("authorization", f"Bearer {reply.tokens.access_token}"),)
+        buffer = io.BytesIO()
+        models.small().save(buffer)
+        with grpc.secure_channel(simulation.address, credentials) as channel:
+            stub = simulation_pb2_grpc.SimulationServiceStub(channel)
+            model = stub.CreateModel(
+                simulation_pb2.CreateModelRequest(display_name="m", workbook=buffer.getvalue()),
+                metadata=auth,
+                timeout=60,
+            )
+            stub.CreateSimulation(
+                simulation_pb2.CreateSimulationRequest(model_id=model.id, trials=1000, seed=1),
+                metadata=auth,
+                timeout=30,
+            )
+    finally:
+        assert simulation.stop() == 0
+        assert identity.stop() == 0
+    caller = _spans(simulation)["/alea.simulation.v1.SimulationService/CreateSimulation"]
+    callee = _spans(identity)["/alea.identity.v1.IdentityService/ReserveTrials"]
+    assert callee["context"]["trace_id"] == caller["context"]["trace_id"]
+    assert callee["parent_id"] is not None
