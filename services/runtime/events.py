@@ -27,7 +27,7 @@ from services.runtime.peers import Peers
 if TYPE_CHECKING:
     from services.runtime.server import Background
 
-__all__ = ["NAMES", "TOPIC", "TYPES", "event", "events_relay", "type_name"]
+__all__ = ["ENUM_NAMES", "NAMES", "TOPIC", "TYPES", "event", "events_relay", "type_name"]
 
 TOPIC = "events"
 
@@ -51,6 +51,9 @@ TYPES: dict[str, int] = {
 
 NAMES: dict[int, str] = {number: name for name, number in TYPES.items()}
 """``EventType`` number → dotted name."""
+
+ENUM_NAMES: dict[str, int] = {pb.EventType.Name(number): number for number in NAMES}
+"""``EventType`` value name (``EVENT_TYPE_SIMULATION_SUCCEEDED``) → number."""
 
 
 def type_name(number: int) -> str:
