@@ -75,9 +75,10 @@ def wants(contact: Contact, prefs: Preferences | None, tenant_id: str, event: Ev
         types = {type_name(t) for t in prefs.email_event_types} or default_types(contact.role)
     if quiet or not enabled or name not in types:
         return False
-    mine = concerns(contact.user_id, event) and (
-        name not in ADMIN_WIDE or contact.role == "admin" or event.user_id == contact.user_id
-    )
+    if name in ADMIN_WIDE:  # the tenant's business: its admins' (and the user who caused it)
+        mine = contact.role == "admin" or event.user_id == contact.user_id
+    else:
+        mine = concerns(contact.user_id, event)
     return mine or not only_mine
 
 

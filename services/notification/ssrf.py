@@ -94,12 +94,12 @@ def _why_refused(address: IpAddress) -> str | None:
     if address in _METADATA:
         return "a cloud metadata address"
     for label, flag in (
+        ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("private", address.is_private),
         ("reserved", address.is_reserved),
-        ("unspecified", address.is_unspecified),
     ):
         if flag:
             return f"a {label} address"
