@@ -176,19 +176,27 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
 
     async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.Event]:
         wanted, cursor = _feed_request(request, context)
-        async for event in self.notifications.subscribe(current_principal(), wanted, cursor):
-            yield event_message(event)
+        events = await self.notifications.subscribe(current_principal(), wanted, cursor)
+        try:
+            await context.send_initial_metadata(())  # the subscription stands
+            async for event in events:
+                yield event_message(event)
+        finally:
+            await events.aclose()
 
     async def SubscribeSse(
         self, request: pb.SubscribeSseRequest, context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         wanted, cursor = _feed_request(request, context)
-        events = self.notifications.subscribe(current_principal(), wanted, cursor)
+        events = await self.notifications.subscribe(current_principal(), wanted, cursor)
         ready: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize=1)
 
         async def pump() -> None:
-            async for event in events:
-                await ready.put(event)
+            try:
+                async for event in events:
+                    await ready.put(event)
+            finally:
+                await events.aclose()
 
         pumping = asyncio.ensure_future(pump())
         try:
