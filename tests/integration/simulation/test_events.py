@@ -49,8 +49,8 @@ async def test_a_run_writes_created_started_succeeded(store: Store) -> None:
 async def test_failed_and_cancelled_carry_their_reason(store: Store) -> None:
     failing, cancelled = job(), job()
     await store.insert_simulation(failing)
+    await lease(store)  # starts the failing one (the only one queued)
     await store.insert_simulation(cancelled)
-    await lease(store)
     assert await Queue(store).fail(failing.id, reason="ZeroDivisionError: x", now=NOW + 1)
     assert await store.cancel("t1", cancelled.id, "cancelled by user", NOW + 2)
     assert not await store.cancel("t1", cancelled.id, "again", NOW + 3)  # no second event
