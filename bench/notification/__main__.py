@@ -206,8 +206,9 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     latencies: list[float] = []
     tasks, channels = await subscribers(bench, metadata, args.subscribers, latencies)
     for _ in range(args.simulations):
+        expected = len(receiver.arrivals) + 1
         await bench.simulate(main, metadata, model, 2_000)
-        await receiver.wait_for(len(receiver.arrivals) + 1, 60)
+        await receiver.wait_for(expected, 60)
         await asyncio.sleep(0.2)  # every subscriber has it
     hooks = [(arrived - stamp) for arrived, stamp in receiver.arrivals.values()]
     # 3. simulation throughput, subscribers connected vs none (interleaved)
