@@ -20,7 +20,7 @@ from services.notification.config import NotificationConfig
 from services.notification.ssrf import Guard
 from services.notification.store import EventRecord, NotificationStore
 from services.notification.webhooks import Webhooks
-from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.events import TYPES
 from services.runtime.listing import ListRequest
 from services.runtime.outbox import outbox_table
@@ -200,3 +200,23 @@ async def test_only_matching_event_types_are_delivered(store, running: Webhooks,
     await publish(store, running, "file.uploaded")
     [delivery] = await settled(store, webhook.id)
     assert delivery.event_type == TYPES["file.uploaded"]
+
+
+async def test_a_tenant_never_sees_or_receives_another_tenants_webhooks(
+    store: NotificationStore, running: Webhooks, receiver: Receiver
+) -> None:
+    other = str(uuid.uuid4())
+    webhook, _ = await running.create(TENANT, receiver.url, [], "mine", "")
+    now = time.time()
+    foreign = EventRecord(
+        0, str(uuid.uuid4()), other, TYPES["file.uploaded"], "", "f", {}, now, now
+    )
+    await store.record_event(foreign, running.fan_out)
+    await publish(store, running)
+    [delivery] = await settled(store, webhook.id)  # only its own tenant's event
+    assert delivery.event_id != foreign.id
+    for attempt in (running.get, running.delete):
+        with pytest.raises(NotFound):
+            await attempt(other, webhook.id)
+    assert (await running.list(other, ListRequest())).items == []
+    assert (await store.list_deliveries(other, ListRequest())).items == []
