@@ -152,14 +152,16 @@ def actions(edge: grpc.Channel, identity, owner: Account) -> dict[str, str]:
     )
     simulation = run_simulation(edge, owner)
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
-    model = sims.GetSimulation(
-        simulation_pb2.GetSimulationRequest(simulation_id=simulation),
+    heavy = sims.CreateModel(  # seconds per million trials: still running when cancelled
+        simulation_pb2.CreateModelRequest(
+            display_name="heavy", workbook=workbook_bytes(models.portfolio())
+        ),
         metadata=owner.metadata,
-        timeout=30,
-    ).model_id
+        timeout=60,
+    )
     doomed = sims.CreateSimulation(
         simulation_pb2.CreateSimulationRequest(
-            model_id=model, trials=1_000_000, seed=1, request_id=str(uuid.uuid4())
+            model_id=heavy.id, trials=1_000_000, seed=1, request_id=str(uuid.uuid4())
         ),
         metadata=owner.metadata,
         timeout=30,
