@@ -237,3 +237,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             api_key_id=principal.api_key_id,
             expire_time=expire_time,
         )
+
+    async def ListContacts(
+        self, request: pb.ListContactsRequest, context
+    ) -> pb.ListContactsResponse:
+        users = await self.accounts.contacts(
+            request.tenant_id, list(request.user_ids), request.include_admins
+        )
+        return pb.ListContactsResponse(
+            contacts=[
+                pb.Contact(
+                    user_id=u.id,
+                    email=u.email,
+                    display_name=u.display_name,
+                    role=_role(u.role),
+                    disabled=u.disabled,
+                )
+                for u in users
+            ]
+        )

@@ -21,6 +21,8 @@ from opentelemetry import metrics
 
 from services.runtime.config import Settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.server import Background, Mount, Service
 from services.simulation.api import SimulationServicer
@@ -76,7 +78,8 @@ async def measure_queue_depth(queue: Queue, stop: asyncio.Event, every: float = 
 async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     """The SimulationService servicer and ``ALEA_SIMULATION_WORKERS`` workers beside it."""
     config = load_config()
-    store = Store(db)
+    outbox = Outbox()
+    store = Store(db, outbox)
     hub = Hub(store.get_simulation, config.poll_seconds)
     workers = make_workers(store, hub, config, config.workers)
 
@@ -99,14 +102,17 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         SimulationServicer(domain),
         simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
     )
+    relay = events_relay(db, outbox, peers)
     depth = functools.partial(measure_queue_depth, Queue(store))
-    return Service([mount], background=[*_background(workers), depth])
+    return Service([mount], background=[*_background(workers), depth, relay])
 
 
 async def build_workers(settings: Settings, db: Database, peers: Peers) -> Service:
     """Workers only (``--worker``): at least one, no gRPC server."""
     config = load_config()
-    store = Store(db)
+    outbox = Outbox()
+    store = Store(db, outbox)
     hub = Hub(store.get_simulation, config.poll_seconds)
     workers = make_workers(store, hub, config, max(config.workers, 1))
-    return Service([], background=_background(workers))
+    relay = events_relay(db, outbox, peers)
+    return Service([], background=[*_background(workers), relay])

@@ -310,10 +310,11 @@ def test_every_secret_the_manifests_name_is_generated(
 
 
 def _secret_references(node: Any) -> list[tuple[str, str]]:
-    """(Secret, key or None) for every secretKeyRef, secret volume and KEDA secret ref."""
+    """(Secret, key or None) for every secretKeyRef, secret volume and KEDA secret ref that
+    is not optional (notification's SMTP settings are, for example)."""
     found: list[tuple[str, str]] = []
     if isinstance(node, dict):
-        if "secretKeyRef" in node:
+        if "secretKeyRef" in node and not node["secretKeyRef"].get("optional"):
             found.append((node["secretKeyRef"]["name"], node["secretKeyRef"]["key"]))
         secret = node.get("secret")
         if isinstance(secret, dict):
