@@ -90,11 +90,22 @@ class Tokens:
 
 
 class Accounts:
-    """Register, sign in, manage and find users."""
+    """Register, sign in, manage and find users.
 
-    def __init__(self, store: IdentityStore, keys: SigningKeys) -> None:
+    ``operators``: emails of the platform operators, named at start-up
+    (``ALEA_PLATFORM_ADMINS``); such a user has the platform scope while an admin.
+    """
+
+    def __init__(
+        self, store: IdentityStore, keys: SigningKeys, operators: frozenset[str] = frozenset()
+    ) -> None:
         self._store = store
         self._keys = keys
+        self._operators = frozenset(email.strip().lower() for email in operators)
+
+    def is_platform(self, user: User) -> bool:
+        """Whether ``user`` acts with the platform scope (an admin named an operator)."""
+        return user.role == "admin" and user.email in self._operators
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -123,7 +134,9 @@ class Accounts:
     async def _tokens(self, user: User, session_id: str, refresh: str) -> Tokens:
         # Signed after the transaction commits: signing may create or rotate a key, which
         # is its own transaction (and SQLite has one writer at a time).
-        access = await self._keys.issue(user.id, user.tenant_id, user.role, session_id)
+        access = await self._keys.issue(
+            user.id, user.tenant_id, user.role, session_id, platform=self.is_platform(user)
+        )
         return Tokens(access.token, access.expires_in, refresh, int(REFRESH_TTL.total_seconds()))
 
     # -- public RPCs -----------------------------------------------------------------------
@@ -219,6 +232,14 @@ class Accounts:
         if ROLE_RANK[user.role] < ROLE_RANK.get(principal.role, 0):
             raise Unauthenticated("role changed since this token was issued; refresh it")
         return user
+
+    async def check_user(self, tenant_id: str, user_id: str) -> tuple[bool, str, bool]:
+        """(active, current role, platform operator) of a user; (False, "", False) when gone."""
+        async with self._store.reading() as reads:
+            user = await reads.user(tenant_id, user_id)
+        if user is None:
+            return False, "", False
+        return not user.disabled, user.role, self.is_platform(user)
 
     async def get_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
         if tenant_id != principal.tenant_id:

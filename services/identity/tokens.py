@@ -137,8 +137,10 @@ class SigningKeys:
         async with self._store.reading() as reads:
             return await reads.published_keys(horizon)
 
-    async def issue(self, user_id: str, tenant_id: str, role: str, session_id: str) -> AccessToken:
-        """A signed access token for a user's session."""
+    async def issue(
+        self, user_id: str, tenant_id: str, role: str, session_id: str, *, platform: bool = False
+    ) -> AccessToken:
+        """A signed access token for a user's session (claim ``plt``: a platform operator)."""
         kid, key = await self._signing_key()
         now = int(time.time())
         ttl = int(self.access_ttl.total_seconds())
@@ -152,5 +154,7 @@ class SigningKeys:
             "iss": ISSUER,
             "aud": AUDIENCE,
         }
+        if platform:
+            claims["plt"] = True
         token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
         return AccessToken(token, ttl)

@@ -116,6 +116,7 @@ class Settings:
     otel_exporter: str
     shutdown_grace: float
     addresses: Mapping[str, str] = field(default_factory=dict)
+    audit: bool = True
 
     @property
     def pki_dir(self) -> Path:
@@ -147,7 +148,8 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
 
     Health port defaults to the gRPC port + 1000; port 0 (tests) keeps health on 0 too.
     The OpenTelemetry exporter is ``ALEA_OTEL_EXPORTER`` (none/console/otlp), and
-    becomes ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Every other service
+    becomes ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. ``ALEA_AUDIT=off``
+    stops the audit trail (benchmarks compare with and without it). Every other service
     is found at ``ALEA_<NAME>_ADDRESS``, by default ``localhost`` on its default port.
     """
     environment = Environment(env)
@@ -164,6 +166,7 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         log_level=environment.choice("ALEA_LOG_LEVEL", "INFO", _LOG_LEVELS),
         otel_exporter=environment.choice("ALEA_OTEL_EXPORTER", exporter_default, _EXPORTERS),
         shutdown_grace=environment.number("ALEA_SHUTDOWN_GRACE", 5.0, minimum=0.0),
+        audit=environment.choice("ALEA_AUDIT", "on", ("on", "off")) == "on",
         addresses={
             peer: environment.text(f"ALEA_{peer.upper()}_ADDRESS", f"localhost:{default}")
             for peer, default in DEFAULT_PORTS.items()

@@ -18,6 +18,7 @@ from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from services.runtime.config import Settings
 from services.runtime.db import Database
 from services.runtime.peers import Peers
+from services.runtime.platform_settings import CACHE_TTL
 from services.runtime.server import Background, Mount, Service
 from services.simulation.api import SimulationServicer
 from services.simulation.config import SimulationConfig, load_config
@@ -65,6 +66,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         users=peers.identity,
         wake=workers[0].wake.set if workers else lambda: None,
         cancel_local=cancel_local,
+        cache_ttl=lambda tenant_id: peers.settings.get(CACHE_TTL, tenant_id),
     )
     mount = Mount(
         simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"],
