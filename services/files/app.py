@@ -21,6 +21,8 @@ from services.files.domain import Files, rotate_master_keys
 from services.files.store import FileStore
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.server import Mount, Service, run
 
@@ -37,8 +39,9 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
     """The files servicer wired to its blob store, master keys and identity's quotas."""
     files_settings = load_files_settings(settings.home)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
+    outbox = Outbox()
     files = Files(
-        FileStore(database),
+        FileStore(database, outbox),
         blobs,
         files_settings.master_keys,
         peers.identity,
@@ -52,7 +55,7 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
         FilesServicer(files),
         files_pb2_grpc.add_FilesServiceServicer_to_server,
     )
-    return Service([mount])
+    return Service([mount], background=[events_relay(database, outbox, peers)])
 
 
 async def _rotate(new_dev_key: bool) -> int:

@@ -250,3 +250,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return pb.CheckUserResponse(
             active=active, role=_role(role or "unspecified"), platform=platform
         )
+
+    async def ListContacts(
+        self, request: pb.ListContactsRequest, context
+    ) -> pb.ListContactsResponse:
+        users = await self.accounts.contacts(
+            request.tenant_id, list(request.user_ids), request.include_admins
+        )
+        return pb.ListContactsResponse(
+            contacts=[
+                pb.Contact(
+                    user_id=u.id,
+                    email=u.email,
+                    display_name=u.display_name,
+                    role=_role(u.role),
+                    disabled=u.disabled,
+                )
+                for u in users
+            ]
+        )

@@ -15,6 +15,8 @@ from services.identity.tokens import SigningKeys, load_kek
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import Environment, Settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
 from services.runtime.server import Mount, Service
@@ -29,7 +31,8 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     identity is the source of keys, so it neither calls itself nor caches API keys
     (a revoked key stops working at once here). ``ALEA_PLATFORM_ADMINS`` (comma-separated
     emails) names the platform operators."""
-    store = IdentityStore(db)
+    outbox = Outbox()
+    store = IdentityStore(db, outbox)
     keys = SigningKeys(store, load_kek(ensure_pki(settings.home)))
     await keys.jwks()  # creates the first signing key before the first request
     operators = Environment().text("ALEA_PLATFORM_ADMINS", "").split(",")
@@ -40,4 +43,4 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     mount = Mount(descriptor, servicer, identity_pb2_grpc.add_IdentityServiceServicer_to_server)
     verifier = TokenVerifier(keys.jwks, min_refresh=0)
     authenticator = Authenticator(verifier, ApiKeyCache(api_keys.verify, ttl=0))
-    return Service([mount], authenticator)
+    return Service([mount], authenticator, background=[events_relay(db, outbox, peers)])

@@ -39,9 +39,10 @@ from services.runtime.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from services.runtime.events import event
 from services.runtime.listing import ListRequest, Page
 
-__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed"]
+__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed", "role_name"]
 
 REFRESH_TTL = dt.timedelta(days=30)
 PREFERENCE_FIELDS = ("locale", "default_trials", "default_seed", "notify_on_completion")
@@ -282,6 +283,21 @@ class Accounts:
             await writes.add_user(user)
             if request_id:
                 await writes.remember(tenant, request_id, digest, user.id, user.create_time)
+            await writes.record(
+                event(
+                    "user.invited",
+                    tenant,
+                    f"users/{user.id}",
+                    {
+                        "user_id": user.id,
+                        "email": user.email,
+                        "display_name": user.display_name,
+                        "role": role_name(user.role),
+                        "invited_by": principal.user_id,
+                    },
+                    user_id=user.id,
+                )
+            )
             return user
 
     async def get_user(self, principal: Principal, user_id: str) -> User:
@@ -314,6 +330,21 @@ class Accounts:
             changes = await self._changes(writes, user, paths, values)
             changes["update_time"] = now()
             await writes.change_user(user.tenant_id, user.id, **changes)
+            if changes.get("role", user.role) != user.role:
+                await writes.record(
+                    event(
+                        "user.role_changed",
+                        user.tenant_id,
+                        f"users/{user.id}",
+                        {
+                            "user_id": user.id,
+                            "previous_role": role_name(user.role),
+                            "role": role_name(changes["role"]),
+                            "changed_by": caller.id,
+                        },
+                        user_id=user.id,
+                    )
+                )
         return dataclasses.replace(user, **changes)
 
     async def _changes(
@@ -362,6 +393,19 @@ class Accounts:
         async with self._store.reading() as reads:
             await self.caller(reads, principal)
             return await reads.search_users(principal.tenant_id, text.lower(), request)
+
+    async def contacts(
+        self, tenant_id: str, user_ids: list[str], include_admins: bool
+    ) -> list[User]:
+        """The tenant's users named (unknown ids left out), and its admins if asked: whom
+        notification may email (a service's question, not a user's)."""
+        async with self._store.reading() as reads:
+            return await reads.contacts(tenant_id, user_ids, include_admins)
+
+
+def role_name(role: str) -> str:
+    """A role as the contracts spell it (``admin`` → ``ROLE_ADMIN``), for event data."""
+    return f"ROLE_{role.upper()}"
 
 
 def _new_user(tenant_id: str, email: str, name: str, role: str, password_hash: str) -> User:

@@ -15,6 +15,7 @@ caller's client retries rather than seeing another service's INTERNAL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,7 @@ from alea.admin.v1 import admin_pb2, admin_pb2_grpc
 from alea.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.notification.v1 import notification_pb2, notification_pb2_grpc
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from alea.status.v1 import status_pb2, status_pb2_grpc
 from google.protobuf import field_mask_pb2, json_format
@@ -40,8 +42,10 @@ from services.runtime.platform_settings import LiveSettings
 __all__ = [
     "AdminClient",
     "AnalyticsClient",
+    "Contact",
     "FilesClient",
     "IdentityClient",
+    "NotificationClient",
     "Peers",
     "SimulationClient",
     "StatusClient",
@@ -74,6 +78,17 @@ def _failed(
     if error.code() in passing:
         return from_rpc_error(error)
     return Unavailable(f"{peer} could not {what}: {error.code().name}")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Where to reach a user: identity's answer to ListContacts."""
+
+    user_id: str
+    email: str
+    display_name: str
+    role: str
+    disabled: bool
 
 
 class IdentityClient:
@@ -200,6 +215,43 @@ class IdentityClient:
         except grpc.aio.AioRpcError as exc:
             raise _failed("identity", "give the storage quota", exc, frozenset()) from None
         return quota.storage_bytes
+
+    async def contacts(
+        self, tenant_id: str, user_ids: Sequence[str], include_admins: bool
+    ) -> list[Contact]:
+        """Email and role of the tenant's users named (and of every admin, if asked)."""
+        request = identity_pb2.ListContactsRequest(
+            tenant_id=tenant_id, user_ids=list(user_ids), include_admins=include_admins
+        )
+        try:
+            answer = await self._stub.ListContacts(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("identity", "list contacts", exc, frozenset()) from None
+        return [
+            Contact(c.user_id, c.email, c.display_name, ROLE_NAMES.get(c.role, ""), c.disabled)
+            for c in answer.contacts
+        ]
+
+
+class NotificationClient:
+    """Notification: the sink of every service's events (see ``runtime.events``)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = notification_pb2_grpc.NotificationServiceStub(channel)
+
+    async def publish(self, record: OutboxRecord) -> None:
+        """Publish one outbox record of topic ``events`` (an ``Event``); notification
+        deduplicates by event id, so a record delivered twice is recorded once. A record
+        it refuses as malformed is :class:`Rejected`; any other failure is retried."""
+        request = notification_pb2.PublishEventRequest(
+            event=notification_pb2.Event.FromString(record.payload)
+        )
+        try:
+            await self._stub.PublishEvent(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == _CODE.INVALID_ARGUMENT:
+                raise Rejected(exc.details() or "invalid event") from None
+            raise _failed("notification", "record the event", exc, frozenset()) from None
 
 
 class FilesClient:
@@ -346,6 +398,10 @@ class Peers:
     @cached_property
     def files(self) -> FilesClient:
         return FilesClient(self.channel("files"))
+
+    @cached_property
+    def notification(self) -> NotificationClient:
+        return NotificationClient(self.channel("notification"))
 
     @cached_property
     def simulation(self) -> SimulationClient:

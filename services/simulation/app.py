@@ -17,6 +17,8 @@ from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 
 from services.runtime.config import Settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.platform_settings import CACHE_TTL
 from services.runtime.server import Background, Mount, Service
@@ -49,7 +51,8 @@ def _background(workers: list[Worker]) -> list[Background]:
 async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     """The SimulationService servicer and ``ALEA_SIMULATION_WORKERS`` workers beside it."""
     config = load_config()
-    store = Store(db)
+    outbox = Outbox()
+    store = Store(db, outbox)
     hub = Hub(store.get_simulation, config.poll_seconds)
     workers = make_workers(store, hub, config, config.workers)
 
@@ -73,13 +76,16 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         SimulationServicer(domain),
         simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
     )
-    return Service([mount], background=_background(workers))
+    relay = events_relay(db, outbox, peers)
+    return Service([mount], background=[*_background(workers), relay])
 
 
 async def build_workers(settings: Settings, db: Database, peers: Peers) -> Service:
     """Workers only (``--worker``): at least one, no gRPC server."""
     config = load_config()
-    store = Store(db)
+    outbox = Outbox()
+    store = Store(db, outbox)
     hub = Hub(store.get_simulation, config.poll_seconds)
     workers = make_workers(store, hub, config, max(config.workers, 1))
-    return Service([], background=_background(workers))
+    relay = events_relay(db, outbox, peers)
+    return Service([], background=[*_background(workers), relay])

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 
 from services.runtime.db import rowcount
+from services.simulation.events import headline, simulation_event
 from services.simulation.store import (
     ACTIVE_STATES,
     DONE,
@@ -35,6 +36,7 @@ from services.simulation.store import (
     SimulationRecord,
     Store,
     drop_segments,
+    read_simulation,
     results,
     segments,
     simulations,
@@ -89,6 +91,7 @@ class Queue:
 
     def __init__(self, store: Store) -> None:
         self.db = store.db
+        self.outbox = store.outbox
 
     async def lease(
         self, owner: str, *, now: float, lease_seconds: float, prefer_gpu: bool
@@ -147,14 +150,15 @@ class Queue:
             row = (await session.execute(take)).first()
             if row is None:
                 return None
-            await session.execute(
+            started = await session.execute(
                 update(simulations)
                 .where(simulations.c.id == row.simulation_id, simulations.c.state == QUEUED)
                 .values(state=RUNNING, start_time=now, update_time=now)
             )
             # Read in the same transaction: the lease and its simulation are one snapshot.
-            query = select(simulations).where(simulations.c.id == row.simulation_id)
-            simulation = SimulationRecord(**(await session.execute(query)).one()._mapping)
+            simulation = await read_simulation(session, row.simulation_id)
+            if rowcount(started) == 1:
+                await self.outbox.add(session, simulation_event("started", simulation))
         return Lease(
             simulation,
             row.id,
@@ -308,6 +312,14 @@ class Queue:
                     simulation_id=simulation_id, data=result_data, create_time=now
                 )
             )
+            record = await read_simulation(session, simulation_id)
+            succeeded = simulation_event(
+                "succeeded",
+                record,
+                duration_seconds=now - (record.start_time or record.create_time),
+                results=headline(result_data),
+            )
+            await self.outbox.add(session, succeeded)
         return True
 
     async def fail(self, simulation_id: str, *, reason: str, now: float) -> bool:
@@ -319,4 +331,8 @@ class Queue:
                 .where(simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES))
                 .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if rowcount(result) != 1:
+                return False
+            record = await read_simulation(session, simulation_id)
+            await self.outbox.add(session, simulation_event("failed", record, reason=reason))
+        return True

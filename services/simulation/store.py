@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.runtime.db import Database, rowcount
 from services.runtime.errors import NotFound
@@ -45,6 +46,8 @@ from services.runtime.listing import (
     text,
     timestamp,
 )
+from services.runtime.outbox import Outbox
+from services.simulation.events import headline, simulation_event
 
 metadata = MetaData()
 
@@ -254,8 +257,9 @@ class Store:
     that checkpoints and leases hold (WAL lets them run beside a writer).
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, outbox: Outbox | None = None) -> None:
         self.db = database
+        self.outbox = outbox or Outbox()
 
     # -- models ---------------------------------------------------------------------------
 
@@ -379,8 +383,10 @@ class Store:
                 if deleted is not None:
                     raise NotFound("model", record.model_id)
                 await session.execute(insert(simulations).values(**record.__dict__))
+                created = simulation_event("created", record, priority=record.priority)
                 if result_data is None:
                     await session.execute(insert(segments), _segments_of(record))
+                    await self.outbox.add(session, created)
                 else:
                     await session.execute(
                         insert(results).values(
@@ -389,6 +395,10 @@ class Store:
                             create_time=record.create_time,
                         )
                     )
+                    succeeded = simulation_event(
+                        "succeeded", record, duration_seconds=0.0, results=headline(result_data)
+                    )
+                    await self.outbox.add(session, created, succeeded)
             return record, True
         except IntegrityError:
             if not record.request_id:
@@ -471,7 +481,11 @@ class Store:
                 )
                 .values(state=CANCELLED, state_reason=reason, end_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if rowcount(result) != 1:
+                return False
+            record = await read_simulation(session, simulation_id)
+            await self.outbox.add(session, simulation_event("cancelled", record, reason=reason))
+        return True
 
     async def get_results(self, tenant_id: str, simulation_id: str) -> dict[str, Any] | None:
         query = (
@@ -531,6 +545,12 @@ class Store:
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]
+
+
+async def read_simulation(session: AsyncSession, simulation_id: str) -> SimulationRecord:
+    """A simulation as the transaction sees it (after its own changes)."""
+    query = select(simulations).where(simulations.c.id == simulation_id)
+    return _simulation((await session.execute(query)).one())
 
 
 def drop_segments(simulation_id: str, *where: Any):

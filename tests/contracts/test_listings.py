@@ -9,6 +9,7 @@ import pytest
 
 from services.files.store import FILES
 from services.identity.store import API_KEYS, USERS
+from services.notification.store import DELIVERIES, WEBHOOKS
 from services.runtime.errors import InvalidArgument
 from services.runtime.listing import Listing, ListRequest
 from services.simulation.store import MODELS, SIMULATIONS
@@ -20,6 +21,8 @@ LISTINGS = {
     "alea.files.v1.ListFilesRequest": FILES,
     "alea.simulation.v1.ListModelsRequest": MODELS,
     "alea.simulation.v1.ListSimulationsRequest": SIMULATIONS,
+    "alea.notification.v1.ListWebhooksRequest": WEBHOOKS,
+    "alea.notification.v1.ListDeliveriesRequest": DELIVERIES,
 }
 
 
@@ -55,7 +58,7 @@ def test_every_list_request_in_the_contracts_has_a_listing() -> None:
         name
         for name, fields in COMMENTS.items()
         if {"filter", "order_by", "page_token"} <= set(fields)
-        and name.split(".")[1] in ("identity", "files", "simulation")
+        and name.split(".")[1] in ("identity", "files", "simulation", "notification")
     }
     assert listed == set(LISTINGS)
 

@@ -400,3 +400,33 @@ class CheckUserResponse(_message.Message):
     role: _access_pb2.Role
     platform: bool
     def __init__(self, active: _Optional[bool] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., platform: _Optional[bool] = ...) -> None: ...
+
+class ListContactsRequest(_message.Message):
+    __slots__ = ("tenant_id", "user_ids", "include_admins")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ADMINS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_admins: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., include_admins: _Optional[bool] = ...) -> None: ...
+
+class Contact(_message.Message):
+    __slots__ = ("user_id", "email", "display_name", "role", "disabled")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    email: str
+    display_name: str
+    role: _access_pb2.Role
+    disabled: bool
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+
+class ListContactsResponse(_message.Message):
+    __slots__ = ("contacts",)
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    contacts: _containers.RepeatedCompositeFieldContainer[Contact]
+    def __init__(self, contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...
