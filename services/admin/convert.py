@@ -34,6 +34,7 @@ _TYPES = {
     "number": pb.SETTING_TYPE_NUMBER,
     "boolean": pb.SETTING_TYPE_BOOLEAN,
     "string": pb.SETTING_TYPE_STRING,
+    "number_list": pb.SETTING_TYPE_NUMBER_LIST,
 }
 _HEALTH = {
     "SERVING": pb.ServiceHealth.STATUS_SERVING,
@@ -158,10 +159,10 @@ def value(message: struct_pb2.Value) -> Any:
 
 
 def json_value(python: Any) -> struct_pb2.Value:
-    """A Python JSON value as a google.protobuf.Value."""
-    result = struct_pb2.Value()
-    json_format.ParseDict(python, result)
-    return result
+    """A Python JSON value (a tuple as a list) as a google.protobuf.Value."""
+    holder = struct_pb2.Struct()
+    holder.update({"value": python})
+    return holder.fields["value"]
 
 
 def setting(view: SettingView) -> pb.Setting:

@@ -18,6 +18,7 @@ import asyncio
 import inspect
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
@@ -87,7 +88,7 @@ class _Rpc:
             forwarded = self.metadata.get("x-forwarded-for", "")
             if forwarded:
                 return forwarded.rsplit(",", 1)[-1].strip()
-        return self.context.peer() or ""
+        return urllib.parse.unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
 
     async def __aenter__(self) -> _Rpc:
         self._request_token = request_id_var.set(self.request_id)

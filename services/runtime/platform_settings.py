@@ -21,7 +21,8 @@ The settings that change behaviour live:
 - ``edge.rate_limit_per_second``: the request rate clients are asked to keep, advertised
   by every service in each response's ``ratelimit-policy`` (the edge's own token bucket is
   deployment configuration, ``alea up --rate-limit``);
-- ``notification.webhook_*``: how notification retries webhook deliveries;
+- ``notification.webhook_*``: when notification retries a webhook delivery and when it
+  disables a webhook that keeps failing;
 - ``audit.checkpoint_interval_seconds``: how often admin signs audit checkpoints.
 """
 
@@ -46,6 +47,8 @@ __all__ = [
     "RATE_LIMIT",
     "SCHEMA",
     "TENANT",
+    "WEBHOOK_DISABLE_AFTER",
+    "WEBHOOK_RETRY_SCHEDULE",
     "LiveSettings",
     "SettingSpec",
 ]
@@ -54,9 +57,13 @@ log = logging.getLogger(__name__)
 
 PLATFORM, TENANT = "platform", "tenant"
 INTEGER, NUMBER, BOOLEAN, STRING = "integer", "number", "boolean", "string"
+NUMBER_LIST = "number_list"
+_MAX_ITEMS = 50
 _EXACT = 2**53  # integers beyond it do not survive a JSON number (a double)
 CACHE_TTL = "simulation.result_cache_ttl_seconds"
 RATE_LIMIT = "edge.rate_limit_per_second"
+WEBHOOK_RETRY_SCHEDULE = "notification.webhook_retry_schedule_seconds"
+WEBHOOK_DISABLE_AFTER = "notification.webhook_disable_after_seconds"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class SettingSpec:
 
     key: str
     scope: str  # PLATFORM or TENANT
-    type: str  # INTEGER, NUMBER, BOOLEAN or STRING
+    type: str  # INTEGER, NUMBER, BOOLEAN, STRING or NUMBER_LIST
     default: Any
     description: str
     minimum: float | None = None
@@ -86,6 +93,14 @@ class SettingSpec:
             if self.allowed and value not in self.allowed:
                 raise InvalidArgument(field, f"{self.key} takes one of {', '.join(self.allowed)}")
             return value
+        if self.type == NUMBER_LIST:
+            if not isinstance(value, list) or not 0 < len(value) <= _MAX_ITEMS:
+                reason = f"{self.key} takes a list of 1 to {_MAX_ITEMS} numbers"
+                raise InvalidArgument(field, reason)
+            return tuple(self._number(field, item) for item in value)
+        return self._number(field, value)
+
+    def _number(self, field: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidArgument(field, f"{self.key} takes a number")
         if not math.isfinite(value):
@@ -170,33 +185,24 @@ SCHEMA: dict[str, SettingSpec] = {
             unit="requests/s",
         ),
         SettingSpec(
-            "notification.webhook_max_attempts",
+            WEBHOOK_RETRY_SCHEDULE,
             PLATFORM,
-            INTEGER,
-            8,
-            "Attempts of a webhook delivery before it is given up.",
-            minimum=1,
-            maximum=50,
-            unit="attempts",
-        ),
-        SettingSpec(
-            "notification.webhook_retry_initial_seconds",
-            PLATFORM,
-            NUMBER,
-            1.0,
-            "Wait before a failed webhook delivery's first retry; each retry doubles it.",
-            minimum=0.01,
-            maximum=3600,
+            NUMBER_LIST,
+            (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+            "Seconds before each attempt of a webhook delivery (the first is the first "
+            "attempt); a delivery that failed them all is given up.",
+            minimum=0,
+            maximum=7 * 86_400,
             unit="seconds",
         ),
         SettingSpec(
-            "notification.webhook_retry_max_seconds",
+            WEBHOOK_DISABLE_AFTER,
             PLATFORM,
             NUMBER,
-            3600.0,
-            "Longest wait between two attempts of a webhook delivery.",
-            minimum=0.01,
-            maximum=86_400,
+            5 * 86_400.0,
+            "A webhook whose deliveries keep failing this long is disabled.",
+            minimum=0,
+            maximum=365 * 86_400,
             unit="seconds",
         ),
         SettingSpec(

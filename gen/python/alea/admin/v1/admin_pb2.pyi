@@ -36,6 +36,7 @@ class SettingType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SETTING_TYPE_NUMBER: _ClassVar[SettingType]
     SETTING_TYPE_BOOLEAN: _ClassVar[SettingType]
     SETTING_TYPE_STRING: _ClassVar[SettingType]
+    SETTING_TYPE_NUMBER_LIST: _ClassVar[SettingType]
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_NDJSON: ExportFormat
@@ -47,6 +48,7 @@ SETTING_TYPE_INTEGER: SettingType
 SETTING_TYPE_NUMBER: SettingType
 SETTING_TYPE_BOOLEAN: SettingType
 SETTING_TYPE_STRING: SettingType
+SETTING_TYPE_NUMBER_LIST: SettingType
 
 class AuditEvent(_message.Message):
     __slots__ = ("id", "tenant_id", "sequence", "actor", "action", "resource", "outcome", "request_id", "details", "event_time", "previous_hash", "hash", "create_time", "api_key_id", "client_address", "service")
