@@ -43,4 +43,12 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     mount = Mount(descriptor, servicer, identity_pb2_grpc.add_IdentityServiceServicer_to_server)
     verifier = TokenVerifier(keys.jwks, min_refresh=0)
     authenticator = Authenticator(verifier, ApiKeyCache(api_keys.verify, ttl=0))
-    return Service([mount], authenticator, background=[events_relay(db, outbox, peers)])
+
+    async def gauges() -> dict[str, float]:
+        async with store.reading() as reads:
+            tenant_count, user_count = await reads.totals()
+        return {"tenants": tenant_count, "users": user_count}
+
+    return Service(
+        [mount], authenticator, background=[events_relay(db, outbox, peers)], gauges=gauges
+    )

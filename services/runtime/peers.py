@@ -358,7 +358,7 @@ class AdminClient:
 
 
 class AnalyticsClient:
-    """Analytics: usage records relayed from the outbox."""
+    """Analytics: usage records and events relayed from the outbox."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
@@ -370,6 +370,15 @@ class AnalyticsClient:
             await self._stub.RecordEvent(request, timeout=_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             raise _relayed("analytics", "a usage record", exc) from None
+
+    async def ingest_event(self, record: OutboxRecord) -> None:
+        """Outbox sink of topic ``analytics``: one event (an ``Event``), for its usage."""
+        event = notification_pb2.Event.FromString(record.payload)
+        request = analytics_pb2.IngestEventsRequest(events=[event])
+        try:
+            await self._stub.IngestEvents(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise _relayed("analytics", "an event", exc) from None
 
 
 class Peers:

@@ -77,7 +77,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
     )
     relay = events_relay(db, outbox, peers)
-    return Service([mount], background=[*_background(workers), relay])
+    return Service([mount], background=[*_background(workers), relay], gauges=domain.gauges)
 
 
 async def build_workers(settings: Settings, db: Database, peers: Peers) -> Service:

@@ -355,6 +355,23 @@ class Simulations:
             raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
         return record, data
 
+    async def gauges(self) -> dict[str, float]:
+        """The queue and workers of every tenant, for the operator overview."""
+        now = time.time()
+        counts, workers = await self.queue_status()
+        waiting, running, oldest = await self.store.segment_counts(now)
+        gpus = [w for w in workers if w["backend"] == "cuda"]
+        return {
+            "simulations_queued": counts.get(st.QUEUED, 0),
+            "simulations_running": counts.get(st.RUNNING, 0),
+            "segments_queued": waiting,
+            "segments_running": running,
+            "oldest_queued_seconds": max(0.0, now - oldest) if oldest is not None else 0.0,
+            "workers_cpu": len(workers) - len(gpus),
+            "workers_gpu": len(gpus),
+            "gpu_devices": sum(len(w["devices"] or ()) for w in gpus),
+        }
+
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)

@@ -53,10 +53,16 @@ def detect_backend() -> tuple[str, list[dict]]:
     return backend, runner.devices()
 
 
-def _advance(evaluator, partial: Partial | None, first: int, count: int, options) -> Partial:
+def _advance(
+    evaluator, partial: Partial | None, first: int, count: int, options
+) -> tuple[Partial, float]:
+    """The Partial including trials ``first .. first + count``, and the engine seconds it
+    took (measured here, on the engine's thread: the usage a worker reports)."""
+    started = time.perf_counter()
     outputs, inputs = evaluator.evaluate(first, count)
     chunk = Partial.from_chunk(first, outputs, inputs, options)
-    return chunk if partial is None else partial.merge(chunk)
+    merged = chunk if partial is None else partial.merge(chunk)
+    return merged, time.perf_counter() - started
 
 
 def _merge_results(blobs: list[bytes]) -> dict:
@@ -89,6 +95,7 @@ async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
 class _Job:
     lease: Lease
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    compute_seconds: float = 0.0  # engine seconds not yet reported in a checkpoint
 
 
 class Worker:
@@ -228,7 +235,8 @@ class Worker:
         try:
             while running is not None:
                 count, computing = running
-                partial = await computing
+                partial, seconds = await computing
+                job.compute_seconds += seconds
                 done += count
                 if job.lost.is_set():
                     return False  # cancelled, or the lease went to another worker: touch nothing
@@ -264,8 +272,9 @@ class Worker:
 
     def _start_chunk(
         self, evaluator, partial: Partial | None, done: int, end: int, chunk: int
-    ) -> tuple[int, asyncio.Future[Partial]] | None:
-        """(trials, the future of the Partial that includes them), or None at ``end``."""
+    ) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
+        """(trials, the future of the Partial that includes them and its engine seconds),
+        or None at ``end``."""
         if done >= end:
             return None
         count = min(chunk, end - done)
@@ -278,6 +287,7 @@ class Worker:
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
     ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
+        reported = job.compute_seconds
         held, others = await self.queue.checkpoint(
             job.lease,
             trials_done=done - job.lease.first_trial,
@@ -287,8 +297,11 @@ class Worker:
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
             complete=complete,
+            compute_seconds=reported,
         )
-        if not held:
+        if held:
+            job.compute_seconds -= reported
+        else:
             job.lost.set()
         return held, others
 
