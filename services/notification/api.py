@@ -142,7 +142,9 @@ def _feed_request(
     request: pb.SubscribeRequest | pb.SubscribeSseRequest, context: Any
 ) -> tuple[Filter, Cursor]:
     """The filter and cursor of a subscription; ``last-event-id`` resumes an SSE client."""
-    wanted = Filter(frozenset(request.types), request.resource, request.only_mine)
+    wanted = Filter(
+        frozenset(request.types), request.resource, request.only_mine, request.replay_only
+    )
     if request.after:
         return wanted, Cursor(after=request.after)
     if request.HasField("start_time"):

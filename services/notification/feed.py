@@ -66,11 +66,12 @@ def concerns(user_id: str, event: EventRecord) -> bool:
 @dataclass(frozen=True)
 class Filter:
     """What a subscriber asked for: types (empty: all), a resource or collection prefix
-    (ending with ``/``), only the caller's own events."""
+    (ending with ``/``), only the caller's own events, the past only (no live events)."""
 
     types: frozenset[int] = frozenset()
     resource: str = ""
     only_mine: bool = False
+    replay_only: bool = False
 
     def admits(self, principal: Principal, event: EventRecord) -> bool:
         if self.types and event.type not in self.types:
@@ -177,6 +178,8 @@ class Feed:
                         last = event.seq
                         if wanted.admits(principal, event):
                             yield event
+                if wanted.replay_only:
+                    return
                 while not subscriber.lagging:
                     event = await subscriber.queue.get()
                     if last is not None and event.seq <= last:

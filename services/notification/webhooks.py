@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notification.config import NotificationConfig
@@ -208,8 +209,9 @@ class Webhooks:
             if not webhook.event_types or event.type in webhook.event_types
         ]
         await self.store.add_deliveries(session, rows)
-        if rows:
-            self._wake.set()
+        if rows:  # the dispatcher looks once they are committed
+            wake = self._wake.set
+            sa_event.listen(session.sync_session, "after_commit", lambda _: wake(), once=True)
 
     async def list_deliveries(self, tenant_id: str, request: ListRequest) -> Page[Delivery]:
         return await self.store.list_deliveries(tenant_id, request)

@@ -73,32 +73,36 @@ class Event(_message.Message):
     def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., user_id: _Optional[str] = ..., resource: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type_name: _Optional[str] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("types", "only_mine", "after", "start_time", "resource")
+    __slots__ = ("types", "only_mine", "after", "start_time", "resource", "replay_only")
     TYPES_FIELD_NUMBER: _ClassVar[int]
     ONLY_MINE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ONLY_FIELD_NUMBER: _ClassVar[int]
     types: _containers.RepeatedScalarFieldContainer[EventType]
     only_mine: bool
     after: str
     start_time: _timestamp_pb2.Timestamp
     resource: str
-    def __init__(self, types: _Optional[_Iterable[_Union[EventType, str]]] = ..., only_mine: _Optional[bool] = ..., after: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource: _Optional[str] = ...) -> None: ...
+    replay_only: bool
+    def __init__(self, types: _Optional[_Iterable[_Union[EventType, str]]] = ..., only_mine: _Optional[bool] = ..., after: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource: _Optional[str] = ..., replay_only: _Optional[bool] = ...) -> None: ...
 
 class SubscribeSseRequest(_message.Message):
-    __slots__ = ("types", "only_mine", "after", "start_time", "resource")
+    __slots__ = ("types", "only_mine", "after", "start_time", "resource", "replay_only")
     TYPES_FIELD_NUMBER: _ClassVar[int]
     ONLY_MINE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ONLY_FIELD_NUMBER: _ClassVar[int]
     types: _containers.RepeatedScalarFieldContainer[EventType]
     only_mine: bool
     after: str
     start_time: _timestamp_pb2.Timestamp
     resource: str
-    def __init__(self, types: _Optional[_Iterable[_Union[EventType, str]]] = ..., only_mine: _Optional[bool] = ..., after: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource: _Optional[str] = ...) -> None: ...
+    replay_only: bool
+    def __init__(self, types: _Optional[_Iterable[_Union[EventType, str]]] = ..., only_mine: _Optional[bool] = ..., after: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource: _Optional[str] = ..., replay_only: _Optional[bool] = ...) -> None: ...
 
 class PublishEventRequest(_message.Message):
     __slots__ = ("event",)
