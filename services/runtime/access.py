@@ -54,7 +54,17 @@ PEERS: dict[str, frozenset[str]] = {
 ROLE_RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 ROLE_NAMES = {rank: name for name, rank in ROLE_RANK.items()}
 """Role names by ``alea.access.v1.Role`` number."""
-READ_PREFIXES = ("Get", "List", "Search", "Watch", "Verify", "Download", "Export", "Subscribe")
+READ_PREFIXES = (
+    "Get",
+    "List",
+    "Search",
+    "Watch",
+    "Verify",
+    "Check",
+    "Download",
+    "Export",
+    "Subscribe",
+)
 """Method names of reads (AIP standard and custom methods): not audited by default."""
 """Role order, matching ``alea.access.v1.Role`` numbers: viewer < analyst < admin."""
 

@@ -182,9 +182,12 @@ def _get(message: Message, path: tuple[str, ...]) -> str:
 
 
 def resource_of(method: str, request: Message | None, response: Message | None) -> str:
-    """The resource a call acted on, e.g. ``simulations/<id>``; empty when none shows."""
+    """The resource a call acted on, e.g. ``simulations/<id>``; empty when none shows.
+
+    The response names it first (what a create made, what an update returned), else the
+    request (a delete, a refused call)."""
     request_paths, response_paths = _plan(method)
-    for message, paths in ((request, request_paths), (response, response_paths)):
+    for message, paths in ((response, response_paths), (request, request_paths)):
         if message is None:
             continue
         for path, collection in paths:
@@ -243,8 +246,9 @@ class AuditTrail:
             actor = principal.user_id
         elif principal.service:
             actor = f"service:{principal.service}"
-        else:
-            actor = "anonymous"
+        else:  # a public RPC: the user it signed in or up, if any
+            actor = _get(call.response, ("user", "id")) if call.response else ""
+            actor = actor or "anonymous"
         details: dict[str, Any] = dict(notes or {})
         mask = getattr(call.request, "update_mask", None)
         if mask is not None and mask.paths:

@@ -82,12 +82,12 @@ class _Rpc:
         self.error = ""
 
     def client_address(self) -> str:
-        """The caller's address: the last ``x-forwarded-for`` hop (the one the edge itself
-        appended) for calls through the edge, else the transport peer."""
+        """The caller's address: for calls through the edge the downstream address it saw
+        (``x-envoy-external-address``, which the edge sets itself), else the transport peer."""
         if self.peer == "edge":
-            forwarded = self.metadata.get("x-forwarded-for", "")
-            if forwarded:
-                return forwarded.rsplit(",", 1)[-1].strip()
+            external = self.metadata.get("x-envoy-external-address", "")
+            if external:
+                return external
         return urllib.parse.unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
 
     async def __aenter__(self) -> _Rpc:
