@@ -261,7 +261,7 @@ def _recording(
 ) -> _Recording:
     outbox, relays = Outbox(), RelaySettings.from_env()
     recent = RecentCalls()
-    meter = ApiCallMeter(service, db, outbox)
+    meter = ApiCallMeter(service, db, outbox, settings.usage_flush_seconds)
     observers: list[RpcObserver] = [recent, meter]
     background: list[Background] = [
         peers.settings.run,
@@ -270,7 +270,7 @@ def _recording(
     ]
     trail = None
     if settings.audit:
-        trail = AuditTrail(service, db, outbox)
+        trail = AuditTrail(service, db, outbox, flush_seconds=settings.audit_flush_seconds)
         observers.append(trail)
         sink = peers.admin.record_audit_events
         background += [trail.run, Relay(db, outbox, audit.TOPIC, sink, relays).run]
