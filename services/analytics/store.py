@@ -177,7 +177,8 @@ class AnalyticsStore:
         inserted = await session.execute(_insert_ignoring(self.db, sim_facts).values(**values))
         if rowcount(inserted) == 1:
             return
-        kept = ("id", "tenant_id", "model_inputs")  # only the created event knows the model
+        # Fixed when the simulation was created (and only its created event knows the model).
+        kept = ("id", "tenant_id", "model_inputs", "create_time")
         changes = {k: v for k, v in values.items() if k not in kept}
         if fact.state in ("QUEUED", "RUNNING"):
             await session.execute(
