@@ -125,11 +125,11 @@ setting_changes = Table(
 
 AUDIT_EVENTS = Listing(
     {
-        "actor": text(audit_events.c.actor),
-        "action": text(audit_events.c.action),
-        "resource": text(audit_events.c.resource),
-        "outcome": text(audit_events.c.outcome),
-        "service": text(audit_events.c.service),
+        "actor": text(audit_events.c.actor, sortable=False),
+        "action": text(audit_events.c.action, sortable=False),
+        "resource": text(audit_events.c.resource, sortable=False),
+        "outcome": text(audit_events.c.outcome, sortable=False),
+        "service": text(audit_events.c.service, sortable=False),
         "event_time": timestamp(audit_events.c.event_time, epoch=True),
         "sequence": number(audit_events.c.sequence),
     },
@@ -139,8 +139,8 @@ AUDIT_EVENTS = Listing(
 
 SETTING_CHANGES = Listing(
     {
-        "key": text(setting_changes.c.key),
-        "actor": text(setting_changes.c.actor),
+        "key": text(setting_changes.c.key, sortable=False),
+        "actor": text(setting_changes.c.actor, sortable=False),
         "change_time": timestamp(setting_changes.c.change_time, epoch=True),
     },
     key=setting_changes.c.id,
