@@ -130,6 +130,7 @@ AUDIT_EVENTS = Listing(
         "resource": text(audit_events.c.resource, sortable=False),
         "outcome": text(audit_events.c.outcome, sortable=False),
         "service": text(audit_events.c.service, sortable=False),
+        "request_id": text(audit_events.c.request_id, sortable=False),
         "event_time": timestamp(audit_events.c.event_time, epoch=True),
         "sequence": number(audit_events.c.sequence),
     },

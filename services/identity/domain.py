@@ -29,6 +29,7 @@ from services.identity.store import (
     Writes,
 )
 from services.identity.tokens import SigningKeys
+from services.runtime import audit
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.errors import (
@@ -201,6 +202,8 @@ class Accounts:
                 raise Unauthenticated("invalid or expired refresh token")
             live = await writes.session(token.session_id)
             user = await writes.user(live.tenant_id, live.user_id) if live else None
+            if live is not None:
+                audit.acting(live.user_id, live.tenant_id)
             if live is None or user is None or live.revoke_time is not None or user.disabled:
                 raise Unauthenticated("session ended")
             reused = token.use_time is not None
@@ -219,6 +222,9 @@ class Accounts:
             token = await writes.refresh_token(_token_hash(refresh_token))
             if token is None:
                 raise Unauthenticated("invalid refresh token")
+            session = await writes.session(token.session_id)
+            if session is not None:
+                audit.acting(session.user_id, session.tenant_id)
             await writes.end_session(token.session_id, now())
 
     # -- tenant and users ------------------------------------------------------------------

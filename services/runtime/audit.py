@@ -53,7 +53,7 @@ from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.outbox import Outbox, OutboxItem
 
-__all__ = ["TOPIC", "AuditEntry", "AuditTrail", "Call", "note", "resource_of"]
+__all__ = ["TOPIC", "AuditEntry", "AuditTrail", "Call", "acting", "note", "resource_of"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSIO
 _MAX_BATCH = 1000
 _notes: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "alea_audit_notes", default=None
+)
+_acting: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "alea_audit_acting", default=None
 )
 
 
@@ -73,6 +76,12 @@ def note(**details: Any) -> None:
         notes = {}
         _notes.set(notes)
     notes.update(details)
+
+
+def acting(user_id: str, tenant_id: str) -> None:
+    """Name who acts in a public RPC of the call being handled (a refreshed or ended
+    session's user), which no credentials named; its entry goes to their tenant's log."""
+    _acting.set((user_id, tenant_id))
 
 
 class Call(Protocol):
@@ -226,9 +235,11 @@ class AuditTrail:
 
     def finished(self, call: Call) -> None:
         """Record ``call`` if it is audited (see the module docstring); never raises."""
-        notes = _notes.get()
+        notes, acted = _notes.get(), _acting.get()
         if notes is not None:
             _notes.set(None)
+        if acted is not None:
+            _acting.set(None)
         rule = access.method_rule(call.method)
         refused = call.code in REFUSALS
         if not refused and (rule is None or not rule.audit_calls):
@@ -236,12 +247,20 @@ class AuditTrail:
         if len(self._buffer) >= self.capacity:
             self._dropped += 1
             return
-        self._buffer.append(self._entry(call, refused, notes))
+        self._buffer.append(self._entry(call, refused, notes, acted))
         if len(self._buffer) >= _MAX_BATCH:
             self._wake.set()
 
-    def _entry(self, call: Call, refused: bool, notes: dict[str, Any] | None) -> AuditEntry:
+    def _entry(
+        self,
+        call: Call,
+        refused: bool,
+        notes: dict[str, Any] | None,
+        acted: tuple[str, str] | None,
+    ) -> AuditEntry:
         principal = call.principal or Principal()
+        if not principal.user_id and not principal.service and acted is not None:
+            principal = Principal(user_id=acted[0], tenant_id=acted[1])
         if principal.user_id:
             actor = principal.user_id
         elif principal.service:
