@@ -69,7 +69,7 @@ def performance(simulations: Iterable[SimulationFact], start: float, end: float)
             hits += sim.cached
         ended = sim.end_time is not None and start <= sim.end_time < end
         if ended and sim.state == "SUCCEEDED" and not sim.cached and sim.start_time is not None:
-            backend = "gpu" if sim.backend == "cuda" else "cpu"
+            backend = "gpu" if sim.backend in ("gpu", "cuda") else "cpu"
             groups[(backend, band(sim.model_inputs))].append(sim)
     backends = []
     for (backend, size), sims in sorted(groups.items()):

@@ -167,7 +167,11 @@ class UsageData:
 
 
 def _backend(name: str) -> str:
-    return "cpu" if name == "numpy" else name
+    """``cpu`` or ``gpu`` for a simulation's engine back end (``cache``, or empty before
+    it ran, as they are)."""
+    if name in ("numpy", "native", "cpu"):
+        return "cpu"
+    return "gpu" if name in ("gpu", "cuda") else name
 
 
 def _contributions(

@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.runtime.listing import ListRequest
 __all__ = ["NotificationServicer", "event_message", "event_record"]
 
 SSE_KEEPALIVE_SECONDS = 15.0
+CONVERTED_EVENTS = 4096
 _WEBHOOK_STATES = {"active": pb.Webhook.STATE_ACTIVE, "disabled": pb.Webhook.STATE_DISABLED}
 _DELIVERY_STATES = {
     "pending": pb.Delivery.STATE_PENDING,
@@ -173,22 +175,40 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
 
     def __init__(self, notifications: Notifications, webhooks: Webhooks) -> None:
         self.notifications, self.webhooks = notifications, webhooks
+        # An event goes to every subscriber of its tenant: convert it once, not per stream.
+        self._converted: OrderedDict[str, pb.Event] = OrderedDict()
+
+    def _message(self, event: EventRecord) -> pb.Event:
+        message = self._converted.get(event.id)
+        if message is None:
+            message = self._converted[event.id] = event_message(event)
+            if len(self._converted) > CONVERTED_EVENTS:
+                self._converted.popitem(last=False)
+        return message
 
     async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.Event]:
         wanted, cursor = _feed_request(request, context)
-        async for event in self.notifications.subscribe(current_principal(), wanted, cursor):
-            yield event_message(event)
+        events = await self.notifications.subscribe(current_principal(), wanted, cursor)
+        try:
+            await context.send_initial_metadata(())  # the subscription stands
+            async for event in events:
+                yield self._message(event)
+        finally:
+            await events.aclose()
 
     async def SubscribeSse(
         self, request: pb.SubscribeSseRequest, context
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         wanted, cursor = _feed_request(request, context)
-        events = self.notifications.subscribe(current_principal(), wanted, cursor)
+        events = await self.notifications.subscribe(current_principal(), wanted, cursor)
         ready: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize=1)
 
         async def pump() -> None:
-            async for event in events:
-                await ready.put(event)
+            try:
+                async for event in events:
+                    await ready.put(event)
+            finally:
+                await events.aclose()
 
         pumping = asyncio.ensure_future(pump())
         try:

@@ -8,7 +8,7 @@ caller's own simulations' outcomes (and, for admins, tenant-wide warnings).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from services.notification.email import message_row
@@ -50,11 +50,11 @@ class Notifications:
         stored, _ = await self.feed.publish(event, self.webhooks.fan_out)
         return stored
 
-    def subscribe(
+    async def subscribe(
         self, principal: Principal, wanted: Filter, cursor: Cursor
-    ) -> AsyncIterator[EventRecord]:
-        """The caller's feed (see ``Feed.subscribe``)."""
-        return self.feed.subscribe(principal, wanted, cursor)
+    ) -> AsyncGenerator[EventRecord, None]:
+        """The caller's feed, registered (see ``Feed.subscribe``)."""
+        return await self.feed.subscribe(principal, wanted, cursor)
 
     async def send_email(
         self, tenant_id: str, to: str, subject: str, text: str, page: str, request_id: str

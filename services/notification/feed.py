@@ -1,9 +1,10 @@
 """The event log and its live feed: record each event once, stream it to whoever may see it.
 
 **Recording** (:meth:`Feed.publish`): an event whose id is already in the log is not
-recorded again (producers' relays deliver at least once). Events are recorded one at a
-time, in this process under a lock and across replicas under a PostgreSQL advisory lock,
-so the log's ``seq`` order is its commit order. The webhook deliveries of a new event are
+recorded again (producers' relays deliver at least once). One transaction at a time
+writes the log — in this process a single writer taking every event published meanwhile
+(group commit), across replicas a PostgreSQL advisory lock — so the log's ``seq`` order
+is its commit order. The webhook deliveries of a new event are
 created in the same transaction (``fan_out``).
 
 **Streaming** (:meth:`Feed.subscribe`): a subscriber is registered for live events
@@ -27,12 +28,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.notification.store import EventRecord, NotificationStore
+from services.notification.store import EventRecord, FanOut, NotificationStore
 from services.runtime.context import Principal
 from services.runtime.errors import OutOfRange
 from services.runtime.events import NAMES
@@ -41,10 +41,9 @@ __all__ = ["Cursor", "Feed", "Filter", "concerns", "visible"]
 
 log = logging.getLogger(__name__)
 REPLAY_PAGE = 500
+GROUP_COMMIT = 200
 QUEUE_LIMIT = 10_000
 _EVERYONE = ("simulation.", "quota.")
-
-FanOut = Callable[[AsyncSession, EventRecord], Awaitable[None]]
 
 
 def visible(principal: Principal, event: EventRecord) -> bool:
@@ -113,7 +112,8 @@ class Feed:
         self.store = store
         self.retention_seconds = retention_seconds
         self.poll_seconds = poll_seconds
-        self._lock = asyncio.Lock()
+        self._pending: list[tuple[EventRecord, FanOut, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._subscribers: dict[str, set[_Subscriber]] = {}
         self._seen: int | None = None
@@ -123,12 +123,33 @@ class Feed:
         return sum(len(group) for group in self._subscribers.values())
 
     async def publish(self, event: EventRecord, fan_out: FanOut) -> tuple[EventRecord, bool]:
-        """Record ``event`` once (by id); returns (the recorded event, whether it is new)."""
-        async with self._lock:
-            stored, new = await self.store.record_event(event, fan_out)
-        if new:
+        """Record ``event`` once (by id); returns (the recorded event, whether it is new).
+
+        Events published while a transaction is being written wait and go together into
+        the next one (group commit): one writer at a time keeps ``seq`` in commit order.
+        """
+        done: asyncio.Future[tuple[EventRecord, bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, fan_out, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:GROUP_COMMIT], self._pending[GROUP_COMMIT:]
+            try:
+                outcome = await self.store.record_events([(e, f) for e, f, _ in batch])
+            except BaseException as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, _, done), result in zip(batch, outcome, strict=True):
+                if not done.done():
+                    done.set_result(result)
             self._wake.set()
-        return stored, new
 
     # -- live fan-out ----------------------------------------------------------------------
 
@@ -166,13 +187,33 @@ class Feed:
 
     async def subscribe(
         self, principal: Principal, wanted: Filter, cursor: Cursor
-    ) -> AsyncIterator[EventRecord]:
-        """The events ``principal`` may see and asked for, from ``cursor`` on, then live."""
+    ) -> AsyncGenerator[EventRecord, None]:
+        """The events ``principal`` may see and asked for, from ``cursor`` on, then live.
+
+        Checks the cursor (OutOfRange when expired) and registers the subscriber before it
+        returns, so a caller can tell its client the subscription stands; close the
+        iterator (``aclose``) when done.
+        """
         last = await self._start(principal.tenant_id, cursor)
-        while True:
-            subscriber = _Subscriber(principal.tenant_id)
-            self._subscribers.setdefault(principal.tenant_id, set()).add(subscriber)
-            try:
+        return self._follow(principal, wanted, last, self._register(principal.tenant_id))
+
+    def _register(self, tenant_id: str) -> _Subscriber:
+        subscriber = _Subscriber(tenant_id)
+        self._subscribers.setdefault(tenant_id, set()).add(subscriber)
+        return subscriber
+
+    def _unregister(self, subscriber: _Subscriber) -> None:
+        group = self._subscribers.get(subscriber.tenant_id, set())
+        group.discard(subscriber)
+        if not group:
+            with contextlib.suppress(KeyError):
+                del self._subscribers[subscriber.tenant_id]
+
+    async def _follow(
+        self, principal: Principal, wanted: Filter, last: int | None, subscriber: _Subscriber
+    ) -> AsyncGenerator[EventRecord, None]:
+        try:
+            while True:
                 if last is not None:
                     async for event in self._replay(principal.tenant_id, last):
                         last = event.seq
@@ -188,14 +229,12 @@ class Feed:
                     if wanted.admits(principal, event):
                         yield event
                 # Too slow for the live queue: read on from the log where it stopped.
+                self._unregister(subscriber)
+                subscriber = self._register(principal.tenant_id)
                 if last is None:
                     last = await self.store.last_seq()
-            finally:
-                group = self._subscribers.get(principal.tenant_id, set())
-                group.discard(subscriber)
-                if not group:
-                    with contextlib.suppress(KeyError):
-                        del self._subscribers[principal.tenant_id]
+        finally:
+            self._unregister(subscriber)
 
     async def _replay(self, tenant_id: str, after: int) -> AsyncIterator[EventRecord]:
         while True:

@@ -10,7 +10,7 @@ loops (dispatch, email, retention) read due rows across tenants by nature.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "Delivery",
     "Email",
     "EventRecord",
+    "FanOut",
     "NotificationStore",
     "Preferences",
     "Webhook",
@@ -246,6 +247,9 @@ class Preferences:
 
 _LOG_LOCK = zlib.crc32(b"alea.notification.events")
 
+FanOut = Callable[[AsyncSession, EventRecord], Awaitable[None]]
+"""What else a new event causes, written in the transaction that records it."""
+
 
 class NotificationStore:
     """Every read and write of the notification tables; one transaction per method."""
@@ -256,27 +260,38 @@ class NotificationStore:
 
     # -- the event log ---------------------------------------------------------------------
 
-    async def record_event(self, event: EventRecord, fan_out: Any) -> tuple[EventRecord, bool]:
-        """Append ``event`` unless its id is known; returns (the stored event, new).
+    async def record_events(
+        self, batch: Sequence[tuple[EventRecord, FanOut]]
+    ) -> list[tuple[EventRecord, bool]]:
+        """Append each event whose id is not known yet, in order, in one transaction;
+        returns (the stored event, new) for each.
 
-        ``fan_out(session, stored)`` runs in the same transaction for a new event (it adds
+        Each new event's ``fan_out(session, stored)`` runs in the same transaction (it adds
         the webhook deliveries). Callers serialise calls (``Feed``); on PostgreSQL an
         advisory lock also serialises replicas, so ``seq`` order is commit order.
         """
+        outcome: list[tuple[EventRecord, bool]] = []
         async with self.db.transaction() as session:
             if self.db.dialect == "postgresql":
                 await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOG_LOCK})
-            found = await _event_by_id(session, event.id)
-            if found is not None:
-                return found, False
-            values = asdict(event)
-            del values["seq"]
-            seq = (
-                await session.execute(insert(events).values(**values).returning(events.c.seq))
-            ).scalar_one()
-            stored = EventRecord(**{**asdict(event), "seq": seq})
-            await fan_out(session, stored)
-        return stored, True
+            for event, fan_out in batch:
+                found = await _event_by_id(session, event.id)
+                if found is not None:
+                    outcome.append((found, False))
+                    continue
+                values = asdict(event)
+                del values["seq"]
+                inserted = insert(events).values(**values).returning(events.c.seq)
+                seq = (await session.execute(inserted)).scalar_one()
+                stored = EventRecord(**{**asdict(event), "seq": seq})
+                await fan_out(session, stored)
+                outcome.append((stored, True))
+        return outcome
+
+    async def record_event(self, event: EventRecord, fan_out: FanOut) -> tuple[EventRecord, bool]:
+        """:meth:`record_events` of one event."""
+        [outcome] = await self.record_events([(event, fan_out)])
+        return outcome
 
     async def event(self, tenant_id: str, event_id: str) -> EventRecord | None:
         async with self.db.sessions() as session:

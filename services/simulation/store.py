@@ -95,6 +95,7 @@ simulations = Table(
     Column("start_time", Float),
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
+    Column("trace_context", String(128)),  # W3C traceparent of the creating request
     Column("cpu_seconds", Float, nullable=False, server_default="0"),
     Column("gpu_seconds", Float, nullable=False, server_default="0"),
 )
@@ -118,6 +119,7 @@ segments = Table(
     Column("checkpoint", LargeBinary),
     Column("progress", JSON),
     Column("create_time", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # leases since progress
 )
 
 results = Table(
@@ -151,7 +153,7 @@ PENDING, DONE, DROPPED = "PENDING", "DONE", "DROPPED"  # segment states (DROPPED
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A stored model: the compiled IR (pickled) and a JSON summary of inputs/outputs/warnings."""
+    """A stored model: the compiled IR (``engine.serial``) and a JSON summary of it."""
 
     id: str
     tenant_id: str
@@ -195,6 +197,7 @@ class SimulationRecord:
     start_time: float | None
     end_time: float | None
     segment_trials: int
+    trace_context: str | None = None  # W3C traceparent of the request that created it
     cpu_seconds: float = 0.0  # engine seconds the workers spent on it, as they measured them
     gpu_seconds: float = 0.0
 
@@ -305,7 +308,7 @@ class Store:
         return _model(row) if row else None
 
     async def compiled_model(self, tenant_id: str, model_id: str) -> bytes | None:
-        """The compiled IR of a model, deleted or not (running jobs keep their model)."""
+        """The stored IR of a model (``engine.serial``), deleted or not (running jobs keep it)."""
         query = select(models.c.compiled).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
@@ -619,6 +622,7 @@ def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:
             checkpoint=None,
             progress=None,
             create_time=record.create_time,
+            attempts=0,
         )
         for i, first in enumerate(range(0, record.trials, size))
     ]

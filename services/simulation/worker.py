@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import socket
 import time
 import uuid
@@ -32,37 +31,58 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.engine.numpy_backend import compile_numpy
-from services.engine.run import make_evaluator, resolve_backend
+from opentelemetry import metrics, trace
+
+from services.engine import memory
+from services.engine.errors import ModelError
+from services.engine.memory import Plan
+from services.engine.numpy_backend import Evaluator
+from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
+from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
+from services.runtime import telemetry
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
 log = logging.getLogger(__name__)
+# Worker spans join the trace of the request that created the simulation (its traceparent
+# is stored with it): the wait in the queue, each segment a worker runs, each checkpoint.
+tracer = trace.get_tracer("alea.simulation.worker")
+_meter = metrics.get_meter("alea.simulation.worker")
+# Trials per second is the rate of the counter; utilisation is busy over workers.
+trials_counter = _meter.create_counter(
+    "alea.simulation.trials", unit="{trial}", description="Trials evaluated by workers"
+)
+workers_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers", unit="{worker}", description="Workers serving the queue"
+)
+busy_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers.busy", unit="{worker}", description="Workers running a segment"
+)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
-    """("cuda", GPU devices) when the engine sees a usable GPU, else ("cpu", [])."""
+    """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
     backend = resolve_backend("auto")
-    if backend != "cuda":
+    if backend != "gpu":
         return backend, []
     from services.engine.cuda import runner
 
     return backend, runner.devices()
 
 
-def _advance(
-    evaluator, partial: Partial | None, first: int, count: int, options
-) -> tuple[Partial, float]:
-    """The Partial including trials ``first .. first + count``, and the engine seconds it
-    took (measured here, on the engine's thread: the usage a worker reports)."""
+# A simulation's backend preference → the engine back end a worker of each kind runs it on.
+_BACKEND_OF_PREFERENCE = {"CPU": "cpu", "NATIVE": "native", "NUMPY": "numpy"}
+
+
+def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
+    """``step()`` and the engine seconds it took, measured on the engine's thread: the
+    usage a worker reports for its simulation."""
     started = time.perf_counter()
-    outputs, inputs = evaluator.evaluate(first, count)
-    chunk = Partial.from_chunk(first, outputs, inputs, options)
-    merged = chunk if partial is None else partial.merge(chunk)
-    return merged, time.perf_counter() - started
+    partial = step()
+    return partial, time.perf_counter() - started
 
 
 def _merge_results(blobs: list[bytes]) -> dict:
@@ -88,7 +108,21 @@ async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args)
     except Exception as exc:
-        raise _EngineFailure(f"{type(exc).__name__}: {exc}") from exc
+        raise _EngineFailure(failure_reason(exc)) from exc
+
+
+def failure_reason(exc: Exception) -> str:
+    """What a FAILED simulation tells its user: a sentence, never an exception's text."""
+    if isinstance(exc, ModelError | BackendUnavailable):
+        return str(exc)  # written for users: names the cell, the limit or the back end
+    if isinstance(exc, MemoryError):
+        return (
+            "the engine ran out of memory on this model: raise ALEA_ENGINE_MEMORY_BYTES "
+            "or the worker's memory, or simplify the model"
+        )
+    error_id = uuid.uuid4().hex[:12]
+    log.error("engine failure %s", error_id, exc_info=exc)
+    return f"the engine failed on this model (error {error_id}, in the worker's log)"
 
 
 @dataclass
@@ -118,7 +152,7 @@ class Worker:
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple, Any] | None = None
+        self._compiled: tuple[tuple, tuple[Evaluator, Plan]] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -128,6 +162,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
+        workers_gauge.add(1, {"backend": self.backend})
         try:
             while not stop.is_set():
                 try:
@@ -136,6 +171,7 @@ class Worker:
                     log.exception("worker %s could not reach the queue; retrying", self.id)
                     await self._idle(stop)
         finally:
+            workers_gauge.add(-1, {"backend": self.backend})
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
 
@@ -145,7 +181,8 @@ class Worker:
             self.id,
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
-            prefer_gpu=self.backend == "cuda",
+            prefer_gpu=self.backend == "gpu",
+            max_attempts=self.config.max_attempts,
         )
         if lease is None:
             await self.store.worker_heartbeat(self.id, None, time.time())
@@ -163,6 +200,33 @@ class Worker:
         self.wake.clear()
 
     async def _run(self, lease: Lease, stop: asyncio.Event) -> None:
+        sim = lease.simulation
+        parent = telemetry.context_of(sim.trace_context)
+        attributes: dict[str, str | int] = {
+            "alea.simulation.id": sim.id,
+            "alea.segment.id": lease.segment_id,
+            "alea.worker.id": self.id,
+        }
+        # From the simulation's creation to this lease (a resumed segment waited that long too).
+        tracer.start_span(
+            "simulation.queue_wait",
+            context=parent,
+            start_time=int(sim.create_time * 1e9),
+            attributes=attributes,
+        ).end()
+        segment: dict[str, str | int] = {
+            **attributes,
+            "alea.segment.first_trial": lease.first_trial + lease.trials_done,
+            "alea.segment.end_trial": lease.end_trial,
+        }
+        busy_gauge.add(1, {"backend": self.backend})
+        try:
+            with tracer.start_as_current_span("simulation.segment", parent, attributes=segment):
+                await self._run_segment(lease, stop)
+        finally:
+            busy_gauge.add(-1, {"backend": self.backend})
+
+    async def _run_segment(self, lease: Lease, stop: asyncio.Event) -> None:
         job = self.job = _Job(lease)
         heartbeat = asyncio.create_task(self._heartbeat(job))
         sim_id = lease.simulation.id
@@ -195,35 +259,49 @@ class Worker:
             if not held:
                 job.lost.set()
 
-    async def _evaluator(self, sim: SimulationRecord):
-        """The compiled model of ``sim``, reused across its segments."""
-        backend = "cpu" if sim.backend_preference == "CPU" else self.backend
+    async def _evaluator(self, sim: SimulationRecord) -> tuple[Evaluator, Plan]:
+        """The compiled model of ``sim`` and its memory plan, reused across its segments."""
+        backend = _BACKEND_OF_PREFERENCE.get(
+            sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
+        )
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
                 raise _EngineFailure(f"model {sim.model_id} no longer exists")
-            evaluator = await _engine(self._compile, compiled, sim, backend)
-            self._compiled = (key, evaluator)
+            self._compiled = (key, await _engine(self._compile, compiled, sim, backend))
         return self._compiled[1]
 
-    def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
-        model = pickle.loads(compiled)
-        if resolve_backend(backend) == "cpu" and self.config.engine_threads:
-            # Several worker processes on one host each take a share of the cores.
-            return compile_numpy(
-                model, seed=sim.seed, sampling=sim.sampling, threads=self.config.engine_threads
-            )
-        return make_evaluator(model, seed=sim.seed, sampling=sim.sampling, backend=backend)
+    def _compile(
+        self, compiled: bytes, sim: SimulationRecord, backend: str
+    ) -> tuple[Evaluator, Plan]:
+        try:
+            model = load_model(compiled)
+        except ValueError as exc:
+            raise ModelError(f"the stored model cannot be read: {exc}") from None
+        # Several worker processes on one host each take a share of the cores.
+        threads = self.config.engine_threads or None
+        evaluator = make_evaluator(
+            model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads
+        )
+        return evaluator, memory.plan(evaluator, model, self.options)
 
     async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
         """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
         lease, sim = job.lease, job.lease.simulation
-        evaluator = await self._evaluator(sim)
+        evaluator, plan = await self._evaluator(sim)
         partial = None
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
-        done = lease.first_trial + lease.trials_done
+        run = Run(
+            evaluator,
+            first_trial=lease.first_trial,
+            end_trial=lease.end_trial,
+            chunk_size=plan.chunk_within(sim.chunk_trials),
+            options=plan.options,
+            partial=partial,
+        )
+        done = run.done
         await self._publish_state(sim.tenant_id, sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
@@ -231,13 +309,14 @@ class Worker:
         others: list[dict] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
-        running = self._start_chunk(evaluator, partial, done, lease.end_trial, sim.chunk_trials)
+        running = self._start_chunk(run)
         try:
             while running is not None:
                 count, computing = running
                 partial, seconds = await computing
                 job.compute_seconds += seconds
                 done += count
+                trials_counter.add(count, {"backend": evaluator.backend})
                 if job.lost.is_set():
                     return False  # cancelled, or the lease went to another worker: touch nothing
                 if stop.is_set() and done < lease.end_trial:
@@ -246,9 +325,7 @@ class Worker:
                     return False
                 # The next chunk computes while this one is published and checkpointed, so the
                 # engine never waits on the event loop (busy with watchers or RPCs) in between.
-                running = self._start_chunk(
-                    evaluator, partial, done, lease.end_trial, sim.chunk_trials
-                )
+                running = self._start_chunk(run)
                 mine = _segment_progress(partial, done - lease.first_trial)
                 elapsed = max(time.monotonic() - started, 1e-9)
                 self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
@@ -270,21 +347,23 @@ class Worker:
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
 
-    def _start_chunk(
-        self, evaluator, partial: Partial | None, done: int, end: int, chunk: int
-    ) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
+    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
         """(trials, the future of the Partial that includes them and its engine seconds),
-        or None at ``end``."""
-        if done >= end:
+        or None at the end."""
+        if run.finished:
             return None
-        count = min(chunk, end - done)
-        computing = asyncio.ensure_future(
-            _engine(_advance, evaluator, partial, done, count, self.options)
-        )
-        return count, computing
+        count = min(run.chunk_size, run.end_trial - run.done)
+        return count, asyncio.ensure_future(_engine(_timed, run.step))
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
+    ) -> tuple[bool, list[dict]]:
+        attributes = {"alea.trials_done": done - job.lease.first_trial, "alea.complete": complete}
+        with tracer.start_as_current_span("simulation.checkpoint", attributes=attributes):
+            return await self._write_checkpoint(job, partial, done, backend, complete)
+
+    async def _write_checkpoint(
+        self, job: _Job, partial: Partial, done: int, backend: str, complete: bool
     ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
         reported = job.compute_seconds
@@ -329,7 +408,7 @@ class Worker:
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
         data = await _engine(_merge_results, blobs)
-        backend = self._compiled[1].backend if self._compiled else self.backend
+        backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 
     async def _finish_orphans(self) -> None:

@@ -56,7 +56,7 @@ async def test_an_event_is_recorded_once_by_id(feed: Feed) -> None:
 
 async def test_replay_then_live_without_gap_or_duplicate(feed: Feed) -> None:
     recorded = [(await feed.publish(make(n=n), nothing))[0] for n in range(5)]
-    stream = feed.subscribe(ALICE, Filter(), Cursor(after=recorded[1].id))
+    stream = await feed.subscribe(ALICE, Filter(), Cursor(after=recorded[1].id))
     replayed = await take(stream, 3)
     live = [(await feed.publish(make(n=n), nothing))[0] for n in range(5, 8)]
     assert [e.id for e in replayed + await take(stream, 3)] == [e.id for e in recorded[2:] + live]
@@ -68,7 +68,7 @@ async def test_a_subscriber_too_slow_for_its_queue_catches_up_from_the_log(
     feed: Feed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(feed_module, "QUEUE_LIMIT", 3)
-    stream = feed.subscribe(ALICE, Filter(), Cursor(start_time=time.time() - 1))
+    stream = await feed.subscribe(ALICE, Filter(), Cursor(start_time=time.time() - 1))
     recorded = [(await feed.publish(make(n=n), nothing))[0] for n in range(20)]
     await asyncio.sleep(0.2)  # the tailer overflows the queue meanwhile
     assert [e.id for e in await take(stream, 20)] == [e.id for e in recorded]
@@ -76,7 +76,7 @@ async def test_a_subscriber_too_slow_for_its_queue_catches_up_from_the_log(
 
 
 async def test_filters_and_tenants(feed: Feed) -> None:
-    stream = feed.subscribe(
+    stream = await feed.subscribe(
         ALICE, Filter(types=frozenset({TYPES["simulation.succeeded"]})), Cursor()
     )
     pending = asyncio.ensure_future(anext(stream))
@@ -91,9 +91,10 @@ async def test_filters_and_tenants(feed: Feed) -> None:
 
 async def test_an_unknown_or_old_cursor_is_out_of_range(feed: Feed) -> None:
     with pytest.raises(OutOfRange, match="retention"):
-        await anext(feed.subscribe(ALICE, Filter(), Cursor(after=str(uuid.uuid4()))))
+        await feed.subscribe(ALICE, Filter(), Cursor(after=str(uuid.uuid4())))
     with pytest.raises(OutOfRange, match="retention"):
-        await anext(feed.subscribe(ALICE, Filter(), Cursor(start_time=time.time() - 7200)))
+        await feed.subscribe(ALICE, Filter(), Cursor(start_time=time.time() - 7200))
+    assert feed.subscribers == 0
 
 
 def test_visibility_by_role_and_subject() -> None:
@@ -108,3 +109,11 @@ def test_visibility_by_role_and_subject() -> None:
     assert [visible(p, key) for p in (ALICE, bob, admin)] == [False, True, True]
     assert [visible(p, disabled) for p in (ALICE, bob, admin)] == [False, False, True]
     assert not visible(Principal(user_id="x", tenant_id=OTHER, role="admin"), upload)
+
+
+async def test_concurrent_publishes_commit_together_in_order_and_once(feed: Feed) -> None:
+    events = [make(n=n) for n in range(50)]
+    results = await asyncio.gather(*(feed.publish(e, nothing) for e in [*events, events[0]]))
+    seqs = [stored.seq for stored, _ in results[:50]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 50 and all(new for _, new in results[:50])
+    assert results[50] == (results[0][0], False)  # the same id again: recorded once

@@ -1,15 +1,15 @@
 """The transactional outbox: events written with the changes they describe.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 """
 
 from alembic import op
 
 from services.runtime.outbox import create_outbox_table
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
