@@ -137,9 +137,8 @@ async def test_series_split_by_user_state_and_backend(usage: Usage) -> None:
     assert got[("TRIALS", ANN, "", "")] == 2000 and got[("TRIALS", BOB, "", "")] == 5000
     assert got[("SIMULATIONS", "", "STATE_SUCCEEDED", "")] == 3
     assert got[("SIMULATIONS", "", "STATE_CANCELLED", "")] == 1
-    assert (
-        got[("TRIALS_RUN", "", "", "cpu")] == 1300 and got[("TRIALS_RUN", "", "", "cuda")] == 5000
-    )
+    assert got[("TRIALS_RUN", "", "", "cpu")] == 1300  # numpy and native alike
+    assert got[("TRIALS_RUN", "", "", "gpu")] == 5000
     assert got[("API_CALLS", BOB, "", "")] == 7
 
 
