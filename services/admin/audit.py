@@ -240,9 +240,12 @@ class AuditLog:
                 raise InvalidArgument("checkpoint.tenant_id", "is not the log being verified")
             if not self._authentic(given):
                 raise InvalidArgument("checkpoint.signature", "is not this platform's signature")
+        # Read in this order while entries may be appended: a checkpoint never covers more
+        # than the head row, nor the head row more than the entries present, unless rows
+        # were removed.
         checkpoint = given or await self.store.checkpoint(tenant)
-        last = await self.store.last_sequence(tenant)
         head_sequence, _ = await self.store.head(tenant)
+        last = await self.store.last_sequence(tenant)
         start = max(start, 1)
         end = min(end or last, last)
 

@@ -300,3 +300,25 @@ async def test_exports_carry_the_chain(log: AuditLog) -> None:
     csv_text = b"".join([c async for c in log.export(ADMIN, "", ListRequest(), False)]).decode()
     rows = csv_text.splitlines()
     assert rows[0].startswith("tenant_id,sequence,event_time") and len(rows) == 4
+
+
+async def test_verification_during_appends_sees_no_tampering(log: AuditLog) -> None:
+    """Entries arriving while a verification reads the log are not missing entries."""
+    await fill(log, 5)
+    await log.create_checkpoint(ADMIN, "")
+
+    async def append() -> None:
+        for n in range(30):
+            await log.record([draft(TENANT, n)])
+            if n % 10 == 0:
+                await log.create_checkpoint(ADMIN, "")
+
+    async def verify() -> list[str]:
+        reasons = []
+        for _ in range(15):
+            verdict = await log.verify(ADMIN, "", 0, 0, None)
+            reasons += [] if verdict.valid else [verdict.reason]
+        return reasons
+
+    _, reasons = await asyncio.gather(append(), verify())
+    assert reasons == []
