@@ -23,6 +23,8 @@ from services.admin.store import AuditStore, Checkpoint, SettingsStore
 from services.admin.users import UserAdmin
 from services.runtime.config import Settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.server import Mount, Service
 
@@ -34,7 +36,8 @@ log = logging.getLogger("alea.audit")
 
 
 async def log_checkpoint(checkpoint: Checkpoint) -> None:
-    """Publish a signed checkpoint in the logs, outside the database it vouches for."""
+    """Publish a signed checkpoint in the logs, outside the database it vouches for (the
+    store also sends it to the tenant's event feed)."""
     log.info(
         "audit checkpoint",
         extra={
@@ -69,7 +72,8 @@ class _TenantSources:
 
 async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     """The AdminService servicer and the task that signs checkpoints at the set interval."""
-    audit_store = AuditStore(db)
+    outbox = Outbox()
+    audit_store = AuditStore(db, outbox)
     audit = AuditLog(audit_store, Signer.load(settings.pki_dir), log_checkpoint)
     servicer = AdminServicer(
         audit,
@@ -89,4 +93,5 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     async def gauges() -> dict[str, float]:
         return {"audit_events": await audit_store.count(None)}
 
-    return Service([mount], background=[checkpoints], gauges=gauges)
+    relay = events_relay(db, outbox, peers)
+    return Service([mount], background=[checkpoints, relay], gauges=gauges)

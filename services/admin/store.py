@@ -12,6 +12,7 @@ exactly as hashed.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -38,9 +39,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.admin.chain import GENESIS, ChainEntry, entry_hash
-from services.runtime.db import Database
+from services.admin.chain import GENESIS, ChainEntry, entry_hash, rfc3339
+from services.runtime.db import Database, rowcount
+from services.runtime.events import event
 from services.runtime.listing import Listing, ListRequest, Page, number, text, timestamp
+from services.runtime.outbox import Outbox, OutboxItem
 
 __all__ = [
     "AUDIT_EVENTS",
@@ -193,11 +196,31 @@ def _entry(row: Any) -> ChainEntry:
     return ChainEntry(**{k: values[k] for k in ChainEntry.__dataclass_fields__})
 
 
-class AuditStore:
-    """The audit chains of every tenant (and the platform's, tenant ``""``)."""
+def checkpoint_event(checkpoint: Checkpoint) -> OutboxItem:
+    """The ``audit.checkpoint`` event carrying a tenant's checkpoint to its event feed."""
+    return event(
+        "audit.checkpoint",
+        checkpoint.tenant_id,
+        f"tenants/{checkpoint.tenant_id}/auditCheckpoints/{checkpoint.sequence}",
+        {
+            "sequence": checkpoint.sequence,
+            "head_hash": checkpoint.head_hash,
+            "create_time": rfc3339(checkpoint.create_time),
+            "key_id": checkpoint.key_id,
+            "public_key": base64.b64encode(checkpoint.public_key).decode(),
+            "signature": base64.b64encode(checkpoint.signature).decode(),
+        },
+        at=checkpoint.create_time,
+    )
 
-    def __init__(self, db: Database) -> None:
+
+class AuditStore:
+    """The audit chains of every tenant (and the platform's, tenant ``""``); a tenant's
+    checkpoints are also written to ``outbox`` as events, with the checkpoint itself."""
+
+    def __init__(self, db: Database, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox()
 
     async def append(self, drafts: Sequence[AuditDraft]) -> list[ChainEntry]:
         """Append ``drafts`` in order, each to its tenant's chain, in one transaction;
@@ -350,12 +373,15 @@ class AuditStore:
     # -- checkpoints ----------------------------------------------------------------------
 
     async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Keep a signed checkpoint (one per tenant and sequence; a second is ignored)."""
+        """Keep a signed checkpoint (one per tenant and sequence; a second is ignored) and,
+        for a tenant's log, its event (the platform's log has no feed)."""
         make = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         async with self.db.transaction() as session:
-            await session.execute(
+            added = await session.execute(
                 make(audit_checkpoints).values(**checkpoint.__dict__).on_conflict_do_nothing()
             )
+            if rowcount(added) == 1 and checkpoint.tenant_id:
+                await self.outbox.add(session, checkpoint_event(checkpoint))
 
     async def checkpoint(self, tenant: str, at_most: int | None = None) -> Checkpoint | None:
         """The newest checkpoint of a tenant (at or below ``at_most`` when given)."""

@@ -49,6 +49,7 @@ TYPES: dict[str, int] = {
     "api_key.created": pb.EVENT_TYPE_API_KEY_CREATED,
     "api_key.revoked": pb.EVENT_TYPE_API_KEY_REVOKED,
     "webhook.disabled": pb.EVENT_TYPE_WEBHOOK_DISABLED,
+    "audit.checkpoint": pb.EVENT_TYPE_AUDIT_CHECKPOINT,
 }
 """Dotted name → ``EventType`` number, for every event type."""
 

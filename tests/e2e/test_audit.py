@@ -5,6 +5,7 @@ but SHA-256; another tenant's log is out of reach."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -18,6 +19,7 @@ from alea.access.v1 import access_pb2
 from alea.admin.v1 import admin_pb2, admin_pb2_grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.notification.v1 import notification_pb2, notification_pb2_grpc
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import field_mask_pb2
@@ -308,3 +310,42 @@ def test_an_export_over_rest_verifies_with_sha256_alone(
     assert csv_reply.status == 200 and csv_reply.text.startswith("tenant_id,sequence,")
     verified = rest.request("POST", "/v1/auditEvents:verify", {}, headers=tenants.a.headers)
     assert verified.status == 200 and verified.body["valid"] is True
+
+
+def test_checkpoints_reach_the_event_feed_and_verify_from_there(
+    edge: grpc.Channel, admin, tenants: Tenants
+) -> None:
+    """The copy in the tenant's feed, outside admin's database, is a checkpoint
+    VerifyAuditChain accepts; viewers do not see it."""
+    signed = admin.CreateAuditCheckpoint(
+        admin_pb2.CreateAuditCheckpointRequest(), metadata=tenants.a.metadata, timeout=30
+    )
+    feed = notification_pb2_grpc.NotificationServiceStub(edge)
+    request = notification_pb2.SubscribeRequest(
+        types=[notification_pb2.EVENT_TYPE_AUDIT_CHECKPOINT], replay_only=True
+    )
+    request.start_time.FromSeconds(int(time.time()) - 3600)
+    deadline = time.monotonic() + 30
+    while True:
+        events = list(feed.Subscribe(request, metadata=tenants.a.metadata, timeout=30))
+        copies = [e for e in events if e.data["sequence"] == signed.sequence]
+        if copies or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    (copy,) = copies
+    kept = admin_pb2.AuditCheckpoint(
+        tenant_id=copy.tenant_id,
+        sequence=int(copy.data["sequence"]),
+        head_hash=copy.data["head_hash"],
+        key_id=copy.data["key_id"],
+        public_key=base64.b64decode(copy.data["public_key"]),
+        signature=base64.b64decode(copy.data["signature"]),
+    )
+    kept.create_time.FromJsonString(copy.data["create_time"])
+    assert kept == signed
+    verdict = admin.VerifyAuditChain(
+        admin_pb2.VerifyAuditChainRequest(checkpoint=kept), metadata=tenants.a.metadata
+    )
+    assert verdict.valid and verdict.checkpoint.sequence == signed.sequence
+    as_viewer = list(feed.Subscribe(request, metadata=tenants.viewer.metadata, timeout=30))
+    assert as_viewer == []
