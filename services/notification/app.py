@@ -63,4 +63,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         NotificationServicer(notifications, webhooks),
         notification_pb2_grpc.add_NotificationServiceServicer_to_server,
     )
-    return Service([mount], background=background)
+    async def gauges() -> dict[str, float]:
+        return {"webhook_backlog": await store.pending_deliveries()}
+
+    return Service([mount], background=background, gauges=gauges)
