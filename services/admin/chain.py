@@ -20,9 +20,9 @@ predecessor's hash (an entry replaced along with its hash).
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -65,35 +65,46 @@ class ChainEntry:
 
 def rfc3339(seconds: float) -> str:
     """UNIX seconds as RFC 3339 UTC with exactly six fractional digits."""
-    micros = round(seconds * 1_000_000)
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
+    t = time.gmtime(whole)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micros:06d}Z"
+    )
 
 
-def canonical(entry: ChainEntry) -> bytes:
-    """The canonical JSON of ``entry`` (see the module docstring)."""
-    fields = {
-        "tenant_id": entry.tenant_id,
-        "sequence": entry.sequence,
-        "id": entry.id,
-        "service": entry.service,
+def canonical(entry: ChainEntry, details_json: str | None = None) -> bytes:
+    """The canonical JSON of ``entry`` (see the module docstring); ``details_json``, when
+    the caller has it, is ``entry.details`` already in canonical form."""
+    before = {  # the fields whose names sort before "details", then those after
+        "action": entry.action,
         "actor": entry.actor,
         "api_key_id": entry.api_key_id,
-        "action": entry.action,
-        "resource": entry.resource,
-        "outcome": entry.outcome,
-        "request_id": entry.request_id,
         "client_address": entry.client_address,
-        "details": entry.details,
-        "event_time": rfc3339(entry.event_time),
         "create_time": rfc3339(entry.create_time),
     }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    after = {
+        "event_time": rfc3339(entry.event_time),
+        "id": entry.id,
+        "outcome": entry.outcome,
+        "request_id": entry.request_id,
+        "resource": entry.resource,
+        "sequence": entry.sequence,
+        "service": entry.service,
+        "tenant_id": entry.tenant_id,
+    }
+    details = _dumps(entry.details) if details_json is None else details_json
+    text = f'{_dumps(before)[:-1]},"details":{details},{_dumps(after)[1:]}'
+    return text.encode()
 
 
-def entry_hash(entry: ChainEntry, previous_hash: str) -> str:
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(entry: ChainEntry, previous_hash: str, details_json: str | None = None) -> str:
     """The hash ``entry`` must carry when it follows ``previous_hash``."""
-    digest = hashlib.sha256(previous_hash.encode() + b"\n" + canonical(entry))
+    digest = hashlib.sha256(previous_hash.encode() + b"\n" + canonical(entry, details_json))
     return digest.hexdigest()
 
 

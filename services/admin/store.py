@@ -16,7 +16,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     select,
@@ -156,6 +157,33 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _chained(
+    draft: AuditDraft, sequence: int, previous_hash: str, now: float
+) -> tuple[ChainEntry, str]:
+    """``draft`` as the entry ``sequence`` of its chain, after ``previous_hash``, and its
+    details as stored (canonical JSON)."""
+    details = _json(draft.details)
+    values: dict[str, Any] = {
+        "tenant_id": draft.tenant_id,
+        "sequence": sequence,
+        "id": draft.id,
+        "service": draft.service,
+        "actor": draft.actor,
+        "api_key_id": draft.api_key_id,
+        "action": draft.action,
+        "resource": draft.resource,
+        "outcome": draft.outcome,
+        "request_id": draft.request_id,
+        "client_address": draft.client_address,
+        "details": json.loads(details),  # exactly as it will read back
+        "event_time": round(draft.event_time, 6),
+        "create_time": now,
+        "previous_hash": previous_hash,
+    }
+    digest = entry_hash(ChainEntry(**values, hash=""), previous_hash, details)
+    return ChainEntry(**values, hash=digest), details
+
+
 # -- audit ----------------------------------------------------------------------------------
 
 
@@ -224,76 +252,63 @@ class AuditStore:
 
     async def append(self, drafts: Sequence[AuditDraft]) -> list[ChainEntry]:
         """Append ``drafts`` in order, each to its tenant's chain, in one transaction;
-        drafts whose id is already in the log are skipped. Returns the new entries."""
-        appended: list[ChainEntry] = []
-        by_tenant: dict[str, list[AuditDraft]] = {}
-        for draft in drafts:
-            by_tenant.setdefault(draft.tenant_id, []).append(draft)
-        async with self.db.transaction() as session:
-            for tenant in sorted(by_tenant):  # one lock order: replicas never deadlock
-                appended += await self._append(session, tenant, by_tenant[tenant])
-        return appended
+        drafts whose id is already in the log are skipped. Returns the new entries.
 
-    async def _append(
-        self, session: AsyncSession, tenant: str, drafts: list[AuditDraft]
-    ) -> list[ChainEntry]:
-        sequence, head = await self._lock_head(session, tenant)
-        ids = [d.id for d in drafts]
-        present = await session.execute(select(audit_events.c.id).where(audit_events.c.id.in_(ids)))
-        seen = set(present.scalars())
-        now = time.time()
-        entries: list[ChainEntry] = []
-        for draft in drafts:
-            if draft.id in seen:
-                continue
-            seen.add(draft.id)
-            sequence += 1
-            entry = ChainEntry(
-                tenant_id=tenant,
-                sequence=sequence,
-                id=draft.id,
-                service=draft.service,
-                actor=draft.actor,
-                api_key_id=draft.api_key_id,
-                action=draft.action,
-                resource=draft.resource,
-                outcome=draft.outcome,
-                request_id=draft.request_id,
-                client_address=draft.client_address,
-                details=json.loads(_json(draft.details)),  # as it will read back
-                event_time=round(draft.event_time, 6),
-                create_time=round(now, 6),
-                previous_hash=head,
-                hash="",
-            )
-            entry = replace(entry, hash=entry_hash(entry, head))
-            head = entry.hash
-            entries.append(entry)
-        if not entries:
+        A batch costs five statements whatever its size and tenants: the heads created
+        and locked (in tenant order, so replicas never deadlock), the ids already present,
+        the entries inserted, the heads moved on."""
+        tenants = sorted({d.tenant_id for d in drafts})
+        if not tenants:
             return []
-        rows = [{**entry.__dict__, "details": _json(entry.details)} for entry in entries]
-        await session.execute(insert(audit_events), rows)
-        await session.execute(
-            update(audit_heads)
-            .where(audit_heads.c.tenant_id == tenant)
-            .values(sequence=sequence, hash=head)
-        )
+        async with self.db.transaction() as session:
+            heads = await self._lock_heads(session, tenants)
+            ids = [d.id for d in drafts]
+            present = await session.execute(
+                select(audit_events.c.id).where(audit_events.c.id.in_(ids))
+            )
+            seen = set(present.scalars())
+            now = round(time.time(), 6)
+            entries: list[ChainEntry] = []
+            rows: list[dict[str, Any]] = []
+            for draft in drafts:
+                if draft.id in seen:
+                    continue
+                seen.add(draft.id)
+                sequence, head = heads[draft.tenant_id]
+                entry, details = _chained(draft, sequence + 1, head, now)
+                heads[draft.tenant_id] = (entry.sequence, entry.hash)
+                entries.append(entry)
+                rows.append({**entry.__dict__, "details": details})
+            if not entries:
+                return []
+            await session.execute(insert(audit_events), rows)
+            moved = {e.tenant_id for e in entries}
+            await session.execute(
+                update(audit_heads)
+                .where(audit_heads.c.tenant_id == bindparam("tenant"))
+                .values(sequence=bindparam("sequence"), hash=bindparam("head")),
+                [{"tenant": t, "sequence": heads[t][0], "head": heads[t][1]} for t in moved],
+            )
         return entries
 
-    async def _lock_head(self, session: AsyncSession, tenant: str) -> tuple[int, str]:
-        """The tenant's head (sequence, hash), created at (0, GENESIS) for a first entry and
-        locked until the transaction ends."""
+    async def _lock_heads(
+        self, session: AsyncSession, tenants: list[str]
+    ) -> dict[str, tuple[int, str]]:
+        """Each tenant's head (sequence, hash), created at (0, GENESIS) for a first entry
+        and locked until the transaction ends."""
         make = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
         await session.execute(
-            make(audit_heads)
-            .values(tenant_id=tenant, sequence=0, hash=GENESIS)
-            .on_conflict_do_nothing()
+            make(audit_heads).on_conflict_do_nothing(),
+            [{"tenant_id": t, "sequence": 0, "hash": GENESIS} for t in tenants],
         )
-        query = select(audit_heads.c.sequence, audit_heads.c.hash).where(
-            audit_heads.c.tenant_id == tenant
+        query = (
+            select(audit_heads.c.tenant_id, audit_heads.c.sequence, audit_heads.c.hash)
+            .where(audit_heads.c.tenant_id.in_(tenants))
+            .order_by(audit_heads.c.tenant_id)
+            .with_for_update()
         )
-        row = (await session.execute(query.with_for_update())).one()
-        return int(row.sequence), str(row.hash)
+        rows = (await session.execute(query)).all()
+        return {str(r.tenant_id): (int(r.sequence), str(r.hash)) for r in rows}
 
     async def head(self, tenant: str) -> tuple[int, str]:
         """The tenant's head as its row says (0 and GENESIS for an empty log)."""
