@@ -11,8 +11,6 @@ key (published with every checkpoint, and in the logs) recognises it.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.admin.chain import rfc3339
+from services.runtime.pki import secret_key
 
 __all__ = ["KEY_FILE", "Signer", "checkpoint_text", "key_id", "verify"]
 
@@ -58,19 +57,7 @@ class Signer:
     @classmethod
     def load(cls, pki_dir: Path) -> Signer:
         """The key in ``pki_dir``, created (exclusively, 0600) on first start."""
-        path = pki_dir / KEY_FILE
-        pki_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as file:
-                file.write(secrets.token_bytes(32))
-        raw = path.read_bytes()
-        if len(raw) != 32:
-            raise ValueError(f"{path} must hold exactly 32 bytes")
-        private = Ed25519PrivateKey.from_private_bytes(raw)
+        private = Ed25519PrivateKey.from_private_bytes(secret_key(pki_dir / KEY_FILE))
         public = private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )

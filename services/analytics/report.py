@@ -213,17 +213,7 @@ def render_html(report: Report) -> bytes:
     )
     perf = report.performance
     backends = _table(
-        [
-            "back end",
-            "model size",
-            "simulations",
-            "trials",
-            "trials/s",
-            "wait p50 s",
-            "wait p95 s",
-            "run p50 s",
-            "run p95 s",
-        ],
+        list(_PERFORMANCE_COLUMNS),
         [
             [
                 b.backend,

@@ -63,6 +63,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         NotificationServicer(notifications, webhooks),
         notification_pb2_grpc.add_NotificationServiceServicer_to_server,
     )
+
     async def gauges() -> dict[str, float]:
         return {"webhook_backlog": await store.pending_deliveries()}
 

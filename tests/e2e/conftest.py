@@ -100,6 +100,25 @@ def register(identity: identity_pb2_grpc.IdentityServiceStub, label: str) -> Acc
     return Account(reply.tenant.id, reply.user.id, email, reply.tokens.access_token)
 
 
+def add_user(
+    identity: identity_pb2_grpc.IdentityServiceStub, admin: Account, role: int
+) -> tuple[identity_pb2.User, identity_pb2.Tokens]:
+    """A new user of ``admin``'s tenant with ``role``, and the tokens of their login."""
+    email = f"user-{uuid.uuid4().hex[:8]}@example.com"
+    user = identity.CreateUser(
+        identity_pb2.CreateUserRequest(
+            email=email,
+            password=PASSWORD,
+            display_name="User",
+            role=role,
+        ),
+        metadata=admin.metadata,
+        timeout=30,
+    )
+    login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
+    return user, login.tokens
+
+
 @pytest.fixture(scope="session")
 def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     """Tenant A (admin + viewer) and tenant B, registered once per mesh."""

@@ -5,7 +5,6 @@ behaviour without a restart; the overview of operators and of tenant admins."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import grpc
 import pytest
@@ -16,7 +15,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.protobuf import struct_pb2
 
-from tests.e2e.conftest import PASSWORD, Account, Tenants, register
+from tests.e2e.conftest import Account, Tenants, add_user, register
 from tests.e2e.test_simulation import workbook_bytes
 from tests.engine import models
 
@@ -50,14 +49,7 @@ def test_a_disabled_user_is_stopped_at_the_next_call(edge: grpc.Channel, admin) 
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
     files = files_pb2_grpc.FilesServiceStub(edge)
     owner = register(ids, "disabler")
-    email = f"analyst-{uuid.uuid4().hex[:8]}@example.com"
-    user = ids.CreateUser(
-        identity_pb2.CreateUserRequest(
-            email=email, password=PASSWORD, display_name="Al", role=access_pb2.ROLE_ANALYST
-        ),
-        metadata=owner.metadata,
-    )
-    token = ids.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD)).tokens
+    user, token = add_user(ids, owner, access_pb2.ROLE_ANALYST)
     key = ids.CreateApiKey(
         identity_pb2.CreateApiKeyRequest(display_name="k", role=access_pb2.ROLE_ANALYST),
         metadata=(("authorization", f"Bearer {token.access_token}"),),
@@ -99,14 +91,7 @@ def test_a_role_change_applies_at_the_next_call(edge: grpc.Channel, admin) -> No
     ids = identity_pb2_grpc.IdentityServiceStub(edge)
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
     owner = register(ids, "demoter")
-    email = f"analyst-{uuid.uuid4().hex[:8]}@example.com"
-    user = ids.CreateUser(
-        identity_pb2.CreateUserRequest(
-            email=email, password=PASSWORD, display_name="Al", role=access_pb2.ROLE_ANALYST
-        ),
-        metadata=owner.metadata,
-    )
-    token = ids.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD)).tokens
+    user, token = add_user(ids, owner, access_pb2.ROLE_ANALYST)
     as_user = (("authorization", f"Bearer {token.access_token}"),)
     create = simulation_pb2.CreateModelRequest(
         display_name="m", workbook=workbook_bytes(models.small())

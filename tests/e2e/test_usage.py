@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-import uuid
 
 import grpc
 import pytest
@@ -20,7 +19,7 @@ from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.api import httpbody_pb2
 
 from services.cli.edge_client import RestClient
-from tests.e2e.conftest import PASSWORD, Account, Tenants, register
+from tests.e2e.conftest import Account, Tenants, add_user, register
 from tests.e2e.test_simulation import workbook_bytes
 from tests.engine import models
 
@@ -149,14 +148,7 @@ def test_usage_is_exactly_what_happened_and_matches_the_quota(
 def test_api_calls_are_counted_per_user(analytics, edge: grpc.Channel) -> None:
     ids = identity_pb2_grpc.IdentityServiceStub(edge)
     owner = register(ids, "counted")
-    email = f"reader-{uuid.uuid4().hex[:8]}@example.com"
-    reader = ids.CreateUser(
-        identity_pb2.CreateUserRequest(
-            email=email, password=PASSWORD, display_name="R", role=access_pb2.ROLE_VIEWER
-        ),
-        metadata=owner.metadata,
-    )
-    token = ids.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD)).tokens
+    reader, token = add_user(ids, owner, access_pb2.ROLE_VIEWER)
     as_reader = (("authorization", f"Bearer {token.access_token}"),)
     for _ in range(7):
         ids.GetUser(identity_pb2.GetUserRequest(user_id=reader.id), metadata=as_reader)

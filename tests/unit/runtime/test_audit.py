@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import pytest
@@ -22,7 +21,6 @@ from services.runtime.audit import AuditTrail, resource_of
 from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.outbox import Outbox, outbox_table
-from tests.unit.runtime.test_outbox import _REVISION
 
 USER = Principal(user_id="u-1", tenant_id="t-1", role="admin", api_key_id="k-1")
 FILES = "/alea.files.v1.FilesService/"
@@ -53,14 +51,8 @@ def delete(file_id: str) -> Call:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    versions = tmp_path / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (versions / "0001_initial.py").write_text(_REVISION)
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", tmp_path / "migrations")
-    await database.open()
-    yield database
-    await database.close()
+def db(outbox_db: Database) -> Database:
+    return outbox_db
 
 
 @pytest.fixture

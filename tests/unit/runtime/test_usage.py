@@ -3,9 +3,7 @@ written to the outbox as RecordEvent payloads that analytics deduplicates by id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +14,6 @@ from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.outbox import Outbox, outbox_table
 from services.runtime.usage import ApiCallMeter
-from tests.unit.runtime.test_outbox import _REVISION
 
 
 @dataclass
@@ -27,14 +24,8 @@ class Call:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    versions = tmp_path / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (versions / "0001_initial.py").write_text(_REVISION)
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}", tmp_path / "migrations")
-    await database.open()
-    yield database
-    await database.close()
+def db(outbox_db: Database) -> Database:
+    return outbox_db
 
 
 async def test_users_calls_are_counted_per_tenant_user_and_hour(db: Database) -> None:
