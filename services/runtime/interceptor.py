@@ -163,7 +163,10 @@ class _Rpc:
         )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
         for observer in self.guard.observers:
-            observer.finished(self)
+            try:
+                observer.finished(self)
+            except Exception:  # an observer's fault must not change the RPC's outcome
+                log.exception("observer %s failed on %s", type(observer).__name__, self.method)
         principal_var.reset(self._principal_token)
         request_id_var.reset(self._request_token)
 

@@ -227,3 +227,48 @@ def test_the_overview_shows_every_service(admin, operator: Account, tenants: Ten
     assert not tenant.platform and tenant.users == 2  # tenant A: its admin and a viewer
     assert tenant.storage_quota_bytes == 1 << 30
     assert tenant.audit_events < platform.audit_events
+
+
+def test_a_tier_quota_changes_behaviour_without_a_restart(
+    edge: grpc.Channel, admin, operator: Account
+) -> None:
+    """Identity reads the free tier's limits from the platform settings on every quota
+    answer and reservation: a lowered limit refuses the next larger simulation."""
+    ids = identity_pb2_grpc.IdentityServiceStub(edge)
+    sims = simulation_pb2_grpc.SimulationServiceStub(edge)
+    owner = register(ids, "quota")
+    model = sims.CreateModel(
+        simulation_pb2.CreateModelRequest(
+            display_name="m", workbook=workbook_bytes(models.small())
+        ),
+        metadata=owner.metadata,
+        timeout=60,
+    )
+    key = "quota.free.trials_per_simulation"
+    lowered = admin_pb2.Setting(key=key, value=value(5000))
+    admin.SetSetting(admin_pb2.SetSettingRequest(setting=lowered), metadata=operator.metadata)
+    try:
+        deadline = time.monotonic() + POLL_BOUND
+        while (
+            ids.GetQuota(
+                identity_pb2.GetQuotaRequest(), metadata=owner.metadata
+            ).trials_per_simulation
+            != 5000
+        ):
+            assert time.monotonic() < deadline, "the lowered quota never applied"
+            time.sleep(0.5)
+        big = simulation_pb2.CreateSimulationRequest(model_id=model.id, trials=6000, seed=1)
+        with pytest.raises(grpc.RpcError) as refused:
+            sims.CreateSimulation(big, metadata=owner.metadata, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "5000" in refused.value.details()
+    finally:
+        default = admin_pb2.Setting(key=key, value=value(1_000_000))
+        admin.SetSetting(admin_pb2.SetSettingRequest(setting=default), metadata=operator.metadata)
+    deadline = time.monotonic() + POLL_BOUND
+    while (
+        ids.GetQuota(identity_pb2.GetQuotaRequest(), metadata=owner.metadata).trials_per_simulation
+        != 1_000_000
+    ):
+        assert time.monotonic() < deadline, "the restored quota never applied"
+        time.sleep(0.5)
