@@ -332,7 +332,12 @@ class Graph:
                 del active[key]
                 if len(self.values) >= MAX_FORMULA_CELLS:
                     raise ModelError(f"more than {MAX_FORMULA_CELLS} formula cells reach an output")
-                self.values[key] = self.lower_cell(key, self.ast(key))
+                try:
+                    self.values[key] = self.lower_cell(key, self.ast(key))
+                except RecursionError:  # lowering.MAX_NESTING keeps clear of it; a backstop
+                    raise FormulaError(
+                        "formula nests too deeply to compile", self.locate(key)
+                    ) from None
 
     def dependencies(self, key: Key) -> Iterator[Key]:
         """Formula cells that ``key``'s formula reads, directly or through defined names."""

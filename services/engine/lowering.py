@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 LOGICAL = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not", "xor"})
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
 _MAX_INDIRECTION = 64  # OFFSET/INDIRECT resolved cells nested this deep are refused
+MAX_NESTING = 150
+"""Most levels lowering nests, a formula's own (at most :data:`formula.MAX_DEPTH`) plus
+those of the defined names and OFFSET/INDIRECT cells it reads through: lowering recurses
+once per level, a few Python frames each, so this keeps it well inside the interpreter's
+stack whatever the chain of names (``=n1`` with ``n1`` ``=SUM(SUM(...n2...))``...)."""
 
 
 class Lowerer:
@@ -67,6 +72,7 @@ class Lowerer:
         self.tables: dict[tuple[object, ...], Table] = {}
         self.names_in_use: set[tuple[str | None, str]] = set()
         self.in_progress: list[Key] = []
+        self.nesting = 0  # lower() calls in progress
         self.output_names: dict[Key, str] = {}
         self.warnings: list[str] = []
         self.logicals: set[int] = set()
@@ -203,27 +209,36 @@ class Lowerer:
     # --- expressions -----------------------------------------------------------------------
 
     def lower(self, expr: Expr, sheet: str) -> Value | Range:
-        if isinstance(expr, Number):
-            return self.const(expr.value)
-        if isinstance(expr, Text):
-            return expr.value
-        if isinstance(expr, Bool):
-            return self.boolean(expr.value)
-        if isinstance(expr, ErrorLiteral):
-            code = expr.code if expr.code in xlerror.CODES else "#VALUE!"
-            return self.error(code)
-        if isinstance(expr, Missing):
-            return EMPTY
-        if isinstance(expr, Ref):
-            rng = self.graph.range(expr, sheet, self.cell)
-            return self.cell_value(rng.sheet, rng.top, rng.left) if expr.is_cell else rng
-        if isinstance(expr, Name):
-            return self.name(expr, sheet)
-        if isinstance(expr, Array):
-            return self.array(expr)
-        if isinstance(expr, Unary | Binary):
-            return self.operators(expr, sheet)
-        return self.call(expr, sheet)
+        if self.nesting >= MAX_NESTING:
+            raise self.fail(
+                f"formula nests deeper than {MAX_NESTING} levels, counting the defined names "
+                "and the cells reached through OFFSET or INDIRECT that it reads"
+            )
+        self.nesting += 1
+        try:  # one frame per level, not two: the interpreter's stack is what is bounded
+            if isinstance(expr, Number):
+                return self.const(expr.value)
+            if isinstance(expr, Text):
+                return expr.value
+            if isinstance(expr, Bool):
+                return self.boolean(expr.value)
+            if isinstance(expr, ErrorLiteral):
+                code = expr.code if expr.code in xlerror.CODES else "#VALUE!"
+                return self.error(code)
+            if isinstance(expr, Missing):
+                return EMPTY
+            if isinstance(expr, Ref):
+                rng = self.graph.range(expr, sheet, self.cell)
+                return self.cell_value(rng.sheet, rng.top, rng.left) if expr.is_cell else rng
+            if isinstance(expr, Name):
+                return self.name(expr, sheet)
+            if isinstance(expr, Array):
+                return self.array(expr)
+            if isinstance(expr, Unary | Binary):
+                return self.operators(expr, sheet)
+            return self.call(expr, sheet)
+        finally:
+            self.nesting -= 1
 
     def operators(self, expr: Unary | Binary, sheet: str) -> Value:
         """A chain of operators, down its left spine without recursion.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
 import random
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,57 @@ def test_a_deep_chain_does_not_exhaust_the_stack() -> None:
     while isinstance(node, Apply):
         node, depth = node.args[0], depth + 1
     assert depth == 3000 and isinstance(node, Sample)
+
+
+def _name_chain(count: int, nest: int) -> dict[str, str]:
+    """``nm_0`` the input cell, ``nm_i`` ``nm_{i-1}`` under ``nest`` SUMs plus one."""
+    names = {"nm_0": "S!$A$1"}
+    for i in range(1, count + 1):
+        names[f"nm_{i}"] = "SUM(" * nest + f"nm_{i - 1}" + ")" * nest + "+1"
+    return names
+
+
+def _indirect_chain(count: int, nest: int) -> dict[str, object]:
+    cells: dict[str, object] = {"S!A1": "=RiskNormal(0,1)"}
+    for r in range(2, count + 1):
+        cells[f"S!A{r}"] = "=" + "SUM(" * nest + f'INDIRECT("A{r - 1}")' + ")" * nest + "+1"
+    cells["S!B1"] = f"=RiskOutput()+A{count}"
+    return cells
+
+
+def test_names_and_indirect_cells_nest_within_a_limit(compile_model) -> None:
+    """A formula's depth is bounded by the parser, but the names and INDIRECT cells it reads
+    add theirs: three names each nesting 60 SUMs, or 30 INDIRECT cells under 5 SUMs each, ran
+    lowering out of stack (RecursionError). Past the limit the model is refused naming the
+    cell; a short chain still builds."""
+    ok = build({"S!A1": "=RiskNormal(0,1)", "S!B1": "=RiskOutput()+nm_3"}, names=_name_chain(3, 2))
+    outputs, inputs = compile_model(ok, seed=1).evaluate(0, 100)
+    np.testing.assert_allclose(outputs["S!B1"], inputs["S!A1"] + 3.0, rtol=1e-12)
+    limit = "formula nests deeper than 150 levels, counting the defined names"
+    deep = {"S!A1": "=RiskNormal(0,1)", "S!B1": "=RiskOutput()+nm_3"}
+    with pytest.raises(FormulaError, match=limit) as err:
+        build(deep, names=_name_chain(3, 60))
+    assert err.value.location == "S!B1"
+    with pytest.raises(FormulaError, match=limit) as err:
+        build({**deep, "S!B1": "=RiskOutput()+nm_200"}, names=_name_chain(200, 0))
+    assert build(_indirect_chain(30, 0)).inputs  # INDIRECT alone: a few levels a cell
+    with pytest.raises(FormulaError, match=limit) as err:
+        build(_indirect_chain(30, 5))
+    assert err.value.location.startswith("S!A")
+
+
+def test_lowering_out_of_stack_is_a_model_error() -> None:
+    """The backstop behind the limit: whatever a caller's stack, never a RecursionError."""
+    deep = "=RiskOutput()+" + "SUM(" * 90 + "A1" + ")" * 90
+    data = xlsx({"S!A1": "=RiskNormal(0,1)", "S!B1": deep})
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + 350)  # parsing it takes ~280 frames
+    try:
+        with pytest.raises(FormulaError, match="formula nests too deeply to compile") as err:
+            load_workbook(data)
+    finally:
+        sys.setrecursionlimit(saved)
+    assert err.value.location == "S!B1"
 
 
 def test_random_parameters_and_conditions_stay_in_the_graph() -> None:
