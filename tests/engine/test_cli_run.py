@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,14 @@ from tests.engine import models
 ROOT = Path(__file__).parents[2]
 
 
-def alea(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def alea(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", "run", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -79,3 +81,24 @@ def test_not_a_workbook_exits_2(tmp_path: Path) -> None:
     run = alea(junk, "--json")
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.strip()
+
+
+def wide_outputs(path: Path, outputs: int) -> Path:
+    """One input and ``outputs`` outputs of it: each output's statistics cost 64 KiB a trial."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Model"
+    ws["A1"] = "=RiskNormal(0,1)"
+    for r in range(1, outputs + 1):
+        ws.cell(r, 2, f"=RiskOutput()+A1*{r}")
+    wb.save(path)
+    return path
+
+
+def test_a_model_too_wide_for_the_memory_budget_exits_2_saying_both(tmp_path: Path) -> None:
+    wide = wide_outputs(tmp_path / "wide.xlsx", 100)
+    run = alea(wide, "--trials", "100", env={"ALEA_ENGINE_MEMORY_BYTES": str(16 << 20)})
+    assert run.returncode == 2 and run.stdout == ""
+    assert "one trial of this model needs 6.3 MiB" in run.stderr
+    assert "the limit (ALEA_ENGINE_MEMORY_BYTES) is 16.0 MiB" in run.stderr
+    assert alea(wide, "--trials", "100", "--backend", "numpy").returncode == 0  # 512 MiB

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from dataclasses import replace
 
 import pytest
+from openpyxl import Workbook
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
@@ -16,7 +18,7 @@ from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest
 from services.simulation.config import SimulationConfig
-from services.simulation.domain import SimulationRequest, Simulations
+from services.simulation.domain import ModelSource, SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
@@ -259,6 +261,27 @@ async def test_bad_requests_name_the_field(domain: Simulations, store: Store):
     with pytest.raises(InvalidArgument) as error:
         await domain.list_simulations("t1", ListRequest(page_token="not-a-token"))
     assert error.value.violations[0][0] == "page_token"
+
+
+async def test_a_model_too_wide_for_the_memory_budget_is_refused_at_creation(
+    domain: Simulations, monkeypatch: pytest.MonkeyPatch
+):
+    """CreateModel says the size of one trial and the limit (INVALID_ARGUMENT), before any
+    worker could run out of memory on it."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Model"
+    ws["A1"] = "=RiskNormal(0,1)"
+    for r in range(1, 101):  # 100 outputs: 64 KiB of statistics each
+        ws.cell(r, 2, f"=RiskOutput()+A1*{r}")
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    monkeypatch.setenv("ALEA_ENGINE_MEMORY_BYTES", str(16 << 20))
+    with pytest.raises(InvalidArgument) as error:
+        await domain.create_model("t1", "u1", "wide", ModelSource(workbook=buffer.getvalue()))
+    field, reason = error.value.violations[0]
+    assert field == "workbook" and "one trial of this model needs 6.3 MiB" in reason
+    assert "(ALEA_ENGINE_MEMORY_BYTES) is 16.0 MiB" in reason
 
 
 async def test_watchers_get_state_progress_and_final_state(domain: Simulations, store: Store):
