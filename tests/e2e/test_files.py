@@ -80,7 +80,7 @@ def files(edge: grpc.Channel) -> files_pb2_grpc.FilesServiceStub:
 
 @pytest.fixture(scope="module")
 def direct(mesh: Mesh) -> Iterator[files_pb2_grpc.FilesServiceStub]:
-    """The files service without the edge (client certificate, straight to its port)."""
+    """The files service without Envoy (the edge's certificate, straight to its port)."""
     with mesh.direct_channel("files") as channel:
         yield files_pb2_grpc.FilesServiceStub(channel)
 
