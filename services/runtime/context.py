@@ -26,7 +26,9 @@ class Principal:
     """Who is calling: a user (by JWT or API key) or, for internal RPCs, a peer service.
 
     ``role`` is ``viewer``/``analyst``/``admin`` for users and empty for services;
-    ``service`` is the peer's name for service principals and empty for users.
+    ``service`` is the peer's name for service principals and empty for users;
+    ``platform`` marks a platform operator (an admin the platform named at start-up), who
+    may read every tenant's audit log, usage and settings.
     """
 
     user_id: str = ""
@@ -34,6 +36,7 @@ class Principal:
     role: str = ""
     service: str = ""
     api_key_id: str = ""
+    platform: bool = False
 
     @property
     def is_service(self) -> bool:
