@@ -79,7 +79,7 @@ async def _identity(home: Path, audited: bool, accepted: list[int]):
         "identity", service.mounts, settings, service.authenticator, observers=observers
     )
     await server.start()
-    channel = secure_channel(f"localhost:{port}", home / "pki", "client")
+    channel = secure_channel(f"localhost:{port}", home / "pki", "edge")  # as the edge calls it
     stub = identity_pb2_grpc.IdentityServiceStub(channel)
     reply = await stub.Register(
         pb.RegisterRequest(

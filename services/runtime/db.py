@@ -13,6 +13,7 @@ advisory lock serialises replicas that start together.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import zlib
 from collections.abc import AsyncIterator
@@ -136,6 +137,15 @@ class Database:
     async def close(self) -> None:
         """Dispose of every pooled connection."""
         await self.engine.dispose()
+
+    async def reachable(self, within: float) -> bool:
+        """Whether the database answers ``SELECT 1`` within ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # refused, reset, timed out, shutting down, out of connections...
+            return False
+        return True
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
