@@ -13,6 +13,8 @@ COMMAND_MODULES = (
     "services.cli.run",
     "services.cli.simulate",
     "services.cli.events",
+    "services.cli.admin",
+    "services.cli.usage",
 )
 
 

@@ -40,8 +40,9 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
     files_settings = load_files_settings(settings.home)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
     outbox = Outbox()
+    store = FileStore(database, outbox)
     files = Files(
-        FileStore(database, outbox),
+        store,
         blobs,
         files_settings.master_keys,
         peers.identity,
@@ -55,7 +56,12 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
         FilesServicer(files),
         files_pb2_grpc.add_FilesServiceServicer_to_server,
     )
-    return Service([mount], background=[events_relay(database, outbox, peers)])
+
+    async def gauges() -> dict[str, float]:
+        stored, count = await store.totals()
+        return {"storage_bytes": stored, "files": count}
+
+    return Service([mount], background=[events_relay(database, outbox, peers)], gauges=gauges)
 
 
 async def _rotate(new_dev_key: bool) -> int:

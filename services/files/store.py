@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -197,6 +198,16 @@ class FileStore:
                     files.c.tenant_id == tenant_id, files.c.request_id == request_id
                 )
             )
+
+    async def totals(self) -> tuple[int, int]:
+        """(bytes stored, files) over every tenant, for the operator overview."""
+        query = select(
+            func.coalesce(func.sum(storage_usage.c.bytes_used), 0),
+            func.coalesce(func.sum(storage_usage.c.file_count), 0),
+        )
+        async with self.db.sessions() as session:
+            stored, count = (await session.execute(query)).one()
+        return int(stored), int(count)
 
     async def usage(self, tenant_id: str) -> tuple[int, int]:
         """(bytes used, file count) of a tenant; zeros before its first upload."""

@@ -116,7 +116,11 @@ class ApiKeys:
                 await writes.touch_api_key(key.tenant_id, key.id, stamp)
         role = min(key.role, user.role, key=ROLE_RANK.__getitem__)
         principal = Principal(
-            user_id=key.user_id, tenant_id=key.tenant_id, role=role, api_key_id=key.id
+            user_id=key.user_id,
+            tenant_id=key.tenant_id,
+            role=role,
+            api_key_id=key.id,
+            platform=role == "admin" and self._accounts.is_platform(user),
         )
         return principal, key.expire_time.timestamp() if key.expire_time else None
 

@@ -29,6 +29,7 @@ from services.identity.store import (
     Writes,
 )
 from services.identity.tokens import SigningKeys
+from services.runtime import audit
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.errors import (
@@ -91,11 +92,22 @@ class Tokens:
 
 
 class Accounts:
-    """Register, sign in, manage and find users."""
+    """Register, sign in, manage and find users.
 
-    def __init__(self, store: IdentityStore, keys: SigningKeys) -> None:
+    ``operators``: emails of the platform operators, named at start-up
+    (``ALEA_PLATFORM_ADMINS``); such a user has the platform scope while an admin.
+    """
+
+    def __init__(
+        self, store: IdentityStore, keys: SigningKeys, operators: frozenset[str] = frozenset()
+    ) -> None:
         self._store = store
         self._keys = keys
+        self._operators = frozenset(email.strip().lower() for email in operators)
+
+    def is_platform(self, user: User) -> bool:
+        """Whether ``user`` acts with the platform scope (an admin named an operator)."""
+        return user.role == "admin" and user.email in self._operators
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -124,7 +136,9 @@ class Accounts:
     async def _tokens(self, user: User, session_id: str, refresh: str) -> Tokens:
         # Signed after the transaction commits: signing may create or rotate a key, which
         # is its own transaction (and SQLite has one writer at a time).
-        access = await self._keys.issue(user.id, user.tenant_id, user.role, session_id)
+        access = await self._keys.issue(
+            user.id, user.tenant_id, user.role, session_id, platform=self.is_platform(user)
+        )
         return Tokens(access.token, access.expires_in, refresh, int(REFRESH_TTL.total_seconds()))
 
     # -- public RPCs -----------------------------------------------------------------------
@@ -188,6 +202,8 @@ class Accounts:
                 raise Unauthenticated("invalid or expired refresh token")
             live = await writes.session(token.session_id)
             user = await writes.user(live.tenant_id, live.user_id) if live else None
+            if live is not None:
+                audit.acting(live.user_id, live.tenant_id)
             if live is None or user is None or live.revoke_time is not None or user.disabled:
                 raise Unauthenticated("session ended")
             reused = token.use_time is not None
@@ -206,6 +222,9 @@ class Accounts:
             token = await writes.refresh_token(_token_hash(refresh_token))
             if token is None:
                 raise Unauthenticated("invalid refresh token")
+            session = await writes.session(token.session_id)
+            if session is not None:
+                audit.acting(session.user_id, session.tenant_id)
             await writes.end_session(token.session_id, now())
 
     # -- tenant and users ------------------------------------------------------------------
@@ -220,6 +239,14 @@ class Accounts:
         if ROLE_RANK[user.role] < ROLE_RANK.get(principal.role, 0):
             raise Unauthenticated("role changed since this token was issued; refresh it")
         return user
+
+    async def check_user(self, tenant_id: str, user_id: str) -> tuple[bool, str, bool]:
+        """(active, current role, platform operator) of a user; (False, "", False) when gone."""
+        async with self._store.reading() as reads:
+            user = await reads.user(tenant_id, user_id)
+        if user is None:
+            return False, "", False
+        return not user.disabled, user.role, self.is_platform(user)
 
     async def get_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
         if tenant_id != principal.tenant_id:

@@ -357,6 +357,12 @@ class Reads:
         row = await self._one(select(sessions).where(sessions.c.id == session_id))
         return Session(**row) if row else None
 
+    async def totals(self) -> tuple[int, int]:
+        """(tenants, users) of the whole platform, for the operator overview."""
+        tenant_count = await self._session.scalar(select(func.count()).select_from(tenants))
+        user_count = await self._session.scalar(select(func.count()).select_from(users))
+        return int(tenant_count or 0), int(user_count or 0)
+
     async def trials_used(self, tenant_id: str, period: str) -> int:
         used = await self._session.scalar(
             select(func.coalesce(func.sum(trial_reservations.c.trials), 0)).where(

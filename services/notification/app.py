@@ -25,6 +25,7 @@ from services.runtime.db import Database
 from services.runtime.events import TOPIC
 from services.runtime.outbox import Outbox, OutboxRecord, Relay, RelaySettings
 from services.runtime.peers import Peers
+from services.runtime.platform_settings import WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
 from services.runtime.server import Background, Mount, Service
 
 __all__ = ["MIGRATIONS", "build"]
@@ -38,7 +39,15 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     outbox = Outbox()
     store = NotificationStore(db, outbox)
     feed = Feed(store, config.retention_seconds, config.poll_seconds)
-    webhooks = Webhooks(store, config, Guard(config.allowlist))
+    webhooks = Webhooks(
+        store,
+        config,
+        Guard(config.allowlist),
+        lambda: (
+            peers.settings.get(WEBHOOK_RETRY_SCHEDULE),
+            peers.settings.get(WEBHOOK_DISABLE_AFTER),
+        ),
+    )
     notifications = Notifications(store, feed, webhooks, email_on=bool(config.smtp.host))
 
     async def record_locally(record: OutboxRecord) -> None:
@@ -54,4 +63,8 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         NotificationServicer(notifications, webhooks),
         notification_pb2_grpc.add_NotificationServiceServicer_to_server,
     )
-    return Service([mount], background=background)
+
+    async def gauges() -> dict[str, float]:
+        return {"webhook_backlog": await store.pending_deliveries()}
+
+    return Service([mount], background=background, gauges=gauges)

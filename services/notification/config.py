@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.runtime.config import ConfigError, Environment
+from services.runtime.platform_settings import SCHEMA, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
 
 __all__ = ["NotificationConfig", "SmtpConfig", "load_config"]
 
-DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-"""Seconds before each webhook attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -39,26 +38,15 @@ class NotificationConfig:
 
     retention_seconds: float = 7 * 86400.0
     poll_seconds: float = 0.5
-    retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    # The retry policy is a platform setting (the service reads it live); these are its
+    # defaults, for a Webhooks built without the settings (tests).
+    retry_schedule: tuple[float, ...] = SCHEMA[WEBHOOK_RETRY_SCHEDULE].default
     retry_jitter: float = 0.1
-    disable_after_seconds: float = 5 * 86400.0
+    disable_after_seconds: float = SCHEMA[WEBHOOK_DISABLE_AFTER].default
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 15.0
     allowlist: tuple[Network, ...] = ()
     smtp: SmtpConfig = SmtpConfig()
-
-
-def _schedule(environment: Environment, name: str) -> tuple[float, ...]:
-    raw = environment.text(name, "")
-    if not raw:
-        return DEFAULT_SCHEDULE
-    try:
-        values = tuple(float(part) for part in raw.split(","))
-    except ValueError:
-        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from None
-    if any(v < 0 for v in values):
-        raise ConfigError(f"{name} must not hold negative delays, got {raw!r}")
-    return values
 
 
 def _allowlist(environment: Environment, name: str) -> tuple[Network, ...]:
@@ -85,11 +73,7 @@ def load_config(env: Mapping[str, str] | None = None) -> NotificationConfig:
     return NotificationConfig(
         retention_seconds=e.number(f"{prefix}RETENTION_DAYS", 7.0, minimum=0.0001) * 86400,
         poll_seconds=e.number(f"{prefix}POLL_SECONDS", 0.5, minimum=0.01),
-        retry_schedule=_schedule(e, f"{prefix}WEBHOOK_RETRY_SCHEDULE"),
         retry_jitter=e.number(f"{prefix}WEBHOOK_RETRY_JITTER", 0.1, minimum=0.0),
-        disable_after_seconds=e.number(
-            f"{prefix}WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 86400.0, minimum=0.0
-        ),
         connect_timeout_seconds=e.number(f"{prefix}WEBHOOK_CONNECT_TIMEOUT", 5.0, minimum=0.01),
         read_timeout_seconds=e.number(f"{prefix}WEBHOOK_READ_TIMEOUT", 15.0, minimum=0.01),
         allowlist=_allowlist(e, f"{prefix}WEBHOOK_ALLOWLIST"),

@@ -258,6 +258,12 @@ class NotificationStore:
         self.db = db
         self.outbox = outbox or Outbox()
 
+    async def pending_deliveries(self) -> int:
+        """Webhook deliveries of every tenant waiting to be sent or retried (the overview)."""
+        query = select(func.count()).where(deliveries.c.state == "pending")
+        async with self.db.sessions() as session:
+            return int((await session.execute(query)).scalar() or 0)
+
     # -- the event log ---------------------------------------------------------------------
 
     async def record_events(

@@ -34,7 +34,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -85,11 +85,24 @@ def payload(event: EventRecord) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-class Webhooks:
-    """Endpoints of a tenant, and the delivery of events to them."""
+RetryPolicy = Callable[[], tuple[tuple[float, ...], float]]
+"""(seconds before each attempt, seconds of failing before an endpoint is disabled), read
+at each use: the service passes the platform settings' current values."""
 
-    def __init__(self, store: NotificationStore, config: NotificationConfig, guard: Guard) -> None:
+
+class Webhooks:
+    """Endpoints of a tenant, and the delivery of events to them (``policy``: the retry
+    policy; by default the one in ``config``)."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        config: NotificationConfig,
+        guard: Guard,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self.store, self.config, self.guard = store, config, guard
+        self.policy = policy or (lambda: (config.retry_schedule, config.disable_after_seconds))
         self._wake = asyncio.Event()
 
     # -- endpoints -------------------------------------------------------------------------
@@ -199,7 +212,7 @@ class Webhooks:
                 attempts=0,
                 last_status_code=0,
                 last_error="",
-                next_attempt_time=now + self.config.retry_schedule[0],
+                next_attempt_time=now + self.policy()[0][0],
                 manual=False,
                 attempt_log=[],
                 create_time=now,
@@ -302,13 +315,13 @@ class Webhooks:
             return  # another attempt of the same delivery finished first
         if status == 410:
             await self._disable(webhook, "the endpoint answered 410 Gone", now)
-        elif failing_since is not None and now - failing_since >= self.config.disable_after_seconds:
+        elif failing_since is not None and now - failing_since >= self.policy()[1]:
             since = dt.datetime.fromtimestamp(failing_since, dt.UTC).isoformat(timespec="seconds")
             await self._disable(webhook, f"every delivery failed since {since}", now)
 
     def _after_failure(self, number: int, now: float, manual: bool) -> tuple[str, float | None]:
         """(state, next attempt time) after the ``number``-th attempt failed."""
-        schedule = self.config.retry_schedule
+        schedule = self.policy()[0]
         if manual or number >= len(schedule):
             return "failed", None
         jitter = 1 + random.uniform(-self.config.retry_jitter, self.config.retry_jitter)

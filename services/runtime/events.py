@@ -3,7 +3,8 @@
 A producer builds an event with :func:`event` and writes it with ``Outbox.add`` in the
 transaction of the change it describes; :func:`events_relay` is the background task that
 relays the service's events to notification's PublishEvent (deduplicated there by event
-id). Each event is ordered after the earlier events of its ``resource``.
+id) and a copy of each (topic ``analytics``) to analytics' IngestEvents, which records
+the usage they carry. Each event is ordered after the earlier events of its ``resource``.
 
 Event types have two spellings: the proto enum (``EVENT_TYPE_SIMULATION_SUCCEEDED``) and
 the dotted name of webhook payloads and the CLI (``simulation.succeeded``); :data:`TYPES`
@@ -12,6 +13,7 @@ maps one to the other.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["ENUM_NAMES", "NAMES", "TOPIC", "TYPES", "event", "events_relay", "type_name"]
 
 TOPIC = "events"
+ANALYTICS_TOPIC = "analytics"
 
 TYPES: dict[str, int] = {
     "simulation.created": pb.EVENT_TYPE_SIMULATION_CREATED,
@@ -46,6 +49,7 @@ TYPES: dict[str, int] = {
     "api_key.created": pb.EVENT_TYPE_API_KEY_CREATED,
     "api_key.revoked": pb.EVENT_TYPE_API_KEY_REVOKED,
     "webhook.disabled": pb.EVENT_TYPE_WEBHOOK_DISABLED,
+    "audit.checkpoint": pb.EVENT_TYPE_AUDIT_CHECKPOINT,
 }
 """Dotted name → ``EventType`` number, for every event type."""
 
@@ -92,6 +96,16 @@ def event(
 
 
 def events_relay(db: Database, outbox: Outbox, peers: Peers) -> Background:
-    """The background task relaying this service's events to notification."""
-    relay = Relay(db, outbox, TOPIC, peers.notification.publish, RelaySettings.from_env())
-    return relay.run
+    """The background task relaying this service's events to notification, and their
+    copies to analytics (each its own relay: either sink may be down alone)."""
+    outbox.copy(TOPIC, ANALYTICS_TOPIC)
+    settings = RelaySettings.from_env()
+    relays = (
+        Relay(db, outbox, TOPIC, peers.notification.publish, settings),
+        Relay(db, outbox, ANALYTICS_TOPIC, peers.analytics.ingest_event, settings),
+    )
+
+    async def run(stop: asyncio.Event) -> None:
+        await asyncio.gather(*(relay.run(stop) for relay in relays))
+
+    return run

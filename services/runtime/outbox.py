@@ -31,6 +31,10 @@ accepted it:
   block its key forever; it is kept, marked ``dead`` and logged as an error, and the
   key's later records go on.
 
+A topic may be copied (:meth:`Outbox.copy`): each of its records is also written under
+the other topics, each relayed on its own, so one sink being down never holds up
+another (events go to notification and, for usage, to analytics).
+
 New records wake the relay of the same process as soon as their transaction commits;
 records written by other processes are found by polling every
 ``ALEA_OUTBOX_POLL_SECONDS``.
@@ -48,7 +52,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -140,6 +144,11 @@ class Outbox:
 
     def __init__(self) -> None:
         self._wakes: dict[str, asyncio.Event] = {}
+        self._copies: dict[str, tuple[str, ...]] = {}
+
+    def copy(self, topic: str, *others: str) -> None:
+        """From now on, write every record of ``topic`` under each of ``others`` too."""
+        self._copies[topic] = tuple(dict.fromkeys((*self._copies.get(topic, ()), *others)))
 
     def wakeup(self, topic: str) -> asyncio.Event:
         """The event set whenever records of ``topic`` were committed in this process."""
@@ -148,6 +157,11 @@ class Outbox:
     async def add(self, session: AsyncSession, *items: OutboxItem) -> None:
         """Write ``items`` in ``session``'s transaction (after the change they describe,
         so that its row lock orders them); the relays wake once it commits."""
+        items = tuple(
+            copy
+            for item in items
+            for copy in (item, *(replace(item, topic=t) for t in self._copies.get(item.topic, ())))
+        )
         if not items:
             return
         now = time.time()

@@ -24,6 +24,7 @@ from services.runtime.db import Database
 from services.runtime.events import events_relay
 from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
+from services.runtime.platform_settings import CACHE_TTL
 from services.runtime.server import Background, Mount, Service
 from services.simulation.api import SimulationServicer
 from services.simulation.config import SimulationConfig, load_config
@@ -96,6 +97,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         users=peers.identity,
         wake=workers[0].wake.set if workers else lambda: None,
         cancel_local=cancel_local,
+        cache_ttl=lambda tenant_id: peers.settings.get(CACHE_TTL, tenant_id),
     )
     mount = Mount(
         simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"],
@@ -104,7 +106,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     )
     relay = events_relay(db, outbox, peers)
     depth = functools.partial(measure_queue_depth, Queue(store))
-    return Service([mount], background=[*_background(workers), depth, relay])
+    return Service([mount], background=[*_background(workers), depth, relay], gauges=domain.gauges)
 
 
 async def build_workers(settings: Settings, db: Database, peers: Peers) -> Service:

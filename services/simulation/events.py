@@ -3,7 +3,9 @@
 Each is written by the store or the queue in the transaction that moves the simulation
 to its new state, so an event exists exactly when the state change committed. Their data
 is complete enough for a usage record: the simulation, its model and trials, its state,
-and the headline results (mean, P5/P50/P95 per output) or the failure reason.
+its times (UNIX seconds), the engine seconds the workers measured on CPU and GPU, the
+model's uncertain inputs (created), and the headline results (mean, P5/P50/P95 per
+output) or the failure reason.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ def simulation_event(type_: str, record: SimulationRecord, **data: Any) -> Outbo
             "backend_preference": record.backend_preference,
             "backend": record.backend,
             "cached": record.cached,
+            "create_time": record.create_time,
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+            "cpu_seconds": record.cpu_seconds,
+            "gpu_seconds": record.gpu_seconds,
             **data,
         },
         user_id=record.user_id,

@@ -224,12 +224,15 @@ class Queue:
         now: float,
         lease_seconds: float,
         complete: bool = False,
+        compute_seconds: float = 0.0,
     ) -> tuple[bool, list[dict[str, Any]]]:
         """Persist a segment's statistics and extend its lease (or complete it) in one write.
 
         ``progress`` is the segment's ``{"trials", "running"}``. Returns (still held, the
         other segments' progress); the simulation's ``trials_done`` and combined
-        ``progress`` are refreshed from all its segments in the same transaction.
+        ``progress`` are refreshed from all its segments in the same transaction, and the
+        engine seconds spent since the previous checkpoint (``compute_seconds``, on
+        ``backend``) are added to its CPU or GPU seconds.
         """
         values: dict[str, Any] = dict(
             trials_done=trials_done,
@@ -259,14 +262,19 @@ class Queue:
                 )
             ).all()
             combined = combine_progress([r.progress for r in rows])
+            on_gpu = backend in ("gpu", "cuda")
+            spent = simulations.c.gpu_seconds if on_gpu else simulations.c.cpu_seconds
             await session.execute(
                 update(simulations)
                 .where(simulations.c.id == sim_id)
                 .values(
-                    trials_done=sum(r.trials_done for r in rows),
-                    progress=combined,
-                    backend=backend,
-                    update_time=now,
+                    {
+                        "trials_done": sum(r.trials_done for r in rows),
+                        "progress": combined,
+                        "backend": backend,
+                        "update_time": now,
+                        spent: spent + compute_seconds,
+                    }
                 )
             )
         return True, [r.progress for r in rows if r.id != lease.segment_id and r.progress]

@@ -96,6 +96,8 @@ simulations = Table(
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
     Column("trace_context", String(128)),  # W3C traceparent of the creating request
+    Column("cpu_seconds", Float, nullable=False, server_default="0"),
+    Column("gpu_seconds", Float, nullable=False, server_default="0"),
 )
 
 segments = Table(
@@ -196,6 +198,8 @@ class SimulationRecord:
     end_time: float | None
     segment_trials: int
     trace_context: str | None = None  # W3C traceparent of the request that created it
+    cpu_seconds: float = 0.0  # engine seconds the workers spent on it, as they measured them
+    gpu_seconds: float = 0.0
 
 
 MODELS = Listing(
@@ -378,15 +382,22 @@ class Store:
         """
         try:
             async with self.db.transaction() as session:
-                deleted = await session.scalar(
-                    select(models.c.delete_time)
-                    .where(models.c.tenant_id == record.tenant_id, models.c.id == record.model_id)
-                    .with_for_update(read=True)
-                )
-                if deleted is not None:
+                model = (
+                    await session.execute(
+                        select(models.c.delete_time, models.c.summary)
+                        .where(
+                            models.c.tenant_id == record.tenant_id, models.c.id == record.model_id
+                        )
+                        .with_for_update(read=True)
+                    )
+                ).first()
+                if model is None or model.delete_time is not None:
                     raise NotFound("model", record.model_id)
                 await session.execute(insert(simulations).values(**record.__dict__))
-                created = simulation_event("created", record, priority=record.priority)
+                inputs = len(model.summary.get("inputs", ()))
+                created = simulation_event(
+                    "created", record, priority=record.priority, model_inputs=inputs
+                )
                 if result_data is None:
                     await session.execute(insert(segments), _segments_of(record))
                     await self.outbox.add(session, created)
@@ -548,6 +559,22 @@ class Store:
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]
+
+    async def segment_counts(self, now: float) -> tuple[int, int, float | None]:
+        """(segments waiting for a worker, segments leased, create time of the oldest
+        waiting one) over every tenant's active simulations."""
+        live = exists().where(
+            simulations.c.id == segments.c.simulation_id, simulations.c.state.in_(ACTIVE_STATES)
+        )
+        leased = segments.c.lease_expires >= now
+        query = select(
+            func.count().filter(~leased | segments.c.lease_expires.is_(None)),
+            func.count().filter(leased),
+            func.min(segments.c.create_time).filter(~leased | segments.c.lease_expires.is_(None)),
+        ).where(segments.c.state == PENDING, live)
+        async with self.db.sessions() as session:
+            waiting, running, oldest = (await session.execute(query)).one()
+        return int(waiting), int(running), oldest
 
 
 async def read_simulation(session: AsyncSession, simulation_id: str) -> SimulationRecord:

@@ -36,6 +36,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_API_KEY_REVOKED: _ClassVar[EventType]
     EVENT_TYPE_USER_ROLE_CHANGED: _ClassVar[EventType]
     EVENT_TYPE_WEBHOOK_DISABLED: _ClassVar[EventType]
+    EVENT_TYPE_AUDIT_CHECKPOINT: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_SIMULATION_STARTED: EventType
 EVENT_TYPE_SIMULATION_SUCCEEDED: EventType
@@ -51,6 +52,7 @@ EVENT_TYPE_API_KEY_CREATED: EventType
 EVENT_TYPE_API_KEY_REVOKED: EventType
 EVENT_TYPE_USER_ROLE_CHANGED: EventType
 EVENT_TYPE_WEBHOOK_DISABLED: EventType
+EVENT_TYPE_AUDIT_CHECKPOINT: EventType
 
 class Event(_message.Message):
     __slots__ = ("id", "tenant_id", "type", "user_id", "resource", "data", "event_time", "type_name")
