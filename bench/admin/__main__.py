@@ -19,11 +19,12 @@ the result. The load average is printed before and after.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -161,6 +162,7 @@ async def latency(seconds: float, concurrency: int) -> None:
     print(f"  audit entries relayed meanwhile: {sum(accepted)} in {len(accepted)} batches")
     for close in closers:
         await close()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 async def throughput(entries: int) -> None:
@@ -199,6 +201,7 @@ async def throughput(entries: int) -> None:
         f"per CPU-second ({verdict} the target of >= 5,000)"
     )
     await db.close()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 async def main(seconds: float, concurrency: int, entries: int) -> None:
@@ -210,8 +213,13 @@ async def main(seconds: float, concurrency: int, entries: int) -> None:
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    seconds = float(arguments[0]) if arguments else 12.0
-    concurrency = int(arguments[1]) if len(arguments) > 1 else 4
-    entries = int(arguments[2]) if len(arguments) > 2 else 50_000
-    asyncio.run(main(seconds, concurrency, entries))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.admin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("seconds", type=float, nargs="?", default=12.0, help="latency run")
+    parser.add_argument("concurrency", type=int, nargs="?", default=4, help="calls in flight")
+    parser.add_argument("entries", type=int, nargs="?", default=50_000, help="entries appended")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.concurrency, args.entries))
