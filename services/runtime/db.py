@@ -144,6 +144,15 @@ class Database:
         """Dispose of every pooled connection."""
         await self.engine.dispose()
 
+    async def reachable(self, within: float) -> bool:
+        """Whether the database answers ``SELECT 1`` within ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # refused, reset, timed out, shutting down, out of connections...
+            return False
+        return True
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error.

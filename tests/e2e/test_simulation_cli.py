@@ -1,6 +1,6 @@
-"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation
-and webhook steps, as a user runs them, against the whole mesh (processes, Envoy) on SQLite
-and PostgreSQL."""
+"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation,
+webhook, audit and usage steps, as a user runs them, against the whole mesh (processes,
+Envoy) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -94,3 +94,7 @@ def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
     assert re.search(r"mean [\d.]+, P5 [\d.]+, P50 [\d.]+, P95 [\d.]+", printed)
     assert "GET /v1/queue" in printed
     assert re.search(r"webhook simulation\.succeeded for \S+ verified \(Standard Webhooks", printed)
+    # The audit excerpt holds the demo's simulation; the chain verifies; usage counted it.
+    assert re.search(r"ListAuditEvents: the newest \d+ entries\n(.*\n)*.*CreateSimulation", printed)
+    assert re.search(r"VerifyAuditChain: valid, \d+ entries, against checkpoint \d+", printed)
+    assert "GetUsage: this month 1,000,000 trials charged, 1 simulation(s)" in printed

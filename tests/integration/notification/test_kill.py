@@ -62,7 +62,7 @@ class Cluster:
 
     def channel(self, name: str) -> grpc.Channel:
         port = self.notification_port if name == "notification" else self.processes[name].port
-        credentials = channel_credentials(self.home / "pki", "client")
+        credentials = channel_credentials(self.home / "pki", "edge")  # in the edge's place
         return grpc.secure_channel(f"localhost:{port}", credentials)
 
     def stop(self) -> None:
