@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+from alea.simulation.v1 import model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -46,10 +47,16 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+#: Engine distribution name → DistributionKind value name (``BETA_GENERAL`` is betageneral).
+_KINDS = {
+    name.removeprefix("DISTRIBUTION_KIND_").lower().replace("_", ""): name
+    for name in (v.name for v in model_spec_pb2.DistributionKind.DESCRIPTOR.values)
+}
+
+
 def _kind(distribution: str) -> str:
     """The DistributionKind value name of an engine distribution (messages take names)."""
-    name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
-    return f"DISTRIBUTION_KIND_{name}"
+    return _KINDS.get(distribution, "DISTRIBUTION_KIND_UNSPECIFIED")
 
 
 def _warning(text: str) -> pb.ModelWarning:
