@@ -174,7 +174,12 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
 
 
 def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
-    """The Results message: the simulation's parameters and every output's statistics."""
+    """The Results message: the simulation's parameters, every output's statistics and the
+    reports. ``data`` is ``{"format": 2, "outputs": ..., "reports": ...}``, or the outputs
+    alone as results were stored before reports."""
+    reports: list[dict[str, Any]] = []
+    if data.get("format") == 2:
+        data, reports = data["outputs"], data["reports"]
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
@@ -184,4 +189,10 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
         create_time=timestamp(record.end_time),
+        reports=[
+            pb.ReportResult(
+                name=r["name"], address=r["address"], value=r["value"], error=r["error"]
+            )
+            for r in reports
+        ],
     )
