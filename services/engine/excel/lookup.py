@@ -693,23 +693,23 @@ REFERENCES = {
     "CHOOSE": choose_area,
 }
 
-for _name, _lo, _hi, _lower, _verified in (
-    ("MATCH", 2, 3, _match, "formulas"),
-    ("XMATCH", 2, 4, _xmatch, "formulas"),
-    ("VLOOKUP", 3, 4, _vh_lookup(True), "formulas"),
-    ("HLOOKUP", 3, 4, _vh_lookup(False), "formulas"),
-    ("XLOOKUP", 3, 6, _xlookup, "formulas"),
-    ("LOOKUP", 2, 3, _lookup, "formulas"),
-    ("INDEX", 2, 4, _index, "formulas"),
-    ("CHOOSE", 2, registry.MAX_ARGS, _choose, "formulas"),
-    ("ROW", 0, 1, _row_col(True), "formulas"),
-    ("COLUMN", 0, 1, _row_col(False), "formulas"),
-    ("ROWS", 1, 1, _rows_cols(True), "numpy"),
-    ("COLUMNS", 1, 1, _rows_cols(False), "numpy"),
-    ("TRANSPOSE", 1, 1, _transpose, "numpy"),
-    ("MMULT", 2, 2, _mmult, "numpy"),
+for _name, _lo, _hi, _lower in (
+    ("MATCH", 2, 3, _match),
+    ("XMATCH", 2, 4, _xmatch),
+    ("VLOOKUP", 3, 4, _vh_lookup(True)),
+    ("HLOOKUP", 3, 4, _vh_lookup(False)),
+    ("XLOOKUP", 3, 6, _xlookup),
+    ("LOOKUP", 2, 3, _lookup),
+    ("INDEX", 2, 4, _index),
+    ("CHOOSE", 2, registry.MAX_ARGS, _choose),
+    ("ROW", 0, 1, _row_col(True)),
+    ("COLUMN", 0, 1, _row_col(False)),
+    ("ROWS", 1, 1, _rows_cols(True)),
+    ("COLUMNS", 1, 1, _rows_cols(False)),
+    ("TRANSPOSE", 1, 1, _transpose),
+    ("MMULT", 2, 2, _mmult),
 ):
-    registry.function(_name, CATEGORY, _lo, _hi, _lower, _verified)
+    registry.function(_name, CATEGORY, _lo, _hi, _lower)
 registry.function("OFFSET", CATEGORY, 3, 5, _reference_value(offset_area, 1), runs="compile time")
 registry.function(
     "INDIRECT", CATEGORY, 1, 2, _reference_value(indirect_area, 0), runs="compile time"
