@@ -1,6 +1,6 @@
 # ruff: noqa: E501  (C source)
 """Lookup and reference functions: MATCH, XMATCH, VLOOKUP, HLOOKUP, XLOOKUP, LOOKUP, INDEX,
-CHOOSE, OFFSET, INDIRECT, ROW(S), COLUMN(S), TRANSPOSE, MMULT.
+CHOOSE, OFFSET, INDIRECT, ROW(S), COLUMN(S), TRANSPOSE, MMULT, HSTACK, VSTACK.
 
 A lookup is a *position* (where the value is among the keys) and a *pick* (the item at that
 position in the result vector). A constant lookup value among constant keys is found at
@@ -661,10 +661,34 @@ def _rows_cols(row: bool) -> Any:
     return lower
 
 
-def _transpose(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
-    g = grid_of(lw, args[0], sheet)
+def _transposed(g: Grid) -> Grid:
     items = tuple(g.items[r * g.cols + c] for c in range(g.cols) for r in range(g.rows))
     return Grid(g.cols, g.rows, items)
+
+
+def _transpose(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
+    return _transposed(grid_of(lw, args[0], sheet))
+
+
+def _stack(horizontal: bool) -> Any:
+    """HSTACK (VSTACK): the arguments' arrays side by side (one under another). A shorter
+    one is padded with #N/A and a blank cell is 0, as Excel's dynamic arrays show them; so
+    a model without ranges (a ModelSpec) passes ``HSTACK(a, b, c)`` where a range is taken."""
+
+    def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
+        grids = [grid_of(lw, a, sheet) for a in args]
+        if not horizontal:
+            grids = [_transposed(g) for g in grids]
+        rows = max(g.rows for g in grids)
+        out: list[list[Scalar]] = [[] for _ in range(rows)]
+        for g in grids:
+            for r in range(rows):
+                row = _row(g, r) if r < g.rows else [lw.error("#N/A")] * g.cols
+                out[r] += [lw.const(0.0) if v is EMPTY else v for v in row]
+        stacked = Grid(rows, len(out[0]), tuple(v for row in out for v in row))
+        return stacked if horizontal else _transposed(stacked)
+
+    return lower
 
 
 def _mmult(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
@@ -708,6 +732,8 @@ for _name, _lo, _hi, _lower in (
     ("COLUMNS", 1, 1, _rows_cols(False)),
     ("TRANSPOSE", 1, 1, _transpose),
     ("MMULT", 2, 2, _mmult),
+    ("HSTACK", 1, registry.MAX_ARGS, _stack(True)),
+    ("VSTACK", 1, registry.MAX_ARGS, _stack(False)),
 ):
     registry.function(_name, CATEGORY, _lo, _hi, _lower)
 registry.function("OFFSET", CATEGORY, 3, 5, _reference_value(offset_area, 1), runs="compile time")
