@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from services.engine import catalog, excel, xlerror
+from services.engine import catalog, excel, modelling, xlerror
 from services.engine.errors import CircularReference, FormulaError
 from services.engine.excel import text as xltext
 from services.engine.formula import (
@@ -388,6 +388,8 @@ class Lowerer:
         lname = expr.name.lower()
         if lname == "riskoutput":
             return self.output(expr, sheet)
+        if lname in modelling.LOWERINGS:
+            return modelling.LOWERINGS[lname](self, expr, sheet)
         if lname.startswith("risk"):
             lowered = self.risk.call(lname, expr, sheet)
             if lowered is not None:

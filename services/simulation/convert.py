@@ -84,6 +84,7 @@ def model(record: ModelRecord) -> pb.Model:
         creator_id=record.creator_id,
         create_time=timestamp(record.create_time),
         update_time=timestamp(record.update_time),
+        simulations=summary.get("simulations", 1),
     )
 
 
@@ -108,6 +109,7 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         update_time=timestamp(record.update_time),
         start_time=timestamp(record.start_time),
         end_time=timestamp(record.end_time),
+        vary_simulation_seeds=bool((record.options or {}).get("vary_seeds", False)),
     )
 
 
@@ -163,11 +165,21 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
             for t, m, se in data["convergence"]
         ],
         exact=bool(data.get("exact", True)),
+        simulation=data.get("simulation", 1),
     )
 
 
 def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
-    """The Results message: the simulation's parameters and every output's statistics."""
+    """The Results message: the simulation's parameters and every output's statistics
+    (``data`` as ``engine.outcome.results_data`` gives it), with the values of each
+    RiskSimtable simulation."""
+    simulations: dict[int, pb.SimtableSimulation] = {}
+    for d in data.values():
+        if "simtable" in d and d["simulation"] not in simulations:
+            simulations[d["simulation"]] = pb.SimtableSimulation(
+                index=d["simulation"],
+                values=[pb.SimtableValue(address=a, value=v) for a, v in d["simtable"]],
+            )
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
@@ -175,6 +187,7 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         seed=record.seed,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
-        outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
+        outputs=[output_results(d, addresses.get(d["name"], "")) for d in data.values()],
         create_time=timestamp(record.end_time),
+        simulations=[simulations[k] for k in sorted(simulations)],
     )

@@ -93,6 +93,7 @@ simulations = Table(
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
     Column("trace_context", String(128)),  # W3C traceparent of the creating request
+    Column("options", JSON),  # engine.outcome.RunOptions as JSON; NULL: the defaults
 )
 
 segments = Table(
@@ -193,6 +194,7 @@ class SimulationRecord:
     end_time: float | None
     segment_trials: int
     trace_context: str | None = None  # W3C traceparent of the request that created it
+    options: dict[str, Any] | None = None  # engine.outcome.RunOptions.to_json(); None: defaults
 
 
 MODELS = Listing(

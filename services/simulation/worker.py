@@ -33,7 +33,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from services.engine import memory
+from services.engine import memory, outcome
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
 from services.engine.numpy_backend import Evaluator
@@ -77,12 +77,13 @@ def detect_backend() -> tuple[str, list[dict]]:
 _BACKEND_OF_PREFERENCE = {"CPU": "cpu", "NATIVE": "native", "NUMPY": "numpy"}
 
 
-def _merge_results(blobs: list[bytes]) -> dict:
-    """The results of a simulation from its segments' final statistics, in trial order."""
+def _merge_results(blobs: list[bytes], compiled: bytes, options: outcome.RunOptions) -> dict:
+    """The results of a simulation from its segments' final statistics, in trial order, as
+    its model (``compiled``) and options shape them (RiskSimtable simulations...)."""
     partial = Partial.from_bytes(blobs[0])
     for blob in blobs[1:]:
         partial = partial.merge(Partial.from_bytes(blob))
-    return {name: r.to_dict() for name, r in partial.results().items()}
+    return outcome.results_data(outcome.prepare(load_model(compiled), options), partial)
 
 
 def _segment_progress(partial: Partial, trials: int) -> dict:
@@ -223,7 +224,7 @@ class Worker:
         sim_id = lease.simulation.id
         try:
             if await self._execute(job, stop):
-                await self._finish(sim_id)
+                await self._finish(lease.simulation.tenant_id, sim_id)
         except _EngineFailure as exc:  # the job fails, not the worker
             log.exception("simulation %s failed", sim_id)
             await self.queue.fail(sim_id, reason=str(exc), now=time.time())
@@ -255,7 +256,7 @@ class Worker:
         backend = _BACKEND_OF_PREFERENCE.get(
             sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
         )
-        key = (sim.model_id, sim.seed, sim.sampling, backend)
+        key = (sim.model_id, sim.seed, sim.sampling, backend, repr(sim.options))
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
@@ -270,6 +271,7 @@ class Worker:
             model = load_model(compiled)
         except ValueError as exc:
             raise ModelError(f"the stored model cannot be read: {exc}") from None
+        model = outcome.prepare(model, outcome.RunOptions.from_json(sim.options)).model
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
         evaluator = make_evaluator(
@@ -387,12 +389,19 @@ class Worker:
             ),
         )
 
-    async def _finish(self, simulation_id: str) -> None:
+    async def _finish(self, tenant_id: str, simulation_id: str) -> None:
         """Merge the segments into results once none is pending (whoever completes last)."""
         if await self.queue.pending_segments(simulation_id):
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
-        data = await _engine(_merge_results, blobs)
+        record = await self.store.get_simulation(tenant_id, simulation_id)
+        compiled = (
+            None if record is None else await self.store.compiled_model(tenant_id, record.model_id)
+        )
+        if record is None or compiled is None:
+            return  # gone with its tenant's data: nothing to finish
+        options = outcome.RunOptions.from_json(record.options)
+        data = await _engine(_merge_results, blobs, compiled, options)
         backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 
@@ -400,7 +409,7 @@ class Worker:
         """Finish simulations whose finisher died after their last segment completed."""
         older_than = time.time() - self.config.lease_seconds
         for tenant_id, simulation_id in await self.queue.unfinished(older_than):
-            await self._finish(simulation_id)
+            await self._finish(tenant_id, simulation_id)
             await self._publish_state(tenant_id, simulation_id)
 
     async def _publish_state(self, tenant_id: str, simulation_id: str) -> None:

@@ -1,0 +1,198 @@
+"""Scenario tables: ``RiskSimtable`` makes one request run N simulations, one per value.
+
+``=RiskSimtable({0.05,0.08,0.10})`` (or a row or column range of constants) is the first
+value in simulation 1, the second in simulation 2...; every RiskSimtable of a model advances
+together, and the number of simulations is the longest list (a shorter list is ``#N/A`` in
+the simulations it has no value for, as @RISK shows ``ERR``).
+
+The simulations run as one: :func:`expand` turns the model into a single model whose outputs
+are every output of every simulation, and whose inputs are shared by all simulations except
+where a simulation changes an input's parameters (``RiskNormal(RiskSimtable({1,2}), 1)``):
+that input is simulation 1's, and simulations 2 to N get a copy that ``draws_from`` its
+stream. So by
+default every simulation sees the same uniforms trial by trial (the differences between
+simulations come from the values, not from the noise); with ``vary_seeds`` every input is
+copied for simulations 2 to N and draws from its own stream instead (inputs with a
+``RiskSeed`` keep their draws, as in @RISK). One pass per trial evaluates every simulation,
+on every back end; what the simulations share (sampling, formulas that do not depend on a
+RiskSimtable) is computed once.
+
+:func:`split` turns the expanded model's results back into per-simulation results named as
+the model names its outputs and inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from . import catalog, xlerror
+from .ir import Apply, Const, Correlation, Model, Node, Output, Sample, Table, postorder
+from .stats import Results
+
+if TYPE_CHECKING:
+    from .formula import Call
+    from .lowering import Lowerer
+
+__all__ = ["FUNCTION", "MAX_SIMULATIONS", "Expansion", "expand", "lower", "simulations", "split"]
+
+FUNCTION = "risksimtable"
+MAX_SIMULATIONS = 1000
+"""Most values a RiskSimtable may list (each is a whole simulation)."""
+
+
+def lower(lw: Lowerer, expr: Call, sheet: str) -> Node:
+    """``RiskSimtable(values)``: a node whose value is the k-th value in simulation k."""
+    catalog.check_arity("RiskSimtable", len(expr.args), 1, 1, lw.where)
+    table = lw.table_arg(expr.args[0], sheet, "RiskSimtable values")
+    if table.rows > 1 and table.cols > 1:
+        raise lw.fail("needs one row or one column of values", "RiskSimtable")
+    if not all(math.isfinite(v) for v in table.values):
+        raise lw.fail("the values must be numbers", "RiskSimtable")
+    if len(table.values) > MAX_SIMULATIONS:
+        raise lw.fail(f"at most {MAX_SIMULATIONS} simulations", "RiskSimtable")
+    key = (FUNCTION, id(table), lw.where)
+    if key not in lw.nodes:
+        lw.nodes[key] = Apply(FUNCTION, (table,), lw.where)
+    return lw.nodes[key]
+
+
+def _tables(model: Model) -> list[Apply]:
+    roots = [o.node for o in model.outputs] + list(model.inputs)
+    found = [n for n in postorder(roots) if isinstance(n, Apply) and n.fn == FUNCTION]
+    return sorted(found, key=lambda n: n.address)
+
+
+def simulations(model: Model) -> int:
+    """How many simulations one run of ``model`` is: its longest RiskSimtable, else 1."""
+    return max((len(_values(n)) for n in _tables(model)), default=1)
+
+
+def _values(node: Apply) -> tuple[float, ...]:
+    table = node.args[0]
+    assert isinstance(table, Table)
+    return table.values
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A model with every simulation of its RiskSimtables side by side.
+
+    ``outputs`` maps each output of ``model`` to (simulation, 1-based; the output's own
+    name); ``inputs[k]`` maps the inputs simulation ``k + 1`` uses to their own names;
+    ``values[k]`` lists (cell, value or None where the list is too short) of every
+    RiskSimtable in simulation ``k + 1``.
+    """
+
+    model: Model
+    simulations: int
+    outputs: dict[str, tuple[int, str]]
+    inputs: list[dict[str, str]]
+    values: list[list[tuple[str, float | None]]] = field(default_factory=list)
+
+
+def expand(model: Model, vary_seeds: bool = False) -> Expansion:
+    """The model of all simulations (see the module docstring); ``model`` itself when it has
+    no RiskSimtable."""
+    tables = _tables(model)
+    count = max((len(_values(n)) for n in tables), default=1)
+    if not tables:
+        return Expansion(
+            model,
+            1,
+            {o.name: (1, o.name) for o in model.outputs},
+            [{s.name: s.name for s in model.inputs}],
+        )
+    inputs = list(model.inputs)
+    taken = {s.name for s in inputs} | {o.name for o in model.outputs}
+    outputs: list[Output] = []
+    correlations = list(model.correlations)
+    layout_outputs: dict[str, tuple[int, str]] = {}
+    layout_inputs: list[dict[str, str]] = []
+    values: list[list[tuple[str, float | None]]] = []
+    na = Const(xlerror.error(xlerror.CODES["#N/A"]))
+    for k in range(count):
+        seen: dict[int, Node] = {}
+        for n in tables:
+            v = _values(n)
+            seen[id(n)] = Const(v[k]) if k < len(v) else na
+        values.append([(n.address, _values(n)[k] if k < len(_values(n)) else None) for n in tables])
+        fresh = vary_seeds and k > 0
+        correlated = {s for c in model.correlations for s in c.streams}
+        copies: dict[int, int] = {}  # original stream → its copy in this simulation
+        for node in postorder([o.node for o in model.outputs] + list(model.inputs)):
+            if id(node) in seen:
+                continue
+            if isinstance(node, Sample):
+                params = tuple(p if isinstance(p, Table) else seen[id(p)] for p in node.params)
+                changed = any(a is not b for a, b in zip(params, node.params, strict=True))
+                independent = fresh and (node.seed is None or node.stream in correlated)
+                if not (changed or independent):
+                    seen[id(node)] = node
+                    continue
+                if k == 0:  # simulation 1 takes the input's own stream and name
+                    inputs[node.stream] = seen[id(node)] = replace(node, params=params)
+                    continue
+                name = _unique(f"{node.name} [{k + 1}]", taken)
+                copy = replace(
+                    node,
+                    stream=len(inputs),
+                    params=params,
+                    name=name,
+                    draws_from=None if independent else node.stream,
+                )
+                copies[node.stream] = copy.stream
+                inputs.append(copy)
+                seen[id(node)] = copy
+            elif isinstance(node, Apply):
+                args = tuple(a if isinstance(a, Table) else seen[id(a)] for a in node.args)
+                same = all(a is b for a, b in zip(args, node.args, strict=True))
+                seen[id(node)] = node if same else Apply(node.fn, args, node.address)
+            else:
+                seen[id(node)] = node
+        if fresh:
+            correlations += _copied_correlations(model.correlations, copies, inputs, k)
+        for o in model.outputs:
+            name = o.name if count == 1 else _unique(f"{o.name} [{k + 1}]", taken)
+            outputs.append(Output(name, o.address, seen[id(o.node)]))
+            layout_outputs[name] = (k + 1, o.name)
+        layout_inputs.append(
+            {inputs[copies.get(s.stream, s.stream)].name: s.name for s in model.inputs}
+        )
+    expanded = replace(
+        model, inputs=tuple(inputs), outputs=tuple(outputs), correlations=tuple(correlations)
+    )
+    return Expansion(expanded, count, layout_outputs, layout_inputs, values)
+
+
+def _copied_correlations(
+    correlations: tuple[Correlation, ...], copies: dict[int, int], inputs: list[Sample], k: int
+) -> list[Correlation]:
+    """The correlation groups of a simulation whose inputs all draw afresh."""
+    out = []
+    for c in correlations:
+        streams = tuple(copies.get(s, s) for s in c.streams)
+        if streams != c.streams:
+            out.append(replace(c, name=f"{c.name} [{k + 1}]", streams=streams))
+    return out
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name} #{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def split(results: dict[str, Results], expansion: Expansion) -> list[dict[str, Results]]:
+    """Per simulation, its outputs' results under their own names, with the sensitivity to
+    the inputs that simulation used (named as in the model)."""
+    out: list[dict[str, Results]] = [{} for _ in range(expansion.simulations)]
+    for key, r in results.items():
+        k, name = expansion.outputs[key]
+        names = expansion.inputs[k - 1]
+        sensitivity = [(names[i], rho) for i, rho in r.sensitivity if i in names]
+        out[k - 1][name] = replace(r, name=name, sensitivity=sensitivity)
+    return out

@@ -1,0 +1,23 @@
+"""Simulations keep their modelling options (RiskSimtable seeds, convergence, scenarios).
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("simulations") as batch:
+        batch.add_column(sa.Column("options", sa.JSON, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("simulations") as batch:
+        batch.drop_column("options")
