@@ -51,7 +51,7 @@ def _tenant(row: Tenant) -> pb.Tenant:
     )
 
 
-def _user(row: User) -> pb.User:
+def _user(row: User, platform: bool) -> pb.User:
     return pb.User(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -63,6 +63,7 @@ def _user(row: User) -> pb.User:
         create_time=_ts(row.create_time),
         update_time=_ts(row.update_time),
         last_login_time=_ts(row.last_login_time),
+        platform=platform,
     )
 
 
@@ -127,6 +128,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> None:
         self.accounts, self.api_keys, self.quotas, self.keys = accounts, api_keys, quotas, keys
 
+    def _user(self, row: User) -> pb.User:
+        return _user(row, self.accounts.is_platform(row))
+
     async def Register(self, request: pb.RegisterRequest, context) -> pb.RegisterResponse:
         tenant, user, tokens = await self.accounts.register(
             request.tenant_display_name,
@@ -135,11 +139,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             request.display_name,
             request.request_id,
         )
-        return pb.RegisterResponse(tenant=_tenant(tenant), user=_user(user), tokens=_tokens(tokens))
+        return pb.RegisterResponse(
+            tenant=_tenant(tenant), user=self._user(user), tokens=_tokens(tokens)
+        )
 
     async def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
         tokens, user = await self.accounts.login(request.email, request.password)
-        return pb.LoginResponse(tokens=_tokens(tokens), user=_user(user))
+        return pb.LoginResponse(tokens=_tokens(tokens), user=self._user(user))
 
     async def Refresh(self, request: pb.RefreshRequest, context) -> pb.RefreshResponse:
         return pb.RefreshResponse(
@@ -162,10 +168,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             _role_name(request.role),
             request.request_id,
         )
-        return _user(user)
+        return self._user(user)
 
     async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
-        return _user(await self.accounts.get_user(current_principal(), request.user_id))
+        return self._user(await self.accounts.get_user(current_principal(), request.user_id))
 
     async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.User:
         given = request.user
@@ -178,19 +184,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user = await self.accounts.update_user(
             current_principal(), given.id, list(request.update_mask.paths), values
         )
-        return _user(user)
+        return self._user(user)
 
     async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
         page = await self.accounts.list_users(current_principal(), _list_request(request))
         return pb.ListUsersResponse(
-            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
+            users=[self._user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
     async def SearchUsers(self, request: pb.SearchUsersRequest, context) -> pb.SearchUsersResponse:
         paging = ListRequest(request.page_size, request.page_token)
         page = await self.accounts.search_users(current_principal(), request.query, paging)
         return pb.SearchUsersResponse(
-            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
+            users=[self._user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
     async def CreateApiKey(
@@ -236,4 +242,30 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             role=_role(principal.role),
             api_key_id=principal.api_key_id,
             expire_time=expire_time,
+            platform=principal.platform,
+        )
+
+    async def CheckUser(self, request: pb.CheckUserRequest, context) -> pb.CheckUserResponse:
+        active, role, platform = await self.accounts.check_user(request.tenant_id, request.user_id)
+        return pb.CheckUserResponse(
+            active=active, role=_role(role or "unspecified"), platform=platform
+        )
+
+    async def ListContacts(
+        self, request: pb.ListContactsRequest, context
+    ) -> pb.ListContactsResponse:
+        users = await self.accounts.contacts(
+            request.tenant_id, list(request.user_ids), request.include_admins
+        )
+        return pb.ListContactsResponse(
+            contacts=[
+                pb.Contact(
+                    user_id=u.id,
+                    email=u.email,
+                    display_name=u.display_name,
+                    role=_role(u.role),
+                    disabled=u.disabled,
+                )
+                for u in users
+            ]
         )

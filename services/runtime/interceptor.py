@@ -6,7 +6,9 @@ trailing metadata), mTLS peer check, authentication, authorisation from the RPC'
 request whose bytes do not parse is INVALID_ARGUMENT, see ``validation.Undecodable``).
 Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), a database
 that cannot be reached to UNAVAILABLE (clients retry), anything else to INTERNAL with an
-error id, one JSON log line and one duration sample per RPC.
+error id, one JSON log line and one duration sample per RPC, and the finished call
+handed to each observer (the audit trail, the recent-calls counters, the API-call meter:
+each only queues or counts, in microseconds, so the response is never delayed).
 Unary and streaming handlers, async functions and async generators, are all wrapped.
 """
 
@@ -16,11 +18,14 @@ import asyncio
 import inspect
 import logging
 import time
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
+from typing import Protocol
 
 import grpc
+from google.protobuf.message import Message
 from opentelemetry import trace
 
 from services.runtime import access
@@ -35,10 +40,11 @@ from services.runtime.errors import (
     internal_status,
     to_status,
 )
+from services.runtime.platform_settings import RATE_LIMIT, LiveSettings
 from services.runtime.telemetry import rpc_duration
 from services.runtime.validation import tolerant, validate
 
-__all__ = ["RuntimeInterceptor"]
+__all__ = ["RpcObserver", "RuntimeInterceptor"]
 
 log = logging.getLogger("alea.rpc")
 _MAX_REQUEST_ID = 128
@@ -52,10 +58,18 @@ def _request_id(metadata: dict[str, str]) -> str:
     return uuid.uuid4().hex
 
 
+class RpcObserver(Protocol):
+    """Told of every finished RPC (``call`` is the :class:`_Rpc`); must return at once."""
+
+    def finished(self, call) -> None: ...
+
+
 class _Rpc:
     """Admission, error mapping and accounting of one RPC (an async context manager)."""
 
-    def __init__(self, guard: RuntimeInterceptor, method: str, context) -> None:
+    def __init__(
+        self, guard: RuntimeInterceptor, method: str, context, request: Message | None = None
+    ) -> None:
         self.guard, self.method, self.context = guard, method, context
         self.metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         self.request_id = _request_id(self.metadata)
@@ -63,11 +77,23 @@ class _Rpc:
         self.principal: Principal | None = None
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
+        self.request = request
+        self.response: Message | None = None
+        self.error = ""
+
+    def client_address(self) -> str:
+        """The caller's address: for calls through the edge the downstream address it saw
+        (``x-envoy-external-address``, which the edge sets itself), else the transport peer."""
+        if self.peer == "edge":
+            external = self.metadata.get("x-envoy-external-address", "")
+            if external:
+                return external
+        return urllib.parse.unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
 
     async def __aenter__(self) -> _Rpc:
         self._request_token = request_id_var.set(self.request_id)
         self._principal_token = principal_var.set(None)
-        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+        self.context.set_trailing_metadata(self.guard.trailers(self.request_id))
         trace.get_current_span().set_attribute("alea.request_id", self.request_id)
         try:
             self.principal = await self.guard.admit(self)
@@ -94,7 +120,7 @@ class _Rpc:
                 self.code = self.context.code() or grpc.StatusCode.UNKNOWN
                 return
             if isinstance(exc, AleaError):
-                self.code = exc.code
+                self.code, self.error = exc.code, exc.message
                 await self._abort(to_status(exc))  # raises AbortError
             if is_outage(exc):
                 self.code = grpc.StatusCode.UNAVAILABLE
@@ -115,7 +141,7 @@ class _Rpc:
 
     async def _abort(self, status) -> None:
         trailing = (
-            ("x-request-id", self.request_id),
+            *self.guard.trailers(self.request_id),
             ("grpc-status-details-bin", status.SerializeToString()),
         )
         await self.context.abort(_CODES[status.code], status.message, trailing)
@@ -136,6 +162,11 @@ class _Rpc:
             },
         )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
+        for observer in self.guard.observers:
+            try:
+                observer.finished(self)
+            except Exception:  # an observer's fault must not change the RPC's outcome
+                log.exception("observer %s failed on %s", type(observer).__name__, self.method)
         principal_var.reset(self._principal_token)
         request_id_var.reset(self._request_token)
 
@@ -149,11 +180,28 @@ class _Rpc:
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
 
-    def __init__(self, service: str, authenticator: Authenticator | None) -> None:
+    def __init__(
+        self,
+        service: str,
+        authenticator: Authenticator | None,
+        observers: Sequence[RpcObserver] = (),
+        live: LiveSettings | None = None,
+    ) -> None:
         self.service = service
         self.authenticator = authenticator
         self.allowed_peers = access.PEERS.get(service, access.USER_PEERS)
         self.durations = rpc_duration()
+        self.observers = tuple(observers)
+        self.live = live
+
+    def trailers(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        """Trailing metadata of every response: the request id, and the request rate
+        clients are asked to keep (``ratelimit-policy``, the ``edge.rate_limit_per_second``
+        setting) when the platform settings are known."""
+        if self.live is None:
+            return (("x-request-id", request_id),)
+        rate = self.live.get(RATE_LIMIT)
+        return (("x-request-id", request_id), ("ratelimit-policy", f"{rate};w=1"))
 
     async def admit(self, rpc: _Rpc) -> Principal | None:
         """The caller's principal (None for public and framework RPCs), or raise."""
@@ -176,6 +224,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             if rpc.peer in rule.peers:
                 return Principal(service=rpc.peer)
             raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-api-key")
+        rpc.principal = user  # known even if refused below: the log and the audit name them
         if access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(rule.role, 99):
             raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
         return user
@@ -194,16 +243,18 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, handler, method: str):
         def unary_request(behavior):
             async def run(request, context):
-                async with _Rpc(self, method, context):
+                async with _Rpc(self, method, context, request) as rpc:
                     validate(request)
-                    return await behavior(request, context)
+                    rpc.response = await behavior(request, context)
+                    return rpc.response
 
             return run
 
         def stream_request(behavior):
             async def run(request_iterator, context):
                 async with _Rpc(self, method, context) as rpc:
-                    return await behavior(rpc.requests(request_iterator), context)
+                    rpc.response = await behavior(rpc.requests(request_iterator), context)
+                    return rpc.response
 
             return run
 
@@ -212,7 +263,9 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 return (stream_request if streamed_request else unary_request)(behavior)
 
             async def run(request, context):
-                async with _Rpc(self, method, context) as rpc:
+                async with _Rpc(
+                    self, method, context, None if streamed_request else request
+                ) as rpc:
                     if streamed_request:
                         request = rpc.requests(request)
                     else:

@@ -11,21 +11,12 @@ from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.engine.outcome import RunOptions
-from services.runtime.context import current_principal
+from services.runtime.context import current_principal, forwarded_credentials
 from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
 from services.simulation.hub import Progress
 from services.simulation.store import SimulationRecord
-
-# Credentials forwarded when a workbook is fetched from the files service on the user's behalf.
-_FORWARDED = ("authorization", "x-api-key")
-
-
-def _credentials(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
-    """The caller's own credentials, to act on their behalf towards another service."""
-    metadata = context.invocation_metadata() or ()
-    return tuple((k, v) for k, v in metadata if k in _FORWARDED and isinstance(v, str))
 
 
 def _list_request(request: pb.ListModelsRequest | pb.ListSimulationsRequest) -> ListRequest:
@@ -45,7 +36,8 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         if which == "workbook":
             source = ModelSource(workbook=request.workbook)
         elif which == "file_id":
-            source = ModelSource(file_id=request.file_id, credentials=_credentials(context))
+            credentials = forwarded_credentials(context)
+            source = ModelSource(file_id=request.file_id, credentials=credentials)
         else:
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
@@ -85,7 +77,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
             options=RunOptions(vary_seeds=request.vary_simulation_seeds),
-            credentials=_credentials(context),
+            credentials=forwarded_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)
