@@ -9,11 +9,13 @@ generated CUDA source (nvcc host harness) — and its mean must match the model'
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from services import engine
+from services.cli import simulate
 from services.engine import native, outcome, simtable
 from services.engine.cuda.codegen import generate
 from services.engine.cuda.harness import HostHarness, nvcc_path
@@ -21,6 +23,7 @@ from services.engine.errors import ModelError
 from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
 from services.engine.numpy_backend import compile_numpy
 from services.engine.spec import model_from_spec
+from services.simulation import convert
 from tests.engine import examples
 from tests.engine import models as wb
 from tests.engine.ir_models import assert_close
@@ -256,3 +259,30 @@ def test_at_most_max_simulations(tmp_path) -> None:
     ws["B1"] = f"=RiskSimtable(J1:J{simtable.MAX_SIMULATIONS + 1})"
     with pytest.raises(ModelError, match="at most 1000 simulations"):
         engine.load_workbook(wb.save(book, tmp_path, "many"))
+
+
+def test_the_results_message_and_alea_results_show_each_simulation(tmp_path) -> None:
+    expansion = outcome.prepare(_load(tmp_path), outcome.RunOptions())
+    partial = engine.simulate(expansion.model, trials=5_000, seed=SEED, backend="numpy")
+    record = SimpleNamespace(
+        id="s", model_id="m", trials=5_000, seed=SEED, sampling="mc", backend="numpy", end_time=1.0
+    )
+    data = outcome.results_data(expansion, partial)
+    message = convert.results(record, data, {"Profit": "Model!B7", "Value": "Model!B8"})
+    assert [(o.name, o.simulation, o.address) for o in message.outputs][:2] == [
+        ("Profit", 1, "Model!B7"),
+        ("Value", 1, "Model!B8"),
+    ]
+    assert [(v.address, v.value) for v in message.simulations[1].values] == [
+        ("Model!B1", 0.08),
+        ("Model!B2", 55.0),
+    ]
+    table = simulate.summary_table(message).splitlines()
+    assert table[0].split()[:3] == ["sim", "output", "mean"]
+    assert [line.split()[:2] for line in table[1:7]] == [
+        [str(k), n] for k in (1, 2, 3) for n in ("Profit", "Value")
+    ]
+    assert table[-1] == "simulation 3: Model!B1 = 0.1, Model!B2 = 60"
+    png = tmp_path / "simulations.png"
+    simulate.plot(message, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
