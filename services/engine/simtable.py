@@ -28,18 +28,42 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from . import catalog, xlerror
-from .ir import Apply, Const, Correlation, Model, Node, Output, Sample, Table, postorder
+from .errors import ModelError
+from .ir import (
+    Apply,
+    Const,
+    Correlation,
+    Model,
+    Node,
+    Output,
+    Sample,
+    Table,
+    children,
+    postorder,
+)
 from .stats import Results
 
 if TYPE_CHECKING:
     from .formula import Call
     from .lowering import Lowerer
 
-__all__ = ["FUNCTION", "MAX_SIMULATIONS", "Expansion", "expand", "lower", "simulations", "split"]
+__all__ = [
+    "FUNCTION",
+    "MAX_COPIES",
+    "MAX_SIMULATIONS",
+    "Expansion",
+    "expand",
+    "lower",
+    "simulations",
+    "split",
+]
 
 FUNCTION = "risksimtable"
 MAX_SIMULATIONS = 1000
 """Most values a RiskSimtable may list (each is a whole simulation)."""
+MAX_COPIES = 1_000_000
+"""Most nodes the simulations beyond the first may add (each is a node to compile and run per
+trial: as many as the largest workbook's formulas give, a few times over)."""
 
 
 def lower(lw: Lowerer, expr: Call, sheet: str) -> Node:
@@ -104,6 +128,7 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
             {o.name: (1, o.name) for o in model.outputs},
             [{s.name: s.name for s in model.inputs}],
         )
+    _check_size(model, tables, count, vary_seeds)
     inputs = list(model.inputs)
     taken = {s.name for s in inputs} | {o.name for o in model.outputs}
     outputs: list[Output] = []
@@ -164,6 +189,25 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
         model, inputs=tuple(inputs), outputs=tuple(outputs), correlations=tuple(correlations)
     )
     return Expansion(expanded, count, layout_outputs, layout_inputs, values)
+
+
+def _check_size(model: Model, tables: list[Apply], count: int, vary_seeds: bool) -> None:
+    """Refuse (before building anything) an expansion of more than MAX_COPIES new nodes."""
+    varying = {id(n) for n in tables}
+    roots = [o.node for o in model.outputs] + list(model.inputs)
+    for node in postorder(roots):
+        fresh = vary_seeds and isinstance(node, Sample)
+        if fresh or any(id(c) in varying for c in children(node)):
+            varying.add(id(node))
+    copies = (len(varying) - len(tables)) * (count - 1)
+    if copies > MAX_COPIES:
+        raise ModelError(
+            f"{count} simulations of the {len(varying) - len(tables):,} formulas and inputs "
+            f"that depend on RiskSimtable make {copies:,} copies, more than {MAX_COPIES:,}: "
+            "use fewer values or fewer cells that depend on them",
+            tables[0].address,
+            "RiskSimtable",
+        )
 
 
 def _copied_correlations(

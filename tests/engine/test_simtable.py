@@ -286,3 +286,13 @@ def test_the_results_message_and_alea_results_show_each_simulation(tmp_path) -> 
     png = tmp_path / "simulations.png"
     simulate.plot(message, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_expansion_beyond_max_copies_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    model = _load(tmp_path)
+    monkeypatch.setattr(simtable, "MAX_COPIES", 9)
+    with pytest.raises(ModelError, match=r"3 simulations of the \d+ formulas") as err:
+        simtable.expand(model)
+    assert err.value.location == "Model!B1" and err.value.function == "RiskSimtable"
+    monkeypatch.setattr(simtable, "MAX_COPIES", 1_000)
+    simtable.expand(model)
