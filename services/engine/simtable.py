@@ -24,6 +24,7 @@ the model names its outputs and inputs.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -85,7 +86,18 @@ def lower(lw: Lowerer, expr: Call, sheet: str) -> Node:
 def _tables(model: Model) -> list[Apply]:
     roots = [o.node for o in model.outputs] + list(model.inputs)
     found = [n for n in postorder(roots) if isinstance(n, Apply) and n.fn == FUNCTION]
-    return sorted(found, key=lambda n: n.address)
+    return sorted(found, key=lambda n: _address_order(n.address))
+
+
+def _address_order(address: str) -> tuple[object, ...]:
+    """Sheet, then column, then row (``B2`` before ``B10``, ``Z1`` before ``AA1``); a spec
+    field path by its numbers (``expressions[2]`` before ``expressions[10]``)."""
+    cell = re.fullmatch(r"(.*!)?\$?([A-Z]+)\$?(\d+)", address)
+    if cell:
+        sheet, column, row = cell.groups()
+        return (0, sheet or "", len(column), column, int(row))
+    parts = re.split(r"(\d+)", address)
+    return (1, *((int(p), "") if p.isdigit() else (0, p) for p in parts))
 
 
 def simulations(model: Model) -> int:

@@ -296,3 +296,12 @@ def test_an_expansion_beyond_max_copies_is_refused_before_it_is_built(tmp_path, 
     assert err.value.location == "Model!B1" and err.value.function == "RiskSimtable"
     monkeypatch.setattr(simtable, "MAX_COPIES", 1_000)
     simtable.expand(model)
+
+
+def test_simulations_list_the_tables_in_cell_order(tmp_path) -> None:
+    book = examples.simtable()
+    ws = book["Model"]
+    ws["B10"], ws["AA1"] = "=RiskSimtable({1,2,3})", "=RiskSimtable({4,5,6})"
+    ws["B9"] = '=RiskOutput("Check")+B10+AA1+B1'
+    values = simtable.expand(engine.load_workbook(wb.save(book, tmp_path, "order"))).values
+    assert [a for a, _ in values[0]] == ["Model!B1", "Model!B2", "Model!B10", "Model!AA1"]
