@@ -149,14 +149,12 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
     layout_inputs: list[dict[str, str]] = []
     values: list[list[tuple[str, float | None]]] = []
     na = Const(xlerror.error(xlerror.CODES["#N/A"]))
+    correlated = {s for c in model.correlations for s in c.streams}
     for k in range(count):
-        seen: dict[int, Node] = {}
-        for n in tables:
-            v = _values(n)
-            seen[id(n)] = Const(v[k]) if k < len(v) else na
-        values.append([(n.address, _values(n)[k] if k < len(_values(n)) else None) for n in tables])
+        taken_values = [(n, _values(n)[k] if k < len(_values(n)) else None) for n in tables]
+        values.append([(n.address, v) for n, v in taken_values])
+        seen: dict[int, Node] = {id(n): na if v is None else Const(v) for n, v in taken_values}
         fresh = vary_seeds and k > 0
-        correlated = {s for c in model.correlations for s in c.streams}
         copies: dict[int, int] = {}  # original stream → its copy in this simulation
         for node in postorder([o.node for o in model.outputs] + list(model.inputs)):
             if id(node) in seen:
