@@ -11,6 +11,10 @@ runs the subscribers, through the edge, and a webhook receiver on 127.0.0.1. In 
 3. simulation throughput (CreateSimulation to its final state at the client, the 50-input
    portfolio of tests/engine/models.py, so that a run is not dominated by fixed costs) with
    the 1,000 subscribers connected vs none, interleaved, best of ``--repeats``; target ≥ 0.95×.
+   Beside the wall-clock ratio, which a busy machine makes noisy, the CPU seconds of every
+   process of the mesh (the supervisor's tree: services, workers, Envoy) per run: the
+   subscribers' extra CPU against the simulation's own gives the ratio a CPU-bound host
+   would see, whatever else runs.
 
 Load averages are printed before and after: the machine is shared.
 """
@@ -37,7 +41,7 @@ from alea.simulation.v1 import simulation_pb2 as spb
 from alea.simulation.v1 import simulation_pb2_grpc
 
 from bench.simulation.service import workbook_bytes
-from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
+from services.cli.mesh_procs import MeshLayout, read_pid, start_mesh, stop_mesh
 from services.runtime.clients import channel_credentials
 from services.runtime.events import event
 from tests.engine import models
@@ -45,6 +49,31 @@ from tests.support.services import free_port
 
 SERVICES = ("identity", "simulation", "notification")
 STREAMS_PER_CONNECTION = 90  # the edge allows 100 concurrent streams per HTTP/2 connection
+
+
+def mesh_cpu_seconds(layout: MeshLayout) -> float:
+    """utime + stime of the supervisor's live descendants (every thread of each)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    root = read_pid(layout, "supervisor")
+
+    def in_mesh(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return sum(seconds for pid, seconds in cpu.items() if in_mesh(pid))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -116,6 +145,17 @@ class Bench:
 
     async def simulate(self, channel, metadata, model_id: str, trials: int) -> float:
         """Trials per second from CreateSimulation to the final state at the client."""
+        return (await self.simulate_with_cpu(channel, metadata, model_id, trials))[0]
+
+    async def simulate_with_cpu(
+        self, channel, metadata, model_id: str, trials: int
+    ) -> tuple[float, float]:
+        """(trials per second, the mesh's CPU seconds) of one simulation."""
+        cpu = mesh_cpu_seconds(self.layout)
+        rate = await self._simulate(channel, metadata, model_id, trials)
+        return rate, mesh_cpu_seconds(self.layout) - cpu
+
+    async def _simulate(self, channel, metadata, model_id: str, trials: int) -> float:
         sims = simulation_pb2_grpc.SimulationServiceStub(channel)
         started = time.perf_counter()
         created = await sims.CreateSimulation(
@@ -220,13 +260,17 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
         await asyncio.sleep(0.2)  # every subscriber has it
     hooks = [(arrived - stamp) for arrived, stamp in receiver.arrivals.values()]
     # 3. simulation throughput, subscribers connected vs none (interleaved)
-    crowded, alone = [], []
+    crowded, alone, crowded_cpu, alone_cpu = [], [], [], []
     for repeat in range(args.repeats):
         if repeat:
             tasks, channels = await subscribers(bench, metadata, args.subscribers, [])
-        crowded.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+        rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
+        crowded.append(rate)
+        crowded_cpu.append(cpu)
         await stop(tasks, channels)
-        alone.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+        rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
+        alone.append(rate)
+        alone_cpu.append(cpu)
     # 2. sustained deliveries
     recorded, delivered = await deliveries_per_second(bench, tenant, receiver, args.events)
     await main.close(None)
@@ -245,6 +289,12 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     print(
         f"simulation trials/s with {args.subscribers} subscribers {max(crowded):,.0f} vs none "
         f"{max(alone):,.0f}: {ratio:.2f}x (target >= 0.95) {mark}"
+    )
+    with_cpu, without_cpu = statistics.median(crowded_cpu), statistics.median(alone_cpu)
+    print(
+        f"mesh CPU per simulation ({args.trials:,} trials, median): {with_cpu:.2f} s with "
+        f"{args.subscribers} subscribers vs {without_cpu:.2f} s without: "
+        f"{without_cpu / with_cpu:.2f}x on a CPU-bound host"
     )
     print(
         f"{args.events} events: recorded {recorded:,.0f}/s, "

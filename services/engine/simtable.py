@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import catalog, xlerror
+from . import xlerror
 from .errors import ModelError
 from .ir import (
     Apply,
@@ -69,6 +69,8 @@ trial: as many as the largest workbook's formulas give, a few times over)."""
 
 def lower(lw: Lowerer, expr: Call, sheet: str) -> Node:
     """``RiskSimtable(values)``: a node whose value is the k-th value in simulation k."""
+    from . import catalog  # lowering has it loaded; the services import this module without
+
     catalog.check_arity("RiskSimtable", len(expr.args), 1, 1, lw.where)
     table = lw.table_arg(expr.args[0], sheet, "RiskSimtable values")
     if table.rows > 1 and table.cols > 1:

@@ -19,7 +19,7 @@ from google.api import httpbody_pb2
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
-from services.runtime.context import current_principal
+from services.runtime.context import current_principal, forwarded_credentials
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.listing import ListRequest
 
@@ -155,8 +155,9 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         return empty_pb2.Empty()
 
     async def ShareFile(self, request, context) -> files_pb2.File:
-        caller = current_principal()
-        return to_file(await self._files.share(caller, request.file_id, request.user_id))
+        caller, credentials = current_principal(), forwarded_credentials(context)
+        shared = await self._files.share(caller, request.file_id, request.user_id, credentials)
+        return to_file(shared)
 
     async def UnshareFile(self, request, context) -> files_pb2.File:
         caller = current_principal()
