@@ -37,7 +37,9 @@ from .ir import (
     Model,
     Node,
     Output,
+    Report,
     Sample,
+    Statistic,
     Table,
     children,
     postorder,
@@ -150,6 +152,7 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
     layout_outputs: dict[str, tuple[int, str]] = {}
     layout_inputs: list[dict[str, str]] = []
     values: list[list[tuple[str, float | None]]] = []
+    reports: list[Report] = []
     na = Const(xlerror.error(xlerror.CODES["#N/A"]))
     correlated = {s for c in model.correlations for s in c.streams}
     for k in range(count):
@@ -190,17 +193,49 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
                 seen[id(node)] = node
         if fresh:
             correlations += _copied_correlations(model.correlations, copies, inputs, k)
+        renamed: dict[str, str] = {}
         for o in model.outputs:
-            name = o.name if count == 1 else _unique(f"{o.name} [{k + 1}]", taken)
+            name = renamed[o.name] = o.name if count == 1 else _unique(f"{o.name} [{k + 1}]", taken)
             outputs.append(Output(name, o.address, seen[id(o.node)]))
             layout_outputs[name] = (k + 1, o.name)
+        reports += _simulation_reports(model.reports, renamed, k, count > 1)
         layout_inputs.append(
             {inputs[copies.get(s.stream, s.stream)].name: s.name for s in model.inputs}
         )
     expanded = replace(
-        model, inputs=tuple(inputs), outputs=tuple(outputs), correlations=tuple(correlations)
+        model,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        correlations=tuple(correlations),
+        reports=tuple(reports),
     )
     return Expansion(expanded, count, layout_outputs, layout_inputs, values)
+
+
+def _simulation_reports(
+    reports: tuple[Report, ...], renamed: dict[str, str], k: int, several: bool
+) -> list[Report]:
+    """The reporting cells of simulation ``k`` (0-based): over its outputs' statistics and
+    its RiskSimtable values, named ``"name [k + 1]"`` when there are several simulations."""
+    out = []
+    mapped: dict[int, Node | Statistic] = {}
+    for node in postorder([r.node for r in reports]):
+        new: Node | Statistic
+        if isinstance(node, Apply) and node.fn == FUNCTION:  # this simulation's value
+            listed = _values(node)
+            new = Const(listed[k] if k < len(listed) else xlerror.error(xlerror.CODES["#N/A"]))
+        elif isinstance(node, Statistic):
+            new = replace(node, output=renamed.get(node.output, node.output))
+        elif isinstance(node, Apply):
+            args = tuple(a if isinstance(a, Table) else mapped[id(a)] for a in node.args)
+            new = Apply(node.fn, args, node.address)
+        else:
+            new = node
+        mapped[id(node)] = new
+    for r in reports:
+        name = f"{r.name} [{k + 1}]" if several else r.name
+        out.append(Report(name, r.address, mapped[id(r.node)]))
+    return out
 
 
 def _check_size(model: Model, tables: list[Apply], count: int, vary_seeds: bool) -> None:

@@ -86,13 +86,27 @@ def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
     return partial, time.perf_counter() - started
 
 
-def _merge_results(blobs: list[bytes], compiled: bytes, options: outcome.RunOptions) -> dict:
+def _merge_results(blobs: list[bytes], compiled: bytes | None, options: outcome.RunOptions) -> dict:
     """The results of a simulation from its segments' final statistics, in trial order, as
-    its model (``compiled``) and options shape them (RiskSimtable simulations...)."""
+    its model (``compiled``) and options shape them (RiskSimtable simulations), with the
+    model's reports (none once the model is gone)."""
     partial = Partial.from_bytes(blobs[0])
     for blob in blobs[1:]:
         partial = partial.merge(Partial.from_bytes(blob))
-    return outcome.results_data(outcome.prepare(load_model(compiled), options), partial)
+    if compiled is None:
+        outputs = {name: r.to_dict() for name, r in partial.results().items()}
+        return {"format": 2, "outputs": outputs, "reports": []}
+    expansion = outcome.prepare(load_model(compiled), options)
+    # imported here, on the engine's thread: reports load the engine's functions, which the
+    # service must not wait for as it starts (see services.simulation.loading)
+    from services.engine.reports import evaluate as evaluate_reports
+
+    reports = evaluate_reports(expansion.model, partial)
+    return {
+        "format": 2,
+        "outputs": outcome.results_data(expansion, partial),
+        "reports": [r.to_dict() for r in reports],
+    }
 
 
 def _segment_progress(partial: Partial, trials: int) -> dict:
@@ -419,12 +433,10 @@ class Worker:
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
         record = await self.store.get_simulation(tenant_id, simulation_id)
-        compiled = (
-            None if record is None else await self.store.compiled_model(tenant_id, record.model_id)
-        )
-        if record is None or compiled is None:
-            return  # gone with its tenant's data: nothing to finish
-        options = outcome.RunOptions.from_json(record.options)
+        compiled = None
+        if record is not None:
+            compiled = await self.store.compiled_model(tenant_id, record.model_id)
+        options = outcome.RunOptions.from_json(record.options if record is not None else None)
         data = await _engine(_merge_results, blobs, compiled, options)
         backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())

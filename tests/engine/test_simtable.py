@@ -305,3 +305,21 @@ def test_simulations_list_the_tables_in_cell_order(tmp_path) -> None:
     ws["B9"] = '=RiskOutput("Check")+B10+AA1+B1'
     values = simtable.expand(engine.load_workbook(wb.save(book, tmp_path, "order"))).values
     assert [a for a, _ in values[0]] == ["Model!B1", "Model!B2", "Model!B10", "Model!AA1"]
+
+
+def test_reporting_cells_are_evaluated_per_simulation(tmp_path) -> None:
+    from services.engine.reports import evaluate
+
+    book = examples.simtable()
+    book["Model"]["A10"], book["Model"]["B10"] = "Mean value", "=RiskMean(B8)*(1+B1)"
+    expansion = outcome.prepare(
+        engine.load_workbook(wb.save(book, tmp_path, "rep")), outcome.RunOptions()
+    )
+    partial = engine.simulate(expansion.model, trials=20_000, seed=SEED, backend="numpy")
+    reports = evaluate(expansion.model, partial)
+    assert [r.name for r in reports] == [f"Mean value [{k}]" for k in (1, 2, 3)]
+    data = outcome.results_data(expansion, partial)
+    for k, r in enumerate(reports):  # the discounted value's mean times the simulation's rate
+        want = data[f"Value [{k + 1}]"]["mean"] * (1 + examples.RATES[k])
+        assert r.value == pytest.approx(want, rel=1e-12)
+        assert r.value == pytest.approx(data[f"Profit [{k + 1}]"]["mean"], rel=1e-9)
