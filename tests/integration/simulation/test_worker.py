@@ -177,10 +177,12 @@ async def test_risksimtable_runs_its_simulations_as_one_job(domain: Simulations,
     assert convert.simulation(other).vary_simulation_seeds
     for results in (data, varied_data):
         for k, mean in enumerate((108.0, 208.0, 308.0)):
-            y = results[f"y [{k + 1}]"]
+            y = results["outputs"][f"y [{k + 1}]"]
             assert abs(y["mean"] - mean) < 4 * y["std"] / 9_000**0.5
-    assert data["y [2]"]["std"] == data["y [1]"]["std"]  # the same numbers, shifted
-    assert varied_data["y [2]"]["std"] != varied_data["y [1]"]["std"]
+    assert (
+        data["outputs"]["y [2]"]["std"] == data["outputs"]["y [1]"]["std"]
+    )  # the same numbers, shifted
+    assert varied_data["outputs"]["y [2]"]["std"] != varied_data["outputs"]["y [1]"]["std"]
 
 
 def fail_once(monkeypatch, cls, name: str) -> list:
