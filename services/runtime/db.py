@@ -123,6 +123,12 @@ class Database:
         self.migrations = migrations
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one write lock, and a writer waiting for it sleeps in SQLite's busy
+        # handler in growing steps (up to 100 ms) rather than taking its turn: a process's
+        # concurrent writers commit several times slower than one after the other. So they
+        # queue here; other processes on the same file still wait in the busy handler.
+        self._sqlite_writer = asyncio.Lock()
+        self._sqlite_writer_task: asyncio.Task[Any] | None = None
 
     @property
     def dialect(self) -> str:
@@ -152,13 +158,24 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error.
 
         On SQLite it holds the database's single write lock from the start, so keep it
-        short and never open a second ``transaction()`` inside one (it would wait on it).
+        short and never open a second ``transaction()`` inside one (RuntimeError: it would wait
+        forever).
         Read-only work belongs in ``sessions()``.
         """
-        async with self.sessions() as session, session.begin():
-            if self.dialect == "sqlite":
-                await session.connection(execution_options={_IMMEDIATE: True})
-            yield session
+        if self.dialect != "sqlite":
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        if self._sqlite_writer.locked() and self._sqlite_writer_task is asyncio.current_task():
+            raise RuntimeError("a transaction() inside a transaction() would wait forever")
+        async with self._sqlite_writer:
+            self._sqlite_writer_task = asyncio.current_task()
+            try:
+                async with self.sessions() as session, session.begin():
+                    await session.connection(execution_options={_IMMEDIATE: True})
+                    yield session
+            finally:
+                self._sqlite_writer_task = None
 
 
 def rowcount(result: Result[Any]) -> int:

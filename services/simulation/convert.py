@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+from alea.simulation.v1 import model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -46,10 +47,16 @@ def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+#: Engine distribution name → DistributionKind value name (``BETA_GENERAL`` is betageneral).
+_KINDS = {
+    name.removeprefix("DISTRIBUTION_KIND_").lower().replace("_", ""): name
+    for name in (v.name for v in model_spec_pb2.DistributionKind.DESCRIPTOR.values)
+}
+
+
 def _kind(distribution: str) -> str:
     """The DistributionKind value name of an engine distribution (messages take names)."""
-    name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
-    return f"DISTRIBUTION_KIND_{name}"
+    return _KINDS.get(distribution, "DISTRIBUTION_KIND_UNSPECIFIED")
 
 
 def _warning(text: str) -> pb.ModelWarning:
@@ -167,7 +174,12 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
 
 
 def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
-    """The Results message: the simulation's parameters and every output's statistics."""
+    """The Results message: the simulation's parameters, every output's statistics and the
+    reports. ``data`` is ``{"format": 2, "outputs": ..., "reports": ...}``, or the outputs
+    alone as results were stored before reports."""
+    reports: list[dict[str, Any]] = []
+    if data.get("format") == 2:
+        data, reports = data["outputs"], data["reports"]
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
@@ -177,4 +189,10 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
         create_time=timestamp(record.end_time),
+        reports=[
+            pb.ReportResult(
+                name=r["name"], address=r["address"], value=r["value"], error=r["error"]
+            )
+            for r in reports
+        ],
     )

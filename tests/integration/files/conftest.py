@@ -36,6 +36,11 @@ class FixedQuota:
         return self.users.get(user_id) == dict(credentials)["authorization"]
 
 
+def as_caller(caller) -> tuple[tuple[str, str], ...]:
+    """The caller's credentials, as FixedQuota reads them."""
+    return (("authorization", caller.tenant_id),)
+
+
 def user(tenant: str, role: str = "analyst") -> Principal:
     return Principal(user_id=str(uuid.uuid4()), tenant_id=tenant, role=role)
 

@@ -23,7 +23,7 @@ from services.runtime.errors import (
     ResourceExhausted,
 )
 from services.runtime.listing import ListRequest as Query
-from tests.integration.files.conftest import FixedQuota, user
+from tests.integration.files.conftest import FixedQuota, as_caller, user
 
 TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -155,11 +155,6 @@ async def test_interrupted_upload_leaves_no_trace(files: Files, blobs: LocalBlob
     assert not any(p.is_file() for p in blobs.root.rglob("*"))
     assert (await files.list(alice, Query())).items == []
     assert (await files.usage(alice.tenant_id)).bytes_used == 0
-
-
-def as_caller(caller) -> tuple[tuple[str, str], ...]:
-    """The caller's credentials, as FixedQuota reads them."""
-    return (("authorization", caller.tenant_id),)
 
 
 async def test_tenant_isolation_and_sharing(files: Files, quota: FixedQuota) -> None:

@@ -13,7 +13,7 @@ from services.runtime.listing import ListRequest
 from services.simulation import store as s
 from services.simulation.queue import Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
-from tests.integration.simulation.models import insert_model
+from tests.integration.simulation.models import insert_model, model_of
 
 NOW = 1_000_000.0
 
@@ -24,7 +24,7 @@ def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) ->
         tenant_id=tenant,
         user_id="u1",
         request_id=None,
-        model_id="m1",
+        model_id=model_of(tenant),
         cache_key="k1",
         trials=1000,
         chunk_trials=100,
