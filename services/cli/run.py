@@ -7,10 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from services import engine
+from typing import Any
 
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
@@ -35,6 +32,11 @@ def register(subparsers: Any) -> None:
         "--sampling", choices=("mc", "lhs"), default="mc", help="Monte Carlo or Latin Hypercube"
     )
     parser.add_argument("--chunk-size", type=_positive, default=None, help="trials per chunk")
+    parser.add_argument(
+        "--vary-seeds",
+        action="store_true",
+        help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
     # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
     from services import engine
-    from services.engine import memory
+    from services.engine import memory, outcome
     from services.engine.reports import evaluate as evaluate_reports
 
     try:
@@ -65,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
+    options = outcome.RunOptions(vary_seeds=args.vary_seeds)
     try:
-        model = engine.load_workbook(args.model)
+        expansion = outcome.prepare(engine.load_workbook(args.model), options)
+        model = expansion.model
         evaluator = engine.make_evaluator(
             model, seed=args.seed, sampling=args.sampling, backend=args.backend
         )
@@ -90,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"--backend {args.backend}: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    results = partial.results()
+    data = outcome.results_data(expansion, partial)
     reports = evaluate_reports(model, partial)
     if args.json:
-        summary = _summary(args, backend, elapsed, results)
+        summary = _summary(args, backend, elapsed, data)
         summary["reports"] = [r.to_dict() for r in reports]
         print(json.dumps(summary))
     else:
-        print(_table(args, backend, elapsed, results))
+        print(_table(args, backend, elapsed, data))
         if reports:
             print(_reports(reports))
     return 0
@@ -114,7 +118,7 @@ def _reports(reports: list[Any]) -> str:
 
 
 def _summary(
-    args: argparse.Namespace, backend: str, elapsed: float, results: dict[str, engine.Results]
+    args: argparse.Namespace, backend: str, elapsed: float, data: dict[str, Any]
 ) -> dict[str, Any]:
     keys = (
         "mean",
@@ -127,13 +131,13 @@ def _summary(
         "var_95",
         "cvar_95",
         "errors",
+        "simulation",
     )
     outputs = {}
-    for name, r in results.items():
-        data = r.to_dict()
-        entry = {k: data[k] for k in keys}
-        entry["sensitivity"] = [{"input": i, "rho": rho} for i, rho in data["sensitivity"]]
-        outputs[name] = entry
+    for key, out in data.items():
+        entry = {k: out[k] for k in keys if k in out}
+        entry["sensitivity"] = [{"input": i, "rho": rho} for i, rho in out["sensitivity"]]
+        outputs[key] = entry
     return {
         "trials": args.trials,
         "seed": args.seed,
@@ -142,25 +146,38 @@ def _summary(
         "elapsed_seconds": elapsed,
         "trials_per_second": args.trials / elapsed if elapsed > 0 else None,
         "outputs": outputs,
+        **({"simulations": _simulations(data)} if _simulations(data) else {}),
     }
 
 
-def _table(
-    args: argparse.Namespace, backend: str, elapsed: float, results: dict[str, engine.Results]
-) -> str:
+def _simulations(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each RiskSimtable simulation's values, in order (none without RiskSimtable)."""
+    found = {out["simulation"]: out["simtable"] for out in data.values() if "simtable" in out}
+    return [
+        {"index": k, "values": [{"address": a, "value": v} for a, v in found[k]]}
+        for k in sorted(found)
+    ]
+
+
+def _table(args: argparse.Namespace, backend: str, elapsed: float, data: dict[str, Any]) -> str:
     head = (
         f"{args.trials:,} trials, seed {args.seed}, {args.sampling}, {backend}: "
         f"{elapsed:.2f} s ({args.trials / max(elapsed, 1e-9):,.0f} trials/s)"
     )
-    cols = ("output", "mean", "std", "min", "p5", "p50", "p95", "max", "errors")
+    simulations = _simulations(data)
+    several = bool(simulations)
+    cols: tuple[str, ...] = ("sim", "output") if several else ("output",)
+    cols += ("mean", "std", "min", "p5", "p50", "p95", "max", "errors")
     rows: list[tuple[str, ...]] = [cols]
-    for name, r in results.items():
-        p = r.percentiles
+    for r in data.values():
+        p = r["percentiles"]
+        shown = (r["mean"], r["std"], r["min"], p["5"], p["50"], p["95"], r["max"])
         rows.append(
             (
-                name,
-                *(f"{v:.6g}" for v in (r.mean, r.std, r.min, p[5], p[50], p[95], r.max)),
-                str(r.errors),
+                *((str(r["simulation"]),) if several else ()),
+                r["name"],
+                *(_number(v) for v in shown),
+                str(r["errors"]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
@@ -168,12 +185,21 @@ def _table(
     for row in rows:
         lines.append(
             "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
+                c.ljust(w) if i <= int(several) else c.rjust(w)
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
         )
-    for name, r in results.items():
-        top = ", ".join(f"{i} {rho:+.3f}" for i, rho in r.sensitivity[:5])
+    for sim in simulations:
+        values = ", ".join(f"{v['address']} = {_number(v['value'])}" for v in sim["values"])
+        lines.append(f"simulation {sim['index']}: {values}")
+    for r in data.values():
+        top = ", ".join(f"{i} {rho:+.3f}" for i, rho in r["sensitivity"][:5] if rho is not None)
+        which = f" (simulation {r['simulation']})" if several else ""
         if top:
-            lines.append(f"\n{name} sensitivity (Spearman): {top}")
+            lines.append(f"\n{r['name']}{which} sensitivity (Spearman): {top}")
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    """A statistic as the table shows it (an error, or no value, as ``#N/A``)."""
+    return "#N/A" if value is None else f"{value:.6g}"

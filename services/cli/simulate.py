@@ -10,6 +10,7 @@ registered on first use and kept in ``$ALEA_HOME/cli/account.json``, logged in e
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -87,26 +88,35 @@ def _number(value: float) -> str:
 
 
 def summary_table(results: pb.Results) -> str:
-    """One line per output: mean, standard deviation, P5/P50/P95, min and max."""
-    header = ["output", "mean", "std", *(f"P{p}" for p in _SHOWN), "min", "max"]
+    """One line per output (and RiskSimtable simulation): mean, standard deviation,
+    P5/P50/P95, min and max; then the values of each simulation."""
+    several = len(results.simulations) > 0
+    header = ["sim"] * several + ["output", "mean", "std", *(f"P{p}" for p in _SHOWN)]
+    header += ["min", "max"]
     rows = [header]
     for out in results.outputs:
         pct = {f"{p.percent:g}": p.value for p in out.percentiles}
         s = out.statistics
         rows.append(
-            [
-                out.name,
-                *(_number(v) for v in (s.mean, s.std, *(pct[p] for p in _SHOWN), s.min, s.max)),
-            ]
+            [str(out.simulation)] * several
+            + [out.name]
+            + [_number(v) for v in (s.mean, s.std, *(pct[p] for p in _SHOWN), s.min, s.max)]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join(
+    lines = [
         "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
+            c.ljust(w) if i <= int(several) else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in rows
-    )
+    ]
+    for sim in results.simulations:
+        values = ", ".join(
+            f"{v.address} = {_number(v.value) if v.HasField('value') else '#N/A'}"
+            for v in sim.values
+        )
+        lines.append(f"simulation {sim.index}: {values}")
+    return "\n".join(lines)
 
 
 def _bar(progress: pb.Progress) -> str:
@@ -144,12 +154,16 @@ def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Si
 
 
 def plot(results: pb.Results, path: Path) -> None:
-    """Per output: a histogram with P5/P50/P95 markers and a tornado chart of Spearman rho."""
+    """Per output: a histogram with P5/P50/P95 markers and a tornado chart of Spearman rho.
+    With RiskSimtable, the simulations' histograms and CDFs overlaid, and the tornado of
+    simulation 1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if results.simulations:
+        return _plot_simulations(results, path)
     outputs = list(results.outputs)
     figure, axes = plt.subplots(len(outputs), 2, figsize=(12, 4 * len(outputs)), squeeze=False)
     for (hist_ax, tornado_ax), out in zip(axes, outputs, strict=True):
@@ -175,6 +189,33 @@ def plot(results: pb.Results, path: Path) -> None:
         )
         tornado_ax.axvline(0, color="black", linewidth=0.8)
         tornado_ax.set(title=f"{out.name}: sensitivity", xlabel="Spearman rank correlation")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _plot_simulations(results: pb.Results, path: Path) -> None:
+    """Per output: every simulation's histogram (as a density) and CDF, overlaid."""
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(out.name for out in results.outputs))
+    figure, axes = plt.subplots(len(names), 2, figsize=(12, 4 * len(names)), squeeze=False)
+    for (hist_ax, cdf_ax), name in zip(axes, names, strict=True):
+        for out in (o for o in results.outputs if o.name == name):
+            label = f"simulation {out.simulation}"
+            edges, counts = list(out.histogram.bin_edges), list(out.histogram.counts)
+            total = sum(counts)
+            if total:
+                widths = [b - a for a, b in itertools.pairwise(edges)]
+                density = [
+                    c / total / w if w > 0 else 0.0 for c, w in zip(counts, widths, strict=True)
+                ]
+                hist_ax.stairs(density, edges, label=label)
+            cdf_ax.plot([p.value for p in out.cdf], [p.probability for p in out.cdf], label=label)
+        hist_ax.set(title=f"{name}: histograms", xlabel="value", ylabel="density")
+        cdf_ax.set(title=f"{name}: cumulative", xlabel="value", ylabel="probability")
+        hist_ax.legend(fontsize="small")
+        cdf_ax.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -206,6 +247,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             backend=_BACKEND[args.backend],
             request_id=str(uuid.uuid4()),
             bypass_cache=args.no_cache,
+            vary_simulation_seeds=args.vary_seeds,
         )
         if args.seed is not None:
             request.seed = args.seed
@@ -287,6 +329,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     simulate.add_argument("--backend", choices=sorted(_BACKEND), default="auto")
     simulate.add_argument("--watch", action="store_true", help="follow progress, then summarise")
     simulate.add_argument("--no-cache", action="store_true", help="bypass the result cache")
+    simulate.add_argument(
+        "--vary-seeds",
+        action="store_true",
+        help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
+    )
     _add_connection(simulate)
     simulate.set_defaults(func=_guard(cmd_simulate))
     results = subparsers.add_parser("results", help="show (and plot) a simulation's results")

@@ -36,6 +36,9 @@ class Sample:
     (simulation seed, stream), or (``seed``, stream) when ``RiskSeed`` fixed one.
     ``distribution`` is the @RISK name without the ``Risk`` prefix, lower-case
     (``"normal"``, ``"triang"``, ``"lognorm2"``...); ``params`` keep @RISK's order.
+    ``draws_from``: the stream whose uniforms this input transforms instead of its own (the
+    copy of an input that one RiskSimtable simulation gives other parameters, see
+    :mod:`.simtable`), with that stream's key and copula; None for every stored model.
     """
 
     stream: int
@@ -45,6 +48,7 @@ class Sample:
     address: str
     truncate: tuple[float | None, float | None] | None = None
     seed: int | None = None
+    draws_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

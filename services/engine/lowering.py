@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from services.engine import catalog, excel, xlerror
+from services.engine import catalog, excel, modelling, xlerror
 from services.engine.errors import CircularReference, FormulaError
 from services.engine.excel import text as xltext
 from services.engine.formula import (
@@ -403,6 +403,9 @@ class Lowerer:
         lname = expr.name.lower()
         if lname == "riskoutput":
             return self.output(expr, sheet)
+        if lname in modelling.LOWERINGS:
+            modelled: Value | Range = modelling.LOWERINGS[lname](self, expr, sheet)
+            return modelled
         if lname.startswith("risk"):
             lowered = self.risk.call(lname, expr, sheet)
             if lowered is not None:

@@ -36,14 +36,14 @@ import numpy as np
 
 from services.runtime.config import alea_home
 
-from . import rng, sampling
+from . import rng, uniforms
 from .cuda.codegen import generate
 from .ir import Model
 from .stats import ChunkSummary, Partial, StatsOptions, bucket_bits, convergence_grid
 
 __all__ = ["DRIVER", "NativeEvaluator", "NativeUnavailable", "available", "compile_native"]
 
-SAMPLINGS = ("mc", "lhs")
+SAMPLINGS = uniforms.SAMPLINGS
 # -Wl,--no-undefined: a C function the source calls but nobody defines fails the build
 # (a shared library would otherwise build and fail only when loaded).
 _FLAGS = (
@@ -66,7 +66,7 @@ DRIVER = r"""
 static void alea_fill(u64 seed, u64 b, double* xs) {
   for (int s = 0; s < ALEA_INPUTS; ++s) {
     u64 w[4];
-    alea_philox(b, 0, alea_key(seed, s), (u64)s, w);
+    alea_philox(b, 0, alea_key(seed, s), alea_source(s), w);
     for (int k = 0; k < 4; ++k) xs[s * 4 + k] = alea_unit(w[k]);
   }
 }
@@ -436,18 +436,13 @@ class NativeEvaluator:
     @property
     def bytes_per_trial(self) -> int:
         """Memory ``evaluate`` allocates per trial: the outputs and kept inputs."""
-        uniforms = len(self.model.inputs) if self.sampling == "lhs" else 0
-        return 8 * (len(self.model.outputs) + len(self.kept) + uniforms)
+        given = len(self.model.inputs) if self.sampling != "mc" else 0
+        return 8 * (len(self.model.outputs) + len(self.kept) + given)
 
     def _uniforms(self, first: int, count: int) -> np.ndarray | None:
-        """Latin Hypercube uniforms, (inputs, count), or None: Monte Carlo draws them inside."""
-        if self.sampling != "lhs":
-            return None
-        u = np.empty((len(self.model.inputs), count))
-        for s in self.model.inputs:
-            seed = self.seed if s.seed is None else s.seed
-            u[s.stream] = sampling.lhs_uniforms(seed, s.stream, first, count)
-        return u
+        """Latin Hypercube or Sobol uniforms, (inputs, count), or None: Monte Carlo draws
+        them inside."""
+        return uniforms.host(self.model, self.seed, self.sampling, first, count)
 
     def _parallel(
         self, run: Callable[[tuple[int, int]], int], parts: list[tuple[int, int]]

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import rng, sampling
+from . import rng, sampling, uniforms
 from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
 from .excel import registry
@@ -35,7 +35,7 @@ from .ir import Apply, Const, Model, Node, Sample, Table, children
 
 __all__ = ["FUNCTIONS", "Evaluator", "NumpyEvaluator", "compile_numpy", "excel_round"]
 
-SAMPLINGS = ("mc", "lhs")
+SAMPLINGS = uniforms.SAMPLINGS
 TILE = sampling.LHS_BLOCK  # trials evaluated together: fits in cache, one LHS block
 
 
@@ -100,6 +100,11 @@ class NumpyEvaluator:
         self.threads = threads or os.cpu_count() or 1
         self.tile = TILE
         self._factors = [(c.streams, copula_factor(c.matrix, c.name)) for c in model.correlations]
+        correlated = {s for c in model.correlations for s in c.streams}
+        # Copies of a correlated input (RiskSimtable) take its uniforms after the copula.
+        self._copies = [
+            (s.stream, s.draws_from) for s in model.inputs if s.draws_from in correlated
+        ]
         self.keep(tuple(range(len(model.inputs))) if kept is None else kept)
 
     def keep(self, kept: tuple[int, ...]) -> None:
@@ -122,9 +127,7 @@ class NumpyEvaluator:
         return len(self._steps)
 
     def _draw(self, stream: int, first: int, count: int) -> np.ndarray:
-        draw = sampling.lhs_uniforms if self.sampling == "lhs" else rng.uniforms
-        seed = self.model.inputs[stream].seed
-        return draw(self.seed if seed is None else seed, stream, first, count)
+        return uniforms.draw(self.model, stream, self.seed, self.sampling, first, count)
 
     def _correlated(self, first: int, count: int) -> dict[int, np.ndarray]:
         """The uniforms of correlated inputs, through their copulas; the others are drawn when
@@ -133,6 +136,8 @@ class NumpyEvaluator:
         for streams, factor in self._factors:
             drawn = [self._draw(s, first, count) for s in streams]
             u.update(zip(streams, correlate(drawn, factor), strict=True))
+        for copy, source in self._copies:
+            u[copy] = u[source].copy()
         return u
 
     def evaluate(

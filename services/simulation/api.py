@@ -10,6 +10,7 @@ from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
+from services.engine.outcome import RunOptions
 from services.runtime.context import current_principal, forwarded_credentials
 from services.runtime.listing import ListRequest
 from services.simulation import convert
@@ -75,6 +76,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             priority=request.priority,
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
+            options=RunOptions(vary_seeds=request.vary_simulation_seeds),
             credentials=forwarded_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)

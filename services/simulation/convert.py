@@ -91,6 +91,7 @@ def model(record: ModelRecord) -> pb.Model:
         creator_id=record.creator_id,
         create_time=timestamp(record.create_time),
         update_time=timestamp(record.update_time),
+        simulations=summary.get("simulations", 1),
     )
 
 
@@ -115,6 +116,7 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         update_time=timestamp(record.update_time),
         start_time=timestamp(record.start_time),
         end_time=timestamp(record.end_time),
+        vary_simulation_seeds=bool((record.options or {}).get("vary_seeds", False)),
     )
 
 
@@ -170,16 +172,26 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
             for t, m, se in data["convergence"]
         ],
         exact=bool(data.get("exact", True)),
+        simulation=data.get("simulation", 1),
     )
 
 
 def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
-    """The Results message: the simulation's parameters, every output's statistics and the
-    reports. ``data`` is ``{"format": 2, "outputs": ..., "reports": ...}``, or the outputs
-    alone as results were stored before reports."""
+    """The Results message: the simulation's parameters, every output's statistics, the
+    reports and the values of each RiskSimtable simulation. ``data`` is
+    ``{"format": 2, "outputs": ..., "reports": ...}`` (outputs as
+    ``engine.outcome.results_data`` gives them), or the outputs alone as results were stored
+    before reports."""
     reports: list[dict[str, Any]] = []
     if data.get("format") == 2:
         data, reports = data["outputs"], data["reports"]
+    simulations: dict[int, pb.SimtableSimulation] = {}
+    for d in data.values():
+        if "simtable" in d and d["simulation"] not in simulations:
+            simulations[d["simulation"]] = pb.SimtableSimulation(
+                index=d["simulation"],
+                values=[pb.SimtableValue(address=a, value=v) for a, v in d["simtable"]],
+            )
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
@@ -187,7 +199,7 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         seed=record.seed,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
-        outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
+        outputs=[output_results(d, addresses.get(d["name"], "")) for d in data.values()],
         create_time=timestamp(record.end_time),
         reports=[
             pb.ReportResult(
@@ -195,4 +207,5 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
             )
             for r in reports
         ],
+        simulations=[simulations[k] for k in sorted(simulations)],
     )

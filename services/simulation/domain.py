@@ -14,13 +14,14 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services import engine
-from services.engine import ir, memory
+from services.engine import ir, memory, simtable
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
+from services.engine.outcome import RunOptions
 from services.engine.serial import dump_model
 from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -86,6 +87,7 @@ class SimulationRequest:
     priority: int = 0
     request_id: str = ""
     bypass_cache: bool = False
+    options: RunOptions = field(default_factory=RunOptions)
     # The caller's own credentials: their preferences are read with them when seed is None.
     credentials: tuple[tuple[str, str], ...] = ()
 
@@ -111,6 +113,7 @@ def summarise(model: ir.Model) -> dict[str, Any]:
         ],
         "outputs": [{"name": o.name, "address": o.address} for o in model.outputs],
         "warnings": list(model.warnings),
+        "simulations": simtable.simulations(model),
     }
 
 
@@ -125,7 +128,8 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
             assert source.workbook is not None
             model = engine.load_workbook(source.workbook)
             content, kind = source.workbook, "workbook"
-        memory.check_fits(model)  # one trial must fit the engine's memory budget
+        # one trial of every RiskSimtable simulation must fit the engine's memory budget
+        memory.check_fits(simtable.expand(model).model)
         return model, hashlib.sha256(content).hexdigest(), kind
     except ModelError as exc:
         field = exc.location or ("spec" if source.spec is not None else "workbook")
@@ -231,9 +235,19 @@ class Simulations:
 
     # -- simulations ----------------------------------------------------------------------
 
-    def cache_key(self, model: ModelRecord, trials: int, seed: int, sampling: str) -> str:
+    def cache_key(
+        self, model: ModelRecord, trials: int, seed: int, sampling: str, options: RunOptions
+    ) -> str:
         """Results depend on these alone (plus the statistics settings that shape them)."""
-        parts = (model.content_hash, trials, seed, sampling, self.config.exact_limit)
+        parts: tuple[object, ...] = (
+            model.content_hash,
+            trials,
+            seed,
+            sampling,
+            self.config.exact_limit,
+        )
+        if options != RunOptions():  # keys of plain simulations stay as they were
+            parts += (sorted(options.to_json().items()),)
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     async def create_simulation(
@@ -247,7 +261,7 @@ class Simulations:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
         seed = await self._seed(user_id, request)
-        key = self.cache_key(model, request.trials, seed, request.sampling)
+        key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
         cached = None
         ttl = self.cache_ttl(tenant_id)
         if not request.bypass_cache and ttl > 0:
@@ -289,6 +303,7 @@ class Simulations:
             start_time=now if cached else None,
             end_time=now if cached else None,
             trace_context=telemetry.traceparent(),
+            options=request.options.to_json(),
         )
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:

@@ -98,6 +98,7 @@ simulations = Table(
     Column("trace_context", String(128)),  # W3C traceparent of the creating request
     Column("cpu_seconds", Float, nullable=False, server_default="0"),
     Column("gpu_seconds", Float, nullable=False, server_default="0"),
+    Column("options", JSON),  # engine.outcome.RunOptions as JSON; NULL: the defaults
 )
 
 segments = Table(
@@ -200,6 +201,7 @@ class SimulationRecord:
     trace_context: str | None = None  # W3C traceparent of the request that created it
     cpu_seconds: float = 0.0  # engine seconds the workers spent on it, as they measured them
     gpu_seconds: float = 0.0
+    options: dict[str, Any] | None = None  # engine.outcome.RunOptions.to_json(); None: defaults
 
 
 MODELS = Listing(

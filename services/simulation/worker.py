@@ -35,7 +35,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from services import engine
-from services.engine import memory
+from services.engine import memory, outcome
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
 from services.engine.serial import load_model
@@ -87,20 +87,27 @@ def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
     return partial, time.perf_counter() - started
 
 
-def _merge_results(blobs: list[bytes], compiled: bytes | None = None) -> dict:
-    """The results of a simulation from its segments' final statistics, in trial order, with
-    the reports of its model (``compiled``; none once the model is gone)."""
+def _merge_results(blobs: list[bytes], compiled: bytes | None, options: outcome.RunOptions) -> dict:
+    """The results of a simulation from its segments' final statistics, in trial order, as
+    its model (``compiled``) and options shape them (RiskSimtable simulations), with the
+    model's reports (none once the model is gone)."""
     partial = Partial.from_bytes(blobs[0])
     for blob in blobs[1:]:
         partial = partial.merge(Partial.from_bytes(blob))
-    outputs = {name: r.to_dict() for name, r in partial.results().items()}
-    model = load_model(compiled) if compiled is not None else None
+    if compiled is None:
+        outputs = {name: r.to_dict() for name, r in partial.results().items()}
+        return {"format": 2, "outputs": outputs, "reports": []}
+    expansion = outcome.prepare(load_model(compiled), options)
     # imported here, on the engine's thread: reports load the engine's functions, which the
     # service must not wait for as it starts (see services.simulation.loading)
     from services.engine.reports import evaluate as evaluate_reports
 
-    reports = evaluate_reports(model, partial) if model is not None else []
-    return {"format": 2, "outputs": outputs, "reports": [r.to_dict() for r in reports]}
+    reports = evaluate_reports(expansion.model, partial)
+    return {
+        "format": 2,
+        "outputs": outcome.results_data(expansion, partial),
+        "reports": [r.to_dict() for r in reports],
+    }
 
 
 def _segment_progress(partial: Partial, trials: int) -> dict:
@@ -280,7 +287,7 @@ class Worker:
         backend = _BACKEND_OF_PREFERENCE.get(
             sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
         )
-        key = (sim.model_id, sim.seed, sim.sampling, backend)
+        key = (sim.model_id, sim.seed, sim.sampling, backend, repr(sim.options))
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
@@ -295,6 +302,7 @@ class Worker:
             model = load_model(compiled)
         except ValueError as exc:
             raise ModelError(f"the stored model cannot be read: {exc}") from None
+        model = outcome.prepare(model, outcome.RunOptions.from_json(sim.options)).model
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
         evaluator = engine.make_evaluator(
@@ -434,7 +442,8 @@ class Worker:
         compiled = None
         if record is not None:
             compiled = await self.store.compiled_model(tenant_id, record.model_id)
-        data = await _engine(_merge_results, blobs, compiled)
+        options = outcome.RunOptions.from_json(record.options if record is not None else None)
+        data = await _engine(_merge_results, blobs, compiled, options)
         backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 

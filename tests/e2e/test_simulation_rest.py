@@ -17,7 +17,7 @@ import pytest
 
 from services.cli.edge_client import RestClient
 from tests.e2e.conftest import Account, register
-from tests.engine import models
+from tests.engine import examples, models
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +142,49 @@ def test_list_filters_and_orders_as_the_contract_documents(rest: RestClient, own
         refused = listing(path, **query)
         assert refused.status == 400, refused.text
         assert parameter in refused.text
+
+
+def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Account):
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "scenarios", "workbook": workbook_b64(examples.simtable())},
+        headers=owner.headers,
+    )
+    assert created.status == 200, created.text
+    assert created.body["simulations"] == len(examples.RATES)
+    trials = 20_000
+    results = {}
+    for vary in (False, True):
+        started = rest.request(
+            "POST",
+            "/v1/simulations",
+            {
+                "modelId": created.body["id"],
+                "trials": str(trials),
+                "seed": "9",
+                "varySimulationSeeds": vary,
+                "requestId": str(uuid.uuid4()),
+            },
+            headers=owner.headers,
+        )
+        assert started.status == 200, started.text
+        assert started.body.get("varySimulationSeeds", False) is vary
+        sim_id = started.body["id"]
+        rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
+        got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
+        assert got.status == 200, got.text
+        results[vary] = got.body
+    for body in results.values():
+        assert [s["index"] for s in body["simulations"]] == [1, 2, 3]
+        assert [v["value"] for v in body["simulations"][2]["values"]] == [0.1, 60]
+        outputs = {(o["name"], o["simulation"]): o for o in body["outputs"]}
+        assert len(outputs) == 6
+        for k in range(len(examples.RATES)):
+            for name, mean in examples.simtable_means(k).items():
+                out = outputs[(name, k + 1)]
+                stats = out["statistics"]
+                assert out["address"] == {"Profit": "Model!B7", "Value": "Model!B8"}[name]
+                assert abs(stats["mean"] - mean) < 4 * stats["std"] / trials**0.5
+    same, varied = (results[v]["outputs"] for v in (False, True))
+    assert same[2]["statistics"] != varied[2]["statistics"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from tests.engine import models
+from tests.engine import examples, models
 
 ROOT = Path(__file__).parents[2]
 
@@ -81,6 +81,30 @@ def test_not_a_workbook_exits_2(tmp_path: Path) -> None:
     run = alea(junk, "--json")
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.strip()
+
+
+def test_risksimtable_prints_each_simulation(tmp_path: Path, backend: str) -> None:
+    book = models.save(examples.simtable(), tmp_path, "simtable")
+    args = ("--trials", "20000", "--seed", "3", "--backend", backend)
+    run = alea(book, *args, "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert [s["values"] for s in data["simulations"]] == [
+        [{"address": "Model!B1", "value": r}, {"address": "Model!B2", "value": p}]
+        for r, p in zip(examples.RATES, examples.PRICES, strict=True)
+    ]
+    for k in range(len(examples.RATES)):
+        for name, mean in examples.simtable_means(k).items():
+            out = data["outputs"][f"{name} [{k + 1}]"]
+            assert out["simulation"] == k + 1
+            assert abs(out["mean"] - mean) < 4 * out["std"] / math.sqrt(20000)
+    table = alea(book, *args)
+    assert table.returncode == 0, table.stderr
+    assert "simulation 3: Model!B1 = 0.1, Model!B2 = 60" in table.stdout
+    rows = [line.split() for line in table.stdout.splitlines() if line[:2] in ("1 ", "2 ", "3 ")]
+    assert [(r[0], r[1]) for r in rows] == [(k, n) for k in "123" for n in ("Profit", "Value")]
+    varied = json.loads(alea(book, *args, "--json", "--vary-seeds").stdout)
+    assert varied["outputs"]["Profit [2]"]["std"] != data["outputs"]["Profit [2]"]["std"]
 
 
 def wide_outputs(path: Path, outputs: int) -> Path:

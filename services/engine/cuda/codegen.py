@@ -268,7 +268,7 @@ class _Writer:
 
     def _alike(self, a: Sample, b: Sample) -> bool:
         """Whether ``b`` transforms its uniform exactly as ``a`` does (constant parameters)."""
-        uncorrelated = a.stream not in self._correlated and b.stream not in self._correlated
+        uncorrelated = not {a.stream, b.stream, a.draws_from, b.draws_from} & self._correlated
         return (
             uncorrelated
             and a.distribution == b.distribution
@@ -279,7 +279,8 @@ class _Writer:
 
     def _sample(self, s: Sample, args: Args, u: str = "") -> str:
         if not u:
-            u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
+            src = s.stream if s.draws_from is None else s.draws_from
+            u = f"u{src}" if src in self._correlated else f"x[{s.stream} * stride]"
         d = s.distribution
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
@@ -401,6 +402,11 @@ class _Writer:
         fixed = [
             f"    case {i.stream}: return {i.seed}ULL;" for i in m.inputs if i.seed is not None
         ]
+        copies = [
+            f"    case {i.stream}: return {i.draws_from}ULL;"
+            for i in m.inputs
+            if i.draws_from is not None
+        ]
         src = "\n".join(
             [
                 f"#define ALEA_W_EDGE {literal(sampling.W_EDGE)}",
@@ -421,12 +427,19 @@ class _Writer:
                 "  }",
                 "}",
                 "",
+                "ALEA_HD u64 alea_source(int s) {  /* the stream whose uniforms s draws */",
+                "  switch (s) {",
+                *copies,
+                "    default: return (u64)s;",
+                "  }",
+                "}",
+                "",
                 "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
                 "/* one Philox block at a time: unrolled, the blocks fill the registers */",
                 "#pragma unroll 1",
                 "  for (int s = 0; s < ALEA_INPUTS; ++s) {",
                 "    u64 w[4];",
-                "    alea_philox(block, 0, alea_key(seed, s), (u64)s, w);",
+                "    alea_philox(block, 0, alea_key(seed, s), alea_source(s), w);",
                 "    alea_store(w, block, first, count, x + (u64)s * count);",
                 "  }",
                 "}",

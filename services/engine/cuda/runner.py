@@ -3,8 +3,8 @@
 ``compile_cuda(model, seed=..., sampling=...)`` returns an evaluator with the backend
 protocol of ``numpy_backend`` (``backend == "gpu"``, ``evaluate(first_trial, count)``).
 Monte Carlo uniforms are drawn in the kernel (Philox, the same bits as ``rng.py``); Latin
-Hypercube uniforms need a sort over blocks of 65,536 trials and are computed on the host by
-``sampling.lhs_uniforms`` and uploaded. The Gaussian copula always runs in the kernel.
+Hypercube uniforms (a sort over blocks of 65,536 trials) and Sobol points are computed on the
+host by :mod:`..uniforms` and uploaded. The Gaussian copula always runs in the kernel.
 
 PyCUDA is optional: without it (or without a device) :func:`gpu_available` is False and
 nothing here is imported by the CPU path. The primary context of device 0 is pushed around
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import rng, sampling
+from .. import rng, uniforms
 from ..ir import Model
 from .codegen import CudaSource, generate
 
@@ -97,8 +97,10 @@ class CudaEvaluator:
     backend = "gpu"
 
     def __init__(self, model: Model, seed: int, sampling_method: str = "mc") -> None:
-        if sampling_method not in ("mc", "lhs"):
-            raise ValueError(f"sampling must be 'mc' or 'lhs', got {sampling_method!r}")
+        if sampling_method not in uniforms.SAMPLINGS:
+            raise ValueError(
+                f"sampling must be one of {uniforms.SAMPLINGS}, got {sampling_method!r}"
+            )
         if not 0 <= seed <= rng.MAX_SEED:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
@@ -116,13 +118,6 @@ class CudaEvaluator:
         """Host memory ``evaluate`` needs per trial: every input and output comes back."""
         return 8 * 2 * (len(self.model.inputs) + len(self.model.outputs))
 
-    def _lhs(self, first: int, count: int) -> np.ndarray:
-        rows = [
-            sampling.lhs_uniforms(self.seed if s.seed is None else s.seed, s.stream, first, count)
-            for s in self.model.inputs
-        ]
-        return np.stack(rows) if rows else np.zeros((0, count))
-
     def launch(self, first_trial: int, count: int) -> tuple[Any, Any]:
         """Run the kernel for ``count >= 1`` trials; (inputs, outputs) as device arrays of
         shape (rows, count), left on the GPU. Call inside ``with context():``."""
@@ -130,11 +125,12 @@ class CudaEvaluator:
         import pycuda.gpuarray as gpuarray
 
         ni, no = len(self.source.inputs), len(self.source.outputs)
-        draw = self.sampling == "mc"
+        given = uniforms.host(self.model, self.seed, self.sampling, first_trial, count)
+        draw = given is None
         if draw or not ni:
             x = gpuarray.empty((max(ni, 1), count), np.float64)
         else:
-            x = gpuarray.to_gpu(self._lhs(first_trial, count))
+            x = gpuarray.to_gpu(given)
         y = gpuarray.empty((max(no, 1), count), np.float64)
         blocks = (first_trial + count + 3) // 4 - first_trial // 4
         device = drv.Context.get_device()

@@ -20,6 +20,15 @@ def small_model() -> ir.Model:
     return ir.Model((a, b), (ir.Output("y", "Sheet1!B1", y), ir.Output("z", "Sheet1!B2", z)))
 
 
+def simtable_model() -> ir.Model:
+    """y of small_model with a's mean a RiskSimtable of three values: three simulations."""
+    means = ir.Apply("risksimtable", (ir.Table((100.0, 200.0, 300.0), 1, 3),), "Sheet1!A1")
+    a = ir.Sample(0, "normal", (means, ir.Const(10.0)), "a", "Sheet1!A1")
+    b = ir.Sample(1, "triang", (ir.Const(1.0), ir.Const(2.0), ir.Const(5.0)), "b", "Sheet1!A2")
+    y = ir.Apply("add", (a, ir.Apply("mul", (b, ir.Const(3.0)))), "Sheet1!B1")
+    return ir.Model((a, b), (ir.Output("y", "Sheet1!B1", y),))
+
+
 def model_of(tenant: str) -> str:
     """The id of the model the ``store`` fixture keeps for ``tenant`` (see ``TENANTS``)."""
     return f"model-{tenant}"

@@ -11,7 +11,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy.exc import OperationalError
 
-from services.engine import ir
+from services.engine import ir, outcome
 from services.engine.errors import ModelError
 from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.stats import StatsOptions
@@ -24,7 +24,7 @@ from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
 from services.simulation.worker import Worker, failure_reason
-from tests.integration.simulation.models import insert_model, small_model
+from tests.integration.simulation.models import insert_model, simtable_model, small_model
 
 CONFIG = SimulationConfig(
     lease_seconds=2.0,
@@ -69,11 +69,17 @@ async def wait_progress(store: Store, sim_id: str, trials: int):
 
 
 def reference(
-    trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
+    trials: int,
+    seed: int,
+    chunk: int,
+    segment: int,
+    config: SimulationConfig = CONFIG,
+    model: ir.Model | None = None,
 ) -> dict:
     """The engine alone (its chunk loop), cut into the same segments and chunks, merged in
     trial order."""
-    evaluator = make_evaluator(small_model(), seed=seed, backend=CPU)
+    expansion = outcome.prepare(model or small_model(), outcome.RunOptions())
+    evaluator = make_evaluator(expansion.model, seed=seed, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
@@ -82,8 +88,8 @@ def reference(
         while not run.finished:
             partial = run.step()
         merged = partial if merged is None else merged.merge(partial)
-    outputs = {name: r.to_dict() for name, r in merged.results().items()}
-    return {"format": 2, "outputs": outputs, "reports": []}
+    assert merged is not None
+    return {"format": 2, "outputs": outcome.results_data(expansion, merged), "reports": []}
 
 
 @pytest.fixture
@@ -148,6 +154,37 @@ async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, stor
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED" and done.trials_done == 120_000
     assert (await domain.get_results("t1", sim.id))[1] == reference(120_000, 3, 2_000, 40_000)
+
+
+async def test_risksimtable_runs_its_simulations_as_one_job(domain: Simulations, store: Store):
+    model_id = await insert_model(store, model=simtable_model())
+    assert (await store.get_model("t1", model_id)).summary["simulations"] == 3
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 9_000, 7))
+    varied = await domain.create_simulation(
+        "t1", "u1", SimulationRequest(model_id, 9_000, 7, options=outcome.RunOptions(True))
+    )
+    async with workers(store, domain.hub, count=2):  # segments on both workers
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+        other = await wait_state(domain, varied.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == other.state == "SUCCEEDED", (done.state_reason, other.state_reason)
+    record, data = await domain.get_results("t1", sim.id)
+    assert data == reference(9_000, 7, 2_000, 4_000, model=simtable_model())
+    message = convert.results(record, data, {"y": "Sheet1!B1"})
+    assert [(o.name, o.simulation, o.address) for o in message.outputs] == [
+        ("y", k, "Sheet1!B1") for k in (1, 2, 3)
+    ]
+    assert [[v.value for v in s.values] for s in message.simulations] == [[100], [200], [300]]
+    # one more of b's mean (3 * 8/3) above each simulation's mean of a; varied seeds too
+    _, varied_data = await domain.get_results("t1", varied.id)
+    assert convert.simulation(other).vary_simulation_seeds
+    for results in (data, varied_data):
+        for k, mean in enumerate((108.0, 208.0, 308.0)):
+            y = results["outputs"][f"y [{k + 1}]"]
+            assert abs(y["mean"] - mean) < 4 * y["std"] / 9_000**0.5
+    assert (
+        data["outputs"]["y [2]"]["std"] == data["outputs"]["y [1]"]["std"]
+    )  # the same numbers, shifted
+    assert varied_data["outputs"]["y [2]"]["std"] != varied_data["outputs"]["y [1]"]["std"]
 
 
 def fail_once(monkeypatch, cls, name: str) -> list:

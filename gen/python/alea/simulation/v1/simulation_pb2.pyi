@@ -90,7 +90,7 @@ class ModelWarning(_message.Message):
     def __init__(self, location: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "tenant_id", "display_name", "source", "file_id", "content_hash", "inputs", "outputs", "warnings", "creator_id", "create_time", "update_time")
+    __slots__ = ("id", "tenant_id", "display_name", "source", "file_id", "content_hash", "inputs", "outputs", "warnings", "creator_id", "create_time", "update_time", "simulations")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +103,7 @@ class Model(_message.Message):
     CREATOR_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIMULATIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     display_name: str
@@ -115,7 +116,8 @@ class Model(_message.Message):
     creator_id: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., display_name: _Optional[str] = ..., source: _Optional[_Union[ModelSource, str]] = ..., file_id: _Optional[str] = ..., content_hash: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[ModelInput, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[ModelWarning, _Mapping]]] = ..., creator_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    simulations: int
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., display_name: _Optional[str] = ..., source: _Optional[_Union[ModelSource, str]] = ..., file_id: _Optional[str] = ..., content_hash: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[ModelInput, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[ModelOutput, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[ModelWarning, _Mapping]]] = ..., creator_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., simulations: _Optional[int] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
     __slots__ = ("display_name", "workbook", "file_id", "spec", "request_id")
@@ -164,7 +166,7 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
-    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time")
+    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Simulation.State]
@@ -197,6 +199,7 @@ class Simulation(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     model_id: str
@@ -215,10 +218,11 @@ class Simulation(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    vary_simulation_seeds: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
 
 class CreateSimulationRequest(_message.Message):
-    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache")
+    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +231,7 @@ class CreateSimulationRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
+    VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     trials: int
     seed: int
@@ -235,7 +240,8 @@ class CreateSimulationRequest(_message.Message):
     priority: int
     request_id: str
     bypass_cache: bool
-    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
+    vary_simulation_seeds: bool
+    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
 
 class GetSimulationRequest(_message.Message):
     __slots__ = ("simulation_id",)
@@ -378,7 +384,7 @@ class ConvergencePoint(_message.Message):
     def __init__(self, trials: _Optional[int] = ..., mean: _Optional[float] = ..., standard_error: _Optional[float] = ...) -> None: ...
 
 class OutputResults(_message.Message):
-    __slots__ = ("name", "address", "statistics", "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity", "convergence", "exact")
+    __slots__ = ("name", "address", "statistics", "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity", "convergence", "exact", "simulation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATISTICS_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +396,7 @@ class OutputResults(_message.Message):
     SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
     CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
+    SIMULATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     statistics: Statistics
@@ -401,10 +408,11 @@ class OutputResults(_message.Message):
     sensitivity: _containers.RepeatedCompositeFieldContainer[Sensitivity]
     convergence: _containers.RepeatedCompositeFieldContainer[ConvergencePoint]
     exact: bool
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
+    simulation: int
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ..., simulation: _Optional[int] = ...) -> None: ...
 
 class Results(_message.Message):
-    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports")
+    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations")
     SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
@@ -414,6 +422,7 @@ class Results(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
+    SIMULATIONS_FIELD_NUMBER: _ClassVar[int]
     simulation_id: str
     model_id: str
     trials: int
@@ -423,7 +432,8 @@ class Results(_message.Message):
     outputs: _containers.RepeatedCompositeFieldContainer[OutputResults]
     create_time: _timestamp_pb2.Timestamp
     reports: _containers.RepeatedCompositeFieldContainer[ReportResult]
-    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ...) -> None: ...
+    simulations: _containers.RepeatedCompositeFieldContainer[SimtableSimulation]
+    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ..., simulations: _Optional[_Iterable[_Union[SimtableSimulation, _Mapping]]] = ...) -> None: ...
 
 class ReportResult(_message.Message):
     __slots__ = ("name", "address", "value", "error")
@@ -436,6 +446,22 @@ class ReportResult(_message.Message):
     value: float
     error: str
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., value: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SimtableSimulation(_message.Message):
+    __slots__ = ("index", "values")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    values: _containers.RepeatedCompositeFieldContainer[SimtableValue]
+    def __init__(self, index: _Optional[int] = ..., values: _Optional[_Iterable[_Union[SimtableValue, _Mapping]]] = ...) -> None: ...
+
+class SimtableValue(_message.Message):
+    __slots__ = ("address", "value")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    value: float
+    def __init__(self, address: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class GetQueueStatusRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,57 @@
+"""What a run is asked for beyond trials and seed, and the results data it ends with.
+
+:class:`RunOptions` travel with a simulation (stored as JSON with it) to every worker:
+whether RiskSimtable simulations vary their seeds. :func:`prepare` gives the model a run
+evaluates (every RiskSimtable simulation side by side, :mod:`.simtable`) and
+:func:`results_data` turns the run's merged statistics into the JSON-able results that the
+service stores and ``alea run --json`` prints: ``{key: Results.to_dict()}`` in output order,
+exactly as before RiskSimtable for a model without it. With several simulations ``key`` is
+the name the expanded model gives the output (``"NPV [2]"``), ``name`` inside stays the
+model's own, and each entry adds ``"simulation": k`` (1-based) and ``"simtable"``: the value
+of every RiskSimtable in that simulation, ``[[address, value or None], ...]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import simtable
+from .ir import Model
+from .simtable import Expansion
+from .stats import Partial
+
+__all__ = ["RunOptions", "prepare", "results_data"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Modelling options of one run (every field's default is the plain simulation)."""
+
+    vary_seeds: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (the simulation service stores it with the simulation)."""
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any] | None) -> RunOptions:
+        """Options stored by :meth:`to_json` (None: the defaults)."""
+        return RunOptions(**(data or {}))
+
+
+def prepare(model: Model, options: RunOptions) -> Expansion:
+    """The model one run evaluates: every RiskSimtable simulation side by side."""
+    return simtable.expand(model, options.vary_seeds)
+
+
+def results_data(expansion: Expansion, partial: Partial) -> dict[str, Any]:
+    """The results of a finished run (see the module docstring)."""
+    per_simulation = simtable.split(partial.results(), expansion)
+    outputs: dict[str, Any] = {}
+    for key, (k, name) in expansion.outputs.items():
+        outputs[key] = per_simulation[k - 1][name].to_dict()
+        if expansion.values:  # the model has RiskSimtable
+            values = [[a, v] for a, v in expansion.values[k - 1]]
+            outputs[key] |= {"simulation": k, "simtable": values}
+    return outputs

@@ -1,0 +1,60 @@
+"""The worked examples of the README's "Modelling" section, as workbooks with known answers.
+
+Each builder returns an openpyxl workbook; ``tests/data/make_workbooks.py`` writes them to
+``tests/data/workbooks/`` (``alea run tests/data/workbooks/simtable.xlsx``) and the tests of
+each feature use them. ``values=...`` substitutes constants for the modelling functions, so
+a test can compare a feature with the plain model it stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from openpyxl import Workbook
+
+# --- RiskSimtable: one run, three simulations ---------------------------------------------------
+
+RATES = (0.06, 0.08, 0.10)
+PRICES = (50.0, 55.0, 60.0)
+VOLUME = (800.0, 1000.0, 1300.0)  # RiskTriang(min, mode, max)
+UNIT_COST = (30.0, 40.0)  # RiskUniform(min, max)
+FIXED_COST = 8000.0
+
+
+def simtable(values: int | None = None) -> Workbook:
+    """Profit and its present value under three (discount rate, mean price) scenarios.
+
+    The discount rate is a RiskSimtable in a formula; the mean of the price distribution is
+    a RiskSimtable in a distribution's parameter. ``values=k`` writes simulation ``k``'s
+    values (0-based) as constants instead: the plain model simulation ``k + 1`` stands for.
+    """
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Model"
+
+    def table(options: tuple[float, ...]) -> str:
+        if values is not None:
+            return repr(options[values])
+        return "RiskSimtable({" + ",".join(repr(v) for v in options) + "})"
+
+    ws["A1"], ws["B1"] = "Discount rate", f"={table(RATES)}"
+    ws["A2"], ws["B2"] = "Price", f'=RiskNormal({table(PRICES)},5,RiskName("Price"))'
+    ws["A3"], ws["B3"] = "Volume", '=RiskTriang({},{},{},RiskName("Volume"))'.format(*VOLUME)
+    ws["A4"], ws["B4"] = "Unit cost", '=RiskUniform({},{},RiskName("Unit cost"))'.format(*UNIT_COST)
+    ws["A5"], ws["B5"] = "Fixed cost", FIXED_COST
+    ws["A7"], ws["B7"] = "Profit", '=RiskOutput("Profit")+(B2-B4)*B3-B5'
+    ws["A8"], ws["B8"] = "Value", '=RiskOutput("Value")+B7/(1+B1)'
+    return wb
+
+
+def simtable_means(k: int) -> dict[str, float]:
+    """Exact means of simulation ``k`` (0-based) of :func:`simtable`."""
+    volume = sum(VOLUME) / 3
+    profit = (PRICES[k] - sum(UNIT_COST) / 2) * volume - FIXED_COST
+    return {"Profit": profit, "Value": profit / (1 + RATES[k])}
+
+
+#: example name → builder (the file name in tests/data/workbooks/).
+EXAMPLES: dict[str, Callable[[], Workbook]] = {
+    "simtable": simtable,
+}
