@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -302,16 +303,16 @@ class Worker:
             model = load_model(compiled)
         except ValueError as exc:
             raise ModelError(f"the stored model cannot be read: {exc}") from None
-        model = outcome.prepare(model, outcome.RunOptions.from_json(sim.options)).model
+        options = outcome.RunOptions.from_json(sim.options)
+        model = outcome.prepare(model, options).model
+        # The cached native library, found at once: the stored model as these options shape
+        # it (RiskSimtable's varied seeds make another model of the same stored bytes).
+        shaped = json.dumps(options.to_json(), sort_keys=True).encode()
+        key = hashlib.sha256(compiled + b"\0" + shaped).hexdigest()
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
         evaluator = engine.make_evaluator(
-            model,
-            seed=sim.seed,
-            sampling=sim.sampling,
-            backend=backend,
-            threads=threads,
-            key=hashlib.sha256(compiled).hexdigest(),  # the cached library, found at once
+            model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads, key=key
         )
         return evaluator, memory.plan(evaluator, model, self.options)
 
