@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database, UtcDateTime, rowcount
 from services.runtime.errors import AlreadyExists
@@ -129,7 +129,7 @@ class FileStore:
 
     async def get(self, tenant_id: str, file_id: str) -> tuple[FileRecord, tuple[str, ...]] | None:
         """A file of the tenant and the users it is shared with (sorted), or None."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
@@ -146,7 +146,7 @@ class FileStore:
 
     async def id_by_request(self, tenant_id: str, request_id: str) -> str | None:
         """The file an upload with this idempotency key created, if any."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return await session.scalar(
                 select(files.c.id).where(
                     files.c.tenant_id == tenant_id, files.c.request_id == request_id
@@ -155,7 +155,7 @@ class FileStore:
 
     async def usage(self, tenant_id: str) -> tuple[int, int]:
         """(bytes used, file count) of a tenant; zeros before its first upload."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return await _usage(session, tenant_id)
 
     async def list(
@@ -168,14 +168,14 @@ class FileStore:
         if visible_to is not None:
             shared = select(shares.c.file_id).where(shares.c.user_id == visible_to)
             statement = statement.where(or_(files.c.owner_id == visible_to, files.c.id.in_(shared)))
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([FileRecord(**item) for item in items], token)
 
     async def known(self, file_ids: Sequence[str]) -> set[str]:
         """Which of ``file_ids`` name a file of any tenant (blobs are keyed by file id)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return set(await session.scalars(select(files.c.id).where(files.c.id.in_(file_ids))))
 
     # -- writes --------------------------------------------------------------------------
@@ -270,12 +270,12 @@ class FileStore:
         return len(rows)
 
 
-async def _exists(session: AsyncSession, tenant_id: str, file_id: str) -> bool:
+async def _exists(session: AsyncConnection, tenant_id: str, file_id: str) -> bool:
     query = select(files.c.id).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
     return await session.scalar(query) is not None
 
 
-async def _usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
+async def _usage(session: AsyncConnection, tenant_id: str) -> tuple[int, int]:
     row = (
         await session.execute(
             select(storage_usage.c.bytes_used, storage_usage.c.file_count).where(
@@ -286,7 +286,7 @@ async def _usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def _charge(session: AsyncSession, tenant_id: str, size: int, limit: int) -> bool:
+async def _charge(session: AsyncConnection, tenant_id: str, size: int, limit: int) -> bool:
     """Charge ``size`` bytes and one file if the total stays within ``limit``."""
     exists = await session.scalar(
         select(storage_usage.c.tenant_id).where(storage_usage.c.tenant_id == tenant_id)

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.access import ROLE_RANK
 from services.runtime.db import Database, UtcDateTime, rowcount
@@ -239,7 +239,7 @@ class SigningKey:
 class Reads:
     """Queries inside one transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self._session = session
 
     async def _one(self, statement: sa.Select[Any]) -> Mapping[str, Any] | None:
@@ -496,7 +496,7 @@ class IdentityStore:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Reads]:
         """A read-only unit of work (never waits for SQLite's write lock)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             yield Reads(session)
 
     @asynccontextmanager

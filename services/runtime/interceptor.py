@@ -1,11 +1,18 @@
 """The server interceptor every Alea service runs: one guard around every RPC.
 
-In order, before the handler: request id (``x-request-id`` or a new one, returned in
-trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
+In order, before the handler: the RPC's OpenTelemetry server span (continuing the
+caller's trace from ``traceparent``), request id (``x-request-id`` or a new one, returned
+in trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
 ``(alea.access.v1.rule)``, request validation (each message of a client stream too).
 Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), anything
-else to INTERNAL with an error id, one JSON log line and one duration sample per RPC.
-Unary and streaming handlers, async functions and async generators, are all wrapped.
+else to INTERNAL with an error id, one JSON log line and one duration sample per RPC,
+and the span ended with the status. Unary and streaming handlers, async functions and
+async generators, are all wrapped, once per method.
+
+The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
+same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
+``rpc.grpc.status_code``, ``net.peer.*``, ``rpc.user_agent``): one guard instead of two
+around every call halved what the guard cost per RPC.
 """
 
 from __future__ import annotations
@@ -13,13 +20,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import access
 from services.runtime.auth import Authenticator
@@ -41,17 +52,53 @@ _MAX_REQUEST_ID = 128
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
+# Statuses that mark the span as an error: the server failed, not the caller (the same
+# set as OpenTelemetry's gRPC instrumentation).
+_SPAN_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
 def _request_id(metadata: dict[str, str]) -> str:
     given = metadata.get("x-request-id", "")
     if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
+
+
+def _span_attributes(method: str, context: Any, metadata: dict[str, str]) -> dict[str, Any]:
+    """The semantic-convention attributes of an RPC's server span."""
+    service, _, name = method.lstrip("/").partition("/")
+    attributes: dict[str, Any] = {
+        "rpc.system": "grpc",
+        "rpc.grpc.status_code": grpc.StatusCode.OK.value[0],
+        "rpc.method": name,
+        "rpc.service": service,
+    }
+    if "user-agent" in metadata:
+        attributes["rpc.user_agent"] = metadata["user-agent"]
+    peer = context.peer() or ""  # ipv4:127.0.0.1:57284, ipv6:[::1]:57284
+    scheme, _, address = peer.split(",")[0].partition(":")
+    ip, _, port = address.rpartition(":")
+    if scheme in ("ipv4", "ipv6") and ip:
+        ip = unquote(ip)
+        attributes["net.peer.ip"], attributes["net.peer.port"] = ip, port
+        if ip in ("[::1]", "127.0.0.1"):
+            attributes["net.peer.name"] = "localhost"
+    return attributes
 
 
 class _Rpc:
     """Admission, error mapping and accounting of one RPC (an async context manager)."""
 
-    def __init__(self, guard: RuntimeInterceptor, method: str, context) -> None:
+    def __init__(self, guard: RuntimeInterceptor, method: str, context: Any) -> None:
         self.guard, self.method, self.context = guard, method, context
         self.metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         self.request_id = _request_id(self.metadata)
@@ -59,12 +106,20 @@ class _Rpc:
         self.principal: Principal | None = None
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
+        attributes = _span_attributes(method, context, self.metadata)
+        attributes["alea.request_id"] = self.request_id
+        self.span = guard.tracer.start_span(
+            method,
+            propagate.extract(self.metadata),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
 
     async def __aenter__(self) -> _Rpc:
+        self._span_token = otel_context.attach(trace.set_span_in_context(self.span))
         self._request_token = request_id_var.set(self.request_id)
         self._principal_token = principal_var.set(None)
         self.context.set_trailing_metadata((("x-request-id", self.request_id),))
-        trace.get_current_span().set_attribute("alea.request_id", self.request_id)
         try:
             self.principal = await self.guard.admit(self)
         except BaseException as exc:
@@ -72,9 +127,8 @@ class _Rpc:
             raise
         principal_var.set(self.principal)
         if self.principal is not None:
-            span = trace.get_current_span()
-            span.set_attribute("alea.tenant_id", self.principal.tenant_id)
-            span.set_attribute("alea.user_id", self.principal.user_id)
+            self.span.set_attribute("alea.tenant_id", self.principal.tenant_id)
+            self.span.set_attribute("alea.user_id", self.principal.user_id)
         return self
 
     async def __aexit__(
@@ -94,6 +148,7 @@ class _Rpc:
                 await self._abort(to_status(exc))  # raises AbortError
             error_id, status = internal_status()
             self.code = grpc.StatusCode.INTERNAL
+            self.span.record_exception(exc)
             log.error(
                 "unhandled error %s in %s",
                 error_id,
@@ -128,8 +183,13 @@ class _Rpc:
             },
         )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
+        self.span.set_attribute("rpc.grpc.status_code", self.code.value[0])
+        if self.code in _SPAN_ERRORS:
+            self.span.set_status(Status(StatusCode.ERROR, f"{self.code}"))
+        self.span.end()
         principal_var.reset(self._principal_token)
         request_id_var.reset(self._request_token)
+        otel_context.detach(self._span_token)
 
     async def requests(self, iterator: AsyncIterator) -> AsyncIterator:
         """A client stream with every message validated."""
@@ -146,6 +206,10 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         self.authenticator = authenticator
         self.allowed_peers = access.PEERS.get(service, access.USER_PEERS)
         self.durations = rpc_duration()
+        self.tracer = trace.get_tracer("alea.runtime")
+        # method → (the handler grpc found, the same wrapped): wrapping once per method
+        # rather than once per call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def admit(self, rpc: _Rpc) -> Principal | None:
         """The caller's principal (None for public and framework RPCs), or raise."""
@@ -181,7 +245,11 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return self._wrap(handler, handler_call_details.method)
+        method = handler_call_details.method
+        found = self._wrapped.get(method)
+        if found is None or found[0] is not handler:
+            found = self._wrapped[method] = (handler, self._wrap(handler, method))
+        return found[1]
 
     def _wrap(self, handler, method: str):
         def unary_request(behavior):

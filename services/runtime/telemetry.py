@@ -1,4 +1,5 @@
-"""OpenTelemetry wiring: tracer and meter providers, the gRPC server span, RPC metrics.
+"""OpenTelemetry wiring: tracer and meter providers, RPC metrics (the server span of each
+RPC is made by the runtime's interceptor, client spans by ``Peers``' channels).
 
 The exporter is ``none`` (default), ``console``, or ``otlp`` when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and ``opentelemetry-exporter-otlp`` is installed;
@@ -11,14 +12,13 @@ import logging
 from collections.abc import Callable
 
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-__all__ = ["configure_telemetry", "rpc_duration", "server_interceptor"]
+__all__ = ["configure_telemetry", "rpc_duration"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,6 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
         meter_provider.shutdown()
 
     return shutdown
-
-
-def server_interceptor(tracer_provider: TracerProvider | None = None):
-    """The OpenTelemetry grpc.aio server interceptor (one span per RPC)."""
-    return aio_server_interceptor(tracer_provider=tracer_provider)
 
 
 def rpc_duration() -> metrics.Histogram:

@@ -254,7 +254,7 @@ class Queue:
         return rowcount(result) == 1
 
     async def pending_segments(self, simulation_id: str) -> int:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (
                 await session.execute(
                     select(func.count()).where(
@@ -265,7 +265,7 @@ class Queue:
 
     async def segment_checkpoints(self, simulation_id: str) -> list[bytes]:
         """Every segment's final statistics, in trial order (all segments must be DONE)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = await session.execute(
                 select(segments.c.checkpoint)
                 .where(segments.c.simulation_id == simulation_id)
@@ -279,7 +279,7 @@ class Queue:
         pending = exists().where(
             segments.c.simulation_id == simulations.c.id, segments.c.state == PENDING
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = await session.execute(
                 select(simulations.c.tenant_id, simulations.c.id).where(
                     simulations.c.state == RUNNING,

@@ -272,7 +272,7 @@ class Store:
             return existing
 
     async def model_by_request(self, tenant_id: str, request_id: str) -> ModelRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -284,7 +284,7 @@ class Store:
 
     async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord | None:
         """The tenant's live model, or None (another tenant's model is None too)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -301,7 +301,7 @@ class Store:
         query = select(models.c.compiled).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def model_summary(self, tenant_id: str, model_id: str) -> dict[str, Any] | None:
@@ -309,7 +309,7 @@ class Store:
         query = select(models.c.summary).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def list_models(self, tenant_id: str, request: ListRequest) -> Page[ModelRecord]:
@@ -318,7 +318,7 @@ class Store:
         statement = select(models).where(
             models.c.tenant_id == tenant_id, models.c.delete_time.is_(None)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([ModelRecord(**item) for item in items], token)
@@ -401,7 +401,7 @@ class Store:
     async def simulation_by_request(
         self, tenant_id: str, request_id: str
     ) -> SimulationRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(simulations).where(
@@ -417,7 +417,7 @@ class Store:
         query = select(simulations).where(
             simulations.c.tenant_id == tenant_id, simulations.c.id == simulation_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return _simulation(row) if row else None
 
@@ -427,7 +427,7 @@ class Store:
         """A page of the tenant's simulations; InvalidArgument for a bad filter, order or token."""
         query = SIMULATIONS.query(request, tenant_id)
         statement = select(simulations).where(simulations.c.tenant_id == tenant_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([SimulationRecord(**item) for item in items], token)
@@ -453,7 +453,7 @@ class Store:
             .order_by(simulations.c.end_time.desc())
             .limit(1)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def cancel(self, tenant_id: str, simulation_id: str, reason: str, now: float) -> bool:
@@ -479,7 +479,7 @@ class Store:
             .join(simulations, simulations.c.id == results.c.simulation_id)
             .where(simulations.c.tenant_id == tenant_id, results.c.simulation_id == simulation_id)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     # -- workers and queue status ---------------------------------------------------------
@@ -510,7 +510,7 @@ class Store:
     async def queue_status(self, alive_after: float) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(count per active state, live workers) for the whole service; each worker row
         carries ``job_tenant``, the tenant of its current simulation (None when idle)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             counts: dict[str, int] = dict(
                 (
                     await session.execute(
