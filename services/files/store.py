@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.runtime.db import Database, UtcDateTime, rowcount
+from services.runtime.db import Database, Reader, UtcDateTime, rowcount
 from services.runtime.errors import AlreadyExists
 from services.runtime.listing import Listing, ListRequest, Page, number, text, timestamp
 
@@ -270,12 +270,12 @@ class FileStore:
         return len(rows)
 
 
-async def _exists(session: AsyncConnection, tenant_id: str, file_id: str) -> bool:
+async def _exists(session: Reader, tenant_id: str, file_id: str) -> bool:
     query = select(files.c.id).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
     return await session.scalar(query) is not None
 
 
-async def _usage(session: AsyncConnection, tenant_id: str) -> tuple[int, int]:
+async def _usage(session: Reader, tenant_id: str) -> tuple[int, int]:
     row = (
         await session.execute(
             select(storage_usage.c.bytes_used, storage_usage.c.file_count).where(

@@ -15,23 +15,37 @@ advisory lock serialises replicas that start together.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, DateTime, TypeDecorator, event, text
+from sqlalchemy import Connection, DateTime, Executable, ScalarResult, TypeDecorator, event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.typing import TupleAny, Unpack
 
-from services.runtime.sqlite import inline_connection
+from services.runtime.sqlite import InlineReader, create_read_engine
 
-__all__ = ["Database", "UtcDateTime", "migrate", "rowcount"]
+__all__ = ["Database", "Reader", "UtcDateTime", "migrate", "rowcount"]
+
+
+class Reader(Protocol):
+    """What stores read through: an ``AsyncConnection``, or on SQLite an
+    :class:`~services.runtime.sqlite.InlineReader`."""
+
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> Result[Unpack[TupleAny]]: ...
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any: ...
+
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]: ...
+
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
@@ -70,16 +84,11 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def create_read_engine(url: str) -> AsyncEngine | None:
-    """For a SQLite file, an engine of read-only connections that run inline on the
-    event loop (see :mod:`services.runtime.sqlite`); None elsewhere."""
+def _sqlite_file(url: str) -> str | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    connect = functools.partial(inline_connection, parsed.database, SQLITE_BUSY_TIMEOUT_MS)
-    engine = create_async_engine(url, async_creator=connect)
-    event.listen(engine.sync_engine, "begin", _begin_sqlite)
-    return engine
+    return parsed.database
 
 
 def _upgrade(connection: Connection, migrations: Path) -> None:
@@ -130,7 +139,9 @@ class Database:
         self.url = url
         self.migrations = migrations
         self.engine = create_engine(url)
-        self.read_engine = create_read_engine(url)
+        path = _sqlite_file(url)
+        # SQLite reads run inline on a plain engine: see services.runtime.sqlite.
+        self.read_engine = create_read_engine(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
 
     @property
     def dialect(self) -> str:
@@ -145,19 +156,24 @@ class Database:
     async def close(self) -> None:
         """Dispose of every pooled connection."""
         if self.read_engine is not None:
-            await self.read_engine.dispose()
+            self.read_engine.dispose()
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads; its statements share one snapshot (one transaction,
-        rolled back at the end). On SQLite it is read-only: a write through it fails.
+    async def reading(self) -> AsyncIterator[Reader]:
+        """A connection for reads. Each statement sees what was committed when it ran, as
+        under PostgreSQL's READ COMMITTED. On SQLite it runs inline on the event loop and
+        is read-only: a write through it fails.
 
         Stores run Core statements on connections rather than ORM sessions: a session
         costs several times the CPU of the query it runs.
         """
-        async with (self.read_engine or self.engine).connect() as connection:
-            yield connection
+        if self.read_engine is None:
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        with self.read_engine.connect() as inline:
+            yield InlineReader(inline)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -1,125 +1,73 @@
-"""SQLite read connections that run on the event loop's own thread.
+"""SQLite reads that run on the event loop's own thread, with no async machinery around them.
 
-aiosqlite runs every call (BEGIN, cursor, execute, fetch, close, rollback) on a helper
-thread and wakes the event loop for each result: six thread round trips for one
-primary-key read, which measured 10x the CPU of the read itself (about 1,300 us against
-120 us per read on this project's 2-core machines) and dominated every simple RPC.
+Through SQLAlchemy's asyncio extension every SQLite call (cursor, execute, fetch, close)
+is a round trip to aiosqlite's helper thread, and every statement a greenlet switch or
+three: a primary-key read measured about ten times the CPU of the same read done plainly
+(some 1,300 us against 120 us on this project's 2-core machines), and it dominated every
+simple RPC.
 
-:func:`inline_connection` gives SQLAlchemy's aiosqlite dialect a connection with the same
-async interface whose calls simply run where they are awaited. It is used only for
-read-only sessions (``Database.reading()``), where that is safe: in WAL mode a reader
-never waits for a writer, and a point read takes tens of microseconds. Writers keep
-aiosqlite's thread, since a write may wait up to the busy timeout for another process's
-lock. Each read connection sets ``PRAGMA query_only``, so a write attempted through one
-fails loudly instead of blocking the loop.
+Reads on a SQLite file therefore go through a plain, synchronous SQLAlchemy engine,
+called inline where they are awaited (:class:`InlineReader`). That is safe for reads
+only: in WAL mode a reader never waits for a writer, and a point read takes tens of
+microseconds. Writers keep aiosqlite's thread, since a write may wait up to the busy
+timeout for another process's lock. Every read connection sets ``PRAGMA query_only``,
+so a write attempted through one fails loudly instead of blocking the loop.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["InlineConnection", "inline_connection"]
+from sqlalchemy import Connection, Engine, Executable, Result, ScalarResult, create_engine, event
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util.typing import TupleAny, Unpack
+
+__all__ = ["InlineReader", "create_read_engine"]
 
 
-class InlineCursor:
-    """The subset of ``aiosqlite.Cursor`` SQLAlchemy's adapter uses, run inline."""
+class InlineReader:
+    """The read methods of an ``AsyncConnection``, run synchronously on a plain one."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self._cursor = cursor
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
-    async def __aenter__(self) -> InlineCursor:
-        return self
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> Result[Unpack[TupleAny]]:
+        return self._connection.execute(statement, parameters)
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._cursor.close()
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any:
+        return self._connection.scalar(statement, parameters)
 
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        self._cursor.execute(sql, parameters)
-        return self
-
-    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> InlineCursor:
-        self._cursor.executemany(sql, parameters)
-        return self
-
-    async def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
-
-    async def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
-
-    async def close(self) -> None:
-        self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._cursor.arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]:
+        return self._connection.scalars(statement, parameters)
 
 
-class InlineConnection:
-    """The subset of ``aiosqlite.Connection`` SQLAlchemy's adapter uses, run inline."""
+def _read_only(busy_timeout_ms: int) -> Any:
+    def tune(dbapi_connection: Any, _record: Any) -> None:
+        # isolation_level None: no implicit transaction, so every SELECT is its own read
+        # transaction and sees the latest commit, as under PostgreSQL's READ COMMITTED.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._conn = connection
-        # What the adapter checks before commit and rollback: None once closed.
-        self._connection: sqlite3.Connection | None = connection
-
-    def cursor(self) -> InlineCursor:
-        return InlineCursor(self._conn.cursor())
-
-    async def commit(self) -> None:
-        self._conn.commit()
-
-    async def rollback(self) -> None:
-        self._conn.rollback()
-
-    async def close(self) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Terminate (SQLAlchemy's forced close): nothing runs elsewhere, so just close."""
-        self._connection = None
-        self._conn.close()
-
-    async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._conn.create_function(*args, **kwargs)
-
-    @property
-    def isolation_level(self) -> str | None:
-        return self._conn.isolation_level
+    return tune
 
 
-async def inline_connection(path: str, busy_timeout_ms: int) -> InlineConnection:
-    """A read-only connection to the database file at ``path``.
+def create_read_engine(path: str, busy_timeout_ms: int) -> Engine:
+    """A synchronous engine of read-only connections to the SQLite file at ``path``.
 
-    Transactions are left to the caller's ``BEGIN`` (``isolation_level=None``), exactly
-    like the write connections, so a session reads one consistent snapshot.
+    Its pool never makes a caller wait (``max_overflow=-1``): waiting would block the
+    event loop, and with it the reader that would have given a connection back.
     """
-    connection = sqlite3.connect(
-        path,
-        isolation_level=None,
-        check_same_thread=False,  # SQLAlchemy's pool may close it from a finaliser thread
+    engine = create_engine(
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=8,
+        max_overflow=-1,
+        connect_args={"check_same_thread": False},  # a finaliser may close it elsewhere
     )
-    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-    connection.execute("PRAGMA query_only=ON")
-    return InlineConnection(connection)
+    event.listen(engine, "connect", _read_only(busy_timeout_ms))
+    return engine

@@ -511,15 +511,12 @@ class Store:
         """(count per active state, live workers) for the whole service; each worker row
         carries ``job_tenant``, the tenant of its current simulation (None when idle)."""
         async with self.db.reading() as session:
-            counts: dict[str, int] = dict(
-                (
-                    await session.execute(
-                        select(simulations.c.state, func.count())
-                        .where(simulations.c.state.in_(ACTIVE_STATES))
-                        .group_by(simulations.c.state)
-                    )
-                ).all()
+            per_state = await session.execute(
+                select(simulations.c.state, func.count())
+                .where(simulations.c.state.in_(ACTIVE_STATES))
+                .group_by(simulations.c.state)
             )
+            counts: dict[str, int] = {state: count for state, count in per_state}
             rows = (
                 await session.execute(
                     select(workers, simulations.c.tenant_id.label("job_tenant"))
