@@ -6,7 +6,7 @@
             - certificate_chain: {filename: "${pki}/${name}.crt"}
               private_key: {filename: "${pki}/${name}.key"}
 </%def>\
-<%def name="transcoder(sse)">
+<%def name="transcoder(sse, print_defaults=True)">
 "@type": type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder
 proto_descriptor: "${descriptor}"
 services: [${", ".join(proto_services)}]
@@ -17,7 +17,7 @@ request_validation_options:
   reject_binding_body_field_collisions: true
 print_options:
   add_whitespace: false
-  always_print_primitive_fields: true
+  always_print_primitive_fields: ${"true" if print_defaults else "false"}
   preserve_proto_field_names: false
 % if sse:
   stream_sse_style_delimited: true
@@ -28,6 +28,29 @@ print_options:
 admin:
   address:
     socket_address: {address: 127.0.0.1, port_value: ${admin_port}}
+
+# --- Edge hardening: the overload manager sheds load before Envoy runs out of memory ----
+overload_manager:
+  refresh_interval: 0.25s
+  resource_monitors:
+  - name: envoy.resource_monitors.fixed_heap
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig
+      max_heap_size_bytes: ${max_heap_bytes}
+  - name: envoy.resource_monitors.global_downstream_max_connections
+    typed_config:
+      "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
+      max_active_downstream_connections: ${max_connections}
+  actions:
+  - name: envoy.overload_actions.shrink_heap
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: {value: 0.95}
+  - name: envoy.overload_actions.stop_accepting_requests
+    triggers:
+    - name: envoy.resource_monitors.fixed_heap
+      threshold: {value: 0.98}
+# --- end of edge hardening -------------------------------------------------------------
 
 static_resources:
   listeners:
@@ -65,8 +88,29 @@ static_resources:
           set_current_client_cert_details: {uri: true}
           stream_idle_timeout: 300s
           request_headers_timeout: 10s
-          common_http_protocol_options: {idle_timeout: 600s, headers_with_underscores_action: REJECT_REQUEST}
-          http2_protocol_options: {max_concurrent_streams: 256}
+          # --- Edge hardening (Envoy's edge-proxy best practices) ---------------------------
+          # Paths are normalised (RFC 3986 dot segments, repeated slashes) before routing and
+          # an escaped slash or backslash (%2F, %5C) is refused with 400, so no spelling of a
+          # path reaches a route its plain form would not.
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: REJECT_REQUEST
+          # Request headers, path included, up to ${max_request_headers_kb} KiB: beyond, HTTP/1.1 gets 431;
+          # HTTP/2 advertises the limit (SETTINGS_MAX_HEADER_LIST_SIZE) and drops a
+          # connection that ignores it. Services accept more metadata than this, so a
+          # request the edge lets through is never refused upstream for its size.
+          max_request_headers_kb: ${max_request_headers_kb}
+          common_http_protocol_options:
+            idle_timeout: 600s
+            headers_with_underscores_action: REJECT_REQUEST
+            max_headers_count: 100
+          # Small flow-control windows bound what one stream or connection can push at us
+          # before we read it (Envoy's defaults are 256 MiB).
+          http2_protocol_options:
+            max_concurrent_streams: 100
+            initial_stream_window_size: 65536
+            initial_connection_window_size: 1048576
+          # --- end of edge hardening ---------------------------------------------------------
           access_log:
           - name: envoy.access_loggers.file
             typed_config:
@@ -104,6 +148,13 @@ static_resources:
                       comparison:
                         op: EQ
                         value: {default_value: ${reply.http_status}, runtime_key: edge_reply_${reply.http_status}}
+  % if reply.code_details:
+                  - extension_filter:
+                      name: envoy.access_loggers.extension_filters.cel
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter
+                        expression: "response.code_details == '${reply.code_details}'"
+  % endif
                   - or_filter:
                       filters:
                       # a REST request: not gRPC, or gRPC only because the transcoder made it so
@@ -121,10 +172,39 @@ static_resources:
 % endfor
           route_config:
             name: edge
+            # Room for /openapi.json, served by Envoy itself.
+            max_direct_response_body_size_bytes: ${max_direct_response_bytes}
             virtual_hosts:
             - name: alea
               domains: ["*"]
               routes:
+              # The JWKS is printed without default-valued fields: an OKP key has no y, n or e
+              # (RFC 8037), and an empty member is not a valid JWK. Chosen, like SSE below, by
+              # the REST route before the transcoder re-routes the request.
+              - name: rest-jwks
+                match:
+                  safe_regex: {regex: "^/(v1/jwks|\\.well-known/jwks\\.json)$"}
+                direct_response: {status: 404}
+                typed_per_filter_config:
+                  envoy.filters.http.grpc_json_transcoder:
+${indent(capture(transcoder, sse=False, print_defaults=False), 20)}
+              # The REST API described as OpenAPI, generated from the same contracts.
+              - name: openapi
+                match:
+                  path: /openapi.json
+                  headers:
+                  - name: ":method"
+                    string_match: {exact: GET}
+                direct_response:
+                  status: 200
+                  body: {filename: "${openapi}"}
+                response_headers_to_add:
+                - header: {key: content-type, value: application/json}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                typed_per_filter_config:
+                  envoy.filters.http.grpc_json_transcoder:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
               # The transcoder settles its options from the route of the REST request
               # before it rewrites the path, so SSE is chosen by this route and the
               # request then re-routes by its gRPC method path below.
@@ -159,8 +239,38 @@ ${indent(capture(transcoder, sse=True), 20)}
                     per_try_timeout: 5s
                     retry_back_off: {base_interval: 0.025s, max_interval: 0.25s}
     % endif
+    % if rpc.ndjson:
+                metadata:
+                  filter_metadata:
+                    envoy.filters.http.lua: {ndjson: true}
+    % endif
   % endfor
 % endfor
+              # gRPC server reflection (v1 and v1alpha) describes every service routed here;
+              # any healthy service answers, for the services Envoy names in the header.
+% for reflection in reflection_services:
+              - name: ${reflection}
+                match: {path: "/${reflection}/ServerReflectionInfo"}
+                route: {cluster: reflection, timeout: 0s}
+                request_headers_to_add:
+                - header: {key: x-alea-edge-services, value: "${",".join(proto_services)}"}
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                typed_per_filter_config:
+                  envoy.filters.http.buffer:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    disabled: true
+% endfor
+              # Any other gRPC method is UNIMPLEMENTED at once (Envoy's 404 for gRPC); without
+              # this route a stream would wait in the buffer filter for an end that never comes.
+              - name: grpc-unrouted
+                match: {prefix: "/", grpc: {}}
+                direct_response:
+                  status: 404
+                  body: {inline_string: "no such method at this edge"}
+                typed_per_filter_config:
+                  envoy.filters.http.buffer:
+                    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
+                    disabled: true
           http_filters:
           - name: envoy.filters.http.local_ratelimit
             typed_config:
@@ -188,6 +298,16 @@ ${indent(capture(transcoder, sse=True), 20)}
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
               max_request_bytes: ${max_request_bytes}
+          # edge.lua: drops request headers that cannot be gRPC metadata, and finishes REST
+          # replies the transcoder shapes only partly (after it on the way out): server
+          # streams are labelled NDJSON, and its own 400s (a JSON value of the wrong type, two
+          # members of a oneof) get google.rpc.BadRequest naming the field.
+          - name: envoy.filters.http.lua
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+              default_source_code:
+                inline_string: |
+${indent(edge_lua, 18)}
           - name: envoy.filters.http.grpc_json_transcoder
             typed_config:
 ${indent(capture(transcoder, sse=False), 14)}
@@ -282,3 +402,12 @@ ${indent(capture(transcoder, sse=False), 14)}
       base_ejection_time: 15s
       max_ejection_percent: 100
 % endfor
+  # Reflection streams go to the first healthy service, in the order above.
+  - name: reflection
+    connect_timeout: 2s
+    lb_policy: CLUSTER_PROVIDED
+    cluster_type:
+      name: envoy.clusters.aggregate
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
+        clusters: [${", ".join(svc.name for svc in services)}]

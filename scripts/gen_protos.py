@@ -13,6 +13,8 @@ Outputs, all under ``gen/``:
 - ``gen/descriptors/alea.binpb``: a ``FileDescriptorSet`` with imports and source info for
   Envoy's gRPC-JSON transcoder; it also carries ``google/rpc/error_details.proto`` so Envoy can
   render rich errors.
+- ``gen/openapi/alea.json``: the OpenAPI document of the REST API, made from that descriptor
+  set by ``scripts/gen_openapi.py``; the edge serves it at ``GET /openapi.json``.
 
 Output is deterministic: the same protos always give byte-identical files.
 """
@@ -28,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 import grpc_tools
+from gen_openapi import openapi
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
@@ -39,6 +42,7 @@ VENDORED_PYTHON = ["buf/validate/validate.proto"]
 # Vendored protos nothing imports that Envoy still needs to render google.rpc.Status details.
 EXTRA_DESCRIPTORS = ["google/rpc/error_details.proto", "google/rpc/status.proto"]
 DESCRIPTOR_SET = Path("descriptors") / "alea.binpb"
+OPENAPI = Path("openapi") / "alea.json"
 
 
 def alea_protos() -> list[str]:
@@ -85,6 +89,8 @@ def generate(out: Path) -> None:
         *protos,
         *EXTRA_DESCRIPTORS,
     )
+    (out / OPENAPI).parent.mkdir(parents=True)
+    (out / OPENAPI).write_text(openapi(descriptor_set.read_bytes()))
 
 
 def tree(root: Path) -> set[Path]:
@@ -112,7 +118,7 @@ def stale_files(fresh: Path, current: Path) -> list[str]:
 
 def replace_gen(fresh: Path, gen: Path) -> None:
     """Make ``gen`` exactly ``fresh``: stale generated files do not survive a regeneration."""
-    for name in ("python", "descriptors"):
+    for name in ("python", "descriptors", "openapi"):
         shutil.rmtree(gen / name, ignore_errors=True)
         shutil.copytree(fresh / name, gen / name)
 

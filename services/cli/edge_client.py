@@ -21,8 +21,13 @@ __all__ = ["RestClient", "RestReply", "edge_channel", "ssl_context"]
 
 
 def edge_channel(address: str, pki: Path, identity: str = "client") -> grpc.Channel:
-    """A TLS channel to ``address`` with ``<identity>.crt``/``.key`` as client certificate."""
-    return grpc.secure_channel(address, channel_credentials(pki, identity))
+    """A TLS channel to ``address`` with ``<identity>.crt``/``.key`` as client certificate.
+
+    It accepts replies as large as the services send (a model of 100,000 inputs describes
+    each of them: ~5 MB, beyond gRPC's default 4 MiB).
+    """
+    options = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+    return grpc.secure_channel(address, channel_credentials(pki, identity), options)
 
 
 def ssl_context(ca: Path, cert: Path | None, key: Path | None) -> ssl.SSLContext:

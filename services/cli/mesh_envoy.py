@@ -37,7 +37,16 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.mako"
+EDGE_LUA = ROOT / "envoy" / "edge.lua"
 DESCRIPTOR_SET = ROOT / "gen" / "descriptors" / "alea.binpb"
+OPENAPI_DOCUMENT = ROOT / "gen" / "openapi" / "alea.json"
+# Envoy serves /openapi.json itself, as a direct response of at most this size.
+MAX_OPENAPI_BYTES = 4 * 1024 * 1024
+# Both versions of gRPC server reflection are routed (clients try v1, then v1alpha).
+REFLECTION_SERVICES = (
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+)
 
 
 def _envoy_binary() -> Path:
@@ -61,16 +70,24 @@ class LocalReply:
     grpc_code: int
     send_status: int | None = None  # the HTTP status sent instead, if any
     message: str = "%LOCAL_REPLY_BODY%"
+    code_details: str = ""  # only replies with this %RESPONSE_CODE_DETAILS%, when set
 
 
-def local_replies(max_request_bytes: int) -> tuple[LocalReply, ...]:
+def local_replies(max_request_bytes: int, max_request_headers_kb: int) -> tuple[LocalReply, ...]:
     """The local replies the edge reshapes, by HTTP status."""
     # A body over the limit is bad input, hence 400 / INVALID_ARGUMENT rather than 413.
     too_large = f"request body larger than {max_request_bytes} bytes"
+    # Oversized headers keep their 431, which no client mistakes for rate limiting.
+    headers = f"request headers larger than {max_request_headers_kb} KiB (path included)"
+    # Envoy refuses a path it cannot normalise, or with an escaped slash, with an empty 400;
+    # the first matching mapper wins, so this one comes before the generic 400.
+    unnormalised = "the path has an escaped slash or backslash, or cannot be normalised"
     return (
+        LocalReply(400, 3, None, unnormalised, code_details="path_normalization_failed"),
         LocalReply(400, 3),
         LocalReply(404, 5),
         LocalReply(413, 3, 400, too_large),
+        LocalReply(431, 3, None, headers),
         LocalReply(429, 8),
         LocalReply(503, 14),
         LocalReply(504, 4),
@@ -85,6 +102,7 @@ class Rpc:
     path: str
     streaming: bool
     retry: bool
+    ndjson: bool = False  # a server stream of messages, NDJSON over REST (not raw HttpBody bytes)
 
     @property
     def timeout(self) -> str:
@@ -118,6 +136,12 @@ class EdgeSettings:
     rate_limit_burst: int = 2000
     # REST bodies above this are refused with 413 (inline workbooks are base64 in JSON).
     max_request_bytes: int = 32 * 1024 * 1024
+    # Request headers, path included (Envoy's default); services accept more (server.py).
+    max_request_headers_kb: int = 60
+    openapi: Path = OPENAPI_DOCUMENT
+    # The overload manager stops accepting requests at 98% of this heap.
+    max_heap_bytes: int = 512 * 1024 * 1024
+    max_connections: int = 10_000
 
 
 def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
@@ -146,6 +170,8 @@ def edge_rpcs(
                         name=f"{service}.{method.name}",
                         path=f"/{full}/{method.name}",
                         streaming=method.server_streaming or method.client_streaming,
+                        ndjson=method.server_streaming
+                        and method.output_type != ".google.api.HttpBody",
                         retry=method.name.startswith(_IDEMPOTENT_PREFIXES)
                         and not method.client_streaming,
                     )
@@ -179,9 +205,16 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         rate_limit_per_s=settings.rate_limit_per_s,
         rate_limit_burst=settings.rate_limit_burst,
         max_request_bytes=settings.max_request_bytes,
+        max_request_headers_kb=settings.max_request_headers_kb,
+        max_heap_bytes=settings.max_heap_bytes,
+        max_connections=settings.max_connections,
+        max_direct_response_bytes=MAX_OPENAPI_BYTES,
+        openapi=settings.openapi,
+        edge_lua=EDGE_LUA.read_text(),
+        reflection_services=REFLECTION_SERVICES,
         services=upstreams,
         indent=_indent,
-        local_replies=local_replies(settings.max_request_bytes),
+        local_replies=local_replies(settings.max_request_bytes, settings.max_request_headers_kb),
         proto_services=[s for u in upstreams for s in u.proto_services],
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +238,9 @@ def kubernetes_config() -> str:
         pki=Path("/etc/alea/pki"),
         access_log=Path("/dev/stdout"),
         descriptor=Path("/app/gen/descriptors/alea.binpb"),
+        openapi=Path("/app/gen/openapi/alea.json"),
+        # Below the edge container's 512Mi memory limit (k8s/base/edge.yaml).
+        max_heap_bytes=384 * 1024 * 1024,
     )
     upstreams = [upstream(name, port, host=name) for name, port in DEFAULT_PORTS.items()]
     with tempfile.TemporaryDirectory() as tmp:

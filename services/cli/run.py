@@ -24,7 +24,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", type=Path, help="the .xlsx workbook (@RISK-style functions)")
     parser.add_argument("--trials", type=_positive, default=10_000, help="number of trials")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed in [0, 2**64)")
-    parser.add_argument("--backend", choices=("cpu", "cuda", "auto"), default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "cpu", "native", "numpy", "gpu"),
+        default="auto",
+        help="auto: the GPU if there is one, else cpu; cpu: native where a C compiler exists, "
+        "else numpy",
+    )
     parser.add_argument(
         "--sampling", choices=("mc", "lhs"), default="mc", help="Monte Carlo or Latin Hypercube"
     )
@@ -51,18 +57,27 @@ def run(args: argparse.Namespace) -> int:
     """Load, simulate, print; a refused model exits with status 2 and the reason on stderr."""
     # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
     from services import engine
+    from services.engine import memory
 
     try:
+        memory.budget()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return REFUSED
+    try:
         model = engine.load_workbook(args.model)
-        backend = engine.resolve_backend(args.backend)
+        evaluator = engine.make_evaluator(
+            model, seed=args.seed, sampling=args.sampling, backend=args.backend
+        )
+        backend = evaluator.backend
         started = time.perf_counter()
         partial = engine.simulate(
             model,
             trials=args.trials,
             seed=args.seed,
             sampling=args.sampling,
-            backend=backend,
             chunk_size=args.chunk_size,
+            evaluator=evaluator,
         )
     except engine.ModelError as exc:
         print(exc, file=sys.stderr)

@@ -33,6 +33,8 @@ _BACKEND = {
     "auto": pb.BACKEND_PREFERENCE_AUTO,
     "cpu": pb.BACKEND_PREFERENCE_CPU,
     "gpu": pb.BACKEND_PREFERENCE_GPU,
+    "native": pb.BACKEND_PREFERENCE_NATIVE,
+    "numpy": pb.BACKEND_PREFERENCE_NUMPY,
 }
 _SHOWN = ("5", "50", "95")
 

@@ -29,8 +29,6 @@ from services.engine.errors import (
     ModelError,
 )
 from services.engine.formula import (
-    MAX_COL,
-    MAX_ROW,
     Array,
     Binary,
     Call,
@@ -40,8 +38,6 @@ from services.engine.formula import (
     Name,
     Ref,
     Unary,
-    address,
-    column_letters,
     parse,
 )
 from services.engine.ir import (
@@ -53,8 +49,10 @@ from services.engine.ir import (
     Output,
     Sample,
     Table,
+    postorder,
 )
 from services.engine.lowering import EMPTY, Lowerer
+from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters
 
 Key = tuple[str, int, int]
 
@@ -138,7 +136,7 @@ def build_model(book: Book) -> Model:
 
 def _assemble(lw: Lowerer, found: list[Output]) -> Model:
     """Number the reachable inputs in address order and rebuild the DAG with those streams."""
-    nodes = _postorder([o.node for o in found])
+    nodes = postorder([o.node for o in found])
     samples = sorted(
         (n for n in nodes if isinstance(n, Sample)), key=lambda s: lw.pending[id(s)][0]
     )
@@ -240,33 +238,6 @@ def _matrix(lw: Lowerer, rng: Range, label: str) -> list[list[float]]:
     return m.tolist()
 
 
-def _postorder(roots: list[Node]) -> list[Node]:
-    """Distinct nodes (by identity) reachable from ``roots``, children before parents."""
-    order: list[Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        kids = (
-            node.args
-            if isinstance(node, Apply)
-            else node.params
-            if isinstance(node, Sample)
-            else ()
-        )
-        stack.extend(
-            (k, False) for k in reversed(kids) if not isinstance(k, Table) and id(k) not in seen
-        )
-    return order
-
-
 def _unique(names: list[str], addresses: list[str]) -> list[str]:
     """Names made unique: a repeated name gets its address, then a counter."""
     counts = Counter(names)
@@ -290,6 +261,7 @@ class Graph:
         self.sheet_names = {name.upper(): name for name in book.sheets}
         self.sheet_order = {name: i for i, name in enumerate(book.sheets)}
         self.asts: dict[Key, Expr] = {}
+        self.parsed: dict[str, Expr] = {}
         self.name_asts: dict[tuple[str | None, str], Expr] = {}
         self.values: dict[Key, object] = {}
         self.extents: dict[str, tuple[int, int]] = {}
@@ -324,11 +296,16 @@ class Graph:
         return where
 
     def ast(self, key: Key) -> Expr:
-        """The parsed formula of a formula cell (parsed once)."""
+        """The parsed formula of a formula cell (parsed once, and once per distinct text:
+        ASTs are immutable and references in them relative to nothing, so a column of
+        ``=RiskNormal(1,0.1)`` shares one)."""
         if key not in self.asts:
             content = self.book.sheets[key[0]][key[1:]]
             assert isinstance(content, Formula)
-            self.asts[key] = parse(content.text, self.locate(key))
+            parsed = self.parsed.get(content.text)
+            if parsed is None:
+                parsed = self.parsed[content.text] = parse(content.text, self.locate(key))
+            self.asts[key] = parsed
         return self.asts[key]
 
     def resolve(self, root: Key) -> None:

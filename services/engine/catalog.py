@@ -33,14 +33,17 @@ backends instead: an invalid draw there is NaN (an Excel ``#NUM!``), never an ex
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import NoReturn
 
+import numpy as np
+
 from services.engine.errors import FormulaError, ParameterError
-from services.engine.ir import Table
+from services.engine.ir import Const, Table
 
 #: Excel's limit on the number of arguments of a function call.
 MAX_ARGS = 255
@@ -217,6 +220,81 @@ def validate(dist: Distribution, params: Sequence[Param | None], location: str) 
                 fail(f"{pname} must be a finite number, got {value}")
             scalars[pname] = float(value)
     _CHECKS[dist.name](scalars, tables, fail)
+
+
+#: Largest count (binomial n, Poisson lambda) that is a whole number in double precision.
+MAX_COUNT = 2.0**53
+#: Least probability a truncation window above the median may keep: below it, the window's
+#: uniforms ``F(lo) + u (F(hi) - F(lo))`` are too coarse in double precision.
+MIN_UPPER_MASS = 2.0**-40
+_EXTREMES = (2.0**-53, 0.5, 1.0 - 2.0**-53)  # the smallest, middle and largest uniform
+
+
+def check_domain(
+    dist: Distribution,
+    params: Sequence[object],
+    truncate: tuple[float | None, float | None] | None,
+    location: str,
+) -> None:
+    """Refuse constant parameters the samplers cannot honour in double precision: counts
+    beyond :data:`MAX_COUNT`, truncation windows holding (next to) no probability, values
+    that overflow (``RiskNormal(1e308,1e308)``). Parameters that vary between trials are
+    checked per trial instead (NaN, an Excel ``#NUM!``, where they fail)."""
+    values: list[float | Table] = []
+    for p in params:
+        if isinstance(p, Const):
+            values.append(p.value)
+        elif isinstance(p, Table):
+            values.append(p)
+        else:
+            return
+    reason = _domain(dist.name, tuple(values), truncate)
+    if reason:
+        raise ParameterError(reason, location, dist.risk_name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(
+    name: str, params: tuple[float | Table, ...], truncate: tuple[float | None, float | None] | None
+) -> str:
+    """Why the sampler cannot honour these parameters, or "" (cached: wide models repeat)."""
+    from services.engine import sampling  # NumPy/SciPy, for the numeric probes only
+
+    spec = DISTRIBUTIONS[name]
+    for pname, value in zip(spec.params, params, strict=True):
+        if pname in ("n", "lambda") and isinstance(value, float) and value > MAX_COUNT:
+            return (
+                f"{pname} must be at most 2^53 ({MAX_COUNT:.0f}) to count whole trials in "
+                f"double precision, got {_fmt(value)}"
+            )
+    window = truncate if truncate is not None and truncate != (None, None) else None
+    if window is not None:
+        f_lo, f_hi = (float(f) for f in sampling.truncation_cdfs(name, params, *window))
+        shown = f"RiskTruncate({_bound(window[0])},{_bound(window[1])})"
+        if not f_hi - f_lo > 0:
+            return (
+                f"{shown} leaves no probability: the window lies where it is 0 in double precision"
+            )
+        if f_lo > 0.5 and f_hi - f_lo < MIN_UPPER_MASS:
+            return (
+                f"{shown} keeps a probability of {f_hi - f_lo:.3g}, too little to sample in "
+                f"double precision above the median (at least {MIN_UPPER_MASS:.3g})"
+            )
+    u = np.array(_EXTREMES)
+    x = sampling.sample(name, u, params, window)
+    if not np.all(np.isfinite(x)):
+        low, mid, high = (f"{v:g}" for v in x)
+        scalars = [(p, v) for p, v in zip(spec.params, params, strict=True) if isinstance(v, float)]
+        given = " and ".join(f"{p} {_fmt(v)}" for p, v in scalars)
+        return (
+            f"with {given} its values leave the range of double precision (±1.8e308): "
+            f"{low}, {mid} and {high} at its smallest, middle and largest quantiles"
+        )
+    return ""
+
+
+def _bound(value: float | None) -> str:
+    return "" if value is None else _fmt(value)
 
 
 _Scalars = dict[str, float]

@@ -15,13 +15,15 @@ from typing import TypeAlias
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 
 from services.engine.errors import FormulaError
+from services.engine.sheet import MAX_COL, MAX_ROW, column_number
 
-#: Excel's own limits: formula length (characters) and function nesting depth, plus a
-#: parser recursion bound so a hostile formula cannot exhaust the Python stack.
-MAX_FORMULA_LENGTH = 8192
+#: Formula length in characters (Excel's editor stops at 8,192; files written by other tools
+#: go beyond, and parsing and lowering are linear), and nesting depth: parentheses,
+#: function calls and prefix signs (Excel allows 64 levels of functions); the parser and
+#: lowering recurse once per level, so this bounds their stack. Chains of operators
+#: (``=A1+A1+...``) are not nesting: they are lowered iteratively, whatever their length.
+MAX_FORMULA_LENGTH = 65_536
 MAX_DEPTH = 100
-MAX_ROW = 1_048_576
-MAX_COL = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,35 +164,6 @@ _AREA = re.compile(
 )
 
 
-def column_number(letters: str) -> int:
-    """``"A"`` → 1, ``"XFD"`` → 16384."""
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def column_letters(n: int) -> str:
-    """1 → ``"A"``, 16384 → ``"XFD"``."""
-    out = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
-def address(sheet: str, row: int, col: int) -> str:
-    """``Sheet!A1``, quoting sheet names as Excel does when they need it."""
-    return f"{quote_sheet(sheet)}!{column_letters(col)}{row}"
-
-
-def quote_sheet(sheet: str) -> str:
-    """``My Sheet`` → ``'My Sheet'``; plain names unchanged."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", sheet):
-        return sheet
-    return "'" + sheet.replace("'", "''") + "'"
-
-
 def parse_reference(text: str, location: str = "") -> Ref | Name:
     """Parse a range operand (``'My Sheet'!$A$1:B3``, ``A:A``, ``Sheet1!Rate``, ``Rate``)."""
     m = _AREA.match(text)
@@ -268,7 +241,7 @@ class _Parser:
     def expression(self, min_bp: int) -> Expr:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.fail(f"nesting deeper than {MAX_DEPTH}")
+            raise self.fail(f"formula nests deeper than {MAX_DEPTH} levels")
         left = self.prefix()
         while (tok := self.peek()) is not None:
             if tok.type == Token.OP_POST and tok.value == "%":

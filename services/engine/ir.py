@@ -7,6 +7,7 @@ and a backend can evaluate each distinct node once per trial.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -89,3 +90,37 @@ class Model:
     outputs: tuple[Output, ...]
     correlations: tuple[Correlation, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+
+
+def children(node: Node) -> tuple[Node | Table, ...]:
+    """The operands of a node: arguments of an Apply, parameters of a Sample."""
+    if isinstance(node, Apply):
+        return node.args
+    if isinstance(node, Sample):
+        return node.params
+    return ()
+
+
+def postorder(roots: Sequence[Node]) -> list[Node]:
+    """Distinct nodes (by identity) reachable from ``roots``, children before parents.
+
+    Iterative, so a chain of any depth (a 100,000-cell dependency chain) is fine.
+    """
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend(
+            (k, False)
+            for k in reversed(children(node))
+            if not isinstance(k, Table) and id(k) not in seen
+        )
+    return order

@@ -163,11 +163,29 @@ class Lowerer:
             return self.name(expr, sheet)
         if isinstance(expr, Array):
             return self.array(expr)
-        if isinstance(expr, Unary):
-            return self.apply(expr.op, [self.numeric(self.lower(expr.operand, sheet))])
-        if isinstance(expr, Binary):
-            return self.binary(expr, sheet)
+        if isinstance(expr, Unary | Binary):
+            return self.operators(expr, sheet)
         return self.call(expr, sheet)
+
+    def operators(self, expr: Unary | Binary, sheet: str) -> Value:
+        """A chain of operators, down its left spine without recursion.
+
+        ``=A1+A1+...+A1`` parses into thousands of nested left operands (and ``=A1%%%...``
+        into nested percents) without nesting parentheses, so the parser's depth limit does
+        not bound it; right operands are bounded by that limit.
+        """
+        spine: list[Unary | Binary] = []
+        node: Expr = expr
+        while isinstance(node, Unary | Binary):
+            spine.append(node)
+            node = node.operand if isinstance(node, Unary) else node.left
+        value = self.lower(node, sheet)
+        for op in reversed(spine):
+            if isinstance(op, Unary):
+                value = self.apply(op.op, [self.numeric(value)])
+            else:
+                value = self.binary(op, value, self.lower(op.right, sheet))
+        return value  # type: ignore[return-value]
 
     def name(self, expr: Name, sheet: str) -> Value | Range:
         key = self.graph.name_key(expr, sheet, self.cell)
@@ -190,8 +208,7 @@ class Lowerer:
                 raise self.fail("array constants may hold only numbers")
         return self.table(values, len(expr.rows), len(expr.rows[0]))
 
-    def binary(self, expr: Binary, sheet: str) -> Value:
-        left, right = self.lower(expr.left, sheet), self.lower(expr.right, sheet)
+    def binary(self, expr: Binary, left: Value | Range, right: Value | Range) -> Value:
         texts = isinstance(left, (str, _Empty)) and isinstance(right, (str, _Empty))
         if expr.op == "concat":
             if not texts and not (_constant_text(left) and _constant_text(right)):
@@ -463,6 +480,7 @@ class Lowerer:
         catalog.validate(dist, [_constant(p) for p in params], self.where)
         self.occurrence += 1
         props = self.properties(fn, expr.args[n:], sheet)
+        catalog.check_domain(dist, params, props.truncate, self.where)
         name = props.name or self.label()
         node = Sample(
             stream=len(self.pending),

@@ -29,7 +29,7 @@ import numpy as np
 from . import rng, sampling
 from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
-from .ir import Apply, Const, Model, Node, Sample, Table
+from .ir import Apply, Const, Model, Node, Sample, Table, children
 
 __all__ = ["FUNCTIONS", "Evaluator", "NumpyEvaluator", "compile_numpy", "excel_round"]
 
@@ -50,9 +50,23 @@ class _Step:
 
 
 class Evaluator(Protocol):
-    """The backend protocol: a compiled model that evaluates any range of trials."""
+    """The backend protocol: a compiled model that evaluates any range of trials.
+
+    ``kept`` are the inputs (streams) whose values ``evaluate`` returns, set by ``keep``;
+    ``bytes_per_trial`` what ``evaluate`` allocates per trial, for the memory plan.
+    """
 
     backend: str
+    kept: tuple[int, ...]
+
+    @property
+    def bytes_per_trial(self) -> int:
+        """Memory ``evaluate`` allocates per trial."""
+        ...
+
+    def keep(self, kept: tuple[int, ...]) -> None:
+        """Return the values of these inputs only."""
+        ...
 
     def evaluate(
         self, first_trial: int, count: int
@@ -67,7 +81,12 @@ class NumpyEvaluator:
     backend = "numpy"
 
     def __init__(
-        self, model: Model, seed: int, sampling_method: str, threads: int | None = None
+        self,
+        model: Model,
+        seed: int,
+        sampling_method: str,
+        threads: int | None = None,
+        kept: tuple[int, ...] | None = None,
     ) -> None:
         if sampling_method not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling_method!r}")
@@ -77,23 +96,41 @@ class NumpyEvaluator:
         self.seed = seed
         self.sampling = sampling_method
         self.threads = threads or os.cpu_count() or 1
-        self._steps, self._slots = _schedule(model)
+        self.tile = TILE
         self._factors = [(c.streams, copula_factor(c.matrix, c.name)) for c in model.correlations]
+        self.keep(tuple(range(len(model.inputs))) if kept is None else kept)
+
+    def keep(self, kept: tuple[int, ...]) -> None:
+        """Hand back the values of these inputs (streams) only; the others are released as
+        soon as nothing needs them."""
+        self.kept = kept
+        self._steps, self._slots = _schedule(self.model, kept)
+        correlated = sum(len(streams) for streams, _ in self._factors)
+        self.live = _live_peak(self._steps) + correlated
+
+    @property
+    def bytes_per_trial(self) -> int:
+        """Memory ``evaluate`` allocates per trial of the chunk: the outputs and kept inputs
+        (a tile's intermediates come on top: ``threads * tile * 8 * live``)."""
+        return 8 * (len(self.model.outputs) + len(self.kept))
 
     @property
     def registers(self) -> int:
         """Distinct nodes: an upper bound on the arrays alive at once (8 bytes per trial each)."""
         return len(self._steps)
 
-    def _uniforms(self, first: int, count: int) -> dict[int, np.ndarray]:
+    def _draw(self, stream: int, first: int, count: int) -> np.ndarray:
         draw = sampling.lhs_uniforms if self.sampling == "lhs" else rng.uniforms
-        u = {}
-        for s in self.model.inputs:
-            seed = self.seed if s.seed is None else s.seed
-            u[s.stream] = draw(seed, s.stream, first, count)
+        seed = self.model.inputs[stream].seed
+        return draw(self.seed if seed is None else seed, stream, first, count)
+
+    def _correlated(self, first: int, count: int) -> dict[int, np.ndarray]:
+        """The uniforms of correlated inputs, through their copulas; the others are drawn when
+        their input is sampled, so no more than that input's uniforms are alive."""
+        u: dict[int, np.ndarray] = {}
         for streams, factor in self._factors:
-            for stream, v in zip(streams, correlate([u[s] for s in streams], factor), strict=True):
-                u[stream] = v
+            drawn = [self._draw(s, first, count) for s in streams]
+            u.update(zip(streams, correlate(drawn, factor), strict=True))
         return u
 
     def evaluate(
@@ -101,18 +138,18 @@ class NumpyEvaluator:
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Per-trial float64 values of every output and input for ``[first_trial, +count)``.
 
-        The range is cut into tiles aligned to multiples of ``TILE`` trials (cache-sized, and
-        one Latin Hypercube block each), evaluated on ``threads`` threads (NumPy and SciPy
-        release the GIL); each trial's value depends only on its index, so neither the tiling
-        nor the thread count changes any bit.
+        The range is cut into tiles aligned to multiples of ``tile`` trials (``TILE``, cache
+        sized, unless the memory plan of a wide model makes them smaller), evaluated on
+        ``threads`` threads (NumPy and SciPy release the GIL); each trial's value depends only
+        on its index, so neither the tiling nor the thread count changes any bit.
         """
         if first_trial < 0 or count < 0:
             raise ValueError("first_trial and count must be non-negative")
         outputs = {o.name: np.empty(count) for o in self.model.outputs}
-        inputs = {s.name: np.empty(count) for s in self.model.inputs}
+        inputs = {self.model.inputs[s].name: np.empty(count) for s in self.kept}
         end = first_trial + count
-        starts = range(first_trial - first_trial % TILE, end, TILE)
-        tiles = [(max(a, first_trial), min(a + TILE, end)) for a in starts]
+        starts = range(first_trial - first_trial % self.tile, end, self.tile)
+        tiles = [(max(a, first_trial), min(a + self.tile, end)) for a in starts]
 
         def fill(tile: tuple[int, int]) -> None:
             lo, hi = tile
@@ -130,51 +167,62 @@ class NumpyEvaluator:
         return outputs, inputs
 
     def _evaluate_tile(self, first: int, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        u = self._uniforms(first, count)
+        u = self._correlated(first, count)
         regs: list[Any] = [None] * len(self._steps)
         with np.errstate(all="ignore"):
             for step in self._steps:
-                regs[step.slot] = self._run(step, regs, u)
+                args = [a if isinstance(a, Table) else regs[a] for a in step.args]
+                node = step.node
+                if isinstance(node, Const):
+                    value: Any = float(node.value)
+                elif isinstance(node, Sample):
+                    drawn = u.pop(node.stream, None)
+                    if drawn is None:
+                        drawn = self._draw(node.stream, first, count)
+                    value = sampling.sample(node.distribution, drawn, tuple(args), node.truncate)
+                else:
+                    assert step.fn is not None
+                    value = step.fn(*args)
+                regs[step.slot] = value
                 for r in step.release:
                     regs[r] = None
         outputs = {o.name: regs[self._slots[id(o.node)]] for o in self.model.outputs}
-        inputs = {s.name: regs[self._slots[id(s)]] for s in self.model.inputs}
+        inputs = {
+            self.model.inputs[s].name: regs[self._slots[id(self.model.inputs[s])]]
+            for s in self.kept
+        }
         return outputs, inputs
-
-    @staticmethod
-    def _run(step: _Step, regs: list[Any], u: dict[int, np.ndarray]) -> Any:
-        args = [a if isinstance(a, Table) else regs[a] for a in step.args]
-        if step.kind == "const":
-            assert isinstance(step.node, Const)
-            return float(step.node.value)
-        if step.kind == "sample":
-            node = step.node
-            assert isinstance(node, Sample)
-            u_stream = u.pop(node.stream)
-            return sampling.sample(node.distribution, u_stream, tuple(args), node.truncate)
-        assert step.fn is not None
-        return step.fn(*args)
 
 
 def compile_numpy(
-    model: Model, *, seed: int, sampling: str = "mc", threads: int | None = None
+    model: Model,
+    *,
+    seed: int,
+    sampling: str = "mc",
+    threads: int | None = None,
+    kept: tuple[int, ...] | None = None,
 ) -> NumpyEvaluator:
     """Compile ``model`` for the CPU; a ``ModelError`` names the cell of anything unsupported.
 
-    ``threads`` defaults to the number of CPUs; results do not depend on it.
+    ``threads`` defaults to the number of CPUs; results do not depend on it. ``kept``: the
+    inputs (streams) whose values ``evaluate`` returns, default all.
     """
-    return NumpyEvaluator(model, seed, sampling, threads)
+    return NumpyEvaluator(model, seed, sampling, threads, kept)
 
 
-def _children(node: Node) -> tuple[Node | Table, ...]:
-    if isinstance(node, Apply):
-        return node.args
-    if isinstance(node, Sample):
-        return node.params
-    return ()
+def _live_peak(steps: list[_Step]) -> int:
+    """Most arrays alive at once while a tile is evaluated, plus a few of a function's own."""
+    live: set[int] = set()
+    peak = 0
+    for step in steps:
+        if step.kind != "const":
+            live.add(step.slot)
+        peak = max(peak, len(live))
+        live.difference_update(step.release)
+    return peak + 3
 
 
-def _schedule(model: Model) -> tuple[list[_Step], dict[int, int]]:
+def _schedule(model: Model, kept_inputs: tuple[int, ...]) -> tuple[list[_Step], dict[int, int]]:
     """Distinct nodes in topological order, and a register for every node object (by id).
 
     Equal sub-expressions share a register: nodes are keyed bottom-up by (kind, operands'
@@ -193,20 +241,22 @@ def _schedule(model: Model) -> tuple[list[_Step], dict[int, int]]:
         node, expanded = stack.pop()
         if id(node) in slots:
             continue
-        kids = [k for k in _children(node) if not isinstance(k, Table)]
+        kids = [k for k in children(node) if not isinstance(k, Table)]
         if not expanded:
             stack.append((node, True))
             stack.extend((k, False) for k in reversed(kids) if id(k) not in slots)
             continue
-        args = tuple(k if isinstance(k, Table) else slots[id(k)] for k in _children(node))
+        args = tuple(k if isinstance(k, Table) else slots[id(k)] for k in children(node))
         key = _key(node, args)
         if key not in by_key:
             by_key[key] = len(order)
             order.append((len(order), node, args))
         slots[id(node)] = by_key[key]
-    kept = {slots[id(o.node)] for o in model.outputs} | {slots[id(s)] for s in model.inputs}
+    kept = {slots[id(o.node)] for o in model.outputs}
+    kept |= {slots[id(model.inputs[s])] for s in kept_inputs}
     last_use: dict[int, int] = {}
     for slot, _, args in order:
+        last_use.setdefault(slot, slot)  # a value nothing reads is released at once
         for a in args:
             if isinstance(a, int):
                 last_use[a] = slot

@@ -28,6 +28,8 @@ multiplications).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 __all__ = ["MAX_SEED", "raw", "to_unit", "uniforms", "words_to_unit"]
@@ -36,6 +38,8 @@ MAX_SEED = 2**64 - 1
 _MASK256 = 2**256 - 1
 _ONE_BITS = np.uint64(0x3FF0000000000000)
 _HALF_ULP_BELOW_ONE = 1.0 - 2.0**-53
+_EMPTY = np.zeros(4, dtype=np.uint64)
+_local = threading.local()
 
 
 def _check_word(name: str, value: int) -> int:
@@ -58,7 +62,18 @@ def raw(seed: int, stream: int, first: int, count: int, domain: int = 0) -> np.n
     counter = ((block | (domain << 64)) - 1) & _MASK256
     key = np.array([seed, stream], dtype=np.uint64)
     ctr = np.array([(counter >> (64 * w)) & MAX_SEED for w in range(4)], dtype=np.uint64)
-    words = np.random.Philox(key=key, counter=ctr).random_raw(skip + count)
+    generator = getattr(_local, "philox", None)
+    if generator is None:  # one per thread: setting a state costs less than building one
+        generator = _local.philox = np.random.Philox()
+    generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": ctr, "key": key},
+        "buffer": _EMPTY,
+        "buffer_pos": 4,  # empty: the next word starts a new block
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    words = generator.random_raw(skip + count)
     return words[skip:] if skip else words
 
 

@@ -33,10 +33,10 @@ from services.engine.formula import (
     CellContent,
     Formula,
     Name,
-    column_letters,
     parse_reference,
 )
 from services.engine.ir import Model
+from services.engine.sheet import column_letters
 
 _KIND_PREFIX = "DISTRIBUTION_KIND_"
 _CORR_SHEET = re.compile(r"Corr (\d+)")

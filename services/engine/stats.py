@@ -32,11 +32,21 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["PERCENTILES", "Partial", "Results", "StatsOptions"]
+__all__ = [
+    "NO_KEY",
+    "PERCENTILES",
+    "ChunkSummary",
+    "Partial",
+    "Results",
+    "StatsOptions",
+    "bucket_bits",
+    "convergence_grid",
+    "trial_hash",
+]
 
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 _TAIL = 0.05  # VaR/CVaR level: the worst 5% of the output's lower tail
-_FORMAT = 1  # version of the to_bytes layout
+_FORMAT = 2  # version of the to_bytes layout (1: log buckets, still read)
 
 
 @dataclass(frozen=True)
@@ -113,10 +123,11 @@ _M = 5  # a moments vector: (n, mean, M2, M3, M4), M_k = sum (x - mean)^k
 def _moments(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return np.zeros(_M)
-    mean = x.mean()
-    d = x - mean
-    d2 = d * d
-    return np.array([x.size, mean, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()])
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow to inf, never raise
+        mean = x.mean()
+        d = x - mean
+        d2 = d * d
+        return np.array([x.size, mean, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()])
 
 
 def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -124,7 +135,7 @@ def _combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na, ma, m2a, m3a, m4a = np.moveaxis(a, -1, 0)
     nb, mb, m2b, m3b, m4b = np.moveaxis(b, -1, 0)
     n = na + nb
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow to inf, never raise
         d = mb - ma
         dn = np.where(n > 0, d / n, 0.0)
         mean = np.where(nb == 0, ma, np.where(na == 0, mb, ma + dn * nb))
@@ -151,7 +162,7 @@ def _describe(m: np.ndarray) -> tuple[float, float, float, float]:
     return mean, std, math.nan, math.nan
 
 
-def _grid_between(lo: int, hi: int) -> np.ndarray:
+def convergence_grid(lo: int, hi: int) -> np.ndarray:
     """Convergence trial counts t with lo < t <= hi: 1, 1.5, 2, 2.5, 3, 4 ... 8 x 10^k, k>=1."""
     if hi <= max(lo, 9):
         return np.zeros(0, dtype=np.int64)
@@ -167,15 +178,40 @@ def _grid_between(lo: int, hi: int) -> np.ndarray:
 # ------------------------------------------------------------------- quantile sketch
 
 
+def bucket_bits(alpha: float) -> int:
+    """Mantissa bits that pick a sketch bucket within its power of two, for accuracy alpha.
+
+    A bucket holds the doubles whose bits agree above bit ``52 - b``: relative width at most
+    ``2**-b``, so its midpoint is within ``2**-(b + 1) <= alpha`` of every value in it.
+    """
+    return max(0, min(52, math.ceil(math.log2(1.0 / alpha) - 1.0)))
+
+
+#: A native chunk's sketch key of a non-finite value (see :meth:`_Sketch.from_keys`).
+NO_KEY = np.iinfo(np.int32).min
+
+
+def _counts(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct bucket indices ascending, their counts) of an int64 index array."""
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo = int(idx.min())
+    counts = np.bincount(idx - lo)
+    hit = np.flatnonzero(counts)
+    return hit + lo, counts[hit].astype(np.int64)
+
+
 @dataclass(frozen=True)
 class _Sketch:
-    """A DDSketch-style log-bucket histogram of finite values; exactly mergeable.
+    """A log-linear histogram of finite values (HDR style); exactly mergeable.
 
-    A value ``x > 0`` goes to bucket ``i = ceil(log_gamma(x))`` with ``gamma = (1+a)/(1-a)``,
-    i.e. ``gamma^(i-1) < x <= gamma^i``, represented by ``2 gamma^i / (gamma + 1)``; negative
-    values mirror this; zeros are counted apart. **Bound**: the q-quantile returned is within
-    relative error ``a`` of the exact order statistic ``x_(floor(q (n-1)))`` (0-based), i.e.
-    ``|returned - exact| <= a * |exact|``. Buckets are sparse, one per occupied bucket.
+    A value ``x > 0`` goes to bucket ``bits(x) >> (52 - b)`` with ``b = bucket_bits(alpha)``:
+    its exponent and top ``b`` mantissa bits, an exact integer that NumPy and the native
+    back end compute alike. The bucket is represented by its midpoint; negative values mirror
+    this; zeros are counted apart. **Bound**: the q-quantile returned is within relative error
+    ``alpha`` of the exact order statistic ``x_(floor(q (n-1)))`` (0-based), i.e.
+    ``|returned - exact| <= alpha * |exact|``, for normal (not subnormal) doubles. Buckets
+    are sparse, one per occupied bucket.
     """
 
     alpha: float
@@ -185,15 +221,20 @@ class _Sketch:
 
     @staticmethod
     def of(x: np.ndarray, alpha: float) -> _Sketch:
-        log_gamma = math.log((1 + alpha) / (1 - alpha))
+        """The sketch of finite values ``x``."""
+        shift = np.uint64(52 - bucket_bits(alpha))
 
         def store(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            idx, cnt = np.unique(
-                np.ceil(np.log(v) / log_gamma).astype(np.int64), return_counts=True
-            )
-            return idx, cnt.astype(np.int64)
+            return _counts((np.ascontiguousarray(v).view(np.uint64) >> shift).astype(np.int64))
 
         return _Sketch(alpha, store(x[x > 0]), store(-x[x < 0]), int(np.count_nonzero(x == 0)))
+
+    @staticmethod
+    def from_keys(keys: np.ndarray, alpha: float) -> _Sketch:
+        """The sketch of a native chunk's keys: ``±(bucket + 1)``, 0 for zero, NO_KEY else."""
+        k = keys.astype(np.int64)
+        negative = -k[(k < 0) & (k != NO_KEY)] - 1
+        return _Sketch(alpha, _counts(k[k > 0] - 1), _counts(negative), int(np.sum(k == 0)))
 
     def merge(self, other: _Sketch) -> _Sketch:
         def store(a, b):
@@ -211,10 +252,13 @@ class _Sketch:
 
     def sorted_values(self) -> tuple[np.ndarray, np.ndarray]:
         """(representative values ascending, counts) of all buckets."""
-        gamma = (1 + self.alpha) / (1 - self.alpha)
+        shift = np.uint64(52 - bucket_bits(self.alpha))
 
         def rep(idx: np.ndarray) -> np.ndarray:
-            return 2.0 * np.power(gamma, idx.astype(np.float64)) / (gamma + 1.0)
+            lo = (idx.astype(np.uint64) << shift).view(np.float64)
+            hi = ((idx + 1).astype(np.uint64) << shift).view(np.float64)
+            hi = np.minimum(hi, np.finfo(np.float64).max)  # the top bucket ends at infinity
+            return lo + (hi - lo) / 2
 
         values = np.concatenate([-rep(self.neg[0])[::-1], [0.0], rep(self.pos[0])])
         counts = np.concatenate([self.neg[1][::-1], [self.zeros], self.pos[1]])
@@ -232,11 +276,33 @@ class _Sketch:
         taken = np.minimum(counts, np.maximum(k - (np.cumsum(counts) - counts), 0))
         return float((values * taken).sum() / k)
 
+    @staticmethod
+    def from_format_1(
+        alpha: float,
+        pos: tuple[np.ndarray, np.ndarray],
+        neg: tuple[np.ndarray, np.ndarray],
+        zeros: int,
+    ) -> _Sketch:
+        """A checkpoint's log-bucket sketch (format 1): each bucket's representative
+        ``2 gamma**i / (gamma + 1)`` is counted in this format's bucket of that value."""
+        gamma = (1 + alpha) / (1 - alpha)
+        shift = np.uint64(52 - bucket_bits(alpha))
+
+        def store(old: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            value = 2.0 * np.power(gamma, old[0].astype(np.float64)) / (gamma + 1.0)
+            idx = (value.view(np.uint64) >> shift).astype(np.int64)
+            new, inv = np.unique(idx, return_inverse=True)
+            cnt = np.zeros(new.size, dtype=np.int64)
+            np.add.at(cnt, inv, old[1])
+            return new, cnt
+
+        return _Sketch(alpha, store(pos), store(neg), zeros)
+
 
 # -------------------------------------------------------------------------- partial
 
 
-def _trial_hash(trials: np.ndarray) -> np.ndarray:
+def trial_hash(trials: np.ndarray) -> np.ndarray:
     """splitmix64 of the trial index: a bijection, so a bottom-k reservoir has no ties."""
     z = trials.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -246,7 +312,7 @@ def _trial_hash(trials: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Reservoir:
-    """The ``size`` trials of smallest ``_trial_hash``: the same set however trials are split."""
+    """The ``size`` trials of smallest ``trial_hash``: the same set however trials are split."""
 
     hashes: np.ndarray  # uint64, ascending
     values: dict[str, np.ndarray]  # outputs and inputs (prefixed "o:"/"i:"), aligned
@@ -254,7 +320,7 @@ class _Reservoir:
     @staticmethod
     def of(first: int, values: Mapping[str, np.ndarray], size: int) -> _Reservoir:
         n = len(next(iter(values.values()))) if values else 0
-        return _Reservoir(_trial_hash(np.arange(first, first + n)), dict(values)).cut(size)
+        return _Reservoir(trial_hash(np.arange(first, first + n)), dict(values)).cut(size)
 
     def cut(self, size: int) -> _Reservoir:
         keep = np.arange(self.hashes.size)
@@ -284,7 +350,7 @@ class _Output:
 def _summarise(first: int, x: np.ndarray, keep_sketch: bool, alpha: float) -> _Output:
     ok = np.isfinite(x)
     good = x[ok]
-    ts = _grid_between(first, first + x.size)
+    ts = convergence_grid(first, first + x.size)
     bounds = np.concatenate([[0], ts - first])
     seg = [_moments(x[a:b][ok[a:b]]) for a, b in itertools.pairwise(bounds)]
     conv, acc = [], np.zeros(_M)
@@ -300,6 +366,31 @@ def _summarise(first: int, x: np.ndarray, keep_sketch: bool, alpha: float) -> _O
         conv_m=np.array(conv).reshape(-1, _M),
         sketch=_Sketch.of(good, alpha) if keep_sketch else None,
     )
+
+
+@dataclass(frozen=True)
+class ChunkSummary:
+    """Statistics of one chunk, computed by a back end in its evaluation loop.
+
+    For trials ``[first_trial, first_trial + count)`` and outputs ``j`` in order:
+    ``moments[j]`` = (n, mean, M2, M3, M4) of the finite values, ``extremes[j]`` = (min, max)
+    of them (``inf, -inf`` if none), ``conv_m[k, j]`` the moments of trials
+    ``[first_trial, conv_t[k])``, ``keys[j]`` the sketch key of every trial
+    (:meth:`_Sketch.from_keys`); ``trials`` holds at least the trials of the chunk's
+    reservoir (the smallest trial hashes) and ``values`` their values ("o:"/"i:" names).
+    """
+
+    first_trial: int
+    count: int
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    moments: np.ndarray  # (outputs, 5)
+    extremes: np.ndarray  # (outputs, 2)
+    conv_t: np.ndarray  # (points,) int64, absolute trial ends
+    conv_m: np.ndarray  # (points, outputs, 5)
+    keys: np.ndarray  # (outputs, count) int32
+    trials: np.ndarray  # (candidates,) int64
+    values: Mapping[str, np.ndarray]  # name -> (candidates,)
 
 
 @dataclass(frozen=True)
@@ -342,6 +433,28 @@ class Partial:
             tuple(inputs),
             samples={k: [v] for k, v in arrays.items()} if exact else None,
             reservoir=None if exact else _Reservoir.of(first_trial, arrays, options.reservoir_size),
+        )
+
+    @staticmethod
+    def from_summary(summary: ChunkSummary, options: StatsOptions) -> Partial:
+        """A chunk in the sketch regime from what a back end computed while evaluating it
+        (the native back end's loop); merges like :meth:`from_chunk`'s, whatever its size."""
+        s = summary
+        outputs = {
+            name: _Output(
+                moments=s.moments[j],
+                errors=s.count - int(s.moments[j, 0]),
+                lo=float(s.extremes[j, 0]),
+                hi=float(s.extremes[j, 1]),
+                conv_t=s.conv_t,
+                conv_m=np.ascontiguousarray(s.conv_m[:, j]).reshape(-1, _M),
+                sketch=_Sketch.from_keys(s.keys[j], options.sketch_alpha),
+            )
+            for j, name in enumerate(s.outputs)
+        }
+        reservoir = _Reservoir(trial_hash(s.trials), dict(s.values)).cut(options.reservoir_size)
+        return Partial(
+            options, s.first_trial, s.first_trial + s.count, outputs, s.inputs, None, reservoir
         )
 
     @property
@@ -463,15 +576,17 @@ class Partial:
             meta = json.loads(a["meta"].tobytes())
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ValueError("not a statistics checkpoint written by Partial.to_bytes") from exc
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"unsupported statistics format {meta.get('format')!r}")
+        version = meta.get("format")
+        if version not in (1, _FORMAT):
+            raise ValueError(f"unsupported statistics format {version!r}")
+        sketch_of = _Sketch if version == _FORMAT else _Sketch.from_format_1
         options = StatsOptions(**meta["options"])
         outputs = {}
         for i, k in enumerate(meta["outputs"]):
             errors, lo, hi = a[f"o{i}.s"]
             sketch = None
             if f"o{i}.z" in a:
-                sketch = _Sketch(
+                sketch = sketch_of(
                     options.sketch_alpha,
                     (a[f"o{i}.pi"], a[f"o{i}.pc"]),
                     (a[f"o{i}.ni"], a[f"o{i}.nc"]),
@@ -537,7 +652,7 @@ def _results(
             pct = np.quantile(srt, probs)
             cdf_x = np.quantile(srt, cdf_p)
             cvar = float(srt[:k].mean())
-            counts, edges = np.histogram(srt, bins=opts.histogram_bins)
+            counts, edges = np.histogram(srt, bins=_bins(srt[0], srt[-1], opts.histogram_bins))
         sens_values = joined
     else:
         assert out.sketch is not None and p.reservoir is not None
@@ -553,7 +668,7 @@ def _results(
             counts, edges = np.histogram(
                 np.clip(reps, out.lo, out.hi),
                 weights=weights,
-                bins=opts.histogram_bins,
+                bins=_bins(out.lo, out.hi, opts.histogram_bins),
                 range=(out.lo, out.hi),
             )
         sens_values = p.reservoir.values
@@ -588,6 +703,15 @@ def _results(
         convergence=conv,
         exact=joined is not None,
     )
+
+
+def _bins(lo: float, hi: float, bins: int) -> int | np.ndarray:
+    """``bins`` equal bins over [lo, hi]; their edges when ``hi - lo`` overflows a double
+    (values near ±1.8e308), where NumPy would refuse to make them."""
+    if math.isfinite(float(hi) - float(lo)):
+        return bins
+    t = np.linspace(0.0, 1.0, bins + 1)
+    return lo * (1.0 - t) + hi * t
 
 
 def _mean_se(m: np.ndarray) -> tuple[float, float]:

@@ -12,7 +12,7 @@ import io
 import zipfile
 
 from services.engine.errors import WorkbookRejected
-from services.engine.workbook import MAX_FILE_BYTES, check_directory
+from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE, check_directory
 from services.runtime.errors import InvalidArgument
 
 __all__ = ["MAX_WORKBOOK_BYTES", "check_zip_directory", "checker_for"]
@@ -24,7 +24,6 @@ WORKBOOK_TYPES = frozenset(
     }
 )
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
-MAX_WORKBOOK_BYTES = MAX_FILE_BYTES
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -44,8 +43,7 @@ class _WorkbookCheck:
         was_short = len(self._data) < len(_ZIP_MAGIC)
         self._data += piece
         if len(self._data) > MAX_WORKBOOK_BYTES:
-            limit = f"a workbook may be at most {MAX_WORKBOOK_BYTES} bytes"
-            raise InvalidArgument("size_bytes", limit)
+            raise InvalidArgument("size_bytes", TOO_LARGE)
         if was_short and len(self._data) >= len(_ZIP_MAGIC) and not self._is_zip():
             raise InvalidArgument("content_type", "a workbook must be an xlsx (zip) file")
 

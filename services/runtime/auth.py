@@ -23,7 +23,15 @@ from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.errors import Unauthenticated
 
-__all__ = ["ALGORITHMS", "AUDIENCE", "ISSUER", "ApiKeyCache", "Authenticator", "TokenVerifier"]
+__all__ = [
+    "ALGORITHMS",
+    "API_KEY_CACHE_SECONDS",
+    "AUDIENCE",
+    "ISSUER",
+    "ApiKeyCache",
+    "Authenticator",
+    "TokenVerifier",
+]
 
 ISSUER = "alea-identity"
 AUDIENCE = "alea"
@@ -108,10 +116,18 @@ class TokenVerifier:
         return principal, float(claims["exp"])
 
 
+API_KEY_CACHE_SECONDS = 1.0
+"""How long a service other than identity trusts a verified API key without asking again:
+a revoked key is refused everywhere at most this long after RevokeApiKey returns (identity
+itself asks its database on every call)."""
+
+
 class ApiKeyCache:
     """Resolves API keys through a source, remembering answers for ``ttl`` seconds."""
 
-    def __init__(self, source: ApiKeySource, *, ttl: float = 5, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, source: ApiKeySource, *, ttl: float = API_KEY_CACHE_SECONDS, max_entries: int = 10_000
+    ) -> None:
         self._source = source
         self._ttl = ttl
         self._max = max_entries

@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import asyncpg
+import sqlalchemy.exc
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
@@ -31,7 +33,7 @@ from sqlalchemy.util.typing import TupleAny, Unpack
 
 from services.runtime.sqlite import InlineReader, create_read_engine
 
-__all__ = ["Database", "Reader", "UtcDateTime", "migrate", "rowcount"]
+__all__ = ["Database", "Reader", "UtcDateTime", "is_outage", "migrate", "rowcount"]
 
 
 class Reader(Protocol):
@@ -197,3 +199,25 @@ def rowcount(result: Result[Any]) -> int:
     conditional updates (leases, quotas) read their outcome from this count.
     """
     return cast(CursorResult[Any], result).rowcount
+
+
+_OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means the database could not be reached (down, restarting, the
+    connection lost) rather than a fault of the statement: the client should retry."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, _OUTAGES):
+        return True
+    cause = getattr(error, "orig", None) or error.__cause__
+    return cause is not None and cause is not error and is_outage(cause)

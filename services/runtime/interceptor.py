@@ -3,11 +3,13 @@
 In order, before the handler: the RPC's OpenTelemetry server span (continuing the
 caller's trace from ``traceparent``), request id (``x-request-id`` or a new one, returned
 in trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
-``(alea.access.v1.rule)``, request validation (each message of a client stream too).
-Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), anything
-else to INTERNAL with an error id, one JSON log line and one duration sample per RPC,
-and the span ended with the status. Unary and streaming handlers, async functions and
-async generators, are all wrapped, once per method.
+``(alea.access.v1.rule)``, request validation (each message of a client stream too; a
+request whose bytes do not parse is INVALID_ARGUMENT, see ``validation.Undecodable``).
+Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), a database
+that cannot be reached to UNAVAILABLE (clients retry), anything else to INTERNAL with an
+error id, one JSON log line and one duration sample per RPC, and the span ended with the
+status. Unary and streaming handlers, async functions and async generators, are all
+wrapped, once per method.
 
 The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
 same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
@@ -35,15 +37,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from services.runtime import access
 from services.runtime.auth import Authenticator
 from services.runtime.context import Principal, principal_var, request_id_var
+from services.runtime.db import is_outage
 from services.runtime.errors import (
     AleaError,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
     internal_status,
     to_status,
 )
 from services.runtime.telemetry import rpc_duration
-from services.runtime.validation import validate
+from services.runtime.validation import tolerant, validate
 
 __all__ = ["RuntimeInterceptor"]
 
@@ -146,6 +150,10 @@ class _Rpc:
             if isinstance(exc, AleaError):
                 self.code = exc.code
                 await self._abort(to_status(exc))  # raises AbortError
+            if is_outage(exc):
+                self.code = grpc.StatusCode.UNAVAILABLE
+                log.warning("database unavailable in %s: %s", self.method, type(exc).__name__)
+                await self._abort(to_status(Unavailable("the database is unavailable; retry")))
             error_id, status = internal_status()
             self.code = grpc.StatusCode.INTERNAL
             self.span.record_exception(exc)
@@ -283,7 +291,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             return run
 
         serializers = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:

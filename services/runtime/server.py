@@ -25,7 +25,6 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from services.runtime import telemetry
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
@@ -35,14 +34,20 @@ from services.runtime.interceptor import RuntimeInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
+from services.runtime.reflection import add_reflection
 
 __all__ = ["AleaServer", "Background", "Build", "Mount", "Service", "create_server", "run", "serve"]
 
 log = logging.getLogger(__name__)
 _MAX_MESSAGE = 64 * 1024 * 1024
+# Above what the edge lets through (60 KiB of headers, plus the REST path it copies into
+# x-envoy-original-path), so no request is refused here for its size as RESOURCE_EXHAUSTED.
+_MAX_METADATA = 192 * 1024
 _OPTIONS = (
     ("grpc.max_receive_message_length", _MAX_MESSAGE),
     ("grpc.max_send_message_length", _MAX_MESSAGE),
+    ("grpc.max_metadata_size", _MAX_METADATA),
+    ("grpc.absolute_max_metadata_size", _MAX_METADATA),
     ("grpc.so_reuseport", 0),
 )
 
@@ -150,14 +155,7 @@ def create_server(
         mount.add(mount.servicer, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    add_reflection(server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
     port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
     health_server = grpc.aio.server(options=_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import protovalidate
-from google.protobuf.message import Message
+from google.protobuf import empty_pb2, unknown_fields
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-__all__ = ["field_path", "validate"]
+__all__ = ["Undecodable", "field_path", "tolerant", "validate"]
 
 _validator = protovalidate.Validator()
 
@@ -24,8 +29,10 @@ def field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
-def validate(message: Message) -> None:
+def validate(message: Message | Undecodable) -> None:
     """Raise InvalidArgument listing every violated rule (field path, description)."""
+    if isinstance(message, Undecodable):
+        raise message.error()
     violations = _validator.collect_violations(message)
     if violations:
         found: list[FieldViolation] = [
@@ -33,3 +40,61 @@ def validate(message: Message) -> None:
             for v in violations
         ]
         raise InvalidArgument.of(found)
+
+
+class Undecodable:
+    """Stands in for a request whose bytes do not parse as its message type.
+
+    gRPC parses a request before any interceptor runs, and a parser's exception would reach
+    the client as UNKNOWN with Python's words in it; the runtime's deserializers return this
+    instead, and :func:`validate` turns it into INVALID_ARGUMENT once the caller is admitted.
+    """
+
+    def __init__(self, descriptor: Descriptor | None, data: bytes) -> None:
+        self.descriptor, self.data = descriptor, data
+
+    def error(self) -> InvalidArgument:
+        """INVALID_ARGUMENT naming the string field with invalid UTF-8, or the whole message."""
+        name = self.descriptor.name if self.descriptor else "request"
+        field = _bad_utf8_field(self.descriptor, self.data) if self.descriptor else None
+        if field:
+            return InvalidArgument(field, "is not valid UTF-8")
+        return InvalidArgument(name, f"the request bytes are not a valid {name} message")
+
+
+def _bad_utf8_field(descriptor: Descriptor, data: bytes, prefix: str = "") -> str | None:
+    """The path of the first string field (nested messages too) whose bytes are not UTF-8."""
+    try:
+        fields = unknown_fields.UnknownFieldSet(empty_pb2.Empty.FromString(data))
+    except DecodeError:
+        return None
+    for raw in fields:  # type: ignore[attr-defined]
+        field = descriptor.fields_by_number.get(raw.field_number)
+        if field is None or raw.wire_type != 2:  # only length-delimited values can be strings
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING:
+            try:
+                raw.data.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{prefix}{field.name}"
+        elif field.message_type is not None:
+            found = _bad_utf8_field(field.message_type, raw.data, f"{prefix}{field.name}.")
+            if found:
+                return found
+    return None
+
+
+def tolerant(deserializer: Callable[[bytes], Message] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` returning :class:`Undecodable` for bytes it cannot parse."""
+    if deserializer is None:
+        return None
+    message_type = getattr(deserializer, "__self__", None)  # Message.FromString is bound
+    descriptor = getattr(message_type, "DESCRIPTOR", None)
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:
+            return Undecodable(descriptor, data)
+
+    return parse

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.runtime.config import Environment
+from services.engine import memory
+from services.runtime.config import ConfigError, Environment
 
 __all__ = ["SimulationConfig", "load_config"]
 
@@ -31,13 +32,17 @@ class SimulationConfig:
     engine_threads: int = 0  # 0: the engine's default (one per CPU)
     poll_seconds: float = 0.5
     cache_ttl_seconds: float = 24 * 3600.0
-    max_workbook_bytes: int = 20 * 1024 * 1024
     exact_limit: int = 100_000
+    max_attempts: int = 3  # leases of a segment without progress before it fails
 
 
 def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
     """Read every ``ALEA_SIMULATION_*`` variable (defaults in :class:`SimulationConfig`)."""
     read = Environment(env)
+    try:  # the engine reads its own setting; a bad one stops the service here, not a job
+        memory.budget(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     default = SimulationConfig()
     return SimulationConfig(
         workers=read.integer("ALEA_SIMULATION_WORKERS", default.workers, minimum=0),
@@ -61,8 +66,6 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
         cache_ttl_seconds=read.number(
             "ALEA_SIMULATION_CACHE_TTL", default.cache_ttl_seconds, minimum=0.0
         ),
-        max_workbook_bytes=read.integer(
-            "ALEA_SIMULATION_MAX_WORKBOOK_BYTES", default.max_workbook_bytes, minimum=1
-        ),
         exact_limit=read.integer("ALEA_SIMULATION_EXACT_LIMIT", default.exact_limit, minimum=1),
+        max_attempts=read.integer("ALEA_SIMULATION_MAX_ATTEMPTS", default.max_attempts, minimum=1),
     )

@@ -23,9 +23,17 @@ PREFERENCE_FROM_PROTO = {
     pb.BACKEND_PREFERENCE_AUTO: "AUTO",
     pb.BACKEND_PREFERENCE_CPU: "CPU",
     pb.BACKEND_PREFERENCE_GPU: "GPU",
+    pb.BACKEND_PREFERENCE_NATIVE: "NATIVE",
+    pb.BACKEND_PREFERENCE_NUMPY: "NUMPY",
 }
 PREFERENCE_TO_PROTO = {v: k for k, v in PREFERENCE_FROM_PROTO.items() if k}
-BACKEND_TO_PROTO = {"numpy": pb.BACKEND_CPU, "cpu": pb.BACKEND_CPU, "cuda": pb.BACKEND_GPU}
+BACKEND_TO_PROTO = {
+    "native": pb.BACKEND_NATIVE,
+    "numpy": pb.BACKEND_CPU,
+    "gpu": pb.BACKEND_GPU,
+    "cpu": pb.BACKEND_CPU,  # workers registered before the native back end
+    "cuda": pb.BACKEND_GPU,  # simulations and workers recorded before "gpu"
+}
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import pickle
 import secrets
 import time
 import uuid
@@ -18,8 +17,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.engine import ir
+from services.engine import ir, memory
 from services.engine.errors import ModelError
+from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
+from services.engine.serial import dump_model
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -30,7 +31,7 @@ from services.simulation.hub import Event, Hub
 from services.simulation.store import ModelRecord, SimulationRecord, Store
 
 SAMPLINGS = ("mc", "lhs")
-BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU")
+BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
@@ -116,10 +117,13 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
     try:
         if source.spec is not None:
             model = model_from_spec(source.spec)
-            return model, hashlib.sha256(source.spec_bytes).hexdigest(), "spec"
-        assert source.workbook is not None
-        model = load_workbook(source.workbook)
-        return model, hashlib.sha256(source.workbook).hexdigest(), "workbook"
+            content, kind = source.spec_bytes, "spec"
+        else:
+            assert source.workbook is not None
+            model = load_workbook(source.workbook)
+            content, kind = source.workbook, "workbook"
+        memory.check_fits(model)  # one trial must fit the engine's memory budget
+        return model, hashlib.sha256(content).hexdigest(), kind
     except ModelError as exc:
         field = exc.location or ("spec" if source.spec is not None else "workbook")
         reason = f"{exc.function}: {exc.reason}" if exc.function else exc.reason
@@ -165,9 +169,8 @@ class Simulations:
             if self.files is None:
                 raise FailedPrecondition("the files service is not configured")
             source = ModelSource(workbook=await self.files.download(file_id, source.credentials))
-        if source.workbook is not None and len(source.workbook) > self.config.max_workbook_bytes:
-            limit = self.config.max_workbook_bytes
-            raise InvalidArgument("workbook", f"larger than the {limit} byte limit")
+        if source.workbook is not None and len(source.workbook) > MAX_WORKBOOK_BYTES:
+            raise InvalidArgument("workbook", TOO_LARGE)
         model, content_hash, kind = await asyncio.to_thread(_compile, source)
         now = time.time()
         record = ModelRecord(
@@ -179,7 +182,7 @@ class Simulations:
             source_kind=kind,
             file_id=file_id,
             creator_id=user_id,
-            compiled=pickle.dumps(model),
+            compiled=dump_model(model),
             summary=summarise(model),
             create_time=now,
             update_time=now,

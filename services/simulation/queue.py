@@ -91,12 +91,20 @@ class Queue:
         self.db = store.db
 
     async def lease(
-        self, owner: str, *, now: float, lease_seconds: float, prefer_gpu: bool
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        prefer_gpu: bool,
+        max_attempts: int = 3,
     ) -> Lease | None:
         """Take the next segment: never leased, or whose lease expired (a dead worker's).
 
         Order: GPU-preferring work first for a GPU worker, then the tenant with the fewest
         live leases (fair share), then priority (high first), then age, then trial order.
+        A segment leased ``max_attempts`` times without a checkpoint in between killed every
+        worker that ran it: the next lease fails its simulation instead (None is returned).
         """
         candidate = segments.alias("candidate")
         other = segments.alias("other")
@@ -140,12 +148,30 @@ class Queue:
                 lease_owner=owner,
                 lease_epoch=segments.c.lease_epoch + 1,
                 lease_expires=now + lease_seconds,
+                attempts=segments.c.attempts + 1,
             )
             .returning(*segments.c)
         )
         async with self.db.transaction() as session:
             row = (await session.execute(take)).first()
             if row is None:
+                return None
+            if row.attempts > max_attempts:
+                reason = (
+                    f"trials {row.first_trial} to {row.end_trial - 1} were started "
+                    f"{max_attempts} times and each time their worker stopped before finishing "
+                    "a chunk (killed, or out of memory or time): the simulation stops rather "
+                    f"than take down another worker (ALEA_SIMULATION_MAX_ATTEMPTS={max_attempts})"
+                )
+                await session.execute(drop_segments(row.simulation_id))
+                await session.execute(
+                    update(simulations)
+                    .where(
+                        simulations.c.id == row.simulation_id,
+                        simulations.c.state.in_(ACTIVE_STATES),
+                    )
+                    .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
+                )
                 return None
             await session.execute(
                 update(simulations)
@@ -201,6 +227,7 @@ class Queue:
             checkpoint=checkpoint,
             progress=progress,
             lease_expires=now + lease_seconds,
+            attempts=0,  # progress: the workers that died on it were not killed by it
         )
         if complete:
             values["state"] = DONE

@@ -113,6 +113,7 @@ segments = Table(
     Column("checkpoint", LargeBinary),
     Column("progress", JSON),
     Column("create_time", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # leases since progress
 )
 
 results = Table(
@@ -146,7 +147,7 @@ PENDING, DONE, DROPPED = "PENDING", "DONE", "DROPPED"  # segment states (DROPPED
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A stored model: the compiled IR (pickled) and a JSON summary of inputs/outputs/warnings."""
+    """A stored model: the compiled IR (``engine.serial``) and a JSON summary of it."""
 
     id: str
     tenant_id: str
@@ -297,7 +298,7 @@ class Store:
         return _model(row) if row else None
 
     async def compiled_model(self, tenant_id: str, model_id: str) -> bytes | None:
-        """The compiled IR of a model, deleted or not (running jobs keep their model)."""
+        """The stored IR of a model (``engine.serial``), deleted or not (running jobs keep it)."""
         query = select(models.c.compiled).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
@@ -569,6 +570,7 @@ def _segments_of(record: SimulationRecord) -> list[dict[str, Any]]:
             checkpoint=None,
             progress=None,
             create_time=record.create_time,
+            attempts=0,
         )
         for i, first in enumerate(range(0, record.trials, size))
     ]

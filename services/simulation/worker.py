@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import socket
 import time
 import uuid
@@ -32,8 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.engine.numpy_backend import compile_numpy
-from services.engine.run import make_evaluator, resolve_backend
+from services.engine import memory
+from services.engine.errors import ModelError
+from services.engine.memory import Plan
+from services.engine.numpy_backend import Evaluator
+from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
+from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
@@ -44,19 +47,17 @@ log = logging.getLogger(__name__)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
-    """("cuda", GPU devices) when the engine sees a usable GPU, else ("cpu", [])."""
+    """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
     backend = resolve_backend("auto")
-    if backend != "cuda":
+    if backend != "gpu":
         return backend, []
     from services.engine.cuda import runner
 
     return backend, runner.devices()
 
 
-def _advance(evaluator, partial: Partial | None, first: int, count: int, options) -> Partial:
-    outputs, inputs = evaluator.evaluate(first, count)
-    chunk = Partial.from_chunk(first, outputs, inputs, options)
-    return chunk if partial is None else partial.merge(chunk)
+# A simulation's backend preference → the engine back end a worker of each kind runs it on.
+_BACKEND_OF_PREFERENCE = {"CPU": "cpu", "NATIVE": "native", "NUMPY": "numpy"}
 
 
 def _merge_results(blobs: list[bytes]) -> dict:
@@ -82,7 +83,21 @@ async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args)
     except Exception as exc:
-        raise _EngineFailure(f"{type(exc).__name__}: {exc}") from exc
+        raise _EngineFailure(failure_reason(exc)) from exc
+
+
+def failure_reason(exc: Exception) -> str:
+    """What a FAILED simulation tells its user: a sentence, never an exception's text."""
+    if isinstance(exc, ModelError | BackendUnavailable):
+        return str(exc)  # written for users: names the cell, the limit or the back end
+    if isinstance(exc, MemoryError):
+        return (
+            "the engine ran out of memory on this model: raise ALEA_ENGINE_MEMORY_BYTES "
+            "or the worker's memory, or simplify the model"
+        )
+    error_id = uuid.uuid4().hex[:12]
+    log.error("engine failure %s", error_id, exc_info=exc)
+    return f"the engine failed on this model (error {error_id}, in the worker's log)"
 
 
 @dataclass
@@ -111,7 +126,7 @@ class Worker:
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple, Any] | None = None
+        self._compiled: tuple[tuple, tuple[Evaluator, Plan]] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -138,7 +153,8 @@ class Worker:
             self.id,
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
-            prefer_gpu=self.backend == "cuda",
+            prefer_gpu=self.backend == "gpu",
+            max_attempts=self.config.max_attempts,
         )
         if lease is None:
             await self.store.worker_heartbeat(self.id, None, time.time())
@@ -188,35 +204,49 @@ class Worker:
             if not held:
                 job.lost.set()
 
-    async def _evaluator(self, sim: SimulationRecord):
-        """The compiled model of ``sim``, reused across its segments."""
-        backend = "cpu" if sim.backend_preference == "CPU" else self.backend
+    async def _evaluator(self, sim: SimulationRecord) -> tuple[Evaluator, Plan]:
+        """The compiled model of ``sim`` and its memory plan, reused across its segments."""
+        backend = _BACKEND_OF_PREFERENCE.get(
+            sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
+        )
         key = (sim.model_id, sim.seed, sim.sampling, backend)
         if self._compiled is None or self._compiled[0] != key:
             compiled = await self.store.compiled_model(sim.tenant_id, sim.model_id)
             if compiled is None:
                 raise _EngineFailure(f"model {sim.model_id} no longer exists")
-            evaluator = await _engine(self._compile, compiled, sim, backend)
-            self._compiled = (key, evaluator)
+            self._compiled = (key, await _engine(self._compile, compiled, sim, backend))
         return self._compiled[1]
 
-    def _compile(self, compiled: bytes, sim: SimulationRecord, backend: str):
-        model = pickle.loads(compiled)
-        if resolve_backend(backend) == "cpu" and self.config.engine_threads:
-            # Several worker processes on one host each take a share of the cores.
-            return compile_numpy(
-                model, seed=sim.seed, sampling=sim.sampling, threads=self.config.engine_threads
-            )
-        return make_evaluator(model, seed=sim.seed, sampling=sim.sampling, backend=backend)
+    def _compile(
+        self, compiled: bytes, sim: SimulationRecord, backend: str
+    ) -> tuple[Evaluator, Plan]:
+        try:
+            model = load_model(compiled)
+        except ValueError as exc:
+            raise ModelError(f"the stored model cannot be read: {exc}") from None
+        # Several worker processes on one host each take a share of the cores.
+        threads = self.config.engine_threads or None
+        evaluator = make_evaluator(
+            model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads
+        )
+        return evaluator, memory.plan(evaluator, model, self.options)
 
     async def _execute(self, job: _Job, stop: asyncio.Event) -> bool:
         """Run the leased segment; True when it completed (False: stopped, lost, cancelled)."""
         lease, sim = job.lease, job.lease.simulation
-        evaluator = await self._evaluator(sim)
+        evaluator, plan = await self._evaluator(sim)
         partial = None
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
-        done = lease.first_trial + lease.trials_done
+        run = Run(
+            evaluator,
+            first_trial=lease.first_trial,
+            end_trial=lease.end_trial,
+            chunk_size=plan.chunk_within(sim.chunk_trials),
+            options=plan.options,
+            partial=partial,
+        )
+        done = run.done
         await self._publish_state(sim.tenant_id, sim.id)
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
@@ -224,7 +254,7 @@ class Worker:
         others: list[dict] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
-        running = self._start_chunk(evaluator, partial, done, lease.end_trial, sim.chunk_trials)
+        running = self._start_chunk(run)
         try:
             while running is not None:
                 count, computing = running
@@ -238,9 +268,7 @@ class Worker:
                     return False
                 # The next chunk computes while this one is published and checkpointed, so the
                 # engine never waits on the event loop (busy with watchers or RPCs) in between.
-                running = self._start_chunk(
-                    evaluator, partial, done, lease.end_trial, sim.chunk_trials
-                )
+                running = self._start_chunk(run)
                 mine = _segment_progress(partial, done - lease.first_trial)
                 elapsed = max(time.monotonic() - started, 1e-9)
                 self._publish_progress(sim, [*others, mine], (done - done_at_start) / elapsed)
@@ -262,17 +290,12 @@ class Worker:
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
 
-    def _start_chunk(
-        self, evaluator, partial: Partial | None, done: int, end: int, chunk: int
-    ) -> tuple[int, asyncio.Future[Partial]] | None:
-        """(trials, the future of the Partial that includes them), or None at ``end``."""
-        if done >= end:
+    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[Partial]] | None:
+        """(trials, the future of the Partial that includes them), or None at the end."""
+        if run.finished:
             return None
-        count = min(chunk, end - done)
-        computing = asyncio.ensure_future(
-            _engine(_advance, evaluator, partial, done, count, self.options)
-        )
-        return count, computing
+        count = min(run.chunk_size, run.end_trial - run.done)
+        return count, asyncio.ensure_future(_engine(run.step))
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
@@ -316,7 +339,7 @@ class Worker:
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
         data = await _engine(_merge_results, blobs)
-        backend = self._compiled[1].backend if self._compiled else self.backend
+        backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 
     async def _finish_orphans(self) -> None:

@@ -99,7 +99,6 @@ def test_model_spec_rules_name_the_nested_field() -> None:
     )
 
     assert violations(simulation_pb2.CreateModelRequest(display_name="m", spec=model)) == {
-        "spec": "model_spec.unique_names",
         "spec.inputs[1]": "input_spec.truncate_order",
         "spec.inputs[1].distribution.parameters[0]": "double.finite",
         "spec.correlations[0]": "correlation_spec.matrix_size",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import formulas
 
-from services.engine.formula import address
+from services.engine.sheet import address
 from tests.engine import models
 
 OUT = Path(__file__).with_name("formulas_expected.json")

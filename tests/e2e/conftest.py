@@ -12,6 +12,7 @@ from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
 from services.cli.edge_client import RestClient
+from tests.support.fuzz import CASES
 from tests.support.mesh import Mesh, mesh  # noqa: F401  (session fixture)
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
 
@@ -100,3 +101,11 @@ def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     )
     login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     return Tenants(a, Account(a.tenant_id, viewer.id, email, login.tokens.access_token), b)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many generated cases each fuzzer sent per service (see tests/support/fuzz.py)."""
+    if CASES:
+        terminalreporter.section("generated fuzz cases")
+        for name, count in sorted(CASES.items()):
+            terminalreporter.write_line(f"{name}: {count}")

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import json
 import ssl
+import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.cli.edge_client import RestClient, edge_channel, ssl_context
 from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
-from services.runtime.auth import AUDIENCE, ISSUER
+from services.runtime.auth import API_KEY_CACHE_SECONDS, AUDIENCE, ISSUER
 from services.runtime.db import Database
 from tests.e2e.conftest import Account, Tenants
 from tests.support.mesh import Mesh
@@ -233,6 +234,33 @@ def test_revoked_api_key_is_refused(
 
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert reply.status == 401, reply.text
+
+
+def test_revoked_api_key_is_refused_by_every_service_within_the_stated_bound(
+    identity: identity_pb2_grpc.IdentityServiceStub, rest: RestClient, tenants: Tenants
+) -> None:
+    created = identity.CreateApiKey(
+        identity_pb2.CreateApiKeyRequest(
+            display_name="revoked-everywhere",
+            role=access_pb2.ROLE_VIEWER,
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=tenants.a.metadata,
+        timeout=30,
+    )
+    key = {"x-api-key": created.secret}
+    # One read per service, so every service has the key in its cache before the revocation.
+    reads = [f"/v1/users/{tenants.a.user_id}", "/v1/files?pageSize=1", "/v1/simulations?pageSize=1"]
+    assert [rest.request("GET", path, headers=key).status for path in reads] == [200] * 3
+    identity.RevokeApiKey(
+        identity_pb2.RevokeApiKeyRequest(api_key_id=created.api_key.id),
+        metadata=tenants.a.metadata,
+        timeout=30,
+    )
+    assert API_KEY_CACHE_SECONDS <= 1.0  # the bound the README promises
+    time.sleep(API_KEY_CACHE_SECONDS + 0.2)
+
+    assert [rest.request("GET", path, headers=key).status for path in reads] == [401] * 3
 
 
 # --- internal RPCs ----------------------------------------------------------------------

@@ -59,6 +59,7 @@ def test_watch_is_ndjson_by_default(
         "GET", f"/v1/simulations/{finished_simulation}:watch", headers=tenants.a.headers
     )
     assert reply.status == 200, reply.text
+    assert reply.headers["content-type"] == "application/x-ndjson"
     events = [json.loads(line) for line in reply.text.splitlines() if line.strip()]
     assert events[-1]["simulation"]["state"] == "STATE_SUCCEEDED"
 
@@ -72,7 +73,19 @@ def test_watch_is_server_sent_events_on_request(
         headers={**tenants.a.headers, "accept": "text/event-stream"},
     )
     assert reply.status == 200, reply.text
+    assert reply.headers["content-type"] == "text/event-stream"
     frames = [f for f in reply.text.split("\n\n") if f.strip()]
     assert frames and all(f.startswith("data: ") for f in frames), reply.text[:300]
     events = [json.loads(f.removeprefix("data: ")) for f in frames]
     assert events[-1]["simulation"]["state"] == "STATE_SUCCEEDED"
+
+
+def test_a_refused_watch_is_a_json_status(rest: RestClient, tenants: Tenants) -> None:
+    reply = rest.request(
+        "GET",
+        "/v1/simulations/00000000-0000-4000-8000-000000000000:watch",
+        headers=tenants.a.headers,
+    )
+    assert reply.status == 404, reply.text
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.body["code"] == 5

@@ -269,7 +269,11 @@ def test_quota_names_the_limit(sims, owner: Account, model):
 
 def test_queue_status_shows_the_worker(sims, owner: Account):
     status = sims.GetQueueStatus(pb.GetQueueStatusRequest(), metadata=owner.metadata)
-    assert status.workers and status.workers[0].backend in (pb.BACKEND_CPU, pb.BACKEND_GPU)
+    assert status.workers and status.workers[0].backend in (
+        pb.BACKEND_CPU,
+        pb.BACKEND_GPU,
+        pb.BACKEND_NATIVE,
+    )
 
 
 def test_queue_status_hides_other_tenants_simulation_ids(sims, identity, stranger: Account):

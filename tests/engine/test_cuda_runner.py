@@ -31,7 +31,7 @@ def test_gpu_available_never_raises():
 def test_gpu_matches_numpy_backend(key, sampling):
     m = HAND_MODELS[key]()
     gpu = compile_cuda(m, seed=42, sampling=sampling)
-    assert gpu.backend == "cuda"
+    assert gpu.backend == "gpu"
     outputs, inputs = gpu.evaluate(65530, 20_003)
     want_out, want_in = compile_numpy(m, seed=42, sampling=sampling).evaluate(65530, 20_003)
     assert_close(inputs, want_in)

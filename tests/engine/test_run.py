@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services import engine
+from services.engine import native
 from services.engine.cuda.runner import gpu_available
 from services.engine.ir import Apply, Const, Model, Output, Sample
 from tests.engine import models
@@ -58,20 +59,22 @@ def _assert_same(a: engine.Partial, b: engine.Partial) -> None:
 
 
 @pytest.mark.parametrize("sampling", ["mc", "lhs"])
-def test_any_chunking_gives_the_same_bits(sampling: str) -> None:
+def test_any_chunking_gives_the_same_bits(sampling: str, backend: str) -> None:
     m = _small()
-    whole = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend="cpu")
+    whole = engine.simulate(m, trials=150_000, seed=7, sampling=sampling, backend=backend)
     chunked = engine.simulate(
-        m, trials=150_000, seed=7, sampling=sampling, backend="cpu", chunk_size=33_333
+        m, trials=150_000, seed=7, sampling=sampling, backend=backend, chunk_size=33_333
     )
     _assert_same(whole, chunked)
 
 
-def test_two_workers_merged_equal_one() -> None:
+def test_two_workers_merged_equal_one(backend: str) -> None:
     m = _small()
-    one = engine.simulate(m, trials=100_000, seed=3, chunk_size=40_000)
-    first = engine.simulate(m, trials=50_000, seed=3, chunk_size=7_000)
-    second = engine.simulate(m, trials=50_000, seed=3, first_trial=50_000, chunk_size=65_536)
+    one = engine.simulate(m, trials=100_000, seed=3, chunk_size=40_000, backend=backend)
+    first = engine.simulate(m, trials=50_000, seed=3, chunk_size=7_000, backend=backend)
+    second = engine.simulate(
+        m, trials=50_000, seed=3, first_trial=50_000, chunk_size=65_536, backend=backend
+    )
     _assert_same(one, first.merge(second))
 
 
@@ -85,9 +88,9 @@ def workbooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_black_scholes_matches_the_closed_form(workbooks: Path) -> None:
+def test_black_scholes_matches_the_closed_form(workbooks: Path, backend: str) -> None:
     model = engine.load_workbook(workbooks / "black_scholes.xlsx")
-    results = engine.simulate(model, trials=400_000, seed=11).results()
+    results = engine.simulate(model, trials=400_000, seed=11, backend=backend).results()
     for name, exact in models.EXPECTED_MEAN["black_scholes"].items():
         r = results[name]
         stderr = r.std / math.sqrt(r.count)
@@ -95,42 +98,43 @@ def test_black_scholes_matches_the_closed_form(workbooks: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["small", "project_npv", "portfolio"])
-def test_shared_models_hit_their_exact_means(workbooks: Path, name: str) -> None:
+def test_shared_models_hit_their_exact_means(workbooks: Path, name: str, compile_model) -> None:
     model = engine.load_workbook(workbooks / f"{name}.xlsx")
-    outputs, _ = engine.compile_numpy(model, seed=2).evaluate(0, 1 << 18)
+    outputs, _ = compile_model(model, seed=2).evaluate(0, 1 << 18)
     for output, exact in models.EXPECTED_MEAN[name].items():
         x = outputs[output]
         assert abs(x.mean() - exact) < 4 * x.std() / math.sqrt(x.size), output
 
 
 @pytest.mark.parametrize("name", sorted(models.DISTRIBUTIONS))
-def test_each_distribution_from_its_workbook(workbooks: Path, name: str) -> None:
+def test_each_distribution_from_its_workbook(workbooks: Path, name: str, compile_model) -> None:
     model = engine.load_workbook(workbooks / f"dist_{name}.xlsx")
-    (x,) = engine.compile_numpy(model, seed=4, sampling="lhs").evaluate(0, 1 << 16)[0].values()
+    (x,) = compile_model(model, seed=4, sampling="lhs").evaluate(0, 1 << 16)[0].values()
     _, mean, sd = models.DISTRIBUTIONS[name]
     assert abs(x.mean() - mean) < 4 * sd / math.sqrt(x.size)
     assert x.std() == pytest.approx(sd, rel=0.02)
 
 
-def test_small_model_mean_and_sensitivity() -> None:
-    r = engine.simulate(_small(), trials=200_000, seed=1).results()["Profit"]
+def test_small_model_mean_and_sensitivity(backend: str) -> None:
+    r = engine.simulate(_small(), trials=200_000, seed=1, backend=backend).results()["Profit"]
     assert abs(r.mean - models.SMALL_MEAN) < 4 * r.std / math.sqrt(r.count)
     assert [name for name, _ in r.sensitivity] == ["Revenue", "Cost", "Tax"]
 
 
-def test_progress_reports_each_chunk() -> None:
+def test_progress_reports_each_chunk(backend: str) -> None:
     seen: list[tuple[int, int]] = []
     engine.simulate(
         _small(),
         trials=10_000,
         seed=1,
+        backend=backend,
         chunk_size=3_000,
         progress=lambda done, p: seen.append((done, p.trials)),
     )
     assert seen == [(3_000, 3_000), (6_000, 6_000), (9_000, 9_000), (10_000, 10_000)]
 
 
-def test_stop_cancels_between_chunks() -> None:
+def test_stop_cancels_between_chunks(backend: str) -> None:
     stop = threading.Event()
     done: list[int] = []
 
@@ -141,21 +145,29 @@ def test_stop_cancels_between_chunks() -> None:
 
     with pytest.raises(engine.Cancelled, match="after 2000 of 10000"):
         engine.simulate(
-            _small(), trials=10_000, seed=1, chunk_size=1_000, progress=progress, stop=stop
+            _small(),
+            trials=10_000,
+            seed=1,
+            chunk_size=1_000,
+            progress=progress,
+            stop=stop,
+            backend=backend,
         )
     assert done == [1_000, 2_000]
 
 
 def test_backend_choice() -> None:
-    assert engine.resolve_backend("cpu") == "cpu"
+    cpu = "native" if native.available() is None else "numpy"
+    assert engine.resolve_backend("cpu") == cpu
+    assert engine.resolve_backend("numpy") == "numpy"
     with pytest.raises(ValueError, match="backend"):
         engine.resolve_backend("tpu")
     if gpu_available():
-        assert engine.resolve_backend("auto") == engine.resolve_backend("cuda") == "cuda"
+        assert engine.resolve_backend("auto") == engine.resolve_backend("gpu") == "gpu"
     else:
-        assert engine.resolve_backend("auto") == "cpu"
+        assert engine.resolve_backend("auto") == cpu
         with pytest.raises(engine.BackendUnavailable, match="PyCUDA"):
-            engine.simulate(_small(), trials=10, seed=1, backend="cuda")
+            engine.simulate(_small(), trials=10, seed=1, backend="gpu")
 
 
 def test_default_chunk_size_scales_with_the_model() -> None:
@@ -171,13 +183,14 @@ def test_default_chunk_size_scales_with_the_model() -> None:
     assert small % (1 << 16) == 0
 
 
-def test_memory_stays_bounded_on_a_large_run() -> None:
+def test_memory_stays_bounded_on_a_large_run(backend: str) -> None:
     options = engine.StatsOptions(exact_limit=1 << 16, reservoir_size=1_000)
     n = 1 << 22  # 4M trials: all samples would be 96 MiB
     m = _small()
-    engine.simulate(m, trials=1 << 17, seed=1, chunk_size=1 << 16, options=options)  # warm-up
+    run = dict(seed=1, options=options, backend=backend)
+    engine.simulate(m, trials=1 << 17, chunk_size=1 << 16, **run)  # warm-up
     tracemalloc.start()
-    partial = engine.simulate(m, trials=n, seed=1, chunk_size=1 << 18, options=options)
+    partial = engine.simulate(m, trials=n, chunk_size=1 << 18, **run)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert partial.trials == n

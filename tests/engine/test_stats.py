@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -200,3 +202,46 @@ def test_all_errors_and_constant_output():
     assert math.isnan(flat.sensitivity[0][1])  # undefined for a constant output
     json.dumps(bad.to_dict())
     json.dumps(flat.to_dict())
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads():
+    """Format 1 kept log buckets (DDSketch); they are recounted in this format's buckets."""
+    outputs, inputs = _data()
+    opts = StatsOptions(exact_limit=1000, reservoir_size=500)
+    current = _fold(_split(outputs, inputs, [5000], opts))
+    with np.load(io.BytesIO(current.to_bytes()), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    log_gamma = math.log((1 + opts.sketch_alpha) / (1 - opts.sketch_alpha))
+    for i, name in enumerate(meta["outputs"]):
+        x = outputs[name][np.isfinite(outputs[name])]
+        for sign, v in (("p", x[x > 0]), ("n", -x[x < 0])):
+            idx, cnt = np.unique(
+                np.ceil(np.log(v) / log_gamma).astype(np.int64), return_counts=True
+            )
+            arrays[f"o{i}.{sign}i"], arrays[f"o{i}.{sign}c"] = idx, cnt.astype(np.int64)
+    arrays["meta"] = np.frombuffer(json.dumps({**meta, "format": 1}).encode(), dtype=np.uint8)
+    old = io.BytesIO()
+    np.savez(old, allow_pickle=False, **arrays)
+    restored = Partial.from_bytes(old.getvalue()).results()
+    for name, r in current.results().items():
+        got = restored[name]
+        assert (got.count, got.mean, got.min, got.max) == (r.count, r.mean, r.min, r.max)
+        for q in PERCENTILES:  # two roundings of at most alpha each
+            assert got.percentiles[q] == pytest.approx(
+                r.percentiles[q], rel=2.1 * opts.sketch_alpha
+            )
+
+
+@pytest.mark.parametrize("exact_limit", [1_000_000, 2])
+def test_values_near_the_double_range_never_raise(exact_limit):
+    """Spread over ±1.7e308, the histogram's range overflows a double: bins still come out."""
+    x = np.array([-1.7e308, 1.7e308, 0.0, 1e300])
+    opts = StatsOptions(exact_limit=exact_limit)
+    parts = _split({"y": x}, {"a": np.arange(4.0)}, [2], opts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = _fold(parts).results()["y"]
+    assert (r.count, r.min, r.max) == (4, -1.7e308, 1.7e308)
+    assert sum(r.histogram[1]) == 4 and all(math.isfinite(e) for e in r.histogram[0])
+    json.dumps(r.to_dict())

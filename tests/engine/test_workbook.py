@@ -15,7 +15,7 @@ import pytest
 from openpyxl import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
 
-from services.engine import workbook
+from services.engine import guard
 from services.engine.errors import FormulaError, WorkbookRejected
 from services.engine.formula import Formula
 from services.engine.workbook import load_workbook, read_book
@@ -108,16 +108,16 @@ def test_a_zip_bomb_is_refused_from_the_directory_alone() -> None:
 
 def test_declared_sizes_over_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _add(_xlsx(), "xl/media/big.bin", bytes(range(256)) * 4096)
-    monkeypatch.setattr(workbook, "MAX_MEMBER_BYTES", 2**19)
+    monkeypatch.setattr(guard, "MAX_MEMBER_BYTES", 2**19)
     _refused(data, "declares 1048576 bytes")
-    monkeypatch.setattr(workbook, "MAX_MEMBER_BYTES", 2**30)
-    monkeypatch.setattr(workbook, "MAX_TOTAL_BYTES", 2**20)
+    monkeypatch.setattr(guard, "MAX_MEMBER_BYTES", 2**30)
+    monkeypatch.setattr(guard, "MAX_TOTAL_BYTES", 2**20)
     _refused(data, "uncompressed (limit 1048576)")
 
 
 def test_a_large_part_openpyxl_would_hold_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     data = _rewrite(_xlsx(), "xl/styles.xml", lambda old: old + b"<!-- %s -->" % (b"x" * 20000))
-    monkeypatch.setattr(workbook, "MAX_PART_BYTES", 16000)
+    monkeypatch.setattr(guard, "MAX_PART_BYTES", 16000)
     _refused(data, "xl/styles.xml declares")
     read_book(_xlsx())  # worksheets are streamed, so they are not held to this limit
 
@@ -138,13 +138,13 @@ def test_a_member_lying_about_its_size_is_refused() -> None:
 
 
 def test_too_many_members(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "MAX_MEMBERS", 5)
+    monkeypatch.setattr(guard, "MAX_MEMBERS", 5)
     _refused(_xlsx(), "entries (limit 5)")
 
 
 def test_a_file_over_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "MAX_FILE_BYTES", 1000)
-    _refused(_xlsx(), "larger than 1000 bytes")
+    monkeypatch.setattr(guard, "MAX_WORKBOOK_BYTES", 1000)
+    _refused(_xlsx(), "at most")
 
 
 def test_an_entity_expansion_bomb_is_refused() -> None:
@@ -171,12 +171,12 @@ def test_too_many_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     for r in range(1, 16):  # each sheet's dimension is within the limit, the total is not
         wb.active.cell(r, 1, r)
         other.cell(r, 1, r)
-    monkeypatch.setattr(workbook, "MAX_CELLS", 20)
+    monkeypatch.setattr(guard, "MAX_CELLS", 20)
     _refused(_xlsx(wb), "more than 20 cells")
 
 
 def test_a_real_million_string_table_is_refused() -> None:
-    count = workbook.MAX_SHARED_STRINGS + 1
+    count = guard.MAX_SHARED_STRINGS + 1
     items = b"".join(b"<si><t>s%d</t></si>" % i for i in range(count))
     table = (
         b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">%s</sst>' % items
@@ -191,22 +191,22 @@ def test_a_huge_shared_strings_table(monkeypatch: pytest.MonkeyPatch) -> None:
         b'uniqueCount="30">' + items + b"</sst>"
     )
     data = _add(_xlsx(), "xl/sharedStrings.xml", table)
-    monkeypatch.setattr(workbook, "MAX_SHARED_STRINGS", 20)
+    monkeypatch.setattr(guard, "MAX_SHARED_STRINGS", 20)
     _refused(data, "more than 20 shared strings")
-    monkeypatch.setattr(workbook, "MAX_SHARED_STRINGS_BYTES", 100)
+    monkeypatch.setattr(guard, "MAX_SHARED_STRINGS_BYTES", 100)
     _refused(data, "shared strings larger than 100 bytes")
 
 
 def test_too_many_sheets() -> None:
     """A workbook part listing MAX_SHEETS + 1 sheets, no lowered limit."""
-    count = workbook.MAX_SHEETS + 1
+    count = guard.MAX_SHEETS + 1
     entries = b"".join(
         b'<sheet name="S%d" sheetId="%d" r:id="rId1"/>' % (i, i + 1) for i in range(count)
     )
     data = _rewrite(
         _xlsx(), "xl/workbook.xml", lambda old: re.sub(rb"<sheet [^>]*/>", entries, old, count=1)
     )
-    _refused(data, f"{count} sheets (limit {workbook.MAX_SHEETS})")
+    _refused(data, f"{count} sheets (limit {guard.MAX_SHEETS})")
 
 
 def test_malformed_xml_is_refused() -> None:
@@ -265,7 +265,7 @@ def test_a_million_real_cells_are_counted_and_refused() -> None:
     """No lowered limit here: a sheet that really holds MAX_CELLS + 1 cells."""
     rows = b"".join(
         b'<row r="%d"><c r="A%d"><v>%d</v></c></row>' % (r, r, r)
-        for r in range(1, workbook.MAX_CELLS + 2)
+        for r in range(1, guard.MAX_CELLS + 2)
     )
 
     def flood(old: bytes) -> bytes:
@@ -278,5 +278,5 @@ def test_a_million_real_cells_are_counted_and_refused() -> None:
         )
 
     data = _rewrite(_xlsx(Workbook()), "xl/worksheets/sheet1.xml", flood)
-    assert len(data) < workbook.MAX_FILE_BYTES
-    _refused(data, f"more than {workbook.MAX_CELLS} cells")
+    assert len(data) < guard.MAX_WORKBOOK_BYTES
+    _refused(data, f"more than {guard.MAX_CELLS} cells")

@@ -65,6 +65,14 @@ class PostgresServer:
             capture_output=True,
         )
 
+    def stop(self) -> None:
+        """Stop the server at once (an outage); :meth:`start` brings it back, data kept."""
+        _pg_ctl(self.directory, "-m", "immediate", "stop")
+
+    def start(self) -> None:
+        """Start the server again on the same port and data directory."""
+        _pg_ctl(self.directory, "-o", _options(self.directory, self.port), "start")
+
     def url(self, database: str) -> str:
         """The SQLAlchemy asyncpg URL of ``database``."""
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -74,6 +82,16 @@ class PostgresServer:
         self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._psql(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+def _options(directory: Path, port: int) -> str:
+    return f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+
+def _pg_ctl(directory: Path, *args: str) -> None:
+    data = directory / "data"
+    command = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log")]
+    subprocess.run(_as_server_user([*command, "-w", *args]), check=True, capture_output=True)
 
 
 @contextmanager
@@ -102,24 +120,7 @@ def running_postgres() -> Iterator[PostgresServer]:
             check=True,
             capture_output=True,
         )
-        options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(
-            _as_server_user(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(directory / "server.log"),
-                    "-w",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        _pg_ctl(directory, "-o", _options(directory, port), "start")
         yield PostgresServer(directory, port)
     finally:
         if (data / "postmaster.pid").exists():

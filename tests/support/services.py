@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +94,26 @@ def health_status(port: int, service: str = "") -> int | None:
             return None
 
 
+def _limit_memory(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
 def start_service(
-    name: str, home: Path, env: dict[str, str] | None = None, *, timeout: float = 60.0
+    name: str,
+    home: Path,
+    env: dict[str, str] | None = None,
+    *,
+    timeout: float = 60.0,
+    memory_limit: int | None = None,
 ) -> ServiceProcess:
-    """Start ``python -m services.<name>`` and return once its health port says SERVING."""
+    """Start ``python -m services.<name>`` and return once its health port says SERVING.
+
+    ``memory_limit`` caps the process's address space (bytes): a test that pushes a service's
+    memory cannot take the machine down with it.
+    """
     port, health_port = free_port(), free_port()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -114,6 +132,7 @@ def start_service(
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
         )
     service = ServiceProcess(name, process, port, health_port, log_path)
     deadline = time.monotonic() + timeout

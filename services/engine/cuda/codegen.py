@@ -8,7 +8,7 @@ Layout of the generated source (after :data:`prelude.PRELUDE`):
   block (counter ``(block, 0, 0, 0)``, key ``(seed, stream)``) gives the uniforms of trials
   ``4 block .. 4 block + 3``, stored in the input array ``x`` (row ``stream``, stride
   ``count``) exactly as ``rng.uniforms`` would produce them;
-* ``alea_trial(x, y, stride)``: one trial. Reads its uniforms from ``x``, applies the
+* ``alea_trial(x, y, stride, q)``: one trial. Reads its uniforms from ``x``, applies the
   Gaussian copula of each ``RiskCorrmat`` group (same summation order as
   ``correlation.correlate``, without fused multiply-add), computes every distinct node of
   the DAG as one ``const double`` statement (long argument lists and NPV use helper
@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import sampling
 from ..errors import FormulaError, ModelError
-from ..ir import Apply, Const, Model, Node, Sample, Table
+from ..ir import Apply, Const, Model, Node, Sample, Table, children
+from ..sampling import discrete_tables, trigen_bounds
 from .prelude import PRELUDE
 
 __all__ = ["CudaSource", "generate"]
@@ -40,11 +43,16 @@ __all__ = ["CudaSource", "generate"]
 
 @dataclass(frozen=True)
 class CudaSource:
-    """Generated source and the order of its input rows and output rows."""
+    """Generated source, the order of its input and output rows, and its tables.
+
+    ``data`` (float64) is what the trial function reads through ``q``: the quantile tables
+    of constant-parameter distributions, when generated with ``tabulate``; else empty.
+    """
 
     source: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    data: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def key(self) -> str:
@@ -110,8 +118,11 @@ _DISCRETE = {"discrete", "binomial", "poisson"}
 class _Writer:
     """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, tabulate: bool) -> None:
         self.model = model
+        self.tabulate = tabulate
+        self.data: list[np.ndarray] = []
+        self._data_size = 0
         self.lines: list[str] = []
         self.tables: list[str] = []
         self._table_names: dict[tuple, str] = {}
@@ -119,6 +130,7 @@ class _Writer:
         self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
+        self._offsets: list[tuple[int, np.ndarray]] = []
 
     # -- tables
     def table(self, values: tuple[float, ...] | np.ndarray) -> str:
@@ -132,6 +144,18 @@ class _Writer:
             self._table_names[values] = name
         return self._table_names[values]
 
+    def datum(self, table: np.ndarray) -> int:
+        """The offset in ``q`` of one of the sampler's (cached) tables, stored once."""
+        for offset, seen in self._offsets:
+            if seen is table:
+                return offset
+        offset = self._data_size
+        values = _layout(table)
+        self.data.append(values)
+        self._offsets.append((offset, table))
+        self._data_size += values.size
+        return offset
+
     # -- nodes
     def name(self, node: Node) -> str:
         """The C variable (or literal) holding ``node``, emitting statements as needed."""
@@ -140,13 +164,13 @@ class _Writer:
             current, expanded = stack.pop()
             if id(current) in self._names:
                 continue
-            kids = [k for k in _children(current) if not isinstance(k, Table)]
+            kids = [k for k in children(current) if not isinstance(k, Table)]
             if not expanded:
                 stack.append((current, True))
                 stack.extend((k, False) for k in reversed(kids) if id(k) not in self._names)
                 continue
             args = tuple(
-                k if isinstance(k, Table) else self._names[id(k)] for k in _children(current)
+                k if isinstance(k, Table) else self._names[id(k)] for k in children(current)
             )
             key = (
                 type(current).__name__,
@@ -176,13 +200,54 @@ class _Writer:
             self.lines.append(f"  x[{node.stream} * stride] = {var};")
         return var
 
-    def _sample(self, s: Sample, args: tuple) -> str:
-        u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
+    def inputs(self) -> list[str]:
+        """Every input's value, in stream order. A run of at least ``_RUN`` inputs of one
+        distribution with the same constant parameters (a column of ``=RiskNormal(1,0.1)``)
+        is one loop, storing each value in ``x``, where later statements read it."""
+        m = self.model
+        i = 0
+        while i < len(m.inputs):
+            first = m.inputs[i]
+            j = i + 1
+            while j < len(m.inputs) and self._alike(first, m.inputs[j]):
+                j += 1
+            if j - i >= _RUN:
+                args = tuple(p if isinstance(p, Table) else self.name(p) for p in first.params)
+                value = self._sample(first, args, "x[k * stride]")
+                self.lines.append(f"  for (int k = {i}; k < {j}; ++k) x[k * stride] = {value};")
+                for s in m.inputs[i:j]:
+                    self._names[id(s)] = f"x[{s.stream} * stride]"
+            else:
+                for s in m.inputs[i:j]:
+                    self.name(s)
+            i = j
+        return [self._names[id(s)] for s in m.inputs]
+
+    def _alike(self, a: Sample, b: Sample) -> bool:
+        """Whether ``b`` transforms its uniform exactly as ``a`` does (constant parameters)."""
+        uncorrelated = a.stream not in self._correlated and b.stream not in self._correlated
+        return (
+            uncorrelated
+            and a.distribution == b.distribution
+            and a.truncate == b.truncate
+            and _constants(a) is not None
+            and _constants(a) == _constants(b)
+        )
+
+    def _sample(self, s: Sample, args: tuple, u: str = "") -> str:
+        if not u:
+            u = f"u{s.stream}" if s.stream in self._correlated else f"x[{s.stream} * stride]"
         d = s.distribution
         scalars = [a for a in args if not isinstance(a, Table)]
         finite = " && ".join(f"isfinite({a})" for a in scalars) or "true"
+        constants = _constants(s)
+        valid = ""
+        if d == "trigen" and constants is not None:  # its triangle, found once
+            valid = _VALID[d].format(*scalars)
+            a, b = (float(v) for v in trigen_bounds(*constants))  # type: ignore[arg-type]
+            d, scalars = "triang", [literal(a), scalars[1], literal(b)]
         if d == "discrete":
-            xs, cum = _discrete_tables(*args)
+            xs, cum = discrete_tables(*args)
             tail = f"{self.table(xs)}, {self.table(cum)}, {len(xs)}"
             call = ("ppf_discrete({u}, " + tail + ")", "cdf_discrete({x}, " + tail + ")")
             valid = "true"
@@ -194,18 +259,29 @@ class _Writer:
         elif d in _VALID:
             rest = ", ".join(scalars)
             call = (f"ppf_{d}({{u}}, {rest})", f"cdf_{d}({{x}}, {rest})")
-            valid = _VALID[d].format(*scalars)
+            valid = valid or _VALID[d].format(*scalars)
+            table = sampling.tabulated(d, constants) if self.tabulate and constants else None
+            if table is not None:
+                call = (f"tab_{d}({{u}}, q + {self.datum(table)}, {rest})", call[1])
         else:
-            raise FormulaError("distribution not supported by the CUDA back end", s.address, d)
+            raise FormulaError(
+                "distribution not supported by the generated-code back ends (native, gpu)",
+                s.address,
+                d,
+            )
         if s.truncate is None or s.truncate == (None, None):
             value = call[0].format(u=u)
         else:
             lo, hi = s.truncate
-            flo = "0.0"
-            if lo is not None:  # P(X < lo): for a discrete distribution, the CDF just below lo
-                below = float(np.nextafter(lo, -np.inf)) if d in _DISCRETE else lo
-                flo = call[1].format(x=literal(below))
-            fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
+            if constants is not None:  # the window's probabilities, once for the model
+                cdfs = sampling.truncation_cdfs(s.distribution, constants, lo, hi)
+                flo, fhi = (literal(float(f)) for f in cdfs)
+            else:
+                flo = "0.0"
+                if lo is not None:  # P(X < lo): for a discrete distribution, the CDF below lo
+                    below = float(np.nextafter(lo, -np.inf)) if d in _DISCRETE else lo
+                    flo = call[1].format(x=literal(below))
+                fhi = "1.0" if hi is None else call[1].format(x=literal(hi))
             value = call[0].format(u=f"alea_trunc_u({u}, {flo}, {fhi})")
             value = (
                 f"alea_clip({value}, {'(-INFINITY)' if lo is None else literal(lo)}, "
@@ -225,7 +301,11 @@ class _Writer:
             return f"xl_cmp({args[0]}, {args[1]}, {_CMP[fn]})"
         handler = _SPECIAL.get(fn)
         if handler is None:
-            raise FormulaError("function not supported by the CUDA back end", node.address, fn)
+            raise FormulaError(
+                "function not supported by the generated-code back ends (native, gpu)",
+                node.address,
+                fn,
+            )
         return handler(self, args)
 
     # -- whole source
@@ -236,7 +316,7 @@ class _Writer:
                 raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
         head = [f"  double u{s} = x[{s} * stride];" for s in sorted(self._correlated)]
         head += _copula_lines(m)
-        ins = [self.name(s) for s in m.inputs]
+        ins = self.inputs()
         outs = [self.name(o.node) for o in m.outputs]
         body = head + self.lines
         assert len(set(ins)) == len(ins)  # one statement, and one store, per input
@@ -246,6 +326,10 @@ class _Writer:
         ]
         src = "\n".join(
             [
+                f"#define ALEA_W_EDGE {literal(sampling.W_EDGE)}",
+                f"#define ALEA_W_SCALE {literal(1.0 / sampling.W_STEP)}",
+                f"#define ALEA_KNOTS {sampling.KNOTS}",
+                f"#define ALEA_APPROX_VARIANCE {literal(sampling.APPROX_VARIANCE)}",
                 PRELUDE,
                 _TABLE_MACRO,
                 *self.tables,
@@ -269,43 +353,54 @@ class _Writer:
                 "  }",
                 "}",
                 "",
-                "ALEA_HD void alea_trial(double* x, double* y, u64 stride) {",
+                "ALEA_HD void alea_trial(double* x, double* y, u64 stride, const double* q) {",
                 *body,
                 "}",
                 _LOOPS,
             ]
         )
-        return CudaSource(src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs))
+        data = np.concatenate(self.data) if self.data else np.zeros(0)
+        return CudaSource(
+            src, tuple(s.name for s in m.inputs), tuple(o.name for o in m.outputs), data
+        )
 
 
-def generate(model: Model) -> CudaSource:
+def generate(model: Model, *, tabulate: bool = False) -> CudaSource:
     """CUDA C source for ``model``; raises ``FormulaError`` naming the cell of anything the
-    CUDA back end does not support."""
-    return _Writer(model).source()
+    CUDA back end does not support.
+
+    With ``tabulate``, constant-parameter distributions whose quantile is iterative (gamma,
+    beta, PERT, binomial, Poisson) read it from the sampler's own tables, passed at run time
+    as ``CudaSource.data`` (the native back end); without, the kernel iterates.
+    """
+    return _Writer(model, tabulate).source()
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def _children(node: Node) -> tuple:
-    if isinstance(node, Apply):
-        return node.args
-    if isinstance(node, Sample):
-        return node.params
-    return ()
+def _constants(s: Sample) -> tuple[float | Table, ...] | None:
+    """The parameters of ``s`` when none varies between trials, else None."""
+    values: list[float | Table] = []
+    for p in s.params:
+        if isinstance(p, Const):
+            values.append(p.value)
+        elif isinstance(p, Table):
+            values.append(p)
+        else:
+            return None
+    return tuple(values)
+
+
+def _layout(table: np.ndarray) -> np.ndarray:
+    """A sampler's table as ``alea_quintic`` and ``alea_count`` read it."""
+    if table.ndim == 2:  # quintic rows a0..a5 → the six coefficients of each cell together
+        return np.ascontiguousarray(table.T).ravel()
+    return np.concatenate([[float(table.size)], table])
 
 
 def _flatten(a) -> list[str]:
     return [literal(v) for v in a.values] if isinstance(a, Table) else [a]
-
-
-def _discrete_tables(values: Table, probs: Table) -> tuple[np.ndarray, np.ndarray]:
-    """As ``sampling._discrete_tables``: values ascending, normalised cumulative probabilities."""
-    x = np.asarray(values.values, dtype=np.float64)
-    p = np.asarray(probs.values, dtype=np.float64)
-    order = np.argsort(x, kind="stable")
-    cum = np.cumsum(p[order])
-    return x[order], cum / cum[-1]
 
 
 def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
@@ -325,9 +420,52 @@ def _fold(w: _Writer, op: str, args: tuple) -> str:
     return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
-def _sum(args: tuple) -> str:
-    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting."""
-    return f"({' + '.join(args)})"
+_RUN = 16  # consecutive inputs from which a loop is shorter than a statement each
+_TERMS = 64  # terms per statement of a long sum
+_STORED = re.compile(r"x\[(\d+) \* stride\]")
+
+
+def _sum(w: _Writer, args: tuple) -> str:
+    """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting. A long
+    sum is a running total over statements of at most ``_TERMS`` terms, and consecutive
+    inputs (``SUM(A1:A100000)``) a loop, so the source grows with the model's cells and
+    not with its range sizes."""
+    if len(args) <= _TERMS:
+        return f"({' + '.join(args)})"
+    total = f"s{len(w.lines)}"
+    w.lines.append(f"  double {total} = {args[0]};")
+    pending: list[str] = []
+    for start, end, term in _runs(args[1:]):
+        if term is None:
+            pending.append(args[1 + start])
+            continue
+        if pending:
+            w.lines.append(f"  {total} = {' + '.join([total, *pending])};")
+            pending = []
+        w.lines.append(f"  for (int k = {start}; k < {end}; ++k) {total} += x[k * stride];")
+    for i in range(0, len(pending), _TERMS):
+        w.lines.append(f"  {total} = {' + '.join([total, *pending[i : i + _TERMS]])};")
+    return total
+
+
+def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
+    """``args`` as (start, end, None) for one term, or (first stream, end stream, "x") for
+    at least ``_RUN`` consecutive stored inputs ``x[k * stride]``, in order."""
+    out: list[tuple[int, int, str | None]] = []
+    i = 0
+    while i < len(args):
+        m = _STORED.fullmatch(args[i])
+        j = i + 1
+        if m is not None:
+            first = int(m[1])
+            while j < len(args) and args[j] == f"x[{first + j - i} * stride]":
+                j += 1
+        if m is not None and j - i >= _RUN:
+            out.append((int(m[1]), int(m[1]) + j - i, "x"))
+        else:
+            out.extend((k, k + 1, None) for k in range(i, j))
+        i = j
+    return out
 
 
 def _logical(op: str):
@@ -344,7 +482,7 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
     ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
     if len(args) > 1 and all(isinstance(a, Table) for a in args):
         return literal(float(np.sum(np.prod([np.asarray(a.values) for a in args], axis=0))))
-    return _sum(tuple(v for a in args for v in _flatten(a)))
+    return _sum(w, tuple(v for a in args for v in _flatten(a)))
 
 
 def _npv(w: _Writer, args: tuple) -> str:
@@ -402,8 +540,8 @@ _SPECIAL = {
     "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
     "and": _logical("&&"),
     "or": _logical("||"),
-    "sum": lambda w, a: _sum(a),
-    "average": lambda w, a: f"({_sum(a)} / {len(a)}.0)",
+    "sum": _sum,
+    "average": lambda w, a: f"({_sum(w, a)} / {len(a)}.0)",
     "min": lambda w, a: _fold(w, "xl_min", a),
     "max": lambda w, a: _fold(w, "xl_max", a),
     "log": lambda w, a: f"xl_log({a[0]}, {a[1] if len(a) > 1 else '10.0'})",
@@ -474,10 +612,11 @@ ALEA_HD void alea_block(u64 seed, u64 block, u64 first, u64 count, int draw, dou
   if (draw) alea_draw(seed, block, first, count, x);
   for (int k = 0; k < 4; ++k) {
     u64 t = 4 * block + k;
-    if (t >= first && t < first + count) alea_trial(x + (t - first), y + (t - first), count);
+    if (t >= first && t < first + count) alea_trial(x + (t - first), y + (t - first), count, 0);
   }
 }
 
+#ifdef __CUDACC__  /* the native library brings its own driver (services/engine/native.py) */
 #ifndef ALEA_NO_KERNEL  /* the CPU harness needs no device code */
 extern "C" __global__ void alea_kernel(u64 seed, u64 first, u64 count, int draw,
                                        double* x, double* y) {
@@ -492,4 +631,5 @@ __host__ void alea_host(u64 seed, u64 first, u64 count, int draw, double* x, dou
   u64 b0 = first / 4, blocks = (first + count + 3) / 4 - b0;
   for (u64 j = 0; j < blocks; ++j) alea_block(seed, b0 + j, first, count, draw, x, y);
 }
+#endif
 """

@@ -1,8 +1,9 @@
 # ruff: noqa: E501  (C source)
-"""The fixed part of every generated CUDA source: Philox, uniforms, Excel helpers, quantiles.
+"""The fixed part of every generated source: Philox, uniforms, Excel helpers, quantiles.
 
-Everything is ``__host__ __device__`` so the very same code is compiled for the GPU and, by
-``nvcc`` with the host compiler, for a CPU test harness. Conventions mirror ``rng.py`` and
+Everything is ``__host__ __device__`` so the very same code is compiled for the GPU, by
+``nvcc`` with the host compiler for a CPU test harness, and, as C99 (the macros turn the
+CUDA qualifiers into ``static inline``), by the system C compiler into the native back end. Conventions mirror ``rng.py`` and
 ``sampling.py`` exactly; where the arithmetic differs (CUDA's ``normcdfinv``/``normcdf``
 against SciPy's ``ndtri``/``ndtr``; the incomplete gamma and beta functions below against
 SciPy's) quantiles agree within 1e-12 relative for shape parameters of 0.5 and more, and
@@ -16,13 +17,74 @@ distributions (binomial, Poisson) invert their CDF by bisection over the integer
 """
 
 PRELUDE = r"""
+#ifdef __CUDACC__
 #include <cmath>
 #include <cstdint>
-
 #define ALEA_HD __host__ __device__ inline
 /* iterative special functions stay calls: compile time and registers of the fused kernel */
 #define ALEA_HD_CALL __host__ __device__ __noinline__
+#else  /* the native CPU library: the same source as C99, built by the system C compiler */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#define ALEA_HD static inline
+#define ALEA_HD_CALL static __attribute__((noinline))
+#endif
 typedef unsigned long long u64;
+
+#ifndef __CUDACC__
+/* CUDA's normcdfinv and normcdf for the CPU: Cephes ndtri (the same bits as SciPy's) and
+   ndtr over the C library's erf/erfc (within 1e-14 of SciPy's). */
+ALEA_HD double alea_polevl(double x, const double* c, int n) {
+  double r = c[0]; for (int i = 1; i <= n; ++i) r = r * x + c[i]; return r;
+}
+ALEA_HD double alea_p1evl(double x, const double* c, int n) {
+  double r = x + c[0]; for (int i = 1; i < n; ++i) r = r * x + c[i]; return r;
+}
+static const double ALEA_P0[5] = {-5.99633501014107895267E1, 9.80010754185999661536E1,
+  -5.66762857469070293439E1, 1.39312609387279679503E1, -1.23916583867381258016E0};
+static const double ALEA_Q0[8] = {1.95448858338141759834E0, 4.67627912898881538453E0,
+  8.63602421390890590575E1, -2.25462687854119370527E2, 2.00260212380060660359E2,
+  -8.20372256168333339912E1, 1.59056225126211695515E1, -1.18331621121330003142E0};
+static const double ALEA_P1[9] = {4.05544892305962419923E0, 3.15251094599893866154E1,
+  5.71628192246421288162E1, 4.40805073893200834700E1, 1.46849561928858024014E1,
+  2.18663306850790267539E0, -1.40256079171354495875E-1, -3.50424626827848203418E-2,
+  -8.57456785154685413611E-4};
+static const double ALEA_Q1[8] = {1.57799883256466749731E1, 4.53907635128879210584E1,
+  4.13172038254672030440E1, 1.50425385692907503408E1, 2.50464946208309415979E0,
+  -1.42182922854787788574E-1, -3.80806407691578277194E-2, -9.33259480895457427372E-4};
+static const double ALEA_P2[9] = {3.23774891776946035970E0, 6.91522889068984211695E0,
+  3.93881025292474443415E0, 1.33303460815807542389E0, 2.01485389549179081538E-1,
+  1.23716634817820021358E-2, 3.01581553508235416007E-4, 2.65806974686737550832E-6,
+  6.23974539184983293730E-9};
+static const double ALEA_Q2[8] = {6.02427039364742014255E0, 3.67983563856160859403E0,
+  1.37702099489081330271E0, 2.16236993594496635890E-1, 1.34204006088543189037E-2,
+  3.28014464682127739104E-4, 2.89247864745380683936E-6, 6.79019408009981274425E-9};
+ALEA_HD_CALL double normcdfinv(double y) {  /* a call: inlined 50 times it triples compile time */
+  if (!(y > 0.0 && y < 1.0)) return y == 0.0 ? -INFINITY : y == 1.0 ? INFINITY : NAN;
+  bool negate = true;
+  if (y > 1.0 - 0.13533528323661269189) { y = 1.0 - y; negate = false; }
+  if (y > 0.13533528323661269189) {  /* exp(-2) */
+    y = y - 0.5;
+    double y2 = y * y;
+    double x = y + y * (y2 * alea_polevl(y2, ALEA_P0, 4) / alea_p1evl(y2, ALEA_Q0, 8));
+    return x * 2.50662827463100050242E0;
+  }
+  double x = sqrt(-2.0 * log(y));
+  double x0 = x - log(x) / x, z = 1.0 / x;
+  double x1 = x < 8.0 ? z * alea_polevl(z, ALEA_P1, 8) / alea_p1evl(z, ALEA_Q1, 8)
+                      : z * alea_polevl(z, ALEA_P2, 8) / alea_p1evl(z, ALEA_Q2, 8);
+  x = x0 - x1;
+  return negate ? -x : x;
+}
+ALEA_HD double normcdf(double a) {
+  double x = a * 0.70710678118654752440, z = fabs(x);
+  if (isnan(a)) return NAN;
+  if (z < 0.70710678118654752440) return 0.5 + 0.5 * erf(x);
+  double y = 0.5 * erfc(z);
+  return x > 0.0 ? 1.0 - y : y;
+}
+#endif
 
 /* ---- Philox4x64-10 (Random123), key = (seed, stream), counter = (i / 4, domain, 0, 0) */
 ALEA_HD u64 alea_mulhi(u64 a, u64 b) {
@@ -312,7 +374,15 @@ ALEA_HD double cdf_binomial(double x, double n, double p) {
   if (k >= n) return 1.0;
   return alea_betai(n - k, k + 1.0, 1.0 - p);
 }
+/* counts of huge variance: the normal approximation of sampling._cornish_fisher */
+ALEA_HD double alea_cornish(double u, double mean, double sd, double skew, double top) {
+  double z = normcdfinv(u);
+  return fmin(fmax(ceil(mean + sd * (z + skew * (z * z - 1.0) / 6.0) - 0.5), 0.0), top);
+}
 ALEA_HD_CALL double ppf_binomial(double u, double n, double p) {
+  double var = n * p * (1.0 - p);
+  if (var > ALEA_APPROX_VARIANCE)
+    return alea_cornish(u, n * p, sqrt(var), (1.0 - 2.0 * p) / sqrt(var), n);
   double lo = 0.0, hi = n;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_binomial(mid, n, p) >= u) hi = mid; else lo = mid + 1.0; }
   return lo;
@@ -321,6 +391,7 @@ ALEA_HD double cdf_poisson(double x, double lam) {
   double k = floor(x); return k < 0.0 ? 0.0 : alea_gammq(k + 1.0, lam);
 }
 ALEA_HD_CALL double ppf_poisson(double u, double lam) {
+  if (lam > ALEA_APPROX_VARIANCE) return alea_cornish(u, lam, sqrt(lam), 1.0 / sqrt(lam), INFINITY);
   double lo = 0.0, hi = ceil(lam + 10.0 * sqrt(lam) + 10.0);
   while (cdf_poisson(hi, lam) < u) hi *= 2.0;
   while (lo < hi) { double mid = floor(0.5 * (lo + hi)); if (cdf_poisson(mid, lam) >= u) hi = mid; else lo = mid + 1.0; }
@@ -358,7 +429,44 @@ ALEA_HD double cdf_cumul(double x, double lo, double hi, const double* xs, const
   }
   return 1.0;
 }
+/* ---- quantiles read from the tables the sampler builds for constant parameters
+   (sampling.tabulated), passed in by the native back end: the same cells and the same
+   arithmetic as sampling._interpolate (quintic in logit u) and the counting search */
+ALEA_HD double alea_quintic(double u, const double* c) {
+  double t = 1.0 - u;
+  t = u / t;
+  t = log(t);
+  t += ALEA_W_EDGE;
+  t *= ALEA_W_SCALE;
+  long j = !(t > 0.0) ? 0 : t > ALEA_KNOTS - 2 ? ALEA_KNOTS - 2 : (long)t;
+  double s = t - (double)j;
+  const double* a = c + 6 * j;
+  return ((((a[5] * s + a[4]) * s + a[3]) * s + a[2]) * s + a[1]) * s + a[0];
+}
+ALEA_HD double alea_expit(double y) { return 1.0 / (1.0 + exp(-y)); }
+ALEA_HD double alea_count(double u, const double* c) {  /* c: n, then the CDF at 0 .. n-1 */
+  long n = (long)c[0], lo = 0, hi = n;
+  while (lo < hi) { long mid = lo + (hi - lo) / 2; if (c[1 + mid] < u) lo = mid + 1; else hi = mid; }
+  return (double)(lo < n - 1 ? lo : n - 1);
+}
+ALEA_HD double tab_gamma(double u, const double* c, double a, double beta) {
+  return beta * exp(alea_quintic(u, c));
+}
+ALEA_HD double tab_beta(double u, const double* c, double a1, double a2) {
+  return alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_pert(double u, const double* c, double a, double m, double b) {
+  return a + (b - a) * alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_betageneral(double u, const double* c, double a1, double a2, double lo, double hi) {
+  return lo + (hi - lo) * alea_expit(alea_quintic(u, c));
+}
+ALEA_HD double tab_binomial(double u, const double* c, double n, double p) { return alea_count(u, c); }
+ALEA_HD double tab_poisson(double u, const double* c, double lam) { return alea_count(u, c); }
+
 /* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi] */
 ALEA_HD double alea_trunc_u(double u, double flo, double fhi) { return fhi > flo ? flo + u * (fhi - flo) : NAN; }
-ALEA_HD double alea_clip(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
+ALEA_HD double alea_clip(double x, double lo, double hi) {  /* NaN stays NaN, as np.clip */
+  return isnan(x) ? x : fmin(fmax(x, lo), hi);
+}
 """

@@ -1,7 +1,7 @@
 """Run generated CUDA source with PyCUDA: compile once per model, launch per chunk.
 
 ``compile_cuda(model, seed=..., sampling=...)`` returns an evaluator with the backend
-protocol of ``numpy_backend`` (``backend == "cuda"``, ``evaluate(first_trial, count)``).
+protocol of ``numpy_backend`` (``backend == "gpu"``, ``evaluate(first_trial, count)``).
 Monte Carlo uniforms are drawn in the kernel (Philox, the same bits as ``rng.py``); Latin
 Hypercube uniforms need a sort over blocks of 65,536 trials and are computed on the host by
 ``sampling.lhs_uniforms`` and uploaded. The Gaussian copula always runs in the kernel.
@@ -94,7 +94,7 @@ def _module(src: CudaSource) -> Any:
 class CudaEvaluator:
     """A model compiled for the GPU; ``evaluate`` any trial range, in any order."""
 
-    backend = "cuda"
+    backend = "gpu"
 
     def __init__(self, model: Model, seed: int, sampling_method: str = "mc") -> None:
         if sampling_method not in ("mc", "lhs"):
@@ -102,9 +102,19 @@ class CudaEvaluator:
         if not 0 <= seed <= rng.MAX_SEED:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
+        self.kept = tuple(range(len(model.inputs)))
         self.source = generate(model)
         with context():
             self._kernel = _module(self.source).get_function("alea_kernel")
+
+    def keep(self, kept: tuple[int, ...]) -> None:
+        """Hand back the values of these inputs (streams) only."""
+        self.kept = kept
+
+    @property
+    def bytes_per_trial(self) -> int:
+        """Host memory ``evaluate`` needs per trial: every input and output comes back."""
+        return 8 * 2 * (len(self.model.inputs) + len(self.model.outputs))
 
     def _lhs(self, first: int, count: int) -> np.ndarray:
         rows = [
@@ -145,12 +155,12 @@ class CudaEvaluator:
     def evaluate(
         self, first_trial: int, count: int
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Per-trial float64 values of every output and input for ``[first_trial, +count)``."""
-        ni, no = len(self.source.inputs), len(self.source.outputs)
+        """Per-trial float64 values of every output and kept input for ``[first_trial, +count)``."""
+        no = len(self.source.outputs)
         if count <= 0:
             return (
                 {k: np.zeros(0) for k in self.source.outputs},
-                {k: np.zeros(0) for k in self.source.inputs},
+                {self.source.inputs[s]: np.zeros(0) for s in self.kept},
             )
         with context():
             x, y = self.launch(first_trial, count)
@@ -158,7 +168,7 @@ class CudaEvaluator:
             del x, y  # free device memory while the context is current
         return (
             dict(zip(self.source.outputs, ys[:no], strict=True)),
-            dict(zip(self.source.inputs, xs[:ni], strict=True)),
+            {self.source.inputs[s]: xs[s] for s in self.kept},
         )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
 import time
 import uuid
 
 from services.engine import ir
+from services.engine.serial import dump_model
 from services.simulation.domain import summarise
 from services.simulation.store import ModelRecord, Store
 
@@ -33,7 +33,7 @@ async def insert_model(store: Store, tenant: str = "t1", model: ir.Model | None 
         source_kind="spec",
         file_id=None,
         creator_id="u1",
-        compiled=pickle.dumps(model),
+        compiled=dump_model(model),
         summary=summarise(model),
         create_time=now,
         update_time=now,

@@ -300,3 +300,19 @@ async def test_delete_model_and_create_simulation_racing_leave_no_orphan(store: 
             assert isinstance(inserted, NotFound)
         else:
             assert deleted == "in use" and inserted == (record, True)
+
+
+async def test_a_segment_that_kills_its_workers_fails_its_simulation(store: Store):
+    """Leased ``max_attempts`` times with no checkpoint between: the next lease fails it."""
+    record = job()
+    await store.insert_simulation(record)
+    held = await lease(store, "w0")
+    assert held is not None
+    await checkpoint(store, held, 100, NOW + 1)  # progress resets the count
+    for i in range(3):  # each worker dies before its first checkpoint; its lease expires
+        assert await lease(store, f"w{i + 1}", now=NOW + 20 * (i + 1)) is not None
+    assert await lease(store, "w4", now=NOW + 80) is None
+    failed = await store.get_simulation(record.tenant_id, record.id)
+    assert failed.state == s.FAILED
+    assert failed.state_reason.startswith("trials 0 to 999 were started 3 times")
+    assert await lease(store, "w5", now=NOW + 100) is None  # and nothing is left to lease

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.engine import ir
-from services.engine.numpy_backend import compile_numpy
-from services.engine.stats import Partial, StatsOptions
+from services.engine.errors import ModelError
+from services.engine.run import Run, make_evaluator, resolve_backend
+from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest
 from services.simulation.config import SimulationConfig
@@ -19,7 +20,7 @@ from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
-from services.simulation.worker import Worker
+from services.simulation.worker import Worker, failure_reason
 from tests.integration.simulation.models import insert_model, small_model
 
 CONFIG = SimulationConfig(
@@ -31,12 +32,13 @@ CONFIG = SimulationConfig(
     max_segments=3,
     min_segment_trials=1,
 )
+CPU = resolve_backend("cpu")  # what a CPU worker runs: native where a C compiler exists
 
 
 @contextlib.asynccontextmanager
 async def workers(store: Store, hub: Hub, count: int = 1, config: SimulationConfig = CONFIG):
     stop = asyncio.Event()
-    pool = [Worker(store, hub, config, backend="cpu") for _ in range(count)]
+    pool = [Worker(store, hub, config, backend=CPU) for _ in range(count)]
     tasks = [asyncio.create_task(w.run(stop)) for w in pool]
     try:
         yield pool
@@ -66,17 +68,16 @@ async def wait_progress(store: Store, sim_id: str, trials: int):
 def reference(
     trials: int, seed: int, chunk: int, segment: int, config: SimulationConfig = CONFIG
 ) -> dict:
-    """The engine alone, cut into the same segments and chunks, merged in trial order."""
-    evaluator = compile_numpy(small_model(), seed=seed)
+    """The engine alone (its chunk loop), cut into the same segments and chunks, merged in
+    trial order."""
+    evaluator = make_evaluator(small_model(), seed=seed, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
-        partial = None
-        for first in range(start, min(start + segment, trials), chunk):
-            count = min(chunk, start + segment - first, trials - first)
-            outputs, inputs = evaluator.evaluate(first, count)
-            part = Partial.from_chunk(first, outputs, inputs, options)
-            partial = part if partial is None else partial.merge(part)
+        end = min(start + segment, trials)
+        run = Run(evaluator, first_trial=start, end_trial=end, chunk_size=chunk, options=options)
+        while not run.finished:
+            partial = run.step()
         merged = partial if merged is None else merged.merge(partial)
     return {name: r.to_dict() for name, r in merged.results().items()}
 
@@ -93,7 +94,7 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     async with workers(store, domain.hub):
         done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
     assert done.state == "SUCCEEDED", done.state_reason
-    assert done.trials_done == 9_000 and done.backend == "numpy"
+    assert done.trials_done == 9_000 and done.backend == CPU
     _, data = await domain.get_results("t1", sim.id)
     assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
 
@@ -325,3 +326,11 @@ async def test_a_watcher_that_leaves_frees_its_topic(domain: Simulations, store:
     await stream.aclose()
     assert domain.hub.watchers == 0 and not domain.hub._topics
     await domain.cancel_simulation("t1", sim.id)
+
+
+def test_failure_reasons_are_sentences_not_exceptions() -> None:
+    assert failure_reason(ModelError("no output", "Model!B1")) == "Model!B1: no output"
+    assert "ALEA_ENGINE_MEMORY_BYTES" in failure_reason(MemoryError())
+    reason = failure_reason(ZeroDivisionError("float division by zero"))
+    assert reason.startswith("the engine failed on this model (error ")
+    assert "ZeroDivision" not in reason and "division" not in reason

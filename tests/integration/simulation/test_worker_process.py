@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -36,9 +37,10 @@ CONFIG = SimulationConfig(
 TRIALS = 3_000_000
 
 
-def start_worker(url: str, home) -> subprocess.Popen:
+def start_worker(url: str, home, **settings: str) -> subprocess.Popen:
     env = {
         **os.environ,
+        **settings,
         "ALEA_HOME": str(home),
         "ALEA_DATABASE_URL": url,
         "ALEA_SIMULATION_LEASE_SECONDS": "1",
@@ -63,6 +65,15 @@ async def holders(store: Store) -> set[int]:
     async with store.db.transaction() as session:
         owners = (await session.execute(query)).scalars().all()
     return {int(owner.split("-")[-2]) for owner in owners if owner}
+
+
+async def until_held(store: Store, held: bool) -> None:
+    """Wait (at most a minute) until some worker holds a lease, or none does."""
+    for _ in range(6000):
+        if bool(await holders(store)) == held:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no lease {'taken' if held else 'lapsed'} within a minute")
 
 
 @pytest.fixture
@@ -105,3 +116,33 @@ async def test_interrupted_worker_process_loses_nothing(
     _, data = await domain.get_results("t1", sim.id)
     expected = reference(TRIALS, 42, 50_000, sim.segment_trials, CONFIG)
     assert data == expected
+
+
+async def test_a_segment_that_keeps_killing_its_workers_fails(store: Store, tmp_path):
+    """A worker killed before its first checkpoint, twice: the third lease fails it."""
+    if store.db.dialect != "sqlite":
+        pytest.skip("the lease rule is the queue's (test_queue runs it on both databases)")
+    url = str(store.db.engine.url.render_as_string(hide_password=False))
+    domain = Simulations(store, Hub(store.get_simulation, 0.05), replace(CONFIG, max_segments=1))
+    model_id = await insert_model(store)
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**9, 7))
+    settings = {
+        "ALEA_SIMULATION_MAX_ATTEMPTS": "2",
+        "ALEA_SIMULATION_CHECKPOINT_SECONDS": "3600",  # no checkpoint before the kill
+    }
+    for _ in range(2):
+        worker = start_worker(url, tmp_path, **settings)
+        try:
+            await until_held(store, True)
+        finally:
+            worker.kill()
+            worker.wait()
+        await until_held(store, False)  # the dead worker's lease lapses
+    worker = start_worker(url, tmp_path, **settings)
+    try:
+        failed = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    finally:
+        worker.kill()
+        worker.wait()
+    assert failed.state == "FAILED"
+    assert "were started 2 times and each time their worker stopped" in failed.state_reason

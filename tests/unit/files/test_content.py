@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pytest
 
+from services.engine.errors import WorkbookRejected
+from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE, read_limited
 from services.files.content import check_zip_directory, checker_for
 from services.runtime.errors import InvalidArgument
 
@@ -59,3 +65,26 @@ def test_zip_bomb_refused_by_declared_ratio() -> None:
 
 def test_other_content_is_not_checked() -> None:
     feed_all(checker_for("notes.txt", "text/plain"), b"anything")
+
+
+def test_the_check_loads_neither_numpy_scipy_nor_openpyxl() -> None:
+    """files checks a zip directory with the engine's guard alone, not the whole engine."""
+    code = (
+        "import sys, services.files.content\n"
+        "print(','.join(m for m in ('numpy', 'scipy', 'openpyxl') if m in sys.modules))"
+    )
+    root = Path(__file__).parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_one_size_limit_worded_as_the_engine_does() -> None:
+    """A workbook one byte over the guard's limit is refused by files and by the engine."""
+    too_big = b"PK\x03\x04" + bytes(MAX_WORKBOOK_BYTES - 3)
+    with pytest.raises(InvalidArgument) as err:
+        checker_for("model.xlsx", XLSX).feed(too_big)
+    assert err.value.violations == [("size_bytes", TOO_LARGE)]
+    with pytest.raises(WorkbookRejected, match=re.escape(TOO_LARGE)):
+        read_limited(too_big)

@@ -185,3 +185,50 @@ async def test_a_service_may_relay_a_users_own_token(subject: Subject) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub(subject, "simulation").GetUser(request)  # GetUser names no peers
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _raw(subject: Subject, method: str, identity: str = "client"):
+    channel = subject.channel(identity)
+    return channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+
+
+LOGIN = "/alea.identity.v1.IdentityService/Login"
+GET_USER = "/alea.identity.v1.IdentityService/GetUser"
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "field"),
+    [
+        # Login is public: no credentials are needed to reach the parser.
+        (
+            LOGIN,
+            pb.LoginRequest(email="a@b.c", password="x").SerializeToString()[:-1] + b"\xff",
+            "password",
+        ),
+        (LOGIN, b"\x0a\x02\xc3\x28", "email"),  # field 1 (email): an invalid two-byte sequence
+        (LOGIN, b"\xff\xff\xff\xff", "LoginRequest"),  # not protobuf at all
+        (LOGIN, b"\x0a\x10ab", "LoginRequest"),  # a length beyond the end of the bytes
+    ],
+)
+async def test_undecodable_requests_are_invalid_argument_without_internals(
+    subject: Subject, method: str, data: bytes, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await _raw(subject, method)(data)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in violations(raised.value)] == [field]
+    assert "Error parsing" not in raised.value.details()
+    assert "<class" not in raised.value.details()
+
+
+async def test_undecodable_requests_still_need_credentials_where_the_rpc_does(
+    subject: Subject,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await _raw(subject, GET_USER)(b"\x0a\x01\xff")
+    registered = await register(subject)
+    with pytest.raises(grpc.aio.AioRpcError) as admitted:
+        await _raw(subject, GET_USER)(b"\x0a\x01\xff", metadata=bearer(registered))
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert admitted.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(admitted.value) == [("user_id", "is not valid UTF-8")]

@@ -35,12 +35,15 @@ class BackendPreference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKEND_PREFERENCE_AUTO: _ClassVar[BackendPreference]
     BACKEND_PREFERENCE_CPU: _ClassVar[BackendPreference]
     BACKEND_PREFERENCE_GPU: _ClassVar[BackendPreference]
+    BACKEND_PREFERENCE_NATIVE: _ClassVar[BackendPreference]
+    BACKEND_PREFERENCE_NUMPY: _ClassVar[BackendPreference]
 
 class Backend(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BACKEND_UNSPECIFIED: _ClassVar[Backend]
     BACKEND_CPU: _ClassVar[Backend]
     BACKEND_GPU: _ClassVar[Backend]
+    BACKEND_NATIVE: _ClassVar[Backend]
 MODEL_SOURCE_UNSPECIFIED: ModelSource
 MODEL_SOURCE_WORKBOOK: ModelSource
 MODEL_SOURCE_SPEC: ModelSource
@@ -51,9 +54,12 @@ BACKEND_PREFERENCE_UNSPECIFIED: BackendPreference
 BACKEND_PREFERENCE_AUTO: BackendPreference
 BACKEND_PREFERENCE_CPU: BackendPreference
 BACKEND_PREFERENCE_GPU: BackendPreference
+BACKEND_PREFERENCE_NATIVE: BackendPreference
+BACKEND_PREFERENCE_NUMPY: BackendPreference
 BACKEND_UNSPECIFIED: Backend
 BACKEND_CPU: Backend
 BACKEND_GPU: Backend
+BACKEND_NATIVE: Backend
 
 class ModelInput(_message.Message):
     __slots__ = ("name", "address", "kind", "summary")

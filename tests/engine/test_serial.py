@@ -1,0 +1,97 @@
+"""Stored models: the versioned IR format round-trips every model; old rows still load."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+
+import numpy as np
+import pytest
+
+from services.engine import serial
+from services.engine.ir import Apply, Const, Model, Output, Sample, Table
+from services.engine.numpy_backend import compile_numpy
+from tests.engine.ir_models import HAND_MODELS, WORKBOOKS, model
+
+
+def _same_values(a: Model, b: Model) -> None:
+    for want, got in zip(
+        compile_numpy(a, seed=3).evaluate(5, 300),
+        compile_numpy(b, seed=3).evaluate(5, 300),
+        strict=True,
+    ):
+        assert want.keys() == got.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.parametrize("key", [*HAND_MODELS, *WORKBOOKS])
+def test_every_test_model_round_trips(key: str, tmp_path) -> None:
+    m = model(key, tmp_path)
+    back = serial.load_model(serial.dump_model(m))
+    assert back == m
+    _same_values(m, back)
+
+
+def test_shared_nodes_stay_shared_and_odd_numbers_survive() -> None:
+    x = Sample(0, "normal", (Const(0.0), Const(1.0)), "x", "A1", (None, 2.5), seed=2**64 - 1)
+    shared = Apply("mul", (x, Const(-0.0)))
+    t = Table((1.0, float("nan"), float("inf"), -float("inf"), 5e-324), 5, 1)
+    m = Model(
+        (x,),
+        (
+            Output("a", "B1", Apply("add", (shared, Apply("index", (t, x))))),
+            Output("b", "B2", shared),
+        ),
+        warnings=("Sheet!A1: RiskStatic ignored",),
+    )
+    back = serial.load_model(serial.dump_model(m))
+    assert back.outputs[0].node.args[0] is back.outputs[1].node  # type: ignore[union-attr]
+    assert back.outputs[1].node.args[0] is back.inputs[0]  # type: ignore[union-attr]
+    table = back.outputs[0].node.args[1].args[0]  # type: ignore[union-attr]
+    assert np.array_equal(table.values, t.values, equal_nan=True)
+    assert back.inputs[0].seed == 2**64 - 1 and back.warnings == m.warnings
+
+
+def test_a_100000_deep_chain_round_trips() -> None:
+    x = Sample(0, "uniform", (Const(0.0), Const(1.0)), "x", "A1")
+    node = x
+    for _ in range(100_000):
+        node = Apply("add", (node, Const(1.0)))
+    back = serial.load_model(serial.dump_model(Model((x,), (Output("y", "B1", node),))))
+    depth, node = 0, back.outputs[0].node
+    while isinstance(node, Apply):
+        depth, node = depth + 1, node.args[0]
+    assert depth == 100_000 and node is back.inputs[0]
+
+
+def test_a_model_stored_by_the_previous_format_still_loads(tmp_path) -> None:
+    """Format 0 was the pickle the simulation service stored before format 1."""
+    m = model("functions", tmp_path)
+    back = serial.load_model(pickle.dumps(m))
+    assert back == m
+    _same_values(m, back)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo owned",))
+
+
+def test_a_crafted_pickle_cannot_run_code() -> None:
+    with pytest.raises(ValueError, match=r"may not contain posix\.system"):
+        serial.load_model(pickle.dumps(_Payload()))
+    with pytest.raises(ValueError, match="not a model"):
+        serial.load_model(pickle.dumps((1, 2)))
+
+
+def test_newer_and_corrupt_formats_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="format 2; this version reads formats 0 to 1"):
+        serial.load_model(b"ALEA-IR/2\n" + zlib.compress(b"{}"))
+    with pytest.raises(ValueError, match="corrupt"):
+        serial.load_model(b"ALEA-IR/1\n" + zlib.compress(b'{"nodes": [["q"]]}'))
+    with pytest.raises(ValueError, match="corrupt"):
+        serial.load_model(b"ALEA-IR/1\nnot zlib")
+    with pytest.raises(ValueError, match="not a stored model"):
+        serial.load_model(b"hello")
