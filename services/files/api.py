@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from google.api import httpbody_pb2
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
 from services.runtime.context import current_principal
+from services.runtime.convert import timestamp
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.listing import ListRequest
 
@@ -27,12 +28,6 @@ __all__ = ["FilesServicer"]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 DOWNLOAD_PIECE = 1024 * 1024  # the contract's largest Download message
-
-
-def _timestamp(value) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def to_file(info: FileInfo) -> files_pb2.File:
@@ -46,8 +41,8 @@ def to_file(info: FileInfo) -> files_pb2.File:
         size_bytes=info.size,
         sha256=info.sha256,
         shared_with=info.shared_with,
-        create_time=_timestamp(info.create_time),
-        update_time=_timestamp(info.update_time),
+        create_time=timestamp(info.create_time),
+        update_time=timestamp(info.update_time),
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     insert,
     or_,
@@ -95,6 +96,13 @@ FILES = Listing(
 """ListFiles: the fields its ``filter`` and ``order_by`` take (see files.proto)."""
 
 
+# GetFile and every Download read these: built (and their cache keys computed) once.
+_FILE = select(files).where(files.c.tenant_id == bindparam("t"), files.c.id == bindparam("f"))
+_SHARED_WITH = (
+    select(shares.c.user_id).where(shares.c.file_id == bindparam("f")).order_by(shares.c.user_id)
+)
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """A file's metadata row: what it is, whose, and how its blob is sealed."""
@@ -130,18 +138,10 @@ class FileStore:
     async def get(self, tenant_id: str, file_id: str) -> tuple[FileRecord, tuple[str, ...]] | None:
         """A file of the tenant and the users it is shared with (sorted), or None."""
         async with self.db.reading() as session:
-            row = (
-                await session.execute(
-                    select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
-                )
-            ).first()
+            row = (await session.execute(_FILE, {"t": tenant_id, "f": file_id})).first()
             if row is None:
                 return None
-            users = await session.scalars(
-                select(shares.c.user_id)
-                .where(shares.c.file_id == file_id)
-                .order_by(shares.c.user_id)
-            )
+            users = await session.scalars(_SHARED_WITH, {"f": file_id})
             return FileRecord(**row._mapping), tuple(users)
 
     async def id_by_request(self, tenant_id: str, request_id: str) -> str | None:

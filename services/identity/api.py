@@ -8,7 +8,7 @@ from typing import Any
 from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2 as pb
 from alea.identity.v1 import identity_pb2_grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts, Tokens
@@ -16,17 +16,10 @@ from services.identity.quota import Quotas, QuotaView
 from services.identity.store import ApiKey, Tenant, User
 from services.identity.tokens import SigningKeys
 from services.runtime.context import current_principal
+from services.runtime.convert import timestamp
 from services.runtime.listing import ListRequest
 
 __all__ = ["IdentityServicer"]
-
-
-def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _role(name: str) -> str:
@@ -46,8 +39,8 @@ def _tenant(row: Tenant) -> pb.Tenant:
         id=row.id,
         display_name=row.display_name,
         tier=_tier(row.tier),
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
     )
 
 
@@ -60,9 +53,9 @@ def _user(row: User) -> pb.User:
         role=_role(row.role),
         preferences=pb.Preferences(**row.preferences),
         disabled=row.disabled,
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
-        last_login_time=_ts(row.last_login_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+        last_login_time=timestamp(row.last_login_time),
     )
 
 
@@ -95,11 +88,11 @@ def _api_key(row: ApiKey) -> pb.ApiKey:
         display_name=row.display_name,
         role=_role(row.role),
         prefix=row.prefix,
-        expire_time=_ts(row.expire_time),
-        revoke_time=_ts(row.revoke_time),
-        last_used_time=_ts(row.last_used_time),
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        expire_time=timestamp(row.expire_time),
+        revoke_time=timestamp(row.revoke_time),
+        last_used_time=timestamp(row.last_used_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
     )
 
 
@@ -115,7 +108,7 @@ def _quota(view: QuotaView) -> pb.Quota:
         trials_per_simulation=view.limits.trials_per_simulation,
         storage_bytes=view.limits.storage_bytes,
         trials_used_this_month=view.trials_used,
-        period_start_time=_ts(view.period_start),
+        period_start_time=timestamp(view.period_start),
     )
 
 
@@ -229,7 +222,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, request: pb.VerifyApiKeyRequest, context
     ) -> pb.VerifyApiKeyResponse:
         principal, expires = await self.api_keys.verify(request.secret)
-        expire_time = _ts(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None
+        expire_time = timestamp(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None
         return pb.VerifyApiKeyResponse(
             user_id=principal.user_id,
             tenant_id=principal.tenant_id,

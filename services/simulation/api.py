@@ -11,6 +11,7 @@ from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.runtime.context import current_principal
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
@@ -116,7 +117,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         """The message of an event, converted once however many watchers receive it."""
         if self._last_event is not None and self._last_event[0] is event:
             return self._last_event[1]
-        stamp = convert.timestamp(time.time())
+        stamp = timestamp_of_seconds(time.time())
         if isinstance(event, Progress):
             message = pb.SimulationEvent(event_time=stamp, progress=convert.progress(event))
         else:
@@ -155,7 +156,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
                     current_simulation_id=w["current_job"] or ""
                     if caller.is_service or w["job_tenant"] == caller.tenant_id
                     else "",
-                    heartbeat_time=convert.timestamp(w["heartbeat"]),
+                    heartbeat_time=timestamp_of_seconds(w["heartbeat"]),
                 )
                 for w in workers
             ],

@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 from alea.simulation.v1 import simulation_pb2 as pb
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
+from services.runtime.convert import timestamp_of_seconds
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
 
@@ -35,15 +36,6 @@ BACKEND_TO_PROTO = {
     "cuda": pb.BACKEND_GPU,  # simulations and workers recorded before "gpu"
 }
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
-
-
-def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp from UNIX seconds (None stays unset)."""
-    if seconds is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def _kind(distribution: str) -> str:
@@ -82,8 +74,8 @@ def model(record: ModelRecord) -> pb.Model:
         outputs=[pb.ModelOutput(name=o["name"], address=o["address"]) for o in summary["outputs"]],
         warnings=[_warning(w) for w in summary["warnings"]],
         creator_id=record.creator_id,
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
+        create_time=timestamp_of_seconds(record.create_time),
+        update_time=timestamp_of_seconds(record.update_time),
     )
 
 
@@ -104,10 +96,10 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         priority=record.priority,
         cached=record.cached,
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
-        start_time=timestamp(record.start_time),
-        end_time=timestamp(record.end_time),
+        create_time=timestamp_of_seconds(record.create_time),
+        update_time=timestamp_of_seconds(record.update_time),
+        start_time=timestamp_of_seconds(record.start_time),
+        end_time=timestamp_of_seconds(record.end_time),
     )
 
 
@@ -176,5 +168,5 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
-        create_time=timestamp(record.end_time),
+        create_time=timestamp_of_seconds(record.end_time),
     )

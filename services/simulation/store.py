@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     exists,
     func,
@@ -237,6 +238,13 @@ SIMULATIONS = Listing(
 """ListSimulations: the fields its ``filter`` and ``order_by`` take (see simulation.proto)."""
 
 
+# GetSimulation, watchers and workers read a simulation constantly: the statement is
+# built (and its cache key computed) once.
+_SIMULATION = select(simulations).where(
+    simulations.c.tenant_id == bindparam("t"), simulations.c.id == bindparam("s")
+)
+
+
 def _model(row: Any) -> ModelRecord:
     return ModelRecord(**dict(row._mapping))
 
@@ -415,11 +423,8 @@ class Store:
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord | None:
         """The tenant's simulation, or None (another tenant's simulation is None too)."""
-        query = select(simulations).where(
-            simulations.c.tenant_id == tenant_id, simulations.c.id == simulation_id
-        )
         async with self.db.reading() as session:
-            row = (await session.execute(query)).first()
+            row = (await session.execute(_SIMULATION, {"t": tenant_id, "s": simulation_id})).first()
         return _simulation(row) if row else None
 
     async def list_simulations(
