@@ -111,6 +111,22 @@ static_resources:
             initial_stream_window_size: 65536
             initial_connection_window_size: 1048576
           # --- end of edge hardening ---------------------------------------------------------
+% if otlp_collector:
+          ## --- tracing (OpenTelemetry): begin -------------------------------------------
+          # Every request starts (or continues, from a client's traceparent) a trace; the
+          # W3C traceparent goes upstream, so the services' spans join it.
+          tracing:
+            provider:
+              name: envoy.tracers.opentelemetry
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                grpc_service:
+                  envoy_grpc: {cluster_name: opentelemetry_collector}
+                  timeout: 1s
+                service_name: alea-edge
+            random_sampling: {value: 100}
+          ## --- tracing: end ---------------------------------------------------------------
+% endif
           access_log:
           - name: envoy.access_loggers.file
             typed_config:
@@ -411,3 +427,23 @@ ${indent(capture(transcoder, sse=False), 14)}
       typed_config:
         "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
         clusters: [${", ".join(svc.name for svc in services)}]
+% if otlp_collector:
+  ## --- tracing (OpenTelemetry): the collector, as the services reach it ------------------
+  - name: opentelemetry_collector
+    type: ${"STATIC" if otlp_collector[0].replace(".", "").isdigit() else "STRICT_DNS"}
+    dns_lookup_family: V4_ONLY
+    connect_timeout: 2s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {}
+    load_assignment:
+      cluster_name: opentelemetry_collector
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {address: ${otlp_collector[0]}, port_value: ${otlp_collector[1]}}
+  ## --- tracing: end -------------------------------------------------------------------------
+% endif

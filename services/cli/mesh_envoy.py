@@ -24,6 +24,7 @@ __all__ = [
     "DESCRIPTOR_SET",
     "ENVOY_BINARY",
     "KUBERNETES_CONFIG",
+    "KUBERNETES_PLANNED_CONFIG",
     "EdgeSettings",
     "LocalReply",
     "Rpc",
@@ -31,6 +32,7 @@ __all__ = [
     "edge_rpcs",
     "kubernetes_config",
     "local_replies",
+    "otlp_collector",
     "render",
     "upstream",
 ]
@@ -142,6 +144,21 @@ class EdgeSettings:
     # The overload manager stops accepting requests at 98% of this heap.
     max_heap_bytes: int = 512 * 1024 * 1024
     max_connections: int = 10_000
+    # OpenTelemetry collector (host, port) for the edge's spans; None: no tracing.
+    otlp_collector: tuple[str, int] | None = None
+
+
+def otlp_collector(endpoint: str | None) -> tuple[str, int] | None:
+    """(host, port) of an ``OTEL_EXPORTER_OTLP_ENDPOINT`` such as ``http://collector:4317``."""
+    if not endpoint:
+        return None
+    address = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT must be [scheme://]host:port, got {endpoint!r}"
+        )
+    return host.strip("[]"), int(port)
 
 
 def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
@@ -212,6 +229,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         openapi=settings.openapi,
         edge_lua=EDGE_LUA.read_text(),
         reflection_services=REFLECTION_SERVICES,
+        otlp_collector=settings.otlp_collector,
         services=upstreams,
         indent=_indent,
         local_replies=local_replies(settings.max_request_bytes, settings.max_request_headers_kb),
@@ -224,12 +242,14 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
     return out
 
 
-# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/base.
+# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/: the
+# base routes the services that exist, the planned-services component all of them.
 KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
+KUBERNETES_PLANNED_CONFIG = ROOT / "k8s" / "components" / "planned-services" / "edge" / "envoy.yaml"
 
 
-def kubernetes_config() -> str:
-    """The edge configuration of k8s/base: every service behind its Kubernetes Service."""
+def kubernetes_config(services: list[str]) -> str:
+    """The edge configuration for Kubernetes: ``services`` behind their Kubernetes Services."""
     settings = EdgeSettings(
         edge_port=8443,
         admin_port=9901,
@@ -242,12 +262,19 @@ def kubernetes_config() -> str:
         # Below the edge container's 512Mi memory limit (k8s/base/edge.yaml).
         max_heap_bytes=384 * 1024 * 1024,
     )
-    upstreams = [upstream(name, port, host=name) for name, port in DEFAULT_PORTS.items()]
+    upstreams = [upstream(name, DEFAULT_PORTS[name], host=name) for name in services]
     with tempfile.TemporaryDirectory() as tmp:
         return render(settings, upstreams, Path(tmp) / "envoy.yaml").read_text()
 
 
 if __name__ == "__main__":
-    # python -m services.cli.mesh_envoy: regenerate k8s/base/edge/envoy.yaml
-    KUBERNETES_CONFIG.write_text(kubernetes_config())
-    print(f"wrote {KUBERNETES_CONFIG.relative_to(ROOT)}")
+    # python -m services.cli.mesh_envoy: regenerate the edge configurations in k8s/
+    from services.cli.mesh_procs import implemented_services
+
+    for path, services in (
+        (KUBERNETES_CONFIG, implemented_services()),
+        (KUBERNETES_PLANNED_CONFIG, list(DEFAULT_PORTS)),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(kubernetes_config(services))
+        print(f"wrote {path.relative_to(ROOT)}")

@@ -1,14 +1,17 @@
 """Start, watch and stop the mesh's background processes (services and Envoy).
 
-Each process runs in its own session (it outlives the ``alea up`` that started it), logs to
-``$ALEA_HOME/logs/<name>.log`` and leaves ``$ALEA_HOME/run/<name>.pid``; the layout of the
-whole mesh (ports, database template) is kept in ``$ALEA_HOME/run/mesh.json`` so that
-``status``, ``down`` and ``demo`` find it again.
+``start_mesh`` starts the supervisor (``services/cli/mesh_supervisor.py``) in its own
+session, so it outlives the ``alea up`` that started it; the supervisor starts every
+process, restarts those that die and answers requests on ``run/supervisor.sock``
+(:func:`supervisor_request`). Each process logs to ``$ALEA_HOME/logs/<name>.log`` and
+leaves ``$ALEA_HOME/run/<name>.pid``; the layout of the whole mesh (ports, database
+template) is kept in ``$ALEA_HOME/run/mesh.json`` so that ``status``, ``down`` and ``demo``
+find it again.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +23,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,10 +44,13 @@ __all__ = [
     "log_tail",
     "read_pid",
     "render_envoy",
+    "service_env",
     "service_health",
     "start_edge",
     "start_mesh",
     "stop_mesh",
+    "supervisor_alive",
+    "supervisor_request",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +81,7 @@ class MeshLayout:
     envoy_concurrency: int = 1
     rate_limit_per_s: int = 1000
     health_ports: dict[str, int] = field(default_factory=dict)
+    port_offset: int = 0  # where services not started (yet) will listen: default + offset
 
     def health_port(self, name: str) -> int:
         """Plaintext health port of ``name`` (gRPC port + 1000 unless set)."""
@@ -139,14 +147,17 @@ def _spawn(layout: MeshLayout, name: str, argv: list[str], env: dict[str, str]) 
     return process.pid
 
 
-def _service_env(layout: MeshLayout, name: str) -> dict[str, str]:
+def service_env(layout: MeshLayout, name: str) -> dict[str, str]:
+    """The environment of service ``name`` in ``layout`` (on top of the caller's)."""
     env = {
         "ALEA_HOME": str(layout.home),
         "ALEA_PORT": str(layout.services[name]),
         "ALEA_HEALTH_PORT": str(layout.health_port(name)),
     }
-    # Where each service finds the others (ALEA_IDENTITY_ADDRESS, ALEA_FILES_ADDRESS, ...).
-    for other, port in layout.services.items():
+    # Where each service finds the others (ALEA_IDENTITY_ADDRESS, ALEA_FILES_ADDRESS, ...),
+    # those 'alea up --services' may add later included.
+    ports = {n: p + layout.port_offset for n, p in DEFAULT_PORTS.items()} | layout.services
+    for other, port in ports.items():
         env[f"ALEA_{other.upper()}_ADDRESS"] = f"localhost:{port}"
     if layout.database_url_template:
         env["ALEA_DATABASE_URL"] = layout.database_url_template.format(service=name)
@@ -184,10 +195,6 @@ def service_health(port: int) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-def _serving(port: int) -> bool:
-    return service_health(port) == "SERVING"
-
-
 def envoy_ready(admin_port: int) -> bool:
     """Whether Envoy's admin ``/ready`` answers 200 (listeners up, clusters initialised)."""
     try:
@@ -223,10 +230,13 @@ def _wait(layout: MeshLayout, name: str, ready: Callable[[], bool], timeout: flo
 
 
 def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
-    """Start every service of ``layout`` and Envoy in front of them; wait until all are ready.
+    """Start the supervisor of ``layout``, which starts every service and Envoy in front of
+    them; return once all are ready.
 
     On failure everything already started is stopped again before :class:`MeshError`.
     """
+    if supervisor_alive(layout):
+        raise MeshError(f"a mesh is already running in {layout.home} ('alea down' first)")
     for name in ["envoy", *layout.services]:
         if is_alive(read_pid(layout, name)):
             raise MeshError(f"{name} is already running in {layout.home} ('alea down' first)")
@@ -239,18 +249,62 @@ def start_mesh(layout: MeshLayout, timeout: float = START_TIMEOUT) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     ensure_pki(layout.home)
     layout.save()
+    (layout.run_dir / "supervisor.failed").unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "services.cli.mesh_supervisor", str(layout.home)]
+    _spawn(layout, "supervisor", argv, {})
+    names = [*layout.services, "envoy"]
+    deadline = time.monotonic() + timeout * 2
     try:
-        for name in layout.services:
-            _spawn(
-                layout, name, [sys.executable, "-m", f"services.{name}"], _service_env(layout, name)
-            )
-        for name in layout.services:
-            serving = functools.partial(_serving, layout.health_port(name))
-            _wait(layout, name, serving, timeout)
-        start_edge(layout, timeout=timeout)
+        while time.monotonic() < deadline:
+            if not is_alive(read_pid(layout, "supervisor")):
+                failed = layout.run_dir / "supervisor.failed"
+                raise MeshError(
+                    failed.read_text()
+                    if failed.exists()
+                    else f"the supervisor exited; see {layout.log_path('supervisor')}:\n"
+                    f"{log_tail(layout.log_path('supervisor'))}"
+                )
+            with contextlib.suppress(MeshError):
+                status = supervisor_request(layout, {"op": "status"})
+                states = {p["name"]: p["state"] for p in status["processes"]}
+                if all(states.get(n) == "RUNNING" for n in names):
+                    return
+            time.sleep(0.1)
+        raise MeshError(f"the mesh was not ready after {timeout * 2:.0f}s; see {layout.logs_dir}")
     except BaseException:
         stop_mesh(layout)
         raise
+
+
+def supervisor_alive(layout: MeshLayout) -> bool:
+    """Whether the supervisor of the mesh in ``layout.home`` is running."""
+    pid = read_pid(layout, "supervisor")
+    return is_alive(pid) and _ours(pid)  # type: ignore[arg-type]
+
+
+def supervisor_request(
+    layout: MeshLayout, request: dict[str, Any], timeout: float = START_TIMEOUT
+) -> dict[str, Any]:
+    """Send one request to the supervisor over its socket; its JSON reply."""
+    path = layout.run_dir / "supervisor.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as exc:
+            raise MeshError(f"the supervisor of {layout.home} does not answer: {exc}") from None
+    try:
+        answer: dict[str, Any] = json.loads(reply)
+    except ValueError:
+        raise MeshError(f"the supervisor of {layout.home} gave no answer") from None
+    return answer
 
 
 def start_edge(layout: MeshLayout, name: str = "envoy", timeout: float = START_TIMEOUT) -> None:
@@ -271,6 +325,8 @@ def render_envoy(layout: MeshLayout, name: str = "envoy") -> Path:
         access_log=layout.logs_dir / f"{name}-access.log",
         rate_limit_per_s=layout.rate_limit_per_s,
         rate_limit_burst=layout.rate_limit_per_s * 2,
+        # The edge's spans go where the services send theirs.
+        otlp_collector=mesh_envoy.otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
     )
     upstreams = [mesh_envoy.upstream(svc, port) for svc, port in layout.services.items()]
     return mesh_envoy.render(settings, upstreams, layout.home / f"{name}.yaml")
@@ -304,9 +360,20 @@ def stop_mesh(
 ) -> list[str]:
     """SIGTERM Envoy and every service (or just ``names``), SIGKILL what outlives ``grace``.
 
-    Returns the names of the processes that were running.
+    When the supervisor is running and any of ``names`` is one of its processes, it is
+    asked to stop everything first (so that nothing is restarted meanwhile); what still
+    runs after it (processes it does not own, such as :func:`start_edge`'s) is stopped by
+    pid. Returns the names of the processes that were running.
     """
-    names = names or ["envoy", *layout.services]
+    running: list[str] = []
+    supervised = {"envoy", *layout.services}
+    if (names is None or supervised & set(names)) and supervisor_alive(layout):
+        with contextlib.suppress(MeshError):
+            status = supervisor_request(layout, {"op": "status"})
+            running = [p["name"] for p in status["processes"] if p["state"] != "STOPPED"]
+            supervisor_request(layout, {"op": "stop"}, timeout=grace * 3)
+        _wait_gone(read_pid(layout, "supervisor"), grace)
+    names = names or ["supervisor", "envoy", *layout.services]
     pids = {n: p for n in names if (p := read_pid(layout, n)) and is_alive(p) and _ours(p)}
     for pid in pids.values():
         os.kill(pid, signal.SIGTERM)
@@ -318,4 +385,11 @@ def stop_mesh(
             os.kill(pid, signal.SIGKILL)
     for name in names:
         layout.pid_path(name).unlink(missing_ok=True)
-    return list(pids)
+    stopped = [*running, *(n for n in pids if n not in running and n != "supervisor")]
+    return sorted(stopped, key=lambda n: (n != "envoy", names.index(n) if n in names else 0))
+
+
+def _wait_gone(pid: int | None, grace: float) -> None:
+    deadline = time.monotonic() + grace
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)

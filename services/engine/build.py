@@ -138,7 +138,7 @@ def _assemble(lw: Lowerer, found: list[Output]) -> Model:
     """Number the reachable inputs in address order and rebuild the DAG with those streams."""
     nodes = postorder([o.node for o in found])
     samples = sorted(
-        (n for n in nodes if isinstance(n, Sample)), key=lambda s: lw.pending[id(s)][0]
+        (n for n in nodes if isinstance(n, Sample)), key=lambda s: lw.risk.pending[id(s)][0]
     )
     stream_of = {id(s): i for i, s in enumerate(samples)}
     names = _unique([s.name for s in samples], [s.address for s in samples])
@@ -170,7 +170,7 @@ def _correlations(lw: Lowerer, stream_of: dict[int, int]) -> tuple[Correlation, 
     """One Correlation per RiskCorrmat matrix, over the inputs that reach an output."""
     groups: dict[tuple[Range, str], tuple[str, dict[int, tuple[Sample, str]]]] = {}
     used: set[int] = set()
-    for rng, instance, first_label, position, sample, where in lw.corr:
+    for rng, instance, first_label, position, sample, where in lw.risk.corr:
         label, members = groups.setdefault((rng, instance), (first_label, {}))
         if position in members:
             raise CorrelationError(

@@ -74,6 +74,48 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class Statistic:
+    """A statistic of an output over the whole simulation, known once the trials are done.
+
+    ``kind`` is one of :data:`STATISTICS`; ``argument`` is the probability of a
+    ``percentile`` (0 to 1) or the value of a ``target`` (the probability of an output at
+    or below it), None otherwise. Statistics never reach a back end: only reports use them.
+    """
+
+    kind: str
+    output: str
+    argument: float | None = None
+
+
+#: Statistics a report may use (``RiskMean``... in a cell; kurtosis is not excess: normal is 3).
+STATISTICS = (
+    "mean",
+    "stddev",
+    "variance",
+    "min",
+    "max",
+    "range",
+    "skewness",
+    "kurtosis",
+    "percentile",
+    "target",
+    "target_above",
+    "count",
+    "errors",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A reporting cell (``=RiskMean(B7)/1000``): an expression of Const, Apply and
+    :class:`Statistic` nodes, evaluated with the simulation's results."""
+
+    name: str
+    address: str
+    node: Node | Statistic
+
+
+@dataclass(frozen=True, slots=True)
 class Correlation:
     """A rank-correlation matrix over some inputs (``RiskCorrmat``), realised by a copula."""
 
@@ -84,12 +126,13 @@ class Correlation:
 
 @dataclass(frozen=True, slots=True)
 class Model:
-    """A compiled model: inputs ordered by stream, outputs, correlations, warnings."""
+    """A compiled model: inputs ordered by stream, outputs, correlations, warnings, reports."""
 
     inputs: tuple[Sample, ...]
     outputs: tuple[Output, ...]
     correlations: tuple[Correlation, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    reports: tuple[Report, ...] = field(default=())
 
 
 def children(node: Node) -> tuple[Node | Table, ...]:

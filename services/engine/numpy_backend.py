@@ -29,6 +29,8 @@ import numpy as np
 from . import rng, sampling
 from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
+from .excel import registry
+from .excel.arrays import DIV0, NA, NUM, REF, VALUE, propagate
 from .ir import Apply, Const, Model, Node, Sample, Table, children
 
 __all__ = ["FUNCTIONS", "Evaluator", "NumpyEvaluator", "compile_numpy", "excel_round"]
@@ -297,8 +299,10 @@ def _function(node: Node) -> Callable[..., object] | None:
 
 
 # --- Excel semantics over arrays ---------------------------------------------------------
-# Values are float64 arrays (or Python floats for constants); NaN is an Excel error and
-# propagates; booleans are 1.0/0.0. Every function works element-wise on whole chunks.
+# Values are float64 arrays (or Python floats for constants); NaN is an Excel error (its
+# payload the error's code, see xlerror) and propagates, the first argument's first;
+# booleans are 1.0/0.0. Every function works element-wise on whole chunks. The functions of
+# the Excel registry (services/engine/excel) join these at the end of the module.
 
 _NAN = float("nan")
 
@@ -313,40 +317,38 @@ def _values(args: tuple) -> list:
     return out
 
 
-def _error_if(mask: Value, value: Value) -> Value:
-    return np.where(mask, _NAN, value)
+def _error_if(mask: Value, value: Value, error: float = NUM) -> Value:
+    return np.where(mask, error, value)
 
 
 def _div(a: Value, b: Value) -> Value:
-    return _error_if(np.equal(b, 0.0), np.divide(a, b))
+    return propagate(_error_if(np.equal(b, 0.0), np.divide(a, b), DIV0), a, b)
 
 
 def _compare(op: Callable[[Value, Value], Value]) -> Callable[[Value, Value], Value]:
     def compare(a: Value, b: Value) -> Value:
-        return _error_if(np.isnan(a) | np.isnan(b), np.asarray(op(a, b), dtype=np.float64))
+        return propagate(np.asarray(op(a, b), dtype=np.float64), a, b)
 
     return compare
 
 
 def _if(cond: Value, then: Value, other: Value = 0.0) -> Value:
-    return _error_if(np.isnan(cond), np.where(np.not_equal(cond, 0.0), then, other))
+    return propagate(np.where(np.not_equal(cond, 0.0), then, other), cond)
 
 
 def _logical(reduce: Callable[[Value, Value], Value]) -> Callable[..., Value]:
     def apply(*args: Value) -> Value:
         vals = _values(args)
         acc: Value = np.not_equal(vals[0], 0.0)
-        err: Value = np.isnan(vals[0])
         for v in vals[1:]:
             acc = reduce(acc, np.not_equal(v, 0.0))
-            err = err | np.isnan(v)
-        return _error_if(err, np.asarray(acc, dtype=np.float64))
+        return propagate(np.asarray(acc, dtype=np.float64), *vals)
 
     return apply
 
 
 def _not(a: Value) -> Value:
-    return _error_if(np.isnan(a), np.equal(a, 0.0).astype(np.float64))
+    return propagate(np.equal(a, 0.0).astype(np.float64), a)
 
 
 def _iferror(a: Value, alt: Value) -> Value:
@@ -366,8 +368,15 @@ def _fold(op: np.ufunc, vals: list) -> Value:
     return acc
 
 
+def _first_error(result: Value, vals: list | tuple) -> Value:
+    """``result``, its NaN trials replaced by the first error among ``vals`` (the payload a
+    NaN operand passes through arithmetic is the hardware's choice, not Excel's)."""
+    return propagate(result, *vals) if np.isnan(result).any() else result
+
+
 def _sum(*args: Value) -> Value:
-    return _fold(np.add, _values(args))
+    vals = _values(args)
+    return _first_error(_fold(np.add, vals), vals)
 
 
 def _average(*args: Value) -> Value:
@@ -377,7 +386,17 @@ def _average(*args: Value) -> Value:
 
 def _extreme(op: np.ufunc) -> Callable[..., Value]:
     def apply(*args: Value) -> Value:
-        return _fold(op, _values(args))
+        vals = _values(args)
+        return _first_error(_fold(op, vals), vals)
+
+    return apply
+
+
+def _arithmetic(op: Callable[..., Value]) -> Callable[..., Value]:
+    """An operator or function with Excel's error rule: the first error argument."""
+
+    def apply(*args: Value) -> Value:
+        return _first_error(op(*args), args)
 
     return apply
 
@@ -394,20 +413,24 @@ def _sumproduct(*args: Value) -> Value:
 
 def _pow(a: Value, b: Value) -> Value:
     r = np.power(a, b)  # NumPy says 1 for 1^NaN and NaN^0; Excel propagates the error
-    return _error_if(np.isnan(a) | np.isnan(b) | ~np.isfinite(r), r)  # 0^-1, overflow
+    r = _error_if(~np.isfinite(r), r)  # overflow, (-8)^(1/3)
+    r = _error_if(np.equal(a, 0.0) & np.equal(b, 0.0), r)  # 0^0 is #NUM!
+    r = _error_if(np.equal(a, 0.0) & np.less(b, 0.0), r, DIV0)  # 0^-1
+    return propagate(r, a, b)
 
 
 def _ln(a: Value) -> Value:
-    return _error_if(~np.greater(a, 0.0), np.log(a))  # Excel: #NUM! for 0 too, not -inf
+    return propagate(_error_if(~np.greater(a, 0.0), np.log(a)), a)  # #NUM! for 0 too
 
 
 def _log10(a: Value) -> Value:
-    return _error_if(~np.greater(a, 0.0), np.log10(a))
+    return propagate(_error_if(~np.greater(a, 0.0), np.log10(a)), a)
 
 
 def _log(a: Value, base: Value = 10.0) -> Value:
-    ok = np.greater(a, 0.0) & np.greater(base, 0.0) & np.not_equal(base, 1.0)
-    return _error_if(~ok, np.divide(np.log(a), np.log(base)))
+    ok = np.greater(a, 0.0) & np.greater(base, 0.0)
+    r = _error_if(np.equal(base, 1.0), np.divide(np.log(a), np.log(base)), DIV0)
+    return propagate(_error_if(~ok, r), a, base)
 
 
 def _scale(digits: Value) -> Value:
@@ -421,21 +444,22 @@ def excel_round(x: Value, digits: Value) -> Value:
     stored just below and gives 2.67, where Excel, working on 15 digits, shows 2.68.
     """
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f + 0.5) / f
+    return propagate(np.sign(x) * np.floor(np.abs(x) * f + 0.5) / f, x, digits)
 
 
 def _roundup(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.ceil(np.abs(x) * f) / f
+    return propagate(np.sign(x) * np.ceil(np.abs(x) * f) / f, x, digits)
 
 
 def _rounddown(x: Value, digits: Value) -> Value:
     f = _scale(digits)
-    return np.sign(x) * np.floor(np.abs(x) * f) / f
+    return propagate(np.sign(x) * np.floor(np.abs(x) * f) / f, x, digits)
 
 
 def _mod(a: Value, b: Value) -> Value:
-    return _error_if(np.equal(b, 0.0), np.subtract(a, np.multiply(b, np.floor(np.divide(a, b)))))
+    r = np.subtract(a, np.multiply(b, np.floor(np.divide(a, b))))
+    return propagate(_error_if(np.equal(b, 0.0), r, DIV0), a, b)
 
 
 def _npv(rate: Value, *args: Value) -> Value:
@@ -445,7 +469,7 @@ def _npv(rate: Value, *args: Value) -> Value:
     for v in _values(args):
         growth = np.multiply(growth, base)
         acc = np.add(acc, np.divide(v, growth))
-    return acc
+    return _first_error(acc, (rate, *_values(args)))
 
 
 def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value]:
@@ -464,25 +488,28 @@ def _annuity(rate: Value, nper: Value, kind: Value) -> tuple[Value, Value, Value
 
 def _pv(rate: Value, nper: Value, pmt: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return np.negative(np.divide(np.add(fv, np.multiply(pmt, factor)), growth))
+    r = np.negative(np.divide(np.add(fv, np.multiply(pmt, factor)), growth))
+    return propagate(r, rate, nper, pmt, fv, kind)
 
 
 def _fv(rate: Value, nper: Value, pmt: Value, pv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return np.negative(np.add(np.multiply(pv, growth), np.multiply(pmt, factor)))
+    r = np.negative(np.add(np.multiply(pv, growth), np.multiply(pmt, factor)))
+    return propagate(r, rate, nper, pmt, pv, kind)
 
 
 def _pmt(rate: Value, nper: Value, pv: Value, fv: Value = 0.0, kind: Value = 0.0) -> Value:
     growth, factor, _ = _annuity(rate, nper, kind)
-    return _div(np.negative(np.add(np.multiply(pv, growth), fv)), factor)
+    r = _div(np.negative(np.add(np.multiply(pv, growth), fv)), factor)
+    return propagate(r, rate, nper, pv, fv, kind)
 
 
 def _choose(index: Value, *options: Value) -> Value:
     k = np.floor(index)
-    acc: Value = _NAN
+    acc: Value = VALUE
     for i, v in enumerate(options, start=1):
         acc = np.where(np.equal(k, i), v, acc)
-    return acc
+    return propagate(acc, index)
 
 
 def _grid(table: Table) -> np.ndarray:
@@ -495,7 +522,7 @@ def _pick(grid: np.ndarray, row: Value, col: Value) -> Value:
     ok = (r >= 0) & (r < grid.shape[0]) & (c >= 0) & (c < grid.shape[1])
     ri = np.where(ok, r, 0).astype(np.intp)
     ci = np.where(ok, c, 0).astype(np.intp)
-    return _error_if(~ok, grid[ri, ci])
+    return propagate(_error_if(~ok, grid[ri, ci], REF), row, col)
 
 
 def _index(table: Table, row: Value, col: Value | None = None) -> Value:
@@ -517,7 +544,7 @@ def _position(keys: np.ndarray, x: Value, match_type: Value) -> Value:
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         pos = np.minimum(np.searchsorted(sorted_keys, x, side="left"), len(keys) - 1)
-        return _error_if(sorted_keys[pos] != x, order[pos] + 1.0)
+        return propagate(_error_if(sorted_keys[pos] != x, order[pos] + 1.0, NA), x)
     # The last position whose key is <= x (type 1) or >= x (type -1): a binary search
     # when the keys are sorted that way (the case Excel documents), else a scan.
     signed = keys if kind > 0 else -keys
@@ -528,7 +555,7 @@ def _position(keys: np.ndarray, x: Value, match_type: Value) -> Value:
         n = np.zeros(target.shape)
         for i, k in enumerate(signed, start=1):
             n = np.where(k <= target, float(i), n)
-    return _error_if((n == 0) | np.isnan(target), n)
+    return propagate(_error_if(n == 0, n, NA), x)
 
 
 def _match(x: Value, table: Table, match_type: Value = 1.0) -> Value:
@@ -542,17 +569,17 @@ def _vlookup(x: Value, table: Table, col: Value, range_lookup: Value = 1.0) -> V
 
 
 def _unsupported_text(*_args: Value) -> Value:
-    return _NAN  # text results have no numeric value (#VALUE! in arithmetic)
+    return VALUE  # text results have no numeric value (#VALUE! in arithmetic)
 
 
 FUNCTIONS: dict[str, Callable[..., Value]] = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
+    "add": _arithmetic(np.add),
+    "sub": _arithmetic(np.subtract),
+    "mul": _arithmetic(np.multiply),
     "div": _div,
     "pow": _pow,
-    "neg": np.negative,
-    "percent": lambda a: np.divide(a, 100.0),
+    "neg": _arithmetic(np.negative),
+    "percent": _arithmetic(lambda a: np.divide(a, 100.0)),
     "eq": _compare(np.equal),
     "ne": _compare(np.not_equal),
     "lt": _compare(np.less),
@@ -570,19 +597,19 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "average": _average,
     "min": _extreme(np.minimum),
     "max": _extreme(np.maximum),
-    "abs": np.abs,
-    "exp": np.exp,
+    "abs": _arithmetic(np.abs),
+    "exp": _arithmetic(np.exp),
     "ln": _ln,
     "log": _log,
     "log10": _log10,
-    "sqrt": np.sqrt,
+    "sqrt": _arithmetic(np.sqrt),
     "power": _pow,
     "round": excel_round,
     "roundup": _roundup,
     "rounddown": _rounddown,
-    "int": np.floor,
+    "int": _arithmetic(np.floor),
     "mod": _mod,
-    "sign": np.sign,
+    "sign": _arithmetic(np.sign),
     "npv": _npv,
     "pv": _pv,
     "fv": _fv,
@@ -591,4 +618,5 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "index": _index,
     "match": _match,
     "vlookup": _vlookup,
+    **{name: prim.numpy for name, prim in registry.PRIMITIVES.items()},
 }

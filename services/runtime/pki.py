@@ -205,8 +205,8 @@ def ensure_pki(home: Path) -> Path:
     certificate is re-issued so that all of them chain to the same CA.
     """
     pki_dir = Path(home) / "pki"
-    if _complete(pki_dir):
-        return pki_dir  # also where the directory is a read-only mounted Secret
+    if _complete(pki_dir) or _provisioned(pki_dir):
+        return pki_dir
     pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(pki_dir / ".lock"):
         ca_crt, ca_key = cert_paths(pki_dir, "ca")
@@ -228,6 +228,12 @@ def _present(pki_dir: Path, name: str) -> bool:
 
 def _complete(pki_dir: Path) -> bool:
     return all(_present(pki_dir, name) for name in ("ca", *IDENTITIES))
+
+
+def _provisioned(pki_dir: Path) -> bool:
+    # A CA certificate without its key: certificates were issued elsewhere and mounted
+    # (a read-only Secret in Kubernetes), one identity's each; nothing to issue here.
+    return (pki_dir / "ca.crt").exists() and not (pki_dir / "ca.key").exists()
 
 
 def _now() -> dt.datetime:

@@ -30,6 +30,7 @@ from services.runtime import telemetry
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import ConfigError, Settings, load_settings
 from services.runtime.db import Database
+from services.runtime.health_port import HealthPort
 from services.runtime.interceptor import RuntimeInterceptor
 from services.runtime.logs import configure_logging
 from services.runtime.peers import Peers
@@ -90,14 +91,19 @@ class AleaServer:
     health_server: grpc.aio.Server
     health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped)
     service_names: list[str]
-    health_port: int
+    health_front: HealthPort  # the health port: gRPC health relayed, GET /metrics answered
     grace: float
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def health_port(self) -> int:
+        return self.health_front.port
 
     async def start(self) -> None:
         """Start both servers and mark every service SERVING."""
         await self.grpc_server.start()
         await self.health_server.start()
+        await self.health_front.start()
         for name in ("", *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -107,6 +113,7 @@ class AleaServer:
         try:
             await self.grpc_server.stop(self.grace)
         finally:
+            await self.health_front.stop()
             await self.health_server.stop(0)
             for close in self.on_stop:
                 await close()
@@ -159,14 +166,15 @@ def create_server(
     port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
     health_server = grpc.aio.server(options=_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-    health_port = health_server.add_insecure_port(f"[::]:{settings.health_port}")
+    # The gRPC health server listens on loopback; the health port itself is HealthPort's.
+    internal_port = health_server.add_insecure_port("127.0.0.1:0")
     alea_server = AleaServer(
         service,
         server,
         health_server,
         health_servicer,
         names,
-        health_port,
+        HealthPort(settings.health_port, internal_port),
         settings.shutdown_grace,
         on_stop,
     )

@@ -1,38 +1,39 @@
 """OpenTelemetry wiring: tracer and meter providers, RPC metrics (the server span of each
 RPC is made by the runtime's interceptor, client spans by ``Peers``' channels).
 
-The exporter is ``none`` (default), ``console``, or ``otlp`` when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and ``opentelemetry-exporter-otlp`` is installed;
-OTLP is optional so the default install stays light.
+The exporter is ``none`` (default), ``console``, or ``otlp`` (OTLP/gRPC) when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Metrics are also always readable by a Prometheus
+scrape (``GET /metrics`` on the health port, :mod:`services.runtime.health_port`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-__all__ = ["configure_telemetry", "rpc_duration"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "configure_telemetry",
+    "context_of",
+    "rpc_duration",
+    "traceparent",
+]
 
 
 def _exporters(kind: str):
     if kind == "console":
         return ConsoleSpanExporter(), ConsoleMetricExporter()
     if kind == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            log.warning("OTLP requested but opentelemetry-exporter-otlp is not installed")
-            return None, None
+        # Imported only when used: a service without a collector does not pay for it.
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
         return OTLPSpanExporter(), OTLPMetricExporter()
     return None, None
 
@@ -45,7 +46,11 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
     tracer_provider = TracerProvider(resource=resource)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
+    # Metrics are always scrapeable (GET /metrics on the health port), and pushed by OTLP
+    # when an exporter is configured.
+    readers: list = [PrometheusMetricReader()]
+    if metric_exporter:
+        readers.append(PeriodicExportingMetricReader(metric_exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
@@ -63,3 +68,16 @@ def rpc_duration() -> metrics.Histogram:
     return meter.create_histogram(
         "rpc.server.duration", unit="s", description="Duration of inbound RPCs"
     )
+
+
+def traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to carry a trace into work done later
+    (a queued simulation); None outside any trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_of(parent: str | None) -> context.Context:
+    """The context whose span is ``parent`` (a ``traceparent``); the empty one for None."""
+    return propagate.extract({"traceparent": parent} if parent else {})

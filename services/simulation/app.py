@@ -11,9 +11,13 @@ once; a SIGKILLed worker's lease simply expires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 from pathlib import Path
 
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
+from opentelemetry import metrics
 
 from services.runtime.config import Settings
 from services.runtime.db import Database
@@ -23,12 +27,14 @@ from services.simulation.api import SimulationServicer
 from services.simulation.config import SimulationConfig, load_config
 from services.simulation.domain import Simulations
 from services.simulation.hub import Hub
+from services.simulation.queue import Queue
 from services.simulation.store import Store
 from services.simulation.worker import Worker, detect_backend
 
 __all__ = ["MIGRATIONS", "build", "build_workers", "make_workers"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def make_workers(store: Store, hub: Hub, config: SimulationConfig, count: int) -> list[Worker]:
@@ -43,6 +49,28 @@ def make_workers(store: Store, hub: Hub, config: SimulationConfig, count: int) -
 
 def _background(workers: list[Worker]) -> list[Background]:
     return [worker.run for worker in workers]
+
+
+async def measure_queue_depth(queue: Queue, stop: asyncio.Event, every: float = 5.0) -> None:
+    """Keep the ``alea.simulation.queue.depth`` gauge current (read every ``every`` s)."""
+    depth = 0
+
+    def observe(_options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        return [metrics.Observation(depth)]
+
+    metrics.get_meter("alea.simulation").create_observable_gauge(
+        "alea.simulation.queue.depth",
+        callbacks=[observe],
+        unit="{segment}",
+        description="Segments of the queue not completed yet (waiting or running)",
+    )
+    while not stop.is_set():
+        try:
+            depth = await queue.depth()
+        except Exception:  # the database is away: the gauge keeps its last value
+            log.warning("could not read the queue depth", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def build(settings: Settings, db: Database, peers: Peers) -> Service:
@@ -71,7 +99,8 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
         SimulationServicer(domain),
         simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
     )
-    return Service([mount], background=_background(workers))
+    depth = functools.partial(measure_queue_depth, Queue(store))
+    return Service([mount], background=[*_background(workers), depth])
 
 
 async def build_workers(settings: Settings, db: Database, peers: Peers) -> Service:

@@ -23,6 +23,7 @@ from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.serial import dump_model
 from services.engine.spec import model_from_spec
 from services.engine.workbook import load_workbook
+from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest, Page
 from services.simulation import store as st
@@ -274,6 +275,7 @@ class Simulations:
             update_time=now,
             start_time=now if cached else None,
             end_time=now if cached else None,
+            trace_context=telemetry.traceparent(),
         )
         stored, created = await self.store.insert_simulation(record, cached)
         if created and not cached:

@@ -290,6 +290,13 @@ class Queue:
                 )
             ).scalar_one()
 
+    async def depth(self) -> int:
+        """Segments not completed yet, waiting or running: the queue depth (the same count
+        KEDA scales workers on, k8s/components/keda)."""
+        async with self.db.reading() as session:
+            query = select(func.count()).where(segments.c.state == PENDING)
+            return int((await session.execute(query)).scalar_one())
+
     async def segment_checkpoints(self, simulation_id: str) -> list[bytes]:
         """Every segment's final statistics, in trial order (all segments must be DONE)."""
         async with self.db.reading() as session:

@@ -93,6 +93,7 @@ simulations = Table(
     Column("start_time", Float),
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
+    Column("trace_context", String(128)),  # W3C traceparent of the creating request
 )
 
 segments = Table(
@@ -192,6 +193,7 @@ class SimulationRecord:
     start_time: float | None
     end_time: float | None
     segment_trials: int
+    trace_context: str | None = None  # W3C traceparent of the request that created it
 
 
 MODELS = Listing(

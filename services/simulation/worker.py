@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import metrics, trace
+
 from services.engine import memory
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
@@ -38,12 +40,27 @@ from services.engine.numpy_backend import Evaluator
 from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
+from services.runtime import telemetry
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
 log = logging.getLogger(__name__)
+# Worker spans join the trace of the request that created the simulation (its traceparent
+# is stored with it): the wait in the queue, each segment a worker runs, each checkpoint.
+tracer = trace.get_tracer("alea.simulation.worker")
+_meter = metrics.get_meter("alea.simulation.worker")
+# Trials per second is the rate of the counter; utilisation is busy over workers.
+trials_counter = _meter.create_counter(
+    "alea.simulation.trials", unit="{trial}", description="Trials evaluated by workers"
+)
+workers_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers", unit="{worker}", description="Workers serving the queue"
+)
+busy_gauge = _meter.create_up_down_counter(
+    "alea.simulation.workers.busy", unit="{worker}", description="Workers running a segment"
+)
 
 
 def detect_backend() -> tuple[str, list[dict]]:
@@ -136,6 +153,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
+        workers_gauge.add(1, {"backend": self.backend})
         try:
             while not stop.is_set():
                 try:
@@ -144,6 +162,7 @@ class Worker:
                     log.exception("worker %s could not reach the queue; retrying", self.id)
                     await self._idle(stop)
         finally:
+            workers_gauge.add(-1, {"backend": self.backend})
             with contextlib.suppress(Exception):
                 await self.store.remove_worker(self.id)
 
@@ -172,6 +191,33 @@ class Worker:
         self.wake.clear()
 
     async def _run(self, lease: Lease, stop: asyncio.Event) -> None:
+        sim = lease.simulation
+        parent = telemetry.context_of(sim.trace_context)
+        attributes: dict[str, str | int] = {
+            "alea.simulation.id": sim.id,
+            "alea.segment.id": lease.segment_id,
+            "alea.worker.id": self.id,
+        }
+        # From the simulation's creation to this lease (a resumed segment waited that long too).
+        tracer.start_span(
+            "simulation.queue_wait",
+            context=parent,
+            start_time=int(sim.create_time * 1e9),
+            attributes=attributes,
+        ).end()
+        segment: dict[str, str | int] = {
+            **attributes,
+            "alea.segment.first_trial": lease.first_trial + lease.trials_done,
+            "alea.segment.end_trial": lease.end_trial,
+        }
+        busy_gauge.add(1, {"backend": self.backend})
+        try:
+            with tracer.start_as_current_span("simulation.segment", parent, attributes=segment):
+                await self._run_segment(lease, stop)
+        finally:
+            busy_gauge.add(-1, {"backend": self.backend})
+
+    async def _run_segment(self, lease: Lease, stop: asyncio.Event) -> None:
         job = self.job = _Job(lease)
         heartbeat = asyncio.create_task(self._heartbeat(job))
         sim_id = lease.simulation.id
@@ -260,6 +306,7 @@ class Worker:
                 count, computing = running
                 partial = await computing
                 done += count
+                trials_counter.add(count, {"backend": evaluator.backend})
                 if job.lost.is_set():
                     return False  # cancelled, or the lease went to another worker: touch nothing
                 if stop.is_set() and done < lease.end_trial:
@@ -299,6 +346,13 @@ class Worker:
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
+    ) -> tuple[bool, list[dict]]:
+        attributes = {"alea.trials_done": done - job.lease.first_trial, "alea.complete": complete}
+        with tracer.start_as_current_span("simulation.checkpoint", attributes=attributes):
+            return await self._write_checkpoint(job, partial, done, backend, complete)
+
+    async def _write_checkpoint(
+        self, job: _Job, partial: Partial, done: int, backend: str, complete: bool
     ) -> tuple[bool, list[dict]]:
         blob = await asyncio.to_thread(partial.to_bytes)
         held, others = await self.queue.checkpoint(

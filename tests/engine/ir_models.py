@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from services.engine import load_workbook
+from services.engine.distributions import FAMILIES
 from services.engine.ir import Apply, Const, Correlation, Model, Output, Sample, Table
 from tests.engine import models as wb
+from tests.engine.test_distributions import TABLE
 
 RTOL = 1e-9
 
@@ -43,6 +45,11 @@ _PARAMS = {
     "betageneral": _c(2, 5, 10, 20),
     "weibull": _c(2, 10),
     "cumul": (*_c(0, 10), _t(2, 5, 8), _t(0.2, 0.5, 0.9)),
+    **{  # the families of services.engine.distributions, as tests/engine/test_distributions.py
+        name: tuple(p if isinstance(p, Table) else Const(float(p)) for p in ref.params)
+        for name, ref in TABLE.items()
+        if name in FAMILIES
+    },
 }
 _TRUNCATE = {
     "normal": (8.0, 13.0),
@@ -53,6 +60,12 @@ _TRUNCATE = {
     "beta": (0.1, 0.5),
     "triang": (1.5, 5.0),
     "expon": (None, 3.0),
+    "student": (-1.0, 2.0),
+    "invgauss": (1.0, None),
+    "negbin": (1.0, 6.0),
+    "general": (3.0, 8.0),
+    "cumuld": (None, 6.0),
+    "hypergeo": (2.0, None),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from openpyxl import Workbook
 from openpyxl.workbook.defined_name import DefinedName
 
+from services.engine import xlerror
 from services.engine.errors import (
     CircularReference,
     CorrelationError,
@@ -250,11 +251,16 @@ def test_lookups_over_constant_tables() -> None:
         }
     )
     model = build(cells)
-    vlookup = model.outputs[0].node
-    table = Table((1.0, 10.0, 2.0, 20.0, 3.0, 30.0), 3, 2)
-    assert vlookup == Apply("vlookup", (model.inputs[0], table, Const(2.0), Const(1.0)), "T!D1")
-    index = model.outputs[1].node
-    assert isinstance(index, Apply) and index.fn == "index" and index.args[2] == Const(1.0)
+    vlookup = model.outputs[0].node  # a position among the keys, then the pick of a column
+    assert isinstance(vlookup, Apply) and vlookup.fn == "index"
+    assert vlookup.args[0] == Table((10.0, 20.0, 30.0), 3, 1)
+    position = vlookup.args[1]
+    assert isinstance(position, Apply) and position.fn == "lookup_t"
+    assert position.args[0] is model.inputs[0] and position.args[3] == Table((1.0, 2.0, 3.0), 3, 1)
+    outputs, inputs = compile_numpy(model, seed=1).evaluate(0, 1000)
+    x = inputs[model.inputs[0].name]
+    np.testing.assert_array_equal(outputs[model.outputs[0].name], 10.0 * np.floor(x))
+    np.testing.assert_array_equal(outputs[model.outputs[1].name], 10.0 * np.floor(x))
     assert const(model, 2) == 22
 
 
@@ -291,7 +297,7 @@ def test_property_functions() -> None:
     assert (second.name, second.truncate, second.seed) == ("Named", (-1.0, None), BIG_SEED)
     assert third.truncate == (None, None)
     assert model.outputs[0].name == "Total"
-    assert model.warnings == ("S!B1: RiskStatic ignored",)
+    assert model.warnings == ()
 
 
 def test_duplicate_names_are_made_unique() -> None:
@@ -322,8 +328,8 @@ def test_no_output_is_refused() -> None:
 
 
 def test_unsupported_function_names_cell_and_function() -> None:
-    err = refusal({"S!A1": "=RiskOutput()+STDEV(1,2)"}, FormulaError)
-    assert (err.location, err.function, err.reason) == ("S!A1", "STDEV", "unsupported function")
+    err = refusal({"S!A1": '=RiskOutput()+CUBEVALUE("cube",1)'}, FormulaError)
+    assert (err.location, err.function, err.reason) == ("S!A1", "CUBEVALUE", "unsupported function")
 
 
 def test_circular_reference_names_the_cycle() -> None:
@@ -340,9 +346,21 @@ def test_self_reference_and_circular_names() -> None:
     assert "Loop" in str(err)
 
 
-def test_text_in_arithmetic_names_the_cell() -> None:
-    err = refusal({"S!A1": "abc", "S!A2": "=A1*2", "S!B1": "=RiskOutput()+A2"}, FormulaError)
-    assert err.location == "S!A2" and "text 'abc'" in err.reason
+def test_text_in_arithmetic_is_value_error_with_a_warning_naming_the_cell() -> None:
+    model = build(
+        {
+            "S!A1": "abc",
+            "S!A2": "=A1*2",
+            "S!A3": '="3"*2',
+            "S!B1": "=RiskOutput()+A2+RiskNormal(0,1)",
+        }
+        | {"S!B2": "=RiskOutput()+A3"}
+    )
+    assert xlerror.name(const(model, 1)) == ""
+    assert const(model, 1) == 6.0  # text that reads as a number is that number
+    node = model.outputs[0].node
+    assert isinstance(node, Apply) and xlerror.name(node.args[0].value) == "#VALUE!"  # type: ignore[union-attr]
+    assert any(w.startswith("S!A2: text 'abc'") for w in model.warnings)
 
 
 def test_invalid_distribution_parameters() -> None:

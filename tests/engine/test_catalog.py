@@ -51,7 +51,10 @@ def test_names_follow_risk_spelling() -> None:
     assert catalog.distribution("RiskBetaGeneral") is catalog.DISTRIBUTIONS["betageneral"]
     assert catalog.DISTRIBUTIONS["lognorm2"].risk_name == "RiskLognorm2"
     assert catalog.distribution("RiskNope") is None
-    assert set(catalog.DISTRIBUTIONS) == {
+    assert catalog.distribution("RiskExtValueMin") is catalog.DISTRIBUTIONS["extvaluemin"]
+    assert catalog.DISTRIBUTIONS["intuniform"].risk_name == "RiskIntUniform"
+    assert len(catalog.DISTRIBUTIONS) >= 40
+    assert set(catalog.DISTRIBUTIONS) >= {
         "normal",
         "triang",
         "trigen",
@@ -144,6 +147,7 @@ FOLDS = [
     ("div", (1, 0), math.nan),
     ("pow", (-8, 1 / 3), math.nan),
     ("pow", (0, -1), math.nan),
+    ("pow", (0, 0), math.nan),
     ("pow", (-2, 2), 4.0),
     ("pow", (10, 400), math.nan),
     ("ln", (0,), math.nan),

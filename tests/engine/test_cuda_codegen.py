@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from services.engine import rng, sampling
+from services.engine import rng, sampling, xlerror
 from services.engine.cuda import generate
 from services.engine.cuda.codegen import literal
 from services.engine.cuda.harness import HostHarness, nvcc_path
@@ -145,7 +145,9 @@ def test_literals_round_trip_exactly():
     for v in [0.0, -0.0, 1 / 3, -2.5e-310, 1.7976931348623157e308, 5e-324, -np.pi]:
         back = float.fromhex(literal(v).strip("()"))
         assert back == v and np.signbit(back) == np.signbit(v)
-    assert literal(float("nan")) == "NAN" and literal(float("-inf")) == "(-INFINITY)"
+    assert literal(float("-inf")) == "(-INFINITY)"
+    assert literal(xlerror.NA) == '__builtin_nan("7")'  # an Excel error keeps its code
+    assert literal(float("nan")) == '__builtin_nan("6")'  # any other NaN is #NUM!
 
 
 def test_tables_beyond_the_constant_bank_go_to_global_memory(harnesses, tmp_path):

@@ -52,8 +52,9 @@ def _u(n: int = N, stream: int = 0) -> np.ndarray:
     return rng.uniforms(2024, stream, 0, n)
 
 
-def test_every_catalogue_distribution_is_covered() -> None:
-    assert set(CASES) | {"cumul"} == set(sampling.DISTRIBUTIONS) == set(EXACT)
+def test_every_original_distribution_is_covered() -> None:
+    """The first sixteen families here; every family in tests/engine/test_distributions.py."""
+    assert set(CASES) | {"cumul"} == set(EXACT)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -136,7 +136,7 @@ def _edit(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ),
         (
             "expressions.0.formula",
-            "STDEV(Revenue)",
+            "CUBEVALUE(Revenue)",
             FormulaError,
             "expressions[0].formula",
             "unsupported",

@@ -78,7 +78,9 @@ class Mesh:
 
     def stop(self) -> None:
         """Stop every process of the mesh, extra edges included."""
-        stop_mesh(self.layout, names=[*self._extra, "envoy", *self.layout.services])
+        stop_mesh(self.layout)
+        if self._extra:
+            stop_mesh(self.layout, names=self._extra)
 
     def __post_init__(self) -> None:
         self._extra: list[str] = []

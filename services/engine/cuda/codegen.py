@@ -28,12 +28,14 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import sampling
+from .. import sampling, xlerror
 from ..errors import FormulaError, ModelError
+from ..excel import registry
 from ..ir import Apply, Const, Model, Node, Sample, Table, children
 from ..sampling import discrete_tables, trigen_bounds
 from .prelude import PRELUDE
@@ -61,9 +63,9 @@ class CudaSource:
 
 
 def literal(x: float) -> str:
-    """A C double literal that round-trips ``x`` exactly."""
+    """A C double literal that round-trips ``x`` exactly (an Excel error keeps its code)."""
     if math.isnan(x):
-        return "NAN"
+        return f'__builtin_nan("{xlerror.code(x)}")'
     if math.isinf(x):
         return "INFINITY" if x > 0 else "(-INFINITY)"
     return f"({float(x).hex()})" if x < 0 else float(x).hex()
@@ -72,24 +74,24 @@ def literal(x: float) -> str:
 _CONSTANT_BYTES = 48 * 1024  # of the 64 KiB constant bank; larger tables live in global memory
 _CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
 _UNARY = {
-    "neg": "(-{0})",
-    "percent": "({0} / 100.0)",
-    "abs": "fabs({0})",
-    "exp": "exp({0})",
+    "neg": "xl_neg({0})",
+    "percent": "xl_div({0}, 100.0)",
+    "abs": "xl_abs({0})",
+    "exp": "xl_exp({0})",
     "ln": "xl_ln({0})",
     "log10": "xl_log10({0})",
-    "sqrt": "sqrt({0})",
-    "int": "floor({0})",
+    "sqrt": "xl_sqrt({0})",
+    "int": "xl_int({0})",
     "sign": "xl_sign({0})",
     "not": "xl_not({0})",
 }
 _BINARY = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
+    "add": "xl_add({0}, {1})",
+    "sub": "xl_sub({0}, {1})",
+    "mul": "xl_mul({0}, {1})",
     "div": "xl_div({0}, {1})",
-    "pow": "pow({0}, {1})",
-    "power": "pow({0}, {1})",
+    "pow": "xl_pow({0}, {1})",
+    "power": "xl_pow({0}, {1})",
     "iferror": "xl_iferror({0}, {1})",
     "mod": "xl_mod({0}, {1})",
     "round": "xl_round({0}, {1})",
@@ -115,6 +117,35 @@ _VALID = {
 _DISCRETE = {"discrete", "binomial", "poisson"}
 
 
+@dataclass(frozen=True)
+class _Family:
+    """How the source samples a registered distribution family (see ``register_distribution``)."""
+
+    valid: str
+    function: str
+    units: tuple[str, ...]
+    arguments: Callable[[list[str], list[Table], Callable[..., str]], str] | None
+
+
+_FAMILIES: dict[str, _Family] = {}
+
+
+def register_distribution(
+    name: str,
+    valid: str,
+    function: str,
+    units: tuple[str, ...],
+    arguments: Callable[[list[str], list[Table], Callable[..., str]], str] | None,
+    discrete: bool,
+) -> None:
+    """Sample ``name`` by ``ppf_<function>(u, args)`` and ``cdf_<function>(x, args)`` from the
+    C++ ``units``; ``valid`` formats the scalar parameters into the validity test; without
+    ``arguments(scalars, tables, table)`` the arguments are the scalar parameters."""
+    _FAMILIES[name] = _Family(valid, function, units, arguments)
+    if discrete:
+        _DISCRETE.add(name)
+
+
 class _Writer:
     """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
 
@@ -131,6 +162,7 @@ class _Writer:
         self._names: dict[int, str] = {}
         self._by_key: dict[tuple, str] = {}
         self._offsets: list[tuple[int, np.ndarray]] = []
+        self.units: set[str] = set()
 
     # -- tables
     def table(self, values: tuple[float, ...] | np.ndarray) -> str:
@@ -188,6 +220,14 @@ class _Writer:
         """A helper statement of a node's computation (keeps long expressions linear)."""
         var = f"a{len(self.lines)}"
         self.lines.append(f"  const double {var} = {expr};")
+        return var
+
+    def array(self, values: tuple[str, ...]) -> str:
+        """A local, mutable array of values (arguments of a variadic primitive)."""
+        var = f"a{len(self.lines)}"
+        self.lines.append(
+            f"  double {var}[{max(len(values), 1)}] = {{{', '.join(values) or '0.0'}}};"
+        )
         return var
 
     def _emit(self, node: Node, args: tuple) -> str:
@@ -263,6 +303,20 @@ class _Writer:
             table = sampling.tabulated(d, constants) if self.tabulate and constants else None
             if table is not None:
                 call = (f"tab_{d}({{u}}, q + {self.datum(table)}, {rest})", call[1])
+        elif d in _FAMILIES:
+            family = _FAMILIES[d]
+            self.units.update(family.units)
+            tables = [a for a in args if isinstance(a, Table)]
+            rest = (
+                family.arguments(scalars, tables, self.table)
+                if family.arguments is not None
+                else ", ".join(scalars)
+            )
+            call = (
+                f"ppf_{family.function}({{u}}, {rest})",
+                f"cdf_{family.function}({{x}}, {rest})",
+            )
+            valid = family.valid.format(*scalars)
         else:
             raise FormulaError(
                 "distribution not supported by the generated-code back ends (native, gpu)",
@@ -291,6 +345,10 @@ class _Writer:
 
     def _apply(self, node: Apply, args: tuple) -> str:
         fn = node.fn
+        prim = registry.PRIMITIVES.get(fn)
+        if prim is not None:
+            self.units.update(prim.units)
+            return self.primitive(prim, args)
         if any(isinstance(a, Table) for a in args) and fn not in _TABLE_OK:
             args = tuple(v for a in args for v in _flatten(a))
         if fn in _UNARY and len(args) == 1:
@@ -307,6 +365,18 @@ class _Writer:
                 fn,
             )
         return handler(self, args)
+
+    def primitive(self, prim: registry.Primitive, args: tuple) -> str:
+        """``cpp(args)``: a Table is ``table, rows, cols``; a variadic tail is one array."""
+        head = args if prim.fixed is None else args[: prim.fixed]
+        parts = [
+            f"{self.table(a.values)}, {a.rows}, {a.cols}" if isinstance(a, Table) else a
+            for a in head
+        ]
+        if prim.fixed is not None:
+            tail = tuple(v for a in args[prim.fixed :] for v in _flatten(a))
+            parts += [self.array(tail), str(len(tail))]
+        return f"{prim.cpp}({', '.join(parts)})"
 
     # -- whole source
     def source(self) -> CudaSource:
@@ -331,6 +401,7 @@ class _Writer:
                 f"#define ALEA_KNOTS {sampling.KNOTS}",
                 f"#define ALEA_APPROX_VARIANCE {literal(sampling.APPROX_VARIANCE)}",
                 PRELUDE,
+                registry.cpp_units(self.units),
                 _TABLE_MACRO,
                 *self.tables,
                 f"#define ALEA_INPUTS {len(m.inputs)}",
@@ -420,6 +491,12 @@ def _fold(w: _Writer, op: str, args: tuple) -> str:
     return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
+def _first_error(args: tuple, otherwise: str) -> str:
+    """The first error among ``args``, else ``otherwise``."""
+    chain = " : ".join(f"isnan({a}) ? {a}" for a in args)
+    return f"({chain} : {otherwise})"
+
+
 _RUN = 16  # consecutive inputs from which a loop is shorter than a statement each
 _TERMS = 64  # terms per statement of a long sum
 _STORED = re.compile(r"x\[(\d+) \* stride\]")
@@ -429,13 +506,16 @@ def _sum(w: _Writer, args: tuple) -> str:
     """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting. A long
     sum is a running total over statements of at most ``_TERMS`` terms, and consecutive
     inputs (``SUM(A1:A100000)``) a loop, so the source grows with the model's cells and
-    not with its range sizes."""
+    not with its range sizes. A NaN total is the first error among the terms (the payload
+    arithmetic passes on is the hardware's choice)."""
     if len(args) <= _TERMS:
-        return f"({' + '.join(args)})"
+        total = w.aux(f"({' + '.join(args)})")
+        return f"(isnan({total}) ? {_first_error(args, total)} : {total})"
     total = f"s{len(w.lines)}"
     w.lines.append(f"  double {total} = {args[0]};")
     pending: list[str] = []
-    for start, end, term in _runs(args[1:]):
+    runs = _runs(args[1:])
+    for start, end, term in runs:
         if term is None:
             pending.append(args[1 + start])
             continue
@@ -445,6 +525,32 @@ def _sum(w: _Writer, args: tuple) -> str:
         w.lines.append(f"  for (int k = {start}; k < {end}; ++k) {total} += x[k * stride];")
     for i in range(0, len(pending), _TERMS):
         w.lines.append(f"  {total} = {' + '.join([total, *pending[i : i + _TERMS]])};")
+    # the first error, in the order of the terms: only run when the total is NaN
+    found = f"f{len(w.lines)}"
+    w.lines.append(f"  int {found} = !isnan({total}) || isnan({args[0]});")
+    w.lines.append(f"  if (isnan({args[0]})) {total} = {args[0]};")
+    singles: list[str] = []
+
+    def flush() -> None:
+        for i in range(0, len(singles), _TERMS):
+            part = singles[i : i + _TERMS]
+            any_nan = " || ".join(f"isnan({a})" for a in part)
+            w.lines.append(
+                f"  if (!{found} && ({any_nan})) {{ {total} = {_first_error(tuple(part), total)};"
+                f" {found} = 1; }}"
+            )
+        singles.clear()
+
+    for start, end, term in runs:
+        if term is None:
+            singles.append(args[1 + start])
+            continue
+        flush()
+        w.lines.append(
+            f"  for (int k = {start}; k < {end} && !{found}; ++k)"
+            f" if (isnan(x[k * stride])) {{ {total} = x[k * stride]; {found} = 1; }}"
+        )
+    flush()
     return total
 
 
@@ -470,9 +576,8 @@ def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
 
 def _logical(op: str):
     def emit(w: _Writer, args: tuple) -> str:
-        err = " || ".join(f"isnan({a})" for a in args)
         body = f" {op} ".join(f"({a} != 0.0)" for a in args)
-        return f"(({err}) ? NAN : xl_bool({body}))"
+        return _first_error(args, f"xl_bool({body})")
 
     return emit
 
@@ -493,13 +598,13 @@ def _npv(w: _Writer, args: tuple) -> str:
     for v in values:
         growth = w.aux(f"({growth} * {base})")
         acc = w.aux(f"({acc} + {v} / {growth})")
-    return acc
+    return _first_error((rate, *values), acc)
 
 
 def _choose(w: _Writer, args: tuple) -> str:
-    k = w.aux(f"floor({args[0]})")
+    k = w.aux(f"xl_int({args[0]})")
     cases = " : ".join(f"{k} == {i}.0 ? {v}" for i, v in enumerate(args[1:], start=1))
-    return f"({cases} : NAN)"
+    return f"(isnan({k}) ? {k} : {cases} : XL_VALUE)"
 
 
 def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
@@ -554,7 +659,7 @@ _SPECIAL = {
     "index": _index,
     "match": _match,
     "vlookup": _vlookup,
-    "concat": lambda w, a: "NAN",  # text has no numeric value, as in numpy_backend
+    "concat": lambda w, a: "XL_VALUE",  # text has no numeric value, as in numpy_backend
 }
 
 

@@ -16,10 +16,14 @@ the upper tail (whichever is smaller, so quantiles near 1 keep their precision).
 distributions (binomial, Poisson) invert their CDF by bisection over the integers.
 """
 
-PRELUDE = r"""
+from ..xlerror import CPP as _ERRORS
+
+PRELUDE = (
+    r"""
 #ifdef __CUDACC__
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #define ALEA_HD __host__ __device__ inline
 /* iterative special functions stay calls: compile time and registers of the fused kernel */
 #define ALEA_HD_CALL __host__ __device__ __noinline__
@@ -27,10 +31,14 @@ PRELUDE = r"""
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #define ALEA_HD static inline
 #define ALEA_HD_CALL static __attribute__((noinline))
 #endif
 typedef unsigned long long u64;
+"""
+    + _ERRORS
+    + r"""
 
 #ifndef __CUDACC__
 /* CUDA's normcdfinv and normcdf for the CPU: Cephes ndtri (the same bits as SciPy's) and
@@ -112,56 +120,76 @@ ALEA_HD double alea_unit(u64 x) { return ((double)(x >> 12) + 0.5) * 0x1p-52; }
 
 /* ---- Excel semantics, exactly as numpy_backend: NaN is an error and propagates */
 ALEA_HD double xl_bool(bool c) { return c ? 1.0 : 0.0; }
-ALEA_HD double xl_div(double a, double b) { return b == 0.0 ? NAN : a / b; }
+ALEA_HD double xl_div(double a, double b) {
+  XL_ERR2(a, b); return b == 0.0 ? XL_DIV0 : a / b;
+}
 ALEA_HD double xl_cmp(double a, double b, int op) {
-  if (isnan(a) || isnan(b)) return NAN;
+  XL_ERR2(a, b);
   switch (op) {
     case 0: return xl_bool(a == b); case 1: return xl_bool(a != b);
     case 2: return xl_bool(a < b);  case 3: return xl_bool(a <= b);
     case 4: return xl_bool(a > b);  default: return xl_bool(a >= b);
   }
 }
-ALEA_HD double xl_if(double c, double a, double b) { return isnan(c) ? NAN : (c != 0.0 ? a : b); }
-ALEA_HD double xl_not(double a) { return isnan(a) ? NAN : xl_bool(a == 0.0); }
+ALEA_HD double xl_if(double c, double a, double b) { return isnan(c) ? c : (c != 0.0 ? a : b); }
+ALEA_HD double xl_not(double a) { return isnan(a) ? a : xl_bool(a == 0.0); }
 ALEA_HD double xl_iferror(double a, double b) { return isfinite(a) ? a : b; }
-ALEA_HD double xl_min(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmin(a, b); }
-ALEA_HD double xl_max(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : fmax(a, b); }
-ALEA_HD double xl_sign(double a) { return isnan(a) ? NAN : (double)((a > 0.0) - (a < 0.0)); }
+/* arithmetic keeps the first error operand (hardware may pass either NaN, or a canonical one) */
+ALEA_HD double xl_add(double a, double b) { double r = a + b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_sub(double a, double b) { double r = a - b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_mul(double a, double b) { double r = a * b; return isnan(r) ? (isnan(a) ? a : isnan(b) ? b : r) : r; }
+ALEA_HD double xl_neg(double a) { return isnan(a) ? a : -a; }
+ALEA_HD double xl_abs(double a) { return isnan(a) ? a : fabs(a); }
+ALEA_HD double xl_exp(double a) { return isnan(a) ? a : exp(a); }
+ALEA_HD double xl_sqrt(double a) { return isnan(a) ? a : sqrt(a); }
+ALEA_HD double xl_int(double a) { return isnan(a) ? a : floor(a); }
+ALEA_HD double xl_min(double a, double b) { XL_ERR2(a, b); return fmin(a, b); }
+ALEA_HD double xl_max(double a, double b) { XL_ERR2(a, b); return fmax(a, b); }
+ALEA_HD double xl_sign(double a) { return isnan(a) ? a : (double)((a > 0.0) - (a < 0.0)); }
 ALEA_HD double xl_scale(double d) { return pow(10.0, trunc(d)); }
-ALEA_HD double xl_pow(double a, double b) {  /* 1^NaN and NaN^0 stay errors; 0^-1, overflow */
-  double r = pow(a, b); return (isnan(a) || isnan(b) || !isfinite(r)) ? NAN : r;
+ALEA_HD double xl_pow(double a, double b) {  /* 1^NaN and NaN^0 stay errors; 0^-1 #DIV/0! */
+  XL_ERR2(a, b);
+  if (a == 0.0 && b < 0.0) return XL_DIV0;
+  if (a == 0.0 && b == 0.0) return XL_NUM;
+  return xl_num(pow(a, b));
 }
-ALEA_HD double xl_ln(double a) { return a > 0.0 ? log(a) : NAN; }  /* #NUM! for 0 too */
-ALEA_HD double xl_log10(double a) { return a > 0.0 ? log10(a) : NAN; }
+ALEA_HD double xl_ln(double a) { XL_ERR1(a); return a > 0.0 ? log(a) : XL_NUM; }  /* 0 too */
+ALEA_HD double xl_log10(double a) { XL_ERR1(a); return a > 0.0 ? log10(a) : XL_NUM; }
 ALEA_HD double xl_log(double a, double base) {
-  return (a > 0.0 && base > 0.0 && base != 1.0) ? log(a) / log(base) : NAN;
+  XL_ERR2(a, base);
+  if (!(a > 0.0 && base > 0.0)) return XL_NUM;
+  return base == 1.0 ? XL_DIV0 : log(a) / log(base);
 }
 ALEA_HD double xl_round(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f + 0.5) / f;
 }
 ALEA_HD double xl_roundup(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * ceil(fabs(x) * f) / f;
 }
 ALEA_HD double xl_rounddown(double x, double d) {
-  double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f) / f;
+  XL_ERR2(x, d); double f = xl_scale(d); return xl_sign(x) * floor(fabs(x) * f) / f;
 }
-ALEA_HD double xl_mod(double a, double b) { return b == 0.0 ? NAN : a - b * floor(a / b); }
+ALEA_HD double xl_mod(double a, double b) { XL_ERR2(a, b); return b == 0.0 ? XL_DIV0 : a - b * floor(a / b); }
 /* annuity payment factor: (1 + r [type != 0])((1+r)^n - 1)/r, or n when r = 0 */
 ALEA_HD double xl_factor(double r, double n, double kind, double growth) {
   return r == 0.0 ? n : (1.0 + r * xl_bool(kind != 0.0)) * ((growth - 1.0) / r);
 }
 ALEA_HD double xl_pv(double r, double n, double pmt, double fv, double kind) {
+  XL_ERR5(r, n, pmt, fv, kind);
   double g = pow(1.0 + r, n); return -((fv + pmt * xl_factor(r, n, kind, g)) / g);
 }
 ALEA_HD double xl_fv(double r, double n, double pmt, double pv, double kind) {
+  XL_ERR5(r, n, pmt, pv, kind);
   double g = pow(1.0 + r, n); return -(pv * g + pmt * xl_factor(r, n, kind, g));
 }
 ALEA_HD double xl_pmt(double r, double n, double pv, double fv, double kind) {
+  XL_ERR5(r, n, pv, fv, kind);
   double g = pow(1.0 + r, n); return xl_div(-(pv * g + fv), xl_factor(r, n, kind, g));
 }
 ALEA_HD double xl_pick(const double* t, int rows, int cols, double row, double col) {
+  XL_ERR2(row, col);
   double r = floor(row) - 1.0, c = floor(col) - 1.0;
-  if (!(r >= 0.0 && r < rows && c >= 0.0 && c < cols)) return NAN;
+  if (!(r >= 0.0 && r < rows && c >= 0.0 && c < cols)) return XL_REF;
   return t[(long)r * cols + (long)c];
 }
 ALEA_HD double xl_index(const double* t, int rows, int cols, double row) {  /* INDEX(t, k) */
@@ -171,14 +199,14 @@ ALEA_HD double xl_index(const double* t, int rows, int cols, double row) {  /* I
    equal key), > 0 the last key <= x, < 0 the last key >= x (for keys sorted the way Excel
    documents, the binary search of numpy_backend finds the same position). */
 ALEA_HD double xl_position(const double* t, int n, int stride, double x, double kind) {
-  if (isnan(x) || isnan(kind)) return NAN;
+  XL_ERR2(x, kind);
   int hit = 0;
   for (int i = 0; i < n; ++i) {
     double k = t[i * stride];
     if (kind == 0.0) { if (k == x) return i + 1.0; }
     else if (kind > 0.0 ? k <= x : -k <= -x) hit = i + 1;
   }
-  return hit == 0 ? NAN : (double)hit;
+  return hit == 0 ? XL_NA : (double)hit;
 }
 ALEA_HD double xl_vlookup(double x, const double* t, int rows, int cols, double col, double exact) {
   return xl_pick(t, rows, cols, xl_position(t, rows, cols, x, exact), col);
@@ -470,3 +498,4 @@ ALEA_HD double alea_clip(double x, double lo, double hi) {  /* NaN stays NaN, as
   return isnan(x) ? x : fmin(fmax(x, lo), hi);
 }
 """
+)

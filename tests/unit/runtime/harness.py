@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -48,9 +48,15 @@ class Subject:
     home: Path
     db: Database
     keys: SigningKeys
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, identity: str = "client") -> grpc.aio.Channel:
-        return secure_channel(f"localhost:{self.port}", self.home / "pki", identity)
+        """A channel presenting ``identity``'s certificate, kept for the module: a stub alone
+        does not keep an intercepted channel from being collected (and closed)."""
+        if identity not in self._channels:
+            address = f"localhost:{self.port}"
+            self._channels[identity] = secure_channel(address, self.home / "pki", identity)
+        return self._channels[identity]
 
 
 @asynccontextmanager

@@ -46,8 +46,15 @@ async def files(subject: Subject):
         yield f"localhost:{port}"
 
 
+_channels: dict[tuple[str, str], grpc.aio.Channel] = {}
+
+
 def _stub(subject: Subject, address: str, identity: str = "client"):
-    return files_pb2_grpc.FilesServiceStub(secure_channel(address, subject.home / "pki", identity))
+    # The channel is kept: a stub alone does not keep an intercepted channel from being
+    # collected (and closed) mid-call.
+    if (address, identity) not in _channels:
+        _channels[address, identity] = secure_channel(address, subject.home / "pki", identity)
+    return files_pb2_grpc.FilesServiceStub(_channels[address, identity])
 
 
 @pytest.fixture(scope="module")
