@@ -147,11 +147,12 @@ class FileStore:
     async def id_by_request(self, tenant_id: str, request_id: str) -> str | None:
         """The file an upload with this idempotency key created, if any."""
         async with self.db.reading() as session:
-            return await session.scalar(
+            file_id: str | None = await session.scalar(
                 select(files.c.id).where(
                     files.c.tenant_id == tenant_id, files.c.request_id == request_id
                 )
             )
+        return file_id
 
     async def usage(self, tenant_id: str) -> tuple[int, int]:
         """(bytes used, file count) of a tenant; zeros before its first upload."""

@@ -15,7 +15,7 @@ from services.identity.domain import Accounts, Tokens
 from services.identity.quota import Quotas, QuotaView
 from services.identity.store import ApiKey, Tenant, User
 from services.identity.tokens import SigningKeys
-from services.runtime.context import current_principal
+from services.runtime.context import ServicerContext, current_principal
 from services.runtime.convert import timestamp
 from services.runtime.listing import ListRequest
 
@@ -120,7 +120,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> None:
         self.accounts, self.api_keys, self.quotas, self.keys = accounts, api_keys, quotas, keys
 
-    async def Register(self, request: pb.RegisterRequest, context) -> pb.RegisterResponse:
+    async def Register(
+        self, request: pb.RegisterRequest, context: ServicerContext
+    ) -> pb.RegisterResponse:
         tenant, user, tokens = await self.accounts.register(
             request.tenant_display_name,
             request.email,
@@ -130,23 +132,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return pb.RegisterResponse(tenant=_tenant(tenant), user=_user(user), tokens=_tokens(tokens))
 
-    async def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
+    async def Login(self, request: pb.LoginRequest, context: ServicerContext) -> pb.LoginResponse:
         tokens, user = await self.accounts.login(request.email, request.password)
         return pb.LoginResponse(tokens=_tokens(tokens), user=_user(user))
 
-    async def Refresh(self, request: pb.RefreshRequest, context) -> pb.RefreshResponse:
+    async def Refresh(
+        self, request: pb.RefreshRequest, context: ServicerContext
+    ) -> pb.RefreshResponse:
         return pb.RefreshResponse(
             tokens=_tokens(await self.accounts.refresh(request.refresh_token))
         )
 
-    async def Logout(self, request: pb.LogoutRequest, context) -> empty_pb2.Empty:
+    async def Logout(self, request: pb.LogoutRequest, context: ServicerContext) -> empty_pb2.Empty:
         await self.accounts.logout(request.refresh_token)
         return empty_pb2.Empty()
 
-    async def GetTenant(self, request: pb.GetTenantRequest, context) -> pb.Tenant:
+    async def GetTenant(self, request: pb.GetTenantRequest, context: ServicerContext) -> pb.Tenant:
         return _tenant(await self.accounts.get_tenant(current_principal(), request.tenant_id))
 
-    async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
+    async def CreateUser(self, request: pb.CreateUserRequest, context: ServicerContext) -> pb.User:
         user = await self.accounts.create_user(
             current_principal(),
             request.email,
@@ -157,10 +161,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return _user(user)
 
-    async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
+    async def GetUser(self, request: pb.GetUserRequest, context: ServicerContext) -> pb.User:
         return _user(await self.accounts.get_user(current_principal(), request.user_id))
 
-    async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.User:
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context: ServicerContext) -> pb.User:
         given = request.user
         values = {
             "display_name": given.display_name,
@@ -173,13 +177,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return _user(user)
 
-    async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
+    async def ListUsers(
+        self, request: pb.ListUsersRequest, context: ServicerContext
+    ) -> pb.ListUsersResponse:
         page = await self.accounts.list_users(current_principal(), _list_request(request))
         return pb.ListUsersResponse(
             users=[_user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
-    async def SearchUsers(self, request: pb.SearchUsersRequest, context) -> pb.SearchUsersResponse:
+    async def SearchUsers(
+        self, request: pb.SearchUsersRequest, context: ServicerContext
+    ) -> pb.SearchUsersResponse:
         paging = ListRequest(request.page_size, request.page_token)
         page = await self.accounts.search_users(current_principal(), request.query, paging)
         return pb.SearchUsersResponse(
@@ -187,7 +195,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def CreateApiKey(
-        self, request: pb.CreateApiKeyRequest, context
+        self, request: pb.CreateApiKeyRequest, context: ServicerContext
     ) -> pb.CreateApiKeyResponse:
         expire = request.expire_time.ToDatetime(dt.UTC) if request.HasField("expire_time") else None
         row, secret = await self.api_keys.create(
@@ -199,27 +207,35 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return pb.CreateApiKeyResponse(api_key=_api_key(row), secret=secret)
 
-    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: ServicerContext
+    ) -> pb.ListApiKeysResponse:
         page = await self.api_keys.list(current_principal(), _list_request(request))
         return pb.ListApiKeysResponse(
             api_keys=[_api_key(k) for k in page.items], next_page_token=page.next_page_token
         )
 
-    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.ApiKey:
+    async def RevokeApiKey(
+        self, request: pb.RevokeApiKeyRequest, context: ServicerContext
+    ) -> pb.ApiKey:
         return _api_key(await self.api_keys.revoke(current_principal(), request.api_key_id))
 
-    async def GetJwks(self, request: pb.GetJwksRequest, context) -> pb.GetJwksResponse:
+    async def GetJwks(
+        self, request: pb.GetJwksRequest, context: ServicerContext
+    ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in await self.keys.jwks()])
 
-    async def GetQuota(self, request: pb.GetQuotaRequest, context) -> pb.Quota:
+    async def GetQuota(self, request: pb.GetQuotaRequest, context: ServicerContext) -> pb.Quota:
         return _quota(await self.quotas.get(current_principal(), request.tenant_id))
 
-    async def ReserveTrials(self, request: pb.ReserveTrialsRequest, context) -> pb.Quota:
+    async def ReserveTrials(
+        self, request: pb.ReserveTrialsRequest, context: ServicerContext
+    ) -> pb.Quota:
         view = await self.quotas.reserve(request.tenant_id, request.trials, request.request_id)
         return _quota(view)
 
     async def VerifyApiKey(
-        self, request: pb.VerifyApiKeyRequest, context
+        self, request: pb.VerifyApiKeyRequest, context: ServicerContext
     ) -> pb.VerifyApiKeyResponse:
         principal, expires = await self.api_keys.verify(request.secret)
         expire_time = timestamp(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None

@@ -15,6 +15,7 @@ Two layers, both enforced before any handler runs:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -64,7 +65,7 @@ class MethodRule:
     framework: bool = False
 
 
-def peer_identity(auth_context: dict[str, list[bytes]]) -> str | None:
+def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The ``<peer>`` of the client certificate's ``spiffe://alea/<peer>`` URI SAN, if any."""
     for raw in auth_context.get("x509_subject_alternative_name", []):
         value = raw.decode(errors="replace")

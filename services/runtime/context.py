@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 from services.runtime.errors import Unauthenticated
 
-__all__ = ["Principal", "current_principal", "principal_var", "request_id_var"]
+__all__ = [
+    "Principal",
+    "ServicerContext",
+    "current_principal",
+    "principal_var",
+    "request_id_var",
+]
+
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+"""The gRPC context every handler receives (its request and response types vary)."""
 
 
 @dataclass(frozen=True)

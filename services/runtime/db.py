@@ -53,7 +53,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling starts transactions late (at the first write),
     # so a read-then-write loses updates; _begin_sqlite takes over instead.
     dbapi_connection.isolation_level = None
@@ -98,7 +98,7 @@ def _upgrade(connection: Connection, migrations: Path) -> None:
     config.set_main_option("script_location", str(migrations))
     script = ScriptDirectory.from_config(config)
 
-    def upgrade(revision, _context):
+    def upgrade(revision: Any, _context: Any) -> Any:
         return script._upgrade_revs("head", revision)
 
     with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:
@@ -123,12 +123,12 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime")
         return value
 
-    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value

@@ -24,19 +24,21 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import unquote
 
 import grpc
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import access
 from services.runtime.auth import Authenticator
-from services.runtime.context import Principal, principal_var, request_id_var
+from services.runtime.context import Principal, ServicerContext, principal_var, request_id_var
 from services.runtime.db import is_outage
 from services.runtime.errors import (
     AleaError,
@@ -53,6 +55,13 @@ __all__ = ["RuntimeInterceptor"]
 
 log = logging.getLogger("alea.rpc")
 _MAX_REQUEST_ID = 128
+# RpcMethodHandler and ServerInterceptor are generic only in types-grpcio's stubs.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+Behavior = Callable[..., Any]  # a unary or streaming handler function, as grpc calls it
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
@@ -168,7 +177,7 @@ class _Rpc:
         finally:
             self._account()
 
-    async def _abort(self, status) -> None:
+    async def _abort(self, status: status_pb2.Status) -> None:
         trailing = (
             ("x-request-id", self.request_id),
             ("grpc-status-details-bin", status.SerializeToString()),
@@ -199,14 +208,14 @@ class _Rpc:
         request_id_var.reset(self._request_token)
         otel_context.detach(self._span_token)
 
-    async def requests(self, iterator: AsyncIterator) -> AsyncIterator:
+    async def requests(self, iterator: AsyncIterator[Message]) -> AsyncIterator[Message]:
         """A client stream with every message validated."""
         async for message in iterator:
             validate(message)
             yield message
 
 
-class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+class RuntimeInterceptor(_ServerInterceptor):
     """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
 
     def __init__(self, service: str, authenticator: Authenticator | None) -> None:
@@ -249,37 +258,43 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             raise Unauthenticated("this service cannot verify user credentials")
         return await self.authenticator.authenticate(metadata)
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None:  # no such method: grpc answers UNIMPLEMENTED
+            return handler
         method = handler_call_details.method
         found = self._wrapped.get(method)
         if found is None or found[0] is not handler:
             found = self._wrapped[method] = (handler, self._wrap(handler, method))
         return found[1]
 
-    def _wrap(self, handler, method: str):
-        def unary_request(behavior):
-            async def run(request, context):
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        def unary_request(behavior: Behavior) -> Behavior:
+            async def run(request: Message, context: ServicerContext) -> Any:
                 async with _Rpc(self, method, context):
                     validate(request)
                     return await behavior(request, context)
 
             return run
 
-        def stream_request(behavior):
-            async def run(request_iterator, context):
+        def stream_request(behavior: Behavior) -> Behavior:
+            async def run(
+                request_iterator: AsyncIterator[Message], context: ServicerContext
+            ) -> Any:
                 async with _Rpc(self, method, context) as rpc:
                     return await behavior(rpc.requests(request_iterator), context)
 
             return run
 
-        def streaming(behavior, streamed_request: bool):
+        def streaming(behavior: Behavior, streamed_request: bool) -> Behavior:
             if not inspect.isasyncgenfunction(behavior):
                 return (stream_request if streamed_request else unary_request)(behavior)
 
-            async def run(request, context):
+            async def run(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
                 async with _Rpc(self, method, context) as rpc:
                     if streamed_request:
                         request = rpc.requests(request)
@@ -306,6 +321,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             return grpc.stream_unary_rpc_method_handler(
                 stream_request(handler.stream_unary), **serializers
             )
+        assert handler.stream_stream is not None  # the one kind left
         return grpc.stream_stream_rpc_method_handler(
             streaming(handler.stream_stream, True), **serializers
         )

@@ -111,7 +111,7 @@ class IdentityClient:
         """Bytes the tenant may store."""
         request = identity_pb2.GetQuotaRequest(tenant_id=tenant_id)
         try:
-            quota = await self._stub.GetQuota(request, timeout=5)
+            quota: identity_pb2.Quota = await self._stub.GetQuota(request, timeout=5)
         except grpc.aio.AioRpcError as exc:
             raise _failed("identity", "give the storage quota", exc, frozenset()) from None
         return quota.storage_bytes

@@ -67,6 +67,7 @@ def create_read_engine(path: str, busy_timeout_ms: int) -> Engine:
         poolclass=QueuePool,
         pool_size=8,
         max_overflow=-1,
+        pool_reset_on_return=None,  # read-only and autocommit: nothing to roll back
         connect_args={"check_same_thread": False},  # a finaliser may close it elsewhere
     )
     event.listen(engine, "connect", _read_only(busy_timeout_ms))

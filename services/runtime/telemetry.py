@@ -13,10 +13,15 @@ from collections.abc import Callable
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 __all__ = [
     "configure_telemetry",
@@ -26,7 +31,7 @@ __all__ = [
 ]
 
 
-def _exporters(kind: str):
+def _exporters(kind: str) -> tuple[SpanExporter | None, MetricExporter | None]:
     if kind == "console":
         return ConsoleSpanExporter(), ConsoleMetricExporter()
     if kind == "otlp":
@@ -48,7 +53,7 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     # Metrics are always scrapeable (GET /metrics on the health port), and pushed by OTLP
     # when an exporter is configured.
-    readers: list = [PrometheusMetricReader()]
+    readers: list[MetricReader] = [PrometheusMetricReader()]
     if metric_exporter:
         readers.append(PeriodicExportingMetricReader(metric_exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)

@@ -158,7 +158,9 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
     )
 
 
-def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
+def results(
+    record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]
+) -> pb.Results:
     """The Results message: the simulation's parameters and every output's statistics."""
     return pb.Results(
         simulation_id=record.id,

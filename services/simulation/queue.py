@@ -21,7 +21,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from services.runtime.db import rowcount
 from services.simulation.store import (
@@ -78,7 +89,7 @@ def combine_progress(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"trials": total, "running": combined}
 
 
-def _free(table, now: float):
+def _free(table: FromClause, now: float) -> ColumnElement[bool]:
     """A segment to lease: pending and never leased, or its lease expired."""
     expired = or_(table.c.lease_expires.is_(None), table.c.lease_expires < now)
     return and_(table.c.state == PENDING, expired)
@@ -192,7 +203,7 @@ class Queue:
             row.lease_epoch,
         )
 
-    def _held(self, lease: Lease):
+    def _held(self, lease: Lease) -> ColumnElement[bool]:
         running = exists().where(
             simulations.c.id == lease.simulation.id, simulations.c.state == RUNNING
         )
@@ -281,14 +292,11 @@ class Queue:
         return rowcount(result) == 1
 
     async def pending_segments(self, simulation_id: str) -> int:
+        query = select(func.count()).where(
+            segments.c.simulation_id == simulation_id, segments.c.state == PENDING
+        )
         async with self.db.reading() as session:
-            return (
-                await session.execute(
-                    select(func.count()).where(
-                        segments.c.simulation_id == simulation_id, segments.c.state == PENDING
-                    )
-                )
-            ).scalar_one()
+            return int((await session.execute(query)).scalar_one())
 
     async def depth(self) -> int:
         """Segments not completed yet, waiting or running: the queue depth (the same count

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Float,
     Integer,
     LargeBinary,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     bindparam,
     delete,
     exists,
@@ -538,7 +540,7 @@ class Store:
         return counts, [dict(r._mapping) for r in rows]
 
 
-def drop_segments(simulation_id: str, *where: Any):
+def drop_segments(simulation_id: str, *where: ColumnElement[bool]) -> Update:
     """The statement taking an active simulation's unfinished segments out of the queue.
 
     Run it just before the simulation's own update when that stops it: the lease scan
