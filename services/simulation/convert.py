@@ -6,6 +6,7 @@ import math
 import re
 from typing import Any
 
+from alea.simulation.v1 import model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
@@ -35,13 +36,16 @@ BACKEND_TO_PROTO = {
     "cpu": pb.BACKEND_CPU,  # workers registered before the native back end
     "cuda": pb.BACKEND_GPU,  # simulations and workers recorded before "gpu"
 }
+_KINDS = frozenset(model_spec_pb2.DistributionKind.keys())
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
 
 
 def _kind(distribution: str) -> str:
-    """The DistributionKind value name of an engine distribution (messages take names)."""
+    """The DistributionKind value name of an engine distribution (messages take names);
+    UNSPECIFIED for a family the contract does not name yet (the summary still does)."""
     name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
-    return f"DISTRIBUTION_KIND_{name}"
+    kind = f"DISTRIBUTION_KIND_{name}"
+    return kind if kind in _KINDS else "DISTRIBUTION_KIND_UNSPECIFIED"
 
 
 def _warning(text: str) -> pb.ModelWarning:
