@@ -9,7 +9,8 @@ certificate and key that the CLI and curl present to the edge. Running it again 
 what OUT_DIR holds, so the Secrets stay stable; delete OUT_DIR to start over.
 
 The Secrets (see k8s/base/kustomization.yaml): ``alea-<name>-tls`` for each service and the
-edge, ``alea-identity-signing``, ``alea-files-master-keys``, ``alea-database`` (one
+edge, ``alea-identity-signing``, ``alea-files-master-keys``, ``alea-admin-audit-signing``
+(the Ed25519 key that signs audit checkpoints), ``alea-database`` (one
 ``postgresql+asyncpg://`` URL per service, and ``simulation-keda``, the same database as a
 libpq URL for KEDA's queue-depth query), and ``alea-postgres`` (passwords for the
 development PostgreSQL of k8s/components/postgres). For a PostgreSQL of your own, edit
@@ -40,6 +41,7 @@ def _material(path: Path) -> dict[str, str]:
     material = {
         "identity-signing-kek": base64.b64encode(secrets.token_bytes(KEK_BYTES)).decode(),
         "files-master-key": base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode(),
+        "admin-audit-signing-key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "postgres-superuser": secrets.token_urlsafe(24),
         **{f"postgres-{service}": secrets.token_urlsafe(24) for service in SERVICES},
     }
@@ -86,6 +88,12 @@ def build(out: Path, postgres_host: str) -> list[dict]:
     documents.append(
         _secret(
             "alea-files-master-keys", {"keys": f"k8s-1:{material['files-master-key']}".encode()}
+        )
+    )
+    documents.append(
+        _secret(
+            "alea-admin-audit-signing",
+            {"key": base64.b64decode(material["admin-audit-signing-key"])},
         )
     )
     urls = {

@@ -8,7 +8,14 @@ import sys
 
 # Each module registers its subcommands with ``register(subparsers)`` and sets
 # ``func`` (returning an exit status) on the parsers it adds.
-COMMAND_MODULES = ("services.cli.mesh", "services.cli.run", "services.cli.simulate")
+COMMAND_MODULES = (
+    "services.cli.mesh",
+    "services.cli.run",
+    "services.cli.simulate",
+    "services.cli.events",
+    "services.cli.admin",
+    "services.cli.usage",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

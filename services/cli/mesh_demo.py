@@ -18,9 +18,12 @@ import grpc
 from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 
+from services.cli.admin import DEMO_AUDIT
 from services.cli.edge_client import RestClient, edge_channel
+from services.cli.events import DEMO_AFTER, DEMO_BEFORE
 from services.cli.mesh_procs import MeshLayout
 from services.cli.simulate import DEMO_STEPS
+from services.cli.usage import DEMO_USAGE
 
 __all__ = ["STEPS", "Demo", "DemoError", "run"]
 
@@ -147,7 +150,11 @@ STEPS: list[tuple[str, str, Step]] = [
     ("identity", "rest", rest_login),
     ("identity", "rest", rest_get_user),
     ("identity", "rest", rest_list_users),
+    *[("notification", transport, step) for transport, step in DEMO_BEFORE],
     *[("simulation", transport, step) for transport, step in DEMO_STEPS],
+    *[("notification", transport, step) for transport, step in DEMO_AFTER],
+    *[("admin", transport, step) for transport, step in DEMO_AUDIT],
+    *[("analytics", transport, step) for transport, step in DEMO_USAGE],
 ]
 
 

@@ -24,7 +24,6 @@ __all__ = [
     "DESCRIPTOR_SET",
     "ENVOY_BINARY",
     "KUBERNETES_CONFIG",
-    "KUBERNETES_PLANNED_CONFIG",
     "EdgeSettings",
     "LocalReply",
     "Rpc",
@@ -242,10 +241,8 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
     return out
 
 
-# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/: the
-# base routes the services that exist, the planned-services component all of them.
+# Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/.
 KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
-KUBERNETES_PLANNED_CONFIG = ROOT / "k8s" / "components" / "planned-services" / "edge" / "envoy.yaml"
 
 
 def kubernetes_config(services: list[str]) -> str:
@@ -268,13 +265,9 @@ def kubernetes_config(services: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    # python -m services.cli.mesh_envoy: regenerate the edge configurations in k8s/
+    # python -m services.cli.mesh_envoy: regenerate the edge configuration in k8s/
     from services.cli.mesh_procs import implemented_services
 
-    for path, services in (
-        (KUBERNETES_CONFIG, implemented_services()),
-        (KUBERNETES_PLANNED_CONFIG, list(DEFAULT_PORTS)),
-    ):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(kubernetes_config(services))
-        print(f"wrote {path.relative_to(ROOT)}")
+    KUBERNETES_CONFIG.parent.mkdir(parents=True, exist_ok=True)
+    KUBERNETES_CONFIG.write_text(kubernetes_config(implemented_services()))
+    print(f"wrote {KUBERNETES_CONFIG.relative_to(ROOT)}")

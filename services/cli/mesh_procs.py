@@ -58,6 +58,7 @@ EDGE_PORT = 8443
 ADMIN_PORT = 9901
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0
+WEBHOOK_ALLOWLIST = "ALEA_NOTIFICATION_WEBHOOK_ALLOWLIST"
 
 
 class MeshError(RuntimeError):
@@ -161,6 +162,10 @@ def service_env(layout: MeshLayout, name: str) -> dict[str, str]:
         env[f"ALEA_{other.upper()}_ADDRESS"] = f"localhost:{port}"
     if layout.database_url_template:
         env["ALEA_DATABASE_URL"] = layout.database_url_template.format(service=name)
+    # A development mesh delivers webhooks to receivers on this machine ('alea demo' runs
+    # one); deployments set no allowlist, so loopback and private addresses are refused.
+    if name == "notification" and not os.environ.get(WEBHOOK_ALLOWLIST):
+        env[WEBHOOK_ALLOWLIST] = "127.0.0.0/8,::1/128"
     return env
 
 

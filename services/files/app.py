@@ -21,6 +21,8 @@ from services.files.domain import Files, rotate_master_keys
 from services.files.store import FileStore
 from services.runtime.config import Settings, load_settings
 from services.runtime.db import Database
+from services.runtime.events import events_relay
+from services.runtime.outbox import Outbox
 from services.runtime.peers import Peers
 from services.runtime.server import Mount, Service, run
 
@@ -37,8 +39,10 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
     """The files servicer wired to its blob store, master keys and identity's quotas."""
     files_settings = load_files_settings(settings.home)
     blobs = LocalBlobStore(files_settings.blob_dir)  # empties its temp area
+    outbox = Outbox()
+    store = FileStore(database, outbox)
     files = Files(
-        FileStore(database),
+        store,
         blobs,
         files_settings.master_keys,
         peers.identity,
@@ -52,7 +56,12 @@ async def build(settings: Settings, database: Database, peers: Peers) -> Service
         FilesServicer(files),
         files_pb2_grpc.add_FilesServiceServicer_to_server,
     )
-    return Service([mount])
+
+    async def gauges() -> dict[str, float]:
+        stored, count = await store.totals()
+        return {"storage_bytes": stored, "files": count}
+
+    return Service([mount], background=[events_relay(database, outbox, peers)], gauges=gauges)
 
 
 async def _rotate(new_dev_key: bool) -> int:

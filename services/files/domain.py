@@ -281,7 +281,7 @@ class Files:
         """Remove the file, its shares and its blob, and give back its bytes."""
         record, _ = await self._visible(caller, file_id)
         _require_manager(caller, record)
-        if not await self._store.delete(caller.tenant_id, file_id):
+        if not await self._store.delete(caller.tenant_id, file_id, caller.user_id):
             raise NotFound("file", file_id)  # a concurrent delete came first
         await self._blobs.delete(file_id)
 
@@ -291,7 +291,10 @@ class Files:
         _require_manager(caller, record)
         if user_id == record.owner_id:
             raise InvalidArgument("user_id", "the owner already has access")
-        if not await self._store.share(caller.tenant_id, file_id, user_id, datetime.now(UTC)):
+        shared = await self._store.share(
+            caller.tenant_id, file_id, user_id, datetime.now(UTC), caller.user_id
+        )
+        if not shared:
             raise NotFound("file", file_id)
         return await self.get(caller, file_id)
 

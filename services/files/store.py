@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -36,7 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database, Reader, UtcDateTime, rowcount
 from services.runtime.errors import AlreadyExists
+from services.runtime.events import event
 from services.runtime.listing import Listing, ListRequest, Page, number, text, timestamp
+from services.runtime.outbox import Outbox, OutboxItem
 
 __all__ = ["FILES", "FileRecord", "FileStore", "files", "metadata", "shares", "storage_usage"]
 
@@ -126,12 +129,55 @@ class FileRecord:
 Rewrap = Callable[[str, str, bytes], tuple[str, bytes]]
 """(file id, key id, wrapped key) → (new key id, re-wrapped key)."""
 
+QUOTA_WARNINGS = (80, 100)
+"""Percentages of the storage quota whose crossing by an upload is an event."""
+
+
+def _file_event(type_: str, record: FileRecord, **data: object) -> OutboxItem:
+    return event(
+        type_,
+        record.tenant_id,
+        f"files/{record.id}",
+        {
+            "file_id": record.id,
+            "file_name": record.name,
+            "content_type": record.content_type,
+            "size_bytes": record.size,
+            "owner_id": record.owner_id,
+            **data,
+        },
+        user_id=str(data.get("shared_with_user_id", record.owner_id)),
+    )
+
+
+def _quota_events(record: FileRecord, before: int, limit: int) -> list[OutboxItem]:
+    """quota.warning for each threshold of :data:`QUOTA_WARNINGS` the upload crossed."""
+    after = before + record.size
+    return [
+        event(
+            "quota.warning",
+            record.tenant_id,
+            f"tenants/{record.tenant_id}/storage",
+            {
+                "metric": "storage_bytes",
+                "percent": percent,
+                "used_bytes": after,
+                "limit_bytes": limit,
+                "file_id": record.id,
+            },
+            user_id=record.owner_id,
+        )
+        for percent in QUOTA_WARNINGS
+        if limit > 0 and before * 100 < percent * limit <= after * 100
+    ]
+
 
 class FileStore:
     """Every read and write of the files service's tables; one transaction per method."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -153,6 +199,16 @@ class FileStore:
                 )
             )
         return file_id
+
+    async def totals(self) -> tuple[int, int]:
+        """(bytes stored, files) over every tenant, for the operator overview."""
+        query = select(
+            func.coalesce(func.sum(storage_usage.c.bytes_used), 0),
+            func.coalesce(func.sum(storage_usage.c.file_count), 0),
+        )
+        async with self.db.reading() as session:
+            stored, count = (await session.execute(query)).one()
+        return int(stored), int(count)
 
     async def usage(self, tenant_id: str) -> tuple[int, int]:
         """(bytes used, file count) of a tenant; zeros before its first upload."""
@@ -182,7 +238,8 @@ class FileStore:
     # -- writes --------------------------------------------------------------------------
 
     async def insert(self, record: FileRecord, limit: int) -> bool:
-        """Store the row and charge its bytes if the tenant stays within ``limit``.
+        """Store the row and charge its bytes if the tenant stays within ``limit``, with the
+        file.uploaded event and a quota.warning for each threshold the upload crosses.
 
         False (and nothing stored) when it would not; AlreadyExists when the tenant's
         request id was taken meanwhile by a concurrent upload.
@@ -192,18 +249,29 @@ class FileStore:
                 if not await _charge(session, record.tenant_id, record.size, limit):
                     return False
                 await session.execute(insert(files).values(**asdict(record)))
+                before = (await _usage(session, record.tenant_id))[0] - record.size
+                await self.outbox.add(
+                    session,
+                    _file_event("file.uploaded", record, sha256=record.sha256),
+                    *_quota_events(record, before, limit),
+                )
             return True
         except IntegrityError:
             raise AlreadyExists("upload", record.request_id or record.id) from None
 
-    async def delete(self, tenant_id: str, file_id: str) -> bool:
-        """Remove the file and its shares and give back its bytes; False if already gone."""
+    async def delete(self, tenant_id: str, file_id: str, actor_id: str) -> bool:
+        """Remove the file and its shares and give back its bytes, with the file.deleted
+        event; False if already gone."""
         async with self.db.transaction() as session:
-            size = await session.scalar(
-                select(files.c.size).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
-            )
-            if size is None:
+            row = (
+                await session.execute(
+                    select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+                )
+            ).first()
+            if row is None:
                 return False
+            record = FileRecord(**row._mapping)
+            size = record.size
             await session.execute(delete(shares).where(shares.c.file_id == file_id))
             await session.execute(delete(files).where(files.c.id == file_id))
             await session.execute(
@@ -214,14 +282,22 @@ class FileStore:
                     file_count=storage_usage.c.file_count - 1,
                 )
             )
+            await self.outbox.add(session, _file_event("file.deleted", record, actor_id=actor_id))
         return True
 
-    async def share(self, tenant_id: str, file_id: str, user_id: str, now: dt.datetime) -> bool:
+    async def share(
+        self, tenant_id: str, file_id: str, user_id: str, now: dt.datetime, actor_id: str
+    ) -> bool:
         """Let ``user_id`` read the file (idempotent; a new share moves the file's update
-        time on); False when the file is gone."""
+        time on and is a file.shared event); False when the file is gone."""
         try:
             async with self.db.transaction() as session:
-                if not await _exists(session, tenant_id, file_id):
+                row = (
+                    await session.execute(
+                        select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
+                    )
+                ).first()
+                if row is None:
                     return False
                 exists = await session.scalar(
                     select(shares.c.user_id).where(
@@ -235,6 +311,13 @@ class FileStore:
                     await session.execute(
                         update(files).where(files.c.id == file_id).values(update_time=now)
                     )
+                    shared = _file_event(
+                        "file.shared",
+                        FileRecord(**row._mapping),
+                        shared_with_user_id=user_id,
+                        actor_id=actor_id,
+                    )
+                    await self.outbox.add(session, shared)
             return True
         except IntegrityError:  # deleted by a concurrent transaction after our check
             return False
@@ -269,11 +352,6 @@ class FileStore:
                     .values(key_id=new_id, wrapped_key=rewrapped)
                 )
         return len(rows)
-
-
-async def _exists(session: Reader, tenant_id: str, file_id: str) -> bool:
-    query = select(files.c.id).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
-    return await session.scalar(query) is not None
 
 
 async def _usage(session: Reader, tenant_id: str) -> tuple[int, int]:

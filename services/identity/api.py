@@ -44,7 +44,7 @@ def _tenant(row: Tenant) -> pb.Tenant:
     )
 
 
-def _user(row: User) -> pb.User:
+def _user(row: User, platform: bool) -> pb.User:
     return pb.User(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -56,6 +56,7 @@ def _user(row: User) -> pb.User:
         create_time=timestamp(row.create_time),
         update_time=timestamp(row.update_time),
         last_login_time=timestamp(row.last_login_time),
+        platform=platform,
     )
 
 
@@ -120,6 +121,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> None:
         self.accounts, self.api_keys, self.quotas, self.keys = accounts, api_keys, quotas, keys
 
+    def _user(self, row: User) -> pb.User:
+        return _user(row, self.accounts.is_platform(row))
+
     async def Register(
         self, request: pb.RegisterRequest, context: ServicerContext
     ) -> pb.RegisterResponse:
@@ -130,11 +134,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             request.display_name,
             request.request_id,
         )
-        return pb.RegisterResponse(tenant=_tenant(tenant), user=_user(user), tokens=_tokens(tokens))
+        return pb.RegisterResponse(
+            tenant=_tenant(tenant), user=self._user(user), tokens=_tokens(tokens)
+        )
 
     async def Login(self, request: pb.LoginRequest, context: ServicerContext) -> pb.LoginResponse:
         tokens, user = await self.accounts.login(request.email, request.password)
-        return pb.LoginResponse(tokens=_tokens(tokens), user=_user(user))
+        return pb.LoginResponse(tokens=_tokens(tokens), user=self._user(user))
 
     async def Refresh(
         self, request: pb.RefreshRequest, context: ServicerContext
@@ -159,10 +165,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             _role_name(request.role),
             request.request_id,
         )
-        return _user(user)
+        return self._user(user)
 
     async def GetUser(self, request: pb.GetUserRequest, context: ServicerContext) -> pb.User:
-        return _user(await self.accounts.get_user(current_principal(), request.user_id))
+        return self._user(await self.accounts.get_user(current_principal(), request.user_id))
 
     async def UpdateUser(self, request: pb.UpdateUserRequest, context: ServicerContext) -> pb.User:
         given = request.user
@@ -175,14 +181,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         user = await self.accounts.update_user(
             current_principal(), given.id, list(request.update_mask.paths), values
         )
-        return _user(user)
+        return self._user(user)
 
     async def ListUsers(
         self, request: pb.ListUsersRequest, context: ServicerContext
     ) -> pb.ListUsersResponse:
         page = await self.accounts.list_users(current_principal(), _list_request(request))
         return pb.ListUsersResponse(
-            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
+            users=[self._user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
     async def SearchUsers(
@@ -191,7 +197,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         paging = ListRequest(request.page_size, request.page_token)
         page = await self.accounts.search_users(current_principal(), request.query, paging)
         return pb.SearchUsersResponse(
-            users=[_user(u) for u in page.items], next_page_token=page.next_page_token
+            users=[self._user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
     async def CreateApiKey(
@@ -245,4 +251,32 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             role=_role(principal.role),
             api_key_id=principal.api_key_id,
             expire_time=expire_time,
+            platform=principal.platform,
+        )
+
+    async def CheckUser(
+        self, request: pb.CheckUserRequest, context: ServicerContext
+    ) -> pb.CheckUserResponse:
+        active, role, platform = await self.accounts.check_user(request.tenant_id, request.user_id)
+        return pb.CheckUserResponse(
+            active=active, role=_role(role or "unspecified"), platform=platform
+        )
+
+    async def ListContacts(
+        self, request: pb.ListContactsRequest, context: ServicerContext
+    ) -> pb.ListContactsResponse:
+        users = await self.accounts.contacts(
+            request.tenant_id, list(request.user_ids), request.include_admins
+        )
+        return pb.ListContactsResponse(
+            contacts=[
+                pb.Contact(
+                    user_id=u.id,
+                    email=u.email,
+                    display_name=u.display_name,
+                    role=_role(u.role),
+                    disabled=u.disabled,
+                )
+                for u in users
+            ]
         )

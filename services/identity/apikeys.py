@@ -12,12 +12,14 @@ import hashlib
 import secrets
 import uuid
 
-from services.identity.domain import Accounts, fingerprint, now, replayed
+from services.identity.domain import Accounts, fingerprint, now, replayed, role_name
 from services.identity.store import ApiKey, IdentityStore, User
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.errors import NotFound, PermissionDenied, Unauthenticated
+from services.runtime.events import event
 from services.runtime.listing import ListRequest, Page
+from services.runtime.outbox import OutboxItem
 
 __all__ = ["ApiKeys"]
 
@@ -77,6 +79,7 @@ class ApiKeys:
             await writes.add_api_key(key)
             if request_id:
                 await writes.remember(tenant, request_id, digest, key.id, stamp)
+            await writes.record(_key_event("api_key.created", key, principal))
             return key, secret
 
     async def list(self, principal: Principal, request: ListRequest) -> Page[ApiKey]:
@@ -95,7 +98,9 @@ class ApiKeys:
                 raise NotFound("api key", key_id)
             await writes.revoke_api_key(key.tenant_id, key.id, now())
             revoked = await writes.api_key(key.tenant_id, key.id)
-        assert revoked is not None
+            assert revoked is not None
+            if key.revoke_time is None:
+                await writes.record(_key_event("api_key.revoked", revoked, principal))
         return revoked
 
     async def verify(self, secret: str) -> tuple[Principal, float | None]:
@@ -111,9 +116,30 @@ class ApiKeys:
                 await writes.touch_api_key(key.tenant_id, key.id, stamp)
         role = min(key.role, user.role, key=ROLE_RANK.__getitem__)
         principal = Principal(
-            user_id=key.user_id, tenant_id=key.tenant_id, role=role, api_key_id=key.id
+            user_id=key.user_id,
+            tenant_id=key.tenant_id,
+            role=role,
+            api_key_id=key.id,
+            platform=role == "admin" and self._accounts.is_platform(user),
         )
         return principal, key.expire_time.timestamp() if key.expire_time else None
+
+
+def _key_event(type_: str, key: ApiKey, actor: Principal) -> OutboxItem:
+    return event(
+        type_,
+        key.tenant_id,
+        f"apiKeys/{key.id}",
+        {
+            "api_key_id": key.id,
+            "display_name": key.display_name,
+            "prefix": key.prefix,
+            "role": role_name(key.role),
+            "user_id": key.user_id,
+            "actor_id": actor.user_id,
+        },
+        user_id=key.user_id,
+    )
 
 
 def _visible(key: ApiKey, principal: Principal) -> bool:

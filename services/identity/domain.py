@@ -29,6 +29,7 @@ from services.identity.store import (
     Writes,
 )
 from services.identity.tokens import SigningKeys
+from services.runtime import audit
 from services.runtime.access import ROLE_RANK
 from services.runtime.context import Principal
 from services.runtime.errors import (
@@ -39,9 +40,10 @@ from services.runtime.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from services.runtime.events import event
 from services.runtime.listing import ListRequest, Page
 
-__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed"]
+__all__ = ["Accounts", "Tokens", "fingerprint", "now", "replayed", "role_name"]
 
 REFRESH_TTL = dt.timedelta(days=30)
 PREFERENCE_FIELDS = ("locale", "default_trials", "default_seed", "notify_on_completion")
@@ -90,11 +92,22 @@ class Tokens:
 
 
 class Accounts:
-    """Register, sign in, manage and find users."""
+    """Register, sign in, manage and find users.
 
-    def __init__(self, store: IdentityStore, keys: SigningKeys) -> None:
+    ``operators``: emails of the platform operators, named at start-up
+    (``ALEA_PLATFORM_ADMINS``); such a user has the platform scope while an admin.
+    """
+
+    def __init__(
+        self, store: IdentityStore, keys: SigningKeys, operators: frozenset[str] = frozenset()
+    ) -> None:
         self._store = store
         self._keys = keys
+        self._operators = frozenset(email.strip().lower() for email in operators)
+
+    def is_platform(self, user: User) -> bool:
+        """Whether ``user`` acts with the platform scope (an admin named an operator)."""
+        return user.role == "admin" and user.email in self._operators
 
     # -- credentials ---------------------------------------------------------------------
 
@@ -123,7 +136,9 @@ class Accounts:
     async def _tokens(self, user: User, session_id: str, refresh: str) -> Tokens:
         # Signed after the transaction commits: signing may create or rotate a key, which
         # is its own transaction (and SQLite has one writer at a time).
-        access = await self._keys.issue(user.id, user.tenant_id, user.role, session_id)
+        access = await self._keys.issue(
+            user.id, user.tenant_id, user.role, session_id, platform=self.is_platform(user)
+        )
         return Tokens(access.token, access.expires_in, refresh, int(REFRESH_TTL.total_seconds()))
 
     # -- public RPCs -----------------------------------------------------------------------
@@ -187,6 +202,8 @@ class Accounts:
                 raise Unauthenticated("invalid or expired refresh token")
             live = await writes.session(token.session_id)
             user = await writes.user(live.tenant_id, live.user_id) if live else None
+            if live is not None:
+                audit.acting(live.user_id, live.tenant_id)
             if live is None or user is None or live.revoke_time is not None or user.disabled:
                 raise Unauthenticated("session ended")
             reused = token.use_time is not None
@@ -205,6 +222,9 @@ class Accounts:
             token = await writes.refresh_token(_token_hash(refresh_token))
             if token is None:
                 raise Unauthenticated("invalid refresh token")
+            session = await writes.session(token.session_id)
+            if session is not None:
+                audit.acting(session.user_id, session.tenant_id)
             await writes.end_session(token.session_id, now())
 
     # -- tenant and users ------------------------------------------------------------------
@@ -219,6 +239,14 @@ class Accounts:
         if ROLE_RANK[user.role] < ROLE_RANK.get(principal.role, 0):
             raise Unauthenticated("role changed since this token was issued; refresh it")
         return user
+
+    async def check_user(self, tenant_id: str, user_id: str) -> tuple[bool, str, bool]:
+        """(active, current role, platform operator) of a user; (False, "", False) when gone."""
+        async with self._store.reading() as reads:
+            user = await reads.user(tenant_id, user_id)
+        if user is None:
+            return False, "", False
+        return not user.disabled, user.role, self.is_platform(user)
 
     async def get_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
         if tenant_id != principal.tenant_id:
@@ -261,6 +289,21 @@ class Accounts:
             await writes.add_user(user)
             if request_id:
                 await writes.remember(tenant, request_id, digest, user.id, user.create_time)
+            await writes.record(
+                event(
+                    "user.invited",
+                    tenant,
+                    f"users/{user.id}",
+                    {
+                        "user_id": user.id,
+                        "email": user.email,
+                        "display_name": user.display_name,
+                        "role": role_name(user.role),
+                        "invited_by": principal.user_id,
+                    },
+                    user_id=user.id,
+                )
+            )
             return user
 
     async def get_user(self, principal: Principal, user_id: str) -> User:
@@ -293,6 +336,21 @@ class Accounts:
             changes = await self._changes(writes, user, paths, values)
             changes["update_time"] = now()
             await writes.change_user(user.tenant_id, user.id, **changes)
+            if changes.get("role", user.role) != user.role:
+                await writes.record(
+                    event(
+                        "user.role_changed",
+                        user.tenant_id,
+                        f"users/{user.id}",
+                        {
+                            "user_id": user.id,
+                            "previous_role": role_name(user.role),
+                            "role": role_name(changes["role"]),
+                            "changed_by": caller.id,
+                        },
+                        user_id=user.id,
+                    )
+                )
         return dataclasses.replace(user, **changes)
 
     async def _changes(
@@ -341,6 +399,19 @@ class Accounts:
         async with self._store.reading() as reads:
             await self.caller(reads, principal)
             return await reads.search_users(principal.tenant_id, text.lower(), request)
+
+    async def contacts(
+        self, tenant_id: str, user_ids: list[str], include_admins: bool
+    ) -> list[User]:
+        """The tenant's users named (unknown ids left out), and its admins if asked: whom
+        notification may email (a service's question, not a user's)."""
+        async with self._store.reading() as reads:
+            return await reads.contacts(tenant_id, user_ids, include_admins)
+
+
+def role_name(role: str) -> str:
+    """A role as the contracts spell it (``admin`` → ``ROLE_ADMIN``), for event data."""
+    return f"ROLE_{role.upper()}"
 
 
 def _new_user(tenant_id: str, email: str, name: str, role: str, password_hash: str) -> User:

@@ -1,4 +1,9 @@
-"""Subscription tiers, their limits, and monthly trial reservations."""
+"""Subscription tiers, their limits, and monthly trial reservations.
+
+A tier's limits are platform settings (``quota.<tier>.*`` in
+``runtime.platform_settings.SCHEMA``), read on every answer and reservation, so a changed
+limit applies within the settings' poll interval, without a restart.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from services.identity.domain import now
 from services.identity.store import IdentityStore, Reads, Tenant
 from services.runtime.context import Principal
 from services.runtime.errors import InvalidArgument, NotFound, ResourceExhausted
+from services.runtime.platform_settings import LiveSettings
 
-__all__ = ["TIERS", "Limits", "QuotaView", "Quotas"]
+__all__ = ["Limits", "QuotaView", "Quotas", "limits"]
 
 
 @dataclass(frozen=True)
@@ -23,11 +29,13 @@ class Limits:
     storage_bytes: int
 
 
-TIERS = {
-    "free": Limits(10_000_000, 1_000_000, 1 << 30),
-    "pro": Limits(1_000_000_000, 100_000_000, 100 << 30),
-    "enterprise": Limits(100_000_000_000, 10_000_000_000, 10 << 40),
-}
+def limits(settings: LiveSettings, tier: str) -> Limits:
+    """What ``tier`` allows under the current platform settings."""
+    return Limits(
+        settings.get(f"quota.{tier}.trials_per_month"),
+        settings.get(f"quota.{tier}.trials_per_simulation"),
+        settings.get(f"quota.{tier}.storage_bytes"),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,17 +57,17 @@ def _period(at: dt.datetime) -> tuple[str, dt.datetime]:
 class Quotas:
     """Read quotas and reserve trials against them."""
 
-    def __init__(self, store: IdentityStore) -> None:
+    def __init__(self, store: IdentityStore, settings: LiveSettings) -> None:
         self._store = store
+        self._settings = settings
         # Check-then-insert must not interleave: the lock covers one process (all of SQLite),
         # the tenant row's FOR UPDATE covers PostgreSQL replicas.
         self._lock = asyncio.Lock()
 
-    @staticmethod
-    async def _view(reads: Reads, tenant: Tenant) -> QuotaView:
+    async def _view(self, reads: Reads, tenant: Tenant) -> QuotaView:
         period, start = _period(now())
         used = await reads.trials_used(tenant.id, period)
-        return QuotaView(tenant.id, tenant.tier, TIERS[tenant.tier], used, start)
+        return QuotaView(tenant.id, tenant.tier, limits(self._settings, tenant.tier), used, start)
 
     async def get(self, principal: Principal, tenant_id: str) -> QuotaView:
         """The quota of ``tenant_id`` (default: the caller's). Users see only their own."""

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.access import ROLE_RANK
 from services.runtime.db import Database, Reader, UtcDateTime, rowcount
@@ -34,6 +35,7 @@ from services.runtime.listing import (
     text,
     timestamp,
 )
+from services.runtime.outbox import Outbox, OutboxItem
 
 __all__ = [
     "API_KEYS",
@@ -304,6 +306,18 @@ class Reads:
         items, token = query.page((await self._session.execute(query.apply(statement))).all())
         return Page([User(**item) for item in items], token)
 
+    async def contacts(
+        self, tenant_id: str, user_ids: list[str], include_admins: bool
+    ) -> list[User]:
+        """The tenant's users among ``user_ids``, plus its admins when ``include_admins``."""
+        wanted: sa.ColumnElement[bool] = users.c.id.in_(user_ids)
+        if include_admins:
+            wanted = or_(wanted, users.c.role == "admin")
+        rows = await self._session.execute(
+            select(users).where(users.c.tenant_id == tenant_id, wanted).order_by(users.c.id)
+        )
+        return [User(**row._mapping) for row in rows]
+
     async def api_key(self, tenant_id: str, key_id: str) -> ApiKey | None:
         statement = select(api_keys).where(
             api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id
@@ -349,6 +363,12 @@ class Reads:
         row = await self._one(select(sessions).where(sessions.c.id == session_id))
         return Session(**row) if row else None
 
+    async def totals(self) -> tuple[int, int]:
+        """(tenants, users) of the whole platform, for the operator overview."""
+        tenant_count = await self._session.scalar(select(func.count()).select_from(tenants))
+        user_count = await self._session.scalar(select(func.count()).select_from(users))
+        return int(tenant_count or 0), int(user_count or 0)
+
     async def trials_used(self, tenant_id: str, period: str) -> int:
         used = await self._session.scalar(
             select(func.coalesce(func.sum(trial_reservations.c.trials), 0)).where(
@@ -393,7 +413,16 @@ class Reads:
 
 
 class Writes(Reads):
-    """Queries and changes inside one write transaction."""
+    """Queries and changes inside one write transaction, and the events they cause."""
+
+    def __init__(self, session: AsyncConnection, outbox: Outbox) -> None:
+        super().__init__(session)
+        self._transaction = session
+        self._outbox = outbox
+
+    async def record(self, *events: OutboxItem) -> None:
+        """Write events (``runtime.events.event``) that commit with this transaction."""
+        await self._outbox.add(self._transaction, *events)
 
     async def _insert(self, table: Table, record: Any) -> None:
         await self._session.execute(insert(table).values(**asdict(record)))
@@ -495,8 +524,9 @@ class Writes(Reads):
 class IdentityStore:
     """Opens the transactions that :class:`Reads` and :class:`Writes` run in."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Reads]:
@@ -510,6 +540,6 @@ class IdentityStore:
         creates of one email or one request id at once) is ABORTED, which clients retry."""
         try:
             async with self.db.transaction() as session:
-                yield Writes(session)
+                yield Writes(session, self.outbox)
         except IntegrityError:
             raise Aborted("a concurrent request changed the same data; retry") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import secrets
 import time
 import uuid
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.identity.store import IdentityStore, SigningKey
 from services.runtime.auth import AUDIENCE, ISSUER
+from services.runtime.pki import secret_key
 
 __all__ = ["AccessToken", "SigningKeys", "load_kek"]
 
@@ -42,19 +42,7 @@ KEK_FILE = "identity-signing.kek"
 
 def load_kek(pki_dir: Path) -> bytes:
     """The 32-byte key-encryption key, created (exclusively, 0600) on first start."""
-    path = pki_dir / KEK_FILE
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as file:
-            file.write(secrets.token_bytes(32))
-    kek = path.read_bytes()
-    if len(kek) != 32:
-        raise ValueError(f"{path} must hold exactly 32 bytes")
-    return kek
+    return secret_key(pki_dir / KEK_FILE)
 
 
 def _b64(data: bytes) -> str:
@@ -137,8 +125,10 @@ class SigningKeys:
         async with self._store.reading() as reads:
             return await reads.published_keys(horizon)
 
-    async def issue(self, user_id: str, tenant_id: str, role: str, session_id: str) -> AccessToken:
-        """A signed access token for a user's session."""
+    async def issue(
+        self, user_id: str, tenant_id: str, role: str, session_id: str, *, platform: bool = False
+    ) -> AccessToken:
+        """A signed access token for a user's session (claim ``plt``: a platform operator)."""
         kid, key = await self._signing_key()
         now = int(time.time())
         ttl = int(self.access_ttl.total_seconds())
@@ -152,5 +142,7 @@ class SigningKeys:
             "iss": ISSUER,
             "aud": AUDIENCE,
         }
+        if platform:
+            claims["plt"] = True
         token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
         return AccessToken(token, ttl)

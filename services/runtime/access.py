@@ -11,6 +11,10 @@ Two layers, both enforced before any handler runs:
    services that may call it without user credentials. An admitted service may also call
    a user RPC with the user's own credentials forwarded: the user's role and tenant then
    apply exactly as through the edge (the simulation service reading a user's workbook).
+
+The rule also says what the audit log records of the RPC (``MethodRule.audit_calls``):
+by default every call of an RPC that changes something, none of a read (its name starts
+with one of :data:`READ_PREFIXES`); refused calls are recorded whatever the rule says.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from google.protobuf import descriptor_pool
 
 __all__ = [
     "PEERS",
+    "READ_PREFIXES",
+    "ROLE_NAMES",
     "ROLE_RANK",
     "SERVICES",
     "USER_PEERS",
@@ -47,6 +53,20 @@ PEERS: dict[str, frozenset[str]] = {
 """Which mTLS peers may call each service (anything else is PERMISSION_DENIED)."""
 
 ROLE_RANK = {"viewer": 1, "analyst": 2, "admin": 3}
+ROLE_NAMES = {rank: name for name, rank in ROLE_RANK.items()}
+"""Role names by ``alea.access.v1.Role`` number."""
+READ_PREFIXES = (
+    "Get",
+    "List",
+    "Search",
+    "Watch",
+    "Verify",
+    "Check",
+    "Download",
+    "Export",
+    "Subscribe",
+)
+"""Method names of reads (AIP standard and custom methods): not audited by default."""
 """Role order, matching ``alea.access.v1.Role`` numbers: viewer < analyst < admin."""
 
 _SPIFFE_PREFIX = "spiffe://alea/"
@@ -63,6 +83,7 @@ class MethodRule:
     role: str = ""
     peers: frozenset[str] = frozenset()
     framework: bool = False
+    audit_calls: bool = False  # record every call, not only refused ones
 
 
 def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
@@ -96,4 +117,8 @@ def method_rule(full_method: str) -> MethodRule | None:
         return None
     rule: access_pb2.AccessRule = options.Extensions[access_pb2.rule]  # type: ignore[index]
     role = access_pb2.Role.Name(rule.role).removeprefix("ROLE_").lower() if rule.role else ""
-    return MethodRule(rule.public, rule.internal, role, frozenset(rule.peers))
+    if rule.audit == access_pb2.AUDIT_UNSPECIFIED:
+        audit_calls = not method.name.startswith(READ_PREFIXES)
+    else:
+        audit_calls = rule.audit == access_pb2.AUDIT_ALL
+    return MethodRule(rule.public, rule.internal, role, frozenset(rule.peers), False, audit_calls)

@@ -7,7 +7,13 @@ stream of forged ``kid`` values cannot hammer identity). Only ``EdDSA`` is accep
 any signature check. A verified token's principal is remembered (by the token's hash)
 until the token expires, so a client repeating its token costs one dictionary lookup
 rather than a signature check. API keys are resolved by a source callable (identity's
-internal VerifyApiKey) and cached for a few seconds, keyed by the secret's hash.
+internal VerifyApiKey) and cached for a second, keyed by the secret's hash.
+
+An access token says who its user was when it was issued; services other than identity
+also ask identity (CheckUser, through :class:`UserCheck`) whether the user is still
+active and with which role, trusting each answer for at most :data:`USER_CHECK_SECONDS`:
+a disabled user's tokens stop working, and a changed role applies, everywhere within
+that bound rather than when the token expires.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ __all__ = [
     "API_KEY_CACHE_SECONDS",
     "AUDIENCE",
     "ISSUER",
+    "USER_CHECK_SECONDS",
     "ApiKeyCache",
     "Authenticator",
     "TokenVerifier",
+    "UserCheck",
 ]
 
 ISSUER = "alea-identity"
@@ -39,6 +47,8 @@ ALGORITHMS = ("EdDSA",)
 JwksSource = Callable[[], Awaitable[list[dict[str, Any]]]]
 ApiKeySource = Callable[[str], Awaitable[tuple[Principal, float | None]]]
 """Resolves a secret to (principal, expiry as epoch seconds or None); raises Unauthenticated."""
+UserSource = Callable[[str, str], Awaitable[tuple[bool, str, bool]]]
+"""(tenant id, user id) -> (active, current role, platform operator)."""
 
 
 class TokenVerifier:
@@ -112,7 +122,12 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLE_RANK or not claims.get("tid"):
             raise Unauthenticated("access token lacks a valid tenant or role")
-        principal = Principal(user_id=str(claims["sub"]), tenant_id=str(claims["tid"]), role=role)
+        principal = Principal(
+            user_id=str(claims["sub"]),
+            tenant_id=str(claims["tid"]),
+            role=role,
+            platform=claims.get("plt") is True and role == "admin",
+        )
         return principal, float(claims["exp"])
 
 
@@ -147,12 +162,59 @@ class ApiKeyCache:
         return principal
 
 
-class Authenticator:
-    """Finds and checks the user credentials in request metadata."""
+USER_CHECK_SECONDS = 1.0
+"""How long a service other than identity trusts identity's word that a token's user is
+active with a role: a disabled user (or a changed role) holds everywhere at most this long
+after identity changed it."""
 
-    def __init__(self, tokens: TokenVerifier, api_keys: ApiKeyCache) -> None:
+
+class UserCheck:
+    """Re-checks the user of an access token through a source, remembering each answer for
+    ``ttl`` seconds counted from when the question was asked (so an answer can never
+    outlive the bound, however slow it was)."""
+
+    def __init__(
+        self, source: UserSource, *, ttl: float = USER_CHECK_SECONDS, max_entries: int = 10_000
+    ) -> None:
+        self._source = source
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[tuple[str, str], tuple[bool, str, bool, float]] = {}
+
+    async def current(self, principal: Principal) -> Principal:
+        """``principal`` as its user stands now: Unauthenticated when disabled or gone; the
+        lower of the token's and the current role; platform only for a current admin."""
+        key = (principal.tenant_id, principal.user_id)
+        hit = self._entries.get(key)
+        asked = time.monotonic()
+        if hit is None or hit[3] <= asked:
+            active, role, platform = await self._source(*key)
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            hit = (active, role, platform, asked + self._ttl)
+            self._entries[key] = hit
+        active, role, platform, _ = hit
+        if not active:
+            raise Unauthenticated("user is disabled or no longer exists")
+        role = min(principal.role, role, key=lambda r: ROLE_RANK.get(r, 0))
+        return Principal(
+            user_id=principal.user_id,
+            tenant_id=principal.tenant_id,
+            role=role,
+            platform=platform and role == "admin",
+        )
+
+
+class Authenticator:
+    """Finds and checks the user credentials in request metadata (``users``: re-check the
+    user of an access token, see :class:`UserCheck`; identity, the source, passes none)."""
+
+    def __init__(
+        self, tokens: TokenVerifier, api_keys: ApiKeyCache, users: UserCheck | None = None
+    ) -> None:
         self.tokens = tokens
         self.api_keys = api_keys
+        self.users = users
 
     async def authenticate(self, metadata: Mapping[str, str]) -> Principal | None:
         """The principal, None when the request carries no credentials, or Unauthenticated."""
@@ -161,7 +223,8 @@ class Authenticator:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthenticated("authorization must be 'Bearer <access token>'")
-            return await self.tokens.verify(token.strip())
+            principal = await self.tokens.verify(token.strip())
+            return principal if self.users is None else await self.users.current(principal)
         secret = metadata.get("x-api-key")
         if secret is not None:
             if not secret:

@@ -20,6 +20,10 @@ _OPTIONS = (
     ("grpc.ssl_target_name_override", TLS_SERVER_NAME),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # A peer that was down (restarting, or started after us) is tried again within 2 s,
+    # not after gRPC's default backoff of up to two minutes: calls to it fail fast until then.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -33,7 +33,15 @@ from sqlalchemy.util.typing import TupleAny, Unpack
 
 from services.runtime.sqlite import InlineReader, create_read_engine
 
-__all__ = ["Database", "Reader", "UtcDateTime", "is_outage", "migrate", "rowcount"]
+__all__ = [
+    "Database",
+    "Reader",
+    "UtcDateTime",
+    "after_commit",
+    "is_outage",
+    "migrate",
+    "rowcount",
+]
 
 
 class Reader(Protocol):
@@ -51,6 +59,7 @@ class Reader(Protocol):
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
+_AFTER_COMMIT = "alea_after_commit"
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -188,8 +197,21 @@ class Database:
         async with self.engine.connect() as connection:
             if self.dialect == "sqlite":
                 await connection.execution_options(**{_IMMEDIATE: True})
-            async with connection.begin():
-                yield connection
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                # info lives with the pooled DBAPI connection: never hand it to the next user.
+                connection.info.pop(_AFTER_COMMIT, None)
+                raise
+            for callback in connection.info.pop(_AFTER_COMMIT, ()):
+                callback()
+
+
+def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the transaction ``connection`` belongs to (one of
+    :meth:`Database.transaction`) has committed; never if it rolls back."""
+    connection.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 def rowcount(result: Result[Any]) -> int:

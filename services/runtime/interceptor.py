@@ -7,9 +7,11 @@ in trailing metadata), mTLS peer check, authentication, authorisation from the R
 request whose bytes do not parse is INVALID_ARGUMENT, see ``validation.Undecodable``).
 Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), a database
 that cannot be reached to UNAVAILABLE (clients retry), anything else to INTERNAL with an
-error id, one JSON log line and one duration sample per RPC, and the span ended with the
-status. Unary and streaming handlers, async functions and async generators, are all
-wrapped, once per method.
+error id, one JSON log line and one duration sample per RPC, the span ended with the
+status, and the finished call handed to each observer (the audit trail, the recent-calls
+counters, the API-call meter: each only queues or counts, in microseconds, so the
+response is never delayed). Unary and streaming handlers, async functions and async
+generators, are all wrapped, once per method.
 
 The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
 same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
@@ -24,9 +26,9 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import unquote
 
 import grpc
@@ -48,10 +50,11 @@ from services.runtime.errors import (
     internal_status,
     to_status,
 )
+from services.runtime.platform_settings import RATE_LIMIT, LiveSettings
 from services.runtime.telemetry import rpc_duration
 from services.runtime.validation import tolerant, validate
 
-__all__ = ["RuntimeInterceptor"]
+__all__ = ["Call", "RpcObserver", "RuntimeInterceptor"]
 
 log = logging.getLogger("alea.rpc")
 _MAX_REQUEST_ID = 128
@@ -108,10 +111,40 @@ def _span_attributes(method: str, context: Any, metadata: dict[str, str]) -> dic
     return attributes
 
 
+class Call(Protocol):
+    """What an observer is told of a finished RPC (an ``_Rpc``)."""
+
+    method: str
+    code: grpc.StatusCode
+    request_id: str
+    peer: str | None
+    principal: Principal | None
+    request: Message | None
+    response: Message | None
+    error: str
+
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+    def client_address(self) -> str: ...
+
+
+class RpcObserver(Protocol):
+    """Told of every finished RPC; must return at once."""
+
+    def finished(self, call: Call) -> None: ...
+
+
 class _Rpc:
     """Admission, error mapping and accounting of one RPC (an async context manager)."""
 
-    def __init__(self, guard: RuntimeInterceptor, method: str, context: Any) -> None:
+    def __init__(
+        self,
+        guard: RuntimeInterceptor,
+        method: str,
+        context: ServicerContext,
+        request: Message | None = None,
+    ) -> None:
         self.guard, self.method, self.context = guard, method, context
         self.metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         self.request_id = _request_id(self.metadata)
@@ -127,12 +160,24 @@ class _Rpc:
             kind=SpanKind.SERVER,
             attributes=attributes,
         )
+        self.request = request
+        self.response: Message | None = None
+        self.error = ""
+
+    def client_address(self) -> str:
+        """The caller's address: for calls through the edge the downstream address it saw
+        (``x-envoy-external-address``, which the edge sets itself), else the transport peer."""
+        if self.peer == "edge":
+            external = self.metadata.get("x-envoy-external-address", "")
+            if external:
+                return external
+        return unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
 
     async def __aenter__(self) -> _Rpc:
         self._span_token = otel_context.attach(trace.set_span_in_context(self.span))
         self._request_token = request_id_var.set(self.request_id)
         self._principal_token = principal_var.set(None)
-        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+        self.context.set_trailing_metadata(self.guard.trailers(self.request_id))
         try:
             self.principal = await self.guard.admit(self)
         except BaseException as exc:
@@ -157,7 +202,7 @@ class _Rpc:
                 self.code = self.context.code() or grpc.StatusCode.UNKNOWN
                 return
             if isinstance(exc, AleaError):
-                self.code = exc.code
+                self.code, self.error = exc.code, exc.message
                 await self._abort(to_status(exc))  # raises AbortError
             if is_outage(exc):
                 self.code = grpc.StatusCode.UNAVAILABLE
@@ -179,7 +224,7 @@ class _Rpc:
 
     async def _abort(self, status: status_pb2.Status) -> None:
         trailing = (
-            ("x-request-id", self.request_id),
+            *self.guard.trailers(self.request_id),
             ("grpc-status-details-bin", status.SerializeToString()),
         )
         await self.context.abort(_CODES[status.code], status.message, trailing)
@@ -204,6 +249,11 @@ class _Rpc:
         if self.code in _SPAN_ERRORS:
             self.span.set_status(Status(StatusCode.ERROR, f"{self.code}"))
         self.span.end()
+        for observer in self.guard.observers:
+            try:
+                observer.finished(self)
+            except Exception:  # an observer's fault must not change the RPC's outcome
+                log.exception("observer %s failed on %s", type(observer).__name__, self.method)
         principal_var.reset(self._principal_token)
         request_id_var.reset(self._request_token)
         otel_context.detach(self._span_token)
@@ -218,15 +268,32 @@ class _Rpc:
 class RuntimeInterceptor(_ServerInterceptor):
     """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
 
-    def __init__(self, service: str, authenticator: Authenticator | None) -> None:
+    def __init__(
+        self,
+        service: str,
+        authenticator: Authenticator | None,
+        observers: Sequence[RpcObserver] = (),
+        live: LiveSettings | None = None,
+    ) -> None:
         self.service = service
         self.authenticator = authenticator
         self.allowed_peers = access.PEERS.get(service, access.USER_PEERS)
         self.durations = rpc_duration()
+        self.observers = tuple(observers)
+        self.live = live
         self.tracer = trace.get_tracer("alea.runtime")
         # method → (the handler grpc found, the same wrapped): wrapping once per method
         # rather than once per call.
         self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    def trailers(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        """Trailing metadata of every response: the request id, and the request rate
+        clients are asked to keep (``ratelimit-policy``, the ``edge.rate_limit_per_second``
+        setting) when the platform settings are known."""
+        if self.live is None:
+            return (("x-request-id", request_id),)
+        rate = self.live.get(RATE_LIMIT)
+        return (("x-request-id", request_id), ("ratelimit-policy", f"{rate};w=1"))
 
     async def admit(self, rpc: _Rpc) -> Principal | None:
         """The caller's principal (None for public and framework RPCs), or raise."""
@@ -249,6 +316,7 @@ class RuntimeInterceptor(_ServerInterceptor):
             if rpc.peer in rule.peers:
                 return Principal(service=rpc.peer)
             raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-api-key")
+        rpc.principal = user  # known even if refused below: the log and the audit name them
         if access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(rule.role, 99):
             raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
         return user
@@ -275,9 +343,10 @@ class RuntimeInterceptor(_ServerInterceptor):
     def _wrap(self, handler: Handler, method: str) -> Handler:
         def unary_request(behavior: Behavior) -> Behavior:
             async def run(request: Message, context: ServicerContext) -> Any:
-                async with _Rpc(self, method, context):
+                async with _Rpc(self, method, context, request) as rpc:
                     validate(request)
-                    return await behavior(request, context)
+                    rpc.response = await behavior(request, context)
+                    return rpc.response
 
             return run
 
@@ -286,7 +355,8 @@ class RuntimeInterceptor(_ServerInterceptor):
                 request_iterator: AsyncIterator[Message], context: ServicerContext
             ) -> Any:
                 async with _Rpc(self, method, context) as rpc:
-                    return await behavior(rpc.requests(request_iterator), context)
+                    rpc.response = await behavior(rpc.requests(request_iterator), context)
+                    return rpc.response
 
             return run
 
@@ -295,7 +365,9 @@ class RuntimeInterceptor(_ServerInterceptor):
                 return (stream_request if streamed_request else unary_request)(behavior)
 
             async def run(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-                async with _Rpc(self, method, context) as rpc:
+                async with _Rpc(
+                    self, method, context, None if streamed_request else request
+                ) as rpc:
                     if streamed_request:
                         request = rpc.requests(request)
                     else:

@@ -15,29 +15,60 @@ caller's client retries rather than seeing another service's INTERNAL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import grpc
+from alea.admin.v1 import admin_pb2, admin_pb2_grpc
+from alea.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
-from google.protobuf import json_format
+from alea.notification.v1 import notification_pb2, notification_pb2_grpc
+from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
+from alea.status.v1 import status_pb2, status_pb2_grpc
+from google.protobuf import field_mask_pb2, json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-from services.runtime.access import ROLE_RANK
+from services.runtime.access import ROLE_NAMES
 from services.runtime.clients import secure_channel
 from services.runtime.config import Settings
 from services.runtime.context import Principal
 from services.runtime.errors import AleaError, Unauthenticated, Unavailable, from_rpc_error
+from services.runtime.outbox import OutboxRecord, Rejected
+from services.runtime.platform_settings import LiveSettings
 
-__all__ = ["FilesClient", "IdentityClient", "Peers"]
+__all__ = [
+    "AdminClient",
+    "AnalyticsClient",
+    "Contact",
+    "FilesClient",
+    "IdentityClient",
+    "NotificationClient",
+    "Peers",
+    "SimulationClient",
+    "StatusClient",
+]
 
 Credentials = Sequence[tuple[str, str]]
 """A user's own ``authorization`` / ``x-api-key`` metadata, forwarded on their behalf."""
 
-_ROLE_NAMES = {rank: name for name, rank in ROLE_RANK.items()}
 _CODE = grpc.StatusCode
 _TIMEOUT = 10.0
+_PROBE_TIMEOUT = 2.0  # an overview must not wait long on a service that does not answer
+# What a peer may answer about the user's own request made on their behalf: the object
+# is missing, not theirs, malformed, refused by a rule, or fails its integrity check.
+_USERS_OWN = frozenset(
+    {
+        _CODE.NOT_FOUND,
+        _CODE.INVALID_ARGUMENT,
+        _CODE.PERMISSION_DENIED,
+        _CODE.UNAUTHENTICATED,
+        _CODE.FAILED_PRECONDITION,
+        _CODE.DATA_LOSS,
+    }
+)
 
 
 def _failed(
@@ -47,6 +78,17 @@ def _failed(
     if error.code() in passing:
         return from_rpc_error(error)
     return Unavailable(f"{peer} could not {what}: {error.code().name}")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Where to reach a user: identity's answer to ListContacts."""
+
+    user_id: str
+    email: str
+    display_name: str
+    role: str
+    disabled: bool
 
 
 class IdentityClient:
@@ -77,11 +119,23 @@ class IdentityClient:
         principal = Principal(
             user_id=answer.user_id,
             tenant_id=answer.tenant_id,
-            role=_ROLE_NAMES.get(answer.role, ""),
+            role=ROLE_NAMES.get(answer.role, ""),
             api_key_id=answer.api_key_id,
+            platform=answer.platform,
         )
         expires = answer.expire_time.seconds if answer.HasField("expire_time") else None
         return principal, expires
+
+    async def check_user(self, tenant_id: str, user_id: str) -> tuple[bool, str, bool]:
+        """(active, current role, platform operator) of the user behind an access token."""
+        request = identity_pb2.CheckUserRequest(tenant_id=tenant_id, user_id=user_id)
+        try:
+            answer = await self._stub.CheckUser(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == _CODE.INVALID_ARGUMENT:  # a token whose ids are not UUIDs
+                return False, "", False
+            raise _failed("identity", "check a user", exc, frozenset()) from None
+        return answer.active, ROLE_NAMES.get(answer.role, ""), answer.platform
 
     async def reserve_trials(self, tenant_id: str, trials: int, reservation_id: str) -> None:
         """Reserve ``trials`` against the tenant's quotas (idempotent by reservation id);
@@ -107,6 +161,58 @@ class IdentityClient:
         preferences = user.preferences
         return preferences.default_seed if preferences.HasField("default_seed") else None
 
+    async def change_user(
+        self,
+        user_id: str,
+        credentials: Credentials,
+        *,
+        disabled: bool | None = None,
+        role: str = "",
+    ) -> identity_pb2.User:
+        """Disable/enable a user or change their role, with an admin's own ``credentials``
+        (identity applies its rules: admins only, a tenant keeps an active admin)."""
+        fields: dict[str, Any] = {"id": user_id}
+        if disabled is not None:
+            fields["disabled"] = disabled
+        if role:
+            fields["role"] = f"ROLE_{role.upper()}"  # enum fields take their value names
+        paths = [name for name in ("disabled", "role") if name in fields]
+        request = identity_pb2.UpdateUserRequest(
+            user=identity_pb2.User(**fields), update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        try:
+            user: identity_pb2.User = await self._stub.UpdateUser(
+                request, metadata=credentials, timeout=_TIMEOUT
+            )
+            return user
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("identity", "change the user", exc, _USERS_OWN) from None
+
+    async def user(self, user_id: str, credentials: Credentials) -> identity_pb2.User:
+        """A user of the caller's tenant, read with the caller's ``credentials``."""
+        request = identity_pb2.GetUserRequest(user_id=user_id)
+        try:
+            found: identity_pb2.User = await self._stub.GetUser(
+                request, metadata=credentials, timeout=5
+            )
+            return found
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("identity", "read the user", exc, _USERS_OWN) from None
+
+    async def count_users(self, credentials: Credentials) -> int:
+        """Users of the caller's tenant."""
+        count, token = 0, ""
+        while True:
+            request = identity_pb2.ListUsersRequest(page_size=1000, page_token=token)
+            try:
+                page = await self._stub.ListUsers(request, metadata=credentials, timeout=_TIMEOUT)
+            except grpc.aio.AioRpcError as exc:
+                raise _failed("identity", "list the users", exc, _USERS_OWN) from None
+            count += len(page.users)
+            token = page.next_page_token
+            if not token:
+                return count
+
     async def storage_limit(self, tenant_id: str) -> int:
         """Bytes the tenant may store."""
         request = identity_pb2.GetQuotaRequest(tenant_id=tenant_id)
@@ -116,21 +222,46 @@ class IdentityClient:
             raise _failed("identity", "give the storage quota", exc, frozenset()) from None
         return quota.storage_bytes
 
+    async def contacts(
+        self, tenant_id: str, user_ids: Sequence[str], include_admins: bool
+    ) -> list[Contact]:
+        """Email and role of the tenant's users named (and of every admin, if asked)."""
+        request = identity_pb2.ListContactsRequest(
+            tenant_id=tenant_id, user_ids=list(user_ids), include_admins=include_admins
+        )
+        try:
+            answer = await self._stub.ListContacts(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("identity", "list contacts", exc, frozenset()) from None
+        return [
+            Contact(c.user_id, c.email, c.display_name, ROLE_NAMES.get(c.role, ""), c.disabled)
+            for c in answer.contacts
+        ]
+
+
+class NotificationClient:
+    """Notification: the sink of every service's events (see ``runtime.events``)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = notification_pb2_grpc.NotificationServiceStub(channel)
+
+    async def publish(self, record: OutboxRecord) -> None:
+        """Publish one outbox record of topic ``events`` (an ``Event``); notification
+        deduplicates by event id, so a record delivered twice is recorded once. A record
+        it refuses as malformed is :class:`Rejected`; any other failure is retried."""
+        request = notification_pb2.PublishEventRequest(
+            event=notification_pb2.Event.FromString(record.payload)
+        )
+        try:
+            await self._stub.PublishEvent(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == _CODE.INVALID_ARGUMENT:
+                raise Rejected(exc.details() or "invalid event") from None
+            raise _failed("notification", "record the event", exc, frozenset()) from None
+
 
 class FilesClient:
-    """Files: workbooks read on a user's behalf."""
-
-    # What files may answer about the user's own request: their file is missing, not
-    # theirs, malformed, or its stored bytes fail their integrity check.
-    _USERS_OWN = frozenset(
-        {
-            _CODE.NOT_FOUND,
-            _CODE.INVALID_ARGUMENT,
-            _CODE.PERMISSION_DENIED,
-            _CODE.UNAUTHENTICATED,
-            _CODE.DATA_LOSS,
-        }
-    )
+    """Files: workbooks read on a user's behalf, a tenant's storage."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = files_pb2_grpc.FilesServiceStub(channel)
@@ -145,8 +276,124 @@ class FilesClient:
             async for chunk in call:
                 chunks.append(chunk.data)
         except grpc.aio.AioRpcError as exc:
-            raise _failed("files", "read the file", exc, self._USERS_OWN) from None
+            raise _failed("files", "read the file", exc, _USERS_OWN) from None
         return b"".join(chunks)
+
+    async def storage(self, credentials: Credentials) -> tuple[int, int]:
+        """(bytes used, bytes allowed) of the caller's tenant."""
+        try:
+            usage = await self._stub.GetStorageUsage(
+                files_pb2.GetStorageUsageRequest(), metadata=credentials, timeout=5
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("files", "give the storage used", exc, _USERS_OWN) from None
+        return usage.used_bytes, usage.quota_bytes
+
+
+class SimulationClient:
+    """Simulation: a tenant's queue."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = simulation_pb2_grpc.SimulationServiceStub(channel)
+
+    async def queue(self, credentials: Credentials) -> simulation_pb2.QueueStatus:
+        """The caller's tenant's queued and running simulations, and the live workers."""
+        request = simulation_pb2.GetQueueStatusRequest()
+        try:
+            queue: simulation_pb2.QueueStatus = await self._stub.GetQueueStatus(
+                request, metadata=credentials, timeout=5
+            )
+            return queue
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("simulation", "give its queue", exc, _USERS_OWN) from None
+
+
+class StatusClient:
+    """Any service: its health (grpc.health.v1) and its replica's status (the runtime's
+    StatusService)."""
+
+    def __init__(self, peer: str, channel: grpc.aio.Channel) -> None:
+        self.peer = peer
+        self._health = health_pb2_grpc.HealthStub(channel)
+        self._status = status_pb2_grpc.StatusServiceStub(channel)
+
+    async def health(self) -> int:
+        """The ``HealthCheckResponse.ServingStatus`` of the whole service."""
+        request = health_pb2.HealthCheckRequest(service="")
+        try:
+            answer = await self._health.Check(request, timeout=_PROBE_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise _failed(self.peer, "answer a health check", exc, frozenset()) from None
+        return int(answer.status)
+
+    async def status(self) -> status_pb2.ServiceStatus:
+        """The answering replica's status."""
+        request = status_pb2.GetStatusRequest()
+        try:
+            status: status_pb2.ServiceStatus = await self._status.GetStatus(
+                request, timeout=_PROBE_TIMEOUT
+            )
+            return status
+        except grpc.aio.AioRpcError as exc:
+            raise _failed(self.peer, "give its status", exc, frozenset()) from None
+
+
+def _relayed(peer: str, what: str, error: grpc.aio.AioRpcError) -> Exception:
+    """The error an outbox sink raises: :class:`Rejected` (kept as dead) for a record the
+    peer refuses as malformed, else Unavailable (the relay retries)."""
+    if error.code() == _CODE.INVALID_ARGUMENT:
+        return Rejected(f"{peer} refused {what}: {error.details()}")
+    return _failed(peer, what, error, frozenset())
+
+
+class AdminClient:
+    """Admin: the audit log (relayed batches) and the platform's settings."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = admin_pb2_grpc.AdminServiceStub(channel)
+
+    async def record_audit_events(self, record: OutboxRecord) -> None:
+        """Outbox sink of topic ``audit``: one batch of entries (a RecordAuditEventsRequest)."""
+        request = admin_pb2.RecordAuditEventsRequest.FromString(record.payload)
+        try:
+            await self._stub.RecordAuditEvents(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise _relayed("admin", "audit entries", exc) from None
+
+    async def effective_settings(self, known_version: int) -> admin_pb2.EffectiveSettings:
+        """Every setting value set, unless nothing changed since ``known_version``."""
+        request = admin_pb2.GetEffectiveSettingsRequest(known_version=known_version)
+        try:
+            settings: admin_pb2.EffectiveSettings = await self._stub.GetEffectiveSettings(
+                request, timeout=5
+            )
+            return settings
+        except grpc.aio.AioRpcError as exc:
+            raise _failed("admin", "give the settings", exc, frozenset()) from None
+
+
+class AnalyticsClient:
+    """Analytics: usage records and events relayed from the outbox."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+
+    async def record_usage(self, record: OutboxRecord) -> None:
+        """Outbox sink of topic ``usage``: one RecordEventRequest (API calls)."""
+        request = analytics_pb2.RecordEventRequest.FromString(record.payload)
+        try:
+            await self._stub.RecordEvent(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise _relayed("analytics", "a usage record", exc) from None
+
+    async def ingest_event(self, record: OutboxRecord) -> None:
+        """Outbox sink of topic ``analytics``: one event (an ``Event``), for its usage."""
+        event = notification_pb2.Event.FromString(record.payload)
+        request = analytics_pb2.IngestEventsRequest(events=[event])
+        try:
+            await self._stub.IngestEvents(request, timeout=_TIMEOUT)
+        except grpc.aio.AioRpcError as exc:
+            raise _relayed("analytics", "an event", exc) from None
 
 
 class Peers:
@@ -175,6 +422,31 @@ class Peers:
     @cached_property
     def files(self) -> FilesClient:
         return FilesClient(self.channel("files"))
+
+    @cached_property
+    def notification(self) -> NotificationClient:
+        return NotificationClient(self.channel("notification"))
+
+    @cached_property
+    def simulation(self) -> SimulationClient:
+        return SimulationClient(self.channel("simulation"))
+
+    def status(self, peer: str) -> StatusClient:
+        """Health and status of ``peer``."""
+        return StatusClient(peer, self.channel(peer))
+
+    @cached_property
+    def admin(self) -> AdminClient:
+        return AdminClient(self.channel("admin"))
+
+    @cached_property
+    def analytics(self) -> AnalyticsClient:
+        return AnalyticsClient(self.channel("analytics"))
+
+    @cached_property
+    def settings(self) -> LiveSettings:
+        """The platform settings served by admin, as this process sees them now."""
+        return LiveSettings(self.admin.effective_settings)
 
     async def close(self) -> None:
         """Close every channel opened so far."""

@@ -16,6 +16,7 @@ import datetime as dt
 import fcntl
 import ipaddress
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "ensure_pki",
     "issue",
     "load",
+    "secret_key",
     "spiffe_id",
 ]
 
@@ -74,6 +76,24 @@ class Issued:
         _write_atomic(key, self.key_pem, 0o600)
         _write_atomic(crt, self.cert_pem, 0o644)
         return crt, key
+
+
+def secret_key(path: Path, size: int = 32) -> bytes:
+    """Random key material kept in ``path`` beside the certificates: created exclusively
+    (0600) on first start, read afterwards (a mounted Secret in Kubernetes); ValueError
+    when the file holds another number of bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as file:
+            file.write(secrets.token_bytes(size))
+    key = path.read_bytes()
+    if len(key) != size:
+        raise ValueError(f"{path} must hold exactly {size} bytes")
+    return key
 
 
 def spiffe_id(name: str) -> str:

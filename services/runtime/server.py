@@ -4,9 +4,15 @@ tasks, shutdown.
 ``create_server`` builds (``server, port``) — tests bind port 0 and use the port that
 comes back; ``serve`` runs it until SIGTERM/SIGINT, then flips health to NOT_SERVING
 and stops with a grace period; ``run`` is what a service's ``__main__`` calls: settings,
-JSON logs, telemetry, database (migrated), the service's ``build``, then serving and
-the service's background tasks side by side until a signal, and on the way out the
-tasks, peer channels and database closed and the buffered telemetry flushed.
+JSON logs, telemetry, database (migrated), the platform settings (``peers.settings``,
+polled from admin), the service's ``build``, then serving and the service's background
+tasks side by side until a signal, and on the way out the tasks, peer channels and
+database closed and the buffered telemetry flushed.
+
+Every serving process also gets, from the runtime rather than its own code: the audit
+trail (``runtime.audit``, relayed to admin through the outbox; ``ALEA_AUDIT=off`` stops
+it), the API-call meter (``runtime.usage``, relayed to analytics), and the
+``alea.status.v1.StatusService`` the admin overview reads (``runtime.status``).
 """
 
 from __future__ import annotations
@@ -23,19 +29,25 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from alea.status.v1 import status_pb2, status_pb2_grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.runtime import telemetry
-from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
+from services.runtime import audit, telemetry, usage
+from services.runtime.audit import AuditTrail
+from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier, UserCheck
 from services.runtime.config import ConfigError, Settings, load_settings
 from services.runtime.db import Database
 from services.runtime.health_port import HealthPort
-from services.runtime.interceptor import RuntimeInterceptor
+from services.runtime.interceptor import RpcObserver, RuntimeInterceptor
 from services.runtime.logs import configure_logging
+from services.runtime.outbox import Outbox, Relay, RelaySettings
 from services.runtime.peers import Peers
 from services.runtime.pki import ensure_pki
+from services.runtime.platform_settings import LiveSettings
 from services.runtime.reflection import add_reflection
+from services.runtime.status import Gauges, RecentCalls, StatusServicer
+from services.runtime.usage import ApiCallMeter
 
 __all__ = ["AleaServer", "Background", "Build", "Mount", "Service", "create_server", "run", "serve"]
 
@@ -73,13 +85,15 @@ class Service:
 
     ``mounts``: the servicers to serve (none: a process of background tasks only, such
     as ``python -m services.simulation --worker``). ``authenticator``: how user
-    credentials are checked; None verifies them against identity (JWKS, VerifyApiKey).
-    ``background``: tasks run for the life of the process.
+    credentials are checked; None verifies them against identity (JWKS, VerifyApiKey,
+    CheckUser). ``background``: tasks run for the life of the process. ``gauges``: the
+    service's own numbers for the admin overview (``runtime.status``).
     """
 
     mounts: Sequence[Mount]
     authenticator: Authenticator | None = None
     background: Sequence[Background] = ()
+    gauges: Gauges | None = None
 
 
 @dataclass
@@ -129,9 +143,13 @@ def _server_credentials(pki_dir: Path, service: str) -> grpc.ServerCredentials:
 
 def remote_authenticator(peers: Peers) -> Authenticator:
     """User credentials checked against identity: its JWKS (cached, refreshed for an
-    unknown key id) and VerifyApiKey (answers cached for a few seconds)."""
+    unknown key id), VerifyApiKey and CheckUser (answers trusted for a second)."""
     identity = peers.identity
-    return Authenticator(TokenVerifier(identity.jwks), ApiKeyCache(identity.verify_api_key))
+    return Authenticator(
+        TokenVerifier(identity.jwks),
+        ApiKeyCache(identity.verify_api_key),
+        UserCheck(identity.check_user),
+    )
 
 
 def create_server(
@@ -140,12 +158,15 @@ def create_server(
     settings: Settings,
     authenticator: Authenticator | None = None,
     peers: Peers | None = None,
+    observers: Sequence[RpcObserver] = (),
+    live: LiveSettings | None = None,
 ) -> tuple[AleaServer, int]:
     """Build (not start) the server of ``service``; returns it and its bound mTLS port.
 
     Without an ``authenticator`` user credentials are checked remotely against
     identity through ``peers`` (a ``Peers`` of its own, closed with the server, when
-    none is given).
+    none is given). ``observers`` are told of every finished RPC; ``live`` gives the
+    advisory rate limit each response advertises.
     """
     on_stop: list[Callable[[], Awaitable[None]]] = []
     pki_dir = ensure_pki(settings.home)
@@ -155,7 +176,8 @@ def create_server(
             on_stop.append(peers.close)
         authenticator = remote_authenticator(peers)
     server = grpc.aio.server(
-        interceptors=[RuntimeInterceptor(service, authenticator)], options=_OPTIONS
+        interceptors=[RuntimeInterceptor(service, authenticator, observers, live)],
+        options=_OPTIONS,
     )
     names = [m.descriptor.full_name for m in mounts]
     for mount in mounts:
@@ -238,6 +260,53 @@ def _freeze_startup_objects() -> None:
 Build = Callable[[Settings, Database, Peers], Awaitable[Service]]
 """A service's wiring: its servicers, authenticator and background tasks."""
 
+_FIRST_SETTINGS_SECONDS = 3.0
+
+
+@dataclass
+class _Recording:
+    """What the runtime adds to a serving process: RPC observers, their background tasks
+    and the status mount."""
+
+    observers: list[RpcObserver]
+    background: list[Background]
+    mount: Mount
+
+
+def _recording(
+    service: str, settings: Settings, db: Database, peers: Peers, wiring: Service
+) -> _Recording:
+    outbox, relays = Outbox(), RelaySettings.from_env()
+    recent = RecentCalls()
+    meter = ApiCallMeter(service, db, outbox, settings.usage_flush_seconds)
+    observers: list[RpcObserver] = [recent, meter]
+    background: list[Background] = [
+        peers.settings.run,
+        meter.run,
+        Relay(db, outbox, usage.TOPIC, peers.analytics.record_usage, relays).run,
+    ]
+    trail = None
+    if settings.audit:
+        trail = AuditTrail(service, db, outbox, flush_seconds=settings.audit_flush_seconds)
+        observers.append(trail)
+        sink = peers.admin.record_audit_events
+        background += [trail.run, Relay(db, outbox, audit.TOPIC, sink, relays).run]
+    status = StatusServicer(service, db, recent, wiring.gauges, trail)
+    mount = Mount(
+        status_pb2.DESCRIPTOR.services_by_name["StatusService"],
+        status,
+        status_pb2_grpc.add_StatusServiceServicer_to_server,
+    )
+    return _Recording(observers, background, mount)
+
+
+async def _first_settings(live: LiveSettings) -> None:
+    """Read the platform settings before serving; the schema's defaults while admin is away."""
+    try:
+        await asyncio.wait_for(live.refresh(), _FIRST_SETTINGS_SECONDS)
+    except Exception as exc:
+        log.warning("settings: admin unreachable at start-up, using defaults: %s", exc)
+
 
 async def _main(service: str, build: Build, migrations: Path | None) -> None:
     settings = load_settings(service)
@@ -249,17 +318,27 @@ async def _main(service: str, build: Build, migrations: Path | None) -> None:
     stop = asyncio.Event()
     try:
         await database.open()
+        await _first_settings(peers.settings)
         wiring = await build(settings, database, peers)
+        background = list(wiring.background)
         server, port = None, 0
         if wiring.mounts:
+            recording = _recording(service, settings, database, peers, wiring)
+            background += recording.background
             server, port = create_server(
-                service, wiring.mounts, settings, wiring.authenticator, peers
+                service,
+                [*wiring.mounts, recording.mount],
+                settings,
+                wiring.authenticator,
+                peers,
+                recording.observers,
+                peers.settings,
             )
         _freeze_startup_objects()
-        tasks = asyncio.create_task(_background(wiring.background, stop))
+        tasks = asyncio.create_task(_background(background, stop))
         try:
             if server is not None:
-                log.info("listening", extra={"port": port, "tasks": len(wiring.background)})
+                log.info("listening", extra={"port": port, "tasks": len(background)})
                 await serve(server, stop)
             else:
                 with _stop_on_signals(stop):

@@ -9,22 +9,13 @@ from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
-from services.runtime.context import ServicerContext, current_principal
+from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
 from services.runtime.convert import timestamp_of_seconds
 from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
 from services.simulation.hub import Progress
 from services.simulation.store import SimulationRecord
-
-# Credentials forwarded when a workbook is fetched from the files service on the user's behalf.
-_FORWARDED = ("authorization", "x-api-key")
-
-
-def _credentials(context: ServicerContext) -> tuple[tuple[str, str], ...]:
-    """The caller's own credentials, to act on their behalf towards another service."""
-    metadata = context.invocation_metadata() or ()
-    return tuple((k, v) for k, v in metadata if k in _FORWARDED and isinstance(v, str))
 
 
 def _list_request(request: pb.ListModelsRequest | pb.ListSimulationsRequest) -> ListRequest:
@@ -46,7 +37,8 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         if which == "workbook":
             source = ModelSource(workbook=request.workbook)
         elif which == "file_id":
-            source = ModelSource(file_id=request.file_id, credentials=_credentials(context))
+            credentials = forwarded_credentials(context)
+            source = ModelSource(file_id=request.file_id, credentials=credentials)
         else:
             spec_bytes = request.spec.SerializeToString(deterministic=True)
             source = ModelSource(spec=request.spec, spec_bytes=spec_bytes)
@@ -91,7 +83,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             priority=request.priority,
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
-            credentials=_credentials(context),
+            credentials=forwarded_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)

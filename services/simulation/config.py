@@ -17,7 +17,8 @@ __all__ = ["SimulationConfig", "load_config"]
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Queue, worker and cache tuning; tests shorten the lease and the chunks.
+    """Queue and worker tuning; tests shorten the lease and the chunks. (The result cache's
+    lifetime is a tenant setting: ``simulation.result_cache_ttl_seconds``.)
 
     ``exact_limit`` bounds the trials whose samples are kept for exact percentiles; past
     it the statistics switch to a sketch, which keeps every checkpoint small.
@@ -31,7 +32,6 @@ class SimulationConfig:
     min_segment_trials: int = 1 << 20  # a segment's fixed costs stay small beside its work
     engine_threads: int = 0  # 0: the engine's default (one per CPU)
     poll_seconds: float = 0.5
-    cache_ttl_seconds: float = 24 * 3600.0
     exact_limit: int = 100_000
     max_attempts: int = 3  # leases of a segment without progress before it fails
 
@@ -62,9 +62,6 @@ def load_config(env: Mapping[str, str] | None = None) -> SimulationConfig:
         ),
         poll_seconds=read.number(
             "ALEA_SIMULATION_POLL_SECONDS", default.poll_seconds, minimum=0.01
-        ),
-        cache_ttl_seconds=read.number(
-            "ALEA_SIMULATION_CACHE_TTL", default.cache_ttl_seconds, minimum=0.0
         ),
         exact_limit=read.integer("ALEA_SIMULATION_EXACT_LIMIT", default.exact_limit, minimum=1),
         max_attempts=read.integer("ALEA_SIMULATION_MAX_ATTEMPTS", default.max_attempts, minimum=1),

@@ -26,6 +26,7 @@ from services.engine.workbook import load_workbook
 from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest, Page
+from services.runtime.platform_settings import CACHE_TTL, SCHEMA
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Event, Hub
@@ -131,8 +132,17 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
         raise InvalidArgument(field, reason) from None
 
 
+def _default_cache_ttl(tenant_id: str) -> float:
+    default: float = SCHEMA[CACHE_TTL].default
+    return default
+
+
 class Simulations:
-    """Models, simulations and results of all tenants, over one store."""
+    """Models, simulations and results of all tenants, over one store.
+
+    ``cache_ttl(tenant_id)``: seconds a tenant's results are reused (the tenant setting
+    ``simulation.result_cache_ttl_seconds``, read on every CreateSimulation).
+    """
 
     def __init__(
         self,
@@ -145,8 +155,10 @@ class Simulations:
         users: Users | None = None,
         wake: Callable[[], None] = lambda: None,
         cancel_local: Callable[[str], None] = lambda _id: None,
+        cache_ttl: Callable[[str], float] = _default_cache_ttl,
     ) -> None:
         self.store, self.hub, self.config = store, hub, config
+        self.cache_ttl = cache_ttl
         self.quotas, self.files, self.users = quotas, files, users
         self.wake, self.cancel_local = wake, cancel_local
 
@@ -236,9 +248,9 @@ class Simulations:
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling)
         cached = None
-        if not request.bypass_cache and self.config.cache_ttl_seconds > 0:
-            not_before = time.time() - self.config.cache_ttl_seconds
-            cached = await self.store.cached_result(tenant_id, key, not_before)
+        ttl = self.cache_ttl(tenant_id)
+        if not request.bypass_cache and ttl > 0:
+            cached = await self.store.cached_result(tenant_id, key, time.time() - ttl)
         now = time.time()
         simulation_id = str(uuid.uuid4())
         chunk = min(self.config.chunk_trials, request.trials)
@@ -347,6 +359,23 @@ class Simulations:
         if record.state != st.SUCCEEDED or data is None:
             raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
         return record, data
+
+    async def gauges(self) -> dict[str, float]:
+        """The queue and workers of every tenant, for the operator overview."""
+        now = time.time()
+        counts, workers = await self.queue_status()
+        waiting, running, oldest = await self.store.segment_counts(now)
+        gpus = [w for w in workers if w["backend"] in ("gpu", "cuda")]
+        return {
+            "simulations_queued": counts.get(st.QUEUED, 0),
+            "simulations_running": counts.get(st.RUNNING, 0),
+            "segments_queued": waiting,
+            "segments_running": running,
+            "oldest_queued_seconds": max(0.0, now - oldest) if oldest is not None else 0.0,
+            "workers_cpu": len(workers) - len(gpus),
+            "workers_gpu": len(gpus),
+            "gpu_devices": sum(len(w["devices"] or ()) for w in gpus),
+        }
 
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""

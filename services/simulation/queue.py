@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 
 from services.runtime.db import rowcount
+from services.simulation.events import headline, simulation_event
 from services.simulation.store import (
     ACTIVE_STATES,
     DONE,
@@ -46,6 +47,7 @@ from services.simulation.store import (
     SimulationRecord,
     Store,
     drop_segments,
+    read_simulation,
     results,
     segments,
     simulations,
@@ -100,6 +102,7 @@ class Queue:
 
     def __init__(self, store: Store) -> None:
         self.db = store.db
+        self.outbox = store.outbox
 
     async def lease(
         self,
@@ -175,7 +178,7 @@ class Queue:
                     f"than take down another worker (ALEA_SIMULATION_MAX_ATTEMPTS={max_attempts})"
                 )
                 await session.execute(drop_segments(row.simulation_id))
-                await session.execute(
+                failed = await session.execute(
                     update(simulations)
                     .where(
                         simulations.c.id == row.simulation_id,
@@ -183,15 +186,21 @@ class Queue:
                     )
                     .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
                 )
+                if rowcount(failed) == 1:
+                    record = await read_simulation(session, row.simulation_id)
+                    await self.outbox.add(
+                        session, simulation_event("failed", record, reason=reason)
+                    )
                 return None
-            await session.execute(
+            started = await session.execute(
                 update(simulations)
                 .where(simulations.c.id == row.simulation_id, simulations.c.state == QUEUED)
                 .values(state=RUNNING, start_time=now, update_time=now)
             )
             # Read in the same transaction: the lease and its simulation are one snapshot.
-            query = select(simulations).where(simulations.c.id == row.simulation_id)
-            simulation = SimulationRecord(**(await session.execute(query)).one()._mapping)
+            simulation = await read_simulation(session, row.simulation_id)
+            if rowcount(started) == 1:
+                await self.outbox.add(session, simulation_event("started", simulation))
         return Lease(
             simulation,
             row.id,
@@ -226,12 +235,15 @@ class Queue:
         now: float,
         lease_seconds: float,
         complete: bool = False,
+        compute_seconds: float = 0.0,
     ) -> tuple[bool, list[dict[str, Any]]]:
         """Persist a segment's statistics and extend its lease (or complete it) in one write.
 
         ``progress`` is the segment's ``{"trials", "running"}``. Returns (still held, the
         other segments' progress); the simulation's ``trials_done`` and combined
-        ``progress`` are refreshed from all its segments in the same transaction.
+        ``progress`` are refreshed from all its segments in the same transaction, and the
+        engine seconds spent since the previous checkpoint (``compute_seconds``, on
+        ``backend``) are added to its CPU or GPU seconds.
         """
         values: dict[str, Any] = dict(
             trials_done=trials_done,
@@ -261,14 +273,19 @@ class Queue:
                 )
             ).all()
             combined = combine_progress([r.progress for r in rows])
+            on_gpu = backend in ("gpu", "cuda")
+            spent = simulations.c.gpu_seconds if on_gpu else simulations.c.cpu_seconds
             await session.execute(
                 update(simulations)
                 .where(simulations.c.id == sim_id)
                 .values(
-                    trials_done=sum(r.trials_done for r in rows),
-                    progress=combined,
-                    backend=backend,
-                    update_time=now,
+                    {
+                        "trials_done": sum(r.trials_done for r in rows),
+                        "progress": combined,
+                        "backend": backend,
+                        "update_time": now,
+                        spent: spent + compute_seconds,
+                    }
                 )
             )
         return True, [r.progress for r in rows if r.id != lease.segment_id and r.progress]
@@ -350,6 +367,14 @@ class Queue:
                     simulation_id=simulation_id, data=result_data, create_time=now
                 )
             )
+            record = await read_simulation(session, simulation_id)
+            succeeded = simulation_event(
+                "succeeded",
+                record,
+                duration_seconds=now - (record.start_time or record.create_time),
+                results=headline(result_data),
+            )
+            await self.outbox.add(session, succeeded)
         return True
 
     async def fail(self, simulation_id: str, *, reason: str, now: float) -> bool:
@@ -361,4 +386,8 @@ class Queue:
                 .where(simulations.c.id == simulation_id, simulations.c.state.in_(ACTIVE_STATES))
                 .values(state=FAILED, state_reason=reason, end_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if rowcount(result) != 1:
+                return False
+            record = await read_simulation(session, simulation_id)
+            await self.outbox.add(session, simulation_event("failed", record, reason=reason))
+        return True

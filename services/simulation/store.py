@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from services.runtime.db import Database, rowcount
+from services.runtime.db import Database, Reader, rowcount
 from services.runtime.errors import NotFound
 from services.runtime.listing import (
     Listing,
@@ -48,6 +48,8 @@ from services.runtime.listing import (
     text,
     timestamp,
 )
+from services.runtime.outbox import Outbox
+from services.simulation.events import headline, simulation_event
 
 metadata = MetaData()
 
@@ -96,6 +98,8 @@ simulations = Table(
     Column("end_time", Float),
     Column("segment_trials", BigInteger, nullable=False),
     Column("trace_context", String(128)),  # W3C traceparent of the creating request
+    Column("cpu_seconds", Float, nullable=False, server_default="0"),
+    Column("gpu_seconds", Float, nullable=False, server_default="0"),
 )
 
 segments = Table(
@@ -196,6 +200,8 @@ class SimulationRecord:
     end_time: float | None
     segment_trials: int
     trace_context: str | None = None  # W3C traceparent of the request that created it
+    cpu_seconds: float = 0.0  # engine seconds the workers spent on it, as they measured them
+    gpu_seconds: float = 0.0
 
 
 MODELS = Listing(
@@ -267,8 +273,9 @@ class Store:
     that checkpoints and leases hold (WAL lets them run beside a writer).
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, outbox: Outbox | None = None) -> None:
         self.db = database
+        self.outbox = outbox or Outbox()
 
     # -- models ---------------------------------------------------------------------------
 
@@ -384,16 +391,25 @@ class Store:
         """
         try:
             async with self.db.transaction() as session:
-                deleted = await session.scalar(
-                    select(models.c.delete_time)
-                    .where(models.c.tenant_id == record.tenant_id, models.c.id == record.model_id)
-                    .with_for_update(read=True)
-                )
-                if deleted is not None:
+                model = (
+                    await session.execute(
+                        select(models.c.delete_time, models.c.summary)
+                        .where(
+                            models.c.tenant_id == record.tenant_id, models.c.id == record.model_id
+                        )
+                        .with_for_update(read=True)
+                    )
+                ).first()
+                if model is None or model.delete_time is not None:
                     raise NotFound("model", record.model_id)
                 await session.execute(insert(simulations).values(**record.__dict__))
+                inputs = len(model.summary.get("inputs", ()))
+                created = simulation_event(
+                    "created", record, priority=record.priority, model_inputs=inputs
+                )
                 if result_data is None:
                     await session.execute(insert(segments), _segments_of(record))
+                    await self.outbox.add(session, created)
                 else:
                     await session.execute(
                         insert(results).values(
@@ -402,6 +418,10 @@ class Store:
                             create_time=record.create_time,
                         )
                     )
+                    succeeded = simulation_event(
+                        "succeeded", record, duration_seconds=0.0, results=headline(result_data)
+                    )
+                    await self.outbox.add(session, created, succeeded)
             return record, True
         except IntegrityError:
             if not record.request_id:
@@ -481,7 +501,11 @@ class Store:
                 )
                 .values(state=CANCELLED, state_reason=reason, end_time=now, update_time=now)
             )
-        return rowcount(result) == 1
+            if rowcount(result) != 1:
+                return False
+            record = await read_simulation(session, simulation_id)
+            await self.outbox.add(session, simulation_event("cancelled", record, reason=reason))
+        return True
 
     async def get_results(self, tenant_id: str, simulation_id: str) -> dict[str, Any] | None:
         query = (
@@ -538,6 +562,28 @@ class Store:
                 )
             ).all()
         return counts, [dict(r._mapping) for r in rows]
+
+    async def segment_counts(self, now: float) -> tuple[int, int, float | None]:
+        """(segments waiting for a worker, segments leased, create time of the oldest
+        waiting one) over every tenant's active simulations."""
+        live = exists().where(
+            simulations.c.id == segments.c.simulation_id, simulations.c.state.in_(ACTIVE_STATES)
+        )
+        leased = segments.c.lease_expires >= now
+        query = select(
+            func.count().filter(~leased | segments.c.lease_expires.is_(None)),
+            func.count().filter(leased),
+            func.min(segments.c.create_time).filter(~leased | segments.c.lease_expires.is_(None)),
+        ).where(segments.c.state == PENDING, live)
+        async with self.db.reading() as session:
+            waiting, running, oldest = (await session.execute(query)).one()
+        return int(waiting), int(running), oldest
+
+
+async def read_simulation(session: Reader, simulation_id: str) -> SimulationRecord:
+    """A simulation as the transaction sees it (after its own changes)."""
+    query = select(simulations).where(simulations.c.id == simulation_id)
+    return _simulation((await session.execute(query)).one())
 
 
 def drop_segments(simulation_id: str, *where: ColumnElement[bool]) -> Update:

@@ -77,6 +77,14 @@ def detect_backend() -> tuple[str, list[dict[str, Any]]]:
 _BACKEND_OF_PREFERENCE = {"CPU": "cpu", "NATIVE": "native", "NUMPY": "numpy"}
 
 
+def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
+    """``step()`` and the engine seconds it took, measured on the engine's thread: the
+    usage a worker reports for its simulation."""
+    started = time.perf_counter()
+    partial = step()
+    return partial, time.perf_counter() - started
+
+
 def _merge_results(blobs: list[bytes]) -> dict[str, Any]:
     """The results of a simulation from its segments' final statistics, in trial order."""
     partial = Partial.from_bytes(blobs[0])
@@ -121,6 +129,7 @@ def failure_reason(exc: Exception) -> str:
 class _Job:
     lease: Lease
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    compute_seconds: float = 0.0  # engine seconds not yet reported in a checkpoint
 
 
 class Worker:
@@ -304,7 +313,8 @@ class Worker:
         try:
             while running is not None:
                 count, computing = running
-                partial = await computing
+                partial, seconds = await computing
+                job.compute_seconds += seconds
                 done += count
                 trials_counter.add(count, {"backend": evaluator.backend})
                 if job.lost.is_set():
@@ -337,12 +347,13 @@ class Worker:
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
 
-    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[Partial]] | None:
-        """(trials, the future of the Partial that includes them), or None at the end."""
+    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
+        """(trials, the future of the Partial that includes them and its engine seconds),
+        or None at the end."""
         if run.finished:
             return None
         count = min(run.chunk_size, run.end_trial - run.done)
-        return count, asyncio.ensure_future(_engine(run.step))
+        return count, asyncio.ensure_future(_engine(_timed, run.step))
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
@@ -355,6 +366,7 @@ class Worker:
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool
     ) -> tuple[bool, list[dict[str, Any]]]:
         blob = await asyncio.to_thread(partial.to_bytes)
+        reported = job.compute_seconds
         held, others = await self.queue.checkpoint(
             job.lease,
             trials_done=done - job.lease.first_trial,
@@ -364,8 +376,11 @@ class Worker:
             now=time.time(),
             lease_seconds=self.config.lease_seconds,
             complete=complete,
+            compute_seconds=reported,
         )
-        if not held:
+        if held:
+            job.compute_seconds -= reported
+        else:
             job.lost.set()
         return held, others
 

@@ -117,8 +117,10 @@ def test_upload_rules() -> None:
     assert violations(files_pb2.UploadBodyRequest(file_name="a.csv")) == {"body": "required"}
 
 
-def test_webhook_url_must_be_https() -> None:
-    plain = notification_pb2.CreateWebhookRequest(url="http://hooks.example.com/alea")
-    assert violations(plain) == {"url": "string.pattern"}
+def test_webhook_url_must_be_http_or_https() -> None:
+    """The contract takes either scheme; plain http only to an allowlisted address is the
+    notification service's rule (tests/unit/notification/test_ssrf.py)."""
+    other = notification_pb2.CreateWebhookRequest(url="ftp://hooks.example.com/alea")
+    assert violations(other) == {"url": "string.pattern"}
     secure = notification_pb2.CreateWebhookRequest(url="https://hooks.example.com/alea")
     assert violations(secure) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,22 @@ from tests.support.mesh import Mesh, mesh  # noqa: F401  (session fixture)
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
 
 PASSWORD = "e2e password 0123456"
+OPERATOR_EMAIL = "operator@alea.test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mesh_environment() -> Iterator[None]:
+    """What the mesh's services read at start-up for these tests: one platform operator
+    (registered by the ``operator`` fixture) and API-call counts written every second."""
+    wanted = {"ALEA_PLATFORM_ADMINS": OPERATOR_EMAIL, "ALEA_USAGE_FLUSH_SECONDS": "1"}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,25 @@ def register(identity: identity_pb2_grpc.IdentityServiceStub, label: str) -> Acc
     return Account(reply.tenant.id, reply.user.id, email, reply.tokens.access_token)
 
 
+def add_user(
+    identity: identity_pb2_grpc.IdentityServiceStub, admin: Account, role: int
+) -> tuple[identity_pb2.User, identity_pb2.Tokens]:
+    """A new user of ``admin``'s tenant with ``role``, and the tokens of their login."""
+    email = f"user-{uuid.uuid4().hex[:8]}@example.com"
+    user = identity.CreateUser(
+        identity_pb2.CreateUserRequest(
+            email=email,
+            password=PASSWORD,
+            display_name="User",
+            role=role,
+        ),
+        metadata=admin.metadata,
+        timeout=30,
+    )
+    login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
+    return user, login.tokens
+
+
 @pytest.fixture(scope="session")
 def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     """Tenant A (admin + viewer) and tenant B, registered once per mesh."""
@@ -101,6 +137,23 @@ def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     )
     login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
     return Tenants(a, Account(a.tenant_id, viewer.id, email, login.tokens.access_token), b)
+
+
+@pytest.fixture(scope="session")
+def operator(identity: identity_pb2_grpc.IdentityServiceStub) -> Account:
+    """The platform operator (ALEA_PLATFORM_ADMINS), admin of a tenant of their own."""
+    reply = identity.Register(
+        identity_pb2.RegisterRequest(
+            tenant_display_name="Platform",
+            email=OPERATOR_EMAIL,
+            password=PASSWORD,
+            display_name="Operator",
+            request_id=str(uuid.uuid4()),
+        ),
+        timeout=30,
+    )
+    assert reply.user.platform
+    return Account(reply.tenant.id, reply.user.id, OPERATOR_EMAIL, reply.tokens.access_token)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -163,14 +163,17 @@ METHODS = dict(_routed())
 
 
 def _call(channel: grpc.Channel, path: str, method: MethodDescriptor, data: bytes, metadata):
-    """Send ``data`` as the request (a one-message stream for client streams); read at most
-    one streamed response, so a healthy long stream is not mistaken for a hang."""
+    """Send ``data`` as the request (a one-message stream for client streams); of a server
+    stream wait only for its headers (a live feed answers them and then waits for events),
+    so a healthy long stream is not mistaken for a hang."""
     if method.client_streaming:
         call = channel.stream_unary(path, None, None)
         return call(iter([data]), metadata=metadata, timeout=TIMEOUT)
     if method.server_streaming:
         stream = channel.unary_stream(path, None, None)(data, metadata=metadata, timeout=TIMEOUT)
-        next(stream, None)
+        stream.initial_metadata()
+        if stream.done():
+            next(stream, None)  # raises the error it ended with, if any
         stream.cancel()
         return None
     return channel.unary_unary(path, None, None)(data, metadata=metadata, timeout=TIMEOUT)

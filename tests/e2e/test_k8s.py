@@ -20,12 +20,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from services.cli.mesh_envoy import (
-    ENVOY_BINARY,
-    KUBERNETES_CONFIG,
-    KUBERNETES_PLANNED_CONFIG,
-    kubernetes_config,
-)
+from services.cli.mesh_envoy import ENVOY_BINARY, KUBERNETES_CONFIG, kubernetes_config
 from services.cli.mesh_procs import implemented_services
 from services.runtime.access import PEERS
 from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
@@ -120,8 +115,7 @@ def test_base_deploys_exactly_the_services_that_exist(
 ) -> None:
     base = by_kind(rendered("base", tmp_path_factory), "Deployment")
     assert set(base) == {*implemented_services(), "simulation-worker", "edge"}
-    planned = by_kind(rendered("components/planned-services", tmp_path_factory), "Deployment")
-    assert set(planned) - set(base) == set(DEFAULT_PORTS) - set(implemented_services())
+    assert set(implemented_services()) == set(DEFAULT_PORTS)
 
 
 def test_every_workload_has_a_service_account_and_services_a_service(
@@ -310,10 +304,11 @@ def test_every_secret_the_manifests_name_is_generated(
 
 
 def _secret_references(node: Any) -> list[tuple[str, str]]:
-    """(Secret, key or None) for every secretKeyRef, secret volume and KEDA secret ref."""
+    """(Secret, key or None) for every secretKeyRef, secret volume and KEDA secret ref that
+    is not optional (notification's SMTP settings are, for example)."""
     found: list[tuple[str, str]] = []
     if isinstance(node, dict):
-        if "secretKeyRef" in node:
+        if "secretKeyRef" in node and not node["secretKeyRef"].get("optional"):
             found.append((node["secretKeyRef"]["name"], node["secretKeyRef"]["key"]))
         secret = node.get("secret")
         if isinstance(secret, dict):
@@ -329,12 +324,9 @@ def _secret_references(node: Any) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize(
-    "path", [KUBERNETES_CONFIG, KUBERNETES_PLANNED_CONFIG], ids=["base", "all"]
-)
-def test_edge_config_is_current_and_valid_for_envoy(path: Path, tmp_path: Path) -> None:
-    services = implemented_services() if path == KUBERNETES_CONFIG else list(DEFAULT_PORTS)
-    assert path.read_text() == kubernetes_config(services), (
+def test_edge_config_is_current_and_valid_for_envoy(tmp_path: Path) -> None:
+    path = KUBERNETES_CONFIG
+    assert path.read_text() == kubernetes_config(implemented_services()), (
         f"{path.relative_to(REPO_ROOT)} is stale: run python -m services.cli.mesh_envoy"
     )
     # The pod's paths, pointed at a PKI and the descriptor set on this machine.
@@ -359,7 +351,7 @@ def test_alea_settings_in_the_manifests_are_read_by_the_code(
     """No manifest sets an ALEA_* variable that no code reads."""
     code = "\n".join(p.read_text() for p in (REPO_ROOT / "services").rglob("*.py"))
     read = set(re.findall(r"ALEA_[A-Z_]+", code))
-    for target in [*OVERLAYS, "components/gpu", "components/planned-services"]:
+    for target in [*OVERLAYS, "components/gpu"]:
         for name, pod in pod_specs(rendered(target, tmp_path_factory)).items():
             for container in pod["containers"]:
                 for variable in container.get("env", []):

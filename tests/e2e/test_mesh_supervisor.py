@@ -53,7 +53,6 @@ SIMULATION = {
     "ALEA_SIMULATION_MAX_SEGMENTS": "4",
     "ALEA_SIMULATION_MIN_SEGMENT_TRIALS": "2048",
     "ALEA_SIMULATION_ENGINE_THREADS": "1",
-    "ALEA_SIMULATION_CACHE_TTL": "0",
 }
 
 
@@ -145,7 +144,11 @@ def test_sigkilled_processes_come_back_and_the_simulation_is_unchanged(
 
     def simulate() -> str:
         request = pb.CreateSimulationRequest(
-            model_id=model.id, trials=1_000_000, seed=11, request_id=str(uuid.uuid4())
+            model_id=model.id,
+            trials=1_000_000,
+            seed=11,
+            request_id=str(uuid.uuid4()),
+            bypass_cache=True,  # the reference run must run, not reuse the interrupted one
         )
         return str(call("CreateSimulation", request).id)
 

@@ -1,5 +1,6 @@
-"""``alea simulate``, ``alea results --plot`` and ``alea demo``'s simulation steps, as a user
-runs them, against the whole mesh (processes, Envoy) on SQLite and PostgreSQL."""
+"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation
+and webhook steps, as a user runs them, against the whole mesh (processes, Envoy) on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def test_simulate_watch_then_results_with_plot(mesh: Mesh, tmp_path):
     # The same account (kept in $ALEA_HOME/cli) sees it; a bad id is a clear error.
     missing = alea(mesh, "results", "00000000-0000-4000-8000-000000000000")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    # alea events: the same account's feed, printed up to now, then it exits.
+    feed = alea(mesh, "events", "--since", "10m", "--type", "simulation.succeeded")
+    assert feed.returncode == 0, feed.stderr
+    assert re.search(rf"simulation\.succeeded\s+simulations/{simulation_id}\s", feed.stdout), (
+        feed.stdout
+    )
 
 
 def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
@@ -53,3 +60,4 @@ def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
     assert "1,000,000/1,000,000 trials" in printed  # the live progress bar reached the end
     assert re.search(r"mean [\d.]+, P5 [\d.]+, P50 [\d.]+, P95 [\d.]+", printed)
     assert "GET /v1/queue" in printed
+    assert re.search(r"webhook simulation\.succeeded for \S+ verified \(Standard Webhooks", printed)

@@ -30,6 +30,9 @@ COMMANDS = {
     "files": ["services.files"],
     "simulation": ["services.simulation"],
     "simulation workers": ["services.simulation", "--worker"],
+    "notification": ["services.notification"],
+    "admin": ["services.admin"],
+    "analytics": ["services.analytics"],
 }
 BAD_SETTINGS = [
     (command, variable, value)
@@ -39,6 +42,13 @@ BAD_SETTINGS = [
     ("simulation", "ALEA_SIMULATION_WORKERS", "many"),
     ("simulation workers", "ALEA_SIMULATION_LEASE_SECONDS", "-1"),
     ("files", "ALEA_FILES_MAX_FILE_BYTES", "big"),
+    ("notification", "ALEA_NOTIFICATION_RETENTION_DAYS", "a week"),
+    ("notification", "ALEA_NOTIFICATION_WEBHOOK_ALLOWLIST", "localhost"),
+    ("notification", "ALEA_NOTIFICATION_WEBHOOK_RETRY_JITTER", "some"),
+    ("notification", "ALEA_SMTP_SECURITY", "ssl3"),
+    ("admin", "ALEA_AUDIT", "sometimes"),
+    ("analytics", "ALEA_USAGE_FLUSH_SECONDS", "often"),
+    ("identity", "ALEA_AUDIT_FLUSH_SECONDS", "-1"),
 ]
 
 
@@ -78,7 +88,9 @@ def _spans(process: ServiceProcess) -> dict[str, dict[str, Any]]:
     return {o["name"]: o for o in _objects(process.log()) if "context" in o and "name" in o}
 
 
-@pytest.mark.parametrize("name", ["identity", "files", "simulation"])
+@pytest.mark.parametrize(
+    "name", ["identity", "files", "simulation", "notification", "admin", "analytics"]
+)
 def test_sigterm_flushes_the_traces_and_exits_0(tmp_path: Path, name: str) -> None:
     process = start_service(name, tmp_path, {"ALEA_OTEL_EXPORTER": "console"})
     credentials = channel_credentials(tmp_path / "pki", "client")

@@ -255,10 +255,20 @@ class KubePlay:
                 container.pop(probe, None)
             if container.get("image") in self.images:
                 container["image"] = self.images[container["image"]]
+            kept = []
             for variable in container.get("env", []):
                 reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                if (
+                    reference
+                    and reference.get("optional")
+                    and reference["name"] not in self.secrets
+                ):
+                    continue  # an optional Secret not generated (notification's SMTP): unset
                 if reference:
                     reference["name"] = self._podman_secret(reference["name"])
+                kept.append(variable)
+            if "env" in container:
+                container["env"] = kept
             # podman publishes every declared port on 0.0.0.0 (a cluster publishes none):
             # only the ports asked for are kept, published on loopback.
             container["ports"] = [

@@ -99,7 +99,7 @@ async def test_migrations_run_once_on_postgresql(postgres) -> None:  # noqa: F81
         await db.open()  # a restart finds nothing to do
         async with db.reading() as session:
             version = await session.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalars().all() == ["0001"]
+            assert version.scalars().all() == ["0002"]
             tables = await session.execute(
                 text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'")
             )

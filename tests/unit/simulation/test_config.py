@@ -17,7 +17,6 @@ SETTINGS = [
     ("ALEA_SIMULATION_MIN_SEGMENT_TRIALS", "7", "min_segment_trials", 7),
     ("ALEA_SIMULATION_ENGINE_THREADS", "2", "engine_threads", 2),
     ("ALEA_SIMULATION_POLL_SECONDS", "0.05", "poll_seconds", 0.05),
-    ("ALEA_SIMULATION_CACHE_TTL", "0", "cache_ttl_seconds", 0.0),
     ("ALEA_SIMULATION_EXACT_LIMIT", "10", "exact_limit", 10),
     ("ALEA_SIMULATION_MAX_ATTEMPTS", "9", "max_attempts", 9),
 ]
@@ -27,7 +26,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
     config = load_config({})
     assert config == SimulationConfig()
     assert config.chunk_trials % (1 << 16) == 0  # whole Latin Hypercube blocks
-    assert (config.lease_seconds, config.cache_ttl_seconds) == (30.0, 86400.0)
+    assert (config.lease_seconds, config.poll_seconds) == (30.0, 0.5)
 
 
 @pytest.mark.parametrize(("variable", "raw", "field", "value"), SETTINGS)
@@ -51,7 +50,6 @@ def test_each_variable_sets_its_field_alone(
         ("ALEA_SIMULATION_CHUNK_TRIALS", "1.5"),
         ("ALEA_SIMULATION_MAX_SEGMENTS", "0"),
         ("ALEA_SIMULATION_POLL_SECONDS", "0"),
-        ("ALEA_SIMULATION_CACHE_TTL", "-5"),
         ("ALEA_SIMULATION_MAX_ATTEMPTS", "0"),
         ("ALEA_SIMULATION_CHECKPOINT_SECONDS", "soon"),
     ],

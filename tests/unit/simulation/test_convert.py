@@ -56,7 +56,7 @@ def test_every_engine_distribution_converts_to_a_model_input(distribution: str) 
     name = model_spec_pb2.DistributionKind.Name(given.kind)
     expected = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
     named = f"DISTRIBUTION_KIND_{expected}"
-    known = named in model_spec_pb2.DistributionKind.keys()
+    known = named in dict(model_spec_pb2.DistributionKind.items())
     assert name == (named if known else "DISTRIBUTION_KIND_UNSPECIFIED")
     assert given.summary.startswith(f"{distribution}(")
 

@@ -25,15 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61lea/access/v1/access.proto\x12\x0e\x61lea.access.v1\x1a google/protobuf/descriptor.proto\"a\n\nAccessRule\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.alea.access.v1.Role\x12\x0e\n\x06public\x18\x02 \x01(\x08\x12\x10\n\x08internal\x18\x03 \x01(\x08\x12\r\n\x05peers\x18\x04 \x03(\t*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x10\n\x0cROLE_ANALYST\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03:J\n\x04rule\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1a.alea.access.v1.AccessRuleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61lea/access/v1/access.proto\x12\x0e\x61lea.access.v1\x1a google/protobuf/descriptor.proto\"\x87\x01\n\nAccessRule\x12\"\n\x04role\x18\x01 \x01(\x0e\x32\x14.alea.access.v1.Role\x12\x0e\n\x06public\x18\x02 \x01(\x08\x12\x10\n\x08internal\x18\x03 \x01(\x08\x12\r\n\x05peers\x18\x04 \x03(\t\x12$\n\x05\x61udit\x18\x05 \x01(\x0e\x32\x15.alea.access.v1.Audit*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\x10\n\x0cROLE_ANALYST\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03*E\n\x05\x41udit\x12\x15\n\x11\x41UDIT_UNSPECIFIED\x10\x00\x12\r\n\tAUDIT_ALL\x10\x01\x12\x16\n\x12\x41UDIT_REFUSED_ONLY\x10\x02:J\n\x04rule\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1a.alea.access.v1.AccessRuleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'alea.access.v1.access_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=180
-  _globals['_ROLE']._serialized_end=259
-  _globals['_ACCESSRULE']._serialized_start=81
-  _globals['_ACCESSRULE']._serialized_end=178
+  _globals['_ROLE']._serialized_start=219
+  _globals['_ROLE']._serialized_end=298
+  _globals['_AUDIT']._serialized_start=300
+  _globals['_AUDIT']._serialized_end=369
+  _globals['_ACCESSRULE']._serialized_start=82
+  _globals['_ACCESSRULE']._serialized_end=217
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ import warnings
 
 from alea.admin.v1 import admin_pb2 as alea_dot_admin_dot_v1_dot_admin__pb2
 from alea.identity.v1 import identity_pb2 as alea_dot_identity_dot_v1_dot_identity__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -41,15 +42,35 @@ class AdminServiceStub:
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventRequest.SerializeToString,
                 response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditEvent.FromString,
                 _registered_method=True)
+        self.RecordAuditEvents = channel.unary_unary(
+                '/alea.admin.v1.AdminService/RecordAuditEvents',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsRequest.SerializeToString,
+                response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/alea.admin.v1.AdminService/ListAuditEvents',
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.ExportAuditEvents = channel.unary_stream(
+                '/alea.admin.v1.AdminService/ExportAuditEvents',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ExportAuditEventsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.VerifyAuditChain = channel.unary_unary(
                 '/alea.admin.v1.AdminService/VerifyAuditChain',
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainRequest.SerializeToString,
                 response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainResponse.FromString,
+                _registered_method=True)
+        self.GetAuditCheckpoint = channel.unary_unary(
+                '/alea.admin.v1.AdminService/GetAuditCheckpoint',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetAuditCheckpointRequest.SerializeToString,
+                response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.FromString,
+                _registered_method=True)
+        self.CreateAuditCheckpoint = channel.unary_unary(
+                '/alea.admin.v1.AdminService/CreateAuditCheckpoint',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.CreateAuditCheckpointRequest.SerializeToString,
+                response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.FromString,
                 _registered_method=True)
         self.GetSetting = channel.unary_unary(
                 '/alea.admin.v1.AdminService/GetSetting',
@@ -66,6 +87,16 @@ class AdminServiceStub:
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingsRequest.SerializeToString,
                 response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingsResponse.FromString,
                 _registered_method=True)
+        self.ListSettingChanges = channel.unary_unary(
+                '/alea.admin.v1.AdminService/ListSettingChanges',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesRequest.SerializeToString,
+                response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesResponse.FromString,
+                _registered_method=True)
+        self.GetEffectiveSettings = channel.unary_unary(
+                '/alea.admin.v1.AdminService/GetEffectiveSettings',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetEffectiveSettingsRequest.SerializeToString,
+                response_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.EffectiveSettings.FromString,
+                _registered_method=True)
         self.GetSystemOverview = channel.unary_unary(
                 '/alea.admin.v1.AdminService/GetSystemOverview',
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetSystemOverviewRequest.SerializeToString,
@@ -81,6 +112,11 @@ class AdminServiceStub:
                 request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.EnableUserRequest.SerializeToString,
                 response_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
                 _registered_method=True)
+        self.ChangeUserRole = channel.unary_unary(
+                '/alea.admin.v1.AdminService/ChangeUserRole',
+                request_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ChangeUserRoleRequest.SerializeToString,
+                response_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -88,52 +124,111 @@ class AdminServiceServicer:
     """
 
     def RecordAuditEvent(self, request, context):
-        """Appends an event to the tenant's audit log. Services record every state-changing RPC here.
+        """Appends one event to a tenant's audit log; a retry with the same `request_id` appends
+        nothing. The services' runtime records through RecordAuditEvents instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAuditEvents(self, request, context):
+        """Appends a batch of entries recorded by a service's runtime (every mutating RPC and every
+        refused call), in order; an entry whose `id` is already in the log is skipped, so a
+        relayed batch delivered twice is appended once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAuditEvents(self, request, context):
-        """Lists the audit events of the caller's tenant, newest first by default.
+        """Lists the audit events of the caller's tenant, newest first by default. Platform operators
+        may name any tenant, or `-` for every tenant and the platform's own log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAuditEvents(self, request, context):
+        """Exports the audit events a ListAuditEvents request with the same filter would list, as CSV
+        or NDJSON (one JSON object per line, the hash chain included so that it can be verified
+        elsewhere). Over REST the response body is the file.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def VerifyAuditChain(self, request, context):
-        """Recomputes the hash chain of the caller's tenant's audit log and reports the first event
-        that does not match (a sign of tampering), if any.
+        """Recomputes the hash chain of a tenant's audit log over a range of sequence numbers and checks
+        it against the newest signed checkpoint (or the one given): reports the first entry that does
+        not match, a missing entry, or entries missing at the end (truncation).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAuditCheckpoint(self, request, context):
+        """Returns a signed checkpoint of a tenant's audit log: the newest, or the newest at or below a
+        sequence number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAuditCheckpoint(self, request, context):
+        """Signs a checkpoint of a tenant's audit log now (checkpoints are also signed at a fixed
+        interval) and publishes it in the logs and the tenant's event feed. When the log has not
+        grown since the newest checkpoint, that checkpoint is returned.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSetting(self, request, context):
-        """Returns one setting of the caller's tenant (its default value if never set). Services may
-        read any tenant's settings.
+        """Returns one setting as it applies to the caller's tenant (its default value if never set).
+        Services may read any tenant's settings.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetSetting(self, request, context):
-        """Sets one setting of the caller's tenant. Unknown keys and values of the wrong type are
-        INVALID_ARGUMENT.
+        """Sets one setting: a tenant setting of the caller's tenant, or (platform operators only) a
+        platform setting or another tenant's setting. Unknown keys, values of the wrong type and
+        values out of range are INVALID_ARGUMENT naming `setting.value`. The change is audited with
+        its old and new value and kept in the history.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSettings(self, request, context):
-        """Lists the settings of the caller's tenant, with their defaults.
+        """Lists every setting (the platform's and the caller's tenant's), with its schema and its
+        value as it applies to the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettingChanges(self, request, context):
+        """Lists the changes of settings that apply to the caller's tenant (its own and the
+        platform's), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEffectiveSettings(self, request, context):
+        """Returns every setting value that differs from its default, for every tenant, with a version
+        that grows with each change. Services poll it to apply changes without a restart.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSystemOverview(self, request, context):
-        """Returns the health of the services and the tenant's headline numbers.
+        """Returns the platform at a glance: every service's health, version and recent error rate, the
+        simulation queue and workers, storage used and the event backlogs. Platform operators see
+        the whole platform; a tenant's admins see the services and their tenant's numbers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +249,15 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeUserRole(self, request, context):
+        """Changes the role of a user of the caller's tenant; the user's tokens and API keys act with
+        the new role from their next call. Recorded in the audit log with the old and new role and
+        the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,15 +266,35 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventRequest.FromString,
                     response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditEvent.SerializeToString,
             ),
+            'RecordAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAuditEvents,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsRequest.FromString,
+                    response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsResponse.SerializeToString,
+            ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListAuditEventsResponse.SerializeToString,
             ),
+            'ExportAuditEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportAuditEvents,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ExportAuditEventsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'VerifyAuditChain': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyAuditChain,
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainRequest.FromString,
                     response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainResponse.SerializeToString,
+            ),
+            'GetAuditCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuditCheckpoint,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetAuditCheckpointRequest.FromString,
+                    response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.SerializeToString,
+            ),
+            'CreateAuditCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAuditCheckpoint,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.CreateAuditCheckpointRequest.FromString,
+                    response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.SerializeToString,
             ),
             'GetSetting': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSetting,
@@ -187,6 +311,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingsRequest.FromString,
                     response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingsResponse.SerializeToString,
             ),
+            'ListSettingChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettingChanges,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesRequest.FromString,
+                    response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesResponse.SerializeToString,
+            ),
+            'GetEffectiveSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEffectiveSettings,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetEffectiveSettingsRequest.FromString,
+                    response_serializer=alea_dot_admin_dot_v1_dot_admin__pb2.EffectiveSettings.SerializeToString,
+            ),
             'GetSystemOverview': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemOverview,
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.GetSystemOverviewRequest.FromString,
@@ -200,6 +334,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
             'EnableUser': grpc.unary_unary_rpc_method_handler(
                     servicer.EnableUser,
                     request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.EnableUserRequest.FromString,
+                    response_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.User.SerializeToString,
+            ),
+            'ChangeUserRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeUserRole,
+                    request_deserializer=alea_dot_admin_dot_v1_dot_admin__pb2.ChangeUserRoleRequest.FromString,
                     response_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.User.SerializeToString,
             ),
     }
@@ -242,6 +381,33 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def RecordAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/RecordAuditEvents',
+            alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsRequest.SerializeToString,
+            alea_dot_admin_dot_v1_dot_admin__pb2.RecordAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListAuditEvents(request,
             target,
             options=(),
@@ -269,6 +435,33 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def ExportAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/ExportAuditEvents',
+            alea_dot_admin_dot_v1_dot_admin__pb2.ExportAuditEventsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def VerifyAuditChain(request,
             target,
             options=(),
@@ -285,6 +478,60 @@ class AdminService:
             '/alea.admin.v1.AdminService/VerifyAuditChain',
             alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainRequest.SerializeToString,
             alea_dot_admin_dot_v1_dot_admin__pb2.VerifyAuditChainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuditCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/GetAuditCheckpoint',
+            alea_dot_admin_dot_v1_dot_admin__pb2.GetAuditCheckpointRequest.SerializeToString,
+            alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAuditCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/CreateAuditCheckpoint',
+            alea_dot_admin_dot_v1_dot_admin__pb2.CreateAuditCheckpointRequest.SerializeToString,
+            alea_dot_admin_dot_v1_dot_admin__pb2.AuditCheckpoint.FromString,
             options,
             channel_credentials,
             insecure,
@@ -377,6 +624,60 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def ListSettingChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/ListSettingChanges',
+            alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesRequest.SerializeToString,
+            alea_dot_admin_dot_v1_dot_admin__pb2.ListSettingChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEffectiveSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/GetEffectiveSettings',
+            alea_dot_admin_dot_v1_dot_admin__pb2.GetEffectiveSettingsRequest.SerializeToString,
+            alea_dot_admin_dot_v1_dot_admin__pb2.EffectiveSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetSystemOverview(request,
             target,
             options=(),
@@ -446,6 +747,33 @@ class AdminService:
             target,
             '/alea.admin.v1.AdminService/EnableUser',
             alea_dot_admin_dot_v1_dot_admin__pb2.EnableUserRequest.SerializeToString,
+            alea_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeUserRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.admin.v1.AdminService/ChangeUserRole',
+            alea_dot_admin_dot_v1_dot_admin__pb2.ChangeUserRoleRequest.SerializeToString,
             alea_dot_identity_dot_v1_dot_identity__pb2.User.FromString,
             options,
             channel_credentials,

@@ -23,13 +23,15 @@ _sym_db = _symbol_database.Default()
 
 
 from alea.access.v1 import access_pb2 as alea_dot_access_dot_v1_dot_access__pb2
+from alea.notification.v1 import notification_pb2 as alea_dot_notification_dot_v1_dot_notification__pb2
 from alea.simulation.v1 import simulation_pb2 as alea_dot_simulation_dot_v1_dot_simulation__pb2
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alea/analytics/v1/analytics.proto\x12\x11\x61lea.analytics.v1\x1a\x1b\x61lea/access/v1/access.proto\x1a#alea/simulation/v1/simulation.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n\x12RecordEventRequest\x12\x1b\n\ttenant_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12:\n\x06metric\x18\x03 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetricB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\"\n\x08quantity\x18\x04 \x01(\x01\x42\x10\xbaH\r\x12\x0b)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12\x36\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12v\n\nattributes\x18\x06 \x03(\x0b\x32\x35.alea.analytics.v1.RecordEventRequest.AttributesEntryB+\xbaH(\x9a\x01%\x10 \"\x1ar\x18\x32\x16^[a-z][a-z0-9_]{0,63}$*\x05r\x03\x18\x80\x02\x12\x1e\n\nrequest_id\x18\x07 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x13RecordEventResponse\"\xa2\x02\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0bgranularity\x18\x03 \x01(\x0e\x32\x1e.alea.analytics.v1.GranularityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12@\n\x07metrics\x18\x04 \x03(\x0e\x32\x1e.alea.analytics.v1.UsageMetricB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x10\n\x08per_user\x18\x05 \x01(\x08\x12\x1e\n\ttenant_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"K\n\nUsagePoint\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\"\x8c\x01\n\x0bUsageSeries\x12.\n\x06metric\x18\x01 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetric\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06points\x18\x03 \x03(\x0b\x32\x1d.alea.analytics.v1.UsagePoint\x12\r\n\x05total\x18\x04 \x01(\x01\"\xa0\x01\n\x10GetUsageResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06series\x18\x03 \x03(\x0b\x32\x1e.alea.analytics.v1.UsageSeries\"u\n\x15GetPerformanceRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x12\x42\x61\x63kendPerformance\x12,\n\x07\x62\x61\x63kend\x18\x01 \x01(\x0e\x32\x1b.alea.simulation.v1.Backend\x12\x13\n\x0bsimulations\x18\x02 \x01(\x03\x12\x0e\n\x06trials\x18\x03 \x01(\x03\x12\x19\n\x11trials_per_second\x18\x04 \x01(\x01\x12\x1e\n\x16queue_wait_seconds_p50\x18\x05 \x01(\x01\x12\x1e\n\x16queue_wait_seconds_p95\x18\x06 \x01(\x01\x12\x17\n\x0frun_seconds_p50\x18\x07 \x01(\x01\x12\x17\n\x0frun_seconds_p95\x18\x08 \x01(\x01\"\xc8\x01\n\x16GetPerformanceResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x08\x62\x61\x63kends\x18\x03 \x03(\x0b\x32%.alea.analytics.v1.BackendPerformance\x12\x17\n\x0f\x63\x61\x63he_hit_ratio\x18\x04 \x01(\x01\"\x8e\x01\n\x10GetReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\ttop_users\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\"L\n\x0bMetricTotal\x12.\n\x06metric\x18\x01 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetric\x12\r\n\x05value\x18\x02 \x01(\x01\"Z\n\tUserUsage\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06trials\x18\x02 \x01(\x01\x12\x13\n\x0bsimulations\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\"\xc4\x02\n\x06Report\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06totals\x18\x04 \x03(\x0b\x32\x1e.alea.analytics.v1.MetricTotal\x12/\n\ttop_users\x18\x05 \x03(\x0b\x32\x1c.alea.analytics.v1.UserUsage\x12\x37\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32%.alea.analytics.v1.BackendPerformance\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xc1\x01\n\x0bUsageMetric\x12\x1c\n\x18USAGE_METRIC_UNSPECIFIED\x10\x00\x12\x17\n\x13USAGE_METRIC_TRIALS\x10\x01\x12\x1c\n\x18USAGE_METRIC_SIMULATIONS\x10\x02\x12 \n\x1cUSAGE_METRIC_COMPUTE_SECONDS\x10\x03\x12\x1f\n\x1bUSAGE_METRIC_UPLOADED_BYTES\x10\x04\x12\x1a\n\x16USAGE_METRIC_API_CALLS\x10\x05*l\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n\x10GRANULARITY_HOUR\x10\x01\x12\x13\n\x0fGRANULARITY_DAY\x10\x02\x12\x15\n\x11GRANULARITY_MONTH\x10\x03\x32\xdc\x03\n\x10\x41nalyticsService\x12\x64\n\x0bRecordEvent\x12%.alea.analytics.v1.RecordEventRequest\x1a&.alea.analytics.v1.RecordEventResponse\"\x06\xca\xf3\x18\x02\x18\x01\x12s\n\x08GetUsage\x12\".alea.analytics.v1.GetUsageRequest\x1a#.alea.analytics.v1.GetUsageResponse\"\x1e\xca\xf3\x18\t\x08\x01\"\x05\x61\x64min\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usage\x12\x84\x01\n\x0eGetPerformance\x12(.alea.analytics.v1.GetPerformanceRequest\x1a).alea.analytics.v1.GetPerformanceResponse\"\x1d\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/performance\x12\x66\n\tGetReport\x12#.alea.analytics.v1.GetReportRequest\x1a\x19.alea.analytics.v1.Report\"\x19\xca\xf3\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/reportsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!alea/analytics/v1/analytics.proto\x12\x11\x61lea.analytics.v1\x1a\x1b\x61lea/access/v1/access.proto\x1a\'alea/notification/v1/notification.proto\x1a#alea/simulation/v1/simulation.proto\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x03\n\x12RecordEventRequest\x12\x1b\n\ttenant_id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\xb0\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12:\n\x06metric\x18\x03 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetricB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\"\n\x08quantity\x18\x04 \x01(\x01\x42\x10\xbaH\r\x12\x0b)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12\x36\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12v\n\nattributes\x18\x06 \x03(\x0b\x32\x35.alea.analytics.v1.RecordEventRequest.AttributesEntryB+\xbaH(\x9a\x01%\x10 \"\x1ar\x18\x32\x16^[a-z][a-z0-9_]{0,63}$*\x05r\x03\x18\x80\x02\x12\x1e\n\nrequest_id\x18\x07 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x13RecordEventResponse\"O\n\x13IngestEventsRequest\x12\x38\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.alea.notification.v1.EventB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\"(\n\x14IngestEventsResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x05\"\xea\x02\n\x0fGetUsageRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x0bgranularity\x18\x03 \x01(\x0e\x32\x1e.alea.analytics.v1.GranularityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12@\n\x07metrics\x18\x04 \x03(\x0e\x32\x1e.alea.analytics.v1.UsageMetricB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x10\n\x08per_user\x18\x05 \x01(\x08\x12\x1e\n\ttenant_id\x18\x06 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\x12\x46\n\x08group_by\x18\x07 \x03(\x0e\x32!.alea.analytics.v1.UsageDimensionB\x11\xbaH\x0e\x92\x01\x0b\x10\x03\"\x07\x82\x01\x04\x10\x01 \x00\"K\n\nUsagePoint\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x02 \x01(\x01\"\xac\x01\n\x0bUsageSeries\x12.\n\x06metric\x18\x01 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetric\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x06points\x18\x03 \x03(\x0b\x32\x1d.alea.analytics.v1.UsagePoint\x12\r\n\x05total\x18\x04 \x01(\x01\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\"\xa0\x01\n\x10GetUsageResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06series\x18\x03 \x03(\x0b\x32\x1e.alea.analytics.v1.UsageSeries\"\x95\x01\n\x15GetPerformanceRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\ttenant_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"\x8d\x02\n\x12\x42\x61\x63kendPerformance\x12,\n\x07\x62\x61\x63kend\x18\x01 \x01(\x0e\x32\x1b.alea.simulation.v1.Backend\x12\x13\n\x0bsimulations\x18\x02 \x01(\x03\x12\x0e\n\x06trials\x18\x03 \x01(\x03\x12\x19\n\x11trials_per_second\x18\x04 \x01(\x01\x12\x1e\n\x16queue_wait_seconds_p50\x18\x05 \x01(\x01\x12\x1e\n\x16queue_wait_seconds_p95\x18\x06 \x01(\x01\x12\x17\n\x0frun_seconds_p50\x18\x07 \x01(\x01\x12\x17\n\x0frun_seconds_p95\x18\x08 \x01(\x01\x12\x17\n\x0fmodel_size_band\x18\t \x01(\t\"\xdc\x01\n\x16GetPerformanceResponse\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x08\x62\x61\x63kends\x18\x03 \x03(\x0b\x32%.alea.analytics.v1.BackendPerformance\x12\x17\n\x0f\x63\x61\x63he_hit_ratio\x18\x04 \x01(\x01\x12\x12\n\ncache_hits\x18\x05 \x01(\x03\"\xe3\x01\n\x10GetReportRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\ttop_users\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x33\n\x05month\x18\x04 \x01(\tB$\xbaH!r\x1f\x32\x1d^([0-9]{4}-(0[1-9]|1[0-2]))?$\x12\x1e\n\ttenant_id\x18\x05 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"\xa7\x01\n\x15\x44ownloadReportRequest\x12\x33\n\x05month\x18\x01 \x01(\tB$\xbaH!r\x1f\x32\x1d^([0-9]{4}-(0[1-9]|1[0-2]))?$\x12\x39\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.alea.analytics.v1.ReportFormatB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1e\n\ttenant_id\x18\x03 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xd8\x01\x01\"L\n\x0bMetricTotal\x12.\n\x06metric\x18\x01 \x01(\x0e\x32\x1e.alea.analytics.v1.UsageMetric\x12\r\n\x05value\x18\x02 \x01(\x01\"\xde\x01\n\tUserUsage\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06trials\x18\x02 \x01(\x01\x12\x13\n\x0bsimulations\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\x12\x12\n\ntrials_run\x18\x05 \x01(\x01\x12\x13\n\x0b\x63pu_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bgpu_seconds\x18\x07 \x01(\x01\x12\x16\n\x0euploaded_bytes\x18\x08 \x01(\x01\x12\x19\n\x11storage_byte_days\x18\t \x01(\x01\x12\x11\n\tapi_calls\x18\n \x01(\x01\"\x9e\x04\n\x06Report\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06totals\x18\x04 \x03(\x0b\x32\x1e.alea.analytics.v1.MetricTotal\x12/\n\ttop_users\x18\x05 \x03(\x0b\x32\x1c.alea.analytics.v1.UserUsage\x12\x37\n\x08\x62\x61\x63kends\x18\x06 \x03(\x0b\x32%.alea.analytics.v1.BackendPerformance\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12O\n\x14simulations_by_state\x18\x08 \x03(\x0b\x32\x31.alea.analytics.v1.Report.SimulationsByStateEntry\x12\x33\n\x0c\x64\x61ily_trials\x18\t \x03(\x0b\x32\x1d.alea.analytics.v1.UsagePoint\x12\x17\n\x0f\x63\x61\x63he_hit_ratio\x18\n \x01(\x01\x1a\x39\n\x17SimulationsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xbe\x02\n\x0bUsageMetric\x12\x1c\n\x18USAGE_METRIC_UNSPECIFIED\x10\x00\x12\x17\n\x13USAGE_METRIC_TRIALS\x10\x01\x12\x1c\n\x18USAGE_METRIC_SIMULATIONS\x10\x02\x12 \n\x1cUSAGE_METRIC_COMPUTE_SECONDS\x10\x03\x12\x1f\n\x1bUSAGE_METRIC_UPLOADED_BYTES\x10\x04\x12\x1a\n\x16USAGE_METRIC_API_CALLS\x10\x05\x12\x1c\n\x18USAGE_METRIC_CPU_SECONDS\x10\x06\x12\x1c\n\x18USAGE_METRIC_GPU_SECONDS\x10\x07\x12\"\n\x1eUSAGE_METRIC_STORAGE_BYTE_DAYS\x10\x08\x12\x1b\n\x17USAGE_METRIC_TRIALS_RUN\x10\t*\x83\x01\n\x0eUsageDimension\x12\x1f\n\x1bUSAGE_DIMENSION_UNSPECIFIED\x10\x00\x12\x18\n\x14USAGE_DIMENSION_USER\x10\x01\x12\x19\n\x15USAGE_DIMENSION_STATE\x10\x02\x12\x1b\n\x17USAGE_DIMENSION_BACKEND\x10\x03*\\\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x01\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x02*l\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n\x10GRANULARITY_HOUR\x10\x01\x12\x13\n\x0fGRANULARITY_DAY\x10\x02\x12\x15\n\x11GRANULARITY_MONTH\x10\x03\x32\xbf\x05\n\x10\x41nalyticsService\x12\x66\n\x0bRecordEvent\x12%.alea.analytics.v1.RecordEventRequest\x1a&.alea.analytics.v1.RecordEventResponse\"\x08\xca\xf3\x18\x04\x18\x01(\x02\x12i\n\x0cIngestEvents\x12&.alea.analytics.v1.IngestEventsRequest\x1a\'.alea.analytics.v1.IngestEventsResponse\"\x08\xca\xf3\x18\x04\x18\x01(\x02\x12s\n\x08GetUsage\x12\".alea.analytics.v1.GetUsageRequest\x1a#.alea.analytics.v1.GetUsageResponse\"\x1e\xca\xf3\x18\t\x08\x01\"\x05\x61\x64min\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usage\x12\x84\x01\n\x0eGetPerformance\x12(.alea.analytics.v1.GetPerformanceRequest\x1a).alea.analytics.v1.GetPerformanceResponse\"\x1d\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/performance\x12\x66\n\tGetReport\x12#.alea.analytics.v1.GetReportRequest\x1a\x19.alea.analytics.v1.Report\"\x19\xca\xf3\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/reports\x12t\n\x0e\x44ownloadReport\x12(.alea.analytics.v1.DownloadReportRequest\x1a\x14.google.api.HttpBody\"\"\xca\xf3\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/reports:downloadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,54 +54,88 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDEVENTREQUEST'].fields_by_name['attributes']._serialized_options = b'\272H(\232\001%\020 \"\032r\0302\026^[a-z][a-z0-9_]{0,63}$*\005r\003\030\200\002'
   _globals['_RECORDEVENTREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_RECORDEVENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_INGESTEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
+  _globals['_INGESTEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\272H\010\222\001\005\010\001\020\350\007'
   _globals['_GETUSAGEREQUEST'].fields_by_name['granularity']._loaded_options = None
   _globals['_GETUSAGEREQUEST'].fields_by_name['granularity']._serialized_options = b'\272H\005\202\001\002\020\001'
   _globals['_GETUSAGEREQUEST'].fields_by_name['metrics']._loaded_options = None
   _globals['_GETUSAGEREQUEST'].fields_by_name['metrics']._serialized_options = b'\272H\014\222\001\t\"\007\202\001\004\020\001 \000'
   _globals['_GETUSAGEREQUEST'].fields_by_name['tenant_id']._loaded_options = None
   _globals['_GETUSAGEREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_GETUSAGEREQUEST'].fields_by_name['group_by']._loaded_options = None
+  _globals['_GETUSAGEREQUEST'].fields_by_name['group_by']._serialized_options = b'\272H\016\222\001\013\020\003\"\007\202\001\004\020\001 \000'
+  _globals['_GETPERFORMANCEREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_GETPERFORMANCEREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
   _globals['_GETREPORTREQUEST'].fields_by_name['top_users']._loaded_options = None
   _globals['_GETREPORTREQUEST'].fields_by_name['top_users']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_GETREPORTREQUEST'].fields_by_name['month']._loaded_options = None
+  _globals['_GETREPORTREQUEST'].fields_by_name['month']._serialized_options = b'\272H!r\0372\035^([0-9]{4}-(0[1-9]|1[0-2]))?$'
+  _globals['_GETREPORTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_GETREPORTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['month']._loaded_options = None
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['month']._serialized_options = b'\272H!r\0372\035^([0-9]{4}-(0[1-9]|1[0-2]))?$'
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['format']._loaded_options = None
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['format']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_DOWNLOADREPORTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\010r\003\260\001\001\330\001\001'
+  _globals['_REPORT_SIMULATIONSBYSTATEENTRY']._loaded_options = None
+  _globals['_REPORT_SIMULATIONSBYSTATEENTRY']._serialized_options = b'8\001'
   _globals['_ANALYTICSSERVICE'].methods_by_name['RecordEvent']._loaded_options = None
-  _globals['_ANALYTICSSERVICE'].methods_by_name['RecordEvent']._serialized_options = b'\312\363\030\002\030\001'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['RecordEvent']._serialized_options = b'\312\363\030\004\030\001(\002'
+  _globals['_ANALYTICSSERVICE'].methods_by_name['IngestEvents']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['IngestEvents']._serialized_options = b'\312\363\030\004\030\001(\002'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetUsage']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\312\363\030\t\010\001\"\005admin\202\323\344\223\002\013\022\t/v1/usage'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetPerformance']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetPerformance']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\021\022\017/v1/performance'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetReport']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetReport']._serialized_options = b'\312\363\030\002\010\003\202\323\344\223\002\r\022\013/v1/reports'
-  _globals['_USAGEMETRIC']._serialized_start=2562
-  _globals['_USAGEMETRIC']._serialized_end=2755
-  _globals['_GRANULARITY']._serialized_start=2757
-  _globals['_GRANULARITY']._serialized_end=2865
-  _globals['_RECORDEVENTREQUEST']._serialized_start=215
-  _globals['_RECORDEVENTREQUEST']._serialized_end=649
-  _globals['_RECORDEVENTREQUEST_ATTRIBUTESENTRY']._serialized_start=600
-  _globals['_RECORDEVENTREQUEST_ATTRIBUTESENTRY']._serialized_end=649
-  _globals['_RECORDEVENTRESPONSE']._serialized_start=651
-  _globals['_RECORDEVENTRESPONSE']._serialized_end=672
-  _globals['_GETUSAGEREQUEST']._serialized_start=675
-  _globals['_GETUSAGEREQUEST']._serialized_end=965
-  _globals['_USAGEPOINT']._serialized_start=967
-  _globals['_USAGEPOINT']._serialized_end=1042
-  _globals['_USAGESERIES']._serialized_start=1045
-  _globals['_USAGESERIES']._serialized_end=1185
-  _globals['_GETUSAGERESPONSE']._serialized_start=1188
-  _globals['_GETUSAGERESPONSE']._serialized_end=1348
-  _globals['_GETPERFORMANCEREQUEST']._serialized_start=1350
-  _globals['_GETPERFORMANCEREQUEST']._serialized_end=1467
-  _globals['_BACKENDPERFORMANCE']._serialized_start=1470
-  _globals['_BACKENDPERFORMANCE']._serialized_end=1714
-  _globals['_GETPERFORMANCERESPONSE']._serialized_start=1717
-  _globals['_GETPERFORMANCERESPONSE']._serialized_end=1917
-  _globals['_GETREPORTREQUEST']._serialized_start=1920
-  _globals['_GETREPORTREQUEST']._serialized_end=2062
-  _globals['_METRICTOTAL']._serialized_start=2064
-  _globals['_METRICTOTAL']._serialized_end=2140
-  _globals['_USERUSAGE']._serialized_start=2142
-  _globals['_USERUSAGE']._serialized_end=2232
-  _globals['_REPORT']._serialized_start=2235
-  _globals['_REPORT']._serialized_end=2559
-  _globals['_ANALYTICSSERVICE']._serialized_start=2868
-  _globals['_ANALYTICSSERVICE']._serialized_end=3344
+  _globals['_ANALYTICSSERVICE'].methods_by_name['DownloadReport']._loaded_options = None
+  _globals['_ANALYTICSSERVICE'].methods_by_name['DownloadReport']._serialized_options = b'\312\363\030\002\010\003\202\323\344\223\002\026\022\024/v1/reports:download'
+  _globals['_USAGEMETRIC']._serialized_start=3541
+  _globals['_USAGEMETRIC']._serialized_end=3859
+  _globals['_USAGEDIMENSION']._serialized_start=3862
+  _globals['_USAGEDIMENSION']._serialized_end=3993
+  _globals['_REPORTFORMAT']._serialized_start=3995
+  _globals['_REPORTFORMAT']._serialized_end=4087
+  _globals['_GRANULARITY']._serialized_start=4089
+  _globals['_GRANULARITY']._serialized_end=4197
+  _globals['_RECORDEVENTREQUEST']._serialized_start=283
+  _globals['_RECORDEVENTREQUEST']._serialized_end=717
+  _globals['_RECORDEVENTREQUEST_ATTRIBUTESENTRY']._serialized_start=668
+  _globals['_RECORDEVENTREQUEST_ATTRIBUTESENTRY']._serialized_end=717
+  _globals['_RECORDEVENTRESPONSE']._serialized_start=719
+  _globals['_RECORDEVENTRESPONSE']._serialized_end=740
+  _globals['_INGESTEVENTSREQUEST']._serialized_start=742
+  _globals['_INGESTEVENTSREQUEST']._serialized_end=821
+  _globals['_INGESTEVENTSRESPONSE']._serialized_start=823
+  _globals['_INGESTEVENTSRESPONSE']._serialized_end=863
+  _globals['_GETUSAGEREQUEST']._serialized_start=866
+  _globals['_GETUSAGEREQUEST']._serialized_end=1228
+  _globals['_USAGEPOINT']._serialized_start=1230
+  _globals['_USAGEPOINT']._serialized_end=1305
+  _globals['_USAGESERIES']._serialized_start=1308
+  _globals['_USAGESERIES']._serialized_end=1480
+  _globals['_GETUSAGERESPONSE']._serialized_start=1483
+  _globals['_GETUSAGERESPONSE']._serialized_end=1643
+  _globals['_GETPERFORMANCEREQUEST']._serialized_start=1646
+  _globals['_GETPERFORMANCEREQUEST']._serialized_end=1795
+  _globals['_BACKENDPERFORMANCE']._serialized_start=1798
+  _globals['_BACKENDPERFORMANCE']._serialized_end=2067
+  _globals['_GETPERFORMANCERESPONSE']._serialized_start=2070
+  _globals['_GETPERFORMANCERESPONSE']._serialized_end=2290
+  _globals['_GETREPORTREQUEST']._serialized_start=2293
+  _globals['_GETREPORTREQUEST']._serialized_end=2520
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_start=2523
+  _globals['_DOWNLOADREPORTREQUEST']._serialized_end=2690
+  _globals['_METRICTOTAL']._serialized_start=2692
+  _globals['_METRICTOTAL']._serialized_end=2768
+  _globals['_USERUSAGE']._serialized_start=2771
+  _globals['_USERUSAGE']._serialized_end=2993
+  _globals['_REPORT']._serialized_start=2996
+  _globals['_REPORT']._serialized_end=3538
+  _globals['_REPORT_SIMULATIONSBYSTATEENTRY']._serialized_start=3481
+  _globals['_REPORT_SIMULATIONSBYSTATEENTRY']._serialized_end=3538
+  _globals['_ANALYTICSSERVICE']._serialized_start=4200
+  _globals['_ANALYTICSSERVICE']._serialized_end=4903
 # @@protoc_insertion_point(module_scope)

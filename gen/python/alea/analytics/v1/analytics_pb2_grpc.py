@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from alea.analytics.v1 import analytics_pb2 as alea_dot_analytics_dot_v1_dot_analytics__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -40,6 +41,11 @@ class AnalyticsServiceStub:
                 request_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventRequest.SerializeToString,
                 response_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventResponse.FromString,
                 _registered_method=True)
+        self.IngestEvents = channel.unary_unary(
+                '/alea.analytics.v1.AnalyticsService/IngestEvents',
+                request_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsRequest.SerializeToString,
+                response_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsResponse.FromString,
+                _registered_method=True)
         self.GetUsage = channel.unary_unary(
                 '/alea.analytics.v1.AnalyticsService/GetUsage',
                 request_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.GetUsageRequest.SerializeToString,
@@ -55,6 +61,11 @@ class AnalyticsServiceStub:
                 request_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
                 response_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
                 _registered_method=True)
+        self.DownloadReport = channel.unary_unary(
+                '/alea.analytics.v1.AnalyticsService/DownloadReport',
+                request_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.DownloadReportRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -62,7 +73,16 @@ class AnalyticsServiceServicer:
     """
 
     def RecordEvent(self, request, context):
-        """Records one usage event. Services only; a retry with the same `request_id` counts once.
+        """Records one usage event. Services only; a retry with the same `request_id` counts once. The
+        services' runtime reports API calls here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestEvents(self, request, context):
+        """Takes in events of the simulation and files services (relayed from their outboxes) and
+        records the usage they carry; an event already taken in (same id) counts once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,14 +96,22 @@ class AnalyticsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPerformance(self, request, context):
-        """Returns throughput and latency of the tenant's simulations per backend.
+        """Returns throughput and latency of the tenant's simulations per backend and model size.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReport(self, request, context):
-        """Returns a summary report of a period: totals, top users and performance.
+        """Returns a summary report of a period: totals, every user's usage and performance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadReport(self, request, context):
+        """Renders a month's report as a file to download: CSV, or a self-contained HTML page with its
+        charts inline (it loads nothing from the network). Over REST the response body is the file.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +124,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.RecordEvent,
                     request_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventRequest.FromString,
                     response_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventResponse.SerializeToString,
+            ),
+            'IngestEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestEvents,
+                    request_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsRequest.FromString,
+                    response_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsResponse.SerializeToString,
             ),
             'GetUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUsage,
@@ -111,6 +144,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.FromString,
                     response_serializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.Report.SerializeToString,
+            ),
+            'DownloadReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.DownloadReport,
+                    request_deserializer=alea_dot_analytics_dot_v1_dot_analytics__pb2.DownloadReportRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,6 +179,33 @@ class AnalyticsService:
             '/alea.analytics.v1.AnalyticsService/RecordEvent',
             alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventRequest.SerializeToString,
             alea_dot_analytics_dot_v1_dot_analytics__pb2.RecordEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.analytics.v1.AnalyticsService/IngestEvents',
+            alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsRequest.SerializeToString,
+            alea_dot_analytics_dot_v1_dot_analytics__pb2.IngestEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -222,6 +287,33 @@ class AnalyticsService:
             '/alea.analytics.v1.AnalyticsService/GetReport',
             alea_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
             alea_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.analytics.v1.AnalyticsService/DownloadReport',
+            alea_dot_analytics_dot_v1_dot_analytics__pb2.DownloadReportRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

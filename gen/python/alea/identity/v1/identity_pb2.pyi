@@ -54,7 +54,7 @@ class Preferences(_message.Message):
     def __init__(self, locale: _Optional[str] = ..., default_trials: _Optional[int] = ..., default_seed: _Optional[int] = ..., notify_on_completion: _Optional[bool] = ...) -> None: ...
 
 class User(_message.Message):
-    __slots__ = ("id", "tenant_id", "email", "display_name", "role", "preferences", "disabled", "create_time", "update_time", "last_login_time")
+    __slots__ = ("id", "tenant_id", "email", "display_name", "role", "preferences", "disabled", "create_time", "update_time", "last_login_time", "platform")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class User(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_LOGIN_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     email: str
@@ -75,7 +76,8 @@ class User(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     last_login_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_login_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    platform: bool
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., email: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., preferences: _Optional[_Union[Preferences, _Mapping]] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_login_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform: _Optional[bool] = ...) -> None: ...
 
 class Tokens(_message.Message):
     __slots__ = ("access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in")
@@ -366,15 +368,65 @@ class VerifyApiKeyRequest(_message.Message):
     def __init__(self, secret: _Optional[str] = ...) -> None: ...
 
 class VerifyApiKeyResponse(_message.Message):
-    __slots__ = ("user_id", "tenant_id", "role", "api_key_id", "expire_time")
+    __slots__ = ("user_id", "tenant_id", "role", "api_key_id", "expire_time", "platform")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     tenant_id: str
     role: _access_pb2.Role
     api_key_id: str
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., api_key_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    platform: bool
+    def __init__(self, user_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., api_key_id: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., platform: _Optional[bool] = ...) -> None: ...
+
+class CheckUserRequest(_message.Message):
+    __slots__ = ("tenant_id", "user_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    user_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class CheckUserResponse(_message.Message):
+    __slots__ = ("active", "role", "platform")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    active: bool
+    role: _access_pb2.Role
+    platform: bool
+    def __init__(self, active: _Optional[bool] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., platform: _Optional[bool] = ...) -> None: ...
+
+class ListContactsRequest(_message.Message):
+    __slots__ = ("tenant_id", "user_ids", "include_admins")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ADMINS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    include_admins: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., include_admins: _Optional[bool] = ...) -> None: ...
+
+class Contact(_message.Message):
+    __slots__ = ("user_id", "email", "display_name", "role", "disabled")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    email: str
+    display_name: str
+    role: _access_pb2.Role
+    disabled: bool
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[_access_pb2.Role, str]] = ..., disabled: _Optional[bool] = ...) -> None: ...
+
+class ListContactsResponse(_message.Message):
+    __slots__ = ("contacts",)
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    contacts: _containers.RepeatedCompositeFieldContainer[Contact]
+    def __init__(self, contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ...) -> None: ...

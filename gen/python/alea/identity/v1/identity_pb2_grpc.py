@@ -121,6 +121,16 @@ class IdentityServiceStub:
                 request_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyRequest.SerializeToString,
                 response_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyResponse.FromString,
                 _registered_method=True)
+        self.CheckUser = channel.unary_unary(
+                '/alea.identity.v1.IdentityService/CheckUser',
+                request_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserRequest.SerializeToString,
+                response_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserResponse.FromString,
+                _registered_method=True)
+        self.ListContacts = channel.unary_unary(
+                '/alea.identity.v1.IdentityService/ListContacts',
+                request_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsRequest.SerializeToString,
+                response_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -254,6 +264,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckUser(self, request, context):
+        """Returns whether a user may still act, and with which role. Services re-check the user of an
+        access token with it (caching the answer for at most a second), so that a disabled user's
+        tokens stop working and a changed role applies at once, not when the token expires.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContacts(self, request, context):
+        """Returns where to reach users of a tenant (email, role) so that notification can email
+        them: the users named, and every admin of the tenant when asked. Unknown ids are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -341,6 +368,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.VerifyApiKey,
                     request_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyRequest.FromString,
                     response_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyResponse.SerializeToString,
+            ),
+            'CheckUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckUser,
+                    request_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserRequest.FromString,
+                    response_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserResponse.SerializeToString,
+            ),
+            'ListContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContacts,
+                    request_deserializer=alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsRequest.FromString,
+                    response_serializer=alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -803,6 +840,60 @@ class IdentityService:
             '/alea.identity.v1.IdentityService/VerifyApiKey',
             alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyRequest.SerializeToString,
             alea_dot_identity_dot_v1_dot_identity__pb2.VerifyApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.identity.v1.IdentityService/CheckUser',
+            alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserRequest.SerializeToString,
+            alea_dot_identity_dot_v1_dot_identity__pb2.CheckUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.identity.v1.IdentityService/ListContacts',
+            alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsRequest.SerializeToString,
+            alea_dot_identity_dot_v1_dot_identity__pb2.ListContactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

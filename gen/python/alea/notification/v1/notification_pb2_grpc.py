@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from alea.notification.v1 import notification_pb2 as alea_dot_notification_dot_v1_dot_notification__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -41,6 +42,11 @@ class NotificationServiceStub:
                 request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.Event.FromString,
                 _registered_method=True)
+        self.SubscribeSse = channel.unary_stream(
+                '/alea.notification.v1.NotificationService/SubscribeSse',
+                request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.SubscribeSseRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.PublishEvent = channel.unary_unary(
                 '/alea.notification.v1.NotificationService/PublishEvent',
                 request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.PublishEventRequest.SerializeToString,
@@ -50,6 +56,21 @@ class NotificationServiceStub:
                 '/alea.notification.v1.NotificationService/CreateWebhook',
                 request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookRequest.SerializeToString,
                 response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookResponse.FromString,
+                _registered_method=True)
+        self.GetWebhook = channel.unary_unary(
+                '/alea.notification.v1.NotificationService/GetWebhook',
+                request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.GetWebhookRequest.SerializeToString,
+                response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.UpdateWebhook = channel.unary_unary(
+                '/alea.notification.v1.NotificationService/UpdateWebhook',
+                request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.UpdateWebhookRequest.SerializeToString,
+                response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/alea.notification.v1.NotificationService/RotateWebhookSecret',
+                request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretResponse.FromString,
                 _registered_method=True)
         self.ListWebhooks = channel.unary_unary(
                 '/alea.notification.v1.NotificationService/ListWebhooks',
@@ -65,6 +86,11 @@ class NotificationServiceStub:
                 '/alea.notification.v1.NotificationService/ListDeliveries',
                 request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
                 response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.Redeliver = channel.unary_unary(
+                '/alea.notification.v1.NotificationService/Redeliver',
+                request_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.RedeliverRequest.SerializeToString,
+                response_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.Delivery.FromString,
                 _registered_method=True)
         self.SendEmail = channel.unary_unary(
                 '/alea.notification.v1.NotificationService/SendEmail',
@@ -88,8 +114,22 @@ class NotificationServiceServicer:
     """
 
     def Subscribe(self, request, context):
-        """Streams the events of the caller's tenant as they happen, until the client cancels. Over
-        REST this is a stream of JSON objects.
+        """Streams the events of the caller's tenant that the caller may see: first those after the
+        cursor (`after`, `start_time`, or the `last-event-id` header), in the order they were
+        recorded, then live ones as they happen, until the client cancels. A consumer that
+        reconnects with the id of the last event it received gets exactly what it missed. A
+        cursor older than the retention of the event log is OUT_OF_RANGE. Over REST this is
+        NDJSON, one event a line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeSse(self, request, context):
+        """Subscribe as Server-Sent Events (`text/event-stream`): each event is `id: <event id>`,
+        `event: <type, e.g. simulation.succeeded>` and `data: <the Event as JSON>`, and a client
+        that reconnects with `Last-Event-ID` resumes after that event. A comment line is sent
+        every 15 s while nothing happens, so idle connections stay open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,8 +144,36 @@ class NotificationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateWebhook(self, request, context):
-        """Registers a webhook: Alea POSTs matching events as JSON to `url`, signed with
-        HMAC-SHA256 of the body under the webhook's secret (header `x-alea-signature`).
+        """Registers a webhook: Alea POSTs matching events as JSON to `url`, signed per the Standard
+        Webhooks specification (v1): headers `webhook-id`, `webhook-timestamp` and
+        `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the secret
+        returned once here (`whsec_...`). The URL's host must not resolve to a loopback, private,
+        link-local, multicast or cloud metadata address (unless allowed by the service's
+        allowlist), checked here and again at every delivery.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhook(self, request, context):
+        """Returns a webhook of the caller's tenant (never its secret).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWebhook(self, request, context):
+        """Changes a webhook's URL, event types or name, or re-enables a disabled one (`state`:
+        STATE_ACTIVE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """Replaces a webhook's signing secret. The new secret is returned once; during `overlap`
+        every delivery is signed with both the new and the previous secret (two `v1,` entries in
+        `webhook-signature`), so receivers can switch without missing a delivery.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,14 +194,24 @@ class NotificationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeliveries(self, request, context):
-        """Lists the delivery attempts of the tenant's webhooks, newest first by default.
+        """Lists the deliveries of the tenant's webhooks with their attempts (status, latency,
+        response excerpt), newest first by default.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redeliver(self, request, context):
+        """Delivers a delivery's event to its webhook again, now (a new attempt, whatever its state);
+        FAILED_PRECONDITION while the webhook is disabled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SendEmail(self, request, context):
-        """Sends an email (e.g. an invitation, a finished simulation). Services only.
+        """Queues an email (e.g. an invitation) for delivery through SMTP, retried until the mail
+        server accepts it. Services only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,6 +239,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.SubscribeRequest.FromString,
                     response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.Event.SerializeToString,
             ),
+            'SubscribeSse': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeSse,
+                    request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.SubscribeSseRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'PublishEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishEvent,
                     request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.PublishEventRequest.FromString,
@@ -170,6 +253,21 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.CreateWebhook,
                     request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookRequest.FromString,
                     response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookResponse.SerializeToString,
+            ),
+            'GetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhook,
+                    request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.GetWebhookRequest.FromString,
+                    response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.SerializeToString,
+            ),
+            'UpdateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWebhook,
+                    request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.UpdateWebhookRequest.FromString,
+                    response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretResponse.SerializeToString,
             ),
             'ListWebhooks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWebhooks,
@@ -185,6 +283,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListDeliveries,
                     request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.FromString,
                     response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'Redeliver': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redeliver,
+                    request_deserializer=alea_dot_notification_dot_v1_dot_notification__pb2.RedeliverRequest.FromString,
+                    response_serializer=alea_dot_notification_dot_v1_dot_notification__pb2.Delivery.SerializeToString,
             ),
             'SendEmail': grpc.unary_unary_rpc_method_handler(
                     servicer.SendEmail,
@@ -241,6 +344,33 @@ class NotificationService:
             _registered_method=True)
 
     @staticmethod
+    def SubscribeSse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/alea.notification.v1.NotificationService/SubscribeSse',
+            alea_dot_notification_dot_v1_dot_notification__pb2.SubscribeSseRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def PublishEvent(request,
             target,
             options=(),
@@ -284,6 +414,87 @@ class NotificationService:
             '/alea.notification.v1.NotificationService/CreateWebhook',
             alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookRequest.SerializeToString,
             alea_dot_notification_dot_v1_dot_notification__pb2.CreateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.notification.v1.NotificationService/GetWebhook',
+            alea_dot_notification_dot_v1_dot_notification__pb2.GetWebhookRequest.SerializeToString,
+            alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.notification.v1.NotificationService/UpdateWebhook',
+            alea_dot_notification_dot_v1_dot_notification__pb2.UpdateWebhookRequest.SerializeToString,
+            alea_dot_notification_dot_v1_dot_notification__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.notification.v1.NotificationService/RotateWebhookSecret',
+            alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
+            alea_dot_notification_dot_v1_dot_notification__pb2.RotateWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -365,6 +576,33 @@ class NotificationService:
             '/alea.notification.v1.NotificationService/ListDeliveries',
             alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
             alea_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redeliver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.notification.v1.NotificationService/Redeliver',
+            alea_dot_notification_dot_v1_dot_notification__pb2.RedeliverRequest.SerializeToString,
+            alea_dot_notification_dot_v1_dot_notification__pb2.Delivery.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,295 @@
+"""``python -m bench.notification``: how fast events reach subscribers and webhooks.
+
+A mesh (identity, simulation, notification, Envoy) under a temporary home; this process
+runs the subscribers, through the edge, and a webhook receiver on 127.0.0.1. In one run:
+
+1. latency from a simulation's final state (its ``end_time``, the event's time) to each of
+   1,000 subscribers connected through the edge, and to a webhook receiver: p50 and p99
+   over ``--simulations`` simulations; targets p50 ≤ 50 ms (subscribers), ≤ 100 ms (webhook);
+2. sustained webhook deliveries per second to the local receiver, ``--events`` events
+   published as fast as notification records them;
+3. simulation throughput (CreateSimulation to its final state at the client, the 50-input
+   portfolio of tests/engine/models.py, so that a run is not dominated by fixed costs) with
+   the 1,000 subscribers connected vs none, interleaved, best of ``--repeats``; target ≥ 0.95×.
+
+Load averages are printed before and after: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.notification.v1 import notification_pb2 as npb
+from alea.notification.v1 import notification_pb2_grpc
+from alea.simulation.v1 import simulation_pb2 as spb
+from alea.simulation.v1 import simulation_pb2_grpc
+
+from bench.simulation.service import workbook_bytes
+from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
+from services.runtime.clients import channel_credentials
+from services.runtime.events import event
+from tests.engine import models
+from tests.support.services import free_port
+
+Metadata = tuple[tuple[str, str], ...]
+
+SERVICES = ("identity", "simulation", "notification")
+STREAMS_PER_CONNECTION = 90  # the edge allows 100 concurrent streams per HTTP/2 connection
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1: arrival time of each delivery, by event id."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, tuple[float, float]] = {}  # id -> (arrival, event time)
+        self.changed = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        body = json.loads(await reader.readexactly(length))
+        arrived = time.time()
+        stamp = dt.datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp()
+        self.arrivals.setdefault(body["id"], (arrived, stamp))
+        self.changed.set()
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def wait_for(self, count: int, seconds: float) -> None:
+        async with asyncio.timeout(seconds):
+            while len(self.arrivals) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class Bench:
+    """The mesh, an account of a fresh tenant, and clients of the edge."""
+
+    def __init__(self, layout: MeshLayout) -> None:
+        self.layout = layout
+        self.address = f"localhost:{layout.edge_port}"
+        self.credentials = channel_credentials(layout.pki, "client")
+
+    def channel(self, n: int = 0) -> grpc.aio.Channel:
+        # A distinct argument per channel: a connection of its own (streams per connection
+        # are limited at the edge).
+        options = [("grpc.ssl_target_name_override", "localhost"), ("alea.bench.connection", n)]
+        return grpc.aio.secure_channel(self.address, self.credentials, options)
+
+    async def tenant(self, channel: grpc.aio.Channel, workbook: bytes) -> tuple[str, Metadata, str]:
+        reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
+            identity_pb2.RegisterRequest(
+                tenant_display_name="bench",
+                email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
+                password="bench password 123",
+                display_name="bench",
+                request_id=str(uuid.uuid4()),
+            ),
+            timeout=30,
+        )
+        metadata = (("authorization", f"Bearer {reply.tokens.access_token}"),)
+        sims = simulation_pb2_grpc.SimulationServiceStub(channel)
+        model = await sims.CreateModel(
+            spb.CreateModelRequest(display_name="bench", workbook=workbook), metadata=metadata
+        )
+        return reply.tenant.id, metadata, model.id
+
+    async def simulate(
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
+    ) -> float:
+        """Trials per second from CreateSimulation to the final state at the client."""
+        sims = simulation_pb2_grpc.SimulationServiceStub(channel)
+        started = time.perf_counter()
+        created = await sims.CreateSimulation(
+            spb.CreateSimulationRequest(
+                model_id=model_id, trials=trials, seed=1, bypass_cache=True
+            ),
+            metadata=metadata,
+        )
+        async for update in sims.WatchSimulation(
+            spb.WatchSimulationRequest(simulation_id=created.id), metadata=metadata
+        ):
+            if update.HasField("simulation") and update.simulation.state in (
+                spb.Simulation.STATE_SUCCEEDED,
+                spb.Simulation.STATE_FAILED,
+            ):
+                break
+        return trials / (time.perf_counter() - started)
+
+
+async def subscribers(
+    bench: Bench, metadata: Metadata, count: int, latencies: list[float]
+) -> tuple[list[asyncio.Task[None]], list[grpc.aio.Channel]]:
+    """``count`` subscribers of simulation.succeeded; each records its receipt latency."""
+    channels = [bench.channel(n) for n in range(1 + count // STREAMS_PER_CONNECTION)]
+    ready = asyncio.Semaphore(0)
+    request = npb.SubscribeRequest(types=[npb.EVENT_TYPE_SIMULATION_SUCCEEDED])
+
+    async def follow(n: int) -> None:
+        stub = notification_pb2_grpc.NotificationServiceStub(channels[n // STREAMS_PER_CONNECTION])
+        call = stub.Subscribe(request, metadata=metadata)
+        await call.initial_metadata()
+        ready.release()
+        async for message in call:
+            latencies.append(time.time() - message.event_time.ToNanoseconds() / 1e9)
+
+    tasks = [asyncio.create_task(follow(n)) for n in range(count)]
+    for _ in range(count):
+        await ready.acquire()
+    return tasks, channels
+
+
+async def stop(tasks: Sequence[asyncio.Task[None]], channels: Sequence[grpc.aio.Channel]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for channel in channels:
+        await channel.close(None)
+
+
+async def deliveries_per_second(
+    bench: Bench, tenant: str, receiver: Receiver, events: int
+) -> tuple[float, float]:
+    """Publish ``events`` events (as the simulation service would) and time the webhook
+    deliveries until the receiver has them all; (recorded/s, delivered/s)."""
+    credentials = channel_credentials(bench.layout.pki, "simulation")
+    address = f"localhost:{bench.layout.services['notification']}"
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    async with grpc.aio.secure_channel(address, credentials, options) as channel:
+        stub = notification_pb2_grpc.NotificationServiceStub(channel)
+        before = len(receiver.arrivals)
+        gate = asyncio.Semaphore(16)
+
+        async def publish(n: int) -> None:
+            item = event("simulation.succeeded", tenant, f"simulations/bench-{n}", {"n": n})
+            async with gate:
+                await stub.PublishEvent(
+                    npb.PublishEventRequest(event=npb.Event.FromString(item.payload))
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(publish(n) for n in range(events)))
+        recorded = time.perf_counter() - started
+        await receiver.wait_for(before + events, 300)
+        delivered = time.perf_counter() - started
+    return events / recorded, events / delivered
+
+
+async def measure(args: argparse.Namespace, bench: Bench) -> None:
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    main = bench.channel()
+    tenant, metadata, model = await bench.tenant(main, workbook_bytes(models.small()))
+    sims = simulation_pb2_grpc.SimulationServiceStub(main)
+    heavy = await sims.CreateModel(
+        spb.CreateModelRequest(
+            display_name="throughput", workbook=workbook_bytes(models.portfolio())
+        ),
+        metadata=metadata,
+    )
+    notify = notification_pb2_grpc.NotificationServiceStub(main)
+    await notify.CreateWebhook(
+        npb.CreateWebhookRequest(
+            url=f"http://127.0.0.1:{port}/hook",
+            event_types=[npb.EVENT_TYPE_SIMULATION_SUCCEEDED],
+        ),
+        metadata=metadata,
+    )
+    # 1. latency to 1,000 subscribers and to the webhook
+    latencies: list[float] = []
+    tasks, channels = await subscribers(bench, metadata, args.subscribers, latencies)
+    for _ in range(args.simulations):
+        expected = len(receiver.arrivals) + 1
+        await bench.simulate(main, metadata, model, 2_000)
+        await receiver.wait_for(expected, 60)
+        await asyncio.sleep(0.2)  # every subscriber has it
+    hooks = [(arrived - stamp) for arrived, stamp in receiver.arrivals.values()]
+    # 3. simulation throughput, subscribers connected vs none (interleaved)
+    crowded, alone = [], []
+    for repeat in range(args.repeats):
+        if repeat:
+            tasks, channels = await subscribers(bench, metadata, args.subscribers, [])
+        crowded.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+        await stop(tasks, channels)
+        alone.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+    # 2. sustained deliveries
+    recorded, delivered = await deliveries_per_second(bench, tenant, receiver, args.events)
+    await main.close(None)
+    server.close()
+
+    print(f"{'measure':<44}{'p50 ms':>9}{'p99 ms':>9}{'target':>9}")
+    for name, values, target in (
+        (f"final state -> {args.subscribers} subscribers", latencies, 50),
+        ("final state -> webhook receiver", hooks, 100),
+    ):
+        p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
+        mark = "ok" if p50 <= target else "MISSED"
+        print(f"{name:<44}{p50:>9.1f}{p99:>9.1f}{target:>8} {mark}  ({len(values)} samples)")
+    ratio = max(crowded) / max(alone)
+    mark = "ok" if ratio >= 0.95 else "MISSED"
+    print(
+        f"simulation trials/s with {args.subscribers} subscribers {max(crowded):,.0f} vs none "
+        f"{max(alone):,.0f}: {ratio:.2f}x (target >= 0.95) {mark}"
+    )
+    print(
+        f"{args.events} events: recorded {recorded:,.0f}/s, "
+        f"webhook deliveries {delivered:,.0f}/s sustained"
+    )
+    print(f"median subscriber latency spread: {statistics.pstdev(latencies) * 1000:.1f} ms stdev")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.notification", description=__doc__)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--simulations", type=int, default=20)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--trials", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="alea-bench-notify-"))
+    layout = MeshLayout(
+        home=home,
+        services={n: free_port() for n in SERVICES},
+        health_ports={n: free_port() for n in SERVICES},
+        edge_port=free_port(),
+        admin_port=free_port(),
+    )
+    print(
+        f"{os.cpu_count()} CPUs shared by the mesh, Envoy and this client (no pinning); "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
+    start_mesh(layout)
+    try:
+        asyncio.run(measure(args, Bench(layout)))
+    finally:
+        stop_mesh(layout)
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
