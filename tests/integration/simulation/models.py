@@ -20,12 +20,14 @@ def small_model() -> ir.Model:
     return ir.Model((a, b), (ir.Output("y", "Sheet1!B1", y), ir.Output("z", "Sheet1!B2", z)))
 
 
-async def insert_model(store: Store, tenant: str = "t1", model: ir.Model | None = None) -> str:
+async def insert_model(
+    store: Store, tenant: str = "t1", model: ir.Model | None = None, model_id: str = ""
+) -> str:
     """Store a compiled model directly, as CreateModel would; returns its id."""
     model = model or small_model()
     now = time.time()
     record = ModelRecord(
-        id=str(uuid.uuid4()),
+        id=model_id or str(uuid.uuid4()),
         tenant_id=tenant,
         request_id=None,
         display_name="small",

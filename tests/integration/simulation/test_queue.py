@@ -16,6 +16,14 @@ from services.simulation.store import SimulationRecord, Store
 from tests.integration.simulation.models import insert_model
 
 NOW = 1_000_000.0
+TENANTS = ("t1", "t2", "busy", "quiet")
+
+
+@pytest.fixture(autouse=True)
+async def tenant_models(store: Store) -> None:
+    """The model each tenant's :func:`job` runs: a simulation of an unknown model is refused."""
+    for tenant in TENANTS:
+        await insert_model(store, tenant, model_id=f"model-{tenant}")
 
 
 def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) -> SimulationRecord:
@@ -24,7 +32,7 @@ def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) ->
         tenant_id=tenant,
         user_id="u1",
         request_id=None,
-        model_id="m1",
+        model_id=f"model-{tenant}",
         cache_key="k1",
         trials=1000,
         chunk_trials=100,
