@@ -25,4 +25,6 @@ scripts/check_breaking.sh "${ALEA_BREAKING_AGAINST:-HEAD~1}"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy services bench
-.venv/bin/python -m pytest "$@"
+# Two workers (CI has 2 cores; ALEA_TEST_WORKERS changes it, 0 runs in this process); the
+# groups they share the suite by are in tests/conftest.py.
+.venv/bin/python -m pytest -n "${ALEA_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -61,7 +61,7 @@ async def _drain(call: AsyncIterable[httpbody_pb2.HttpBody]) -> int:
 async def run(mb: int, repeat: int, files_port: int, raw_port: int, pki: Path) -> dict[str, float]:
     data = os.urandom(mb * MIB)
     digest = hashlib.sha256(data).hexdigest()
-    credentials = channel_credentials(pki, "client")
+    credentials = channel_credentials(pki, "edge")  # straight to files, as the edge calls it
     files_channel = grpc.aio.secure_channel(f"127.0.0.1:{files_port}", credentials, OPTIONS)
     raw_channel = grpc.aio.secure_channel(f"127.0.0.1:{raw_port}", credentials, OPTIONS)
     stub = files_pb2_grpc.FilesServiceStub(files_channel)

@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,13 @@ RAW_SOURCE = "/bench.files.Raw/Source"
 
 
 class Unlimited:
-    """Every tenant may store anything."""
+    """Every tenant may store anything, and every user exists (nothing is shared here)."""
 
     async def storage_limit(self, tenant_id: str) -> int:
         return 1 << 62
+
+    async def user_exists(self, user_id: str, credentials: Sequence[tuple[str, str]]) -> bool:
+        return True
 
 
 async def _no_jwks() -> list[dict[str, Any]]:

@@ -336,21 +336,23 @@ async def _fixtures(channel: Callable[[str], grpc.aio.Channel]) -> tuple[str, li
 async def _measure_all(
     args: argparse.Namespace, layout: MeshLayout, echo_layout: MeshLayout, pids: dict[str, int]
 ) -> list[Result]:
-    credentials = channel_credentials(layout.pki, "client")
+    # Services admit the edge's certificate, not the client's (which is for the edge only):
+    # a direct call here is the call the edge makes.
+    credentials = {name: channel_credentials(layout.pki, name) for name in ("client", "edge")}
     rest_context = ssl_context(
         layout.pki / "ca.crt", layout.pki / "client.crt", layout.pki / "client.key"
     )
     channels: list[grpc.aio.Channel] = []
 
-    def channel(port: int) -> grpc.aio.Channel:
-        channels.append(grpc.aio.secure_channel(f"localhost:{port}", credentials))
+    def channel(port: int, identity: str) -> grpc.aio.Channel:
+        channels.append(grpc.aio.secure_channel(f"localhost:{port}", credentials[identity]))
         return channels[-1]
 
-    token, reads = await _fixtures(lambda name: channel(layout.services[name]))
+    token, reads = await _fixtures(lambda name: channel(layout.services[name], "edge"))
     auth = (("authorization", f"Bearer {token}"),)
 
-    def grpc_target(read: Read, port: int) -> Callable[[], Call]:
-        method = getattr(read.stub(channel(port)), read.method)
+    def grpc_target(read: Read, port: int, identity: str) -> Callable[[], Call]:
+        method = getattr(read.stub(channel(port, identity)), read.method)
 
         async def call() -> None:
             await method(read.request, metadata=auth, timeout=10)
@@ -368,13 +370,16 @@ async def _measure_all(
     for read in reads:
         ports = echo_layout if read.server == "echo" else layout
         direct = ports.services["identity" if read.server == "echo" else read.server]
-        await grpc_target(read, ports.edge_port)()()  # the edge routes before measuring
+        await grpc_target(read, ports.edge_port, "client")()()  # the edge routes first
         served = pids[read.server]
         edge_pid = pids["envoy-echo" if read.server == "echo" else "envoy"]
         targets += [
-            Target(f"{read.server} direct gRPC", grpc_target(read, direct), served),
+            Target(f"{read.server} direct gRPC", grpc_target(read, direct, "edge"), served),
             Target(
-                f"{read.server} edge gRPC", grpc_target(read, ports.edge_port), served, edge_pid
+                f"{read.server} edge gRPC",
+                grpc_target(read, ports.edge_port, "client"),
+                served,
+                edge_pid,
             ),
             Target(
                 f"{read.server} edge REST", rest_target(read, ports.edge_port), served, edge_pid

@@ -5,12 +5,18 @@ runs the subscribers, through the edge, and a webhook receiver on 127.0.0.1. In 
 
 1. latency from a simulation's final state (its ``end_time``, the event's time) to each of
    1,000 subscribers connected through the edge, and to a webhook receiver: p50 and p99
-   over ``--simulations`` simulations; targets p50 ≤ 50 ms (subscribers), ≤ 100 ms (webhook);
+   over ``--simulations`` simulations; targets p50 ≤ 50 ms (subscribers), ≤ 100 ms (webhook).
+   Also the CPU notification and Envoy spend per event handed to a subscriber: on a busy
+   machine the latencies are mostly waiting for a core, this is what the fan-out costs;
 2. sustained webhook deliveries per second to the local receiver, ``--events`` events
    published as fast as notification records them;
 3. simulation throughput (CreateSimulation to its final state at the client, the 50-input
    portfolio of tests/engine/models.py, so that a run is not dominated by fixed costs) with
    the 1,000 subscribers connected vs none, interleaved, best of ``--repeats``; target ≥ 0.95×.
+   Beside the wall-clock ratio, which a busy machine makes noisy, the CPU seconds of every
+   process of the mesh (the supervisor's tree: services, workers, Envoy) per run: the
+   subscribers' extra CPU against the simulation's own gives the ratio a CPU-bound host
+   would see, whatever else runs.
 
 Load averages are printed before and after: the machine is shared.
 """
@@ -38,7 +44,7 @@ from alea.simulation.v1 import simulation_pb2 as spb
 from alea.simulation.v1 import simulation_pb2_grpc
 
 from bench.simulation.service import workbook_bytes
-from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
+from services.cli.mesh_procs import MeshLayout, read_pid, start_mesh, stop_mesh
 from services.runtime.clients import channel_credentials
 from services.runtime.events import event
 from tests.engine import models
@@ -48,6 +54,40 @@ Metadata = tuple[tuple[str, str], ...]
 
 SERVICES = ("identity", "simulation", "notification")
 STREAMS_PER_CONNECTION = 90  # the edge allows 100 concurrent streams per HTTP/2 connection
+
+
+def _stat(pid: int | str) -> tuple[int, float]:
+    """(parent pid, utime + stime of every thread) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(layout: MeshLayout, *names: str) -> float:
+    """CPU seconds the named processes of the mesh spent so far."""
+    return sum(_stat(read_pid(layout, name) or 0)[1] for name in names)
+
+
+def mesh_cpu_seconds(layout: MeshLayout) -> float:
+    """utime + stime of the supervisor's live descendants (every thread of each)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parents[int(entry)], cpu[int(entry)] = _stat(entry)
+        except OSError:  # exited meanwhile
+            continue
+    root = read_pid(layout, "supervisor")
+
+    def in_mesh(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+        return False
+
+    return sum(seconds for pid, seconds in cpu.items() if in_mesh(pid))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -121,6 +161,19 @@ class Bench:
         self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
     ) -> float:
         """Trials per second from CreateSimulation to the final state at the client."""
+        return (await self.simulate_with_cpu(channel, metadata, model_id, trials))[0]
+
+    async def simulate_with_cpu(
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
+    ) -> tuple[float, float]:
+        """(trials per second, the mesh's CPU seconds) of one simulation."""
+        cpu = mesh_cpu_seconds(self.layout)
+        rate = await self._simulate(channel, metadata, model_id, trials)
+        return rate, mesh_cpu_seconds(self.layout) - cpu
+
+    async def _simulate(
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
+    ) -> float:
         sims = simulation_pb2_grpc.SimulationServiceStub(channel)
         started = time.perf_counter()
         created = await sims.CreateSimulation(
@@ -222,20 +275,26 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     # 1. latency to 1,000 subscribers and to the webhook
     latencies: list[float] = []
     tasks, channels = await subscribers(bench, metadata, args.subscribers, latencies)
+    fan_out_cpu = cpu_seconds(bench.layout, "notification", "envoy")
     for _ in range(args.simulations):
         expected = len(receiver.arrivals) + 1
         await bench.simulate(main, metadata, model, 2_000)
         await receiver.wait_for(expected, 60)
         await asyncio.sleep(0.2)  # every subscriber has it
+    fan_out_cpu = cpu_seconds(bench.layout, "notification", "envoy") - fan_out_cpu
     hooks = [(arrived - stamp) for arrived, stamp in receiver.arrivals.values()]
     # 3. simulation throughput, subscribers connected vs none (interleaved)
-    crowded, alone = [], []
+    crowded, alone, crowded_cpu, alone_cpu = [], [], [], []
     for repeat in range(args.repeats):
         if repeat:
             tasks, channels = await subscribers(bench, metadata, args.subscribers, [])
-        crowded.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+        rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
+        crowded.append(rate)
+        crowded_cpu.append(cpu)
         await stop(tasks, channels)
-        alone.append(await bench.simulate(main, metadata, heavy.id, args.trials))
+        rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
+        alone.append(rate)
+        alone_cpu.append(cpu)
     # 2. sustained deliveries
     recorded, delivered = await deliveries_per_second(bench, tenant, receiver, args.events)
     await main.close(None)
@@ -249,11 +308,22 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
         p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
         mark = "ok" if p50 <= target else "MISSED"
         print(f"{name:<44}{p50:>9.1f}{p99:>9.1f}{target:>8} {mark}  ({len(values)} samples)")
+    print(
+        f"notification + Envoy CPU per event to a subscriber: "
+        f"{fan_out_cpu / max(1, len(latencies)) * 1e6:.0f} us (the whole phase, simulations' "
+        f"own events and the webhook included): the latency floor of a fan-out on one core"
+    )
     ratio = max(crowded) / max(alone)
     mark = "ok" if ratio >= 0.95 else "MISSED"
     print(
         f"simulation trials/s with {args.subscribers} subscribers {max(crowded):,.0f} vs none "
         f"{max(alone):,.0f}: {ratio:.2f}x (target >= 0.95) {mark}"
+    )
+    with_cpu, without_cpu = statistics.median(crowded_cpu), statistics.median(alone_cpu)
+    print(
+        f"mesh CPU per simulation ({args.trials:,} trials, median): {with_cpu:.2f} s with "
+        f"{args.subscribers} subscribers vs {without_cpu:.2f} s without: "
+        f"{without_cpu / with_cpu:.2f}x on a CPU-bound host"
     )
     print(
         f"{args.events} events: recorded {recorded:,.0f}/s, "

@@ -118,8 +118,9 @@ async def main(seconds: float, concurrency: int) -> None:
     )
     bare_port = bare.add_secure_port("127.0.0.1:0", credentials)
     await bare.start()
-    bare_channel = secure_channel(f"localhost:{bare_port}", pki, "client")
-    guarded_channel = secure_channel(f"localhost:{guarded_port}", pki, "client")
+    # The edge's certificate: the one services admit from users' side.
+    bare_channel = secure_channel(f"localhost:{bare_port}", pki, "edge")
+    guarded_channel = secure_channel(f"localhost:{guarded_port}", pki, "edge")
     bare_stub = identity_pb2_grpc.IdentityServiceStub(bare_channel)
     stub = identity_pb2_grpc.IdentityServiceStub(guarded_channel)
     jwks, tenant = pb.GetJwksRequest(), pb.GetTenantRequest(tenant_id=TENANT)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from alea.access.v1 import access_pb2
@@ -25,13 +25,17 @@ from services.cli.mesh_procs import MeshLayout
 from services.cli.simulate import DEMO_STEPS
 from services.cli.usage import DEMO_USAGE
 
-__all__ = ["STEPS", "Demo", "DemoError", "run"]
+__all__ = ["STEPS", "Demo", "DemoError", "StepSkipped", "run"]
 
 DEMO_PASSWORD = "correct horse battery staple"
 
 
 class DemoError(RuntimeError):
     """A demo step got an answer it did not expect."""
+
+
+class StepSkipped(Exception):
+    """A step this deployment cannot run (the message says why); the demo goes on."""
 
 
 @dataclass
@@ -47,6 +51,10 @@ class Demo:
     @property
     def identity(self) -> identity_pb2_grpc.IdentityServiceStub:
         return identity_pb2_grpc.IdentityServiceStub(self.channel)
+
+    def skip(self, reason: str) -> NoReturn:
+        """Leave the current step: this deployment cannot run it, for ``reason``."""
+        raise StepSkipped(reason)
 
     def grpc_auth(self) -> tuple[tuple[str, str], ...]:
         """gRPC metadata carrying the access token from the gRPC login."""
@@ -177,6 +185,10 @@ def run(layout: MeshLayout) -> int:
             started = time.perf_counter()
             try:
                 what = step(demo)
+            except StepSkipped as exc:
+                print(f"  [{transport:4}] {step.__name__} skipped: {exc}")
+                skipped += 1
+                continue
             except (grpc.RpcError, DemoError, OSError) as exc:
                 detail = (
                     f"{exc.code().name}: {exc.details()}"

@@ -1,8 +1,9 @@
 """``alea usage``: a month's usage of the tenant (default: this month), and the demo's line.
 
-Prints each metric's total (and with ``--per-user`` each user's); ``--plot out.png``
-draws the daily trials and compute seconds; ``--report FILE`` saves the month's report
-(``.html``: self-contained with its charts, ``.csv``: one row per user and metric).
+Prints each metric's total — simulations by state, trials run and compute seconds by
+back end — and with ``--per-user`` each user's; ``--plot out.png`` draws the daily trials
+and compute seconds; ``--report FILE`` saves the month's report (``.html``: self-contained
+with its charts, ``.csv``: one row per user and metric).
 Connection and credentials as every command (``alea simulate --help``).
 """
 
@@ -54,13 +55,31 @@ def _name(metric: int) -> str:
     return pb.UsageMetric.Name(metric).removeprefix("USAGE_METRIC_")
 
 
+# The splits worth a line under a metric's total: simulations by the state they are in,
+# work done by the back end that did it.
+_SPLITS = {"SIMULATIONS": "state", "TRIALS_RUN": "backend", "COMPUTE_SECONDS": "backend"}
+
+
+def _split(series: pb.UsageSeries) -> tuple[str, str]:
+    """(``state`` or ``backend``, a label) of a tenant-wide split series."""
+    if series.state:
+        return "state", series.state.removeprefix("STATE_").lower()
+    return "backend", f"on {series.backend}"
+
+
 def format_usage(response: pb.GetUsageResponse) -> str:
-    """Totals, then each user's, as text."""
+    """Totals (simulations by state, work by back end), then each user's, as text."""
     lines = []
+    splits = [s for s in response.series if not s.user_id and (s.state or s.backend)]
     for series in response.series:
         if series.user_id or series.state or series.backend:
             continue
-        lines.append(f"{series.total:>18,.2f}  {_UNITS.get(_name(series.metric), '')}")
+        metric = _name(series.metric)
+        lines.append(f"{series.total:>18,.2f}  {_UNITS.get(metric, '')}")
+        for split in splits:
+            dimension, label = _split(split)
+            if split.metric == series.metric and split.total and _SPLITS.get(metric) == dimension:
+                lines.append(f"{split.total:>18,.2f}    {label}")
     users = sorted({s.user_id for s in response.series if s.user_id})
     for user in users:
         lines.append(f"user {user}:")
@@ -89,6 +108,9 @@ def _plot(response: pb.GetUsageResponse, path: Path, month: str) -> None:
         days = [p.start_time.ToDatetime(dt.UTC).day for p in points]
         axis.bar(days, [p.value for p in points], color="#3b6ea5")
         axis.set_title(title)
+    last_day = (_bounds(month)[1] - dt.timedelta(days=1)).day
+    axes[-1].set_xlim(0.5, last_day + 0.5)
+    axes[-1].set_xticks(range(1, last_day + 1, 2))
     axes[-1].set_xlabel(f"day of {month} (UTC)")
     figure.tight_layout()
     figure.savefig(path)
@@ -98,7 +120,11 @@ def _plot(response: pb.GetUsageResponse, path: Path, month: str) -> None:
 def cmd_usage(args: argparse.Namespace) -> int:
     month = args.month or dt.datetime.now(dt.UTC).strftime("%Y-%m")
     start, end = _bounds(month)
-    request = pb.GetUsageRequest(granularity=pb.GRANULARITY_DAY, per_user=args.per_user)
+    request = pb.GetUsageRequest(
+        granularity=pb.GRANULARITY_DAY,
+        per_user=args.per_user,
+        group_by=[pb.USAGE_DIMENSION_STATE, pb.USAGE_DIMENSION_BACKEND],
+    )
     request.start_time.FromDatetime(start)
     request.end_time.FromDatetime(min(end, dt.datetime.now(dt.UTC)) if not args.month else end)
     with edge_channel(_edge_address(args), alea_home() / "pki") as channel:

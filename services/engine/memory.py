@@ -24,13 +24,16 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ModelError
 from .ir import Const, Model, postorder
-from .numpy_backend import TILE, Evaluator, NumpyEvaluator
 from .stats import StatsOptions
+
+if TYPE_CHECKING:
+    from .numpy_backend import Evaluator
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -131,6 +134,10 @@ def plan(
         reservoir_size=min(options.reservoir_size, held),
     )
     chunk = max(1, quarter // (2 * evaluator.bytes_per_trial))  # the arrays, a copy at most
+    # Here rather than at the top: the simulation service reads the budget and checks models
+    # at start-up and in CreateModel without loading the back end (and SciPy).
+    from .numpy_backend import TILE, NumpyEvaluator
+
     if isinstance(evaluator, NumpyEvaluator):  # the tiles in flight, one per thread
         fit = quarter // (evaluator.threads * 8 * evaluator.live)
         evaluator.tile = int(min(TILE, max(4, fit)))

@@ -19,7 +19,7 @@ from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
-from services.runtime.context import ServicerContext, current_principal
+from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
 from services.runtime.convert import timestamp
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.listing import ListRequest
@@ -164,8 +164,9 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
     async def ShareFile(
         self, request: files_pb2.ShareFileRequest, context: ServicerContext
     ) -> files_pb2.File:
-        caller = current_principal()
-        return to_file(await self._files.share(caller, request.file_id, request.user_id))
+        caller, credentials = current_principal(), forwarded_credentials(context)
+        shared = await self._files.share(caller, request.file_id, request.user_id, credentials)
+        return to_file(shared)
 
     async def UnshareFile(
         self, request: files_pb2.UnshareFileRequest, context: ServicerContext

@@ -49,18 +49,23 @@ from services.runtime.listing import ListRequest, Page
 __all__ = [
     "FileInfo",
     "Files",
+    "Identity",
     "NewFile",
-    "QuotaSource",
     "StorageUsage",
     "rotate_master_keys",
 ]
 
 
-class QuotaSource(Protocol):
-    """Where a tenant's storage limit comes from (identity's GetQuota)."""
+class Identity(Protocol):
+    """What files asks identity (``runtime.peers.IdentityClient``)."""
 
     async def storage_limit(self, tenant_id: str) -> int:
-        """Bytes the tenant may store."""
+        """Bytes the tenant may store (GetQuota)."""
+        ...
+
+    async def user_exists(self, user_id: str, credentials: Sequence[tuple[str, str]]) -> bool:
+        """Whether ``user_id`` is a user of the caller's tenant, asked with the caller's own
+        ``credentials`` (GetUser): another tenant's user does not exist either."""
         ...
 
 
@@ -113,11 +118,11 @@ class Files:
         store: FileStore,
         blobs: BlobStore,
         keys: MasterKeys,
-        quotas: QuotaSource,
+        identity: Identity,
         max_file_bytes: int,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        self._store, self._blobs, self._keys, self._quotas = store, blobs, keys, quotas
+        self._store, self._blobs, self._keys, self._identity = store, blobs, keys, identity
         self._max_file_bytes = max_file_bytes
         self._chunk_size = chunk_size
 
@@ -131,7 +136,7 @@ class Files:
         tenant = caller.tenant_id
         if new.request_id and (earlier := await self._by_request(caller, new.request_id)):
             return earlier
-        limit = await self._quotas.storage_limit(tenant)
+        limit = await self._identity.storage_limit(tenant)
         used, _ = await self._store.usage(tenant)
         if new.size > 0 and used + new.size > limit:
             raise _over_quota(tenant, used, new.size, limit)
@@ -271,7 +276,7 @@ class Files:
 
     async def usage(self, tenant_id: str) -> StorageUsage:
         """A tenant's storage usage and limit (the caller's tenant is checked by the API)."""
-        limit = await self._quotas.storage_limit(tenant_id)
+        limit = await self._identity.storage_limit(tenant_id)
         used, count = await self._store.usage(tenant_id)
         return StorageUsage(tenant_id, used, count, limit)
 
@@ -285,12 +290,25 @@ class Files:
             raise NotFound("file", file_id)  # a concurrent delete came first
         await self._blobs.delete(file_id)
 
-    async def share(self, caller: Principal, file_id: str, user_id: str) -> FileInfo:
-        """Let ``user_id`` (a user of the same tenant) read the file; idempotent."""
+    async def share(
+        self,
+        caller: Principal,
+        file_id: str,
+        user_id: str,
+        credentials: Sequence[tuple[str, str]],
+    ) -> FileInfo:
+        """Let ``user_id`` (a user of the same tenant) read the file; idempotent.
+
+        Identity is asked with the caller's ``credentials`` whether the user exists in
+        their tenant: one of another tenant and one that does not exist are the same
+        NotFound, so sharing reveals nothing about other tenants' users.
+        """
         record, _ = await self._visible(caller, file_id)
         _require_manager(caller, record)
         if user_id == record.owner_id:
             raise InvalidArgument("user_id", "the owner already has access")
+        if not await self._identity.user_exists(user_id, credentials):
+            raise NotFound("user", user_id)
         shared = await self._store.share(
             caller.tenant_id, file_id, user_id, datetime.now(UTC), caller.user_id
         )

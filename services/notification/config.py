@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.runtime.config import ConfigError, Environment
 from services.runtime.platform_settings import SCHEMA, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
@@ -21,7 +22,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    """Where email goes: host (empty: email is off), port, security, credentials, sender."""
+    """Where email goes: host (empty: email is off), port, security, credentials, sender,
+    and the CA bundle that verifies the server's certificate (empty: the system's)."""
 
     host: str = ""
     port: int = 587
@@ -30,6 +32,7 @@ class SmtpConfig:
     password: str = ""
     sender: str = "Alea <alea@localhost>"
     timeout_seconds: float = 30.0
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,10 @@ def load_config(env: Mapping[str, str] | None = None) -> NotificationConfig:
         password=e.text("ALEA_SMTP_PASSWORD", ""),
         sender=e.text("ALEA_SMTP_FROM", SmtpConfig.sender),
         timeout_seconds=e.number("ALEA_SMTP_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        ca_file=e.text("ALEA_SMTP_CA_FILE", ""),
     )
+    if smtp.ca_file and not Path(smtp.ca_file).is_file():
+        raise ConfigError(f"ALEA_SMTP_CA_FILE must name a readable file, got {smtp.ca_file!r}")
     return NotificationConfig(
         retention_seconds=e.number(f"{prefix}RETENTION_DAYS", 7.0, minimum=0.0001) * 86400,
         poll_seconds=e.number(f"{prefix}POLL_SECONDS", 0.5, minimum=0.01),

@@ -241,6 +241,7 @@ class Mailer:
                 use_tls=self.smtp.security == "tls",
                 username=self.smtp.username or None,
                 password=self.smtp.password or None,
+                cert_bundle=self.smtp.ca_file or None,
                 timeout=self.smtp.timeout_seconds,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -3,8 +3,12 @@
 Two layers, both enforced before any handler runs:
 
 1. :data:`PEERS` — the one table of which mTLS identities (``spiffe://alea/<peer>``)
-   may open RPCs on each service at all. Users arrive through ``edge`` (or ``client``,
-   the CLI/test certificate); services call each other directly.
+   may open RPCs on each service at all. Users arrive through ``edge``; services call
+   each other directly. The ``client`` certificate (the CLI's, curl's) is for the edge
+   only: a service admits it solely when the development switch ``ALEA_DEV_DIRECT_CALLS``
+   is on (:func:`admitted_peers`), so nothing bypasses the edge's rate limit and access
+   log by default. Every ``rule.peers`` of a service's RPCs is in its row (a contract
+   test holds them together).
 2. The RPC's ``AccessRule`` read off the service descriptor: ``public`` (no user
    credentials), ``internal`` (service peers only, optionally limited to
    ``rule.peers``), or a least ``role`` for users; ``rule.peers`` on a user RPC names
@@ -26,31 +30,42 @@ from functools import cache
 from google.protobuf import descriptor_pool
 
 __all__ = [
+    "DEV_CLIENT",
+    "EDGE",
     "PEERS",
     "READ_PREFIXES",
     "ROLE_NAMES",
     "ROLE_RANK",
     "SERVICES",
-    "USER_PEERS",
     "MethodRule",
+    "admitted_peers",
     "method_rule",
     "peer_identity",
 ]
 
 SERVICES = ("identity", "files", "simulation", "notification", "admin", "analytics")
-USER_PEERS = frozenset({"edge", "client"})
+EDGE = "edge"
+DEV_CLIENT = "client"
 _ALL = frozenset(SERVICES)
 
 PEERS: dict[str, frozenset[str]] = {
     # identity: every service authenticates API keys and reads quotas through it.
-    "identity": USER_PEERS | _ALL,
-    "files": USER_PEERS | {"simulation", "admin", "analytics"},
-    "simulation": USER_PEERS | {"admin", "analytics", "notification"},
-    "notification": USER_PEERS | {"simulation", "files", "admin", "identity"},
-    "admin": USER_PEERS | _ALL,
-    "analytics": USER_PEERS | _ALL,
+    "identity": _ALL | {EDGE},
+    "files": frozenset({EDGE, "simulation", "admin", "analytics"}),
+    "simulation": frozenset({EDGE, "admin", "analytics", "notification"}),
+    "notification": frozenset({EDGE, "simulation", "files", "admin", "identity"}),
+    "admin": _ALL | {EDGE},
+    "analytics": _ALL | {EDGE},
 }
 """Which mTLS peers may call each service (anything else is PERMISSION_DENIED)."""
+
+
+def admitted_peers(service: str, direct_client_calls: bool = False) -> frozenset[str]:
+    """The mTLS identities ``service`` accepts: its :data:`PEERS` row (the edge alone for a
+    service without one), plus ``client`` when direct calls are switched on."""
+    admitted = PEERS.get(service, frozenset({EDGE}))
+    return admitted | {DEV_CLIENT} if direct_client_calls else admitted
+
 
 ROLE_RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 ROLE_NAMES = {rank: name for name, rank in ROLE_RANK.items()}

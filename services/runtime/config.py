@@ -36,6 +36,7 @@ HEALTH_PORT_OFFSET = 1000
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXPORTERS = ("none", "console", "otlp")
 _DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _N = TypeVar("_N", int, float)
 
 
@@ -86,6 +87,16 @@ class Environment:
         """A TCP port, 0..65535 (0: any free port)."""
         return self.integer(name, default, minimum=0, maximum=65535)
 
+    def flag(self, name: str, default: bool) -> bool:
+        """A yes/no switch: 1/true/yes/on or 0/false/no/off, case-insensitively."""
+        raw = self.env.get(name)
+        if not raw:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        raise ConfigError(f"{name} must be one of 1, true, yes, on, 0, false, no, off; got {raw!r}")
+
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         """One of ``allowed``, compared case-insensitively; returned as spelled there."""
         value = self.env.get(name) or default
@@ -116,6 +127,8 @@ class Settings:
     otel_exporter: str
     shutdown_grace: float
     addresses: Mapping[str, str] = field(default_factory=dict)
+    listen_address: str = "localhost"
+    direct_client_calls: bool = False
     audit: bool = True
     audit_flush_seconds: float = 0.1
     usage_flush_seconds: float = 10.0
@@ -155,6 +168,12 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     ``ALEA_AUDIT_FLUSH_SECONDS`` (0.1) and ``ALEA_USAGE_FLUSH_SECONDS`` (10) say how often
     audit entries and API-call counts are written to the outbox. Every other service
     is found at ``ALEA_<NAME>_ADDRESS``, by default ``localhost`` on its default port.
+
+    Both ports bind ``ALEA_LISTEN_ADDRESS``: ``localhost`` by default (127.0.0.1 and ::1,
+    so that on a developer's machine nothing but the machine itself reaches a service),
+    ``0.0.0.0`` or ``::`` for every interface (containers, Kubernetes), or one address.
+    ``ALEA_DEV_DIRECT_CALLS`` (off by default, development only) lets the ``client``
+    certificate call the service directly instead of only through the edge.
     """
     environment = Environment(env)
     home = alea_home(environment.env)
@@ -177,4 +196,6 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
             peer: environment.text(f"ALEA_{peer.upper()}_ADDRESS", f"localhost:{default}")
             for peer, default in DEFAULT_PORTS.items()
         },
+        listen_address=environment.text("ALEA_LISTEN_ADDRESS", "localhost").strip("[]"),
+        direct_client_calls=environment.flag("ALEA_DEV_DIRECT_CALLS", False),
     )

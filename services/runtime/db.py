@@ -14,6 +14,7 @@ advisory lock serialises replicas that start together.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -153,6 +154,12 @@ class Database:
         path = _sqlite_file(url)
         # SQLite reads run inline on a plain engine: see services.runtime.sqlite.
         self.read_engine = create_read_engine(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
+        # SQLite has one write lock, and a writer waiting for it sleeps in SQLite's busy
+        # handler in growing steps (up to 100 ms) rather than taking its turn: a process's
+        # concurrent writers commit several times slower than one after the other. So they
+        # queue here; other processes on the same file still wait in the busy handler.
+        self._sqlite_writer = asyncio.Lock()
+        self._sqlite_writer_task: asyncio.Task[Any] | None = None
 
     @property
     def dialect(self) -> str:
@@ -169,6 +176,15 @@ class Database:
         if self.read_engine is not None:
             self.read_engine.dispose()
         await self.engine.dispose()
+
+    async def reachable(self, within: float) -> bool:
+        """Whether the database answers ``SELECT 1`` within ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # refused, reset, timed out, shutting down, out of connections...
+            return False
+        return True
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Reader]:
@@ -191,11 +207,27 @@ class Database:
         """A connection inside one transaction: committed on success, rolled back on error.
 
         On SQLite it holds the database's single write lock from the start, so keep it
-        short and never open a second ``transaction()`` inside one (it would wait on it).
-        Read-only work belongs in ``reading()``.
+        short and never open a second ``transaction()`` inside one (RuntimeError: it would
+        wait forever). Read-only work belongs in ``reading()``.
         """
+        if self.dialect != "sqlite":
+            async with self._transaction() as connection:
+                yield connection
+            return
+        if self._sqlite_writer.locked() and self._sqlite_writer_task is asyncio.current_task():
+            raise RuntimeError("a transaction() inside a transaction() would wait forever")
+        async with self._sqlite_writer:
+            self._sqlite_writer_task = asyncio.current_task()
+            try:
+                async with self._transaction(immediate=True) as connection:
+                    yield connection
+            finally:
+                self._sqlite_writer_task = None
+
+    @asynccontextmanager
+    async def _transaction(self, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection:
-            if self.dialect == "sqlite":
+            if immediate:
                 await connection.execution_options(**{_IMMEDIATE: True})
             try:
                 async with connection.begin():

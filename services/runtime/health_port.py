@@ -11,38 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-__all__ = ["HealthPort"]
+__all__ = ["EVERY_INTERFACE", "HealthPort", "listening_sockets"]
+
+EVERY_INTERFACE = ("0.0.0.0", "::")
 
 _HTTP_METHODS = (b"GET ", b"HEAD")
 _MAX_HEADER_BYTES = 16 * 1024
 
 
 class HealthPort:
-    """Listens on ``port`` (0: any free one, see :attr:`port`) and relays gRPC to
-    ``127.0.0.1:grpc_port``."""
+    """Listens on ``host:port`` (port 0: any free one, see :attr:`port`) and relays gRPC to
+    ``127.0.0.1:grpc_port``. ``host`` is ``ALEA_LISTEN_ADDRESS``: ``localhost`` (both
+    loopback addresses), ``0.0.0.0`` or ``::`` (every interface), or one address."""
 
-    def __init__(self, port: int, grpc_port: int) -> None:
+    def __init__(self, host: str, port: int, grpc_port: int) -> None:
         self.grpc_port = grpc_port
-        if socket.has_dualstack_ipv6():
-            self._socket = socket.create_server(
-                ("::", port), family=socket.AF_INET6, dualstack_ipv6=True
-            )
-        else:  # no IPv6 here (some containers): IPv4 only
-            self._socket = socket.create_server(("0.0.0.0", port))
-        self.port: int = self._socket.getsockname()[1]
-        self._server: asyncio.Server | None = None
+        self._sockets = listening_sockets(host, port)
+        self.port: int = self._sockets[0].getsockname()[1]
+        self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, sock=self._socket)
+        for sock in self._sockets:
+            self._servers.append(await asyncio.start_server(self._connection, sock=sock))
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -107,3 +107,24 @@ class HealthPort:
             await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
         finally:
             upstream_writer.close()
+
+
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening TCP sockets for ``host:port``, all on one port (the first one's, for 0)."""
+    if host in EVERY_INTERFACE:
+        if socket.has_dualstack_ipv6():
+            return [socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)]
+        return [socket.create_server(("0.0.0.0", port))]  # no IPv6 here (some containers)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    for family, _, _, _, address in dict.fromkeys(infos):
+        bound = sockets[0].getsockname()[1] if sockets else port
+        try:
+            sockets.append(socket.create_server((address[0], bound), family=family))
+        except OSError as exc:
+            # ::1 where the kernel has no IPv6 (some containers): the other addresses do.
+            if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise
+    if not sockets:
+        raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {host}:{port}")
+    return sockets

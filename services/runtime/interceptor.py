@@ -272,12 +272,13 @@ class RuntimeInterceptor(_ServerInterceptor):
         self,
         service: str,
         authenticator: Authenticator | None,
+        direct_client_calls: bool = False,
         observers: Sequence[RpcObserver] = (),
         live: LiveSettings | None = None,
     ) -> None:
         self.service = service
         self.authenticator = authenticator
-        self.allowed_peers = access.PEERS.get(service, access.USER_PEERS)
+        self.allowed_peers = access.admitted_peers(service, direct_client_calls)
         self.durations = rpc_duration()
         self.observers = tuple(observers)
         self.live = live
@@ -299,6 +300,11 @@ class RuntimeInterceptor(_ServerInterceptor):
         """The caller's principal (None for public and framework RPCs), or raise."""
         rpc.peer = access.peer_identity(rpc.context.auth_context())
         if rpc.peer not in self.allowed_peers:
+            if rpc.peer == access.DEV_CLIENT:
+                raise PermissionDenied(
+                    f"the client certificate may not call {self.service} directly: "
+                    "call it through the edge"
+                )
             raise PermissionDenied(
                 f"peer {rpc.peer or 'without identity'} may not call {self.service}"
             )

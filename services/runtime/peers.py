@@ -161,6 +161,19 @@ class IdentityClient:
         preferences = user.preferences
         return preferences.default_seed if preferences.HasField("default_seed") else None
 
+    async def user_exists(self, user_id: str, credentials: Credentials) -> bool:
+        """Whether ``user_id`` is a user of the tenant of ``credentials`` (the caller's own,
+        forwarded): another tenant's user and one that does not exist are alike False."""
+        request = identity_pb2.GetUserRequest(user_id=user_id)
+        try:
+            await self._stub.GetUser(request, metadata=credentials, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == _CODE.NOT_FOUND:
+                return False
+            passing = frozenset({_CODE.UNAUTHENTICATED})
+            raise _failed("identity", "look the user up", exc, passing) from None
+        return True
+
     async def change_user(
         self,
         user_id: str,

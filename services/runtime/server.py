@@ -13,6 +13,13 @@ Every serving process also gets, from the runtime rather than its own code: the 
 trail (``runtime.audit``, relayed to admin through the outbox; ``ALEA_AUDIT=off`` stops
 it), the API-call meter (``runtime.usage``, relayed to analytics), and the
 ``alea.status.v1.StatusService`` the admin overview reads (``runtime.status``).
+
+Health: the overall status (``""``) and each mounted service's are SERVING while the
+process serves and its database answers; :func:`watch_database` probes the database
+every :data:`DATABASE_PROBE_SECONDS` and turns them NOT_SERVING while it cannot be
+reached (readiness probes and the edge's health checks see it), SERVING again once it
+answers, without a restart. :data:`LIVENESS` stays SERVING until shutdown: liveness
+probes ask for it, so an outage of the database never gets the process restarted.
 """
 
 from __future__ import annotations
@@ -49,9 +56,25 @@ from services.runtime.reflection import add_reflection
 from services.runtime.status import Gauges, RecentCalls, StatusServicer
 from services.runtime.usage import ApiCallMeter
 
-__all__ = ["AleaServer", "Background", "Build", "Mount", "Service", "create_server", "run", "serve"]
+__all__ = [
+    "DATABASE_PROBE_SECONDS",
+    "LIVENESS",
+    "AleaServer",
+    "Background",
+    "Build",
+    "Mount",
+    "Service",
+    "create_server",
+    "run",
+    "serve",
+    "watch_database",
+]
 
 log = logging.getLogger(__name__)
+LIVENESS = "liveness"
+DATABASE_PROBE_SECONDS = 1.0
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _MAX_MESSAGE = 64 * 1024 * 1024
 # Above what the edge lets through (60 KiB of headers, plus the REST path it copies into
 # x-envoy-original-path), so no request is refused here for its size as RESOURCE_EXHAUSTED.
@@ -118,8 +141,14 @@ class AleaServer:
         await self.grpc_server.start()
         await self.health_server.start()
         await self.health_front.start()
+        await self.health.set(LIVENESS, _SERVING)
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        """The overall and every service's health (not :data:`LIVENESS`); no effect once
+        stopping."""
         for name in ("", *self.service_names):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(name, _SERVING if serving else _NOT_SERVING)
 
     async def stop(self) -> None:
         """NOT_SERVING first (probes and the edge drain us), then stop with grace."""
@@ -139,6 +168,13 @@ def _server_credentials(pki_dir: Path, service: str) -> grpc.ServerCredentials:
         root_certificates=(pki_dir / "ca.crt").read_bytes(),
         require_client_auth=True,
     )
+
+
+def grpc_address(host: str, port: int) -> str:
+    """gRPC's spelling of ``host:port`` (IPv6 literals in brackets). ``localhost`` binds both
+    loopback addresses, and either wildcard (``0.0.0.0``, ``::``) every interface of both
+    families, as gRPC does."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def remote_authenticator(peers: Peers) -> Authenticator:
@@ -176,7 +212,15 @@ def create_server(
             on_stop.append(peers.close)
         authenticator = remote_authenticator(peers)
     server = grpc.aio.server(
-        interceptors=[RuntimeInterceptor(service, authenticator, observers, live)],
+        interceptors=[
+            RuntimeInterceptor(
+                service,
+                authenticator,
+                direct_client_calls=settings.direct_client_calls,
+                observers=observers,
+                live=live,
+            ),
+        ],
         options=_OPTIONS,
     )
     names = [m.descriptor.full_name for m in mounts]
@@ -185,7 +229,10 @@ def create_server(
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     add_reflection(server, [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
-    port = server.add_secure_port(f"[::]:{settings.port}", _server_credentials(pki_dir, service))
+    port = server.add_secure_port(
+        grpc_address(settings.listen_address, settings.port),
+        _server_credentials(pki_dir, service),
+    )
     health_server = grpc.aio.server(options=_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
     # The gRPC health server listens on loopback; the health port itself is HealthPort's.
@@ -196,7 +243,7 @@ def create_server(
         health_server,
         health_servicer,
         names,
-        HealthPort(settings.health_port, internal_port),
+        HealthPort(settings.listen_address, settings.health_port, internal_port),
         settings.shutdown_grace,
         on_stop,
     )
@@ -255,6 +302,28 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+async def watch_database(
+    database: Database,
+    server: AleaServer,
+    stop: asyncio.Event,
+    every: float = DATABASE_PROBE_SECONDS,
+) -> None:
+    """Until ``stop``: health NOT_SERVING while ``database`` does not answer, SERVING again
+    once it does (see the module docstring)."""
+    serving = True
+    while not stop.is_set():
+        reachable = await database.reachable(within=every * 2)
+        if reachable != serving:
+            serving = reachable
+            await server.set_serving(serving)
+            if serving:
+                log.warning("database reachable again: SERVING")
+            else:
+                log.warning("database unreachable: NOT_SERVING until it answers")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 Build = Callable[[Settings, Database, Peers], Awaitable[Service]]
@@ -339,7 +408,12 @@ async def _main(service: str, build: Build, migrations: Path | None) -> None:
         try:
             if server is not None:
                 log.info("listening", extra={"port": port, "tasks": len(background)})
-                await serve(server, stop)
+                watch = asyncio.create_task(watch_database(database, server, stop))
+                try:
+                    await serve(server, stop)
+                finally:
+                    stop.set()
+                    await watch
             else:
                 with _stop_on_signals(stop):
                     await stop.wait()

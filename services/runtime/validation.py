@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any
 
 import protovalidate
@@ -34,12 +35,64 @@ def validate(message: Message | Undecodable) -> None:
     if isinstance(message, Undecodable):
         raise message.error()
     violations = _validator.collect_violations(message)
-    if violations:
-        found: list[FieldViolation] = [
-            (field_path(v) or message.DESCRIPTOR.name, v.proto.message or v.proto.rule_id)
-            for v in violations
-        ]
+    found: list[FieldViolation] = [
+        (field_path(v) or message.DESCRIPTOR.name, v.proto.message or v.proto.rule_id)
+        for v in violations
+    ]
+    if _holds_time(message.DESCRIPTOR):
+        found.extend(_time_violations(message))
+    if found:
         raise InvalidArgument.of(found)
+
+
+# The ranges protobuf's JSON mapping defines (years 0001 to 9999; ±10,000 years): beyond
+# them a Timestamp or Duration has no date, and converting it raises in every handler.
+_TIME_RANGES = {
+    "google.protobuf.Timestamp": ((-62_135_596_800, 253_402_300_799), (0, 999_999_999)),
+    "google.protobuf.Duration": ((-315_576_000_000, 315_576_000_000), (-999_999_999, 999_999_999)),
+}
+
+
+@cache
+def _holds_time(descriptor: Descriptor) -> bool:
+    """Whether a Timestamp or Duration can occur anywhere inside messages of this type."""
+    seen: set[str] = set()
+    pending = [descriptor]
+    while pending:
+        current = pending.pop()
+        if current.full_name in _TIME_RANGES:
+            return True
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        pending.extend(f.message_type for f in current.fields if f.message_type is not None)
+    return False
+
+
+def _time_violations(message: Message, prefix: str = "") -> Iterator[FieldViolation]:
+    """Every Timestamp or Duration set in ``message`` outside protobuf's defined range."""
+    for field, value in message.ListFields():
+        kind = field.message_type
+        if kind is None or not _holds_time(kind):
+            continue
+        if kind.GetOptions().map_entry:
+            entries = [(f"{field.name}[{key!r}]", item) for key, item in value.items()]
+        elif field.is_repeated:
+            entries = [(f"{field.name}[{i}]", item) for i, item in enumerate(value)]
+        else:
+            entries = [(field.name, value)]
+        for name, item in entries:
+            if not isinstance(item, Message):  # a map of scalars
+                continue
+            path = prefix + name
+            bounds = _TIME_RANGES.get(item.DESCRIPTOR.full_name)
+            if bounds is None:
+                yield from _time_violations(item, path + ".")
+                continue
+            (low, high), (nanos_low, nanos_high) = bounds
+            seconds, nanos = item.seconds, item.nanos  # type: ignore[attr-defined]
+            if not (low <= seconds <= high and nanos_low <= nanos <= nanos_high):
+                yield path, f"is outside the range protobuf defines for a {item.DESCRIPTOR.name}"
 
 
 class Undecodable:

@@ -32,7 +32,7 @@ from services.simulation.domain import Simulations
 from services.simulation.hub import Hub
 from services.simulation.queue import Queue
 from services.simulation.store import Store
-from services.simulation.worker import Worker, detect_backend
+from services.simulation.worker import Worker
 
 __all__ = ["MIGRATIONS", "build", "build_workers", "make_workers"]
 
@@ -41,13 +41,10 @@ log = logging.getLogger(__name__)
 
 
 def make_workers(store: Store, hub: Hub, config: SimulationConfig, count: int) -> list[Worker]:
-    """``count`` workers sharing one wake-up event (set when a job is queued here)."""
-    backend, devices = detect_backend()
+    """``count`` workers sharing one wake-up event (set when a job is queued here); each
+    finds its back end as it starts, so the engine loads after the service serves."""
     wake = asyncio.Event()
-    return [
-        Worker(store, hub, config, backend=backend, devices=devices, wake=wake)
-        for _ in range(count)
-    ]
+    return [Worker(store, hub, config, wake=wake) for _ in range(count)]
 
 
 def _background(workers: list[Worker]) -> list[Background]:

@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services import engine
 from services.engine import ir, memory
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.serial import dump_model
-from services.engine.spec import model_from_spec
-from services.engine.workbook import load_workbook
 from services.runtime import telemetry
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest, Page
@@ -30,6 +29,7 @@ from services.runtime.platform_settings import CACHE_TTL, SCHEMA
 from services.simulation import store as st
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Event, Hub
+from services.simulation.loading import load_engine
 from services.simulation.store import ModelRecord, SimulationRecord, Store
 
 SAMPLINGS = ("mc", "lhs")
@@ -116,13 +116,14 @@ def summarise(model: ir.Model) -> dict[str, Any]:
 
 def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
     """(model, content hash, source kind); raises InvalidArgument for a refused model."""
+    load_engine()
     try:
         if source.spec is not None:
-            model = model_from_spec(source.spec)
+            model = engine.model_from_spec(source.spec)
             content, kind = source.spec_bytes, "spec"
         else:
             assert source.workbook is not None
-            model = load_workbook(source.workbook)
+            model = engine.load_workbook(source.workbook)
             content, kind = source.workbook, "workbook"
         memory.check_fits(model)  # one trial must fit the engine's memory budget
         return model, hashlib.sha256(content).hexdigest(), kind

@@ -33,16 +33,16 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from services import engine
 from services.engine import memory
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
-from services.engine.numpy_backend import Evaluator
-from services.engine.run import BackendUnavailable, Run, make_evaluator, resolve_backend
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.runtime import telemetry
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
+from services.simulation.loading import load_engine
 from services.simulation.queue import Lease, Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
 
@@ -65,7 +65,8 @@ busy_gauge = _meter.create_up_down_counter(
 
 def detect_backend() -> tuple[str, list[dict[str, Any]]]:
     """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
-    backend = resolve_backend("auto")
+    load_engine()
+    backend = engine.resolve_backend("auto")
     if backend != "gpu":
         return backend, []
     from services.engine.cuda import runner
@@ -113,7 +114,7 @@ async def _engine(fn: Callable[..., Any], *args: Any) -> Any:
 
 def failure_reason(exc: Exception) -> str:
     """What a FAILED simulation tells its user: a sentence, never an exception's text."""
-    if isinstance(exc, ModelError | BackendUnavailable):
+    if isinstance(exc, ModelError | engine.BackendUnavailable):
         return str(exc)  # written for users: names the cell, the limit or the back end
     if isinstance(exc, MemoryError):
         return (
@@ -133,7 +134,11 @@ class _Job:
 
 
 class Worker:
-    """One job at a time: lease, run, checkpoint, finish; loops until ``stop`` is set."""
+    """One job at a time: lease, run, checkpoint, finish; loops until ``stop`` is set.
+
+    Without a ``backend`` the worker finds its own as it starts (:func:`detect_backend`,
+    in a thread: the engine loads then, while the service already serves).
+    """
 
     def __init__(
         self,
@@ -141,18 +146,20 @@ class Worker:
         hub: Hub,
         config: SimulationConfig,
         *,
-        backend: str,
+        backend: str | None = None,
         devices: list[dict[str, Any]] | None = None,
         wake: asyncio.Event | None = None,
     ) -> None:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store, self.hub, self.config = store, hub, config
-        self.backend, self.devices = backend, devices or []
+        self.backend, self.devices = backend or "", devices or []
         self.wake = wake or asyncio.Event()
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple[str, int, str, str], tuple[Evaluator, Plan]] | None = None
+        self._compiled: tuple[tuple[str, int, str, str], tuple[engine.Evaluator, Plan]] | None = (
+            None
+        )
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -161,6 +168,8 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
+        if not self.backend:
+            self.backend, self.devices = await asyncio.to_thread(detect_backend)
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
         workers_gauge.add(1, {"backend": self.backend})
         try:
@@ -259,7 +268,7 @@ class Worker:
             if not held:
                 job.lost.set()
 
-    async def _evaluator(self, sim: SimulationRecord) -> tuple[Evaluator, Plan]:
+    async def _evaluator(self, sim: SimulationRecord) -> tuple[engine.Evaluator, Plan]:
         """The compiled model of ``sim`` and its memory plan, reused across its segments."""
         backend = _BACKEND_OF_PREFERENCE.get(
             sim.backend_preference, "gpu" if self.backend == "gpu" else "cpu"
@@ -274,14 +283,14 @@ class Worker:
 
     def _compile(
         self, compiled: bytes, sim: SimulationRecord, backend: str
-    ) -> tuple[Evaluator, Plan]:
+    ) -> tuple[engine.Evaluator, Plan]:
         try:
             model = load_model(compiled)
         except ValueError as exc:
             raise ModelError(f"the stored model cannot be read: {exc}") from None
         # Several worker processes on one host each take a share of the cores.
         threads = self.config.engine_threads or None
-        evaluator = make_evaluator(
+        evaluator = engine.make_evaluator(
             model, seed=sim.seed, sampling=sim.sampling, backend=backend, threads=threads
         )
         return evaluator, memory.plan(evaluator, model, self.options)
@@ -293,7 +302,7 @@ class Worker:
         partial = None
         if lease.checkpoint is not None:
             partial = await _engine(Partial.from_bytes, lease.checkpoint)
-        run = Run(
+        run = engine.Run(
             evaluator,
             first_trial=lease.first_trial,
             end_trial=lease.end_trial,
@@ -347,7 +356,9 @@ class Worker:
         held, _ = await self._checkpoint(job, partial, done, evaluator.backend, complete=True)
         return held
 
-    def _start_chunk(self, run: Run) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
+    def _start_chunk(
+        self, run: engine.Run
+    ) -> tuple[int, asyncio.Future[tuple[Partial, float]]] | None:
         """(trials, the future of the Partial that includes them and its engine seconds),
         or None at the end."""
         if run.finished:

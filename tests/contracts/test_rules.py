@@ -10,6 +10,7 @@ from alea.access.v1 import access_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 
+from services.runtime.access import DEV_CLIENT, PEERS, admitted_peers
 from tests.contracts.protos import SERVICES, descriptor_set, methods, services
 
 METHODS = sorted(methods(), key=lambda m: m.full_name)
@@ -50,6 +51,17 @@ def test_rpc_declares_exactly_one_kind_of_access(method: MethodDescriptor) -> No
     assert kinds.count(True) == 1, f"public/internal/role must be exactly one: {r}"
     assert set(r.peers) <= set(SERVICES), f"unknown peers {set(r.peers) - set(SERVICES)}"
     assert not (r.public and r.peers), "a public RPC needs no peers"
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)
+def test_the_mtls_peer_table_admits_every_peer_a_rule_names(method: MethodDescriptor) -> None:
+    # A peer a rule names must get past the table; an internal rule naming none admits
+    # every service of the table's row. A runtime package is served by every service.
+    package = method.full_name.split(".")[1]
+    named = set(rule(method).peers)
+    for service in SERVICES if package in RUNTIME_PACKAGES else (package,):
+        assert named <= PEERS[service], f"add {named - PEERS[service]} to PEERS[{service!r}]"
+        assert DEV_CLIENT not in admitted_peers(service)  # the client certificate: edge only
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.full_name)

@@ -209,7 +209,10 @@ def test_the_demo_runs_through_the_edge_in_the_pod(
     # Live progress was drawn while it ran, not only the end.
     done = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+)/1,000,000 trials", text)]
     assert any(0 < n < 1_000_000 for n in done), text
-    assert ", 0 skipped" in text
+    # Only the webhook steps may be skipped: the pods' SSRF policy refuses this machine's
+    # loopback as a webhook receiver.
+    skipped = set(re.findall(r"\] (\w+) skipped: ", text))
+    assert skipped <= {"demo_webhook", "demo_webhook_delivery"}, text
 
 
 def test_containers_run_as_the_non_root_user_on_a_read_only_root(deployment: Deployment) -> None:

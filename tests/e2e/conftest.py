@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ import grpc
 import pytest
 from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 
 from services.cli.edge_client import RestClient
+from tests.engine import models
 from tests.support.fuzz import CASES
 from tests.support.mesh import Mesh, mesh  # noqa: F401  (session fixture)
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
@@ -119,24 +122,23 @@ def add_user(
     return user, login.tokens
 
 
+def small_model(edge: grpc.Channel, owner: Account) -> simulation_pb2.Model:
+    """A new model of ``owner``'s from the small test workbook (three inputs, one output)."""
+    workbook = io.BytesIO()
+    models.small().save(workbook)
+    return simulation_pb2_grpc.SimulationServiceStub(edge).CreateModel(
+        simulation_pb2.CreateModelRequest(display_name="m", workbook=workbook.getvalue()),
+        metadata=owner.metadata,
+        timeout=60,
+    )
+
+
 @pytest.fixture(scope="session")
 def tenants(identity: identity_pb2_grpc.IdentityServiceStub) -> Tenants:
     """Tenant A (admin + viewer) and tenant B, registered once per mesh."""
     a, b = register(identity, "a"), register(identity, "b")
-    email = f"viewer-{uuid.uuid4().hex[:8]}@example.com"
-    viewer = identity.CreateUser(
-        identity_pb2.CreateUserRequest(
-            email=email,
-            password=PASSWORD,
-            display_name="Viewer",
-            role=access_pb2.ROLE_VIEWER,
-            request_id=str(uuid.uuid4()),
-        ),
-        metadata=a.metadata,
-        timeout=30,
-    )
-    login = identity.Login(identity_pb2.LoginRequest(email=email, password=PASSWORD), timeout=30)
-    return Tenants(a, Account(a.tenant_id, viewer.id, email, login.tokens.access_token), b)
+    viewer, tokens = add_user(identity, a, access_pb2.ROLE_VIEWER)
+    return Tenants(a, Account(a.tenant_id, viewer.id, viewer.email, tokens.access_token), b)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.protobuf import struct_pb2
 
-from tests.e2e.conftest import Account, Tenants, add_user, register
+from tests.e2e.conftest import Account, Tenants, add_user, register, small_model
 from tests.e2e.test_simulation import workbook_bytes
 from tests.engine import models
 
@@ -129,13 +129,7 @@ def test_a_tenant_setting_changes_behaviour_without_a_restart(edge: grpc.Channel
     ids = identity_pb2_grpc.IdentityServiceStub(edge)
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
     owner = register(ids, "cache-setter")
-    model = sims.CreateModel(
-        simulation_pb2.CreateModelRequest(
-            display_name="m", workbook=workbook_bytes(models.small())
-        ),
-        metadata=owner.metadata,
-        timeout=60,
-    )
+    model = small_model(edge, owner)
     same = simulation_pb2.CreateSimulationRequest(model_id=model.id, trials=2000, seed=11)
     first = sims.CreateSimulation(same, metadata=owner.metadata, timeout=30)
     list(
@@ -237,13 +231,7 @@ def test_a_tier_quota_changes_behaviour_without_a_restart(
     ids = identity_pb2_grpc.IdentityServiceStub(edge)
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
     owner = register(ids, "quota")
-    model = sims.CreateModel(
-        simulation_pb2.CreateModelRequest(
-            display_name="m", workbook=workbook_bytes(models.small())
-        ),
-        metadata=owner.metadata,
-        timeout=60,
-    )
+    model = small_model(edge, owner)
     key = "quota.free.trials_per_simulation"
     lowered = admin_pb2.Setting(key=key, value=value(5000))
     admin.SetSetting(admin_pb2.SetSettingRequest(setting=lowered), metadata=operator.metadata)

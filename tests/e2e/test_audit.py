@@ -215,6 +215,9 @@ def test_every_mutating_rpc_leaves_exactly_one_entry(edge: grpc.Channel, admin) 
         (entry,) = entries
         assert (entry.action, entry.actor, entry.outcome) == (method, actor, outcome), method
         assert entry.tenant_id == registered.tenant.id and entry.client_address
+    logged = str(found)
+    secrets = (PASSWORD, login.tokens.refresh_token, refreshed.tokens.access_token, key.secret)
+    assert not [s for s in (*secrets, "b" * 100) if s in logged]  # nor the file's contents
     reserved = wait_for_action(admin, account, "alea.identity.v1.IdentityService/ReserveTrials")
     assert [(e.actor, e.resource) for e in reserved] == [
         ("service:simulation", f"tenants/{registered.tenant.id}")

@@ -3,7 +3,9 @@
 mTLS: no client certificate, one from another CA, an expired one (handshake refused).
 Tokens: missing, expired, wrongly signed, ``alg: none`` (UNAUTHENTICATED / 401). Roles: a
 viewer creating an API key (PERMISSION_DENIED / 403). Tenancy: tenant A reading tenant B's
-user (NOT_FOUND / 404). A revoked API key. Internal RPCs are not routed at the edge.
+user (NOT_FOUND / 404). A revoked API key. Internal RPCs are not routed at the edge. Who
+may call a service: the client certificate only through the edge, peers only as their
+``PEERS`` row says, every port on loopback.
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ import grpc
 import jwt
 import pytest
 from alea.access.v1 import access_pb2
+from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.edge_client import RestClient, edge_channel, ssl_context
 from services.identity.store import IdentityStore
 from services.identity.tokens import SigningKeys, load_kek
+from services.runtime.access import PEERS, SERVICES
 from services.runtime.auth import API_KEY_CACHE_SECONDS, AUDIENCE, ISSUER
 from services.runtime.db import Database
 from tests.e2e.conftest import Account, Tenants
 from tests.support.mesh import Mesh
 from tests.support.pki import expired_cert, foreign_cert
+from tests.support.services import listening_addresses
 
 pytestmark = pytest.mark.integration
 
@@ -282,6 +289,70 @@ def test_internal_rpcs_are_not_routed_at_the_edge(mesh: Mesh, tenants: Tenants) 
 def test_internal_rpcs_have_no_rest_path(rest: RestClient) -> None:
     reply = rest.request("POST", "/alea.identity.v1.IdentityService/VerifyApiKey", {"secret": "x"})
     assert reply.status == 404, reply.text
+
+
+# --- who may call a service -------------------------------------------------------------
+
+
+def _user_reads(account: Account) -> dict[str, tuple[object, str]]:
+    """One user read per service, as (bound gRPC call on a channel, REST path)."""
+    return {
+        "identity": (
+            lambda ch: identity_pb2_grpc.IdentityServiceStub(ch).ListUsers(
+                identity_pb2.ListUsersRequest(), metadata=account.metadata, timeout=30
+            ),
+            "/v1/users",
+        ),
+        "files": (
+            lambda ch: files_pb2_grpc.FilesServiceStub(ch).ListFiles(
+                files_pb2.ListFilesRequest(), metadata=account.metadata, timeout=30
+            ),
+            "/v1/files",
+        ),
+        "simulation": (
+            lambda ch: simulation_pb2_grpc.SimulationServiceStub(ch).ListSimulations(
+                simulation_pb2.ListSimulationsRequest(), metadata=account.metadata, timeout=30
+            ),
+            "/v1/simulations",
+        ),
+    }
+
+
+def test_the_client_certificate_reaches_services_only_through_the_edge(
+    mesh: Mesh, rest: RestClient, tenants: Tenants
+) -> None:
+    for service, (read, path) in _user_reads(tenants.a).items():
+        with mesh.direct_channel(service, "client") as channel:
+            with pytest.raises(grpc.RpcError) as direct:
+                read(channel)
+            with pytest.raises(grpc.RpcError) as health:
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert direct.value.code() == grpc.StatusCode.PERMISSION_DENIED, service
+        assert "through the edge" in (direct.value.details() or ""), service
+        assert health.value.code() == grpc.StatusCode.PERMISSION_DENIED, service
+        with mesh.channel("client") as channel:
+            read(channel)  # the same call through the edge
+        reply = rest.request("GET", path, headers=tenants.a.headers)
+        assert reply.status == 200, (service, reply.text)
+
+
+def test_services_refuse_peers_their_row_does_not_name(mesh: Mesh, tenants: Tenants) -> None:
+    for service, (read, _) in _user_reads(tenants.a).items():
+        strangers = {"edge", *SERVICES} - PEERS[service]
+        for stranger in sorted(strangers):
+            with (
+                mesh.direct_channel(service, stranger) as channel,
+                pytest.raises(grpc.RpcError) as caught,
+            ):
+                read(channel)  # even with a user's valid token
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED, (service, stranger)
+
+
+def test_every_service_listens_on_loopback_only(mesh: Mesh) -> None:
+    for service, port in mesh.layout.services.items():
+        for listening in (port, mesh.layout.health_port(service)):
+            addresses = listening_addresses(listening)
+            assert addresses and addresses <= {"127.0.0.1", "::1"}, (service, addresses)
 
 
 def test_edge_identity_cannot_call_internal_rpcs_directly(mesh: Mesh) -> None:

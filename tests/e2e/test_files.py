@@ -80,7 +80,7 @@ def files(edge: grpc.Channel) -> files_pb2_grpc.FilesServiceStub:
 
 @pytest.fixture(scope="module")
 def direct(mesh: Mesh) -> Iterator[files_pb2_grpc.FilesServiceStub]:
-    """The files service without the edge (client certificate, straight to its port)."""
+    """The files service without Envoy (the edge's certificate, straight to its port)."""
     with mesh.direct_channel("files") as channel:
         yield files_pb2_grpc.FilesServiceStub(channel)
 
@@ -220,6 +220,26 @@ def test_sharing_is_read_only_and_revocable(files, users: FileUsers) -> None:
     assert code_of(files.GetFile, get, metadata=viewer) == grpc.StatusCode.NOT_FOUND
     # The tenant admin sees every file of the tenant.
     assert files.GetFile(get, metadata=users.admin.metadata, timeout=30).id == stored.id
+
+
+def test_sharing_with_another_tenants_user_or_nobody_is_not_found_alike(
+    files, direct, users: FileUsers
+) -> None:
+    stored = upload(files, users.analyst, b"not for strangers")
+    details = set()
+    for stub in (files, direct):
+        for user_id in (users.stranger.user_id, str(uuid.uuid4())):
+            share = files_pb2.ShareFileRequest(file_id=stored.id, user_id=user_id)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ShareFile(share, metadata=users.analyst.metadata, timeout=30)
+            assert refused.value.code() == grpc.StatusCode.NOT_FOUND, user_id
+            details.add((refused.value.details() or "").replace(user_id, "ID"))
+    assert details == {"user ID not found"}  # one answer: nothing tells which one exists
+    get = files_pb2.GetFileRequest(file_id=stored.id)
+    assert list(files.GetFile(get, metadata=users.analyst.metadata, timeout=30).shared_with) == []
+    assert code_of(files.GetFile, get, metadata=users.stranger.metadata) == (
+        grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_interrupted_upload_leaves_no_trace(mesh: Mesh, files, users: FileUsers) -> None:

@@ -91,6 +91,24 @@ def test_rest_other_tenant_is_404(rest: RestClient, owner: Account, stranger: Ac
         assert reply.status == 404, (method, path, reply.text)
 
 
+def test_rest_sharing_outside_the_tenant_is_404_like_no_user(
+    rest: RestClient, owner: Account, stranger: Account
+) -> None:
+    stored = put(rest, owner, "mine.txt", b"mine", "text/plain")
+    file_id = stored.body["id"]
+    answers = set()
+    for user_id in (stranger.user_id, str(uuid.uuid4())):
+        reply = rest.request(
+            "POST", f"/v1/files/{file_id}:share", {"userId": user_id}, headers=owner.headers
+        )
+        answers.add(
+            (reply.status, reply.body["code"], reply.body["message"].replace(user_id, "ID"))
+        )
+    assert answers == {(404, 5, "user ID not found")}  # nothing tells which one exists
+    meta = rest.request("GET", f"/v1/files/{file_id}", headers=owner.headers)
+    assert meta.body.get("sharedWith", []) == []
+
+
 def test_rest_bad_input_is_400_naming_the_field(rest: RestClient, owner: Account) -> None:
     not_a_workbook = put(rest, owner, "model.xlsx", b"plain text", "application/octet-stream")
     assert not_a_workbook.status == 400, not_a_workbook.text

@@ -24,6 +24,8 @@ from services.cli.mesh_envoy import ENVOY_BINARY, KUBERNETES_CONFIG, kubernetes_
 from services.cli.mesh_procs import implemented_services
 from services.runtime.access import PEERS
 from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
+from services.runtime.health_port import EVERY_INTERFACE
+from services.runtime.server import LIVENESS
 from tests.support.services import REPO_ROOT
 
 K8S = REPO_ROOT / "k8s"
@@ -152,8 +154,25 @@ def test_services_have_native_grpc_probes_on_the_health_port(
         assert env["ALEA_HEALTH_PORT"]["value"] == str(health)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == health, (name, probe)
+        # Readiness follows the database; liveness does not, so an outage restarts nothing.
+        assert container["readinessProbe"]["grpc"].get("service", "") == "", name
+        assert container["livenessProbe"]["grpc"]["service"] == LIVENESS, name
         # PostgreSQL credentials come from a Secret, never from the manifest.
         assert env["ALEA_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "alea-database"
+
+
+def test_services_listen_on_every_interface_in_their_pods(
+    manifests: list[dict[str, Any]],
+) -> None:
+    # By default a service listens on loopback only; in a pod the edge, its peers and the
+    # kubelet's probes reach it on the pod's address.
+    mesh = by_kind(manifests, "ConfigMap")["alea-mesh"]
+    assert mesh["data"]["ALEA_LISTEN_ADDRESS"] in EVERY_INTERFACE
+    deployments = by_kind(manifests, "Deployment")
+    for name in set(DEFAULT_PORTS) & set(deployments):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert {"configMapRef": {"name": "alea-mesh"}} in container["envFrom"], name
+        assert "ALEA_LISTEN_ADDRESS" not in {e["name"] for e in container["env"]}, name
 
 
 def test_services_are_scraped_by_prometheus_on_the_health_port(
@@ -253,7 +272,7 @@ def test_network_policies_follow_the_mtls_peer_table(
         (selector,) = callers["from"]
         (expression,) = selector["podSelector"]["matchExpressions"]
         assert expression["key"] == "alea/peer" and expression["operator"] == "In"
-        assert set(expression["values"]) == PEERS[name] - {"client"}, name
+        assert set(expression["values"]) == PEERS[name], name
         assert callers["ports"] == [{"port": port, "protocol": "TCP"}], name
         assert health == {"ports": [{"port": port + HEALTH_PORT_OFFSET, "protocol": "TCP"}]}
 

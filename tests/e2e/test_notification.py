@@ -321,7 +321,9 @@ def test_ndjson_through_the_edge(mesh: Mesh, owner, actions) -> None:
     assert all(uuid.UUID(line["id"]) and line["tenantId"] == owner.tenant_id for line in lines)
 
 
-def test_an_expired_or_foreign_cursor_is_out_of_range(notify, identity, owner, actions) -> None:
+def test_an_expired_or_foreign_cursor_is_out_of_range_a_time_past_9999_invalid(
+    notify, identity, owner, actions
+) -> None:
     old = timestamp_pb2.Timestamp()
     old.FromSeconds(int(time.time()) - 30 * 86400)
     stranger = register(identity, "feed-stranger")
@@ -335,6 +337,11 @@ def test_an_expired_or_foreign_cursor_is_out_of_range(notify, identity, owner, a
             list(notify.Subscribe(request, metadata=account.metadata, timeout=10))
         assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE, request
         assert "retention" in caught.value.details()
+    beyond = pb.SubscribeRequest(start_time=timestamp_pb2.Timestamp(seconds=10**15))
+    with pytest.raises(grpc.RpcError) as caught:
+        list(notify.Subscribe(beyond, metadata=owner.metadata, timeout=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "start_time" in caught.value.details()
 
 
 def test_each_viewer_sees_only_what_role_and_tenant_allow(notify, identity, owner, actions) -> None:

@@ -1,13 +1,17 @@
-"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation
-and webhook steps, as a user runs them, against the whole mesh (processes, Envoy) on SQLite
-and PostgreSQL."""
+"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation,
+webhook, audit and usage steps, as a user runs them, against the whole mesh (processes,
+Envoy) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -19,16 +23,17 @@ from tests.support.services import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 
+def _command(mesh: Mesh, *args: str) -> dict:
+    return {
+        "args": [sys.executable, "-m", "services.cli.main", *args, "--edge", mesh.edge_address],
+        "cwd": REPO_ROOT,
+        "env": {**os.environ, "ALEA_HOME": str(mesh.layout.home)},
+        "text": True,
+    }
+
+
 def alea(mesh: Mesh, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ALEA_HOME": str(mesh.layout.home)}
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args, "--edge", mesh.edge_address],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return subprocess.run(**_command(mesh, *args), capture_output=True, timeout=180)
 
 
 def test_simulate_watch_then_results_with_plot(mesh: Mesh, tmp_path):
@@ -53,6 +58,34 @@ def test_simulate_watch_then_results_with_plot(mesh: Mesh, tmp_path):
     )
 
 
+def test_events_follow_prints_live_events_and_keeps_following(mesh: Mesh, tmp_path):
+    follow = subprocess.Popen(
+        **_command(mesh, "events", "--follow", "--since", "1s", "--type", "simulation.succeeded"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in follow.stdout], daemon=True
+    ).start()
+    try:
+        workbook = models.save(models.small(), tmp_path, "small")
+        run = alea(mesh, "simulate", str(workbook), "--trials", "5000", "--watch")
+        assert run.returncode == 0, run.stderr
+        simulation_id = re.search(r"simulation ([0-9a-f-]{36})", run.stdout).group(1)
+        deadline = time.monotonic() + 60
+        printed = ""
+        while simulation_id not in printed and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                printed += lines.get(timeout=1)
+        assert f"simulations/{simulation_id}" in printed, printed
+        assert "simulation.succeeded" in printed and "simulation.created" not in printed
+        assert follow.poll() is None  # still following after the replay and a live event
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+
 def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
     assert mesh_demo.run(mesh.layout) == 0
     printed = capsys.readouterr().out
@@ -61,3 +94,7 @@ def test_demo_runs_the_simulation_steps(mesh: Mesh, capsys):
     assert re.search(r"mean [\d.]+, P5 [\d.]+, P50 [\d.]+, P95 [\d.]+", printed)
     assert "GET /v1/queue" in printed
     assert re.search(r"webhook simulation\.succeeded for \S+ verified \(Standard Webhooks", printed)
+    # The audit excerpt holds the demo's simulation; the chain verifies; usage counted it.
+    assert re.search(r"ListAuditEvents: the newest \d+ entries\n(.*\n)*.*CreateSimulation", printed)
+    assert re.search(r"VerifyAuditChain: valid, \d+ entries, against checkpoint \d+", printed)
+    assert "GetUsage: this month 1,000,000 trials charged, 1 simulation(s)" in printed

@@ -19,9 +19,7 @@ from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.api import httpbody_pb2
 
 from services.cli.edge_client import RestClient
-from tests.e2e.conftest import Account, Tenants, add_user, register
-from tests.e2e.test_simulation import workbook_bytes
-from tests.engine import models
+from tests.e2e.conftest import Account, Tenants, add_user, register, small_model
 
 pytestmark = pytest.mark.integration
 State = simulation_pb2.Simulation.State
@@ -62,13 +60,7 @@ def scripted(edge: grpc.Channel) -> tuple[Account, dict]:
     sims = simulation_pb2_grpc.SimulationServiceStub(edge)
     files = files_pb2_grpc.FilesServiceStub(edge)
     owner = register(ids, "usage")
-    model = sims.CreateModel(
-        simulation_pb2.CreateModelRequest(
-            display_name="m", workbook=workbook_bytes(models.small())
-        ),
-        metadata=owner.metadata,
-        timeout=60,
-    )
+    model = small_model(edge, owner)
     run = []
     for trials, seed in ((10_000, 1), (20_000, 2), (30_000, 3)):
         created = sims.CreateSimulation(

@@ -93,7 +93,7 @@ def _spans(process: ServiceProcess) -> dict[str, dict[str, Any]]:
 )
 def test_sigterm_flushes_the_traces_and_exits_0(tmp_path: Path, name: str) -> None:
     process = start_service(name, tmp_path, {"ALEA_OTEL_EXPORTER": "console"})
-    credentials = channel_credentials(tmp_path / "pki", "client")
+    credentials = channel_credentials(tmp_path / "pki", "edge")
     with grpc.secure_channel(process.address, credentials) as channel:
         health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(), metadata=(("x-request-id", f"flush-{name}"),)
@@ -115,7 +115,7 @@ def test_a_trace_continues_from_simulation_into_identity(tmp_path: Path) -> None
         tmp_path,
         {**console, "ALEA_IDENTITY_ADDRESS": identity.address, "ALEA_SIMULATION_WORKERS": "0"},
     )
-    credentials = channel_credentials(tmp_path / "pki", "client")
+    credentials = channel_credentials(tmp_path / "pki", "edge")
     try:
         with grpc.secure_channel(identity.address, credentials) as channel:
             reply = identity_pb2_grpc.IdentityServiceStub(channel).Register(

@@ -59,8 +59,9 @@ class Mesh:
         """A REST client of the edge presenting ``identity``'s certificate."""
         return RestClient.for_pki("localhost", self.layout.edge_port, self.pki, identity)
 
-    def direct_channel(self, service: str, identity: str = "client") -> grpc.Channel:
-        """A gRPC channel straight to ``service``, bypassing the edge."""
+    def direct_channel(self, service: str, identity: str = "edge") -> grpc.Channel:
+        """A gRPC channel straight to ``service`` presenting ``identity``'s certificate (by
+        default the edge's: a test in the edge's place)."""
         return edge_channel(f"localhost:{self.layout.services[service]}", self.pki, identity)
 
     def extra_edge(self, name: str, **changes: Any) -> MeshLayout:

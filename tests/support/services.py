@@ -94,6 +94,24 @@ def health_status(port: int, service: str = "") -> int | None:
             return None
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on ``port`` (from /proc/net: no traffic
+    is sent), e.g. ``{"127.0.0.1", "::1"}`` or ``{"::"}`` for every interface."""
+    found: set[str] = set()
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # /proc prints each 32-bit word in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            text = socket.inet_ntop(family, words)
+            found.add(text.removeprefix("::ffff:") if family == socket.AF_INET6 else text)
+    return found
+
+
 def _limit_memory(limit: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

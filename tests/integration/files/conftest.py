@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,14 +20,25 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "files" / "migra
 
 
 class FixedQuota:
-    """A storage limit per tenant set by the test (identity's GetQuota in the service)."""
+    """Identity as the test sets it: a storage limit per tenant (GetQuota), and the users
+    that exist (GetUser with the caller's credentials, which here stand for the caller's
+    tenant id)."""
 
     def __init__(self, default: int) -> None:
         self.default = default
         self.limits: dict[str, int] = {}
+        self.users: dict[str, str] = {}  # user id -> tenant id
 
     async def storage_limit(self, tenant_id: str) -> int:
         return self.limits.get(tenant_id, self.default)
+
+    async def user_exists(self, user_id: str, credentials: Sequence[tuple[str, str]]) -> bool:
+        return self.users.get(user_id) == dict(credentials)["authorization"]
+
+
+def as_caller(caller) -> tuple[tuple[str, str], ...]:
+    """The caller's credentials, as FixedQuota reads them."""
+    return (("authorization", caller.tenant_id),)
 
 
 def user(tenant: str, role: str = "analyst") -> Principal:

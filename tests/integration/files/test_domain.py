@@ -23,7 +23,7 @@ from services.runtime.errors import (
     ResourceExhausted,
 )
 from services.runtime.listing import ListRequest as Query
-from tests.integration.files.conftest import FixedQuota, user
+from tests.integration.files.conftest import FixedQuota, as_caller, user
 
 TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -157,9 +157,10 @@ async def test_interrupted_upload_leaves_no_trace(files: Files, blobs: LocalBlob
     assert (await files.usage(alice.tenant_id)).bytes_used == 0
 
 
-async def test_tenant_isolation_and_sharing(files: Files) -> None:
+async def test_tenant_isolation_and_sharing(files: Files, quota: FixedQuota) -> None:
     alice, bob, admin = user(TENANT_A), user(TENANT_A, "viewer"), user(TENANT_A, "admin")
     mallory = user(TENANT_B, "admin")
+    quota.users.update({bob.user_id: TENANT_A, mallory.user_id: TENANT_B})
     info = await put(files, alice, b"secret")
     for call in (files.get, files.download, files.delete):
         with pytest.raises(NotFound):
@@ -167,7 +168,7 @@ async def test_tenant_isolation_and_sharing(files: Files) -> None:
     with pytest.raises(NotFound):
         await files.get(bob, info.id)  # same tenant, not shared
     assert (await files.get(admin, info.id)).id == info.id
-    shared = await files.share(alice, info.id, bob.user_id)
+    shared = await files.share(alice, info.id, bob.user_id, as_caller(alice))
     assert shared.shared_with == (bob.user_id,)
     _, stream = await files.download(bob, info.id)
     assert await collect(stream) == b"secret"
@@ -175,7 +176,7 @@ async def test_tenant_isolation_and_sharing(files: Files) -> None:
     with pytest.raises(PermissionDenied):
         await files.delete(bob, info.id)
     with pytest.raises(PermissionDenied):
-        await files.share(bob, info.id, str(uuid.uuid4()))
+        await files.share(bob, info.id, str(uuid.uuid4()), as_caller(bob))
     await files.unshare(alice, info.id, bob.user_id)
     with pytest.raises(NotFound):
         await files.get(bob, info.id)
@@ -183,6 +184,22 @@ async def test_tenant_isolation_and_sharing(files: Files) -> None:
     await files.delete(admin, info.id)
     with pytest.raises(NotFound):
         await files.get(alice, info.id)
+
+
+async def test_sharing_with_a_user_outside_the_tenant_is_not_found_like_no_user(
+    files: Files, quota: FixedQuota
+) -> None:
+    alice, mallory = user(TENANT_A), user(TENANT_B)
+    quota.users[mallory.user_id] = TENANT_B
+    info = await put(files, alice, b"secret")
+    nobody = str(uuid.uuid4())
+    messages = []
+    for stranger in (mallory.user_id, nobody):
+        with pytest.raises(NotFound) as refused:
+            await files.share(alice, info.id, stranger, as_caller(alice))
+        messages.append(str(refused.value).replace(stranger, "ID"))
+    assert messages[0] == messages[1]  # the same answer: no hint which one exists
+    assert (await files.get(alice, info.id)).shared_with == ()
 
 
 async def test_list_filters_orders_and_pages(files: Files) -> None:

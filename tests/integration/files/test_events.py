@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.files.domain import Files, NewFile
 from services.runtime.outbox import outbox_table
-from tests.integration.files.conftest import FixedQuota, user
+from tests.integration.files.conftest import FixedQuota, as_caller, user
 
 
 async def events(files: Files) -> list[tuple[str, dict]]:
@@ -40,11 +40,14 @@ async def test_uploads_crossing_80_and_100_percent_warn_once_each(
     ]
 
 
-async def test_upload_share_delete_are_events_with_sizes(files: Files) -> None:
+async def test_upload_share_delete_are_events_with_sizes(files: Files, quota: FixedQuota) -> None:
     owner, reader = user("t-ev", "admin"), user("t-ev")
+    quota.users[reader.user_id] = "t-ev"
     stored = await files.upload(owner, NewFile("b.csv", "text/csv"), chunks(b"12345"))
-    await files.share(owner, stored.id, reader.user_id)
-    await files.share(owner, stored.id, reader.user_id)  # already shared: no second event
+    await files.share(owner, stored.id, reader.user_id, as_caller(owner))
+    await files.share(
+        owner, stored.id, reader.user_id, as_caller(owner)
+    )  # already shared: no second event
     await files.delete(owner, stored.id)
     written = await events(files)
     assert [n for n, _ in written] == [

@@ -27,7 +27,7 @@ class Identity:
     home: Path
     database_url: str
 
-    def stub(self, identity: str = "client") -> identity_pb2_grpc.IdentityServiceStub:
+    def stub(self, identity: str = "edge") -> identity_pb2_grpc.IdentityServiceStub:
         """A stub over mTLS presenting ``spiffe://alea/<identity>``."""
         channel = grpc.secure_channel(
             self.process.address, channel_credentials(self.home / "pki", identity)

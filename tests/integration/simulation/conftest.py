@@ -10,6 +10,7 @@ import pytest
 
 from services.runtime.db import Database
 from services.simulation.store import Store
+from tests.integration.simulation.models import TENANTS, insert_model, model_of
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "simulation" / "migrations"
@@ -18,7 +19,7 @@ _names = itertools.count()
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request, tmp_path) -> AsyncIterator[Store]:
-    """A migrated, empty simulation database on each engine."""
+    """A migrated simulation database on each engine, with a model per tenant of TENANTS."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'simulation.db'}"
     else:
@@ -26,6 +27,9 @@ async def store(request, tmp_path) -> AsyncIterator[Store]:
     database = Database(url, MIGRATIONS)
     await database.open()
     try:
-        yield Store(database)
+        store = Store(database)
+        for tenant in TENANTS:
+            await insert_model(store, tenant, model_id=model_of(tenant))
+        yield store
     finally:
         await database.close()

@@ -20,6 +20,16 @@ def small_model() -> ir.Model:
     return ir.Model((a, b), (ir.Output("y", "Sheet1!B1", y), ir.Output("z", "Sheet1!B2", z)))
 
 
+def model_of(tenant: str) -> str:
+    """The id of the model the ``store`` fixture keeps for ``tenant`` (see ``TENANTS``)."""
+    return f"model-{tenant}"
+
+
+# Tenants of the queue tests, each with a model (model_of) in every ``store``: a simulation
+# needs a model that exists.
+TENANTS = ("t1", "t2", "busy", "quiet")
+
+
 async def insert_model(
     store: Store, tenant: str = "t1", model: ir.Model | None = None, model_id: str = ""
 ) -> str:

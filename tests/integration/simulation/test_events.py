@@ -11,13 +11,7 @@ from sqlalchemy import select
 from services.runtime.outbox import outbox_table
 from services.simulation.queue import Queue
 from services.simulation.store import Store
-from tests.integration.simulation.test_queue import (  # noqa: F401 (tenant_models: a fixture)
-    NOW,
-    checkpoint,
-    job,
-    lease,
-    tenant_models,
-)
+from tests.integration.simulation.test_queue import NOW, checkpoint, job, lease
 
 RESULTS = {"y": {"mean": 2.5, "std": 1.0, "percentiles": {"5": 1.0, "50": 2.5, "95": 4.0}}}
 

@@ -85,7 +85,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceP
         memory_limit=8 << 30,  # a safety net for the machine; the engine's own budget is 512 MiB
     )
     try:
-        with edge_channel(identity.address, home / "pki") as channel:
+        with edge_channel(identity.address, home / "pki", "edge") as channel:
             reply = identity_pb2_grpc.IdentityServiceStub(channel).Register(
                 identity_pb2.RegisterRequest(
                     tenant_display_name="t",
@@ -98,7 +98,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceP
         auth = (("authorization", f"Bearer {reply.tokens.access_token}"),)
 
         def call(method: str, request: Any) -> Any:
-            with edge_channel(simulation.address, home / "pki") as channel:
+            with edge_channel(simulation.address, home / "pki", "edge") as channel:
                 stub = simulation_pb2_grpc.SimulationServiceStub(channel)
                 return getattr(stub, method)(request, metadata=auth, timeout=600)
 

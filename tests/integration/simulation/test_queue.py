@@ -13,17 +13,9 @@ from services.runtime.listing import ListRequest
 from services.simulation import store as s
 from services.simulation.queue import Queue, combine_progress
 from services.simulation.store import SimulationRecord, Store
-from tests.integration.simulation.models import insert_model
+from tests.integration.simulation.models import insert_model, model_of
 
 NOW = 1_000_000.0
-TENANTS = ("t1", "t2", "busy", "quiet")
-
-
-@pytest.fixture(autouse=True)
-async def tenant_models(store: Store) -> None:
-    """The model each tenant's :func:`job` runs: a simulation of an unknown model is refused."""
-    for tenant in TENANTS:
-        await insert_model(store, tenant, model_id=f"model-{tenant}")
 
 
 def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) -> SimulationRecord:
@@ -32,7 +24,7 @@ def job(tenant: str = "t1", *, priority: int = 0, created: float = NOW, **kw) ->
         tenant_id=tenant,
         user_id="u1",
         request_id=None,
-        model_id=f"model-{tenant}",
+        model_id=model_of(tenant),
         cache_key="k1",
         trials=1000,
         chunk_trials=100,

@@ -40,7 +40,7 @@ async def test_restart_with_a_simulation_in_flight(store: Store, tmp_path):
     env = {**ENV, "ALEA_DATABASE_URL": url, "ALEA_IDENTITY_ADDRESS": identity.address}
     simulation = start_service("simulation", tmp_path, env)
     try:
-        with edge_channel(identity.address, tmp_path / "pki") as channel:
+        with edge_channel(identity.address, tmp_path / "pki", "edge") as channel:
             reply = identity_pb2_grpc.IdentityServiceStub(channel).Register(
                 identity_pb2.RegisterRequest(
                     tenant_display_name="t",
@@ -55,7 +55,7 @@ async def test_restart_with_a_simulation_in_flight(store: Store, tmp_path):
         models.small().save(buffer)
 
         def call(method: str, request):
-            with edge_channel(simulation.address, tmp_path / "pki") as channel:
+            with edge_channel(simulation.address, tmp_path / "pki", "edge") as channel:
                 stub = simulation_pb2_grpc.SimulationServiceStub(channel)
                 return getattr(stub, method)(request, metadata=auth, timeout=60)
 
@@ -71,7 +71,7 @@ async def test_restart_with_a_simulation_in_flight(store: Store, tmp_path):
             )
             for _ in range(2)
         ]
-        with edge_channel(simulation.address, tmp_path / "pki") as channel:
+        with edge_channel(simulation.address, tmp_path / "pki", "edge") as channel:
             stub = simulation_pb2_grpc.SimulationServiceStub(channel)
             watch = stub.WatchSimulation(
                 pb.WatchSimulationRequest(simulation_id=runs[0].id), metadata=auth, timeout=120
@@ -86,7 +86,7 @@ async def test_restart_with_a_simulation_in_flight(store: Store, tmp_path):
         simulation = start_service("simulation", tmp_path, env)
         finals = []
         for run in runs:
-            with edge_channel(simulation.address, tmp_path / "pki") as channel:
+            with edge_channel(simulation.address, tmp_path / "pki", "edge") as channel:
                 stub = simulation_pb2_grpc.SimulationServiceStub(channel)
                 events = list(
                     stub.WatchSimulation(

@@ -1,25 +1,35 @@
 """Email: recipients from preferences and visibility, templates, and delivery to a real SMTP
-server (aiosmtpd on 127.0.0.1) with a plain-text and an HTML part; retried while it is down."""
+server (aiosmtpd on 127.0.0.1) with a plain-text and an HTML part; retried while it is down;
+STARTTLS and implicit TLS with credentials, the server's certificate verified against
+``ALEA_SMTP_CA_FILE``."""
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from services.notification.config import SmtpConfig
+from services.notification.config import SmtpConfig, load_config
 from services.notification.domain import Notifications
 from services.notification.email import Mailer, Planner, compose
 from services.notification.store import EventRecord, NotificationStore
+from services.runtime.config import ConfigError
 from services.runtime.context import Principal
 from services.runtime.events import TYPES
 from services.runtime.peers import Contact
+from services.runtime.pki import create_ca, issue
 from tests.support.services import free_port
 
+# aiosmtpd's warning for the implicit-TLS server below, which is TLS from the first byte.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 TENANT = str(uuid.uuid4())
 ADMIN, ANALYST, VIEWER = (str(uuid.uuid4()) for _ in range(3))
 PEOPLE = {
@@ -164,3 +174,93 @@ def test_templates_escape_what_users_typed() -> None:
     )
     _, text, page = compose(event)
     assert "<script>" in text and "<script>" not in page and "&lt;script&gt;" in page
+
+
+class Accounts:
+    """An aiosmtpd authenticator accepting one user; keeps who logged in."""
+
+    def __init__(self) -> None:
+        self.logins: list[str] = []
+
+    def __call__(self, server, session, envelope, mechanism, data) -> AuthResult:
+        if isinstance(data, LoginPassword) and (data.login, data.password) == (b"ada", b"s3cret"):
+            self.logins.append(data.login.decode())
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+
+@pytest.fixture(scope="module")
+def mail_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLContext]:
+    """The mail server's certificate (for 127.0.0.1) from a CA of its own: the CA file and
+    the server's TLS context."""
+    directory = tmp_path_factory.mktemp("mail-pki")
+    ca = create_ca("mail test CA")
+    ca.write(directory, "ca")
+    crt, key = issue(ca, "smtp").write(directory, "smtp")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(crt, key)
+    return directory / "ca.crt", context
+
+
+@pytest.fixture(params=["starttls", "tls"])
+def secure_smtp(request, mail_pki) -> Iterator[tuple[Inbox, Accounts, SmtpConfig]]:
+    ca_file, context = mail_pki
+    inbox, accounts, port = Inbox(), Accounts(), free_port()
+    tls = (
+        {"tls_context": context, "require_starttls": True}
+        if request.param == "starttls"
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; on an implicit-TLS port it must be
+        # told the connection already is.
+        else {"ssl_context": context, "auth_require_tls": False}
+    )
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=accounts, auth_required=True, **tls
+    )
+    controller.start()
+    config = SmtpConfig(
+        host="127.0.0.1",
+        port=port,
+        security=request.param,
+        username="ada",
+        password="s3cret",
+        ca_file=str(ca_file),
+        timeout_seconds=5,
+    )
+    yield inbox, accounts, config
+    controller.stop()
+
+
+async def test_email_goes_over_tls_with_credentials_to_a_verified_server(
+    store, secure_smtp
+) -> None:
+    inbox, accounts, config = secure_smtp
+    await Planner(store, Directory(), 0.01).plan_once()
+    await record(store, "simulation.succeeded", ANALYST, SUCCEEDED)
+    await deliver(store, config)
+    assert accounts.logins == ["ada"]
+    [(recipients, raw)] = inbox.messages
+    assert recipients == ["analyst@example.com"]
+    assert message_from_bytes(raw, policy=policy.default).get_body(("html",)) is not None
+
+
+async def test_an_unverified_server_or_wrong_password_gets_nothing(
+    store, secure_smtp, tmp_path
+) -> None:
+    inbox, accounts, config = secure_smtp
+    stranger = tmp_path / "other-ca.crt"
+    stranger.write_bytes(create_ca("another CA").cert_pem)
+    await Planner(store, Directory(), 0.01).plan_once()
+    await record(store, "simulation.succeeded", ANALYST, SUCCEEDED)
+    await deliver(store, replace(config, ca_file=str(stranger)))
+    [waiting] = await store.due_emails(time.time() + 120, 10)
+    assert "CERTIFICATE_VERIFY_FAILED" in waiting.last_error
+    await Mailer(store, replace(config, password="guess"), 0.01).send(waiting)
+    [waiting] = await store.due_emails(time.time() + 1000, 10)
+    assert waiting.attempts == 2 and "535" in waiting.last_error  # authentication failed
+    assert inbox.messages == [] and accounts.logins == []
+
+
+def test_a_missing_ca_file_stops_the_service_naming_it(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="ALEA_SMTP_CA_FILE"):
+        load_config({"ALEA_SMTP_HOST": "mail", "ALEA_SMTP_CA_FILE": str(tmp_path / "no.crt")})
+    assert load_config({"ALEA_SMTP_CA_FILE": __file__}).smtp.ca_file == __file__

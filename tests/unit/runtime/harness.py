@@ -50,7 +50,7 @@ class Subject:
     keys: SigningKeys
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
-    def channel(self, identity: str = "client") -> grpc.aio.Channel:
+    def channel(self, identity: str = "edge") -> grpc.aio.Channel:
         """A channel presenting ``identity``'s certificate, kept for the module: a stub alone
         does not keep an intercepted channel from being collected (and closed)."""
         if identity not in self._channels:
@@ -60,9 +60,10 @@ class Subject:
 
 
 @asynccontextmanager
-async def identity_in_process(home: Path, mounts_hook=None) -> AsyncIterator[Subject]:
-    """The identity service on SQLite under ``home``; ``mounts_hook`` may swap the servicer."""
-    settings = settings_for("identity", home)
+async def identity_in_process(home: Path, mounts_hook=None, **env: str) -> AsyncIterator[Subject]:
+    """The identity service on SQLite under ``home``; ``mounts_hook`` may swap the servicer,
+    ``env`` adds settings (``ALEA_DEV_DIRECT_CALLS="1"``)."""
+    settings = settings_for("identity", home, **env)
     db = Database(settings.database_url, MIGRATIONS)
     await db.open()
     try:

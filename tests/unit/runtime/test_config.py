@@ -15,6 +15,14 @@ def test_defaults_follow_the_runtime_contract(tmp_path: Path) -> None:
     assert settings.address("files") == "localhost:50052"
     assert settings.pki_dir == tmp_path / "pki"
     assert settings.otel_exporter == "none"
+    assert settings.listen_address == "localhost"  # nothing off the machine reaches it
+    assert settings.direct_client_calls is False  # the client certificate: edge only
+
+
+def test_listen_address_and_the_direct_calls_switch() -> None:
+    env = {"ALEA_LISTEN_ADDRESS": "[::]", "ALEA_DEV_DIRECT_CALLS": "yes"}
+    settings = load_settings("files", env)
+    assert (settings.listen_address, settings.direct_client_calls) == ("::", True)
 
 
 def test_port_zero_keeps_health_on_a_free_port_too() -> None:
@@ -37,6 +45,7 @@ def test_otlp_endpoint_selects_the_otlp_exporter() -> None:
         ("ALEA_LOG_LEVEL", "LOUD"),
         ("ALEA_OTEL_EXPORTER", "zipkin"),
         ("ALEA_SHUTDOWN_GRACE", "soon"),
+        ("ALEA_DEV_DIRECT_CALLS", "maybe"),
     ],
 )
 def test_malformed_setting_names_the_variable(variable: str, value: str) -> None:

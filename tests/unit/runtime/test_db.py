@@ -79,6 +79,34 @@ async def test_concurrent_read_modify_write_transactions_do_not_collide(sqlite: 
         assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 8
 
 
+async def test_a_process_s_writers_queue_without_holding_connections(sqlite: Database) -> None:
+    """Writers of one process wait for their turn in the process, not in SQLite's busy
+    handler (which sleeps up to 100 ms a try): only the writer inside holds a connection."""
+    async with sqlite.transaction() as session:
+        await session.execute(text("CREATE TABLE t (n INTEGER)"))
+    held: list[int] = []
+
+    async def write(n: int) -> None:
+        async with sqlite.transaction() as session:
+            await asyncio.sleep(0.01)  # the others arrive meanwhile
+            held.append(sqlite.engine.pool.checkedout())
+            await session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+
+    await asyncio.gather(*(write(n) for n in range(8)))
+    assert held == [1] * 8
+    async with sqlite.reading() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 8
+
+
+async def test_a_transaction_inside_a_transaction_is_an_error_not_a_hang(sqlite: Database) -> None:
+    async with sqlite.transaction():
+        with pytest.raises(RuntimeError, match="inside a transaction"):
+            async with sqlite.transaction():
+                pass
+    async with sqlite.transaction():  # the lock was released
+        pass
+
+
 async def test_a_failed_transaction_rolls_back(sqlite: Database) -> None:
     async with sqlite.transaction() as session:
         await session.execute(text("CREATE TABLE t (n INTEGER)"))

@@ -23,7 +23,7 @@ from tests.unit.runtime.harness import Subject, identity_in_process
 PASSWORD = "correct horse battery"
 
 
-def stub(subject: Subject, identity: str = "client") -> identity_pb2_grpc.IdentityServiceStub:
+def stub(subject: Subject, identity: str = "edge") -> identity_pb2_grpc.IdentityServiceStub:
     return identity_pb2_grpc.IdentityServiceStub(subject.channel(identity))
 
 
@@ -112,6 +112,31 @@ async def test_internal_rpcs_refuse_the_edge_and_users(subject: Subject) -> None
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED  # admitted, key unknown
 
 
+async def test_the_client_certificate_goes_through_the_edge_only(subject: Subject) -> None:
+    admin = await register(subject)
+    calls = [
+        lambda s: s.GetJwks(pb.GetJwksRequest()),  # public
+        lambda s: s.GetUser(pb.GetUserRequest(user_id=admin.user.id), metadata=bearer(admin)),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call(stub(subject, "client"))
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "through the edge" in raised.value.details()
+        await call(stub(subject, "edge"))  # the same call as the edge makes it
+
+
+async def test_the_development_switch_admits_the_client_certificate(tmp_path) -> None:
+    async with identity_in_process(tmp_path, ALEA_DEV_DIRECT_CALLS="1") as direct:
+        admin = await register(direct)
+        request = pb.GetUserRequest(user_id=admin.user.id)
+        user = await stub(direct, "client").GetUser(request, metadata=bearer(admin))
+        assert user.id == admin.user.id
+        with pytest.raises(grpc.aio.AioRpcError) as raised:  # still no internal RPCs
+            await stub(direct, "client").VerifyApiKey(pb.VerifyApiKeyRequest(secret="alea_x"))
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
 async def test_internal_rule_peers_limit_which_services(subject: Subject) -> None:
     admin = await register(subject)
     request = pb.ReserveTrialsRequest(
@@ -171,7 +196,7 @@ async def test_one_log_line_per_rpc_with_its_facts(
         await stub(subject).GetUser(pb.GetUserRequest(user_id=admin.user.id), metadata=metadata)
     (record,) = [r for r in caplog.records if r.name == "alea.rpc"]
     assert record.method == "/alea.identity.v1.IdentityService/GetUser"
-    assert (record.code, record.peer, record.tenant_id) == ("OK", "client", admin.tenant.id)
+    assert (record.code, record.peer, record.tenant_id) == ("OK", "edge", admin.tenant.id)
     assert record.user_id == admin.user.id and record.duration_ms > 0
     line = json.loads(JsonFormatter("identity").format(record))
     assert line["method"] == record.method and line["level"] == "info"
@@ -187,7 +212,7 @@ async def test_a_service_may_relay_a_users_own_token(subject: Subject) -> None:
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def _raw(subject: Subject, method: str, identity: str = "client"):
+def _raw(subject: Subject, method: str, identity: str = "edge"):
     channel = subject.channel(identity)
     return channel.unary_unary(method, request_serializer=None, response_deserializer=None)
 

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.pki import expired_cert, foreign_cert
-from tests.support.services import REPO_ROOT
+from tests.support.services import REPO_ROOT, listening_addresses
 from tests.unit.runtime.harness import Subject, identity_in_process
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -67,6 +67,27 @@ async def test_health_and_reflection_on_the_mtls_port(subject: Subject) -> None:
         names = {s.name for s in response.list_services_response.service}
         assert "alea.identity.v1.IdentityService" in names
         break
+
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+async def test_both_ports_listen_on_loopback_only_by_default(subject: Subject) -> None:
+    assert listening_addresses(subject.port) <= LOOPBACK
+    assert "127.0.0.1" in listening_addresses(subject.port)
+    assert listening_addresses(subject.server.health_port) <= LOOPBACK
+    assert "127.0.0.1" in listening_addresses(subject.server.health_port)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+async def test_containers_listen_on_every_interface(tmp_path: Path, address: str) -> None:
+    async with identity_in_process(tmp_path, ALEA_LISTEN_ADDRESS=address) as running:
+        for port in (running.port, running.server.health_port):
+            assert listening_addresses(port) & {"0.0.0.0", "::"}, port
+        answer = await health_pb2_grpc.HealthStub(running.channel()).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )  # still reached on loopback
+        assert answer.status == SERVING
 
 
 async def test_stop_turns_health_not_serving_first(tmp_path: Path) -> None:

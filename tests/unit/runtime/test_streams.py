@@ -49,7 +49,7 @@ async def files(subject: Subject):
 _channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
 
-def _stub(subject: Subject, address: str, identity: str = "client"):
+def _stub(subject: Subject, address: str, identity: str = "edge"):
     # The channel is kept: a stub alone does not keep an intercepted channel from being
     # collected (and closed) mid-call.
     if (address, identity) not in _channels:
