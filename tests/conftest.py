@@ -21,7 +21,9 @@ import pytest
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("dist", "no") != "loadgroup":
+    # An xdist worker is told by ``loadgroup``; without xdist (or in its controller) there
+    # is nothing to group.
+    if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:

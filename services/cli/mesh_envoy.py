@@ -243,10 +243,16 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
 
 # Inside the container image (WORKDIR /app) and the Kubernetes manifests in k8s/.
 KUBERNETES_CONFIG = ROOT / "k8s" / "base" / "edge" / "envoy.yaml"
+# Where the edge's spans go in Kubernetes: the collector address k8s/base/mesh.yaml suggests
+# for the services' OTEL_EXPORTER_OTLP_ENDPOINT (Envoy reads no environment; another address
+# is rendered with --otlp-endpoint). While no collector answers there, spans are dropped and
+# requests are unaffected.
+KUBERNETES_OTLP_ENDPOINT = "http://otel-collector.observability:4317"
 
 
-def kubernetes_config(services: list[str]) -> str:
-    """The edge configuration for Kubernetes: ``services`` behind their Kubernetes Services."""
+def kubernetes_config(services: list[str], otlp_endpoint: str = KUBERNETES_OTLP_ENDPOINT) -> str:
+    """The edge configuration for Kubernetes: ``services`` behind their Kubernetes Services,
+    spans to ``otlp_endpoint`` (empty: no tracing)."""
     settings = EdgeSettings(
         edge_port=8443,
         admin_port=9901,
@@ -258,6 +264,7 @@ def kubernetes_config(services: list[str]) -> str:
         openapi=Path("/app/gen/openapi/alea.json"),
         # Below the edge container's 512Mi memory limit (k8s/base/edge.yaml).
         max_heap_bytes=384 * 1024 * 1024,
+        otlp_collector=otlp_collector(otlp_endpoint),
     )
     upstreams = [upstream(name, DEFAULT_PORTS[name], host=name) for name in services]
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,9 +272,16 @@ def kubernetes_config(services: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    # python -m services.cli.mesh_envoy: regenerate the edge configuration in k8s/
+    # python -m services.cli.mesh_envoy [--otlp-endpoint URL] [--out PATH]: regenerate the
+    # edge configuration in k8s/ (or render one for another collector, for an overlay).
+    import argparse
+
     from services.cli.mesh_procs import implemented_services
 
-    KUBERNETES_CONFIG.parent.mkdir(parents=True, exist_ok=True)
-    KUBERNETES_CONFIG.write_text(kubernetes_config(implemented_services()))
-    print(f"wrote {KUBERNETES_CONFIG.relative_to(ROOT)}")
+    parser = argparse.ArgumentParser(prog="python -m services.cli.mesh_envoy")
+    parser.add_argument("--otlp-endpoint", default=KUBERNETES_OTLP_ENDPOINT)
+    parser.add_argument("--out", type=Path, default=KUBERNETES_CONFIG)
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(kubernetes_config(implemented_services(), args.otlp_endpoint))
+    print(f"wrote {args.out}")

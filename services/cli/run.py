@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: the engine (NumPy, SciPy) would slow every other ``alea`` command.
     from services import engine
     from services.engine import memory
+    from services.engine.reports import evaluate as evaluate_reports
 
     try:
         memory.budget()
@@ -90,11 +91,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     elapsed = time.perf_counter() - started
     results = partial.results()
+    reports = evaluate_reports(model, partial)
     if args.json:
-        print(json.dumps(_summary(args, backend, elapsed, results)))
+        summary = _summary(args, backend, elapsed, results)
+        summary["reports"] = [r.to_dict() for r in reports]
+        print(json.dumps(summary))
     else:
         print(_table(args, backend, elapsed, results))
+        if reports:
+            print(_reports(reports))
     return 0
+
+
+def _reports(reports: list[Any]) -> str:
+    """The reporting cells (RiskMean... in a cell), one per line."""
+    labels = [r.address if r.name == r.address else f"{r.name} ({r.address})" for r in reports]
+    width = max(map(len, labels))
+    lines = ["", "reports:"]
+    for label, r in zip(labels, reports, strict=True):
+        lines.append(f"  {label.ljust(width)}  {r.error or f'{r.value:.6g}'}")
+    return "\n".join(lines)
 
 
 def _summary(

@@ -16,6 +16,7 @@ Formulas are lowered to nodes by :mod:`lowering`.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -47,7 +48,9 @@ from services.engine.ir import (
     Model,
     Node,
     Output,
+    Report,
     Sample,
+    Statistic,
     Table,
     postorder,
 )
@@ -119,7 +122,8 @@ def build_model(book: Book) -> Model:
     the sheet and cell (and function) of the first thing refused."""
     graph = Graph(book)
     outputs = graph.output_cells()
-    if not outputs:
+    reporting = graph.report_cells()
+    if not outputs and not reporting:
         raise ModelError("the model has no RiskOutput: nothing to simulate")
     lowerer = Lowerer(graph)
     graph.lower_cell = lowerer.lower_cell
@@ -129,13 +133,46 @@ def build_model(book: Book) -> Model:
     for key in outputs:
         lowerer.cell = key
         node = lowerer.numeric(graph.values[key], "the output")  # type: ignore[arg-type]
+        _no_statistic(node, graph.locate(key))
         found.append(
             Output(lowerer.output_names.get(key, graph.locate(key)), graph.locate(key), node)
         )
-    return _assemble(lowerer, found)
+    reports = []
+    for key in reporting:
+        graph.resolve(key)
+        lowerer.cell = key
+        node = lowerer.numeric(graph.values[key], "the report")  # type: ignore[arg-type]
+        if any(isinstance(n, Sample) for n in postorder([node])):
+            raise ModelError(
+                "a reporting cell (one calling RiskMean, RiskPercentile...) is computed once the "
+                "simulation is done: it may use statistics and constants, not uncertain values",
+                graph.locate(key),
+            )
+        reports.append(Report(lowerer.risk.label(), graph.locate(key), node))
+    # a statistic's cell is an output of the model, if it is not one already
+    known = set(outputs)
+    for key in sorted(lowerer.risk.statistic_targets.values(), key=graph.order):
+        if key in known:
+            continue
+        known.add(key)
+        graph.resolve(key)
+        lowerer.cell = key
+        node = lowerer.numeric(graph.values[key], "a statistic's cell")  # type: ignore[arg-type]
+        _no_statistic(node, graph.locate(key))
+        found.append(Output(graph.locate(key), graph.locate(key), node))
+    return _assemble(lowerer, found, reports)
 
 
-def _assemble(lw: Lowerer, found: list[Output]) -> Model:
+def _no_statistic(node: Node, where: str) -> None:
+    if any(isinstance(n, Statistic) for n in postorder([node])):
+        raise ModelError(
+            "uses a statistic of the simulation (RiskMean, RiskPercentile...), known only once "
+            "it is done: an output or a cell it uses cannot",
+            where,
+        )
+
+
+def _assemble(lw: Lowerer, found: list[Output], reports: list[Report] | None = None) -> Model:
     """Number the reachable inputs in address order and rebuild the DAG with those streams."""
     nodes = postorder([o.node for o in found])
     samples = sorted(
@@ -164,7 +201,41 @@ def _assemble(lw: Lowerer, found: list[Output]) -> Model:
     )
     inputs = tuple(new[id(s)] for s in samples)
     correlations = _correlations(lw, {id(s): stream_of[id(s)] for s in samples})
-    return Model(inputs, outputs, correlations, tuple(lw.warnings))  # type: ignore[arg-type]
+    named = _report_targets(outputs, found)
+    return Model(
+        inputs,  # type: ignore[arg-type]
+        outputs,
+        correlations,
+        tuple(lw.warnings),
+        tuple(_report(r, named) for r in reports or ()),
+    )
+
+
+def _report_targets(outputs: tuple[Output, ...], found: list[Output]) -> dict[str, str]:
+    """What a statistic may name (a cell's address, ``name:`` and an output's name) → the
+    output's name in the model."""
+    named: dict[str, str] = {}
+    for final, o in zip(outputs, found, strict=True):
+        named.setdefault(o.address, final.name)
+        named.setdefault("name:" + o.name.upper(), final.name)
+    return named
+
+
+def _report(report: Report, named: dict[str, str]) -> Report:
+    """The report with its statistics naming the model's outputs."""
+    new: dict[int, Node] = {}
+    for n in postorder([report.node]):
+        if isinstance(n, Statistic):
+            key = "name:" + n.output[5:].upper() if n.output.startswith("name:") else n.output
+            if key not in named:
+                raise ModelError(f"no output named {n.output[5:]!r}", report.address)
+            new[id(n)] = replace(n, output=named[key])
+        elif isinstance(n, Apply):
+            args = tuple(a if isinstance(a, Table) else new[id(a)] for a in n.args)
+            new[id(n)] = Apply(n.fn, args, n.address)
+        else:
+            new[id(n)] = n
+    return replace(report, node=new[id(report.node)])
 
 
 def _correlations(lw: Lowerer, stream_of: dict[int, int]) -> tuple[Correlation, ...]:
@@ -280,6 +351,24 @@ class Graph:
                     key = (sheet, row, col)
                     if any(
                         isinstance(e, Call) and e.name.upper() == "RISKOUTPUT"
+                        for e in walk(self.ast(key))
+                    ):
+                        keys.append(key)
+        return sorted(keys, key=self.order)
+
+    def report_cells(self) -> list[Key]:
+        """Cells whose formula calls a statistics function (``RiskMean``...), in address
+        order: the model's reports."""
+        from services.engine.risk import STATISTICS
+
+        named = re.compile("|".join(sorted(STATISTICS, key=len, reverse=True)), re.IGNORECASE)
+        keys = []
+        for sheet, cells in self.book.sheets.items():
+            for (row, col), content in cells.items():
+                if isinstance(content, Formula) and named.search(content.text):
+                    key = (sheet, row, col)
+                    if any(
+                        isinstance(e, Call) and e.name.lower() in STATISTICS
                         for e in walk(self.ast(key))
                     ):
                         keys.append(key)

@@ -115,7 +115,8 @@ def _beta_odds(u: np.ndarray, a1: Param, a2: Param) -> np.ndarray:
         table = sampling.quantile_table("beta", (float(a1), float(a2)))
         if table is not None:
             y = sampling._interpolate(np.array(u, dtype=np.float64, copy=True), table)
-            return np.exp(y, out=y)
+            odds = np.exp(y, out=y)  # the table covers (0, 1): its ends are 0 and infinity
+            return np.where(u >= 1.0, np.inf, np.where(u <= 0.0, 0.0, odds))
     q = special.betaincinv(a1, a2, u)
     c = special.betaincinv(a2, a1, 1.0 - u)
     return np.where(q < 0.5, q / (1.0 - q), (1.0 - c) / c)

@@ -74,17 +74,24 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
-class Statistic:
+class Statistic(Apply):
     """A statistic of an output over the whole simulation, known once the trials are done.
 
     ``kind`` is one of :data:`STATISTICS`; ``argument`` is the probability of a
     ``percentile`` (0 to 1) or the value of a ``target`` (the probability of an output at
-    or below it), None otherwise. Statistics never reach a back end: only reports use them.
+    or below it), None otherwise. An ``Apply`` without arguments to the front end (so
+    formulas combine it like any value); it never reaches a back end: only reports use it.
+    Make one with :func:`statistic`.
     """
 
-    kind: str
-    output: str
+    kind: str = "mean"
+    output: str = ""
     argument: float | None = None
+
+
+def statistic(kind: str, output: str, argument: float | None = None) -> Statistic:
+    """``Statistic(kind, output, argument)``."""
+    return Statistic("statistic", (), "", kind, output, argument)
 
 
 #: Statistics a report may use (``RiskMean``... in a cell; kurtosis is not excess: normal is 3).
@@ -112,7 +119,7 @@ class Report:
 
     name: str
     address: str
-    node: Node | Statistic
+    node: Node
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ import numpy as np
 from services.engine import catalog, distributions, sampling
 from services.engine.errors import ParameterError
 from services.engine.formula import Call, Expr, Name, Ref, Text
-from services.engine.ir import Apply, Const, Node, Sample, Statistic, Table
+from services.engine.ir import Apply, Const, Node, Sample, Statistic, Table, statistic
 from services.engine.values import EMPTY
 
 if TYPE_CHECKING:
@@ -322,9 +322,9 @@ class Risk:
         if kind.endswith("_d"):  # descending: P(X > x), or the value exceeded with prob. p
             kind = kind[:-2]
             if kind == "percentile":
-                return Statistic(kind, output, 1.0 - argument)  # type: ignore[operator]
-            return Statistic("target_above", output, argument)
-        return Statistic(kind, output, argument)
+                return statistic(kind, output, 1.0 - argument)  # type: ignore[operator]
+            return statistic("target_above", output, argument)
+        return statistic(kind, output, argument)
 
 
 def _constant(value: object) -> float | tuple[float, ...] | None:
@@ -337,4 +337,4 @@ def _constant(value: object) -> float | tuple[float, ...] | None:
 
 def is_random(value: object) -> bool:
     """Per-trial (or post-simulation) values: never folded to constants."""
-    return isinstance(value, (Apply, Sample, Statistic))
+    return isinstance(value, (Apply, Sample))

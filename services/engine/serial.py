@@ -3,18 +3,21 @@
 Layout: ``b"ALEA-IR/<format>\\n"`` then zlib-compressed JSON::
 
     {"nodes": [...], "tables": [...], "inputs": [...], "outputs": [...],
-     "correlations": [...], "warnings": [...]}
+     "correlations": [...], "warnings": [...], "reports": [...]}
 
 ``nodes`` lists every distinct node once, children before parents (so a DAG of any depth is
 written and read without recursion, and shared sub-expressions stay shared):
 ``["c", value]``, ``["s", stream, distribution, params, name, address, truncate, seed]``,
-``["a", fn, args, address]``. A reference to a node is its index; a reference to table *k*
-is ``-1 - k``. Floats are JSON numbers (``repr`` round-trips every finite double), with
-``"nan"``, ``"inf"`` and ``"-inf"`` for the others.
+``["a", fn, args, address]``, ``["t", kind, output, argument]`` (a statistic of a report).
+A reference to a node is its index; a reference to table *k* is ``-1 - k``. Floats are JSON
+numbers (``repr`` round-trips every finite double), with ``"inf"`` and ``"-inf"``, and
+Excel errors by name (``"#N/A"``; ``"nan"`` is ``#NUM!``). ``reports`` holds ``[name,
+address, node]`` of each reporting cell.
 
-Format history: 0 was a pickle of the IR (before format 1). :func:`load_model` still reads
-it, with an unpickler that can build nothing but IR nodes, so a row written by an older
-version loads and a crafted pickle cannot run code. Newer formats are refused by name.
+Format history: 0 was a pickle of the IR (before format 1); 1 wrote every NaN as ``"nan"``
+(an error constant lost its type) and had no reports. :func:`load_model` still reads both,
+format 0 with an unpickler that can build nothing but IR nodes, so a row written by an
+older version loads and a crafted pickle cannot run code. Newer formats are refused by name.
 """
 
 from __future__ import annotations
@@ -26,12 +29,25 @@ import pickle
 import zlib
 from typing import Any
 
-from services.engine import ir
-from services.engine.ir import Apply, Const, Correlation, Model, Node, Output, Sample, Table
+from services.engine import ir, xlerror
+from services.engine.ir import (
+    Apply,
+    Const,
+    Correlation,
+    Model,
+    Node,
+    Output,
+    Report,
+    Sample,
+    Statistic,
+    Table,
+    statistic,
+)
 
 __all__ = ["FORMAT", "dump_model", "load_model"]
 
-FORMAT = 1
+FORMAT = 2
+_READS = ("1", "2")
 _MAGIC = b"ALEA-IR/"
 _MAX_JSON_BYTES = 1 << 30  # a model of 200,000 formula cells is far below this
 _IR_CLASSES = ("Apply", "Const", "Correlation", "Model", "Output", "Sample", "Table")
@@ -55,7 +71,8 @@ def dump_model(model: Model) -> bytes:
             return -1 - table_index[id(x)]
         return index[id(x)]
 
-    for node in ir.postorder([o.node for o in model.outputs] + list(model.inputs)):
+    roots: list[Node] = [o.node for o in model.outputs] + list(model.inputs)
+    for node in ir.postorder(roots + [r.node for r in model.reports]):
         if isinstance(node, Const):
             row: list[Any] = ["c", _num(node.value)]
         elif isinstance(node, Sample):
@@ -63,6 +80,8 @@ def dump_model(model: Model) -> bytes:
             params = [ref(p) for p in node.params]
             row = ["s", node.stream, node.distribution, params, node.name, node.address]
             row += [truncate, node.seed]
+        elif isinstance(node, Statistic):
+            row = ["t", node.kind, node.output, node.argument]
         else:
             row = ["a", node.fn, [ref(a) for a in node.args], node.address]
         index[id(node)] = len(nodes)
@@ -77,6 +96,7 @@ def dump_model(model: Model) -> bytes:
             for c in model.correlations
         ],
         "warnings": list(model.warnings),
+        "reports": [[r.name, r.address, index[id(r.node)]] for r in model.reports],
     }
     body = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
     return _MAGIC + str(FORMAT).encode() + b"\n" + zlib.compress(body, 6)
@@ -90,7 +110,7 @@ def load_model(data: bytes) -> Model:
     if data.startswith(_MAGIC):
         head, _, body = data.partition(b"\n")
         version = head[len(_MAGIC) :].decode("ascii", "replace")
-        if version != str(FORMAT):
+        if version not in _READS:
             raise ValueError(
                 f"the model is stored in format {version}; this version reads formats 0 to "
                 f"{FORMAT}: recompile it from its workbook or spec"
@@ -134,6 +154,9 @@ def _from_document(doc: dict[str, Any]) -> Model:
                 nodes.append(Sample(stream, dist, args, name, address, bounds, seed))
             elif kind == "a":
                 nodes.append(Apply(row[1], tuple(get(a) for a in row[2]), row[3]))
+            elif kind == "t":
+                argument = None if row[3] is None else float(row[3])
+                nodes.append(statistic(str(row[1]), str(row[2]), argument))
             else:
                 raise ValueError(f"unknown node kind {kind!r}")
         inputs = tuple(nodes[i] for i in doc["inputs"])
@@ -142,7 +165,10 @@ def _from_document(doc: dict[str, Any]) -> Model:
             Correlation(name, tuple(streams), tuple(tuple(_float(v) for v in r) for r in matrix))
             for name, streams, matrix in doc["correlations"]
         )
-        model = Model(inputs, outputs, correlations, tuple(doc["warnings"]))
+        reports = tuple(
+            Report(name, address, nodes[i]) for name, address, i in doc.get("reports", ())
+        )
+        model = Model(inputs, outputs, correlations, tuple(doc["warnings"]), reports)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(f"corrupt stored model: {exc!r}") from None
     if not all(isinstance(s, Sample) for s in model.inputs):
@@ -172,7 +198,11 @@ def _from_pickle(data: bytes) -> Model:
 
 
 def _num(x: float) -> float | str:
-    """A float as JSON: itself when finite, else ``"nan"``, ``"inf"`` or ``"-inf"``."""
+    """A float as JSON: itself when finite, else ``"inf"``, ``"-inf"``, or an Excel error's
+    name (``"nan"`` for ``#NUM!``, as format 1 wrote every NaN)."""
+    if math.isnan(x):
+        code = xlerror.code(x)
+        return "nan" if code == xlerror.CODES["#NUM!"] else xlerror.name(x)
     return x if math.isfinite(x) else repr(float(x))
 
 
@@ -181,6 +211,8 @@ def _bound(x: float | None) -> float | str | None:
 
 
 def _float(x: float | str) -> float:
+    if isinstance(x, str) and x in xlerror.CODES:
+        return xlerror.error(xlerror.CODES[x])
     return float(x)
 
 

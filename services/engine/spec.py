@@ -39,6 +39,13 @@ from services.engine.ir import Model
 from services.engine.sheet import column_letters
 
 _KIND_PREFIX = "DISTRIBUTION_KIND_"
+#: The spec field of each table parameter of a distribution (catalog names).
+_TABLE_FIELDS = {
+    "values": "values",
+    "x": "values",
+    "probabilities": "probabilities",
+    "p": "probabilities",
+}
 _CORR_SHEET = re.compile(r"Corr (\d+)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # ModelSpec's own name pattern
 
@@ -147,22 +154,34 @@ def _input_formula(
         raise ParameterError(
             f"takes {scalars} parameters, got {len(params)}", f"{where}.parameters", dist.risk_name
         )
-    if dist.tables:
-        for sheet, values, field in (
-            ("Values", item.distribution.values, "values"),
-            ("Probabilities", item.distribution.probabilities, "probabilities"),
-        ):
-            if not values:
-                raise ParameterError(
-                    f"{field} must not be empty", f"{where}.{field}", dist.risk_name
-                )
-            sheets[sheet].update({(k + 1, j + 1): float(v) for j, v in enumerate(values)})
-            params.append(f"{sheet}!$A${k + 1}:${_col(len(values))}${k + 1}")
+    used = {_TABLE_FIELDS[dist.params[i]] for i in dist.tables}
+    for field in ("values", "probabilities"):
+        if getattr(item.distribution, field) and field not in used:
+            raise ParameterError(
+                f"{dist.risk_name} takes no {field}", f"{where}.{field}", dist.risk_name
+            )
+    for i in sorted(dist.tables):
+        field = _TABLE_FIELDS[dist.params[i]]
+        sheet, values = field.capitalize(), getattr(item.distribution, field)
+        if not values:
+            raise ParameterError(f"{field} must not be empty", f"{where}.{field}", dist.risk_name)
+        sheets[sheet].update({(k + 1, j + 1): float(v) for j, v in enumerate(values)})
+        params.append(f"{sheet}!$A${k + 1}:${_col(len(values))}${k + 1}")
     props = [f'RiskName("{item.name}")']
-    if item.HasField("truncate_min") or item.HasField("truncate_max"):
-        lo = repr(item.truncate_min) if item.HasField("truncate_min") else ""
-        hi = repr(item.truncate_max) if item.HasField("truncate_max") else ""
-        props.append(f"RiskTruncate({lo},{hi})")
+    for lo_field, hi_field, function in (
+        ("truncate_min", "truncate_max", "RiskTruncate"),
+        ("truncate_p_min", "truncate_p_max", "RiskTruncateP"),
+    ):
+        if item.HasField(lo_field) or item.HasField(hi_field):
+            lo = repr(getattr(item, lo_field)) if item.HasField(lo_field) else ""
+            hi = repr(getattr(item, hi_field)) if item.HasField(hi_field) else ""
+            props.append(f"{function}({lo},{hi})")
+    if item.HasField("shift"):
+        props.append(f"RiskShift({item.shift!r})")
+    if item.HasField("static_value"):
+        props.append(f"RiskStatic({item.static_value!r})")
+    if item.lock:
+        props.append("RiskLock()")
     if item.HasField("seed"):
         props.append(f'RiskSeed("{item.seed}")')  # as text: exact for every uint64
     if corr is not None:

@@ -530,6 +530,46 @@ class Partial:
             out[k] = (float(mean) if n else math.nan, se)
         return out
 
+    def statistic(self, name: str, kind: str, argument: float | None = None) -> float:
+        """One statistic of output ``name`` over its finite values, as a reporting cell's
+        statistics function asks for it (``ir.STATISTICS``): ``kurtosis`` is not excess (3
+        for a normal), ``percentile`` interpolates as :meth:`results` does, ``target`` is
+        the fraction of values at or below ``argument`` and ``target_above`` the rest. NaN
+        (``#NUM!``) where the output has no finite value, or one for ``stddev``."""
+        out = self.outputs[name]
+        n = int(out.moments[0])
+        mean, std, skew, kurt = _describe(out.moments)
+        simple = {
+            "mean": mean,
+            "stddev": std,
+            "variance": std * std,
+            "min": out.lo if n else math.nan,
+            "max": out.hi if n else math.nan,
+            "range": out.hi - out.lo if n else math.nan,
+            "skewness": skew,
+            "kurtosis": kurt + 3.0,
+            "count": float(n),
+            "errors": float(out.errors),
+        }
+        if kind in simple:
+            return float(simple[kind])
+        if not n or argument is None:
+            return math.nan
+        if self.samples is not None:
+            x = self._joined()[f"o:{name}"]
+            good = np.sort(x[np.isfinite(x)])
+            if kind == "percentile":
+                return float(np.quantile(good, argument))
+            below = float(np.searchsorted(good, argument, side="right")) / n
+        else:
+            assert out.sketch is not None
+            if kind == "percentile":
+                value = float(out.sketch.quantiles(np.array([argument]))[0])
+                return min(max(value, out.lo), out.hi)
+            values, counts = out.sketch.sorted_values()
+            below = float(counts[values <= argument].sum()) / n
+        return below if kind == "target" else 1.0 - below
+
     def results(self) -> dict[str, Results]:
         """Final statistics of every output, by name."""
         joined = self._joined() if self.samples is not None else None

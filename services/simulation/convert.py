@@ -36,16 +36,20 @@ BACKEND_TO_PROTO = {
     "cpu": pb.BACKEND_CPU,  # workers registered before the native back end
     "cuda": pb.BACKEND_GPU,  # simulations and workers recorded before "gpu"
 }
-_KINDS = frozenset(model_spec_pb2.DistributionKind.keys())
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
 
 
+#: Engine distribution name → DistributionKind value name (``BETA_GENERAL`` is betageneral);
+#: a family the contract does not name yet is UNSPECIFIED (its summary still names it).
+_KINDS = {
+    name.removeprefix("DISTRIBUTION_KIND_").lower().replace("_", ""): name
+    for name in (v.name for v in model_spec_pb2.DistributionKind.DESCRIPTOR.values)
+}
+
+
 def _kind(distribution: str) -> str:
-    """The DistributionKind value name of an engine distribution (messages take names);
-    UNSPECIFIED for a family the contract does not name yet (the summary still does)."""
-    name = "BETA_GENERAL" if distribution == "betageneral" else distribution.upper()
-    kind = f"DISTRIBUTION_KIND_{name}"
-    return kind if kind in _KINDS else "DISTRIBUTION_KIND_UNSPECIFIED"
+    """The DistributionKind value name of an engine distribution (messages take names)."""
+    return _KINDS.get(distribution, "DISTRIBUTION_KIND_UNSPECIFIED")
 
 
 def _warning(text: str) -> pb.ModelWarning:
@@ -165,7 +169,12 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
 def results(
     record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]
 ) -> pb.Results:
-    """The Results message: the simulation's parameters and every output's statistics."""
+    """The Results message: the simulation's parameters, every output's statistics and the
+    reports. ``data`` is ``{"format": 2, "outputs": ..., "reports": ...}``, or the outputs
+    alone as results were stored before reports."""
+    reports: list[dict[str, Any]] = []
+    if data.get("format") == 2:
+        data, reports = data["outputs"], data["reports"]
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
@@ -175,4 +184,10 @@ def results(
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(name, "")) for name, d in data.items()],
         create_time=timestamp_of_seconds(record.end_time),
+        reports=[
+            pb.ReportResult(
+                name=r["name"], address=r["address"], value=r["value"], error=r["error"]
+            )
+            for r in reports
+        ],
     )

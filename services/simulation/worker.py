@@ -86,12 +86,20 @@ def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
     return partial, time.perf_counter() - started
 
 
-def _merge_results(blobs: list[bytes]) -> dict[str, Any]:
-    """The results of a simulation from its segments' final statistics, in trial order."""
+def _merge_results(blobs: list[bytes], compiled: bytes | None = None) -> dict[str, Any]:
+    """The results of a simulation from its segments' final statistics, in trial order, with
+    the reports of its model (``compiled``; none once the model is gone)."""
     partial = Partial.from_bytes(blobs[0])
     for blob in blobs[1:]:
         partial = partial.merge(Partial.from_bytes(blob))
-    return {name: r.to_dict() for name, r in partial.results().items()}
+    outputs = {name: r.to_dict() for name, r in partial.results().items()}
+    model = load_model(compiled) if compiled is not None else None
+    # imported here, on the engine's thread: reports load the engine's functions, which the
+    # service must not wait for as it starts (see services.simulation.loading)
+    from services.engine.reports import evaluate as evaluate_reports
+
+    reports = evaluate_reports(model, partial) if model is not None else []
+    return {"format": 2, "outputs": outputs, "reports": [r.to_dict() for r in reports]}
 
 
 def _segment_progress(partial: Partial, trials: int) -> dict[str, Any]:
@@ -241,7 +249,7 @@ class Worker:
         sim_id = lease.simulation.id
         try:
             if await self._execute(job, stop):
-                await self._finish(sim_id)
+                await self._finish(lease.simulation.tenant_id, sim_id)
         except _EngineFailure as exc:  # the job fails, not the worker
             log.exception("simulation %s failed", sim_id)
             await self.queue.fail(sim_id, reason=str(exc), now=time.time())
@@ -415,12 +423,16 @@ class Worker:
             ),
         )
 
-    async def _finish(self, simulation_id: str) -> None:
+    async def _finish(self, tenant_id: str, simulation_id: str) -> None:
         """Merge the segments into results once none is pending (whoever completes last)."""
         if await self.queue.pending_segments(simulation_id):
             return
         blobs = await self.queue.segment_checkpoints(simulation_id)
-        data = await _engine(_merge_results, blobs)
+        record = await self.store.get_simulation(tenant_id, simulation_id)
+        compiled = None
+        if record is not None:
+            compiled = await self.store.compiled_model(tenant_id, record.model_id)
+        data = await _engine(_merge_results, blobs, compiled)
         backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
 
@@ -428,7 +440,7 @@ class Worker:
         """Finish simulations whose finisher died after their last segment completed."""
         older_than = time.time() - self.config.lease_seconds
         for tenant_id, simulation_id in await self.queue.unfinished(older_than):
-            await self._finish(simulation_id)
+            await self._finish(tenant_id, simulation_id)
             await self._publish_state(tenant_id, simulation_id)
 
     async def _publish_state(self, tenant_id: str, simulation_id: str) -> None:

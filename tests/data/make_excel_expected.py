@@ -243,6 +243,43 @@ def _first_error_then_formulas(case: xc.Case, formulas_value: dict[str, Any]) ->
     return formulas_value
 
 
+_STACK_WHY = "formulas coerces numeric text in HSTACK/VSTACK and keeps blanks blank"
+
+
+def _stacked(args: tuple[xc.Arg, ...]) -> list[xc.Arg]:
+    """The items of HSTACK/VSTACK of single cells: a blank is 0 (Excel's arrays hold no
+    blanks), text stays text, an error stays an error."""
+    return [xc.n(0) if "blank" in a else a for a in args]
+
+
+def _stack_sumproduct(case: xc.Case) -> float:
+    """SUMPRODUCT(HSTACK(x, y, z), {1,2,3}): the first error, else the numbers weighted
+    (text and logical items count as 0 in SUMPRODUCT)."""
+    items = _stacked(case.args)
+    for a in items:
+        if "e" in a:
+            raise XlError(a["e"])
+    return float(sum(w * a["n"] for w, a in zip((1, 2, 3), items, strict=True) if "n" in a))
+
+
+def _stack_count(case: xc.Case) -> float:
+    """COUNT(HSTACK(x, y)) + 10 * COUNTA(HSTACK(x, y))."""
+    items = _stacked(case.args)
+    return float(sum("n" in a for a in items) + 10 * len(items))
+
+
+def _stack_sum(case: xc.Case) -> float:
+    """SUM(VSTACK(x, y, nums)) + 100 * COUNT(VSTACK(x, nums)): SUM skips text and logical
+    items of an array."""
+    x, y = _stacked(case.args)
+    for a in (x, y):
+        if "e" in a:
+            raise XlError(a["e"])
+    nums = _fixture("nums")
+    total = sum(a["n"] for a in (x, y) if "n" in a) + sum(nums)
+    return float(total + 100 * (len(nums) + ("n" in x)))
+
+
 #: spec → (why not ``formulas`` alone, reference computing the value from the case).
 REFERENCES: dict[str, tuple[str, Callable[[xc.Case], float]]] = {
     "COMBIN": ("formulas does not implement it", lambda c: _combin(*_numbers(c))),
@@ -295,6 +332,9 @@ REFERENCES: dict[str, tuple[str, Callable[[xc.Case], float]]] = {
         "formulas stops Newton's method at 1e-7",
         lambda c: _xirr(*_numbers(c, strict=True)),
     ),
+    "HSTACK": (_STACK_WHY, _stack_sumproduct),
+    "HSTACK count": (_STACK_WHY, _stack_count),
+    "VSTACK": (_STACK_WHY, _stack_sum),
     "ROWS": ("formulas gives #VALUE! for array constants", lambda c: 4 * 10 + 3.0),
     "COLUMNS": ("formulas gives #VALUE! for array constants", lambda c: 3 * 10 + 2.0),
     "TRANSPOSE": (

@@ -348,6 +348,9 @@ def test_edge_config_is_current_and_valid_for_envoy(tmp_path: Path) -> None:
     assert path.read_text() == kubernetes_config(implemented_services()), (
         f"{path.relative_to(REPO_ROOT)} is stale: run python -m services.cli.mesh_envoy"
     )
+    # The edge starts the trace of every request, as the local edge does with a collector.
+    assert "envoy.tracers.opentelemetry" in path.read_text()
+    assert "otel-collector.observability, port_value: 4317" in path.read_text()
     # The pod's paths, pointed at a PKI and the descriptor set on this machine.
     from services.runtime.pki import ensure_pki
 

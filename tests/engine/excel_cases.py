@@ -580,6 +580,16 @@ _spec("XLOOKUP next", f"XLOOKUP({{0}},{_R['keys']},{_R['vals']},0,1)", "x")
 _spec("LOOKUP", f"LOOKUP({{0}},{_R['keys']},{_R['vals']})", "x")
 _spec("INDEX", f"INDEX({TABLE},{{0}},{{1}})", "small", "small")
 _spec("INDEX row", f"INDEX({_R['vals']},{{0}})", "int")
+_spec("HSTACK", "SUMPRODUCT(HSTACK({0},{1},{2}),{{1,2,3}})", "x", "x", "x")
+_spec("HSTACK pad", "INDEX(HSTACK({{1;2}},{0}),{1},2)", "x", "small")
+_spec("HSTACK count", "COUNT(HSTACK({0},{1}))+10*COUNTA(HSTACK({0},{1}))", "x", "x")
+_spec(
+    "VSTACK",
+    f"SUM(VSTACK({{0}},{{1}},{_R['nums']}))+100*COUNT(VSTACK({{0}},{_R['nums']}))",
+    "x",
+    "x",
+)
+_spec("VSTACK pad", "INDEX(VSTACK({{1,2}},{0}),2,{1})", "x", "small")
 _spec("ROW", f"ROW({_R['vals']})+ROW()*0+{{0}}", "x")
 _spec("COLUMN", f"COLUMN({TABLE})+{{0}}", "x")
 _spec("OFFSET", "SUM(OFFSET(Data!$A$1,{0},0,3,1))", "small")
@@ -625,8 +635,14 @@ ARRAY_CASES: dict[str, str] = {
 
 #: Edges a spec leaves out: a blank row or column number of INDEX selects a whole column or
 #: row, an array in one cell (Excel intersects it with the cell's row; the engine takes the
-#: first value and warns).
-NO_EDGES: dict[str, tuple[Arg, ...]] = {"INDEX": (BLANK,), "INDEX row": (BLANK,)}
+#: first value and warns); text picked at a per-trial position (text per trial does not exist:
+#: the engine refuses it naming the cell).
+NO_EDGES: dict[str, tuple[Arg, ...]] = {
+    "INDEX": (BLANK,),
+    "INDEX row": (BLANK,),
+    "HSTACK pad": (BLANK, s("3"), s("abc")),
+    "VSTACK pad": (BLANK, s("3"), s("abc")),
+}
 RANDOM_CASES = 8
 EDGES_PER_ARG = 2
 

@@ -48,6 +48,13 @@ class Reference:
     mean: float | None = None
     sd: float | None = None
     discrete: bool = False
+    source: str = ""  # what the reference is, where it is not a SciPy distribution
+
+    def described(self) -> str:
+        """The reference as the coverage table names it."""
+        if self.source:
+            return self.source
+        return f"SciPy `{getattr(self.frozen, 'dist', self.frozen).name}`"
 
     def cdf_of(self, x: np.ndarray) -> np.ndarray:
         return self.cdf(x) if self.cdf is not None else self.frozen.cdf(x)
@@ -75,6 +82,7 @@ def _kumaraswamy(a: float, b: float, lo: float, hi: float) -> Reference:
     m1, m2 = raw(1), raw(2)
     return Reference(
         (a, b, lo, hi),
+        source="closed-form CDF and moments",
         cdf=lambda x: 1 - (1 - np.clip((x - lo) / (hi - lo), 0, 1) ** a) ** b,
         mean=lo + (hi - lo) * m1,
         sd=(hi - lo) * math.sqrt(m2 - m1 * m1),
@@ -98,6 +106,7 @@ def _general(lo: float, hi: float, x: list[float], p: list[float]) -> Reference:
     var = float(np.trapezoid((grid - mean) ** 2 * density, grid))
     return Reference(
         (lo, hi, _t(*x), _t(*p)),
+        source="the density integrated numerically on a fine grid",
         cdf=lambda v: np.interp(v, grid, cum),
         mean=mean,
         sd=math.sqrt(var),
@@ -114,6 +123,7 @@ def _histogram(lo: float, hi: float, p: list[float]) -> Reference:
     cum = np.concatenate([[0.0], np.cumsum(w)])
     return Reference(
         (lo, hi, _t(*p)),
+        source="closed-form CDF and moments",
         cdf=_piecewise_cdf(list(edges), list(cum)),
         mean=mean,
         sd=math.sqrt(var),
@@ -129,6 +139,7 @@ def _cumul(lo: float, hi: float, x: list[float], p: list[float], descending: boo
     second = float(np.sum(seg_p * (a * a + a * b + b * b) / 3))
     return Reference(
         (lo, hi, _t(*x), _t(*p)),
+        source="closed-form CDF and moments",
         cdf=_piecewise_cdf(xs, cum),
         mean=mean,
         sd=math.sqrt(second - mean * mean),
@@ -141,6 +152,7 @@ def _discrete(values: list[float], probs: list[float]) -> Reference:
         (_t(*values), _t(*probs)),
         stats.rv_discrete(values=(values, pk)),
         discrete=True,
+        source="SciPy `rv_discrete` of the table",
     )
 
 
@@ -169,6 +181,7 @@ TABLE: dict[str, Reference] = {
         (_t(2.5, -1.0, 4.0, 10.0),),
         stats.rv_discrete(values=([-1.0, 2.5, 4.0, 10.0], [0.25] * 4)),
         discrete=True,
+        source="SciPy `rv_discrete` of the table",
     ),
     "bernoulli": Reference((0.3,), stats.bernoulli(0.3), discrete=True),
     "geomet": Reference((0.2,), stats.geom(0.2, loc=-1), discrete=True),

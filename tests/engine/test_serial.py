@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zlib
@@ -9,8 +10,8 @@ import zlib
 import numpy as np
 import pytest
 
-from services.engine import serial
-from services.engine.ir import Apply, Const, Model, Output, Sample, Table
+from services.engine import serial, xlerror
+from services.engine.ir import Apply, Const, Model, Output, Report, Sample, Table, statistic
 from services.engine.numpy_backend import compile_numpy
 from tests.engine.ir_models import HAND_MODELS, WORKBOOKS, model
 
@@ -87,11 +88,40 @@ def test_a_crafted_pickle_cannot_run_code() -> None:
 
 
 def test_newer_and_corrupt_formats_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="format 2; this version reads formats 0 to 1"):
-        serial.load_model(b"ALEA-IR/2\n" + zlib.compress(b"{}"))
+    with pytest.raises(ValueError, match="format 3; this version reads formats 0 to 2"):
+        serial.load_model(b"ALEA-IR/3\n" + zlib.compress(b"{}"))
     with pytest.raises(ValueError, match="corrupt"):
         serial.load_model(b"ALEA-IR/1\n" + zlib.compress(b'{"nodes": [["q"]]}'))
     with pytest.raises(ValueError, match="corrupt"):
         serial.load_model(b"ALEA-IR/1\nnot zlib")
     with pytest.raises(ValueError, match="not a stored model"):
         serial.load_model(b"hello")
+
+
+def test_format_1_still_loads() -> None:
+    """Format 1 wrote every NaN as "nan" and had no reports; it reads as a #NUM! constant."""
+    doc = {
+        "nodes": [["c", "nan"], ["c", 2.0], ["a", "add", [0, 1], "B1"]],
+        "tables": [],
+        "inputs": [],
+        "outputs": [["y", "B1", 2]],
+        "correlations": [],
+        "warnings": [],
+    }
+    body = zlib.compress(json.dumps(doc).encode())
+    back = serial.load_model(b"ALEA-IR/1\n" + body)
+    (const, two) = back.outputs[0].node.args  # type: ignore[union-attr]
+    assert xlerror.name(const.value) == "#NUM!" and two == Const(2.0) and back.reports == ()
+
+
+def test_error_constants_keep_their_type_and_reports_round_trip() -> None:
+    x = Sample(0, "normal", (Const(0.0), Const(1.0)), "x", "A1")
+    node = Apply("iferror", (Apply("div", (x, Const(0.0))), Const(xlerror.NA)))
+    report = Apply("div", (statistic("percentile", "y", 0.95), Const(xlerror.DIV0)))
+    m = Model((x,), (Output("y", "B1", node),), reports=(Report("P95", "C1", report),))
+    back = serial.load_model(serial.dump_model(m))
+    assert xlerror.name(back.outputs[0].node.args[1].value) == "#N/A"  # type: ignore[union-attr]
+    (r,) = back.reports
+    assert (r.name, r.address) == ("P95", "C1")
+    assert r.node.args[0] == statistic("percentile", "y", 0.95)  # type: ignore[union-attr]
+    assert xlerror.name(r.node.args[1].value) == "#DIV/0!"  # type: ignore[union-attr]

@@ -245,3 +245,86 @@ def test_a_dict_that_is_not_a_spec() -> None:
     with pytest.raises(ModelError) as err:
         model_from_spec({"inputs": 3})
     assert err.value.location == "spec"
+
+
+# --- every distribution of the catalog, and the property fields ----------------------------
+
+
+def _spec_of(distribution: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "inputs": [{"name": "x", "distribution": distribution, **fields}],
+        "outputs": [{"name": "X", "expression": "x"}],
+    }
+
+
+def _distribution_spec(name: str) -> dict[str, Any]:
+    """The spec's Distribution for the parameters tests/engine/test_distributions.py uses."""
+    from services.engine import catalog
+    from tests.engine.test_distributions import TABLE
+
+    dist = catalog.DISTRIBUTIONS[name]
+    out: dict[str, Any] = {"kind": _KINDS[name], "parameters": []}
+    for pname, value in zip(dist.params, TABLE[name].params, strict=True):
+        if isinstance(value, Table):
+            field = "values" if pname in ("values", "x") else "probabilities"
+            out[field] = list(value.values)
+        else:
+            out["parameters"].append(value)
+    return out
+
+
+_KINDS = {
+    name.removeprefix("DISTRIBUTION_KIND_").lower().replace("_", ""): name
+    for name in (v.name for v in model_spec_pb2.DistributionKind.DESCRIPTOR.values)
+    if name != "DISTRIBUTION_KIND_UNSPECIFIED"
+}
+
+
+def test_every_catalog_distribution_is_a_kind() -> None:
+    from services.engine import catalog
+
+    assert set(_KINDS) == set(catalog.DISTRIBUTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(_KINDS))
+def test_every_kind_builds_the_workbook_input(name: str) -> None:
+    from tests.engine.test_distributions import TABLE
+
+    if name not in TABLE:
+        pytest.skip("the original families are covered above")
+    model = model_from_spec(_spec_of(_distribution_spec(name)))
+    (sample,) = model.inputs
+    assert sample.distribution == name
+    values = [p.values if isinstance(p, Table) else p.value for p in sample.params]  # type: ignore[union-attr]
+    want = [p.values if isinstance(p, Table) else p for p in TABLE[name].params]
+    assert values == want
+
+
+def test_property_fields() -> None:
+    dist = {"kind": "DISTRIBUTION_KIND_LOGISTIC", "parameters": [2, 0.5]}
+    model = model_from_spec(_spec_of(dist, shift=10, truncatePMin=0.1, truncatePMax=0.9))
+    (sample,) = model.inputs
+    assert sample.truncate is not None and sample.truncate[0] < 2 < sample.truncate[1]
+    assert model.outputs[0].node != sample  # x + 10
+    locked = model_from_spec(_spec_of(dist, staticValue=3.5, lock=True))
+    assert locked.inputs == () and locked.outputs[0].node == Const(3.5)
+    locked = model_from_spec(_spec_of(dist, lock=True))
+    assert locked.outputs[0].node == Const(2.0)  # the logistic's mean
+
+
+def test_a_table_the_kind_does_not_take_is_refused() -> None:
+    dist = {"kind": "DISTRIBUTION_KIND_HISTOGRM", "parameters": [0, 1], "values": [0.5]}
+    with pytest.raises(ParameterError) as err:
+        model_from_spec(_spec_of({**dist, "probabilities": [1, 2]}))
+    assert err.value.location == "inputs[0].distribution.values"
+
+
+def test_models_report_every_kind() -> None:
+    """The Model message names each input's kind, for every distribution of the catalog."""
+    from services.engine import catalog
+    from services.simulation.convert import _kind
+
+    assert {d: _kind(d) for d in catalog.DISTRIBUTIONS} == {
+        d: _KINDS[d] for d in catalog.DISTRIBUTIONS
+    }
+    assert _kind("no such") == "DISTRIBUTION_KIND_UNSPECIFIED"

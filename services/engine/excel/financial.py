@@ -34,9 +34,7 @@ def _fn(
 
 
 for _name, _prim in (("PV", "pv"), ("FV", "fv"), ("PMT", "pmt")):
-    registry.function(
-        _name, CATEGORY, 3, 5, forms.elementwise(_prim, 3, (0.0, 0.0), _name), "numpy_financial"
-    )
+    registry.function(_name, CATEGORY, 3, 5, forms.elementwise(_prim, 3, (0.0, 0.0), _name))
 
 
 def _npv(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
@@ -94,7 +92,6 @@ _fn(
     "ALEA_HD double xl_ipmt(double r, double per, double n, double pv, double fv, double kind) { XL_ERR6(r, per, n, pv, fv, kind); if (per < 1.0 || per > n) return XL_NUM; return xl_num(xl_ipmt_raw(r, per, n, pv, fv, kind)); }\n",
     4,
     (0.0, 0.0),
-    verified="numpy_financial",
     needs=("loan",),
 )
 _fn(
@@ -103,7 +100,6 @@ _fn(
     "ALEA_HD double xl_ppmt(double r, double per, double n, double pv, double fv, double kind) { XL_ERR6(r, per, n, pv, fv, kind); if (per < 1.0 || per > n) return XL_NUM; return xl_num(xl_pmt(r, n, pv, fv, kind) - xl_ipmt_raw(r, per, n, pv, fv, kind)); }\n",
     4,
     (0.0, 0.0),
-    verified="numpy_financial",
     needs=("loan",),
 )
 
@@ -143,7 +139,6 @@ for _name, _principal in (("CUMIPMT", False), ("CUMPRINC", True)):
 }}
 """,
         6,
-        verified="numpy_financial",
     )
 
 
@@ -167,7 +162,6 @@ _fn(
 """,
     3,
     (0.0, 0.0),
-    verified="numpy_financial",
 )
 
 
@@ -208,7 +202,6 @@ _fn(
 """,
     3,
     (0.0, 0.0, 0.1),
-    verified="numpy_financial",
     needs=("solver",),
 )
 
@@ -451,7 +444,7 @@ def _irr_lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
     return lw.apply("irr", [guess, *values])
 
 
-registry.function("IRR", CATEGORY, 1, 2, _irr_lower, "numpy_financial")
+registry.function("IRR", CATEGORY, 1, 2, _irr_lower)
 
 
 def _mirr(rows: np.ndarray, finance: Any, reinvest: Any) -> Any:
@@ -492,7 +485,7 @@ def _mirr_lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
     return lw.apply("mirr", [fr, rr, *values])
 
 
-registry.function("MIRR", CATEGORY, 3, 3, _mirr_lower, "numpy_financial")
+registry.function("MIRR", CATEGORY, 3, 3, _mirr_lower)
 
 
 def _dated(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -581,4 +574,4 @@ def _dated_lower(fn: str, what: str, rate_first: bool) -> Any:
 
 
 registry.function("XNPV", CATEGORY, 3, 3, _dated_lower("xnpv", "XNPV", True))
-registry.function("XIRR", CATEGORY, 2, 3, _dated_lower("xirr", "XIRR", False), "scipy")
+registry.function("XIRR", CATEGORY, 2, 3, _dated_lower("xirr", "XIRR", False))

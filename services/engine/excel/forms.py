@@ -214,7 +214,6 @@ def scalar(
     required: int,
     defaults: Sequence[float] = (),
     *,
-    verified: str = "formulas",
     logical: bool = False,
     needs: Sequence[str] = (),
     primitive: str = "",
@@ -243,5 +242,4 @@ def scalar(
         required,
         required + len(defaults),
         elementwise(prim, required, defaults, name, logical, strict, flags),
-        verified,
     )

@@ -1,6 +1,6 @@
 # ruff: noqa: E501  (C source)
 """Lookup and reference functions: MATCH, XMATCH, VLOOKUP, HLOOKUP, XLOOKUP, LOOKUP, INDEX,
-CHOOSE, OFFSET, INDIRECT, ROW(S), COLUMN(S), TRANSPOSE, MMULT.
+CHOOSE, OFFSET, INDIRECT, ROW(S), COLUMN(S), TRANSPOSE, MMULT, HSTACK, VSTACK.
 
 A lookup is a *position* (where the value is among the keys) and a *pick* (the item at that
 position in the result vector). A constant lookup value among constant keys is found at
@@ -662,10 +662,34 @@ def _rows_cols(row: bool) -> Any:
     return lower
 
 
-def _transpose(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
-    g = grid_of(lw, args[0], sheet)
+def _transposed(g: Grid) -> Grid:
     items = tuple(g.items[r * g.cols + c] for c in range(g.cols) for r in range(g.rows))
     return Grid(g.cols, g.rows, items)
+
+
+def _transpose(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
+    return _transposed(grid_of(lw, args[0], sheet))
+
+
+def _stack(horizontal: bool) -> Any:
+    """HSTACK (VSTACK): the arguments' arrays side by side (one under another). A shorter
+    one is padded with #N/A and a blank cell is 0, as Excel's dynamic arrays show them; so
+    a model without ranges (a ModelSpec) passes ``HSTACK(a, b, c)`` where a range is taken."""
+
+    def lower(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
+        grids = [grid_of(lw, a, sheet) for a in args]
+        if not horizontal:
+            grids = [_transposed(g) for g in grids]
+        rows = max(g.rows for g in grids)
+        out: list[list[Scalar]] = [[] for _ in range(rows)]
+        for g in grids:
+            for r in range(rows):
+                row = _row(g, r) if r < g.rows else [lw.error("#N/A")] * g.cols
+                out[r] += [lw.const(0.0) if v is EMPTY else v for v in row]
+        stacked = Grid(rows, len(out[0]), tuple(v for row in out for v in row))
+        return stacked if horizontal else _transposed(stacked)
+
+    return lower
 
 
 def _mmult(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
@@ -694,23 +718,25 @@ REFERENCES = {
     "CHOOSE": choose_area,
 }
 
-for _name, _lo, _hi, _lower, _verified in (
-    ("MATCH", 2, 3, _match, "formulas"),
-    ("XMATCH", 2, 4, _xmatch, "formulas"),
-    ("VLOOKUP", 3, 4, _vh_lookup(True), "formulas"),
-    ("HLOOKUP", 3, 4, _vh_lookup(False), "formulas"),
-    ("XLOOKUP", 3, 6, _xlookup, "formulas"),
-    ("LOOKUP", 2, 3, _lookup, "formulas"),
-    ("INDEX", 2, 4, _index, "formulas"),
-    ("CHOOSE", 2, registry.MAX_ARGS, _choose, "formulas"),
-    ("ROW", 0, 1, _row_col(True), "formulas"),
-    ("COLUMN", 0, 1, _row_col(False), "formulas"),
-    ("ROWS", 1, 1, _rows_cols(True), "numpy"),
-    ("COLUMNS", 1, 1, _rows_cols(False), "numpy"),
-    ("TRANSPOSE", 1, 1, _transpose, "numpy"),
-    ("MMULT", 2, 2, _mmult, "numpy"),
+for _name, _lo, _hi, _lower in (
+    ("MATCH", 2, 3, _match),
+    ("XMATCH", 2, 4, _xmatch),
+    ("VLOOKUP", 3, 4, _vh_lookup(True)),
+    ("HLOOKUP", 3, 4, _vh_lookup(False)),
+    ("XLOOKUP", 3, 6, _xlookup),
+    ("LOOKUP", 2, 3, _lookup),
+    ("INDEX", 2, 4, _index),
+    ("CHOOSE", 2, registry.MAX_ARGS, _choose),
+    ("ROW", 0, 1, _row_col(True)),
+    ("COLUMN", 0, 1, _row_col(False)),
+    ("ROWS", 1, 1, _rows_cols(True)),
+    ("COLUMNS", 1, 1, _rows_cols(False)),
+    ("TRANSPOSE", 1, 1, _transpose),
+    ("MMULT", 2, 2, _mmult),
+    ("HSTACK", 1, registry.MAX_ARGS, _stack(True)),
+    ("VSTACK", 1, registry.MAX_ARGS, _stack(False)),
 ):
-    registry.function(_name, CATEGORY, _lo, _hi, _lower, _verified)
+    registry.function(_name, CATEGORY, _lo, _hi, _lower)
 registry.function("OFFSET", CATEGORY, 3, 5, _reference_value(offset_area, 1), runs="compile time")
 registry.function(
     "INDIRECT", CATEGORY, 1, 2, _reference_value(indirect_area, 0), runs="compile time"

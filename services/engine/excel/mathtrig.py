@@ -177,7 +177,6 @@ _fn(
     _quotient,
     "ALEA_HD double xl_quotient(double n, double d) { XL_ERR2(n, d); return d == 0.0 ? XL_DIV0 : xl_num(trunc(n / d)); }\n",
     required=2,
-    verified="python",
 )
 
 
@@ -339,7 +338,6 @@ _fn(
     _combin,
     "ALEA_HD double xl_combin(double n, double k) { XL_ERR2(n, k); n = trunc(n); k = trunc(k); if (n < 0.0 || k < 0.0 || n < k) return XL_NUM; return xl_num(xl_comb_raw(n, k)); }\n",
     required=2,
-    verified="python",
     needs=("comb",),
 )
 
@@ -355,7 +353,6 @@ _fn(
     _combina,
     "ALEA_HD double xl_combina(double n, double k) { XL_ERR2(n, k); n = trunc(n); k = trunc(k); if (n < 0.0 || k < 0.0 || (n == 0.0 && k > 0.0)) return XL_NUM; return k == 0.0 ? 1.0 : xl_num(xl_comb_raw(n + k - 1.0, k)); }\n",
     required=2,
-    verified="python",
     needs=("comb",),
 )
 _fn(
@@ -598,5 +595,5 @@ def _randbetween(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Node:
     return lw.risk.new_input("intuniform", (lo, hi), lw.risk.label())
 
 
-registry.function("RAND", CATEGORY, 0, 0, _rand, "scipy")
-registry.function("RANDBETWEEN", CATEGORY, 2, 2, _randbetween, "scipy")
+registry.function("RAND", CATEGORY, 0, 0, _rand)
+registry.function("RANDBETWEEN", CATEGORY, 2, 2, _randbetween)

@@ -35,7 +35,6 @@ def _fn(
         cpp,
         required,
         defaults,
-        verified=kw.pop("verified", "formulas"),
         **kw,
     )
 
@@ -774,5 +773,4 @@ _fn(
     "ALEA_HD double xl_confidence_t(double a, double sd, double size) { XL_ERR3(a, sd, size); double n = trunc(size); if (a <= 0.0 || a >= 1.0 || sd <= 0.0 || n < 1.0) return XL_NUM; if (n == 1.0) return XL_DIV0; return xl_t_quantile(1.0 - a / 2.0, n - 1.0) * sd / sqrt(n); }\n",
     3,
     needs=("student",),
-    verified="scipy",
 )

@@ -5,8 +5,11 @@
   source, with the C++ units it needs (:data:`UNITS`, emitted once each, in dependency
   order, only into the sources of models that use them).
 * :data:`FUNCTIONS`: Excel name (upper case, ``NORM.S.DIST``) → :class:`XlFunction`, what the
-  front end accepts: arity, category, how a call is lowered to primitives, and how the
-  function is verified (the coverage table of the README is generated from it).
+  front end accepts: arity, category, how a call is lowered to primitives and where it runs.
+
+How each function is verified is not declared here: the differential tests' data records
+the reference of every case (tests/data/excel_expected.json), and the coverage table of the
+README is generated from both.
 
 The category modules of this package fill both tables when :mod:`services.engine.excel` is
 imported; nothing here knows a particular function.
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
 
 #: How a call is lowered: ``(lowerer, argument expressions, sheet) → lowering value``.
 Lowering = Callable[["Lowerer", tuple["Expr", ...], str], Any]
+
+#: Where a function runs: per trial on every back end, or folded when the model is built
+#: (its arguments must be constant: text functions, OFFSET, INDIRECT...).
+RUNS = ("every back end", "compile time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +63,8 @@ class Unit:
 class XlFunction:
     """An Excel function the front end accepts.
 
-    ``verified`` says against what the differential tests check it (``formulas``, ``scipy``,
-    ``numpy_financial``); ``runs`` is ``"every back end"``, or ``"compile time"`` for a
-    function whose arguments must be constant (text functions, OFFSET, INDIRECT...).
+    ``runs`` is ``"every back end"``, or ``"compile time"`` for a function whose arguments
+    must be constant (text functions, OFFSET, INDIRECT...).
     """
 
     name: str
@@ -66,7 +72,6 @@ class XlFunction:
     min_args: int
     max_args: int
     lower: Lowering
-    verified: str = "formulas"
     runs: str = "every back end"
 
 
@@ -101,13 +106,13 @@ def function(
     min_args: int,
     max_args: int,
     lower: Lowering,
-    verified: str = "formulas",
     runs: str = "every back end",
 ) -> None:
     """Register an Excel function under its upper-case name."""
     key = name.upper()
     assert key not in FUNCTIONS, key
-    FUNCTIONS[key] = XlFunction(key, category, min_args, max_args, lower, verified, runs)
+    assert runs in RUNS, runs
+    FUNCTIONS[key] = XlFunction(key, category, min_args, max_args, lower, runs)
 
 
 def cpp_units(names: Iterable[str]) -> str:

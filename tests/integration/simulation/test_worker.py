@@ -15,6 +15,7 @@ from services.engine.run import Run, make_evaluator, resolve_backend
 from services.engine.stats import StatsOptions
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.listing import ListRequest
+from services.simulation import convert
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
 from services.simulation.hub import Hub, Progress
@@ -79,7 +80,8 @@ def reference(
         while not run.finished:
             partial = run.step()
         merged = partial if merged is None else merged.merge(partial)
-    return {name: r.to_dict() for name, r in merged.results().items()}
+    outputs = {name: r.to_dict() for name, r in merged.results().items()}
+    return {"format": 2, "outputs": outputs, "reports": []}
 
 
 @pytest.fixture
@@ -97,6 +99,40 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     assert done.trials_done == 9_000 and done.backend == CPU
     _, data = await domain.get_results("t1", sim.id)
     assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
+
+
+async def test_reports_come_with_the_results(domain: Simulations, store: Store):
+    """A reporting cell (=RiskPercentile(y, 0.95)/1000) is computed when the results are."""
+    base = small_model()
+    p95 = ir.Apply("div", (ir.statistic("percentile", "y", 0.95), ir.Const(1000.0)))
+    broken = ir.Apply("div", (ir.statistic("mean", "z"), ir.Const(0.0)))
+    reports = (ir.Report("P95 (k)", "Sheet1!C1", p95), ir.Report("Sheet1!C2", "Sheet1!C2", broken))
+    model_id = await insert_model(store, model=replace(base, reports=reports))
+    sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 9_000, 7))
+    async with workers(store, domain.hub):
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == "SUCCEEDED", done.state_reason
+    record, data = await domain.get_results("t1", sim.id)
+    want = reference(9_000, 7, 2_000, 4_000)
+    assert data["outputs"] == want["outputs"]
+    first, second = data["reports"]
+    assert first["name"] == "P95 (k)" and first["error"] == ""
+    assert first["value"] == pytest.approx(
+        data["outputs"]["y"]["percentiles"]["95"] / 1000, rel=2e-3
+    )
+    assert second == {
+        "name": "Sheet1!C2",
+        "address": "Sheet1!C2",
+        "value": None,
+        "error": "#DIV/0!",
+    }
+    message = convert.results(record, data, {})
+    assert [(r.name, r.HasField("value"), r.error) for r in message.reports] == [
+        ("P95 (k)", True, ""),
+        ("Sheet1!C2", False, "#DIV/0!"),
+    ]
+    old_format = convert.results(record, data["outputs"], {})  # results stored before reports
+    assert [o.name for o in old_format.outputs] == ["y", "z"] and not old_format.reports
 
 
 async def test_resume_from_checkpoint_is_bit_identical(domain: Simulations, store: Store):

@@ -404,7 +404,7 @@ class OutputResults(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class Results(_message.Message):
-    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time")
+    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports")
     SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +413,7 @@ class Results(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
     simulation_id: str
     model_id: str
     trials: int
@@ -421,7 +422,20 @@ class Results(_message.Message):
     backend: Backend
     outputs: _containers.RepeatedCompositeFieldContainer[OutputResults]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reports: _containers.RepeatedCompositeFieldContainer[ReportResult]
+    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ...) -> None: ...
+
+class ReportResult(_message.Message):
+    __slots__ = ("name", "address", "value", "error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    value: float
+    error: str
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., value: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetQueueStatusRequest(_message.Message):
     __slots__ = ()
