@@ -54,8 +54,9 @@ from services.engine.ir import (
     Table,
     postorder,
 )
-from services.engine.lowering import EMPTY, Lowerer
+from services.engine.lowering import Lowerer
 from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters
+from services.engine.values import EMPTY
 
 Key = tuple[str, int, int]
 

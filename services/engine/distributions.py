@@ -128,7 +128,7 @@ def _exact(*params: Param) -> tuple[Param, ...]:
     return zero, zero, zero, zero, zero
 
 
-def _counting(dist: stats.rv_discrete, order: Callable[..., tuple]) -> Callable[..., Any]:
+def _counting(dist: stats.rv_discrete, order: Callable[..., tuple[Any, ...]]) -> Callable[..., Any]:
     base = sampling._counting_ppf(dist, _exact)
 
     def ppf(u: np.ndarray, *params: Param) -> np.ndarray:
@@ -188,7 +188,7 @@ def _duniform_cdf(v: Param, xs: Table) -> Param:
     return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
 
 
-def _sorted_tables(scalars: list[str], tables: list[Table], table: Callable) -> str:
+def _sorted_tables(scalars: list[str], tables: list[Table], table: Callable[..., Any]) -> str:
     x, cum = _duniform_tables(tables[0])
     return f"{table(x)}, {table(cum)}, {len(x)}"
 
@@ -1046,7 +1046,7 @@ def _number(c_literal: str) -> float:
     return float.fromhex(c_literal.strip("()"))
 
 
-def _general_cpp(scalars: list[str], tables: list[Table], table: Callable) -> str:
+def _general_cpp(scalars: list[str], tables: list[Table], table: Callable[..., Any]) -> str:
     lo, hi = (_number(s) for s in scalars)  # constant: the front end requires it
     x, d, cum = _general_tables(lo, hi, *tables)
     return f"{table(x)}, {table(d)}, {table(cum)}, {len(x)}"
@@ -1113,7 +1113,7 @@ def _histogrm_mean(lo: float, hi: float, ps: Table) -> float:
     return float(np.sum(p * mids) / p.sum())
 
 
-def _cumul_cpp(lo: str, hi: str, xs: Table, ps: Table, table: Callable) -> str:
+def _cumul_cpp(lo: str, hi: str, xs: Table, ps: Table, table: Callable[..., Any]) -> str:
     return f"{lo}, {hi}, {table(xs.values)}, {table(ps.values)}, {len(xs.values)}"
 
 

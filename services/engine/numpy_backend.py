@@ -240,7 +240,7 @@ def _schedule(model: Model, kept_inputs: tuple[int, ...]) -> tuple[list[_Step], 
         if s.stream != i:
             raise ModelError(f"input {s.name!r} has stream {s.stream}, expected {i}", s.address)
     slots: dict[int, int] = {}
-    by_key: dict[tuple, int] = {}
+    by_key: dict[tuple[Any, ...], int] = {}
     order: list[tuple[int, Node, tuple[int | Table, ...]]] = []
     roots = [o.node for o in model.outputs] + list(model.inputs)
     stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(roots)]
@@ -278,7 +278,7 @@ def _schedule(model: Model, kept_inputs: tuple[int, ...]) -> tuple[list[_Step], 
     return steps, slots
 
 
-def _key(node: Node, args: tuple[int | Table, ...]) -> tuple:
+def _key(node: Node, args: tuple[int | Table, ...]) -> tuple[Any, ...]:
     if isinstance(node, Const):
         return ("const", float(node.value))
     if isinstance(node, Sample):
@@ -314,9 +314,9 @@ _NAN = float("nan")
 Value = Any  # a float (constant) or a float64 array over the chunk
 
 
-def _values(args: tuple) -> list:
+def _values(args: tuple[Any, ...]) -> list[Any]:
     """Flatten arguments: a Table contributes its values (row-major), others themselves."""
-    out: list = []
+    out: list[Any] = []
     for a in args:
         out.extend(a.values if isinstance(a, Table) else (a,))
     return out
@@ -360,7 +360,7 @@ def _iferror(a: Value, alt: Value) -> Value:
     return np.where(np.isfinite(a), a, alt)
 
 
-def _fold(op: np.ufunc, vals: list) -> Value:
+def _fold(op: np.ufunc, vals: list[Any]) -> Value:
     """``op`` over the values left to right, accumulating in place once an array is ours."""
     acc: Value = vals[0]
     owned = False
@@ -373,7 +373,7 @@ def _fold(op: np.ufunc, vals: list) -> Value:
     return acc
 
 
-def _first_error(result: Value, vals: list | tuple) -> Value:
+def _first_error(result: Value, vals: list[Any] | tuple[Any, ...]) -> Value:
     """``result``, its NaN trials replaced by the first error among ``vals`` (the payload a
     NaN operand passes through arithmetic is the hardware's choice, not Excel's)."""
     return propagate(result, *vals) if np.isnan(result).any() else result

@@ -484,7 +484,7 @@ DISTRIBUTIONS: dict[str, _Dist] = {
 
 
 def truncation_cdfs(
-    distribution: str, params: tuple, lo: float | None, hi: float | None
+    distribution: str, params: tuple[Any, ...], lo: float | None, hi: float | None
 ) -> tuple[Param, Param]:
     """``(P(X < lo), P(X <= hi))`` of a truncation window (0 and 1 for an open side)."""
     dist = DISTRIBUTIONS[distribution]
@@ -498,7 +498,7 @@ def truncation_cdfs(
 
 
 def _truncated(
-    distribution: str, u: np.ndarray, params: tuple, lo: float | None, hi: float | None
+    distribution: str, u: np.ndarray, params: tuple[Any, ...], lo: float | None, hi: float | None
 ) -> np.ndarray:
     dist = DISTRIBUTIONS[distribution]
     f_lo, f_hi = truncation_cdfs(distribution, params, lo, hi)

@@ -29,6 +29,7 @@ import math
 import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class Results:
     convergence: list[tuple[int, float, float]]
     exact: bool = True
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (NaN becomes ``None``; percentile keys become strings)."""
         data = asdict(self)
         data["percentiles"] = {str(k): v for k, v in self.percentiles.items()}
@@ -105,7 +106,7 @@ class Results:
         return _nan_to_none(data)
 
 
-def _nan_to_none(value):
+def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, dict):
@@ -201,6 +202,10 @@ def _counts(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hit + lo, counts[hit].astype(np.int64)
 
 
+_Buckets = tuple[np.ndarray, np.ndarray]
+"""(bucket index int64, count int64) of one side of a :class:`_Sketch`."""
+
+
 @dataclass(frozen=True)
 class _Sketch:
     """A log-linear histogram of finite values (HDR style); exactly mergeable.
@@ -237,7 +242,7 @@ class _Sketch:
         return _Sketch(alpha, _counts(k[k > 0] - 1), _counts(negative), int(np.sum(k == 0)))
 
     def merge(self, other: _Sketch) -> _Sketch:
-        def store(a, b):
+        def store(a: _Buckets, b: _Buckets) -> _Buckets:
             idx, inv = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
             cnt = np.zeros(idx.size, dtype=np.int64)
             np.add.at(cnt, inv, np.concatenate([a[1], b[1]]))

@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -156,11 +157,11 @@ class _Writer:
         self._data_size = 0
         self.lines: list[str] = []
         self.tables: list[str] = []
-        self._table_names: dict[tuple, str] = {}
+        self._table_names: dict[tuple[Any, ...], str] = {}
         self._table_bytes = 0
         self._correlated = {s for c in model.correlations for s in c.streams}
         self._names: dict[int, str] = {}
-        self._by_key: dict[tuple, str] = {}
+        self._by_key: dict[tuple[Any, ...], str] = {}
         self._offsets: list[tuple[int, np.ndarray]] = []
         self.units: set[str] = set()
 
@@ -230,7 +231,7 @@ class _Writer:
         )
         return var
 
-    def _emit(self, node: Node, args: tuple) -> str:
+    def _emit(self, node: Node, args: tuple[Any, ...]) -> str:
         if isinstance(node, Const):
             return literal(node.value)
         expr = self._sample(node, args) if isinstance(node, Sample) else self._apply(node, args)
@@ -274,7 +275,7 @@ class _Writer:
             and _constants(a) == _constants(b)
         )
 
-    def _sample(self, s: Sample, args: tuple, u: str = "") -> str:
+    def _sample(self, s: Sample, args: tuple[Any, ...], u: str = "") -> str:
         if not u:
             src = s.stream if s.draws_from is None else s.draws_from
             u = f"u{src}" if src in self._correlated else f"x[{s.stream} * stride]"
@@ -344,7 +345,7 @@ class _Writer:
             )
         return f"(({valid}) && {finite}) ? {value} : NAN"
 
-    def _apply(self, node: Apply, args: tuple) -> str:
+    def _apply(self, node: Apply, args: tuple[Any, ...]) -> str:
         fn = node.fn
         prim = registry.PRIMITIVES.get(fn)
         if prim is not None:
@@ -367,7 +368,7 @@ class _Writer:
             )
         return handler(self, args)
 
-    def primitive(self, prim: registry.Primitive, args: tuple) -> str:
+    def primitive(self, prim: registry.Primitive, args: tuple[Any, ...]) -> str:
         """``cpp(args)``: a Table is ``table, rows, cols``; a variadic tail is one array."""
         head = args if prim.fixed is None else args[: prim.fixed]
         parts = [
@@ -483,7 +484,7 @@ def _layout(table: np.ndarray) -> np.ndarray:
     return np.concatenate([[float(table.size)], table])
 
 
-def _flatten(a) -> list[str]:
+def _flatten(a: Any) -> list[str]:
     return [literal(v) for v in a.values] if isinstance(a, Table) else [a]
 
 
@@ -496,7 +497,7 @@ def _cumul_valid(lo: str, hi: str, xs: Table, ps: Table) -> str:
     return f"{lo} < {hi} && {lo} <= {first} && {last} <= {hi}"
 
 
-def _fold(w: _Writer, op: str, args: tuple) -> str:
+def _fold(w: _Writer, op: str, args: tuple[Any, ...]) -> str:
     """``op`` applied left to right, one helper statement per step (no deep nesting)."""
     acc = args[0]
     for a in args[1:-1]:
@@ -504,7 +505,7 @@ def _fold(w: _Writer, op: str, args: tuple) -> str:
     return f"{op}({acc}, {args[-1]})" if len(args) > 1 else acc
 
 
-def _first_error(args: tuple, otherwise: str) -> str:
+def _first_error(args: tuple[Any, ...], otherwise: str) -> str:
     """The first error among ``args``, else ``otherwise``."""
     chain = " : ".join(f"isnan({a}) ? {a}" for a in args)
     return f"({chain} : {otherwise})"
@@ -515,7 +516,7 @@ _TERMS = 64  # terms per statement of a long sum
 _STORED = re.compile(r"x\[(\d+) \* stride\]")
 
 
-def _sum(w: _Writer, args: tuple) -> str:
+def _sum(w: _Writer, args: tuple[Any, ...]) -> str:
     """Left to right like numpy_backend's loop; ``+`` associates left, so no nesting. A long
     sum is a running total over statements of at most ``_TERMS`` terms, and consecutive
     inputs (``SUM(A1:A100000)``) a loop, so the source grows with the model's cells and
@@ -567,7 +568,7 @@ def _sum(w: _Writer, args: tuple) -> str:
     return total
 
 
-def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
+def _runs(args: tuple[Any, ...]) -> list[tuple[int, int, str | None]]:
     """``args`` as (start, end, None) for one term, or (first stream, end stream, "x") for
     at least ``_RUN`` consecutive stored inputs ``x[k * stride]``, in order."""
     out: list[tuple[int, int, str | None]] = []
@@ -587,15 +588,15 @@ def _runs(args: tuple) -> list[tuple[int, int, str | None]]:
     return out
 
 
-def _logical(op: str):
-    def emit(w: _Writer, args: tuple) -> str:
+def _logical(op: str) -> Callable[[_Writer, tuple[Any, ...]], str]:
+    def emit(w: _Writer, args: tuple[Any, ...]) -> str:
         body = f" {op} ".join(f"({a} != 0.0)" for a in args)
         return _first_error(args, f"xl_bool({body})")
 
     return emit
 
 
-def _sumproduct(w: _Writer, args: tuple) -> str:
+def _sumproduct(w: _Writer, args: tuple[Any, ...]) -> str:
     """Constant Tables fold (as numpy_backend); the front end lowers uncertain ranges to
     ``sum(mul(a1, b1), ...)``, so anything else is the sum of its values."""
     if len(args) > 1 and all(isinstance(a, Table) for a in args):
@@ -603,7 +604,7 @@ def _sumproduct(w: _Writer, args: tuple) -> str:
     return _sum(w, tuple(v for a in args for v in _flatten(a)))
 
 
-def _npv(w: _Writer, args: tuple) -> str:
+def _npv(w: _Writer, args: tuple[Any, ...]) -> str:
     """As numpy_backend: growth multiplied by (1 + rate) per period, terms summed in order."""
     rate, values = args[0], args[1:]
     base = w.aux(f"(1.0 + {rate})")
@@ -614,39 +615,39 @@ def _npv(w: _Writer, args: tuple) -> str:
     return _first_error((rate, *values), acc)
 
 
-def _choose(w: _Writer, args: tuple) -> str:
+def _choose(w: _Writer, args: tuple[Any, ...]) -> str:
     k = w.aux(f"xl_int({args[0]})")
     cases = " : ".join(f"{k} == {i}.0 ? {v}" for i, v in enumerate(args[1:], start=1))
     return f"(isnan({k}) ? {k} : {cases} : XL_VALUE)"
 
 
-def _table_arg(w: _Writer, t, fn: str) -> tuple[str, int, int]:
+def _table_arg(w: _Writer, t: Any, fn: str) -> tuple[str, int, int]:
     if not isinstance(t, Table):
         raise FormulaError("needs a constant range", "", fn)
     return w.table(t.values), t.rows, t.cols
 
 
-def _index(w: _Writer, args: tuple) -> str:
+def _index(w: _Writer, args: tuple[Any, ...]) -> str:
     name, rows, cols = _table_arg(w, args[0], "index")
     if len(args) == 2:
         return f"xl_index({name}, {rows}, {cols}, {args[1]})"
     return f"xl_pick({name}, {rows}, {cols}, {args[1]}, {args[2]})"
 
 
-def _match(w: _Writer, args: tuple) -> str:
+def _match(w: _Writer, args: tuple[Any, ...]) -> str:
     name, rows, cols = _table_arg(w, args[1], "match")
     kind = args[2] if len(args) > 2 else "1.0"
     return f"xl_position({name}, {rows * cols}, 1, {args[0]}, {kind})"
 
 
-def _vlookup(w: _Writer, args: tuple) -> str:
+def _vlookup(w: _Writer, args: tuple[Any, ...]) -> str:
     name, rows, cols = _table_arg(w, args[1], "vlookup")
     exact = f"(({args[3]}) == 0.0 ? 0.0 : 1.0)" if len(args) > 3 else "1.0"
     return f"xl_vlookup({args[0]}, {name}, {rows}, {cols}, {args[2]}, {exact})"
 
 
-def _finance(name: str):
-    def emit(w: _Writer, args: tuple) -> str:
+def _finance(name: str) -> Callable[[_Writer, tuple[Any, ...]], str]:
+    def emit(w: _Writer, args: tuple[Any, ...]) -> str:
         full = [*args, "0.0", "0.0"][:5]
         return f"xl_{name}({', '.join(full)})"
 
@@ -654,7 +655,7 @@ def _finance(name: str):
 
 
 _TABLE_OK = {"index", "match", "vlookup", "sumproduct"}
-_SPECIAL = {
+_SPECIAL: dict[str, Callable[[_Writer, tuple[Any, ...]], str]] = {
     "if": lambda w, a: f"xl_if({a[0]}, {a[1]}, {a[2] if len(a) > 2 else '0.0'})",
     "and": _logical("&&"),
     "or": _logical("||"),

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class HostHarness:
 
     def evaluate(
         self, seed: int, first: int, count: int, uniforms: np.ndarray | None = None
-    ) -> tuple[dict, dict]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(outputs, inputs) by name, as ``Evaluator.evaluate``; ``uniforms`` (inputs × count)
         replaces the Philox draws (Latin Hypercube)."""
         draw = uniforms is None

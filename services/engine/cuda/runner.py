@@ -41,7 +41,7 @@ def gpu_available() -> bool:
         return False
 
 
-def devices() -> list[dict]:
+def devices() -> list[dict[str, Any]]:
     """The CUDA devices seen (name, memory in bytes, compute capability); [] when none."""
     if not gpu_available():
         return []

@@ -109,7 +109,9 @@ ALEA_HD double xl_days_in_month(double y, double m) { return xl_serial(y, m + 1.
 registry.unit("calendar", _CALENDAR_CPP)
 
 
-def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **kw: Any) -> None:
+def _fn(
+    name: str, numpy: Any, cpp: str, required: int, defaults: tuple[Any, ...] = (), **kw: Any
+) -> None:
     forms.scalar(name, CATEGORY, numpy, cpp, required, defaults, needs=("calendar",), **kw)
 
 

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 CATEGORY = "Financial"
 
 
-def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **kw: Any) -> None:
+def _fn(
+    name: str, numpy: Any, cpp: str, required: int, defaults: tuple[Any, ...] = (), **kw: Any
+) -> None:
     forms.scalar(name, CATEGORY, numpy, cpp, required, defaults, **kw)
 
 

@@ -27,8 +27,9 @@ import numpy as np
 
 from services.engine.excel import forms, registry
 from services.engine.excel.arrays import NA, REF, propagate, shaped, stack
-from services.engine.formula import MAX_COL, MAX_ROW, Missing, Name, Ref, parse_reference
+from services.engine.formula import Missing, Name, Ref, parse_reference
 from services.engine.ir import Apply, Const, Node, Sample, Table
+from services.engine.sheet import MAX_COL, MAX_ROW
 from services.engine.values import EMPTY, Grid, Scalar, Value
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ _TWO27 = 2.0**27
 
 
 def _fn(
-    name: str, numpy: Any, cpp: str, required: int = 1, defaults: tuple = (), **kw: Any
+    name: str, numpy: Any, cpp: str, required: int = 1, defaults: tuple[Any, ...] = (), **kw: Any
 ) -> None:
     forms.scalar(name, CATEGORY, numpy, cpp, required, defaults, **kw)
 

@@ -25,7 +25,9 @@ CATEGORY = "Statistical"
 _SQRT2PI = math.sqrt(2 * math.pi)
 
 
-def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **kw: Any) -> None:
+def _fn(
+    name: str, numpy: Any, cpp: str, required: int, defaults: tuple[Any, ...] = (), **kw: Any
+) -> None:
     forms.scalar(
         name,
         CATEGORY,
@@ -37,7 +39,7 @@ def _fn(name: str, numpy: Any, cpp: str, required: int, defaults: tuple = (), **
     )
 
 
-def _alias(name: str, primitive: str, required: int, defaults: tuple = ()) -> None:
+def _alias(name: str, primitive: str, required: int, defaults: tuple[Any, ...] = ()) -> None:
     """A second name (often the pre-2010 one) of a registered primitive."""
     flags = (forms.CUMULATIVE[name],) if name in forms.CUMULATIVE else ()
     strict = name in forms.ANALYSIS_TOOLPAK
@@ -86,7 +88,7 @@ def _std_normal(kind: str) -> Any:
     """NORM.S.DIST(z, cum), NORMSDIST(z), NORM.S.INV(p): the standard normal through the
     general primitives with mean 0 and sd 1 inserted after the first argument."""
 
-    def lower(lw: Any, args: tuple, sheet: str) -> Any:
+    def lower(lw: Any, args: tuple[Any, ...], sheet: str) -> Any:
         values = [lw.lower(a, sheet) for a in args]
         zero, one = lw.const(0.0), lw.const(1.0)
 
@@ -259,7 +261,7 @@ _alias("BETAINV", "beta.inv", 3, (0.0, 1.0))
 
 
 def _betadist_lower() -> Any:
-    def lower(lw: Any, args: tuple, sheet: str) -> Any:
+    def lower(lw: Any, args: tuple[Any, ...], sheet: str) -> Any:
         nodes = [lw.scalar(a, sheet, "BETADIST") for a in args]
         lo = nodes[3] if len(nodes) > 3 else lw.const(0.0)
         hi = nodes[4] if len(nodes) > 4 else lw.const(1.0)
@@ -688,7 +690,7 @@ def _erf2(lo: Any, hi: Any) -> Any:
     return special.erf(hi) - special.erf(lo)
 
 
-def _erf_lower(lw: Any, args: tuple, sheet: str) -> Any:
+def _erf_lower(lw: Any, args: tuple[Any, ...], sheet: str) -> Any:
     lo = forms.strict_scalar(lw, args[0], sheet, "ERF")
     if len(args) == 1:
         return lw.apply("erf.precise", [lo])
