@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from alea.admin.v1 import admin_pb2
@@ -45,6 +46,7 @@ from services.runtime.audit import AuditTrail
 from services.runtime.clients import secure_channel
 from services.runtime.config import load_settings
 from services.runtime.db import Database
+from services.runtime.interceptor import RpcObserver
 from services.runtime.outbox import Outbox, OutboxRecord, Relay
 from services.runtime.peers import Peers
 from services.runtime.server import create_server
@@ -57,7 +59,12 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def _identity(home: Path, audited: bool, accepted: list[int]):
+Call = Callable[[], Awaitable[object]]
+
+
+async def _identity(
+    home: Path, audited: bool, accepted: list[int]
+) -> tuple[identity_pb2_grpc.IdentityServiceStub, pb.RegisterResponse, Call]:
     """A started identity server (audited or not), a stub and a token of a fresh admin."""
     settings = load_settings(
         "identity", {"ALEA_HOME": str(home), "ALEA_PORT": "0", "ALEA_HEALTH_PORT": "0"}
@@ -65,7 +72,8 @@ async def _identity(home: Path, audited: bool, accepted: list[int]):
     db = Database(settings.database_url, MIGRATIONS)
     await db.open()
     service = await build(settings, db, Peers(settings))
-    observers, tasks = [], []
+    observers: list[RpcObserver] = []
+    tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
     if audited:
         outbox = Outbox()
@@ -103,7 +111,7 @@ async def _identity(home: Path, audited: bool, accepted: list[int]):
     return stub, reply, close
 
 
-async def _load(call, seconds: float, concurrency: int) -> list[float]:
+async def _load(call: Call, seconds: float, concurrency: int) -> list[float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -117,14 +125,15 @@ async def _load(call, seconds: float, concurrency: int) -> list[float]:
     return latencies
 
 
-def _update(stub, reply) -> object:
+def _update(stub: identity_pb2_grpc.IdentityServiceStub, reply: pb.RegisterResponse) -> Call:
     metadata = (("authorization", f"Bearer {reply.tokens.access_token}"),)
     mask = field_mask_pb2.FieldMask(paths=["display_name"])
     names = iter(range(10**9))
 
-    def call():
+    async def call() -> object:
         user = pb.User(id=reply.user.id, display_name=f"n{next(names)}")
-        return stub.UpdateUser(pb.UpdateUserRequest(user=user, update_mask=mask), metadata=metadata)
+        request = pb.UpdateUserRequest(user=user, update_mask=mask)
+        return await stub.UpdateUser(request, metadata=metadata)
 
     return call
 

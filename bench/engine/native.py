@@ -129,4 +129,5 @@ def wide_model_rss(inputs: int = 100_000, trials: int = 10_000) -> dict[str, flo
         check=True,
         timeout=3600,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured

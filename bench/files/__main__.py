@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterable, Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
@@ -32,13 +33,14 @@ from services.runtime.pki import ensure_pki
 
 MIB = 1024 * 1024
 METADATA = (("x-api-key", API_KEY),)
+T = TypeVar("T")
 OPTIONS = (
     ("grpc.ssl_target_name_override", "localhost"),
     ("grpc.max_receive_message_length", 64 << 20),
 )
 
 
-def _messages(data: bytes, sha256: str):
+def _messages(data: bytes, sha256: str) -> Iterator[files_pb2.UploadRequest]:
     meta = files_pb2.FileMetadata(file_name="bench.bin", size_bytes=len(data), sha256=sha256)
     yield files_pb2.UploadRequest(metadata=meta)
     view = memoryview(data)
@@ -46,17 +48,17 @@ def _messages(data: bytes, sha256: str):
         yield files_pb2.UploadRequest(chunk=bytes(view[start : start + MIB]))
 
 
-async def _timed(coro) -> tuple[float, Any]:
+async def _timed(coro: Awaitable[T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = await coro
     return time.perf_counter() - start, result
 
 
-async def _drain(call) -> int:
+async def _drain(call: AsyncIterable[httpbody_pb2.HttpBody]) -> int:
     return sum([len(message.data) async for message in call])
 
 
-async def run(mb: int, repeat: int, files_port: int, raw_port: int, pki: Path) -> dict:
+async def run(mb: int, repeat: int, files_port: int, raw_port: int, pki: Path) -> dict[str, float]:
     data = os.urandom(mb * MIB)
     digest = hashlib.sha256(data).hexdigest()
     credentials = channel_credentials(pki, "edge")  # straight to files, as the edge calls it

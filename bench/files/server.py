@@ -14,8 +14,9 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
@@ -29,7 +30,7 @@ from services.files.domain import Files
 from services.files.store import FileStore
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.config import load_settings
-from services.runtime.context import Principal
+from services.runtime.context import Principal, ServicerContext
 from services.runtime.db import Database
 from services.runtime.server import Mount, create_server, serve
 
@@ -49,7 +50,7 @@ class Unlimited:
         return True
 
 
-async def _no_jwks() -> list:
+async def _no_jwks() -> list[dict[str, Any]]:
     return []
 
 
@@ -57,14 +58,18 @@ async def _api_key(secret: str) -> tuple[Principal, None]:
     return PRINCIPAL, None
 
 
-async def _sink(requests, context) -> files_pb2.File:
+async def _sink(
+    requests: AsyncIterator[files_pb2.UploadRequest], context: ServicerContext
+) -> files_pb2.File:
     total = 0
     async for message in requests:
         total += len(message.chunk)
     return files_pb2.File(size_bytes=total)
 
 
-async def _source(request, context):
+async def _source(
+    request: files_pb2.DownloadRequest, context: ServicerContext
+) -> AsyncIterator[httpbody_pb2.HttpBody]:
     piece = os.urandom(1024 * 1024)
     remaining = request.length
     while remaining > 0:

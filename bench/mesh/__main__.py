@@ -1,11 +1,13 @@
 """``python -m bench.mesh``: each service's simple read beside a bare grpc.aio server.
 
-One run starts, on loopback under a temporary ALEA_HOME, the identity, files and
-simulation services with an Envoy edge in front of them (the code of ``alea up``, SQLite),
-and a bare grpc.aio server speaking the identity contract (``bench.mesh.echo``) with a
-second, identically configured Envoy in front of it. It then measures, side by side at
-each concurrency, the echo's ``GetUser`` and each service's simple read — identity
-``GetUser``, files ``GetFile``, simulation ``GetSimulation`` — each three ways:
+One run starts, on loopback under a temporary ALEA_HOME, the six services with an Envoy
+edge in front of them (the code of ``alea up``, SQLite), and a bare grpc.aio server
+speaking the identity contract (``bench.mesh.echo``) with a second, identically
+configured Envoy in front of it. It then measures, side by side at each concurrency, the
+echo's ``GetUser`` and each service's simple read — identity ``GetUser``, files
+``GetFile``, simulation ``GetSimulation``, notification ``GetPreferences``, admin
+``GetSetting``, analytics ``GetUsage`` (this month's totals: an aggregate, not a row) —
+each three ways:
 
 - ``direct gRPC``: straight to the server over mTLS;
 - ``edge gRPC``:   through Envoy, native gRPC (mTLS both hops);
@@ -48,8 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from alea.admin.v1 import admin_pb2, admin_pb2_grpc
+from alea.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
+from alea.notification.v1 import notification_pb2, notification_pb2_grpc
 from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.protobuf.message import Message
 
@@ -180,9 +185,20 @@ class RestConnection:
             raise RuntimeError(f"HTTP {status.decode()}")
 
 
-SERVICES = ("identity", "files", "simulation")
+SERVICES = ("identity", "files", "simulation", "notification", "admin", "analytics")
+SETTING = "simulation.result_cache_ttl_seconds"  # a tenant setting: every key reads alike
 TARGET_QPS_RATIO = 0.5
 TARGET_SERVER_US = 1000
+
+
+READS = (
+    ("identity", "GetUser"),
+    ("files", "GetFile"),
+    ("simulation", "GetSimulation"),
+    ("notification", "GetPreferences"),
+    ("admin", "GetSetting"),
+    ("analytics", "GetUsage"),
+)
 
 
 def run(args: argparse.Namespace, home: Path) -> list[Result]:
@@ -292,6 +308,27 @@ async def _fixtures(channel: Callable[[str], grpc.aio.Channel]) -> tuple[str, li
             simulation_pb2.GetSimulationRequest(simulation_id=simulation.id),
             f"/v1/simulations/{simulation.id}",
         ),
+        Read(
+            "notification",
+            notification_pb2_grpc.NotificationServiceStub,
+            "GetPreferences",
+            notification_pb2.GetPreferencesRequest(),
+            "/v1/notificationPreferences",
+        ),
+        Read(
+            "admin",
+            admin_pb2_grpc.AdminServiceStub,
+            "GetSetting",
+            admin_pb2.GetSettingRequest(key=SETTING),
+            f"/v1/settings/{SETTING}",
+        ),
+        Read(
+            "analytics",
+            analytics_pb2_grpc.AnalyticsServiceStub,
+            "GetUsage",
+            analytics_pb2.GetUsageRequest(),
+            "/v1/usage",
+        ),
     ]
     return reply.tokens.access_token, reads
 
@@ -386,11 +423,7 @@ def report(results: list[Result], pinned: bool) -> str:
         f"simple reads, direct gRPC at concurrency {high}, beside the bare server "
         f"({bare.qps:.0f} QPS, {bare.server_cpu_us:.0f} us server CPU per call):",
     ]
-    for server, rpc in (
-        ("identity", "GetUser"),
-        ("files", "GetFile"),
-        ("simulation", "GetSimulation"),
-    ):
+    for server, rpc in READS:
         read = by_key[(f"{server} direct gRPC", high)]
         ratio = read.qps / bare.qps
         lines.append(

@@ -17,12 +17,14 @@ import grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from services.runtime.context import ServicerContext
+
 
 class EchoIdentity(identity_pb2_grpc.IdentityServiceServicer):
     """GetUser only: the user whose id was asked for."""
 
     async def GetUser(
-        self, request: identity_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+        self, request: identity_pb2.GetUserRequest, context: ServicerContext
     ) -> identity_pb2.User:
         return identity_pb2.User(id=request.user_id, email="echo@example.com")
 

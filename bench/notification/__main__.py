@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -48,6 +49,8 @@ from services.runtime.clients import channel_credentials
 from services.runtime.events import event
 from tests.engine import models
 from tests.support.services import free_port
+
+Metadata = tuple[tuple[str, str], ...]
 
 SERVICES = ("identity", "simulation", "notification")
 STREAMS_PER_CONNECTION = 90  # the edge allows 100 concurrent streams per HTTP/2 connection
@@ -136,7 +139,7 @@ class Bench:
         options = [("grpc.ssl_target_name_override", "localhost"), ("alea.bench.connection", n)]
         return grpc.aio.secure_channel(self.address, self.credentials, options)
 
-    async def tenant(self, channel: grpc.aio.Channel, workbook: bytes) -> tuple:
+    async def tenant(self, channel: grpc.aio.Channel, workbook: bytes) -> tuple[str, Metadata, str]:
         reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
             identity_pb2.RegisterRequest(
                 tenant_display_name="bench",
@@ -154,19 +157,23 @@ class Bench:
         )
         return reply.tenant.id, metadata, model.id
 
-    async def simulate(self, channel, metadata, model_id: str, trials: int) -> float:
+    async def simulate(
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
+    ) -> float:
         """Trials per second from CreateSimulation to the final state at the client."""
         return (await self.simulate_with_cpu(channel, metadata, model_id, trials))[0]
 
     async def simulate_with_cpu(
-        self, channel, metadata, model_id: str, trials: int
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
     ) -> tuple[float, float]:
         """(trials per second, the mesh's CPU seconds) of one simulation."""
         cpu = mesh_cpu_seconds(self.layout)
         rate = await self._simulate(channel, metadata, model_id, trials)
         return rate, mesh_cpu_seconds(self.layout) - cpu
 
-    async def _simulate(self, channel, metadata, model_id: str, trials: int) -> float:
+    async def _simulate(
+        self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
+    ) -> float:
         sims = simulation_pb2_grpc.SimulationServiceStub(channel)
         started = time.perf_counter()
         created = await sims.CreateSimulation(
@@ -186,7 +193,9 @@ class Bench:
         return trials / (time.perf_counter() - started)
 
 
-async def subscribers(bench: Bench, metadata, count: int, latencies: list[float]):
+async def subscribers(
+    bench: Bench, metadata: Metadata, count: int, latencies: list[float]
+) -> tuple[list[asyncio.Task[None]], list[grpc.aio.Channel]]:
     """``count`` subscribers of simulation.succeeded; each records its receipt latency."""
     channels = [bench.channel(n) for n in range(1 + count // STREAMS_PER_CONNECTION)]
     ready = asyncio.Semaphore(0)
@@ -206,7 +215,7 @@ async def subscribers(bench: Bench, metadata, count: int, latencies: list[float]
     return tasks, channels
 
 
-async def stop(tasks, channels) -> None:
+async def stop(tasks: Sequence[asyncio.Task[None]], channels: Sequence[grpc.aio.Channel]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -214,7 +223,9 @@ async def stop(tasks, channels) -> None:
         await channel.close(None)
 
 
-async def deliveries_per_second(bench: Bench, tenant: str, receiver: Receiver, events: int):
+async def deliveries_per_second(
+    bench: Bench, tenant: str, receiver: Receiver, events: int
+) -> tuple[float, float]:
     """Publish ``events`` events (as the simulation service would) and time the webhook
     deliveries until the receiver has them all; (recorded/s, delivered/s)."""
     credentials = channel_credentials(bench.layout.pki, "simulation")

@@ -21,7 +21,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import jwt
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.clients import secure_channel
 from services.runtime.config import load_settings
+from services.runtime.context import Principal, ServicerContext
 from services.runtime.errors import Unauthenticated
 from services.runtime.pki import ensure_pki
 from services.runtime.server import Mount, create_server
@@ -43,10 +46,12 @@ ROUNDS = 5
 class Constant(identity_pb2_grpc.IdentityServiceServicer):
     """Answers without doing any work, so only the server around it is measured."""
 
-    async def GetJwks(self, request, context):
+    async def GetJwks(
+        self, request: pb.GetJwksRequest, context: ServicerContext
+    ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse()
 
-    async def GetTenant(self, request, context):
+    async def GetTenant(self, request: pb.GetTenantRequest, context: ServicerContext) -> pb.Tenant:
         return pb.Tenant(id=request.tenant_id)
 
 
@@ -64,21 +69,23 @@ def _authenticator() -> tuple[Authenticator, str]:
     }
     token = jwt.encode(claims, key, "EdDSA", headers={"kid": "k1"})
 
-    async def jwks():
+    async def jwks() -> list[dict[str, Any]]:
         return [_jwk(key)]
 
-    async def no_keys(secret):
+    async def no_keys(secret: str) -> tuple[Principal, float | None]:
         raise Unauthenticated("no API keys here")
 
     return Authenticator(TokenVerifier(jwks), ApiKeyCache(no_keys)), token
 
 
-def _jwk(key: Ed25519PrivateKey) -> dict:
+def _jwk(key: Ed25519PrivateKey) -> dict[str, str]:
     data = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
     return {**data, "kid": "k1", "alg": "EdDSA", "use": "sig"}
 
 
-async def _load(call, seconds: float, concurrency: int) -> tuple[float, float]:
+async def _load(
+    call: Callable[[], Awaitable[object]], seconds: float, concurrency: int
+) -> tuple[float, float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 

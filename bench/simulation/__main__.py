@@ -23,11 +23,12 @@ import time
 
 from bench.simulation.service import Mesh, p50_ms, workbook_bytes, worker_processes
 from services.engine import StatsOptions, simulate
+from services.engine.ir import Model
 from services.engine.workbook import load_workbook
 from tests.engine import models
 
 
-def engine_rate(model, trials: int) -> float:
+def engine_rate(model: Model, trials: int) -> float:
     """The engine alone, to the same statistics the service stores (``results()``)."""
     started = time.perf_counter()
     simulate(model, trials=trials, seed=1, options=StatsOptions(exact_limit=100_000)).results()

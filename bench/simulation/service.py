@@ -14,8 +14,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -24,7 +26,14 @@ from alea.simulation.v1 import simulation_pb2_grpc
 
 from services.cli.edge_client import edge_channel
 from services.cli.mesh_procs import MeshLayout, start_mesh, stop_mesh
+from services.cli.simulate import Metadata
 from tests.support.services import REPO_ROOT, free_port
+
+if TYPE_CHECKING:  # imported where used: the mesh's side of the benchmark needs neither
+    import openpyxl
+
+    from services.engine.ir import Model
+    from services.simulation.store import Store
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class Mesh:
         self.stub = simulation_pb2_grpc.SimulationServiceStub(self.channel)
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.channel.close()
         stop_mesh(self.layout)
         shutil.rmtree(self.home, ignore_errors=True)
@@ -114,7 +123,7 @@ class Mesh:
         self._probe(metadata, latencies, done)
         return latencies
 
-    def _probe(self, metadata, latencies: list[float], done: threading.Event) -> None:
+    def _probe(self, metadata: Metadata, latencies: list[float], done: threading.Event) -> None:
         """Sequential GetQueueStatus calls: how responsive the service's event loop is."""
         while not done.is_set():
             begin = time.perf_counter()
@@ -122,7 +131,9 @@ class Mesh:
             latencies.append(time.perf_counter() - begin)
             time.sleep(0.01)
 
-    async def _watch(self, simulation_id: str, metadata, count: int) -> tuple[pb.Simulation, int]:
+    async def _watch(
+        self, simulation_id: str, metadata: Metadata, count: int
+    ) -> tuple[pb.Simulation, int]:
         """(the final state, progress events the first watcher received)."""
         pki = self.layout.pki
         credentials = grpc.ssl_channel_credentials(
@@ -154,13 +165,13 @@ def _tiny_workbook() -> bytes:
     return demo_workbook()
 
 
-def workbook_bytes(book) -> bytes:
+def workbook_bytes(book: openpyxl.Workbook) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
 
 
-def worker_processes(model, trials: int, processes: int, threads: int) -> float:
+def worker_processes(model: Model, trials: int, processes: int, threads: int) -> float:
     """trials/s of one simulation shared by ``processes`` worker processes (one SQLite queue)."""
     from services.runtime.db import Database
     from services.simulation.app import MIGRATIONS
@@ -180,7 +191,7 @@ def worker_processes(model, trials: int, processes: int, threads: int) -> float:
         "ALEA_SIMULATION_POLL_SECONDS": "0.05",
     }
 
-    async def poll(store, done) -> None:
+    async def poll(store: Store, done: Callable[[Store], Awaitable[bool]]) -> None:
         # The queue lives in the database: polling it is what is being measured.
         while not await done(store):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -223,12 +234,14 @@ def worker_processes(model, trials: int, processes: int, threads: int) -> float:
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def _workers_at_least(store, count: int) -> bool:
+async def _workers_at_least(store: Store, count: int) -> bool:
     return len((await store.queue_status(time.time() - 60))[1]) >= count
 
 
-async def _finished(store, simulation_id: str) -> bool:
+async def _finished(store: Store, simulation_id: str) -> bool:
     record = await store.get_simulation("bench", simulation_id)
+    if record is None:
+        raise RuntimeError(f"simulation {simulation_id} vanished")
     if record.state in ("FAILED", "CANCELLED"):
         raise RuntimeError(f"simulation {record.state}: {record.state_reason}")
     return record.state == "SUCCEEDED"

@@ -15,7 +15,7 @@ from services.admin.overview import Overview
 from services.admin.settings import SettingValues
 from services.admin.users import UserAdmin
 from services.runtime.access import ROLE_NAMES
-from services.runtime.context import current_principal, forwarded_credentials
+from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
 from services.runtime.listing import ListRequest
 
 __all__ = ["AdminServicer"]
@@ -43,18 +43,20 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     # -- audit ----------------------------------------------------------------------------
 
-    async def RecordAuditEvent(self, request: pb.RecordAuditEventRequest, context) -> pb.AuditEvent:
+    async def RecordAuditEvent(
+        self, request: pb.RecordAuditEventRequest, context: ServicerContext
+    ) -> pb.AuditEvent:
         draft = convert.draft_of_single(request, current_principal().service)
         return convert.event(await self.audit.record_one(draft))
 
     async def RecordAuditEvents(
-        self, request: pb.RecordAuditEventsRequest, context
+        self, request: pb.RecordAuditEventsRequest, context: ServicerContext
     ) -> pb.RecordAuditEventsResponse:
         appended = await self.audit.record([convert.draft(r) for r in request.records])
         return pb.RecordAuditEventsResponse(appended=appended)
 
     async def ListAuditEvents(
-        self, request: pb.ListAuditEventsRequest, context
+        self, request: pb.ListAuditEventsRequest, context: ServicerContext
     ) -> pb.ListAuditEventsResponse:
         paging = ListRequest(
             request.page_size, request.page_token, request.filter, request.order_by
@@ -66,7 +68,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
     async def ExportAuditEvents(
-        self, request: pb.ExportAuditEventsRequest, context
+        self, request: pb.ExportAuditEventsRequest, context: ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         ndjson = request.format == pb.EXPORT_FORMAT_NDJSON
         chunks = self.audit.export(
@@ -81,7 +83,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             content_type = ""  # the first chunk carries it
 
     async def VerifyAuditChain(
-        self, request: pb.VerifyAuditChainRequest, context
+        self, request: pb.VerifyAuditChainRequest, context: ServicerContext
     ) -> pb.VerifyAuditChainResponse:
         given = convert.checkpoint(request.checkpoint) if request.HasField("checkpoint") else None
         verdict = await self.audit.verify(
@@ -103,7 +105,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return response
 
     async def GetAuditCheckpoint(
-        self, request: pb.GetAuditCheckpointRequest, context
+        self, request: pb.GetAuditCheckpointRequest, context: ServicerContext
     ) -> pb.AuditCheckpoint:
         found = await self.audit.checkpoint(
             current_principal(), request.tenant_id, request.sequence
@@ -111,18 +113,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return convert.checkpoint_message(found)
 
     async def CreateAuditCheckpoint(
-        self, request: pb.CreateAuditCheckpointRequest, context
+        self, request: pb.CreateAuditCheckpointRequest, context: ServicerContext
     ) -> pb.AuditCheckpoint:
         signed = await self.audit.create_checkpoint(current_principal(), request.tenant_id)
         return convert.checkpoint_message(signed)
 
     # -- settings -------------------------------------------------------------------------
 
-    async def GetSetting(self, request: pb.GetSettingRequest, context) -> pb.Setting:
+    async def GetSetting(
+        self, request: pb.GetSettingRequest, context: ServicerContext
+    ) -> pb.Setting:
         view = await self.settings.get(current_principal(), request.key, request.tenant_id)
         return convert.setting(view)
 
-    async def SetSetting(self, request: pb.SetSettingRequest, context) -> pb.Setting:
+    async def SetSetting(
+        self, request: pb.SetSettingRequest, context: ServicerContext
+    ) -> pb.Setting:
         view = await self.settings.set(
             current_principal(),
             request.setting.key,
@@ -133,7 +139,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return convert.setting(view)
 
     async def ListSettings(
-        self, request: pb.ListSettingsRequest, context
+        self, request: pb.ListSettingsRequest, context: ServicerContext
     ) -> pb.ListSettingsResponse:
         paging = ListRequest(
             request.page_size, request.page_token, request.filter, request.order_by
@@ -144,7 +150,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
     async def ListSettingChanges(
-        self, request: pb.ListSettingChangesRequest, context
+        self, request: pb.ListSettingChangesRequest, context: ServicerContext
     ) -> pb.ListSettingChangesResponse:
         paging = ListRequest(
             request.page_size, request.page_token, request.filter, request.order_by
@@ -156,7 +162,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
     async def GetEffectiveSettings(
-        self, request: pb.GetEffectiveSettingsRequest, context
+        self, request: pb.GetEffectiveSettingsRequest, context: ServicerContext
     ) -> pb.EffectiveSettings:
         version, unchanged, rows = await self.settings.effective(request.known_version)
         values = [
@@ -170,34 +176,43 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     # -- overview and users -----------------------------------------------------------------
 
     async def GetSystemOverview(
-        self, request: pb.GetSystemOverviewRequest, context
+        self, request: pb.GetSystemOverviewRequest, context: ServicerContext
     ) -> pb.SystemOverview:
         view = await self.overview.get(current_principal(), forwarded_credentials(context))
         return convert.overview(view)
 
-    async def DisableUser(self, request: pb.DisableUserRequest, context) -> identity_pb2.User:
-        return await self.users.set_disabled(
+    async def DisableUser(
+        self, request: pb.DisableUserRequest, context: ServicerContext
+    ) -> identity_pb2.User:
+        user: identity_pb2.User = await self.users.set_disabled(
             current_principal(),
             forwarded_credentials(context),
             request.user_id,
             True,
             request.reason,
         )
+        return user
 
-    async def EnableUser(self, request: pb.EnableUserRequest, context) -> identity_pb2.User:
-        return await self.users.set_disabled(
+    async def EnableUser(
+        self, request: pb.EnableUserRequest, context: ServicerContext
+    ) -> identity_pb2.User:
+        user: identity_pb2.User = await self.users.set_disabled(
             current_principal(),
             forwarded_credentials(context),
             request.user_id,
             False,
             request.reason,
         )
+        return user
 
-    async def ChangeUserRole(self, request: pb.ChangeUserRoleRequest, context) -> identity_pb2.User:
-        return await self.users.change_role(
+    async def ChangeUserRole(
+        self, request: pb.ChangeUserRoleRequest, context: ServicerContext
+    ) -> identity_pb2.User:
+        user: identity_pb2.User = await self.users.change_role(
             current_principal(),
             forwarded_credentials(context),
             request.user_id,
             ROLE_NAMES[request.role],
             request.reason,
         )
+        return user

@@ -68,7 +68,8 @@ def _plain(value: Any) -> Any:
 
 
 def _details(details: struct_pb2.Struct) -> dict[str, Any]:
-    return _plain(json_format.MessageToDict(details))
+    plain: dict[str, Any] = _plain(json_format.MessageToDict(details))
+    return plain
 
 
 def draft(record: pb.AuditRecord) -> AuditDraft:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ def _spec(key: str, field: str) -> SettingSpec:
     return spec
 
 
-def _matcher(text: str):
+def _matcher(text: str) -> Callable[[SettingView], bool]:
     """A predicate over views for the documented filter (``key``, ``from_default``)."""
     terms: list[tuple[str, str]] = []
     for term in _AND.split(text.strip()) if text.strip() else []:

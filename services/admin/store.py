@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.admin.chain import GENESIS, ChainEntry, entry_hash, rfc3339
 from services.runtime.db import Database, rowcount
@@ -292,7 +292,7 @@ class AuditStore:
         return entries
 
     async def _lock_heads(
-        self, session: AsyncSession, tenants: list[str]
+        self, session: AsyncConnection, tenants: list[str]
     ) -> dict[str, tuple[int, str]]:
         """Each tenant's head (sequence, hash), created at (0, GENESIS) for a first entry
         and locked until the transaction ends."""
@@ -315,14 +315,14 @@ class AuditStore:
         query = select(audit_heads.c.sequence, audit_heads.c.hash).where(
             audit_heads.c.tenant_id == tenant
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return (int(row.sequence), str(row.hash)) if row else (0, GENESIS)
 
     async def last_sequence(self, tenant: str) -> int:
         """The highest sequence present in the tenant's log (0 when empty)."""
         query = select(func.max(audit_events.c.sequence)).where(audit_events.c.tenant_id == tenant)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             found = (await session.execute(query)).scalar()
         return int(found or 0)
 
@@ -331,14 +331,14 @@ class AuditStore:
         query = select(audit_events).where(
             audit_events.c.tenant_id == tenant, audit_events.c.sequence == sequence
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return _entry(row) if row else None
 
     async def entry_by_id(self, entry_id: str) -> ChainEntry | None:
         """The entry with id ``entry_id``, in whichever log."""
         query = select(audit_events).where(audit_events.c.id == entry_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return _entry(row) if row else None
 
@@ -357,7 +357,7 @@ class AuditStore:
             )
             if end is not None:
                 query = query.where(audit_events.c.sequence <= end)
-            async with self.db.sessions() as session:
+            async with self.db.reading() as session:
                 rows = (await session.execute(query)).all()
             for row in rows:
                 yield _entry(row)
@@ -372,7 +372,7 @@ class AuditStore:
         statement = select(audit_events)
         if tenant is not None:
             statement = statement.where(audit_events.c.tenant_id == tenant)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([_entry(_Row(item)) for item in items], token)
@@ -382,7 +382,7 @@ class AuditStore:
         query = select(func.coalesce(func.sum(audit_heads.c.sequence), 0))
         if tenant is not None:
             query = query.where(audit_heads.c.tenant_id == tenant)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return int((await session.execute(query)).scalar() or 0)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -408,7 +408,7 @@ class AuditStore:
         )
         if at_most is not None:
             query = query.where(audit_checkpoints.c.sequence <= at_most)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return Checkpoint(**row._mapping) if row else None
 
@@ -431,7 +431,7 @@ class AuditStore:
                 (newest.c.sequence.is_(None)) | (newest.c.sequence < audit_heads.c.sequence),
             )
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [(str(r.tenant_id), int(r.sequence), str(r.hash)) for r in rows]
 
@@ -501,7 +501,7 @@ class SettingsStore:
     async def values(self, tenant: str) -> dict[str, SettingRow]:
         """The values set for ``tenant`` (``""``: the platform's), by key."""
         query = select(settings).where(settings.c.tenant_id == tenant)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return {row.key: _setting(row) for row in rows}
 
@@ -551,20 +551,22 @@ class SettingsStore:
         """A page of the changes that apply to ``tenant``: its own and the platform's."""
         query = SETTING_CHANGES.query(request, tenant)
         statement = select(setting_changes).where(setting_changes.c.tenant_id.in_([tenant, ""]))
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([_change(item) for item in items], token)
 
     async def version(self) -> int:
         """The id of the newest change (0 when nothing was ever set)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             found = (await session.execute(select(func.max(setting_changes.c.id)))).scalar()
         return int(found or 0)
 
     async def everything(self) -> tuple[int, list[SettingRow]]:
         """(version, every value set for every tenant), read in one snapshot."""
-        async with self.db.sessions() as session, session.begin():
+        # The version first: the rows read after it are at least as new, so a reader that
+        # keeps it fetches again at the next change rather than missing one.
+        async with self.db.reading() as session:
             version = (await session.execute(select(func.max(setting_changes.c.id)))).scalar()
             rows = (await session.execute(select(settings))).all()
         return int(version or 0), [_setting(row) for row in rows]

@@ -15,7 +15,7 @@ from services.analytics import report
 from services.analytics.performance import BackendPerformance
 from services.analytics.store import LedgerRow
 from services.analytics.usage import EventView, Usage, align, month_range, tenant_scope
-from services.runtime.context import current_principal
+from services.runtime.context import ServicerContext, current_principal
 from services.runtime.events import type_name
 
 __all__ = ["AnalyticsServicer"]
@@ -103,7 +103,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, usage: Usage) -> None:
         self.usage = usage
 
-    async def RecordEvent(self, request: pb.RecordEventRequest, context) -> pb.RecordEventResponse:
+    async def RecordEvent(
+        self, request: pb.RecordEventRequest, context: ServicerContext
+    ) -> pb.RecordEventResponse:
         row = LedgerRow(
             id=request.request_id,
             tenant_id=request.tenant_id,
@@ -116,7 +118,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return pb.RecordEventResponse()
 
     async def IngestEvents(
-        self, request: pb.IngestEventsRequest, context
+        self, request: pb.IngestEventsRequest, context: ServicerContext
     ) -> pb.IngestEventsResponse:
         recorded = 0
         for event in request.events:
@@ -131,7 +133,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             recorded += await self.usage.ingest(view)
         return pb.IngestEventsResponse(recorded=recorded)
 
-    async def GetUsage(self, request: pb.GetUsageRequest, context) -> pb.GetUsageResponse:
+    async def GetUsage(
+        self, request: pb.GetUsageRequest, context: ServicerContext
+    ) -> pb.GetUsageResponse:
         start, end = _period(request, month_range("")[0])
         granularity = _GRANULARITY[request.granularity]
         dimensions = {_dimension(d) for d in request.group_by}
@@ -163,7 +167,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         )
 
     async def GetPerformance(
-        self, request: pb.GetPerformanceRequest, context
+        self, request: pb.GetPerformanceRequest, context: ServicerContext
     ) -> pb.GetPerformanceResponse:
         start, end = _period(request, time.time() - 30 * _DAY)
         found = await self.usage.performance(current_principal(), request.tenant_id, start, end)
@@ -175,7 +179,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             cache_hits=found.cache_hits,
         )
 
-    async def GetReport(self, request: pb.GetReportRequest, context) -> pb.Report:
+    async def GetReport(self, request: pb.GetReportRequest, context: ServicerContext) -> pb.Report:
         tenant = tenant_scope(current_principal(), request.tenant_id)
         start, end = _report_period(request)
         built = await report.build(self.usage, tenant, start, end)
@@ -195,7 +199,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         )
 
     async def DownloadReport(
-        self, request: pb.DownloadReportRequest, context
+        self, request: pb.DownloadReportRequest, context: ServicerContext
     ) -> httpbody_pb2.HttpBody:
         tenant = tenant_scope(current_principal(), request.tenant_id)
         start, end = month_range(request.month)

@@ -173,7 +173,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def render_html(report: Report) -> bytes:
     """A self-contained HTML page: tables and inline SVG charts, no external resource."""
     month = _month(report)
-    day = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%d")  # noqa: E731
+
+    def day(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%d")
+
     totals = _table(
         ["metric", "total", "unit"],
         [[m, _number(report.totals[m]), UNITS[m]] for m in METRICS],

@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database, rowcount
 
@@ -169,7 +169,7 @@ class AnalyticsStore:
                 await self._put_file(session, file)
         return True
 
-    async def _put_simulation(self, session: AsyncSession, fact: SimulationFact) -> None:
+    async def _put_simulation(self, session: AsyncConnection, fact: SimulationFact) -> None:
         """Insert the simulation's facts, or move them on: an older event (relays keep a
         simulation's events in order, but another service's copy may arrive late) never
         takes a finished simulation back."""
@@ -191,7 +191,7 @@ class AnalyticsStore:
                 update(sim_facts).where(sim_facts.c.id == fact.id).values(**changes)
             )
 
-    async def _put_file(self, session: AsyncSession, fact: FileFact) -> None:
+    async def _put_file(self, session: AsyncConnection, fact: FileFact) -> None:
         """Insert a file's facts (an upload) or set its deletion time."""
         inserted = await session.execute(
             _insert_ignoring(self.db, file_facts).values(**fact.__dict__)
@@ -218,7 +218,7 @@ class AnalyticsStore:
         created = and_(sim_facts.c.create_time >= start, sim_facts.c.create_time < end)
         ended = and_(sim_facts.c.end_time >= start, sim_facts.c.end_time < end)
         query = select(sim_facts).where(sim_facts.c.tenant_id == tenant_id, or_(created, ended))
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [SimulationFact(**row._mapping) for row in rows]
 
@@ -229,7 +229,7 @@ class AnalyticsStore:
             file_facts.c.upload_time < end,
             or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > start),
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [FileFact(**row._mapping) for row in rows]
 
@@ -243,6 +243,6 @@ class AnalyticsStore:
             usage_records.c.event_time >= start,
             usage_records.c.event_time < end,
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [LedgerRow(**row._mapping) for row in rows]

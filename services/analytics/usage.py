@@ -178,7 +178,10 @@ def _contributions(
     metric: str, data: UsageData, start: float, end: float
 ) -> Iterator[tuple[float, str, str, str, float]]:
     """(time, user, state, backend, quantity) of everything ``metric`` counts in range."""
-    inside = lambda t: t is not None and start <= t < end  # noqa: E731
+
+    def inside(t: float | None) -> bool:
+        return t is not None and start <= t < end
+
     for sim in data.simulations:
         state, backend = f"STATE_{sim.state}", _backend(sim.backend)
         if metric == "TRIALS" and inside(sim.create_time) and not sim.cached:

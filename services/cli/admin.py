@@ -23,7 +23,13 @@ from alea.admin.v1 import admin_pb2_grpc
 from google.protobuf import json_format, struct_pb2
 
 from services.cli.edge_client import edge_channel
-from services.cli.simulate import _add_connection, _credentials, _edge_address, _guard
+from services.cli.simulate import (
+    Command,
+    _add_connection,
+    _credentials,
+    _edge_address,
+    _guard,
+)
 from services.runtime.config import alea_home
 
 __all__ = ["DEMO_AUDIT", "checkpoint_json", "format_entry", "register"]
@@ -231,12 +237,12 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``alea admin`` and its subcommands."""
     admin = subparsers.add_parser("admin", help="audit log, settings, overview, users")
     commands = admin.add_subparsers(dest="admin_command", required=True)
 
-    def command(name: str, run, text: str, tenant: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, run: Command, text: str, tenant: bool = True) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=text)
         if tenant:
             parser.add_argument(

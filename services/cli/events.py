@@ -78,7 +78,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                 time.sleep(1)  # the mesh restarts: resume after the last event printed
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``events`` subcommand."""
     events = subparsers.add_parser("events", help="print the tenant's events (--follow: live)")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing live events")

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from services.cli import mesh_demo
 from services.cli.mesh_procs import (
@@ -40,7 +41,7 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"alea: {name} must be an integer, got {raw!r}") from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``up``, ``down``, ``status`` and ``demo`` subcommands."""
     up = subparsers.add_parser(
         "up",
@@ -211,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     layout = _recorded_layout("status")
     if layout is None:
         return 1
-    supervised: dict[str, dict] = {}
+    supervised: dict[str, dict[str, Any]] = {}
     if supervisor_alive(layout):
         try:
             reply = supervisor_request(layout, {"op": "status"}, timeout=5)

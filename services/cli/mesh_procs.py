@@ -197,7 +197,7 @@ def service_health(port: int) -> str:
             )
         except grpc.RpcError:
             return "UNREACHABLE"
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
 def envoy_ready(admin_port: int) -> bool:

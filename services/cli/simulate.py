@@ -15,8 +15,9 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import grpc
 from alea.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -29,6 +30,7 @@ from services.runtime.config import alea_home
 __all__ = ["DEMO_STEPS", "register"]
 
 Metadata = tuple[tuple[str, str], ...]
+Command = Callable[[argparse.Namespace], int]
 _SAMPLING = {"mc": pb.SAMPLING_MONTE_CARLO, "lhs": pb.SAMPLING_LATIN_HYPERCUBE}
 _BACKEND = {
     "auto": pb.BACKEND_PREFERENCE_AUTO,
@@ -129,9 +131,15 @@ def _bar(progress: pb.Progress) -> str:
     )
 
 
-def watch(stub, simulation_id: str, metadata: Metadata, out=sys.stderr) -> pb.Simulation:
+def watch(
+    stub: simulation_pb2_grpc.SimulationServiceStub,
+    simulation_id: str,
+    metadata: Metadata,
+    out: TextIO = sys.stderr,
+) -> pb.Simulation:
     """Follow a simulation to its final state, drawing a progress bar on ``out``."""
-    last, rate = None, 0.0
+    last: pb.Simulation | None = None
+    rate = 0.0
     request = pb.WatchSimulationRequest(simulation_id=simulation_id)
     for event in stub.WatchSimulation(request, metadata=metadata):
         if event.WhichOneof("event") == "progress":
@@ -299,7 +307,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(command):
+def _guard(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
@@ -319,7 +327,7 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="API key (default: ALEA_API_KEY)")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulate``, ``results`` and ``worker`` subcommands."""
     simulate = subparsers.add_parser("simulate", help="simulate a workbook on the running mesh")
     simulate.add_argument("model", type=Path, help="the .xlsx workbook")

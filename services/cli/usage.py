@@ -148,7 +148,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``usage`` subcommand."""
     usage = subparsers.add_parser("usage", help="the tenant's usage of a month")
     usage.add_argument("--month", type=_month, help="YYYY-MM (default: this month)")

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from google.api import httpbody_pb2
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
-from services.runtime.context import current_principal, forwarded_credentials
+from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
+from services.runtime.convert import timestamp
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.listing import ListRequest
 
@@ -27,12 +28,6 @@ __all__ = ["FilesServicer"]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 DOWNLOAD_PIECE = 1024 * 1024  # the contract's largest Download message
-
-
-def _timestamp(value) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def to_file(info: FileInfo) -> files_pb2.File:
@@ -46,8 +41,8 @@ def to_file(info: FileInfo) -> files_pb2.File:
         size_bytes=info.size,
         sha256=info.sha256,
         shared_with=info.shared_with,
-        create_time=_timestamp(info.create_time),
-        update_time=_timestamp(info.update_time),
+        create_time=timestamp(info.create_time),
+        update_time=timestamp(info.update_time),
     )
 
 
@@ -85,7 +80,9 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
     def __init__(self, files: Files) -> None:
         self._files = files
 
-    async def Upload(self, request_iterator, context) -> files_pb2.File:
+    async def Upload(
+        self, request_iterator: AsyncIterator[files_pb2.UploadRequest], context: ServicerContext
+    ) -> files_pb2.File:
         messages = aiter(request_iterator)
         first = await anext(messages, None)
         if first is None or not first.HasField("metadata"):
@@ -110,7 +107,9 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         except InvalidArgument as exc:
             raise _in_request(exc, _UPLOAD_FIELDS) from None
 
-    async def UploadBody(self, request, context) -> files_pb2.File:
+    async def UploadBody(
+        self, request: files_pb2.UploadBodyRequest, context: ServicerContext
+    ) -> files_pb2.File:
         body = request.body
         new = NewFile(
             request.file_name,
@@ -123,7 +122,9 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         except InvalidArgument as exc:
             raise _in_request(exc, _UPLOAD_BODY_FIELDS) from None
 
-    async def Download(self, request, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    async def Download(
+        self, request: files_pb2.DownloadRequest, context: ServicerContext
+    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         caller = current_principal()
         if caller.is_service:
             raise PermissionDenied("Download needs the credentials of a user of the file's tenant")
@@ -140,30 +141,42 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         if content_type:  # nothing sent (an empty file or range): still say the type
             yield httpbody_pb2.HttpBody(content_type=content_type)
 
-    async def GetFile(self, request, context) -> files_pb2.File:
+    async def GetFile(
+        self, request: files_pb2.GetFileRequest, context: ServicerContext
+    ) -> files_pb2.File:
         return to_file(await self._files.get(current_principal(), request.file_id))
 
-    async def ListFiles(self, request, context) -> files_pb2.ListFilesResponse:
+    async def ListFiles(
+        self, request: files_pb2.ListFilesRequest, context: ServicerContext
+    ) -> files_pb2.ListFilesResponse:
         query = ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
         page = await self._files.list(current_principal(), query)
         return files_pb2.ListFilesResponse(
             files=[to_file(info) for info in page.items], next_page_token=page.next_page_token
         )
 
-    async def DeleteFile(self, request, context) -> empty_pb2.Empty:
+    async def DeleteFile(
+        self, request: files_pb2.DeleteFileRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self._files.delete(current_principal(), request.file_id)
         return empty_pb2.Empty()
 
-    async def ShareFile(self, request, context) -> files_pb2.File:
+    async def ShareFile(
+        self, request: files_pb2.ShareFileRequest, context: ServicerContext
+    ) -> files_pb2.File:
         caller, credentials = current_principal(), forwarded_credentials(context)
         shared = await self._files.share(caller, request.file_id, request.user_id, credentials)
         return to_file(shared)
 
-    async def UnshareFile(self, request, context) -> files_pb2.File:
+    async def UnshareFile(
+        self, request: files_pb2.UnshareFileRequest, context: ServicerContext
+    ) -> files_pb2.File:
         caller = current_principal()
         return to_file(await self._files.unshare(caller, request.file_id, request.user_id))
 
-    async def GetStorageUsage(self, request, context) -> files_pb2.StorageUsage:
+    async def GetStorageUsage(
+        self, request: files_pb2.GetStorageUsageRequest, context: ServicerContext
+    ) -> files_pb2.StorageUsage:
         caller = current_principal()
         tenant = request.tenant_id or caller.tenant_id
         if caller.is_service and not tenant:

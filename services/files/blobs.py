@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 __all__ = ["BlobStore", "LocalBlobStore"]
 
@@ -71,7 +71,7 @@ class LocalBlobStore:
         handle = await asyncio.to_thread(open, temp, "xb")
         written = 0
         # One write in flight on the executor while the next chunk is produced.
-        pending: concurrent.futures.Future | None = None
+        pending: concurrent.futures.Future[int] | None = None
         try:
             async for chunk in chunks:
                 if pending is not None:
@@ -112,7 +112,7 @@ class LocalBlobStore:
         return sorted(self._tmp.iterdir())
 
 
-def _commit(handle, temp: Path, final: Path) -> None:
+def _commit(handle: BinaryIO, temp: Path, final: Path) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -32,9 +33,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.runtime.db import Database, UtcDateTime, rowcount
+from services.runtime.db import Database, Reader, UtcDateTime, rowcount
 from services.runtime.errors import AlreadyExists
 from services.runtime.events import event
 from services.runtime.listing import Listing, ListRequest, Page, number, text, timestamp
@@ -96,6 +97,13 @@ FILES = Listing(
     default_order="create_time desc",
 )
 """ListFiles: the fields its ``filter`` and ``order_by`` take (see files.proto)."""
+
+
+# GetFile and every Download read these: built (and their cache keys computed) once.
+_FILE = select(files).where(files.c.tenant_id == bindparam("t"), files.c.id == bindparam("f"))
+_SHARED_WITH = (
+    select(shares.c.user_id).where(shares.c.file_id == bindparam("f")).order_by(shares.c.user_id)
+)
 
 
 @dataclass(frozen=True)
@@ -175,29 +183,22 @@ class FileStore:
 
     async def get(self, tenant_id: str, file_id: str) -> tuple[FileRecord, tuple[str, ...]] | None:
         """A file of the tenant and the users it is shared with (sorted), or None."""
-        async with self.db.sessions() as session:
-            row = (
-                await session.execute(
-                    select(files).where(files.c.tenant_id == tenant_id, files.c.id == file_id)
-                )
-            ).first()
+        async with self.db.reading() as session:
+            row = (await session.execute(_FILE, {"t": tenant_id, "f": file_id})).first()
             if row is None:
                 return None
-            users = await session.scalars(
-                select(shares.c.user_id)
-                .where(shares.c.file_id == file_id)
-                .order_by(shares.c.user_id)
-            )
+            users = await session.scalars(_SHARED_WITH, {"f": file_id})
             return FileRecord(**row._mapping), tuple(users)
 
     async def id_by_request(self, tenant_id: str, request_id: str) -> str | None:
         """The file an upload with this idempotency key created, if any."""
-        async with self.db.sessions() as session:
-            return await session.scalar(
+        async with self.db.reading() as session:
+            file_id: str | None = await session.scalar(
                 select(files.c.id).where(
                     files.c.tenant_id == tenant_id, files.c.request_id == request_id
                 )
             )
+        return file_id
 
     async def totals(self) -> tuple[int, int]:
         """(bytes stored, files) over every tenant, for the operator overview."""
@@ -205,13 +206,13 @@ class FileStore:
             func.coalesce(func.sum(storage_usage.c.bytes_used), 0),
             func.coalesce(func.sum(storage_usage.c.file_count), 0),
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             stored, count = (await session.execute(query)).one()
         return int(stored), int(count)
 
     async def usage(self, tenant_id: str) -> tuple[int, int]:
         """(bytes used, file count) of a tenant; zeros before its first upload."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return await _usage(session, tenant_id)
 
     async def list(
@@ -224,14 +225,14 @@ class FileStore:
         if visible_to is not None:
             shared = select(shares.c.file_id).where(shares.c.user_id == visible_to)
             statement = statement.where(or_(files.c.owner_id == visible_to, files.c.id.in_(shared)))
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([FileRecord(**item) for item in items], token)
 
     async def known(self, file_ids: Sequence[str]) -> set[str]:
         """Which of ``file_ids`` name a file of any tenant (blobs are keyed by file id)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return set(await session.scalars(select(files.c.id).where(files.c.id.in_(file_ids))))
 
     # -- writes --------------------------------------------------------------------------
@@ -353,7 +354,7 @@ class FileStore:
         return len(rows)
 
 
-async def _usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
+async def _usage(session: Reader, tenant_id: str) -> tuple[int, int]:
     row = (
         await session.execute(
             select(storage_usage.c.bytes_used, storage_usage.c.file_count).where(
@@ -364,7 +365,7 @@ async def _usage(session: AsyncSession, tenant_id: str) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-async def _charge(session: AsyncSession, tenant_id: str, size: int, limit: int) -> bool:
+async def _charge(session: AsyncConnection, tenant_id: str, size: int, limit: int) -> bool:
     """Charge ``size`` bytes and one file if the total stays within ``limit``."""
     exists = await session.scalar(
         select(storage_usage.c.tenant_id).where(storage_usage.c.tenant_id == tenant_id)

@@ -8,25 +8,18 @@ from typing import Any
 from alea.access.v1 import access_pb2
 from alea.identity.v1 import identity_pb2 as pb
 from alea.identity.v1 import identity_pb2_grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from services.identity.apikeys import ApiKeys
 from services.identity.domain import Accounts, Tokens
 from services.identity.quota import Quotas, QuotaView
 from services.identity.store import ApiKey, Tenant, User
 from services.identity.tokens import SigningKeys
-from services.runtime.context import current_principal
+from services.runtime.context import ServicerContext, current_principal
+from services.runtime.convert import timestamp
 from services.runtime.listing import ListRequest
 
 __all__ = ["IdentityServicer"]
-
-
-def _ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _role(name: str) -> str:
@@ -46,8 +39,8 @@ def _tenant(row: Tenant) -> pb.Tenant:
         id=row.id,
         display_name=row.display_name,
         tier=_tier(row.tier),
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
     )
 
 
@@ -60,9 +53,9 @@ def _user(row: User, platform: bool) -> pb.User:
         role=_role(row.role),
         preferences=pb.Preferences(**row.preferences),
         disabled=row.disabled,
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
-        last_login_time=_ts(row.last_login_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+        last_login_time=timestamp(row.last_login_time),
         platform=platform,
     )
 
@@ -96,11 +89,11 @@ def _api_key(row: ApiKey) -> pb.ApiKey:
         display_name=row.display_name,
         role=_role(row.role),
         prefix=row.prefix,
-        expire_time=_ts(row.expire_time),
-        revoke_time=_ts(row.revoke_time),
-        last_used_time=_ts(row.last_used_time),
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        expire_time=timestamp(row.expire_time),
+        revoke_time=timestamp(row.revoke_time),
+        last_used_time=timestamp(row.last_used_time),
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
     )
 
 
@@ -116,7 +109,7 @@ def _quota(view: QuotaView) -> pb.Quota:
         trials_per_simulation=view.limits.trials_per_simulation,
         storage_bytes=view.limits.storage_bytes,
         trials_used_this_month=view.trials_used,
-        period_start_time=_ts(view.period_start),
+        period_start_time=timestamp(view.period_start),
     )
 
 
@@ -131,7 +124,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def _user(self, row: User) -> pb.User:
         return _user(row, self.accounts.is_platform(row))
 
-    async def Register(self, request: pb.RegisterRequest, context) -> pb.RegisterResponse:
+    async def Register(
+        self, request: pb.RegisterRequest, context: ServicerContext
+    ) -> pb.RegisterResponse:
         tenant, user, tokens = await self.accounts.register(
             request.tenant_display_name,
             request.email,
@@ -143,23 +138,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             tenant=_tenant(tenant), user=self._user(user), tokens=_tokens(tokens)
         )
 
-    async def Login(self, request: pb.LoginRequest, context) -> pb.LoginResponse:
+    async def Login(self, request: pb.LoginRequest, context: ServicerContext) -> pb.LoginResponse:
         tokens, user = await self.accounts.login(request.email, request.password)
         return pb.LoginResponse(tokens=_tokens(tokens), user=self._user(user))
 
-    async def Refresh(self, request: pb.RefreshRequest, context) -> pb.RefreshResponse:
+    async def Refresh(
+        self, request: pb.RefreshRequest, context: ServicerContext
+    ) -> pb.RefreshResponse:
         return pb.RefreshResponse(
             tokens=_tokens(await self.accounts.refresh(request.refresh_token))
         )
 
-    async def Logout(self, request: pb.LogoutRequest, context) -> empty_pb2.Empty:
+    async def Logout(self, request: pb.LogoutRequest, context: ServicerContext) -> empty_pb2.Empty:
         await self.accounts.logout(request.refresh_token)
         return empty_pb2.Empty()
 
-    async def GetTenant(self, request: pb.GetTenantRequest, context) -> pb.Tenant:
+    async def GetTenant(self, request: pb.GetTenantRequest, context: ServicerContext) -> pb.Tenant:
         return _tenant(await self.accounts.get_tenant(current_principal(), request.tenant_id))
 
-    async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
+    async def CreateUser(self, request: pb.CreateUserRequest, context: ServicerContext) -> pb.User:
         user = await self.accounts.create_user(
             current_principal(),
             request.email,
@@ -170,10 +167,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return self._user(user)
 
-    async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
+    async def GetUser(self, request: pb.GetUserRequest, context: ServicerContext) -> pb.User:
         return self._user(await self.accounts.get_user(current_principal(), request.user_id))
 
-    async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.User:
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context: ServicerContext) -> pb.User:
         given = request.user
         values = {
             "display_name": given.display_name,
@@ -186,13 +183,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return self._user(user)
 
-    async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
+    async def ListUsers(
+        self, request: pb.ListUsersRequest, context: ServicerContext
+    ) -> pb.ListUsersResponse:
         page = await self.accounts.list_users(current_principal(), _list_request(request))
         return pb.ListUsersResponse(
             users=[self._user(u) for u in page.items], next_page_token=page.next_page_token
         )
 
-    async def SearchUsers(self, request: pb.SearchUsersRequest, context) -> pb.SearchUsersResponse:
+    async def SearchUsers(
+        self, request: pb.SearchUsersRequest, context: ServicerContext
+    ) -> pb.SearchUsersResponse:
         paging = ListRequest(request.page_size, request.page_token)
         page = await self.accounts.search_users(current_principal(), request.query, paging)
         return pb.SearchUsersResponse(
@@ -200,7 +201,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def CreateApiKey(
-        self, request: pb.CreateApiKeyRequest, context
+        self, request: pb.CreateApiKeyRequest, context: ServicerContext
     ) -> pb.CreateApiKeyResponse:
         expire = request.expire_time.ToDatetime(dt.UTC) if request.HasField("expire_time") else None
         row, secret = await self.api_keys.create(
@@ -212,30 +213,38 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return pb.CreateApiKeyResponse(api_key=_api_key(row), secret=secret)
 
-    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: ServicerContext
+    ) -> pb.ListApiKeysResponse:
         page = await self.api_keys.list(current_principal(), _list_request(request))
         return pb.ListApiKeysResponse(
             api_keys=[_api_key(k) for k in page.items], next_page_token=page.next_page_token
         )
 
-    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.ApiKey:
+    async def RevokeApiKey(
+        self, request: pb.RevokeApiKeyRequest, context: ServicerContext
+    ) -> pb.ApiKey:
         return _api_key(await self.api_keys.revoke(current_principal(), request.api_key_id))
 
-    async def GetJwks(self, request: pb.GetJwksRequest, context) -> pb.GetJwksResponse:
+    async def GetJwks(
+        self, request: pb.GetJwksRequest, context: ServicerContext
+    ) -> pb.GetJwksResponse:
         return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in await self.keys.jwks()])
 
-    async def GetQuota(self, request: pb.GetQuotaRequest, context) -> pb.Quota:
+    async def GetQuota(self, request: pb.GetQuotaRequest, context: ServicerContext) -> pb.Quota:
         return _quota(await self.quotas.get(current_principal(), request.tenant_id))
 
-    async def ReserveTrials(self, request: pb.ReserveTrialsRequest, context) -> pb.Quota:
+    async def ReserveTrials(
+        self, request: pb.ReserveTrialsRequest, context: ServicerContext
+    ) -> pb.Quota:
         view = await self.quotas.reserve(request.tenant_id, request.trials, request.request_id)
         return _quota(view)
 
     async def VerifyApiKey(
-        self, request: pb.VerifyApiKeyRequest, context
+        self, request: pb.VerifyApiKeyRequest, context: ServicerContext
     ) -> pb.VerifyApiKeyResponse:
         principal, expires = await self.api_keys.verify(request.secret)
-        expire_time = _ts(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None
+        expire_time = timestamp(dt.datetime.fromtimestamp(expires, dt.UTC)) if expires else None
         return pb.VerifyApiKeyResponse(
             user_id=principal.user_id,
             tenant_id=principal.tenant_id,
@@ -245,14 +254,16 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             platform=principal.platform,
         )
 
-    async def CheckUser(self, request: pb.CheckUserRequest, context) -> pb.CheckUserResponse:
+    async def CheckUser(
+        self, request: pb.CheckUserRequest, context: ServicerContext
+    ) -> pb.CheckUserResponse:
         active, role, platform = await self.accounts.check_user(request.tenant_id, request.user_id)
         return pb.CheckUserResponse(
             active=active, role=_role(role or "unspecified"), platform=platform
         )
 
     async def ListContacts(
-        self, request: pb.ListContactsRequest, context
+        self, request: pb.ListContactsRequest, context: ServicerContext
     ) -> pb.ListContactsResponse:
         users = await self.accounts.contacts(
             request.tenant_id, list(request.user_ids), request.include_admins

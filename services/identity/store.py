@@ -13,7 +13,7 @@ tenant: a login email, a refresh token, an API key secret, a signing key, a sess
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,10 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.access import ROLE_RANK
-from services.runtime.db import Database, UtcDateTime, rowcount
+from services.runtime.db import Database, Reader, UtcDateTime, rowcount
 from services.runtime.errors import Aborted
 from services.runtime.listing import (
     Listing,
@@ -237,13 +237,19 @@ class SigningKey:
     retire_time: dt.datetime | None
 
 
+# Every authenticated RPC re-reads its caller: the statement is built (and its cache key
+# computed) once, not per call.
+_USER = select(users).where(users.c.tenant_id == sa.bindparam("t"), users.c.id == sa.bindparam("u"))
+_USER_FOR_UPDATE = _USER.with_for_update()
+
+
 class Reads:
     """Queries inside one transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: Reader) -> None:
         self._session = session
 
-    async def _one(self, statement: sa.Select[Any]) -> Mapping[str, Any] | None:
+    async def _one(self, statement: sa.Select[Any]) -> sa.RowMapping | None:
         row = (await self._session.execute(statement)).first()
         return row._mapping if row is not None else None
 
@@ -255,9 +261,9 @@ class Reads:
 
     async def user(self, tenant_id: str, user_id: str, *, lock: bool = False) -> User | None:
         """A user of the tenant; ``lock`` holds the row (PostgreSQL) until the end."""
-        statement = select(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-        row = await self._one(statement.with_for_update() if lock else statement)
-        return User(**row) if row else None
+        statement = _USER_FOR_UPDATE if lock else _USER
+        row = (await self._session.execute(statement, {"t": tenant_id, "u": user_id})).first()
+        return User(**row._mapping) if row else None
 
     async def user_by_email(self, email: str) -> User | None:
         """The user signing in with ``email`` (unique across tenants)."""
@@ -409,13 +415,14 @@ class Reads:
 class Writes(Reads):
     """Queries and changes inside one write transaction, and the events they cause."""
 
-    def __init__(self, session: AsyncSession, outbox: Outbox) -> None:
+    def __init__(self, session: AsyncConnection, outbox: Outbox) -> None:
         super().__init__(session)
+        self._transaction = session
         self._outbox = outbox
 
     async def record(self, *events: OutboxItem) -> None:
         """Write events (``runtime.events.event``) that commit with this transaction."""
-        await self._outbox.add(self._session, *events)
+        await self._outbox.add(self._transaction, *events)
 
     async def _insert(self, table: Table, record: Any) -> None:
         await self._session.execute(insert(table).values(**asdict(record)))
@@ -524,7 +531,7 @@ class IdentityStore:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Reads]:
         """A read-only unit of work (never waits for SQLite's write lock)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             yield Reads(session)
 
     @asynccontextmanager

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
 
 from alea.notification.v1 import notification_pb2 as pb
 from alea.notification.v1 import notification_pb2_grpc
@@ -20,7 +19,7 @@ from services.notification.domain import Notifications
 from services.notification.feed import Cursor, Filter
 from services.notification.store import Delivery, EventRecord, Preferences, Webhook
 from services.notification.webhooks import Webhooks
-from services.runtime.context import current_principal
+from services.runtime.context import ServicerContext, current_principal
 from services.runtime.errors import InvalidArgument
 from services.runtime.events import type_name
 from services.runtime.listing import ListRequest
@@ -141,7 +140,7 @@ def _preferences(row: Preferences) -> pb.NotificationPreferences:
 
 
 def _feed_request(
-    request: pb.SubscribeRequest | pb.SubscribeSseRequest, context: Any
+    request: pb.SubscribeRequest | pb.SubscribeSseRequest, context: ServicerContext
 ) -> tuple[Filter, Cursor]:
     """The filter and cursor of a subscription; ``last-event-id`` resumes an SSE client."""
     wanted = Filter(
@@ -186,7 +185,9 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 self._converted.popitem(last=False)
         return message
 
-    async def Subscribe(self, request: pb.SubscribeRequest, context) -> AsyncIterator[pb.Event]:
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: ServicerContext
+    ) -> AsyncIterator[pb.Event]:
         wanted, cursor = _feed_request(request, context)
         events = await self.notifications.subscribe(current_principal(), wanted, cursor)
         try:
@@ -197,7 +198,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             await events.aclose()
 
     async def SubscribeSse(
-        self, request: pb.SubscribeSseRequest, context
+        self, request: pb.SubscribeSseRequest, context: ServicerContext
     ) -> AsyncIterator[httpbody_pb2.HttpBody]:
         wanted, cursor = _feed_request(request, context)
         events = await self.notifications.subscribe(current_principal(), wanted, cursor)
@@ -231,11 +232,13 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pumping
 
-    async def PublishEvent(self, request: pb.PublishEventRequest, context) -> pb.Event:
+    async def PublishEvent(
+        self, request: pb.PublishEventRequest, context: ServicerContext
+    ) -> pb.Event:
         return event_message(await self.notifications.publish(event_record(request.event)))
 
     async def CreateWebhook(
-        self, request: pb.CreateWebhookRequest, context
+        self, request: pb.CreateWebhookRequest, context: ServicerContext
     ) -> pb.CreateWebhookResponse:
         webhook, secret = await self.webhooks.create(
             current_principal().tenant_id,
@@ -246,10 +249,14 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         )
         return pb.CreateWebhookResponse(webhook=_webhook(webhook), secret=secret)
 
-    async def GetWebhook(self, request: pb.GetWebhookRequest, context) -> pb.Webhook:
+    async def GetWebhook(
+        self, request: pb.GetWebhookRequest, context: ServicerContext
+    ) -> pb.Webhook:
         return _webhook(await self.webhooks.get(current_principal().tenant_id, request.webhook_id))
 
-    async def UpdateWebhook(self, request: pb.UpdateWebhookRequest, context) -> pb.Webhook:
+    async def UpdateWebhook(
+        self, request: pb.UpdateWebhookRequest, context: ServicerContext
+    ) -> pb.Webhook:
         given = request.webhook
         states = {v: k for k, v in _WEBHOOK_STATES.items()}
         values = {
@@ -267,7 +274,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return _webhook(updated)
 
     async def RotateWebhookSecret(
-        self, request: pb.RotateWebhookSecretRequest, context
+        self, request: pb.RotateWebhookSecretRequest, context: ServicerContext
     ) -> pb.RotateWebhookSecretResponse:
         overlap = request.overlap.ToNanoseconds() / 1e9 if request.HasField("overlap") else None
         webhook, secret = await self.webhooks.rotate(
@@ -276,7 +283,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return pb.RotateWebhookSecretResponse(webhook=_webhook(webhook), secret=secret)
 
     async def ListWebhooks(
-        self, request: pb.ListWebhooksRequest, context
+        self, request: pb.ListWebhooksRequest, context: ServicerContext
     ) -> pb.ListWebhooksResponse:
         query = ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
         page = await self.webhooks.list(current_principal().tenant_id, query)
@@ -284,12 +291,14 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             webhooks=[_webhook(w) for w in page.items], next_page_token=page.next_page_token
         )
 
-    async def DeleteWebhook(self, request: pb.DeleteWebhookRequest, context) -> empty_pb2.Empty:
+    async def DeleteWebhook(
+        self, request: pb.DeleteWebhookRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.webhooks.delete(current_principal().tenant_id, request.webhook_id)
         return empty_pb2.Empty()
 
     async def ListDeliveries(
-        self, request: pb.ListDeliveriesRequest, context
+        self, request: pb.ListDeliveriesRequest, context: ServicerContext
     ) -> pb.ListDeliveriesResponse:
         query = ListRequest(request.page_size, request.page_token, request.filter, request.order_by)
         page = await self.webhooks.list_deliveries(current_principal().tenant_id, query)
@@ -297,11 +306,15 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             deliveries=[_delivery(d) for d in page.items], next_page_token=page.next_page_token
         )
 
-    async def Redeliver(self, request: pb.RedeliverRequest, context) -> pb.Delivery:
+    async def Redeliver(
+        self, request: pb.RedeliverRequest, context: ServicerContext
+    ) -> pb.Delivery:
         tenant = current_principal().tenant_id
         return _delivery(await self.webhooks.redeliver(tenant, request.delivery_id))
 
-    async def SendEmail(self, request: pb.SendEmailRequest, context) -> pb.SendEmailResponse:
+    async def SendEmail(
+        self, request: pb.SendEmailRequest, context: ServicerContext
+    ) -> pb.SendEmailResponse:
         message_id = await self.notifications.send_email(
             request.tenant_id,
             request.to,
@@ -313,12 +326,12 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return pb.SendEmailResponse(message_id=message_id)
 
     async def GetPreferences(
-        self, request: pb.GetPreferencesRequest, context
+        self, request: pb.GetPreferencesRequest, context: ServicerContext
     ) -> pb.NotificationPreferences:
         return _preferences(await self.notifications.preferences(current_principal()))
 
     async def UpdatePreferences(
-        self, request: pb.UpdatePreferencesRequest, context
+        self, request: pb.UpdatePreferencesRequest, context: ServicerContext
     ) -> pb.NotificationPreferences:
         given = request.preferences
         values = {

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.runtime.db import Database, rowcount
+from services.runtime.db import Database, Reader, rowcount
 from services.runtime.events import ENUM_NAMES
 from services.runtime.listing import Listing, ListRequest, Page, enum, timestamp
 from services.runtime.listing import text as text_field
@@ -247,7 +247,7 @@ class Preferences:
 
 _LOG_LOCK = zlib.crc32(b"alea.notification.events")
 
-FanOut = Callable[[AsyncSession, EventRecord], Awaitable[None]]
+FanOut = Callable[[AsyncConnection, EventRecord], Awaitable[None]]
 """What else a new event causes, written in the transaction that records it."""
 
 
@@ -261,7 +261,7 @@ class NotificationStore:
     async def pending_deliveries(self) -> int:
         """Webhook deliveries of every tenant waiting to be sent or retried (the overview)."""
         query = select(func.count()).where(deliveries.c.state == "pending")
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return int((await session.execute(query)).scalar() or 0)
 
     # -- the event log ---------------------------------------------------------------------
@@ -300,7 +300,7 @@ class NotificationStore:
         return outcome
 
     async def event(self, tenant_id: str, event_id: str) -> EventRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             found = await _event_by_id(session, event_id)
         return found if found is not None and found.tenant_id == tenant_id else None
 
@@ -311,17 +311,17 @@ class NotificationStore:
         query = select(events).where(events.c.seq > seq).order_by(events.c.seq).limit(limit)
         if tenant_id is not None:
             query = query.where(events.c.tenant_id == tenant_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [EventRecord(**row._mapping) for row in rows]
 
     async def last_seq(self) -> int:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return int(await session.scalar(select(func.max(events.c.seq))) or 0)
 
     async def seq_before(self, tenant_id: str, since: float) -> int:
         """The ``seq`` after which the tenant's events recorded at or after ``since`` lie."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             first = await session.scalar(
                 select(func.min(events.c.seq)).where(
                     events.c.tenant_id == tenant_id, events.c.record_time >= since
@@ -346,8 +346,11 @@ class NotificationStore:
         return rowcount(gone)
 
     async def cursor(self, name: str) -> int | None:
-        async with self.db.sessions() as session:
-            return await session.scalar(select(cursors.c.seq).where(cursors.c.name == name))
+        async with self.db.reading() as session:
+            seq: int | None = await session.scalar(
+                select(cursors.c.seq).where(cursors.c.name == name)
+            )
+        return seq
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -372,14 +375,14 @@ class NotificationStore:
         query = select(webhooks).where(
             webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return Webhook(**row._mapping) if row else None
 
     async def list_webhooks(self, tenant_id: str, request: ListRequest) -> Page[Webhook]:
         query = WEBHOOKS.query(request, tenant_id)
         statement = select(webhooks).where(webhooks.c.tenant_id == tenant_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([Webhook(**item) for item in items], token)
@@ -433,12 +436,12 @@ class NotificationStore:
     # -- deliveries ------------------------------------------------------------------------
 
     @staticmethod
-    async def add_deliveries(session: AsyncSession, rows: Sequence[Delivery]) -> None:
+    async def add_deliveries(session: AsyncConnection, rows: Sequence[Delivery]) -> None:
         if rows:
             await session.execute(insert(deliveries), [asdict(row) for row in rows])
 
     @staticmethod
-    async def active_webhooks(session: AsyncSession, tenant_id: str) -> list[Webhook]:
+    async def active_webhooks(session: Reader, tenant_id: str) -> list[Webhook]:
         query = select(webhooks).where(
             webhooks.c.tenant_id == tenant_id, webhooks.c.state == "active"
         )
@@ -451,30 +454,31 @@ class NotificationStore:
             .order_by(deliveries.c.next_attempt_time, deliveries.c.create_time)
             .limit(limit)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [Delivery(**row._mapping) for row in rows]
 
     async def next_delivery_time(self) -> float | None:
-        async with self.db.sessions() as session:
-            return await session.scalar(
+        async with self.db.reading() as session:
+            when: float | None = await session.scalar(
                 select(func.min(deliveries.c.next_attempt_time)).where(
                     deliveries.c.state == "pending"
                 )
             )
+        return when
 
     async def delivery(self, tenant_id: str, delivery_id: str) -> Delivery | None:
         query = select(deliveries).where(
             deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (await session.execute(query)).first()
         return Delivery(**row._mapping) if row else None
 
     async def list_deliveries(self, tenant_id: str, request: ListRequest) -> Page[Delivery]:
         query = DELIVERIES.query(request, tenant_id)
         statement = select(deliveries).where(deliveries.c.tenant_id == tenant_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([Delivery(**item) for item in items], token)
@@ -500,7 +504,7 @@ class NotificationStore:
         return True
 
     async def event_by_id(self, event_id: str) -> EventRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return await _event_by_id(session, event_id)
 
     # -- emails ----------------------------------------------------------------------------
@@ -527,7 +531,7 @@ class NotificationStore:
                     await session.execute(insert(cursors).values(name=name, seq=seq))
 
     async def email_by_key(self, dedup_key: str) -> Email | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(select(emails).where(emails.c.dedup_key == dedup_key))
             ).first()
@@ -540,7 +544,7 @@ class NotificationStore:
             .order_by(emails.c.next_attempt_time)
             .limit(limit)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return [Email(**row._mapping) for row in (await session.execute(query)).all()]
 
     async def save_email(self, email_id: str, **values: Any) -> None:
@@ -553,7 +557,7 @@ class NotificationStore:
         query = select(preferences).where(
             preferences.c.tenant_id == tenant_id, preferences.c.user_id.in_(user_ids)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return [Preferences(**row._mapping) for row in (await session.execute(query)).all()]
 
     async def broad_preferences(self, tenant_id: str) -> list[Preferences]:
@@ -564,7 +568,7 @@ class NotificationStore:
             preferences.c.email_enabled.is_(True),
             preferences.c.quiet.is_(False),
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return [Preferences(**row._mapping) for row in (await session.execute(query)).all()]
 
     async def save_preferences(self, record: Preferences) -> None:
@@ -578,6 +582,6 @@ class NotificationStore:
             await session.execute(insert(preferences).values(**asdict(record)))
 
 
-async def _event_by_id(session: AsyncSession, event_id: str) -> EventRecord | None:
+async def _event_by_id(session: Reader, event_id: str) -> EventRecord | None:
     row = (await session.execute(select(events).where(events.c.id == event_id))).first()
     return EventRecord(**row._mapping) if row else None

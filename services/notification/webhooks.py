@@ -37,12 +37,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import event as sa_event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notification.config import NotificationConfig
 from services.notification.ssrf import Guard, Refused, post
 from services.notification.store import Delivery, EventRecord, NotificationStore, Webhook
+from services.runtime.db import after_commit
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.runtime.events import event, type_name
 from services.runtime.listing import ListRequest, Page
@@ -198,7 +198,7 @@ class Webhooks:
 
     # -- deliveries ------------------------------------------------------------------------
 
-    async def fan_out(self, session: AsyncSession, event: EventRecord) -> None:
+    async def fan_out(self, session: AsyncConnection, event: EventRecord) -> None:
         """Create the deliveries of a new event (inside the transaction recording it)."""
         now = time.time()
         rows = [
@@ -223,8 +223,7 @@ class Webhooks:
         ]
         await self.store.add_deliveries(session, rows)
         if rows:  # the dispatcher looks once they are committed
-            wake = self._wake.set
-            sa_event.listen(session.sync_session, "after_commit", lambda _: wake(), once=True)
+            after_commit(session, self._wake.set)
 
     async def list_deliveries(self, tenant_id: str, request: ListRequest) -> Page[Delivery]:
         return await self.store.list_deliveries(tenant_id, request)

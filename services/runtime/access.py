@@ -23,6 +23,7 @@ with one of :data:`READ_PREFIXES`); refused calls are recorded whatever the rule
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -100,7 +101,7 @@ class MethodRule:
     audit_calls: bool = False  # record every call, not only refused ones
 
 
-def peer_identity(auth_context: dict[str, list[bytes]]) -> str | None:
+def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The ``<peer>`` of the client certificate's ``spiffe://alea/<peer>`` URI SAN, if any."""
     for raw in auth_context.get("x509_subject_alternative_name", []):
         value = raw.decode(errors="replace")

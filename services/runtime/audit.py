@@ -37,10 +37,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from alea.admin.v1 import admin_pb2
@@ -51,9 +50,10 @@ from google.protobuf.message import Message
 from services.runtime import access
 from services.runtime.context import Principal
 from services.runtime.db import Database
+from services.runtime.interceptor import Call
 from services.runtime.outbox import Outbox, OutboxItem
 
-__all__ = ["TOPIC", "AuditEntry", "AuditTrail", "Call", "acting", "note", "resource_of"]
+__all__ = ["TOPIC", "AuditEntry", "AuditTrail", "acting", "note", "resource_of"]
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +82,6 @@ def acting(user_id: str, tenant_id: str) -> None:
     """Name who acts in a public RPC of the call being handled (a refreshed or ended
     session's user), which no credentials named; its entry goes to their tenant's log."""
     _acting.set((user_id, tenant_id))
-
-
-class Call(Protocol):
-    """What the interceptor knows of a finished RPC (its ``_Rpc``)."""
-
-    method: str
-    code: grpc.StatusCode
-    request_id: str
-    peer: str | None
-    principal: Principal | None
-    metadata: Mapping[str, str]
-    request: Message | None
-    response: Message | None
-    error: str
-
-    def client_address(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

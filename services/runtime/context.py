@@ -6,15 +6,21 @@ import contextvars
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from services.runtime.errors import Unauthenticated
 
 __all__ = [
     "Principal",
+    "ServicerContext",
     "current_principal",
     "forwarded_credentials",
     "principal_var",
     "request_id_var",
 ]
+
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+"""The gRPC context every handler receives (its request and response types vary)."""
 
 # The metadata that carries a user's credentials, forwarded when a service acts on their
 # behalf towards another (simulation reading a workbook, admin disabling a user).
@@ -57,7 +63,7 @@ def current_principal() -> Principal:
     return principal
 
 
-def forwarded_credentials(context: Any) -> tuple[tuple[str, str], ...]:
+def forwarded_credentials(context: ServicerContext) -> tuple[tuple[str, str], ...]:
     """The caller's own credentials (from a servicer context), to act on their behalf
     towards another service."""
     metadata = context.invocation_metadata() or ()

@@ -1,7 +1,8 @@
 """Async database access (SQLAlchemy 2) and per-service schema migrations.
 
 SQLite (aiosqlite) is the embedded default, tuned per connection for WAL, foreign
-keys and a busy timeout; PostgreSQL is reached through asyncpg.
+keys and a busy timeout; its read-only sessions run on the event loop's thread
+(:mod:`services.runtime.sqlite` says why). PostgreSQL is reached through asyncpg.
 
 Migrations are Alembic revisions in each service's ``migrations/versions/`` folder,
 applied at start-up through Alembic's ``EnvironmentContext`` rather than an
@@ -16,32 +17,53 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import asyncpg
 import sqlalchemy.exc
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, DateTime, TypeDecorator, event, text
+from sqlalchemy import Connection, DateTime, Executable, ScalarResult, TypeDecorator, event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.typing import TupleAny, Unpack
 
-__all__ = ["Database", "UtcDateTime", "is_outage", "migrate", "rowcount"]
+from services.runtime.sqlite import InlineReader, create_read_engine
+
+__all__ = [
+    "Database",
+    "Reader",
+    "UtcDateTime",
+    "after_commit",
+    "is_outage",
+    "migrate",
+    "rowcount",
+]
+
+
+class Reader(Protocol):
+    """What stores read through: an ``AsyncConnection``, or on SQLite an
+    :class:`~services.runtime.sqlite.InlineReader`."""
+
+    async def execute(
+        self, statement: Executable, parameters: Any = None
+    ) -> Result[Unpack[TupleAny]]: ...
+
+    async def scalar(self, statement: Executable, parameters: Any = None) -> Any: ...
+
+    async def scalars(self, statement: Executable, parameters: Any = None) -> ScalarResult[Any]: ...
+
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "alea_sqlite_immediate"
+_AFTER_COMMIT = "alea_after_commit"
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling starts transactions late (at the first write),
     # so a read-then-write loses updates; _begin_sqlite takes over instead.
     dbapi_connection.isolation_level = None
@@ -74,12 +96,19 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _sqlite_file(url: str) -> str | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
 def _upgrade(connection: Connection, migrations: Path) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations))
     script = ScriptDirectory.from_config(config)
 
-    def upgrade(revision, _context):
+    def upgrade(revision: Any, _context: Any) -> Any:
         return script._upgrade_revs("head", revision)
 
     with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:
@@ -104,12 +133,12 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime")
         return value
 
-    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value
@@ -122,7 +151,9 @@ class Database:
         self.url = url
         self.migrations = migrations
         self.engine = create_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        path = _sqlite_file(url)
+        # SQLite reads run inline on a plain engine: see services.runtime.sqlite.
+        self.read_engine = create_read_engine(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
         # SQLite has one write lock, and a writer waiting for it sleeps in SQLite's busy
         # handler in growing steps (up to 100 ms) rather than taking its turn: a process's
         # concurrent writers commit several times slower than one after the other. So they
@@ -142,6 +173,8 @@ class Database:
 
     async def close(self) -> None:
         """Dispose of every pooled connection."""
+        if self.read_engine is not None:
+            self.read_engine.dispose()
         await self.engine.dispose()
 
     async def reachable(self, within: float) -> bool:
@@ -154,32 +187,67 @@ class Database:
         return True
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error.
+    async def reading(self) -> AsyncIterator[Reader]:
+        """A connection for reads. Each statement sees what was committed when it ran, as
+        under PostgreSQL's READ COMMITTED. On SQLite it runs inline on the event loop and
+        is read-only: a write through it fails.
+
+        Stores run Core statements on connections rather than ORM sessions: a session
+        costs several times the CPU of the query it runs.
+        """
+        if self.read_engine is None:
+            async with self.engine.connect() as connection:
+                yield connection
+            return
+        with self.read_engine.connect() as inline:
+            yield InlineReader(inline)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed on success, rolled back on error.
 
         On SQLite it holds the database's single write lock from the start, so keep it
-        short and never open a second ``transaction()`` inside one (RuntimeError: it would wait
-        forever).
-        Read-only work belongs in ``sessions()``.
+        short and never open a second ``transaction()`` inside one (RuntimeError: it would
+        wait forever). Read-only work belongs in ``reading()``.
         """
         if self.dialect != "sqlite":
-            async with self.sessions() as session, session.begin():
-                yield session
+            async with self._transaction() as connection:
+                yield connection
             return
         if self._sqlite_writer.locked() and self._sqlite_writer_task is asyncio.current_task():
             raise RuntimeError("a transaction() inside a transaction() would wait forever")
         async with self._sqlite_writer:
             self._sqlite_writer_task = asyncio.current_task()
             try:
-                async with self.sessions() as session, session.begin():
-                    await session.connection(execution_options={_IMMEDIATE: True})
-                    yield session
+                async with self._transaction(immediate=True) as connection:
+                    yield connection
             finally:
                 self._sqlite_writer_task = None
 
+    @asynccontextmanager
+    async def _transaction(self, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            if immediate:
+                await connection.execution_options(**{_IMMEDIATE: True})
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                # info lives with the pooled DBAPI connection: never hand it to the next user.
+                connection.info.pop(_AFTER_COMMIT, None)
+                raise
+            for callback in connection.info.pop(_AFTER_COMMIT, ()):
+                callback()
+
+
+def after_commit(connection: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the transaction ``connection`` belongs to (one of
+    :meth:`Database.transaction`) has committed; never if it rolls back."""
+    connection.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
 
 def rowcount(result: Result[Any]) -> int:
-    """Rows matched by an UPDATE or DELETE run through ``session.execute``.
+    """Rows matched by an UPDATE or DELETE run through ``connection.execute``.
 
     SQLAlchemy returns a ``CursorResult`` for DML but types ``execute`` as ``Result``;
     conditional updates (leases, quotas) read their outcome from this count.

@@ -1,15 +1,22 @@
 """The server interceptor every Alea service runs: one guard around every RPC.
 
-In order, before the handler: request id (``x-request-id`` or a new one, returned in
-trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
+In order, before the handler: the RPC's OpenTelemetry server span (continuing the
+caller's trace from ``traceparent``), request id (``x-request-id`` or a new one, returned
+in trailing metadata), mTLS peer check, authentication, authorisation from the RPC's
 ``(alea.access.v1.rule)``, request validation (each message of a client stream too; a
 request whose bytes do not parse is INVALID_ARGUMENT, see ``validation.Undecodable``).
 Around the handler: domain errors mapped to rich statuses (:mod:`.errors`), a database
 that cannot be reached to UNAVAILABLE (clients retry), anything else to INTERNAL with an
-error id, one JSON log line and one duration sample per RPC, and the finished call
-handed to each observer (the audit trail, the recent-calls counters, the API-call meter:
-each only queues or counts, in microseconds, so the response is never delayed).
-Unary and streaming handlers, async functions and async generators, are all wrapped.
+error id, one JSON log line and one duration sample per RPC, the span ended with the
+status, and the finished call handed to each observer (the audit trail, the recent-calls
+counters, the API-call meter: each only queues or counts, in microseconds, so the
+response is never delayed). Unary and streaming handlers, async functions and async
+generators, are all wrapped, once per method.
+
+The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
+same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
+``rpc.grpc.status_code``, ``net.peer.*``, ``rpc.user_agent``): one guard instead of two
+around every call halved what the guard cost per RPC.
 """
 
 from __future__ import annotations
@@ -17,20 +24,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
-import urllib.parse
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import Message
-from opentelemetry import trace
+from google.rpc import status_pb2
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import access
 from services.runtime.auth import Authenticator
-from services.runtime.context import Principal, principal_var, request_id_var
+from services.runtime.context import Principal, ServicerContext, principal_var, request_id_var
 from services.runtime.db import is_outage
 from services.runtime.errors import (
     AleaError,
@@ -44,31 +54,96 @@ from services.runtime.platform_settings import RATE_LIMIT, LiveSettings
 from services.runtime.telemetry import rpc_duration
 from services.runtime.validation import tolerant, validate
 
-__all__ = ["RpcObserver", "RuntimeInterceptor"]
+__all__ = ["Call", "RpcObserver", "RuntimeInterceptor"]
 
 log = logging.getLogger("alea.rpc")
 _MAX_REQUEST_ID = 128
+# RpcMethodHandler and ServerInterceptor are generic only in types-grpcio's stubs.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+Behavior = Callable[..., Any]  # a unary or streaming handler function, as grpc calls it
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+# Statuses that mark the span as an error: the server failed, not the caller (the same
+# set as OpenTelemetry's gRPC instrumentation).
+_SPAN_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
 
 
 def _request_id(metadata: dict[str, str]) -> str:
     given = metadata.get("x-request-id", "")
     if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
+
+
+def _span_attributes(method: str, context: Any, metadata: dict[str, str]) -> dict[str, Any]:
+    """The semantic-convention attributes of an RPC's server span."""
+    service, _, name = method.lstrip("/").partition("/")
+    attributes: dict[str, Any] = {
+        "rpc.system": "grpc",
+        "rpc.grpc.status_code": grpc.StatusCode.OK.value[0],
+        "rpc.method": name,
+        "rpc.service": service,
+    }
+    if "user-agent" in metadata:
+        attributes["rpc.user_agent"] = metadata["user-agent"]
+    peer = context.peer() or ""  # ipv4:127.0.0.1:57284, ipv6:[::1]:57284
+    scheme, _, address = peer.split(",")[0].partition(":")
+    ip, _, port = address.rpartition(":")
+    if scheme in ("ipv4", "ipv6") and ip:
+        ip = unquote(ip)
+        attributes["net.peer.ip"], attributes["net.peer.port"] = ip, port
+        if ip in ("[::1]", "127.0.0.1"):
+            attributes["net.peer.name"] = "localhost"
+    return attributes
+
+
+class Call(Protocol):
+    """What an observer is told of a finished RPC (an ``_Rpc``)."""
+
+    method: str
+    code: grpc.StatusCode
+    request_id: str
+    peer: str | None
+    principal: Principal | None
+    request: Message | None
+    response: Message | None
+    error: str
+
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+    def client_address(self) -> str: ...
 
 
 class RpcObserver(Protocol):
-    """Told of every finished RPC (``call`` is the :class:`_Rpc`); must return at once."""
+    """Told of every finished RPC; must return at once."""
 
-    def finished(self, call) -> None: ...
+    def finished(self, call: Call) -> None: ...
 
 
 class _Rpc:
     """Admission, error mapping and accounting of one RPC (an async context manager)."""
 
     def __init__(
-        self, guard: RuntimeInterceptor, method: str, context, request: Message | None = None
+        self,
+        guard: RuntimeInterceptor,
+        method: str,
+        context: ServicerContext,
+        request: Message | None = None,
     ) -> None:
         self.guard, self.method, self.context = guard, method, context
         self.metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -77,6 +152,14 @@ class _Rpc:
         self.principal: Principal | None = None
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
+        attributes = _span_attributes(method, context, self.metadata)
+        attributes["alea.request_id"] = self.request_id
+        self.span = guard.tracer.start_span(
+            method,
+            propagate.extract(self.metadata),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
         self.request = request
         self.response: Message | None = None
         self.error = ""
@@ -88,13 +171,13 @@ class _Rpc:
             external = self.metadata.get("x-envoy-external-address", "")
             if external:
                 return external
-        return urllib.parse.unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
+        return unquote(self.context.peer() or "")  # gRPC escapes "[" and "]"
 
     async def __aenter__(self) -> _Rpc:
+        self._span_token = otel_context.attach(trace.set_span_in_context(self.span))
         self._request_token = request_id_var.set(self.request_id)
         self._principal_token = principal_var.set(None)
         self.context.set_trailing_metadata(self.guard.trailers(self.request_id))
-        trace.get_current_span().set_attribute("alea.request_id", self.request_id)
         try:
             self.principal = await self.guard.admit(self)
         except BaseException as exc:
@@ -102,9 +185,8 @@ class _Rpc:
             raise
         principal_var.set(self.principal)
         if self.principal is not None:
-            span = trace.get_current_span()
-            span.set_attribute("alea.tenant_id", self.principal.tenant_id)
-            span.set_attribute("alea.user_id", self.principal.user_id)
+            self.span.set_attribute("alea.tenant_id", self.principal.tenant_id)
+            self.span.set_attribute("alea.user_id", self.principal.user_id)
         return self
 
     async def __aexit__(
@@ -128,6 +210,7 @@ class _Rpc:
                 await self._abort(to_status(Unavailable("the database is unavailable; retry")))
             error_id, status = internal_status()
             self.code = grpc.StatusCode.INTERNAL
+            self.span.record_exception(exc)
             log.error(
                 "unhandled error %s in %s",
                 error_id,
@@ -139,7 +222,7 @@ class _Rpc:
         finally:
             self._account()
 
-    async def _abort(self, status) -> None:
+    async def _abort(self, status: status_pb2.Status) -> None:
         trailing = (
             *self.guard.trailers(self.request_id),
             ("grpc-status-details-bin", status.SerializeToString()),
@@ -162,6 +245,10 @@ class _Rpc:
             },
         )
         self.guard.durations.record(seconds, {"rpc.method": self.method, "rpc.grpc.status": code})
+        self.span.set_attribute("rpc.grpc.status_code", self.code.value[0])
+        if self.code in _SPAN_ERRORS:
+            self.span.set_status(Status(StatusCode.ERROR, f"{self.code}"))
+        self.span.end()
         for observer in self.guard.observers:
             try:
                 observer.finished(self)
@@ -169,15 +256,16 @@ class _Rpc:
                 log.exception("observer %s failed on %s", type(observer).__name__, self.method)
         principal_var.reset(self._principal_token)
         request_id_var.reset(self._request_token)
+        otel_context.detach(self._span_token)
 
-    async def requests(self, iterator: AsyncIterator) -> AsyncIterator:
+    async def requests(self, iterator: AsyncIterator[Message]) -> AsyncIterator[Message]:
         """A client stream with every message validated."""
         async for message in iterator:
             validate(message)
             yield message
 
 
-class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+class RuntimeInterceptor(_ServerInterceptor):
     """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
 
     def __init__(
@@ -194,6 +282,10 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         self.durations = rpc_duration()
         self.observers = tuple(observers)
         self.live = live
+        self.tracer = trace.get_tracer("alea.runtime")
+        # method → (the handler grpc found, the same wrapped): wrapping once per method
+        # rather than once per call.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def trailers(self, request_id: str) -> tuple[tuple[str, str], ...]:
         """Trailing metadata of every response: the request id, and the request rate
@@ -240,15 +332,23 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             raise Unauthenticated("this service cannot verify user credentials")
         return await self.authenticator.authenticate(metadata)
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        return self._wrap(handler, handler_call_details.method)
+        if handler is None:  # no such method: grpc answers UNIMPLEMENTED
+            return handler
+        method = handler_call_details.method
+        found = self._wrapped.get(method)
+        if found is None or found[0] is not handler:
+            found = self._wrapped[method] = (handler, self._wrap(handler, method))
+        return found[1]
 
-    def _wrap(self, handler, method: str):
-        def unary_request(behavior):
-            async def run(request, context):
+    def _wrap(self, handler: Handler, method: str) -> Handler:
+        def unary_request(behavior: Behavior) -> Behavior:
+            async def run(request: Message, context: ServicerContext) -> Any:
                 async with _Rpc(self, method, context, request) as rpc:
                     validate(request)
                     rpc.response = await behavior(request, context)
@@ -256,19 +356,21 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
             return run
 
-        def stream_request(behavior):
-            async def run(request_iterator, context):
+        def stream_request(behavior: Behavior) -> Behavior:
+            async def run(
+                request_iterator: AsyncIterator[Message], context: ServicerContext
+            ) -> Any:
                 async with _Rpc(self, method, context) as rpc:
                     rpc.response = await behavior(rpc.requests(request_iterator), context)
                     return rpc.response
 
             return run
 
-        def streaming(behavior, streamed_request: bool):
+        def streaming(behavior: Behavior, streamed_request: bool) -> Behavior:
             if not inspect.isasyncgenfunction(behavior):
                 return (stream_request if streamed_request else unary_request)(behavior)
 
-            async def run(request, context):
+            async def run(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
                 async with _Rpc(
                     self, method, context, None if streamed_request else request
                 ) as rpc:
@@ -297,6 +399,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             return grpc.stream_unary_rpc_method_handler(
                 stream_request(handler.stream_unary), **serializers
             )
+        assert handler.stream_stream is not None  # the one kind left
         return grpc.stream_stream_rpc_method_handler(
             streaming(handler.stream_stream, True), **serializers
         )

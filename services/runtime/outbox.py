@@ -56,11 +56,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import delete, event, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.config import Environment
-from services.runtime.db import Database
+from services.runtime.db import Database, after_commit
 
 __all__ = [
     "Outbox",
@@ -154,7 +154,7 @@ class Outbox:
         """The event set whenever records of ``topic`` were committed in this process."""
         return self._wakes.setdefault(topic, asyncio.Event())
 
-    async def add(self, session: AsyncSession, *items: OutboxItem) -> None:
+    async def add(self, session: AsyncConnection, *items: OutboxItem) -> None:
         """Write ``items`` in ``session``'s transaction (after the change they describe,
         so that its row lock orders them); the relays wake once it commits."""
         items = tuple(
@@ -183,11 +183,11 @@ class Outbox:
         )
         topics = {item.topic for item in items}
 
-        def committed(_session: Any) -> None:
+        def committed() -> None:
             for topic in topics:
                 self.wakeup(topic).set()
 
-        event.listen(session.sync_session, "after_commit", committed, once=True)
+        after_commit(session, committed)
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class RelaySettings:
     def backoff(self, failures: int) -> float:
         """Seconds to wait after ``failures`` failed passes in a row: exponential, capped,
         with full jitter over its upper half (relays of several processes spread out)."""
-        ceiling = min(self.retry_max_seconds, self.retry_initial_seconds * 2 ** (failures - 1))
+        ceiling = min(self.retry_max_seconds, self.retry_initial_seconds * 2.0 ** (failures - 1))
         return ceiling * random.uniform(0.5, 1.0)
 
 
@@ -325,7 +325,7 @@ class Relay:
             .order_by(table.c.seq)
             .limit(self.settings.batch)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         return [OutboxRecord(**row._mapping) for row in rows]
 

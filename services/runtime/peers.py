@@ -194,7 +194,10 @@ class IdentityClient:
             user=identity_pb2.User(**fields), update_mask=field_mask_pb2.FieldMask(paths=paths)
         )
         try:
-            return await self._stub.UpdateUser(request, metadata=credentials, timeout=_TIMEOUT)
+            user: identity_pb2.User = await self._stub.UpdateUser(
+                request, metadata=credentials, timeout=_TIMEOUT
+            )
+            return user
         except grpc.aio.AioRpcError as exc:
             raise _failed("identity", "change the user", exc, _USERS_OWN) from None
 
@@ -202,7 +205,10 @@ class IdentityClient:
         """A user of the caller's tenant, read with the caller's ``credentials``."""
         request = identity_pb2.GetUserRequest(user_id=user_id)
         try:
-            return await self._stub.GetUser(request, metadata=credentials, timeout=5)
+            found: identity_pb2.User = await self._stub.GetUser(
+                request, metadata=credentials, timeout=5
+            )
+            return found
         except grpc.aio.AioRpcError as exc:
             raise _failed("identity", "read the user", exc, _USERS_OWN) from None
 
@@ -224,7 +230,7 @@ class IdentityClient:
         """Bytes the tenant may store."""
         request = identity_pb2.GetQuotaRequest(tenant_id=tenant_id)
         try:
-            quota = await self._stub.GetQuota(request, timeout=5)
+            quota: identity_pb2.Quota = await self._stub.GetQuota(request, timeout=5)
         except grpc.aio.AioRpcError as exc:
             raise _failed("identity", "give the storage quota", exc, frozenset()) from None
         return quota.storage_bytes
@@ -307,7 +313,10 @@ class SimulationClient:
         """The caller's tenant's queued and running simulations, and the live workers."""
         request = simulation_pb2.GetQueueStatusRequest()
         try:
-            return await self._stub.GetQueueStatus(request, metadata=credentials, timeout=5)
+            queue: simulation_pb2.QueueStatus = await self._stub.GetQueueStatus(
+                request, metadata=credentials, timeout=5
+            )
+            return queue
         except grpc.aio.AioRpcError as exc:
             raise _failed("simulation", "give its queue", exc, _USERS_OWN) from None
 
@@ -334,7 +343,10 @@ class StatusClient:
         """The answering replica's status."""
         request = status_pb2.GetStatusRequest()
         try:
-            return await self._status.GetStatus(request, timeout=_PROBE_TIMEOUT)
+            status: status_pb2.ServiceStatus = await self._status.GetStatus(
+                request, timeout=_PROBE_TIMEOUT
+            )
+            return status
         except grpc.aio.AioRpcError as exc:
             raise _failed(self.peer, "give its status", exc, frozenset()) from None
 
@@ -365,7 +377,10 @@ class AdminClient:
         """Every setting value set, unless nothing changed since ``known_version``."""
         request = admin_pb2.GetEffectiveSettingsRequest(known_version=known_version)
         try:
-            return await self._stub.GetEffectiveSettings(request, timeout=5)
+            settings: admin_pb2.EffectiveSettings = await self._stub.GetEffectiveSettings(
+                request, timeout=5
+            )
+            return settings
         except grpc.aio.AioRpcError as exc:
             raise _failed("admin", "give the settings", exc, frozenset()) from None
 

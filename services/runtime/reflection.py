@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from services.runtime.access import peer_identity
+from services.runtime.context import ServicerContext
 
 __all__ = ["EDGE_SERVICES_HEADER", "REFLECTION_SERVICES", "add_reflection"]
 
@@ -69,19 +70,22 @@ def _edge_view(names: str) -> ReflectionServicer:
     return ReflectionServicer([*names.split(","), *REFLECTION_SERVICES])
 
 
-class _Reflection(reflection_pb2_grpc.ServerReflectionServicer):
+# grpcio-reflection ships without type information: its servicer base class is Any.
+class _Reflection(reflection_pb2_grpc.ServerReflectionServicer):  # type: ignore[misc]
     """Reflection of this process's services, or of the edge's for the edge."""
 
     def __init__(self, own_services: Sequence[str]) -> None:
         self._own = ReflectionServicer([*own_services, *REFLECTION_SERVICES])
 
     async def ServerReflectionInfo(
-        self, request_iterator: AsyncIterator[reflection_pb2.ServerReflectionRequest], context
+        self,
+        request_iterator: AsyncIterator[reflection_pb2.ServerReflectionRequest],
+        context: ServicerContext,
     ) -> AsyncIterator[reflection_pb2.ServerReflectionResponse]:
         async for response in self._view(context).ServerReflectionInfo(request_iterator, context):
             yield response
 
-    def _view(self, context) -> ReflectionServicer:
+    def _view(self, context: ServicerContext) -> ReflectionServicer:
         edge_names = dict(context.invocation_metadata() or ()).get(EDGE_SERVICES_HEADER)
         if edge_names and peer_identity(context.auth_context()) == "edge":
             return _edge_view(edge_names)

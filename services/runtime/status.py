@@ -22,7 +22,9 @@ from alea.status.v1 import status_pb2, status_pb2_grpc
 from sqlalchemy import func, select
 
 from services.runtime.audit import AuditTrail
+from services.runtime.context import ServicerContext
 from services.runtime.db import Database
+from services.runtime.interceptor import Call
 from services.runtime.outbox import outbox_table
 
 __all__ = ["SERVER_ERRORS", "Gauges", "RecentCalls", "StatusServicer", "version"]
@@ -61,7 +63,7 @@ class RecentCalls:
     def __init__(self) -> None:
         self._counts: dict[int, list[int]] = {}
 
-    def finished(self, call) -> None:
+    def finished(self, call: Call) -> None:
         if call.method.startswith(_FRAMEWORK):
             return
         minute = int(time.monotonic() // _BUCKET_SECONDS)
@@ -108,7 +110,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
             .where(outbox_table.c.dead.is_(False))
             .group_by(outbox_table.c.topic)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query)).all()
         pending = {str(topic): int(count) for topic, count in rows}
         if self.trail is not None and self.trail.pending:  # entries not yet in the outbox
@@ -116,7 +118,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         return pending
 
     async def GetStatus(
-        self, request: status_pb2.GetStatusRequest, context
+        self, request: status_pb2.GetStatusRequest, context: ServicerContext
     ) -> status_pb2.ServiceStatus:
         requests, errors = self.recent.totals()
         status = status_pb2.ServiceStatus(

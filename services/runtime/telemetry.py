@@ -1,4 +1,5 @@
-"""OpenTelemetry wiring: tracer and meter providers, the gRPC server span, RPC metrics.
+"""OpenTelemetry wiring: tracer and meter providers, RPC metrics (the server span of each
+RPC is made by the runtime's interceptor, client spans by ``Peers``' channels).
 
 The exporter is ``none`` (default), ``console``, or ``otlp`` (OTLP/gRPC) when
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set. Metrics are also always readable by a Prometheus
@@ -11,23 +12,26 @@ from collections.abc import Callable
 
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 __all__ = [
     "configure_telemetry",
     "context_of",
     "rpc_duration",
-    "server_interceptor",
     "traceparent",
 ]
 
 
-def _exporters(kind: str):
+def _exporters(kind: str) -> tuple[SpanExporter | None, MetricExporter | None]:
     if kind == "console":
         return ConsoleSpanExporter(), ConsoleMetricExporter()
     if kind == "otlp":
@@ -49,7 +53,7 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     # Metrics are always scrapeable (GET /metrics on the health port), and pushed by OTLP
     # when an exporter is configured.
-    readers: list = [PrometheusMetricReader()]
+    readers: list[MetricReader] = [PrometheusMetricReader()]
     if metric_exporter:
         readers.append(PeriodicExportingMetricReader(metric_exporter))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
@@ -61,11 +65,6 @@ def configure_telemetry(service: str, exporter: str) -> Callable[[], None]:
         meter_provider.shutdown()
 
     return shutdown
-
-
-def server_interceptor(tracer_provider: TracerProvider | None = None):
-    """The OpenTelemetry grpc.aio server interceptor (one span per RPC)."""
-    return aio_server_interceptor(tracer_provider=tracer_provider)
 
 
 def rpc_duration() -> metrics.Histogram:

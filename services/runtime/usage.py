@@ -22,6 +22,7 @@ from collections import Counter
 from alea.analytics.v1 import analytics_pb2
 
 from services.runtime.db import Database
+from services.runtime.interceptor import Call
 from services.runtime.outbox import Outbox, OutboxItem
 
 __all__ = ["TOPIC", "ApiCallMeter"]
@@ -42,7 +43,7 @@ class ApiCallMeter:
         self.flush_seconds = flush_seconds
         self._counts: Counter[tuple[str, str, int]] = Counter()
 
-    def finished(self, call) -> None:
+    def finished(self, call: Call) -> None:
         principal = call.principal
         if principal is None or not principal.user_id or call.method.startswith(_FRAMEWORK):
             return

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import grpc
 from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.engine.outcome import RunOptions
-from services.runtime.context import current_principal, forwarded_credentials
+from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
@@ -30,7 +30,9 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         self.domain = domain
         self._last_event: tuple[object, pb.SimulationEvent] | None = None
 
-    async def CreateModel(self, request: pb.CreateModelRequest, context) -> pb.Model:
+    async def CreateModel(
+        self, request: pb.CreateModelRequest, context: ServicerContext
+    ) -> pb.Model:
         principal = current_principal()
         which = request.WhichOneof("source")
         if which == "workbook":
@@ -50,22 +52,28 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         )
         return convert.model(record)
 
-    async def GetModel(self, request: pb.GetModelRequest, context) -> pb.Model:
+    async def GetModel(self, request: pb.GetModelRequest, context: ServicerContext) -> pb.Model:
         tenant = current_principal().tenant_id
         return convert.model(await self.domain.get_model(tenant, request.model_id))
 
-    async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: ServicerContext
+    ) -> pb.ListModelsResponse:
         tenant = current_principal().tenant_id
         page = await self.domain.list_models(tenant, _list_request(request))
         return pb.ListModelsResponse(
             models=[convert.model(m) for m in page.items], next_page_token=page.next_page_token
         )
 
-    async def DeleteModel(self, request: pb.DeleteModelRequest, context) -> empty_pb2.Empty:
+    async def DeleteModel(
+        self, request: pb.DeleteModelRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.domain.delete_model(current_principal().tenant_id, request.model_id)
         return empty_pb2.Empty()
 
-    async def CreateSimulation(self, request: pb.CreateSimulationRequest, context):
+    async def CreateSimulation(
+        self, request: pb.CreateSimulationRequest, context: ServicerContext
+    ) -> pb.Simulation:
         principal = current_principal()
         wanted = SimulationRequest(
             model_id=request.model_id,
@@ -82,11 +90,15 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)
         return convert.simulation(record)
 
-    async def GetSimulation(self, request: pb.GetSimulationRequest, context) -> pb.Simulation:
+    async def GetSimulation(
+        self, request: pb.GetSimulationRequest, context: ServicerContext
+    ) -> pb.Simulation:
         tenant = current_principal().tenant_id
         return convert.simulation(await self.domain.get_simulation(tenant, request.simulation_id))
 
-    async def ListSimulations(self, request: pb.ListSimulationsRequest, context):
+    async def ListSimulations(
+        self, request: pb.ListSimulationsRequest, context: ServicerContext
+    ) -> pb.ListSimulationsResponse:
         tenant = current_principal().tenant_id
         page = await self.domain.list_simulations(tenant, _list_request(request))
         return pb.ListSimulationsResponse(
@@ -94,13 +106,15 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def CancelSimulation(self, request: pb.CancelSimulationRequest, context):
+    async def CancelSimulation(
+        self, request: pb.CancelSimulationRequest, context: ServicerContext
+    ) -> pb.Simulation:
         tenant = current_principal().tenant_id
         record = await self.domain.cancel_simulation(tenant, request.simulation_id)
         return convert.simulation(record)
 
     async def WatchSimulation(
-        self, request: pb.WatchSimulationRequest, context: grpc.aio.ServicerContext
+        self, request: pb.WatchSimulationRequest, context: ServicerContext
     ) -> AsyncIterator[pb.SimulationEvent]:
         tenant = current_principal().tenant_id
         async for event in self.domain.watch(tenant, request.simulation_id):
@@ -110,7 +124,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         """The message of an event, converted once however many watchers receive it."""
         if self._last_event is not None and self._last_event[0] is event:
             return self._last_event[1]
-        stamp = convert.timestamp(time.time())
+        stamp = timestamp_of_seconds(time.time())
         if isinstance(event, Progress):
             message = pb.SimulationEvent(event_time=stamp, progress=convert.progress(event))
         else:
@@ -118,13 +132,17 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         self._last_event = (event, message)
         return message
 
-    async def GetResults(self, request: pb.GetResultsRequest, context) -> pb.Results:
+    async def GetResults(
+        self, request: pb.GetResultsRequest, context: ServicerContext
+    ) -> pb.Results:
         tenant = current_principal().tenant_id
         record, data = await self.domain.get_results(tenant, request.simulation_id)
         addresses = await self.domain.output_addresses(tenant, record.model_id)
         return convert.results(record, data, addresses)
 
-    async def GetQueueStatus(self, request: pb.GetQueueStatusRequest, context):
+    async def GetQueueStatus(
+        self, request: pb.GetQueueStatusRequest, context: ServicerContext
+    ) -> pb.QueueStatus:
         caller = current_principal()
         counts, workers = await self.domain.queue_status()
         devices = [
@@ -149,7 +167,7 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
                     current_simulation_id=w["current_job"] or ""
                     if caller.is_service or w["job_tenant"] == caller.tenant_id
                     else "",
-                    heartbeat_time=convert.timestamp(w["heartbeat"]),
+                    heartbeat_time=timestamp_of_seconds(w["heartbeat"]),
                 )
                 for w in workers
             ],

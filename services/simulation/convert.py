@@ -8,8 +8,9 @@ from typing import Any
 
 from alea.simulation.v1 import model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
+from services.runtime.convert import timestamp_of_seconds
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
 
@@ -38,16 +39,8 @@ BACKEND_TO_PROTO = {
 _LOCATION = re.compile(r"^('?[^!]+'?![A-Z]+[0-9]+|[\w.\[\]]+): (.*)$")
 
 
-def timestamp(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    """A Timestamp from UNIX seconds (None stays unset)."""
-    if seconds is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
-#: Engine distribution name → DistributionKind value name (``BETA_GENERAL`` is betageneral).
+#: Engine distribution name → DistributionKind value name (``BETA_GENERAL`` is betageneral);
+#: a family the contract does not name yet is UNSPECIFIED (its summary still names it).
 _KINDS = {
     name.removeprefix("DISTRIBUTION_KIND_").lower().replace("_", ""): name
     for name in (v.name for v in model_spec_pb2.DistributionKind.DESCRIPTOR.values)
@@ -89,8 +82,8 @@ def model(record: ModelRecord) -> pb.Model:
         outputs=[pb.ModelOutput(name=o["name"], address=o["address"]) for o in summary["outputs"]],
         warnings=[_warning(w) for w in summary["warnings"]],
         creator_id=record.creator_id,
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
+        create_time=timestamp_of_seconds(record.create_time),
+        update_time=timestamp_of_seconds(record.update_time),
         simulations=summary.get("simulations", 1),
     )
 
@@ -112,10 +105,10 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         priority=record.priority,
         cached=record.cached,
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
-        start_time=timestamp(record.start_time),
-        end_time=timestamp(record.end_time),
+        create_time=timestamp_of_seconds(record.create_time),
+        update_time=timestamp_of_seconds(record.update_time),
+        start_time=timestamp_of_seconds(record.start_time),
+        end_time=timestamp_of_seconds(record.end_time),
         vary_simulation_seeds=bool((record.options or {}).get("vary_seeds", False)),
     )
 
@@ -176,7 +169,9 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
     )
 
 
-def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]):
+def results(
+    record: SimulationRecord, data: dict[str, Any], addresses: dict[str, str]
+) -> pb.Results:
     """The Results message: the simulation's parameters, every output's statistics, the
     reports and the values of each RiskSimtable simulation. ``data`` is
     ``{"format": 2, "outputs": ..., "reports": ...}`` (outputs as
@@ -200,7 +195,7 @@ def results(record: SimulationRecord, data: dict[str, Any], addresses: dict[str,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
         outputs=[output_results(d, addresses.get(d["name"], "")) for d in data.values()],
-        create_time=timestamp(record.end_time),
+        create_time=timestamp_of_seconds(record.end_time),
         reports=[
             pb.ReportResult(
                 name=r["name"], address=r["address"], value=r["value"], error=r["error"]

@@ -21,7 +21,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from services.runtime.db import rowcount
 from services.simulation.events import headline, simulation_event
@@ -80,7 +91,7 @@ def combine_progress(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"trials": total, "running": combined}
 
 
-def _free(table, now: float):
+def _free(table: FromClause, now: float) -> ColumnElement[bool]:
     """A segment to lease: pending and never leased, or its lease expired."""
     expired = or_(table.c.lease_expires.is_(None), table.c.lease_expires < now)
     return and_(table.c.state == PENDING, expired)
@@ -201,7 +212,7 @@ class Queue:
             row.lease_epoch,
         )
 
-    def _held(self, lease: Lease):
+    def _held(self, lease: Lease) -> ColumnElement[bool]:
         running = exists().where(
             simulations.c.id == lease.simulation.id, simulations.c.state == RUNNING
         )
@@ -298,25 +309,22 @@ class Queue:
         return rowcount(result) == 1
 
     async def pending_segments(self, simulation_id: str) -> int:
-        async with self.db.sessions() as session:
-            return (
-                await session.execute(
-                    select(func.count()).where(
-                        segments.c.simulation_id == simulation_id, segments.c.state == PENDING
-                    )
-                )
-            ).scalar_one()
+        query = select(func.count()).where(
+            segments.c.simulation_id == simulation_id, segments.c.state == PENDING
+        )
+        async with self.db.reading() as session:
+            return int((await session.execute(query)).scalar_one())
 
     async def depth(self) -> int:
         """Segments not completed yet, waiting or running: the queue depth (the same count
         KEDA scales workers on, k8s/components/keda)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             query = select(func.count()).where(segments.c.state == PENDING)
             return int((await session.execute(query)).scalar_one())
 
     async def segment_checkpoints(self, simulation_id: str) -> list[bytes]:
         """Every segment's final statistics, in trial order (all segments must be DONE)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = await session.execute(
                 select(segments.c.checkpoint)
                 .where(segments.c.simulation_id == simulation_id)
@@ -330,7 +338,7 @@ class Queue:
         pending = exists().where(
             segments.c.simulation_id == simulations.c.id, segments.c.state == PENDING
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = await session.execute(
                 select(simulations.c.tenant_id, simulations.c.id).where(
                     simulations.c.state == RUNNING,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Float,
     Integer,
     LargeBinary,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
+    bindparam,
     delete,
     exists,
     func,
@@ -32,9 +35,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.runtime.db import Database, rowcount
+from services.runtime.db import Database, Reader, rowcount
 from services.runtime.errors import NotFound
 from services.runtime.listing import (
     Listing,
@@ -248,6 +250,13 @@ SIMULATIONS = Listing(
 """ListSimulations: the fields its ``filter`` and ``order_by`` take (see simulation.proto)."""
 
 
+# GetSimulation, watchers and workers read a simulation constantly: the statement is
+# built (and its cache key computed) once.
+_SIMULATION = select(simulations).where(
+    simulations.c.tenant_id == bindparam("t"), simulations.c.id == bindparam("s")
+)
+
+
 def _model(row: Any) -> ModelRecord:
     return ModelRecord(**dict(row._mapping))
 
@@ -285,7 +294,7 @@ class Store:
             return existing
 
     async def model_by_request(self, tenant_id: str, request_id: str) -> ModelRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -297,7 +306,7 @@ class Store:
 
     async def get_model(self, tenant_id: str, model_id: str) -> ModelRecord | None:
         """The tenant's live model, or None (another tenant's model is None too)."""
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(models).where(
@@ -314,7 +323,7 @@ class Store:
         query = select(models.c.compiled).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def model_summary(self, tenant_id: str, model_id: str) -> dict[str, Any] | None:
@@ -322,7 +331,7 @@ class Store:
         query = select(models.c.summary).where(
             models.c.tenant_id == tenant_id, models.c.id == model_id
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def list_models(self, tenant_id: str, request: ListRequest) -> Page[ModelRecord]:
@@ -331,7 +340,7 @@ class Store:
         statement = select(models).where(
             models.c.tenant_id == tenant_id, models.c.delete_time.is_(None)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([ModelRecord(**item) for item in items], token)
@@ -427,7 +436,7 @@ class Store:
     async def simulation_by_request(
         self, tenant_id: str, request_id: str
     ) -> SimulationRecord | None:
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             row = (
                 await session.execute(
                     select(simulations).where(
@@ -440,11 +449,8 @@ class Store:
 
     async def get_simulation(self, tenant_id: str, simulation_id: str) -> SimulationRecord | None:
         """The tenant's simulation, or None (another tenant's simulation is None too)."""
-        query = select(simulations).where(
-            simulations.c.tenant_id == tenant_id, simulations.c.id == simulation_id
-        )
-        async with self.db.sessions() as session:
-            row = (await session.execute(query)).first()
+        async with self.db.reading() as session:
+            row = (await session.execute(_SIMULATION, {"t": tenant_id, "s": simulation_id})).first()
         return _simulation(row) if row else None
 
     async def list_simulations(
@@ -453,7 +459,7 @@ class Store:
         """A page of the tenant's simulations; InvalidArgument for a bad filter, order or token."""
         query = SIMULATIONS.query(request, tenant_id)
         statement = select(simulations).where(simulations.c.tenant_id == tenant_id)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             rows = (await session.execute(query.apply(statement))).all()
         items, token = query.page(rows)
         return Page([SimulationRecord(**item) for item in items], token)
@@ -479,7 +485,7 @@ class Store:
             .order_by(simulations.c.end_time.desc())
             .limit(1)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     async def cancel(self, tenant_id: str, simulation_id: str, reason: str, now: float) -> bool:
@@ -509,7 +515,7 @@ class Store:
             .join(simulations, simulations.c.id == results.c.simulation_id)
             .where(simulations.c.tenant_id == tenant_id, results.c.simulation_id == simulation_id)
         )
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
     # -- workers and queue status ---------------------------------------------------------
@@ -540,16 +546,13 @@ class Store:
     async def queue_status(self, alive_after: float) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(count per active state, live workers) for the whole service; each worker row
         carries ``job_tenant``, the tenant of its current simulation (None when idle)."""
-        async with self.db.sessions() as session:
-            counts: dict[str, int] = dict(
-                (
-                    await session.execute(
-                        select(simulations.c.state, func.count())
-                        .where(simulations.c.state.in_(ACTIVE_STATES))
-                        .group_by(simulations.c.state)
-                    )
-                ).all()
+        async with self.db.reading() as session:
+            per_state = await session.execute(
+                select(simulations.c.state, func.count())
+                .where(simulations.c.state.in_(ACTIVE_STATES))
+                .group_by(simulations.c.state)
             )
+            counts: dict[str, int] = {state: count for state, count in per_state}
             rows = (
                 await session.execute(
                     select(workers, simulations.c.tenant_id.label("job_tenant"))
@@ -574,18 +577,18 @@ class Store:
             func.count().filter(leased),
             func.min(segments.c.create_time).filter(~leased | segments.c.lease_expires.is_(None)),
         ).where(segments.c.state == PENDING, live)
-        async with self.db.sessions() as session:
+        async with self.db.reading() as session:
             waiting, running, oldest = (await session.execute(query)).one()
         return int(waiting), int(running), oldest
 
 
-async def read_simulation(session: AsyncSession, simulation_id: str) -> SimulationRecord:
+async def read_simulation(session: Reader, simulation_id: str) -> SimulationRecord:
     """A simulation as the transaction sees it (after its own changes)."""
     query = select(simulations).where(simulations.c.id == simulation_id)
     return _simulation((await session.execute(query)).one())
 
 
-def drop_segments(simulation_id: str, *where: Any):
+def drop_segments(simulation_id: str, *where: ColumnElement[bool]) -> Update:
     """The statement taking an active simulation's unfinished segments out of the queue.
 
     Run it just before the simulation's own update when that stops it: the lease scan

@@ -65,7 +65,7 @@ busy_gauge = _meter.create_up_down_counter(
 )
 
 
-def detect_backend() -> tuple[str, list[dict]]:
+def detect_backend() -> tuple[str, list[dict[str, Any]]]:
     """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
     load_engine()
     backend = engine.resolve_backend("auto")
@@ -88,7 +88,9 @@ def _timed(step: Callable[[], Partial]) -> tuple[Partial, float]:
     return partial, time.perf_counter() - started
 
 
-def _merge_results(blobs: list[bytes], compiled: bytes | None, options: outcome.RunOptions) -> dict:
+def _merge_results(
+    blobs: list[bytes], compiled: bytes | None, options: outcome.RunOptions
+) -> dict[str, Any]:
     """The results of a simulation from its segments' final statistics, in trial order, as
     its model (``compiled``) and options shape them (RiskSimtable simulations), with the
     model's reports (none once the model is gone)."""
@@ -111,7 +113,7 @@ def _merge_results(blobs: list[bytes], compiled: bytes | None, options: outcome.
     }
 
 
-def _segment_progress(partial: Partial, trials: int) -> dict:
+def _segment_progress(partial: Partial, trials: int) -> dict[str, Any]:
     return {"trials": trials, "running": running_to_json(partial.running())}
 
 
@@ -164,7 +166,7 @@ class Worker:
         config: SimulationConfig,
         *,
         backend: str | None = None,
-        devices: list[dict] | None = None,
+        devices: list[dict[str, Any]] | None = None,
         wake: asyncio.Event | None = None,
     ) -> None:
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -174,7 +176,9 @@ class Worker:
         self.options = StatsOptions(exact_limit=config.exact_limit)
         self.queue = Queue(store)
         self.job: _Job | None = None
-        self._compiled: tuple[tuple, tuple[engine.Evaluator, Plan]] | None = None
+        self._compiled: (
+            tuple[tuple[str, int, str, str, str], tuple[engine.Evaluator, Plan]] | None
+        ) = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -336,7 +340,7 @@ class Worker:
         # Progress from the start, so watchers hear figures before the first chunk ends.
         start = [] if partial is None else [_segment_progress(partial, lease.trials_done)]
         self._publish_progress(sim, start, 0.0)
-        others: list[dict] = []
+        others: list[dict[str, Any]] = []
         started, done_at_start = time.monotonic(), done
         last_write = started
         running = self._start_chunk(run)
@@ -389,14 +393,14 @@ class Worker:
 
     async def _checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool = False
-    ) -> tuple[bool, list[dict]]:
+    ) -> tuple[bool, list[dict[str, Any]]]:
         attributes = {"alea.trials_done": done - job.lease.first_trial, "alea.complete": complete}
         with tracer.start_as_current_span("simulation.checkpoint", attributes=attributes):
             return await self._write_checkpoint(job, partial, done, backend, complete)
 
     async def _write_checkpoint(
         self, job: _Job, partial: Partial, done: int, backend: str, complete: bool
-    ) -> tuple[bool, list[dict]]:
+    ) -> tuple[bool, list[dict[str, Any]]]:
         blob = await asyncio.to_thread(partial.to_bytes)
         reported = job.compute_seconds
         held, others = await self.queue.checkpoint(
@@ -416,7 +420,9 @@ class Worker:
             job.lost.set()
         return held, others
 
-    def _publish_progress(self, sim: SimulationRecord, parts: list[dict], rate: float) -> None:
+    def _publish_progress(
+        self, sim: SimulationRecord, parts: list[dict[str, Any]], rate: float
+    ) -> None:
         combined = combine_progress(parts)
         total = combined["trials"]
         left = sim.trials - total

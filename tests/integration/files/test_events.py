@@ -14,7 +14,7 @@ from tests.integration.files.conftest import FixedQuota, as_caller, user
 
 
 async def events(files: Files) -> list[tuple[str, dict]]:
-    async with files._store.db.sessions() as session:
+    async with files._store.db.reading() as session:
         payloads = (
             await session.execute(select(outbox_table.c.payload).order_by(outbox_table.c.seq))
         ).scalars()

@@ -53,7 +53,7 @@ async def test_rotate_keys_command(tmp_path: Path) -> None:
 
     new = load_files_settings(tmp_path, {}).master_keys
     assert new.current_id != old.current_id
-    async with db.sessions() as session:
+    async with db.reading() as session:
         key_id = await session.scalar(store.files.select().with_only_columns(store.files.c.key_id))
     assert key_id == new.current_id
     assert blobs.path(stored.id).read_bytes() == blob  # data not re-encrypted

@@ -17,7 +17,7 @@ RESULTS = {"y": {"mean": 2.5, "std": 1.0, "percentiles": {"5": 1.0, "50": 2.5, "
 
 
 async def events(store: Store) -> list[tuple[str, dict]]:
-    async with store.db.sessions() as session:
+    async with store.db.reading() as session:
         payloads = (
             await session.execute(select(outbox_table.c.payload).order_by(outbox_table.c.seq))
         ).scalars()

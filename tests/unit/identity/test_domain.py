@@ -77,7 +77,7 @@ async def test_get_user_of_oneself_reads_the_row_once(db: Database, accounts: Ac
     def seen(_conn, _cursor, statement, *_rest) -> None:
         statements.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(db.read_engine or db.engine.sync_engine, "before_cursor_execute", seen)
     user = await accounts.get_user(admin, admin.user_id)
     assert user.id == admin.user_id
     assert sum("FROM users" in s for s in statements) == 1, statements

@@ -32,7 +32,7 @@ async def test_first_use_creates_one_published_key(keys: SigningKeys) -> None:
 
 async def test_private_keys_are_sealed_under_the_kek(db: Database, keys: SigningKeys) -> None:
     await keys.jwks()
-    async with db.sessions() as session:
+    async with db.reading() as session:
         row = SigningKey(**(await session.execute(select(signing_keys))).one()._mapping)
     assert len(row.private_key) == 12 + 32 + 16  # nonce, Ed25519 seed, GCM tag
     with pytest.raises(InvalidTag):

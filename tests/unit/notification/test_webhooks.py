@@ -144,7 +144,7 @@ async def test_410_gone_disables_the_endpoint_and_says_so(
         "disabled",
         "the endpoint answered 410 Gone",
     )
-    async with store.db.sessions() as session:
+    async with store.db.reading() as session:
         [payload] = (await session.execute(select(outbox_table.c.key))).scalars().all()
     assert payload == f"webhooks/{webhook.id}"  # webhook.disabled, relayed into the log
     await publish(store, running)

@@ -61,7 +61,7 @@ def trail(db: Database) -> AuditTrail:
 
 
 async def written(db: Database) -> list[admin_pb2.AuditRecord]:
-    async with db.sessions() as session:
+    async with db.reading() as session:
         rows = (await session.execute(select(outbox_table.c.payload))).scalars().all()
     return [r for p in rows for r in admin_pb2.RecordAuditEventsRequest.FromString(p).records]
 
@@ -225,7 +225,7 @@ async def test_batches_are_one_outbox_record_each(trail: AuditTrail, db: Databas
             Call(FILES + "DeleteFile", request=files_pb2.DeleteFileRequest(file_id=str(n)))
         )
     assert await trail.flush() == 2500
-    async with db.sessions() as session:
+    async with db.reading() as session:
         keys = (await session.execute(select(outbox_table.c.key))).scalars().all()
     assert keys == ["audit/files"] * 3
     assert [r.resource for r in await written(db)] == [f"files/{n}" for n in range(2500)]

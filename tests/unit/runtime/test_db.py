@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from services.runtime.db import Database
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
@@ -22,12 +23,44 @@ async def sqlite(tmp_path: Path):
 
 
 async def test_sqlite_connections_are_tuned(sqlite: Database) -> None:
-    async with sqlite.sessions() as session:
+    async with sqlite.transaction() as connection:
         pragmas = [
-            (await session.execute(text(f"PRAGMA {name}"))).scalar()
-            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            (await connection.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "query_only")
         ]
-    assert pragmas == ["wal", 1, 10_000]
+    assert pragmas == ["wal", 1, 10_000, 0]
+    async with sqlite.reading() as connection:
+        pragmas = [
+            (await connection.execute(text(f"PRAGMA {name}"))).scalar()
+            for name in ("journal_mode", "busy_timeout", "query_only")
+        ]
+    assert pragmas == ["wal", 10_000, 1]
+
+
+async def test_sqlite_reads_are_read_only_and_see_committed_writes(sqlite: Database) -> None:
+    async with sqlite.transaction() as connection:
+        await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        await connection.execute(text("INSERT INTO t VALUES (1)"))
+    async with sqlite.reading() as connection:
+        assert (await connection.execute(text("SELECT n FROM t"))).scalar_one() == 1
+        with pytest.raises(OperationalError, match="readonly"):
+            await connection.execute(text("INSERT INTO t VALUES (2)"))
+    async with sqlite.reading() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+
+
+async def test_a_read_statement_sees_each_commit_and_never_blocks_a_writer(
+    sqlite: Database,
+) -> None:
+    async with sqlite.transaction() as connection:
+        await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+        await connection.execute(text("INSERT INTO t VALUES (1)"))
+    async with sqlite.reading() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+        async with sqlite.transaction() as writer:  # WAL: the writer does not wait for us
+            await writer.execute(text("INSERT INTO t VALUES (2)"))
+        # READ COMMITTED, as on PostgreSQL: the next statement sees the commit.
+        assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
 
 
 async def test_concurrent_read_modify_write_transactions_do_not_collide(sqlite: Database) -> None:
@@ -42,7 +75,7 @@ async def test_concurrent_read_modify_write_transactions_do_not_collide(sqlite: 
             await session.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
 
     await asyncio.gather(*(increment() for _ in range(8)))
-    async with sqlite.sessions() as session:
+    async with sqlite.reading() as session:
         assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 8
 
 
@@ -61,7 +94,7 @@ async def test_a_process_s_writers_queue_without_holding_connections(sqlite: Dat
 
     await asyncio.gather(*(write(n) for n in range(8)))
     assert held == [1] * 8
-    async with sqlite.sessions() as session:
+    async with sqlite.reading() as session:
         assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 8
 
 
@@ -81,7 +114,7 @@ async def test_a_failed_transaction_rolls_back(sqlite: Database) -> None:
         async with sqlite.transaction() as session:
             await session.execute(text("INSERT INTO t VALUES (1)"))
             raise RuntimeError("boom")
-    async with sqlite.sessions() as session:
+    async with sqlite.reading() as session:
         assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
 
 
@@ -92,7 +125,7 @@ async def test_migrations_run_once_on_postgresql(postgres) -> None:  # noqa: F81
     try:
         await db.open()
         await db.open()  # a restart finds nothing to do
-        async with db.sessions() as session:
+        async with db.reading() as session:
             version = await session.execute(text("SELECT version_num FROM alembic_version"))
             assert version.scalars().all() == ["0002"]
             tables = await session.execute(

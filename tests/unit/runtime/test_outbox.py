@@ -74,7 +74,7 @@ async def change(db: Database, outbox: Outbox, *items: OutboxItem) -> None:
 
 
 async def pending(db: Database) -> list[dict]:
-    async with db.sessions() as session:
+    async with db.reading() as session:
         rows = await session.execute(select(outbox_table).order_by(outbox_table.c.seq))
         return [dict(row._mapping) for row in rows]
 

@@ -39,7 +39,7 @@ async def test_users_calls_are_counted_per_tenant_user_and_hour(db: Database) ->
     meter.finished(Call("/alea.identity.v1.IdentityService/Login", None))
     assert await meter.flush() == 2
     assert await meter.flush() == 0
-    async with db.sessions() as session:
+    async with db.reading() as session:
         rows = (await session.execute(select(outbox_table))).all()
     records = {r.record_id: analytics_pb2.RecordEventRequest.FromString(r.payload) for r in rows}
     counted = {(e.user_id, e.quantity) for e in records.values()}

@@ -6,6 +6,8 @@ Revises:
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _times(*names: str, nullable: bool = False) -> list[sa.Column]:
+def _times(*names: str, nullable: bool = False) -> list[sa.Column[dt.datetime]]:
     return [sa.Column(name, UtcDateTime(), nullable=nullable) for name in names]
 
 
