@@ -11,6 +11,7 @@ from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
 from services.runtime.convert import timestamp_of_seconds
+from services.simulation import result_data
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
 
@@ -177,9 +178,7 @@ def results(
     ``{"format": 2, "outputs": ..., "reports": ...}`` (outputs as
     ``engine.outcome.results_data`` gives them), or the outputs alone as results were stored
     before reports."""
-    reports: list[dict[str, Any]] = []
-    if data.get("format") == 2:
-        data, reports = data["outputs"], data["reports"]
+    data, reports = result_data.parts(data)
     simulations: dict[int, pb.SimtableSimulation] = {}
     for d in data.values():
         if "simtable" in d and d["simulation"] not in simulations:

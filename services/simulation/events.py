@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.runtime.events import event
 from services.runtime.outbox import OutboxItem
+from services.simulation import result_data as stored_results
 
 if TYPE_CHECKING:
     from services.simulation.store import SimulationRecord
@@ -27,7 +28,7 @@ HEADLINE_OUTPUTS = 20
 def headline(result_data: dict[str, Any]) -> list[dict[str, Any]]:
     """Mean, standard deviation and P5/P50/P95 of the first outputs of stored results."""
     summary = []
-    outputs = [(n, r) for n, r in result_data.items() if isinstance(r, dict)]
+    outputs = list(stored_results.parts(result_data)[0].items())
     for name, result in outputs[:HEADLINE_OUTPUTS]:
         percentiles = result.get("percentiles", {})
         summary.append(

@@ -42,6 +42,7 @@ from services.engine.memory import Plan
 from services.engine.serial import load_model
 from services.engine.stats import Partial, StatsOptions
 from services.runtime import telemetry
+from services.simulation import result_data
 from services.simulation.config import SimulationConfig
 from services.simulation.hub import Hub, Progress, number_or_nan, running_to_json
 from services.simulation.loading import load_engine
@@ -99,7 +100,7 @@ def _merge_results(
         partial = partial.merge(Partial.from_bytes(blob))
     if compiled is None:
         outputs = {name: r.to_dict() for name, r in partial.results().items()}
-        return {"format": 2, "outputs": outputs, "reports": []}
+        return {"format": result_data.FORMAT, "outputs": outputs, "reports": []}
     expansion = outcome.prepare(load_model(compiled), options)
     # imported here, on the engine's thread: reports load the engine's functions, which the
     # service must not wait for as it starts (see services.simulation.loading)
@@ -107,7 +108,7 @@ def _merge_results(
 
     reports = evaluate_reports(expansion.model, partial)
     return {
-        "format": 2,
+        "format": result_data.FORMAT,
         "outputs": outcome.results_data(expansion, partial),
         "reports": [r.to_dict() for r in reports],
     }
