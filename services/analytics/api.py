@@ -16,11 +16,14 @@ from services.analytics.performance import BackendPerformance
 from services.analytics.store import LedgerRow
 from services.analytics.usage import EventView, Usage, align, month_range, tenant_scope
 from services.runtime.context import ServicerContext, current_principal
+from services.runtime.errors import InvalidArgument
 from services.runtime.events import type_name
 
 __all__ = ["AnalyticsServicer"]
 
 _DAY = 86_400.0
+MAX_PERIOD_DAYS = 3_660
+"""The longest period a usage query or report covers (ten years): a report lists its days."""
 _GRANULARITY = {
     pb.GRANULARITY_UNSPECIFIED: "DAY",
     pb.GRANULARITY_HOUR: "HOUR",
@@ -49,6 +52,12 @@ def _period(
 ) -> tuple[float, float]:
     start = _seconds(request.start_time) if request.HasField("start_time") else default_start
     end = _seconds(request.end_time) if request.HasField("end_time") else time.time()
+    return _bounded(start, end)
+
+
+def _bounded(start: float, end: float) -> tuple[float, float]:
+    if end - start > MAX_PERIOD_DAYS * _DAY:
+        raise InvalidArgument("start_time", f"the period may span at most {MAX_PERIOD_DAYS} days")
     return start, end
 
 
@@ -64,7 +73,7 @@ def _report_period(request: pb.GetReportRequest) -> tuple[float, float]:
     previous = dt.datetime.fromtimestamp(this_month - _DAY, dt.UTC).strftime("%Y-%m")
     start = _seconds(request.start_time) if request.HasField("start_time") else None
     end = _seconds(request.end_time) if request.HasField("end_time") else this_month
-    return (month_range(previous)[0] if start is None else start), end
+    return _bounded(month_range(previous)[0] if start is None else start, end)
 
 
 def _backend(item: BackendPerformance) -> pb.BackendPerformance:

@@ -28,7 +28,8 @@ HEADLINE_OUTPUTS = 20
 def headline(result_data: dict[str, Any]) -> list[dict[str, Any]]:
     """Mean, standard deviation and P5/P50/P95 of the first outputs of stored results."""
     summary = []
-    outputs = list(stored_results.parts(result_data)[0].items())
+    stored = stored_results.parts(result_data)[0]
+    outputs = [(name, result) for name, result in stored.items() if isinstance(result, dict)]
     for name, result in outputs[:HEADLINE_OUTPUTS]:
         percentiles = result.get("percentiles", {})
         summary.append(
