@@ -38,6 +38,7 @@ from alea.identity.v1 import identity_pb2 as pb
 from alea.identity.v1 import identity_pb2_grpc
 from google.protobuf import field_mask_pb2
 
+from bench.closed_loop import closed_loop
 from services.admin.app import MIGRATIONS as ADMIN_MIGRATIONS
 from services.admin.store import AuditDraft, AuditStore
 from services.identity.app import MIGRATIONS, build
@@ -111,20 +112,6 @@ async def _identity(
     return stub, reply, close
 
 
-async def _load(call: Call, seconds: float, concurrency: int) -> list[float]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
-
-
 def _update(stub: identity_pb2_grpc.IdentityServiceStub, reply: pb.RegisterResponse) -> Call:
     metadata = (("authorization", f"Bearer {reply.tokens.access_token}"),)
     mask = field_mask_pb2.FieldMask(paths=["display_name"])
@@ -150,12 +137,12 @@ async def latency(seconds: float, concurrency: int) -> None:
         cases[name] = _update(stub, reply)
         closers.append(close)
     for call in cases.values():
-        await _load(call, 0.5, concurrency)  # warm up
+        await closed_loop(call, 0.5, concurrency)  # warm up
     rounds: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
     for _ in range(ROUNDS):
         for name, call in cases.items():
             cpu = time.process_time()
-            samples = sorted(await _load(call, seconds / ROUNDS, concurrency))
+            samples = sorted(await closed_loop(call, seconds / ROUNDS, concurrency))
             per_call = (time.process_time() - cpu) / len(samples)
             p95 = samples[int(len(samples) * 0.95)]
             rounds[name].append((statistics.median(samples) * 1e3, p95 * 1e3, per_call * 1e6))

@@ -13,11 +13,11 @@ event loop (and so one core): ratios, not absolute numbers, are the result.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -31,6 +31,7 @@ from alea.identity.v1 import identity_pb2 as pb
 from alea.identity.v1 import identity_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.closed_loop import closed_loop
 from services.runtime.auth import ApiKeyCache, Authenticator, TokenVerifier
 from services.runtime.clients import secure_channel
 from services.runtime.config import load_settings
@@ -86,16 +87,8 @@ def _jwk(key: Ed25519PrivateKey) -> dict[str, str]:
 async def _load(
     call: Callable[[], Awaitable[object]], seconds: float, concurrency: int
 ) -> tuple[float, float]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - started)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    """Calls per second and median latency (ms) of a closed loop."""
+    latencies = await closed_loop(call, seconds, concurrency)
     return len(latencies) / seconds, statistics.median(latencies) * 1000
 
 
@@ -155,6 +148,8 @@ async def main(seconds: float, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 16
-    asyncio.run(main(seconds, concurrency))
+    parser = argparse.ArgumentParser(prog="python -m bench.runtime", description=__doc__)
+    parser.add_argument("seconds", nargs="?", type=float, default=3.0, help="per case")
+    parser.add_argument("concurrency", nargs="?", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.concurrency))
