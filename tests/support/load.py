@@ -519,8 +519,8 @@ def run_load(
     crowd = _clients(layout, clients)
     with _closing(crowd):
         warm_up = Tally()
-        for client in crowd:  # the engine loaded, every connection open
-            client.session(warm_up)
+        with ThreadPoolExecutor(len(crowd)) as pool:  # the engine loaded, connections open
+            list(pool.map(lambda client: client.session(warm_up), crowd))
         if warm_up.errors:
             raise AssertionError(f"the warm-up failed: {warm_up.errors[:5]}")
         before = resident_memory(layout)
