@@ -51,7 +51,8 @@ def report(database: str, run: LoadReport) -> str:
     for name, before in run.memory_before.items():
         after = run.memory_after.get(name)
         shown = f"{after / MIB:>11.1f}" if after is not None else f"{'gone':>11}"
-        lines.append(f"  {name:<14}{before / MIB:>16.1f}{shown}")
+        new = "  (a new process)" if name in run.restarted else ""
+        lines.append(f"  {name:<14}{before / MIB:>16.1f}{shown}{new}")
     return "\n".join(lines)
 
 

@@ -11,10 +11,11 @@ until its final event, GetResults. Sessions run back to back for ``seconds``
 A fault may strike once, half-way through: ``kill`` SIGKILLs the simulation service (the
 supervisor restarts it, as ``alea up`` does), ``postgres`` restarts PostgreSQL. While a
 dependency is down a client sees UNAVAILABLE (503 ``{"code": 14}`` over REST), waits
-:data:`RETRY_PAUSE_S` and retries; a watch that breaks is opened again. Anything else a
-service answers is an error. The verdict is read back from the mesh afterwards: each
-tenant's simulations are exactly those its clients created, every one SUCCEEDED with
-results of its trials.
+:data:`RETRY_PAUSE_S` and retries; a watch that breaks is opened again (over gRPC the
+edge's reset of a stream whose service died reads as INTERNAL "RST_STREAM": the transport's
+status, not a service's). Anything else a service answers is an error. The verdict is read
+back from the mesh afterwards: each tenant's simulations are exactly those its clients
+created, every one SUCCEEDED with results of its trials.
 
 Recovery is timed from the fault to the first call, begun after it, that the simulation
 service answered (``first_success_s``) and to every service's health SERVING again with
@@ -331,6 +332,7 @@ class LoadReport:
     lost: list[str]  # created but not listed, listed but not created, or not final with results
     memory_before: dict[str, int]
     memory_after: dict[str, int]
+    restarted: set[str]  # processes replaced during the run (their "after" is the new one's)
     recovery: Recovery | None
 
     @property
@@ -524,6 +526,7 @@ def run_load(
         if warm_up.errors:
             raise AssertionError(f"the warm-up failed: {warm_up.errors[:5]}")
         before = resident_memory(layout)
+        pids = {name: read_pid(layout, name) for name in before}
         tally = Tally()
         started = time.monotonic()
         latencies, recovery = asyncio.run(_drive(crowd, seconds, tally, fault, layout, postgres))
@@ -533,6 +536,7 @@ def run_load(
             tally.created.setdefault(tenant_id, set()).update(created)
         simulations, wrong = _verify(layout, crowd, tally)
         after = resident_memory(layout)
+        restarted = {name for name, pid in pids.items() if read_pid(layout, name) != pid}
     return LoadReport(
         clients,
         seconds,
@@ -544,5 +548,6 @@ def run_load(
         wrong,
         before,
         after,
+        restarted,
         recovery,
     )
