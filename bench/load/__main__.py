@@ -41,6 +41,7 @@ def report(database: str, run: LoadReport) -> str:
         f"  retries: {dict(run.tally.retries) or 'none'}",
         f"  errors: {len(run.errors)} {run.errors[:5] if run.errors else ''}".rstrip(),
         f"  simulations listed afterwards: {run.simulations}, lost or not final: {len(run.lost)}",
+        f"  error lines the services logged: {len(run.logged)} {run.logged[:3] or ''}".rstrip(),
     ]
     if run.recovery is not None:
         lines.append(

@@ -52,6 +52,7 @@ def test_load_alone_loses_nothing_and_keeps_memory_flat(loaded: Loaded) -> None:
     run = run_load(layout, CLIENTS, SECONDS, "none", postgres)
     _nothing_lost(run)
     assert run.tally.retries == {}  # nothing was down: nothing to retry
+    assert run.logged == []  # nor any error in a service's log
     assert run.memory_before.keys() == run.memory_after.keys()
     for name, before in run.memory_before.items():
         # a bound no steady process comes near in 12 s (they grow by a few MiB at most),

@@ -56,7 +56,7 @@ from tests.engine import models
 from tests.support.mesh import start_test_mesh
 from tests.support.postgres import PostgresServer, running_postgres
 
-__all__ = ["FAULTS", "LoadReport", "load_mesh", "resident_memory", "run_load"]
+__all__ = ["FAULTS", "LoadReport", "errors_logged", "load_mesh", "resident_memory", "run_load"]
 
 FAULTS = ("none", "kill", "postgres")
 TRIALS = 2_000  # a small simulation: its run is short beside the calls around it
@@ -333,6 +333,7 @@ class LoadReport:
     memory_before: dict[str, int]
     memory_after: dict[str, int]
     restarted: set[str]  # processes replaced during the run (their "after" is the new one's)
+    logged: list[str]  # error lines the services logged during the run (see errors_logged)
     recovery: Recovery | None
 
     @property
@@ -349,6 +350,35 @@ def resident_memory(layout: MeshLayout) -> dict[str, int]:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     found[name] = int(line.split()[1]) * 1024
+    return found
+
+
+def _log_sizes(layout: MeshLayout) -> dict[str, int]:
+    """How far each service's log has been written."""
+    return {
+        name: layout.log_path(name).stat().st_size if layout.log_path(name).exists() else 0
+        for name in layout.services
+    }
+
+
+def _an_error(line: str) -> bool:
+    return (
+        '"level": "error"' in line
+        or '"level": "critical"' in line
+        or line.startswith(("Traceback", "Exception ignored"))
+    )
+
+
+def errors_logged(layout: MeshLayout, since: dict[str, int]) -> list[str]:
+    """The error lines each service logged after ``since`` (JSON lines of level error or
+    critical, and what the interpreter prints outside the logs: tracebacks, ignored
+    exceptions)."""
+    found = []
+    for name, offset in since.items():
+        with layout.log_path(name).open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+        found += [f"{name}: {line[:400]}" for line in text.splitlines() if _an_error(line)]
     return found
 
 
@@ -527,6 +557,7 @@ def run_load(
             raise AssertionError(f"the warm-up failed: {warm_up.errors[:5]}")
         before = resident_memory(layout)
         pids = {name: read_pid(layout, name) for name in before}
+        logs = _log_sizes(layout)
         tally = Tally()
         started = time.monotonic()
         latencies, recovery = asyncio.run(_drive(crowd, seconds, tally, fault, layout, postgres))
@@ -537,6 +568,7 @@ def run_load(
         simulations, wrong = _verify(layout, crowd, tally)
         after = resident_memory(layout)
         restarted = {name for name, pid in pids.items() if read_pid(layout, name) != pid}
+        logged = errors_logged(layout, logs)
     return LoadReport(
         clients,
         seconds,
@@ -549,5 +581,6 @@ def run_load(
         before,
         after,
         restarted,
+        logged,
         recovery,
     )
