@@ -54,7 +54,33 @@ def simtable_means(k: int) -> dict[str, float]:
     return {"Profit": profit, "Value": profit / (1 + RATES[k])}
 
 
+# --- RiskCompound: an insurance portfolio's annual losses -----------------------------------------
+
+CLAIMS = 4.0  # RiskPoisson(lambda): claims per year
+CLAIM_MEAN = 10_000.0  # RiskExpon(beta): the ground-up claim
+SEVERITY = (10_000.0, 15_000.0)  # RiskLognorm(mean, sd): the claim the layer sees
+RETENTION, LAYER = 5_000.0, 20_000.0  # deductible and limit of each claim
+
+
+def compound() -> Workbook:
+    """Annual losses: a Poisson number of claims (one count shared by both outputs); the
+    ground-up total of exponential claims, and a per-claim excess-of-loss layer (20,000 in
+    excess of 5,000) of lognormal claims."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Portfolio"
+    ws["A1"], ws["B1"] = "Claims", f'=RiskPoisson({CLAIMS},RiskName("Claims"))'
+    ws["A2"], ws["B2"] = "Retention", RETENTION
+    ws["A3"], ws["B3"] = "Layer limit", LAYER
+    claim = f'RiskExpon({CLAIM_MEAN},RiskName("Claim"))'
+    large = 'RiskLognorm({},{},RiskName("Large claim"))'.format(*SEVERITY)
+    ws["A5"], ws["B5"] = "Ground-up", f'=RiskOutput("Ground-up")+RiskCompound(B1,{claim})'
+    ws["A6"], ws["B6"] = "Layer", f'=RiskOutput("Layer")+RiskCompound(B1,{large},B2,B3)'
+    return wb
+
+
 #: example name → builder (the file name in tests/data/workbooks/).
 EXAMPLES: dict[str, Callable[[], Workbook]] = {
     "simtable": simtable,
+    "compound": compound,
 }
