@@ -8,7 +8,7 @@ intermediates: bounded by the chunk size, never by the number of trials.
 
 Backend protocol (the CUDA runner implements it too)::
 
-    evaluator = compile_numpy(model, seed=seed, sampling="mc")   # or "lhs"
+    evaluator = compile_numpy(model, seed=seed, sampling="mc")   # or "lhs", "sobol"
     outputs, inputs = evaluator.evaluate(first_trial, count)
 
 ``outputs``/``inputs`` map each output and input name to a float64 array of the trials
