@@ -226,3 +226,22 @@ def test_a_risksimtable_in_the_severity_gives_each_simulation_the_same_draws(tmp
     expanded = simtable.expand(engine.load_workbook(path)).model
     outputs, _ = compile_numpy(expanded, seed=SEED).evaluate(0, 1_000)
     np.testing.assert_allclose(outputs["Y [2]"], 3 * outputs["Y [1]"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "RiskCompound(RiskNegbin(3,0.4),RiskGamma(0.7,1000))",  # a tabulated quantile natively
+        "RiskCompound(RiskPoisson(6),RiskNormal(100,30,RiskTruncate(0,)),50,80)",
+        "RiskCompound(RiskBinomial(5,0.5),RiskDiscrete({1,5,10},{0.5,0.3,0.2}))",
+        "RiskCompound(B1,RiskPert(1,B1,30),1)",  # parameters that vary per trial
+        "RiskCompound(RiskPoisson(2),RiskBeta(0.5,0.6,RiskSeed(5)))",
+    ],
+)
+def test_severities_of_every_kind_agree_on_every_back_end(tmp_path: Path, formula: str) -> None:
+    model = engine.load_workbook(_book(tmp_path, formula, B1="=RiskUniform(2,9)"))
+    want = compile_numpy(model, seed=SEED).evaluate(10, 3_000)
+    if native.available() is None:
+        assert_close(native.compile_native(model, seed=SEED).evaluate(10, 3_000)[0], want[0])
+    if nvcc_path() is not None:
+        assert_close(HostHarness(generate(model), tmp_path).evaluate(SEED, 10, 3_000)[0], want[0])
