@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from scipy import integrate, stats
 
 from services import engine
-from services.engine import compound, native, rng, simtable, xlerror
+from services.engine import compound, native, rng, serial, simtable, xlerror
 from services.engine.cuda.codegen import generate
 from services.engine.cuda.harness import HostHarness, nvcc_path
 from services.engine.errors import ModelError
@@ -245,3 +245,12 @@ def test_severities_of_every_kind_agree_on_every_back_end(tmp_path: Path, formul
         assert_close(native.compile_native(model, seed=SEED).evaluate(10, 3_000)[0], want[0])
     if nvcc_path() is not None:
         assert_close(HostHarness(generate(model), tmp_path).evaluate(SEED, 10, 3_000)[0], want[0])
+
+
+def test_the_stored_model_runs_the_same_trials(model: Model) -> None:
+    """What the simulation service stores and its workers load (``engine.serial``)."""
+    stored = serial.load_model(serial.dump_model(model))
+    got = compile_numpy(stored, seed=SEED).evaluate(0, 2_000)
+    want = compile_numpy(model, seed=SEED).evaluate(0, 2_000)
+    for name, values in want[0].items():
+        np.testing.assert_array_equal(got[0][name], values)
