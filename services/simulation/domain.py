@@ -401,7 +401,7 @@ class Simulations:
 
 def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:
     """Sobol samples one dimension per input: refuse a model with more (RiskSimtable copies
-    with varied seeds included; the worker refuses the rest of the copies, naming them)."""
+    with varied seeds included; a run with more copies than that fails, saying so)."""
     if request.sampling != "sobol":
         return
     inputs = len(model.summary.get("inputs", ()))

@@ -167,7 +167,7 @@ class _Writer:
         self._offsets: list[tuple[int, np.ndarray]] = []
         self.units: set[str] = set()
         self.helpers: list[str] = []
-        roots = [o.node for o in model.outputs]
+        roots = [o.node for o in model.outputs] + list(model.inputs)
         self._severities = {
             compound.severity(n).stream
             for n in postorder(roots)
