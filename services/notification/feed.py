@@ -153,6 +153,12 @@ class Feed:
 
     # -- live fan-out ----------------------------------------------------------------------
 
+    async def open(self) -> None:
+        """Start the live fan-out at the log's current end; call it before serving. Were a
+        subscriber registered first, an event committed between its replay and the
+        tailer's first read of the log's end would reach it neither way."""
+        self._seen = await self.store.last_seq()
+
     async def run(self, stop: asyncio.Event) -> None:
         """The tailer (a background task): hand new events of the log to subscribers."""
         while not stop.is_set():
