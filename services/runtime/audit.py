@@ -314,13 +314,12 @@ class AuditTrail:
             entries.append(self._dropped_entry(dropped))
         if not entries:
             return 0
-        items = []
+        items, key = [], f"audit/{self.service}"
         for at in range(0, len(entries), _MAX_BATCH):
             batch = entries[at : at + _MAX_BATCH]
             request = admin_pb2.RecordAuditEventsRequest(
                 records=[entry.to_record(self.service) for entry in batch]
             )
-            key = f"audit/{self.service}"
             items.append(OutboxItem(TOPIC, key, batch[0].id, request.SerializeToString()))
         try:
             async with self.db.transaction() as session:
