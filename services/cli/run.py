@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.cli.analysis_view import contribution_line, scenario_argument, scenario_lines
+
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
 
@@ -36,6 +38,15 @@ def register(subparsers: Any) -> None:
         "--vary-seeds",
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        type=scenario_argument,
+        default=[],
+        metavar="[OUTPUT:]TARGET",
+        help="scenario analysis of >90%% (top 10%%), <10%%, >VALUE or <VALUE, of OUTPUT or "
+        "every output (repeatable; default: >90%% and <10%%)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -67,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
-    options = outcome.RunOptions(vary_seeds=args.vary_seeds)
+    options = outcome.RunOptions(vary_seeds=args.vary_seeds, scenarios=tuple(args.scenario))
     try:
         expansion = outcome.prepare(engine.load_workbook(args.model), options)
         model = expansion.model
@@ -94,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"--backend {args.backend}: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    data = outcome.results_data(expansion, partial)
+    data = outcome.results_data(expansion, partial, options)
     reports = evaluate_reports(model, partial)
     if args.json:
         summary = _summary(args, backend, elapsed, data)
@@ -137,6 +148,11 @@ def _summary(
     for key, out in data.items():
         entry = {k: out[k] for k in keys if k in out}
         entry["sensitivity"] = [{"input": i, "rho": rho} for i, rho in out["sensitivity"]]
+        entry["contribution_to_variance"] = [
+            {"input": c["name"], "share": c["share"]} for c in out["contribution"]
+        ]
+        entry["regression_r_squared"] = out["r_squared"]
+        entry["scenarios"] = out["scenarios"]
         outputs[key] = entry
     return {
         "trials": args.trials,
@@ -197,6 +213,18 @@ def _table(args: argparse.Namespace, backend: str, elapsed: float, data: dict[st
         which = f" (simulation {r['simulation']})" if several else ""
         if top:
             lines.append(f"\n{r['name']}{which} sensitivity (Spearman): {top}")
+        shares = [(c["name"], c["share"]) for c in r["contribution"]]
+        line = contribution_line(f"{r['name']}{which}", shares, r["r_squared"])
+        lines.extend([line] if line else [])
+        scenarios = [
+            (
+                s["label"],
+                s["trials"],
+                [(i["name"], i["significance"], i["significant"]) for i in s["inputs"]],
+            )
+            for s in r["scenarios"]
+        ]
+        lines.extend(scenario_lines(f"{r['name']}{which}", scenarios))
     return "\n".join(lines)
 
 

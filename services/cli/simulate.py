@@ -24,6 +24,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 
+from services.cli.analysis_view import contribution_line, scenario_argument, scenario_lines
 from services.cli.edge_client import edge_channel
 from services.runtime.config import alea_home
 
@@ -118,6 +119,27 @@ def summary_table(results: pb.Results) -> str:
             for v in sim.values
         )
         lines.append(f"simulation {sim.index}: {values}")
+    return "\n".join(lines)
+
+
+def analysis_text(results: pb.Results) -> str:
+    """Per output, its contribution to variance and the significant inputs of each scenario."""
+    several = len(results.simulations) > 0
+    lines = []
+    for out in results.outputs:
+        title = f"{out.name} (simulation {out.simulation})" if several else out.name
+        shares = [(c.input_name, c.share) for c in out.contribution_to_variance]
+        line = contribution_line(title, shares, out.regression_r_squared)
+        lines.extend([line] if line else [])
+        scenarios = [
+            (
+                s.label,
+                s.trials,
+                [(i.input_name, i.significance, i.significant) for i in s.inputs],
+            )
+            for s in out.scenarios
+        ]
+        lines.extend(scenario_lines(title, scenarios))
     return "\n".join(lines)
 
 
@@ -237,6 +259,8 @@ def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, Any, Metadata]:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Create the model, start the simulation and, with --watch, follow it to the end."""
+    from services.simulation.convert import scenario_target
+
     channel, stub, metadata = _connect(args)
     with channel:
         model = stub.CreateModel(
@@ -256,6 +280,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             request_id=str(uuid.uuid4()),
             bypass_cache=args.no_cache,
             vary_simulation_seeds=args.vary_seeds,
+            scenarios=[scenario_target(s) for s in args.scenario],
         )
         if args.seed is not None:
             request.seed = args.seed
@@ -280,6 +305,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             pb.GetResultsRequest(simulation_id=simulation.id), metadata=metadata, timeout=60
         )
         print(summary_table(results))
+        print(analysis_text(results))
     return 0
 
 
@@ -292,6 +318,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         )
     print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
     print(summary_table(results))
+    print(analysis_text(results))
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")
@@ -341,6 +368,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--vary-seeds",
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
+    )
+    simulate.add_argument(
+        "--scenario",
+        action="append",
+        type=scenario_argument,
+        default=[],
+        metavar="[OUTPUT:]TARGET",
+        help="scenario analysis of >90%% (top 10%%), <10%%, >VALUE or <VALUE, of OUTPUT or "
+        "every output (repeatable; default: >90%% and <10%%)",
     )
     _add_connection(simulate)
     simulate.set_defaults(func=_guard(cmd_simulate))
