@@ -213,7 +213,7 @@ def test_scenarios_parse_as_risk_writes_them(text: str, scenario: Scenario) -> N
 
 @pytest.mark.parametrize("text", ["90%", ">100%", "<0%", ">abc", ">nan", "<inf", ""])
 def test_malformed_scenarios_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="scenario|number|percent|finite"):
+    with pytest.raises(ValueError, match=r"scenario|number|percent|finite"):
         Scenario.parse(text)
 
 
