@@ -171,23 +171,23 @@ class AnalysisCache:
     def __init__(self, inputs: Mapping[str, np.ndarray]) -> None:
         self.inputs = inputs
         self._overall: dict[str, tuple[float, float]] = {}
-        self._gram: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        self.finite = np.ones(len(next(iter(inputs.values()))) if inputs else 0, dtype=bool)
-        for x in inputs.values():
-            self.finite &= np.isfinite(x)
+        self._gram: dict[bytes, np.ndarray] = {}
+        arrays = [np.isfinite(x) for x in inputs.values()]
+        self.finite = np.logical_and.reduce(arrays) if arrays else np.ones(0, dtype=bool)
 
     def overall(self, name: str) -> tuple[float, float]:
         """(median, standard deviation ddof=1) of input ``name`` over its finite values."""
         if name not in self._overall:
             x = self.inputs[name]
             x = x[np.isfinite(x)]
-            median = float(np.median(x)) if x.size else math.nan
-            std = float(x.std(ddof=1)) if x.size > 1 else math.nan
+            with np.errstate(all="ignore"):  # values near ±1.8e308 overflow, never raise
+                median = float(np.median(x)) if x.size else math.nan
+                std = float(x.std(ddof=1)) if x.size > 1 else math.nan
             self._overall[name] = (median, std)
         return self._overall[name]
 
-    def gram(self, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(means, centred cross products) of the inputs over the trials ``ok``."""
+    def gram(self, ok: np.ndarray) -> np.ndarray:
+        """The centred cross products of the inputs over the trials ``ok``."""
         key = b"" if ok.all() else np.packbits(ok).tobytes()
         if key not in self._gram:
             rows = np.flatnonzero(ok)
@@ -201,7 +201,7 @@ class AnalysisCache:
                 for j, x in enumerate(xs):
                     np.subtract(x[idx], means[j], out=part[:, j])
                 gram += part.T @ part
-            self._gram[key] = (means, gram)
+            self._gram[key] = gram
         return self._gram[key]
 
 
@@ -232,8 +232,9 @@ def scenario_analysis(
 def _input(name: str, subset: np.ndarray, cache: AnalysisCache) -> ScenarioInput:
     subset = subset[np.isfinite(subset)]
     median, std = cache.overall(name)
-    sub = float(np.median(subset)) if subset.size else math.nan
-    significance = (sub - median) / std if std > 0 else math.nan
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow, never raise
+        sub = float(np.median(subset)) if subset.size else math.nan
+        significance = (sub - median) / std if std > 0 else math.nan
     return ScenarioInput(name, sub, median, std, significance)
 
 
@@ -243,22 +244,27 @@ def contribution_to_variance(
     """(each input's contribution by decreasing share, the regression's R²) for output
     values ``y``; NaN where there are fewer trials than inputs + 2 or the output is constant."""
     names = list(cache.inputs)
+    if not names:
+        return [], math.nan
     ok = cache.finite & np.isfinite(y)
     m = int(ok.sum())
     nothing = [Contribution(n, math.nan, math.nan) for n in names]
-    if not names or m < len(names) + 2:
+    if m < len(names) + 2:
         return nothing, math.nan
-    yc = y[ok] - y[ok].mean()
-    syy = float(yc @ yc)
-    if not syy > 0:
-        return nothing, math.nan
-    _, gram = cache.gram(ok)
-    sxy = np.array([x[ok] @ yc for x in cache.inputs.values()])
-    beta = np.linalg.lstsq(gram, sxy, rcond=None)[0]
-    r_squared = min(max(float(sxy @ beta) / syy, 0.0), 1.0)
-    standard = beta * np.sqrt(np.clip(np.diag(gram), 0.0, None) / syy)
-    total = float(standard @ standard)
-    shares = r_squared * standard**2 / total if total > 0 else np.zeros(len(names))
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow: no contribution then
+        yc = y[ok] - y[ok].mean()
+        syy = float(yc @ yc)
+        gram = cache.gram(ok)
+        sxy = np.array([x[ok] @ yc for x in cache.inputs.values()])
+        if not (0 < syy < math.inf and np.isfinite(gram).all() and np.isfinite(sxy).all()):
+            return nothing, math.nan
+        beta = np.linalg.lstsq(gram, sxy, rcond=None)[0]
+        r_squared = min(max(float(sxy @ beta) / syy, 0.0), 1.0)
+        standard = beta * np.sqrt(np.clip(np.diag(gram), 0.0, None) / syy)
+        total = float(standard @ standard)
+        if not math.isfinite(total):
+            return nothing, math.nan
+        shares = r_squared * standard**2 / total if total > 0 else np.zeros(len(names))
     found = [
         Contribution(n, float(s), float(b)) for n, s, b in zip(names, shares, standard, strict=True)
     ]
