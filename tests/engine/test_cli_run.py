@@ -126,3 +126,21 @@ def test_a_model_too_wide_for_the_memory_budget_exits_2_saying_both(tmp_path: Pa
     assert "one trial of this model needs 6.3 MiB" in run.stderr
     assert "the limit (ALEA_ENGINE_MEMORY_BYTES) is 16.0 MiB" in run.stderr
     assert alea(wide, "--trials", "100", "--backend", "numpy").returncode == 0  # 512 MiB
+
+
+def test_scenarios_and_contribution_to_variance_are_printed() -> None:
+    workbook = ROOT / "tests/data/workbooks/scenarios.xlsx"
+    table = alea(workbook, "--trials", "20000", "--seed", "2", "--scenario", "Profit:<0")
+    assert table.returncode == 0, table.stderr
+    assert "Profit scenario <0 (" in table.stdout
+    assert "Price -1." in table.stdout  # a loss comes with a low price
+    assert "Cost contribution to variance (R² 1.000): Labour 6" in table.stdout
+    assert "Cost scenario" not in table.stdout  # the scenario names Profit alone
+    run = alea(workbook, "--trials", "20000", "--seed", "2", "--scenario", "<5%", "--json")
+    cost = json.loads(run.stdout)["outputs"]["Cost"]
+    assert [s["label"] for s in cost["scenarios"]] == ["<5%"]
+    assert cost["scenarios"][0]["trials"] == 1000
+    assert {c["input"] for c in cost["contribution_to_variance"][:2]} == {"Labour", "Materials"}
+    assert cost["regression_r_squared"] == pytest.approx(1.0)
+    refused = alea(workbook, "--scenario", ">150%")
+    assert refused.returncode == 2 and "the percent must be in (0, 100)" in refused.stderr
