@@ -184,9 +184,9 @@ def watch(
 
 
 def plot(results: pb.Results, path: Path) -> None:
-    """Per output: a histogram with P5/P50/P95 markers and a tornado chart of Spearman rho.
-    With RiskSimtable, the simulations' histograms and CDFs overlaid, and the tornado of
-    simulation 1."""
+    """Per output: a histogram with P5/P50/P95 markers, a tornado chart of Spearman rho and
+    one of each input's contribution to variance. With RiskSimtable, the simulations'
+    histograms and CDFs overlaid."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,8 +195,8 @@ def plot(results: pb.Results, path: Path) -> None:
     if results.simulations:
         return _plot_simulations(results, path)
     outputs = list(results.outputs)
-    figure, axes = plt.subplots(len(outputs), 2, figsize=(12, 4 * len(outputs)), squeeze=False)
-    for (hist_ax, tornado_ax), out in zip(axes, outputs, strict=True):
+    figure, axes = plt.subplots(len(outputs), 3, figsize=(18, 4 * len(outputs)), squeeze=False)
+    for (hist_ax, tornado_ax, variance_ax), out in zip(axes, outputs, strict=True):
         edges, counts = list(out.histogram.bin_edges), list(out.histogram.counts)
         if counts:
             hist_ax.stairs(counts, edges, fill=True, alpha=0.6)
@@ -219,6 +219,12 @@ def plot(results: pb.Results, path: Path) -> None:
         )
         tornado_ax.axvline(0, color="black", linewidth=0.8)
         tornado_ax.set(title=f"{out.name}: sensitivity", xlabel="Spearman rank correlation")
+        shares = [c for c in out.contribution_to_variance if c.share == c.share][:10][::-1]
+        variance_ax.barh([c.input_name for c in shares], [100 * c.share for c in shares])
+        variance_ax.set(
+            title=f"{out.name}: contribution to variance (R² {out.regression_r_squared:.3f})",
+            xlabel="% of the output's variance",
+        )
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -186,3 +186,21 @@ def test_a_simulation_shows_the_scenarios_it_asked_for() -> None:
     ]
     assert convert.scenario(message.scenarios[0]) == options.scenarios[0]
     assert not convert.simulation(simulation_record()).scenarios
+
+
+def test_results_print_and_plot_the_analysis(tmp_path) -> None:
+    from services.cli import simulate as cli
+
+    engine = simulate(_model(), trials=2000, seed=7)
+    data = {name: r.to_dict() for name, r in engine.results().items()}
+    message = convert.results(simulation_record(state="SUCCEEDED"), data, {"y": "Sheet1!B1"})
+    high, low = (s.inputs[0].significance for s in message.outputs[0].scenarios)
+    assert high > 1.5 and low < -1.5  # the median of a normal's top 10 % is 1.75 sd up
+    assert cli.analysis_text(message).splitlines() == [
+        "y contribution to variance (R² 1.000): a 100.0%",
+        f"y scenario >90% (200 trials): a {high:+.2f} sd",
+        f"y scenario <10% (200 trials): a {low:+.2f} sd",
+    ]
+    png = tmp_path / "results.png"
+    cli.plot(message, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
