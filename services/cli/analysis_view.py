@@ -6,10 +6,23 @@ import argparse
 import math
 from collections.abc import Sequence
 
-__all__ = ["contribution_line", "scenario_argument", "scenario_lines"]
+__all__ = ["add_scenario_option", "contribution_line", "scenario_lines"]
 
 
-def scenario_argument(text: str) -> object:
+def add_scenario_option(parser: argparse.ArgumentParser) -> None:
+    """``--scenario [OUTPUT:]TARGET``, repeatable, into ``args.scenario`` (engine scenarios)."""
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        type=_scenario,
+        default=[],
+        metavar="[OUTPUT:]TARGET",
+        help="scenario analysis of >90%% (top 10%%), <10%%, >VALUE or <VALUE, of OUTPUT or "
+        "every output (repeatable; default: >90%% and <10%%)",
+    )
+
+
+def _scenario(text: str) -> object:
     """``--scenario`` as argparse reads it: ``[OUTPUT:]>90%``, ``<10%``, ``>1000``, ``<0``."""
     from services.engine.analysis import Scenario  # the engine only when a scenario is given
 

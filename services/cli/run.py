@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.cli.analysis_view import contribution_line, scenario_argument, scenario_lines
+from services.cli.analysis_view import add_scenario_option, contribution_line, scenario_lines
 
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
@@ -39,15 +39,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
-    parser.add_argument(
-        "--scenario",
-        action="append",
-        type=scenario_argument,
-        default=[],
-        metavar="[OUTPUT:]TARGET",
-        help="scenario analysis of >90%% (top 10%%), <10%%, >VALUE or <VALUE, of OUTPUT or "
-        "every output (repeatable; default: >90%% and <10%%)",
-    )
+    add_scenario_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 

@@ -24,7 +24,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 
-from services.cli.analysis_view import contribution_line, scenario_argument, scenario_lines
+from services.cli.analysis_view import add_scenario_option, contribution_line, scenario_lines
 from services.cli.edge_client import edge_channel
 from services.runtime.config import alea_home
 
@@ -375,15 +375,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
-    simulate.add_argument(
-        "--scenario",
-        action="append",
-        type=scenario_argument,
-        default=[],
-        metavar="[OUTPUT:]TARGET",
-        help="scenario analysis of >90%% (top 10%%), <10%%, >VALUE or <VALUE, of OUTPUT or "
-        "every output (repeatable; default: >90%% and <10%%)",
-    )
+    add_scenario_option(simulate)
     _add_connection(simulate)
     simulate.set_defaults(func=_guard(cmd_simulate))
     results = subparsers.add_parser("results", help="show (and plot) a simulation's results")
