@@ -40,6 +40,18 @@ def register(subparsers: Any) -> None:
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
     add_scenario_option(parser)
+    parser.add_argument(
+        "--sipmath",
+        type=Path,
+        metavar="PATH",
+        help="write the inputs and outputs as a SIPmath 3.0 library (JSON) to PATH",
+    )
+    parser.add_argument(
+        "--sipmath-terms",
+        type=_positive,
+        default=16,
+        help="most metalog terms per variable of the SIPmath library (2 to 30, default 16)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -98,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     elapsed = time.perf_counter() - started
     data = outcome.results_data(expansion, partial, options)
+    if args.sipmath is not None:
+        written = _write_sipmath(args, partial)
+        if written is not None:
+            print(written, file=sys.stderr)
+            return REFUSED
     reports = evaluate_reports(model, partial)
     if args.json:
         summary = _summary(args, backend, elapsed, data)
@@ -108,6 +125,31 @@ def run(args: argparse.Namespace) -> int:
         if reports:
             print(_reports(reports))
     return 0
+
+
+def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:
+    """Write the run's SIPmath library to ``args.sipmath``; what went wrong, else None."""
+    import datetime
+
+    from services.engine import sipmath
+
+    if not 2 <= args.sipmath_terms <= 30:
+        return f"--sipmath-terms must be within 2..30, got {args.sipmath_terms}"
+    kept = partial.kept_trials()
+    variables = {k[2:]: kept[k] for k in kept if k.startswith("i:")}
+    variables |= {k[2:]: kept[k] for k in kept if k.startswith("o:")}
+    try:
+        library = sipmath.library(
+            args.model.stem,
+            variables,
+            seed=args.seed,
+            terms=args.sipmath_terms,
+            created=datetime.datetime.now(datetime.UTC).date().isoformat(),
+        )
+        args.sipmath.write_text(json.dumps(library, indent=1))
+    except (OSError, ValueError) as exc:
+        return f"--sipmath {args.sipmath}: {exc}"
+    return None
 
 
 def _reports(reports: list[Any]) -> str:

@@ -596,7 +596,7 @@ class Partial:
         bottom 10 %)."""
         joined = self._joined() if self.samples is not None else None
         cache = _RankCache()
-        values = joined if joined is not None else self._reservoir_values()
+        values = joined if joined is not None else self.kept_trials()
         analysis = AnalysisCache({i: values[f"i:{i}"] for i in self.input_names})
         wanted = scenarios or {}
         return {
@@ -604,7 +604,11 @@ class Partial:
             for k in self.outputs
         }
 
-    def _reservoir_values(self) -> dict[str, np.ndarray]:
+    def kept_trials(self) -> dict[str, np.ndarray]:
+        """The per-trial values the statistics keep, aligned by trial (``"o:"``/``"i:"`` +
+        name): every trial in the exact regime, else the reservoir's."""
+        if self.samples is not None:
+            return self._joined()
         assert self.reservoir is not None
         return self.reservoir.values
 

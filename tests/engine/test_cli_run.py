@@ -144,3 +144,20 @@ def test_scenarios_and_contribution_to_variance_are_printed() -> None:
     assert cost["regression_r_squared"] == pytest.approx(1.0)
     refused = alea(workbook, "--scenario", ">150%")
     assert refused.returncode == 2 and "the percent must be in (0, 100)" in refused.stderr
+
+
+def test_sipmath_library_is_written(tmp_path: Path) -> None:
+    workbook = ROOT / "tests/data/workbooks/scenarios.xlsx"
+    out = tmp_path / "library.json"
+    run = alea(workbook, "--trials", "20000", "--sipmath", out, "--sipmath-terms", "5")
+    assert run.returncode == 0, run.stderr
+    library = json.loads(out.read_text())
+    assert library["libraryType"] == "SIPmath_3_0" and library["name"] == "scenarios"
+    assert {s["name"] for s in library["sips"]} >= {"Profit", "Cost", "Price"}
+    assert all(len(s["arguments"]["aCoefficients"]) <= 5 for s in library["sips"])
+    refused = alea(
+        workbook, "--trials", "100", "--sipmath", tmp_path / "x.json", "--sipmath-terms", "31"
+    )
+    assert refused.returncode == 2 and "--sipmath-terms must be within 2..30" in refused.stderr
+    unwritable = alea(workbook, "--trials", "100", "--sipmath", tmp_path / "no" / "x.json")
+    assert unwritable.returncode == 2 and "--sipmath" in unwritable.stderr
