@@ -88,7 +88,10 @@ def _hdr(index: int, seed: int) -> dict[str, Any]:
 
 def _sip(name: str, values: np.ndarray, index: int, terms: int) -> dict[str, Any]:
     good = values[np.isfinite(values)]
-    fitted = metalog.fit(np.quantile(good, PROBABILITIES), PROBABILITIES, terms)
+    try:
+        fitted = metalog.fit(np.quantile(good, PROBABILITIES), PROBABILITIES, terms)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     p25, p50, p75 = np.quantile(good, [0.25, 0.5, 0.75])
     return {
         "name": name,
