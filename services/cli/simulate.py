@@ -32,7 +32,11 @@ __all__ = ["DEMO_STEPS", "register"]
 
 Metadata = tuple[tuple[str, str], ...]
 Command = Callable[[argparse.Namespace], int]
-_SAMPLING = {"mc": pb.SAMPLING_MONTE_CARLO, "lhs": pb.SAMPLING_LATIN_HYPERCUBE}
+_SAMPLING = {
+    "mc": pb.SAMPLING_MONTE_CARLO,
+    "lhs": pb.SAMPLING_LATIN_HYPERCUBE,
+    "sobol": pb.SAMPLING_SOBOL,
+}
 _BACKEND = {
     "auto": pb.BACKEND_PREFERENCE_AUTO,
     "cpu": pb.BACKEND_PREFERENCE_CPU,

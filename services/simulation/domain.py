@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services import engine
-from services.engine import ir, memory, simtable
+from services.engine import ir, memory, simtable, sobol
 from services.engine.analysis import MAX_SCENARIOS
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
@@ -34,7 +34,7 @@ from services.simulation.hub import Event, Hub
 from services.simulation.loading import load_engine
 from services.simulation.store import ModelRecord, SimulationRecord, Store
 
-SAMPLINGS = ("mc", "lhs")
+SAMPLINGS = ("mc", "lhs", "sobol")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
@@ -262,6 +262,7 @@ class Simulations:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
         _check_scenarios(request.options, model)
+        _check_sampling(request, model)
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
         cached = None
@@ -413,6 +414,21 @@ def _check_scenarios(options: RunOptions, model: ModelRecord) -> None:
             raise InvalidArgument(
                 f"scenarios[{i}].output", f"the model has no output named {scenario.output!r}"
             )
+
+
+def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:
+    """Sobol samples one dimension per input: refuse a model with more (RiskSimtable copies
+    with varied seeds included; a run with more copies than that fails, saying so)."""
+    if request.sampling != "sobol":
+        return
+    inputs = len(model.summary.get("inputs", ()))
+    if request.options.vary_seeds:
+        inputs *= int(model.summary.get("simulations", 1))
+    if inputs > sobol.MAX_DIMENSIONS:
+        raise InvalidArgument(
+            "sampling",
+            f"Sobol samples at most {sobol.MAX_DIMENSIONS:,} inputs; the model has {inputs:,}",
+        )
 
 
 def _check(request: SimulationRequest) -> None:

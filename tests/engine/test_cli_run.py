@@ -161,3 +161,17 @@ def test_sipmath_library_is_written(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "--sipmath-terms must be within 2..30" in refused.stderr
     unwritable = alea(workbook, "--trials", "100", "--sipmath", tmp_path / "no" / "x.json")
     assert unwritable.returncode == 2 and "--sipmath" in unwritable.stderr
+
+
+def test_sobol_sampling_of_the_worked_example(backend: str) -> None:
+    book = ROOT / "tests" / "data" / "workbooks" / "sobol.xlsx"
+    args = ("--trials", "4096", "--seed", "2", "--backend", backend, "--json")
+    runs = [
+        alea(book, *args, "--sampling", "sobol", *extra) for extra in ((), ("--chunk-size", "1000"))
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first["sampling"] == "sobol" and second["outputs"] == first["outputs"]
+    value = first["outputs"]["Value"]
+    assert abs(value["mean"] - examples.sobol_mean()) < 0.05 * value["std"] / math.sqrt(4096)

@@ -204,3 +204,10 @@ def test_results_print_and_plot_the_analysis(tmp_path) -> None:
     png = tmp_path / "results.png"
     cli.plot(message, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_sampling_method_maps_both_ways() -> None:
+    for method in ("mc", "lhs", "sobol"):
+        message = convert.simulation(simulation_record(sampling=method))
+        assert convert.SAMPLING_FROM_PROTO[message.sampling] == method
+    assert convert.SAMPLING_TO_PROTO["sobol"] == pb.SAMPLING_SOBOL
