@@ -203,7 +203,7 @@ def worker_processes(model: Model, trials: int, processes: int, threads: int) ->
         try:
             # Every worker up and polling before the clock starts.
             await poll(store, lambda s: _workers_at_least(s, processes))
-            domain = Simulations(store, Hub(store.get_simulation, 0.5), SimulationConfig())
+            domain = Simulations(store, Hub(store.simulations_by_id, 0.5), SimulationConfig())
             model_id = await insert_model(store, "bench", model)
             started = time.perf_counter()
             sim = await domain.create_simulation(

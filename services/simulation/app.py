@@ -78,7 +78,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     config = load_config()
     outbox = Outbox()
     store = Store(db, outbox)
-    hub = Hub(store.get_simulation, config.poll_seconds)
+    hub = Hub(store.simulations_by_id, config.poll_seconds)
     workers = make_workers(store, hub, config, config.workers)
 
     def cancel_local(simulation_id: str) -> None:
@@ -111,7 +111,7 @@ async def build_workers(settings: Settings, db: Database, peers: Peers) -> Servi
     config = load_config()
     outbox = Outbox()
     store = Store(db, outbox)
-    hub = Hub(store.get_simulation, config.poll_seconds)
+    hub = Hub(store.simulations_by_id, config.poll_seconds)
     workers = make_workers(store, hub, config, max(config.workers, 1))
     relay = events_relay(db, outbox, peers)
     return Service([], background=[*_background(workers), relay])

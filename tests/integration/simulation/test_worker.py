@@ -95,7 +95,7 @@ def reference(
 
 @pytest.fixture
 def domain(store: Store) -> Simulations:
-    return Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+    return Simulations(store, Hub(store.simulations_by_id, 0.05), CONFIG)
 
 
 async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
@@ -279,7 +279,7 @@ class Ledger:
 
 async def test_a_retried_request_reserves_its_trials_once(store: Store, monkeypatch):
     ledger = Ledger()
-    domain = Simulations(store, Hub(store.get_simulation, 0.05), CONFIG, quotas=ledger)
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), CONFIG, quotas=ledger)
     model_id = await insert_model(store)
     request = SimulationRequest(model_id, 3_000, 11, request_id="r-1")
     insert = store.insert_simulation
@@ -446,3 +446,38 @@ def test_failure_reasons_are_sentences_not_exceptions() -> None:
     reason = failure_reason(ZeroDivisionError("float division by zero"))
     assert reason.startswith("the engine failed on this model (error ")
     assert "ZeroDivision" not in reason and "division" not in reason
+
+
+async def test_the_hub_reads_every_watched_simulation_at_once(store: Store):
+    """Watchers of many simulations run elsewhere (another replica's workers) cost one read
+    of the database per poll interval, not one per simulation, and each still follows its
+    simulation to the end."""
+    reads: list[int] = []
+
+    async def load(ids):
+        reads.append(len(ids))
+        return await store.simulations_by_id(ids)
+
+    domain = Simulations(store, Hub(load, 0.05), CONFIG)
+    model_id = await insert_model(store)
+    request = [SimulationRequest(model_id, 2_000, seed) for seed in range(20)]
+    sims = [await domain.create_simulation("t1", "u1", r) for r in request]
+    streams = [domain.watch("t1", sim.id) for sim in sims]
+    assert [(await anext(stream)).state for stream in streams] == ["QUEUED"] * 20
+
+    async def follow(stream):
+        async for event in stream:
+            if not isinstance(event, Progress):
+                last = event
+        return last
+
+    following = [asyncio.ensure_future(follow(stream)) for stream in streams]
+    while domain.hub.watchers < 20:  # noqa: ASYNC110  (every watcher subscribed)
+        await asyncio.sleep(0.01)
+    reads.clear()
+    await asyncio.sleep(0.5)  # about ten poll intervals
+    assert 1 <= len(reads) <= 15 and set(reads) == {20}
+    async with workers(store, Hub(store.simulations_by_id, 0.05)):  # another replica's
+        ends = await asyncio.wait_for(asyncio.gather(*following), 60)
+    assert [end.state for end in ends] == ["SUCCEEDED"] * 20
+    assert domain.hub.watchers == 0 and not domain.hub._topics

@@ -78,7 +78,7 @@ async def until_held(store: Store, held: bool) -> None:
 
 @pytest.fixture
 def domain(store: Store) -> Simulations:
-    return Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+    return Simulations(store, Hub(store.simulations_by_id, 0.05), CONFIG)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
@@ -123,7 +123,7 @@ async def test_a_segment_that_keeps_killing_its_workers_fails(store: Store, tmp_
     if store.db.dialect != "sqlite":
         pytest.skip("the lease rule is the queue's (test_queue runs it on both databases)")
     url = str(store.db.engine.url.render_as_string(hide_password=False))
-    domain = Simulations(store, Hub(store.get_simulation, 0.05), replace(CONFIG, max_segments=1))
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), replace(CONFIG, max_segments=1))
     model_id = await insert_model(store)
     sim = await domain.create_simulation("t1", "u1", SimulationRequest(model_id, 10**9, 7))
     settings = {
