@@ -151,3 +151,25 @@ async def test_migrations_run_once_on_postgresql(postgres) -> None:  # noqa: F81
             assert tables.scalar_one() == 1
     finally:
         await db.close()
+
+
+@pytest.mark.integration
+async def test_postgresql_reads_run_in_autocommit_and_transactions_stay_whole(
+    postgres,  # noqa: F811
+) -> None:
+    db = Database(postgres.create_database("autocommit_test"))
+    xid = text("SELECT pg_current_xact_id()")  # the transaction's id, assigned on first call
+    try:
+        async with db.reading() as session:  # each statement its own transaction: no BEGIN
+            assert await session.scalar(xid) != await session.scalar(xid)
+        async with db.transaction() as session:
+            assert await session.scalar(xid) == await session.scalar(xid)
+            await session.execute(text("CREATE TABLE t (n INTEGER)"))
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+                raise RuntimeError("boom")
+        async with db.reading() as session:
+            assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+    finally:
+        await db.close()
