@@ -522,6 +522,14 @@ class Partial:
         assert self.samples is not None
         return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in self.samples.items()}
 
+    def finite_values(self, name: str) -> np.ndarray | None:
+        """Output ``name``'s finite values in trial order while samples are kept, else None."""
+        if self.samples is None:
+            return None
+        chunks = self.samples[f"o:{name}"]
+        x = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        return x[np.isfinite(x)]
+
     def running(self) -> dict[str, tuple[float, float]]:
         """Mean and standard error of the mean of each output so far (for progress)."""
         out = {}
