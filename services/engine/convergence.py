@@ -133,7 +133,9 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (stored with a simulation's run options)."""
-        default = None if self.default is None else asdict(self.default)
+        default = None
+        if self.default is not None:
+            default = {**asdict(self.default), "percentiles": list(self.default.percentiles)}
         return {"check_every": self.check_every, "max_trials": self.max_trials, "default": default}
 
     @staticmethod

@@ -1,7 +1,8 @@
 """What a run is asked for beyond trials and seed, and the results data it ends with.
 
 :class:`RunOptions` travel with a simulation (stored as JSON with it) to every worker:
-whether RiskSimtable simulations vary their seeds. :func:`prepare` gives the model a run
+whether RiskSimtable simulations vary their seeds, and its convergence stopping
+(:mod:`.convergence`). :func:`prepare` gives the model a run
 evaluates (every RiskSimtable simulation side by side, :mod:`.simtable`) and
 :func:`results_data` turns the run's merged statistics into the JSON-able results that the
 service stores and ``alea run --json`` prints: ``{key: Results.to_dict()}`` in output order,
@@ -13,10 +14,11 @@ of every RiskSimtable in that simulation, ``[[address, value or None], ...]``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from . import simtable
+from .convergence import Settings
 from .ir import Model
 from .simtable import Expansion
 from .stats import Partial
@@ -29,15 +31,23 @@ class RunOptions:
     """Modelling options of one run (every field's default is the plain simulation)."""
 
     vary_seeds: bool = False
+    convergence: Settings | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (the simulation service stores it with the simulation)."""
-        return asdict(self)
+        """Plain JSON (the simulation service stores it with the simulation); a run without
+        convergence stopping stores what it did before there was any."""
+        data: dict[str, Any] = {"vary_seeds": self.vary_seeds}
+        if self.convergence is not None:
+            data["convergence"] = self.convergence.to_json()
+        return data
 
     @staticmethod
     def from_json(data: dict[str, Any] | None) -> RunOptions:
         """Options stored by :meth:`to_json` (None: the defaults)."""
-        return RunOptions(**(data or {}))
+        data = dict(data or {})
+        stopping = data.pop("convergence", None)
+        settings = None if stopping is None else Settings.from_json(stopping)
+        return RunOptions(**data, convergence=settings)
 
 
 def prepare(model: Model, options: RunOptions) -> Expansion:

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from services import engine
@@ -36,6 +36,8 @@ from services.simulation.store import ModelRecord, SimulationRecord, Store
 SAMPLINGS = ("mc", "lhs", "sobol")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
+MAX_CHECKS = 10_000
+"""Most convergence checks a simulation may make: each is a segment of the job queue."""
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
 
@@ -111,10 +113,18 @@ def summarise(model: ir.Model) -> dict[str, Any]:
             }
             for s in model.inputs
         ],
-        "outputs": [{"name": o.name, "address": o.address} for o in model.outputs],
+        "outputs": [
+            {"name": o.name, "address": o.address} | _convergence(o) for o in model.outputs
+        ],
         "warnings": list(model.warnings),
         "simulations": simtable.simulations(model),
     }
+
+
+def _convergence(output: ir.Output) -> dict[str, bool]:
+    """``{"convergence": True}`` for an output with RiskConvergence (the summary of other
+    outputs stays as it was)."""
+    return {"convergence": True} if output.convergence is not None else {}
 
 
 def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
@@ -255,12 +265,16 @@ class Simulations:
     ) -> SimulationRecord:
         """Queue a simulation (or answer from the cache); idempotent by request id."""
         _check(request)
+        stopping = request.options.convergence
+        if stopping is not None:  # the run's size is its convergence bound
+            request = replace(request, trials=stopping.max_trials)
         if request.request_id:
             earlier = await self.store.simulation_by_request(tenant_id, request.request_id)
             if earlier is not None:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
         _check_sampling(request, model)
+        _check_monitored(request, model)
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
         cached = None
@@ -288,7 +302,9 @@ class Simulations:
             cache_key=key,
             trials=request.trials,
             chunk_trials=chunk,
-            segment_trials=self._segment(chunk, request.trials),
+            segment_trials=(
+                self._segment(chunk, request.trials) if stopping is None else stopping.check_every
+            ),
             seed=seed,
             sampling=request.sampling,
             backend_preference=request.backend_preference,
@@ -414,9 +430,34 @@ def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:
         )
 
 
+def _check_monitored(request: SimulationRequest, model: ModelRecord) -> None:
+    """Convergence stopping without a default test needs an output with RiskConvergence."""
+    stopping = request.options.convergence
+    if stopping is None or stopping.default is not None:
+        return
+    if not any(o.get("convergence") for o in model.summary.get("outputs", ())):
+        raise InvalidArgument(
+            "convergence.tolerance",
+            "no output of the model has RiskConvergence: give the run's own tolerance",
+        )
+
+
 def _check(request: SimulationRequest) -> None:
-    if not 1 <= request.trials <= MAX_TRIALS:
+    stopping = request.options.convergence
+    if stopping is None and not 1 <= request.trials <= MAX_TRIALS:
         raise InvalidArgument("trials", f"must be within 1..{MAX_TRIALS}")
+    if stopping is not None:
+        if request.trials not in (0, stopping.max_trials):
+            raise InvalidArgument(
+                "trials", "must be 0 (or max_trials) with convergence: max_trials bounds the run"
+            )
+        if stopping.max_trials > MAX_TRIALS:
+            raise InvalidArgument("convergence.max_trials", f"must be within 1..{MAX_TRIALS}")
+        if stopping.max_trials // stopping.check_every > MAX_CHECKS:
+            raise InvalidArgument(
+                "convergence.check_every",
+                f"must be at least max_trials / {MAX_CHECKS:,} (each check is a segment)",
+            )
     if request.sampling not in SAMPLINGS:
         raise InvalidArgument("sampling", f"must be one of {', '.join(SAMPLINGS)}")
     if request.backend_preference not in BACKEND_PREFERENCES:

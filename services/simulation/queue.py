@@ -332,6 +332,22 @@ class Queue:
             )
             return [r.checkpoint for r in rows]
 
+    async def completed_prefix(self, simulation_id: str) -> list[bytes]:
+        """The final statistics of the simulation's first segments that are all DONE, in
+        trial order (a converging simulation is tested over this prefix only)."""
+        async with self.db.reading() as session:
+            rows = await session.execute(
+                select(segments.c.state, segments.c.checkpoint)
+                .where(segments.c.simulation_id == simulation_id)
+                .order_by(segments.c.idx)
+            )
+            found = []
+            for row in rows:
+                if row.state != DONE:
+                    break
+                found.append(row.checkpoint)
+            return found
+
     async def unfinished(self, older_than: float) -> list[tuple[str, str]]:
         """(tenant, id) of RUNNING simulations with every segment DONE, untouched since
         ``older_than``."""
@@ -349,15 +365,33 @@ class Queue:
             return [(r.tenant_id, r.id) for r in rows]
 
     async def finish(
-        self, simulation_id: str, *, result_data: dict[str, Any], backend: str, now: float
+        self,
+        simulation_id: str,
+        *,
+        result_data: dict[str, Any],
+        backend: str,
+        now: float,
+        trials_done: int | None = None,
     ) -> bool:
-        """SUCCEEDED with its results, atomically; False if it is no longer RUNNING."""
+        """SUCCEEDED with its results, atomically; False if it is no longer RUNNING.
+
+        ``trials_done``: a converged simulation's trials; its segments still queued or
+        running are dropped in the same transaction (their workers are fenced at once).
+        """
+        done = {} if trials_done is None else {"trials_done": trials_done}
         async with self.db.transaction() as session:
+            if trials_done is not None:
+                await session.execute(drop_segments(simulation_id))
             result = await session.execute(
                 update(simulations)
                 .where(simulations.c.id == simulation_id, simulations.c.state == RUNNING)
                 .values(
-                    state=SUCCEEDED, state_reason="", backend=backend, end_time=now, update_time=now
+                    state=SUCCEEDED,
+                    state_reason="",
+                    backend=backend,
+                    end_time=now,
+                    update_time=now,
+                    **done,
                 )
             )
             if rowcount(result) != 1:

@@ -1,6 +1,7 @@
 import datetime
 
 from alea.access.v1 import access_pb2 as _access_pb2
+from alea.simulation.v1 import convergence_pb2 as _convergence_pb2
 from alea.simulation.v1 import model_spec_pb2 as _model_spec_pb2
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
@@ -168,7 +169,7 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
-    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds")
+    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds", "convergence")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Simulation.State]
@@ -202,6 +203,7 @@ class Simulation(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     model_id: str
@@ -221,10 +223,11 @@ class Simulation(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     vary_simulation_seeds: bool
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceSettings
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceSettings, _Mapping]] = ...) -> None: ...
 
 class CreateSimulationRequest(_message.Message):
-    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds")
+    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds", "convergence")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +237,7 @@ class CreateSimulationRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     trials: int
     seed: int
@@ -243,7 +247,8 @@ class CreateSimulationRequest(_message.Message):
     request_id: str
     bypass_cache: bool
     vary_simulation_seeds: bool
-    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceSettings
+    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceSettings, _Mapping]] = ...) -> None: ...
 
 class GetSimulationRequest(_message.Message):
     __slots__ = ("simulation_id",)
@@ -414,7 +419,7 @@ class OutputResults(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ..., simulation: _Optional[int] = ...) -> None: ...
 
 class Results(_message.Message):
-    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations")
+    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations", "convergence")
     SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
@@ -425,6 +430,7 @@ class Results(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     SIMULATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     simulation_id: str
     model_id: str
     trials: int
@@ -435,7 +441,8 @@ class Results(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     reports: _containers.RepeatedCompositeFieldContainer[ReportResult]
     simulations: _containers.RepeatedCompositeFieldContainer[SimtableSimulation]
-    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ..., simulations: _Optional[_Iterable[_Union[SimtableSimulation, _Mapping]]] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceStatus
+    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ..., simulations: _Optional[_Iterable[_Union[SimtableSimulation, _Mapping]]] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceStatus, _Mapping]] = ...) -> None: ...
 
 class ReportResult(_message.Message):
     __slots__ = ("name", "address", "value", "error")
