@@ -146,7 +146,7 @@ def _results(
     reports = evaluate_reports(expansion.model, partial)
     return {
         "format": result_data.FORMAT,
-        "outputs": outcome.results_data(expansion, partial),
+        "outputs": outcome.results_data(expansion, partial, options),
         "reports": [r.to_dict() for r in reports],
     }
 
