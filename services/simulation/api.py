@@ -87,6 +87,11 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             options=RunOptions(
                 vary_seeds=request.vary_simulation_seeds,
                 scenarios=tuple(convert.scenario(t) for t in request.scenarios),
+                convergence=(
+                    convert.convergence_settings(request.convergence, request.trials)
+                    if request.HasField("convergence")
+                    else None
+                ),
             ),
             credentials=forwarded_credentials(context),
         )

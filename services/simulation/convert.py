@@ -6,12 +6,14 @@ import math
 import re
 from typing import Any
 
-from alea.simulation.v1 import analysis_pb2, model_spec_pb2
+from alea.simulation.v1 import analysis_pb2, convergence_pb2, model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
 from services.engine.analysis import Scenario
+from services.engine.convergence import Settings, criterion
 from services.runtime.convert import timestamp_of_seconds
+from services.runtime.errors import InvalidArgument
 from services.simulation import result_data
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
@@ -120,6 +122,81 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         scenarios=[
             scenario_target(Scenario.from_json(s))
             for s in (record.options or {}).get("scenarios", [])
+        ],
+        convergence=_settings_message((record.options or {}).get("convergence")),
+    )
+
+
+def convergence_settings(message: convergence_pb2.ConvergenceSettings, trials: int) -> Settings:
+    """A request's convergence stopping (``trials`` is its most); INVALID_ARGUMENT names
+    the field at fault (``convergence.default_test.tolerance``...)."""
+    default = None
+    if message.HasField("default_test"):
+        test = message.default_test
+        chosen = test.mean or test.stddev or bool(test.percentiles)
+        try:
+            default = criterion(
+                tolerance=test.tolerance,
+                relative=not test.absolute,
+                confidence=test.confidence or 0.95,
+                mean=test.mean or not chosen,
+                stddev=test.stddev,
+                percentiles=tuple(test.percentiles),
+                field_prefix="convergence.default_test.",
+            )
+        except ValueError as exc:
+            field, _, reason = str(exc).partition(" ")
+            raise InvalidArgument(field, reason) from None
+    try:
+        return Settings(message.check_every, trials, default)
+    except ValueError as exc:
+        field, _, reason = str(exc).partition(" ")
+        if field == "max_trials":  # the request's trials bound a converging run
+            field, reason = "trials", reason.replace("check_every", "convergence.check_every")
+        else:
+            field = f"convergence.{field}"
+        raise InvalidArgument(field, reason) from None
+
+
+def _settings_message(data: dict[str, Any] | None) -> convergence_pb2.ConvergenceSettings | None:
+    """The stored convergence settings as the contract shows them (None: none asked for)."""
+    if data is None:
+        return None
+    settings = Settings.from_json(data)
+    message = convergence_pb2.ConvergenceSettings(check_every=settings.check_every)
+    test = settings.default
+    if test is not None:
+        message.default_test.CopyFrom(
+            convergence_pb2.ConvergenceTest(
+                tolerance=test.tolerance,
+                absolute=not test.relative,
+                confidence=test.confidence,
+                mean=test.mean,
+                stddev=test.stddev,
+                percentiles=test.percentiles,
+            )
+        )
+    return message
+
+
+def convergence_status(data: dict[str, Any] | None) -> convergence_pb2.ConvergenceStatus | None:
+    """Whether and where a converging simulation stopped, from its stored results."""
+    if data is None:
+        return None
+    return convergence_pb2.ConvergenceStatus(
+        converged=data["converged"],
+        trials=data["trials"],
+        check_every=data["check_every"],
+        outputs=[
+            convergence_pb2.OutputConvergence(
+                output=key,
+                converged=entry["converged"],
+                statistics=[
+                    convergence_pb2.StatisticPrecision(statistic=stat, precision=precision)
+                    for stat, precision in entry["precision"].items()
+                ],
+            )
+            for key, entry in data["outputs"].items()
         ],
     )
 
@@ -244,6 +321,7 @@ def results(
     ``{"format": 2, "outputs": ..., "reports": ...}`` (outputs as
     ``engine.outcome.results_data`` gives them), or the outputs alone as results were stored
     before reports."""
+    stopped = data.get("convergence")
     data, reports = result_data.parts(data)
     simulations: dict[int, pb.SimtableSimulation] = {}
     for d in data.values():
@@ -255,10 +333,11 @@ def results(
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
-        trials=record.trials,
+        trials=record.trials if stopped is None else stopped["trials"],
         seed=record.seed,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
+        convergence=convergence_status(stopped),
         outputs=[output_results(d, addresses.get(d["name"], "")) for d in data.values()],
         create_time=timestamp_of_seconds(record.end_time),
         reports=[

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services import engine
@@ -267,8 +267,6 @@ class Simulations:
         """Queue a simulation (or answer from the cache); idempotent by request id."""
         _check(request)
         stopping = request.options.convergence
-        if stopping is not None:  # the run's size is its convergence bound
-            request = replace(request, trials=stopping.max_trials)
         if request.request_id:
             earlier = await self.store.simulation_by_request(tenant_id, request.request_id)
             if earlier is not None:
@@ -460,16 +458,12 @@ def _check_monitored(request: SimulationRequest, model: ModelRecord) -> None:
 
 
 def _check(request: SimulationRequest) -> None:
-    stopping = request.options.convergence
-    if stopping is None and not 1 <= request.trials <= MAX_TRIALS:
+    if not 1 <= request.trials <= MAX_TRIALS:
         raise InvalidArgument("trials", f"must be within 1..{MAX_TRIALS}")
+    stopping = request.options.convergence
     if stopping is not None:
-        if request.trials not in (0, stopping.max_trials):
-            raise InvalidArgument(
-                "trials", "must be 0 (or max_trials) with convergence: max_trials bounds the run"
-            )
-        if stopping.max_trials > MAX_TRIALS:
-            raise InvalidArgument("convergence.max_trials", f"must be within 1..{MAX_TRIALS}")
+        if stopping.max_trials != request.trials:
+            raise InvalidArgument("convergence", "the most trials of a converging run is trials")
         if stopping.max_trials // stopping.check_every > MAX_CHECKS:
             raise InvalidArgument(
                 "convergence.check_every",
