@@ -56,10 +56,18 @@ def register(subparsers: Any) -> None:
         help="most metalog terms per variable of the SIPmath library (2 to 30, default 16)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_convergence_options(parser, bounded=True)
+    parser.set_defaults(func=run)
+
+
+def add_convergence_options(parser: argparse.ArgumentParser, bounded: bool) -> None:
+    """``--converge`` and its companions (``alea run``, and ``alea simulate`` where
+    ``--trials`` is the most a converging simulation runs: not ``bounded`` by its own option)."""
     stopping = parser.add_argument_group(
         "convergence stopping",
         "run until every output's statistics are known within a tolerance, checked every N "
-        "trials (--trials is then ignored); outputs with RiskConvergence use their own test",
+        "trials; outputs with RiskConvergence use their own test"
+        + (" (--trials is then ignored)" if bounded else " (--trials is the most it runs)"),
     )
     stopping.add_argument(
         "--converge",
@@ -79,21 +87,24 @@ def register(subparsers: Any) -> None:
     stopping.add_argument(
         "--check-every", type=_positive, default=None, help="trials between checks (1,000)"
     )
-    stopping.add_argument(
-        "--max-trials",
-        type=_positive,
-        default=None,
-        help="stop here at the latest; a multiple of --check-every (1,000,000)",
-    )
-    parser.set_defaults(func=run)
+    if bounded:
+        stopping.add_argument(
+            "--max-trials",
+            type=_positive,
+            default=None,
+            help="stop here at the latest; a multiple of --check-every (1,000,000)",
+        )
 
 
-def _stopping(args: argparse.Namespace) -> Any:
-    """The convergence settings asked for, else None; ``ValueError`` names the option."""
+def stopping_settings(args: argparse.Namespace, max_trials: int | None = None) -> Any:
+    """The convergence settings asked for (``max_trials``: the run's bound, else
+    ``--max-trials``), else None; ``ValueError`` names the option at fault."""
     from services.engine import convergence
 
-    if args.converge is None and args.check_every is None and args.max_trials is None:
+    asked = getattr(args, "max_trials", None)
+    if args.converge is None and args.check_every is None and asked is None:
         return None
+    max_trials = max_trials or asked
     default = None
     if args.converge is not None:
         text = args.converge.strip()
@@ -118,9 +129,7 @@ def _stopping(args: argparse.Namespace) -> Any:
     else:
         convergence.criterion(confidence=args.confidence / 100, field_prefix="--")
     try:
-        return convergence.Settings(
-            args.check_every or 1_000, args.max_trials or 1_000_000, default
-        )
+        return convergence.Settings(args.check_every or 1_000, max_trials or 1_000_000, default)
     except ValueError as exc:  # the settings name their fields; the options are spelt so
         option = str(exc).replace("check_every", "--check-every")
         raise ValueError(option.replace("max_trials", "--max-trials")) from None
@@ -162,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from services.engine import convergence
 
     try:
-        settings = _stopping(args)
+        settings = stopping_settings(args)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED

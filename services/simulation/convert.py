@@ -123,7 +123,7 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
             scenario_target(Scenario.from_json(s))
             for s in (record.options or {}).get("scenarios", [])
         ],
-        convergence=_settings_message((record.options or {}).get("convergence")),
+        convergence=settings_message((record.options or {}).get("convergence")),
     )
 
 
@@ -158,11 +158,14 @@ def convergence_settings(message: convergence_pb2.ConvergenceSettings, trials: i
         raise InvalidArgument(field, reason) from None
 
 
-def _settings_message(data: dict[str, Any] | None) -> convergence_pb2.ConvergenceSettings | None:
-    """The stored convergence settings as the contract shows them (None: none asked for)."""
-    if data is None:
+def settings_message(
+    settings: Settings | dict[str, Any] | None,
+) -> convergence_pb2.ConvergenceSettings | None:
+    """Convergence settings (or as stored) as the contract shows them (None: none asked for)."""
+    if settings is None:
         return None
-    settings = Settings.from_json(data)
+    if isinstance(settings, dict):
+        settings = Settings.from_json(settings)
     message = convergence_pb2.ConvergenceSettings(check_every=settings.check_every)
     test = settings.default
     if test is not None:
@@ -238,6 +241,7 @@ def progress(event: Progress) -> pb.Progress:
             pb.OutputProgress(name=name, mean=mean, standard_error=se)
             for name, (mean, se) in event.running.items()
         ],
+        convergence=convergence_status(event.convergence),
     )
 
 

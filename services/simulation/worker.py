@@ -113,23 +113,26 @@ def _check_prefix(
     compiled: bytes,
     options: outcome.RunOptions,
     known: Checked | None,
-) -> tuple[dict[str, Any] | None, Checked | None]:
+) -> tuple[dict[str, Any] | None, Checked | None, dict[str, Any] | None]:
     """Test a converging simulation at the end of each completed segment of ``blobs`` (its
     first segments, in trial order): (its results at the first end that passes, or at
-    ``max_trials``, with their ``"convergence"``, else None; what was checked)."""
+    ``max_trials``, with their ``"convergence"``, else None; what was checked; the last
+    check, None when there was none to make)."""
     settings = options.convergence
     assert settings is not None
     expansion = outcome.prepare(load_model(compiled), options)
     tests = settings.tests(expansion.model)
     start, total = (known[1], known[2]) if known and known[0] == simulation_id else (0, None)
+    status = None
     for blob in blobs[start:]:
         part = Partial.from_bytes(blob)
         total = part if total is None else total.merge(part)
         checked = convergence.check(total, tests)
+        status = checked.to_dict(settings)
         if checked.converged or total.trials >= settings.max_trials:
             data = _results(total, compiled, options)
-            return data | {"convergence": checked.to_dict(settings)}, None
-    return None, (None if total is None else (simulation_id, len(blobs), total))
+            return data | {"convergence": status}, None, status
+    return None, (None if total is None else (simulation_id, len(blobs), total)), status
 
 
 def _results(
@@ -218,6 +221,8 @@ class Worker:
             tuple[tuple[str, int, str, str, str], tuple[engine.Evaluator, Plan]] | None
         ) = None
         self._checked: Checked | None = None
+        # The latest check this worker made (simulation id, Outcome.to_dict()), for progress.
+        self._status: tuple[str, dict[str, Any]] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -476,6 +481,7 @@ class Worker:
                     k: (number_or_nan(m), number_or_nan(se))
                     for k, (m, se) in combined["running"].items()
                 },
+                convergence=self._status[1] if self._status and self._status[0] == sim.id else None,
             ),
         )
 
@@ -507,9 +513,11 @@ class Worker:
         passes (or at max_trials) finish with exactly that prefix's results, dropping the
         segments still queued or running (any already done beyond it are not merged)."""
         blobs = await self.queue.completed_prefix(simulation_id)
-        data, self._checked = await _engine(
+        data, self._checked, status = await _engine(
             _check_prefix, simulation_id, blobs, compiled, options, self._checked
         )
+        if status is not None:
+            self._status = (simulation_id, status)
         if data is None:
             return
         backend = self._compiled[1][0].backend if self._compiled else self.backend

@@ -8,6 +8,7 @@ workers; the segments beyond it are dropped.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +23,7 @@ from services.runtime.errors import InvalidArgument
 from services.simulation import convert
 from services.simulation.config import SimulationConfig
 from services.simulation.domain import SimulationRequest, Simulations
-from services.simulation.hub import Hub
+from services.simulation.hub import Hub, Progress
 from services.simulation.queue import Queue
 from services.simulation.store import Store
 from tests.integration.simulation.models import insert_model, small_model
@@ -153,3 +154,30 @@ async def test_the_service_refuses_what_the_queue_cannot_run(store: Store):
         10_000,
     )
     assert message == Settings(1_000, 10_000, criterion(0.05))
+
+
+async def test_progress_shows_the_precision_of_the_latest_check(store: Store):
+    domain = Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+    model_id = await insert_model(store)
+    settings = Settings(check_every=2_000, max_trials=12_000, default=criterion(1e-6))
+    options = outcome.RunOptions(convergence=settings)
+    sim = await domain.create_simulation(
+        "t1", "u1", SimulationRequest(model_id, 12_000, SEED, options=options)
+    )
+
+    async def watch() -> list:
+        return [event async for event in domain.watch("t1", sim.id)]
+
+    watcher = asyncio.create_task(watch())
+    while domain.hub.watchers < 1:  # noqa: ASYNC110  (the watcher subscribed)
+        await asyncio.sleep(0.01)
+    async with workers(store, domain.hub, config=replace(CONFIG, chunk_trials=500)):
+        events = await watcher
+    checks = [e.convergence for e in events if isinstance(e, Progress) and e.convergence]
+    assert checks, "no progress event carried a check"
+    trials = [c["trials"] for c in checks]
+    assert trials == sorted(trials) and all(t % 2_000 == 0 for t in trials)
+    assert not any(c["converged"] for c in checks)
+    assert checks[-1]["outputs"]["y"]["precision"]["mean"] > 1e-6
+    message = convert.progress(next(e for e in events if isinstance(e, Progress) and e.convergence))
+    assert message.convergence.outputs[0].statistics[0].statistic == "mean"

@@ -304,18 +304,20 @@ class OutputProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mean: _Optional[float] = ..., standard_error: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("trials_done", "trials_total", "trials_per_second", "eta", "outputs")
+    __slots__ = ("trials_done", "trials_total", "trials_per_second", "eta", "outputs", "convergence")
     TRIALS_DONE_FIELD_NUMBER: _ClassVar[int]
     TRIALS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     TRIALS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ETA_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     trials_done: int
     trials_total: int
     trials_per_second: float
     eta: _duration_pb2.Duration
     outputs: _containers.RepeatedCompositeFieldContainer[OutputProgress]
-    def __init__(self, trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., trials_per_second: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputProgress, _Mapping]]] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceStatus
+    def __init__(self, trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., trials_per_second: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputProgress, _Mapping]]] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceStatus, _Mapping]] = ...) -> None: ...
 
 class SimulationEvent(_message.Message):
     __slots__ = ("event_time", "simulation", "progress")
