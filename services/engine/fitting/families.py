@@ -221,6 +221,8 @@ def _binomial(x: np.ndarray) -> Params:
     _nonnegative(x, "a binomial")
     values, counts = _counts(x)
     mean = float(np.mean(x))
+    if float(np.var(x)) >= mean:
+        raise Unfit("a binomial needs a variance below the mean")
 
     def profile(n: float) -> float:
         return float(np.dot(counts, stats.binom.logpmf(values, n, mean / n)))
