@@ -21,7 +21,7 @@ from enum import Enum
 
 import numpy as np
 
-from services.engine import catalog  # also registers every family with the sampler
+from services.engine import catalog, sampling  # catalog registers every family
 
 from . import goodness
 from .families import CANDIDATES, Candidate, Unfit
@@ -41,6 +41,7 @@ __all__ = [
 
 MIN_VALUES = 5
 MAX_VALUES = 1_000_000
+MAX_COUNT = 2**31  # counting families are fitted to whole numbers 0..MAX_COUNT
 DEFAULT_REPLICATES = 50
 MAX_REPLICATES = 1000
 PLOT_POINTS = 100
@@ -125,10 +126,10 @@ def _sample(values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def _is_discrete(x: np.ndarray, kind: Kind) -> bool:
-    whole = bool(np.all(x == np.floor(x)))
-    if kind is Kind.DISCRETE and not whole:
-        raise FitError("discrete families need whole numbers")
-    return kind is Kind.DISCRETE or (kind is Kind.AUTO and whole and x[0] >= 0.0)
+    counts = bool(np.all(x == np.floor(x))) and x[0] >= 0.0 and x[-1] <= MAX_COUNT
+    if kind is Kind.DISCRETE and not counts:
+        raise FitError(f"discrete families need whole numbers from 0 to {MAX_COUNT:,}")
+    return kind is Kind.DISCRETE or (kind is Kind.AUTO and counts)
 
 
 def fit(
@@ -146,6 +147,13 @@ def fit(
         raise FitError(f"replicates must be 0 to {MAX_REPLICATES}, got {replicates}")
     x = _sample(values)
     discrete = _is_discrete(x, kind)
+    # Overflow, underflow and log(0) are expected in the fits of extreme data and handled
+    # (a non-finite estimate or likelihood skips the candidate); NumPy need not warn.
+    with np.errstate(all="ignore"):
+        return _fit(x, discrete, replicates, seed)
+
+
+def _fit(x: np.ndarray, discrete: bool, replicates: int, seed: int) -> Report:
     fitted: list[tuple[Candidate, tuple[float, ...], float]] = []
     skipped: list[tuple[str, str]] = []
     for candidate in CANDIDATES:
@@ -183,11 +191,10 @@ def fit(
 
 
 def _estimate(candidate: Candidate, x: np.ndarray) -> tuple[float, ...]:
-    with np.errstate(all="ignore"):
-        try:
-            params = candidate.fit(x)
-        except (ValueError, FloatingPointError, ZeroDivisionError, OverflowError) as exc:
-            raise Unfit(f"no maximum-likelihood estimate ({exc})") from exc
+    try:
+        params = candidate.fit(x)
+    except (ValueError, ArithmeticError, RuntimeError) as exc:  # SciPy's FitError too
+        raise Unfit(f"no maximum-likelihood estimate ({exc})") from exc
     if not all(math.isfinite(v) for v in params):
         raise Unfit("no finite maximum-likelihood estimate")
     return params
@@ -195,8 +202,7 @@ def _estimate(candidate: Candidate, x: np.ndarray) -> tuple[float, ...]:
 
 def _log_likelihood(candidate: Candidate, x: np.ndarray, params: tuple[float, ...]) -> float:
     dist = candidate.scipy(*params)
-    with np.errstate(all="ignore"):
-        density = dist.logpmf(x) if candidate.discrete else dist.logpdf(x)
+    density = dist.logpmf(x) if candidate.discrete else dist.logpdf(x)
     return float(np.sum(density))
 
 
@@ -256,9 +262,8 @@ def _plot_points(
     index = np.unique(np.linspace(0, n - 1, min(n, PLOT_POINTS)).round().astype(np.int64))
     position = (index + 0.5) / n
     dist = candidate.scipy(*params)
-    with np.errstate(all="ignore"):
-        fitted_p = np.asarray(dist.cdf(x[index]), dtype=np.float64)
-        fitted_q = np.asarray(dist.ppf(position), dtype=np.float64)
+    fitted_p = np.asarray(dist.cdf(x[index]), dtype=np.float64)
+    fitted_q = sampling.sample(candidate.name, position.copy(), params)  # the engine's quantiles
     pp = tuple((float(a), float(b)) for a, b in zip(position, fitted_p, strict=True))
     qq = tuple((float(a), float(b)) for a, b in zip(x[index], fitted_q, strict=True))
     return pp, qq

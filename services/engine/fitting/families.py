@@ -122,37 +122,52 @@ def _uniform(x: np.ndarray) -> Params:
     return float(x[0]), float(x[-1])
 
 
+_TRIANG_SEARCH = 20_000
+
+
 def _triang(x: np.ndarray) -> Params:
     """Bounds by Nelder-Mead outside the data; for given bounds the best mode is one of the
-    order statistics (Oliver 1972), found for all of them at once with cumulative sums."""
-    n, width = len(x), float(x[-1] - x[0])
+    order statistics (Oliver 1972), found for all of them at once with cumulative sums.
+    Past ``_TRIANG_SEARCH`` values the bounds are searched on that many evenly spaced order
+    statistics (the extremes included), and the mode is then chosen among all of them."""
+    search = x
+    if len(x) > _TRIANG_SEARCH:
+        search = x[np.linspace(0, len(x) - 1, _TRIANG_SEARCH).astype(np.int64)]
+    lo, hi = _triang_bounds(search)
+    return lo, _triang_mode(x, lo, hi)[1], hi
 
-    def best_mode(lo: float, hi: float) -> tuple[float, float]:
-        below = np.concatenate(([0.0], np.cumsum(np.log(x - lo))))  # sum over i < r
-        above = np.concatenate((np.cumsum(np.log(hi - x)[::-1])[::-1], [0.0]))  # i > r
-        r = np.arange(n)
-        ll = (
-            below[r]
-            - r * np.log(x - lo)
-            + above[r + 1]
-            - (n - 1 - r) * np.log(hi - x)
-            + n * math.log(2.0 / (hi - lo))
-        )
-        best = int(np.argmax(ll))
-        return float(ll[best]), float(x[best])
+
+def _triang_mode(x: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """(log-likelihood, mode) of the best triangle on [lo, hi] for the sorted sample x."""
+    n = len(x)
+    below = np.concatenate(([0.0], np.cumsum(np.log(x - lo))))  # sum over i < r
+    above = np.concatenate((np.cumsum(np.log(hi - x)[::-1])[::-1], [0.0]))  # i > r
+    r = np.arange(n)
+    ll = (
+        below[r]
+        - r * np.log(x - lo)
+        + above[r + 1]
+        - (n - 1 - r) * np.log(hi - x)
+        + n * math.log(2.0 / (hi - lo))
+    )
+    best = int(np.argmax(ll))
+    return float(ll[best]), float(x[best])
+
+
+def _triang_bounds(x: np.ndarray) -> tuple[float, float]:
+    n, width = len(x), float(x[-1] - x[0])
 
     def bounds(v: np.ndarray) -> tuple[float, float]:
         return float(x[0] - width * math.exp(v[0])), float(x[-1] + width * math.exp(v[1]))
 
     start = math.log(1.0 / n)
     found = optimize.minimize(
-        lambda v: -best_mode(*bounds(v))[0],
+        lambda v: -_triang_mode(x, *bounds(v))[0],
         np.array([start, start]),
         method="Nelder-Mead",
         options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 400},
     )
-    lo, hi = bounds(found.x)
-    return lo, best_mode(lo, hi)[1], hi
+    return bounds(found.x)
 
 
 def _triang_scipy(lo: float, mode: float, hi: float) -> Frozen:

@@ -29,6 +29,7 @@ from .families import Candidate, Frozen, Params, Unfit
 __all__ = ["BOOTSTRAP_SIZE", "Statistics", "bootstrap", "observe"]
 
 BOOTSTRAP_SIZE = 1000
+_MAX_BINS = 1_000_000  # widest range of counts binned value by value
 _EDGE = 1e-300  # keeps log F and log(1 - F) finite in the Anderson-Darling sum
 
 
@@ -68,9 +69,11 @@ def _discrete(x: np.ndarray, dist: Frozen) -> Statistics:
     """One bin per value from the fitted distribution's 1e-9 quantile to its 1 - 1e-9 one
     (and the data's extremes), the tails folded into the end bins, merged to 5 expected."""
     n = len(x)
+    if x[-1] - x[0] > _MAX_BINS:
+        return Statistics(None, None, None, 0)
     lo = min(float(x[0]), float(dist.ppf(1e-9)))
     hi = max(float(x[-1]), float(dist.ppf(1.0 - 1e-9)))
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo > 1_000_000:
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo > _MAX_BINS:
         return Statistics(None, None, None, 0)
     support = np.arange(lo, hi + 1.0)
     expected = n * dist.pmf(support)
@@ -96,10 +99,9 @@ def _discrete(x: np.ndarray, dist: Frozen) -> Statistics:
 def observe(candidate: Candidate, x: np.ndarray, params: Params, bins: int = 0) -> Statistics:
     """The statistics of the sorted sample ``x`` against ``candidate`` with ``params``."""
     dist = candidate.scipy(*params)
-    with np.errstate(all="ignore"):
-        if candidate.discrete:
-            return _discrete(x, dist)
-        return _continuous(x, dist, bins or _continuous_bins(len(x)))
+    if candidate.discrete:
+        return _discrete(x, dist)
+    return _continuous(x, dist, bins or _continuous_bins(len(x)))
 
 
 def bootstrap(
@@ -127,7 +129,7 @@ def bootstrap(
             if sample[0] == sample[-1] or not np.all(np.isfinite(sample)):
                 raise Unfit("a constant or unbounded replicate")
             refit = candidate.fit(sample)
-        except (Unfit, ValueError, FloatingPointError, ZeroDivisionError):
+        except (Unfit, ValueError, ArithmeticError, RuntimeError):
             continue
         stats = observe(candidate, sample, refit, observed.chi_square_bins).vector()
         reached += np.nan_to_num(stats >= target * (1.0 - 1e-12), nan=0.0)
