@@ -1,10 +1,11 @@
-"""Write the worked example of distribution fitting: ``tests/data/datasets/claims.csv``.
+"""Write the worked example of datasets: ``tests/data/datasets/claims.csv`` and a workbook
+holding it, ``claims.xlsx``, whose model resamples the losses (``RiskResample``).
 
 500 rows of a claims history with known distributions, so a fit has a right answer: ``loss``,
 a lognormal with mean 12,000 and standard deviation 6,000 (rounded to cents), and ``claims``,
 a count per period, negative binomial with s = 4 and p = 0.55. Run from the repository root:
 
-    .venv/bin/python tests/data/make_datasets.py
+    .venv/bin/python -m tests.data.make_datasets
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from tests.engine import dataset_examples
 
 OUT = Path(__file__).with_name("datasets")
 ROWS = 500
@@ -34,6 +37,8 @@ def main() -> None:
         for period, (amount, count) in enumerate(zip(loss, claims, strict=True), 1):
             writer.writerow([period, f"{amount:.2f}", int(count)])
     print(OUT / "claims.csv")
+    dataset_examples.resample().save(OUT / "claims.xlsx")
+    print(OUT / "claims.xlsx")
 
 
 if __name__ == "__main__":
