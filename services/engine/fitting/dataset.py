@@ -30,7 +30,7 @@ __all__ = ["MAX_DATASET_BYTES", "Column", "DatasetError", "read_column"]
 MAX_DATASET_BYTES = 32 * 2**20
 _ZIP = b"PK\x03\x04"
 
-Cell = str | float | int | bool | object | None
+Cell = object  # a CSV cell is text; an XLSX cell a number, text, a date, a bool or None
 
 
 class DatasetError(ValueError):
