@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["CONCURRENT_FITS", "FitRequest", "Fitting"]
 
 CONCURRENT_FITS = 2
-KINDS = ("auto", "continuous", "discrete")
 
 
 class DatasetFiles(Protocol):
