@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.simulation.domain import Files
 from services.simulation.loading import load_engine
 
 if TYPE_CHECKING:
@@ -26,14 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["CONCURRENT_FITS", "FitRequest", "Fitting"]
 
 CONCURRENT_FITS = 2
-
-
-class DatasetFiles(Protocol):
-    """Files read with the caller's credentials, refused past ``max_bytes``."""
-
-    async def download(
-        self, file_id: str, credentials: Sequence[tuple[str, str]], max_bytes: int | None = None
-    ) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ class FitRequest:
 class Fitting:
     """Fits datasets for the servicer; ``files`` reads a tenant's files (None: inline only)."""
 
-    def __init__(self, files: DatasetFiles | None) -> None:
+    def __init__(self, files: Files | None) -> None:
         self.files = files
         self._slots = asyncio.Semaphore(CONCURRENT_FITS)
 
