@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alea.simulation.v1 import analysis_pb2, convergence_pb2, model_spec_pb2
+from alea.simulation.v1 import analysis_pb2, convergence_pb2, fitting_pb2, model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
@@ -17,6 +17,9 @@ from services.runtime.errors import InvalidArgument
 from services.simulation import result_data
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
+
+if TYPE_CHECKING:  # the engine loads off the serving path (services.simulation.loading)
+    from services.engine.fitting import Fit, Report
 
 SAMPLING_FROM_PROTO = {
     pb.SAMPLING_UNSPECIFIED: "mc",
@@ -351,4 +354,54 @@ def results(
             for r in reports
         ],
         simulations=[simulations[k] for k in sorted(simulations)],
+    )
+
+
+FIT_KIND_FROM_PROTO = {
+    fitting_pb2.FIT_KIND_UNSPECIFIED: "auto",
+    fitting_pb2.FIT_KIND_CONTINUOUS: "continuous",
+    fitting_pb2.FIT_KIND_DISCRETE: "discrete",
+}
+
+
+def _fit(fit: Fit) -> fitting_pb2.DistributionFit:
+    message = fitting_pb2.DistributionFit(
+        function=fit.function,
+        parameters=[fitting_pb2.FitParameter(name=n, value=v) for n, v in fit.params],
+        formula=fit.formula,
+        log_likelihood=fit.log_likelihood,
+        aic=fit.aic,
+        bic=fit.bic,
+        aic_rank=fit.aic_rank,
+        bic_rank=fit.bic_rank,
+        chi_square_bins=fit.chi_square_bins,
+        bootstrap_replicates=fit.replicates,
+        pp_points=[fitting_pb2.FitPoint(x=x, y=y) for x, y in fit.pp],
+        qq_points=[fitting_pb2.FitPoint(x=x, y=y) for x, y in fit.qq],
+    )
+    for field, value in (
+        ("ks_statistic", fit.ks),
+        ("ks_p_value", fit.ks_p),
+        ("ad_statistic", fit.ad),
+        ("ad_p_value", fit.ad_p),
+        ("chi_square_statistic", fit.chi_square),
+        ("chi_square_p_value", fit.chi_square_p),
+    ):
+        if value is not None:
+            setattr(message, field, value)
+    return message
+
+
+def fit_response(column: str, report: Report) -> fitting_pb2.FitDistributionResponse:
+    """The FitDistribution response of a fitting report (best AIC first)."""
+    return fitting_pb2.FitDistributionResponse(
+        column=column,
+        count=report.count,
+        discrete=report.discrete,
+        mean=report.mean,
+        sd=report.sd,
+        min=report.minimum,
+        max=report.maximum,
+        fits=[_fit(f) for f in report.fits],
+        skipped=[fitting_pb2.SkippedFit(function=f, reason=r) for f, r in report.skipped],
     )

@@ -57,9 +57,12 @@ class Users(Protocol):
 
 
 class Files(Protocol):
-    """Workbooks stored in the files service, read with the user's own credentials."""
+    """Workbooks and datasets stored in the files service, read with the user's own
+    credentials; a file over ``max_bytes`` is InvalidArgument (``file_id``), read no further."""
 
-    async def download(self, file_id: str, credentials: Sequence[tuple[str, str]]) -> bytes: ...
+    async def download(
+        self, file_id: str, credentials: Sequence[tuple[str, str]], max_bytes: int | None = None
+    ) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,11 @@ class Simulations:
         if file_id is not None:
             if self.files is None:
                 raise FailedPrecondition("the files service is not configured")
-            source = ModelSource(workbook=await self.files.download(file_id, source.credentials))
+            # Read no further than the workbook limit: a 5 GiB file is refused after 20 MiB.
+            workbook = await self.files.download(
+                file_id, source.credentials, max_bytes=MAX_WORKBOOK_BYTES
+            )
+            source = ModelSource(workbook=workbook)
         if source.workbook is not None and len(source.workbook) > MAX_WORKBOOK_BYTES:
             raise InvalidArgument("workbook", TOO_LARGE)
         model, content_hash, kind = await asyncio.to_thread(_compile, source)

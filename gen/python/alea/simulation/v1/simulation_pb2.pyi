@@ -3,6 +3,7 @@ import datetime
 from alea.access.v1 import access_pb2 as _access_pb2
 from alea.simulation.v1 import analysis_pb2 as _analysis_pb2
 from alea.simulation.v1 import convergence_pb2 as _convergence_pb2
+from alea.simulation.v1 import fitting_pb2 as _fitting_pb2
 from alea.simulation.v1 import model_spec_pb2 as _model_spec_pb2
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
