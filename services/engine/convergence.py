@@ -23,6 +23,13 @@ A statistic passes when ``h <= tolerance`` (absolute) or ``h <= tolerance * |est
 (relative); its *precision* is ``h`` or ``h / |estimate|``. A relative test of an estimate of
 0 passes only when ``h`` is 0 too: give such an output an absolute tolerance. Fewer than two
 finite values never pass.
+
+While the prefix is within ``StatsOptions.exact_limit`` every interval comes from the values
+themselves, so any chunking gives the same bits. Beyond it the mean and standard deviation are
+merged moments, whose last bits may depend on how the trials were chunked (see :mod:`.stats`;
+the quantile sketch does not): a check could then only differ where a half-width equals its
+limit to about 1e-15 relative. The service's segments and :func:`simulate` merge the same
+blocks of ``check_every`` trials.
 """
 
 from __future__ import annotations

@@ -332,21 +332,22 @@ class Queue:
             )
             return [r.checkpoint for r in rows]
 
-    async def completed_prefix(self, simulation_id: str) -> list[bytes]:
-        """The final statistics of the simulation's first segments that are all DONE, in
-        trial order (a converging simulation is tested over this prefix only)."""
+    async def completed_prefix(self, simulation_id: str, start: int = 0) -> list[bytes]:
+        """The final statistics of the simulation's segments ``start, start + 1...`` up to
+        the first that is not DONE, in trial order (a converging simulation is tested over
+        the completed prefix only; ``start``: segments already tested)."""
+        mine = segments.c.simulation_id == simulation_id
         async with self.db.reading() as session:
-            rows = await session.execute(
-                select(segments.c.state, segments.c.checkpoint)
-                .where(segments.c.simulation_id == simulation_id)
-                .order_by(segments.c.idx)
-            )
-            found = []
-            for row in rows:
-                if row.state != DONE:
-                    break
-                found.append(row.checkpoint)
-            return found
+            gap = (
+                await session.execute(
+                    select(func.min(segments.c.idx)).where(mine, segments.c.state != DONE)
+                )
+            ).scalar_one()
+            query = select(segments.c.checkpoint).where(mine, segments.c.idx >= start)
+            if gap is not None:
+                query = query.where(segments.c.idx < gap)
+            rows = await session.execute(query.order_by(segments.c.idx))
+            return [r.checkpoint for r in rows]
 
     async def unfinished(self, older_than: float) -> list[tuple[str, str]]:
         """(tenant, id) of RUNNING simulations with every segment DONE, untouched since

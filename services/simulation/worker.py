@@ -114,17 +114,17 @@ def _check_prefix(
     options: outcome.RunOptions,
     known: Checked | None,
 ) -> tuple[dict[str, Any] | None, Checked | None, dict[str, Any] | None]:
-    """Test a converging simulation at the end of each completed segment of ``blobs`` (its
-    first segments, in trial order): (its results at the first end that passes, or at
-    ``max_trials``, with their ``"convergence"``, else None; what was checked; the last
-    check, None when there was none to make)."""
+    """Test a converging simulation at the end of each completed segment of ``blobs`` (the
+    segments after those ``known`` to have been tested, in trial order): (its results at
+    the first end that passes, or at ``max_trials``, with their ``"convergence"``, else
+    None; what was checked; the last check, None when there was none to make)."""
     settings = options.convergence
     assert settings is not None
     expansion = outcome.prepare(load_model(compiled), options)
     tests = settings.tests(expansion.model)
     start, total = (known[1], known[2]) if known and known[0] == simulation_id else (0, None)
     status = None
-    for blob in blobs[start:]:
+    for blob in blobs:
         part = Partial.from_bytes(blob)
         total = part if total is None else total.merge(part)
         checked = convergence.check(total, tests)
@@ -132,7 +132,8 @@ def _check_prefix(
         if checked.converged or total.trials >= settings.max_trials:
             data = _results(total, compiled, options)
             return data | {"convergence": status}, None, status
-    return None, (None if total is None else (simulation_id, len(blobs), total)), status
+    tested = None if total is None else (simulation_id, start + len(blobs), total)
+    return None, tested, status
 
 
 def _results(
@@ -512,9 +513,10 @@ class Worker:
         """Test the completed prefix at each segment's end, in trial order; at the first that
         passes (or at max_trials) finish with exactly that prefix's results, dropping the
         segments still queued or running (any already done beyond it are not merged)."""
-        blobs = await self.queue.completed_prefix(simulation_id)
+        known = self._checked if self._checked and self._checked[0] == simulation_id else None
+        blobs = await self.queue.completed_prefix(simulation_id, known[1] if known else 0)
         data, self._checked, status = await _engine(
-            _check_prefix, simulation_id, blobs, compiled, options, self._checked
+            _check_prefix, simulation_id, blobs, compiled, options, known
         )
         if status is not None:
             self._status = (simulation_id, status)
