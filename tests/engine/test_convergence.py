@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +242,21 @@ def test_alea_run_stops_at_the_same_trial_with_any_chunk_size(model: Model) -> N
 def test_alea_run_refuses_bad_convergence_options(args: list[str], message: str) -> None:
     done = alea(WORKBOOK, *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_alea_simulate_asks_for_what_alea_run_would() -> None:
+    from services.cli.main import build_parser
+    from services.cli.run import stopping_settings
+    from services.simulation.convert import convergence_settings, settings_message
+
+    options = ["--converge", "250", "--converge-on", "std,p95", "--confidence", "90"]
+    args = build_parser().parse_args(
+        ["simulate", str(WORKBOOK), "--trials", "100000", *options, "--check-every", "5000"]
+    )
+    settings = stopping_settings(args, args.trials)
+    test = criterion(250, relative=False, confidence=0.9, mean=False, stddev=True)
+    assert settings == Settings(5000, 100_000, replace(test, percentiles=(0.95,)))
+    message = settings_message(settings)
+    assert message is not None and convergence_settings(message, 100_000) == settings
+    plain = build_parser().parse_args(["simulate", str(WORKBOOK), "--trials", "100000"])
+    assert stopping_settings(plain, plain.trials) is None
