@@ -257,8 +257,11 @@ def test_wide_and_long_models_compile_in_proportion_to_their_cells() -> None:
         chain = Apply("mul", (Apply("add", (chain, Const(1.0))), Const(0.5)))
     m = Model((*column, odd), (Output("total", "C1", total), Output("chain", "C2", chain)))
     source, _ = native.native_source(m)
-    assert source.count("\n") < 9000  # 8000 statements for the chain, a few for the column
-    assert "for (int k = 0; k < 5000; ++k) x[k * stride] = " in source  # the column's values
+    one = Sample(0, "triang", (Const(0.0), Const(1.0), Const(3.0)), "odd", "B1")
+    fixed, _ = native.native_source(Model((one,), (Output("odd", "C1", one),)))
+    grown = source.count("\n") - fixed.count("\n")
+    assert grown < 8200  # 8000 statements for the chain, a few for the column
+    assert "for (int k = 0; k < 5000; ++k) alea_normal_column(x + k * stride, n, " in source
     assert "for (int k = 2500; k < 5000; ++k) s" in source  # and the second half of its SUM
     ev = native.compile_native(m, seed=4)
     outputs, _ = ev.evaluate(0, 2000)
