@@ -24,6 +24,7 @@ import functools
 import hashlib
 import itertools
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,7 @@ from services.runtime.config import alea_home
 
 from . import rng, uniforms
 from .cuda.codegen import generate
+from .cunits import compile_library
 from .ir import Model
 from .stats import (
     Buckets,
@@ -357,6 +359,39 @@ def _identity(cc: str) -> str:
     return f"{shutil.which(cc)} {lines[0] if lines else ''}"
 
 
+# x86-64-v3 (AVX2, BMI2, FMA...; -ffp-contract=off keeps multiplications and additions apart,
+# so the bits are those of the baseline build): the Philox multiplications and the vectorised
+# loops run about 20% faster. Its flags as /proc/cpuinfo names them.
+_X86_64_V3 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"})
+
+
+@functools.lru_cache(maxsize=8)
+def _isa(cc: str) -> tuple[str, ...]:
+    """``-march=x86-64-v3`` where this CPU has every instruction of the level and ``cc`` knows
+    it, else nothing (the baseline of the platform). Part of the cache key: a library built on
+    one host is never loaded on a host that lacks its instructions."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    if platform.machine() != "x86_64" or not _X86_64_V3.issubset(flags):
+        return ()
+    try:
+        done = subprocess.run(
+            [cc, "-march=x86-64-v3", "-E", "-x", "c", "-"],
+            input="",
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return ("-march=x86-64-v3",) if done.returncode == 0 else ()
+
+
 def cache_dir() -> Path:
     """Where compiled libraries are kept: ``$ALEA_HOME/cache/native``."""
     return alea_home() / "cache" / "native"
@@ -377,7 +412,7 @@ def build(source: str, stem: str | None = None) -> Path:
     file and rename it into place atomically, so a reader never sees a partial library.
     """
     cc = _compiler()
-    flags = (*_FLAGS, "-O3" if source.count("\n") <= _O3_LINES else "-O1")
+    flags = (*_FLAGS, *_isa(cc), "-O3" if source.count("\n") <= _O3_LINES else "-O1")
     if stem is None:
         stem = hashlib.sha256("\0".join((source, *flags, _identity(cc))).encode()).hexdigest()
     folder = cache_dir()
@@ -388,15 +423,9 @@ def build(source: str, stem: str | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem[:16]}-", suffix=".so")
     os.close(fd)
     try:
-        done = subprocess.run(
-            [cc, *flags, "-o", tmp, "-x", "c", "-", "-lm"],
-            input=source,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0:
-            raise NativeUnavailable(f"the C compiler failed: {done.stderr[-2000:]}")
+        failed = compile_library(cc, flags, source, tmp)
+        if failed is not None:
+            raise NativeUnavailable(f"the C compiler failed: {failed}")
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -412,7 +441,8 @@ def library(model: Model, key: str | None = None) -> tuple[Path, np.ndarray]:
     """
     stem = None
     if key is not None:
-        parts = (key, _engine_fingerprint(), _identity(_compiler()))
+        cc = _compiler()
+        parts = (key, _engine_fingerprint(), _identity(cc), *_isa(cc))
         stem = hashlib.sha256("\0".join(parts).encode()).hexdigest()
         path, tables = cache_dir() / f"{stem}.so", cache_dir() / f"{stem}.npy"
         if path.exists() and tables.exists():
