@@ -8,7 +8,7 @@ linkage; the rest, the driver included, keeps prototypes of them. The units, two
 that they even out, compile side by side and are linked into one shared library: the cold
 build of a 500-cell model takes its compiler time divided by the CPUs. The pieces are
 straight-line code, which ``-O1`` optimises nearly as well as ``-O3`` in half the time; the
-main unit (the driver's loops, the column transforms' calls) gets the flags' level.
+main unit (the driver's loops) gets ``-O3``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ __all__ = ["compile_library", "translation_units"]
 _PIECE = re.compile(r"^ALEA_HD_CALL void (alea_(?:piece|columns)\d+)\(([^)]*)\) \{$", re.MULTILINE)
 PIECE_FLAGS = ("-O1",)
 """Optimisation of the units of pieces (straight-line code)."""
+MAIN_FLAGS = ("-O3",)
+"""Optimisation of the main unit once its pieces have left it (the driver's loops)."""
 
 
 def translation_units(source: str, units: int) -> list[str]:
@@ -57,8 +59,9 @@ def translation_units(source: str, units: int) -> list[str]:
 def compile_library(cc: str, flags: tuple[str, ...], source: str, target: str) -> str | None:
     """Build ``source`` into the shared library ``target``: None, or the compiler's error.
 
-    ``flags`` compile the main unit; the units of pieces replace its ``-O`` level by
-    :data:`PIECE_FLAGS`. With one CPU, or no pieces, it is one compiler run as before.
+    With one CPU, or no pieces, it is one compiler run with ``flags``; else the units compile
+    with ``flags`` but their ``-O`` level: :data:`MAIN_FLAGS` for the main unit,
+    :data:`PIECE_FLAGS` for the pieces'.
     """
     cpus = os.cpu_count() or 1
     units = translation_units(source, 2 * cpus if cpus > 1 else 0)  # two each: they even out
@@ -67,7 +70,7 @@ def compile_library(cc: str, flags: tuple[str, ...], source: str, target: str) -
     shared = tuple(f for f in flags if not f.startswith("-O") and f != "-shared")
     with tempfile.TemporaryDirectory(dir=Path(target).parent, prefix=".units-") as tmp:
         objects = [str(Path(tmp) / f"u{i}.o") for i in range(len(units))]
-        levels = [tuple(f for f in flags if f.startswith("-O"))] + [PIECE_FLAGS] * (len(units) - 1)
+        levels = [MAIN_FLAGS] + [PIECE_FLAGS] * (len(units) - 1)
         commands = [
             [cc, *shared, *level, "-c", "-o", obj, "-x", "c", "-"]
             for level, obj in zip(levels, objects, strict=True)

@@ -2,19 +2,22 @@
 
 The source the CUDA kernel is generated from (:mod:`.cuda.codegen`) is plain C99 once its
 CUDA qualifiers are macros (:mod:`.cuda.prelude`); :data:`DRIVER` adds the CPU loop. It is
-compiled once per model at ``-O3`` (``-O1`` past a few thousand lines, for half the build
-time; the trial function comes in pieces, :mod:`.cuda.pieces`, so either is linear in the
-model's size) into a shared library, cached under
+compiled once per model at ``-O3`` (``x86-64-v3`` where the host has it; a long model's
+pieces, :mod:`.cuda.pieces`, as units of their own at ``-O1`` on every CPU, :mod:`.cunits`,
+so the build is linear in the model's size) into a shared library, cached under
 ``$ALEA_HOME/cache/native/<sha256>.so`` (the hash covers the source, the flags and the
 compiler), and called through ``ctypes``, which releases the GIL: a chunk is cut into
 contiguous ranges of whole Philox blocks, one per CPU thread, all running at once.
 
-One fused loop per Philox block of 4 trials: the block's words for every input stream →
-uniforms → the trial function (inverse CDFs, copula, the model's formulas) → outputs, with
-no array between the steps. Trial ``t`` draws the same uniforms as in every other back end,
-and its values depend on nothing else, so results are bit-identical for any chunking and
-thread count. Where no compiler exists, :func:`available` says why (the caller falls back
-to the NumPy back end and logs it).
+Each thread runs its trials in tiles of up to 1,024 (:func:`tile_size`: the tile's inputs
+and outputs stay in cache): Philox words for every input stream, two blocks at a time →
+uniforms → the columns' transforms (inputs of constant parameters outside a copula, a loop
+per input over the tile, vectorised where the quantile allows) → the trial function per
+trial (copula, the other inputs, the model's formulas) → outputs, and statistics per
+segment. Trial ``t`` draws the same uniforms as in every other back end, and its values
+depend on nothing else, so results are bit-identical for any chunking and thread count.
+Where no compiler exists, :func:`available` says why (the caller falls back to the NumPy
+back end and logs it).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ _FLAGS = (
     "-fno-trapping-math",
     "-Wl,--no-undefined",
 )
-_O3_LINES = 4000  # beyond, -O1: twice as fast to build (the trial function is in pieces)
+_O3_LINES = 4000  # beyond, -O1 on one CPU: twice as fast to build (see cunits for more)
 _BLOCK = 4  # trials per Philox block
 
 DRIVER = r"""
@@ -94,11 +97,16 @@ static inline void alea_philox2(u64 c, u64 k0, u64 k1, double* out) {
 
 /* The uniforms of Philox blocks [b0, b1) (trials 4 b0 .. 4 b1 - 1) of every input: trial t
    of input s at xs[s * ALEA_TILE + t - 4 b0]. The words are stored first, then turned into
-   uniforms by a loop the compiler vectorises. */
+   uniforms by a loop the compiler vectorises; an input that draws from an earlier stream
+   with the same key copies its row. */
 static void alea_fill(u64 seed, u64 b0, u64 b1, double* xs) {
   for (int s = 0; s < ALEA_INPUTS; ++s) {
     u64 key = alea_key(seed, s), source = alea_source(s), b = b0;
     double* row = xs + (u64)s * ALEA_TILE;
+    if (source < (u64)s && alea_key(seed, (int)source) == key) {  /* a copy (RiskSimtable) */
+      memcpy(row, xs + source * ALEA_TILE, 4 * (b1 - b0) * sizeof(double));
+      continue;
+    }
     for (; b + 2 <= b1; b += 2) alea_philox2(b, key, source, row + 4 * (b - b0));
     if (b < b1) {
       u64 w[4];

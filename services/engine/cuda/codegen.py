@@ -252,11 +252,23 @@ class _Writer:
         ``columns``, every input of constant parameters outside a copula is transformed
         before the trial function, a column of trials at a time (:meth:`column`)."""
         m = self.model
+        shared = self._shared_normals() if self.columns else {}
+        for s in m.inputs if self.columns else ():  # named first: a formula may read them
+            if self._alike(s, s):
+                self._names[id(s)] = f"x[{s.stream} * stride]"
         i = 0
         while i < len(m.inputs):
             first = m.inputs[i]
             j = i + 1
-            while j < len(m.inputs) and self._alike(first, m.inputs[j]):
+            if first.stream in shared:  # with the inputs that share its uniforms
+                group = shared.pop(first.stream)
+                if group:
+                    self.column_lines += _normal_columns(group)
+                i = j
+                continue
+            while j < len(m.inputs) and m.inputs[j].stream not in shared:
+                if not self._alike(first, m.inputs[j]):
+                    break
                 j += 1
             if self.columns and self._alike(first, first):
                 self.column(first, i, j)
@@ -274,24 +286,33 @@ class _Writer:
             i = j
         return [self._names[id(s)] for s in m.inputs]
 
+    def _shared_normals(self) -> dict[int, list[Sample]]:
+        """Normal-family column inputs that transform the same uniforms (an input and its
+        RiskSimtable copies), by stream: the group under its first member's stream, an empty
+        list under the others'."""
+        groups: dict[int, list[Sample]] = {}
+        for s in self.model.inputs:
+            if self._alike(s, s) and _normal_column(s) is not None:
+                source = s.stream if s.draws_from is None else s.draws_from
+                groups.setdefault(source, []).append(s)
+        shared: dict[int, list[Sample]] = {}
+        for group in groups.values():
+            if len(group) > 1:
+                shared |= {s.stream: [] for s in group}
+                shared[group[0].stream] = group
+        return shared
+
     def column(self, first: Sample, i: int, j: int) -> None:
         """Inputs ``i .. j-1`` (alike: ``first``'s constant parameters) transformed in place
         over ``n`` trials of ``x`` by loops of their own, which the compiler vectorises where
-        the quantile allows; the normal families' by :c:func:`alea_normal_column`."""
+        the quantile allows; the normal families' by :c:func:`alea_normal_columns`."""
         args = tuple(p if isinstance(p, Table) else self.name(p) for p in first.params)
         rows = f"for (int k = {i}; k < {j}; ++k)" if j - i > 1 else f"{{ const int k = {i};"
         end = "" if j - i > 1 else " }"
-        normal = _normal_column(first)
-        if normal is not None:
-            mean, sd, exp = normal
-            self.column_lines.append(
-                f"  {rows} alea_normal_column(x + k * stride, n, {mean}, {sd});{end}"
-            )
-            if exp:
-                self.column_lines.append(
-                    f"  {rows} for (u64 t = 0; t < n; ++t)"
-                    f" x[k * stride + t] = exp(x[k * stride + t]);{end}"
-                )
+        if _normal_column(first) is not None:
+            self.column_lines += [
+                f"  {rows} {line.strip()}{end}" for line in _normal_columns([first], "k")
+            ]
             return
         value = self._sample(first, args, "x[k * stride + t]")
         self.column_lines.append(
@@ -537,6 +558,26 @@ def _normal_column(s: Sample) -> tuple[str, str, bool] | None:
         s2 = f"log1p(({sd} / {m}) * ({sd} / {m}))"
         return f"(log({m}) - 0.5 * {s2})", f"sqrt({s2})", True
     return None
+
+
+def _normal_columns(group: list[Sample], row: str = "") -> list[str]:
+    """The column statements of normal-family inputs that transform the same uniforms: one
+    :c:func:`alea_normal_columns` call, then ``exp`` over the lognormals' rows. ``row``: a C
+    expression for the row of a single input (a loop's variable), else their streams."""
+    params = [_normal_column(s) for s in group]
+    rows = [row or str(s.stream) for s in group]
+    means = ", ".join(p[0] for p in params if p is not None)
+    sds = ", ".join(p[1] for p in params if p is not None)
+    lines = [
+        f"  {{ const int r[] = {{{', '.join(rows)}}}; const double m[] = {{{means}}},"
+        f" s[] = {{{sds}}}; alea_normal_columns(x, stride, n, {len(group)}, r, m, s); }}"
+    ]
+    for r, p in zip(rows, params, strict=True):
+        if p is not None and p[2]:
+            lines.append(
+                f"  for (u64 t = 0; t < n; ++t) x[{r} * stride + t] = exp(x[{r} * stride + t]);"
+            )
+    return lines
 
 
 def _layout(table: np.ndarray) -> np.ndarray:

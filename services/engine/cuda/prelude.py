@@ -87,18 +87,23 @@ ALEA_HD bool alea_ndtri_is_central(double p) { return fabs(p - 0.5) <= 0.425; }
 ALEA_HD_CALL double normcdfinv(double p) {  /* a call: inlined 50 times it triples compile time */
   return alea_ndtri_is_central(p) ? alea_ndtri_central(p) : alea_ndtri_tail(p);
 }
-/* x[t] = m + s * normcdfinv(x[t]) for t < n (ppf_normal over a column), 64 values at a time:
-   the central formula for all, then the tails, listed first so that no branch mispredicts */
-ALEA_HD_CALL void alea_normal_column(double* x, u64 n, double m, double s) {
+/* Rows rows[0 .. k-1] of x (stride apart), which hold the same uniforms (an input and its
+   RiskSimtable copies): row rows[j] becomes m[j] + s[j] * normcdfinv(u), ppf_normal over n
+   trials with normcdfinv computed once per trial, 64 trials at a time: the central formula
+   for all, then the tails, listed first so that no branch mispredicts. */
+ALEA_HD_CALL void alea_normal_columns(double* x, u64 stride, u64 n, int k, const int* rows,
+                                      const double* m, const double* s) {
   double z[64];
+  const double* u = x + (u64)rows[0] * stride;
   for (u64 first = 0; first < n; first += 64) {
-    double* u = x + first;
-    int len = n - first < 64 ? (int)(n - first) : 64;
-    int tails[64], k = 0;
-    for (int i = 0; i < len; ++i) z[i] = alea_ndtri_central(u[i]);
-    for (int i = 0; i < len; ++i) { tails[k] = i; k += !alea_ndtri_is_central(u[i]); }
-    for (int j = 0; j < k; ++j) z[tails[j]] = alea_ndtri_tail(u[tails[j]]);
-    for (int i = 0; i < len; ++i) u[i] = m + s * z[i];
+    int len = n - first < 64 ? (int)(n - first) : 64, tails[64], found = 0;
+    for (int i = 0; i < len; ++i) z[i] = alea_ndtri_central(u[first + i]);
+    for (int i = 0; i < len; ++i) { tails[found] = i; found += !alea_ndtri_is_central(u[first + i]); }
+    for (int i = 0; i < found; ++i) z[tails[i]] = alea_ndtri_tail(u[first + tails[i]]);
+    for (int j = 0; j < k; ++j) {
+      double* out = x + (u64)rows[j] * stride + first;
+      for (int i = 0; i < len; ++i) out[i] = m[j] + s[j] * z[i];
+    }
   }
 }
 ALEA_HD double normcdf(double a) {
