@@ -29,7 +29,10 @@ def register(subparsers: Any) -> None:
         "else numpy",
     )
     parser.add_argument(
-        "--sampling", choices=("mc", "lhs"), default="mc", help="Monte Carlo or Latin Hypercube"
+        "--sampling",
+        choices=("mc", "lhs", "sobol"),
+        default="mc",
+        help="Monte Carlo, Latin Hypercube or scrambled Sobol",
     )
     parser.add_argument("--chunk-size", type=_positive, default=None, help="trials per chunk")
     parser.add_argument(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import simtable
+from . import compound, simtable
 
 if TYPE_CHECKING:
     from .formula import Call
@@ -19,4 +19,5 @@ __all__ = ["LOWERINGS"]
 
 LOWERINGS: dict[str, Callable[[Lowerer, Call, str], Any]] = {
     simtable.FUNCTION: simtable.lower,
+    compound.FUNCTION: compound.lower,
 }

@@ -8,7 +8,7 @@ intermediates: bounded by the chunk size, never by the number of trials.
 
 Backend protocol (the CUDA runner implements it too)::
 
-    evaluator = compile_numpy(model, seed=seed, sampling="mc")   # or "lhs"
+    evaluator = compile_numpy(model, seed=seed, sampling="mc")   # or "lhs", "sobol"
     outputs, inputs = evaluator.evaluate(first_trial, count)
 
 ``outputs``/``inputs`` map each output and input name to a float64 array of the trials
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import rng, sampling, uniforms
+from . import compound, rng, sampling, uniforms
 from .correlation import copula_factor, correlate
 from .errors import FormulaError, ModelError
 from .excel import registry
@@ -187,6 +187,10 @@ class NumpyEvaluator:
                     if drawn is None:
                         drawn = self._draw(node.stream, first, count)
                     value = sampling.sample(node.distribution, drawn, tuple(args), node.truncate)
+                elif isinstance(node, Apply) and node.fn == compound.FUNCTION:
+                    stream = compound.severity(node).stream
+                    source = uniforms.source(self.model, stream).stream
+                    value = compound.evaluate(node, args, self._draw(stream, first, count), source)
                 else:
                     assert step.fn is not None
                     value = step.fn(*args)
@@ -295,7 +299,7 @@ def _function(node: Node) -> Callable[..., object] | None:
         if node.distribution not in sampling.DISTRIBUTIONS:
             raise FormulaError("unsupported distribution", node.address, node.distribution)
         return None
-    if not isinstance(node, Apply):
+    if not isinstance(node, Apply) or node.fn == compound.FUNCTION:
         return None
     fn = FUNCTIONS.get(node.fn)
     if fn is None:

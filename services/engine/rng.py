@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["MAX_SEED", "raw", "to_unit", "uniforms", "words_to_unit"]
+__all__ = ["MAX_SEED", "blocks", "raw", "to_unit", "uniforms", "words_to_unit"]
 
 MAX_SEED = 2**64 - 1
 _MASK256 = 2**256 - 1
@@ -40,6 +40,9 @@ _ONE_BITS = np.uint64(0x3FF0000000000000)
 _HALF_ULP_BELOW_ONE = 1.0 - 2.0**-53
 _EMPTY = np.zeros(4, dtype=np.uint64)
 _local = threading.local()
+_LOW32 = np.uint64(0xFFFFFFFF)
+_M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157
+_W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B
 
 
 def _check_word(name: str, value: int) -> int:
@@ -97,3 +100,37 @@ def to_unit(words: np.ndarray) -> np.ndarray:
 def uniforms(seed: int, stream: int, first: int, count: int) -> np.ndarray:
     """Uniforms in (0, 1) of trials ``[first, first + count)`` for one input stream."""
     return to_unit(raw(seed, stream, first, count))
+
+
+def _mulhilo(m: int, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The high and low 64-bit words of ``m * a`` (``m`` a constant), from 32-bit limbs."""
+    m_lo, m_hi = np.uint64(m & 0xFFFFFFFF), np.uint64(m >> 32)
+    a_lo, a_hi = a & _LOW32, a >> np.uint64(32)
+    cross1, cross2 = a_lo * m_hi, a_hi * m_lo
+    carry = (((a_lo * m_lo) >> np.uint64(32)) + (cross1 & _LOW32) + (cross2 & _LOW32)) >> np.uint64(
+        32
+    )
+    high = a_hi * m_hi + (cross1 >> np.uint64(32)) + (cross2 >> np.uint64(32)) + carry
+    return high, a * np.uint64(m)
+
+
+def blocks(c0: np.ndarray, c1: int, k0: np.ndarray, k1: int) -> np.ndarray:
+    """Philox4x64-10 of counters ``(c0[i], c1, 0, 0)`` under keys ``(k0[i], k1)``.
+
+    The block cipher written out over arrays, for draws whose keys differ element by element
+    (``raw`` serves one key); ``c0`` and ``k0`` are ``uint64`` arrays of one shape ``(n,)``.
+    Returns the four output words, shape ``(4, n)``, as ``alea_philox`` gives them.
+    """
+    with np.errstate(over="ignore"):
+        x0, x2 = c0.astype(np.uint64), np.zeros_like(c0, dtype=np.uint64)
+        x1 = np.full_like(x0, c1)
+        x3 = np.zeros_like(x0)
+        key0, key1 = k0.astype(np.uint64), np.uint64(k1)
+        for r in range(10):
+            if r:
+                key0 = key0 + np.uint64(_W0)
+                key1 = key1 + np.uint64(_W1)
+            h0, l0 = _mulhilo(_M0, x0)
+            h1, l1 = _mulhilo(_M1, x2)
+            x0, x1, x2, x3 = h1 ^ x1 ^ key0, l1, h0 ^ x3 ^ key1, l0
+    return np.stack([x0, x1, x2, x3])

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from . import memory, native
+from . import memory, native, uniforms
 from .errors import FormulaError
 from .ir import Model
 from .numpy_backend import Evaluator, compile_numpy
@@ -112,6 +112,7 @@ def make_evaluator(
     asked for by name. ``threads`` (default: one per CPU) never changes results. ``key`` (a
     hash of the model's stored form) finds a cached native library without generating it.
     """
+    uniforms.check(model, sampling)
     chosen = resolve_backend(backend)
     if chosen == "gpu":
         from .cuda.runner import compile_cuda

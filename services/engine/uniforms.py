@@ -2,7 +2,8 @@
 
 An input's uniform for trial ``t`` depends only on (the key's seed, its stream, the sampling
 method, ``t``): Monte Carlo draws Philox words (:mod:`.rng`), Latin Hypercube stratifies
-them per block (:mod:`.sampling`). The key's seed is the input's ``RiskSeed`` or the
+them per block (:mod:`.sampling`), Sobol takes point ``t`` of the stream's dimension of a
+scrambled Sobol sequence (:mod:`.sobol`). The key's seed is the input's ``RiskSeed`` or the
 simulation's. An input that ``draws_from`` another stream (a RiskSimtable simulation's copy
 of an input) takes that stream's uniforms, so every simulation sees the same numbers.
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import rng, sampling
+from . import rng, sampling, sobol
+from .errors import ModelError
 from .ir import Model, Sample
 
-__all__ = ["SAMPLINGS", "draw", "host", "key_seed", "source"]
+__all__ = ["SAMPLINGS", "check", "draw", "host", "key_seed", "source"]
 
-SAMPLINGS = ("mc", "lhs")
+SAMPLINGS = ("mc", "lhs", "sobol")
 
 
 def source(model: Model, stream: int) -> Sample:
@@ -34,6 +36,16 @@ def key_seed(model: Model, stream: int, seed: int) -> int:
     return seed if fixed is None else fixed
 
 
+def check(model: Model, method: str) -> None:
+    """Refuse a model the sampling method cannot sample (Sobol: more inputs than dimensions)."""
+    if method == "sobol" and len(model.inputs) > sobol.MAX_DIMENSIONS:
+        raise ModelError(
+            f"Sobol sampling samples at most {sobol.MAX_DIMENSIONS:,} inputs; the model has "
+            f"{len(model.inputs):,} (RiskSimtable copies included): use Monte Carlo or Latin "
+            "Hypercube"
+        )
+
+
 def draw(model: Model, stream: int, seed: int, method: str, first: int, count: int) -> np.ndarray:
     """Uniforms in (0, 1) of trials ``[first, first + count)`` for input ``stream``."""
     src = source(model, stream)
@@ -42,6 +54,8 @@ def draw(model: Model, stream: int, seed: int, method: str, first: int, count: i
         return rng.uniforms(key, src.stream, first, count)
     if method == "lhs":
         return sampling.lhs_uniforms(key, src.stream, first, count)
+    if method == "sobol":
+        return sobol.uniforms(key, src.stream, first, count)
     raise ValueError(f"sampling must be one of {SAMPLINGS}, got {method!r}")
 
 

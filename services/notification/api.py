@@ -174,32 +174,36 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
 
     def __init__(self, notifications: Notifications, webhooks: Webhooks) -> None:
         self.notifications, self.webhooks = notifications, webhooks
-        # An event goes to every subscriber of its tenant: convert it once, not per stream.
-        self._converted: OrderedDict[str, pb.Event] = OrderedDict()
+        # An event goes to every subscriber of its tenant: serialise it once for all the
+        # streams (they send these bytes as they are, see runtime.interceptor).
+        self._serialized: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
 
-    def _message(self, event: EventRecord) -> pb.Event:
-        message = self._converted.get(event.id)
-        if message is None:
-            message = self._converted[event.id] = event_message(event)
-            if len(self._converted) > CONVERTED_EVENTS:
-                self._converted.popitem(last=False)
-        return message
+    def _bytes(self, event: EventRecord, sse: bool = False) -> bytes:
+        """``event`` as the serialised ``Event`` (or SSE ``HttpBody``) a stream sends."""
+        key = (event.id, sse)
+        found = self._serialized.get(key)
+        if found is None:
+            message = httpbody_pb2.HttpBody(data=_sse(event)) if sse else event_message(event)
+            found = self._serialized[key] = message.SerializeToString()
+            if len(self._serialized) > CONVERTED_EVENTS:
+                self._serialized.popitem(last=False)
+        return found
 
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: ServicerContext
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[bytes]:  # serialised Events
         wanted, cursor = _feed_request(request, context)
         events = await self.notifications.subscribe(current_principal(), wanted, cursor)
         try:
             await context.send_initial_metadata(())  # the subscription stands
             async for event in events:
-                yield self._message(event)
+                yield self._bytes(event)
         finally:
             await events.aclose()
 
     async def SubscribeSse(
         self, request: pb.SubscribeSseRequest, context: ServicerContext
-    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    ) -> AsyncIterator[httpbody_pb2.HttpBody | bytes]:
         wanted, cursor = _feed_request(request, context)
         events = await self.notifications.subscribe(current_principal(), wanted, cursor)
         ready: asyncio.Queue[EventRecord] = asyncio.Queue(maxsize=1)
@@ -220,7 +224,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                     {getting, pumping}, timeout=SSE_KEEPALIVE_SECONDS, return_when="FIRST_COMPLETED"
                 )
                 if getting in done:
-                    yield httpbody_pb2.HttpBody(data=_sse(getting.result()))
+                    yield self._bytes(getting.result(), sse=True)
                     continue
                 getting.cancel()
                 if pumping in done:

@@ -39,6 +39,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     outbox = Outbox()
     store = NotificationStore(db, outbox)
     feed = Feed(store, config.retention_seconds, config.poll_seconds)
+    await feed.open()
     webhooks = Webhooks(
         store,
         config,

@@ -13,7 +13,10 @@ replayed ``seq`` are dropped; so a consumer that resumes after the id of the las
 it received gets every later event exactly once, then the live ones. One tailer per
 process reads the log after the last ``seq`` it has seen (woken by each local commit,
 and every ``poll_seconds`` for events recorded by another replica) and hands each event
-to the queues of its tenant's subscribers. A subscriber too slow to keep up (its queue
+to the queues of the subscribers that want it and may see it: subscribers alike (the
+same caller and filter, such as one dashboard open many times) form one audience whose
+filter is checked once per event, and a subscriber is woken only for what it receives.
+A subscriber too slow to keep up (its queue
 full) goes back to replaying from the log where it stopped: it never loses an event.
 
 **Who sees what** (:func:`visible`): every user of the tenant sees simulation events and
@@ -94,9 +97,20 @@ class Cursor:
     start_time: float | None = None
 
 
+@dataclass(frozen=True)
+class _Audience:
+    """Live subscribers alike: who they are and what they asked for."""
+
+    principal: Principal
+    wanted: Filter
+
+    def admits(self, event: EventRecord) -> bool:
+        return self.wanted.admits(self.principal, event)
+
+
 @dataclass(eq=False)
 class _Subscriber:
-    tenant_id: str
+    audience: _Audience
     queue: asyncio.Queue[EventRecord] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
     )
@@ -115,12 +129,13 @@ class Feed:
         self._pending: list[tuple[EventRecord, FanOut, asyncio.Future[Any]]] = []
         self._writer: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
-        self._subscribers: dict[str, set[_Subscriber]] = {}
+        # tenant -> its audiences -> their subscribers
+        self._audiences: dict[str, dict[_Audience, set[_Subscriber]]] = {}
         self._seen: int | None = None
 
     @property
     def subscribers(self) -> int:
-        return sum(len(group) for group in self._subscribers.values())
+        return sum(len(group) for by in self._audiences.values() for group in by.values())
 
     async def publish(self, event: EventRecord, fan_out: FanOut) -> tuple[EventRecord, bool]:
         """Record ``event`` once (by id); returns (the recorded event, whether it is new).
@@ -153,6 +168,12 @@ class Feed:
 
     # -- live fan-out ----------------------------------------------------------------------
 
+    async def open(self) -> None:
+        """Start the live fan-out at the log's current end; call it before serving. Were a
+        subscriber registered first, an event committed between its replay and the
+        tailer's first read of the log's end would reach it neither way."""
+        self._seen = await self.store.last_seq()
+
     async def run(self, stop: asyncio.Event) -> None:
         """The tailer (a background task): hand new events of the log to subscribers."""
         while not stop.is_set():
@@ -172,13 +193,16 @@ class Feed:
         while True:
             batch = await self.store.events_after(self._seen, REPLAY_PAGE)
             for event in batch:
-                for subscriber in self._subscribers.get(event.tenant_id, ()):
-                    if subscriber.lagging:
+                for audience, group in self._audiences.get(event.tenant_id, {}).items():
+                    if not audience.admits(event):
                         continue
-                    try:
-                        subscriber.queue.put_nowait(event)
-                    except asyncio.QueueFull:
-                        subscriber.lagging = True
+                    for subscriber in group:
+                        if subscriber.lagging:
+                            continue
+                        try:
+                            subscriber.queue.put_nowait(event)
+                        except asyncio.QueueFull:
+                            subscriber.lagging = True
                 self._seen = event.seq
             if len(batch) < REPLAY_PAGE:
                 return
@@ -195,42 +219,46 @@ class Feed:
         iterator (``aclose``) when done.
         """
         last = await self._start(principal.tenant_id, cursor)
-        return self._follow(principal, wanted, last, self._register(principal.tenant_id))
+        audience = _Audience(principal, wanted)
+        return self._follow(audience, last, self._register(audience))
 
-    def _register(self, tenant_id: str) -> _Subscriber:
-        subscriber = _Subscriber(tenant_id)
-        self._subscribers.setdefault(tenant_id, set()).add(subscriber)
+    def _register(self, audience: _Audience) -> _Subscriber:
+        subscriber = _Subscriber(audience)
+        tenant = self._audiences.setdefault(audience.principal.tenant_id, {})
+        tenant.setdefault(audience, set()).add(subscriber)
         return subscriber
 
     def _unregister(self, subscriber: _Subscriber) -> None:
-        group = self._subscribers.get(subscriber.tenant_id, set())
+        audience = subscriber.audience
+        tenant = self._audiences.get(audience.principal.tenant_id, {})
+        group = tenant.get(audience, set())
         group.discard(subscriber)
         if not group:
-            with contextlib.suppress(KeyError):
-                del self._subscribers[subscriber.tenant_id]
+            tenant.pop(audience, None)
+        if not tenant:
+            self._audiences.pop(audience.principal.tenant_id, None)
 
     async def _follow(
-        self, principal: Principal, wanted: Filter, last: int | None, subscriber: _Subscriber
+        self, audience: _Audience, last: int | None, subscriber: _Subscriber
     ) -> AsyncGenerator[EventRecord, None]:
         try:
             while True:
                 if last is not None:
-                    async for event in self._replay(principal.tenant_id, last):
+                    async for event in self._replay(audience.principal.tenant_id, last):
                         last = event.seq
-                        if wanted.admits(principal, event):
+                        if audience.admits(event):
                             yield event
-                if wanted.replay_only:
+                if audience.wanted.replay_only:
                     return
                 while not subscriber.lagging:
-                    event = await subscriber.queue.get()
+                    event = await subscriber.queue.get()  # admitted by the tailer
                     if last is not None and event.seq <= last:
                         continue
                     last = event.seq
-                    if wanted.admits(principal, event):
-                        yield event
+                    yield event
                 # Too slow for the live queue: read on from the log where it stopped.
                 self._unregister(subscriber)
-                subscriber = self._register(principal.tenant_id)
+                subscriber = self._register(audience)
                 if last is None:
                     last = await self.store.last_seq()
         finally:

@@ -483,25 +483,28 @@ class NotificationStore:
         items, token = query.page(rows)
         return Page([Delivery(**item) for item in items], token)
 
-    async def save_attempt(
-        self, delivery: Delivery, seen: int, webhook_failing_since: float | None, **values: Any
-    ) -> bool:
-        """Record an attempt's outcome unless another attempt got there first (the row's
-        attempt count is the fence); updates the webhook's ``failing_since`` with it."""
+    async def save_attempts(
+        self, outcomes: Sequence[tuple[Delivery, int, float | None, dict[str, Any]]]
+    ) -> list[bool]:
+        """Record attempts' outcomes in one transaction: each (delivery, attempts seen,
+        its webhook's ``failing_since``, the delivery's new values) unless another attempt
+        got there first (the row's attempt count is the fence); True for each recorded."""
+        recorded: list[bool] = []
         async with self.db.transaction() as session:
-            result = await session.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery.id, deliveries.c.attempts == seen)
-                .values(**values)
-            )
-            if rowcount(result) != 1:
-                return False
-            await session.execute(
-                update(webhooks)
-                .where(webhooks.c.id == delivery.webhook_id)
-                .values(failing_since=webhook_failing_since)
-            )
-        return True
+            for delivery, seen, failing_since, values in outcomes:
+                result = await session.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery.id, deliveries.c.attempts == seen)
+                    .values(**values)
+                )
+                recorded.append(rowcount(result) == 1)
+                if recorded[-1]:
+                    await session.execute(
+                        update(webhooks)
+                        .where(webhooks.c.id == delivery.webhook_id)
+                        .values(failing_since=failing_since)
+                    )
+        return recorded
 
     async def event_by_id(self, event_id: str) -> EventRecord | None:
         async with self.db.reading() as session:

@@ -19,6 +19,11 @@ transaction (notification's own outbox relays that event into the log).
 
 Deliveries are first attempted in event order; a retried delivery may arrive after a
 later event's: receivers order by the payload's ``timestamp`` or the feed.
+
+The dispatcher works in rounds: the new deliveries handed over by the transaction that
+created them (with the webhook and event it read: no query to attempt them), then
+whatever else is due in the table (retries; new ones another round or process did not
+take), attempted concurrently; the outcomes of a round are written in one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +61,8 @@ EXCERPT_BYTES = 1024
 ATTEMPT_LOG = 50
 DEFAULT_OVERLAP = 86400.0
 UPDATABLE = frozenset({"url", "event_types", "display_name", "state"})
+ROUND = 64  # deliveries attempted at once
+HANDED_OVER = 4096  # new deliveries kept in memory; beyond, the table has them
 
 
 def new_secret() -> str:
@@ -90,6 +98,27 @@ RetryPolicy = Callable[[], tuple[tuple[float, ...], float]]
 at each use: the service passes the platform settings' current values."""
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A delivery to attempt, with its webhook and event (None: read them first)."""
+
+    delivery: Delivery
+    webhook: Webhook | None = None
+    event: EventRecord | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What an attempt did, to record: the delivery's new values and its webhook's
+    ``failing_since``; ``disable``: why the webhook is to be disabled once recorded."""
+
+    delivery: Delivery
+    webhook: Webhook | None
+    failing_since: float | None
+    values: dict[str, Any]
+    disable: str = ""
+
+
 class Webhooks:
     """Endpoints of a tenant, and the delivery of events to them (``policy``: the retry
     policy; by default the one in ``config``)."""
@@ -104,6 +133,7 @@ class Webhooks:
         self.store, self.config, self.guard = store, config, guard
         self.policy = policy or (lambda: (config.retry_schedule, config.disable_after_seconds))
         self._wake = asyncio.Event()
+        self._handed: list[_Attempt] = []
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -199,10 +229,15 @@ class Webhooks:
     # -- deliveries ------------------------------------------------------------------------
 
     async def fan_out(self, session: AsyncConnection, event: EventRecord) -> None:
-        """Create the deliveries of a new event (inside the transaction recording it)."""
+        """Create the deliveries of a new event (inside the transaction recording it); once
+        it commits, those due now are handed to the dispatcher with their webhook."""
         now = time.time()
-        rows = [
-            Delivery(
+        first_delay = self.policy()[0][0]
+        due: list[_Attempt] = []
+        for webhook in await self.store.active_webhooks(session, event.tenant_id):
+            if webhook.event_types and event.type not in webhook.event_types:
+                continue
+            row = Delivery(
                 id=str(uuid.uuid4()),
                 tenant_id=event.tenant_id,
                 webhook_id=webhook.id,
@@ -212,18 +247,23 @@ class Webhooks:
                 attempts=0,
                 last_status_code=0,
                 last_error="",
-                next_attempt_time=now + self.policy()[0][0],
+                next_attempt_time=now + first_delay,
                 manual=False,
                 attempt_log=[],
                 create_time=now,
                 update_time=now,
             )
-            for webhook in await self.store.active_webhooks(session, event.tenant_id)
-            if not webhook.event_types or event.type in webhook.event_types
-        ]
-        await self.store.add_deliveries(session, rows)
-        if rows:  # the dispatcher looks once they are committed
-            after_commit(session, self._wake.set)
+            due.append(_Attempt(row, webhook, event))
+        if not due:
+            return
+        await self.store.add_deliveries(session, [attempt.delivery for attempt in due])
+
+        def committed() -> None:
+            if first_delay <= 0:  # beyond HANDED_OVER, the dispatcher reads them
+                self._handed += due[: max(0, HANDED_OVER - len(self._handed))]
+            self._wake.set()
+
+        after_commit(session, committed)
 
     async def list_deliveries(self, tenant_id: str, request: ListRequest) -> Page[Delivery]:
         return await self.store.list_deliveries(tenant_id, request)
@@ -236,25 +276,29 @@ class Webhooks:
         webhook = await self.get(tenant_id, delivery.webhook_id)
         if webhook.state != "active":
             raise FailedPrecondition(
-                f"webhook {webhook.id} is disabled ({webhook.disabled_reason}); re-enable it first"
+                "the webhook is disabled; enable it (UpdateWebhook state) before redelivering"
             )
-        await self.attempt(delivery, manual=True)
+        await self._settle([await self._attempt(_Attempt(delivery), manual=True)])
         found = await self.store.delivery(tenant_id, delivery_id)
         assert found is not None
         return found
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The dispatcher (a background task): attempt every delivery that is due."""
+        """The dispatcher (a background task): attempt every delivery that is due, in
+        rounds (see the module docstring)."""
         while not stop.is_set():
             self._wake.clear()
             try:
-                due = await self.store.due_deliveries(time.time(), 64)
-                await asyncio.gather(*(self.attempt(d) for d in due))
-                if len(due) == 64:
+                handed, self._handed = self._handed[:ROUND], self._handed[ROUND:]
+                taken = {attempt.delivery.id for attempt in handed}
+                due = await self.store.due_deliveries(time.time(), ROUND)
+                attempts = handed + [_Attempt(d) for d in due if d.id not in taken]
+                await self._settle(await asyncio.gather(*map(self._attempt, attempts)))
+                if len(due) == ROUND or self._handed:
                     continue
                 upcoming = await self.store.next_delivery_time()
             except Exception:
-                log.warning("webhooks: cannot read due deliveries", exc_info=True)
+                log.warning("webhooks: cannot attempt due deliveries", exc_info=True)
                 upcoming = None
             pause = 1.0 if upcoming is None else max(0.0, min(1.0, upcoming - time.time()))
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
@@ -262,25 +306,26 @@ class Webhooks:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def attempt(self, delivery: Delivery, manual: bool = False) -> None:
-        """One attempt of ``delivery``, recorded with its outcome."""
-        webhook = await self.store.webhook(delivery.tenant_id, delivery.webhook_id)
-        event_ = await self.store.event_by_id(delivery.event_id)
+    async def _attempt(self, attempt: _Attempt, manual: bool = False) -> _Outcome:
+        """One attempt of a delivery (POSTed unless its webhook or event is gone); its
+        outcome, to record with :meth:`_settle`."""
+        delivery, webhook, event_ = attempt.delivery, attempt.webhook, attempt.event
+        if webhook is None:
+            webhook = await self.store.webhook(delivery.tenant_id, delivery.webhook_id)
+        if event_ is None:
+            event_ = await self.store.event_by_id(delivery.event_id)
         now = time.time()
         if webhook is None or webhook.state != "active" or event_ is None:
             why = "webhook disabled" if webhook else "webhook deleted"
             if event_ is None:
                 why = "event past retention"
-            await self.store.save_attempt(
-                delivery,
-                delivery.attempts,
-                webhook.failing_since if webhook else None,
-                state="failed",
-                last_error=why,
-                next_attempt_time=None,
-                update_time=now,
-            )
-            return
+            failing_since = webhook.failing_since if webhook else None
+            values: dict[str, Any] = {
+                "state": "failed",
+                "last_error": why,
+                "next_attempt_time": None,
+            }
+            return _Outcome(delivery, None, failing_since, {**values, "update_time": now})
         status, error, excerpt, seconds = await self._post(webhook, event_, now)
         number = delivery.attempts + 1
         record = {
@@ -297,26 +342,36 @@ class Webhooks:
         if not ok:
             state, next_time = self._after_failure(number, now, manual)
         failing_since = None if ok else (webhook.failing_since or now)
-        saved = await self.store.save_attempt(
-            delivery,
-            delivery.attempts,
-            failing_since,
-            state=state,
-            attempts=number,
-            last_status_code=status,
-            last_error=error,
-            next_attempt_time=next_time,
-            manual=manual,
-            attempt_log=[*delivery.attempt_log, record][-ATTEMPT_LOG:],
-            update_time=time.time(),
-        )
-        if not saved:
-            return  # another attempt of the same delivery finished first
+        disable = ""
         if status == 410:
-            await self._disable(webhook, "the endpoint answered 410 Gone", now)
+            disable = "the endpoint answered 410 Gone"
         elif failing_since is not None and now - failing_since >= self.policy()[1]:
             since = dt.datetime.fromtimestamp(failing_since, dt.UTC).isoformat(timespec="seconds")
-            await self._disable(webhook, f"every delivery failed since {since}", now)
+            disable = f"every delivery failed since {since}"
+        values = {
+            "state": state,
+            "attempts": number,
+            "last_status_code": status,
+            "last_error": error,
+            "next_attempt_time": next_time,
+            "manual": manual,
+            "attempt_log": [*delivery.attempt_log, record][-ATTEMPT_LOG:],
+            "update_time": time.time(),
+        }
+        return _Outcome(delivery, webhook, failing_since, values, disable)
+
+    async def _settle(self, outcomes: Sequence[_Outcome]) -> None:
+        """Record the outcomes in one transaction, then disable the webhooks they condemn
+        (an outcome another attempt of the same delivery recorded first is dropped)."""
+        if not outcomes:
+            return
+        saved = await self.store.save_attempts(
+            [(o.delivery, o.delivery.attempts, o.failing_since, o.values) for o in outcomes]
+        )
+        now = time.time()
+        for outcome, recorded in zip(outcomes, saved, strict=True):
+            if recorded and outcome.disable and outcome.webhook is not None:
+                await self._disable(outcome.webhook, outcome.disable, now)
 
     def _after_failure(self, number: int, now: float, manual: bool) -> tuple[str, float | None]:
         """(state, next attempt time) after the ``number``-th attempt failed."""

@@ -17,6 +17,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from alea.notification.v1 import notification_pb2 as pb
@@ -101,8 +102,22 @@ def events_relay(db: Database, outbox: Outbox, peers: Peers) -> Background:
     outbox.copy(TOPIC, ANALYTICS_TOPIC)
     settings = RelaySettings.from_env()
     relays = (
-        Relay(db, outbox, TOPIC, peers.notification.publish, settings),
-        Relay(db, outbox, ANALYTICS_TOPIC, peers.analytics.ingest_event, settings),
+        Relay(
+            db,
+            outbox,
+            TOPIC,
+            peers.notification.publish,
+            settings,
+            partial(peers.reconnected, "notification"),
+        ),
+        Relay(
+            db,
+            outbox,
+            ANALYTICS_TOPIC,
+            peers.analytics.ingest_event,
+            settings,
+            partial(peers.reconnected, "analytics"),
+        ),
     )
 
     async def run(stop: asyncio.Event) -> None:

@@ -11,7 +11,9 @@ error id, one JSON log line and one duration sample per RPC, the span ended with
 status, and the finished call handed to each observer (the audit trail, the recent-calls
 counters, the API-call meter: each only queues or counts, in microseconds, so the
 response is never delayed). Unary and streaming handlers, async functions and async
-generators, are all wrapped, once per method.
+generators, are all wrapped, once per method. A streaming handler may yield a response
+already serialised (``bytes``): it is sent as it is, so a message fanned out to many
+streams (notification's feed) is serialised once, not once per stream.
 
 The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
 same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
@@ -387,13 +389,17 @@ class RuntimeInterceptor(_ServerInterceptor):
             "request_deserializer": tolerant(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
+        streamed = {
+            **serializers,
+            "response_serializer": _bytes_as_they_are(handler.response_serializer),
+        }
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 unary_request(handler.unary_unary), **serializers
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                streaming(handler.unary_stream, False), **serializers
+                streaming(handler.unary_stream, False), **streamed
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
@@ -401,5 +407,18 @@ class RuntimeInterceptor(_ServerInterceptor):
             )
         assert handler.stream_stream is not None  # the one kind left
         return grpc.stream_stream_rpc_method_handler(
-            streaming(handler.stream_stream, True), **serializers
+            streaming(handler.stream_stream, True), **streamed
         )
+
+
+def _bytes_as_they_are(
+    serialize: Callable[[Any], bytes] | None,
+) -> Callable[[Any], bytes] | None:
+    """The method's response serializer, passing a response that is ``bytes`` already."""
+    if serialize is None:
+        return None
+
+    def serialized(response: Any) -> bytes:
+        return response if type(response) is bytes else serialize(response)
+
+    return serialized

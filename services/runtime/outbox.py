@@ -26,7 +26,10 @@ accepted it:
   a timeout, anything but :class:`Rejected`) stops its key for this pass; the relay then
   backs off exponentially with jitter (``ALEA_OUTBOX_RETRY_MAX_SECONDS`` at most) and
   tries again, keeping every record meanwhile. ``attempts`` and ``last_error`` on the
-  waiting record say why it waits.
+  waiting record say why it waits. A relay given its peer's ``reconnected`` (a peer
+  service's channel coming back, :meth:`services.runtime.peers.Peers.reconnected`) tries
+  again as soon as the peer is back rather than when the backoff ends; a peer that
+  answers but fails only sees the backoff.
 - **A record the sink refuses for good** (:class:`Rejected`: it is malformed) would
   block its key forever; it is kept, marked ``dead`` and logged as an error, and the
   key's later records go on.
@@ -241,9 +244,11 @@ class Relay:
         topic: str,
         sink: Sink,
         settings: RelaySettings | None = None,
+        reconnected: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db, self.topic, self.sink = db, topic, sink
         self.settings = settings or RelaySettings()
+        self.reconnected = reconnected
         self._wake = outbox.wakeup(topic)
         self._failures = 0
 
@@ -260,11 +265,12 @@ class Relay:
                 failing, more = True, False
             if failing:
                 self._failures += 1
-                await _wait(stop, None, self.settings.backoff(self._failures))
+                back = () if self.reconnected is None else (self.reconnected(),)
+                await _wait(stop, self.settings.backoff(self._failures), *back)
                 continue
             self._failures = 0
             if not more:  # a full batch means more is waiting: go on at once
-                await _wait(stop, self._wake, self.settings.poll_seconds)
+                await _wait(stop, self.settings.poll_seconds, self._wake.wait())
 
     async def deliver_pending(self) -> tuple[int, int]:
         """One pass: (records delivered, records that failed and wait)."""
@@ -351,11 +357,9 @@ class Relay:
                 )
 
 
-async def _wait(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
-    """Until ``stop`` or ``wake`` is set, or ``seconds`` pass."""
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
+async def _wait(stop: asyncio.Event, seconds: float, *wakes: Awaitable[Any]) -> None:
+    """Until ``stop`` is set, any of ``wakes`` is done, or ``seconds`` pass."""
+    waiters = [asyncio.ensure_future(stop.wait()), *map(asyncio.ensure_future, wakes)]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:

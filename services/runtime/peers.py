@@ -428,6 +428,22 @@ class Peers:
             )
         return self._channels[peer]
 
+    async def reconnected(self, peer: str) -> None:
+        """Return once the channel to ``peer`` next becomes READY after not being so.
+
+        A relay whose peer was down waits on this beside its backoff, so it learns that the
+        peer is back within gRPC's reconnect interval (at most 2 s, a TCP connect each,
+        no RPC) rather than when a long backoff ends. A channel READY all along (the peer
+        answers, but fails) does not return here: the caller's backoff applies.
+        """
+        channel = self.channel(peer)
+        state = channel.get_state(try_to_connect=True)
+        while True:
+            await channel.wait_for_state_change(state)
+            state = channel.get_state(try_to_connect=True)
+            if state == grpc.ChannelConnectivity.READY:
+                return
+
     @cached_property
     def identity(self) -> IdentityClient:
         return IdentityClient(self.channel("identity"))

@@ -32,6 +32,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -352,14 +353,22 @@ def _recording(
     background: list[Background] = [
         peers.settings.run,
         meter.run,
-        Relay(db, outbox, usage.TOPIC, peers.analytics.record_usage, relays).run,
+        Relay(
+            db,
+            outbox,
+            usage.TOPIC,
+            peers.analytics.record_usage,
+            relays,
+            partial(peers.reconnected, "analytics"),
+        ).run,
     ]
     trail = None
     if settings.audit:
         trail = AuditTrail(service, db, outbox, flush_seconds=settings.audit_flush_seconds)
         observers.append(trail)
         sink = peers.admin.record_audit_events
-        background += [trail.run, Relay(db, outbox, audit.TOPIC, sink, relays).run]
+        back = partial(peers.reconnected, "admin")
+        background += [trail.run, Relay(db, outbox, audit.TOPIC, sink, relays, back).run]
     status = StatusServicer(service, db, recent, wiring.gauges, trail)
     mount = Mount(
         status_pb2.DESCRIPTOR.services_by_name["StatusService"],

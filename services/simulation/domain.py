@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services import engine
-from services.engine import ir, memory, simtable
+from services.engine import ir, memory, simtable, sobol
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.outcome import RunOptions
@@ -33,7 +33,7 @@ from services.simulation.hub import Event, Hub
 from services.simulation.loading import load_engine
 from services.simulation.store import ModelRecord, SimulationRecord, Store
 
-SAMPLINGS = ("mc", "lhs")
+SAMPLINGS = ("mc", "lhs", "sobol")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
@@ -260,6 +260,7 @@ class Simulations:
             if earlier is not None:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
+        _check_sampling(request, model)
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
         cached = None
@@ -396,6 +397,21 @@ class Simulations:
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
+
+
+def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:
+    """Sobol samples one dimension per input: refuse a model with more (RiskSimtable copies
+    with varied seeds included; a run with more copies than that fails, saying so)."""
+    if request.sampling != "sobol":
+        return
+    inputs = len(model.summary.get("inputs", ()))
+    if request.options.vary_seeds:
+        inputs *= int(model.summary.get("simulations", 1))
+    if inputs > sobol.MAX_DIMENSIONS:
+        raise InvalidArgument(
+            "sampling",
+            f"Sobol samples at most {sobol.MAX_DIMENSIONS:,} inputs; the model has {inputs:,}",
+        )
 
 
 def _check(request: SimulationRequest) -> None:

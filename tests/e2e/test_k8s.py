@@ -330,7 +330,7 @@ def _secret_references(node: Any) -> list[tuple[str, str]]:
         if "secretKeyRef" in node and not node["secretKeyRef"].get("optional"):
             found.append((node["secretKeyRef"]["name"], node["secretKeyRef"]["key"]))
         secret = node.get("secret")
-        if isinstance(secret, dict):
+        if isinstance(secret, dict) and not secret.get("optional"):
             name = secret.get("name") or secret.get("secretName")
             found += [(name, item["key"]) for item in secret.get("items", [])] or [(name, None)]
         if "secretTargetRef" in node:
@@ -365,6 +365,26 @@ def test_edge_config_is_current_and_valid_for_envoy(tmp_path: Path) -> None:
         timeout=120,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_notification_can_trust_a_private_ca_of_its_mail_server(
+    manifests: list[dict[str, Any]],
+) -> None:
+    """ALEA_SMTP_CA_FILE and the file it names come from the optional Secret alea-smtp: the
+    pod starts without it, and a CA given there is mounted where the comment says."""
+    pod = pod_specs(manifests)["Deployment/notification"]
+    (container,) = pod["containers"]
+    env = {v["name"]: v for v in container["env"]}
+    for name, key in (("ALEA_SMTP_CA_FILE", "ca_file"), ("ALEA_SMTP_SECURITY", "security")):
+        reference = env[name]["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": "alea-smtp", "key": key, "optional": True}
+    (volume,) = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "alea-smtp"]
+    assert volume["secret"]["optional"] is True
+    assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    comment = (REPO_ROOT / "k8s" / "base" / "notification.yaml").read_text()
+    assert f"ca_file: {mount['mountPath']}/ca.crt" in comment
 
 
 def test_alea_settings_in_the_manifests_are_read_by_the_code(

@@ -188,3 +188,37 @@ def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Accou
                 assert abs(stats["mean"] - mean) < 4 * stats["std"] / trials**0.5
     same, varied = (results[v]["outputs"] for v in (False, True))
     assert same[2]["statistics"] != varied[2]["statistics"]
+
+
+def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Account):
+    """SAMPLING_SOBOL through the transcoder, on the RiskCompound worked example."""
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "portfolio", "workbook": workbook_b64(examples.compound())},
+        headers=owner.headers,
+    )
+    assert created.status == 200, created.text
+    assert [i["name"] for i in created.body["inputs"]] == ["Claims", "Claim", "Large claim"]
+    trials = 16_384
+    started = rest.request(
+        "POST",
+        "/v1/simulations",
+        {
+            "modelId": created.body["id"],
+            "trials": str(trials),
+            "seed": "3",
+            "sampling": "SAMPLING_SOBOL",
+            "requestId": str(uuid.uuid4()),
+        },
+        headers=owner.headers,
+    )
+    assert started.status == 200, started.text
+    assert started.body["sampling"] == "SAMPLING_SOBOL"
+    sim_id = started.body["id"]
+    rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
+    got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
+    assert got.status == 200, got.text
+    ground_up = next(o for o in got.body["outputs"] if o["name"] == "Ground-up")["statistics"]
+    mean = examples.CLAIMS * examples.CLAIM_MEAN
+    assert abs(ground_up["mean"] - mean) < 4 * ground_up["std"] / trials**0.5

@@ -126,3 +126,17 @@ def test_a_model_too_wide_for_the_memory_budget_exits_2_saying_both(tmp_path: Pa
     assert "one trial of this model needs 6.3 MiB" in run.stderr
     assert "the limit (ALEA_ENGINE_MEMORY_BYTES) is 16.0 MiB" in run.stderr
     assert alea(wide, "--trials", "100", "--backend", "numpy").returncode == 0  # 512 MiB
+
+
+def test_sobol_sampling_of_the_worked_example(backend: str) -> None:
+    book = ROOT / "tests" / "data" / "workbooks" / "sobol.xlsx"
+    args = ("--trials", "4096", "--seed", "2", "--backend", backend, "--json")
+    runs = [
+        alea(book, *args, "--sampling", "sobol", *extra) for extra in ((), ("--chunk-size", "1000"))
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first["sampling"] == "sobol" and second["outputs"] == first["outputs"]
+    value = first["outputs"]["Value"]
+    assert abs(value["mean"] - examples.sobol_mean()) < 0.05 * value["std"] / math.sqrt(4096)

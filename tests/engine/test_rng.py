@@ -110,3 +110,15 @@ def test_streams_and_seeds_differ() -> None:
 def test_out_of_range_keys_are_refused(seed: int, stream: int) -> None:
     with pytest.raises(ValueError, match="in \\[0, 2\\*\\*64\\)"):
         rng.raw(seed, stream, 0, 4)
+
+
+def test_blocks_with_a_key_per_element_match_the_reference() -> None:
+    gen = np.random.default_rng(3)
+    c0 = gen.integers(0, 2**64, 40, dtype=np.uint64, endpoint=False)
+    k0 = gen.integers(0, 2**64, 40, dtype=np.uint64, endpoint=False)
+    c0[0], k0[0] = M64, M64
+    words = rng.blocks(c0, 2, k0, M64)
+    assert words.shape == (4, 40)
+    for i in range(40):
+        want = philox4x64_10((int(c0[i]), 2, 0, 0), (int(k0[i]), M64))
+        assert tuple(int(w) for w in words[:, i]) == want

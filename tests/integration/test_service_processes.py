@@ -1,6 +1,7 @@
 """The process contract every service shares through ``runtime.server.run``: a malformed
 setting exits 2 naming the variable, SIGTERM flushes the buffered traces and exits 0,
-and a trace continues across a service-to-service call."""
+and a trace continues across a service-to-service call; the test harness starting them
+is not fooled by another server answering on a port it picked."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.runtime.clients import channel_credentials
 from tests.engine import models
+from tests.support import services
 from tests.support.services import REPO_ROOT, ServiceProcess, start_service
 
 pytestmark = pytest.mark.integration
@@ -149,3 +151,23 @@ def test_a_trace_continues_from_simulation_into_identity(tmp_path: Path) -> None
     callee = _spans(identity)["/alea.identity.v1.IdentityService/ReserveTrials"]
     assert callee["context"]["trace_id"] == caller["context"]["trace_id"]
     assert callee["parent_id"] is not None
+
+
+def test_a_port_taken_before_the_service_binds_it_is_not_its_health(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another test's server takes the health port picked for ours: its health says SERVING
+    while ours exits on EADDRINUSE; start_service must start ours again on new ports."""
+    stranger = start_service("identity", tmp_path)
+    try:
+        picks = iter([services.free_port(), stranger.health_port])
+        real = services.free_port
+        monkeypatch.setattr(services, "free_port", lambda: next(picks, 0) or real())
+        ours = start_service("admin", tmp_path)
+        try:
+            assert ours.health_port != stranger.health_port
+            assert ours.process.poll() is None
+        finally:
+            assert ours.stop() == 0
+    finally:
+        stranger.stop()

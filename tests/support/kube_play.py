@@ -308,6 +308,8 @@ def _secret_items(
     """(Secret, key, file) of a secret or projected-secrets volume; None for other volumes."""
     if "secret" in volume:
         name = volume["secret"]["secretName"]
+        if volume["secret"].get("optional") and name not in secrets:
+            return []  # an optional Secret not generated (notification's SMTP): empty
         items = volume["secret"].get("items") or [{"key": k, "path": k} for k in secrets[name]]
         return [(name, i["key"], i["path"]) for i in items]
     if "projected" in volume:

@@ -8,7 +8,11 @@ Example::
 
 The process inherits ``os.environ`` plus ``ALEA_HOME``, free ``ALEA_PORT`` and
 ``ALEA_HEALTH_PORT`` and whatever ``env`` adds; its stdout and stderr go to
-``$ALEA_HOME/logs/<name>-<port>.log`` (shown in the error if it fails to start).
+``$ALEA_HOME/logs/<name>-<port>-<health port>.log`` (shown in the error if it fails to
+start). It is healthy once *its* health port answers SERVING: the listening socket is
+checked to be the process's own, since a port found free may be taken by another test's
+server before the service binds it (the service then exits, and is started again on new
+ports).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+_STARTS = 3  # attempts when a port found free was taken before the service bound it
 
 
 # Test servers listen below Linux's ephemeral range (32768-60999): a port taken from that
@@ -97,10 +102,16 @@ def health_status(port: int, service: str = "") -> int | None:
 def listening_addresses(port: int) -> set[str]:
     """The local addresses with a TCP socket listening on ``port`` (from /proc/net: no traffic
     is sent), e.g. ``{"127.0.0.1", "::1"}`` or ``{"::"}`` for every interface."""
-    found: set[str] = set()
+    return {address for address, _ in _listening(port)}
+
+
+def _listening(port: int) -> list[tuple[str, int]]:
+    """(local address, socket inode) of each TCP socket listening on ``port``."""
+    found: list[tuple[str, int]] = []
     for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
             address, port_hex = local.split(":")
             if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
                 continue
@@ -108,8 +119,22 @@ def listening_addresses(port: int) -> set[str]:
             # /proc prints each 32-bit word in host (little-endian) order.
             words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             text = socket.inet_ntop(family, words)
-            found.add(text.removeprefix("::ffff:") if family == socket.AF_INET6 else text)
+            if family == socket.AF_INET6:
+                text = text.removeprefix("::ffff:")
+            found.append((text, inode))
     return found
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port``: a port found free a
+    moment ago may have been taken by another test's server since, whose health check
+    would answer SERVING for a process of ours that could not bind it."""
+    inodes = {f"socket:[{inode}]" for _, inode in _listening(port)}
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) in inodes for fd in fds.iterdir())
+    except (FileNotFoundError, ProcessLookupError):  # it exited meanwhile
+        return False
 
 
 def _limit_memory(limit: int) -> Callable[[], None]:
@@ -132,33 +157,42 @@ def start_service(
     ``memory_limit`` caps the process's address space (bytes): a test that pushes a service's
     memory cannot take the machine down with it.
     """
-    port, health_port = free_port(), free_port()
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{name}-{port}.log"
-    full_env = {
-        **os.environ,
-        "ALEA_HOME": str(home),
-        "ALEA_PORT": str(port),
-        "ALEA_HEALTH_PORT": str(health_port),
-        **(env or {}),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
-        )
-    service = ServiceProcess(name, process, port, health_port, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()}")
-        if health_status(health_port) == health_pb2.HealthCheckResponse.SERVING:
-            return service
-        time.sleep(0.1)
-    service.stop()
-    raise RuntimeError(f"{name} not healthy after {timeout}s:\n{service.log()}")
+    for _ in range(_STARTS):
+        port, health_port = free_port(), free_port()
+        full_env = {
+            **os.environ,
+            "ALEA_HOME": str(home),
+            "ALEA_PORT": str(port),
+            "ALEA_HEALTH_PORT": str(health_port),
+            **(env or {}),
+        }
+        port, health_port = int(full_env["ALEA_PORT"]), int(full_env["ALEA_HEALTH_PORT"])
+        logs = home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{name}-{port}-{health_port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=REPO_ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
+            )
+        service = ServiceProcess(name, process, port, health_port, log_path)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            if health_status(health_port) == health_pb2.HealthCheckResponse.SERVING and (
+                _listens_on(process.pid, health_port)
+            ):
+                return service
+            time.sleep(0.1)
+        else:
+            service.stop()
+            raise RuntimeError(f"{name} not healthy after {timeout}s:\n{service.log()}")
+        if "Address already in use" not in service.log():
+            break
+        # Another test's server took a port between free_port() and our bind: new ports.
+    raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log()}")

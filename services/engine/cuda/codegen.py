@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import sampling, xlerror
+from .. import compound, sampling, xlerror
 from ..errors import FormulaError, ModelError
 from ..excel import registry
-from ..ir import Apply, Const, Model, Node, Sample, Table, children
+from ..ir import Apply, Const, Model, Node, Sample, Table, children, postorder
 from ..sampling import discrete_tables, trigen_bounds
 from .pieces import column_function, trial_function
 from .prelude import PRELUDE
@@ -168,6 +168,13 @@ class _Writer:
         self._by_key: dict[tuple[object, ...], str] = {}
         self._offsets: list[tuple[int, np.ndarray]] = []
         self.units: set[str] = set()
+        self.helpers: list[str] = []
+        roots = [o.node for o in model.outputs] + list(model.inputs)
+        self._severities = {
+            compound.severity(n).stream
+            for n in postorder(roots)
+            if isinstance(n, Apply) and n.fn == compound.FUNCTION
+        }
 
     # -- tables
     def table(self, values: tuple[float, ...] | np.ndarray) -> str:
@@ -238,6 +245,8 @@ class _Writer:
     def _emit(self, node: Node, args: Args) -> str:
         if isinstance(node, Const):
             return literal(node.value)
+        if isinstance(node, Sample) and node.stream in self._severities:  # keys its draws
+            self.lines.append(f"  const double u{node.stream} = x[{node.stream} * stride];")
         expr = self._sample(node, args) if isinstance(node, Sample) else self._apply(node, args)
         var = f"v{len(self._by_key)}"
         self.lines.append(f"  const double {var} = {expr};")
@@ -324,6 +333,7 @@ class _Writer:
         uncorrelated = not {a.stream, b.stream, a.draws_from, b.draws_from} & self._correlated
         return (
             uncorrelated
+            and not {a.stream, b.stream} & self._severities
             and a.distribution == b.distribution
             and a.truncate == b.truncate
             and _constants(a) is not None
@@ -402,6 +412,8 @@ class _Writer:
 
     def _apply(self, node: Apply, args: Args) -> str:
         fn = node.fn
+        if fn == compound.FUNCTION:
+            return self._compound(node, args)
         prim = registry.PRIMITIVES.get(fn)
         if prim is not None:
             missing = _missing_units(prim.units)
@@ -426,6 +438,33 @@ class _Writer:
                 fn,
             )
         return handler(self, args)
+
+    def _compound(self, node: Apply, args: Args) -> str:
+        """A call of the RiskCompound's own function, which sums the severity's draws (the
+        first is the severity input's value, the others keyed by its uniform: see
+        :mod:`..compound`)."""
+        sev = compound.severity(node)
+        if not self.helpers:
+            self.helpers.append(_BITS)
+        name = f"alea_compound{len(self.helpers) - 1}"
+        params = [f"p{i}" if not isinstance(a, Table) else a for i, a in enumerate(args[4:])]
+        lines = len(self.lines)
+        draw = self._sample(sev, tuple(params), "u")
+        assert len(self.lines) == lines  # a sampler is one expression
+        scalars = "".join(f", double {p}" for p in params if isinstance(p, str))
+        self.helpers.append(
+            _COMPOUND.format(
+                name=name,
+                params=scalars,
+                draw=draw,
+                most=compound.MAX_FREQUENCY + 1,
+                domain=compound.DOMAIN,
+            )
+        )
+        source = sev.stream if sev.draws_from is None else sev.draws_from
+        values = "".join(f", {a}" for a in args[4:] if not isinstance(a, Table))
+        n, x1, d, cap = args[:4]
+        return f"{name}({n}, {x1}, u{sev.stream}, {d}, {cap}, {source}ULL, q{values})"
 
     def primitive(self, prim: registry.Primitive, args: tuple[Any, ...]) -> str:
         """``cpp(args)``: a Table is ``table, rows, cols``; a variadic tail is one array."""
@@ -470,6 +509,7 @@ class _Writer:
                 registry.cpp_units(self.units),
                 _TABLE_MACRO,
                 *self.tables,
+                *self.helpers,
                 f"#define ALEA_INPUTS {len(m.inputs)}",
                 f"#define ALEA_OUTPUTS {len(m.outputs)}",
                 "",
@@ -867,6 +907,35 @@ ALEA_HD void alea_store(const u64 w[4], u64 block, u64 first, u64 count, double*
     if (t >= first && t < first + count) row[t - first] = alea_unit(w[k]);
   }
 }
+"""
+
+_BITS = r"""
+ALEA_HD u64 alea_bits(double v) { u64 b; memcpy(&b, &v, sizeof b); return b; }
+"""
+
+_COMPOUND = r"""
+/* RiskCompound: the layers min(max(x - d, 0), l) of floor(n) severity draws, summed */
+ALEA_HD_CALL double {name}(double n, double x1, double u1, double d, double l, u64 src,
+                          const double* q{params}) {{
+  if (isnan(n)) return n;
+  if (isnan(d)) return d;
+  if (isnan(l)) return l;
+  if (n < 0.0 || n >= {most}.0 || d < 0.0 || l < 0.0) return XL_NUM;
+  const long long draws = (long long)floor(n);
+  if (draws == 0) return 0.0;
+  if (isnan(x1)) return x1;
+  double total = fmin(fmax(x1 - d, 0.0), l);
+  const u64 key = alea_bits(u1);
+  u64 w[4];
+  for (long long i = 0; i + 1 < draws; ++i) {{
+    if ((i & 3) == 0) alea_philox((u64)(i >> 2), {domain}, key, src, w);
+    const double u = alea_unit(w[i & 3]);
+    const double x = {draw};
+    if (isnan(x)) return x;
+    total += fmin(fmax(x - d, 0.0), l);
+  }}
+  return total;
+}}
 """
 
 _LOOPS = r"""

@@ -75,11 +75,12 @@ def reference(
     segment: int,
     config: SimulationConfig = CONFIG,
     model: ir.Model | None = None,
+    sampling: str = "mc",
 ) -> dict:
     """The engine alone (its chunk loop), cut into the same segments and chunks, merged in
     trial order."""
     expansion = outcome.prepare(model or small_model(), outcome.RunOptions())
-    evaluator = make_evaluator(expansion.model, seed=seed, backend=CPU)
+    evaluator = make_evaluator(expansion.model, seed=seed, sampling=sampling, backend=CPU)
     options = StatsOptions(exact_limit=config.exact_limit)
     merged = None
     for start in range(0, trials, segment):
@@ -107,6 +108,21 @@ async def test_runs_to_the_engine_results(domain: Simulations, store: Store):
     assert done.trials_done == 9_000 and done.backend == CPU
     _, data = await domain.get_results("t1", sim.id)
     assert data == reference(9_000, 7, 2_000, 4_000)  # beyond exact_limit: same cuts, same bits
+
+
+async def test_sobol_sampling_gives_the_engines_bits_over_two_workers(
+    domain: Simulations, store: Store
+):
+    model_id = await insert_model(store)
+    request = SimulationRequest(model_id, 9_000, 7, sampling="sobol")
+    sim = await domain.create_simulation("t1", "u1", request)
+    async with workers(store, domain.hub, count=2):
+        done = await wait_state(domain, sim.id, ("SUCCEEDED", "FAILED"))
+    assert done.state == "SUCCEEDED", done.state_reason
+    record, data = await domain.get_results("t1", sim.id)
+    assert record.sampling == "sobol"
+    assert data == reference(9_000, 7, 2_000, 4_000, sampling="sobol")
+    assert data != reference(9_000, 7, 2_000, 4_000)
 
 
 async def test_reports_come_with_the_results(domain: Simulations, store: Store):

@@ -35,6 +35,7 @@ async def nothing(session, event) -> None:
 @pytest.fixture
 async def feed(store: NotificationStore):
     running = Feed(store, retention_seconds=3600, poll_seconds=0.05)
+    await running.open()
     stop = asyncio.Event()
     task = asyncio.create_task(running.run(stop))
     yield running

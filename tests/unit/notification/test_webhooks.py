@@ -220,3 +220,19 @@ async def test_a_tenant_never_sees_or_receives_another_tenants_webhooks(
             await attempt(other, webhook.id)
     assert (await running.list(other, ListRequest())).items == []
     assert (await store.list_deliveries(other, ListRequest())).items == []
+
+
+async def test_new_deliveries_are_posted_once_each_and_recorded_together(
+    store, running: Webhooks, receiver: Receiver
+) -> None:
+    """Handed over by their transaction and found due in the table at once: one POST each."""
+    first, _ = await running.create(TENANT, receiver.url, [], "first", "")
+    second, _ = await running.create(TENANT, receiver.url, [], "second", "")
+    events = [await publish(store, running) for _ in range(40)]
+    for webhook in (first, second):
+        assert len(await settled(store, webhook.id)) == 40
+    posted = [headers["webhook-id"] for headers, _ in receiver.received]
+    assert sorted(posted) == sorted(e.id for e in events for _ in range(2))
+    for webhook in (first, second):
+        deliveries = await settled(store, webhook.id)
+        assert {(d.state, d.attempts) for d in deliveries} == {("succeeded", 1)}

@@ -184,6 +184,26 @@ async def test_the_running_relay_is_woken_by_a_commit_and_retries_with_backoff(d
     assert await pending(db) == []
 
 
+async def test_a_relay_backing_off_tries_again_as_soon_as_its_peer_is_back(db) -> None:
+    outbox, receiver, back = Outbox(), Receiver(), asyncio.Event()
+    receiver.down = True
+    await change(db, outbox, item("k", 1))
+    slow = RelaySettings(poll_seconds=30, retry_initial_seconds=60, retry_max_seconds=60)
+    stop = asyncio.Event()
+    relay = Relay(db, outbox, "events", receiver, slow, back.wait)
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _until(lambda: relay._failures == 1)  # failed once: backing off 30-60 s
+        receiver.down = False
+        await asyncio.sleep(0.3)
+        assert receiver.received == []  # still backing off
+        back.set()  # the peer's channel is READY again
+        await _until(lambda: receiver.received == ["k#1"])
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
 async def test_two_relays_on_one_database_deliver_every_record_in_order(db) -> None:
     """Two processes sharing a database: duplicates possible, gaps and reordering not."""
     outbox, receiver = Outbox(), Receiver()

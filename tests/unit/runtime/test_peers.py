@@ -3,6 +3,7 @@ error, and what turns into UNAVAILABLE (a peer that failed or cannot be reached)
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,7 @@ from services.runtime.config import load_settings
 from services.runtime.errors import ResourceExhausted, Unauthenticated, Unavailable
 from services.runtime.peers import Peers
 from tests.support.services import free_port
-from tests.unit.runtime.harness import Subject
+from tests.unit.runtime.harness import Subject, running, settings_for
 from tests.unit.runtime.test_interceptor import register
 
 
@@ -55,5 +56,25 @@ async def test_an_unreachable_peer_is_unavailable(subject: Subject) -> None:
     try:
         with pytest.raises(Unavailable, match="files could not read the file: UNAVAILABLE"):
             await peers.files.download(str(uuid.uuid4()), [])
+    finally:
+        await peers.close()
+
+
+async def test_reconnected_returns_when_a_peer_that_was_down_is_back(subject: Subject) -> None:
+    port = free_port()
+    env = {"ALEA_HOME": str(subject.home), "ALEA_FILES_ADDRESS": f"localhost:{port}"}
+    peers = Peers(load_settings("simulation", env))
+    files = settings_for("files", subject.home, ALEA_PORT=str(port))
+    try:
+        back = asyncio.ensure_future(peers.reconnected("files"))
+        await asyncio.sleep(0.5)
+        assert not back.done()  # nothing listens there yet
+        async with running("files", [], files, None):
+            await asyncio.wait_for(back, 10)  # gRPC reconnects within 2 s
+            up = asyncio.ensure_future(peers.reconnected("files"))
+            await asyncio.sleep(0.5)
+            assert not up.done()  # READY all along: the caller's own backoff applies
+        async with running("files", [], files, None):  # down, then back on the same port
+            await asyncio.wait_for(up, 10)
     finally:
         await peers.close()

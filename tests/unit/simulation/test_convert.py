@@ -142,3 +142,10 @@ def test_undefined_statistics_become_nan_not_zero() -> None:
     output = convert.output_results(data["y"], "")
     assert math.isnan(output.statistics.std)
     assert output.statistics.mean == pytest.approx(data["y"]["mean"])
+
+
+def test_every_sampling_method_maps_both_ways() -> None:
+    for method in ("mc", "lhs", "sobol"):
+        message = convert.simulation(simulation_record(sampling=method))
+        assert convert.SAMPLING_FROM_PROTO[message.sampling] == method
+    assert convert.SAMPLING_TO_PROTO["sobol"] == pb.SAMPLING_SOBOL

@@ -28,6 +28,7 @@ class Sampling(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SAMPLING_UNSPECIFIED: _ClassVar[Sampling]
     SAMPLING_MONTE_CARLO: _ClassVar[Sampling]
     SAMPLING_LATIN_HYPERCUBE: _ClassVar[Sampling]
+    SAMPLING_SOBOL: _ClassVar[Sampling]
 
 class BackendPreference(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +51,7 @@ MODEL_SOURCE_SPEC: ModelSource
 SAMPLING_UNSPECIFIED: Sampling
 SAMPLING_MONTE_CARLO: Sampling
 SAMPLING_LATIN_HYPERCUBE: Sampling
+SAMPLING_SOBOL: Sampling
 BACKEND_PREFERENCE_UNSPECIFIED: BackendPreference
 BACKEND_PREFERENCE_AUTO: BackendPreference
 BACKEND_PREFERENCE_CPU: BackendPreference
