@@ -216,7 +216,13 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
     echo_layout = dataclasses.replace(
         layout, services={"identity": echo_port}, edge_port=_free_port(), admin_port=_free_port()
     )
-    echo = subprocess.Popen([sys.executable, "-m", "bench.mesh.echo", str(echo_port), str(pki)])
+    # A session of its own, as the supervisor gives every service: with the kernel's
+    # autogroup scheduling, CPU time is shared between sessions first, and an echo in this
+    # process's session got a whole core on a busy machine while each service got a fifth.
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "bench.mesh.echo", str(echo_port), str(pki)],
+        start_new_session=True,
+    )
     names = (*SERVICES, "envoy", "envoy-echo")
     try:
         start_mesh(layout)

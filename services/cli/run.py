@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.cli.analysis_view import add_scenario_option, contribution_line, scenario_lines
+
 # Exit status for a model the engine refuses (bad formula, invalid parameters, hostile file).
 REFUSED = 2
 
@@ -40,6 +42,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
+    add_scenario_option(parser)
+    parser.add_argument(
+        "--sipmath",
+        type=Path,
+        metavar="PATH",
+        help="write the inputs and outputs as a SIPmath 3.0 library (JSON) to PATH",
+    )
+    parser.add_argument(
+        "--sipmath-terms",
+        type=_positive,
+        default=16,
+        help="most metalog terms per variable of the SIPmath library (2 to 30, default 16)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -70,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
-    options = outcome.RunOptions(vary_seeds=args.vary_seeds)
+    options = outcome.RunOptions(vary_seeds=args.vary_seeds, scenarios=tuple(args.scenario))
     try:
         expansion = outcome.prepare(engine.load_workbook(args.model), options)
         model = expansion.model
@@ -97,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"--backend {args.backend}: {exc}", file=sys.stderr)
         return 1
     elapsed = time.perf_counter() - started
-    data = outcome.results_data(expansion, partial)
+    data = outcome.results_data(expansion, partial, options)
+    if args.sipmath is not None:
+        written = _write_sipmath(args, partial)
+        if written is not None:
+            print(written, file=sys.stderr)
+            return REFUSED
     reports = evaluate_reports(model, partial)
     if args.json:
         summary = _summary(args, backend, elapsed, data)
@@ -108,6 +128,31 @@ def run(args: argparse.Namespace) -> int:
         if reports:
             print(_reports(reports))
     return 0
+
+
+def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:
+    """Write the run's SIPmath library to ``args.sipmath``; what went wrong, else None."""
+    import datetime
+
+    from services.engine import sipmath
+
+    if not 2 <= args.sipmath_terms <= 30:
+        return f"--sipmath-terms must be within 2..30, got {args.sipmath_terms}"
+    kept = partial.kept_trials()
+    variables = {k[2:]: kept[k] for k in kept if k.startswith("i:")}
+    variables |= {k[2:]: kept[k] for k in kept if k.startswith("o:")}
+    try:
+        library = sipmath.library(
+            args.model.stem,
+            variables,
+            seed=args.seed,
+            terms=args.sipmath_terms,
+            created=datetime.datetime.now(datetime.UTC).date().isoformat(),
+        )
+        args.sipmath.write_text(json.dumps(library, indent=1))
+    except (OSError, ValueError) as exc:
+        return f"--sipmath {args.sipmath}: {exc}"
+    return None
 
 
 def _reports(reports: list[Any]) -> str:
@@ -140,6 +185,11 @@ def _summary(
     for key, out in data.items():
         entry = {k: out[k] for k in keys if k in out}
         entry["sensitivity"] = [{"input": i, "rho": rho} for i, rho in out["sensitivity"]]
+        entry["contribution_to_variance"] = [
+            {"input": c["name"], "share": c["share"]} for c in out["contribution"]
+        ]
+        entry["regression_r_squared"] = out["r_squared"]
+        entry["scenarios"] = out["scenarios"]
         outputs[key] = entry
     return {
         "trials": args.trials,
@@ -200,6 +250,18 @@ def _table(args: argparse.Namespace, backend: str, elapsed: float, data: dict[st
         which = f" (simulation {r['simulation']})" if several else ""
         if top:
             lines.append(f"\n{r['name']}{which} sensitivity (Spearman): {top}")
+        shares = [(c["name"], c["share"]) for c in r["contribution"]]
+        line = contribution_line(f"{r['name']}{which}", shares, r["r_squared"])
+        lines.extend([line] if line else [])
+        scenarios = [
+            (
+                s["label"],
+                s["trials"],
+                [(i["name"], i["significance"], i["significant"]) for i in s["inputs"]],
+            )
+            for s in r["scenarios"]
+        ]
+        lines.extend(scenario_lines(f"{r['name']}{which}", scenarios))
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from alea.identity.v1 import identity_pb2, identity_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
 from alea.simulation.v1 import simulation_pb2_grpc
 
+from services.cli.analysis_view import add_scenario_option, contribution_line, scenario_lines
 from services.cli.edge_client import edge_channel
 from services.runtime.config import alea_home
 
@@ -125,6 +126,27 @@ def summary_table(results: pb.Results) -> str:
     return "\n".join(lines)
 
 
+def analysis_text(results: pb.Results) -> str:
+    """Per output, its contribution to variance and the significant inputs of each scenario."""
+    several = len(results.simulations) > 0
+    lines = []
+    for out in results.outputs:
+        title = f"{out.name} (simulation {out.simulation})" if several else out.name
+        shares = [(c.input_name, c.share) for c in out.contribution_to_variance]
+        line = contribution_line(title, shares, out.regression_r_squared)
+        lines.extend([line] if line else [])
+        scenarios = [
+            (
+                s.label,
+                s.trials,
+                [(i.input_name, i.significance, i.significant) for i in s.inputs],
+            )
+            for s in out.scenarios
+        ]
+        lines.extend(scenario_lines(title, scenarios))
+    return "\n".join(lines)
+
+
 def _bar(progress: pb.Progress) -> str:
     done, total = progress.trials_done, max(progress.trials_total, 1)
     filled = int(30 * done / total)
@@ -166,9 +188,9 @@ def watch(
 
 
 def plot(results: pb.Results, path: Path) -> None:
-    """Per output: a histogram with P5/P50/P95 markers and a tornado chart of Spearman rho.
-    With RiskSimtable, the simulations' histograms and CDFs overlaid, and the tornado of
-    simulation 1."""
+    """Per output: a histogram with P5/P50/P95 markers, a tornado chart of Spearman rho and
+    one of each input's contribution to variance. With RiskSimtable, the simulations'
+    histograms and CDFs overlaid."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,8 +199,8 @@ def plot(results: pb.Results, path: Path) -> None:
     if results.simulations:
         return _plot_simulations(results, path)
     outputs = list(results.outputs)
-    figure, axes = plt.subplots(len(outputs), 2, figsize=(12, 4 * len(outputs)), squeeze=False)
-    for (hist_ax, tornado_ax), out in zip(axes, outputs, strict=True):
+    figure, axes = plt.subplots(len(outputs), 3, figsize=(18, 4 * len(outputs)), squeeze=False)
+    for (hist_ax, tornado_ax, variance_ax), out in zip(axes, outputs, strict=True):
         edges, counts = list(out.histogram.bin_edges), list(out.histogram.counts)
         if counts:
             hist_ax.stairs(counts, edges, fill=True, alpha=0.6)
@@ -201,6 +223,12 @@ def plot(results: pb.Results, path: Path) -> None:
         )
         tornado_ax.axvline(0, color="black", linewidth=0.8)
         tornado_ax.set(title=f"{out.name}: sensitivity", xlabel="Spearman rank correlation")
+        shares = [c for c in out.contribution_to_variance if c.share == c.share][:10][::-1]
+        variance_ax.barh([c.input_name for c in shares], [100 * c.share for c in shares])
+        variance_ax.set(
+            title=f"{out.name}: contribution to variance (R² {out.regression_r_squared:.3f})",
+            xlabel="% of the output's variance",
+        )
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -241,6 +269,8 @@ def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, Any, Metadata]:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Create the model, start the simulation and, with --watch, follow it to the end."""
+    from services.simulation.convert import scenario_target
+
     channel, stub, metadata = _connect(args)
     with channel:
         model = stub.CreateModel(
@@ -260,6 +290,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             request_id=str(uuid.uuid4()),
             bypass_cache=args.no_cache,
             vary_simulation_seeds=args.vary_seeds,
+            scenarios=[scenario_target(s) for s in args.scenario],
         )
         if args.seed is not None:
             request.seed = args.seed
@@ -284,6 +315,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             pb.GetResultsRequest(simulation_id=simulation.id), metadata=metadata, timeout=60
         )
         print(summary_table(results))
+        print(analysis_text(results))
     return 0
 
 
@@ -296,6 +328,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         )
     print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
     print(summary_table(results))
+    print(analysis_text(results))
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")
@@ -346,6 +379,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
+    add_scenario_option(simulate)
     _add_connection(simulate)
     simulate.set_defaults(func=_guard(cmd_simulate))
     results = subparsers.add_parser("results", help="show (and plot) a simulation's results")

@@ -278,12 +278,24 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def split(results: dict[str, Results], expansion: Expansion) -> list[dict[str, Results]]:
-    """Per simulation, its outputs' results under their own names, with the sensitivity to
-    the inputs that simulation used (named as in the model)."""
+    """Per simulation, its outputs' results under their own names, with the sensitivity,
+    scenario analysis and contribution to variance of the inputs that simulation used (named
+    as in the model)."""
     out: list[dict[str, Results]] = [{} for _ in range(expansion.simulations)]
     for key, r in results.items():
         k, name = expansion.outputs[key]
         names = expansion.inputs[k - 1]
         sensitivity = [(names[i], rho) for i, rho in r.sensitivity if i in names]
-        out[k - 1][name] = replace(r, name=name, sensitivity=sensitivity)
+        scenarios = [
+            replace(s, inputs=[replace(i, name=names[i.name]) for i in s.inputs if i.name in names])
+            for s in r.scenarios
+        ]
+        contribution = [replace(c, name=names[c.name]) for c in r.contribution if c.name in names]
+        out[k - 1][name] = replace(
+            r,
+            name=name,
+            sensitivity=sensitivity,
+            scenarios=scenarios,
+            contribution=contribution,
+        )
     return out

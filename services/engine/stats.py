@@ -27,11 +27,21 @@ import itertools
 import json
 import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
+from .analysis import (
+    DEFAULT_SCENARIOS,
+    AnalysisCache,
+    Contribution,
+    Scenario,
+    ScenarioResult,
+    contribution_to_variance,
+    scenario_analysis,
+)
 
 __all__ = [
     "PERCENTILES",
@@ -78,6 +88,9 @@ class Results:
     Spearman rho)`` sorted by ``|rho|`` descending; ``convergence`` holds ``(trials, mean,
     stderr)`` at 10 trial counts per decade and at the end. ``exact`` tells whether
     percentiles, histogram and sensitivity came from all samples (else sketch/reservoir).
+    ``scenarios`` and ``contribution`` (with the regression's ``r_squared``) are the
+    scenario analysis and contribution to variance of :mod:`.analysis`, over the same
+    trials as ``sensitivity``.
     """
 
     name: str
@@ -97,11 +110,15 @@ class Results:
     sensitivity: list[tuple[str, float]]
     convergence: list[tuple[int, float, float]]
     exact: bool = True
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    contribution: list[Contribution] = field(default_factory=list)
+    r_squared: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (NaN becomes ``None``; percentile keys become strings)."""
         data = asdict(self)
         data["percentiles"] = {str(k): v for k, v in self.percentiles.items()}
+        data["scenarios"] = [s.to_dict() for s in self.scenarios]
         data["histogram"] = {"edges": self.histogram[0], "counts": self.histogram[1]}
         plain: dict[str, Any] = _nan_to_none(data)
         return plain
@@ -562,11 +579,29 @@ class Partial:
             below = float(counts[values <= argument].sum()) / n
         return below if kind == "target" else 1.0 - below
 
-    def results(self) -> dict[str, Results]:
-        """Final statistics of every output, by name."""
+    def results(
+        self, scenarios: Mapping[str, Sequence[Scenario]] | None = None
+    ) -> dict[str, Results]:
+        """Final statistics of every output, by name; ``scenarios`` gives each output's
+        scenarios to analyse (by default, and for an output it leaves out, its top and
+        bottom 10 %)."""
         joined = self._joined() if self.samples is not None else None
         cache = _RankCache()
-        return {k: _results(self, k, joined, cache) for k in self.outputs}
+        values = joined if joined is not None else self.kept_trials()
+        analysis = AnalysisCache({i: values[f"i:{i}"] for i in self.input_names})
+        wanted = scenarios or {}
+        return {
+            k: _results(self, k, joined, cache, analysis, wanted.get(k, DEFAULT_SCENARIOS))
+            for k in self.outputs
+        }
+
+    def kept_trials(self) -> dict[str, np.ndarray]:
+        """The per-trial values the statistics keep, aligned by trial (``"o:"``/``"i:"`` +
+        name): every trial in the exact regime, else the reservoir's."""
+        if self.samples is not None:
+            return self._joined()
+        assert self.reservoir is not None
+        return self.reservoir.values
 
     # ------------------------------------------------------------------ serialisation
 
@@ -672,7 +707,12 @@ def _merge_out(a: _Output, b: _Output, b_sketch: _Sketch | None) -> _Output:
 
 
 def _results(
-    p: Partial, name: str, joined: dict[str, np.ndarray] | None, cache: _RankCache
+    p: Partial,
+    name: str,
+    joined: dict[str, np.ndarray] | None,
+    cache: _RankCache,
+    analysis: AnalysisCache,
+    scenarios: Sequence[Scenario],
 ) -> Results:
     out = p.outputs[name]
     opts = p.options
@@ -717,6 +757,8 @@ def _results(
     conv = [
         (int(t - p.first_trial), *_mean_se(m)) for t, m in zip(out.conv_t, out.conv_m, strict=True)
     ]
+    y = sens_values[f"o:{name}"]
+    contribution, r_squared = contribution_to_variance(y, analysis)
     if not conv or conv[-1][0] != p.trials:
         conv.append((p.trials, *_mean_se(out.moments)))
     return Results(
@@ -739,6 +781,9 @@ def _results(
         ),
         convergence=conv,
         exact=joined is not None,
+        scenarios=scenario_analysis(y, scenarios, analysis),
+        contribution=contribution,
+        r_squared=r_squared,
     )
 
 

@@ -301,29 +301,34 @@ class AuditTrail:
             log.error("audit: %d entries lost at shutdown (database unreachable)", self.pending)
 
     async def flush(self) -> int:
-        """Write every buffered entry to the outbox (batches of at most 1000); returns how many."""
-        written = 0
-        while self._buffer or self._dropped:
-            batch = [self._buffer.popleft() for _ in range(min(_MAX_BATCH, len(self._buffer)))]
-            dropped, self._dropped = self._dropped, 0
-            if dropped:
-                batch.append(self._dropped_entry(dropped))
+        """Write the entries buffered when called to the outbox, in one transaction (a
+        record per 1000 entries); returns how many.
+
+        Entries recorded while it writes wait for the next flush: writing them at once
+        would make one flush a string of tiny transactions for as long as calls keep
+        coming, each costing as much as a full one.
+        """
+        entries = [self._buffer.popleft() for _ in range(len(self._buffer))]
+        dropped, self._dropped = self._dropped, 0
+        if dropped:
+            entries.append(self._dropped_entry(dropped))
+        if not entries:
+            return 0
+        items, key = [], f"audit/{self.service}"
+        for at in range(0, len(entries), _MAX_BATCH):
+            batch = entries[at : at + _MAX_BATCH]
             request = admin_pb2.RecordAuditEventsRequest(
                 records=[entry.to_record(self.service) for entry in batch]
             )
-            item = OutboxItem(
-                TOPIC, f"audit/{self.service}", batch[0].id, request.SerializeToString()
-            )
-            try:
-                async with self.db.transaction() as session:
-                    await self.outbox.add(session, item)
-            except BaseException:
-                kept = batch[:-1] if dropped else batch
-                self._buffer.extendleft(reversed(kept))
-                self._dropped += dropped
-                raise
-            written += len(batch)
-        return written
+            items.append(OutboxItem(TOPIC, key, batch[0].id, request.SerializeToString()))
+        try:
+            async with self.db.transaction() as session:
+                await self.outbox.add(session, *items)
+        except BaseException:
+            self._buffer.extendleft(reversed(entries[:-1] if dropped else entries))
+            self._dropped += dropped
+            raise
+        return len(entries)
 
     def _dropped_entry(self, count: int) -> AuditEntry:
         return AuditEntry(

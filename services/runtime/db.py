@@ -59,6 +59,7 @@ class Reader(Protocol):
 
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_IDLE_READERS = 8  # inline read connections kept between reads (the read pool's size)
 _IMMEDIATE = "alea_sqlite_immediate"
 _AFTER_COMMIT = "alea_after_commit"
 
@@ -154,6 +155,9 @@ class Database:
         path = _sqlite_file(url)
         # SQLite reads run inline on a plain engine: see services.runtime.sqlite.
         self.read_engine = create_read_engine(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
+        # Inline read connections wait here for the next reader rather than going back to
+        # the pool: a checkout and return cost as much as the primary-key read they serve.
+        self._idle_readers: list[Connection] = []
         # SQLite has one write lock, and a writer waiting for it sleeps in SQLite's busy
         # handler in growing steps (up to 100 ms) rather than taking its turn: a process's
         # concurrent writers commit several times slower than one after the other. So they
@@ -174,6 +178,8 @@ class Database:
     async def close(self) -> None:
         """Dispose of every pooled connection."""
         if self.read_engine is not None:
+            while self._idle_readers:
+                self._idle_readers.pop().close()
             self.read_engine.dispose()
         await self.engine.dispose()
 
@@ -199,8 +205,17 @@ class Database:
             async with self.engine.connect() as connection:
                 yield connection
             return
-        with self.read_engine.connect() as inline:
+        idle = self._idle_readers
+        inline = idle.pop() if idle else self.read_engine.connect()
+        try:
             yield InlineReader(inline)
+        except BaseException:  # whatever state a failure left it in goes with it
+            inline.close()
+            raise
+        if inline.invalidated or len(idle) >= _IDLE_READERS:
+            inline.close()
+        else:
+            idle.append(inline)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -154,14 +154,13 @@ class _Rpc:
         self.principal: Principal | None = None
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
-        attributes = _span_attributes(method, context, self.metadata)
-        attributes["alea.request_id"] = self.request_id
         self.span = guard.tracer.start_span(
-            method,
-            propagate.extract(self.metadata),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
+            method, propagate.extract(self.metadata), kind=SpanKind.SERVER
         )
+        if self.span.is_recording():  # not sampled: nobody would read the attributes
+            attributes = _span_attributes(method, context, self.metadata)
+            attributes["alea.request_id"] = self.request_id
+            self.span.set_attributes(attributes)
         self.request = request
         self.response: Message | None = None
         self.error = ""

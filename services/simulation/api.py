@@ -84,7 +84,10 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             priority=request.priority,
             request_id=request.request_id,
             bypass_cache=request.bypass_cache,
-            options=RunOptions(vary_seeds=request.vary_simulation_seeds),
+            options=RunOptions(
+                vary_seeds=request.vary_simulation_seeds,
+                scenarios=tuple(convert.scenario(t) for t in request.scenarios),
+            ),
             credentials=forwarded_credentials(context),
         )
         record = await self.domain.create_simulation(principal.tenant_id, principal.user_id, wanted)

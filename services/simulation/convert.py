@@ -6,10 +6,11 @@ import math
 import re
 from typing import Any
 
-from alea.simulation.v1 import model_spec_pb2
+from alea.simulation.v1 import analysis_pb2, model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
+from services.engine.analysis import Scenario
 from services.runtime.convert import timestamp_of_seconds
 from services.simulation import result_data
 from services.simulation.hub import Progress, number_or_nan
@@ -116,7 +117,34 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
         start_time=timestamp_of_seconds(record.start_time),
         end_time=timestamp_of_seconds(record.end_time),
         vary_simulation_seeds=bool((record.options or {}).get("vary_seeds", False)),
+        scenarios=[
+            scenario_target(Scenario.from_json(s))
+            for s in (record.options or {}).get("scenarios", [])
+        ],
     )
+
+
+SCENARIO_KIND_TO_PROTO = {
+    "top": analysis_pb2.SCENARIO_KIND_TOP_PERCENT,
+    "bottom": analysis_pb2.SCENARIO_KIND_BOTTOM_PERCENT,
+    "above": analysis_pb2.SCENARIO_KIND_ABOVE_VALUE,
+    "below": analysis_pb2.SCENARIO_KIND_BELOW_VALUE,
+}
+SCENARIO_KIND_FROM_PROTO = {v: k for k, v in SCENARIO_KIND_TO_PROTO.items()}
+
+
+def scenario_target(scenario: Scenario) -> analysis_pb2.ScenarioTarget:
+    """The ScenarioTarget message of an engine scenario."""
+    return analysis_pb2.ScenarioTarget(
+        output=scenario.output,
+        kind=SCENARIO_KIND_TO_PROTO[scenario.kind],
+        threshold=scenario.threshold,
+    )
+
+
+def scenario(target: analysis_pb2.ScenarioTarget) -> Scenario:
+    """The engine scenario of a (validated) ScenarioTarget message."""
+    return Scenario(SCENARIO_KIND_FROM_PROTO[target.kind], target.threshold, target.output)
 
 
 def progress(event: Progress) -> pb.Progress:
@@ -172,6 +200,39 @@ def output_results(data: dict[str, Any], address: str) -> pb.OutputResults:
         ],
         exact=bool(data.get("exact", True)),
         simulation=data.get("simulation", 1),
+        scenarios=[_scenario_result(d, data["name"]) for d in data.get("scenarios", [])],
+        contribution_to_variance=[
+            analysis_pb2.VarianceContribution(
+                input_name=c["name"],
+                share=n(c["share"]),
+                standardized_coefficient=n(c["coefficient"]),
+            )
+            for c in data.get("contribution", [])
+        ],
+        regression_r_squared=n(data.get("r_squared")),
+    )
+
+
+def _scenario_result(data: dict[str, Any], output: str) -> analysis_pb2.ScenarioResult:
+    """One scenario of an output from ``analysis.ScenarioResult.to_dict()``."""
+    n = number_or_nan
+    target = scenario_target(Scenario.from_json(data["scenario"]))
+    target.output = output
+    return analysis_pb2.ScenarioResult(
+        target=target,
+        label=data["label"],
+        trials=data["trials"],
+        inputs=[
+            analysis_pb2.ScenarioInput(
+                input_name=i["name"],
+                subset_median=n(i["subset_median"]),
+                overall_median=n(i["overall_median"]),
+                std=n(i["std"]),
+                significance=n(i["significance"]),
+                significant=i["significant"],
+            )
+            for i in data["inputs"]
+        ],
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from services import engine
 from services.engine import ir, memory, simtable, sobol
+from services.engine.analysis import MAX_SCENARIOS
 from services.engine.errors import ModelError
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE
 from services.engine.outcome import RunOptions
@@ -260,6 +261,7 @@ class Simulations:
             if earlier is not None:
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
+        _check_scenarios(request.options, model)
         _check_sampling(request, model)
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
@@ -397,6 +399,21 @@ class Simulations:
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
+
+
+def _check_scenarios(options: RunOptions, model: ModelRecord) -> None:
+    """Every scenario is valid and names an output of the model, or none."""
+    if len(options.scenarios) > MAX_SCENARIOS:
+        raise InvalidArgument("scenarios", f"must hold at most {MAX_SCENARIOS} targets")
+    outputs = {o["name"] for o in model.summary["outputs"]}
+    for i, scenario in enumerate(options.scenarios):
+        wrong = scenario.check()
+        if wrong is not None:
+            raise InvalidArgument(f"scenarios[{i}]", wrong)
+        if scenario.output and scenario.output not in outputs:
+            raise InvalidArgument(
+                f"scenarios[{i}].output", f"the model has no output named {scenario.output!r}"
+            )
 
 
 def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:

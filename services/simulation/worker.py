@@ -109,7 +109,7 @@ def _merge_results(
     reports = evaluate_reports(expansion.model, partial)
     return {
         "format": result_data.FORMAT,
-        "outputs": outcome.results_data(expansion, partial),
+        "outputs": outcome.results_data(expansion, partial, options),
         "reports": [r.to_dict() for r in reports],
     }
 

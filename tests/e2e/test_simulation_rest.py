@@ -190,6 +190,63 @@ def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Accou
     assert same[2]["statistics"] != varied[2]["statistics"]
 
 
+def test_rest_scenario_analysis_and_contribution_to_variance(rest: RestClient, owner: Account):
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "scenarios", "workbook": workbook_b64(examples.scenarios())},
+        headers=owner.headers,
+    )
+    assert created.status == 200, created.text
+
+    def simulate(scenarios: list[dict]) -> tuple[int, dict, str]:
+        started = rest.request(
+            "POST",
+            "/v1/simulations",
+            {
+                "modelId": created.body["id"],
+                "trials": "40000",
+                "seed": "3",
+                "scenarios": scenarios,
+                "requestId": str(uuid.uuid4()),
+            },
+            headers=owner.headers,
+        )
+        return started.status, started.body, started.text
+
+    loss = {"output": "Profit", "kind": "SCENARIO_KIND_BELOW_VALUE", "threshold": 0}
+    top = {"kind": "SCENARIO_KIND_TOP_PERCENT", "threshold": 5}
+    status, body, text = simulate([loss, top])
+    assert status == 200, text
+    assert body["scenarios"] == [loss, {"output": "", **top}]
+    rest.request("GET", f"/v1/simulations/{body['id']}:watch", headers=owner.headers)
+    got = rest.request("GET", f"/v1/simulations/{body['id']}/results", headers=owner.headers)
+    assert got.status == 200, got.text
+    outputs = {o["name"]: o for o in got.body["outputs"]}
+    profit, cost = outputs["Profit"], outputs["Cost"]
+    assert [s["label"] for s in profit["scenarios"]] == ["<0", ">95%"]
+    assert [s["label"] for s in cost["scenarios"]] == [">95%"]
+    assert cost["scenarios"][0]["trials"] == "2000"
+    below = profit["scenarios"][0]
+    assert below["target"]["output"] == "Profit"
+    significant = [i["inputName"] for i in below["inputs"] if i.get("significant")]
+    assert significant == ["Price", "Unit cost", "Overhead"]
+    shares = {c["inputName"]: c["share"] for c in cost["contributionToVariance"]}
+    for name, share in examples.cost_shares().items():
+        assert abs(shares[name] - share) < 0.01
+    assert abs(cost["regressionRSquared"] - 1) < 1e-9
+
+    for scenarios, field in (
+        ([{**loss, "output": "Nope"}], "scenarios[0].output"),
+        ([{**top, "threshold": 100}], "scenarios[0]"),
+        ([{"threshold": 1}], "scenarios[0].kind"),
+        ([top] * 17, "scenarios"),
+    ):
+        status, _, text = simulate(scenarios)
+        assert status == 400, text
+        assert field in text
+
+
 def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Account):
     """SAMPLING_SOBOL through the transcoder, on the RiskCompound worked example."""
     created = rest.request(

@@ -54,6 +54,39 @@ def simtable_means(k: int) -> dict[str, float]:
     return {"Profit": profit, "Value": profit / (1 + RATES[k])}
 
 
+# --- Scenario analysis and contribution to variance ------------------------------------------
+
+LABOUR = (100.0, 15.0)  # RiskNormal(mean, sd)
+MATERIALS = (50.0, 8.0)
+COST_WEIGHTS = (2.0, 3.0)  # Cost = 2 Labour + 3 Materials
+
+
+def scenarios() -> Workbook:
+    """A product's profit (non-linear in four inputs) and a cost linear in two independent
+    normal inputs, whose contributions to variance are exact (:func:`cost_shares`)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Model"
+    ws["A1"], ws["B1"] = "Demand", '=RiskNormal(1000,150,RiskName("Demand"))'
+    ws["A2"], ws["B2"] = "Price", '=RiskNormal(50,5,RiskName("Price"))'
+    ws["A3"], ws["B3"] = "Unit cost", '=RiskUniform(30,40,RiskName("Unit cost"))'
+    ws["A4"], ws["B4"] = "Overhead", '=RiskTriang(5000,8000,14000,RiskName("Overhead"))'
+    ws["A5"], ws["B5"] = "Labour", '=RiskNormal({},{},RiskName("Labour"))'.format(*LABOUR)
+    ws["A6"], ws["B6"] = "Materials", '=RiskNormal({},{},RiskName("Materials"))'.format(*MATERIALS)
+    ws["A8"], ws["B8"] = "Profit", '=RiskOutput("Profit")+(B2-B3)*B1-B4'
+    ws["A9"], ws["B9"] = "Cost", '=RiskOutput("Cost")+{}*B5+{}*B6'.format(*COST_WEIGHTS)
+    return wb
+
+
+def cost_shares() -> dict[str, float]:
+    """Exact contribution to the variance of :func:`scenarios`' Cost: a²σx² / Σ a²σ²."""
+    parts = {
+        "Labour": (COST_WEIGHTS[0] * LABOUR[1]) ** 2,
+        "Materials": (COST_WEIGHTS[1] * MATERIALS[1]) ** 2,
+    }
+    return {name: part / sum(parts.values()) for name, part in parts.items()}
+
+
 # --- RiskCompound: an insurance portfolio's annual losses -----------------------------------------
 
 CLAIMS = 4.0  # RiskPoisson(lambda): claims per year
@@ -110,6 +143,7 @@ def sobol_mean() -> float:
 #: example name → builder (the file name in tests/data/workbooks/).
 EXAMPLES: dict[str, Callable[[], Workbook]] = {
     "simtable": simtable,
+    "scenarios": scenarios,
     "compound": compound,
     "sobol": sobol,
 }

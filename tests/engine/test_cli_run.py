@@ -128,6 +128,41 @@ def test_a_model_too_wide_for_the_memory_budget_exits_2_saying_both(tmp_path: Pa
     assert alea(wide, "--trials", "100", "--backend", "numpy").returncode == 0  # 512 MiB
 
 
+def test_scenarios_and_contribution_to_variance_are_printed() -> None:
+    workbook = ROOT / "tests/data/workbooks/scenarios.xlsx"
+    table = alea(workbook, "--trials", "20000", "--seed", "2", "--scenario", "Profit:<0")
+    assert table.returncode == 0, table.stderr
+    assert "Profit scenario <0 (" in table.stdout
+    assert "Price -1." in table.stdout  # a loss comes with a low price
+    assert "Cost contribution to variance (R² 1.000): Labour 6" in table.stdout
+    assert "Cost scenario" not in table.stdout  # the scenario names Profit alone
+    run = alea(workbook, "--trials", "20000", "--seed", "2", "--scenario", "<5%", "--json")
+    cost = json.loads(run.stdout)["outputs"]["Cost"]
+    assert [s["label"] for s in cost["scenarios"]] == ["<5%"]
+    assert cost["scenarios"][0]["trials"] == 1000
+    assert {c["input"] for c in cost["contribution_to_variance"][:2]} == {"Labour", "Materials"}
+    assert cost["regression_r_squared"] == pytest.approx(1.0)
+    refused = alea(workbook, "--scenario", ">150%")
+    assert refused.returncode == 2 and "the percent must be in (0, 100)" in refused.stderr
+
+
+def test_sipmath_library_is_written(tmp_path: Path) -> None:
+    workbook = ROOT / "tests/data/workbooks/scenarios.xlsx"
+    out = tmp_path / "library.json"
+    run = alea(workbook, "--trials", "20000", "--sipmath", out, "--sipmath-terms", "5")
+    assert run.returncode == 0, run.stderr
+    library = json.loads(out.read_text())
+    assert library["libraryType"] == "SIPmath_3_0" and library["name"] == "scenarios"
+    assert {s["name"] for s in library["sips"]} >= {"Profit", "Cost", "Price"}
+    assert all(len(s["arguments"]["aCoefficients"]) <= 5 for s in library["sips"])
+    refused = alea(
+        workbook, "--trials", "100", "--sipmath", tmp_path / "x.json", "--sipmath-terms", "31"
+    )
+    assert refused.returncode == 2 and "--sipmath-terms must be within 2..30" in refused.stderr
+    unwritable = alea(workbook, "--trials", "100", "--sipmath", tmp_path / "no" / "x.json")
+    assert unwritable.returncode == 2 and "--sipmath" in unwritable.stderr
+
+
 def test_sobol_sampling_of_the_worked_example(backend: str) -> None:
     book = ROOT / "tests" / "data" / "workbooks" / "sobol.xlsx"
     args = ("--trials", "4096", "--seed", "2", "--backend", backend, "--json")

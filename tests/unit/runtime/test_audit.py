@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
@@ -20,7 +21,7 @@ from services.runtime import audit
 from services.runtime.audit import AuditTrail, resource_of
 from services.runtime.context import Principal
 from services.runtime.db import Database
-from services.runtime.outbox import Outbox, outbox_table
+from services.runtime.outbox import Outbox, OutboxItem, outbox_table
 
 USER = Principal(user_id="u-1", tenant_id="t-1", role="admin", api_key_id="k-1")
 FILES = "/alea.files.v1.FilesService/"
@@ -229,3 +230,27 @@ async def test_batches_are_one_outbox_record_each(trail: AuditTrail, db: Databas
         keys = (await session.execute(select(outbox_table.c.key))).scalars().all()
     assert keys == ["audit/files"] * 3
     assert [r.resource for r in await written(db)] == [f"files/{n}" for n in range(2500)]
+
+
+async def test_a_flush_writes_what_was_buffered_in_one_transaction(db: Database) -> None:
+    """Entries recorded while a flush writes wait for the next one: a flush that chased
+    them would write a tiny transaction per call for as long as calls keep coming."""
+    outbox = Outbox()
+    trail = AuditTrail("files", db, outbox)
+    add, transactions = outbox.add, []
+
+    async def add_while_calls_finish(session: Any, *items: OutboxItem) -> None:
+        transactions.append(len(items))
+        trail.finished(delete(f"during-{len(transactions)}"))
+        await add(session, *items)
+
+    outbox.add = add_while_calls_finish  # type: ignore[method-assign]
+    for n in range(1500):
+        trail.finished(delete(str(n)))
+    assert await trail.flush() == 1500
+    assert transactions == [2]  # one transaction, a record per 1000 entries
+    assert trail.pending == 1
+    assert await trail.flush() == 1
+    assert transactions == [2, 1]
+    resources = [r.resource for r in await written(db)]
+    assert resources == [f"files/{n}" for n in range(1500)] + ["files/during-1"]

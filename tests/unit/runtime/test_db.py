@@ -63,6 +63,23 @@ async def test_a_read_statement_sees_each_commit_and_never_blocks_a_writer(
         assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
 
 
+async def test_read_connections_kept_between_readings_see_every_commit(sqlite: Database) -> None:
+    async with sqlite.transaction() as connection:
+        await connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    for n in range(3):
+        async with sqlite.reading() as connection:  # the previous reading's connection
+            assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == n
+        async with sqlite.transaction() as writer:
+            await writer.execute(text("INSERT INTO t VALUES (1)"))
+    with pytest.raises(LookupError):
+        async with sqlite.reading() as connection:  # a failed reading closes its connection
+            await connection.execute(text("SELECT count(*) FROM t"))
+            raise LookupError
+    async with sqlite.reading() as first, sqlite.reading() as second:  # two at once
+        for connection in (first, second):
+            assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 3
+
+
 async def test_concurrent_read_modify_write_transactions_do_not_collide(sqlite: Database) -> None:
     async with sqlite.transaction() as session:
         await session.execute(text("CREATE TABLE counter (n INTEGER)"))

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 
 import pytest
-from alea.simulation.v1 import model_spec_pb2
+from alea.simulation.v1 import analysis_pb2, model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 
 from services.engine import StatsOptions, ir, simulate
+from services.engine.analysis import Scenario
 from services.engine.catalog import DISTRIBUTIONS
+from services.engine.outcome import RunOptions
 from services.simulation import convert
 from services.simulation.domain import summarise
 from services.simulation.hub import Progress
@@ -142,6 +144,66 @@ def test_undefined_statistics_become_nan_not_zero() -> None:
     output = convert.output_results(data["y"], "")
     assert math.isnan(output.statistics.std)
     assert output.statistics.mean == pytest.approx(data["y"]["mean"])
+
+
+def test_results_carry_scenarios_and_contribution_to_variance() -> None:
+    engine = simulate(_model(), trials=2000, seed=7)
+    scenarios = [Scenario("below", 190.0, "y"), Scenario("top", 5.0)]
+    data = {name: r.to_dict() for name, r in engine.results({"y": scenarios}).items()}
+    output = convert.output_results(data["y"], "Sheet1!B1")
+    assert [s.label for s in output.scenarios] == ["<190", ">95%"]
+    below, top = output.scenarios
+    assert below.target == analysis_pb2.ScenarioTarget(
+        output="y", kind=analysis_pb2.SCENARIO_KIND_BELOW_VALUE, threshold=190.0
+    )
+    assert top.target.output == "y"  # the output the results are of, not "every output"
+    assert top.trials == 100
+    [a] = top.inputs
+    stored = data["y"]["scenarios"][1]["inputs"][0]
+    assert (a.input_name, a.significance, a.significant) == ("a", stored["significance"], True)
+    assert a.subset_median > a.overall_median and a.std == pytest.approx(10.0, rel=0.05)
+    [share] = output.contribution_to_variance
+    assert (share.input_name, share.share) == ("a", pytest.approx(1.0))
+    assert share.standardized_coefficient == pytest.approx(1.0)
+    assert output.regression_r_squared == pytest.approx(1.0)
+
+
+def test_results_stored_before_the_analysis_convert_without_it() -> None:
+    engine = simulate(_model(), trials=100, seed=1)
+    data = engine.results()["y"].to_dict()
+    for key in ("scenarios", "contribution", "r_squared"):
+        del data[key]
+    output = convert.output_results(data, "")
+    assert not output.scenarios and not output.contribution_to_variance
+    assert math.isnan(output.regression_r_squared)
+
+
+def test_a_simulation_shows_the_scenarios_it_asked_for() -> None:
+    options = RunOptions(scenarios=(Scenario("above", 1e6, "y"),))
+    message = convert.simulation(simulation_record(options=options.to_json()))
+    assert [(t.output, t.kind, t.threshold) for t in message.scenarios] == [
+        ("y", analysis_pb2.SCENARIO_KIND_ABOVE_VALUE, 1e6)
+    ]
+    assert convert.scenario(message.scenarios[0]) == options.scenarios[0]
+    assert not convert.simulation(simulation_record()).scenarios
+
+
+def test_results_print_and_plot_the_analysis(tmp_path) -> None:
+    from services.cli import simulate as cli
+
+    engine = simulate(_model(), trials=2000, seed=7)
+    data = {name: r.to_dict() for name, r in engine.results().items()}
+    message = convert.results(simulation_record(state="SUCCEEDED"), data, {"y": "Sheet1!B1"})
+    high, low = (s.inputs[0].significance for s in message.outputs[0].scenarios)
+    assert high > 1.5 and low < -1.5  # the median of a normal's top 10 % is 1.75 sd up
+    assert cli.analysis_text(message).splitlines() == [
+        "y contribution to variance (R² 1.000): a 100.0%",
+        f"y scenario >90% (200 trials): a {high:+.2f} sd",
+        f"y scenario <10% (200 trials): a {low:+.2f} sd",
+    ]
+    png = tmp_path / "results.png"
+    cli.plot(message, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_sampling_method_maps_both_ways() -> None:

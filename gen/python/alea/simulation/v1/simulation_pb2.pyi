@@ -1,6 +1,7 @@
 import datetime
 
 from alea.access.v1 import access_pb2 as _access_pb2
+from alea.simulation.v1 import analysis_pb2 as _analysis_pb2
 from alea.simulation.v1 import model_spec_pb2 as _model_spec_pb2
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
@@ -168,7 +169,7 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
-    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds")
+    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds", "scenarios")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Simulation.State]
@@ -202,6 +203,7 @@ class Simulation(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     model_id: str
@@ -221,10 +223,11 @@ class Simulation(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     vary_simulation_seeds: bool
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
+    scenarios: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.ScenarioTarget]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
 
 class CreateSimulationRequest(_message.Message):
-    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds")
+    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds", "scenarios")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +237,7 @@ class CreateSimulationRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     trials: int
     seed: int
@@ -243,7 +247,8 @@ class CreateSimulationRequest(_message.Message):
     request_id: str
     bypass_cache: bool
     vary_simulation_seeds: bool
-    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ...) -> None: ...
+    scenarios: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.ScenarioTarget]
+    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
 
 class GetSimulationRequest(_message.Message):
     __slots__ = ("simulation_id",)
@@ -386,7 +391,7 @@ class ConvergencePoint(_message.Message):
     def __init__(self, trials: _Optional[int] = ..., mean: _Optional[float] = ..., standard_error: _Optional[float] = ...) -> None: ...
 
 class OutputResults(_message.Message):
-    __slots__ = ("name", "address", "statistics", "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity", "convergence", "exact", "simulation")
+    __slots__ = ("name", "address", "statistics", "percentiles", "var_95", "cvar_95", "histogram", "cdf", "sensitivity", "convergence", "exact", "simulation", "scenarios", "contribution_to_variance", "regression_r_squared")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATISTICS_FIELD_NUMBER: _ClassVar[int]
@@ -399,6 +404,9 @@ class OutputResults(_message.Message):
     CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     SIMULATION_FIELD_NUMBER: _ClassVar[int]
+    SCENARIOS_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_TO_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    REGRESSION_R_SQUARED_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     statistics: Statistics
@@ -411,7 +419,10 @@ class OutputResults(_message.Message):
     convergence: _containers.RepeatedCompositeFieldContainer[ConvergencePoint]
     exact: bool
     simulation: int
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ..., simulation: _Optional[int] = ...) -> None: ...
+    scenarios: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.ScenarioResult]
+    contribution_to_variance: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.VarianceContribution]
+    regression_r_squared: float
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ..., simulation: _Optional[int] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioResult, _Mapping]]] = ..., contribution_to_variance: _Optional[_Iterable[_Union[_analysis_pb2.VarianceContribution, _Mapping]]] = ..., regression_r_squared: _Optional[float] = ...) -> None: ...
 
 class Results(_message.Message):
     __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations")
