@@ -255,7 +255,13 @@ class _Rpc:
                 observer.finished(self)
             except Exception:  # an observer's fault must not change the RPC's outcome
                 log.exception("observer %s failed on %s", type(observer).__name__, self.method)
-        principal_var.reset(self._principal_token)
+        try:
+            principal_var.reset(self._principal_token)
+        except ValueError:
+            # A stream the client abandoned while its response was being written: asyncio
+            # closes the handler's generator later, in a task of its own whose context
+            # never held these values. There is nothing to restore there.
+            return
         request_id_var.reset(self._request_token)
         otel_context.detach(self._span_token)
 

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -66,7 +67,10 @@ busy_gauge = _meter.create_up_down_counter(
 )
 
 
-def detect_backend() -> tuple[str, list[dict[str, Any]]]:
+Backend = tuple[str, list[dict[str, Any]]]  # the engine back end's name, its GPU devices
+
+
+def detect_backend() -> Backend:
     """("gpu", GPU devices) when the engine sees a usable GPU, else (the CPU back end, [])."""
     load_engine()
     backend = engine.resolve_backend("auto")
@@ -75,6 +79,47 @@ def detect_backend() -> tuple[str, list[dict[str, Any]]]:
     from services.engine.cuda import runner
 
     return backend, runner.devices()
+
+
+async def detect_backend_until(stop: asyncio.Event) -> Backend | None:
+    """:func:`detect_backend` on a daemon thread, or None if ``stop`` is set first.
+
+    The first detection loads the engine: seconds of imports, many more on a busy machine.
+    A service told to stop while they run exits at once instead of waiting for them (a
+    shutdown that outlasts its grace period is killed); the thread, a daemon, ends with
+    the process.
+    """
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[Backend] = loop.create_future()
+
+    def deliver(outcome: Backend | BaseException) -> None:
+        if found.done():
+            return
+        if isinstance(outcome, BaseException):
+            found.set_exception(outcome)
+        else:
+            found.set_result(outcome)
+
+    def detect() -> None:
+        outcome: Backend | BaseException
+        try:
+            outcome = detect_backend()
+        except BaseException as exc:  # handed to the awaiting worker, which reports it
+            outcome = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, outcome)
+
+    threading.Thread(target=detect, name="engine-load", daemon=True).start()
+    stopping = asyncio.ensure_future(stop.wait())
+    either: list[asyncio.Future[Any]] = [found, stopping]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not found.done():
+        found.cancel()
+        return None
+    return found.result()
 
 
 # A simulation's backend preference → the engine back end a worker of each kind runs it on.
@@ -197,8 +242,8 @@ class _Job:
 class Worker:
     """One job at a time: lease, run, checkpoint, finish; loops until ``stop`` is set.
 
-    Without a ``backend`` the worker finds its own as it starts (:func:`detect_backend`,
-    in a thread: the engine loads then, while the service already serves).
+    Without a ``backend`` the worker finds its own as it starts (:func:`detect_backend_until`,
+    on a thread: the engine loads then, while the service already serves).
     """
 
     def __init__(
@@ -233,7 +278,10 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve the queue until ``stop``; a segment in progress is checkpointed and released."""
         if not self.backend:
-            self.backend, self.devices = await asyncio.to_thread(detect_backend)
+            detected = await detect_backend_until(stop)
+            if detected is None:
+                return  # stopped while the engine loaded: nothing registered, nothing to release
+            self.backend, self.devices = detected
         await self.store.register_worker(self.id, self.backend, self.devices, time.time())
         workers_gauge.add(1, {"backend": self.backend})
         try:

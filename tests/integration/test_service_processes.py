@@ -1,7 +1,8 @@
 """The process contract every service shares through ``runtime.server.run``: a malformed
-setting exits 2 naming the variable, SIGTERM flushes the buffered traces and exits 0,
-and a trace continues across a service-to-service call; the test harness starting them
-is not fooled by another server answering on a port it picked."""
+setting exits 2 naming the variable, SIGTERM flushes the buffered traces and exits 0 (at
+once, even while the simulation service still loads its engine), and a trace continues
+across a service-to-service call; the test harness starting them is not fooled by another
+server answering on a port it picked."""
 
 from __future__ import annotations
 
@@ -107,6 +108,35 @@ def test_sigterm_flushes_the_traces_and_exits_0(tmp_path: Path, name: str) -> No
     assert any(o.get("msg") == "rpc" and o.get("request_id") == f"flush-{name}" for o in lines)
     assert any(o.get("msg") == "shutting down" for o in lines)
     assert "Traceback" not in process.log()
+
+
+# Imported first by every interpreter on PYTHONPATH: the engine's back ends take a minute
+# to import, as on a machine far busier than any the service should wait for.
+_SLOW_ENGINE = """
+import importlib.abc, sys, time
+
+class SlowEngine(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "services.engine.run":
+            time.sleep(60)
+        return None
+
+sys.meta_path.insert(0, SlowEngine())
+"""
+
+
+def test_sigterm_while_the_engine_still_loads_exits_0_at_once(tmp_path: Path) -> None:
+    # The worker loads the engine on a thread once the service serves; a shutdown must not
+    # wait for it (it waited, and past the stop timeout the process was killed).
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SLOW_ENGINE)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    process = start_service("simulation", tmp_path, {"PYTHONPATH": path})
+    assert process.stop(timeout=15) == 0  # well before the engine could have loaded
+    log = process.log()
+    assert any(o.get("msg") == "shutting down" for o in _objects(log))
+    assert "Traceback" not in log and "ignored" not in log, log
 
 
 def test_a_trace_continues_from_simulation_into_identity(tmp_path: Path) -> None:
