@@ -80,17 +80,19 @@ def split(model: Model, trials: int, repeat: int) -> dict[str, float]:
     }
 
 
-def compile_times(model: Model) -> tuple[float, float]:
-    """(seconds to build with an empty cache, seconds when the library is cached), as a
-    worker does: the model's stored form at hand, its hash finds the library."""
+def compile_times(model: Model) -> tuple[float, float, float]:
+    """(seconds to build with an empty cache, the compiler's CPU seconds in that build,
+    seconds when the library is cached), as a worker does: the model's stored form at hand,
+    its hash finds the library. On a loaded machine the CPU seconds divided by the CPUs the
+    build can use say what the wall time would be on an idle one."""
     stored = dump_model(model)
     saved = os.environ.get("ALEA_HOME")
     with tempfile.TemporaryDirectory() as home:
         os.environ["ALEA_HOME"] = home
         try:
-            start = time.perf_counter()
+            start, before = time.perf_counter(), os.times()
             native.compile_native(model, seed=1, key=hashlib.sha256(stored).hexdigest())
-            cold = time.perf_counter() - start
+            cold, after = time.perf_counter() - start, os.times()
             native._libraries.clear()  # the cached path dlopens the library again
             start = time.perf_counter()
             native.compile_native(model, seed=1, key=hashlib.sha256(stored).hexdigest())
@@ -100,7 +102,8 @@ def compile_times(model: Model) -> tuple[float, float]:
                 os.environ.pop("ALEA_HOME")
             else:
                 os.environ["ALEA_HOME"] = saved
-    return cold, cached
+    compiler = after.children_user + after.children_system
+    return cold, compiler - before.children_user - before.children_system, cached
 
 
 _WIDE = """

@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = (
     "services.cli.mesh",
     "services.cli.run",
+    "services.cli.fit",
     "services.cli.simulate",
     "services.cli.events",
     "services.cli.admin",

@@ -56,7 +56,90 @@ def register(subparsers: Any) -> None:
         help="most metalog terms per variable of the SIPmath library (2 to 30, default 16)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_convergence_options(parser, bounded=True)
     parser.set_defaults(func=run)
+
+
+def add_convergence_options(parser: argparse.ArgumentParser, bounded: bool) -> None:
+    """``--converge`` and its companions (``alea run``, and ``alea simulate`` where
+    ``--trials`` is the most a converging simulation runs: not ``bounded`` by its own option)."""
+    stopping = parser.add_argument_group(
+        "convergence stopping",
+        "run until every output's statistics are known within a tolerance, checked every N "
+        "trials; outputs with RiskConvergence use their own test"
+        + (" (--trials is then ignored)" if bounded else " (--trials is the most it runs)"),
+    )
+    stopping.add_argument(
+        "--converge",
+        metavar="TOL",
+        help="tolerance of each monitored statistic: 1%% (relative) or 250 (absolute); without "
+        "it, --check-every monitors only outputs with RiskConvergence",
+    )
+    stopping.add_argument(
+        "--converge-on",
+        metavar="STATS",
+        default="mean",
+        help="statistics to monitor, comma-separated: mean, std, p5, p95... (default: mean)",
+    )
+    stopping.add_argument(
+        "--confidence", type=float, default=95.0, help="confidence level in %% (default 95)"
+    )
+    stopping.add_argument(
+        "--check-every", type=_positive, default=None, help="trials between checks (1,000)"
+    )
+    if bounded:
+        stopping.add_argument(
+            "--max-trials",
+            type=_positive,
+            default=None,
+            help="stop here at the latest; a multiple of --check-every (1,000,000)",
+        )
+
+
+def stopping_settings(args: argparse.Namespace, max_trials: int | None = None) -> Any:
+    """The convergence settings asked for (``max_trials``: the run's bound, else
+    ``--max-trials``), else None; ``ValueError`` names the option at fault."""
+    from services.engine import convergence
+
+    asked = getattr(args, "max_trials", None)
+    if args.converge is None and args.check_every is None and asked is None:
+        return None
+    max_trials = max_trials or asked
+    default = None
+    if args.converge is not None:
+        text = args.converge.strip()
+        relative = text.endswith("%")
+        try:
+            tolerance = float(text.rstrip("%")) / (100 if relative else 1)
+        except ValueError:
+            raise ValueError(f"--converge: not a tolerance: {text!r} (1% or 250)") from None
+        stats = [s.strip().lower() for s in args.converge_on.split(",") if s.strip()]
+        unknown = [s for s in stats if s not in ("mean", "std") and not _is_percentile(s)]
+        if unknown:
+            raise ValueError(f"--converge-on: unknown statistics {unknown} (mean, std, p95...)")
+        default = convergence.criterion(
+            tolerance,
+            relative,
+            args.confidence / 100,
+            mean="mean" in stats,
+            stddev="std" in stats,
+            percentiles=tuple(float(s[1:]) / 100 for s in stats if _is_percentile(s)),
+            field_prefix="--converge: ",
+        )
+    else:
+        convergence.criterion(confidence=args.confidence / 100, field_prefix="--")
+    try:
+        return convergence.Settings(args.check_every or 1_000, max_trials or 1_000_000, default)
+    except ValueError as exc:  # the settings name their fields; the options are spelt so
+        option = str(exc).replace("check_every", "--check-every")
+        raise ValueError(option.replace("max_trials", "--max-trials")) from None
+
+
+def _is_percentile(text: str) -> bool:
+    try:
+        return text.startswith("p") and 0 < float(text[1:]) < 100
+    except ValueError:
+        return False
 
 
 def _positive(text: str) -> int:
@@ -85,23 +168,42 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
+    from services.engine import convergence
+
+    try:
+        settings = stopping_settings(args)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return REFUSED
     options = outcome.RunOptions(vary_seeds=args.vary_seeds, scenarios=tuple(args.scenario))
+    stopped = None
     try:
         expansion = outcome.prepare(engine.load_workbook(args.model), options)
         model = expansion.model
+        try:
+            tests = {} if settings is None else settings.tests(model)
+        except ValueError as exc:  # settings that monitor no output, refused before a trial
+            print(f"--converge: {exc}", file=sys.stderr)
+            return REFUSED
         evaluator = engine.make_evaluator(
             model, seed=args.seed, sampling=args.sampling, backend=args.backend
         )
         backend = evaluator.backend
         started = time.perf_counter()
-        partial = engine.simulate(
-            model,
-            trials=args.trials,
-            seed=args.seed,
-            sampling=args.sampling,
-            chunk_size=args.chunk_size,
-            evaluator=evaluator,
-        )
+        if settings is None:
+            partial = engine.simulate(
+                model,
+                trials=args.trials,
+                seed=args.seed,
+                sampling=args.sampling,
+                chunk_size=args.chunk_size,
+                evaluator=evaluator,
+            )
+        else:
+            partial, stopped = convergence.simulate(
+                model, evaluator, settings, chunk_size=args.chunk_size
+            )
+            args.trials = partial.trials
     except engine.ModelError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
@@ -122,12 +224,37 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         summary = _summary(args, backend, elapsed, data)
         summary["reports"] = [r.to_dict() for r in reports]
+        if stopped is not None:
+            summary["convergence"] = stopped.to_dict(settings)
         print(json.dumps(summary))
     else:
         print(_table(args, backend, elapsed, data))
         if reports:
             print(_reports(reports))
+        if stopped is not None:
+            print(_convergence(stopped, settings, tests))
     return 0
+
+
+def _convergence(stopped: Any, settings: Any, tests: dict[str, Any]) -> str:
+    """Whether and where the run converged, and each monitored output's precision (the
+    half-width of each statistic's confidence interval, in % of it when relative)."""
+    every = f"checked every {settings.check_every:,} trials"
+    head = (
+        f"converged at {stopped.trials:,} trials ({every})"
+        if stopped.converged
+        else f"not converged within {settings.max_trials:,} trials ({every})"
+    )
+    lines = ["", head]
+    for name, precision in stopped.precision.items():
+        relative = tests[name].relative
+        shown = ", ".join(
+            f"{k} ±{_number(v)}" if v is None or not relative else f"{k} ±{100 * v:.3g}%"
+            for k, v in precision.items()
+        )
+        mark = "converged" if stopped.passed[name] else "not converged"
+        lines.append(f"  {name}: {shown} ({mark})")
+    return "\n".join(lines)
 
 
 def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:

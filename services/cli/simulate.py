@@ -26,6 +26,7 @@ from alea.simulation.v1 import simulation_pb2_grpc
 
 from services.cli.analysis_view import add_scenario_option, contribution_line, scenario_lines
 from services.cli.edge_client import edge_channel
+from services.cli.run import add_convergence_options, stopping_settings
 from services.runtime.config import alea_home
 
 __all__ = ["DEMO_STEPS", "register"]
@@ -269,8 +270,13 @@ def _connect(args: argparse.Namespace) -> tuple[grpc.Channel, Any, Metadata]:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Create the model, start the simulation and, with --watch, follow it to the end."""
-    from services.simulation.convert import scenario_target
+    from services.simulation.convert import scenario_target, settings_message
 
+    try:
+        stopping = stopping_settings(args, args.trials)
+    except ValueError as exc:
+        print(f"alea simulate: {exc}", file=sys.stderr)
+        return 2
     channel, stub, metadata = _connect(args)
     with channel:
         model = stub.CreateModel(
@@ -291,6 +297,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             bypass_cache=args.no_cache,
             vary_simulation_seeds=args.vary_seeds,
             scenarios=[scenario_target(s) for s in args.scenario],
+            convergence=settings_message(stopping),
         )
         if args.seed is not None:
             request.seed = args.seed
@@ -316,7 +323,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
         print(summary_table(results))
         print(analysis_text(results))
+        if results.HasField("convergence"):
+            print(convergence_text(results))
     return 0
+
+
+def convergence_text(results: pb.Results) -> str:
+    """Whether and where a converging simulation stopped, and each output's precision."""
+    status = results.convergence
+    every = f"checked every {status.check_every:,} trials"
+    lines = [
+        f"converged at {status.trials:,} trials ({every})"
+        if status.converged
+        else f"not converged within {status.trials:,} trials ({every})"
+    ]
+    for out in status.outputs:
+        shown = ", ".join(
+            f"{s.statistic} ±{s.precision:.4g}" if s.HasField("precision") else f"{s.statistic} -"
+            for s in out.statistics
+        )
+        lines.append(f"  {out.output}: {shown} ({'' if out.converged else 'not '}converged)")
+    return "\n".join(lines)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -329,6 +356,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
     print(summary_table(results))
     print(analysis_text(results))
+    if results.HasField("convergence"):
+        print(convergence_text(results))
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")
@@ -380,6 +409,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="RiskSimtable: each simulation draws its own random numbers (default: the same)",
     )
     add_scenario_option(simulate)
+    add_convergence_options(simulate, bounded=False)
     _add_connection(simulate)
     simulate.set_defaults(func=_guard(cmd_simulate))
     results = subparsers.add_parser("results", help="show (and plot) a simulation's results")

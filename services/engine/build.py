@@ -135,7 +135,12 @@ def build_model(book: Book) -> Model:
         node = lowerer.numeric(graph.values[key], "the output")  # type: ignore[arg-type]
         _no_statistic(node, graph.locate(key))
         found.append(
-            Output(lowerer.output_names.get(key, graph.locate(key)), graph.locate(key), node)
+            Output(
+                lowerer.output_names.get(key, graph.locate(key)),
+                graph.locate(key),
+                node,
+                lowerer.output_convergence.get(key),
+            )
         )
     reports = []
     for key in reporting:
@@ -197,7 +202,8 @@ def _assemble(lw: Lowerer, found: list[Output], reports: list[Report] | None = N
             new[id(n)] = n
     out_names = _unique([o.name for o in found], [o.address for o in found])
     outputs = tuple(
-        Output(name, o.address, new[id(o.node)]) for name, o in zip(out_names, found, strict=True)
+        replace(o, name=name, node=new[id(o.node)])
+        for name, o in zip(out_names, found, strict=True)
     )
     inputs = tuple(new[id(s)] for s in samples)
     correlations = _correlations(lw, {id(s): stream_of[id(s)] for s in samples})

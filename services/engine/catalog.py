@@ -129,9 +129,7 @@ PROPERTIES: dict[str, Function] = {
 }
 
 #: @RISK property functions that only describe an input for reports; accepted and ignored.
-IGNORED_PROPERTIES = frozenset(
-    {"riskunits", "riskcategory", "riskcollect", "riskisdiscrete", "riskconvergence"}
-)
+IGNORED_PROPERTIES = frozenset({"riskunits", "riskcategory", "riskcollect", "riskisdiscrete"})
 
 
 def distribution(function_name: str) -> Distribution | None:

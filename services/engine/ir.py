@@ -69,12 +69,32 @@ Node: TypeAlias = Const | Sample | Apply
 
 
 @dataclass(frozen=True, slots=True)
+class Convergence:
+    """When an output's statistics are known well enough to stop (``RiskConvergence``).
+
+    Each statistic monitored (the mean, the standard deviation, each of ``percentiles``, as
+    probabilities in (0, 1)) must have a confidence interval at level ``confidence`` whose
+    half-width is at most ``tolerance`` (``relative``: times the statistic's absolute
+    value). :mod:`.convergence` says how each interval is computed.
+    """
+
+    tolerance: float = 0.03
+    relative: bool = True
+    confidence: float = 0.95
+    mean: bool = True
+    stddev: bool = False
+    percentiles: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Output:
-    """A value the user asked to see (``RiskOutput``), with its distribution reported."""
+    """A value the user asked to see (``RiskOutput``), with its distribution reported;
+    ``convergence``: its own stopping test (``RiskConvergence``), else the run's."""
 
     name: str
     address: str
     node: Node
+    convergence: Convergence | None = None
 
 
 @dataclass(frozen=True, slots=True)

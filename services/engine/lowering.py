@@ -41,7 +41,7 @@ from services.engine.formula import (
     Text,
     Unary,
 )
-from services.engine.ir import Apply, Const, Node, Sample, Table
+from services.engine.ir import Apply, Const, Convergence, Node, Sample, Table
 from services.engine.risk import Risk, is_random
 from services.engine.values import EMPTY, Grid, Scalar, Value, _Empty
 
@@ -74,6 +74,7 @@ class Lowerer:
         self.in_progress: list[Key] = []
         self.nesting = 0  # lower() calls in progress
         self.output_names: dict[Key, str] = {}
+        self.output_convergence: dict[Key, Convergence] = {}
         self.warnings: list[str] = []
         self.logicals: set[int] = set()
         self.TRUE = Const(1.0)
@@ -419,8 +420,20 @@ class Lowerer:
         return result
 
     def output(self, expr: Call, sheet: str) -> Const:
-        catalog.check_arity("RiskOutput", len(expr.args), 0, 3, self.where)
+        """``RiskOutput(name, range name, position, property functions...)``: the output's
+        name, and its ``RiskConvergence`` (other property functions only describe it)."""
+        from services.engine import convergence  # it runs models: imports the back ends
+
         name = self.lower(expr.args[0], sheet) if expr.args else EMPTY
+        for prop in expr.args[3:]:
+            pname = prop.name.lower() if isinstance(prop, Call) else ""
+            if pname == "riskconvergence":
+                assert isinstance(prop, Call)
+                self.output_convergence[self.cell] = convergence.lower(self, prop, sheet)
+            elif pname in catalog.IGNORED_PROPERTIES:
+                self.warn(f"{prop.name} ignored")  # type: ignore[union-attr]
+            else:
+                raise self.fail("only property functions may follow the position", "RiskOutput")
         if self.cell not in self.output_names:
             if isinstance(name, str) and name.strip():
                 self.output_names[self.cell] = name.strip()

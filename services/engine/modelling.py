@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import compound, simtable
+from . import compound, resample, simtable
 
 if TYPE_CHECKING:
     from .formula import Call
@@ -20,4 +20,5 @@ __all__ = ["LOWERINGS"]
 LOWERINGS: dict[str, Callable[[Lowerer, Call, str], Any]] = {
     simtable.FUNCTION: simtable.lower,
     compound.FUNCTION: compound.lower,
+    resample.FUNCTION: resample.lower,
 }

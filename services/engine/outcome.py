@@ -1,8 +1,9 @@
 """What a run is asked for beyond trials and seed, and the results data it ends with.
 
 :class:`RunOptions` travel with a simulation (stored as JSON with it) to every worker:
-whether RiskSimtable simulations vary their seeds, and the scenarios to analyse
-(:mod:`.analysis`; every output's top and bottom 10 % by default). :func:`prepare` gives
+whether RiskSimtable simulations vary their seeds, the scenarios to analyse
+(:mod:`.analysis`; every output's top and bottom 10 % by default) and the convergence
+stopping (:mod:`.convergence`). :func:`prepare` gives
 the model a run evaluates (every RiskSimtable simulation side by side, :mod:`.simtable`) and
 :func:`results_data` turns the run's merged statistics into the JSON-able results that the
 service stores and ``alea run --json`` prints: ``{key: Results.to_dict()}`` in output order,
@@ -14,11 +15,12 @@ of every RiskSimtable in that simulation, ``[[address, value or None], ...]``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from . import simtable
 from .analysis import DEFAULT_SCENARIOS, Scenario
+from .convergence import Settings
 from .ir import Model
 from .simtable import Expansion
 from .stats import Partial
@@ -34,14 +36,17 @@ class RunOptions:
     #: Scenarios for scenario analysis, in place of the defaults; a scenario naming an
     #: output applies to it alone (in every RiskSimtable simulation), else to every output.
     scenarios: tuple[Scenario, ...] = ()
+    convergence: Settings | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the simulation service stores it with the simulation); the scenarios
-        only when there are some, so the options of earlier simulations read the same."""
-        data = asdict(self)
-        data["scenarios"] = [s.to_json() for s in self.scenarios]
-        if not self.scenarios:
-            del data["scenarios"]
+        and the convergence stopping only when there are some, so the options of earlier
+        simulations read the same."""
+        data: dict[str, Any] = {"vary_seeds": self.vary_seeds}
+        if self.scenarios:
+            data["scenarios"] = [s.to_json() for s in self.scenarios]
+        if self.convergence is not None:
+            data["convergence"] = self.convergence.to_json()
         return data
 
     @staticmethod
@@ -49,7 +54,9 @@ class RunOptions:
         """Options stored by :meth:`to_json` (None: the defaults)."""
         data = dict(data or {})
         scenarios = tuple(Scenario.from_json(s) for s in data.pop("scenarios", []))
-        return RunOptions(**data, scenarios=scenarios)
+        stopping = data.pop("convergence", None)
+        settings = None if stopping is None else Settings.from_json(stopping)
+        return RunOptions(**data, scenarios=scenarios, convergence=settings)
 
     def scenarios_of(self, output: str) -> tuple[Scenario, ...]:
         """The scenarios analysed for the output named ``output``."""

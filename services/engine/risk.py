@@ -89,6 +89,8 @@ class Risk:
             return self.sample(dist, expr, sheet)
         if lname in catalog.PROPERTIES or lname in catalog.IGNORED_PROPERTIES:
             raise self.lw.fail("allowed only as an argument of a distribution", expr.name)
+        if lname == "riskconvergence":
+            raise self.lw.fail("allowed only as an argument of RiskOutput", expr.name)
         if lname in STATISTICS:
             return self.statistic(lname, expr, sheet)
         return None

@@ -12,12 +12,14 @@ written and read without recursion, and shared sub-expressions stay shared):
 A reference to a node is its index; a reference to table *k* is ``-1 - k``. Floats are JSON
 numbers (``repr`` round-trips every finite double), with ``"inf"`` and ``"-inf"``, and
 Excel errors by name (``"#N/A"``; ``"nan"`` is ``#NUM!``). ``reports`` holds ``[name,
-address, node]`` of each reporting cell.
+address, node]`` of each reporting cell; ``outputs`` ``[name, address, node, convergence]``,
+``convergence`` an object of :class:`~.ir.Convergence`'s fields or null.
 
 Format history: 0 was a pickle of the IR (before format 1); 1 wrote every NaN as ``"nan"``
-(an error constant lost its type) and had no reports. :func:`load_model` still reads both,
-format 0 with an unpickler that can build nothing but IR nodes, so a row written by an
-older version loads and a crafted pickle cannot run code. Newer formats are refused by name.
+(an error constant lost its type) and had no reports; 2 had no convergence tests in its
+outputs. :func:`load_model` still reads them all, format 0 with an unpickler that can build
+nothing but IR nodes, so a row written by an older version loads and a crafted pickle cannot
+run code. Newer formats are refused by name.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ import json
 import math
 import pickle
 import zlib
+from dataclasses import asdict
 from typing import Any
 
 from services.engine import ir, xlerror
+from services.engine.convergence import criterion
 from services.engine.ir import (
     Apply,
     Const,
+    Convergence,
     Correlation,
     Model,
     Node,
@@ -46,8 +51,8 @@ from services.engine.ir import (
 
 __all__ = ["FORMAT", "dump_model", "load_model"]
 
-FORMAT = 2
-_READS = ("1", "2")
+FORMAT = 3
+_READS = ("1", "2", "3")
 _MAGIC = b"ALEA-IR/"
 _MAX_JSON_BYTES = 1 << 30  # a model of 200,000 formula cells is far below this
 _IR_CLASSES = ("Apply", "Const", "Correlation", "Model", "Output", "Sample", "Table")
@@ -90,7 +95,10 @@ def dump_model(model: Model) -> bytes:
         "nodes": nodes,
         "tables": tables,
         "inputs": [index[id(s)] for s in model.inputs],
-        "outputs": [[o.name, o.address, index[id(o.node)]] for o in model.outputs],
+        "outputs": [
+            [o.name, o.address, index[id(o.node)], _convergence(o.convergence)]
+            for o in model.outputs
+        ],
         "correlations": [
             [c.name, list(c.streams), [[_num(v) for v in row] for row in c.matrix]]
             for c in model.correlations
@@ -160,7 +168,7 @@ def _from_document(doc: dict[str, Any]) -> Model:
             else:
                 raise ValueError(f"unknown node kind {kind!r}")
         inputs = tuple(nodes[i] for i in doc["inputs"])
-        outputs = tuple(Output(name, address, nodes[i]) for name, address, i in doc["outputs"])
+        outputs = tuple(_output(row, nodes) for row in doc["outputs"])
         correlations = tuple(
             Correlation(name, tuple(streams), tuple(tuple(_float(v) for v in r) for r in matrix))
             for name, streams, matrix in doc["correlations"]
@@ -195,6 +203,18 @@ def _from_pickle(data: bytes) -> Model:
     if not isinstance(model, Model):
         raise ValueError("corrupt stored model: not a model")
     return model
+
+
+def _convergence(test: Convergence | None) -> dict[str, Any] | None:
+    return None if test is None else {**asdict(test), "percentiles": list(test.percentiles)}
+
+
+def _output(row: list[Any], nodes: list[Node]) -> Output:
+    name, address, i, *rest = row  # formats 1 and 2: no convergence test
+    test = rest[0] if rest else None
+    if test is None:
+        return Output(name, address, nodes[i])
+    return Output(name, address, nodes[i], criterion(**test))
 
 
 def _num(x: float) -> float | str:

@@ -196,7 +196,7 @@ def expand(model: Model, vary_seeds: bool = False) -> Expansion:
         renamed: dict[str, str] = {}
         for o in model.outputs:
             name = renamed[o.name] = o.name if count == 1 else _unique(f"{o.name} [{k + 1}]", taken)
-            outputs.append(Output(name, o.address, seen[id(o.node)]))
+            outputs.append(replace(o, name=name, node=seen[id(o.node)]))
             layout_outputs[name] = (k + 1, o.name)
         reports += _simulation_reports(model.reports, renamed, k, count > 1)
         layout_inputs.append(

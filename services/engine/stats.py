@@ -44,8 +44,8 @@ from .analysis import (
 )
 
 __all__ = [
-    "NO_KEY",
     "PERCENTILES",
+    "Buckets",
     "ChunkSummary",
     "Partial",
     "Results",
@@ -206,10 +206,6 @@ def bucket_bits(alpha: float) -> int:
     return max(0, min(52, math.ceil(math.log2(1.0 / alpha) - 1.0)))
 
 
-#: A native chunk's sketch key of a non-finite value (see :meth:`_Sketch.from_keys`).
-NO_KEY = np.iinfo(np.int32).min
-
-
 def _counts(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct bucket indices ascending, their counts) of an int64 index array."""
     if idx.size == 0:
@@ -220,7 +216,8 @@ def _counts(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hit + lo, counts[hit].astype(np.int64)
 
 
-_Buckets = tuple[np.ndarray, np.ndarray]  # (bucket index int64, count int64), by index
+Buckets = tuple[np.ndarray, np.ndarray]
+"""A sketch's buckets of one sign: (bucket index int64, count int64), ascending by index."""
 
 
 @dataclass(frozen=True)
@@ -251,15 +248,8 @@ class _Sketch:
 
         return _Sketch(alpha, store(x[x > 0]), store(-x[x < 0]), int(np.count_nonzero(x == 0)))
 
-    @staticmethod
-    def from_keys(keys: np.ndarray, alpha: float) -> _Sketch:
-        """The sketch of a native chunk's keys: ``±(bucket + 1)``, 0 for zero, NO_KEY else."""
-        k = keys.astype(np.int64)
-        negative = -k[(k < 0) & (k != NO_KEY)] - 1
-        return _Sketch(alpha, _counts(k[k > 0] - 1), _counts(negative), int(np.sum(k == 0)))
-
     def merge(self, other: _Sketch) -> _Sketch:
-        def store(a: _Buckets, b: _Buckets) -> _Buckets:
+        def store(a: Buckets, b: Buckets) -> Buckets:
             idx, inv = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
             cnt = np.zeros(idx.size, dtype=np.int64)
             np.add.at(cnt, inv, np.concatenate([a[1], b[1]]))
@@ -398,9 +388,10 @@ class ChunkSummary:
     For trials ``[first_trial, first_trial + count)`` and outputs ``j`` in order:
     ``moments[j]`` = (n, mean, M2, M3, M4) of the finite values, ``extremes[j]`` = (min, max)
     of them (``inf, -inf`` if none), ``conv_m[k, j]`` the moments of trials
-    ``[first_trial, conv_t[k])``, ``keys[j]`` the sketch key of every trial
-    (:meth:`_Sketch.from_keys`); ``trials`` holds at least the trials of the chunk's
-    reservoir (the smallest trial hashes) and ``values`` their values ("o:"/"i:" names).
+    ``[first_trial, conv_t[k])``, ``sketches[j]`` the buckets of its sketch (positive values',
+    negative values', number of zeros; see :class:`_Sketch`); ``trials`` holds at least the
+    trials of the chunk's reservoir (the smallest trial hashes) and ``values`` their values
+    ("o:"/"i:" names).
     """
 
     first_trial: int
@@ -411,7 +402,7 @@ class ChunkSummary:
     extremes: np.ndarray  # (outputs, 2)
     conv_t: np.ndarray  # (points,) int64, absolute trial ends
     conv_m: np.ndarray  # (points, outputs, 5)
-    keys: np.ndarray  # (outputs, count) int32
+    sketches: tuple[tuple[Buckets, Buckets, int], ...]  # (outputs,)
     trials: np.ndarray  # (candidates,) int64
     values: Mapping[str, np.ndarray]  # name -> (candidates,)
 
@@ -471,7 +462,7 @@ class Partial:
                 hi=float(s.extremes[j, 1]),
                 conv_t=s.conv_t,
                 conv_m=np.ascontiguousarray(s.conv_m[:, j]).reshape(-1, _M),
-                sketch=_Sketch.from_keys(s.keys[j], options.sketch_alpha),
+                sketch=_Sketch(options.sketch_alpha, *s.sketches[j]),
             )
             for j, name in enumerate(s.outputs)
         }
@@ -538,6 +529,14 @@ class Partial:
     def _joined(self) -> dict[str, np.ndarray]:
         assert self.samples is not None
         return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in self.samples.items()}
+
+    def finite_values(self, name: str) -> np.ndarray | None:
+        """Output ``name``'s finite values in trial order while samples are kept, else None."""
+        if self.samples is None:
+            return None
+        chunks = self.samples[f"o:{name}"]
+        x = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        return x[np.isfinite(x)]
 
     def running(self) -> dict[str, tuple[float, float]]:
         """Mean and standard error of the mean of each output so far (for progress)."""

@@ -35,7 +35,13 @@ from services.runtime.access import ROLE_NAMES
 from services.runtime.clients import secure_channel
 from services.runtime.config import Settings
 from services.runtime.context import Principal
-from services.runtime.errors import AleaError, Unauthenticated, Unavailable, from_rpc_error
+from services.runtime.errors import (
+    AleaError,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+    from_rpc_error,
+)
 from services.runtime.outbox import OutboxRecord, Rejected
 from services.runtime.platform_settings import LiveSettings
 
@@ -279,14 +285,21 @@ class FilesClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = files_pb2_grpc.FilesServiceStub(channel)
 
-    async def download(self, file_id: str, credentials: Credentials) -> bytes:
-        """The bytes of a file, read with the user's ``credentials`` (their access rights)."""
-        chunks = []
+    async def download(
+        self, file_id: str, credentials: Credentials, max_bytes: int | None = None
+    ) -> bytes:
+        """The bytes of a file, read with the user's ``credentials`` (their access rights);
+        a file over ``max_bytes`` is InvalidArgument (``file_id``), read no further."""
+        chunks, size = [], 0
         try:
             call = self._stub.Download(
                 files_pb2.DownloadRequest(file_id=file_id), metadata=credentials, timeout=60
             )
             async for chunk in call:
+                size += len(chunk.data)
+                if max_bytes is not None and size > max_bytes:
+                    call.cancel()
+                    raise InvalidArgument("file_id", f"the file is over {max_bytes} bytes")
                 chunks.append(chunk.data)
         except grpc.aio.AioRpcError as exc:
             raise _failed("files", "read the file", exc, _USERS_OWN) from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+from alea.simulation.v1 import fitting_pb2, simulation_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
-from alea.simulation.v1 import simulation_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.engine.outcome import RunOptions
@@ -15,6 +15,7 @@ from services.runtime.convert import timestamp_of_seconds
 from services.runtime.listing import ListRequest
 from services.simulation import convert
 from services.simulation.domain import ModelSource, SimulationRequest, Simulations
+from services.simulation.fitting import FitRequest, Fitting
 from services.simulation.hub import Progress
 from services.simulation.store import SimulationRecord
 
@@ -26,8 +27,9 @@ def _list_request(request: pb.ListModelsRequest | pb.ListSimulationsRequest) -> 
 class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
     """SimulationService over :class:`Simulations`; the runtime interceptor maps errors."""
 
-    def __init__(self, domain: Simulations) -> None:
+    def __init__(self, domain: Simulations, fitting: Fitting | None = None) -> None:
         self.domain = domain
+        self.fitting = fitting or Fitting(None)
         self._last_event: tuple[object, pb.SimulationEvent] | None = None
 
     async def CreateModel(
@@ -87,6 +89,11 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             options=RunOptions(
                 vary_seeds=request.vary_simulation_seeds,
                 scenarios=tuple(convert.scenario(t) for t in request.scenarios),
+                convergence=(
+                    convert.convergence_settings(request.convergence, request.trials)
+                    if request.HasField("convergence")
+                    else None
+                ),
             ),
             credentials=forwarded_credentials(context),
         )
@@ -176,3 +183,22 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
             ],
             gpu_devices=devices,
         )
+
+    async def FitDistribution(
+        self, request: fitting_pb2.FitDistributionRequest, context: ServicerContext
+    ) -> fitting_pb2.FitDistributionResponse:
+        wanted = FitRequest(
+            file_id=request.file_id,
+            values=tuple(request.values),
+            column_name=request.column_name,
+            column_index=request.column_index,
+            sheet=request.sheet,
+            kind=convert.FIT_KIND_FROM_PROTO[request.kind],
+            replicates=request.bootstrap_replicates
+            if request.HasField("bootstrap_replicates")
+            else None,
+            seed=request.seed,
+            credentials=forwarded_credentials(context),
+        )
+        column, report = await self.fitting.fit(wanted)
+        return convert.fit_response(column, report)

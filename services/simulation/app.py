@@ -29,6 +29,7 @@ from services.runtime.server import Background, Mount, Service
 from services.simulation.api import SimulationServicer
 from services.simulation.config import SimulationConfig, load_config
 from services.simulation.domain import Simulations
+from services.simulation.fitting import Fitting
 from services.simulation.hub import Hub
 from services.simulation.queue import Queue
 from services.simulation.store import Store
@@ -98,7 +99,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     )
     mount = Mount(
         simulation_pb2.DESCRIPTOR.services_by_name["SimulationService"],
-        SimulationServicer(domain),
+        SimulationServicer(domain, Fitting(peers.files)),
         simulation_pb2_grpc.add_SimulationServiceServicer_to_server,
     )
     relay = events_relay(db, outbox, peers)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alea.simulation.v1 import analysis_pb2, model_spec_pb2
+from alea.simulation.v1 import analysis_pb2, convergence_pb2, fitting_pb2, model_spec_pb2
 from alea.simulation.v1 import simulation_pb2 as pb
 from google.protobuf import duration_pb2
 
 from services.engine.analysis import Scenario
+from services.engine.convergence import Settings, criterion
 from services.runtime.convert import timestamp_of_seconds
+from services.runtime.errors import InvalidArgument
 from services.simulation import result_data
 from services.simulation.hub import Progress, number_or_nan
 from services.simulation.store import ModelRecord, SimulationRecord
+
+if TYPE_CHECKING:  # the engine loads off the serving path (services.simulation.loading)
+    from services.engine.fitting import Fit, Report
 
 SAMPLING_FROM_PROTO = {
     pb.SAMPLING_UNSPECIFIED: "mc",
@@ -121,6 +126,84 @@ def simulation(record: SimulationRecord) -> pb.Simulation:
             scenario_target(Scenario.from_json(s))
             for s in (record.options or {}).get("scenarios", [])
         ],
+        convergence=settings_message((record.options or {}).get("convergence")),
+    )
+
+
+def convergence_settings(message: convergence_pb2.ConvergenceSettings, trials: int) -> Settings:
+    """A request's convergence stopping (``trials`` is its most); INVALID_ARGUMENT names
+    the field at fault (``convergence.default_test.tolerance``...)."""
+    default = None
+    if message.HasField("default_test"):
+        test = message.default_test
+        chosen = test.mean or test.stddev or bool(test.percentiles)
+        try:
+            default = criterion(
+                tolerance=test.tolerance,
+                relative=not test.absolute,
+                confidence=test.confidence or 0.95,
+                mean=test.mean or not chosen,
+                stddev=test.stddev,
+                percentiles=tuple(test.percentiles),
+                field_prefix="convergence.default_test.",
+            )
+        except ValueError as exc:
+            field, _, reason = str(exc).partition(" ")
+            raise InvalidArgument(field, reason) from None
+    try:
+        return Settings(message.check_every, trials, default)
+    except ValueError as exc:
+        field, _, reason = str(exc).partition(" ")
+        if field == "max_trials":  # the request's trials bound a converging run
+            field, reason = "trials", reason.replace("check_every", "convergence.check_every")
+        else:
+            field = f"convergence.{field}"
+        raise InvalidArgument(field, reason) from None
+
+
+def settings_message(
+    settings: Settings | dict[str, Any] | None,
+) -> convergence_pb2.ConvergenceSettings | None:
+    """Convergence settings (or as stored) as the contract shows them (None: none asked for)."""
+    if settings is None:
+        return None
+    if isinstance(settings, dict):
+        settings = Settings.from_json(settings)
+    message = convergence_pb2.ConvergenceSettings(check_every=settings.check_every)
+    test = settings.default
+    if test is not None:
+        message.default_test.CopyFrom(
+            convergence_pb2.ConvergenceTest(
+                tolerance=test.tolerance,
+                absolute=not test.relative,
+                confidence=test.confidence,
+                mean=test.mean,
+                stddev=test.stddev,
+                percentiles=test.percentiles,
+            )
+        )
+    return message
+
+
+def convergence_status(data: dict[str, Any] | None) -> convergence_pb2.ConvergenceStatus | None:
+    """Whether and where a converging simulation stopped, from its stored results."""
+    if data is None:
+        return None
+    return convergence_pb2.ConvergenceStatus(
+        converged=data["converged"],
+        trials=data["trials"],
+        check_every=data["check_every"],
+        outputs=[
+            convergence_pb2.OutputConvergence(
+                output=key,
+                converged=entry["converged"],
+                statistics=[
+                    convergence_pb2.StatisticPrecision(statistic=stat, precision=precision)
+                    for stat, precision in entry["precision"].items()
+                ],
+            )
+            for key, entry in data["outputs"].items()
+        ],
     )
 
 
@@ -161,6 +244,7 @@ def progress(event: Progress) -> pb.Progress:
             pb.OutputProgress(name=name, mean=mean, standard_error=se)
             for name, (mean, se) in event.running.items()
         ],
+        convergence=convergence_status(event.convergence),
     )
 
 
@@ -244,6 +328,7 @@ def results(
     ``{"format": 2, "outputs": ..., "reports": ...}`` (outputs as
     ``engine.outcome.results_data`` gives them), or the outputs alone as results were stored
     before reports."""
+    stopped = data.get("convergence")
     data, reports = result_data.parts(data)
     simulations: dict[int, pb.SimtableSimulation] = {}
     for d in data.values():
@@ -255,10 +340,11 @@ def results(
     return pb.Results(
         simulation_id=record.id,
         model_id=record.model_id,
-        trials=record.trials,
+        trials=record.trials if stopped is None else stopped["trials"],
         seed=record.seed,
         sampling=SAMPLING_TO_PROTO[record.sampling],
         backend=BACKEND_TO_PROTO.get(record.backend, pb.BACKEND_UNSPECIFIED),
+        convergence=convergence_status(stopped),
         outputs=[output_results(d, addresses.get(d["name"], "")) for d in data.values()],
         create_time=timestamp_of_seconds(record.end_time),
         reports=[
@@ -268,4 +354,54 @@ def results(
             for r in reports
         ],
         simulations=[simulations[k] for k in sorted(simulations)],
+    )
+
+
+FIT_KIND_FROM_PROTO = {
+    fitting_pb2.FIT_KIND_UNSPECIFIED: "auto",
+    fitting_pb2.FIT_KIND_CONTINUOUS: "continuous",
+    fitting_pb2.FIT_KIND_DISCRETE: "discrete",
+}
+
+
+def _fit(fit: Fit) -> fitting_pb2.DistributionFit:
+    message = fitting_pb2.DistributionFit(
+        function=fit.function,
+        parameters=[fitting_pb2.FitParameter(name=n, value=v) for n, v in fit.params],
+        formula=fit.formula,
+        log_likelihood=fit.log_likelihood,
+        aic=fit.aic,
+        bic=fit.bic,
+        aic_rank=fit.aic_rank,
+        bic_rank=fit.bic_rank,
+        chi_square_bins=fit.chi_square_bins,
+        bootstrap_replicates=fit.replicates,
+        pp_points=[fitting_pb2.FitPoint(x=x, y=y) for x, y in fit.pp],
+        qq_points=[fitting_pb2.FitPoint(x=x, y=y) for x, y in fit.qq],
+    )
+    for field, value in (
+        ("ks_statistic", fit.ks),
+        ("ks_p_value", fit.ks_p),
+        ("ad_statistic", fit.ad),
+        ("ad_p_value", fit.ad_p),
+        ("chi_square_statistic", fit.chi_square),
+        ("chi_square_p_value", fit.chi_square_p),
+    ):
+        if value is not None:
+            setattr(message, field, value)
+    return message
+
+
+def fit_response(column: str, report: Report) -> fitting_pb2.FitDistributionResponse:
+    """The FitDistribution response of a fitting report (best AIC first)."""
+    return fitting_pb2.FitDistributionResponse(
+        column=column,
+        count=report.count,
+        discrete=report.discrete,
+        mean=report.mean,
+        sd=report.sd,
+        min=report.minimum,
+        max=report.maximum,
+        fits=[_fit(f) for f in report.fits],
+        skipped=[fitting_pb2.SkippedFit(function=f, reason=r) for f, r in report.skipped],
     )

@@ -37,6 +37,8 @@ from services.simulation.store import ModelRecord, SimulationRecord, Store
 SAMPLINGS = ("mc", "lhs", "sobol")
 BACKEND_PREFERENCES = ("AUTO", "CPU", "GPU", "NATIVE", "NUMPY")
 MAX_TRIALS = 10**10
+MAX_CHECKS = 10_000
+"""Most convergence checks a simulation may make: each is a segment of the job queue."""
 _RESERVATIONS = uuid.UUID("6f1c2d0e-5b7a-4c38-9e21-3a8d4f0b7c55")  # request id → reservation id
 
 
@@ -55,9 +57,12 @@ class Users(Protocol):
 
 
 class Files(Protocol):
-    """Workbooks stored in the files service, read with the user's own credentials."""
+    """Workbooks and datasets stored in the files service, read with the user's own
+    credentials; a file over ``max_bytes`` is InvalidArgument (``file_id``), read no further."""
 
-    async def download(self, file_id: str, credentials: Sequence[tuple[str, str]]) -> bytes: ...
+    async def download(
+        self, file_id: str, credentials: Sequence[tuple[str, str]], max_bytes: int | None = None
+    ) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,18 @@ def summarise(model: ir.Model) -> dict[str, Any]:
             }
             for s in model.inputs
         ],
-        "outputs": [{"name": o.name, "address": o.address} for o in model.outputs],
+        "outputs": [
+            {"name": o.name, "address": o.address} | _convergence(o) for o in model.outputs
+        ],
         "warnings": list(model.warnings),
         "simulations": simtable.simulations(model),
     }
+
+
+def _convergence(output: ir.Output) -> dict[str, bool]:
+    """``{"convergence": True}`` for an output with RiskConvergence (the summary of other
+    outputs stays as it was)."""
+    return {"convergence": True} if output.convergence is not None else {}
 
 
 def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
@@ -187,7 +200,11 @@ class Simulations:
         if file_id is not None:
             if self.files is None:
                 raise FailedPrecondition("the files service is not configured")
-            source = ModelSource(workbook=await self.files.download(file_id, source.credentials))
+            # Read no further than the workbook limit: a 5 GiB file is refused after 20 MiB.
+            workbook = await self.files.download(
+                file_id, source.credentials, max_bytes=MAX_WORKBOOK_BYTES
+            )
+            source = ModelSource(workbook=workbook)
         if source.workbook is not None and len(source.workbook) > MAX_WORKBOOK_BYTES:
             raise InvalidArgument("workbook", TOO_LARGE)
         model, content_hash, kind = await asyncio.to_thread(_compile, source)
@@ -256,6 +273,7 @@ class Simulations:
     ) -> SimulationRecord:
         """Queue a simulation (or answer from the cache); idempotent by request id."""
         _check(request)
+        stopping = request.options.convergence
         if request.request_id:
             earlier = await self.store.simulation_by_request(tenant_id, request.request_id)
             if earlier is not None:
@@ -263,6 +281,7 @@ class Simulations:
         model = await self.get_model(tenant_id, request.model_id)
         _check_scenarios(request.options, model)
         _check_sampling(request, model)
+        _check_monitored(request, model)
         seed = await self._seed(user_id, request)
         key = self.cache_key(model, request.trials, seed, request.sampling, request.options)
         cached = None
@@ -290,7 +309,9 @@ class Simulations:
             cache_key=key,
             trials=request.trials,
             chunk_trials=chunk,
-            segment_trials=self._segment(chunk, request.trials),
+            segment_trials=(
+                self._segment(chunk, request.trials) if stopping is None else stopping.check_every
+            ),
             seed=seed,
             sampling=request.sampling,
             backend_preference=request.backend_preference,
@@ -431,9 +452,30 @@ def _check_sampling(request: SimulationRequest, model: ModelRecord) -> None:
         )
 
 
+def _check_monitored(request: SimulationRequest, model: ModelRecord) -> None:
+    """Convergence stopping without a default test needs an output with RiskConvergence."""
+    stopping = request.options.convergence
+    if stopping is None or stopping.default is not None:
+        return
+    if not any(o.get("convergence") for o in model.summary.get("outputs", ())):
+        raise InvalidArgument(
+            "convergence.tolerance",
+            "no output of the model has RiskConvergence: give the run's own tolerance",
+        )
+
+
 def _check(request: SimulationRequest) -> None:
     if not 1 <= request.trials <= MAX_TRIALS:
         raise InvalidArgument("trials", f"must be within 1..{MAX_TRIALS}")
+    stopping = request.options.convergence
+    if stopping is not None:
+        if stopping.max_trials != request.trials:
+            raise InvalidArgument("convergence", "the most trials of a converging run is trials")
+        if stopping.max_trials // stopping.check_every > MAX_CHECKS:
+            raise InvalidArgument(
+                "convergence.check_every",
+                f"must be at least max_trials / {MAX_CHECKS:,} (each check is a segment)",
+            )
     if request.sampling not in SAMPLINGS:
         raise InvalidArgument("sampling", f"must be one of {', '.join(SAMPLINGS)}")
     if request.backend_preference not in BACKEND_PREFERENCES:

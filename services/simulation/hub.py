@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from services.simulation.store import SimulationRecord
 
@@ -37,6 +38,8 @@ class Progress:
     trials_per_second: float
     eta_seconds: float
     running: dict[str, tuple[float, float]]
+    # A converging simulation's latest check (engine.convergence.Outcome.to_dict()), if any.
+    convergence: dict[str, Any] | None = None
 
 
 Event = SimulationRecord | Progress

@@ -1,7 +1,8 @@
 """The engine's heavy half (its back ends, SciPy, openpyxl), loaded once, off the serving path.
 
 The service starts serving without it: an in-process worker loads it in a thread as it
-starts (to find its back end), CreateModel when it first compiles a model. One lock makes
+starts (to find its back end), CreateModel when it first compiles a model, FitDistribution
+when it first fits. One lock makes
 the two take turns, so two threads never import the engine's modules at once (a circular
 import between them could otherwise deadlock on the interpreter's per-module locks).
 """
@@ -13,7 +14,12 @@ import threading
 
 __all__ = ["load_engine"]
 
-_HEAVY = ("services.engine.run", "services.engine.workbook", "services.engine.spec")
+_HEAVY = (
+    "services.engine.run",
+    "services.engine.workbook",
+    "services.engine.spec",
+    "services.engine.fitting.dataset",
+)
 _lock = threading.Lock()
 
 

@@ -332,6 +332,23 @@ class Queue:
             )
             return [r.checkpoint for r in rows]
 
+    async def completed_prefix(self, simulation_id: str, start: int = 0) -> list[bytes]:
+        """The final statistics of the simulation's segments ``start, start + 1...`` up to
+        the first that is not DONE, in trial order (a converging simulation is tested over
+        the completed prefix only; ``start``: segments already tested)."""
+        mine = segments.c.simulation_id == simulation_id
+        async with self.db.reading() as session:
+            gap = (
+                await session.execute(
+                    select(func.min(segments.c.idx)).where(mine, segments.c.state != DONE)
+                )
+            ).scalar_one()
+            query = select(segments.c.checkpoint).where(mine, segments.c.idx >= start)
+            if gap is not None:
+                query = query.where(segments.c.idx < gap)
+            rows = await session.execute(query.order_by(segments.c.idx))
+            return [r.checkpoint for r in rows]
+
     async def unfinished(self, older_than: float) -> list[tuple[str, str]]:
         """(tenant, id) of RUNNING simulations with every segment DONE, untouched since
         ``older_than``."""
@@ -349,15 +366,33 @@ class Queue:
             return [(r.tenant_id, r.id) for r in rows]
 
     async def finish(
-        self, simulation_id: str, *, result_data: dict[str, Any], backend: str, now: float
+        self,
+        simulation_id: str,
+        *,
+        result_data: dict[str, Any],
+        backend: str,
+        now: float,
+        trials_done: int | None = None,
     ) -> bool:
-        """SUCCEEDED with its results, atomically; False if it is no longer RUNNING."""
+        """SUCCEEDED with its results, atomically; False if it is no longer RUNNING.
+
+        ``trials_done``: a converged simulation's trials; its segments still queued or
+        running are dropped in the same transaction (their workers are fenced at once).
+        """
+        done = {} if trials_done is None else {"trials_done": trials_done}
         async with self.db.transaction() as session:
+            if trials_done is not None:
+                await session.execute(drop_segments(simulation_id))
             result = await session.execute(
                 update(simulations)
                 .where(simulations.c.id == simulation_id, simulations.c.state == RUNNING)
                 .values(
-                    state=SUCCEEDED, state_reason="", backend=backend, end_time=now, update_time=now
+                    state=SUCCEEDED,
+                    state_reason="",
+                    backend=backend,
+                    end_time=now,
+                    update_time=now,
+                    **done,
                 )
             )
             if rowcount(result) != 1:

@@ -37,7 +37,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from services import engine
-from services.engine import memory, outcome
+from services.engine import convergence, memory, outcome
 from services.engine.errors import ModelError
 from services.engine.memory import Plan
 from services.engine.serial import load_model
@@ -143,6 +143,47 @@ def _merge_results(
     partial = Partial.from_bytes(blobs[0])
     for blob in blobs[1:]:
         partial = partial.merge(Partial.from_bytes(blob))
+    return _results(partial, compiled, options)
+
+
+#: The merged Partial of a converging simulation's first segments, none of whose ends passed
+#: the test: (simulation id, segments merged, their Partial). Checks are deterministic, so a
+#: later completion goes on from there instead of merging and testing the prefix again.
+Checked = tuple[str, int, Partial]
+
+
+def _check_prefix(
+    simulation_id: str,
+    blobs: list[bytes],
+    compiled: bytes,
+    options: outcome.RunOptions,
+    known: Checked | None,
+) -> tuple[dict[str, Any] | None, Checked | None, dict[str, Any] | None]:
+    """Test a converging simulation at the end of each completed segment of ``blobs`` (the
+    segments after those ``known`` to have been tested, in trial order): (its results at
+    the first end that passes, or at ``max_trials``, with their ``"convergence"``, else
+    None; what was checked; the last check, None when there was none to make)."""
+    settings = options.convergence
+    assert settings is not None
+    expansion = outcome.prepare(load_model(compiled), options)
+    tests = settings.tests(expansion.model)
+    start, total = (known[1], known[2]) if known and known[0] == simulation_id else (0, None)
+    status = None
+    for blob in blobs:
+        part = Partial.from_bytes(blob)
+        total = part if total is None else total.merge(part)
+        checked = convergence.check(total, tests)
+        status = checked.to_dict(settings)
+        if checked.converged or total.trials >= settings.max_trials:
+            data = _results(total, compiled, options)
+            return data | {"convergence": status}, None, status
+    tested = None if total is None else (simulation_id, start + len(blobs), total)
+    return None, tested, status
+
+
+def _results(
+    partial: Partial, compiled: bytes | None, options: outcome.RunOptions
+) -> dict[str, Any]:
     if compiled is None:
         outputs = {name: r.to_dict() for name, r in partial.results().items()}
         return {"format": result_data.FORMAT, "outputs": outputs, "reports": []}
@@ -225,6 +266,9 @@ class Worker:
         self._compiled: (
             tuple[tuple[str, int, str, str, str], tuple[engine.Evaluator, Plan]] | None
         ) = None
+        self._checked: Checked | None = None
+        # The latest check this worker made (simulation id, Outcome.to_dict()), for progress.
+        self._status: tuple[str, dict[str, Any]] | None = None
 
     def cancel(self, simulation_id: str) -> None:
         """Stop the current job at the end of its chunk if it is ``simulation_id``."""
@@ -486,22 +530,54 @@ class Worker:
                     k: (number_or_nan(m), number_or_nan(se))
                     for k, (m, se) in combined["running"].items()
                 },
+                convergence=self._status[1] if self._status and self._status[0] == sim.id else None,
             ),
         )
 
     async def _finish(self, tenant_id: str, simulation_id: str) -> None:
-        """Merge the segments into results once none is pending (whoever completes last)."""
-        if await self.queue.pending_segments(simulation_id):
-            return
-        blobs = await self.queue.segment_checkpoints(simulation_id)
+        """Merge the segments into results once none is pending (whoever completes last);
+        a converging simulation's as soon as its completed prefix passes."""
         record = await self.store.get_simulation(tenant_id, simulation_id)
+        options = outcome.RunOptions.from_json(record.options if record is not None else None)
+        plain = record is None or options.convergence is None
+        if plain and await self.queue.pending_segments(simulation_id):
+            return
         compiled = None
         if record is not None:
             compiled = await self.store.compiled_model(tenant_id, record.model_id)
-        options = outcome.RunOptions.from_json(record.options if record is not None else None)
+        if options.convergence is not None and compiled is not None:
+            await self._finish_converging(simulation_id, compiled, options)
+            return
+        if await self.queue.pending_segments(simulation_id):
+            return  # a converging simulation whose model is gone: all of it, as any other
+        blobs = await self.queue.segment_checkpoints(simulation_id)
         data = await _engine(_merge_results, blobs, compiled, options)
         backend = self._compiled[1][0].backend if self._compiled else self.backend
         await self.queue.finish(simulation_id, result_data=data, backend=backend, now=time.time())
+
+    async def _finish_converging(
+        self, simulation_id: str, compiled: bytes, options: outcome.RunOptions
+    ) -> None:
+        """Test the completed prefix at each segment's end, in trial order; at the first that
+        passes (or at max_trials) finish with exactly that prefix's results, dropping the
+        segments still queued or running (any already done beyond it are not merged)."""
+        known = self._checked if self._checked and self._checked[0] == simulation_id else None
+        blobs = await self.queue.completed_prefix(simulation_id, known[1] if known else 0)
+        data, self._checked, status = await _engine(
+            _check_prefix, simulation_id, blobs, compiled, options, known
+        )
+        if status is not None:
+            self._status = (simulation_id, status)
+        if data is None:
+            return
+        backend = self._compiled[1][0].backend if self._compiled else self.backend
+        await self.queue.finish(
+            simulation_id,
+            result_data=data,
+            backend=backend,
+            now=time.time(),
+            trials_done=data["convergence"]["trials"],
+        )
 
     async def _finish_orphans(self) -> None:
         """Finish simulations whose finisher died after their last segment completed."""

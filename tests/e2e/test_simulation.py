@@ -413,3 +413,34 @@ def test_model_from_a_stored_file(edge: grpc.Channel, sims, owner: Account, stra
             timeout=60,
         )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_stored_file_over_the_workbook_limit_is_refused_naming_the_file(
+    edge: grpc.Channel, sims, owner: Account
+):
+    from alea.files.v1 import files_pb2, files_pb2_grpc
+
+    from services.engine.guard import MAX_WORKBOOK_BYTES
+
+    size = MAX_WORKBOOK_BYTES + 1
+
+    def messages():
+        yield files_pb2.UploadRequest(
+            metadata=files_pb2.FileMetadata(file_name="large.csv", size_bytes=size)
+        )
+        for _ in range(MAX_WORKBOOK_BYTES // (1 << 20)):
+            yield files_pb2.UploadRequest(chunk=b"1\n" * (1 << 19))
+        yield files_pb2.UploadRequest(chunk=b"\n")  # one byte past the limit
+
+    stored = files_pb2_grpc.FilesServiceStub(edge).Upload(
+        messages(), metadata=owner.metadata, timeout=120
+    )
+    assert stored.size_bytes == size
+    with pytest.raises(grpc.RpcError) as error:
+        sims.CreateModel(
+            pb.CreateModelRequest(display_name="large", file_id=stored.id),
+            metadata=owner.metadata,
+            timeout=60,
+        )
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "file_id" in error.value.details(), error.value.details()

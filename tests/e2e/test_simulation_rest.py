@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from services.cli.edge_client import RestClient
+from services import engine
+from services.cli.edge_client import RestClient, RestReply
+from services.engine import convergence
 from tests.e2e.conftest import Account, register
 from tests.engine import examples, models
 
@@ -279,3 +281,45 @@ def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Accou
     ground_up = next(o for o in got.body["outputs"] if o["name"] == "Ground-up")["statistics"]
     mean = examples.CLAIMS * examples.CLAIM_MEAN
     assert abs(ground_up["mean"] - mean) < 4 * ground_up["std"] / trials**0.5
+
+
+def test_rest_convergence_stopping_on_the_riskconvergence_example(rest: RestClient, owner: Account):
+    """ConvergenceSettings through the transcoder; the outputs' own RiskConvergence decide,
+    and the stopping trial is the engine's (alea run's) for the same seed."""
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": "convergence", "workbook": workbook_b64(examples.convergence())},
+        headers=owner.headers,
+    )
+    assert created.status == 200, created.text
+
+    def start(settings: dict) -> RestReply:
+        body = {
+            "modelId": created.body["id"],
+            "trials": "200000",
+            "seed": "5",
+            "requestId": str(uuid.uuid4()),
+            "convergence": settings,
+        }
+        return rest.request("POST", "/v1/simulations", body, headers=owner.headers)
+
+    bad = start({"checkEvery": "3000"})
+    assert bad.status == 400 and "trials" in bad.text, bad.text
+    started = start({"checkEvery": "2000"})
+    assert started.status == 200, started.text
+    assert started.body["convergence"] == {"checkEvery": "2000"}
+    sim_id = started.body["id"]
+    rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
+    got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
+    assert got.status == 200, got.text
+    status = got.body["convergence"]
+    assert status["converged"] is True and got.body["trials"] == status["trials"]
+    assert [o["output"] for o in status["outputs"]] == ["Profit", "Shortfall"]
+    buffer = io.BytesIO()
+    examples.convergence().save(buffer)
+    model = engine.load_workbook(buffer.getvalue())
+    settings = convergence.Settings(2000, 200_000, None)
+    evaluator = engine.make_evaluator(model, seed=5, backend="cpu")
+    _, stopped = convergence.simulate(model, evaluator, settings)
+    assert int(status["trials"]) == stopped.trials

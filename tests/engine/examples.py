@@ -140,10 +140,48 @@ def sobol_mean() -> float:
     return (MARGIN[0] - sum(COST) / 3) * growth
 
 
+# --- Convergence stopping: run until the statistics are known well enough ---------------------
+
+DEMAND = (1000.0, 250.0)  # RiskNormal(mean, sd): units a month
+MARGIN_PER_UNIT = (2.0, 5.0)  # RiskUniform(min, max)
+OVERHEAD = 2500.0
+PROFIT_TEST = (0.01, 2, 0.95, True)  # RiskConvergence: ±1 % of the mean at 95 %
+SHORTFALL_TEST = (50.0, 1, 0.90, False, False, True, 0.95)  # ±50 on the P95 at 90 %
+
+
+def convergence() -> Workbook:
+    """A month's profit and its shortfall against a target, each with its own
+    RiskConvergence: profit's mean within ±1 % at 95 % confidence, the shortfall's 95th
+    percentile within ±50 (absolute) at 90 %; units have no RiskConvergence, so the run's
+    own test (``alea run --converge``) monitors them, or nothing does."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Model"
+
+    def args(test: tuple[float | bool, ...]) -> str:
+        return ",".join(str(v).upper() if isinstance(v, bool) else repr(v) for v in test)
+
+    ws["A1"], ws["B1"] = "Demand", '=RiskNormal({},{},RiskName("Demand"))'.format(*DEMAND)
+    margin = '=RiskUniform({},{},RiskName("Margin"))'.format(*MARGIN_PER_UNIT)
+    ws["A2"], ws["B2"] = "Margin per unit", margin
+    ws["A3"], ws["B3"] = "Overhead", OVERHEAD
+    ws["A5"], ws["B5"] = (
+        "Profit",
+        f'=RiskOutput("Profit",,,RiskConvergence({args(PROFIT_TEST)}))+B1*B2-B3',
+    )
+    ws["A6"], ws["B6"] = (
+        "Shortfall",
+        f'=RiskOutput("Shortfall",,,RiskConvergence({args(SHORTFALL_TEST)}))+MAX(0,3000-B5)',
+    )
+    ws["A7"], ws["B7"] = "Units", '=RiskOutput("Units")+B1'
+    return wb
+
+
 #: example name → builder (the file name in tests/data/workbooks/).
 EXAMPLES: dict[str, Callable[[], Workbook]] = {
     "simtable": simtable,
     "scenarios": scenarios,
     "compound": compound,
     "sobol": sobol,
+    "convergence": convergence,
 }

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services.engine import serial, xlerror
+from services.engine.convergence import criterion
 from services.engine.ir import Apply, Const, Model, Output, Report, Sample, Table, statistic
 from services.engine.numpy_backend import compile_numpy
 from tests.engine.ir_models import HAND_MODELS, WORKBOOKS, model
@@ -89,8 +90,8 @@ def test_a_crafted_pickle_cannot_run_code() -> None:
 
 
 def test_newer_and_corrupt_formats_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="format 3; this version reads formats 0 to 2"):
-        serial.load_model(b"ALEA-IR/3\n" + zlib.compress(b"{}"))
+    with pytest.raises(ValueError, match="format 4; this version reads formats 0 to 3"):
+        serial.load_model(b"ALEA-IR/4\n" + zlib.compress(b"{}"))
     with pytest.raises(ValueError, match="corrupt"):
         serial.load_model(b"ALEA-IR/1\n" + zlib.compress(b'{"nodes": [["q"]]}'))
     with pytest.raises(ValueError, match="corrupt"):
@@ -113,6 +114,24 @@ def test_format_1_still_loads() -> None:
     back = serial.load_model(b"ALEA-IR/1\n" + body)
     (const, two) = back.outputs[0].node.args  # type: ignore[union-attr]
     assert xlerror.name(const.value) == "#NUM!" and two == Const(2.0) and back.reports == ()
+
+
+def test_format_2_still_loads_and_convergence_tests_round_trip() -> None:
+    """Format 2 had no convergence test in its outputs; format 3 keeps RiskConvergence's."""
+    x = Sample(0, "normal", (Const(0.0), Const(1.0)), "x", "A1")
+    test = criterion(0.5, relative=False, confidence=0.9, stddev=True, percentiles=(0.95, 0.05))
+    m = Model((x,), (Output("y", "B1", x, test), Output("z", "B2", x)))
+    back = serial.load_model(serial.dump_model(m))
+    assert back == m and back.outputs[0].convergence == test
+    _, _, body = serial.dump_model(m).partition(b"\n")
+    doc = json.loads(zlib.decompress(body))
+    doc["outputs"] = [row[:3] for row in doc["outputs"]]
+    old = serial.load_model(b"ALEA-IR/2\n" + zlib.compress(json.dumps(doc).encode()))
+    assert [o.convergence for o in old.outputs] == [None, None]
+    assert [o.node for o in old.outputs] == [x, x]
+    doc["outputs"][0].append({"tolerance": -1})
+    with pytest.raises(ValueError, match="corrupt stored model"):
+        serial.load_model(b"ALEA-IR/3\n" + zlib.compress(json.dumps(doc).encode()))
 
 
 def test_error_constants_keep_their_type_and_reports_round_trip() -> None:

@@ -39,7 +39,7 @@ from ..errors import FormulaError, ModelError
 from ..excel import registry
 from ..ir import Apply, Const, Model, Node, Sample, Table, children, postorder
 from ..sampling import discrete_tables, trigen_bounds
-from .pieces import trial_function
+from .pieces import column_function, trial_function
 from .prelude import PRELUDE
 
 __all__ = ["CudaSource", "generate"]
@@ -152,9 +152,11 @@ def register_distribution(
 class _Writer:
     """Turns the DAG into C statements, one per distinct node, and tables into arrays."""
 
-    def __init__(self, model: Model, tabulate: bool) -> None:
+    def __init__(self, model: Model, tabulate: bool, columns: bool) -> None:
         self.model = model
         self.tabulate = tabulate
+        self.columns = columns
+        self.column_lines: list[str] = []
         self.data: list[np.ndarray] = []
         self._data_size = 0
         self.lines: list[str] = []
@@ -255,25 +257,76 @@ class _Writer:
     def inputs(self) -> list[str]:
         """Every input's value, in stream order. A run of at least ``_RUN`` inputs of one
         distribution with the same constant parameters (a column of ``=RiskNormal(1,0.1)``)
-        is one loop, storing each value in ``x``, where later statements read it."""
+        is one loop, storing each value in ``x``, where later statements read it. With
+        ``columns``, every input of constant parameters outside a copula is transformed
+        before the trial function, a column of trials at a time (:meth:`column`)."""
         m = self.model
+        shared = self._shared_normals() if self.columns else {}
+        for s in m.inputs if self.columns else ():  # named first: a formula may read them
+            if self._alike(s, s):
+                self._names[id(s)] = f"x[{s.stream} * stride]"
         i = 0
         while i < len(m.inputs):
             first = m.inputs[i]
             j = i + 1
-            while j < len(m.inputs) and self._alike(first, m.inputs[j]):
+            if first.stream in shared:  # with the inputs that share its uniforms
+                group = shared.pop(first.stream)
+                if group:
+                    self.column_lines += _normal_columns(group)
+                i = j
+                continue
+            while j < len(m.inputs) and m.inputs[j].stream not in shared:
+                if not self._alike(first, m.inputs[j]):
+                    break
                 j += 1
-            if j - i >= _RUN:
+            if self.columns and self._alike(first, first):
+                self.column(first, i, j)
+            elif j - i >= _RUN:
                 args = tuple(p if isinstance(p, Table) else self.name(p) for p in first.params)
                 value = self._sample(first, args, "x[k * stride]")
                 self.lines.append(f"  for (int k = {i}; k < {j}; ++k) x[k * stride] = {value};")
-                for s in m.inputs[i:j]:
-                    self._names[id(s)] = f"x[{s.stream} * stride]"
             else:
                 for s in m.inputs[i:j]:
                     self.name(s)
+                i = j
+                continue
+            for s in m.inputs[i:j]:
+                self._names[id(s)] = f"x[{s.stream} * stride]"
             i = j
         return [self._names[id(s)] for s in m.inputs]
+
+    def _shared_normals(self) -> dict[int, list[Sample]]:
+        """Normal-family column inputs that transform the same uniforms (an input and its
+        RiskSimtable copies), by stream: the group under its first member's stream, an empty
+        list under the others'."""
+        groups: dict[int, list[Sample]] = {}
+        for s in self.model.inputs:
+            if self._alike(s, s) and _normal_column(s) is not None:
+                source = s.stream if s.draws_from is None else s.draws_from
+                groups.setdefault(source, []).append(s)
+        shared: dict[int, list[Sample]] = {}
+        for group in groups.values():
+            if len(group) > 1:
+                shared |= {s.stream: [] for s in group}
+                shared[group[0].stream] = group
+        return shared
+
+    def column(self, first: Sample, i: int, j: int) -> None:
+        """Inputs ``i .. j-1`` (alike: ``first``'s constant parameters) transformed in place
+        over ``n`` trials of ``x`` by loops of their own, which the compiler vectorises where
+        the quantile allows; the normal families' by :c:func:`alea_normal_columns`."""
+        args = tuple(p if isinstance(p, Table) else self.name(p) for p in first.params)
+        rows = f"for (int k = {i}; k < {j}; ++k)" if j - i > 1 else f"{{ const int k = {i};"
+        end = "" if j - i > 1 else " }"
+        if _normal_column(first) is not None:
+            self.column_lines += [
+                f"  {rows} {line.strip()}{end}" for line in _normal_columns([first], "k")
+            ]
+            return
+        value = self._sample(first, args, "x[k * stride + t]")
+        self.column_lines.append(
+            f"  {rows} for (u64 t = 0; t < n; ++t) x[k * stride + t] = {value};{end}"
+        )
 
     def _alike(self, a: Sample, b: Sample) -> bool:
         """Whether ``b`` transforms its uniform exactly as ``a`` does (constant parameters)."""
@@ -484,6 +537,7 @@ class _Writer:
                 "  }",
                 "}",
                 "",
+                *(column_function(self.column_lines) if self.columns else []),
                 *trial_function(body, len(head)),
                 _LOOPS,
             ]
@@ -494,15 +548,18 @@ class _Writer:
         )
 
 
-def generate(model: Model, *, tabulate: bool = False) -> CudaSource:
+def generate(model: Model, *, tabulate: bool = False, columns: bool = False) -> CudaSource:
     """CUDA C source for ``model``; raises ``FormulaError`` naming the cell of anything the
     CUDA back end does not support.
 
     With ``tabulate``, constant-parameter distributions whose quantile is iterative (gamma,
     beta, PERT, binomial, Poisson) read it from the sampler's own tables, passed at run time
-    as ``CudaSource.data`` (the native back end); without, the kernel iterates.
+    as ``CudaSource.data`` (the native back end); without, the kernel iterates. With
+    ``columns`` (the native back end), inputs of constant parameters outside a copula are
+    transformed by ``alea_columns(x, stride, n, q)`` over ``n`` trials before the trial
+    function runs on each, which then reads their values from ``x``.
     """
-    return _Writer(model, tabulate).source()
+    return _Writer(model, tabulate, columns).source()
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -519,6 +576,48 @@ def _constants(s: Sample) -> tuple[float | Table, ...] | None:
         else:
             return None
     return tuple(values)
+
+
+def _normal_column(s: Sample) -> tuple[str, str, bool] | None:
+    """(mean, sd, then exp) of a normal or lognormal input of valid constant parameters,
+    untruncated, as C expressions computed as ``ppf_normal``, ``ppf_lognorm`` and
+    ``ppf_lognorm2`` do; None for any other input."""
+    constants = _constants(s)
+    if s.truncate not in (None, (None, None)) or constants is None:
+        return None
+    values = [float(v) for v in constants if not isinstance(v, Table)]
+    if len(values) != len(constants) or len(values) != 2 or not all(map(math.isfinite, values)):
+        return None
+    a, b = values
+    m, sd = literal(a), literal(b)
+    if s.distribution == "normal" and b > 0:
+        return m, sd, False
+    if s.distribution == "lognorm2" and b > 0:
+        return m, sd, True
+    if s.distribution == "lognorm" and a > 0 and b > 0:
+        s2 = f"log1p(({sd} / {m}) * ({sd} / {m}))"
+        return f"(log({m}) - 0.5 * {s2})", f"sqrt({s2})", True
+    return None
+
+
+def _normal_columns(group: list[Sample], row: str = "") -> list[str]:
+    """The column statements of normal-family inputs that transform the same uniforms: one
+    :c:func:`alea_normal_columns` call, then ``exp`` over the lognormals' rows. ``row``: a C
+    expression for the row of a single input (a loop's variable), else their streams."""
+    params = [_normal_column(s) for s in group]
+    rows = [row or str(s.stream) for s in group]
+    means = ", ".join(p[0] for p in params if p is not None)
+    sds = ", ".join(p[1] for p in params if p is not None)
+    lines = [
+        f"  {{ const int r[] = {{{', '.join(rows)}}}; const double m[] = {{{means}}},"
+        f" s[] = {{{sds}}}; alea_normal_columns(x, stride, n, {len(group)}, r, m, s); }}"
+    ]
+    for r, p in zip(rows, params, strict=True):
+        if p is not None and p[2]:
+            lines.append(
+                f"  for (u64 t = 0; t < n; ++t) x[{r} * stride + t] = exp(x[{r} * stride + t]);"
+            )
+    return lines
 
 
 def _layout(table: np.ndarray) -> np.ndarray:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import itertools
 import re
 
-__all__ = ["PIECE", "trial_function"]
+__all__ = ["PIECE", "column_function", "trial_function"]
 
 PIECE = 256
 _NAME = re.compile(r"\b[vasufz]\d+(?:_\d+)?\b")
 _DEFINES = re.compile(r"^\s*(?:const )?(double|int) ([vasufz]\d+(?:_\d+)?) =")
 _ARRAY = re.compile(r"^\s*double [a-z]\d+\[")
 _SIGNATURE = "double* x, double* y, u64 stride, const double* q"
+_COLUMNS = "double* x, u64 stride, u64 n, const double* q"
 
 
 def trial_function(body: list[str], head: int) -> list[str]:
@@ -67,5 +68,18 @@ def trial_function(body: list[str], head: int) -> list[str]:
     out.append(f"ALEA_HD void alea_trial({_SIGNATURE}) {{")
     out.append(f"  double r[{max(1, len(slots))}];  /* the values that cross pieces */")
     out += [f"  alea_piece{p}(x, y, stride, q, r);" for p in range(len(pieces))]
+    out.append("}")
+    return out
+
+
+def column_function(loops: list[str]) -> list[str]:
+    """The lines of ``alea_columns`` running ``loops`` (independent statements, each
+    transforming inputs over the ``n`` trials of ``x``), in pieces of :data:`PIECE`."""
+    pieces = [loops[a : a + PIECE] for a in range(0, len(loops), PIECE)]
+    out: list[str] = []
+    for p, lines in enumerate(pieces):
+        out += [f"ALEA_HD_CALL void alea_columns{p}({_COLUMNS}) {{", *lines, "}"]
+    out.append(f"ALEA_HD void alea_columns({_COLUMNS}) {{")
+    out += [f"  alea_columns{p}(x, stride, n, q);" for p in range(len(pieces))]
     out.append("}")
     return out

@@ -197,9 +197,11 @@ async def test_risksimtable_runs_its_simulations_as_one_job(domain: Simulations,
         for k, mean in enumerate((108.0, 208.0, 308.0)):
             y = results["outputs"][f"y [{k + 1}]"]
             assert abs(y["mean"] - mean) < 4 * y["std"] / 9_000**0.5
-    assert (
-        data["outputs"]["y [2]"]["std"] == data["outputs"]["y [1]"]["std"]
-    )  # the same numbers, shifted
+    # The same numbers, shifted: equal spreads up to the rounding of the shifted sums (the
+    # varied seeds' spreads differ by about 1 %).
+    assert data["outputs"]["y [2]"]["std"] == pytest.approx(
+        data["outputs"]["y [1]"]["std"], rel=1e-12
+    )
     assert varied_data["outputs"]["y [2]"]["std"] != varied_data["outputs"]["y [1]"]["std"]
 
 

@@ -2,6 +2,8 @@ import datetime
 
 from alea.access.v1 import access_pb2 as _access_pb2
 from alea.simulation.v1 import analysis_pb2 as _analysis_pb2
+from alea.simulation.v1 import convergence_pb2 as _convergence_pb2
+from alea.simulation.v1 import fitting_pb2 as _fitting_pb2
 from alea.simulation.v1 import model_spec_pb2 as _model_spec_pb2
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
@@ -169,7 +171,7 @@ class DeleteModelRequest(_message.Message):
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
-    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds", "scenarios")
+    __slots__ = ("id", "tenant_id", "model_id", "creator_id", "state", "state_reason", "trials", "trials_done", "seed", "sampling", "backend_preference", "backend", "priority", "cached", "create_time", "update_time", "start_time", "end_time", "vary_simulation_seeds", "convergence", "scenarios")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Simulation.State]
@@ -203,6 +205,7 @@ class Simulation(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
@@ -223,11 +226,12 @@ class Simulation(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     vary_simulation_seeds: bool
+    convergence: _convergence_pb2.ConvergenceSettings
     scenarios: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.ScenarioTarget]
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., model_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., state: _Optional[_Union[Simulation.State, str]] = ..., state_reason: _Optional[str] = ..., trials: _Optional[int] = ..., trials_done: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend_preference: _Optional[_Union[BackendPreference, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., priority: _Optional[int] = ..., cached: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vary_simulation_seeds: _Optional[bool] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceSettings, _Mapping]] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
 
 class CreateSimulationRequest(_message.Message):
-    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds", "scenarios")
+    __slots__ = ("model_id", "trials", "seed", "sampling", "backend", "priority", "request_id", "bypass_cache", "vary_simulation_seeds", "convergence", "scenarios")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +241,7 @@ class CreateSimulationRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
     VARY_SIMULATION_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     SCENARIOS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     trials: int
@@ -247,8 +252,9 @@ class CreateSimulationRequest(_message.Message):
     request_id: str
     bypass_cache: bool
     vary_simulation_seeds: bool
+    convergence: _convergence_pb2.ConvergenceSettings
     scenarios: _containers.RepeatedCompositeFieldContainer[_analysis_pb2.ScenarioTarget]
-    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[BackendPreference, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ..., vary_simulation_seeds: _Optional[bool] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceSettings, _Mapping]] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioTarget, _Mapping]]] = ...) -> None: ...
 
 class GetSimulationRequest(_message.Message):
     __slots__ = ("simulation_id",)
@@ -299,18 +305,20 @@ class OutputProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., mean: _Optional[float] = ..., standard_error: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("trials_done", "trials_total", "trials_per_second", "eta", "outputs")
+    __slots__ = ("trials_done", "trials_total", "trials_per_second", "eta", "outputs", "convergence")
     TRIALS_DONE_FIELD_NUMBER: _ClassVar[int]
     TRIALS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     TRIALS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ETA_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     trials_done: int
     trials_total: int
     trials_per_second: float
     eta: _duration_pb2.Duration
     outputs: _containers.RepeatedCompositeFieldContainer[OutputProgress]
-    def __init__(self, trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., trials_per_second: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputProgress, _Mapping]]] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceStatus
+    def __init__(self, trials_done: _Optional[int] = ..., trials_total: _Optional[int] = ..., trials_per_second: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputProgress, _Mapping]]] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceStatus, _Mapping]] = ...) -> None: ...
 
 class SimulationEvent(_message.Message):
     __slots__ = ("event_time", "simulation", "progress")
@@ -425,7 +433,7 @@ class OutputResults(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ..., percentiles: _Optional[_Iterable[_Union[Percentile, _Mapping]]] = ..., var_95: _Optional[float] = ..., cvar_95: _Optional[float] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ..., cdf: _Optional[_Iterable[_Union[CdfPoint, _Mapping]]] = ..., sensitivity: _Optional[_Iterable[_Union[Sensitivity, _Mapping]]] = ..., convergence: _Optional[_Iterable[_Union[ConvergencePoint, _Mapping]]] = ..., exact: _Optional[bool] = ..., simulation: _Optional[int] = ..., scenarios: _Optional[_Iterable[_Union[_analysis_pb2.ScenarioResult, _Mapping]]] = ..., contribution_to_variance: _Optional[_Iterable[_Union[_analysis_pb2.VarianceContribution, _Mapping]]] = ..., regression_r_squared: _Optional[float] = ...) -> None: ...
 
 class Results(_message.Message):
-    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations")
+    __slots__ = ("simulation_id", "model_id", "trials", "seed", "sampling", "backend", "outputs", "create_time", "reports", "simulations", "convergence")
     SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
@@ -436,6 +444,7 @@ class Results(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     SIMULATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_FIELD_NUMBER: _ClassVar[int]
     simulation_id: str
     model_id: str
     trials: int
@@ -446,7 +455,8 @@ class Results(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     reports: _containers.RepeatedCompositeFieldContainer[ReportResult]
     simulations: _containers.RepeatedCompositeFieldContainer[SimtableSimulation]
-    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ..., simulations: _Optional[_Iterable[_Union[SimtableSimulation, _Mapping]]] = ...) -> None: ...
+    convergence: _convergence_pb2.ConvergenceStatus
+    def __init__(self, simulation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., trials: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., backend: _Optional[_Union[Backend, str]] = ..., outputs: _Optional[_Iterable[_Union[OutputResults, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reports: _Optional[_Iterable[_Union[ReportResult, _Mapping]]] = ..., simulations: _Optional[_Iterable[_Union[SimtableSimulation, _Mapping]]] = ..., convergence: _Optional[_Union[_convergence_pb2.ConvergenceStatus, _Mapping]] = ...) -> None: ...
 
 class ReportResult(_message.Message):
     __slots__ = ("name", "address", "value", "error")

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from alea.simulation.v1 import fitting_pb2 as alea_dot_simulation_dot_v1_dot_fitting__pb2
 from alea.simulation.v1 import simulation_pb2 as alea_dot_simulation_dot_v1_dot_simulation__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
@@ -90,6 +91,11 @@ class SimulationServiceStub:
                 '/alea.simulation.v1.SimulationService/GetQueueStatus',
                 request_serializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetQueueStatusRequest.SerializeToString,
                 response_deserializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.QueueStatus.FromString,
+                _registered_method=True)
+        self.FitDistribution = channel.unary_unary(
+                '/alea.simulation.v1.SimulationService/FitDistribution',
+                request_serializer=alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionRequest.SerializeToString,
+                response_deserializer=alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionResponse.FromString,
                 _registered_method=True)
 
 
@@ -180,6 +186,16 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FitDistribution(self, request, context):
+        """Fits every applicable @RISK distribution to a dataset (a column of a CSV or XLSX file, or
+        inline values) by maximum likelihood and ranks them by AIC and BIC, with goodness-of-fit
+        statistics and the formula to paste. Another tenant's file is NOT_FOUND; an unreadable
+        column or value is INVALID_ARGUMENT naming it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -237,6 +253,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.GetQueueStatus,
                     request_deserializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetQueueStatusRequest.FromString,
                     response_serializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.QueueStatus.SerializeToString,
+            ),
+            'FitDistribution': grpc.unary_unary_rpc_method_handler(
+                    servicer.FitDistribution,
+                    request_deserializer=alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionRequest.FromString,
+                    response_serializer=alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -537,6 +558,33 @@ class SimulationService:
             '/alea.simulation.v1.SimulationService/GetQueueStatus',
             alea_dot_simulation_dot_v1_dot_simulation__pb2.GetQueueStatusRequest.SerializeToString,
             alea_dot_simulation_dot_v1_dot_simulation__pb2.QueueStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FitDistribution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.simulation.v1.SimulationService/FitDistribution',
+            alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionRequest.SerializeToString,
+            alea_dot_simulation_dot_v1_dot_fitting__pb2.FitDistributionResponse.FromString,
             options,
             channel_credentials,
             insecure,
