@@ -58,7 +58,7 @@ def without_series(data: dict) -> tuple[dict, dict]:
 
 
 async def run(store: Store, config: SimulationConfig, settings: Settings, count: int):
-    domain = Simulations(store, Hub(store.get_simulation, 0.05), config)
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), config)
     model_id = await insert_model(store)
     options = outcome.RunOptions(convergence=settings)
     request = SimulationRequest(model_id, settings.max_trials, SEED, options=options)
@@ -135,7 +135,7 @@ def test_bad_settings_are_invalid_argument_naming_the_field(
 
 
 async def test_the_service_refuses_what_the_queue_cannot_run(store: Store):
-    domain = Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), CONFIG)
     model_id = await insert_model(store)
 
     async def create(settings: Settings) -> None:
@@ -157,7 +157,7 @@ async def test_the_service_refuses_what_the_queue_cannot_run(store: Store):
 
 
 async def test_progress_shows_the_precision_of_the_latest_check(store: Store):
-    domain = Simulations(store, Hub(store.get_simulation, 0.05), CONFIG)
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), CONFIG)
     model_id = await insert_model(store)
     settings = Settings(check_every=2_000, max_trials=12_000, default=criterion(1e-6))
     options = outcome.RunOptions(convergence=settings)
