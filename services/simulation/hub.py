@@ -138,11 +138,16 @@ class Hub:
     async def _follow(self, topic: Topic, first: SimulationRecord) -> AsyncIterator[Event]:
         last_state = first
         version = -1
+        reported: Progress | None = None
         while True:
             # The topic's own ticker wakes everyone each ``tick``; the timeout is a backstop.
             await topic.wait(version, 5 * self.tick)
             version = topic.version
             snapshot = topic.snapshot or last_state
+            if snapshot.state in TERMINAL and topic.progress not in (None, reported):
+                # A short run can start, report and end between two wake-ups of a busy
+                # loop: its last progress still reaches the watcher, before the end.
+                yield topic.progress
             if snapshot.state != last_state.state or snapshot.state in TERMINAL:
                 last_state = snapshot
                 yield snapshot
@@ -151,7 +156,8 @@ class Hub:
             # Every wake-up (a new chunk, or a tick with none) reports progress, so a
             # watcher hears at least every ``tick`` seconds while the job runs.
             if topic.progress is not None and snapshot.state == "RUNNING":
-                yield topic.progress
+                reported = topic.progress
+                yield reported
 
     async def _poll(self) -> None:
         """Tick every ``tick`` seconds (one timer for all watchers of all topics) and, every
