@@ -41,19 +41,17 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats as sps
 
 from . import memory
 from .errors import FormulaError
 from .ir import Const, Convergence, Model
-from .numpy_backend import Evaluator
-from .run import Cancelled, Run, default_chunk_size
 from .stats import Partial, StatsOptions
 from .values import EMPTY
 
 if TYPE_CHECKING:
     from .formula import Call
     from .lowering import Lowerer
+    from .numpy_backend import Evaluator
 
 __all__ = [
     "MAX_CHECKS",
@@ -195,6 +193,8 @@ def _passes(h: float, estimate: float, test: Convergence) -> tuple[bool, float |
 
 def _intervals(partial: Partial, name: str, test: Convergence) -> dict[str, tuple[float, float]]:
     """``{statistic: (estimate, half-width)}`` of output ``name`` (see the module docstring)."""
+    from scipy import stats as sps  # here: the settings above serve processes without SciPy
+
     values = partial.finite_values(name)
     n = int(partial.statistic(name, "count")) if values is None else values.size
     nan = (math.nan, math.inf)
@@ -261,6 +261,8 @@ def simulate(
     chunks (:class:`~.run.Cancelled`). Each block is summarised on its own and merged in
     trial order, as the simulation service's segments of ``check_every`` trials are.
     """
+    from .run import Cancelled, Run, default_chunk_size
+
     tests = settings.tests(model)
     planned = memory.plan(evaluator, model, options or StatsOptions())
     chunk = planned.chunk_within(min(chunk_size or default_chunk_size(model), settings.check_every))

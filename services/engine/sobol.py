@@ -20,10 +20,10 @@ uniform (never 0, never 1).
 from __future__ import annotations
 
 import functools
+import importlib.util
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 from . import rng
 
@@ -34,7 +34,10 @@ DOMAIN = 3
 """The Philox counter domain of the scrambling bits (0: trials, 1: LHS, 2: RiskCompound)."""
 # The Joe-Kuo direction numbers (BSD-licensed, like SciPy that ships them): primitive
 # polynomials and initial values m_1..m_deg of 21,201 dimensions.
-_NUMBERS = Path(scipy.__file__).parent / "stats" / "_sobol_direction_numbers.npz"
+# Found without importing SciPy, which services that only check a model's width never load.
+_SCIPY = importlib.util.find_spec("scipy")
+assert _SCIPY is not None and _SCIPY.origin is not None, "SciPy is a dependency of the engine"
+_NUMBERS = Path(_SCIPY.origin).parent / "stats" / "_sobol_direction_numbers.npz"
 
 
 @functools.cache
