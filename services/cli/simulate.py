@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -158,23 +159,61 @@ def _bar(progress: pb.Progress) -> str:
     )
 
 
+FINAL_STATES = (
+    pb.Simulation.STATE_SUCCEEDED,
+    pb.Simulation.STATE_FAILED,
+    pb.Simulation.STATE_CANCELLED,
+)
+WATCH_RESUME_SECONDS = 120.0
+
+
+class WatchBroken(ConnectionError):
+    """A watch broke and could not be opened again within :data:`WATCH_RESUME_SECONDS`."""
+
+
+def _resumable(error: grpc.RpcError) -> bool:
+    """A stream cut by a restart: UNAVAILABLE, or the INTERNAL that gRPC reports for a stream
+    the edge reset when the service behind it died (RST_STREAM)."""
+    code, details = error.code(), error.details() or ""
+    return code == grpc.StatusCode.UNAVAILABLE or (
+        code == grpc.StatusCode.INTERNAL and "RST_STREAM" in details
+    )
+
+
 def watch(
     stub: simulation_pb2_grpc.SimulationServiceStub,
     simulation_id: str,
     metadata: Metadata,
     out: TextIO = sys.stderr,
 ) -> pb.Simulation:
-    """Follow a simulation to its final state, drawing a progress bar on ``out``."""
+    """Follow a simulation to its final state, drawing a progress bar on ``out``.
+
+    A stream broken mid-way (the service restarting: UNAVAILABLE, or INTERNAL for a stream
+    the edge reset) is opened again, for at most :data:`WATCH_RESUME_SECONDS`; a watch
+    starts from the simulation's current state, so nothing is missed but progress."""
     last: pb.Simulation | None = None
     rate = 0.0
     request = pb.WatchSimulationRequest(simulation_id=simulation_id)
-    for event in stub.WatchSimulation(request, metadata=metadata):
-        if event.WhichOneof("event") == "progress":
-            rate = event.progress.trials_per_second
-            out.write(_bar(event.progress))
-            out.flush()
-        else:
-            last = event.simulation
+    broken_since: float | None = None
+    while True:
+        try:
+            for event in stub.WatchSimulation(request, metadata=metadata):
+                broken_since = None
+                if event.WhichOneof("event") == "progress":
+                    rate = event.progress.trials_per_second
+                    out.write(_bar(event.progress))
+                    out.flush()
+                else:
+                    last = event.simulation
+        except grpc.RpcError as error:
+            if last is None or not _resumable(error):
+                raise
+        if last is not None and last.state in FINAL_STATES:
+            break
+        broken_since = broken_since or time.monotonic()
+        if time.monotonic() - broken_since > WATCH_RESUME_SECONDS:
+            raise WatchBroken(f"the watch of {simulation_id} broke and did not resume")
+        time.sleep(0.5)
     assert last is not None, "the stream always starts with the simulation's state"
     # The final state: the bar ends where the simulation ended, at the last rate seen.
     out.write(
