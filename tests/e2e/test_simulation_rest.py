@@ -30,6 +30,26 @@ def workbook_b64(book) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def create_model(rest: RestClient, owner: Account, name: str, book) -> dict:
+    """POST /v1/models with ``book``; the created model."""
+    created = rest.request(
+        "POST",
+        "/v1/models",
+        {"displayName": name, "workbook": workbook_b64(book)},
+        headers=owner.headers,
+    )
+    assert created.status == 200, created.text
+    return created.body
+
+
+def results_when_done(rest: RestClient, owner: Account, simulation_id: str) -> dict:
+    """Watch the simulation to its end over REST, then its results."""
+    rest.request("GET", f"/v1/simulations/{simulation_id}:watch", headers=owner.headers)
+    got = rest.request("GET", f"/v1/simulations/{simulation_id}/results", headers=owner.headers)
+    assert got.status == 200, got.text
+    return got.body
+
+
 @pytest.fixture(scope="module")
 def owner(identity) -> Account:
     return register(identity, "rest-sim")
@@ -103,17 +123,11 @@ def test_rest_refused_model_names_the_cell(rest: RestClient, owner: Account):
 def test_list_filters_and_orders_as_the_contract_documents(rest: RestClient, owner: Account):
     """The proto's own examples pass through the edge; junk ``order_by`` and filter values
     that are not the contract's spellings are 400 naming the parameter."""
-    model = rest.request(
-        "POST",
-        "/v1/models",
-        {"displayName": "listed", "workbook": workbook_b64(models.small())},
-        headers=owner.headers,
-    )
-    assert model.status == 200, model.text
+    model = create_model(rest, owner, "listed", models.small())
     done = rest.request(
         "POST",
         "/v1/simulations",
-        {"modelId": model.body["id"], "trials": "1000", "seed": "3"},
+        {"modelId": model["id"], "trials": "1000", "seed": "3"},
         headers=owner.headers,
     )
     assert done.status == 200, done.text
@@ -125,16 +139,16 @@ def test_list_filters_and_orders_as_the_contract_documents(rest: RestClient, own
             headers=owner.headers,
         )
 
-    example = f'state = "STATE_RUNNING" AND model_id = "{model.body["id"]}"'
+    example = f'state = "STATE_RUNNING" AND model_id = "{model["id"]}"'
     assert listing("/v1/simulations", filter=example).status == 200
     mine = listing(
         "/v1/simulations",
-        filter=f'model_id = "{model.body["id"]}"',
+        filter=f'model_id = "{model["id"]}"',
         orderBy="priority desc, create_time",
     )
     assert [s["id"] for s in mine.body["simulations"]] == [done.body["id"]]
     sources = listing("/v1/models", filter='source = "MODEL_SOURCE_WORKBOOK"')
-    assert model.body["id"] in [m["id"] for m in sources.body["models"]]
+    assert model["id"] in [m["id"] for m in sources.body["models"]]
     for path, query, parameter in (
         ("/v1/simulations", {"filter": 'state = "RUNNING"'}, "filter"),
         ("/v1/simulations", {"orderBy": "id; drop table simulations"}, "order_by"),
@@ -147,14 +161,8 @@ def test_list_filters_and_orders_as_the_contract_documents(rest: RestClient, own
 
 
 def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Account):
-    created = rest.request(
-        "POST",
-        "/v1/models",
-        {"displayName": "scenarios", "workbook": workbook_b64(examples.simtable())},
-        headers=owner.headers,
-    )
-    assert created.status == 200, created.text
-    assert created.body["simulations"] == len(examples.RATES)
+    created = create_model(rest, owner, "scenarios", examples.simtable())
+    assert created["simulations"] == len(examples.RATES)
     trials = 20_000
     results = {}
     for vary in (False, True):
@@ -162,7 +170,7 @@ def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Accou
             "POST",
             "/v1/simulations",
             {
-                "modelId": created.body["id"],
+                "modelId": created["id"],
                 "trials": str(trials),
                 "seed": "9",
                 "varySimulationSeeds": vary,
@@ -173,10 +181,7 @@ def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Accou
         assert started.status == 200, started.text
         assert started.body.get("varySimulationSeeds", False) is vary
         sim_id = started.body["id"]
-        rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
-        got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
-        assert got.status == 200, got.text
-        results[vary] = got.body
+        results[vary] = results_when_done(rest, owner, sim_id)
     for body in results.values():
         assert [s["index"] for s in body["simulations"]] == [1, 2, 3]
         assert [v["value"] for v in body["simulations"][2]["values"]] == [0.1, 60]
@@ -193,20 +198,14 @@ def test_rest_risksimtable_results_per_simulation(rest: RestClient, owner: Accou
 
 
 def test_rest_scenario_analysis_and_contribution_to_variance(rest: RestClient, owner: Account):
-    created = rest.request(
-        "POST",
-        "/v1/models",
-        {"displayName": "scenarios", "workbook": workbook_b64(examples.scenarios())},
-        headers=owner.headers,
-    )
-    assert created.status == 200, created.text
+    created = create_model(rest, owner, "scenarios", examples.scenarios())
 
     def simulate(scenarios: list[dict]) -> tuple[int, dict, str]:
         started = rest.request(
             "POST",
             "/v1/simulations",
             {
-                "modelId": created.body["id"],
+                "modelId": created["id"],
                 "trials": "40000",
                 "seed": "3",
                 "scenarios": scenarios,
@@ -221,10 +220,8 @@ def test_rest_scenario_analysis_and_contribution_to_variance(rest: RestClient, o
     status, body, text = simulate([loss, top])
     assert status == 200, text
     assert body["scenarios"] == [loss, {"output": "", **top}]
-    rest.request("GET", f"/v1/simulations/{body['id']}:watch", headers=owner.headers)
-    got = rest.request("GET", f"/v1/simulations/{body['id']}/results", headers=owner.headers)
-    assert got.status == 200, got.text
-    outputs = {o["name"]: o for o in got.body["outputs"]}
+    results = results_when_done(rest, owner, body["id"])
+    outputs = {o["name"]: o for o in results["outputs"]}
     profit, cost = outputs["Profit"], outputs["Cost"]
     assert [s["label"] for s in profit["scenarios"]] == ["<0", ">95%"]
     assert [s["label"] for s in cost["scenarios"]] == [">95%"]
@@ -251,20 +248,14 @@ def test_rest_scenario_analysis_and_contribution_to_variance(rest: RestClient, o
 
 def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Account):
     """SAMPLING_SOBOL through the transcoder, on the RiskCompound worked example."""
-    created = rest.request(
-        "POST",
-        "/v1/models",
-        {"displayName": "portfolio", "workbook": workbook_b64(examples.compound())},
-        headers=owner.headers,
-    )
-    assert created.status == 200, created.text
-    assert [i["name"] for i in created.body["inputs"]] == ["Claims", "Claim", "Large claim"]
+    created = create_model(rest, owner, "portfolio", examples.compound())
+    assert [i["name"] for i in created["inputs"]] == ["Claims", "Claim", "Large claim"]
     trials = 16_384
     started = rest.request(
         "POST",
         "/v1/simulations",
         {
-            "modelId": created.body["id"],
+            "modelId": created["id"],
             "trials": str(trials),
             "seed": "3",
             "sampling": "SAMPLING_SOBOL",
@@ -275,10 +266,8 @@ def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Accou
     assert started.status == 200, started.text
     assert started.body["sampling"] == "SAMPLING_SOBOL"
     sim_id = started.body["id"]
-    rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
-    got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
-    assert got.status == 200, got.text
-    ground_up = next(o for o in got.body["outputs"] if o["name"] == "Ground-up")["statistics"]
+    results = results_when_done(rest, owner, sim_id)
+    ground_up = next(o for o in results["outputs"] if o["name"] == "Ground-up")["statistics"]
     mean = examples.CLAIMS * examples.CLAIM_MEAN
     assert abs(ground_up["mean"] - mean) < 4 * ground_up["std"] / trials**0.5
 
@@ -286,17 +275,11 @@ def test_rest_sobol_sampling_and_a_compound_model(rest: RestClient, owner: Accou
 def test_rest_convergence_stopping_on_the_riskconvergence_example(rest: RestClient, owner: Account):
     """ConvergenceSettings through the transcoder; the outputs' own RiskConvergence decide,
     and the stopping trial is the engine's (alea run's) for the same seed."""
-    created = rest.request(
-        "POST",
-        "/v1/models",
-        {"displayName": "convergence", "workbook": workbook_b64(examples.convergence())},
-        headers=owner.headers,
-    )
-    assert created.status == 200, created.text
+    created = create_model(rest, owner, "convergence", examples.convergence())
 
     def start(settings: dict) -> RestReply:
         body = {
-            "modelId": created.body["id"],
+            "modelId": created["id"],
             "trials": "200000",
             "seed": "5",
             "requestId": str(uuid.uuid4()),
@@ -310,11 +293,9 @@ def test_rest_convergence_stopping_on_the_riskconvergence_example(rest: RestClie
     assert started.status == 200, started.text
     assert started.body["convergence"] == {"checkEvery": "2000"}
     sim_id = started.body["id"]
-    rest.request("GET", f"/v1/simulations/{sim_id}:watch", headers=owner.headers)
-    got = rest.request("GET", f"/v1/simulations/{sim_id}/results", headers=owner.headers)
-    assert got.status == 200, got.text
-    status = got.body["convergence"]
-    assert status["converged"] is True and got.body["trials"] == status["trials"]
+    results = results_when_done(rest, owner, sim_id)
+    status = results["convergence"]
+    assert status["converged"] is True and results["trials"] == status["trials"]
     assert [o["output"] for o in status["outputs"]] == ["Profit", "Shortfall"]
     buffer = io.BytesIO()
     examples.convergence().save(buffer)
