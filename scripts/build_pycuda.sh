@@ -9,7 +9,8 @@
 # used at link time when the driver installed no unversioned libcuda.so). On a host without
 # network pass WHEELHOUSE, a folder holding the pycuda sdist and its dependencies (pytools,
 # platformdirs, mako, siphash24) downloaded elsewhere with `pip download pycuda`.
-# Extra benchmark arguments go in $BENCH_ARGS (e.g. BENCH_ARGS="--trials 10000000").
+# Extra pytest arguments go in $PYTEST_ARGS (e.g. PYTEST_ARGS="-n 8" with pytest-xdist), extra
+# benchmark arguments in $BENCH_ARGS (e.g. BENCH_ARGS="--trials 10000000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -39,6 +40,8 @@ for i in range(drv.Device.count()):
     print(f"GPU {i}: {d.name()}, compute {d.compute_capability()}, {d.total_memory() >> 20} MiB")
 PY
 
-"$PY" -m pytest -q -p no:cacheprovider tests/engine/test_cuda_runner.py tests/engine/test_cuda_codegen.py
+# shellcheck disable=SC2086
+"$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-} tests/engine/test_cuda_runner.py \
+  tests/engine/test_cuda_codegen.py tests/engine/test_run.py
 # shellcheck disable=SC2086
 "$PY" -m bench.engine ${BENCH_ARGS:-}

@@ -40,17 +40,15 @@ import numpy as np
 
 from services.runtime.config import alea_home
 
-from . import rng, uniforms
+from . import rng, summary, uniforms
 from .cuda.codegen import generate
 from .cunits import compile_library
 from .ir import Model
 from .stats import (
     Buckets,
-    ChunkSummary,
     Partial,
     StatsOptions,
     bucket_bits,
-    convergence_grid,
 )
 
 __all__ = ["DRIVER", "NativeEvaluator", "NativeUnavailable", "available", "compile_native"]
@@ -71,10 +69,14 @@ _FLAGS = (
 _O3_LINES = 4000  # beyond, -O1 on one CPU: twice as fast to build (see cunits for more)
 _BLOCK = 4  # trials per Philox block
 
-DRIVER = r"""
+DRIVER = (
+    r"""
 #include <float.h>
 #include <limits.h>
 #include <stdlib.h>
+"""
+    + summary.SOURCE
+    + r"""
 
 /* The words of Philox4x64-10 for the counters (c, 0, 0, 0) and (c + 1, 0, 0, 0) (alea_philox's)
    stored as they are into out[0 .. 7]: the multiplications of one block fill the latency of
@@ -168,17 +170,10 @@ int alea_values(u64 seed, u64 first, u64 count, const double* u, u64 ustride, do
   return 0;
 }
 
-/* ---- statistics in the loop (stats.ChunkSummary): per segment, moments (n, mean, M2, M3,
-   M4 of the finite values, two passes over the segment's values in cache), min and max, the
-   sketch key of every value, and the values of the reservoir's candidate trials */
-#define ALEA_SEGMENT 1024  /* longest segment: its outputs stay in cache for the two passes */
-
-static u64 alea_hash(u64 t) {  /* splitmix64, as stats.trial_hash */
-  u64 z = t + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+/* ---- statistics in the loop (stats.ChunkSummary; summary.SOURCE): per segment, moments
+   (n, mean, M2, M3, M4 of the finite values, two passes over the segment's values in cache),
+   min and max, the sketch key of every value, and the values of the reservoir's candidate
+   trials */
 
 /* Trials t of [first, first + count) with hash(t) <= limit, ascending, the first cap of
    them into out; returns how many there are. */
@@ -190,53 +185,6 @@ long alea_candidates(u64 first, u64 count, u64 limit, long long* out, long cap) 
       ++n;
     }
   return n;
-}
-
-/* The sketch key of v: ±(bucket + 1) by its sign, the bucket its exponent and top mantissa
-   bits (bits >> shift); 0 for a zero; INT32_MIN when not finite. Branch-free. */
-static int alea_key_of(double v, int shift) {
-  union { double d; u64 u; } bits;
-  bits.d = v;
-  u64 magnitude = bits.u & 0x7FFFFFFFFFFFFFFFULL;
-  int k = (int)(magnitude >> shift) + 1;
-  k = bits.u >> 63 ? -k : k;
-  k = magnitude == 0 ? 0 : k;
-  return magnitude >= 0x7FF0000000000000ULL ? INT32_MIN : k;
-}
-
-/* n, mean, M2, M3, M4 and min, max of the finite values among v[0 .. n-1]: two passes, each
-   in 4 lanes of partial sums (vectorised; the lanes add up in a fixed order). */
-static void alea_moments(const double* v, long n, double* m, double* lohi) {
-  double sum[4] = {0.0, 0.0, 0.0, 0.0}, cnt[4] = {0.0, 0.0, 0.0, 0.0};
-  double lo[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
-  double hi[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-  long whole = n - n % 4;
-  for (long i = 0; i < n; i += 4)
-    for (int l = 0; l < 4; ++l) {
-      double x = i < whole || l < n % 4 ? v[i + l] : NAN;
-      bool f = fabs(x) <= DBL_MAX;
-      sum[l] += f ? x : 0.0;
-      cnt[l] += f ? 1.0 : 0.0;
-      lo[l] = f && x < lo[l] ? x : lo[l];
-      hi[l] = f && x > hi[l] ? x : hi[l];
-    }
-  double k = (cnt[0] + cnt[1]) + (cnt[2] + cnt[3]);
-  double mean = k > 0.0 ? ((sum[0] + sum[1]) + (sum[2] + sum[3])) / k : 0.0;
-  double m2[4] = {0.0, 0.0, 0.0, 0.0}, m3[4] = {0.0, 0.0, 0.0, 0.0}, m4[4] = {0.0, 0.0, 0.0, 0.0};
-  for (long i = 0; i < n; i += 4)
-    for (int l = 0; l < 4; ++l) {
-      double x = i < whole || l < n % 4 ? v[i + l] : NAN;
-      double d = fabs(x) <= DBL_MAX ? x - mean : 0.0, d2 = d * d;
-      m2[l] += d2;
-      m3[l] += d2 * d;
-      m4[l] += d2 * d2;
-    }
-  m[0] = k; m[1] = mean;
-  m[2] = (m2[0] + m2[1]) + (m2[2] + m2[3]);
-  m[3] = (m3[0] + m3[1]) + (m3[2] + m3[3]);
-  m[4] = (m4[0] + m4[1]) + (m4[2] + m4[3]);
-  lohi[0] = fmin(fmin(lo[0], lo[1]), fmin(lo[2], lo[3]));
-  lohi[1] = fmax(fmax(hi[0], hi[1]), fmax(hi[2], hi[3]));
 }
 
 /* Segments [bounds[i], bounds[i + 1]) for i < nseg, each at most ALEA_SEGMENT trials:
@@ -281,18 +229,7 @@ int alea_summary(u64 seed, const u64* bounds, long nseg, const double* u, u64 us
       const double* v = seg + j * ALEA_SEGMENT;
       long at = (i * ALEA_OUTPUTS + j);
       alea_moments(v, (long)len, moments + at * 5, extremes + at * 2);
-      int* key = keys + j * kstride + (first - origin);
-      int* span = spans + 4 * j;
-      int pmin = span[0], pmax = span[1], nmin = span[2], nmax = span[3];
-      for (u64 t = 0; t < len; ++t) {
-        int k = alea_key_of(v[t], shift), m = k == INT32_MIN ? 0 : -k;
-        key[t] = k;
-        pmin = k > 0 && k < pmin ? k : pmin;
-        pmax = k > pmax ? k : pmax;
-        nmin = m > 0 && m < nmin ? m : nmin;
-        nmax = m > nmax ? m : nmax;
-      }
-      span[0] = pmin; span[1] = pmax; span[2] = nmin; span[3] = nmax;
+      alea_keys(v, (long)len, shift, keys + j * kstride + (first - origin), spans + 4 * j);
     }
   }
   free(xs);
@@ -318,23 +255,12 @@ long alea_key_counts(const int* keys, long n, int pmin, long long* pos, int nmin
    pairwise update of stats._combine, in trial order). */
 void alea_fold(double* moments, long nseg) {
   for (long i = 1; i < nseg; ++i)
-    for (int j = 0; j < ALEA_OUTPUTS; ++j) {
-      const double* a = moments + ((i - 1) * ALEA_OUTPUTS + j) * 5;
-      double* b = moments + (i * ALEA_OUTPUTS + j) * 5;
-      double na = a[0], nb = b[0], n = na + nb;
-      if (na == 0.0) continue;
-      if (nb == 0.0) { for (int k = 0; k < 5; ++k) b[k] = a[k]; continue; }
-      double d = b[1] - a[1], dn = d / n;
-      double m2 = a[2] + b[2] + d * dn * na * nb;
-      double m3 = a[3] + b[3] + dn * dn * d * na * nb * (na - nb)
-                  + 3 * dn * (na * b[2] - nb * a[2]);
-      double m4 = a[4] + b[4] + dn * dn * dn * d * na * nb * (na * na - na * nb + nb * nb)
-                  + 6 * dn * dn * (na * na * b[2] + nb * nb * a[2])
-                  + 4 * dn * (na * b[3] - nb * a[3]);
-      b[0] = n; b[1] = a[1] + dn * nb; b[2] = m2; b[3] = m3; b[4] = m4;
-    }
+    for (int j = 0; j < ALEA_OUTPUTS; ++j)
+      alea_combine(moments + ((i - 1) * ALEA_OUTPUTS + j) * 5,
+                   moments + (i * ALEA_OUTPUTS + j) * 5);
 }
 """
+)
 
 
 class NativeUnavailable(RuntimeError):
@@ -515,7 +441,6 @@ _SIGNATURES = {
     "alea_fold": (None, [_PTR, _LONG]),
     "alea_key_counts": (_LONG, [_PTR, _LONG, _INT, _PTR, _INT, _PTR]),
 }
-_SEGMENT = 1024  # ALEA_SEGMENT of the driver
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -652,10 +577,7 @@ class NativeEvaluator:
         evaluation loop: no per-trial array but the sketch keys (4 bytes an output)."""
         m = self.model
         nout = len(m.outputs)
-        end = first_trial + count
-        grid = convergence_grid(first_trial, end)
-        tiles = range(first_trial - first_trial % _SEGMENT + _SEGMENT, end, _SEGMENT)
-        bounds = np.unique(np.concatenate([[first_trial, end], grid, tiles])).astype(np.uint64)
+        bounds = summary.segment_bounds(first_trial, count)
         nseg = len(bounds) - 1
         moments = np.empty((nseg, nout, 5))
         extremes = np.empty((nseg, nout, 2))
@@ -695,29 +617,22 @@ class NativeEvaluator:
 
         self._parallel(run, parts)
         self._lib.alea_fold(_at(moments), nseg)  # moments of segments 0..i, in trial order
-        ends = bounds[1:].astype(np.int64)
-        at_grid = np.isin(ends, grid)
-        names = [f"o:{o.name}" for o in m.outputs] + [f"i:{m.inputs[s].name}" for s in self.kept]
-        summary = ChunkSummary(
-            first_trial=first_trial,
-            count=count,
-            outputs=tuple(o.name for o in m.outputs),
-            inputs=tuple(m.inputs[s].name for s in self.kept),
-            moments=moments[-1] if nseg else np.zeros((nout, 5)),
-            extremes=np.stack([extremes[:, :, 0].min(axis=0), extremes[:, :, 1].max(axis=0)], 1),
-            conv_t=ends[at_grid],
-            conv_m=moments[at_grid],
-            sketches=tuple(self._buckets(keys[j], spans[:, j]) for j in range(nout)),
-            trials=trials,
-            values=dict(zip(names, cvals, strict=True)),
+        span = summary.joined_spans(spans)
+
+        def sketch(j: int) -> tuple[Buckets, Buckets, int]:
+            return summary.buckets(span[j], self._key_counter(keys[j]), lambda: keys[j])
+
+        sketches = tuple(sketch(j) for j in range(nout))
+        names = tuple(o.name for o in m.outputs), tuple(m.inputs[s].name for s in self.kept)
+        return summary.chunk_partial(
+            *names, bounds, moments, extremes, sketches, trials, cvals, options
         )
-        return Partial.from_summary(summary, options)
 
     def _candidates(self, first: int, count: int, size: int) -> np.ndarray:
         """Trials that may be among the ``size`` smallest hashes of the chunk: those below a
         limit that leaves about ``2 size + 64`` of them, or every trial if that is too few."""
-        limit = (_MAX_HASH + 1) * (2 * size + 64) // max(count, 1)
-        if limit < _MAX_HASH:
+        limit = summary.candidate_limit(count, size)
+        if limit is not None:
             found: dict[tuple[int, int], np.ndarray] = {}
 
             def run(part: tuple[int, int]) -> int:
@@ -737,34 +652,18 @@ class NativeEvaluator:
                 return trials
         return np.arange(first, first + count, dtype=np.int64)
 
-    def _buckets(self, keys: np.ndarray, spans: np.ndarray) -> tuple[Buckets, Buckets, int]:
-        """The sketch buckets (positive values', negative values', zeros) of one output's keys
-        (``alea_key_of``) counted over the dense range the threads' ``spans`` cover."""
-        pmin, nmin = int(spans[:, 0].min()), int(spans[:, 2].min())
-        pos = np.zeros(max(int(spans[:, 1].max()) - pmin + 1, 0), dtype=np.longlong)
-        neg = np.zeros(max(int(spans[:, 3].max()) - nmin + 1, 0), dtype=np.longlong)
-        if pos.size + neg.size > _MAX_BUCKETS:  # values over too many octaves: sort them
-            zeros = int(np.count_nonzero(keys == 0))
-            negative = keys[(keys < 0) & (keys != np.iinfo(np.intc).min)]
-            return _distinct(keys[keys > 0]), _distinct(-negative), zeros
-        zeros = int(self._lib.alea_key_counts(_at(keys), keys.size, pmin, _at(pos), nmin, _at(neg)))
-        return _nonzero(pos, pmin), _nonzero(neg, nmin), zeros
+    def _key_counter(
+        self, keys: np.ndarray
+    ) -> Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray, int]]:
+        """Counts one output's keys into dense arrays (``summary.buckets``'s ``count_dense``)."""
 
+        def count(pmin: int, npos: int, nmin: int, nneg: int) -> tuple[np.ndarray, np.ndarray, int]:
+            pos = np.zeros(npos, dtype=np.longlong)
+            neg = np.zeros(nneg, dtype=np.longlong)
+            zeros = self._lib.alea_key_counts(_at(keys), keys.size, pmin, _at(pos), nmin, _at(neg))
+            return pos, neg, int(zeros)
 
-_MAX_BUCKETS = 1 << 22  # dense counts up to 32 MiB; beyond, np.unique
-_MAX_HASH = 2**64 - 1
-
-
-def _nonzero(counts: np.ndarray, least: int) -> Buckets:
-    """(bucket, count) of the non-zero dense counts of keys ``least ..`` (bucket = key - 1)."""
-    hit = np.flatnonzero(counts)
-    return (hit + (least - 1)).astype(np.int64), counts[hit].astype(np.int64)
-
-
-def _distinct(keys: np.ndarray) -> Buckets:
-    """(bucket, count) of positive keys (bucket = key - 1), by sorting."""
-    found, counts = np.unique(keys.astype(np.int64) - 1, return_counts=True)
-    return found, counts.astype(np.int64)
+        return count
 
 
 def _parts(first: int, count: int, threads: int) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from services.engine import rng, sampling, xlerror
 from services.engine.cuda import generate
 from services.engine.cuda.codegen import literal
 from services.engine.cuda.harness import HostHarness, nvcc_path
+from services.engine.cuda.runner import SUMMARY
 from services.engine.errors import FormulaError
 from services.engine.ir import Apply, Const, Model, Output, Sample, Table
 from services.engine.numpy_backend import compile_numpy
@@ -68,6 +69,21 @@ def test_ptx_compiles_for_every_test_model(key, tmp_path):
     # NVVM at -O1: the same front-end checks as a full build, at a fifth of the time.
     _nvcc(tmp_path, generate(model(key, tmp_path)).source, "-ptx", "-Xcicc", "-O1")
     assert ".entry alea_kernel" in (tmp_path / "model.out").read_text()
+
+
+def test_the_statistics_kernels_build_as_pycuda_builds_them(tmp_path):
+    """The chunk statistics computed on the GPU (runner.SUMMARY) are one module for every
+    model, built without FMA contraction; every kernel the runner launches is in it."""
+    _nvcc(tmp_path, SUMMARY, "-ptx", "--fmad=false")
+    ptx = (tmp_path / "model.out").read_text()
+    for kernel in (
+        "alea_segments",
+        "alea_fold",
+        "alea_count_keys",
+        "alea_candidates",
+        "alea_gather",
+    ):
+        assert f".entry {kernel}(" in ptx, kernel
 
 
 @pytest.mark.parametrize("key", ["distributions", "functions"])

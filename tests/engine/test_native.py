@@ -36,6 +36,7 @@ from tests.engine.ir_models import (
     huge_counts,
     model,
     random_parameters,
+    same_statistics,
 )
 
 pytestmark = pytest.mark.skipif(native.available() is not None, reason="no C compiler")
@@ -224,23 +225,6 @@ def test_a_function_without_c_runs_on_numpy_saying_why(
         engine.make_evaluator(m, seed=1, backend="native")
 
 
-MERGED_MOMENTS = ("mean", "std", "skewness", "kurtosis", "convergence")
-
-
-def _same_statistics(a: Partial, b: Partial) -> None:
-    """Equal to the bit but for moments, merged in another order (within 1e-11)."""
-    ra, rb = a.results(), b.results()
-    assert ra.keys() == rb.keys()
-    for name in ra:
-        da, db = ra[name].to_dict(), rb[name].to_dict()
-        for key in da.keys() - set(MERGED_MOMENTS):
-            assert da[key] == db[key], (name, key)
-        for key in MERGED_MOMENTS:
-            np.testing.assert_allclose(
-                np.array(da[key], dtype=float), np.array(db[key], dtype=float), rtol=1e-11
-            )
-
-
 @pytest.mark.parametrize("make", [functions, random_parameters], ids=["functions", "random"])
 def test_statistics_in_the_loop_equal_those_of_the_values(make) -> None:
     ev = native.compile_native(make(), seed=5, threads=3)
@@ -248,7 +232,7 @@ def test_statistics_in_the_loop_equal_those_of_the_values(make) -> None:
     first, count = 12_345, 70_001
     streamed = ev.summarise(first, count, options)
     assert streamed.samples is None
-    _same_statistics(streamed, Partial.from_chunk(first, *ev.evaluate(first, count), options))
+    same_statistics(streamed, Partial.from_chunk(first, *ev.evaluate(first, count), options))
 
 
 def test_sketch_regime_is_chunk_and_thread_invariant() -> None:
@@ -260,7 +244,7 @@ def test_sketch_regime_is_chunk_and_thread_invariant() -> None:
         m, trials=300_000, seed=2, options=options, chunk_size=77_777, evaluator=ev
     )
     assert not next(iter(one.results().values())).exact
-    _same_statistics(one, other)
+    same_statistics(one, other)
 
 
 def test_wide_and_long_models_compile_in_proportion_to_their_cells() -> None:

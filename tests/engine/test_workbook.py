@@ -200,12 +200,23 @@ def test_a_huge_shared_strings_table(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_too_many_sheets() -> None:
     """A workbook part listing MAX_SHEETS + 1 sheets, no lowered limit."""
     count = guard.MAX_SHEETS + 1
-    entries = b"".join(
-        b'<sheet name="S%d" sheetId="%d" r:id="rId1"/>' % (i, i + 1) for i in range(count)
-    )
-    data = _rewrite(
-        _xlsx(), "xl/workbook.xml", lambda old: re.sub(rb"<sheet [^>]*/>", entries, old, count=1)
-    )
+
+    def many(part: bytes) -> bytes:
+        # Copies of the sheet's own element keep its namespace prefixes (openpyxl writes them
+        # differently with and without lxml), renamed and renumbered.
+        sheet = re.search(rb"<[^<>]*sheet [^>]*/>", part)
+        assert sheet is not None, part
+        copies = (
+            re.sub(
+                rb' name="[^"]*"(.*) sheetId="\d+"',
+                b' name="S%d"\\1 sheetId="%d"' % (i, i + 1),
+                sheet.group(),
+            )
+            for i in range(count)
+        )
+        return part.replace(sheet.group(), b"".join(copies), 1)
+
+    data = _rewrite(_xlsx(), "xl/workbook.xml", many)
     _refused(data, f"{count} sheets (limit {guard.MAX_SHEETS})")
 
 
