@@ -23,7 +23,6 @@ g2 (``scipy.stats.skew/kurtosis`` defaults); exact percentiles interpolate linea
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import math
 import zipfile
@@ -360,25 +359,79 @@ class _Output:
     sketch: _Sketch | None = None
 
 
-def _summarise(first: int, x: np.ndarray, keep_sketch: bool, alpha: float) -> _Output:
+def _segment_moments(x: np.ndarray, ok: np.ndarray | None, bounds: np.ndarray) -> np.ndarray:
+    """(n, mean, M2, M3, M4) of the finite values of each segment ``x[bounds[i]:bounds[i+1]]``
+    (bounds strictly increasing), all segments at once; ``ok`` marks the finite values, None
+    when all are."""
+    starts, end = bounds[:-1], int(bounds[-1])
+    xs = x[:end]
+    with np.errstate(all="ignore"):  # values near ±1.8e308 overflow to inf, never raise
+        if ok is None:
+            n = np.diff(bounds).astype(np.float64)
+            mean = np.add.reduceat(xs, starts) / n
+            d = xs - np.repeat(mean, np.diff(bounds))
+        else:
+            oks = ok[:end]
+            n = np.add.reduceat(oks.astype(np.float64), starts)
+            total = np.add.reduceat(np.where(oks, xs, 0.0), starts)
+            mean = np.where(n > 0, total / np.maximum(n, 1.0), 0.0)
+            d = np.where(oks, xs - np.repeat(mean, np.diff(bounds)), 0.0)
+        d2 = d * d
+        m2 = np.add.reduceat(d2, starts)
+        d *= d2
+        m3 = np.add.reduceat(d, starts)
+        d2 *= d2
+        m4 = np.add.reduceat(d2, starts)
+    return np.stack([n, mean, m2, m3, m4], axis=-1)
+
+
+def _finite(x: np.ndarray) -> np.ndarray | None:
+    """Where ``x`` is finite, or None when it is everywhere (the common case, cheaper)."""
     ok = np.isfinite(x)
-    good = x[ok]
-    ts = convergence_grid(first, first + x.size)
-    bounds = np.concatenate([[0], ts - first])
-    seg = [_moments(x[a:b][ok[a:b]]) for a, b in itertools.pairwise(bounds)]
-    conv, acc = [], np.zeros(_M)
-    for m in seg:
-        acc = _combine(acc, m)
-        conv.append(acc)
-    return _Output(
-        moments=_moments(good),
-        errors=int(x.size - good.size),
-        lo=float(good.min()) if good.size else math.inf,
-        hi=float(good.max()) if good.size else -math.inf,
-        conv_t=ts,
-        conv_m=np.array(conv).reshape(-1, _M),
-        sketch=_Sketch.of(good, alpha) if keep_sketch else None,
-    )
+    return None if ok.all() else ok
+
+
+def _summaries(
+    first: int, columns: Mapping[str, np.ndarray], keep_sketch: bool, alpha: float
+) -> dict[str, _Output]:
+    """Each output's moments, extremes, convergence and (optionally) sketch over one chunk.
+
+    The chunk is cut at the convergence grid; each piece's moments come from a few array
+    passes, and the pieces are combined in trial order for every output at once (the
+    moments at each grid point, then the chunk's)."""
+    if not columns:
+        return {}
+    count = next(iter(columns.values())).size
+    ts = convergence_grid(first, first + count)
+    bounds = np.unique(np.concatenate([[0], ts - first, [count]])).astype(np.int64)
+    finite = {k: _finite(x) for k, x in columns.items()}
+    pieces = np.stack(
+        [
+            _segment_moments(x, finite[k], bounds) if count else np.zeros((0, _M))
+            for k, x in columns.items()
+        ]
+    )  # (outputs, pieces, 5)
+    acc = np.zeros((len(columns), _M))
+    prefix = []
+    for i in range(pieces.shape[1]):
+        acc = _combine(acc, pieces[:, i])
+        prefix.append(acc)
+    at_grid = np.isin(bounds[1:], ts - first)
+    out = {}
+    for j, (k, x) in enumerate(columns.items()):
+        ok = finite[k]
+        good = x if ok is None else x[ok]
+        conv = np.array([p[j] for p, g in zip(prefix, at_grid, strict=True) if g])
+        out[k] = _Output(
+            moments=prefix[-1][j] if prefix else np.zeros(_M),
+            errors=0 if ok is None else int(count - np.count_nonzero(ok)),
+            lo=float(good.min()) if good.size else math.inf,
+            hi=float(good.max()) if good.size else -math.inf,
+            conv_t=ts,
+            conv_m=conv.reshape(-1, _M),
+            sketch=_Sketch.of(good, alpha) if keep_sketch else None,
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -435,10 +488,9 @@ class Partial:
             raise ValueError(f"chunk arrays must be 1-D of one length, got {sorted(sizes)}")
         count = next(iter(sizes))[0] if sizes else 0
         exact = count <= options.exact_limit
-        summaries = {
-            k: _summarise(first_trial, arrays[f"o:{k}"], not exact, options.sketch_alpha)
-            for k in outputs
-        }
+        summaries = _summaries(
+            first_trial, {k: arrays[f"o:{k}"] for k in outputs}, not exact, options.sketch_alpha
+        )
         return Partial(
             options,
             first_trial,
