@@ -245,3 +245,25 @@ def test_values_near_the_double_range_never_raise(exact_limit):
     assert (r.count, r.min, r.max) == (4, -1.7e308, 1.7e308)
     assert sum(r.histogram[1]) == 4 and all(math.isfinite(e) for e in r.histogram[0])
     json.dumps(r.to_dict())
+
+
+@pytest.mark.parametrize("first", [0, 5, 99_999])
+def test_convergence_is_the_mean_of_every_prefix_of_finite_values(first):
+    """Each point of the convergence series: mean and standard error of the chunk's finite
+    values up to it (errors and infinities skipped), however the chunk sits on the grid."""
+    x = np.random.default_rng(first).normal(1e6, 30.0, 12_345)
+    x[::7] = np.nan
+    x[3::11] = np.inf
+    x[:40] = np.nan  # the first grid points see no finite value at all
+    r = Partial.from_chunk(first, {"x": x}, {}).results()["x"]
+    assert r.convergence
+    for trials, mean, se in r.convergence:
+        seen = x[:trials][np.isfinite(x[:trials])]
+        if seen.size == 0:
+            continue
+        assert mean == pytest.approx(seen.mean(), rel=1e-12)
+        if seen.size > 1:
+            assert se == pytest.approx(seen.std(ddof=1) / math.sqrt(seen.size), rel=1e-9)
+    finite = x[np.isfinite(x)]
+    assert (r.count, r.errors) == (finite.size, x.size - finite.size)
+    assert (r.min, r.max) == (finite.min(), finite.max())
