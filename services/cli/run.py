@@ -175,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return REFUSED
+    refused = _sipmath_refusal(args)
+    if refused is not None:  # before the run, not after it
+        print(refused, file=sys.stderr)
+        return REFUSED
     options = outcome.RunOptions(vary_seeds=args.vary_seeds, scenarios=tuple(args.scenario))
     stopped = None
     try:
@@ -263,8 +267,6 @@ def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:
 
     from services.engine import sipmath
 
-    if not 2 <= args.sipmath_terms <= 30:
-        return f"--sipmath-terms must be within 2..30, got {args.sipmath_terms}"
     kept = partial.kept_trials()
     variables = {k[2:]: kept[k] for k in kept if k.startswith("i:")}
     variables |= {k[2:]: kept[k] for k in kept if k.startswith("o:")}
@@ -277,8 +279,19 @@ def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:
             created=datetime.datetime.now(datetime.UTC).date().isoformat(),
         )
         args.sipmath.write_text(json.dumps(library, indent=1))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        return f"--sipmath {args.sipmath}: {exc.strerror or exc}"
+    except ValueError as exc:
         return f"--sipmath {args.sipmath}: {exc}"
+    return None
+
+
+def _sipmath_refusal(args: argparse.Namespace) -> str | None:
+    """Why the SIPmath options cannot be followed, found before any trial runs; else None."""
+    if not 2 <= args.sipmath_terms <= 30:
+        return f"--sipmath-terms must be within 2..30, got {args.sipmath_terms}"
+    if args.sipmath is not None and not args.sipmath.parent.is_dir():
+        return f"--sipmath {args.sipmath}: no such directory {args.sipmath.parent}"
     return None
 
 
