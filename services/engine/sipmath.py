@@ -9,6 +9,10 @@ portable generator (``HDR_2_0`` with ``entity`` 1, ``varId`` the variable's 1-ba
 correlation matrix (a global variable) is that of the variables' normal scores, so the
 library keeps the run's dependence between inputs and outputs. The values read are the
 trials the statistics keep (every trial up to the exact limit, else the reservoir).
+
+:func:`expand` reads a library the other way: the SIP of each of its variables, trial by
+trial, as every SIPmath tool generates it (HDR generators, Gaussian copulas, metalogs), so
+variables drawn from the same library stay coherent.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from . import metalog
 
-__all__ = ["PROBABILITIES", "library"]
+__all__ = ["MAX_TRIALS", "PROBABILITIES", "LibraryError", "expand", "library"]
 
 #: Probabilities of the quantiles each metalog is fitted to.
 PROBABILITIES = (np.arange(1000) + 0.5) / 1000
@@ -131,3 +135,162 @@ def _correlation(
             for j in range(i + 1)
         ],
     }
+
+
+#: Most trials :func:`expand` generates: the HDR counter's range (eight decimal digits).
+MAX_TRIALS = 100_000_000
+
+
+class LibraryError(ValueError):
+    """A SIPmath library that cannot be expanded; the message starts with the JSON path."""
+
+
+def hdr(trials: np.ndarray, var_id: int, entity: int, seed3: int, seed4: int) -> np.ndarray:
+    """Hubbard Decision Research's counter-based generator (HDR_2_0): the uniform of each
+    trial (PM_Index, from 1) of one variable, as D. W. Hubbard, "A Multi-Dimensional,
+    Counter-Based Pseudo Random Number Generator as a Standard for Monte Carlo
+    Simulations" (WSC 2019) defines it. Every product stays below 2^53: exact in int64."""
+    t = np.asarray(trials, dtype=np.int64)
+    s1 = t * 2499997 + (var_id * 1800451 + entity * 2000371 + seed3 * 1796777 + seed4 * 2299603)
+    s2 = t * 2246527 + (var_id * 2399993 + entity * 2100869 + seed3 * 1918303 + seed4 * 1624729)
+    big = 999_999_999_999_989  # 10^15 - 11
+    first = np.mod(np.mod(big, np.mod(s1, 7450589) * 4658 + 7450581) * 383, 99991) * 7440893
+    second = np.mod(np.mod(big, np.mod(s2, 7450987) * 7580 + 7560584) * 17669, 7440893)
+    return (np.mod((first + second) * 1343, 2**32) + 0.5) / 2**32
+
+
+def expand(library: Mapping[str, Any], trials: int) -> dict[str, np.ndarray]:
+    """Each SIP of a SIPmath 3.0 library over trials 1..``trials``: its HDR uniforms,
+    through its Gaussian copula where it has one, into its metalog's quantile function.
+
+    Raises :class:`LibraryError` naming the part of the library that is wrong or not
+    supported (generators other than HDR_2_0, copulas other than Gaussian, SIPs other than
+    Metalog_1_0).
+    """
+    if not 1 <= trials <= MAX_TRIALS:
+        raise LibraryError(f"trials: must be within 1..{MAX_TRIALS:,}, got {trials}")
+    index = np.arange(1, trials + 1, dtype=np.int64)
+    u01 = _field(library, "U01", dict, "")
+    uniforms = {
+        name: _uniform(rng, index, f"U01.rng[{i}]")
+        for i, rng in enumerate(_field(u01, "rng", list, "U01"))
+        for name in [_field(rng, "name", str, f"U01.rng[{i}]")]
+    }
+    layers: dict[str, np.ndarray] = {}
+    for i, copula in enumerate(u01.get("copula", [])):
+        layers |= _copula(library, copula, uniforms, f"U01.copula[{i}]")
+    return {
+        _field(sip, "name", str, f"sips[{i}]"): _sip_values(sip, uniforms, layers, f"sips[{i}]")
+        for i, sip in enumerate(_field(library, "sips", list, ""))
+    }
+
+
+def _field(parent: Any, key: str, kind: type, path: str) -> Any:
+    where = f"{path}.{key}" if path else key
+    if not isinstance(parent, Mapping) or key not in parent:
+        raise LibraryError(f"{where}: missing")
+    value = parent[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise LibraryError(f"{where}: must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _number(parent: Any, key: str, path: str, default: float | None = None) -> float:
+    if default is not None and isinstance(parent, Mapping) and key not in parent:
+        return default
+    if not isinstance(parent, Mapping) or key not in parent:
+        raise LibraryError(f"{path}.{key}: missing")
+    value = parent[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise LibraryError(f"{path}.{key}: must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _uniform(rng: Any, index: np.ndarray, path: str) -> np.ndarray:
+    if _field(rng, "function", str, path) != "HDR_2_0":
+        raise LibraryError(f"{path}.function: only HDR_2_0 generators are supported")
+    args = _field(rng, "arguments", dict, path)
+    ids = {}
+    for key in ("varId", "entity", "seed3", "seed4"):
+        value = _number(args, key, f"{path}.arguments", 0.0)
+        if not (value == int(value) and 0 <= value < 10**8):
+            raise LibraryError(f"{path}.arguments.{key}: must be an integer in 0..99,999,999")
+        ids[key] = int(value)
+    return hdr(index, ids["varId"], ids["entity"], ids["seed3"], ids["seed4"])
+
+
+def _copula(
+    library: Mapping[str, Any], copula: Any, uniforms: Mapping[str, np.ndarray], path: str
+) -> dict[str, np.ndarray]:
+    """The layers of one Gaussian copula: its generators' uniforms made dependent."""
+    if _field(copula, "function", str, path) != "GaussianCopula":
+        raise LibraryError(f"{path}.function: only GaussianCopula is supported")
+    args = _field(copula, "arguments", dict, path)
+    rngs = _field(args, "rng", list, f"{path}.arguments")
+    layer_names = _field(copula, "copulaLayer", list, path)
+    if len(layer_names) != len(rngs) or any(r not in uniforms for r in rngs):
+        raise LibraryError(f"{path}: one copulaLayer per rng, each rng one of U01.rng")
+    matrix = _matrix(library, args, len(rngs), f"{path}.arguments.correlationMatrix")
+    try:
+        factor = np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        raise LibraryError(f"{path}.arguments.correlationMatrix: not positive definite") from None
+    z = factor @ ndtri(np.stack([uniforms[r] for r in rngs]))
+    return dict(zip(layer_names, ndtr(z), strict=True))
+
+
+def _matrix(library: Mapping[str, Any], args: Any, n: int, path: str) -> np.ndarray:
+    """The copula's correlation matrix: its lower triangle, read from the global variable
+    it names, in the order of its ``columns``."""
+    ref = _field(args, "correlationMatrix", dict, path.rsplit(".", 1)[0])
+    name = _field(ref, "value", str, path)
+    found = [g for g in library.get("globalVariables", []) if g.get("name") == name]
+    if len(found) != 1:
+        raise LibraryError(f"{path}: no one global variable named {name!r}")
+    value = _field(found[0], "value", dict, f"globalVariables[{name}]")
+    columns = _field(value, "columns", list, f"globalVariables[{name}].value")
+    if len(columns) != n:
+        raise LibraryError(f"globalVariables[{name}].value.columns: {n} expected")
+    at = {c: i for i, c in enumerate(columns)}
+    matrix = np.eye(n)
+    for k, entry in enumerate(_field(value, "matrix", list, f"globalVariables[{name}].value")):
+        where = f"globalVariables[{name}].value.matrix[{k}]"
+        row, col = entry.get("row"), entry.get("col")
+        if row not in at or col not in at:
+            raise LibraryError(f"{where}: row and col must be among the columns")
+        rho = _number(entry, "value", where)
+        if not -1 <= rho <= 1 or (row == col and rho != 1):
+            raise LibraryError(f"{where}.value: must be within -1..1, and 1 on the diagonal")
+        matrix[at[row], at[col]] = matrix[at[col], at[row]] = rho
+    return matrix
+
+
+def _sip_values(
+    sip: Any,
+    uniforms: Mapping[str, np.ndarray],
+    layers: Mapping[str, np.ndarray],
+    path: str,
+) -> np.ndarray:
+    if _field(sip, "function", str, path) != "Metalog_1_0":
+        raise LibraryError(f"{path}.function: only Metalog_1_0 SIPs are supported")
+    ref = _field(sip, "ref", dict, path)
+    source = ref.get("source")
+    key = ref.get("copulaLayer") if source == "copula" else ref.get("name")
+    pool = layers if source == "copula" else uniforms
+    if source not in ("copula", "rng") or key not in pool:
+        raise LibraryError(f"{path}.ref: names no rng or copula layer of the library")
+    args = _field(sip, "arguments", dict, path)
+    coefficients = _field(args, "aCoefficients", list, f"{path}.arguments")
+    where = f"{path}.arguments"
+    if not 1 <= len(coefficients) <= metalog.MAX_TERMS or not all(
+        isinstance(a, int | float) and not isinstance(a, bool) and np.isfinite(a)
+        for a in coefficients
+    ):
+        raise LibraryError(f"{where}.aCoefficients: 1 to {metalog.MAX_TERMS} finite numbers")
+    lower = _number(args, "lowerBound", where) if "lowerBound" in args else None
+    upper = _number(args, "upperBound", where) if "upperBound" in args else None
+    if lower is not None and upper is not None and not lower < upper:
+        raise LibraryError(f"{where}: lowerBound must be below upperBound")
+    fitted = metalog.Metalog(tuple(float(a) for a in coefficients), lower, upper)
+    with np.errstate(all="ignore"):
+        return np.asarray(fitted.quantile(pool[key]))

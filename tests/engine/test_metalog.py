@@ -126,3 +126,74 @@ def test_a_run_exports_as_a_sipmath_library(tmp_path: Path) -> None:
     )
     assert abs(matrix[("Cost", "Demand")]) < 0.03
     json.dumps(library)  # plain JSON
+
+
+def _hdr_by_the_formula(t: int, var: int, entity: int, seed3: int, seed4: int) -> float:
+    """HDR_2_0 in Python's integers, written out from Hubbard (WSC 2019)."""
+    s1 = t * 2499997 + var * 1800451 + entity * 2000371 + seed3 * 1796777 + seed4 * 2299603
+    s2 = t * 2246527 + var * 2399993 + entity * 2100869 + seed3 * 1918303 + seed4 * 1624729
+    big = 10**15 - 11
+    first = big % ((s1 % 7450589) * 4658 + 7450581) * 383 % 99991 * 7440893
+    second = big % ((s2 % 7450987) * 7580 + 7560584) * 17669 % 7440893
+    return ((first + second) * 1343 % 2**32 + 0.5) / 2**32
+
+
+def test_hdr_is_the_published_formula_to_the_bit_over_its_whole_range() -> None:
+    top = 99_999_999
+    trials = np.array([1, 2, 3, 4096, top, top + 1])
+    for ids in [(1, 1, 0, 0), (7, 3, 11, 0), (top, top, top, top)]:
+        want = [_hdr_by_the_formula(int(t), *ids) for t in trials]
+        np.testing.assert_array_equal(sipmath.hdr(trials, *ids), want)
+    u = sipmath.hdr(np.arange(1, 100_001), 1, 1, 0, 0)
+    assert u.min() > 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.005
+    other = sipmath.hdr(np.arange(1, 100_001), 2, 1, 0, 0)
+    assert abs(np.corrcoef(u, other)[0, 1]) < 0.01
+
+
+def test_an_exported_library_expands_to_the_runs_distributions_and_dependence(
+    tmp_path: Path,
+) -> None:
+    """Export a run, expand the library as a SIPmath tool would: each variable's quantiles
+    are the run's, and the variables keep the run's rank correlations (coherence)."""
+    model = engine.load_workbook(wb.save(examples.scenarios(), tmp_path, "scenarios"))
+    partial = engine.simulate(model, trials=40_000, seed=11, backend="numpy")
+    variables = {k[2:]: v for k, v in partial.kept_trials().items()}
+    library = sipmath.library("scenarios", variables, seed=11, terms=16, created="2026-12-04")
+    sips = sipmath.expand(json.loads(json.dumps(library)), 20_000)
+    assert set(sips) == {s["name"] for s in library["sips"]}
+    probabilities = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+    for name, values in sips.items():
+        original = variables[name]
+        error = np.quantile(values, probabilities) - np.quantile(original, probabilities)
+        assert np.max(np.abs(error)) < 0.05 * original.std(), name
+    rank = {k: np.argsort(np.argsort(v)) for k, v in sips.items()}
+    before = {k: np.argsort(np.argsort(variables[k])) for k in sips}
+    for a, b in [("Cost", "Labour"), ("Profit", "Price"), ("Cost", "Demand")]:
+        got, want = np.corrcoef(rank[a], rank[b])[0, 1], np.corrcoef(before[a], before[b])[0, 1]
+        assert got == pytest.approx(want, abs=0.03), (a, b)
+    again = sipmath.expand(library, 1_000)  # a prefix of the same trials
+    for name, values in again.items():
+        np.testing.assert_array_equal(values, sips[name][:1_000])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda lib: lib["U01"]["rng"][0].update(function="MT19937"), r"U01.rng\[0\].function"),
+        (lambda lib: lib["sips"][1]["arguments"].update(aCoefficients=[]), r"sips\[1\].arguments"),
+        (lambda lib: lib["sips"][0]["ref"].update(copulaLayer="nowhere"), r"sips\[0\].ref"),
+        (lambda lib: lib["U01"]["rng"][1]["arguments"].update(varId=-3), r"U01.rng\[1\].arg"),
+        (lambda lib: lib.pop("sips"), r"^sips: missing"),
+        (
+            lambda lib: lib["globalVariables"][0]["value"]["matrix"][1].update(value=7),
+            r"globalVariables\[correlationMatrix\].value.matrix\[1\].value",
+        ),
+    ],
+)
+def test_a_library_it_cannot_expand_is_refused_naming_the_place(change, message) -> None:
+    variables = {"a": np.random.default_rng(1).normal(size=500)}
+    variables["b"] = variables["a"] + np.random.default_rng(2).normal(size=500)
+    library = sipmath.library("x", variables, seed=1, terms=5, created="2026-12-04")
+    change(library)
+    with pytest.raises(sipmath.LibraryError, match=message):
+        sipmath.expand(library, 100)
