@@ -4,10 +4,13 @@ One setting, ``ALEA_ENGINE_MEMORY_BYTES`` (default 512 MiB, per worker or ``alea
 bounds the working set. Half goes to the statistics a run keeps (samples up to the exact
 limit or the sensitivity reservoir, and their copies while results are computed: 24 bytes
 a value), a quarter to the chunk's per-trial arrays, a quarter to the back end's own
-working set (NumPy's tiles of intermediates). So:
+working set (NumPy's tiles of intermediates, the native loop's tiles: one per thread,
+whatever the number of CPUs). So:
 
 * the chunk size shrinks as the model widens (outputs, inputs kept for sensitivity);
 * NumPy's tiles shrink with the intermediates a trial keeps alive at once;
+* the native back end runs a model on fewer threads once their tiles (32 bytes an input
+  each at least) would not fit;
 * a model with more than :data:`SENSITIVITY_INPUTS` inputs keeps that many for
   sensitivity: the strongest (largest |Pearson r| with an output over the first
   :data:`PILOT_TRIALS` trials, outputs taking turns), so every worker chooses the same;
@@ -121,6 +124,13 @@ def plan(
     limit = budget() if limit is None else limit
     check_fits(model, limit)
     quarter = limit // 4
+    # Here rather than at the top: the simulation service reads the budget and checks models
+    # at start-up and in CreateModel without loading the back ends (and SciPy).
+    from .native import NativeEvaluator
+    from .numpy_backend import TILE, NumpyEvaluator
+
+    if isinstance(evaluator, NativeEvaluator):  # before the pilot, which runs on them too
+        evaluator.fit_threads(quarter)
     outputs, inputs = len(model.outputs), len(model.inputs)
     kept = tuple(range(inputs))
     if inputs > SENSITIVITY_INPUTS:
@@ -134,10 +144,6 @@ def plan(
         reservoir_size=min(options.reservoir_size, held),
     )
     chunk = max(1, quarter // (2 * evaluator.bytes_per_trial))  # the arrays, a copy at most
-    # Here rather than at the top: the simulation service reads the budget and checks models
-    # at start-up and in CreateModel without loading the back end (and SciPy).
-    from .numpy_backend import TILE, NumpyEvaluator
-
     if isinstance(evaluator, NumpyEvaluator):  # the tiles in flight, one per thread
         fit = quarter // (evaluator.threads * 8 * evaluator.live)
         evaluator.tile = int(min(TILE, max(4, fit)))

@@ -7,7 +7,8 @@ pieces, :mod:`.cuda.pieces`, as units of their own at ``-O1`` on every CPU, :mod
 so the build is linear in the model's size) into a shared library, cached under
 ``$ALEA_HOME/cache/native/<sha256>.so`` (the hash covers the source, the flags and the
 compiler), and called through ``ctypes``, which releases the GIL: a chunk is cut into
-contiguous ranges of whole Philox blocks, one per CPU thread, all running at once.
+contiguous ranges of whole Philox blocks, one per CPU thread, all running at once (fewer
+where their tiles would outgrow the back end's share of the memory budget, :mod:`.memory`).
 
 Each thread runs its trials in tiles of up to 1,024 (:func:`tile_size`: the tile's inputs
 and outputs stay in cache): Philox words for every input stream, two blocks at a time →
@@ -504,7 +505,8 @@ class NativeEvaluator:
         if not 0 <= seed <= rng.MAX_SEED:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
         self.model, self.seed, self.sampling = model, seed, sampling_method
-        self.threads = threads or os.cpu_count() or 1
+        self.threads_asked = threads or os.cpu_count() or 1
+        self.threads = self.threads_asked
         self.keep(tuple(range(len(model.inputs))) if kept is None else kept)
         self.library, self._data = library(model, key)
         self._lib = _load(self.library)
@@ -513,6 +515,21 @@ class NativeEvaluator:
         """Hand back the values of these inputs (streams) only."""
         self.kept = kept
         self._keep = np.array(kept, dtype=np.intc)
+
+    @property
+    def scratch_per_thread(self) -> int:
+        """Bytes each thread's loop allocates: its tile's inputs and outputs (``alea_values``,
+        ``alea_summary``) and a segment's outputs (``alea_summary``). A tile holds 4 trials at
+        least (a Philox block), so a wide model's is about 32 bytes an input."""
+        inputs, outputs = len(self.model.inputs), len(self.model.outputs)
+        tile = tile_size(inputs, outputs)
+        return 8 * (tile * (inputs + outputs + 2) + summary.SEGMENT * (outputs + 1))
+
+    def fit_threads(self, limit: int) -> None:
+        """Run on as many of the threads asked for as hold at most ``limit`` bytes of scratch
+        in all (one at least): on many CPUs, a wide model's tiles would otherwise outgrow the
+        memory budget. Results do not depend on the threads."""
+        self.threads = max(1, min(self.threads_asked, limit // self.scratch_per_thread))
 
     @property
     def bytes_per_trial(self) -> int:

@@ -3,13 +3,17 @@ inputs are kept for sensitivity, the same on every back end; a model too big is 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from services import engine
-from services.engine import memory
+from services.engine import memory, native
 from services.engine.errors import ModelError
 from services.engine.ir import Apply, Const, Model, Output, Sample
 from services.engine.stats import StatsOptions
@@ -79,6 +83,55 @@ def test_numpy_tiles_shrink_with_the_intermediates() -> None:
     tracemalloc.stop()
     assert outputs["y0"].shape == (2000,) and np.isfinite(outputs["y0"]).all()
     assert peak < 16 << 20
+
+
+# In a process of its own: VmHWM is that process's peak alone (a child's ru_maxrss carries
+# its parent's over fork and exec), reset after the pilot once malloc_trim has handed back
+# what the pilot freed. No input is kept, so what the run adds is the threads' scratch.
+_NATIVE_PEAK = """
+import ctypes, json, sys
+from services.engine import memory, native
+from services.engine.stats import StatsOptions
+from tests.engine.test_memory import wide
+n, threads, limit, trials = (int(a) for a in sys.argv[1:])
+model = wide(n)
+ev = native.compile_native(model, seed=1, threads=threads)
+memory.plan(ev, model, StatsOptions(), limit=limit)
+ev.keep(())
+ev.evaluate(0, 64)
+def status(key):
+    return next(int(s.split()[1]) * 1024 for s in open("/proc/self/status") if s.startswith(key))
+ctypes.CDLL(None).malloc_trim(0)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
+ev.evaluate(0, trials)
+print(json.dumps({"threads": ev.threads, "scratch": ev.scratch_per_thread,
+                  "peak": status("VmHWM:") - base}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self")
+@pytest.mark.skipif(native.available() is not None, reason="no C compiler")
+def test_native_threads_fit_the_back_ends_quarter_whatever_the_cpus() -> None:
+    """A wide model asked to run on 16 threads: each thread's tile of 40,000 inputs (4
+    trials, 1.3 MB) came to 21 MB of scratch (14 MiB measured at once on 2 CPUs) against a
+    budget of 16 MiB, whose quarter is the back end's; now as many threads run as that
+    quarter holds (3), and the run adds at most the quarter (about 1 MiB measured)."""
+    n, limit, trials = 40_000, 16 << 20, 16384
+    done = subprocess.run(
+        [sys.executable, "-c", _NATIVE_PEAK, str(n), "16", str(limit), str(trials)],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    quarter = limit // 4
+    assert 1 <= measured["threads"] < 16 and measured["threads"] * measured["scratch"] <= quarter
+    assert measured["peak"] < quarter + (4 << 20)
 
 
 def test_a_model_whose_trial_cannot_fit_is_refused() -> None:
