@@ -6,7 +6,8 @@ In every trial the value is the sum over ``N`` severity draws ``x`` of the layer
 input of its own, correlated like any other), a number or a formula. The severity must be a
 distribution function, written in the call or in a cell the call refers to: it is an input
 (stream ``s``) whose value in the trial is the first draw ``x_1``, sampled like every input
-(Monte Carlo, Latin Hypercube, RiskSeed); it cannot be correlated, as in @RISK.
+(Monte Carlo, Latin Hypercube, RiskSeed); it cannot be correlated, as in @RISK, nor be a
+``RiskResample`` in order or without replacement.
 
 The other draws ``x_2 .. x_N`` of trial ``t`` (the reproducibility contract, the same on
 every back end): with ``u_1`` the severity's uniform in trial ``t`` (the double that ``x_1``
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import rng, sampling, xlerror
+from . import resample, rng, sampling, xlerror
 from .errors import ParameterError
 from .ir import Apply, Const, Node, Sample, Table
 
@@ -67,6 +68,8 @@ def lower(lw: Lowerer, expr: Call, sheet: str) -> Node:
             "one, without RiskShift",
             fn,
         )
+    if sev.distribution == resample.DISTRIBUTION:  # its extra draws would have no position
+        raise lw.fail("the severity cannot be RiskResample in order or without replacement", fn)
     if any(entry[4] is sev for entry in lw.risk.corr):
         raise lw.fail("the severity cannot be correlated (RiskCorrmat)", fn)
     if ("compound severity", id(sev)) in lw.nodes:
@@ -99,7 +102,9 @@ def _check_frequency(lw: Lowerer, frequency: Node) -> None:
             raise ParameterError("the frequency must not be negative", where, fn)
         if n >= MAX_FREQUENCY + 1:
             raise ParameterError(f"a frequency above {MAX_FREQUENCY:,} draws per trial", where, fn)
-    elif isinstance(frequency, Sample):
+    elif isinstance(frequency, Sample) and frequency.distribution != resample.DISTRIBUTION:
+        # (RiskResample in order or without replacement reads its data by position, not by
+        # quantile: it is checked per trial)
         values: list[float | Table] = []
         for p in frequency.params:
             if not isinstance(p, Const | Table):

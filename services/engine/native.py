@@ -101,11 +101,15 @@ static inline void alea_philox2(u64 c, u64 k0, u64 k1, double* out) {
 /* The uniforms of Philox blocks [b0, b1) (trials 4 b0 .. 4 b1 - 1) of every input: trial t
    of input s at xs[s * ALEA_TILE + t - 4 b0]. The words are stored first, then turned into
    uniforms by a loop the compiler vectorises; an input that draws from an earlier stream
-   with the same key copies its row. */
+   with the same key copies its row; a RiskResample of method 1 or 3 takes its positions. */
 static void alea_fill(u64 seed, u64 b0, u64 b1, double* xs) {
   for (int s = 0; s < ALEA_INPUTS; ++s) {
     u64 key = alea_key(seed, s), source = alea_source(s), b = b0;
     double* row = xs + (u64)s * ALEA_TILE;
+    if (alea_resampled(s)) {
+      for (u64 t = 0; t < 4 * (b1 - b0); ++t) row[t] = alea_position(seed, s, 4 * b0 + t);
+      continue;
+    }
     if (source < (u64)s && alea_key(seed, (int)source) == key) {  /* a copy (RiskSimtable) */
       memcpy(row, xs + source * ALEA_TILE, 4 * (b1 - b0) * sizeof(double));
       continue;

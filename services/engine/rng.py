@@ -11,7 +11,9 @@ The mapping (the CUDA generator reproduces it bit for bit)
   ``ctr = (i // 4, d, 0, 0)``; the draw is output word ``i % 4`` of
   ``Philox4x64-10(ctr, key)`` (Random123 ``philox4x64_R(10, ctr, key)``).
   Domain 0 holds the trial uniforms (index = trial); domain 1 holds the sort keys of the
-  Latin Hypercube permutations (index = trial, see ``sampling.py``).
+  Latin Hypercube permutations (index = trial, see ``sampling.py``); domains 2, 3 and 4 the
+  extra draws of ``RiskCompound``, the scrambling of Sobol points and the permutations of
+  ``RiskResample`` (``compound.py``, ``sobol.py``, ``resample.py``).
 * NumPy's ``Philox`` increments its counter *before* each block, so the words of blocks
   ``c, c+1, ...`` are ``Philox(key=key, counter=c - 1).random_raw()`` (``c - 1`` taken
   modulo 2**256, as NumPy's counter wraps).

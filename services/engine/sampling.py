@@ -418,6 +418,18 @@ def _cumul_valid(lo: Param, hi: Param, xs: Table, ps: Table) -> Param:
     return ok_inner & (lo < hi) & (lo <= first) & (last <= hi)
 
 
+def _resample_ppf(u: np.ndarray, method: Param, xs: Table) -> np.ndarray:
+    """RiskResample's methods 1 and 3: the number at position ``floor(u n)`` of the data, in
+    the data's order (their uniforms encode the position, see :mod:`.resample`)."""
+    x = np.asarray(xs.values, dtype=np.float64)
+    return x[np.minimum((u * len(x)).astype(np.intp), len(x) - 1)]
+
+
+def _resample_cdf(v: Param, method: Param, xs: Table) -> Param:
+    x = np.sort(np.asarray(xs.values, dtype=np.float64))
+    return np.searchsorted(x, v, side="right") / len(x)
+
+
 def _weibull_ppf(u: np.ndarray, alpha: Param, beta: Param) -> np.ndarray:
     x: np.ndarray = beta * (-np.log1p(-u)) ** (1.0 / alpha)
     return x
@@ -490,6 +502,7 @@ DISTRIBUTIONS: dict[str, _Dist] = {
         lambda alpha, beta: (alpha > 0) & (beta > 0),
     ),
     "cumul": _Dist(_cumul_ppf, _cumul_cdf, _cumul_valid),
+    "resample": _Dist(_resample_ppf, _resample_cdf, lambda method, xs: True, discrete=True),
 }
 
 

@@ -6,6 +6,8 @@ them per block (:mod:`.sampling`), Sobol takes point ``t`` of the stream's dimen
 scrambled Sobol sequence (:mod:`.sobol`). The key's seed is the input's ``RiskSeed`` or the
 simulation's. An input that ``draws_from`` another stream (a RiskSimtable simulation's copy
 of an input) takes that stream's uniforms, so every simulation sees the same numbers.
+``RiskResample`` in order or without replacement takes, whatever the method, the position of
+the trial's number in its data (:func:`.resample.positions`).
 
 Monte Carlo uniforms are drawn inside the generated code's loop; the other methods are
 computed here and handed to the native and CUDA back ends (:func:`host`).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import rng, sampling, sobol
+from . import resample, rng, sampling, sobol
 from .errors import ModelError
 from .ir import Model, Sample
 
@@ -50,6 +52,8 @@ def draw(model: Model, stream: int, seed: int, method: str, first: int, count: i
     """Uniforms in (0, 1) of trials ``[first, first + count)`` for input ``stream``."""
     src = source(model, stream)
     key = key_seed(model, stream, seed)
+    if src.distribution == resample.DISTRIBUTION:
+        return resample.positions(src, key, first, count)
     if method == "mc":
         return rng.uniforms(key, src.stream, first, count)
     if method == "lhs":

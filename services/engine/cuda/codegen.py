@@ -7,7 +7,9 @@ Layout of the generated source (after :data:`prelude.PRELUDE`):
 * ``alea_draw(seed, block, first, count, x)``: for every input stream, one Philox4x64-10
   block (counter ``(block, 0, 0, 0)``, key ``(seed, stream)``) gives the uniforms of trials
   ``4 block .. 4 block + 3``, stored in the input array ``x`` (row ``stream``, stride
-  ``count``) exactly as ``rng.uniforms`` would produce them;
+  ``count``) exactly as ``rng.uniforms`` would produce them, and for a ``RiskResample`` input
+  of method 1 or 3 (``alea_resampled``) the position of each trial's number
+  (``alea_position``, as ``resample.positions``);
 * ``alea_trial(x, y, stride, q)``: one trial. Reads its uniforms from ``x``, applies the
   Gaussian copula of each ``RiskCorrmat`` group (same summation order as
   ``correlation.correlate``, without fused multiply-add), computes every distinct node of
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import compound, sampling, xlerror
+from .. import compound, resample, sampling, xlerror
 from ..errors import FormulaError, ModelError
 from ..excel import registry
 from ..ir import Apply, Const, Model, Node, Sample, Table, children, postorder
@@ -358,6 +360,10 @@ class _Writer:
             tail = f"{self.table(xs)}, {self.table(cum)}, {len(xs)}"
             call = ("ppf_discrete({u}, " + tail + ")", "cdf_discrete({x}, " + tail + ")")
             valid = "true"
+        elif d == resample.DISTRIBUTION:
+            xs = args[1].values
+            call = (f"ppf_resample({{u}}, {self.table(xs)}, {len(xs)})", "")
+            valid = "true"
         elif d == "cumul":
             lo, hi, xs, ps = args
             tail = f"{lo}, {hi}, {self.table(xs.values)}, {self.table(ps.values)}, {len(xs.values)}"
@@ -499,12 +505,14 @@ class _Writer:
             for i in m.inputs
             if i.draws_from is not None
         ]
+        resampled = [s for s in m.inputs if s.distribution == resample.DISTRIBUTION]
         src = "\n".join(
             [
                 f"#define ALEA_W_EDGE {literal(sampling.W_EDGE)}",
                 f"#define ALEA_W_SCALE {literal(1.0 / sampling.W_STEP)}",
                 f"#define ALEA_KNOTS {sampling.KNOTS}",
                 f"#define ALEA_APPROX_VARIANCE {literal(sampling.APPROX_VARIANCE)}",
+                f"#define ALEA_RESAMPLE_DOMAIN {resample.DOMAIN}",
                 PRELUDE,
                 registry.cpp_units(self.units),
                 _TABLE_MACRO,
@@ -527,10 +535,18 @@ class _Writer:
                 "  }",
                 "}",
                 "",
+                *_positions(resampled),
+                "",
                 "ALEA_HD void alea_draw(u64 seed, u64 block, u64 first, u64 count, double* x) {",
                 "/* one Philox block at a time: unrolled, the blocks fill the registers */",
                 "#pragma unroll 1",
                 "  for (int s = 0; s < ALEA_INPUTS; ++s) {",
+                "    if (alea_resampled(s)) {",
+                "      for (u64 t = 4 * block; t < 4 * block + 4; ++t)",
+                "        if (t >= first && t < first + count)",
+                "          x[(u64)s * count + t - first] = alea_position(seed, s, t);",
+                "      continue;",
+                "    }",
                 "    u64 w[4];",
                 "    alea_philox(block, 0, alea_key(seed, s), alea_source(s), w);",
                 "    alea_store(w, block, first, count, x + (u64)s * count);",
@@ -618,6 +634,38 @@ def _normal_columns(group: list[Sample], row: str = "") -> list[str]:
                 f"  for (u64 t = 0; t < n; ++t) x[{r} * stride + t] = exp(x[{r} * stride + t]);"
             )
     return lines
+
+
+def _positions(resampled: list[Sample]) -> list[str]:
+    """``alea_resampled(s)``: whether input ``s`` is a RiskResample of method 1 or 3;
+    ``alea_position(seed, s, t)``: its "uniform" in trial ``t`` (see :mod:`..resample`)."""
+    cases = []
+    for s in resampled:
+        method, data = s.params
+        assert isinstance(method, Const) and isinstance(data, Table)
+        n = len(data.values)
+        shuffled = int(method.value == resample.WITHOUT_REPLACEMENT)
+        cases.append(
+            f"    case {s.stream}: return alea_resample_unit(t, {n}ULL, "
+            f"{resample.feistel_bits(n)}, {shuffled}, alea_key(seed, {s.stream}), "
+            f"alea_source({s.stream}));"
+        )
+    return [
+        "ALEA_HD int alea_resampled(int s) {  /* RiskResample in order or without replacement */",
+        "  switch (s) {",
+        *(f"    case {s.stream}:" for s in resampled),
+        *(["      return 1;"] if resampled else []),
+        "    default: return 0;",
+        "  }",
+        "}",
+        "",
+        "ALEA_HD double alea_position(u64 seed, int s, u64 t) {",
+        "  switch (s) {",
+        *cases,
+        "    default: return 0.0;",
+        "  }",
+        "}",
+    ]
 
 
 def _layout(table: np.ndarray) -> np.ndarray:

@@ -431,6 +431,34 @@ ALEA_HD double ppf_discrete(double u, const double* xs, const double* cum, int n
 ALEA_HD double cdf_discrete(double x, const double* xs, const double* cum, int n) {
   int i = 0; while (i < n && xs[i] <= x) ++i; return i > 0 ? cum[i - 1] : 0.0;
 }
+/* RiskResample in order (method 1) and without replacement (method 3), as resample.py: the
+   "uniform" of trial t is (i + 0.5) / n for the position i of its number in the data, t mod n,
+   shuffled in block t / n by 11 Feistel rounds on 2h bits and an offset, keyed by 12 Philox
+   words (cycle walking); ppf_resample reads the number back, in the data's order */
+ALEA_HD u64 alea_mix64(u64 z) {  /* splitmix64's finaliser */
+  z ^= z >> 30; z *= 0xBF58476D1CE4E5B9ULL; z ^= z >> 27; z *= 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+ALEA_HD double alea_resample_unit(u64 t, u64 n, int h, int shuffled, u64 key, u64 source) {
+  u64 i = t % n;
+  if (shuffled) {
+    const u64 half = (1ULL << h) - 1, whole = (1ULL << 2 * h) - 1, k = t / n;
+    u64 w[12];
+    for (int c = 0; c < 3; ++c) alea_philox(3 * k + c, ALEA_RESAMPLE_DOMAIN, key, source, w + 4 * c);
+    do {
+      u64 l = i >> h, r = i & half;
+      for (int j = 1; j < 12; ++j) {
+        l ^= alea_mix64(r ^ w[j]) & half;
+        const u64 swap = l; l = r; r = swap;
+      }
+      i = (((l << h) | r) + w[0]) & whole;
+    } while (i >= n);
+  }
+  return ((double)i + 0.5) / (double)n;
+}
+ALEA_HD double ppf_resample(double u, const double* xs, int n) {
+  const int i = (int)(u * n); return xs[i < n ? i : n - 1];
+}
 ALEA_HD double cdf_binomial(double x, double n, double p) {
   double k = floor(x);
   if (k < 0.0) return 0.0;
