@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "services.cli.mesh",
     "services.cli.run",
     "services.cli.fit",
+    "services.cli.sip",
     "services.cli.simulate",
     "services.cli.events",
     "services.cli.admin",
