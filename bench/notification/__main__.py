@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -48,6 +49,7 @@ from services.cli.mesh_procs import MeshLayout, read_pid, start_mesh, stop_mesh
 from services.runtime.clients import channel_credentials
 from services.runtime.events import event
 from tests.engine import models
+from tests.support.postgres import running_postgres
 from tests.support.services import free_port
 
 Metadata = tuple[tuple[str, str], ...]
@@ -96,27 +98,54 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Receiver:
-    """A webhook endpoint on 127.0.0.1: arrival time of each delivery, by event id."""
+    """A webhook endpoint on 127.0.0.1: arrival time of each delivery, by event id. Keeps
+    connections open for further requests (HTTP/1.1 keep-alive), as web servers do."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, tuple[float, float]] = {}  # id -> (arrival, event time)
+        self.connections = 0
+        self._open: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """End the connections the sender kept open, and their handlers."""
+        for writer in self._open:
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         self.changed = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        body = json.loads(await reader.readexactly(length))
-        arrived = time.time()
-        stamp = dt.datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp()
-        self.arrivals.setdefault(body["id"], (arrived, stamp))
-        self.changed.set()
-        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-        writer.close()
+        self.connections += 1
+        self._open.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):  # closed by the sender
+                    return
+                lines = head.lower().split(b"\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in lines
+                    if line.startswith(b"content-length:")
+                )
+                body = json.loads(await reader.readexactly(length))
+                arrived = time.time()
+                stamp = dt.datetime.fromisoformat(
+                    body["timestamp"].replace("Z", "+00:00")
+                ).timestamp()
+                self.arrivals.setdefault(body["id"], (arrived, stamp))
+                self.changed.set()
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                if b"connection: close" in lines:
+                    return
+        finally:
+            self._open.discard(writer)
+            writer.close()
 
     async def wait_for(self, count: int, seconds: float) -> None:
         async with asyncio.timeout(seconds):
@@ -299,6 +328,7 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     recorded, delivered = await deliveries_per_second(bench, tenant, receiver, args.events)
     await main.close(None)
     server.close()
+    await receiver.close()
 
     print(f"{'measure':<44}{'p50 ms':>9}{'p99 ms':>9}{'target':>9}")
     for name, values, target in (
@@ -327,7 +357,8 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     )
     print(
         f"{args.events} events: recorded {recorded:,.0f}/s, "
-        f"webhook deliveries {delivered:,.0f}/s sustained"
+        f"webhook deliveries {delivered:,.0f}/s sustained, "
+        f"over {receiver.connections} connections in all"
     )
     print(f"median subscriber latency spread: {statistics.pstdev(latencies) * 1000:.1f} ms stdev")
 
@@ -339,7 +370,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--trials", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the services' databases on a throwaway PostgreSQL (tests/support) rather than SQLite",
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        template = None
+        if args.postgres:
+            server = stack.enter_context(running_postgres())
+            for name in SERVICES:
+                server.create_database(f"alea_{name}")
+            template = server.url("alea_{service}")
+        run(args, template)
+
+
+def run(args: argparse.Namespace, database_url_template: str | None) -> None:
     home = Path(tempfile.mkdtemp(prefix="alea-bench-notify-"))
     layout = MeshLayout(
         home=home,
@@ -347,9 +394,11 @@ def main() -> None:
         health_ports={n: free_port() for n in SERVICES},
         edge_port=free_port(),
         admin_port=free_port(),
+        database_url_template=database_url_template,
     )
     print(
         f"{os.cpu_count()} CPUs shared by the mesh, Envoy and this client (no pinning); "
+        f"{'PostgreSQL' if database_url_template else 'SQLite'}; "
         f"load average before: {os.getloadavg()[0]:.2f}"
     )
     start_mesh(layout)
