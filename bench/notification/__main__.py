@@ -106,13 +106,13 @@ class Receiver:
         self.connections = 0
         self._open: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self.changed = asyncio.Event()
 
     async def close(self) -> None:
         """End the connections the sender kept open, and their handlers."""
         for writer in self._open:
             writer.close()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-        self.changed = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
