@@ -14,6 +14,11 @@ differently), with TLS verified against the URL's host name.
 
 :func:`post` sends one request with connect and read timeouts, never follows a redirect
 (a 3xx is just the status), and reads at most :data:`MAX_RESPONSE_BYTES` of the answer.
+Given :class:`Connections`, it keeps the connection open afterwards (HTTP/1.1 keep-alive)
+for the next request to the **same checked target**: a connection is filed under the
+scheme, host name (what TLS verified), port and the address it was opened to, and a later
+request takes it only when its own check, made just before, yielded that very address.
+The check still runs at every delivery; reuse never skips it nor goes elsewhere.
 Both the resolver and the connector are parameters, so tests can prove that a refused
 URL never opens a connection.
 """
@@ -35,6 +40,7 @@ from services.notification.config import Network
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
+    "Connections",
     "Connector",
     "Guard",
     "Refused",
@@ -47,6 +53,9 @@ __all__ = [
 ]
 
 MAX_RESPONSE_BYTES = 64 * 1024
+IDLE_SECONDS = 4.0  # below the usual servers' keep-alive timeouts (Node's 5 s), so that
+# an idle connection is seldom one the receiver is closing
+IDLE_PER_TARGET = 16  # a round's concurrent deliveries to one receiver, mostly
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """(host, port) → the addresses it resolves to."""
@@ -168,6 +177,74 @@ class Guard:
         return Target(scheme, host, port, str(found[0]), path)
 
 
+@dataclass
+class _Open:
+    """A connection to a checked target and its HTTP/1.1 state."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    http: h11.Connection
+    idle_since: float = 0.0
+
+
+def _where(target: Target) -> tuple[str, str, int, str]:
+    return (target.scheme, target.host, target.port, target.address)
+
+
+class Connections:
+    """Idle kept-alive connections, filed under the checked target they were opened to
+    (see the module docstring); at most ``per_target`` each, closed after ``idle_seconds``."""
+
+    def __init__(
+        self, idle_seconds: float = IDLE_SECONDS, per_target: int = IDLE_PER_TARGET
+    ) -> None:
+        self.idle_seconds, self.per_target = idle_seconds, per_target
+        self._idle: dict[tuple[str, str, int, str], list[_Open]] = {}
+
+    def take(self, target: Target) -> _Open | None:
+        """An idle connection to exactly ``target``'s scheme, host, port and address."""
+        idle = self._idle.get(_where(target), [])
+        while idle:
+            found = idle.pop()
+            fresh = time.monotonic() - found.idle_since < self.idle_seconds
+            if fresh and not (found.writer.is_closing() or found.reader.at_eof()):
+                return found
+            found.writer.close()
+        return None
+
+    def give(self, target: Target, found: _Open) -> None:
+        idle = self._idle.setdefault(_where(target), [])
+        if len(idle) >= self.per_target:
+            found.writer.close()
+            return
+        found.idle_since = time.monotonic()
+        idle.append(found)
+
+    def prune(self) -> None:
+        """Close the connections idle for longer than ``idle_seconds``."""
+        oldest = time.monotonic() - self.idle_seconds
+        for where, idle in list(self._idle.items()):
+            for found in [c for c in idle if c.idle_since < oldest]:
+                idle.remove(found)
+                found.writer.close()
+            if not idle:
+                del self._idle[where]
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for found in idle:
+                found.writer.close()
+        self._idle.clear()
+
+    @property
+    def idle(self) -> int:
+        return sum(len(idle) for idle in self._idle.values())
+
+
+class _Unanswered(ConnectionError):
+    """The connection closed before a status line came back."""
+
+
 @dataclass(frozen=True)
 class Response:
     """What an endpoint answered: status, the first bytes of the body, the latency."""
@@ -185,31 +262,66 @@ async def post(
     *,
     connect_timeout: float,
     read_timeout: float,
+    connections: Connections | None = None,
 ) -> Response:
     """POST ``body`` to a checked ``target``; raises OSError/TimeoutError/h11 errors when
-    no complete status line comes back. Redirects are not followed."""
+    no complete status line comes back. Redirects are not followed. With ``connections``,
+    an idle connection to the same target is used (and, should the receiver have closed
+    it meanwhile, the request is sent again on a new one), and the connection is kept
+    for the next request when the exchange leaves it reusable."""
     started = time.perf_counter()
+    reused = connections.take(target) if connections is not None else None
+    if reused is not None:
+        try:
+            return await _exchange(
+                reused, target, headers, body, started, read_timeout, connections
+            )
+        except (_Unanswered, ConnectionResetError, BrokenPipeError):
+            pass  # the receiver closed it (while idle, mostly): send again on a new one
     tls = ssl.create_default_context() if target.scheme == "https" else None
     reader, writer = await asyncio.wait_for(
         guard.connector(target.address, target.port, tls, target.host if tls else None),
         connect_timeout,
     )
-    try:
-        async with asyncio.timeout(read_timeout):
-            return await _exchange(reader, writer, target, headers, body, started)
-    finally:
-        writer.close()
+    opened = _Open(reader, writer, h11.Connection(h11.CLIENT))
+    return await _exchange(opened, target, headers, body, started, read_timeout, connections)
 
 
 async def _exchange(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    opened: _Open,
     target: Target,
     headers: Sequence[tuple[str, str]],
     body: bytes,
     started: float,
+    read_timeout: float,
+    connections: Connections | None,
 ) -> Response:
-    connection = h11.Connection(h11.CLIENT)
+    """One request and its response on ``opened``; the connection goes back to
+    ``connections`` when both sides are done with this cycle, else it is closed."""
+    kept = False
+    try:
+        async with asyncio.timeout(read_timeout):
+            answer = await _request(opened, target, headers, body, started, connections is not None)
+        http = opened.http
+        if connections is not None and http.our_state is http.their_state is h11.DONE:
+            http.start_next_cycle()
+            connections.give(target, opened)
+            kept = True
+        return answer
+    finally:
+        if not kept:
+            opened.writer.close()
+
+
+async def _request(
+    opened: _Open,
+    target: Target,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    started: float,
+    keep_alive: bool,
+) -> Response:
+    reader, writer, connection = opened.reader, opened.writer, opened.http
     default_port = 443 if target.scheme == "https" else 80
     host = target.host if target.port == default_port else f"{target.host}:{target.port}"
     if ":" in target.host:
@@ -222,7 +334,7 @@ async def _exchange(
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
             ("User-Agent", "Alea-Webhooks/1"),
-            ("Connection", "close"),
+            *(() if keep_alive else (("Connection", "close"),)),
             *headers,
         ],
     )
@@ -238,6 +350,8 @@ async def _exchange(
         event = connection.next_event()
         if event is h11.NEED_DATA:
             chunk = await reader.read(16384)
+            if not chunk and not status:
+                raise _Unanswered("the endpoint closed the connection without answering")
             connection.receive_data(chunk)
             continue
         if isinstance(event, h11.Response):

@@ -24,6 +24,9 @@ The dispatcher works in rounds: the new deliveries handed over by the transactio
 created them (with the webhook and event it read: no query to attempt them), then
 whatever else is due in the table (retries; new ones another round or process did not
 take), attempted concurrently; the outcomes of a round are written in one transaction.
+Connections to a receiver are kept alive and reused by later deliveries to the same
+checked address (:class:`ssrf.Connections`): sustained deliveries do not pay a TCP and
+TLS handshake each.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notification.config import NotificationConfig
-from services.notification.ssrf import Guard, Refused, post
+from services.notification.ssrf import Connections, Guard, Refused, post
 from services.notification.store import Delivery, EventRecord, NotificationStore, Webhook
 from services.runtime.db import after_commit
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -134,6 +137,9 @@ class Webhooks:
         self.policy = policy or (lambda: (config.retry_schedule, config.disable_after_seconds))
         self._wake = asyncio.Event()
         self._handed: list[_Attempt] = []
+        # Kept-alive connections to receivers: each delivery still checks its URL first,
+        # and reuses only a connection to the address that check yielded.
+        self.connections = Connections()
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -286,8 +292,15 @@ class Webhooks:
     async def run(self, stop: asyncio.Event) -> None:
         """The dispatcher (a background task): attempt every delivery that is due, in
         rounds (see the module docstring)."""
+        try:
+            await self._dispatch(stop)
+        finally:
+            self.connections.close()
+
+    async def _dispatch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
+            self.connections.prune()
             try:
                 handed, self._handed = self._handed[:ROUND], self._handed[ROUND:]
                 taken = {attempt.delivery.id for attempt in handed}
@@ -405,6 +418,7 @@ class Webhooks:
                 body,
                 connect_timeout=self.config.connect_timeout_seconds,
                 read_timeout=self.config.read_timeout_seconds,
+                connections=self.connections,
             )
         except Refused as exc:
             return 0, f"refused: {exc}", "", time.perf_counter() - started

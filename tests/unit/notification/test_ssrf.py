@@ -4,11 +4,13 @@ so no DNS query leaves the machine either."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ipaddress
 
 import pytest
 
-from services.notification.ssrf import Guard, Refused, post
+from services.notification.ssrf import Connections, Guard, Refused, post
 from tests.unit.notification.conftest import LoopbackOnly, Receiver
 
 ZONE = {
@@ -93,3 +95,56 @@ async def test_a_redirect_is_not_followed_and_the_body_is_capped(
     assert answer.status == 302
     assert len(answer.body) == 64 * 1024
     assert connector.addresses == ["127.0.0.1"]
+
+
+async def test_a_kept_connection_serves_the_same_checked_target_only(
+    receiver: Receiver, connector: LoopbackOnly
+) -> None:
+    guard, connections = Guard(LOOPBACK, fake_dns, connector), Connections()
+    for _ in range(3):
+        target = await guard.check(receiver.url)
+        answer = await post(
+            guard, target, [], b"{}", connect_timeout=5, read_timeout=5, connections=connections
+        )
+        assert answer.status == 204
+    assert (receiver.connections, len(receiver.received), connections.idle) == (1, 3, 1)
+    assert "connection" not in receiver.received[0][0]
+    # Another name for the same address (TLS would verify another name): its own connection.
+    alias = await guard.check(f"http://rebinding.example:{receiver.port}/hook")
+    await post(guard, alias, [], b"{}", connect_timeout=5, read_timeout=5, connections=connections)
+    assert receiver.connections == 2
+    # A check that yields another address never gets a connection opened to the first one.
+    assert connections.take(dataclasses.replace(target, address="127.0.0.2")) is None
+    connections.close()
+    assert connections.idle == 0 and connector.addresses == ["127.0.0.1"] * 2
+
+
+async def test_a_request_on_a_connection_the_receiver_closed_is_sent_again_on_a_new_one(
+    receiver: Receiver, connector: LoopbackOnly
+) -> None:
+    receiver.close_after = 1
+    guard, connections = Guard(LOOPBACK, fake_dns, connector), Connections()
+    target = await guard.check(receiver.url)
+    for _ in range(2):
+        answer = await post(
+            guard, target, [], b"{}", connect_timeout=5, read_timeout=5, connections=connections
+        )
+        assert answer.status == 204
+    # the second request reached the closing connection, then a new one: at least once
+    assert (receiver.connections, len(receiver.received)) == (2, 3)
+    connections.close()
+
+
+async def test_idle_connections_are_closed_after_the_idle_time(
+    receiver: Receiver, connector: LoopbackOnly
+) -> None:
+    guard, connections = Guard(LOOPBACK, fake_dns, connector), Connections(idle_seconds=0.05)
+    target = await guard.check(receiver.url)
+    await post(guard, target, [], b"{}", connect_timeout=5, read_timeout=5, connections=connections)
+    assert connections.idle == 1
+    await asyncio.sleep(0.1)
+    connections.prune()
+    assert connections.idle == 0
+    await post(guard, target, [], b"{}", connect_timeout=5, read_timeout=5, connections=connections)
+    assert receiver.connections == 2
+    connections.close()

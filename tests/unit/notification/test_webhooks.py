@@ -131,6 +131,25 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
     assert set(connector.addresses) == {"127.0.0.1"}
 
 
+async def test_a_kept_connection_does_not_spare_a_delivery_its_address_check(
+    store, running: Webhooks, receiver: Receiver, connector: LoopbackOnly
+) -> None:
+    ZONE["hooks.example"] = ["127.0.0.1"]
+    url = f"http://hooks.example:{receiver.port}/hook"
+    webhook, _ = await running.create(TENANT, url, [], "r", "")
+    for _ in range(2):
+        await publish(store, running)
+        await settled(store, webhook.id)
+    assert (receiver.connections, len(receiver.received)) == (1, 2)
+    assert running.connections.idle == 1
+    ZONE["hooks.example"] = ["10.1.2.3"]  # the name now points inside: refused, kept or not
+    await publish(store, running)
+    deliveries = await settled(store, webhook.id)
+    failed = [d for d in deliveries if d.state != "succeeded"]
+    assert failed and all("10.1.2.3" in d.last_error for d in failed)
+    assert len(receiver.received) == 2 and connector.addresses == ["127.0.0.1"]
+
+
 async def test_410_gone_disables_the_endpoint_and_says_so(
     store: NotificationStore, running: Webhooks, receiver: Receiver
 ) -> None:
