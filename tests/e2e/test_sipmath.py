@@ -160,3 +160,20 @@ def test_only_a_succeeded_simulation_has_a_library(rest: RestClient, sims, owner
             timeout=30,
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_converged_simulation_gives_the_trials_its_results_are_of(rest: RestClient, owner):
+    """Through the mesh; tests/integration/simulation/test_convergence.py has workers
+    complete segments past the converging check, which the library leaves out."""
+    model = create_model(rest, owner, "small", models.small())
+    stopping = {"checkEvery": "2000", "defaultTest": {"tolerance": 0.5, "mean": True}}
+    simulation = _simulate(rest, owner, model["id"], convergence=stopping, bypassCache=True)
+    results = results_when_done(rest, owner, simulation["id"])
+    assert results["convergence"]["converged"] is True
+    trials = int(results["trials"])
+    assert trials < TRIALS
+    got = _sipmath(rest, owner, simulation["id"])
+    assert got.status == 200, got.text
+    profit = got.body["sips"][-1]["metadata"]
+    assert profit["count"] == trials
+    assert profit["mean"] == pytest.approx(results["outputs"][0]["statistics"]["mean"], rel=1e-12)
