@@ -267,13 +267,10 @@ def _write_sipmath(args: argparse.Namespace, partial: Any) -> str | None:
 
     from services.engine import sipmath
 
-    kept = partial.kept_trials()
-    variables = {k[2:]: kept[k] for k in kept if k.startswith("i:")}
-    variables |= {k[2:]: kept[k] for k in kept if k.startswith("o:")}
     try:
-        library = sipmath.library(
+        library = sipmath.library_of_run(
             args.model.stem,
-            variables,
+            partial,
             seed=args.seed,
             terms=args.sipmath_terms,
             created=datetime.datetime.now(datetime.UTC).date().isoformat(),

@@ -386,12 +386,19 @@ def convergence_text(results: pb.Results) -> str:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    """Print a finished simulation's summary and optionally plot it."""
+    """Print a finished simulation's summary; optionally plot it and download its SIPmath
+    library."""
     channel, stub, metadata = _connect(args)
     with channel:
         results = stub.GetResults(
             pb.GetResultsRequest(simulation_id=args.simulation_id), metadata=metadata, timeout=60
         )
+        library = None
+        if args.sipmath:
+            request = pb.GetSimulationSipmathRequest(simulation_id=args.simulation_id)
+            if args.sipmath_terms is not None:
+                request.terms = args.sipmath_terms
+            library = stub.GetSimulationSipmath(request, metadata=metadata, timeout=60).data
     print(f"simulation {results.simulation_id}: {results.trials:,} trials, seed {results.seed}")
     print(summary_table(results))
     print(analysis_text(results))
@@ -400,6 +407,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.plot:
         plot(results, args.plot)
         print(f"plot written to {args.plot}")
+    if library is not None:
+        args.sipmath.write_bytes(library)
+        print(f"SIPmath library written to {args.sipmath}")
     return 0
 
 
@@ -454,6 +464,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     results = subparsers.add_parser("results", help="show (and plot) a simulation's results")
     results.add_argument("simulation_id")
     results.add_argument("--plot", type=Path, help="write histogram + tornado charts (PNG)")
+    results.add_argument(
+        "--sipmath",
+        type=Path,
+        metavar="PATH",
+        help="write the inputs and outputs as a SIPmath 3.0 library (JSON) to PATH",
+    )
+    results.add_argument(
+        "--sipmath-terms",
+        type=int,
+        help="most metalog terms per variable of the SIPmath library (2 to 30, default 16)",
+    )
     _add_connection(results)
     results.set_defaults(func=_guard(cmd_results))
     worker = subparsers.add_parser("worker", help="run simulation workers against the database")

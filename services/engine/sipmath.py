@@ -24,8 +24,20 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from . import metalog
+from .stats import Partial
 
-__all__ = ["MAX_TRIALS", "PROBABILITIES", "LibraryError", "expand", "library"]
+__all__ = [
+    "DEFAULT_TERMS",
+    "MAX_TRIALS",
+    "PROBABILITIES",
+    "LibraryError",
+    "expand",
+    "library",
+    "library_of_run",
+]
+
+#: Most metalog terms per variable unless asked otherwise (``alea run``, the service).
+DEFAULT_TERMS = 16
 
 #: Probabilities of the quantiles each metalog is fitted to.
 PROBABILITIES = (np.arange(1000) + 0.5) / 1000
@@ -74,6 +86,19 @@ def library(
         "sips": sips,
         "metadata": {"omitted": [k for k in variables if k not in kept]},
     }
+
+
+def library_of_run(
+    name: str, partial: Partial, *, seed: int, terms: int, created: str
+) -> dict[str, Any]:
+    """The library of a finished run's merged statistics: its inputs (those kept for
+    sensitivity), then its outputs, over the trials the statistics keep (an output sharing
+    an input's name replaces it). ``alea run --sipmath`` and the simulation service both
+    write this, so the same run gives the same library."""
+    kept = partial.kept_trials()
+    variables = {k[2:]: kept[k] for k in kept if k.startswith("i:")}
+    variables |= {k[2:]: kept[k] for k in kept if k.startswith("o:")}
+    return library(name, variables, seed=seed, terms=terms, created=created)
 
 
 def _hdr(index: int, seed: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from alea.simulation.v1 import fitting_pb2, simulation_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as pb
+from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 
 from services.engine.outcome import RunOptions
@@ -149,6 +150,18 @@ class SimulationServicer(simulation_pb2_grpc.SimulationServiceServicer):
         record, data = await self.domain.get_results(tenant, request.simulation_id)
         addresses = await self.domain.output_addresses(tenant, record.model_id)
         return convert.results(record, data, addresses)
+
+    async def GetSimulationSipmath(
+        self, request: pb.GetSimulationSipmathRequest, context: ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        tenant = current_principal().tenant_id
+        terms = request.terms if request.HasField("terms") else None
+        library = await self.domain.sipmath(tenant, request.simulation_id, terms)
+        name = f"alea-sipmath-{request.simulation_id}.json"
+        await context.send_initial_metadata(
+            (("content-disposition", f'attachment; filename="{name}"'),)
+        )
+        return httpbody_pb2.HttpBody(content_type="application/json", data=library)
 
     async def GetQueueStatus(
         self, request: pb.GetQueueStatusRequest, context: ServicerContext

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import secrets
 import time
@@ -400,6 +401,26 @@ class Simulations:
             raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
         return record, data
 
+    async def sipmath(self, tenant_id: str, simulation_id: str, terms: int | None) -> bytes:
+        """The SIPmath 3.0 library (JSON) of a SUCCEEDED simulation's kept trials, dated the
+        day it ended, so every download of it is the same; FAILED_PRECONDITION before that,
+        or when its trials are no longer kept."""
+        record = await self.get_simulation(tenant_id, simulation_id)
+        if record.state != st.SUCCEEDED:
+            raise FailedPrecondition(f"simulation {simulation_id} is {record.state}, no results")
+        blobs = await self.store.kept_statistics(record)
+        if not blobs:
+            raise FailedPrecondition(
+                f"simulation {simulation_id}: the trials of the run behind its results are no "
+                "longer kept"
+            )
+        name = await self.store.model_name(tenant_id, record.model_id) or record.model_id
+        created = time.strftime("%Y-%m-%d", time.gmtime(record.end_time or record.create_time))
+        try:
+            return await asyncio.to_thread(_sipmath, blobs, name, record.seed, terms, created)
+        except ValueError as exc:  # no feasible metalog for a variable: it names it
+            raise FailedPrecondition(f"simulation {simulation_id}: {exc}") from None
+
     async def gauges(self) -> dict[str, float]:
         """The queue and workers of every tenant, for the operator overview."""
         now = time.time()
@@ -420,6 +441,22 @@ class Simulations:
     async def queue_status(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """(counts of QUEUED and RUNNING jobs, workers seen within three lease periods)."""
         return await self.store.queue_status(time.time() - 3 * self.config.lease_seconds)
+
+
+def _sipmath(blobs: list[bytes], name: str, seed: int, terms: int | None, created: str) -> bytes:
+    """The library of the merged segment statistics ``blobs`` (see :meth:`Simulations.sipmath`),
+    written as compactly as JSON allows: its correlation matrix grows with the square of the
+    variables."""
+    # imported here, on a thread: SciPy is not loaded while the service starts
+    from services.engine import sipmath
+    from services.engine.stats import Partial
+
+    partial = Partial.from_bytes(blobs[0])
+    for blob in blobs[1:]:
+        partial = partial.merge(Partial.from_bytes(blob))
+    terms = sipmath.DEFAULT_TERMS if terms is None else terms
+    library = sipmath.library_of_run(name, partial, seed=seed, terms=terms, created=created)
+    return json.dumps(library, separators=(",", ":")).encode()
 
 
 def _check_scenarios(options: RunOptions, model: ModelRecord) -> None:

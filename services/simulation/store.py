@@ -530,6 +530,53 @@ class Store:
         async with self.db.reading() as session:
             return (await session.execute(query)).scalar()
 
+    async def kept_statistics(self, record: SimulationRecord) -> list[bytes]:
+        """The final statistics of the segments a SUCCEEDED simulation's results were merged
+        from, in trial order: those ending within its ``trials_done`` (a converged run's
+        prefix). A simulation served from the cache has none of its own: those of the run
+        it was served from, the newest run with its key that had ended when it was created
+        (the one :meth:`cached_result` picked then). Empty when none is kept."""
+        source = record.id
+        if record.cached:
+            run = (
+                select(simulations.c.id)
+                .where(
+                    simulations.c.tenant_id == record.tenant_id,
+                    simulations.c.cache_key == record.cache_key,
+                    simulations.c.state == SUCCEEDED,
+                    simulations.c.cached.is_(False),
+                    simulations.c.end_time <= record.create_time,
+                )
+                .order_by(simulations.c.end_time.desc())
+                .limit(1)
+            )
+            async with self.db.reading() as session:
+                found = (await session.execute(run)).scalar()
+            if found is None:
+                return []
+            source = found
+        query = (
+            select(segments.c.checkpoint)
+            .join(simulations, simulations.c.id == segments.c.simulation_id)
+            .where(
+                segments.c.simulation_id == source,
+                simulations.c.tenant_id == record.tenant_id,
+                segments.c.state == DONE,
+                segments.c.end_trial <= simulations.c.trials_done,
+            )
+            .order_by(segments.c.idx)
+        )
+        async with self.db.reading() as session:
+            return [r.checkpoint for r in await session.execute(query)]
+
+    async def model_name(self, tenant_id: str, model_id: str) -> str | None:
+        """A model's display name, deleted or not."""
+        query = select(models.c.display_name).where(
+            models.c.tenant_id == tenant_id, models.c.id == model_id
+        )
+        async with self.db.reading() as session:
+            return (await session.execute(query)).scalar()
+
     # -- workers and queue status ---------------------------------------------------------
 
     async def register_worker(

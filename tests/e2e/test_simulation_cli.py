@@ -1,10 +1,11 @@
-"""``alea simulate``, ``alea results --plot``, ``alea events`` and ``alea demo``'s simulation,
-webhook, audit and usage steps, as a user runs them, against the whole mesh (processes,
-Envoy) on SQLite and PostgreSQL."""
+"""``alea simulate``, ``alea results --plot --sipmath``, ``alea events`` and ``alea demo``'s
+simulation, webhook, audit and usage steps, as a user runs them, against the whole mesh
+(processes, Envoy) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -44,9 +45,27 @@ def test_simulate_watch_then_results_with_plot(mesh: Mesh, tmp_path):
     simulation_id = re.search(r"simulation ([0-9a-f-]{36})", run.stdout).group(1)
     assert re.search(r"^Profit\s+\S+", run.stdout, re.MULTILINE), run.stdout
     png = tmp_path / "out.png"
-    shown = alea(mesh, "results", simulation_id, "--plot", str(png))
+    library = tmp_path / "library.json"
+    shown = alea(
+        mesh,
+        "results",
+        simulation_id,
+        "--plot",
+        str(png),
+        "--sipmath",
+        str(library),
+        "--sipmath-terms",
+        "6",
+    )
     assert shown.returncode == 0, shown.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sips = json.loads(library.read_text())["sips"]
+    assert [s["name"] for s in sips] == ["Revenue", "Cost", "Tax", "Profit"]
+    assert all(s["metadata"]["terms"] <= 6 for s in sips)
+    refused = alea(
+        mesh, "results", simulation_id, "--sipmath", str(library), "--sipmath-terms", "1"
+    )
+    assert refused.returncode == 1 and "INVALID_ARGUMENT" in refused.stderr, refused.stderr
     # The same account (kept in $ALEA_HOME/cli) sees it; a bad id is a clear error.
     missing = alea(mesh, "results", "00000000-0000-4000-8000-000000000000")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr

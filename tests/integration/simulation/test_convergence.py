@@ -9,13 +9,14 @@ workers; the segments beyond it are dropped.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from alea.simulation.v1 import convergence_pb2
 
-from services.engine import convergence, outcome
+from services.engine import convergence, outcome, sipmath
 from services.engine.convergence import Settings, criterion
 from services.engine.run import make_evaluator
 from services.engine.stats import StatsOptions
@@ -181,3 +182,21 @@ async def test_progress_shows_the_precision_of_the_latest_check(store: Store):
     assert checks[-1]["outputs"]["y"]["precision"]["mean"] > 1e-6
     message = convert.progress(next(e for e in events if isinstance(e, Progress) and e.convergence))
     assert message.convergence.outputs[0].statistics[0].statistic == "mean"
+
+
+async def test_the_sipmath_library_is_of_the_trials_it_stopped_at(store: Store):
+    """Two workers complete segments past the check that converges; the library is of the
+    trials the results are of, the same as the engine's converging run gives."""
+    settings = Settings(check_every=500, max_trials=TRIALS, default=criterion(0.01))
+    record, _ = await run(store, EXACT, settings, 2)
+    domain = Simulations(store, Hub(store.simulations_by_id, 0.05), EXACT)
+    library = json.loads(await domain.sipmath("t1", record.id, None))
+    expansion = outcome.prepare(small_model(), outcome.RunOptions())
+    evaluator = make_evaluator(expansion.model, seed=SEED, backend=CPU)
+    options = StatsOptions(exact_limit=EXACT.exact_limit)
+    partial, _ = convergence.simulate(expansion.model, evaluator, settings, options=options)
+    want = sipmath.library_of_run(
+        library["name"], partial, seed=SEED, terms=16, created=library["dateCreated"]
+    )
+    assert library["sips"][0]["metadata"]["count"] == record.trials_done < TRIALS
+    assert library == json.loads(json.dumps(want))

@@ -8,6 +8,7 @@ from alea.simulation.v1 import model_spec_pb2 as _model_spec_pb2
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -335,6 +336,14 @@ class GetResultsRequest(_message.Message):
     SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
     simulation_id: str
     def __init__(self, simulation_id: _Optional[str] = ...) -> None: ...
+
+class GetSimulationSipmathRequest(_message.Message):
+    __slots__ = ("simulation_id", "terms")
+    SIMULATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    simulation_id: str
+    terms: int
+    def __init__(self, simulation_id: _Optional[str] = ..., terms: _Optional[int] = ...) -> None: ...
 
 class Statistics(_message.Message):
     __slots__ = ("count", "errors", "mean", "std", "min", "max", "skewness", "kurtosis")

@@ -5,6 +5,7 @@ import warnings
 
 from alea.simulation.v1 import fitting_pb2 as alea_dot_simulation_dot_v1_dot_fitting__pb2
 from alea.simulation.v1 import simulation_pb2 as alea_dot_simulation_dot_v1_dot_simulation__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -86,6 +87,11 @@ class SimulationServiceStub:
                 '/alea.simulation.v1.SimulationService/GetResults',
                 request_serializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetResultsRequest.SerializeToString,
                 response_deserializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.Results.FromString,
+                _registered_method=True)
+        self.GetSimulationSipmath = channel.unary_unary(
+                '/alea.simulation.v1.SimulationService/GetSimulationSipmath',
+                request_serializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetSimulationSipmathRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.GetQueueStatus = channel.unary_unary(
                 '/alea.simulation.v1.SimulationService/GetQueueStatus',
@@ -179,6 +185,18 @@ class SimulationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSimulationSipmath(self, request, context):
+        """Returns the inputs and outputs of a SUCCEEDED simulation (FAILED_PRECONDITION before that)
+        as a SIPmath 3.0 library (JSON, `application/json`), the same library `alea run --sipmath`
+        writes of the same trials: each variable a metalog of at most `terms` terms, coupled by a
+        Gaussian copula of the variables' rank correlations. It is built from the trials the
+        results keep (every trial up to the exact limit, else the reservoir of 20,000), those of
+        the run a cached simulation was served from. Over REST the response body is the library.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQueueStatus(self, request, context):
         """Returns the state of the job queue and of the workers that serve it.
         """
@@ -248,6 +266,11 @@ def add_SimulationServiceServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetResultsRequest.FromString,
                     response_serializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.Results.SerializeToString,
+            ),
+            'GetSimulationSipmath': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSimulationSipmath,
+                    request_deserializer=alea_dot_simulation_dot_v1_dot_simulation__pb2.GetSimulationSipmathRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetQueueStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStatus,
@@ -531,6 +554,33 @@ class SimulationService:
             '/alea.simulation.v1.SimulationService/GetResults',
             alea_dot_simulation_dot_v1_dot_simulation__pb2.GetResultsRequest.SerializeToString,
             alea_dot_simulation_dot_v1_dot_simulation__pb2.Results.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSimulationSipmath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alea.simulation.v1.SimulationService/GetSimulationSipmath',
+            alea_dot_simulation_dot_v1_dot_simulation__pb2.GetSimulationSipmathRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
