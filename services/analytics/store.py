@@ -16,15 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     Column,
     Float,
     Index,
     Integer,
     MetaData,
+    Row,
+    Select,
     String,
     Table,
     and_,
+    bindparam,
     or_,
     select,
     update,
@@ -215,34 +219,46 @@ class AnalyticsStore:
 
     async def simulations(self, tenant_id: str, start: float, end: float) -> list[SimulationFact]:
         """The tenant's simulations created, or ended, in ``[start, end)``."""
-        created = and_(sim_facts.c.create_time >= start, sim_facts.c.create_time < end)
-        ended = and_(sim_facts.c.end_time >= start, sim_facts.c.end_time < end)
-        query = select(sim_facts).where(sim_facts.c.tenant_id == tenant_id, or_(created, ended))
-        async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._read(_SIMULATIONS, {"t": tenant_id, "start": start, "end": end})
         return [SimulationFact(**row._mapping) for row in rows]
 
     async def files(self, tenant_id: str, start: float, end: float) -> list[FileFact]:
         """The tenant's files stored at some moment of ``[start, end)``."""
-        query = select(file_facts).where(
-            file_facts.c.tenant_id == tenant_id,
-            file_facts.c.upload_time < end,
-            or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > start),
-        )
-        async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._read(_FILES, {"t": tenant_id, "start": start, "end": end})
         return [FileFact(**row._mapping) for row in rows]
 
     async def ledger(
         self, tenant_id: str, metrics: Sequence[str], start: float, end: float
     ) -> list[LedgerRow]:
         """The tenant's recorded quantities of ``metrics`` in ``[start, end)``."""
-        query = select(usage_records).where(
-            usage_records.c.tenant_id == tenant_id,
-            usage_records.c.metric.in_(list(metrics)),
-            usage_records.c.event_time >= start,
-            usage_records.c.event_time < end,
-        )
-        async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+        parameters = {"t": tenant_id, "m": list(metrics), "start": start, "end": end}
+        rows = await self._read(_LEDGER, parameters)
         return [LedgerRow(**row._mapping) for row in rows]
+
+    async def _read(self, query: Select[Any], parameters: dict[str, Any]) -> Sequence[Row[Any]]:
+        async with self.db.reading() as session:
+            return (await session.execute(query, parameters)).all()
+
+
+# The reads' statements, built once: building a statement and its cache key on every call
+# cost more than running it (GetUsage runs three per call).
+_START: BindParameter[float] = bindparam("start", type_=Float)
+_END: BindParameter[float] = bindparam("end", type_=Float)
+_SIMULATIONS = select(sim_facts).where(
+    sim_facts.c.tenant_id == bindparam("t"),
+    or_(
+        and_(sim_facts.c.create_time >= _START, sim_facts.c.create_time < _END),
+        and_(sim_facts.c.end_time >= _START, sim_facts.c.end_time < _END),
+    ),
+)
+_FILES = select(file_facts).where(
+    file_facts.c.tenant_id == bindparam("t"),
+    file_facts.c.upload_time < _END,
+    or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > _START),
+)
+_LEDGER = select(usage_records).where(
+    usage_records.c.tenant_id == bindparam("t"),
+    usage_records.c.metric.in_(bindparam("m", expanding=True)),
+    usage_records.c.event_time >= _START,
+    usage_records.c.event_time < _END,
+)
