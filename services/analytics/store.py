@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     or_,
     select,
     update,
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database, rowcount
 
-__all__ = ["AnalyticsStore", "FileFact", "LedgerRow", "SimulationFact", "metadata"]
+__all__ = ["AnalyticsStore", "FileFact", "LedgerRow", "LedgerTotal", "SimulationFact", "metadata"]
 
 metadata = MetaData()
 
@@ -139,6 +140,16 @@ class LedgerRow:
     event_time: float
 
 
+@dataclass(frozen=True)
+class LedgerTotal:
+    """The recorded quantities of one user, metric and moment, summed."""
+
+    user_id: str
+    metric: str
+    event_time: float
+    quantity: float
+
+
 def _insert_ignoring(db: Database, table: Table) -> Any:
     make = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     return make(table).on_conflict_do_nothing()
@@ -229,11 +240,13 @@ class AnalyticsStore:
 
     async def ledger(
         self, tenant_id: str, metrics: Sequence[str], start: float, end: float
-    ) -> list[LedgerRow]:
-        """The tenant's recorded quantities of ``metrics`` in ``[start, end)``."""
+    ) -> list[LedgerTotal]:
+        """The tenant's recorded quantities of ``metrics`` in ``[start, end)``, summed per
+        user, metric and moment: API-call counts arrive as one record per service every few
+        seconds, all stamped with their hour, and the sums are what a report adds up."""
         parameters = {"t": tenant_id, "m": list(metrics), "start": start, "end": end}
         rows = await self._read(_LEDGER, parameters)
-        return [LedgerRow(**row._mapping) for row in rows]
+        return [LedgerTotal(**row._mapping) for row in rows]
 
     async def _read(self, query: Select[Any], parameters: dict[str, Any]) -> Sequence[Row[Any]]:
         async with self.db.reading() as session:
@@ -256,9 +269,18 @@ _FILES = select(file_facts).where(
     file_facts.c.upload_time < _END,
     or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > _START),
 )
-_LEDGER = select(usage_records).where(
-    usage_records.c.tenant_id == bindparam("t"),
-    usage_records.c.metric.in_(bindparam("m", expanding=True)),
-    usage_records.c.event_time >= _START,
-    usage_records.c.event_time < _END,
+_LEDGER = (
+    select(
+        usage_records.c.user_id,
+        usage_records.c.metric,
+        usage_records.c.event_time,
+        func.sum(usage_records.c.quantity).label("quantity"),
+    )
+    .where(
+        usage_records.c.tenant_id == bindparam("t"),
+        usage_records.c.metric.in_(bindparam("m", expanding=True)),
+        usage_records.c.event_time >= _START,
+        usage_records.c.event_time < _END,
+    )
+    .group_by(usage_records.c.user_id, usage_records.c.metric, usage_records.c.event_time)
 )
