@@ -16,15 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     Column,
     Float,
     Index,
     Integer,
     MetaData,
+    Row,
+    Select,
     String,
     Table,
     and_,
+    bindparam,
+    func,
     or_,
     select,
     update,
@@ -34,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.runtime.db import Database, rowcount
 
-__all__ = ["AnalyticsStore", "FileFact", "LedgerRow", "SimulationFact", "metadata"]
+__all__ = ["AnalyticsStore", "FileFact", "LedgerRow", "LedgerTotal", "SimulationFact", "metadata"]
 
 metadata = MetaData()
 
@@ -135,6 +140,16 @@ class LedgerRow:
     event_time: float
 
 
+@dataclass(frozen=True)
+class LedgerTotal:
+    """The recorded quantities of one user, metric and moment, summed."""
+
+    user_id: str
+    metric: str
+    event_time: float
+    quantity: float
+
+
 def _insert_ignoring(db: Database, table: Table) -> Any:
     make = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
     return make(table).on_conflict_do_nothing()
@@ -215,34 +230,57 @@ class AnalyticsStore:
 
     async def simulations(self, tenant_id: str, start: float, end: float) -> list[SimulationFact]:
         """The tenant's simulations created, or ended, in ``[start, end)``."""
-        created = and_(sim_facts.c.create_time >= start, sim_facts.c.create_time < end)
-        ended = and_(sim_facts.c.end_time >= start, sim_facts.c.end_time < end)
-        query = select(sim_facts).where(sim_facts.c.tenant_id == tenant_id, or_(created, ended))
-        async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._read(_SIMULATIONS, {"t": tenant_id, "start": start, "end": end})
         return [SimulationFact(**row._mapping) for row in rows]
 
     async def files(self, tenant_id: str, start: float, end: float) -> list[FileFact]:
         """The tenant's files stored at some moment of ``[start, end)``."""
-        query = select(file_facts).where(
-            file_facts.c.tenant_id == tenant_id,
-            file_facts.c.upload_time < end,
-            or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > start),
-        )
-        async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._read(_FILES, {"t": tenant_id, "start": start, "end": end})
         return [FileFact(**row._mapping) for row in rows]
 
     async def ledger(
         self, tenant_id: str, metrics: Sequence[str], start: float, end: float
-    ) -> list[LedgerRow]:
-        """The tenant's recorded quantities of ``metrics`` in ``[start, end)``."""
-        query = select(usage_records).where(
-            usage_records.c.tenant_id == tenant_id,
-            usage_records.c.metric.in_(list(metrics)),
-            usage_records.c.event_time >= start,
-            usage_records.c.event_time < end,
-        )
+    ) -> list[LedgerTotal]:
+        """The tenant's recorded quantities of ``metrics`` in ``[start, end)``, summed per
+        user, metric and moment: API-call counts arrive as one record per service every few
+        seconds, all stamped with their hour, and the sums are what a report adds up."""
+        parameters = {"t": tenant_id, "m": list(metrics), "start": start, "end": end}
+        rows = await self._read(_LEDGER, parameters)
+        return [LedgerTotal(**row._mapping) for row in rows]
+
+    async def _read(self, query: Select[Any], parameters: dict[str, Any]) -> Sequence[Row[Any]]:
         async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
-        return [LedgerRow(**row._mapping) for row in rows]
+            return (await session.execute(query, parameters)).all()
+
+
+# The reads' statements, built once: building a statement and its cache key on every call
+# cost more than running it (GetUsage runs three per call).
+_START: BindParameter[float] = bindparam("start", type_=Float)
+_END: BindParameter[float] = bindparam("end", type_=Float)
+_SIMULATIONS = select(sim_facts).where(
+    sim_facts.c.tenant_id == bindparam("t"),
+    or_(
+        and_(sim_facts.c.create_time >= _START, sim_facts.c.create_time < _END),
+        and_(sim_facts.c.end_time >= _START, sim_facts.c.end_time < _END),
+    ),
+)
+_FILES = select(file_facts).where(
+    file_facts.c.tenant_id == bindparam("t"),
+    file_facts.c.upload_time < _END,
+    or_(file_facts.c.delete_time.is_(None), file_facts.c.delete_time > _START),
+)
+_LEDGER = (
+    select(
+        usage_records.c.user_id,
+        usage_records.c.metric,
+        usage_records.c.event_time,
+        func.sum(usage_records.c.quantity).label("quantity"),
+    )
+    .where(
+        usage_records.c.tenant_id == bindparam("t"),
+        usage_records.c.metric.in_(bindparam("m", expanding=True)),
+        usage_records.c.event_time >= _START,
+        usage_records.c.event_time < _END,
+    )
+    .group_by(usage_records.c.user_id, usage_records.c.metric, usage_records.c.event_time)
+)

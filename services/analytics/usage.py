@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.analytics.performance import Performance, performance
-from services.analytics.store import AnalyticsStore, FileFact, LedgerRow, SimulationFact
+from services.analytics.store import (
+    AnalyticsStore,
+    FileFact,
+    LedgerRow,
+    LedgerTotal,
+    SimulationFact,
+)
 from services.runtime.context import Principal
 from services.runtime.errors import InvalidArgument, NotFound
 
@@ -163,7 +169,7 @@ class UsageData:
 
     simulations: list[SimulationFact]
     files: list[FileFact]
-    ledger: list[LedgerRow]
+    ledger: list[LedgerTotal]
 
 
 def _backend(name: str) -> str:

@@ -251,6 +251,23 @@ class Relay:
         self.reconnected = reconnected
         self._wake = outbox.wakeup(topic)
         self._failures = 0
+        # Built once: a relay polls every poll interval, and building the statement cost
+        # more than running it on an empty outbox.
+        table = outbox_table
+        self._pending_query = (
+            select(
+                table.c.seq,
+                table.c.topic,
+                table.c.key,
+                table.c.record_id,
+                table.c.payload,
+                table.c.create_time,
+                table.c.attempts,
+            )
+            .where(table.c.topic == topic, table.c.dead.is_(False))
+            .order_by(table.c.seq)
+            .limit(self.settings.batch)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop``: at once when woken, else every poll interval, backing
@@ -316,23 +333,8 @@ class Relay:
         return outcome
 
     async def _pending(self) -> list[OutboxRecord]:
-        table = outbox_table
-        query = (
-            select(
-                table.c.seq,
-                table.c.topic,
-                table.c.key,
-                table.c.record_id,
-                table.c.payload,
-                table.c.create_time,
-                table.c.attempts,
-            )
-            .where(table.c.topic == self.topic, table.c.dead.is_(False))
-            .order_by(table.c.seq)
-            .limit(self.settings.batch)
-        )
         async with self.db.reading() as session:
-            rows = (await session.execute(query)).all()
+            rows = (await session.execute(self._pending_query)).all()
         return [OutboxRecord(**row._mapping) for row in rows]
 
     async def _settle(self, outcome: _Pass) -> None:
