@@ -65,6 +65,7 @@ class Process:
     exits: list[float] = field(default_factory=list)
     stopping: bool = False  # an exit we asked for: not a failure
     ready_once: bool = False
+    added: bool = False  # added to a running mesh: a failed start fails the add, not the mesh
     watcher: asyncio.Task[None] | None = None
 
     def view(self) -> dict[str, Any]:
@@ -138,6 +139,9 @@ class Supervisor:
             record.state = "STOPPED"
             return
         now = time.time()
+        if not record.ready_once and record.added:  # ``add`` sees it and answers
+            record.state = "STOPPED"
+            return
         if not record.ready_once:  # never served since `alea up`: a start-up failure
             self.failure = (
                 f"{record.name} exited during start; the end of "
@@ -219,15 +223,30 @@ class Supervisor:
         return {"ready": ready, **record.view()}
 
     async def add(self, services: dict[str, int]) -> dict[str, Any]:
+        """Start ``services`` beside the running ones. If one does not become ready, none
+        of them is added (each is stopped and left out of the layout) and the running mesh
+        carries on; the error says why, from the log."""
         new = {n: p for n, p in services.items() if n not in self.layout.services}
         self.layout.services = {**self.layout.services, **new}
         self.layout.save()
         for name in new:
-            self.processes[name] = record = Process(name)
+            self.processes[name] = record = Process(name, added=True)
             await self._spawn(record)
         for name in new:
             if not await self._wait_ready(self.processes[name]):
-                return {"error": f"{name} did not become ready; see 'alea logs {name}'"}
+                log_path = self.layout.log_path(name)
+                for added in new:
+                    await self._terminate(self.processes.pop(added))
+                    self.layout.pid_path(added).unlink(missing_ok=True)
+                self.layout.services = {
+                    n: p for n, p in self.layout.services.items() if n not in new
+                }
+                self.layout.save()
+                return {
+                    "error": f"{name} did not become ready, so nothing was added; the end of "
+                    f"{log_path}:\n{log_tail(log_path)}"
+                }
+            self.processes[name].added = False  # from now on supervised like the others
         if new and EDGE in self.processes:
             await self.restart(EDGE)  # the edge routes what its configuration lists
         return {"added": list(new)}

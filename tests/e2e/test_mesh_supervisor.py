@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,8 +37,10 @@ from services.cli.mesh_procs import (
     read_pid,
     service_health,
     stop_mesh,
+    supervisor_alive,
 )
 from services.cli.simulate import demo_workbook
+from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
 from tests.e2e.test_cli_mesh import alea, alea_process
 from tests.support.services import free_port
 
@@ -95,6 +98,27 @@ def _retry(call, attempts: int = 100):
                 raise
             time.sleep(0.2)
     raise AssertionError("unreachable")
+
+
+def test_a_service_that_cannot_start_is_not_added_and_the_mesh_carries_on(
+    running: tuple[Path, dict[str, str]],
+) -> None:
+    """Adding admin while its health port is taken: the add fails saying why, admin is left
+    out, and the running mesh (before: stopped whole, as if `alea up` had failed) serves on."""
+    home, env = running
+    layout = MeshLayout.load(home)
+    port = DEFAULT_PORTS["admin"] + layout.port_offset + HEALTH_PORT_OFFSET
+    with socket.create_server(("127.0.0.1", port)):
+        up = alea_process(home, env, "up", "--services", "admin")
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "admin did not become ready, so nothing was added" in up.stderr
+    assert "Address already in use" in up.stderr
+    layout = MeshLayout.load(home)
+    assert "admin" not in layout.services
+    assert supervisor_alive(layout)
+    assert all(_ready(layout, name) for name in ("identity", "simulation", "envoy"))
+    status = alea(home, env, "status")
+    assert status.returncode == 0 and "admin" not in status.stdout, status.stdout
 
 
 def test_up_adds_a_service_to_the_running_mesh(running: tuple[Path, dict[str, str]]) -> None:
