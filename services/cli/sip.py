@@ -11,6 +11,7 @@ library's joint distribution (coherence); a model refers to the cells of ``Input
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -53,7 +54,8 @@ def sip(args: argparse.Namespace) -> int:
     from openpyxl import Workbook
     from openpyxl.utils import get_column_letter
 
-    from services.engine import sipmath
+    from services.engine import guard, sipmath
+    from services.engine.errors import WorkbookRejected
 
     try:
         library = json.loads(args.library.read_bytes())
@@ -88,8 +90,19 @@ def sip(args: argparse.Namespace) -> int:
         label = name.replace('"', '""')
         formula = f'=RiskResample(1,SIPs!${letter}$2:${letter}${last},RiskName("{label}"))'
         inputs.append([name, formula])
+    data = io.BytesIO()
+    book.save(data)
+    try:  # what the engine would refuse to read, refused here
+        guard.check_workbook(data.getvalue())
+    except WorkbookRejected as exc:
+        print(
+            f"{args.workbook}: {len(sips)} SIPs of {args.trials:,} trials do not fit one "
+            f"workbook ({exc}); ask for fewer --trials",
+            file=sys.stderr,
+        )
+        return REFUSED
     try:
-        book.save(args.workbook)
+        args.workbook.write_bytes(data.getvalue())
     except OSError as exc:
         print(f"{args.workbook}: {exc.strerror or exc}", file=sys.stderr)
         return REFUSED

@@ -151,6 +151,7 @@ def _correlation(
         n = int(rows.sum())
         scores = [ndtri((np.argsort(np.argsort(values[k][rows])) + 0.5) / n) for k in names]
         matrix = np.corrcoef(np.array(scores)) if len(names) > 1 else np.eye(1)
+        np.fill_diagonal(matrix, 1.0)  # not 0.9999999999999998, as corrcoef may give
     return {
         "columns": names,
         "rows": names,
@@ -284,9 +285,11 @@ def _matrix(library: Mapping[str, Any], args: Any, n: int, path: str) -> np.ndar
         if row not in at or col not in at:
             raise LibraryError(f"{where}: row and col must be among the columns")
         rho = _number(entry, "value", where)
-        if not -1 <= rho <= 1 or (row == col and rho != 1):
+        # Tools write the diagonal as computed (0.9999999999999998 is common): 1 within 1e-9.
+        if not -1 <= rho <= 1 + 1e-9 or (row == col and abs(rho - 1) > 1e-9):
             raise LibraryError(f"{where}.value: must be within -1..1, and 1 on the diagonal")
-        matrix[at[row], at[col]] = matrix[at[col], at[row]] = rho
+        if row != col:
+            matrix[at[row], at[col]] = matrix[at[col], at[row]] = min(rho, 1.0)
     return matrix
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -82,3 +83,19 @@ def test_a_library_it_cannot_use_exits_2_saying_why(
     done = alea("sip", path, tmp_path / "out.xlsx", *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "out.xlsx").exists()
+
+
+def test_sips_that_would_not_fit_one_workbook_are_refused_before_writing(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """What the engine's workbook guard would refuse to read is refused here, naming it."""
+    from services.cli import sip
+    from services.engine import guard
+
+    monkeypatch.setattr(guard, "MAX_CELLS", 1_000)
+    out = tmp_path / "inputs.xlsx"
+    args = argparse.Namespace(library=library, workbook=out, trials=500)
+    assert sip.sip(args) == 2
+    err = capsys.readouterr().err
+    assert "SIPs of 500 trials do not fit one workbook" in err and "fewer --trials" in err
+    assert not out.exists()

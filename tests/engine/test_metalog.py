@@ -197,3 +197,19 @@ def test_a_library_it_cannot_expand_is_refused_naming_the_place(change, message)
     change(library)
     with pytest.raises(sipmath.LibraryError, match=message):
         sipmath.expand(library, 100)
+
+
+def test_a_diagonal_written_as_computed_is_one() -> None:
+    """corrcoef's diagonal can be 0.9999999999999998: the export writes 1, and a library
+    from another tool that writes it so still expands (and 1.1 does not)."""
+    variables = {f"v{i}": np.random.default_rng(i).normal(size=2000) for i in range(60)}
+    library = sipmath.library("wide", variables, seed=1, terms=5, created="2026-12-04")
+    entries = library["globalVariables"][0]["value"]["matrix"]
+    assert all(e["value"] == 1.0 for e in entries if e["row"] == e["col"])
+    for e in entries:
+        if e["row"] == e["col"]:
+            e["value"] = 0.9999999999999998
+    assert len(sipmath.expand(library, 10)) == 60
+    entries[0]["value"] = 1.1
+    with pytest.raises(sipmath.LibraryError, match=r"matrix\[0\].value"):
+        sipmath.expand(library, 10)
