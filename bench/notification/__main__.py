@@ -1,7 +1,8 @@
 """``python -m bench.notification``: how fast events reach subscribers and webhooks.
 
-A mesh (identity, simulation, notification, Envoy) under a temporary home; this process
-runs the subscribers, through the edge, and a webhook receiver on 127.0.0.1. In one run:
+A mesh (identity, simulation, notification, Envoy) under a temporary home; a process of
+their own runs the subscribers, through the edge (``subscribers.py``), and this process a
+webhook receiver on 127.0.0.1 and the timed simulations. In one run:
 
 1. latency from a simulation's final state (its ``end_time``, the event's time) to each of
    1,000 subscribers connected through the edge, and to a webhook receiver: p50 and p99
@@ -34,7 +35,6 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -44,6 +44,7 @@ from alea.notification.v1 import notification_pb2_grpc
 from alea.simulation.v1 import simulation_pb2 as spb
 from alea.simulation.v1 import simulation_pb2_grpc
 
+from bench.notification.subscribers import Metadata, SubscriberProcess, edge_channel
 from bench.simulation.service import workbook_bytes
 from services.cli.mesh_procs import MeshLayout, read_pid, start_mesh, stop_mesh
 from services.runtime.clients import channel_credentials
@@ -52,10 +53,7 @@ from tests.engine import models
 from tests.support.postgres import running_postgres
 from tests.support.services import free_port
 
-Metadata = tuple[tuple[str, str], ...]
-
 SERVICES = ("identity", "simulation", "notification")
-STREAMS_PER_CONNECTION = 90  # the edge allows 100 concurrent streams per HTTP/2 connection
 
 
 def _stat(pid: int | str) -> tuple[int, float]:
@@ -159,14 +157,9 @@ class Bench:
 
     def __init__(self, layout: MeshLayout) -> None:
         self.layout = layout
-        self.address = f"localhost:{layout.edge_port}"
-        self.credentials = channel_credentials(layout.pki, "client")
 
     def channel(self, n: int = 0) -> grpc.aio.Channel:
-        # A distinct argument per channel: a connection of its own (streams per connection
-        # are limited at the edge).
-        options = [("grpc.ssl_target_name_override", "localhost"), ("alea.bench.connection", n)]
-        return grpc.aio.secure_channel(self.address, self.credentials, options)
+        return edge_channel(self.layout, n)
 
     async def tenant(self, channel: grpc.aio.Channel, workbook: bytes) -> tuple[str, Metadata, str]:
         reply = await identity_pb2_grpc.IdentityServiceStub(channel).Register(
@@ -194,11 +187,18 @@ class Bench:
 
     async def simulate_with_cpu(
         self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
-    ) -> tuple[float, float]:
-        """(trials per second, the mesh's CPU seconds) of one simulation."""
-        cpu = mesh_cpu_seconds(self.layout)
+    ) -> tuple[float, dict[str, float]]:
+        """(trials per second, CPU seconds of each of the mesh's processes) of one simulation:
+        ``mesh`` for them all, and each service and Envoy on its own."""
+        before = self.cpu()
         rate = await self._simulate(channel, metadata, model_id, trials)
-        return rate, mesh_cpu_seconds(self.layout) - cpu
+        after = self.cpu()
+        return rate, {name: after[name] - before[name] for name in before}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the whole mesh (``mesh``) and of each service and Envoy."""
+        named = {name: cpu_seconds(self.layout, name) for name in (*SERVICES, "envoy")}
+        return {"mesh": mesh_cpu_seconds(self.layout), **named}
 
     async def _simulate(
         self, channel: grpc.aio.Channel, metadata: Metadata, model_id: str, trials: int
@@ -220,36 +220,6 @@ class Bench:
             ):
                 break
         return trials / (time.perf_counter() - started)
-
-
-async def subscribers(
-    bench: Bench, metadata: Metadata, count: int, latencies: list[float]
-) -> tuple[list[asyncio.Task[None]], list[grpc.aio.Channel]]:
-    """``count`` subscribers of simulation.succeeded; each records its receipt latency."""
-    channels = [bench.channel(n) for n in range(1 + count // STREAMS_PER_CONNECTION)]
-    ready = asyncio.Semaphore(0)
-    request = npb.SubscribeRequest(types=[npb.EVENT_TYPE_SIMULATION_SUCCEEDED])
-
-    async def follow(n: int) -> None:
-        stub = notification_pb2_grpc.NotificationServiceStub(channels[n // STREAMS_PER_CONNECTION])
-        call = stub.Subscribe(request, metadata=metadata)
-        await call.initial_metadata()
-        ready.release()
-        async for message in call:
-            latencies.append(time.time() - message.event_time.ToNanoseconds() / 1e9)
-
-    tasks = [asyncio.create_task(follow(n)) for n in range(count)]
-    for _ in range(count):
-        await ready.acquire()
-    return tasks, channels
-
-
-async def stop(tasks: Sequence[asyncio.Task[None]], channels: Sequence[grpc.aio.Channel]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for channel in channels:
-        await channel.close(None)
 
 
 async def deliveries_per_second(
@@ -302,8 +272,7 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
         metadata=metadata,
     )
     # 1. latency to 1,000 subscribers and to the webhook
-    latencies: list[float] = []
-    tasks, channels = await subscribers(bench, metadata, args.subscribers, latencies)
+    crowd = await asyncio.to_thread(SubscriberProcess, bench.layout, metadata, args.subscribers)
     notification_cpu = cpu_seconds(bench.layout, "notification")
     envoy_cpu = cpu_seconds(bench.layout, "envoy")
     for _ in range(args.simulations):
@@ -313,17 +282,22 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
         await asyncio.sleep(0.2)  # every subscriber has it
     notification_cpu = cpu_seconds(bench.layout, "notification") - notification_cpu
     envoy_cpu = cpu_seconds(bench.layout, "envoy") - envoy_cpu
+    latencies = await asyncio.to_thread(crowd.stop)
     received = max(1, len(latencies))
     hooks = [(arrived - stamp) for arrived, stamp in receiver.arrivals.values()]
     # 3. simulation throughput, subscribers connected vs none (interleaved)
-    crowded, alone, crowded_cpu, alone_cpu = [], [], [], []
-    for repeat in range(args.repeats):
-        if repeat:
-            tasks, channels = await subscribers(bench, metadata, args.subscribers, [])
+    # the model's first run builds its native library: not part of either side
+    await bench.simulate(main, metadata, heavy.id, args.trials // 10)
+    crowded: list[float] = []
+    alone: list[float] = []
+    crowded_cpu: list[dict[str, float]] = []
+    alone_cpu: list[dict[str, float]] = []
+    for _ in range(args.repeats):
+        crowd = await asyncio.to_thread(SubscriberProcess, bench.layout, metadata, args.subscribers)
         rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
         crowded.append(rate)
         crowded_cpu.append(cpu)
-        await stop(tasks, channels)
+        await asyncio.to_thread(crowd.stop)
         rate, cpu = await bench.simulate_with_cpu(main, metadata, heavy.id, args.trials)
         alone.append(rate)
         alone_cpu.append(cpu)
@@ -350,13 +324,23 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     mark = "ok" if ratio >= 0.95 else "MISSED"
     print(
         f"simulation trials/s with {args.subscribers} subscribers {max(crowded):,.0f} vs none "
-        f"{max(alone):,.0f}: {ratio:.2f}x (target >= 0.95) {mark}"
+        f"{max(alone):,.0f}: {ratio:.2f}x (target >= 0.95) {mark}; every run: "
+        f"{[round(r / 1e3) for r in crowded]} vs {[round(r / 1e3) for r in alone]} k/s"
     )
-    with_cpu, without_cpu = statistics.median(crowded_cpu), statistics.median(alone_cpu)
+    with_cpu = {
+        name: statistics.median(run[name] for run in crowded_cpu) for name in crowded_cpu[0]
+    }
+    without_cpu = {name: statistics.median(run[name] for run in alone_cpu) for name in alone_cpu[0]}
     print(
-        f"mesh CPU per simulation ({args.trials:,} trials, median): {with_cpu:.2f} s with "
-        f"{args.subscribers} subscribers vs {without_cpu:.2f} s without: "
-        f"{without_cpu / with_cpu:.2f}x on a CPU-bound host"
+        f"mesh CPU per simulation ({args.trials:,} trials, median): {with_cpu['mesh']:.2f} s with "
+        f"{args.subscribers} subscribers vs {without_cpu['mesh']:.2f} s without: "
+        f"{without_cpu['mesh'] / with_cpu['mesh']:.2f}x on a CPU-bound host; the difference by "
+        "process: "
+        + ", ".join(
+            f"{name} {(with_cpu[name] - without_cpu[name]) * 1000:+.0f} ms"
+            for name in with_cpu
+            if name != "mesh"
+        )
     )
     print(
         f"{args.events} events: recorded {recorded:,.0f}/s, "

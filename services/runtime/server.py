@@ -74,6 +74,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 LIVENESS = "liveness"
 DATABASE_PROBE_SECONDS = 1.0
+YOUNG_COLLECTION_THRESHOLD = 20_000  # allocations between young collections (default 700)
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _MAX_MESSAGE = 64 * 1024 * 1024
@@ -295,14 +296,21 @@ async def _background(tasks: Sequence[Background], stop: asyncio.Event) -> None:
 
 
 def _freeze_startup_objects() -> None:
-    """Move everything built at start-up out of the garbage collector's sight.
+    """Move everything built at start-up out of the garbage collector's sight, and collect
+    the young generation less often.
 
     Protobuf descriptors, SQLAlchemy metadata, OpenTelemetry and the service's own
-    objects live as long as the process; without this every full collection traverses
-    them all, which profiling showed at a quarter of a busy server's CPU.
+    objects live as long as the process; without the freeze every full collection
+    traverses them all, which profiling showed at a quarter of a busy server's CPU.
+    A busy server keeps thousands of objects alive for a while (calls in flight, streams,
+    their tasks and buffers), so the default young-generation threshold of 700 fired
+    collection after collection: notification fanning events out to 1,000 streams spent
+    11.5 % of its event loop collecting (py-spy). At 20,000 that is gone from the
+    profile; only cyclic garbage waits longer to be freed.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 20, 20)
 
 
 async def watch_database(
