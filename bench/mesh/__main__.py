@@ -211,6 +211,7 @@ def run(args: argparse.Namespace, home: Path) -> list[Result]:
         edge_port=_free_port(),
         admin_port=_free_port(),
         rate_limit_per_s=1_000_000,
+        owner_pid=os.getpid(),
     )
     echo_port = _free_port()
     echo_layout = dataclasses.replace(

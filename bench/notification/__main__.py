@@ -382,6 +382,7 @@ def run(args: argparse.Namespace, database_url_template: str | None) -> None:
         edge_port=free_port(),
         admin_port=free_port(),
         database_url_template=database_url_template,
+        owner_pid=os.getpid(),
     )
     print(
         f"{os.cpu_count()} CPUs shared by the mesh, Envoy and this client (no pinning); "

@@ -93,6 +93,7 @@ def run(rounds: int, home: Path) -> list[Restart]:
         health_ports={name: free_port() for name in names},
         edge_port=free_port(),
         admin_port=free_port(),
+        owner_pid=os.getpid(),
     )
     start_mesh(layout)
     results = []

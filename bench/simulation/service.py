@@ -58,6 +58,7 @@ class Mesh:
             health_ports={n: free_port() for n in names},
             edge_port=free_port(),
             admin_port=free_port(),
+            owner_pid=os.getpid(),
         )
 
     def __enter__(self) -> Mesh:

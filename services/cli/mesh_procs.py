@@ -83,6 +83,9 @@ class MeshLayout:
     rate_limit_per_s: int = 1000
     health_ports: dict[str, int] = field(default_factory=dict)
     port_offset: int = 0  # where services not started (yet) will listen: default + offset
+    # The mesh stops when this process is gone: set by tests and benchmarks, so that one
+    # killed before its cleanup leaves no mesh running. ``alea up`` leaves it unset.
+    owner_pid: int | None = None
 
     def health_port(self, name: str) -> int:
         """Plaintext health port of ``name`` (gRPC port + 1000 unless set)."""

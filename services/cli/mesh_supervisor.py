@@ -10,6 +10,9 @@ it) and owns every service and Envoy of the mesh recorded in ``HOME/run/mesh.jso
   retried at the longest backoff, as Kubernetes does.
 - During the first start, a service that exits before it ever served stops everything:
   a configuration error should be read, not retried (``alea up`` shows its log).
+- SIGTERM, SIGINT or ``stop`` stop the edge, then every service, before it exits; so does
+  the exit of the layout's ``owner_pid`` (tests and benchmarks set it, so that one killed
+  before its cleanup leaves no mesh behind; ``alea up`` does not).
 - Requests come over ``run/supervisor.sock`` (0600), one JSON line each way:
   ``status``, ``restart`` (one process, gracefully), ``add`` (services started while the
   rest runs; the edge is re-rendered and restarted to route them) and ``stop``.
@@ -148,7 +151,7 @@ class Supervisor:
                 f"{self.layout.log_path(record.name)}:\n"
                 f"{log_tail(self.layout.log_path(record.name))}"
             )
-            self._stopping = asyncio.create_task(self.stop())
+            self.request_stop()
             return
         if now - record.started_at >= STABLE_AFTER:
             record.exits.clear()
@@ -252,11 +255,19 @@ class Supervisor:
         return {"added": list(new)}
 
     def request_stop(self) -> None:
-        """Stop everything (from a signal handler)."""
-        self._stopping = asyncio.create_task(self.stop())
+        """Begin stopping everything (a signal, a failed start, the owner's exit); ``done``
+        is set at once, :meth:`stop` returns when every process is down."""
+        if self._stopping is None:
+            self.done.set()
+            self._stopping = asyncio.create_task(self._stop_all())
 
     async def stop(self) -> None:
-        self.done.set()
+        """Stop everything; return once every process is down (whoever asked first)."""
+        self.request_stop()
+        assert self._stopping is not None
+        await asyncio.shield(self._stopping)
+
+    async def _stop_all(self) -> None:
         # The edge first, so no request reaches a service that is going away.
         if EDGE in self.processes:
             await self._terminate(self.processes[EDGE])
@@ -290,6 +301,27 @@ class Supervisor:
         writer.close()
 
 
+async def _follow_owner(supervisor: Supervisor, owner: int | None) -> None:
+    """Stop the mesh once its owner process (``MeshLayout.owner_pid``) has exited."""
+    if owner is None:
+        return
+    try:
+        descriptor = os.pidfd_open(owner)  # readable once the process has exited
+    except ProcessLookupError:
+        pass  # gone already
+    else:
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+        loop.add_reader(descriptor, exited.set)
+        try:
+            await exited.wait()
+        finally:
+            loop.remove_reader(descriptor)
+            os.close(descriptor)
+    log.warning("owner process %d has exited: stopping the mesh", owner)
+    supervisor.request_stop()
+
+
 async def _serve(home: Path) -> int:
     layout = MeshLayout.load(home)
     supervisor = Supervisor(layout)
@@ -300,10 +332,13 @@ async def _serve(home: Path) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, supervisor.request_stop)
+    following = asyncio.create_task(_follow_owner(supervisor, layout.owner_pid))
     try:
         await supervisor.start([*layout.services, EDGE])
         await supervisor.done.wait()
+        await supervisor.stop()  # done is set when a stop begins: let it end
     finally:
+        following.cancel()
         server.close()
         socket_path.unlink(missing_ok=True)
     if supervisor.failure:

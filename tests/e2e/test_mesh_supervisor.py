@@ -36,6 +36,7 @@ from services.cli.mesh_procs import (
     is_alive,
     read_pid,
     service_health,
+    start_mesh,
     stop_mesh,
     supervisor_alive,
 )
@@ -270,4 +271,38 @@ def test_a_crash_loop_is_reported(tmp_path: Path) -> None:
         log = layout.log_path("supervisor").read_text()
         assert "crash loop: identity exited 5 times" in log
     finally:
+        stop_mesh(layout)
+
+
+@pytest.mark.parametrize("ending", ["owner exits", "supervisor SIGTERM"])
+def test_every_process_stops_with_the_supervisor(tmp_path: Path, ending: str) -> None:
+    """Tests and benchmarks make themselves the mesh's owner: one killed before its
+    cleanup leaves no mesh running (``alea up`` sets no owner: its mesh outlives it). A
+    SIGTERMed supervisor stops every process before it exits, as ``alea down`` has it do."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    layout = MeshLayout(
+        home=tmp_path,
+        services={"identity": free_port()},
+        health_ports={"identity": free_port()},
+        edge_port=free_port(),
+        admin_port=free_port(),
+        owner_pid=owner.pid,
+    )
+    try:
+        start_mesh(layout)
+        pids = {name: read_pid(layout, name) for name in ("supervisor", "identity", "envoy")}
+        assert all(is_alive(pid) for pid in pids.values()), pids
+        if ending == "owner exits":
+            owner.kill()
+            owner.wait()
+        else:
+            os.kill(pids["supervisor"], signal.SIGTERM)  # type: ignore[arg-type]
+        deadline = time.monotonic() + COME_BACK_TIMEOUT_S
+        while alive := [name for name, pid in pids.items() if is_alive(pid)]:
+            assert time.monotonic() < deadline, f"still running: {alive}"
+            time.sleep(0.2)
+        if ending == "owner exits":
+            assert "owner process" in layout.log_path("supervisor").read_text()
+    finally:
+        owner.kill()
         stop_mesh(layout)

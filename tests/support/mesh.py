@@ -13,6 +13,7 @@ conftest::
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -97,6 +98,7 @@ def start_test_mesh(home: Path, database_url_template: str | None, database: str
         edge_port=free_port(),
         admin_port=free_port(),
         database_url_template=database_url_template,
+        owner_pid=os.getpid(),
     )
     start_mesh(layout)
     return Mesh(layout, database)
