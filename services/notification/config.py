@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.notification.feed import SubscriptionLimits
 from services.runtime.config import ConfigError, Environment
 from services.runtime.platform_settings import SCHEMA, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
 
@@ -50,6 +51,7 @@ class NotificationConfig:
     read_timeout_seconds: float = 15.0
     allowlist: tuple[Network, ...] = ()
     smtp: SmtpConfig = SmtpConfig()
+    subscriptions: SubscriptionLimits = field(default_factory=SubscriptionLimits)
 
 
 def _allowlist(environment: Environment, name: str) -> tuple[Network, ...]:
@@ -84,4 +86,10 @@ def load_config(env: Mapping[str, str] | None = None) -> NotificationConfig:
         read_timeout_seconds=e.number(f"{prefix}WEBHOOK_READ_TIMEOUT", 15.0, minimum=0.01),
         allowlist=_allowlist(e, f"{prefix}WEBHOOK_ALLOWLIST"),
         smtp=smtp,
+        subscriptions=SubscriptionLimits(
+            total=e.integer(f"{prefix}MAX_SUBSCRIPTIONS", SubscriptionLimits.total, minimum=1),
+            per_tenant=e.integer(
+                f"{prefix}MAX_SUBSCRIPTIONS_PER_TENANT", SubscriptionLimits.per_tenant, minimum=1
+            ),
+        ),
     )

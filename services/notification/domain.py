@@ -8,11 +8,11 @@ caller's own simulations' outcomes (and, for admins, tenant-wide warnings).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from services.notification.email import message_row
-from services.notification.feed import Cursor, Feed, Filter
+from services.notification.feed import Cursor, Feed, Filter, Subscription
 from services.notification.store import EventRecord, NotificationStore, Preferences
 from services.notification.webhooks import Webhooks
 from services.runtime.context import Principal
@@ -50,9 +50,7 @@ class Notifications:
         stored, _ = await self.feed.publish(event, self.webhooks.fan_out)
         return stored
 
-    async def subscribe(
-        self, principal: Principal, wanted: Filter, cursor: Cursor
-    ) -> AsyncGenerator[EventRecord, None]:
+    async def subscribe(self, principal: Principal, wanted: Filter, cursor: Cursor) -> Subscription:
         """The caller's feed, registered (see ``Feed.subscribe``)."""
         return await self.feed.subscribe(principal, wanted, cursor)
 

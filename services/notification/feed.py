@@ -37,10 +37,10 @@ from typing import Any
 
 from services.notification.store import EventRecord, FanOut, NotificationStore
 from services.runtime.context import Principal
-from services.runtime.errors import OutOfRange
+from services.runtime.errors import OutOfRange, ResourceExhausted
 from services.runtime.events import NAMES
 
-__all__ = ["Cursor", "Feed", "Filter", "concerns", "visible"]
+__all__ = ["Cursor", "Feed", "Filter", "Subscription", "SubscriptionLimits", "concerns", "visible"]
 
 log = logging.getLogger(__name__)
 REPLAY_PAGE = 500
@@ -98,6 +98,17 @@ class Cursor:
 
 
 @dataclass(frozen=True)
+class SubscriptionLimits:
+    """Live subscriptions one replica holds at most: each keeps a stream, a task and a
+    queue of up to ``QUEUE_LIMIT`` events, so an unbounded number would let one caller
+    (or a few tenants) exhaust the replica's memory. Beyond either, a new subscription
+    is refused with RESOURCE_EXHAUSTED naming the limit; open ones are not touched."""
+
+    total: int = 10_000
+    per_tenant: int = 2_000
+
+
+@dataclass(frozen=True)
 class _Audience:
     """Live subscribers alike: who they are and what they asked for."""
 
@@ -121,11 +132,18 @@ class Feed:
     """The log's writer and this process's fan-out to live subscribers."""
 
     def __init__(
-        self, store: NotificationStore, retention_seconds: float, poll_seconds: float
+        self,
+        store: NotificationStore,
+        retention_seconds: float,
+        poll_seconds: float,
+        limits: SubscriptionLimits = SubscriptionLimits(),
     ) -> None:
         self.store = store
         self.retention_seconds = retention_seconds
         self.poll_seconds = poll_seconds
+        self.limits = limits
+        self._live = 0  # subscribers registered, every tenant
+        self._live_by_tenant: dict[str, int] = {}
         self._pending: list[tuple[EventRecord, FanOut, asyncio.Future[Any]]] = []
         self._writer: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
@@ -135,7 +153,7 @@ class Feed:
 
     @property
     def subscribers(self) -> int:
-        return sum(len(group) for by in self._audiences.values() for group in by.values())
+        return self._live
 
     async def publish(self, event: EventRecord, fan_out: FanOut) -> tuple[EventRecord, bool]:
         """Record ``event`` once (by id); returns (the recorded event, whether it is new).
@@ -209,38 +227,59 @@ class Feed:
 
     # -- subscribing -----------------------------------------------------------------------
 
-    async def subscribe(
-        self, principal: Principal, wanted: Filter, cursor: Cursor
-    ) -> AsyncGenerator[EventRecord, None]:
+    async def subscribe(self, principal: Principal, wanted: Filter, cursor: Cursor) -> Subscription:
         """The events ``principal`` may see and asked for, from ``cursor`` on, then live.
 
-        Checks the cursor (OutOfRange when expired) and registers the subscriber before it
-        returns, so a caller can tell its client the subscription stands; close the
-        iterator (``aclose``) when done.
+        Checks the cursor (OutOfRange when expired) and the limits (ResourceExhausted), and
+        registers the subscriber before it returns, so a caller can tell its client the
+        subscription stands; close it (``aclose``) when done, iterated or not.
         """
         last = await self._start(principal.tenant_id, cursor)
-        audience = _Audience(principal, wanted)
-        return self._follow(audience, last, self._register(audience))
+        return Subscription(self, _Audience(principal, wanted), last)
 
     def _register(self, audience: _Audience) -> _Subscriber:
+        tenant_id = audience.principal.tenant_id
+        held = self._live_by_tenant.get(tenant_id, 0)
+        if held >= self.limits.per_tenant:
+            raise ResourceExhausted(
+                "subscriptions_per_tenant",
+                f"the tenant has {held} live subscriptions, the most allowed; close one first",
+                subject=f"tenants/{tenant_id}",
+            )
+        if self._live >= self.limits.total:
+            raise ResourceExhausted(
+                "subscriptions",
+                f"this notification replica serves {self._live} live subscriptions, the most "
+                "it takes; retry later",
+            )
         subscriber = _Subscriber(audience)
-        tenant = self._audiences.setdefault(audience.principal.tenant_id, {})
+        tenant = self._audiences.setdefault(tenant_id, {})
         tenant.setdefault(audience, set()).add(subscriber)
+        self._live += 1
+        self._live_by_tenant[tenant_id] = held + 1
         return subscriber
 
     def _unregister(self, subscriber: _Subscriber) -> None:
         audience = subscriber.audience
-        tenant = self._audiences.get(audience.principal.tenant_id, {})
+        tenant_id = audience.principal.tenant_id
+        tenant = self._audiences.get(tenant_id, {})
         group = tenant.get(audience, set())
+        if subscriber not in group:
+            return
         group.discard(subscriber)
+        self._live -= 1
+        self._live_by_tenant[tenant_id] -= 1
+        if not self._live_by_tenant[tenant_id]:
+            del self._live_by_tenant[tenant_id]
         if not group:
             tenant.pop(audience, None)
         if not tenant:
-            self._audiences.pop(audience.principal.tenant_id, None)
+            self._audiences.pop(tenant_id, None)
 
     async def _follow(
-        self, audience: _Audience, last: int | None, subscriber: _Subscriber
+        self, audience: _Audience, last: int | None, subscription: Subscription
     ) -> AsyncGenerator[EventRecord, None]:
+        subscriber = subscription.subscriber
         try:
             while True:
                 if last is not None:
@@ -258,7 +297,7 @@ class Feed:
                     yield event
                 # Too slow for the live queue: read on from the log where it stopped.
                 self._unregister(subscriber)
-                subscriber = self._register(audience)
+                subscriber = subscription.subscriber = self._register(audience)
                 if last is None:
                     last = await self.store.last_seq()
         finally:
@@ -306,3 +345,26 @@ class Feed:
                 log.warning("feed: retention purge failed; retrying later", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
+
+
+class Subscription:
+    """One registered subscriber's events (an async iterator). ``aclose`` ends it and frees
+    its slot whether or not it was ever iterated: a generator never started runs no
+    ``finally``, and a client gone before its first event would keep its slot for good."""
+
+    def __init__(self, feed: Feed, audience: _Audience, last: int | None) -> None:
+        self._feed = feed
+        self.subscriber = feed._register(audience)
+        self._events = feed._follow(audience, last, self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> EventRecord:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        try:
+            await self._events.aclose()
+        finally:
+            self._feed._unregister(self.subscriber)
