@@ -409,7 +409,7 @@ ${indent(capture(transcoder, sse=False), 14)}
       - priority: DEFAULT
         max_connections: 1024
         max_pending_requests: 1024
-        max_requests: 1024
+        max_requests: ${svc.max_requests}
         max_retries: 8
     outlier_detection:
       consecutive_5xx: 5

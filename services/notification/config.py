@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.notification.feed import SubscriptionLimits
 from services.runtime.config import ConfigError, Environment
 from services.runtime.platform_settings import SCHEMA, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
 
-__all__ = ["NotificationConfig", "SmtpConfig", "load_config"]
+__all__ = ["NotificationConfig", "SmtpConfig", "SubscriptionLimits", "load_config"]
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -34,6 +33,17 @@ class SmtpConfig:
     sender: str = "Alea <alea@localhost>"
     timeout_seconds: float = 30.0
     ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class SubscriptionLimits:
+    """Live subscriptions one replica holds at most: each keeps a stream, a task and a
+    queue of up to ``feed.QUEUE_LIMIT`` events, so an unbounded number would let one caller
+    (or a few tenants) exhaust the replica's memory. Beyond either, a new subscription
+    is refused with RESOURCE_EXHAUSTED naming the limit; open ones are not touched."""
+
+    total: int = 10_000
+    per_tenant: int = 2_000
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.notification.config import SubscriptionLimits
 from services.notification.store import EventRecord, FanOut, NotificationStore
 from services.runtime.context import Principal
 from services.runtime.errors import OutOfRange, ResourceExhausted
 from services.runtime.events import NAMES
 
-__all__ = ["Cursor", "Feed", "Filter", "Subscription", "SubscriptionLimits", "concerns", "visible"]
+__all__ = ["Cursor", "Feed", "Filter", "Subscription", "concerns", "visible"]
 
 log = logging.getLogger(__name__)
 REPLAY_PAGE = 500
@@ -98,17 +99,6 @@ class Cursor:
 
 
 @dataclass(frozen=True)
-class SubscriptionLimits:
-    """Live subscriptions one replica holds at most: each keeps a stream, a task and a
-    queue of up to ``QUEUE_LIMIT`` events, so an unbounded number would let one caller
-    (or a few tenants) exhaust the replica's memory. Beyond either, a new subscription
-    is refused with RESOURCE_EXHAUSTED naming the limit; open ones are not touched."""
-
-    total: int = 10_000
-    per_tenant: int = 2_000
-
-
-@dataclass(frozen=True)
 class _Audience:
     """Live subscribers alike: who they are and what they asked for."""
 
@@ -136,12 +126,12 @@ class Feed:
         store: NotificationStore,
         retention_seconds: float,
         poll_seconds: float,
-        limits: SubscriptionLimits = SubscriptionLimits(),
+        limits: SubscriptionLimits | None = None,
     ) -> None:
         self.store = store
         self.retention_seconds = retention_seconds
         self.poll_seconds = poll_seconds
-        self.limits = limits
+        self.limits = limits or SubscriptionLimits()
         self._live = 0  # subscribers registered, every tenant
         self._live_by_tenant: dict[str, int] = {}
         self._pending: list[tuple[EventRecord, FanOut, asyncio.Future[Any]]] = []

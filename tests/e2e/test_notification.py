@@ -454,3 +454,32 @@ def test_a_webhook_delivery_is_signed_per_standard_webhooks(
     notify.DeleteWebhook(
         pb.DeleteWebhookRequest(webhook_id=created.webhook.id), metadata=owner.metadata, timeout=30
     )
+
+
+def test_the_edge_holds_a_replicas_worth_of_subscriptions_and_still_serves_calls(
+    mesh: Mesh, identity, notify: notification_pb2_grpc.NotificationServiceStub
+) -> None:
+    """Live subscriptions are requests that stay open: beyond the edge's usual 1,024 per
+    service it holds them, and other calls to notification still pass meanwhile."""
+    account = register(identity, "many-feeds")
+    count = 1_100  # above the 1,024 concurrent requests the edge allows a service for calls
+    channels = [mesh.channel() for _ in range(count // 90 + 1)]  # 100 streams a connection
+    calls = []
+    try:
+        for n in range(count):
+            stub = notification_pb2_grpc.NotificationServiceStub(channels[n // 90])
+            call = stub.Subscribe(pb.SubscribeRequest(), metadata=account.metadata, timeout=120)
+            call.initial_metadata()  # it stands (or was refused, and is no longer active)
+            calls.append(call)
+        assert all(call.is_active() for call in calls), next(
+            (call.code(), call.details()) for call in calls if not call.is_active()
+        )
+        preferences = notify.GetPreferences(
+            pb.GetPreferencesRequest(), metadata=account.metadata, timeout=30
+        )
+        assert preferences.user_id == account.user_id
+    finally:
+        for call in calls:
+            call.cancel()
+        for channel in channels:
+            channel.close()

@@ -10,7 +10,8 @@ import uuid
 import pytest
 
 from services.notification import feed as feed_module
-from services.notification.feed import Cursor, Feed, Filter, SubscriptionLimits, visible
+from services.notification.config import SubscriptionLimits
+from services.notification.feed import Cursor, Feed, Filter, visible
 from services.notification.store import EventRecord, NotificationStore
 from services.runtime.context import Principal
 from services.runtime.errors import OutOfRange, ResourceExhausted
