@@ -243,6 +243,9 @@ ${indent(capture(transcoder, sse=True), 20)}
                   timeout: ${rpc.timeout}
     % if rpc.streaming:
                   idle_timeout: 0s
+                  # Streams draw on the cluster's HIGH circuit breaker: open feeds and
+                  # watches do not use up the requests every other call needs.
+                  priority: HIGH
                 typed_per_filter_config:
                   envoy.filters.http.buffer:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
@@ -409,7 +412,12 @@ ${indent(capture(transcoder, sse=False), 14)}
       - priority: DEFAULT
         max_connections: 1024
         max_pending_requests: 1024
-        max_requests: ${svc.max_requests}
+        max_requests: 1024
+        max_retries: 8
+      - priority: HIGH  # streams: as many as a replica holds (ALEA_MAX_STREAMS)
+        max_connections: 1024
+        max_pending_requests: 1024
+        max_requests: ${max_streams}
         max_retries: 8
     outlier_detection:
       consecutive_5xx: 5

@@ -18,8 +18,7 @@ from alea.access.v1 import access_pb2
 from google.protobuf import descriptor_pb2
 from mako.template import Template
 
-from services.notification.config import SubscriptionLimits
-from services.runtime.config import DEFAULT_PORTS
+from services.runtime.config import DEFAULT_PORTS, MAX_STREAMS
 
 __all__ = [
     "DESCRIPTOR_SET",
@@ -112,13 +111,6 @@ class Rpc:
         return "0s" if self.streaming else UNARY_TIMEOUT
 
 
-UNARY_REQUESTS = 1024
-# Live feed subscriptions are requests that stay open: the edge must hold as many as a
-# notification replica takes (past which notification itself refuses them, naming the
-# limit), and keep UNARY_REQUESTS free for every other call meanwhile.
-_LONG_STREAMS = {"notification": SubscriptionLimits.total}
-
-
 @dataclass(frozen=True)
 class Upstream:
     """A running service: its name (cluster and SAN), mTLS port and edge routes."""
@@ -128,8 +120,6 @@ class Upstream:
     proto_services: tuple[str, ...]
     rpcs: tuple[Rpc, ...]
     host: str = "127.0.0.1"  # a DNS name (Kubernetes Service) is resolved by Envoy
-    # Requests (streams included) the edge keeps open to it at once; beyond, it answers 503.
-    max_requests: int = UNARY_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -210,9 +200,7 @@ def upstream(
 ) -> Upstream:
     """The :class:`Upstream` of ``service`` listening on ``host:port``."""
     proto_services, rpcs = edge_rpcs(service, descriptor)
-    return Upstream(
-        service, port, proto_services, rpcs, host, UNARY_REQUESTS + _LONG_STREAMS.get(service, 0)
-    )
+    return Upstream(service, port, proto_services, rpcs, host)
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -236,6 +224,7 @@ def render(settings: EdgeSettings, upstreams: list[Upstream], out: Path) -> Path
         max_request_headers_kb=settings.max_request_headers_kb,
         max_heap_bytes=settings.max_heap_bytes,
         max_connections=settings.max_connections,
+        max_streams=MAX_STREAMS,
         max_direct_response_bytes=MAX_OPENAPI_BYTES,
         openapi=settings.openapi,
         edge_lua=EDGE_LUA.read_text(),

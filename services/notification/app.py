@@ -38,7 +38,7 @@ async def build(settings: Settings, db: Database, peers: Peers) -> Service:
     config = load_config()
     outbox = Outbox()
     store = NotificationStore(db, outbox)
-    feed = Feed(store, config.retention_seconds, config.poll_seconds, config.subscriptions)
+    feed = Feed(store, config.retention_seconds, config.poll_seconds)
     await feed.open()
     webhooks = Webhooks(
         store,

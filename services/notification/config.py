@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.runtime.config import ConfigError, Environment
 from services.runtime.platform_settings import SCHEMA, WEBHOOK_DISABLE_AFTER, WEBHOOK_RETRY_SCHEDULE
 
-__all__ = ["NotificationConfig", "SmtpConfig", "SubscriptionLimits", "load_config"]
+__all__ = ["NotificationConfig", "SmtpConfig", "load_config"]
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -36,17 +36,6 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
-class SubscriptionLimits:
-    """Live subscriptions one replica holds at most: each keeps a stream, a task and a
-    queue of up to ``feed.QUEUE_LIMIT`` events, so an unbounded number would let one caller
-    (or a few tenants) exhaust the replica's memory. Beyond either, a new subscription
-    is refused with RESOURCE_EXHAUSTED naming the limit; open ones are not touched."""
-
-    total: int = 10_000
-    per_tenant: int = 2_000
-
-
-@dataclass(frozen=True)
 class NotificationConfig:
     """Retention, feed, webhook delivery and email settings."""
 
@@ -61,7 +50,6 @@ class NotificationConfig:
     read_timeout_seconds: float = 15.0
     allowlist: tuple[Network, ...] = ()
     smtp: SmtpConfig = SmtpConfig()
-    subscriptions: SubscriptionLimits = field(default_factory=SubscriptionLimits)
 
 
 def _allowlist(environment: Environment, name: str) -> tuple[Network, ...]:
@@ -96,10 +84,4 @@ def load_config(env: Mapping[str, str] | None = None) -> NotificationConfig:
         read_timeout_seconds=e.number(f"{prefix}WEBHOOK_READ_TIMEOUT", 15.0, minimum=0.01),
         allowlist=_allowlist(e, f"{prefix}WEBHOOK_ALLOWLIST"),
         smtp=smtp,
-        subscriptions=SubscriptionLimits(
-            total=e.integer(f"{prefix}MAX_SUBSCRIPTIONS", SubscriptionLimits.total, minimum=1),
-            per_tenant=e.integer(
-                f"{prefix}MAX_SUBSCRIPTIONS_PER_TENANT", SubscriptionLimits.per_tenant, minimum=1
-            ),
-        ),
     )

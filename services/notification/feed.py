@@ -35,10 +35,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.notification.config import SubscriptionLimits
 from services.notification.store import EventRecord, FanOut, NotificationStore
 from services.runtime.context import Principal
-from services.runtime.errors import OutOfRange, ResourceExhausted
+from services.runtime.errors import OutOfRange
 from services.runtime.events import NAMES
 
 __all__ = ["Cursor", "Feed", "Filter", "Subscription", "concerns", "visible"]
@@ -122,18 +121,11 @@ class Feed:
     """The log's writer and this process's fan-out to live subscribers."""
 
     def __init__(
-        self,
-        store: NotificationStore,
-        retention_seconds: float,
-        poll_seconds: float,
-        limits: SubscriptionLimits | None = None,
+        self, store: NotificationStore, retention_seconds: float, poll_seconds: float
     ) -> None:
         self.store = store
         self.retention_seconds = retention_seconds
         self.poll_seconds = poll_seconds
-        self.limits = limits or SubscriptionLimits()
-        self._live = 0  # subscribers registered, every tenant
-        self._live_by_tenant: dict[str, int] = {}
         self._pending: list[tuple[EventRecord, FanOut, asyncio.Future[Any]]] = []
         self._writer: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
@@ -143,7 +135,7 @@ class Feed:
 
     @property
     def subscribers(self) -> int:
-        return self._live
+        return sum(len(group) for by in self._audiences.values() for group in by.values())
 
     async def publish(self, event: EventRecord, fan_out: FanOut) -> tuple[EventRecord, bool]:
         """Record ``event`` once (by id); returns (the recorded event, whether it is new).
@@ -220,51 +212,29 @@ class Feed:
     async def subscribe(self, principal: Principal, wanted: Filter, cursor: Cursor) -> Subscription:
         """The events ``principal`` may see and asked for, from ``cursor`` on, then live.
 
-        Checks the cursor (OutOfRange when expired) and the limits (ResourceExhausted), and
-        registers the subscriber before it returns, so a caller can tell its client the
-        subscription stands; close it (``aclose``) when done, iterated or not.
+        Checks the cursor (OutOfRange when expired) and registers the subscriber before it
+        returns, so a caller can tell its client the subscription stands; close it
+        (``aclose``) when done, iterated or not.
         """
         last = await self._start(principal.tenant_id, cursor)
         return Subscription(self, _Audience(principal, wanted), last)
 
     def _register(self, audience: _Audience) -> _Subscriber:
-        tenant_id = audience.principal.tenant_id
-        held = self._live_by_tenant.get(tenant_id, 0)
-        if held >= self.limits.per_tenant:
-            raise ResourceExhausted(
-                "subscriptions_per_tenant",
-                f"the tenant has {held} live subscriptions, the most allowed; close one first",
-                subject=f"tenants/{tenant_id}",
-            )
-        if self._live >= self.limits.total:
-            raise ResourceExhausted(
-                "subscriptions",
-                f"this notification replica serves {self._live} live subscriptions, the most "
-                "it takes; retry later",
-            )
         subscriber = _Subscriber(audience)
-        tenant = self._audiences.setdefault(tenant_id, {})
+        tenant = self._audiences.setdefault(audience.principal.tenant_id, {})
         tenant.setdefault(audience, set()).add(subscriber)
-        self._live += 1
-        self._live_by_tenant[tenant_id] = held + 1
         return subscriber
 
     def _unregister(self, subscriber: _Subscriber) -> None:
+        """Forget ``subscriber`` (once: a closed subscription may call it again)."""
         audience = subscriber.audience
-        tenant_id = audience.principal.tenant_id
-        tenant = self._audiences.get(tenant_id, {})
+        tenant = self._audiences.get(audience.principal.tenant_id, {})
         group = tenant.get(audience, set())
-        if subscriber not in group:
-            return
         group.discard(subscriber)
-        self._live -= 1
-        self._live_by_tenant[tenant_id] -= 1
-        if not self._live_by_tenant[tenant_id]:
-            del self._live_by_tenant[tenant_id]
         if not group:
             tenant.pop(audience, None)
         if not tenant:
-            self._audiences.pop(tenant_id, None)
+            self._audiences.pop(audience.principal.tenant_id, None)
 
     async def _follow(
         self, audience: _Audience, last: int | None, subscription: Subscription
@@ -338,9 +308,10 @@ class Feed:
 
 
 class Subscription:
-    """One registered subscriber's events (an async iterator). ``aclose`` ends it and frees
-    its slot whether or not it was ever iterated: a generator never started runs no
-    ``finally``, and a client gone before its first event would keep its slot for good."""
+    """One registered subscriber's events (an async iterator). ``aclose`` ends it and
+    unregisters it whether or not it was ever iterated: a generator never started runs no
+    ``finally``, and a client gone before its first event would stay registered, its queue
+    filling, for as long as the process runs."""
 
     def __init__(self, feed: Feed, audience: _Audience, last: int | None) -> None:
         self._feed = feed

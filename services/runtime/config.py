@@ -33,6 +33,11 @@ DEFAULT_PORTS: dict[str, int] = {
     "analytics": 50056,
 }
 HEALTH_PORT_OFFSET = 1000
+# Response streams (feeds, watches) a replica keeps open at once, in all and per tenant:
+# each holds a task, buffers and often a queue, so without a bound one caller could
+# exhaust a replica's memory. The edge is sized to hold MAX_STREAMS per service.
+MAX_STREAMS = 10_000
+MAX_STREAMS_PER_TENANT = 2_000
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _EXPORTERS = ("none", "console", "otlp")
 _DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -132,6 +137,8 @@ class Settings:
     audit: bool = True
     audit_flush_seconds: float = 0.1
     usage_flush_seconds: float = 10.0
+    max_streams: int = MAX_STREAMS
+    max_streams_per_tenant: int = MAX_STREAMS_PER_TENANT
 
     @property
     def pki_dir(self) -> Path:
@@ -174,6 +181,8 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
     ``0.0.0.0`` or ``::`` for every interface (containers, Kubernetes), or one address.
     ``ALEA_DEV_DIRECT_CALLS`` (off by default, development only) lets the ``client``
     certificate call the service directly instead of only through the edge.
+    ``ALEA_MAX_STREAMS`` (10,000) and ``ALEA_MAX_STREAMS_PER_TENANT`` (2,000) bound the
+    response streams the replica holds open at once; one more is RESOURCE_EXHAUSTED.
     """
     environment = Environment(env)
     home = alea_home(environment.env)
@@ -198,4 +207,8 @@ def load_settings(service: str, env: Mapping[str, str] | None = None) -> Setting
         },
         listen_address=environment.text("ALEA_LISTEN_ADDRESS", "localhost").strip("[]"),
         direct_client_calls=environment.flag("ALEA_DEV_DIRECT_CALLS", False),
+        max_streams=environment.integer("ALEA_MAX_STREAMS", MAX_STREAMS, minimum=1),
+        max_streams_per_tenant=environment.integer(
+            "ALEA_MAX_STREAMS_PER_TENANT", MAX_STREAMS_PER_TENANT, minimum=1
+        ),
     )

@@ -13,7 +13,9 @@ counters, the API-call meter: each only queues or counts, in microseconds, so th
 response is never delayed). Unary and streaming handlers, async functions and async
 generators, are all wrapped, once per method. A streaming handler may yield a response
 already serialised (``bytes``): it is sent as it is, so a message fanned out to many
-streams (notification's feed) is serialised once, not once per stream.
+streams (notification's feed) is serialised once, not once per stream. Response streams
+stay open as long as their clients like, so a replica holds at most ``max_streams`` of
+them, and ``max_streams_per_tenant`` of one tenant; one more is RESOURCE_EXHAUSTED.
 
 The span is made here rather than by OpenTelemetry's gRPC server interceptor, with the
 same name and attributes (``rpc.system``, ``rpc.service``, ``rpc.method``,
@@ -24,11 +26,12 @@ around every call halved what the guard cost per RPC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import unquote
@@ -42,11 +45,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import access
 from services.runtime.auth import Authenticator
+from services.runtime.config import MAX_STREAMS, MAX_STREAMS_PER_TENANT
 from services.runtime.context import Principal, ServicerContext, principal_var, request_id_var
 from services.runtime.db import is_outage
 from services.runtime.errors import (
     AleaError,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     internal_status,
@@ -272,6 +277,46 @@ class _Rpc:
             yield message
 
 
+class _OpenStreams:
+    """Response streams held open on this replica, in all and per tenant, within limits."""
+
+    def __init__(self, service: str, total: int, per_tenant: int) -> None:
+        self.service, self.total, self.per_tenant = service, total, per_tenant
+        self.open = 0
+        self._by_tenant: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, principal: Principal | None) -> Iterator[None]:
+        """One stream of ``principal``'s tenant (a service, or nobody, for callers without
+        a tenant) for the ``with`` block; ResourceExhausted beyond a limit."""
+        tenant = (principal.tenant_id or f"service:{principal.service}") if principal else ""
+        held = self._by_tenant.get(tenant, 0)
+        if held >= self.per_tenant:
+            raise ResourceExhausted(
+                "streams_per_tenant",
+                f"the tenant already has {held} streams open on this {self.service} replica, "
+                "the most allowed; close one first",
+                subject=f"tenants/{tenant}" if principal and principal.tenant_id else "",
+            )
+        if self.open >= self.total:
+            raise ResourceExhausted(
+                "streams",
+                f"this {self.service} replica has {self.open} streams open, the most it "
+                "takes; retry later",
+            )
+        self.open += 1
+        self._by_tenant[tenant] = held + 1
+        try:
+            yield
+        finally:
+            self.open -= 1
+            left = self._by_tenant[tenant] - 1
+            if left:
+                self._by_tenant[tenant] = left
+            else:
+                del self._by_tenant[tenant]
+
+
 class RuntimeInterceptor(_ServerInterceptor):
     """Wraps every RPC of ``service`` in :class:`_Rpc`; see the module docstring."""
 
@@ -282,8 +327,11 @@ class RuntimeInterceptor(_ServerInterceptor):
         direct_client_calls: bool = False,
         observers: Sequence[RpcObserver] = (),
         live: LiveSettings | None = None,
+        max_streams: int = MAX_STREAMS,
+        max_streams_per_tenant: int = MAX_STREAMS_PER_TENANT,
     ) -> None:
         self.service = service
+        self.streams = _OpenStreams(service, max_streams, max_streams_per_tenant)
         self.authenticator = authenticator
         self.allowed_peers = access.admitted_peers(service, direct_client_calls)
         self.durations = rpc_duration()
@@ -385,8 +433,9 @@ class RuntimeInterceptor(_ServerInterceptor):
                         request = rpc.requests(request)
                     else:
                         validate(request)
-                    async for response in behavior(request, context):
-                        yield response
+                    with self.streams.hold(rpc.principal):
+                        async for response in behavior(request, context):
+                            yield response
 
             return run
 

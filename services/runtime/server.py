@@ -221,6 +221,8 @@ def create_server(
                 direct_client_calls=settings.direct_client_calls,
                 observers=observers,
                 live=live,
+                max_streams=settings.max_streams,
+                max_streams_per_tenant=settings.max_streams_per_tenant,
             ),
         ],
         options=_OPTIONS,

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from alea.files.v1 import files_pb2, files_pb2_grpc
 from google.api import httpbody_pb2
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from services.runtime.clients import secure_channel
@@ -19,7 +20,7 @@ from services.runtime.context import current_principal
 from services.runtime.errors import NotFound
 from services.runtime.server import Mount
 from tests.unit.runtime.harness import Subject, running, settings_for
-from tests.unit.runtime.test_interceptor import register, violations
+from tests.unit.runtime.test_interceptor import bearer, register, violations
 
 
 class FilesProbe(files_pb2_grpc.FilesServiceServicer):
@@ -31,10 +32,15 @@ class FilesProbe(files_pb2_grpc.FilesServiceServicer):
             size += len(message.chunk)
         return files_pb2.File(size_bytes=size, tenant_id=current_principal().tenant_id)
 
+    async def GetFile(self, request, context) -> files_pb2.File:
+        return files_pb2.File(id=request.file_id)
+
     async def Download(self, request, context) -> AsyncIterator[httpbody_pb2.HttpBody]:
         yield httpbody_pb2.HttpBody(data=b"first")
         while request.offset == 2:  # until the client goes away: its window fills up first
             yield httpbody_pb2.HttpBody(data=bytes(1 << 20))
+        if request.offset == 3:  # open, quiet, until the client goes away
+            await asyncio.Event().wait()
         if request.offset == 1:
             raise NotFound("file", request.file_id)
         raise RuntimeError("secret path /var/lib/keys")
@@ -44,6 +50,22 @@ class FilesProbe(files_pb2_grpc.FilesServiceServicer):
 async def files(subject: Subject):
     settings = settings_for(
         "files", subject.home, ALEA_IDENTITY_ADDRESS=f"localhost:{subject.port}"
+    )
+    descriptor = files_pb2.DESCRIPTOR.services_by_name["FilesService"]
+    mount = Mount(descriptor, FilesProbe(), files_pb2_grpc.add_FilesServiceServicer_to_server)
+    async with running("files", [mount], settings, None) as (_, port):
+        yield f"localhost:{port}"
+
+
+@pytest.fixture(scope="module")
+async def bounded(subject: Subject):
+    """The same server holding at most 2 response streams, 1 per tenant."""
+    settings = settings_for(
+        "files",
+        subject.home,
+        ALEA_IDENTITY_ADDRESS=f"localhost:{subject.port}",
+        ALEA_MAX_STREAMS="2",
+        ALEA_MAX_STREAMS_PER_TENANT="1",
     )
     descriptor = files_pb2.DESCRIPTOR.services_by_name["FilesService"]
     mount = Mount(descriptor, FilesProbe(), files_pb2_grpc.add_FilesServiceServicer_to_server)
@@ -172,3 +194,53 @@ async def test_a_peer_missing_from_the_table_is_refused(subject: Subject, files)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetFile(files_pb2.GetFileRequest(file_id=_ID))
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def _open_stream(stub, metadata) -> grpc.aio.UnaryStreamCall:
+    call = stub.Download(files_pb2.DownloadRequest(file_id=_ID, offset=3), metadata=metadata)
+    assert (await call.read()).data == b"first"  # it stands
+    return call
+
+
+async def _refusal(stub, metadata) -> tuple[str, str]:
+    """(the limit, the message) of a Download refused for being one stream too many."""
+    call = stub.Download(files_pb2.DownloadRequest(file_id=_ID, offset=3), metadata=metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call.read()
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(raised.value)
+    assert status is not None
+    failure = error_details_pb2.QuotaFailure()
+    assert status.details[0].Unpack(failure)
+    return failure.violations[0].quota_id, raised.value.details()
+
+
+async def test_open_streams_are_bounded_per_tenant_and_per_replica(
+    subject: Subject, bounded, analyst
+) -> None:
+    _, alice = analyst
+    bob, carol = bearer(await register(subject)), bearer(await register(subject))
+    stub = _stub(subject, bounded)
+    held = [await _open_stream(stub, alice)]
+    limit, message = await _refusal(stub, alice)
+    assert limit == "streams_per_tenant" and "1 streams open" in message
+    held.append(await _open_stream(stub, bob))  # another tenant has a share of its own
+    limit, message = await _refusal(stub, carol)
+    assert limit == "streams" and "2 streams open" in message
+    # calls other than streams go on
+    assert (await stub.GetFile(files_pb2.GetFileRequest(file_id=_ID), metadata=carol)).id == _ID
+
+    held.pop(0).cancel()  # alice leaves: her stream's slot is free again
+    for _ in range(100):  # the server learns of the cancellation within a moment (bounded)
+        await asyncio.sleep(0.05)
+        call = stub.Download(files_pb2.DownloadRequest(file_id=_ID, offset=3), metadata=alice)
+        try:
+            assert (await call.read()).data == b"first"
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            continue
+        held.append(call)
+        break
+    assert len(held) == 2, "the slot was never freed"
+    for call in held:
+        call.cancel()
