@@ -378,8 +378,13 @@ def errors_logged(layout: MeshLayout, since: dict[str, int]) -> list[str]:
         with layout.log_path(name).open("rb") as log:
             log.seek(offset)
             text = log.read().decode(errors="replace")
-        found += [f"{name}: {line[:400]}" for line in text.splitlines() if _an_error(line)]
+        found += [f"{name}: {_shortened(line)}" for line in text.splitlines() if _an_error(line)]
     return found
+
+
+def _shortened(line: str) -> str:
+    """A log line cut to its start (message, ids) and its end (where a traceback ends)."""
+    return line if len(line) <= 1_000 else f"{line[:300]} ... {line[-700:]}"
 
 
 def _register(layout: MeshLayout, label: str) -> tuple[str, str, str]:
