@@ -243,9 +243,6 @@ ${indent(capture(transcoder, sse=True), 20)}
                   timeout: ${rpc.timeout}
     % if rpc.streaming:
                   idle_timeout: 0s
-                  # Streams draw on the cluster's HIGH circuit breaker: open feeds and
-                  # watches do not use up the requests every other call needs.
-                  priority: HIGH
                 typed_per_filter_config:
                   envoy.filters.http.buffer:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute
@@ -412,12 +409,11 @@ ${indent(capture(transcoder, sse=False), 14)}
       - priority: DEFAULT
         max_connections: 1024
         max_pending_requests: 1024
-        max_requests: 1024
-        max_retries: 8
-      - priority: HIGH  # streams: as many as a replica holds (ALEA_MAX_STREAMS)
-        max_connections: 1024
-        max_pending_requests: 1024
-        max_requests: ${max_streams}
+        # Open streams (feeds, watches) count as requests for as long as they last: room
+        # for as many as a replica holds (ALEA_MAX_STREAMS, past which the service itself
+        # refuses them) and 1,024 calls besides. (Routing streams to the HIGH priority's
+        # breaker instead gave each first stream a new upstream connection to wait for.)
+        max_requests: ${max_streams + 1024}
         max_retries: 8
     outlier_detection:
       consecutive_5xx: 5

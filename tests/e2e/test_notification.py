@@ -462,7 +462,7 @@ def test_the_edge_holds_a_replicas_worth_of_subscriptions_and_still_serves_calls
     """Live subscriptions are requests that stay open: beyond the edge's usual 1,024 per
     service it holds them, and other calls to notification still pass meanwhile."""
     account = register(identity, "many-feeds")
-    count = 1_100  # above the 1,024 concurrent requests the edge allows a service for calls
+    count = 1_100  # more than the 1,024 requests the edge once admitted per service in all
     channels = [mesh.channel() for _ in range(count // 90 + 1)]  # 100 streams a connection
     calls = []
     try:
