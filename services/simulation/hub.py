@@ -114,17 +114,22 @@ class Hub:
         ``tick`` seconds while running (rate and ETA refreshed), and ends after the
         terminal snapshot. Leaving the iterator early frees everything it held.
         """
-        yield first
         if first.state in TERMINAL:
+            yield first
             return
+        # Registered before the first message goes out: all the workers publish from the
+        # moment ``first`` was read reaches this watcher. (Registered after it, a run of
+        # one chunk could start, report and end while that message was being sent, and
+        # its progress went to no one.)
         topic = self._topics.get(first.id)
         if topic is None:
             topic = self._topics[first.id] = Topic()
-            topic.publish(first)
+            _follow_record(topic, first, time.time())
             if self._poller is None:
                 self._poller = asyncio.create_task(self._poll())
         topic.watchers += 1
         try:
+            yield first
             async for event in self._follow(topic, first):
                 yield event
         finally:
