@@ -281,8 +281,10 @@ def test_queue_status_hides_other_tenants_simulation_ids(sims, identity, strange
     owner = register(identity, "queue-owner")
     book = sims.CreateModel(
         pb.CreateModelRequest(
-            display_name="small",
-            workbook=workbook_bytes(models.small()),
+            # 50 inputs: a run long enough to be seen on a worker between two polls (a
+            # million trials of the 3-input model can end in a tenth of a second)
+            display_name="portfolio",
+            workbook=workbook_bytes(models.portfolio()),
             request_id=str(uuid.uuid4()),
         ),
         metadata=owner.metadata,
