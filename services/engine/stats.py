@@ -700,6 +700,14 @@ class Partial:
         return buf.getvalue()
 
     @staticmethod
+    def merged(blobs: Sequence[bytes]) -> Partial:
+        """The Partials written by :meth:`to_bytes` (one or more, in trial order), merged."""
+        partial = Partial.from_bytes(blobs[0])
+        for blob in blobs[1:]:
+            partial = partial.merge(Partial.from_bytes(blob))
+        return partial
+
+    @staticmethod
     def from_bytes(data: bytes) -> Partial:
         """Restore a Partial written by :meth:`to_bytes`."""
         try:

@@ -451,11 +451,10 @@ def _sipmath(blobs: list[bytes], name: str, seed: int, terms: int | None, create
     from services.engine import sipmath
     from services.engine.stats import Partial
 
-    partial = Partial.from_bytes(blobs[0])
-    for blob in blobs[1:]:
-        partial = partial.merge(Partial.from_bytes(blob))
     terms = sipmath.DEFAULT_TERMS if terms is None else terms
-    library = sipmath.library_of_run(name, partial, seed=seed, terms=terms, created=created)
+    library = sipmath.library_of_run(
+        name, Partial.merged(blobs), seed=seed, terms=terms, created=created
+    )
     return json.dumps(library, separators=(",", ":")).encode()
 
 

@@ -140,10 +140,7 @@ def _merge_results(
     """The results of a simulation from its segments' final statistics, in trial order, as
     its model (``compiled``) and options shape them (RiskSimtable simulations), with the
     model's reports (none once the model is gone)."""
-    partial = Partial.from_bytes(blobs[0])
-    for blob in blobs[1:]:
-        partial = partial.merge(Partial.from_bytes(blob))
-    return _results(partial, compiled, options)
+    return _results(Partial.merged(blobs), compiled, options)
 
 
 #: The merged Partial of a converging simulation's first segments, none of whose ends passed
