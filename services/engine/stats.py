@@ -856,10 +856,18 @@ def _results(
 
 
 def _bins(lo: float, hi: float, bins: int) -> int | np.ndarray:
-    """``bins`` equal bins over [lo, hi]; their edges when ``hi - lo`` overflows a double
-    (values near ±1.8e308), where NumPy would refuse to make them."""
+    """``bins`` equal bins over [lo, hi], or their edges where NumPy would refuse to make
+    them: when ``hi - lo`` overflows a double (values near ±1.8e308), and when [lo, hi]
+    holds fewer than ``bins + 1`` doubles (an output constant but for rounding), where the
+    distinct edges make fewer, narrower bins."""
+    if lo == hi:
+        return bins  # NumPy's own rule: one value, bins over [lo - 0.5, hi + 0.5]
     if math.isfinite(float(hi) - float(lo)):
-        return bins
+        t = np.linspace(0.0, 1.0, bins + 1)
+        edges = lo + (hi - lo) * t
+        if np.all(np.diff(edges) > 0):
+            return bins
+        return np.unique(np.append(edges, hi))
     t = np.linspace(0.0, 1.0, bins + 1)
     return lo * (1.0 - t) + hi * t
 

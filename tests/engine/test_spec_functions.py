@@ -86,6 +86,17 @@ EXPRESSIONS: dict[str, tuple[str, Callable[[Draws], float]]] = {
         ),
     ),
     "large": ("LARGE(VSTACK(a, b, 30), 2)", lambda d: sorted((d["a"], d["b"], 30.0))[1]),
+    # a per-trial k or p over constants: the values are one column, k a row of trials
+    "kth_of_constants": (
+        "LARGE({5,1,9,7}, MIN(k, 4)) + 10 * SMALL(VSTACK(5, 1, 9, 7), MIN(k, 4))"
+        " + 100 * PERCENTILE.INC({1,2,3,4}, k / 5) + 1000 * INDEX(VSTACK(5, 6, 7, 8, 9), k)",
+        lambda d: (
+            [9, 7, 5, 1][min(int(d["k"]), 4) - 1]
+            + 10 * [1, 5, 7, 9][min(int(d["k"]), 4) - 1]
+            + 100 * _percentile_inc([1, 2, 3, 4], d["k"] / 5)
+            + 1000 * (4 + d["k"])
+        ),
+    ),
     "percentile": (
         "PERCENTILE.INC(HSTACK(a, b, 30, 40), 0.25)",
         lambda d: _percentile_inc([d["a"], d["b"], 30, 40], 0.25),

@@ -247,6 +247,22 @@ def test_values_near_the_double_range_never_raise(exact_limit):
     json.dumps(r.to_dict())
 
 
+@pytest.mark.parametrize("exact_limit", [1_000_000, 2])
+def test_an_output_constant_but_for_rounding_has_a_histogram(exact_limit):
+    """(x * 0.1) / x over many x: 0.1 give or take an ulp, too narrow a range for 50 bins
+    of distinct edges (NumPy refuses them): fewer, narrower bins hold every value."""
+    x = np.random.default_rng(3).uniform(1, 2, 1000)
+    y = (x * 0.1) / x
+    assert y.min() < y.max()  # the case: distinct values a few doubles apart
+    parts = _split({"y": y}, {"x": x}, [400], StatsOptions(exact_limit=exact_limit))
+    r = _fold(parts).results()["y"]
+    edges, counts = r.histogram
+    assert sum(counts) == 1000 and len(edges) == len(counts) + 1
+    assert all(b > a for a, b in itertools.pairwise(edges))
+    assert edges[0] == y.min() and edges[-1] == y.max()
+    json.dumps(r.to_dict())
+
+
 @pytest.mark.parametrize("first", [0, 5, 99_999])
 def test_convergence_is_the_mean_of_every_prefix_of_finite_values(first):
     """Each point of the convergence series: mean and standard error of the chunk's finite

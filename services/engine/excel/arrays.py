@@ -78,6 +78,16 @@ def first_error(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nan.any(axis=0), np.take_along_axis(rows, first[None], axis=0)[0]
 
 
+def row_at(rows: np.ndarray, index: Any) -> np.ndarray:
+    """Row ``index`` of ``rows`` (n values × trials) in every trial. Either may vary by
+    trial while the other is constant (a per-trial k over constant cells, or a fixed k over
+    sampled ones): both are broadcast to the trials of the two."""
+    index = np.asarray(index, dtype=np.intp)
+    trials = np.broadcast_shapes(rows.shape[1:], index.shape)
+    rows = np.broadcast_to(rows, (rows.shape[0], *trials))
+    return np.take_along_axis(rows, np.broadcast_to(index, trials)[None], axis=0)[0]
+
+
 def shaped(result: np.ndarray, values: Sequence[Value]) -> Value:
     """A per-trial result of stacked constants back to a scalar (folding), else as is."""
     if all(np.ndim(v) == 0 for v in values) and result.shape == (1,):

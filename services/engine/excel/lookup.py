@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from services.engine.excel import forms, registry
-from services.engine.excel.arrays import NA, REF, propagate, shaped, stack
+from services.engine.excel.arrays import NA, REF, propagate, row_at, shaped, stack
 from services.engine.formula import Missing, Name, Ref, parse_reference
 from services.engine.ir import Apply, Const, Node, Sample, Table
 from services.engine.sheet import MAX_COL, MAX_ROW
@@ -152,7 +152,7 @@ def _index_v(rows: np.ndarray, nrows: Any, ncols: Any, r: Any, c: Any) -> Any:
     rr, cc = np.floor(r) - 1.0, np.floor(c) - 1.0
     ok = (rr >= 0) & (rr < nr) & (cc >= 0) & (cc < nc)
     flat = np.where(ok, rr * nc + cc, 0).astype(np.intp)
-    picked = np.take_along_axis(rows, np.broadcast_to(flat, rows.shape[1:])[None], axis=0)[0]
+    picked = row_at(rows, flat)
     return np.where(ok, picked, REF)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from services.engine.excel import forms, registry
 from services.engine.excel import text as xltext
-from services.engine.excel.arrays import DIV0, NA, NUM, over_values
+from services.engine.excel.arrays import DIV0, NA, NUM, over_values, row_at
 from services.engine.excel.mathtrig import pairs
 from services.engine.ir import Const, Node
 from services.engine.values import EMPTY
@@ -185,7 +185,7 @@ def _kth(largest: bool) -> Callable[..., Any]:
             return np.where(bad, NUM, NUM)
         srt = np.sort(rows, axis=0)
         idx = np.where(bad, 0, (n - kk) if largest else (kk - 1)).astype(np.intp)
-        picked = np.take_along_axis(srt, np.broadcast_to(idx, srt.shape[1:])[None], axis=0)[0]
+        picked = row_at(srt, idx)
         return np.where(bad, NUM, picked)
 
     return compute
@@ -224,9 +224,7 @@ def _percentile(exclusive: bool) -> Callable[..., Any]:
         rr = np.clip(np.where(bad, 0.0, r), 0.0, n - 1)
         k = np.floor(rr).astype(np.intp)
         k1 = np.minimum(k + 1, n - 1)
-        shape = srt.shape[1:]
-        lo = np.take_along_axis(srt, np.broadcast_to(k, shape)[None], axis=0)[0]
-        hi = np.take_along_axis(srt, np.broadcast_to(k1, shape)[None], axis=0)[0]
+        lo, hi = row_at(srt, k), row_at(srt, k1)
         return np.where(bad, NUM, lo + (rr - k) * (hi - lo))
 
     return compute
@@ -361,17 +359,7 @@ def _percentrank(exclusive: bool) -> Callable[..., Any]:
             return np.full(np.broadcast_shapes(x.shape, rows.shape[1:]), NA)
         less = (srt < x).sum(axis=0)
         pos = np.clip(less, 1, n - 1) if n > 1 else np.zeros_like(less)
-        shape = np.broadcast_shapes(srt.shape[1:], x.shape)
-        lo = np.take_along_axis(
-            np.broadcast_to(srt, (n, *shape)),
-            np.broadcast_to(np.maximum(pos - 1, 0), shape)[None],
-            axis=0,
-        )[0]
-        hi = np.take_along_axis(
-            np.broadcast_to(srt, (n, *shape)),
-            np.broadcast_to(np.minimum(pos, n - 1), shape)[None],
-            axis=0,
-        )[0]
+        lo, hi = row_at(srt, np.maximum(pos - 1, 0)), row_at(srt, np.minimum(pos, n - 1))
         exact = (srt == x).any(axis=0)
         k = np.where(exact, less, pos - 1 + (x - lo) / np.where(hi > lo, hi - lo, 1.0))
         r = (k + 1.0) / (n + 1.0) if exclusive else np.where(n > 1, k / max(n - 1, 1), 1.0)
