@@ -18,6 +18,7 @@ from alea.files.v1 import files_pb2, files_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import empty_pb2
 
+from services.files.content import OPAQUE
 from services.files.domain import FileInfo, Files, NewFile, StorageUsage
 from services.runtime.context import ServicerContext, current_principal, forwarded_credentials
 from services.runtime.convert import timestamp
@@ -26,7 +27,6 @@ from services.runtime.listing import ListRequest
 
 __all__ = ["FilesServicer"]
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 DOWNLOAD_PIECE = 1024 * 1024  # the contract's largest Download message
 
 
@@ -97,7 +97,7 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
 
         new = NewFile(
             meta.file_name,
-            meta.content_type or DEFAULT_CONTENT_TYPE,
+            meta.content_type or OPAQUE,
             meta.size_bytes,
             meta.sha256,
             meta.request_id,
@@ -113,7 +113,7 @@ class FilesServicer(files_pb2_grpc.FilesServiceServicer):
         body = request.body
         new = NewFile(
             request.file_name,
-            body.content_type or DEFAULT_CONTENT_TYPE,
+            body.content_type or OPAQUE,
             len(body.data),
             request_id=request.request_id,
         )

@@ -9,13 +9,21 @@ held in memory (never on disk in plaintext), which bounds its size.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 from services.engine.errors import WorkbookRejected
 from services.engine.guard import MAX_WORKBOOK_BYTES, TOO_LARGE, check_directory
 from services.runtime.errors import InvalidArgument
 
-__all__ = ["MAX_WORKBOOK_BYTES", "check_zip_directory", "checker_for"]
+__all__ = [
+    "MAX_WORKBOOK_BYTES",
+    "OPAQUE",
+    "check_media_type",
+    "check_zip_directory",
+    "checker_for",
+    "is_media_type",
+]
 
 WORKBOOK_TYPES = frozenset(
     {
@@ -24,7 +32,33 @@ WORKBOOK_TYPES = frozenset(
     }
 )
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+OPAQUE = "application/octet-stream"
 _ZIP_MAGIC = b"PK\x03\x04"
+
+# A media type as HTTP defines it (RFC 9110 §8.3.1), in ASCII: type/subtype, then
+# parameters whose values are tokens or quoted strings. A download serves the stored type
+# as its Content-Type header, so anything else (a CR or LF above all) could add headers of
+# its own to the response.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t !#-\[\]-~]|\\[\t -~])*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*", re.ASCII
+)
+
+
+def is_media_type(content_type: str) -> bool:
+    """Whether ``content_type`` is a media type such as ``text/csv; charset=utf-8``."""
+    return _MEDIA_TYPE.fullmatch(content_type) is not None
+
+
+def check_media_type(content_type: str) -> None:
+    """InvalidArgument unless ``content_type`` is a media type (:func:`is_media_type`)."""
+    if not is_media_type(content_type):
+        raise InvalidArgument(
+            "content_type",
+            f"{content_type[:80]!r} is not a media type (type/subtype, then optional "
+            "'; name=value' parameters, in printable ASCII)",
+        )
 
 
 class _NoCheck:

@@ -13,6 +13,7 @@ nothing behind (the blob store's temp area is emptied at start for crashes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -130,6 +131,7 @@ class Files:
 
     async def upload(self, caller: Principal, new: NewFile, data: AsyncIterable[bytes]) -> FileInfo:
         """Store ``data`` encrypted; RESOURCE_EXHAUSTED before storing when over quota."""
+        content.check_media_type(new.content_type)
         too_big = f"exceeds the {self._max_file_bytes}-byte file limit"
         if new.size > self._max_file_bytes:
             raise InvalidArgument("size_bytes", too_big)
@@ -252,7 +254,11 @@ class Files:
             raise OutOfRange(f"offset {offset} is beyond the end of the {size}-byte file")
         length = length or size - offset
         cipher = ChunkCipher(self._data_key(record), record.nonce_prefix, file_id)
-        return _info(record), self._plaintext(cipher, record, offset, length)
+        info = _info(record)
+        if not content.is_media_type(info.content_type):
+            # stored before uploads were checked: never a Content-Type header as given
+            info = dataclasses.replace(info, content_type=content.OPAQUE)
+        return info, self._plaintext(cipher, record, offset, length)
 
     async def _plaintext(
         self, cipher: ChunkCipher, record: FileRecord, offset: int, length: int

@@ -9,11 +9,14 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import update
 
 from services.files.blobs import LocalBlobStore
 from services.files.crypto import MasterKeys
 from services.files.domain import Files, NewFile, rotate_master_keys
 from services.files.store import FileStore
+from services.files.store import files as files_table
+from services.runtime.db import Database
 from services.runtime.errors import (
     DataLoss,
     InvalidArgument,
@@ -93,6 +96,36 @@ async def test_truncated_blob_is_data_loss(files: Files, blobs: LocalBlobStore) 
     _, stream = await files.download(alice, info.id)
     with pytest.raises(DataLoss):
         await collect(stream)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/html\r\nSet-Cookie: session=x", "text/html\nX-A: b", "text", "text/csv; a", "téxt/csv"],
+)
+async def test_a_content_type_that_is_no_media_type_is_refused(
+    files: Files, blobs: LocalBlobStore, content_type: str
+) -> None:
+    # Download serves the stored type as the response's Content-Type header.
+    with pytest.raises(InvalidArgument) as err:
+        await put(files, user(TENANT_A), b"<p>hi</p>", content_type=content_type)
+    assert err.value.violations[0][0] == "content_type"
+    assert not any(p.is_file() for p in blobs.root.rglob("*"))
+
+
+async def test_a_stored_type_that_is_no_media_type_is_served_as_opaque_bytes(
+    files: Files, database: Database
+) -> None:
+    alice = user(TENANT_A)
+    info = await put(files, alice, b"x", content_type="text/csv; charset=utf-8")
+    assert (await files.download(alice, info.id))[0].content_type == "text/csv; charset=utf-8"
+    async with database.transaction() as session:  # a row written before types were checked
+        await session.execute(
+            update(files_table)
+            .where(files_table.c.id == info.id)
+            .values(content_type="text/html\r\nSet-Cookie: a=b")
+        )
+    served, stream = await files.download(alice, info.id)
+    assert served.content_type == "application/octet-stream" and await collect(stream) == b"x"
 
 
 async def test_declared_size_and_hash_are_checked(files: Files, blobs: LocalBlobStore) -> None:
