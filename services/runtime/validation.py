@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError, Message
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-__all__ = ["Undecodable", "field_path", "tolerant", "validate"]
+__all__ = ["Refused", "Undecodable", "field_path", "tolerant", "validate"]
 
 _validator = protovalidate.Validator()
 
@@ -30,9 +30,9 @@ def field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
-def validate(message: Message | Undecodable) -> None:
+def validate(message: Message | Undecodable | Refused) -> None:
     """Raise InvalidArgument listing every violated rule (field path, description)."""
-    if isinstance(message, Undecodable):
+    if isinstance(message, (Undecodable, Refused)):
         raise message.error()
     violations = _validator.collect_violations(message)
     found: list[FieldViolation] = [
@@ -137,8 +137,48 @@ def _bad_utf8_field(descriptor: Descriptor, data: bytes, prefix: str = "") -> st
     return None
 
 
+class Refused:
+    """Stands in for a request that parsed but holds what no handler may receive (see
+    :func:`tolerant`); :func:`validate` raises its error once the caller is admitted."""
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self._error = error
+
+    def error(self) -> InvalidArgument:
+        return self._error
+
+
+def _nul_field(message: Message, prefix: str = "") -> str | None:
+    """The path of the first string (a map key too) holding U+0000, nested messages too."""
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.type == FieldDescriptor.TYPE_STRING:
+            texts = enumerate(value) if field.is_repeated else [(None, value)]
+            for i, text in texts:
+                if "\x00" in text:
+                    return path if i is None else f"{path}[{i}]"
+        elif field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                items = [(f"{path}[{key!r}]", key, item) for key, item in value.items()]
+            elif field.is_repeated:
+                items = [(f"{path}[{i}]", None, item) for i, item in enumerate(value)]
+            else:
+                items = [(path, None, value)]
+            for item_path, key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    return path
+                if isinstance(item, str) and "\x00" in item:
+                    return item_path
+                if isinstance(item, Message) and (found := _nul_field(item, item_path + ".")):
+                    return found
+    return None
+
+
 def tolerant(deserializer: Callable[[bytes], Message] | None) -> Callable[[bytes], Any] | None:
-    """``deserializer`` returning :class:`Undecodable` for bytes it cannot parse."""
+    """``deserializer`` returning :class:`Undecodable` for bytes it cannot parse, and
+    :class:`Refused` for a request with a NUL character in a string: PostgreSQL's text
+    cannot hold one (the write would fail as INTERNAL), and no name, filter or id needs it.
+    Only a request whose bytes hold a zero byte is searched for one."""
     if deserializer is None:
         return None
     message_type = getattr(deserializer, "__self__", None)  # Message.FromString is bound
@@ -146,8 +186,11 @@ def tolerant(deserializer: Callable[[bytes], Message] | None) -> Callable[[bytes
 
     def parse(data: bytes) -> Any:
         try:
-            return deserializer(data)
+            message = deserializer(data)
         except DecodeError:
             return Undecodable(descriptor, data)
+        if b"\x00" in data and (field := _nul_field(message)):
+            return Refused(InvalidArgument(field, "must not contain NUL (U+0000) characters"))
+        return message
 
     return parse

@@ -233,6 +233,8 @@ GET_USER = "/alea.identity.v1.IdentityService/GetUser"
         (LOGIN, b"\x0a\x02\xc3\x28", "email"),  # field 1 (email): an invalid two-byte sequence
         (LOGIN, b"\xff\xff\xff\xff", "LoginRequest"),  # not protobuf at all
         (LOGIN, b"\x0a\x10ab", "LoginRequest"),  # a length beyond the end of the bytes
+        # parses, but PostgreSQL's text cannot hold U+0000: refused before any handler
+        (LOGIN, pb.LoginRequest(email="a@b.c\x00", password="x").SerializeToString(), "email"),
     ],
 )
 async def test_undecodable_requests_are_invalid_argument_without_internals(
