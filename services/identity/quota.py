@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
-from services.identity.domain import now
+from services.identity.domain import Accounts, now
 from services.identity.store import IdentityStore, Reads, Tenant
 from services.runtime.context import Principal
 from services.runtime.errors import InvalidArgument, NotFound, ResourceExhausted
@@ -78,6 +78,8 @@ class Quotas:
             raise NotFound("tenant", tenant_id)
         wanted = tenant_id or principal.tenant_id
         async with self._store.reading() as reads:
+            if not principal.is_service:  # a disabled or demoted user, as every identity RPC
+                await Accounts.caller(reads, principal)
             tenant = await reads.tenant(wanted)
             if tenant is None:
                 raise NotFound("tenant", wanted)

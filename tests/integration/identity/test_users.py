@@ -133,6 +133,11 @@ def test_a_disabled_user_is_locked_out(identity: Identity) -> None:
     own = pb.GetUserRequest(user_id=analyst.id)
     call = identity.stub().GetUser
     assert code_of(call, own, metadata=auth(login)) == grpc.StatusCode.UNAUTHENTICATED
+    quota = identity.stub().GetQuota
+    assert (
+        code_of(quota, pb.GetQuotaRequest(), metadata=auth(login))
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
     refresh = pb.RefreshRequest(refresh_token=login.tokens.refresh_token)
     assert code_of(identity.stub().Refresh, refresh) == grpc.StatusCode.UNAUTHENTICATED
 
