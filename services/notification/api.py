@@ -216,6 +216,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 await events.aclose()
 
         pumping = asyncio.ensure_future(pump())
+        getting: asyncio.Future[EventRecord] | None = None
         try:
             yield httpbody_pb2.HttpBody(content_type="text/event-stream", data=b": ok\n\n")
             while True:
@@ -232,7 +233,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                     return
                 yield httpbody_pb2.HttpBody(data=b": keepalive\n\n")
         finally:
-            pumping.cancel()
+            # A client gone while a get waited: that task too, or asyncio reports it
+            # destroyed while pending.
+            for task in (getting, pumping):
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pumping
 

@@ -4,15 +4,19 @@ duplicate, a subscriber too slow for its queue catching up from the log, and who
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
 import pytest
+from alea.notification.v1 import notification_pb2 as pb
 
 from services.notification import feed as feed_module
+from services.notification.api import NotificationServicer
+from services.notification.domain import Notifications
 from services.notification.feed import Cursor, Feed, Filter, visible
 from services.notification.store import EventRecord, NotificationStore
-from services.runtime.context import Principal
+from services.runtime.context import Principal, principal_var
 from services.runtime.errors import OutOfRange
 from services.runtime.events import TYPES
 
@@ -127,3 +131,32 @@ async def test_a_subscription_closed_before_its_first_event_is_unregistered(feed
     assert feed.subscribers == 0
     await stream.aclose()  # closing twice is harmless
     assert feed.subscribers == 0
+
+
+class _Context:
+    """What SubscribeSse reads of its gRPC context: the request's metadata."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+async def test_an_sse_stream_its_client_left_leaves_no_task_pending(
+    feed: Feed, store: NotificationStore
+) -> None:
+    servicer = NotificationServicer(Notifications(store, feed, None, False), None)  # type: ignore[arg-type]
+    token = principal_var.set(ALICE)
+    try:
+        stream = servicer.SubscribeSse(pb.SubscribeSseRequest(), _Context())  # type: ignore[arg-type]
+        await anext(stream)  # ": ok": the subscription stands
+        waiting = asyncio.ensure_future(anext(stream))  # no event yet: it waits for one
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # the client left: gRPC cancels the handler
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await stream.aclose()
+    finally:
+        principal_var.reset(token)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gets = [t for t in asyncio.all_tasks() if "Queue.get" in repr(t.get_coro())]
+    assert gets == [] and feed.subscribers == 0
