@@ -216,6 +216,16 @@ class Authenticator:
         self.api_keys = api_keys
         self.users = users
 
+    async def recheck(self, principal: Principal, metadata: Mapping[str, str]) -> Principal:
+        """The caller of an open stream, authenticated from ``metadata`` as ``principal``,
+        as they stand now: Unauthenticated once the user is disabled or gone or the API key
+        revoked; the lower role after a demotion. The access token's expiry was checked
+        when the stream opened; a stream may outlive it (the user's state may not)."""
+        if "authorization" in metadata:
+            return principal if self.users is None else await self.users.current(principal)
+        secret = metadata.get("x-api-key")
+        return await self.api_keys.verify(secret) if secret else principal
+
     async def authenticate(self, metadata: Mapping[str, str]) -> Principal | None:
         """The principal, None when the request carries no credentials, or Unauthenticated."""
         authorization = metadata.get("authorization")

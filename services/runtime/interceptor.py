@@ -44,7 +44,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.runtime import access
-from services.runtime.auth import Authenticator
+from services.runtime.auth import USER_CHECK_SECONDS, Authenticator
 from services.runtime.config import MAX_STREAMS, MAX_STREAMS_PER_TENANT
 from services.runtime.context import Principal, ServicerContext, principal_var, request_id_var
 from services.runtime.db import is_outage
@@ -382,6 +382,17 @@ class RuntimeInterceptor(_ServerInterceptor):
             raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
         return user
 
+    async def recheck(self, rpc: _Rpc) -> None:
+        """Raise if the user of an open response stream may no longer call its RPC."""
+        if self.authenticator is None or rpc.principal is None or rpc.principal.is_service:
+            return
+        user = await self.authenticator.recheck(rpc.principal, rpc.metadata)
+        rule = access.method_rule(rpc.method)
+        if rule is not None and access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(
+            rule.role, 99
+        ):
+            raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
+
     async def _authenticate(self, metadata: dict[str, str]) -> Principal | None:
         if self.authenticator is None:
             raise Unauthenticated("this service cannot verify user credentials")
@@ -434,7 +445,13 @@ class RuntimeInterceptor(_ServerInterceptor):
                     else:
                         validate(request)
                     with self.streams.hold(rpc.principal):
+                        # Admitted when it opened, a stream may run for hours: its user is
+                        # checked again before what it sends, at most once a check's lifetime.
+                        checked = time.monotonic()
                         async for response in behavior(request, context):
+                            if time.monotonic() - checked >= USER_CHECK_SECONDS:
+                                await self.recheck(rpc)
+                                checked = time.monotonic()
                             yield response
 
             return run

@@ -6,21 +6,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from alea.access.v1 import access_pb2
 from alea.files.v1 import files_pb2, files_pb2_grpc
+from alea.identity.v1 import identity_pb2
 from google.api import httpbody_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from services.runtime.auth import API_KEY_CACHE_SECONDS, USER_CHECK_SECONDS
 from services.runtime.clients import secure_channel
 from services.runtime.context import current_principal
 from services.runtime.errors import NotFound
 from services.runtime.server import Mount
 from tests.unit.runtime.harness import Subject, running, settings_for
-from tests.unit.runtime.test_interceptor import bearer, register, violations
+from tests.unit.runtime.test_interceptor import bearer, register, stub, violations
 
 
 class FilesProbe(files_pb2_grpc.FilesServiceServicer):
@@ -41,6 +45,9 @@ class FilesProbe(files_pb2_grpc.FilesServiceServicer):
             yield httpbody_pb2.HttpBody(data=bytes(1 << 20))
         if request.offset == 3:  # open, quiet, until the client goes away
             await asyncio.Event().wait()
+        while request.offset == 4:  # a message every 0.2 s, until the client goes away
+            await asyncio.sleep(0.2)
+            yield httpbody_pb2.HttpBody(data=b"tick")
         if request.offset == 1:
             raise NotFound("file", request.file_id)
         raise RuntimeError("secret path /var/lib/keys")
@@ -187,6 +194,33 @@ async def test_a_stream_the_client_abandons_ends_without_an_error(
     ]
     assert errors == [], [r.getMessage()[:300] for r in errors]
     assert finished()  # the call was accounted for, once closed
+
+
+async def test_an_open_stream_ends_once_its_api_key_is_revoked(subject: Subject, files) -> None:
+    # Admitted when it opened, a stream is checked again as it goes: a revoked key (or a
+    # disabled user) must not go on receiving what it may no longer read.
+    admin = await register(subject)
+    created = await stub(subject).CreateApiKey(
+        identity_pb2.CreateApiKeyRequest(display_name="feed", role=access_pb2.ROLE_ANALYST),
+        metadata=bearer(admin),
+    )
+    call = _stub(subject, files).Download(
+        files_pb2.DownloadRequest(file_id=_ID, offset=4),
+        metadata=(("x-api-key", created.secret),),
+    )
+    ticks = aiter(call)
+    assert (await anext(ticks)).data == b"first"
+    await stub(subject).RevokeApiKey(
+        identity_pb2.RevokeApiKeyRequest(api_key_id=created.api_key.id), metadata=bearer(admin)
+    )
+    revoked = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async with asyncio.timeout(10):
+            async for _ in ticks:
+                pass
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # the key's cache, then at most a check's lifetime until the next message is checked
+    assert time.monotonic() - revoked < API_KEY_CACHE_SECONDS + USER_CHECK_SECONDS + 1
 
 
 async def test_a_peer_missing_from_the_table_is_refused(subject: Subject, files) -> None:
