@@ -152,6 +152,27 @@ def _compile(source: ModelSource) -> tuple[ir.Model, str, str]:
         raise InvalidArgument(field, reason) from None
 
 
+def _same_model_request(earlier: ModelRecord, display_name: str, source: ModelSource) -> bool:
+    """Whether a CreateModel reusing ``earlier``'s request id asks for the same model (a
+    retry) rather than another one (AIP-155: refused)."""
+    if earlier.display_name != display_name:
+        return False
+    if source.file_id is not None:
+        return earlier.file_id == source.file_id
+    content = source.spec_bytes if source.spec is not None else source.workbook
+    return content is not None and hashlib.sha256(content).hexdigest() == earlier.content_hash
+
+
+def _same_simulation_request(earlier: SimulationRecord, request: SimulationRequest) -> bool:
+    """Whether a CreateSimulation reusing ``earlier``'s request id asks for the same run."""
+    return (
+        earlier.model_id == request.model_id
+        and earlier.trials == request.trials
+        and earlier.sampling == request.sampling
+        and (request.seed is None or earlier.seed == request.seed)
+    )
+
+
 def _default_cache_ttl(tenant_id: str) -> float:
     default: float = SCHEMA[CACHE_TTL].default
     return default
@@ -196,6 +217,8 @@ class Simulations:
         if request_id:
             earlier = await self.store.model_by_request(tenant_id, request_id)
             if earlier is not None:
+                if not _same_model_request(earlier, display_name, source):
+                    raise InvalidArgument("request_id", "already used for a different request")
                 return earlier
         file_id = source.file_id
         if file_id is not None:
@@ -278,6 +301,8 @@ class Simulations:
         if request.request_id:
             earlier = await self.store.simulation_by_request(tenant_id, request.request_id)
             if earlier is not None:
+                if not _same_simulation_request(earlier, request):
+                    raise InvalidArgument("request_id", "already used for a different request")
                 return earlier
         model = await self.get_model(tenant_id, request.model_id)
         _check_scenarios(request.options, model)

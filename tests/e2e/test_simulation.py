@@ -187,6 +187,23 @@ def test_create_simulation_is_idempotent(sims, owner: Account, model):
         pb.ListSimulationsRequest(page_size=1000), metadata=owner.metadata
     )
     assert [s.id for s in listed.simulations].count(first.id) == 1
+    # the same key for another request: refused, naming the key (AIP-155)
+    other = pb.CreateSimulationRequest()
+    other.CopyFrom(request)
+    other.trials = 2000
+    model_request = pb.CreateModelRequest(
+        display_name="first", workbook=workbook_bytes(models.small()), request_id=str(uuid.uuid4())
+    )
+    sims.CreateModel(model_request, metadata=owner.metadata, timeout=60)
+    renamed = pb.CreateModelRequest()
+    renamed.CopyFrom(model_request)
+    renamed.display_name = "second"
+    for call, different in ((sims.CreateSimulation, other), (sims.CreateModel, renamed)):
+        with pytest.raises(grpc.RpcError) as refused:
+            call(different, metadata=owner.metadata, timeout=60)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        (bad,) = details(refused.value, error_details_pb2.BadRequest)
+        assert bad.field_violations[0].field == "request_id"
 
 
 def test_cancel_and_delete_model_follow_the_contract(sims, owner: Account):

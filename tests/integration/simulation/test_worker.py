@@ -256,6 +256,15 @@ async def test_cache_and_idempotency(domain: Simulations, store: Store):
     request = SimulationRequest(model_id, 3_000, 11, request_id="r-1")
     first = await domain.create_simulation("t1", "u1", request)
     assert (await domain.create_simulation("t1", "u1", request)).id == first.id
+    for different in (
+        replace(request, trials=4_000),
+        replace(request, seed=12),
+        replace(request, sampling="lhs"),
+        replace(request, model_id=await insert_model(store)),
+    ):
+        with pytest.raises(InvalidArgument) as refused:
+            await domain.create_simulation("t1", "u1", different)
+        assert refused.value.violations[0][0] == "request_id"
     async with workers(store, domain.hub):
         await wait_state(domain, first.id, ("SUCCEEDED",))
     again = await domain.create_simulation("t1", "u1", replace(request, request_id=""))
