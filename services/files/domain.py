@@ -137,6 +137,12 @@ class Files:
             raise InvalidArgument("size_bytes", too_big)
         tenant = caller.tenant_id
         if new.request_id and (earlier := await self._by_request(caller, new.request_id)):
+            if (
+                (earlier.name, earlier.content_type) != (new.name, new.content_type)
+                or (new.size >= 0 and new.size != earlier.size)
+                or (new.sha256 and new.sha256 != earlier.sha256)
+            ):
+                raise InvalidArgument("request_id", "already used for a different request")
             return earlier
         limit = await self._identity.storage_limit(tenant)
         used, _ = await self._store.usage(tenant)

@@ -172,7 +172,15 @@ class Webhooks:
             update_time=now,
         )
         stored = await self.store.add_webhook(webhook)
-        return stored, webhook.secret if stored.id == webhook.id else ""
+        if stored.id == webhook.id:
+            return stored, webhook.secret
+        if (stored.url, stored.event_types, stored.display_name) != (
+            url,
+            webhook.event_types,
+            name,
+        ):
+            raise InvalidArgument("request_id", "already used for a different request")
+        return stored, ""  # a retry: the secret was shown once
 
     async def get(self, tenant_id: str, webhook_id: str) -> Webhook:
         found = await self.store.webhook(tenant_id, webhook_id)

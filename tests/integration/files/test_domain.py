@@ -302,6 +302,11 @@ async def test_request_id_makes_upload_idempotent(files: Files, blobs: LocalBlob
     first = await put(files, alice, b"once", request_id=request_id)
     again = await put(files, alice, b"once", request_id=request_id)
     assert again.id == first.id
+    for different in ({"data": b"twice"}, {"name": "other.bin"}, {"content_type": "text/plain"}):
+        kw = {"data": b"once", "request_id": request_id, **different}
+        with pytest.raises(InvalidArgument) as refused:
+            await put(files, alice, kw.pop("data"), **kw)
+        assert refused.value.violations[0][0] == "request_id"
     race_id = str(uuid.uuid4())
     racing = await asyncio.gather(*(put(files, alice, b"race", request_id=race_id) for _ in "abc"))
     assert len({info.id for info in racing}) == 1

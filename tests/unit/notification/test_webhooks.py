@@ -241,6 +241,18 @@ async def test_a_tenant_never_sees_or_receives_another_tenants_webhooks(
     assert (await store.list_deliveries(other, ListRequest())).items == []
 
 
+async def test_a_request_id_returns_its_webhook_once_and_refuses_another_request(
+    running: Webhooks, receiver: Receiver
+) -> None:
+    request_id = str(uuid.uuid4())
+    first, secret = await running.create(TENANT, receiver.url, [], "mine", request_id)
+    again, shown = await running.create(TENANT, receiver.url, [], "mine", request_id)
+    assert again.id == first.id and secret.startswith("whsec_") and shown == ""
+    with pytest.raises(InvalidArgument) as refused:
+        await running.create(TENANT, receiver.url, [], "another", request_id)
+    assert refused.value.violations[0][0] == "request_id"
+
+
 async def test_new_deliveries_are_posted_once_each_and_recorded_together(
     store, running: Webhooks, receiver: Receiver
 ) -> None:
