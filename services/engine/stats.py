@@ -856,20 +856,21 @@ def _results(
 
 
 def _bins(lo: float, hi: float, bins: int) -> int | np.ndarray:
-    """``bins`` equal bins over [lo, hi], or their edges where NumPy would refuse to make
-    them: when ``hi - lo`` overflows a double (values near ±1.8e308), and when [lo, hi]
-    holds fewer than ``bins + 1`` doubles (an output constant but for rounding), where the
-    distinct edges make fewer, narrower bins."""
-    if lo == hi:
-        return bins  # NumPy's own rule: one value, bins over [lo - 0.5, hi + 0.5]
-    if math.isfinite(float(hi) - float(lo)):
-        t = np.linspace(0.0, 1.0, bins + 1)
-        edges = lo + (hi - lo) * t
-        if np.all(np.diff(edges) > 0):
-            return bins
-        return np.unique(np.append(edges, hi))
+    """``bins`` equal bins over [lo, hi] (over [lo - 0.5, hi + 0.5] when lo == hi, as NumPy
+    does), or their edges where NumPy would refuse to make them: when ``hi - lo`` overflows
+    a double (values near ±1.8e308), and when the span holds fewer than ``bins + 1`` doubles
+    (an output constant but for rounding, or constant and beyond about 1e14, where doubles
+    are further apart than a bin is wide): then the distinct edges make fewer, narrower
+    bins, and a single value too large for any other gets one bin of no width."""
+    low, high = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
     t = np.linspace(0.0, 1.0, bins + 1)
-    return lo * (1.0 - t) + hi * t
+    if not math.isfinite(float(high) - float(low)):
+        return low * (1.0 - t) + high * t
+    edges = low + (high - low) * t
+    if np.all(np.diff(edges) > 0):
+        return bins
+    edges = np.unique(np.append(edges, high))
+    return edges if edges.size > 1 else np.array([lo, hi])
 
 
 def _mean_se(m: np.ndarray) -> tuple[float, float]:

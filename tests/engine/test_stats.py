@@ -263,6 +263,21 @@ def test_an_output_constant_but_for_rounding_has_a_histogram(exact_limit):
     json.dumps(r.to_dict())
 
 
+@pytest.mark.parametrize("exact_limit", [1_000_000, 2])
+@pytest.mark.parametrize("value", [2.0, 2e14, 1e17, -1e300])
+def test_a_constant_output_has_a_histogram_however_large(exact_limit, value):
+    """Beyond about 1e14 doubles lie further apart than NumPy's bins around a single value
+    (50 over value ± 0.5) are wide, and it refuses to make them."""
+    parts = _split(
+        {"y": np.full(100, value)}, {"x": np.arange(100.0)}, [40], StatsOptions(exact_limit)
+    )
+    r = _fold(parts).results()["y"]
+    edges, counts = r.histogram
+    assert sum(counts) == 100 and len(edges) == len(counts) + 1
+    assert edges[0] <= value <= edges[-1]
+    assert r.mean == pytest.approx(value, rel=1e-12)
+
+
 @pytest.mark.parametrize("first", [0, 5, 99_999])
 def test_convergence_is_the_mean_of_every_prefix_of_finite_values(first):
     """Each point of the convergence series: mean and standard error of the chunk's finite
