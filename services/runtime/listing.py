@@ -18,10 +18,18 @@ optional. ``order_by`` is a comma-separated list of sortable fields, each option
 ``asc`` or ``desc``.
 
 Page tokens are keyset cursors (base64url JSON): the sort values of the last row
-returned, and a fingerprint of the scope, filter and order. Rows inserted or changed
-while a client pages therefore never shift a page (no row is skipped or returned twice
-for an unchanged order), and a token used with a different query is INVALID_ARGUMENT.
-Every sort ends with the resource's unique key, so the order is total.
+returned, and a fingerprint of the listing, scope, filter and order. Rows inserted or
+changed while a client pages therefore never shift a page (no row is skipped or returned
+twice for an unchanged order), and a token used with a different query, or with another
+List RPC, is INVALID_ARGUMENT. Every sort ends with the resource's unique key, so the
+order is total.
+
+Nothing a client writes reaches SQL unchecked: a filter value, or a value in a page token
+(which the client holds and can forge), must be one the column can hold: an integer within
+64 bits, a finite number, a string, a time zone-aware time between the years 1 and 9999
+UTC. Beyond those the database driver or ``datetime`` raise (OverflowError, "value out of
+int64 range"), which would be INTERNAL; here they are INVALID_ARGUMENT naming ``filter``
+or ``page_token``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +87,13 @@ _AND = re.compile(r"\s+AND\s+")
 _ESCAPE = re.compile(r"\\(.)")
 _INTEGER = re.compile(r"-?[0-9]+")
 _SORT_LABEL = "_sort{}"
+# What the columns can hold: SQLite and PostgreSQL integers are signed 64-bit, and
+# ``datetime`` spans the years 1 to 9999 (UNIX seconds of the same span for epoch times).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FIRST_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
+_EPOCH_RANGE = (_FIRST_TIME.timestamp(), _LAST_TIME.timestamp())
+_NOT_THIS_LISTING = "not a page token of this listing"
 T = TypeVar("T")
 
 
@@ -203,6 +219,10 @@ class Listing:
         self.key = text(key)
         self.default_order = default_order
         self._parse_order(default_order)  # a wrong default fails at import, not per request
+        # Which listing a token belongs to (the key's table and the declared fields): the
+        # List RPCs of one tenant share scope, filter and order, and a token of one must
+        # not resume another, whose columns it does not describe.
+        self._identity = f"{key}\x02{','.join(sorted(self.fields))}"
 
     def query(self, request: ListRequest, *scope: str) -> Query:
         """Check ``request`` (scope: whatever else selects the rows, e.g. the tenant)."""
@@ -211,7 +231,12 @@ class Listing:
             raise InvalidArgument("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
         conditions = tuple(self._conditions(request.filter))
         order = self._parse_order(request.order_by or self.default_order)
-        parts = ("\x00".join(scope), request.filter.strip(), request.order_by.strip())
+        parts = (
+            self._identity,
+            "\x00".join(scope),
+            request.filter.strip(),
+            request.order_by.strip(),
+        )
         fingerprint = hashlib.sha256("\x01".join(parts).encode()).hexdigest()[:16]
         after = self._cursor(request.page_token, fingerprint, order) if request.page_token else None
         return Query(conditions, order, after, size, fingerprint)
@@ -281,14 +306,18 @@ class Listing:
         try:
             data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             cursor, same_query = data["a"], data["q"] == fingerprint
-            if not isinstance(cursor, list) or len(cursor) != len(order):
-                raise ValueError("cursor length")
-            values = tuple(_decode(f, v) for (f, _), v in zip(order, cursor, strict=True))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InvalidArgument("page_token", "malformed page token") from None
         if not same_query:
             raise InvalidArgument("page_token", "page token belongs to a different query")
-        return values
+        # The fingerprint is not a signature: the client can keep it and change the values,
+        # so each must still be one the order's column can hold before it reaches SQL.
+        if not isinstance(cursor, list) or len(cursor) != len(order):
+            raise InvalidArgument("page_token", _NOT_THIS_LISTING)
+        try:
+            return tuple(_decode(f, v) for (f, _), v in zip(order, cursor, strict=True))
+        except (ValueError, OverflowError):
+            raise InvalidArgument("page_token", _NOT_THIS_LISTING) from None
 
 
 def _value(name: str, found: Field, raw: str, quoted: bool) -> Any:
@@ -304,7 +333,10 @@ def _value(name: str, found: Field, raw: str, quoted: bool) -> Any:
     if found.kind is Kind.NUMBER:
         if quoted or not _INTEGER.fullmatch(raw):
             raise wrong
-        return int(raw)
+        number_ = int(raw)
+        if not _INT64_MIN <= number_ <= _INT64_MAX:
+            raise InvalidArgument("filter", f"{name}: {raw} is outside the 64-bit integer range")
+        return number_
     if found.kind is Kind.FLAG:
         if quoted or raw not in ("true", "false"):
             raise wrong
@@ -315,7 +347,12 @@ def _value(name: str, found: Field, raw: str, quoted: bool) -> Any:
         raise wrong from None
     if moment.tzinfo is None:
         raise InvalidArgument("filter", f"{name} needs a time zone (Z or +hh:mm), got {raw!r}")
-    moment = moment.astimezone(dt.UTC)
+    try:
+        moment = moment.astimezone(dt.UTC)  # "0001-01-01T00:00:00+14:00" is in the year 0
+    except OverflowError:
+        raise InvalidArgument(
+            "filter", f"{name}: {raw!r} is outside the years 1 to 9999 in UTC"
+        ) from None
     return moment.timestamp() if found.epoch else moment
 
 
@@ -324,19 +361,52 @@ def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[b
 
 
 def _encode(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime) else value
+    if isinstance(value, dt.datetime):
+        # A column that drops the zone (SQLite's DateTime) hands back UTC without one.
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+    return value
 
 
 def _decode(found: Field, value: Any) -> Any:
-    """A cursor value back in the column's Python type; ValueError when it cannot be one."""
+    """A cursor value back in the column's Python type; ValueError (or OverflowError) when
+    the column could not hold it, so that no row can have given it."""
     if found.kind is Kind.TIME and not found.epoch:
         if not isinstance(value, str):
             raise ValueError("time")
-        return dt.datetime.fromisoformat(value)
-    if found.kind is Kind.TEXT and not isinstance(value, str):
-        raise ValueError("text")
-    if found.kind is Kind.FLAG and not isinstance(value, bool):
-        raise ValueError("flag")
-    if isinstance(value, bool | int | float | str):
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:  # UtcDateTime refuses to bind a naive time
+            raise ValueError("naive time")
+        return moment.astimezone(dt.UTC)
+    stored = _python_type(found)
+    if stored is bool:
+        if not isinstance(value, bool):
+            raise ValueError("flag")
         return value
-    raise ValueError("value")
+    if isinstance(value, bool):  # JSON true is an int to Python, and no column's number
+        raise ValueError("flag")
+    if stored is int or stored is float or found.kind is Kind.TIME:
+        if isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:  # the driver cannot bind it
+                raise ValueError("integer")
+        elif not isinstance(value, float) or stored is int or not math.isfinite(value):
+            raise ValueError("number")  # also JSON's NaN and Infinity, or 1e999
+        if found.kind is Kind.TIME and not _EPOCH_RANGE[0] <= value <= _EPOCH_RANGE[1]:
+            raise ValueError("time")
+        return float(value) if stored is float else value  # asyncpg binds FLOAT from float
+    if not isinstance(value, str):
+        raise ValueError("text")
+    value.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate such as "\udcff"
+    return value
+
+
+def _python_type(found: Field) -> type[Any]:
+    """What the field's column holds in Python: its SQL type's, else the kind's (a Field's
+    kind says how filters write it, and the unique key is a ``text`` field over whatever
+    type the key has, an integer for some)."""
+    try:
+        stored: type[Any] = found.column.type.python_type
+    except NotImplementedError:
+        stored = object
+    if stored in (bool, int, float, str):
+        return stored
+    return {Kind.NUMBER: int, Kind.FLAG: bool}.get(found.kind, str)
