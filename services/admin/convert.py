@@ -155,8 +155,21 @@ def checkpoint(message: pb.AuditCheckpoint) -> Checkpoint:
 
 
 def value(message: struct_pb2.Value) -> Any:
-    """A google.protobuf.Value as a Python value."""
-    return json_format.MessageToDict(message)
+    """A google.protobuf.Value as a Python value, read field by field: json_format refuses
+    a NaN or infinite number_value with a ValueError (an INTERNAL), whereas the setting's
+    own check refuses it as INVALID_ARGUMENT naming ``setting.value``."""
+    kind = message.WhichOneof("kind")
+    if kind == "number_value":
+        return message.number_value
+    if kind == "string_value":
+        return message.string_value
+    if kind == "bool_value":
+        return message.bool_value
+    if kind == "list_value":
+        return [value(item) for item in message.list_value.values]
+    if kind == "struct_value":
+        return {key: value(item) for key, item in message.struct_value.fields.items()}
+    return None  # null_value, or no value at all
 
 
 def json_value(python: Any) -> struct_pb2.Value:

@@ -4,12 +4,15 @@ services poll."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format, struct_pb2
 
+from services.admin import convert
 from services.admin.app import MIGRATIONS
 from services.admin.settings import SettingValues
 from services.admin.store import SettingsStore
@@ -17,7 +20,12 @@ from services.runtime.context import Principal
 from services.runtime.db import Database
 from services.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from services.runtime.listing import ListRequest
-from services.runtime.platform_settings import CACHE_TTL, RATE_LIMIT, SCHEMA
+from services.runtime.platform_settings import (
+    CACHE_TTL,
+    RATE_LIMIT,
+    SCHEMA,
+    WEBHOOK_RETRY_SCHEDULE,
+)
 
 TENANT, OTHER = str(uuid.uuid4()), str(uuid.uuid4())
 ADMIN = Principal(user_id="admin-1", tenant_id=TENANT, role="admin")
@@ -75,6 +83,49 @@ async def test_bad_keys_and_values_name_the_field(values: SettingValues) -> None
     assert bad.value.violations[0][0] == "setting.value"
     with pytest.raises(NotFound):
         await values.get(ADMIN, "simulation.nope", "")
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+async def test_a_number_json_cannot_write_names_the_value(
+    values: SettingValues, number: float
+) -> None:
+    # SetSetting's value as the servicer reads it: json_format raised ValueError ("Fail to
+    # serialize NaN for Value.number_value"), an INTERNAL, before the setting's check.
+    scalar = struct_pb2.Value(number_value=number)
+    listed = struct_pb2.Value(
+        list_value=struct_pb2.ListValue(values=[struct_pb2.Value(number_value=1), scalar])
+    )
+    for principal, key, value in (
+        (ADMIN, CACHE_TTL, scalar),
+        (OPERATOR, WEBHOOK_RETRY_SCHEDULE, listed),
+    ):
+        with pytest.raises(InvalidArgument) as refused:
+            await values.set(principal, key, convert.value(value), "", "")
+        assert refused.value.violations == [("setting.value", f"{key} takes a finite number")]
+    assert (await values.changes(ADMIN, "", ListRequest())).items == []
+
+
+def test_values_read_as_json_does_and_keep_numbers_json_cannot_write() -> None:
+    struct = struct_pb2.Struct()
+    struct.update({"a": [1, "x", True, None, {"b": 2.5}]})
+    nested = struct_pb2.Value(struct_value=struct)
+    assert convert.value(nested) == json_format.MessageToDict(nested)
+    assert convert.value(struct_pb2.Value()) is None
+    assert math.isnan(convert.value(struct_pb2.Value(number_value=math.nan)))
+    assert convert.value(struct_pb2.Value(number_value=-math.inf)) == -math.inf
+
+
+async def test_setting_changes_page(values: SettingValues) -> None:
+    # Their key is an integer id: the second page's token was refused as malformed.
+    for seconds in range(1, 6):
+        await values.set(ADMIN, CACHE_TTL, seconds, "", "")
+    pages: list[list[object]] = []
+    token = ""
+    while not pages or token:
+        page = await values.changes(ADMIN, "", ListRequest(page_size=2, page_token=token))
+        pages.append([change.new_value for change in page.items])
+        token = page.next_page_token
+    assert pages == [[5, 4], [3, 2], [1]]
 
 
 async def test_lists_filter_and_page(values: SettingValues) -> None:
