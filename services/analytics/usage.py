@@ -152,9 +152,13 @@ def buckets(start: float, end: float, granularity: str) -> list[tuple[float, flo
 
 
 def month_range(month: str) -> tuple[float, float]:
-    """``[start, end)`` of a ``YYYY-MM`` month (empty: the current one), UTC."""
+    """``[start, end)`` of a ``YYYY-MM`` month (empty: the current one), UTC;
+    InvalidArgument naming ``month`` for the year 0, which the contract's pattern lets
+    through (``[0-9]{4}``) but no calendar has."""
     today = dt.datetime.now(dt.UTC)
     year, number = (today.year, today.month) if not month else map(int, month.split("-"))
+    if not dt.MINYEAR <= year <= dt.MAXYEAR or not 1 <= number <= 12:
+        raise InvalidArgument("month", f"{month!r} is not a month of the years 0001 to 9999")
     start = dt.datetime(year, number, 1, tzinfo=dt.UTC)
     days = calendar.monthrange(year, number)[1]
     return start.timestamp(), start.timestamp() + days * _DAY

@@ -7,6 +7,7 @@ from alea.analytics.v1 import analytics_pb2 as pb
 from google.protobuf import timestamp_pb2
 
 from services.analytics.api import MAX_PERIOD_DAYS, _period, _report_period
+from services.analytics.usage import month_range
 from services.runtime.errors import InvalidArgument
 
 END = 1_800_000_000
@@ -34,3 +35,17 @@ def test_usage_over_the_longest_period_is_answered_and_one_day_more_refused() ->
     )
     with pytest.raises(InvalidArgument):
         _period(longer, 0.0)
+
+
+def test_the_month_0000_names_month() -> None:
+    # The contract's pattern (`[0-9]{4}-...`) lets the year 0 through; datetime raised
+    # "year 0 is out of range", an INTERNAL, for GetReport and DownloadReport alike.
+    with pytest.raises(InvalidArgument) as refused:
+        _report_period(pb.GetReportRequest(month="0000-01"))
+    assert refused.value.violations == [
+        ("month", "'0000-01' is not a month of the years 0001 to 9999")
+    ]
+    with pytest.raises(InvalidArgument):
+        month_range("0000-12")
+    first, last = month_range("0001-01"), month_range("9999-12")
+    assert first[1] - first[0] == last[1] - last[0] == 31 * DAY
