@@ -31,7 +31,7 @@ import numpy as np
 
 from services.engine import catalog, distributions, sampling
 from services.engine.errors import ParameterError
-from services.engine.formula import Call, Expr, Name, Ref, Text
+from services.engine.formula import Call, Expr, Formula, Name, Ref, Text
 from services.engine.ir import Apply, Const, Node, Sample, Statistic, Table, statistic
 from services.engine.values import EMPTY
 
@@ -305,10 +305,17 @@ class Risk:
         n = 2 if takes_argument else 1
         catalog.check_arity(expr.name, len(expr.args), n, n, self.lw.where)
         target, argument = expr.args[0], None
-        if isinstance(target, Ref) and target.is_cell:
-            rng = self.lw.graph.range(target, sheet, self.lw.cell)
+        rng = self.lw.area(target, sheet) if isinstance(target, (Ref, Name)) else None
+        if rng is not None:  # a cell, or a defined name of one
+            if rng.rows != 1 or rng.cols != 1:
+                raise self.lw.fail("needs one cell, not a range", expr.name)
             key = (rng.sheet, rng.top, rng.left)
             output = self.lw.graph.locate(key)
+            if not isinstance(self.lw.graph.content(*key), Formula):
+                raise self.lw.fail(
+                    f"{output} holds no formula: a statistic needs an input or a computed cell",
+                    expr.name,
+                )
             self.statistic_targets[output] = key
         elif isinstance(target, Text):
             output = "name:" + target.value

@@ -139,12 +139,28 @@ def test_reports_are_stored_with_the_model(model: Model) -> None:
         ({"B1": '=RiskOutput("x")+1', "B2": '=RiskMean("y")'}, "S!B2", "no output named 'y'"),
         ({"B1": "=RiskNormal(0,1)", "B2": "=RiskPercentile(B1,1.5)"}, "S!B2", "[0, 1]"),
         ({"B1": "=RiskNormal(0,1)", "B2": "=RiskTarget(B1,A9+B1)"}, "S!B2", "constant number"),
+        # a statistic of a cell that holds no formula: empty, a number, text
+        ({"B1": '=RiskOutput("x")+1', "B2": "=RiskMean(Z99)"}, "S!B2", "S!Z99 holds no formula"),
+        ({"B1": 5, "B2": "=RiskMean(B1)"}, "S!B2", "S!B1 holds no formula"),
+        ({"B1": "abc", "B2": "=RiskStdDev(B1)"}, "S!B2", "S!B1 holds no formula"),
+        (
+            {"B1": "=RiskNormal(0,1)", "C1": "=B1", "C2": "=B1*2", "B2": "=RiskMean(C1:C2)"},
+            "S!B2",
+            "one cell",
+        ),
     ],
 )
 def test_refused_naming_the_cell(cells: dict[str, object], where: str, reason: str) -> None:
     with pytest.raises(ModelError) as err:
         build_model(_book(cells))
     assert err.value.location == where and reason in str(err.value)
+
+
+def test_a_defined_name_of_a_cell_is_that_cell() -> None:
+    cells = {"B1": "=RiskUniform(0,1)", "B2": '=RiskOutput("y")+B1*2', "B3": "=RiskMean(Y)"}
+    m = build_model(Book(_book(cells).sheets, names={(None, "Y"): "S!$B$2"}))
+    assert [o.name for o in m.outputs] == ["y"]
+    assert _reports(m)["S!B3"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_a_workbook_of_reports_only_simulates() -> None:
