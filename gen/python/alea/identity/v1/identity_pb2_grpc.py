@@ -160,7 +160,10 @@ class IdentityServiceServicer:
 
     def Logout(self, request, context):
         """Revokes a refresh token and the session it belongs to. Holding the refresh token is the
-        credential, so a user whose access token has expired can still log out.
+        credential, so a user whose access token has expired can still log out. Access tokens
+        already issued are self-contained and stay valid until they expire (15 minutes at most);
+        to cut a user off at once, disable the user (UpdateUser), which every service honours
+        within a second.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
