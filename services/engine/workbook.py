@@ -2,7 +2,8 @@
 
 openpyxl reads the file in read-only (streaming) mode only after the guard's checks, and
 anything it fails on is a :class:`WorkbookRejected`. So memory and time are bounded by the
-guard's constants, whatever the file claims.
+guard's constants, whatever the file claims. Cells are read as openpyxl's parser yields them
+(:func:`sheet_rows`), never through ``iter_rows``, which pads the rows and cells a sheet skips.
 """
 
 from __future__ import annotations
@@ -10,19 +11,21 @@ from __future__ import annotations
 import datetime
 import io
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import openpyxl
 from openpyxl.utils.datetime import to_excel
+from openpyxl.worksheet._reader import WorkSheetParser
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from services.engine.build import Book, build_model
 from services.engine.errors import FormulaError, ModelError, WorkbookRejected
 from services.engine.formula import CellContent, Formula
-from services.engine.guard import check_workbook, declared_cells, read_limited
+from services.engine.guard import OUTSIDE_GRID, check_workbook, declared_cells, read_limited
 from services.engine.ir import Model
-from services.engine.sheet import address
+from services.engine.sheet import MAX_COL, MAX_ROW, address, column_letters, quote_sheet
 
 
 def load_workbook(source: str | Path | bytes | IO[bytes]) -> Model:
@@ -58,18 +61,48 @@ def _book(wb: openpyxl.Workbook) -> Book:
             continue
         for name, dn in getattr(ws, "defined_names", {}).items():
             names[(ws.title, name.upper())] = dn.attr_text
-        ws.reset_dimensions()  # iterate the cells present, never the declared area
         cells: dict[tuple[int, int], CellContent] = {}
-        for row in ws.iter_rows():
+        for _, row in sheet_rows(ws):
             for cell in row:
-                if cell.value is None:  # EmptyCell fillers between cells of a row
+                if cell["value"] is None:  # a cell with a style and nothing else
                     continue
-                where = address(ws.title, cell.row, cell.column)
-                content = _content(cell.value, cell.data_type, where)
+                at = (cell["row"], cell["column"])
+                content = _content(cell["value"], cell["data_type"], address(ws.title, *at))
                 if content is not None:
-                    cells[(cell.row, cell.column)] = content
+                    cells[at] = content
         sheets[ws.title] = cells
     return Book(sheets, names)
+
+
+def sheet_rows(ws: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(row number, cells) of each row a read-only worksheet holds, in file order, each cell
+    as openpyxl's parser reads it (``row``, ``column``, ``value``, ``data_type``).
+
+    ``iter_rows`` pads every row the file skips and every cell left of a row's last: time
+    grows with the row and column numbers the file states, not its size (a 4 KB file with
+    one row numbered 10**20 kept a thread padding forever). Read here, time grows with the
+    rows and cells present. A row or cell outside the grid is refused naming the sheet and
+    cell, whatever the guard saw.
+    """
+    book, sheet = ws.parent, quote_sheet(ws.title)
+    # openpyxl has no public unpadded read: its parser, built as iter_rows builds it.
+    with ws._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            ws._shared_strings,
+            data_only=book.data_only,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        for number, cells in parser.parse():
+            if not 1 <= number <= MAX_ROW:
+                raise WorkbookRejected(f"row {number} is {OUTSIDE_GRID}", sheet)
+            for cell in cells:
+                if not (1 <= cell["row"] <= MAX_ROW and 1 <= cell["column"] <= MAX_COL):
+                    where = f"{sheet}!{column_letters(cell['column'])}{cell['row']}"
+                    raise WorkbookRejected(f"the cell is {OUTSIDE_GRID}", where)
+            yield number, cells
 
 
 def _content(value: object, data_type: str, where: str) -> CellContent:

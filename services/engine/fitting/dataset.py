@@ -1,7 +1,8 @@
 """A dataset: one column of numbers from a CSV or XLSX file.
 
-The file is XLSX when it is a zip (checked by :mod:`..guard` before openpyxl reads it, cached
-values only: a formula cell counts with the value Excel last saved), else CSV: UTF-8 text,
+The file is XLSX when it is a zip (checked by :mod:`..guard` before openpyxl reads it, cell by
+cell through :func:`..workbook.sheet_rows`, which pads no skipped row or cell; cached values
+only: a formula cell counts with the value Excel last saved), else CSV: UTF-8 text,
 separated by tabs, else semicolons, else commas (the first of these the first line holds);
 with semicolons a decimal comma is read as a decimal point. The first row is a header when
 one of its cells is text that is not a number. The column is chosen by its header or by
@@ -18,6 +19,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -151,16 +153,52 @@ def _csv_rows(data: bytes) -> tuple[Iterator[Sequence[Cell]], bool]:
 def _xlsx_rows(data: bytes, sheet: str) -> Iterator[Sequence[Cell]]:
     import openpyxl  # only for XLSX datasets: the CSV path stays light
 
+    from services.engine.workbook import sheet_rows
+
     try:
         guard.check_workbook(data)
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except ModelError as exc:
-        raise DatasetError("file_id", exc.reason) from None
+        raise DatasetError("file_id", str(exc)) from None
     except Exception as exc:  # openpyxl raises many types for malformed parts
         raise DatasetError("file_id", f"not a readable XLSX file ({type(exc).__name__})") from None
     try:
         if sheet and sheet not in book.sheetnames:
             raise DatasetError("sheet", f"no sheet {sheet!r}; the workbook has {book.sheetnames}")
-        yield from book[sheet or book.sheetnames[0]].iter_rows(values_only=True)
+        following = 1  # rows the file leaves out are blank ones, so that rows keep their numbers
+        for number, cells in sheet_rows(book[sheet or book.sheetnames[0]]):
+            if number < following:  # out of order: skipped, as openpyxl's iter_rows does
+                continue
+            yield from itertools.repeat((), number - following)
+            following = number + 1
+            yield _Row({cell["column"] - 1: cell["value"] for cell in cells})
+    except DatasetError:
+        raise
+    except ModelError as exc:  # a row or cell outside the grid
+        raise DatasetError("file_id", str(exc)) from None
+    except Exception as exc:  # openpyxl parses the sheet lazily, here
+        raise DatasetError("file_id", f"not a readable XLSX file ({type(exc).__name__})") from None
     finally:
         book.close()
+
+
+class _Row(Sequence[Cell]):
+    """An XLSX row by position, holding only the cells the file has: a row whose one value is
+    in column XFD is one value, not 16,384 (openpyxl's rows hold every blank to the left)."""
+
+    def __init__(self, cells: dict[int, Cell]) -> None:
+        self._cells, self._length = cells, max(cells, default=-1) + 1
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Cell: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Cell]: ...
+    def __getitem__(self, index: int | slice) -> Cell | Sequence[Cell]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError(index)
+        return self._cells.get(index % self._length)
