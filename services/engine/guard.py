@@ -5,12 +5,19 @@ every member's declared uncompressed size and compression ratio (parts openpyxl 
 have a tighter limit than streamed worksheets), and the declared total. Every member is then
 inflated once as a stream, counting bytes against the same caps (a member that inflates past
 its declared size, or a bad CRC, is refused) and rejecting XML document type declarations
-(entity-expansion bombs). The workbook part is parsed for its number of sheets; worksheets
-and the shared-strings table are byte-scanned, chunk by chunk, for declared dimensions, cells
-and strings. So memory and time are bounded by the constants below, whatever the file claims.
-Rows, cells and dimensions must lie within Excel's grid (:data:`OUTSIDE_GRID`): openpyxl's
-reader pads every row a sheet skips, so one ``<row r="99999999999999999999">`` in a 4 KB file
-would keep a thread padding rows forever.
+(entity-expansion bombs) and any encoding but UTF-8 (the byte scans below read UTF-8 only).
+
+The parts are then found as openpyxl finds them, wherever the file stores them: the workbook
+and shared-strings parts from ``[Content_Types].xml``, the sheets from the workbook part's
+``<sheets>`` and its relationships (:func:`_sheet_parts`). The workbook part is parsed for its
+sheets (two sheets on one part are refused: openpyxl would read the part once per sheet);
+each worksheet openpyxl will read and the shared-strings table are byte-scanned, chunk by
+chunk, for cells and strings. So memory and time are bounded by the constants below, whatever
+the file claims. Rows, cells and dimensions must lie within Excel's grid
+(:data:`OUTSIDE_GRID`): openpyxl's ``iter_rows`` pads every row a sheet skips, so one
+``<row r="99999999999999999999">`` in a 4 KB file would keep a thread padding rows forever.
+A dimension's area is not limited: no reader sizes anything by it (``workbook.sheet_rows``
+reads the cells present), and the cells present are counted.
 
 Standard library only: the files service checks uploads with :func:`check_directory` without
 loading NumPy, SciPy or openpyxl. :data:`MAX_WORKBOOK_BYTES` is the one workbook size limit
@@ -64,7 +71,7 @@ RATIO_FLOOR_BYTES = 2**20
 MAX_SHEETS = 256
 """Most worksheets in one workbook."""
 MAX_CELLS = 1_000_000
-"""Most non-empty cells over all sheets, declared (sheet dimensions) or actual."""
+"""Most cells (``<c>`` elements) over all the worksheets openpyxl reads."""
 MAX_SHARED_STRINGS = 1_000_000
 """Most entries in the shared-strings table."""
 MAX_SHARED_STRINGS_BYTES = 64 * 2**20
@@ -78,6 +85,18 @@ reader for whatever openpyxl reads."""
 _CHUNK = 2**20
 _XLSX_PARTS = ("[Content_Types].xml", "xl/workbook.xml")
 _DOCTYPE = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+# XML in UTF-16 or UTF-32, told as XML parsers tell it (XML 1.0, appendix F): a byte order
+# mark, or '<' or white space next to a NUL at the start. The byte scans here would find no
+# tag in it, while openpyxl's parser reads it. (No image or other binary part Excel writes
+# starts so.) EBCDIC ("<?xm" in code page 37) is told the same way.
+_WIDE = re.compile(
+    rb"\A(?:\xfe\xff|\xff\xfe|\x00\x00\xfe\xff|\x00{1,3}[\t\n\r <]|[\t\n\r <]\x00|\x4c\x6f\xa7\x94)"
+)
+# An XML declaration (only at the very start, after a UTF-8 byte order mark) and its encoding:
+# one declared in ASCII may switch the rest of the part to another (expat and libxml2 do).
+_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml(?=[\s?])")
+_DECLARATION_END = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml([^<>]*?)\?>")
+_ENCODING = re.compile(rb"\sencoding\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 # Markup runs from '<' to the first '>' outside quotes; a quoted value may hold '>' but never
 # '<', so no match reaches past the next '<' (possessive: a tag left open fails in one pass).
 _ATTRIBUTES = rb"(?:[^<>\"']++|\"[^<\"]*+\"|'[^<']*+')*+"
@@ -90,7 +109,19 @@ _MARKUP = re.compile(rb"<" + _ATTRIBUTES + rb">")
 _ATTRIBUTE = re.compile(rb"([^\s=\"'/]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _REF = re.compile(rb"\s*([A-Za-z]*)([0-9]+)\s*")
 _RANGE_REF = re.compile(rb"\$?([A-Za-z]*)\$?([0-9]*)(?::\$?([A-Za-z]*)\$?([0-9]*))?")
-_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_RELATIONSHIP_ID = f"{{{_RELATIONSHIPS}}}id"
+# The content types openpyxl takes for the workbook part, in the order it looks for them
+# (openpyxl.reader.excel._find_workbook_part), and for the shared strings.
+_WORKBOOK_TYPES = (
+    "application/vnd.ms-excel.template.macroEnabled.main+xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml",
+    "application/vnd.ms-excel.sheet.macroEnabled.main+xml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+)
+_SHARED_STRINGS_TYPE = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+)
 
 
 def read_limited(source: str | Path | bytes | IO[bytes]) -> bytes:
@@ -137,12 +168,15 @@ def check_directory(archive: zipfile.ZipFile) -> None:
         ratio = size / max(info.compress_size, 1)
         if size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
             raise WorkbookRejected(f"{info.filename} compresses {ratio:.0f}:1, a zip bomb")
-        limit = MAX_PART_BYTES if _held_whole(info.filename) else MAX_MEMBER_BYTES
-        if size > limit:
-            raise WorkbookRejected(f"{info.filename} declares {size} bytes (limit {limit})")
+        _check_size(info, MAX_PART_BYTES if _held_whole(info.filename) else MAX_MEMBER_BYTES)
         total += size
     if total > MAX_TOTAL_BYTES:
         raise WorkbookRejected(f"zip declares {total} bytes uncompressed (limit {MAX_TOTAL_BYTES})")
+
+
+def _check_size(info: zipfile.ZipInfo, limit: int) -> None:
+    if info.file_size > limit:
+        raise WorkbookRejected(f"{info.filename} declares {info.file_size} bytes (limit {limit})")
 
 
 def _held_whole(name: str) -> bool:
@@ -158,6 +192,8 @@ def _check_contents(archive: zipfile.ZipFile) -> None:
         seen = 0
         tail = b""
         for chunk in _stream(archive, info.filename, info.file_size):
+            if not seen:
+                _check_encoding(info.filename, chunk)
             seen += len(chunk)
             total += len(chunk)
             if total > MAX_TOTAL_BYTES:
@@ -167,6 +203,24 @@ def _check_contents(archive: zipfile.ZipFile) -> None:
             tail = chunk[-16:]
         if seen != info.file_size:
             raise WorkbookRejected(f"{info.filename} inflates to a size other than declared")
+
+
+def _check_encoding(name: str, start: bytes) -> None:
+    """Refuse a part in any encoding but UTF-8 (``start``: its first chunk). Excel writes
+    UTF-8; the document type and tag scans read bytes, so a part in UTF-16 would hide from
+    them what openpyxl's parser reads in it."""
+    if _WIDE.match(start):
+        raise WorkbookRejected(f"{name} is not encoded in UTF-8 (UTF-16, UTF-32 or EBCDIC)")
+    if not _DECLARATION.match(start):
+        return
+    declaration = _DECLARATION_END.match(start)
+    if declaration is None:
+        raise WorkbookRejected(f"{name} has an XML declaration not closed in {_CHUNK} bytes")
+    encoding = _ENCODING.search(declaration[1])
+    if encoding is not None:
+        value = encoding[1] if encoding[1] is not None else encoding[2]
+        if value.lower() not in (b"utf-8", b"utf8"):
+            raise WorkbookRejected(f"{name} is encoded in {_shown(value)}, not UTF-8")
 
 
 def _stream(archive: zipfile.ZipFile, name: str, limit: int) -> Iterator[bytes]:
@@ -191,16 +245,23 @@ def _stream(archive: zipfile.ZipFile, name: str, limit: int) -> Iterator[bytes]:
         raise WorkbookRejected(f"{name} cannot be inflated: {exc}") from None
 
 
-def _elements(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """(local tag name, attributes) of every element of an XML member, streamed."""
-    parser = XMLPullParser(events=("start",))  # type: ignore[var-annotated]
+def _elements(archive: zipfile.ZipFile, name: str) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """(depth, the root's 0; local tag name; attributes) of every element of an XML member,
+    streamed. openpyxl reads a part's elements by position (children of the root, of
+    ``<sheets>``) and by local name, whatever their namespace: so does the guard."""
+    parser = XMLPullParser(events=("start", "end"))  # type: ignore[var-annotated]
+    depth = 0
     try:
         for chunk in _stream(archive, name, archive.getinfo(name).file_size):
             parser.feed(chunk)
-            for _, elem in parser.read_events():  # type: ignore[misc]
+            for event, elem in parser.read_events():  # type: ignore[misc]
                 assert isinstance(elem, Element)
-                yield elem.tag.rsplit("}", 1)[-1], dict(elem.attrib)
-                elem.clear()
+                if event == "end":
+                    depth -= 1
+                    elem.clear()
+                    continue
+                yield depth, elem.tag.rsplit("}", 1)[-1], dict(elem.attrib)
+                depth += 1
         parser.close()
     except ParseError as exc:
         raise WorkbookRejected(f"{name} is not well-formed XML: {exc}") from None
@@ -227,51 +288,114 @@ def _tags(archive: zipfile.ZipFile, name: str) -> Iterator[list[tuple[bytes, ...
 
 
 def _check_structure(archive: zipfile.ZipFile) -> None:
-    """Count sheets, declared and actual cells, and shared strings, and check that rows and
-    cells are within the grid, before openpyxl reads."""
-    sheets = [attrs for tag, attrs in _elements(archive, "xl/workbook.xml") if tag == "sheet"]
-    if len(sheets) > MAX_SHEETS:
-        raise WorkbookRejected(f"workbook has {len(sheets)} sheets (limit {MAX_SHEETS})")
-    names = archive.namelist()
-    if "xl/sharedStrings.xml" in names:
-        if archive.getinfo("xl/sharedStrings.xml").file_size > MAX_SHARED_STRINGS_BYTES:
-            raise WorkbookRejected(f"shared strings larger than {MAX_SHARED_STRINGS_BYTES} bytes")
+    """Count sheets, cells and shared strings, and check that rows and cells are within the
+    grid, in the parts openpyxl will read, before it reads them."""
+    workbook, strings = _package(archive)
+    names = set(archive.namelist())
+    if strings in names:
+        _check_size(archive.getinfo(strings), MAX_SHARED_STRINGS_BYTES)
         count = 0
-        for tags in _tags(archive, "xl/sharedStrings.xml"):
+        for tags in _tags(archive, strings):
             count += sum(tag[0] == b"si" for tag in tags)
             if count > MAX_SHARED_STRINGS:
                 raise WorkbookRejected(f"more than {MAX_SHARED_STRINGS} shared strings")
-    titles = _sheet_titles(archive, sheets)
     cells = 0
-    for name in names:
-        if posixpath.dirname(name) != "xl/worksheets" or not name.endswith(".xml"):
+    for title, part, chartsheet in _sheet_parts(archive, workbook):
+        if chartsheet:  # parsed into one tree, whatever its folder
+            _check_size(archive.getinfo(part), MAX_PART_BYTES)
+        else:
+            cells = _check_sheet(archive, part, title, cells)
+
+
+def _package(archive: zipfile.ZipFile) -> tuple[str, str | None]:
+    """The workbook part and the shared-strings part (None without one), as openpyxl's reader
+    finds them in ``[Content_Types].xml``: the first override of the first workbook content
+    type it knows, else ``xl/workbook.xml`` where a default names such a type."""
+    overrides: list[tuple[str, str]] = []
+    defaults: set[str] = set()
+    for depth, tag, attrs in _elements(archive, "[Content_Types].xml"):
+        if depth == 1 and tag == "Override":
+            overrides.append((attrs.get("ContentType", ""), attrs.get("PartName", "")))
+        elif depth == 1 and tag == "Default":
+            defaults.add(attrs.get("ContentType", ""))
+
+    def first(content_type: str) -> str | None:
+        # openpyxl drops the part name's first character, the leading '/', whatever it is
+        return next((part[1:] for kind, part in overrides if kind == content_type), None)
+
+    workbook = next(filter(None, map(first, _WORKBOOK_TYPES)), None)
+    if workbook is None and defaults.intersection(_WORKBOOK_TYPES):
+        workbook = "xl/workbook.xml"
+    if workbook is None or workbook not in archive.namelist():
+        raise WorkbookRejected("not an .xlsx file ([Content_Types].xml names no workbook part)")
+    return workbook, first(_SHARED_STRINGS_TYPE)
+
+
+def _sheet_parts(archive: zipfile.ZipFile, workbook: str) -> list[tuple[str, str, bool]]:
+    """(title, part, whether a chartsheet) of every sheet openpyxl reads, found as its reader
+    finds them: the children of the workbook part's last ``<sheets>`` (whatever their tag),
+    each with a relationship id, through the workbook part's relationships, to a part the zip
+    holds. Refuses more than :data:`MAX_SHEETS` sheets, and two sheets on one part: openpyxl
+    reads a part once per sheet, so 256 sheets on one part of a million cells would be 256
+    million cells. All are found before any is scanned."""
+    sheets: list[dict[str, str]] = []
+    within: list[dict[str, str]] | None = None
+    for depth, tag, attrs in _elements(archive, workbook):
+        if depth == 1:
+            within = [] if tag == "sheets" else None
+            if within is not None:  # a later <sheets> replaces an earlier one, to openpyxl
+                sheets = within
+        elif depth == 2 and within is not None:
+            within.append(attrs)
+    if len(sheets) > MAX_SHEETS:
+        raise WorkbookRejected(f"workbook has {len(sheets)} sheets (limit {MAX_SHEETS})")
+    relationships = _relationships(archive, workbook)
+    names = set(archive.namelist())
+    parts: dict[str, tuple[str, str, bool]] = {}
+    for sheet in sheets:
+        # the relationships' namespaced id, else a plain one: openpyxl takes either
+        rid = sheet.get(_RELATIONSHIP_ID, sheet.get("id"))
+        target, kind = relationships.get(rid, ("", "")) if rid else ("", "")
+        if target not in names:  # skipped, or refused, by openpyxl
             continue
-        cells = _check_sheet(archive, name, titles.get(name, name), cells)
+        title = sheet.get("name") or target
+        if target in parts:
+            first = quote_sheet(parts[target][0])
+            raise WorkbookRejected(
+                f"the sheet is stored in {target}, as sheet {first} is: openpyxl would read "
+                "the part once per sheet; each sheet needs a part of its own",
+                quote_sheet(title),
+            )
+        parts[target] = (title, target, "chartsheet" in kind)
+    return list(parts.values())
 
 
-def _sheet_titles(archive: zipfile.ZipFile, sheets: list[dict[str, str]]) -> dict[str, str]:
-    """The title of each worksheet part the workbook's relationships name, so that a refusal
-    names the sheet as Excel shows it (a part not found there is named by its path)."""
-    rels = "xl/_rels/workbook.xml.rels"
+def _relationships(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
+    """(target part, type) of each relationship id of a part, the targets resolved as
+    openpyxl's ``get_dependents`` resolves them (empty where the part has no relationships)."""
+    folder, base = posixpath.split(part)
+    rels = posixpath.join(folder, "_rels", base + ".rels")
     if rels not in archive.namelist():
         return {}
-    targets = {
-        attrs.get("Id"): attrs.get("Target", "")
-        for tag, attrs in _elements(archive, rels)
-        if tag == "Relationship"
-    }
-    titles: dict[str, str] = {}
-    for sheet in sheets:
-        target = targets.get(sheet.get(_RELATIONSHIP_ID))
-        if target and "name" in sheet:
-            part = target[1:] if target.startswith("/") else posixpath.join("xl", target)
-            titles[posixpath.normpath(part)] = sheet["name"]
-    return titles
+    relationships: dict[str, tuple[str, str]] = {}
+    for depth, _, attrs in _elements(archive, rels):
+        rid, target = attrs.get("Id"), attrs.get("Target")
+        if depth != 1 or not rid or target is None:
+            continue
+        if attrs.get("TargetMode") == "External":
+            pass  # read as written: openpyxl opens it all the same where the zip holds it
+        elif target.startswith("/"):
+            target = target[1:]  # not normalised, by openpyxl either
+        else:
+            target = posixpath.normpath(posixpath.join(folder, target))
+        kind = f"{_RELATIONSHIPS}/{attrs['type']}" if "type" in attrs else attrs.get("Type", "")
+        relationships[rid] = (target, kind)
+    return relationships
 
 
 def _check_sheet(archive: zipfile.ZipFile, name: str, title: str, cells: int) -> int:
-    """Refuse a worksheet whose rows, cells or dimension leave the grid, or that takes the
-    workbook past :data:`MAX_CELLS`; the cells counted so far, this sheet's added.
+    """Refuse a worksheet whose rows, cells or dimension leave the grid, or whose cells take
+    the workbook past :data:`MAX_CELLS`; the cells counted so far, this sheet's added.
 
     A row or cell without ``r`` follows the one before it, as openpyxl numbers them.
     """
@@ -314,11 +438,6 @@ def _check_sheet(archive: zipfile.ZipFile, name: str, title: str, cells: int) ->
                 if not _within_grid(dimension):
                     shown = _shown(dimension)
                     raise WorkbookRejected(f"dimension {shown} is {OUTSIDE_GRID}", sheet)
-                declared = declared_cells(dimension.decode("utf-8", "replace"))
-                if declared > MAX_CELLS:
-                    raise WorkbookRejected(
-                        f"{name} declares {_shown(dimension)} ({declared} cells, limit {MAX_CELLS})"
-                    )
     return cells
 
 

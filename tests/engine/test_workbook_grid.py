@@ -201,8 +201,8 @@ def test_markup_longer_than_the_scan_window_is_refused_not_skipped() -> None:
 
 
 def test_a_worksheet_stored_outside_the_worksheets_folder_is_refused_too() -> None:
-    """The guard scans xl/worksheets/; the reader checks every row openpyxl yields, wherever
-    the workbook's relationships put the sheet."""
+    """The guard scans each sheet where the workbook's relationships put it, as openpyxl reads
+    it; the reader checks every row openpyxl yields too."""
     data = _workbook(_row(HUGE), part="xl/other/s.xml")
     assert "xl/other/s.xml" in zipfile.ZipFile(io.BytesIO(data)).namelist()
     _refused(data, "S", f"row {HUGE.decode()} is {GRID}")
