@@ -29,8 +29,12 @@ def _xlsx(wb: Workbook | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _rewrite(data: bytes, name: str, change: Callable[[bytes], bytes]) -> bytes:
-    """The same zip with member ``name`` replaced by ``change(old content)``."""
+def rewrite(
+    data: bytes,
+    changes: dict[str, Callable[[bytes], bytes]],
+    moves: dict[str, str] | None = None,
+) -> bytes:
+    """The zip with members changed by ``changes`` and renamed by ``moves``."""
     out = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(data)) as src,
@@ -38,8 +42,15 @@ def _rewrite(data: bytes, name: str, change: Callable[[bytes], bytes]) -> bytes:
     ):
         for info in src.infolist():
             content = src.read(info.filename)
-            dst.writestr(info.filename, change(content) if info.filename == name else content)
+            change = changes.get(info.filename)
+            content = change(content) if change else content
+            dst.writestr((moves or {}).get(info.filename, info.filename), content)
     return out.getvalue()
+
+
+def _rewrite(data: bytes, name: str, change: Callable[[bytes], bytes]) -> bytes:
+    """The same zip with member ``name`` replaced by ``change(old content)``."""
+    return rewrite(data, {name: change})
 
 
 def _add(data: bytes, name: str, content: bytes) -> bytes:

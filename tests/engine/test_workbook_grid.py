@@ -23,6 +23,7 @@ from services.engine import guard
 from services.engine.errors import WorkbookRejected
 from services.engine.fitting.dataset import DatasetError, read_column
 from services.engine.workbook import read_book
+from tests.engine.test_workbook import rewrite
 
 T = TypeVar("T")
 
@@ -52,23 +53,6 @@ def _within(seconds: float, read: Callable[[], T]) -> T | Exception:
     return outcome[0]
 
 
-def _rewrite(
-    data: bytes, changes: dict[str, Callable[[bytes], bytes]], moves: dict[str, str]
-) -> bytes:
-    """The zip with members changed by ``changes`` and renamed by ``moves``."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for info in src.infolist():
-            content = src.read(info.filename)
-            change = changes.get(info.filename)
-            content = change(content) if change else content
-            dst.writestr(moves.get(info.filename, info.filename), content)
-    return out.getvalue()
-
-
 def _workbook(
     rows: bytes, dimension: bytes = b"A1", *, title: bytes = b"S", part: str = SHEET
 ) -> bytes:
@@ -93,7 +77,7 @@ def _workbook(
         "[Content_Types].xml": moved,
         "xl/_rels/workbook.xml.rels": moved,
     }
-    return _rewrite(buffer.getvalue(), changes, {SHEET: part})
+    return rewrite(buffer.getvalue(), changes, {SHEET: part})
 
 
 def _refused(data: bytes, location: str, reason: str) -> None:
