@@ -18,10 +18,11 @@ that bound rather than when the token expires.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
 
 import jwt
 
@@ -131,6 +132,64 @@ class TokenVerifier:
         return principal, float(claims["exp"])
 
 
+_T = TypeVar("_T")
+
+
+class _SharedCalls(Generic[_T]):
+    """One call of a source per key at a time: whoever asks while it runs awaits its answer.
+
+    A cache's entry expires for every caller at once; a thousand open streams of one user
+    re-checked in the same second would otherwise ask identity a thousand times."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[tuple[float, _T]]] = {}
+        self._refreshing: set[asyncio.Future[None]] = set()
+
+    async def ask(self, key: Hashable, call: Callable[[], Awaitable[_T]]) -> tuple[float, _T]:
+        """(when the shared call started, its answer)."""
+        running = self._running.get(key)
+        if running is None:
+
+            async def timed() -> tuple[float, _T]:
+                return time.monotonic(), await call()
+
+            running = self._running[key] = asyncio.ensure_future(timed())
+            running.add_done_callback(lambda done: self._finished(key, done))
+        # shielded: a caller that gives up does not cancel the others' answer
+        return await asyncio.shield(running)
+
+    def refresh(
+        self,
+        key: Hashable,
+        call: Callable[[], Awaitable[_T]],
+        store: Callable[[float, _T], Any],
+        forget: Callable[[], Any],
+    ) -> None:
+        """Start ``call`` for ``key`` in the background unless one runs, and hand its answer
+        to ``store``; a refusal (Unauthenticated) to ``forget``, so that the next check
+        asks and is refused. Any other failure (identity away) stores nothing: the next
+        check starts another call."""
+        if key in self._running:
+            return
+
+        async def update() -> None:
+            try:
+                store(*await self.ask(key, call))
+            except Unauthenticated:
+                forget()
+            except Exception:  # the answer kept stands; the next check asks again
+                pass
+
+        task = asyncio.ensure_future(update())
+        self._refreshing.add(task)  # held: the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._refreshing.discard)
+
+    def _finished(self, key: Hashable, done: asyncio.Future[tuple[float, _T]]) -> None:
+        self._running.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller may have given up
+
+
 API_KEY_CACHE_SECONDS = 1.0
 """How long a service other than identity trusts a verified API key without asking again:
 a revoked key is refused everywhere at most this long after RevokeApiKey returns (identity
@@ -146,19 +205,40 @@ class ApiKeyCache:
         self._source = source
         self._ttl = ttl
         self._max = max_entries
-        self._entries: dict[bytes, tuple[Principal, float]] = {}
+        # digest -> (principal, trusted until, the key's own expiry)
+        self._entries: dict[bytes, tuple[Principal, float, float]] = {}
+        self._calls: _SharedCalls[tuple[Principal, float | None]] = _SharedCalls()
 
-    async def verify(self, secret: str) -> Principal:
-        """The principal of an active key; Unauthenticated for unknown/expired/revoked keys."""
+    async def verify(self, secret: str, *, wait: bool = True) -> Principal:
+        """The principal of an active key; Unauthenticated for unknown/expired/revoked keys.
+
+        ``wait=False`` (an open stream's re-check) takes an answer past its ``ttl`` while
+        a fresh one is asked for in the background, never past the key's own expiry."""
         digest = hashlib.sha256(secret.encode()).digest()
-        now = time.time()
         hit = self._entries.get(digest)
+        now = time.time()
         if hit is not None and hit[1] > now:
             return hit[0]
-        principal, expires = await self._source(secret)
+        if hit is not None and not wait and hit[2] > now:
+            self._calls.refresh(
+                digest,
+                lambda: self._source(secret),
+                lambda t, a: self._store(digest, t, a),
+                lambda: self._entries.pop(digest, None),
+            )
+            return hit[0]
+        started, answer = await self._calls.ask(digest, lambda: self._source(secret))
+        return self._store(digest, started, answer)
+
+    def _store(
+        self, digest: bytes, started: float, answer: tuple[Principal, float | None]
+    ) -> Principal:
+        principal, expires = answer
+        asked = time.time() - (time.monotonic() - started)  # when the shared question went
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[digest] = (principal, min(now + self._ttl, expires or float("inf")))
+        until = expires or float("inf")
+        self._entries[digest] = (principal, min(asked + self._ttl, until), until)
         return principal
 
 
@@ -180,19 +260,27 @@ class UserCheck:
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[tuple[str, str], tuple[bool, str, bool, float]] = {}
+        self._calls: _SharedCalls[tuple[bool, str, bool]] = _SharedCalls()
 
-    async def current(self, principal: Principal) -> Principal:
+    async def current(self, principal: Principal, *, wait: bool = True) -> Principal:
         """``principal`` as its user stands now: Unauthenticated when disabled or gone; the
-        lower of the token's and the current role; platform only for a current admin."""
+        lower of the token's and the current role; platform only for a current admin.
+
+        ``wait=False`` (an open stream's re-check) takes an answer past ``ttl`` while a
+        fresh one is asked for in the background: a thousand streams of one user then cost
+        one question a second and none of them waits for it."""
         key = (principal.tenant_id, principal.user_id)
         hit = self._entries.get(key)
-        asked = time.monotonic()
-        if hit is None or hit[3] <= asked:
-            active, role, platform = await self._source(*key)
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            hit = (active, role, platform, asked + self._ttl)
-            self._entries[key] = hit
+        if hit is not None and hit[3] <= time.monotonic() and not wait:
+            self._calls.refresh(
+                key,
+                lambda: self._source(*key),
+                lambda t, a: self._store(key, t, a),
+                lambda: self._entries.pop(key, None),
+            )
+        elif hit is None or hit[3] <= time.monotonic():
+            asked, answer = await self._calls.ask(key, lambda: self._source(*key))
+            hit = self._store(key, asked, answer)
         active, role, platform, _ = hit
         if not active:
             raise Unauthenticated("user is disabled or no longer exists")
@@ -203,6 +291,14 @@ class UserCheck:
             role=role,
             platform=platform and role == "admin",
         )
+
+    def _store(
+        self, key: tuple[str, str], asked: float, answer: tuple[bool, str, bool]
+    ) -> tuple[bool, str, bool, float]:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        entry = self._entries[key] = (*answer, asked + self._ttl)
+        return entry
 
 
 class Authenticator:
@@ -220,11 +316,14 @@ class Authenticator:
         """The caller of an open stream, authenticated from ``metadata`` as ``principal``,
         as they stand now: Unauthenticated once the user is disabled or gone or the API key
         revoked; the lower role after a demotion. The access token's expiry was checked
-        when the stream opened; a stream may outlive it (the user's state may not)."""
+        when the stream opened; a stream may outlive it (the user's state may not). Answers
+        come from the caches without waiting, a second or two old at most."""
         if "authorization" in metadata:
-            return principal if self.users is None else await self.users.current(principal)
+            if self.users is None:
+                return principal
+            return await self.users.current(principal, wait=False)
         secret = metadata.get("x-api-key")
-        return await self.api_keys.verify(secret) if secret else principal
+        return await self.api_keys.verify(secret, wait=False) if secret else principal
 
     async def authenticate(self, metadata: Mapping[str, str]) -> Principal | None:
         """The principal, None when the request carries no credentials, or Unauthenticated."""
