@@ -520,6 +520,12 @@ class Graph:
             return (sheet, upper)
         if (None, upper) in self.book.names:
             return (None, upper)
+        if upper.startswith("_XLPM."):  # how Excel stores a LET or LAMBDA parameter
+            raise FormulaError(
+                f"LET and LAMBDA are not supported ({name.name[6:]!r} is one of their "
+                "parameters): write the value in a cell of its own",
+                self.locate(at),
+            )
         raise FormulaError(f"unknown name {name.name!r}", self.locate(at))
 
     def name_ast(self, key: tuple[str | None, str]) -> Expr:

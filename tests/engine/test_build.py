@@ -434,6 +434,8 @@ def test_parameters_computed_from_constant_cells_are_checked_too() -> None:
 def test_unknown_names_and_sheets() -> None:
     assert "unknown name" in str(refusal({"S!A1": "=RiskOutput()+Nope"}, FormulaError))
     assert "no sheet" in str(refusal({"S!A1": "=RiskOutput()+Nope!A1"}, FormulaError))
+    let = "=RiskOutput()+_xlfn.LET(_xlpm.x,2,_xlpm.x*3)"  # as Excel stores LET
+    assert "LET and LAMBDA are not supported ('x'" in str(refusal({"S!A1": let}, FormulaError))
 
 
 def test_property_functions_only_inside_distributions() -> None:
