@@ -219,8 +219,9 @@ async def test_an_open_stream_ends_once_its_api_key_is_revoked(subject: Subject,
             async for _ in ticks:
                 pass
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    # the key's cache, then at most a check's lifetime until the next message is checked
-    assert time.monotonic() - revoked < API_KEY_CACHE_SECONDS + USER_CHECK_SECONDS + 1
+    # within a few seconds, not at the deadline: the check after a revocation takes the last
+    # answer and asks again in the background, and the next check, a second later, refuses
+    assert time.monotonic() - revoked < API_KEY_CACHE_SECONDS + 2 * USER_CHECK_SECONDS + 3
 
 
 async def test_a_peer_missing_from_the_table_is_refused(subject: Subject, files) -> None:
