@@ -68,7 +68,7 @@ class LocalBlobStore:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         final = self.path(key)
         temp = self._tmp / f"{key}.{uuid.uuid4().hex}.part"
-        handle = await asyncio.to_thread(open, temp, "xb")
+        handle = await _create(temp)
         written = 0
         # One write in flight on the executor while the next chunk is produced.
         pending: concurrent.futures.Future[int] | None = None
@@ -124,3 +124,27 @@ def _read(path: Path, offset: int, length: int) -> bytes:
     with path.open("rb") as handle:
         handle.seek(offset)
         return handle.read(length)
+
+
+async def _create(path: Path) -> BinaryIO:
+    """``path`` created and opened for writing, on a worker thread. Cancelled meanwhile (the
+    client gave up), the file the thread still creates is closed and removed once it exists:
+    it would otherwise stay in ``tmp`` until the next restart."""
+    opening: asyncio.Future[BinaryIO] = asyncio.get_running_loop().run_in_executor(
+        None, _open_new, path
+    )
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+
+        def remove(done: asyncio.Future[BinaryIO]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+                path.unlink(missing_ok=True)
+
+        opening.add_done_callback(remove)
+        raise
+
+
+def _open_new(path: Path) -> BinaryIO:
+    return open(path, "xb")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
+from services.files import blobs
 from services.files.blobs import LocalBlobStore
 
 KEY = "3f2b8c1e-1111-4222-8333-444455556666"
@@ -59,6 +63,35 @@ async def test_cancelled_put_leaves_nothing(tmp_path: Path) -> None:
         await task
     assert store.temp_files() == []
     assert not store.path(KEY).exists()
+
+
+async def test_a_put_cancelled_while_its_file_is_created_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client gives up while a worker thread is creating the temp file: the thread
+    # still creates it after the cancellation reached the upload.
+    store = LocalBlobStore(tmp_path)
+    creating = threading.Event()
+
+    def slow_open(path: Path, mode: str) -> BinaryIO:
+        creating.set()
+        time.sleep(0.2)
+        return open(path, mode)
+
+    monkeypatch.setattr(blobs, "open", slow_open, raising=False)
+
+    async def nothing() -> AsyncIterator[bytes]:
+        return
+        yield b""
+
+    task = asyncio.create_task(store.put(KEY, nothing()))
+    while not creating.is_set():  # noqa: ASYNC110  (a worker thread's event)
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.5)  # the thread has created it meanwhile
+    assert store.temp_files() == []
 
 
 def test_stale_temp_files_removed_at_start(tmp_path: Path) -> None:
