@@ -277,6 +277,12 @@ class _Rpc:
             yield message
 
 
+def _check_role(method: str, rule: access.MethodRule, user: Principal) -> None:
+    """PermissionDenied unless ``user``'s role reaches the rule's."""
+    if access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(rule.role, 99):
+        raise PermissionDenied(f"{method} needs role {rule.role or 'unspecified'}")
+
+
 class _OpenStreams:
     """Response streams held open on this replica, in all and per tenant, within limits."""
 
@@ -378,8 +384,7 @@ class RuntimeInterceptor(_ServerInterceptor):
                 return Principal(service=rpc.peer)
             raise Unauthenticated("missing credentials: send 'authorization: Bearer' or x-api-key")
         rpc.principal = user  # known even if refused below: the log and the audit name them
-        if access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(rule.role, 99):
-            raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
+        _check_role(rpc.method, rule, user)
         return user
 
     async def recheck(self, rpc: _Rpc) -> None:
@@ -388,10 +393,8 @@ class RuntimeInterceptor(_ServerInterceptor):
             return
         user = await self.authenticator.recheck(rpc.principal, rpc.metadata)
         rule = access.method_rule(rpc.method)
-        if rule is not None and access.ROLE_RANK.get(user.role, 0) < access.ROLE_RANK.get(
-            rule.role, 99
-        ):
-            raise PermissionDenied(f"{rpc.method} needs role {rule.role or 'unspecified'}")
+        if rule is not None:
+            _check_role(rpc.method, rule, user)
 
     async def _authenticate(self, metadata: dict[str, str]) -> Principal | None:
         if self.authenticator is None:
