@@ -320,9 +320,9 @@ _family(
         valid=lambda n, d, m: _whole(n, 0) & _whole(d, 0) & _whole(m, 0) & (n <= m) & (d <= m),
         cpp=r"""
 ALEA_HD double alea_hyper_pmf(double k, double n, double d, double m) {
-  return exp(lgamma(d + 1.0) - lgamma(k + 1.0) - lgamma(d - k + 1.0)
-             + lgamma(m - d + 1.0) - lgamma(n - k + 1.0) - lgamma(m - d - n + k + 1.0)
-             - lgamma(m + 1.0) + lgamma(n + 1.0) + lgamma(m - n + 1.0));
+  return exp(alea_lgamma(d + 1.0) - alea_lgamma(k + 1.0) - alea_lgamma(d - k + 1.0)
+             + alea_lgamma(m - d + 1.0) - alea_lgamma(n - k + 1.0) - alea_lgamma(m - d - n + k + 1.0)
+             - alea_lgamma(m + 1.0) + alea_lgamma(n + 1.0) + alea_lgamma(m - n + 1.0));
 }
 ALEA_HD_CALL double cdf_hypergeo(double x, double n, double d, double m) {
   double lo = fmax(0.0, n + d - m), hi = fmin(n, d), k = floor(x), acc = 0.0;

@@ -207,6 +207,24 @@ def test_quantiles_for_extreme_shapes(harnesses):
             np.testing.assert_array_equal(got[f"{d}{p}"], want[f"{d}{p}"])
 
 
+def test_gamma_functions_do_not_grow_the_kernel_per_cell(tmp_path):
+    """CUDA inlines lgamma at every use (about 600 PTX lines): a workbook of hundreds of
+    COMBIN cells took minutes to compile. Through one call each cell adds a few lines."""
+
+    def ptx_lines(cells: int) -> int:
+        xs = tuple(
+            Sample(i, "uniform", (Const(0.0), Const(60.0)), f"x{i}", f"G!A{i + 1}")
+            for i in range(cells)
+        )
+        combin = (Apply("combin", (Apply("add", (x, Const(40.0))), x)) for x in xs)
+        outputs = tuple(Output(f"c{i}", f"G!B{i + 1}", c) for i, c in enumerate(combin))
+        _nvcc(tmp_path, generate(Model(xs, outputs)).source, "-ptx")
+        return len((tmp_path / "model.out").read_text().splitlines())
+
+    per_cell = (ptx_lines(24) - ptx_lines(4)) / 20
+    assert per_cell < 400, f"{per_cell:.0f} PTX lines per COMBIN cell"
+
+
 def test_wide_argument_lists(harnesses, tmp_path):
     """300 uncertain cells in SUM, MIN, CHOOSE and NPV: no nesting limit, same values."""
     xs = tuple(

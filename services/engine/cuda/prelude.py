@@ -36,6 +36,9 @@ PRELUDE = (
 #define ALEA_HD_CALL static __attribute__((noinline))
 #endif
 typedef unsigned long long u64;
+/* lgamma through one call: CUDA inlines its lgamma (hundreds of instructions) at every use,
+   and a model with hundreds of COMBIN or MULTINOMIAL cells then compiles for minutes */
+ALEA_HD_CALL double alea_lgamma(double x) { return lgamma(x); }
 """
     + _ERRORS
     + r"""
@@ -254,7 +257,7 @@ ALEA_HD_CALL double alea_gser(double a, double x) {  /* P(a, x) by series, x < a
     ap += 1.0; del *= x / ap; sum += del;
     if (fabs(del) < fabs(sum) * ALEA_EPS) break;
   }
-  return sum * exp(-x + a * log(x) - lgamma(a));
+  return sum * exp(-x + a * log(x) - alea_lgamma(a));
 }
 ALEA_HD_CALL double alea_gcf(double a, double x) {  /* Q(a, x) by continued fraction, x >= a + 1 */
   double b = x + 1.0 - a, c = 1.0 / ALEA_FPMIN, d = 1.0 / b, h = d;
@@ -265,7 +268,7 @@ ALEA_HD_CALL double alea_gcf(double a, double x) {  /* Q(a, x) by continued frac
     d = 1.0 / d; double del = d * c; h *= del;
     if (fabs(del - 1.0) <= ALEA_EPS) break;
   }
-  return exp(-x + a * log(x) - lgamma(a)) * h;
+  return exp(-x + a * log(x) - alea_lgamma(a)) * h;
 }
 ALEA_HD double alea_gammp(double a, double x) {
   if (x <= 0.0) return 0.0;
@@ -276,7 +279,7 @@ ALEA_HD double alea_gammq(double a, double x) {
   return x < a + 1.0 ? 1.0 - alea_gser(a, x) : alea_gcf(a, x);
 }
 ALEA_HD_CALL double alea_invgammp(double p, double a) {  /* x with P(a, x) = p */
-  double x, t, u, a1 = a - 1.0, gln = lgamma(a), lna1 = 0.0, afac = 0.0;
+  double x, t, u, a1 = a - 1.0, gln = alea_lgamma(a), lna1 = 0.0, afac = 0.0;
   if (!(p > 0.0)) return p == 0.0 ? 0.0 : NAN;
   if (!(p < 1.0)) return p == 1.0 ? INFINITY : NAN;
   if (a > 1.0) {
@@ -324,7 +327,7 @@ ALEA_HD_CALL double alea_betacf(double a, double b, double x) {
 ALEA_HD double alea_betai(double a, double b, double x) {
   if (x <= 0.0) return 0.0;
   if (x >= 1.0) return 1.0;
-  double bt = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+  double bt = exp(alea_lgamma(a + b) - alea_lgamma(a) - alea_lgamma(b) + a * log(x) + b * log1p(-x));
   if (x < (a + 1.0) / (a + b + 2.0)) return bt * alea_betacf(a, b, x) / a;
   return 1.0 - bt * alea_betacf(b, a, 1.0 - x) / b;
 }
@@ -345,7 +348,7 @@ ALEA_HD_CALL double alea_invbetai(double p, double a, double b) {  /* x with I_x
     t = exp(a * lna) / a; u = exp(b * lnb) / b; w = t + u;
     x = p < t / w ? pow(a * w * p, 1.0 / a) : 1.0 - pow(b * w * (1.0 - p), 1.0 / b);
   }
-  double afac = -lgamma(a) - lgamma(b) + lgamma(a + b);
+  double afac = -alea_lgamma(a) - alea_lgamma(b) + alea_lgamma(a + b);
   for (int j = 0; j < 40; ++j) {
     if (x == 0.0 || x == 1.0) return x;
     double err = p < 0.5 ? alea_betai(a, b, x) - p : alea_betai(b, a, 1.0 - x) - (1.0 - p);

@@ -329,7 +329,7 @@ def _permut(n: Any, k: Any) -> Any:
 _COMB_CPP = """ALEA_HD double xl_comb_raw(double n, double k) {  /* C(n, k), 0 <= k <= n whole */
   if (k > n - k) k = n - k;
   if (k < 30.0) { double r = 1.0; for (double i = 1.0; i <= k; i += 1.0) r = r * (n - k + i) / i; return round(r); }
-  return round(exp(lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0)));
+  return round(exp(alea_lgamma(n + 1.0) - alea_lgamma(k + 1.0) - alea_lgamma(n - k + 1.0)));
 }
 """
 registry.unit("comb", _COMB_CPP)
@@ -362,7 +362,7 @@ _fn(
   XL_ERR2(n, k); n = trunc(n); k = trunc(k);
   if (n < 0.0 || k < 0.0 || n < k) return XL_NUM;
   if (k < 30.0) { double r = 1.0; for (double i = 0.0; i < k; i += 1.0) r *= n - i; return xl_num(r); }
-  return xl_num(round(exp(lgamma(n + 1.0) - lgamma(n - k + 1.0))));
+  return xl_num(round(exp(alea_lgamma(n + 1.0) - alea_lgamma(n - k + 1.0))));
 }
 """,
     required=2,
@@ -494,8 +494,8 @@ registry.unit(
     """ALEA_HD double xl_multinomial(double* v, int n) {
   double total = 0.0, r = 0.0;
   for (int i = 0; i < n; ++i) XL_ERR1(v[i]);
-  for (int i = 0; i < n; ++i) { double k = trunc(v[i]); if (k < 0.0) return XL_NUM; total += k; r -= lgamma(k + 1.0); }
-  return xl_num(round(exp(r + lgamma(total + 1.0))));
+  for (int i = 0; i < n; ++i) { double k = trunc(v[i]); if (k < 0.0) return XL_NUM; total += k; r -= alea_lgamma(k + 1.0); }
+  return xl_num(round(exp(r + alea_lgamma(total + 1.0))));
 }
 """,
 )

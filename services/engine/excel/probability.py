@@ -178,7 +178,7 @@ def _gamma_inv(p: Any, a: Any, b: Any) -> Any:
 
 registry.unit(
     "gamma_pdf",
-    "ALEA_HD double xl_gamma_pdf(double x, double a, double b) { if (x == 0.0) return a < 1.0 ? INFINITY : (a == 1.0 ? 1.0 / b : 0.0); return exp((a - 1.0) * log(x / b) - x / b - lgamma(a)) / b; }\n",
+    "ALEA_HD double xl_gamma_pdf(double x, double a, double b) { if (x == 0.0) return a < 1.0 ? INFINITY : (a == 1.0 ? 1.0 / b : 0.0); return exp((a - 1.0) * log(x / b) - x / b - alea_lgamma(a)) / b; }\n",
 )
 _fn(
     "GAMMA.DIST",
@@ -208,7 +208,7 @@ def _gamma(x: Any) -> Any:
 _fn(
     "GAMMALN",
     _gammaln,
-    "ALEA_HD double xl_gammaln(double x) { XL_ERR1(x); return x <= 0.0 ? XL_NUM : lgamma(x); }\n",
+    "ALEA_HD double xl_gammaln(double x) { XL_ERR1(x); return x <= 0.0 ? XL_NUM : alea_lgamma(x); }\n",
     1,
 )
 _alias("GAMMALN.PRECISE", "gammaln", 1)
@@ -243,8 +243,8 @@ _fn(
   if (x < lo || x > hi || lo >= hi || a <= 0.0 || b <= 0.0) return XL_NUM;
   double w = hi - lo, z = (x - lo) / w;
   if (cum != 0.0) return alea_betai(a, b, z);
-  if (z == 0.0 || z == 1.0) { double e = z == 0.0 ? a : b; return e < 1.0 ? XL_NUM : (e == 1.0 ? exp(-(lgamma(a) + lgamma(b) - lgamma(a + b))) / w : 0.0); }
-  return xl_num(exp((a - 1.0) * log(z) + (b - 1.0) * log1p(-z) - (lgamma(a) + lgamma(b) - lgamma(a + b))) / w);
+  if (z == 0.0 || z == 1.0) { double e = z == 0.0 ? a : b; return e < 1.0 ? XL_NUM : (e == 1.0 ? exp(-(alea_lgamma(a) + alea_lgamma(b) - alea_lgamma(a + b))) / w : 0.0); }
+  return xl_num(exp((a - 1.0) * log(z) + (b - 1.0) * log1p(-z) - (alea_lgamma(a) + alea_lgamma(b) - alea_lgamma(a + b))) / w);
 }
 """,
     4,
@@ -317,7 +317,7 @@ registry.unit(
 ALEA_HD double xl_binom_pmf(double k, double n, double p) {
   if (p == 0.0) return k == 0.0 ? 1.0 : 0.0;
   if (p == 1.0) return k == n ? 1.0 : 0.0;
-  return exp(lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0) + k * log(p) + (n - k) * log1p(-p));
+  return exp(alea_lgamma(n + 1.0) - alea_lgamma(k + 1.0) - alea_lgamma(n - k + 1.0) + k * log(p) + (n - k) * log1p(-p));
 }
 ALEA_HD double xl_binom_cdf(double k, double n, double p) {
   if (k >= n) return 1.0;
@@ -370,7 +370,7 @@ _fn(
     """ALEA_HD double xl_poisson_dist(double k, double l, double cum) {
   XL_ERR3(k, l, cum); k = trunc(k); if (k < 0.0 || l < 0.0) return XL_NUM;
   if (l == 0.0) return cum != 0.0 ? 1.0 : (k == 0.0 ? 1.0 : 0.0);
-  return cum != 0.0 ? alea_gammq(k + 1.0, l) : exp(k * log(l) - l - lgamma(k + 1.0));
+  return cum != 0.0 ? alea_gammq(k + 1.0, l) : exp(k * log(l) - l - alea_lgamma(k + 1.0));
 }
 """,
     3,
@@ -393,7 +393,7 @@ _fn(
   if (p <= 0.0 || p > 1.0 || f < 0.0 || s < 1.0) return XL_NUM;  /* no successes: #NUM! */
   if (p == 1.0) return cum != 0.0 ? 1.0 : (f == 0.0 ? 1.0 : 0.0);
   if (cum != 0.0) return alea_betai(s, f + 1.0, p);
-  return exp(lgamma(f + s) - lgamma(f + 1.0) - lgamma(s) + s * log(p) + f * log1p(-p));
+  return exp(alea_lgamma(f + s) - alea_lgamma(f + 1.0) - alea_lgamma(s) + s * log(p) + f * log1p(-p));
 }
 """,
     4,
@@ -417,8 +417,8 @@ _fn(
     _hypgeom_dist,
     """ALEA_HD double xl_hyp_pmf(double k, double n, double d, double m) {
   if (k < fmax(0.0, n + d - m) || k > fmin(n, d)) return 0.0;
-  return exp(lgamma(d + 1.0) - lgamma(k + 1.0) - lgamma(d - k + 1.0) + lgamma(m - d + 1.0) - lgamma(n - k + 1.0)
-             - lgamma(m - d - n + k + 1.0) - lgamma(m + 1.0) + lgamma(n + 1.0) + lgamma(m - n + 1.0));
+  return exp(alea_lgamma(d + 1.0) - alea_lgamma(k + 1.0) - alea_lgamma(d - k + 1.0) + alea_lgamma(m - d + 1.0) - alea_lgamma(n - k + 1.0)
+             - alea_lgamma(m - d - n + k + 1.0) - alea_lgamma(m + 1.0) + alea_lgamma(n + 1.0) + alea_lgamma(m - n + 1.0));
 }
 ALEA_HD double xl_hypgeom_dist(double k, double n, double bk, double bn, double cum) {
   XL_ERR5(k, n, bk, bn, cum); k = trunc(k); n = trunc(n); bk = trunc(bk); bn = trunc(bn);
@@ -493,7 +493,7 @@ _fn(
   XL_ERR3(x, df, cum); double d = trunc(df);
   if (d <= 0.0) return (cum == 0.0 && d == 0.0) ? XL_DIV0 : XL_NUM;
   if (cum != 0.0) return xl_t_cdf(x, d);
-  return exp(lgamma(0.5 * (d + 1.0)) - lgamma(0.5 * d) - 0.5 * (d + 1.0) * log1p(x * x / d)) / sqrt(d * 3.141592653589793);
+  return exp(alea_lgamma(0.5 * (d + 1.0)) - alea_lgamma(0.5 * d) - 0.5 * (d + 1.0) * log1p(x * x / d)) / sqrt(d * 3.141592653589793);
 }
 """,
     3,
@@ -654,7 +654,7 @@ _fn(
   if (cum != 0.0) return xl_f_cdf(x, a, b);
   if (x == 0.0) return a < 2.0 ? XL_NUM : (a == 2.0 ? 1.0 : 0.0);
   return xl_num(exp(0.5 * a * log(a) + 0.5 * b * log(b) + (0.5 * a - 1.0) * log(x) - 0.5 * (a + b) * log(a * x + b)
-                    - (lgamma(0.5 * a) + lgamma(0.5 * b) - lgamma(0.5 * (a + b)))));
+                    - (alea_lgamma(0.5 * a) + alea_lgamma(0.5 * b) - alea_lgamma(0.5 * (a + b)))));
 }
 """,
     4,
