@@ -170,6 +170,9 @@ def _same_simulation_request(earlier: SimulationRecord, request: SimulationReque
         and earlier.trials == request.trials
         and earlier.sampling == request.sampling
         and (request.seed is None or earlier.seed == request.seed)
+        and earlier.backend_preference == request.backend_preference
+        and earlier.priority == request.priority
+        and RunOptions.from_json(earlier.options) == request.options
     )
 
 

@@ -261,6 +261,9 @@ async def test_cache_and_idempotency(domain: Simulations, store: Store):
         replace(request, seed=12),
         replace(request, sampling="lhs"),
         replace(request, model_id=await insert_model(store)),
+        replace(request, backend_preference="CPU"),
+        replace(request, priority=5),
+        replace(request, options=outcome.RunOptions(vary_seeds=True)),
     ):
         with pytest.raises(InvalidArgument) as refused:
             await domain.create_simulation("t1", "u1", different)
