@@ -396,6 +396,8 @@ def _decode(found: Field, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("text")
     value.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate such as "\udcff"
+    if "\x00" in value:  # no stored text holds one (requests with one are refused), and
+        raise ValueError("text")  # PostgreSQL fails on binding it
     return value
 
 

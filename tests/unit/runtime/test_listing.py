@@ -307,6 +307,7 @@ def _forged(token: str, index: int, value: Any) -> str:
         ("seen_time", 0, "1767225600"),
         ("name", 0, "\udcff"),  # a lone surrogate: UTF-8 cannot hold it
         ("name", 1, "\ud800"),  # the key
+        ("name", 0, "a\x00b"),  # a NUL: PostgreSQL cannot bind it in text
     ],
 )
 def test_a_forged_cursor_value_is_invalid_argument(
