@@ -8,7 +8,10 @@ paths, bodies over the limit), over REST and, where it applies, native gRPC.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -19,6 +22,7 @@ from grpc_status import rpc_status
 from services.cli.edge_client import RestClient
 from services.cli.mesh_envoy import EdgeSettings
 from tests.e2e.conftest import PASSWORD, Tenants
+from tests.support.mesh import Mesh
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +200,26 @@ def test_rest_invalid_utf8_on_the_public_login_is_400(rest: RestClient) -> None:
     )
     assert reply.status == 400, reply.text
     assert reply.body["code"] == INVALID_ARGUMENT
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_a_body_far_over_the_limit_is_refused_while_it_is_sent(
+    mesh: Mesh, tenants: Tenants, tmp_path: Path
+) -> None:
+    """The 400 goes out once the limit is reached, with 8 MiB still to send. A client that
+    reads while it sends (curl) gets it; one that reads only after sending everything
+    (Python's http.client) sees the connection close instead, as envoy/README.md says."""
+    limit = EdgeSettings.max_request_bytes
+    body = tmp_path / "big.bin"
+    body.write_bytes(b"x" * (limit + 8 * 1024 * 1024))
+    pki = mesh.pki
+    command = ["curl", "--http1.1", "--silent", "--show-error", "--write-out", "\n%{http_code}"]
+    command += ["--cacert", str(pki / "ca.crt"), "--cert", str(pki / "client.crt")]
+    command += ["--key", str(pki / "client.key"), "--data-binary", f"@{body}"]
+    for name, value in {**tenants.a.headers, "content-type": "application/octet-stream"}.items():
+        command += ["--header", f"{name}: {value}"]
+    command.append(f"https://{mesh.edge_address}/v1/files:upload?fileName=big.bin")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    reply, status = done.stdout.rsplit("\n", 1)
+    assert status == "400", (done.stdout[-300:], done.stderr[-300:])
+    assert json.loads(reply)["message"] == f"request body larger than {limit} bytes"
