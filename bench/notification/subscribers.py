@@ -53,6 +53,12 @@ class SubscriberProcess:
             raise TimeoutError(f"{count} subscribers not connected in {START_SECONDS} s")
         self._pipe.recv()  # connected
 
+    @property
+    def pid(self) -> int:
+        """The subscribers' process (for its CPU time)."""
+        assert self._process.pid is not None  # started in the constructor
+        return self._process.pid
+
     def stop(self) -> list[float]:
         """Disconnect every subscriber; the latencies (s) of every event each received."""
         self._pipe.send("stop")
