@@ -279,7 +279,14 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         except ValueError:
             raise InvalidArgument("webhook.id", "must be a UUID") from None
         paths = list(request.update_mask.paths)
-        updated = await self.webhooks.update(current_principal().tenant_id, given.id, paths, values)
+        try:
+            updated = await self.webhooks.update(
+                current_principal().tenant_id, given.id, paths, values
+            )
+        except InvalidArgument as exc:
+            # The domain names the URL as CreateWebhook's `url`; here it is `webhook.url`.
+            renamed = [("webhook.url" if f == "url" else f, r) for f, r in exc.violations]
+            raise InvalidArgument.of(renamed) from None
         return _webhook(updated)
 
     async def RotateWebhookSecret(

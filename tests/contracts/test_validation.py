@@ -11,6 +11,7 @@ from alea.identity.v1 import identity_pb2
 from alea.notification.v1 import notification_pb2
 from alea.simulation.v1 import model_spec_pb2, simulation_pb2
 from google.api import httpbody_pb2
+from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
 UUID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -124,3 +125,26 @@ def test_webhook_url_must_be_http_or_https() -> None:
     assert violations(other) == {"url": "string.pattern"}
     secure = notification_pb2.CreateWebhookRequest(url="https://hooks.example.com/alea")
     assert violations(secure) == {}
+
+
+def test_an_updated_webhook_is_held_to_the_rules_of_a_new_one() -> None:
+    """UpdateWebhook stored an unspecified or unknown event type and an over-long name, which
+    CreateWebhook refuses; the fields left out of the mask stay empty and pass."""
+    mask = field_mask_pb2.FieldMask(paths=["event_types", "display_name", "url"])
+    update = notification_pb2.UpdateWebhookRequest(
+        webhook=notification_pb2.Webhook(
+            id=UUID, url="ftp://hooks.example.com", event_types=[0, 999], display_name="x" * 201
+        ),
+        update_mask=mask,
+    )
+    assert violations(update) == {
+        "webhook.url": "string.pattern",
+        "webhook.event_types[0]": "enum.not_in",
+        "webhook.event_types[1]": "enum.defined_only",
+        "webhook.display_name": "string.max_len",
+    }
+    state_only = notification_pb2.UpdateWebhookRequest(
+        webhook=notification_pb2.Webhook(id=UUID, state=notification_pb2.Webhook.STATE_ACTIVE),
+        update_mask=field_mask_pb2.FieldMask(paths=["state"]),
+    )
+    assert violations(state_only) == {}

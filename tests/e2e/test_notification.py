@@ -25,7 +25,7 @@ from alea.simulation.v1 import simulation_pb2, simulation_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
-from services.cli.edge_client import ssl_context
+from services.cli.edge_client import RestClient, ssl_context
 from tests.e2e.conftest import PASSWORD, Account, register
 from tests.e2e.test_simulation import workbook_bytes
 from tests.engine import models
@@ -454,6 +454,31 @@ def test_a_webhook_delivery_is_signed_per_standard_webhooks(
     notify.DeleteWebhook(
         pb.DeleteWebhookRequest(webhook_id=created.webhook.id), metadata=owner.metadata, timeout=30
     )
+
+
+def test_a_webhook_update_is_held_to_the_rules_of_creation_naming_the_request_field(
+    rest: RestClient, owner: Account, receiver: Receiver
+) -> None:
+    """UpdateWebhook stored EVENT_TYPE_UNSPECIFIED, unknown numbers and names longer than
+    CreateWebhook takes, and named a refused URL `url` where the request has `webhook.url`."""
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hooks"
+    created = rest.request("POST", "/v1/webhooks", {"url": url}, owner.headers)
+    assert created.status == 200, created.text
+    path = f"/v1/webhooks/{created.body['webhook']['id']}"
+    for mask, body, field in [
+        ("eventTypes", {"eventTypes": [0]}, "webhook.event_types[0]"),
+        ("eventTypes", {"eventTypes": [999]}, "webhook.event_types[0]"),
+        ("displayName", {"displayName": "x" * 201}, "webhook.display_name"),
+        ("url", {"url": "ftp://127.0.0.1/hooks"}, "webhook.url"),
+        ("url", {"url": ""}, "webhook.url"),
+    ]:
+        reply = rest.request("PATCH", f"{path}?updateMask={mask}", body, owner.headers)
+        assert reply.status == 400, (body, reply.text)
+        violations = reply.body["details"][0]["fieldViolations"]
+        assert [v["field"] for v in violations] == [field], (body, reply.text)
+    unchanged = rest.request("GET", path, headers=owner.headers)
+    assert (unchanged.body["url"], unchanged.body["eventTypes"]) == (url, [])
+    rest.request("DELETE", path, headers=owner.headers)
 
 
 def test_the_edge_holds_a_replicas_worth_of_subscriptions_and_still_serves_calls(
