@@ -229,7 +229,15 @@ class Files:
 
     async def _by_request(self, caller: Principal, request_id: str) -> FileInfo | None:
         file_id = await self._store.id_by_request(caller.tenant_id, request_id)
-        return await self.get(caller, file_id) if file_id else None
+        found = await self._store.get(caller.tenant_id, file_id) if file_id else None
+        if found is None:
+            return None
+        record, shared_with = found
+        if record.owner_id != caller.user_id:
+            # Another user's upload is not this caller's retry, and may be a file they cannot
+            # see: answering with it (or with NOT_FOUND for it) would name it to them.
+            raise InvalidArgument("request_id", "already used for a different request")
+        return _info(record, shared_with)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -315,6 +315,20 @@ async def test_request_id_makes_upload_idempotent(files: Files, blobs: LocalBlob
     assert len([p for p in blobs.root.rglob("*") if p.is_file()]) == 2
 
 
+async def test_another_users_request_id_is_a_different_request(files: Files) -> None:
+    """A colleague reusing alice's request_id got NOT_FOUND naming alice's unshared file
+    (or, as an admin, alice's file as their own upload's result): it is another request."""
+    alice, bob = user(TENANT_A), user(TENANT_A)
+    admin = user(TENANT_A, role="admin")
+    request_id = str(uuid.uuid4())
+    first = await put(files, alice, b"same", request_id=request_id)
+    for other in (bob, admin):
+        with pytest.raises(InvalidArgument) as refused:
+            await put(files, other, b"same", request_id=request_id)
+        assert refused.value.violations == [("request_id", "already used for a different request")]
+    assert (await put(files, alice, b"same", request_id=request_id)).id == first.id
+
+
 async def test_orphan_sweep_keeps_referenced_blobs(files: Files, blobs: LocalBlobStore) -> None:
     alice = user(TENANT_A)
     kept = await put(files, alice, b"referenced")
