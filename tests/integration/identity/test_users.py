@@ -195,3 +195,13 @@ def test_a_demoted_users_old_token_loses_its_power_here(identity: Identity) -> N
     assert code_of(call, request, metadata=auth(refreshed.tokens.access_token)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
+
+
+def test_a_malformed_user_id_is_invalid_argument_naming_it(identity: Identity) -> None:
+    """UpdateUser looked a malformed id up and answered NOT_FOUND, where GetUser refuses it."""
+    admin = identity.register()
+    for bad in ("nope", admin.user.id.replace("-", ""), ""):
+        with pytest.raises(grpc.RpcError) as raised:
+            update(identity, admin, pb.User(id=bad, display_name="X"), "display_name")
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+        assert raised.value.details().startswith("user.id: "), raised.value.details()
