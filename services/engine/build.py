@@ -281,7 +281,9 @@ def _matrix(lw: Lowerer, rng: Range, label: str) -> list[list[float]]:
     where = lw.graph.range_label(rng)
 
     def fail(reason: str) -> CorrelationError:
-        return CorrelationError(f"{label}: {reason}", where, "RiskCorrmat")
+        # the label is worth repeating only when it is a name, not the range the error names
+        text = reason if label == where else f"{label}: {reason}"
+        return CorrelationError(text, where, "RiskCorrmat")
 
     if rng.rows != rng.cols:
         raise fail(f"matrix must be square, got {rng.rows}x{rng.cols}")

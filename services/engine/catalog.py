@@ -175,7 +175,8 @@ def validate(dist: Distribution, params: Sequence[Param | None], location: str) 
         elif not isinstance(value, (int, float)):
             fail(f"{pname} must be a single number, not a range")
         elif not math.isfinite(value):
-            fail(f"{pname} must be a finite number, got {value}")
+            # an error (text in arithmetic, a division by 0) is a NaN: show its Excel code
+            fail(f"{pname} must be a finite number, got {xlerror.name(value) or value}")
         else:
             scalars[pname] = float(value)
     _CHECKS[dist.name](scalars, tables, fail)

@@ -520,6 +520,9 @@ def truncation_cdfs(
     return f_lo, f_hi
 
 
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
 def _truncated(
     distribution: str,
     u: np.ndarray,
@@ -530,7 +533,10 @@ def _truncated(
     dist = DISTRIBUTIONS[distribution]
     f_lo, f_hi = truncation_cdfs(distribution, params, lo, hi)
     mass = f_hi - f_lo
-    x = dist.ppf(f_lo + u * mass, *params)
+    # F(lo) + u (F(hi) - F(lo)) rounds to 1 for the largest uniforms when the window is open
+    # above (RiskTruncate(0,) of a normal): keep it below 1, as an untruncated draw is, so the
+    # quantile stays finite.
+    x = dist.ppf(np.minimum(f_lo + u * mass, _BELOW_ONE), *params)
     x = np.where(mass > 0, x, np.nan)
     return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
 

@@ -70,6 +70,32 @@ def test_lock_holds_the_static_value(compile_model) -> None:
     assert any("locked" in w for w in model.warnings)
 
 
+@pytest.mark.parametrize(
+    ("formula", "reference"),
+    [
+        ("=RiskNormal(0,1,RiskTruncate(0,))", stats.halfnorm()),
+        ("=RiskNormal(10,2,RiskTruncate(13,))", stats.truncnorm(1.5, np.inf, 10, 2)),
+        ("=RiskLogistic(5,2,RiskTruncate(6,))", None),
+    ],
+)
+def test_a_window_open_above_the_median_is_sampled(compile_model, formula, reference) -> None:
+    """F(lo) + u (1 - F(lo)) rounds to 1 for the largest uniform: kept below 1, the quantile
+    stays finite, so a half-normal is no longer refused as leaving the range of doubles."""
+    model = _model(formula)
+    out = _values(compile_model, model)["out1"]
+    assert np.all(np.isfinite(out))
+    if reference is not None:
+        assert stats.kstest(out, reference.cdf).pvalue > 1e-3
+    lo = float(formula.split("RiskTruncate(")[1].split(",")[0])
+    largest = sampling.sample(
+        model.inputs[0].distribution,
+        np.array([1.0 - 2.0**-53]),
+        tuple(p.value for p in model.inputs[0].params),  # type: ignore[attr-defined]
+        (lo, None),
+    )
+    assert np.isfinite(largest).all() and largest[0] > lo
+
+
 def test_name_names_the_input() -> None:
     model = _model('=RiskGeomet(0.3,RiskName("Failures"))')
     assert model.inputs[0].name == "Failures"
@@ -84,6 +110,9 @@ def test_name_names_the_input() -> None:
         ("=RiskPoisson(1e300)", "lambda must be at most 2^53"),
         ("=RiskNormal(0,1,RiskTruncate(100,101))", "leaves no probability"),
         ("=RiskCauchy(0,1,RiskTruncateP(0.9,0.2))", "RiskTruncateP"),
+        # an error argument shows as Excel shows it, not as the NaN that carries it
+        ('=RiskNormal("high",1)', "mean must be a finite number, got #VALUE!"),
+        ("=RiskNormal(10,1/0)", "sd must be a finite number, got #DIV/0!"),
     ],
 )
 def test_constant_parameters_are_checked_naming_the_cell(formula: str, reason: str) -> None:

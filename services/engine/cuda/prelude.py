@@ -558,8 +558,11 @@ ALEA_HD double tab_betageneral(double u, const double* c, double a1, double a2, 
 ALEA_HD double tab_binomial(double u, const double* c, double n, double p) { return alea_count(u, c); }
 ALEA_HD double tab_poisson(double u, const double* c, double lam) { return alea_count(u, c); }
 
-/* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi] */
-ALEA_HD double alea_trunc_u(double u, double flo, double fhi) { return fhi > flo ? flo + u * (fhi - flo) : NAN; }
+/* truncation: u -> F(lo) + u (F(hi) - F(lo)), quantile, clipped into [lo, hi]; kept below 1
+   (sampling._truncated): a window open above rounds to 1 for the largest uniforms */
+ALEA_HD double alea_trunc_u(double u, double flo, double fhi) {
+  return fhi > flo ? fmin(flo + u * (fhi - flo), 0x1.fffffffffffffp-1) : NAN;
+}
 ALEA_HD double alea_clip(double x, double lo, double hi) {  /* NaN stays NaN, as np.clip */
   return isnan(x) ? x : fmin(fmax(x, lo), hi);
 }

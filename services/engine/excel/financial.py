@@ -104,6 +104,22 @@ _fn(
 )
 
 
+def _balance(r: Any, k: Any, total: Any, pv: Any, kind: Any) -> Any:
+    """What is owed just after payment ``k`` (``pv`` before the first): minus FV, which for
+    payments in advance (type 1) also holds the interest of period ``k``, not yet paid."""
+    owed = -_fv(r, k, total, pv, kind)
+    return np.where((kind != 0) & (k >= 1), owed / (1.0 + r), owed)
+
+
+_BALANCE_CPP = r"""
+ALEA_HD double xl_balance(double r, double k, double total, double pv, double kind) {
+  double owed = -xl_fv(r, k, total, pv, kind);
+  return kind != 0.0 && k >= 1.0 ? owed / (1.0 + r) : owed;
+}
+"""
+registry.unit("balance", _BALANCE_CPP)
+
+
 def _cumulative(principal: bool) -> Any:
     def apply(r: Any, n: Any, pv: Any, start: Any, end: Any, kind: Any) -> Any:
         s, e = np.ceil(start), np.floor(end)
@@ -118,9 +134,10 @@ def _cumulative(principal: bool) -> Any:
             | (e > n)
         )
         total = _pmt(r, n, pv, 0.0, kind)
-        # principal repaid over periods s..e: the balance then minus the balance before
-        paid = _fv(r, e, total, pv, kind) - _fv(r, s - 1.0, total, pv, kind)
-        value = paid if principal else total * (e - s + 1.0) - paid
+        # the principal repaid over periods s..e: the balance before minus the balance then,
+        # paid out (negative, as the payments); the interest is the rest of the payments
+        repaid = _balance(r, s - 1.0, total, pv, kind) - _balance(r, e, total, pv, kind)
+        value = -repaid if principal else total * (e - s + 1.0) + repaid
         return np.where(bad, NUM, value)
 
     return apply
@@ -134,11 +151,12 @@ for _name, _principal in (("CUMIPMT", False), ("CUMPRINC", True)):
   XL_ERR6(r, n, pv, start, end, kind); double s = ceil(start), e = floor(end);
   if (r <= 0.0 || n <= 0.0 || pv <= 0.0 || s < 1.0 || e < 1.0 || s > e || (kind != 0.0 && kind != 1.0) || e > n) return XL_NUM;
   double total = xl_pmt(r, n, pv, 0.0, kind);
-  double paid = xl_fv(r, e, total, pv, kind) - xl_fv(r, s - 1.0, total, pv, kind);
-  return xl_num({"paid" if _principal else "total * (e - s + 1.0) - paid"});
+  double repaid = xl_balance(r, s - 1.0, total, pv, kind) - xl_balance(r, e, total, pv, kind);
+  return xl_num({"-repaid" if _principal else "total * (e - s + 1.0) + repaid"});
 }}
 """,
         6,
+        needs=("balance",),
     )
 
 

@@ -463,10 +463,49 @@ def _index(lw: Lowerer, args: tuple[Expr, ...], sheet: str) -> Value:
             return Grid(len(rows), len(cols), items) if len(items) > 1 else items[0]
         item = g.items[(ri - 1) * g.cols + ci - 1]
         return lw.const(0.0) if item is EMPTY else item
-    values = [lw.const(0.0) if v is EMPTY else v for v in g.items]
-    if any(isinstance(v, str) for v in values):
+    # One position constant (INDEX(table, MATCH(...), 3)): only that column (row) can be
+    # picked, so text elsewhere in the table (a label column) does not matter.
+    for fixed, along_rows in ((c, False), (r, True)):
+        if not isinstance(fixed, Const):
+            continue
+        if math.isnan(fixed.value):
+            return fixed
+        k = math.floor(fixed.value)
+        if not 0 <= k <= (g.rows if along_rows else g.cols):
+            return lw.error("#REF!")
+        if k >= 1:
+            if along_rows:
+                g, r = Grid(1, g.cols, tuple(_row(g, k - 1))), lw.const(1.0)
+            else:
+                g, c = Grid(g.rows, 1, tuple(_column(g, k - 1))), lw.const(1.0)
+    if any(isinstance(v, str) for v in g.items):
         raise lw.fail("INDEX that may return text needs a constant position", "INDEX")
     r, c = _whole_is_first(lw, r), _whole_is_first(lw, c)
+    # A constant 0 left here is the whole row (column) at a per-trial position: an array of
+    # one pick per column (row), which SUM(INDEX(table, k, 0)) adds up.
+    if isinstance(c, Const) and g.cols > 1:
+        picks = tuple(
+            _index_at(lw, Grid(g.rows, 1, tuple(_column(g, j))), r, lw.const(1.0))
+            for j in range(g.cols)
+        )
+        return Grid(1, g.cols, picks)
+    if isinstance(r, Const) and g.rows > 1:
+        picks = tuple(
+            _index_at(lw, Grid(1, g.cols, tuple(_row(g, i))), lw.const(1.0), c)
+            for i in range(g.rows)
+        )
+        return Grid(g.rows, 1, picks)
+    return _index_at(
+        lw,
+        g,
+        lw.const(1.0) if isinstance(r, Const) else r,
+        lw.const(1.0) if isinstance(c, Const) else c,
+    )
+
+
+def _index_at(lw: Lowerer, g: Grid, r: Node, c: Node) -> Node:
+    """The item of numbers-only ``g`` at 1-based per-trial ``r``, ``c`` (#REF! outside)."""
+    values = [lw.const(0.0) if v is EMPTY else v for v in g.items]
     if all(isinstance(v, Const) for v in values):
         table = lw.table([v.value for v in values], g.rows, g.cols)  # type: ignore[union-attr]
         return lw.apply("index", [table, r, c])
