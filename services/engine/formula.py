@@ -210,11 +210,23 @@ class _Parser:
     """A Pratt parser over openpyxl tokens; whitespace is dropped (intersection refused)."""
 
     def __init__(self, items: list[Token], formula: str, location: str) -> None:
-        self.tokens = [t for t in items if t.type != Token.WSPACE]
         self.pos = 0
         self.depth = 0
         self.formula = formula
         self.location = location
+        for before, space, after in zip(items, items[1:], items[2:], strict=False):
+            # a space between two references is Excel's intersection operator
+            if (
+                space.type == Token.WSPACE
+                and (before.subtype == Token.RANGE or before.subtype == Token.CLOSE)
+                and (after.subtype == Token.RANGE or after.type == Token.PAREN)
+                and after.subtype != Token.CLOSE
+            ):
+                raise self.fail(
+                    "the intersection operator (a space between references, "
+                    f"{before.value}{space.value}{after.value}) is not supported"
+                )
+        self.tokens = [t for t in items if t.type != Token.WSPACE]
 
     def fail(self, reason: str) -> FormulaError:
         shown = self.formula if len(self.formula) <= 80 else self.formula[:77] + "..."
@@ -255,6 +267,10 @@ class _Parser:
                     break
                 self.next()
                 left = Binary(op, left, self.expression(bp))
+            elif tok.type == Token.OP_IN and tok.value == ",":
+                raise self.fail(
+                    "the union operator (references joined by ',' in parentheses) is not supported"
+                )
             elif tok.type == Token.OP_IN:
                 raise self.fail(f"unsupported operator {tok.value!r}")
             else:

@@ -60,6 +60,16 @@ once per level, a few Python frames each, so this keeps it well inside the inter
 stack whatever the chain of names (``=n1`` with ``n1`` ``=SUM(SUM(...n2...))``...)."""
 
 
+#: What Excel writes for operators of its own that are not modelled: the file holds a function
+#: the user never typed, so the refusal says which operator it is.
+_UNSUPPORTED = {
+    "SINGLE": "the @ operator (implicit intersection, stored as _xlfn.SINGLE) is not supported: "
+    "refer to the one cell or value meant",
+    "ANCHORARRAY": "a spilled range reference (A1#, stored as _xlfn.ANCHORARRAY) is not "
+    "supported: spilled arrays are not modelled, refer to the range itself",
+}
+
+
 class Lowerer:
     """Lowers the cells of one :class:`Graph`, recording what :func:`build.build_model` needs
     to assemble the model: inputs with their address order, correlations, output names."""
@@ -414,7 +424,7 @@ class Lowerer:
                 return value
         spec = excel.FUNCTIONS.get(expr.name.upper())
         if spec is None:
-            raise self.fail("unsupported function", expr.name)
+            raise self.fail(_UNSUPPORTED.get(expr.name.upper(), "unsupported function"), expr.name)
         catalog.check_arity(expr.name, len(expr.args), spec.min_args, spec.max_args, self.where)
         result: Value | Range = spec.lower(self, expr.args, sheet)
         return result

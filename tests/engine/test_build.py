@@ -449,6 +449,16 @@ def test_unsupported_function_names_cell_and_function() -> None:
     assert (err.location, err.function, err.reason) == ("S!A1", "CUBEVALUE", "unsupported function")
 
 
+@pytest.mark.parametrize(
+    ("formula", "operator"),
+    [("=RiskOutput()+_xlfn.SINGLE(B1:B3)", "the @ operator"), ("=_xlfn.ANCHORARRAY(B1)", "A1#")],
+)
+def test_excel_operators_stored_as_functions_are_named(formula: str, operator: str) -> None:
+    """Excel 365 stores @ and A1# as functions the user never typed: the refusal says which."""
+    err = refusal({"S!A1": formula, "S!B1": 1, "S!C1": "=RiskOutput()+A1"}, FormulaError)
+    assert err.location == "S!A1" and operator in err.reason
+
+
 def test_circular_reference_names_the_cycle() -> None:
     err = refusal(
         {"S!A1": "=B1+1", "S!B1": "=C1", "S!C1": "=A1", "S!D1": "=RiskOutput()+A1"},

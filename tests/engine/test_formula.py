@@ -103,8 +103,10 @@ def test_references_and_names(text: str, ref: Ref | Name) -> None:
 @pytest.mark.parametrize(
     ("formula", "reason"),
     [
-        ("=SUM(A1:B2 C1:C3)", "unexpected 'C1:C3'"),
-        ("=(A1,B1)", "unsupported operator ','"),
+        ("=SUM(A1:B2 C1:C3)", "the intersection operator (a space between references"),
+        ("=Rate B1", "the intersection operator"),
+        ("=(A1:B3) (B1:B3)", "the intersection operator"),
+        ("=(A1,B1)", "the union operator"),
         ("=[1]Sheet1!A1", "unsupported reference"),
         ("=Sheet1:Sheet3!A1", "unsupported reference"),
         ("=A1:Sheet2!B2", "unsupported reference"),
