@@ -303,6 +303,12 @@ class Risk:
         output named by text; its target becomes an output of the model if it is not one."""
         kind, takes_argument = STATISTICS[lname]
         n = 2 if takes_argument else 1
+        if len(expr.args) == n + 1:  # @RISK's optional Sim#
+            raise self.lw.fail(
+                "the Sim# argument is not supported: a statistic is of the simulation it is "
+                "reported in (with RiskSimtable, one value per simulation)",
+                expr.name,
+            )
         catalog.check_arity(expr.name, len(expr.args), n, n, self.lw.where)
         target, argument = expr.args[0], None
         rng = self.lw.area(target, sheet) if isinstance(target, (Ref, Name)) else None

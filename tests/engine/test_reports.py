@@ -139,6 +139,9 @@ def test_reports_are_stored_with_the_model(model: Model) -> None:
         ({"B1": '=RiskOutput("x")+1', "B2": '=RiskMean("y")'}, "S!B2", "no output named 'y'"),
         ({"B1": "=RiskNormal(0,1)", "B2": "=RiskPercentile(B1,1.5)"}, "S!B2", "[0, 1]"),
         ({"B1": "=RiskNormal(0,1)", "B2": "=RiskTarget(B1,A9+B1)"}, "S!B2", "constant number"),
+        # @RISK's Sim# argument, which would read another simulation's statistics
+        ({"B1": "=RiskNormal(0,1)", "B2": "=RiskMean(B1,1)"}, "S!B2", "Sim# argument"),
+        ({"B1": "=RiskNormal(0,1)", "B2": "=RiskPercentile(B1,0.9,2)"}, "S!B2", "Sim#"),
         # a statistic of a cell that holds no formula: empty, a number, text
         ({"B1": '=RiskOutput("x")+1', "B2": "=RiskMean(Z99)"}, "S!B2", "S!Z99 holds no formula"),
         ({"B1": 5, "B2": "=RiskMean(B1)"}, "S!B2", "S!B1 holds no formula"),
