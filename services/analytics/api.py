@@ -16,6 +16,7 @@ from services.analytics.performance import BackendPerformance
 from services.analytics.store import LedgerRow
 from services.analytics.usage import EventView, Usage, align, month_range, tenant_scope
 from services.runtime.context import ServicerContext, current_principal
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.errors import InvalidArgument
 from services.runtime.events import type_name
 
@@ -31,12 +32,6 @@ _GRANULARITY = {
     pb.GRANULARITY_MONTH: "MONTH",
 }
 _BACKENDS = {"cpu": simulation_pb2.BACKEND_CPU, "gpu": simulation_pb2.BACKEND_GPU}
-
-
-def _ts(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(round(seconds * 1e9))
-    return stamp
 
 
 def _seconds(stamp: timestamp_pb2.Timestamp) -> float:
@@ -160,15 +155,18 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             frozenset(dimensions),
         )
         return pb.GetUsageResponse(
-            start_time=_ts(align(start, granularity)),
-            end_time=_ts(end),
+            start_time=timestamp_of_seconds(align(start, granularity)),
+            end_time=timestamp_of_seconds(end),
             series=[
                 pb.UsageSeries(
                     metric=f"USAGE_METRIC_{s.metric}",
                     user_id=s.user_id,
                     state=s.state,
                     backend=s.backend,
-                    points=[pb.UsagePoint(start_time=_ts(t), value=v) for t, v in s.points],
+                    points=[
+                        pb.UsagePoint(start_time=timestamp_of_seconds(t), value=v)
+                        for t, v in s.points
+                    ],
                     total=s.total,
                 )
                 for s in found
@@ -181,8 +179,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         start, end = _period(request, time.time() - 30 * _DAY)
         found = await self.usage.performance(current_principal(), request.tenant_id, start, end)
         return pb.GetPerformanceResponse(
-            start_time=_ts(start),
-            end_time=_ts(end),
+            start_time=timestamp_of_seconds(start),
+            end_time=timestamp_of_seconds(end),
             backends=[_backend(b) for b in found.backends],
             cache_hit_ratio=found.cache_hit_ratio,
             cache_hits=found.cache_hits,
@@ -194,16 +192,19 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         built = await report.build(self.usage, tenant, start, end)
         return pb.Report(
             tenant_id=tenant,
-            start_time=_ts(start),
-            end_time=_ts(end),
+            start_time=timestamp_of_seconds(start),
+            end_time=timestamp_of_seconds(end),
             totals=[
                 pb.MetricTotal(metric=f"USAGE_METRIC_{m}", value=v) for m, v in built.totals.items()
             ],
             top_users=[_user(row) for row in built.users[: request.top_users or 10]],
             backends=[_backend(b) for b in built.performance.backends],
-            create_time=_ts(built.create_time),
+            create_time=timestamp_of_seconds(built.create_time),
             simulations_by_state=built.by_state,
-            daily_trials=[pb.UsagePoint(start_time=_ts(t), value=v) for t, v in built.daily_trials],
+            daily_trials=[
+                pb.UsagePoint(start_time=timestamp_of_seconds(t), value=v)
+                for t, v in built.daily_trials
+            ],
             cache_hit_ratio=built.performance.cache_hit_ratio,
         )
 

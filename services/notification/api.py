@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from alea.notification.v1 import notification_pb2 as pb
 from alea.notification.v1 import notification_pb2_grpc
 from google.api import httpbody_pb2
-from google.protobuf import duration_pb2, empty_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, empty_pb2, json_format, struct_pb2
 
 from services.notification.domain import Notifications
 from services.notification.feed import Cursor, Filter
 from services.notification.store import Delivery, EventRecord, Preferences, Webhook
 from services.notification.webhooks import Webhooks
 from services.runtime.context import ServicerContext, current_principal
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.errors import InvalidArgument
 from services.runtime.events import type_name
 from services.runtime.listing import ListRequest
@@ -34,14 +35,6 @@ _DELIVERY_STATES = {
     "succeeded": pb.Delivery.STATE_SUCCEEDED,
     "failed": pb.Delivery.STATE_FAILED,
 }
-
-
-def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
-    if seconds is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -60,7 +53,7 @@ def event_message(event: EventRecord) -> pb.Event:
         user_id=event.user_id,
         resource=event.resource,
         data=data,
-        event_time=_ts(event.event_time),
+        event_time=timestamp_of_seconds(event.event_time),
         type_name=type_name(event.type),
     )
 
@@ -89,11 +82,11 @@ def _webhook(row: Webhook) -> pb.Webhook:
         url=row.url,
         event_types=row.event_types,  # type: ignore[arg-type]
         display_name=row.display_name,
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        create_time=timestamp_of_seconds(row.create_time),
+        update_time=timestamp_of_seconds(row.update_time),
         state=_WEBHOOK_STATES[row.state],
         disabled_reason=row.disabled_reason,
-        previous_secret_expire_time=_ts(row.previous_secret_expire_time),
+        previous_secret_expire_time=timestamp_of_seconds(row.previous_secret_expire_time),
     )
 
 
@@ -108,13 +101,13 @@ def _delivery(row: Delivery) -> pb.Delivery:
         attempts=row.attempts,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
-        next_attempt_time=_ts(row.next_attempt_time),
-        create_time=_ts(row.create_time),
-        update_time=_ts(row.update_time),
+        next_attempt_time=timestamp_of_seconds(row.next_attempt_time),
+        create_time=timestamp_of_seconds(row.create_time),
+        update_time=timestamp_of_seconds(row.update_time),
         attempt_log=[
             pb.DeliveryAttempt(
                 attempt=a["attempt"],
-                attempt_time=_ts(a["attempt_time"]),
+                attempt_time=timestamp_of_seconds(a["attempt_time"]),
                 status_code=a["status_code"],
                 error=a["error"],
                 latency=_duration(a["latency_seconds"]),
@@ -134,8 +127,8 @@ def _preferences(row: Preferences) -> pb.NotificationPreferences:
         email_event_types=row.email_event_types,  # type: ignore[arg-type]
         email_only_mine=row.email_only_mine,
         quiet=row.quiet,
-        create_time=_ts(row.create_time or None),
-        update_time=_ts(row.update_time or None),
+        create_time=timestamp_of_seconds(row.create_time or None),
+        update_time=timestamp_of_seconds(row.update_time or None),
     )
 
 

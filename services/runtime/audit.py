@@ -43,12 +43,13 @@ from typing import Any
 
 import grpc
 from alea.admin.v1 import admin_pb2
-from google.protobuf import descriptor_pool, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pool, struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from services.runtime import access
 from services.runtime.context import Principal
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.db import Database
 from services.runtime.interceptor import Call
 from services.runtime.outbox import Outbox, OutboxItem
@@ -103,8 +104,7 @@ class AuditEntry:
     def to_record(self, service: str) -> admin_pb2.AuditRecord:
         details = struct_pb2.Struct()
         details.update(self.details)
-        stamp = timestamp_pb2.Timestamp()
-        stamp.FromNanoseconds(int(self.event_time * 1e9))
+        stamp = timestamp_of_seconds(self.event_time)
         return admin_pb2.AuditRecord(
             id=self.id,
             tenant_id=self.tenant_id,

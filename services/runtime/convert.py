@@ -7,6 +7,7 @@ Built from integers directly: protobuf's ``Timestamp.FromDatetime`` and
 from __future__ import annotations
 
 import datetime as dt
+from typing import overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -24,6 +25,10 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
+@overload
+def timestamp_of_seconds(seconds: float) -> Timestamp: ...
+@overload
+def timestamp_of_seconds(seconds: None) -> None: ...
 def timestamp_of_seconds(seconds: float | None) -> Timestamp | None:
     """The Timestamp of UNIX seconds (None stays unset)."""
     if seconds is None:

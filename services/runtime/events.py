@@ -21,8 +21,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from alea.notification.v1 import notification_pb2 as pb
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 
+from services.runtime.convert import timestamp_of_seconds
 from services.runtime.db import Database
 from services.runtime.outbox import Outbox, OutboxItem, Relay, RelaySettings
 from services.runtime.peers import Peers
@@ -82,8 +83,7 @@ def event(
     """
     payload = struct_pb2.Struct()
     payload.update(dict(data))
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
+    stamp = timestamp_of_seconds(time.time() if at is None else at)
     message = pb.Event(
         id=str(uuid.uuid4()),
         tenant_id=tenant_id,
