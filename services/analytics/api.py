@@ -154,24 +154,29 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             [_metric(m) for m in request.metrics],
             frozenset(dimensions),
         )
-        return pb.GetUsageResponse(
+        response = pb.GetUsageResponse(
             start_time=timestamp_of_seconds(align(start, granularity)),
             end_time=timestamp_of_seconds(end),
-            series=[
-                pb.UsageSeries(
-                    metric=f"USAGE_METRIC_{s.metric}",
-                    user_id=s.user_id,
-                    state=s.state,
-                    backend=s.backend,
-                    points=[
-                        pb.UsagePoint(start_time=timestamp_of_seconds(t), value=v)
-                        for t, v in s.points
-                    ],
-                    total=s.total,
-                )
-                for s in found
-            ],
         )
+        # Every series has a point per bucket, the same buckets: each bucket's Timestamp is
+        # built once, and points are added in place (a month of days in nine metrics is 279
+        # points, which cost more as new messages than the rest of the call).
+        stamps: dict[float, timestamp_pb2.Timestamp] = {}
+        for s in found:
+            series = response.series.add(
+                metric=f"USAGE_METRIC_{s.metric}",
+                user_id=s.user_id,
+                state=s.state,
+                backend=s.backend,
+                total=s.total,
+            )
+            add = series.points.add
+            for t, v in s.points:
+                stamp = stamps.get(t)
+                if stamp is None:
+                    stamp = stamps[t] = timestamp_of_seconds(t)
+                add(start_time=stamp, value=v)
+        return response
 
     async def GetPerformance(
         self, request: pb.GetPerformanceRequest, context: ServicerContext

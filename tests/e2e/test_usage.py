@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 
 import grpc
@@ -137,6 +138,25 @@ def test_usage_is_exactly_what_happened_and_matches_the_quota(
         identity_pb2.GetQuotaRequest(), metadata=owner.metadata
     )
     assert found[("TRIALS", "", "")] == quota.trials_used_this_month
+
+
+def test_usage_by_day_has_a_point_per_day_so_far(analytics, scripted) -> None:
+    owner, expected = scripted
+    response = analytics.GetUsage(
+        pb.GetUsageRequest(granularity=pb.GRANULARITY_DAY), metadata=owner.metadata, timeout=30
+    )
+    first = response.start_time.seconds
+    assert time.gmtime(first)[2:6] == (1, 0, 0, 0)  # the 1st of this month, 00:00 UTC
+    end = response.end_time.seconds + response.end_time.nanos / 1e9  # now, by default
+    days = math.ceil((end - first) / 86_400)
+    assert 1 <= days <= 31
+    for series in response.series:
+        starts = [p.start_time.seconds for p in series.points]
+        assert starts == [first + 86_400 * d for d in range(days)], series.metric
+        assert not any(p.start_time.nanos for p in series.points)
+        assert sum(p.value for p in series.points) == pytest.approx(series.total)
+    trials = [s for s in response.series if s.metric == pb.USAGE_METRIC_TRIALS]
+    assert [s.total for s in trials] == [expected[("TRIALS", "", "")]]
 
 
 def test_api_calls_are_counted_per_user(analytics, edge: grpc.Channel) -> None:
