@@ -297,10 +297,19 @@ _OUTAGES: tuple[type[BaseException], ...] = (
 
 def is_outage(error: BaseException) -> bool:
     """Whether ``error`` means the database could not be reached (down, restarting, the
-    connection lost) rather than a fault of the statement: the client should retry."""
-    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, _OUTAGES):
-        return True
-    cause = getattr(error, "orig", None) or error.__cause__
-    return cause is not None and cause is not error and is_outage(cause)
+    connection lost) rather than a fault of the statement: the client should retry.
+
+    Also an error raised while handling such a one (SQLAlchemy's ``PendingRollbackError``
+    on the connection just lost, a rollback that cannot reach the server): the outage is
+    what happened, whatever was raised last."""
+    seen: set[int] = set()
+    found: BaseException | None = error
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        if isinstance(found, sqlalchemy.exc.DBAPIError) and found.connection_invalidated:
+            return True
+        if isinstance(found, _OUTAGES):
+            return True
+        context = None if found.__suppress_context__ else found.__context__
+        found = getattr(found, "orig", None) or found.__cause__ or context
+    return False

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, PendingRollbackError
 
-from services.runtime.db import Database
+from services.runtime.db import Database, is_outage
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
 
 IDENTITY_MIGRATIONS = Path(__file__).parents[3] / "services" / "identity" / "migrations"
@@ -173,3 +173,32 @@ async def test_postgresql_reads_run_in_autocommit_and_transactions_stay_whole(
             assert await session.scalar(text("SELECT count(*) FROM t")) == 0
     finally:
         await db.close()
+
+
+def _raised_while_handling(
+    first: BaseException, then: BaseException, *, hide: bool
+) -> BaseException:
+    """``then`` as raised in an ``except`` block of ``first`` (``from None`` when ``hide``)."""
+    try:
+        try:
+            raise first
+        except BaseException:
+            if hide:
+                raise then from None
+            raise then  # noqa: B904  (chained implicitly, as a library's handler does)
+    except BaseException as raised:
+        return raised
+
+
+def test_an_error_raised_while_handling_a_lost_connection_is_an_outage() -> None:
+    lost = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+    rollback = PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+    assert is_outage(lost)
+    assert not is_outage(rollback)
+    assert is_outage(_raised_while_handling(lost, rollback, hide=False))
+    # Not when the handler said the first error does not matter, nor for a plain error.
+    assert not is_outage(_raised_while_handling(lost, ValueError("x"), hide=True))
+    assert not is_outage(ValueError("x"))
+    caused = ValueError("wrapped")
+    caused.__cause__ = TimeoutError()
+    assert is_outage(caused)
