@@ -258,14 +258,19 @@ class Database:
                 await connection.execution_options(**{_IMMEDIATE: True})
             else:
                 await connection.execution_options(**_READ_COMMITTED)
+            # Taken while the connection is live: once SQLAlchemy has invalidated it (the
+            # server went away, or a statement was cancelled), reading connection.info
+            # reconnects, synchronously and outside a greenlet, and raises MissingGreenlet
+            # in place of the error being handled (an outage, a cancellation).
+            info = connection.info
             try:
                 async with connection.begin():
                     yield connection
             except BaseException:
                 # info lives with the pooled DBAPI connection: never hand it to the next user.
-                connection.info.pop(_AFTER_COMMIT, None)
+                info.pop(_AFTER_COMMIT, None)
                 raise
-            for callback in connection.info.pop(_AFTER_COMMIT, ()):
+            for callback in info.pop(_AFTER_COMMIT, ()):
                 callback()
 
 

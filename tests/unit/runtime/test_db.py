@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError, PendingRollbackError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 
-from services.runtime.db import Database, is_outage
+from services.runtime.db import Database, after_commit, is_outage
 from tests.support.postgres import postgres  # noqa: F401  (session fixture)
 
 IDENTITY_MIGRATIONS = Path(__file__).parents[3] / "services" / "identity" / "migrations"
@@ -171,6 +171,64 @@ async def test_postgresql_reads_run_in_autocommit_and_transactions_stay_whole(
                 raise RuntimeError("boom")
         async with db.reading() as session:
             assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+    finally:
+        await db.close()
+
+
+@pytest.mark.integration
+async def test_a_transaction_whose_connection_is_lost_raises_the_driver_s_outage(
+    postgres,  # noqa: F811
+) -> None:
+    # The server ends the transaction's connection (as when PostgreSQL restarts): what comes
+    # out is the driver's error on the invalidated connection, an outage in itself, not an
+    # error raised while cleaning up after it.
+    db = Database(postgres.create_database("lost_connection_test"))
+    committed: list[str] = []
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            async with db.transaction() as session:
+                after_commit(session, lambda: committed.append("committed"))
+                pid = await session.scalar(text("SELECT pg_backend_pid()"))
+                async with db.reading() as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                await session.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated
+        assert is_outage(raised.value)
+        assert committed == []
+        async with db.transaction() as session:  # the pool connects again
+            after_commit(session, lambda: committed.append("committed"))
+            assert await session.scalar(text("SELECT 1")) == 1
+        assert committed == ["committed"]
+    finally:
+        await db.close()
+
+
+@pytest.mark.integration
+async def test_a_transaction_cancelled_mid_statement_is_cancelled(
+    postgres,  # noqa: F811
+) -> None:
+    # SQLAlchemy invalidates a connection whose statement was interrupted; the cancellation
+    # (a client gone, a deadline) must come out as such, and a timeout as TimeoutError.
+    db = Database(postgres.create_database("cancelled_transaction_test"))
+    started = asyncio.Event()
+
+    async def sleeping() -> None:
+        async with db.transaction() as session:
+            started.set()
+            await session.execute(text("SELECT pg_sleep(10)"))
+
+    try:
+        task = asyncio.create_task(sleeping())
+        await started.wait()
+        await asyncio.sleep(0.2)  # the statement is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await sleeping()
+        async with db.reading() as session:
+            assert await session.scalar(text("SELECT 1")) == 1
     finally:
         await db.close()
 
