@@ -22,7 +22,7 @@ import pytest
 
 from services.cli.main import main
 from services.cli.mesh_procs import MeshLayout, is_alive, stop_mesh
-from tests.support.services import REPO_ROOT, free_port
+from tests.support.services import REPO_ROOT, free_port, free_port_offset
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     env = {
         "ALEA_EDGE_PORT": str(free_port()),
         "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-        "ALEA_PORT_OFFSET": str(free_port() - 50051),
+        "ALEA_PORT_OFFSET": str(free_port_offset()),
     }
     up = alea_process(home, env, "up", "--services", "identity")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -96,7 +96,7 @@ def test_up_refuses_a_port_in_use_with_a_clear_error(tmp_path: Path) -> None:
         env = {
             "ALEA_EDGE_PORT": str(port),
             "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-            "ALEA_PORT_OFFSET": str(free_port() - 50051),
+            "ALEA_PORT_OFFSET": str(free_port_offset()),
         }
         up = alea(tmp_path, env, "up", "--services", "identity")
     assert up.returncode == 1
@@ -107,7 +107,7 @@ def test_up_shows_the_log_of_a_service_that_dies_during_start(tmp_path: Path) ->
     env = {
         "ALEA_EDGE_PORT": str(free_port()),
         "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-        "ALEA_PORT_OFFSET": str(free_port() - 50051),
+        "ALEA_PORT_OFFSET": str(free_port_offset()),
     }
     up = alea(
         tmp_path,

@@ -43,7 +43,7 @@ from services.cli.mesh_procs import (
 from services.cli.simulate import demo_workbook
 from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
 from tests.e2e.test_cli_mesh import alea, alea_process
-from tests.support.services import free_port
+from tests.support.services import free_port, free_port_offset
 
 pytestmark = pytest.mark.integration
 COME_BACK_TIMEOUT_S = 60.0  # a bound for a broken supervisor, not a speed target
@@ -64,7 +64,7 @@ def _env() -> dict[str, str]:
     return {
         "ALEA_EDGE_PORT": str(free_port()),
         "ALEA_EDGE_ADMIN_PORT": str(free_port()),
-        "ALEA_PORT_OFFSET": str(free_port() - 50051),
+        "ALEA_PORT_OFFSET": str(free_port_offset()),
         **SIMULATION,
     }
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.runtime.config import DEFAULT_PORTS, HEALTH_PORT_OFFSET
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _STARTS = 3  # attempts when a port found free was taken before the service bound it
 
@@ -43,20 +45,38 @@ _PORTS = range(20000, 32000)
 _handed_out: set[int] = set()
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1, free a moment ago and not handed out before by this process."""
     for _ in range(1000):
         port = random.choice(_PORTS)
-        if port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
     raise RuntimeError("no free port found in 20000-31999")
+
+
+def free_port_offset() -> int:
+    """An ``ALEA_PORT_OFFSET`` (``alea up``) whose every port, each service's and its health
+    port, was free a moment ago and is not handed out again by this process: checking the
+    first service's port alone left the others to collide with another test's servers."""
+    first = min(DEFAULT_PORTS.values())
+    span = max(DEFAULT_PORTS.values()) - first + HEALTH_PORT_OFFSET
+    for _ in range(1000):
+        offset = random.choice(range(_PORTS.start, _PORTS.stop - span)) - first
+        ports = [p + offset + h for p in DEFAULT_PORTS.values() for h in (0, HEALTH_PORT_OFFSET)]
+        if not _handed_out.intersection(ports) and all(map(_bindable, ports)):
+            _handed_out.update(ports)
+            return offset
+    raise RuntimeError("no free range of service ports found in 20000-31999")
 
 
 @dataclass
