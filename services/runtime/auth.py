@@ -271,16 +271,17 @@ class UserCheck:
         one question a second and none of them waits for it."""
         key = (principal.tenant_id, principal.user_id)
         hit = self._entries.get(key)
-        if hit is not None and hit[3] <= time.monotonic() and not wait:
-            self._calls.refresh(
-                key,
-                lambda: self._source(*key),
-                lambda t, a: self._store(key, t, a),
-                lambda: self._entries.pop(key, None),
-            )
-        elif hit is None or hit[3] <= time.monotonic():
-            asked, answer = await self._calls.ask(key, lambda: self._source(*key))
-            hit = self._store(key, asked, answer)
+        if hit is None or hit[3] <= time.monotonic():
+            if hit is not None and not wait:
+                self._calls.refresh(
+                    key,
+                    lambda: self._source(*key),
+                    lambda t, a: self._store(key, t, a),
+                    lambda: self._entries.pop(key, None),
+                )
+            else:
+                asked, answer = await self._calls.ask(key, lambda: self._source(*key))
+                hit = self._store(key, asked, answer)
         active, role, platform, _ = hit
         if not active:
             raise Unauthenticated("user is disabled or no longer exists")
@@ -297,8 +298,8 @@ class UserCheck:
     ) -> tuple[bool, str, bool, float]:
         if len(self._entries) >= self._max:
             self._entries.clear()
-        entry = self._entries[key] = (*answer, asked + self._ttl)
-        return entry
+        self._entries[key] = (*answer, asked + self._ttl)
+        return self._entries[key]
 
 
 class Authenticator:
